@@ -1,0 +1,48 @@
+# Entry points for a fresh Debian 12 machine. Every target runs scripts/setup first (quiet when nothing is
+# missing). Builds go to build/<preset>; `make test` uses the release preset with warnings as errors.
+JOBS ?= $(shell nproc)
+PRESET ?= release
+BUILD := build/$(PRESET)
+
+.PHONY: setup build demo test test-asan bench bench-e2e fuzz fuzz-smoke train-tiny clean
+
+setup:
+	@scripts/setup
+
+build: setup
+	@cmake --preset $(PRESET) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+demo: build
+	@scripts/demo $(BUILD)
+
+test: build
+	@ctest --test-dir $(BUILD) --output-on-failure -j 1
+
+# Unit, kernel and fuzz-corpus tests under AddressSanitizer + UndefinedBehaviorSanitizer.
+test-asan: setup
+	@cmake --preset asan >/dev/null
+	@cmake --build build/asan -j $(JOBS)
+	@ctest --test-dir build/asan --output-on-failure -j 1 -L 'unit|kernels|fuzz'
+
+bench: build
+	@mkdir -p build/bench
+	@$(BUILD)/tools/bench/easel_bench_kernels --benchmark_out=build/bench/kernels.json --benchmark_out_format=json
+
+# libFuzzer targets under ASan+UBSan. FUZZ_SECONDS per target (default 60).
+FUZZ_SECONDS ?= 60
+fuzz: setup
+	@cmake --preset fuzz >/dev/null
+	@cmake --build build/fuzz -j $(JOBS)
+	@scripts/fuzz build/fuzz $(FUZZ_SECONDS)
+
+# What CI runs: each fuzz target for a short time.
+fuzz-smoke:
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=10
+
+train-tiny:
+	@scripts/setup --train
+	@/usr/bin/python3 tools/train/train_tiny.py
+
+clean:
+	rm -rf build
