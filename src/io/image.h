@@ -1,0 +1,46 @@
+// Image files: PNG (with text chunks, where AUTOMATIC1111 keeps its `parameters` infotext), JPEG and WebP,
+// read and written as 8-bit RGB/RGBA/gray pixels.
+//
+//   EASEL_TRY_ASSIGN(Image img, read_image("init.png"));          // format from the bytes, not the name
+//   EASEL_TRY(write_image("out.png", img, {{"parameters", infotext}}));  // format from the extension
+//   EASEL_TRY_ASSIGN(auto text, read_png_text(bytes));            // {"parameters": "..."}
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+
+namespace easel {
+
+struct Image {
+    int width = 0;
+    int height = 0;
+    int channels = 0;             // 1 (gray), 3 (RGB) or 4 (RGBA)
+    std::vector<uint8_t> pixels;  // row-major, interleaved, height*width*channels bytes
+};
+
+enum class ImageFormat { Png, Jpeg, Webp };
+
+using TextChunks = std::map<std::string, std::string>;
+
+// Limits that keep a hostile file from asking for unbounded memory.
+constexpr int kMaxImageSide = 16384;
+
+Result<ImageFormat> image_format_from_path(const std::string& path);  // by extension
+Result<Image> decode_image(const uint8_t* data, size_t size, const std::string& name_for_errors = "image");
+Result<Image> read_image(const std::string& path);
+
+// PNG text chunks (tEXt, zTXt and iTXt) of a PNG in memory.
+Result<TextChunks> read_png_text(const uint8_t* data, size_t size, const std::string& name_for_errors = "image");
+
+// `text` goes into PNG text chunks (tEXt when the value is Latin-1, else iTXt in UTF-8, as PIL does) and into a
+// JPEG COM segment (key "parameters" only); WebP has no standard place for it and gets none.
+Result<std::vector<uint8_t>> encode_image(const Image& img, ImageFormat fmt, const TextChunks& text = {},
+                                          int quality = 95);
+// Writes through a temporary file and a rename, so a failed write never leaves a truncated image.
+Status write_image(const std::string& path, const Image& img, const TextChunks& text = {}, int quality = 95);
+
+}  // namespace easel
