@@ -3,6 +3,11 @@
 # File name suffix decides: *_avx2.cpp, *_avx512.cpp, *_avx512bf16.cpp.
 set(EASEL_FLAGS_AVX2 -mavx2 -mfma -mf16c)
 set(EASEL_FLAGS_AVX512 -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq)
+if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
+  # g++ 12 warns -Wmaybe-uninitialized inside its own avx512fintrin.h (the _mm512_undefined_* idiom used by
+  # reductions and permutes); it is about the header, not our code.
+  list(APPEND EASEL_FLAGS_AVX512 -Wno-maybe-uninitialized)
+endif()
 set(EASEL_FLAGS_AVX512BF16 ${EASEL_FLAGS_AVX512} -mavx512bf16 -mavx512vnni)
 
 function(easel_apply_isa_flags)

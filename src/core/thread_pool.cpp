@@ -42,7 +42,12 @@ public:
         stop();
         n_ = std::max(1, n);
         quit_ = false;
-        for (int i = 1; i < n_; ++i) workers_.emplace_back([this, i] { loop(i); });
+        uint64_t start;
+        {
+            std::lock_guard<std::mutex> lk(mu_);
+            start = generation_;  // a new worker must not mistake an old job's generation for a new job
+        }
+        for (int i = 1; i < n_; ++i) workers_.emplace_back([this, i, start] { loop(i, start); });
     }
 
     void run(const std::function<void(int, int)>& fn) {
@@ -67,8 +72,7 @@ public:
     }
 
 private:
-    void loop(int index) {
-        uint64_t seen = 0;
+    void loop(int index, uint64_t seen) {
         t_in_parallel = true;
         for (;;) {
             const std::function<void(int, int)>* job;

@@ -1,0 +1,42 @@
+// MappedFile: a whole file mapped read-only into memory, shared by every tensor view made over it.
+//
+//   EASEL_TRY_ASSIGN(std::shared_ptr<const MappedFile> f, MappedFile::open("v1-5.safetensors"));
+//   const uint8_t* p = f->data();                       // f->size() bytes, valid while any owner lives
+//   Tensor t = Tensor::wrap(const_cast<uint8_t*>(p) + off, {320, 4, 3, 3}, DType::F16,
+//                           std::const_pointer_cast<MappedFile>(f));   // the view keeps the mapping alive
+//
+// The mapping is private copy-on-write (MAP_PRIVATE): a stray write through a tensor view changes only this
+// process's copy of that page, never the file, and does not fault. Tensors made by readers are still meant
+// to be treated as read-only: clone() before modifying one.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "core/error.h"
+
+namespace easel {
+
+class MappedFile {
+public:
+    // Io error for a missing or unreadable path or a directory; an empty file maps to size() == 0.
+    static Result<std::shared_ptr<const MappedFile>> open(const std::string& path);
+
+    ~MappedFile();
+    MappedFile(const MappedFile&) = delete;
+    MappedFile& operator=(const MappedFile&) = delete;
+
+    const uint8_t* data() const { return data_; }
+    size_t size() const { return size_; }
+    const std::string& path() const { return path_; }
+
+private:
+    MappedFile() = default;
+    const uint8_t* data_ = nullptr;  // null when size_ == 0
+    size_t size_ = 0;
+    std::string path_;
+};
+
+}  // namespace easel

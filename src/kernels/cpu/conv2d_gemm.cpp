@@ -1,0 +1,192 @@
+// conv2d as one GEMM per image (kernels/conv2d.h): Y[Cout, P] = W[Cout, K] · im2col(X)[K, P], P = Ho*Wo,
+// K = Cin*kh*kw in PyTorch's weight order (ci, ky, kx) for f32 words, or (ky, kx, channel pair) for bf16 pair
+// words (so a pair word is two channels at one pixel, see conv2d()). The packed weight is the microkernel's
+// broadcast (A) operand; the im2col columns are written straight into B panels by the driver's build
+// callback, one (k block) x (tile of output pixels) at a time, so no full im2col is ever held.
+//
+// Napkin maths, 3x3 320->320 at 64x64: 2*320*4096*2880 = 7.5 GFLOP per image; each im2col value is built once
+// per tile and used by all 320 output channels (640 FLOP per 4-byte copy), so the build is a few percent.
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "core/half.h"
+#include "core/thread_pool.h"
+#include "kernels/conv2d.h"
+#include "kernels/cpu/gemm_kernels.h"
+
+namespace easel {
+namespace {
+
+// One im2col row of 32-bit words for output pixels [p0, p0 + count). Word row k reads plane `plane` at tap
+// (ky, kx): f32 layout (PyTorch weight order): k = plane * taps + tap; bf16 pair layout (planes are channel
+// pairs): k = tap * planes + plane. Out-of-image taps are zero words.
+struct Im2col {
+    const uint32_t* planes;  // [num_planes, h, w]
+    int64_t num_planes, h, w, kh, kw, wo, stride, pad;
+    bool tap_major;
+
+    void row(int64_t k, int64_t p0, int64_t count, uint32_t* out) const {
+        const int64_t taps = kh * kw;
+        const int64_t plane = tap_major ? k % num_planes : k / taps;
+        const int64_t tap = tap_major ? k / num_planes : k % taps;
+        const int64_t ky = tap / kw, kx = tap % kw;
+        int64_t p = p0;
+        const int64_t end = p0 + count;
+        while (p < end) {
+            const int64_t oy = p / wo, ox0 = p % wo;
+            const int64_t seg = std::min(wo - ox0, end - p);
+            const int64_t iy = oy * stride + ky - pad;
+            if (iy < 0 || iy >= h) {
+                std::fill(out, out + seg, 0u);
+            } else {
+                const uint32_t* src = planes + (plane * h + iy) * w;
+                if (stride == 1) {
+                    // Input columns ix0 .. ix0 + seg; zeros where they fall outside [0, w).
+                    const int64_t ix0 = ox0 + kx - pad;
+                    const int64_t lo = std::clamp<int64_t>(-ix0, 0, seg);
+                    const int64_t hi = std::clamp<int64_t>(w - ix0, lo, seg);
+                    std::fill(out, out + lo, 0u);
+                    std::memcpy(out + lo, src + ix0 + lo, size_t(hi - lo) * 4);
+                    std::fill(out + hi, out + seg, 0u);
+                } else {
+                    for (int64_t i = 0; i < seg; ++i) {
+                        const int64_t ix = (ox0 + i) * stride + kx - pad;
+                        // memcpy: the planes may be f32 objects read as words.
+                        if (ix >= 0 && ix < w) {
+                            std::memcpy(out + i, src + ix, 4);
+                        } else {
+                            out[i] = 0u;
+                        }
+                    }
+                }
+            }
+            out += seg;
+            p += seg;
+        }
+    }
+};
+
+}  // namespace
+
+Result<PackedConv2dWeight> pack_conv2d_weight(const void* w, DType src_dtype, int64_t cout, int64_t cin,
+                                              int64_t kh, int64_t kw, Precision precision, Isa isa) {
+    if (src_dtype != DType::F32 && src_dtype != DType::F16 && src_dtype != DType::BF16)
+        return Error::unsupported(
+            fmt::format("weight dtype is {}; conv2d weights must be float32, float16 or bfloat16", dtype_name(src_dtype)));
+    const int64_t lim = int64_t(1) << 20;  // per dimension; the product is bounded below
+    if (cout <= 0 || cin <= 0 || kh <= 0 || kw <= 0 || cout > lim || cin > lim || kh > 64 || kw > 64 ||
+        cout * cin * kh * kw > (int64_t(1) << 34))
+        return Error::invalid_argument(
+            fmt::format("conv2d weight shape [{}, {}, {}, {}] is empty or too large", cout, cin, kh, kw));
+    if (w == nullptr) return Error::invalid_argument("conv2d weight data is null");
+    if (int(isa) > int(best_isa(cpu_features())))
+        return Error::unsupported(fmt::format("this CPU cannot run the {} conv2d kernel", isa_name(isa)));
+
+    PackedConv2dWeight pw;
+    pw.cout = cout;
+    pw.cin = cin;
+    pw.kh = kh;
+    pw.kw = kw;
+    pw.precision = precision;
+    const int64_t K = pw.k(), taps = kh * kw;
+    const gemm::GemmKernel* kern = gemm::gemm_kernel_for(isa, precision);
+    pw.isa = kern ? kern->isa : Isa::Ref;
+    pw.kpack = kern ? kern->kpack : 1;
+    const int64_t cpairs = (cin + 1) / 2;
+    pw.k_words = pw.kpack == 2 ? taps * cpairs : K;
+    // Rows padded to 16 words (64 bytes); padding words (and the odd channel's missing partner) are zero.
+    pw.ld_words = kern ? (pw.k_words + 15) / 16 * 16 : K;
+    const size_t bytes = size_t(cout * pw.ld_words) * 4;
+    void* mem = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+    if (mem == nullptr) return Error::exhausted(fmt::format("cannot allocate {} bytes for a conv2d weight", bytes));
+    std::memset(mem, 0, bytes);
+    pw.data = std::shared_ptr<const void>(mem, [](const void* p) { std::free(const_cast<void*>(p)); });
+    uint32_t* words = static_cast<uint32_t*>(mem);
+    const bool round = kern && kern->round_bf16;
+
+    parallel_for(cout, [&](int64_t b, int64_t e) {
+        for (int64_t co = b; co < e; ++co) {
+            uint32_t* row = words + co * pw.ld_words;
+            for (int64_t k = 0; k < K; ++k) {  // k = ci * taps + tap, PyTorch order
+                const float v = gemm::load_as_f32(w, src_dtype, co * K + k);
+                if (pw.kpack == 2) {  // word (tap, channel pair), channel parity picks the half
+                    const int64_t ci = k / taps, tap = k % taps;
+                    row[tap * cpairs + ci / 2] |= uint32_t(f32_to_bf16(v)) << (16 * (ci % 2));
+                } else if (round) {
+                    row[k] = uint32_t(f32_to_bf16(v)) << 16;
+                } else {
+                    std::memcpy(row + k, &v, 4);
+                }
+            }
+        }
+    });
+    return pw;
+}
+
+void conv2d(const float* x, int64_t batch, int64_t h, int64_t w, const PackedConv2dWeight& wt, float* y,
+            const Conv2dOptions& o) {
+    EASEL_ASSERT(!wt.empty(), "conv2d() called with an empty PackedConv2dWeight");
+    const auto hw = conv2d_output_hw(h, w, wt.kh, wt.kw, o);
+    EASEL_ASSERT(hw.has_value(), "conv2d: " + hw.error().to_string());
+    if (wt.isa == Isa::Ref) {
+        conv2d_f32_ref(x, batch, wt.cin, h, w, static_cast<const float*>(wt.data.get()), wt.cout, wt.kh, wt.kw, y, o,
+                       wt.precision);
+        return;
+    }
+    const gemm::GemmKernel* kern = gemm::gemm_kernel_for(wt.isa, wt.precision);
+    EASEL_ASSERT(kern != nullptr, "PackedConv2dWeight has no kernel");
+    const int64_t ho = hw->first, wo = hw->second;
+    const int64_t P = ho * wo, plane = h * w;
+    const int kp = kern->kpack;
+    const int64_t nr = kern->nr;
+
+    // BF16 pairs: the image is converted once per call into channel-pair planes (word = bf16 of channels 2c and
+    // 2c+1 at one pixel), half the size of the f32 input, so that every im2col row is again a plain copy.
+    std::vector<uint32_t> pairs;
+    if (kp == 2) pairs.resize(size_t((wt.cin + 1) / 2 * plane));
+
+    for (int64_t n = 0; n < batch; ++n) {
+        const float* xn = x + n * wt.cin * plane;
+        Im2col im{reinterpret_cast<const uint32_t*>(xn), wt.cin, h, w, wt.kh, wt.kw, wo, o.stride, o.padding, false};
+        if (kp == 2) {
+            const int64_t cpairs = (wt.cin + 1) / 2;
+            parallel_for(cpairs, [&](int64_t b, int64_t e) {
+                for (int64_t c = b; c < e; ++c) {
+                    const float* odd = 2 * c + 1 < wt.cin ? xn + (2 * c + 1) * plane : nullptr;
+                    kern->pack_row(xn + 2 * c * plane, odd, plane, pairs.data() + c * plane);
+                }
+            });
+            im = Im2col{pairs.data(), cpairs, h, w, wt.kh, wt.kw, wo, o.stride, o.padding, true};
+        }
+        gemm::GemmA a;
+        a.words = static_cast<const uint32_t*>(wt.data.get());
+        a.ld_words = wt.ld_words;
+        gemm::GemmB b;
+        b.build = [&](int64_t k0, int64_t kc, int64_t n0, int64_t nc, uint32_t* dst) {
+            const int64_t rows = (kc + kp - 1) / kp, panel_stride = rows * nr;
+            for (int64_t r = 0; r < rows; ++r) {
+                for (int64_t j0 = 0; j0 < nc; j0 += nr) {
+                    const int64_t lanes = std::min(nr, nc - j0);
+                    uint32_t* d = dst + (j0 / nr) * panel_stride + r * nr;
+                    im.row(k0 / kp + r, n0 + j0, lanes, d);
+                    std::fill(d + lanes, d + nr, 0u);
+                    // BF16 mode without bf16 hardware: round the f32 words in place.
+                    if (kp == 1 && kern->pack_row) kern->pack_row(reinterpret_cast<const float*>(d), nullptr, lanes, d);
+                }
+            }
+        };
+        gemm::GemmEpilogue ep;
+        ep.bias_row = o.bias;
+        if (o.residual) {
+            ep.cin = o.residual + n * wt.cout * P;
+            ep.ldcin = P;
+        }
+        gemm::gemm_run(*kern, wt.cout, P, wt.k_words * kp, a, b, y + n * wt.cout * P, P, ep);
+    }
+}
+
+}  // namespace easel

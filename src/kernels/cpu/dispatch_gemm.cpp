@@ -1,0 +1,361 @@
+// GEMM dispatch and the blocked driver shared by linear(), matmul_f32() and conv2d() (see gemm_kernels.h).
+//
+// Blocking (BLIS-style, with B panels packed once for weights): the output is cut into tiles of mc rows x np
+// panels, claimed by threads. Per tile and per k block of 256 words: the A block is used in place (f32) or
+// converted once (bf16), the B panels are either pre-packed or built, then for each 6-row A sliver (L1
+// resident, 6 KiB) the microkernel sweeps the tile's panels (a 256-word x 384-column B block = 384 KiB, L2).
+// Plain C++: no intrinsics here (STYLE.md section 5).
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+
+#include <fmt/format.h>
+
+#include "core/half.h"
+#include "core/thread_pool.h"
+#include "kernels/cpu/gemm_kernels.h"
+#include "kernels/matmul.h"
+
+namespace easel {
+namespace gemm {
+namespace {
+
+constexpr int64_t kKcWords = 256;       // k block, in words (256 f32 or 512 bf16 values)
+constexpr int64_t kMaxTileCols = 384;   // columns per tile: the k block of B stays in L2
+constexpr int64_t kMaxTileRows = 480;   // rows per tile (bounds the converted A block: 480 KiB)
+constexpr int64_t kSerialFlops = 4'000'000;  // below this, threading costs more than it saves
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
+
+struct AlignedFree {
+    void operator()(uint32_t* p) const { std::free(p); }
+};
+
+uint32_t* aligned_words(size_t words) {
+    const size_t bytes = std::max<size_t>(64, (words * 4 + 63) / 64 * 64);
+    void* p = std::aligned_alloc(64, bytes);
+    EASEL_ASSERT(p != nullptr, fmt::format("out of memory allocating {} bytes of GEMM scratch", bytes));
+    return static_cast<uint32_t*>(p);
+}
+
+}  // namespace
+
+uint32_t* thread_scratch(int slot, size_t words) {
+    struct Slot {
+        std::unique_ptr<uint32_t, AlignedFree> p;
+        size_t words = 0;
+    };
+    thread_local Slot slots[4];
+    EASEL_ASSERT(slot >= 0 && slot < 4);
+    Slot& s = slots[slot];
+    if (s.words < words) {
+        s.p.reset(aligned_words(words));
+        s.words = words;
+    }
+    return s.p.get();
+}
+
+float load_as_f32(const void* src, DType dtype, int64_t index) {
+    switch (dtype) {
+        case DType::F32: return static_cast<const float*>(src)[index];
+        case DType::F16: return f16_to_f32(static_cast<const uint16_t*>(src)[index]);
+        case DType::BF16: return bf16_to_f32(static_cast<const uint16_t*>(src)[index]);
+        default: EASEL_ASSERT(false, "load_as_f32: dtype must be f32, f16 or bf16"); return 0.0f;
+    }
+}
+
+void pack_b_row(const GemmKernel& kern, const float* row0, const float* row1, int64_t nc, uint32_t* row_base,
+                int64_t panel_stride) {
+    const int64_t nr = kern.nr;
+    for (int64_t p0 = 0, panel = 0; p0 < nc; p0 += nr, ++panel) {
+        const int64_t lanes = std::min(nr, nc - p0);
+        uint32_t* d = row_base + panel * panel_stride;
+        if (kern.pack_row) {
+            kern.pack_row(row0 + p0, row1 ? row1 + p0 : nullptr, lanes, d);
+        } else {
+            std::memcpy(d, row0 + p0, size_t(lanes) * 4);
+        }
+        for (int64_t j = lanes; j < nr; ++j) d[j] = 0;
+    }
+}
+
+const GemmKernel* gemm_kernel_for(Isa isa, Precision p) {
+    switch (isa) {
+        case Isa::Ref: return nullptr;
+        case Isa::Avx2: return gemm_kernel_avx2(p);
+        case Isa::Avx512: return gemm_kernel_avx512(p);
+        case Isa::Avx512Bf16: {
+            const GemmKernel* k = gemm_kernel_avx512bf16(p);
+            return k ? k : gemm_kernel_avx512(p);
+        }
+    }
+    return nullptr;
+}
+
+void gemm_run(const GemmKernel& kern, int64_t M, int64_t N, int64_t K, const GemmA& a, const GemmB& b, float* c,
+              int64_t ldc, const GemmEpilogue& ep) {
+    if (M <= 0 || N <= 0) return;
+    const int64_t mr = kern.mr, nr = kern.nr, kp = kern.kpack;
+    // Equal k blocks (K = 320 runs as 2 x 160, not 256 + 64: a short block still pays a full C reload).
+    const int64_t k_blocks = std::max<int64_t>(1, ceil_div(K, kKcWords * kp));
+    const int64_t kc_max = round_up(ceil_div(std::max<int64_t>(K, 1), k_blocks), 8 * kp);
+    const int64_t panels = ceil_div(N, nr);
+    const bool a_in_place = a.words != nullptr || (kern.convert_rows == nullptr && a.col_stride == 1);
+
+    // Tile shape: as large as the caches allow, then split until every thread has a few tiles to claim.
+    int64_t np = std::min(panels, std::max<int64_t>(1, kMaxTileCols / nr));
+    // A in kernel words already (conv weights) needs no scratch: take all rows, so each B block (an im2col
+    // tile) is built once, not once per row block.
+    int64_t mc = a.words ? M : std::min(M, round_up(kMaxTileRows, mr));
+    const int threads = num_threads();
+    const bool serial = 2.0 * double(M) * double(N) * double(K) < double(kSerialFlops) || threads == 1;
+    auto tile_count = [&] { return ceil_div(M, mc) * ceil_div(panels, np); };
+    while (!serial && tile_count() < 4 * threads) {
+        const bool can_m = mc > mr, can_n = np > 1;
+        if (can_m && (!can_n || mc >= np * nr)) {
+            mc = round_up(ceil_div(mc, 2), mr);
+        } else if (can_n) {
+            np = ceil_div(np, 2);
+        } else {
+            break;
+        }
+    }
+    const int64_t tiles_n = ceil_div(panels, np);
+    const int64_t tiles = ceil_div(M, mc) * tiles_n;
+
+    auto run_tile = [&](int64_t t) {
+        const int64_t m0 = (t / tiles_n) * mc, m1 = std::min(M, m0 + mc);
+        const int64_t p0 = (t % tiles_n) * np, p1 = std::min(panels, p0 + np);
+        const int64_t n0 = p0 * nr, n1 = std::min(N, p1 * nr);
+        const int64_t rows = m1 - m0;
+        int64_t k0 = 0;
+        do {
+            const int64_t kc = std::min(kc_max, K - k0);
+            const int64_t kw = ceil_div(kc, kp);
+
+            const uint32_t* ablk;
+            int64_t lda;
+            if (a.words) {
+                ablk = a.words + m0 * a.ld_words + k0 / kp;
+                lda = a.ld_words;
+            } else if (a_in_place) {
+                ablk = reinterpret_cast<const uint32_t*>(a.f32 + m0 * a.row_stride + k0);
+                lda = a.row_stride;
+            } else {
+                lda = round_up(kw, 16) + 16;  // padded: rows 4 KiB apart alias in L1
+                uint32_t* dst = thread_scratch(0, size_t(rows * lda));
+                const float* src = a.f32 + m0 * a.row_stride + k0 * a.col_stride;
+                int64_t lds = a.row_stride;
+                if (a.col_stride != 1) {  // transposed A: gather into f32 rows first
+                    float* tmp = reinterpret_cast<float*>(thread_scratch(2, size_t(rows * kc)));
+                    for (int64_t i = 0; i < rows; ++i)
+                        for (int64_t kk = 0; kk < kc; ++kk) tmp[i * kc + kk] = src[i * a.row_stride + kk * a.col_stride];
+                    src = tmp;
+                    lds = kc;
+                }
+                if (kern.convert_rows) {
+                    kern.convert_rows(src, lds, rows, kc, dst, lda);
+                } else {
+                    for (int64_t i = 0; i < rows; ++i) std::memcpy(dst + i * lda, src + i * lds, size_t(kc) * 4);
+                }
+                ablk = dst;
+            }
+
+            const uint32_t* bblk;
+            int64_t bstride;
+            if (b.packed) {
+                bblk = b.packed + p0 * b.panel_stride + (k0 / kp) * nr;
+                bstride = b.panel_stride;
+            } else {
+                bstride = kw * nr;
+                uint32_t* dst = thread_scratch(1, size_t((p1 - p0) * bstride));
+                b.build(k0, kc, n0, n1 - n0, dst);
+                bblk = dst;
+            }
+
+            UkernelArgs u;
+            u.kw = kw;
+            u.lda = lda;
+            u.ldc = ldc;
+            u.alpha = ep.alpha;
+            // The first k block adds cin and the biases; later ones add onto C itself.
+            const bool first = k0 == 0;
+            u.ldcin = first ? ep.ldcin : ldc;
+            for (int64_t i = m0; i < m1; i += mr) {
+                u.mr = int(std::min(mr, m1 - i));
+                u.a = ablk + (i - m0) * lda;
+                u.bias_row = first && ep.bias_row ? ep.bias_row + i : nullptr;
+                for (int64_t p = p0; p < p1; ++p) {
+                    const int64_t j = p * nr;
+                    u.nc = int(std::min(nr, N - j));
+                    u.b = bblk + (p - p0) * bstride;
+                    u.c = c + i * ldc + j;
+                    u.bias_col = first && ep.bias_col ? ep.bias_col + j : nullptr;
+                    const float* cin_base = first ? ep.cin : c;
+                    u.cin = cin_base ? cin_base + i * u.ldcin + j : nullptr;
+                    kern.ukernel(u);
+                }
+            }
+            k0 += kc;
+        } while (k0 < K);
+    };
+
+    if (serial) {
+        for (int64_t t = 0; t < tiles; ++t) run_tile(t);
+    } else {
+        parallel_for(tiles, [&](int64_t begin, int64_t end) {
+            for (int64_t t = begin; t < end; ++t) run_tile(t);
+        });
+    }
+}
+
+}  // namespace gemm
+
+using gemm::GemmKernel;
+
+std::string_view precision_name(Precision p) { return p == Precision::F32 ? "f32" : "bf16"; }
+
+size_t PackedWeight::bytes() const {
+    if (!data) return 0;
+    if (nr == 0) return size_t(n * k) * 4;
+    return size_t((n + nr - 1) / nr * nr * k_words) * 4;
+}
+
+std::vector<Isa> gemm_supported_isas(Precision precision) {
+    std::vector<Isa> out;
+    const Isa best = best_isa(cpu_features());
+    for (Isa isa : {Isa::Ref, Isa::Avx2, Isa::Avx512, Isa::Avx512Bf16}) {
+        if (int(isa) > int(best)) break;
+        if (precision == Precision::F32 && isa == Isa::Avx512Bf16) break;
+        out.push_back(isa);
+    }
+    return out;
+}
+
+Result<PackedWeight> pack_linear_weight(const void* w, DType src_dtype, int64_t n, int64_t k, Precision precision,
+                                        Isa isa) {
+    if (src_dtype != DType::F32 && src_dtype != DType::F16 && src_dtype != DType::BF16)
+        return Error::unsupported(
+            fmt::format("weight dtype is {}; matmul weights must be float32, float16 or bfloat16", dtype_name(src_dtype)));
+    // 2^34 elements (64 GiB as f32) is far above any SD weight and keeps n*k*4 from overflowing.
+    if (n <= 0 || k <= 0 || n > (int64_t(1) << 34) / k)
+        return Error::invalid_argument(fmt::format("weight shape [{}, {}] is empty or too large to pack", n, k));
+    if (w == nullptr) return Error::invalid_argument("weight data is null");
+    if (int(isa) > int(best_isa(cpu_features())))
+        return Error::unsupported(fmt::format("this CPU cannot run the {} GEMM kernel", isa_name(isa)));
+
+    PackedWeight pw;
+    pw.n = n;
+    pw.k = k;
+    pw.precision = precision;
+    const GemmKernel* kern = gemm::gemm_kernel_for(isa, precision);
+    if (kern == nullptr) {  // the reference: row-major f32, exact values (the reference rounds in BF16 mode)
+        pw.isa = Isa::Ref;
+        float* d = reinterpret_cast<float*>(gemm::aligned_words(size_t(n * k)));
+        pw.data = std::shared_ptr<const void>(d, [](const void* p) { std::free(const_cast<void*>(p)); });
+        parallel_for(n, [&](int64_t b, int64_t e) {
+            for (int64_t i = b * k; i < e * k; ++i) d[i] = gemm::load_as_f32(w, src_dtype, i);
+        });
+        return pw;
+    }
+    pw.isa = kern->isa;
+    pw.nr = kern->nr;
+    pw.kpack = kern->kpack;
+    pw.k_words = (k + kern->kpack - 1) / kern->kpack;
+    const int64_t panels = (n + pw.nr - 1) / pw.nr;
+    const int64_t panel_stride = pw.k_words * pw.nr;
+    uint32_t* d = gemm::aligned_words(size_t(panels * panel_stride));
+    pw.data = std::shared_ptr<const void>(d, [](const void* p) { std::free(const_cast<void*>(p)); });
+    // Transposes [n, k] into panels one block of rows at a time; each B row is a column of w.
+    parallel_for(panels, [&](int64_t pb, int64_t pe) {
+        std::vector<float> rows(size_t(2 * pw.nr));
+        for (int64_t p = pb; p < pe; ++p) {
+            const int64_t j0 = p * pw.nr, cols = std::min<int64_t>(pw.nr, n - j0);
+            for (int64_t kk = 0; kk < k; kk += pw.kpack) {
+                const bool two = pw.kpack == 2 && kk + 1 < k;
+                for (int64_t j = 0; j < cols; ++j) {
+                    rows[size_t(j)] = gemm::load_as_f32(w, src_dtype, (j0 + j) * k + kk);
+                    if (two) rows[size_t(pw.nr + j)] = gemm::load_as_f32(w, src_dtype, (j0 + j) * k + kk + 1);
+                }
+                gemm::pack_b_row(*kern, rows.data(), two ? rows.data() + pw.nr : nullptr, cols,
+                                 d + p * panel_stride + (kk / pw.kpack) * pw.nr, panel_stride);
+            }
+        }
+    });
+    return pw;
+}
+
+void linear(const float* x, int64_t m, const PackedWeight& w, float* y, const LinearOptions& options) {
+    EASEL_ASSERT(!w.empty(), "linear() called with an empty PackedWeight");
+    if (m <= 0) return;
+    if (w.isa == Isa::Ref) {
+        linear_f32_ref(x, m, static_cast<const float*>(w.data.get()), w.n, w.k, y, options, w.precision);
+        return;
+    }
+    const GemmKernel* kern = gemm::gemm_kernel_for(w.isa, w.precision);
+    EASEL_ASSERT(kern != nullptr && kern->nr == w.nr && kern->kpack == w.kpack, "PackedWeight layout mismatch");
+    gemm::GemmA a;
+    a.f32 = x;
+    a.row_stride = options.ldx ? options.ldx : w.k;
+    gemm::GemmB b;
+    b.packed = static_cast<const uint32_t*>(w.data.get());
+    b.panel_stride = w.k_words * w.nr;
+    gemm::GemmEpilogue ep;
+    ep.cin = options.residual;
+    ep.ldcin = options.ld_residual ? options.ld_residual : w.n;
+    ep.bias_col = options.bias;
+    gemm::gemm_run(*kern, m, w.n, w.k, a, b, y, options.ldy ? options.ldy : w.n, ep);
+}
+
+void matmul_f32(const MatmulArgs& g, Isa isa) {
+    if (g.batch <= 0 || g.m <= 0 || g.n <= 0) return;
+    const GemmKernel* kern =
+        int(isa) <= int(best_isa(cpu_features())) ? gemm::gemm_kernel_for(isa, g.precision) : nullptr;
+    if (kern == nullptr) {
+        matmul_f32_ref(g);
+        return;
+    }
+    const int64_t c_bs = g.c_batch_stride ? g.c_batch_stride : g.m * g.n;
+    const int64_t c_rs = g.c_row_stride ? g.c_row_stride : g.n;
+    auto one = [&](int64_t bi) {
+        gemm::GemmA a;
+        a.f32 = g.a + bi * g.a_batch_stride;
+        a.row_stride = g.a_row_stride;
+        a.col_stride = g.a_col_stride;
+        const float* bsrc = g.b + bi * g.b_batch_stride;
+        gemm::GemmB b;
+        b.build = [&](int64_t k0, int64_t kc, int64_t n0, int64_t nc, uint32_t* dst) {
+            const int64_t kw = (kc + kern->kpack - 1) / kern->kpack;
+            float* rows = reinterpret_cast<float*>(gemm::thread_scratch(3, size_t(2 * nc)));
+            for (int64_t kk = 0; kk < kc; kk += kern->kpack) {
+                const bool two = kern->kpack == 2 && kk + 1 < kc;
+                for (int r = 0; r < (two ? 2 : 1); ++r) {
+                    const float* src = bsrc + (k0 + kk + r) * g.b_row_stride + n0 * g.b_col_stride;
+                    for (int64_t j = 0; j < nc; ++j) rows[r * nc + j] = src[j * g.b_col_stride];
+                }
+                gemm::pack_b_row(*kern, rows, two ? rows + nc : nullptr, nc, dst + (kk / kern->kpack) * kern->nr,
+                                 kw * kern->nr);
+            }
+        };
+        gemm::GemmEpilogue ep;
+        ep.alpha = g.alpha;
+        float* c = g.c + bi * c_bs;
+        if (g.accumulate) {
+            ep.cin = c;
+            ep.ldcin = c_rs;
+        }
+        gemm::gemm_run(*kern, g.m, g.n, g.k, a, b, c, c_rs, ep);
+    };
+    // Small products (per-head attention) are spread over the batch; big ones are threaded inside.
+    if (g.batch > 1 && 2.0 * double(g.m) * double(g.n) * double(g.k) < 4e6) {
+        parallel_for(g.batch, [&](int64_t b0, int64_t b1) {
+            for (int64_t bi = b0; bi < b1; ++bi) one(bi);
+        });
+    } else {
+        for (int64_t bi = 0; bi < g.batch; ++bi) one(bi);
+    }
+}
+
+}  // namespace easel

@@ -1,0 +1,64 @@
+#include "models/clip/text_encoder.h"
+
+#include <cstring>
+
+#include <fmt/format.h>
+
+namespace easel {
+
+CLIPTextEncoder CLIPTextEncoder::declare(const ParamScope& s0, const CLIPTextConfig& cfg) {
+    CLIPTextEncoder e;
+    e.cfg_ = cfg;
+    const ParamScope s = s0 / "text_model";
+    const int64_t D = cfg.hidden_size, F = cfg.intermediate_size;
+    e.token_embedding_ = s.take_f32("embeddings.token_embedding.weight", {cfg.vocab_size, D});
+    e.position_embedding_ = s.take_f32("embeddings.position_embedding.weight", {cfg.max_positions, D});
+    for (int i = 0; i < cfg.num_layers; ++i) {
+        const ParamScope l = s / "encoder" / "layers" / i;
+        Layer layer;
+        layer.ln1 = LayerNorm::declare(l / "layer_norm1", D, cfg.layer_norm_eps);
+        layer.q = Linear::declare(l / "self_attn" / "q_proj", D, D);
+        layer.k = Linear::declare(l / "self_attn" / "k_proj", D, D);
+        layer.v = Linear::declare(l / "self_attn" / "v_proj", D, D);
+        layer.out = Linear::declare(l / "self_attn" / "out_proj", D, D);
+        layer.ln2 = LayerNorm::declare(l / "layer_norm2", D, cfg.layer_norm_eps);
+        layer.fc1 = Linear::declare(l / "mlp" / "fc1", D, F);
+        layer.fc2 = Linear::declare(l / "mlp" / "fc2", F, D);
+        e.layers_.push_back(std::move(layer));
+    }
+    e.final_ln_ = LayerNorm::declare(s / "final_layer_norm", D, cfg.layer_norm_eps);
+    return e;
+}
+
+Tensor CLIPTextEncoder::encode(const Ctx& c, const std::vector<std::vector<int32_t>>& ids, int clip_skip) const {
+    const int64_t N = int64_t(ids.size());
+    EASEL_ASSERT(N > 0, "CLIPTextEncoder::encode: no sequences");
+    const int64_t L = int64_t(ids[0].size()), D = cfg_.hidden_size;
+    EASEL_ASSERT(L <= cfg_.max_positions, "CLIPTextEncoder::encode: sequence longer than the position table");
+    Tensor x = c.empty({N, L, D});
+    float* xp = x.data<float>();
+    const float* tok = token_embedding_.data<float>();
+    const float* pos = position_embedding_.data<float>();
+    for (int64_t n = 0; n < N; ++n) {
+        EASEL_ASSERT(int64_t(ids[size_t(n)].size()) == L, "CLIPTextEncoder::encode: sequences differ in length");
+        for (int64_t t = 0; t < L; ++t) {
+            const int32_t id = ids[size_t(n)][size_t(t)];
+            EASEL_ASSERT(id >= 0 && id < cfg_.vocab_size, fmt::format("token id {} outside the vocabulary", id));
+            float* row = xp + (n * L + t) * D;
+            for (int64_t d = 0; d < D; ++d) row[d] = tok[int64_t(id) * D + d] + pos[t * D + d];
+        }
+    }
+    const int run = std::max(1, cfg_.num_layers - std::max(0, clip_skip - 1));
+    for (int i = 0; i < run; ++i) {
+        const Layer& l = layers_[size_t(i)];
+        Tensor h = l.ln1(c, x);
+        Tensor a = ops::attention(c, l.q(c, h), l.k(c, h), l.v(c, h), cfg_.num_heads, /*causal=*/true);
+        x = l.out(c, a, &x);
+        h = l.fc1(c, l.ln2(c, x));
+        h = cfg_.hidden_act == CLIPActivation::QuickGelu ? ops::quick_gelu(c, h) : ops::gelu(c, h);
+        x = l.fc2(c, h, &x);
+    }
+    return final_ln_(c, x);
+}
+
+}  // namespace easel

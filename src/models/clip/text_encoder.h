@@ -1,0 +1,40 @@
+// CLIP text encoder as transformers' CLIPTextModel (modeling_clip.py, 4.40) computes it: token + position
+// embeddings, pre-LN transformer layers with causal self-attention, final LayerNorm. Parameters carry
+// transformers' names ("text_model.encoder.layers.0.self_attn.q_proj.weight") under the declare() scope.
+//
+//   CLIPTextEncoder te = CLIPTextEncoder::declare(ParamScope(loader, "text_encoder"), cfg);
+//   Tensor h = te.encode(ctx, ids, /*clip_skip=*/1);   // ids [N, 77] -> [N, 77, hidden]
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "models/clip/config.h"
+#include "runtime/nn.h"
+
+namespace easel {
+
+class CLIPTextEncoder {
+public:
+    static CLIPTextEncoder declare(const ParamScope& s, const CLIPTextConfig& cfg);
+
+    // ids: [N, L] token ids (L <= max_positions). clip_skip 1 = the last layer's output; k > 1 stops k-1
+    // layers early. final_layer_norm is applied either way, as SD pipelines (AUTOMATIC1111, ComfyUI, diffusers'
+    // clip_skip) do. Ids outside the vocabulary are a bug in the caller (the tokenizer never makes them).
+    Tensor encode(const Ctx& c, const std::vector<std::vector<int32_t>>& ids, int clip_skip = 1) const;
+
+    const CLIPTextConfig& config() const { return cfg_; }
+
+private:
+    struct Layer {
+        LayerNorm ln1, ln2;
+        Linear q, k, v, out, fc1, fc2;
+    };
+    CLIPTextConfig cfg_;
+    Tensor token_embedding_;     // [V, D] f32
+    Tensor position_embedding_;  // [P, D] f32
+    std::vector<Layer> layers_;
+    LayerNorm final_ln_;
+};
+
+}  // namespace easel

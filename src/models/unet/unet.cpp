@@ -1,0 +1,125 @@
+#include "models/unet/unet.h"
+
+#include <fmt/format.h>
+
+namespace easel {
+
+UNet UNet::declare(const ParamScope& s, const UNetConfig& cfg) {
+    UNet u;
+    u.cfg_ = cfg;
+    const auto& ch = cfg.block_out_channels;
+    const int L = cfg.num_levels();
+    const int64_t temb = cfg.time_embed_dim();
+    const int g = cfg.norm_num_groups;
+    const float eps = cfg.norm_eps;
+    const int64_t ctx = cfg.cross_attention_dim;
+
+    u.time_linear_1 = Linear::declare(s / "time_embedding" / "linear_1", ch[0], temb);
+    u.time_linear_2 = Linear::declare(s / "time_embedding" / "linear_2", temb, temb);
+    u.conv_in = Conv2d::declare(s / "conv_in", cfg.in_channels, ch[0], {.kernel = 3, .stride = 1, .padding = 1});
+
+    // Down levels: resnets (+ transformers), then a stride-2 conv on all but the last level.
+    int64_t prev = ch[0];
+    for (int i = 0; i < L; ++i) {
+        const ParamScope b = s / "down_blocks" / i;
+        Level lv;
+        const int64_t out = ch[size_t(i)];
+        for (int j = 0; j < cfg.layers_per_block; ++j) {
+            lv.resnets.push_back(ResBlock::declare(b / "resnets" / j, j == 0 ? prev : out, out, temb, g, eps));
+            if (cfg.down_attention[size_t(i)])
+                lv.attentions.push_back(SpatialTransformer::declare(b / "attentions" / j, out, ctx, cfg.num_heads[size_t(i)],
+                                                                    cfg.transformer_depth[size_t(i)], g,
+                                                                    cfg.use_linear_projection));
+        }
+        if (i < L - 1)
+            lv.sampler = Conv2d::declare(b / "downsamplers" / 0 / "conv", out, out, {.kernel = 3, .stride = 2, .padding = 1});
+        u.down_.push_back(std::move(lv));
+        prev = out;
+    }
+
+    // Mid: resnet, (transformer, resnet).
+    const int64_t top = ch[size_t(L - 1)];
+    u.mid_resnets_.push_back(ResBlock::declare(s / "mid_block" / "resnets" / 0, top, top, temb, g, eps));
+    if (cfg.mid_attention) {
+        u.mid_attentions_.push_back(SpatialTransformer::declare(s / "mid_block" / "attentions" / 0, top, ctx,
+                                                                cfg.num_heads[size_t(L - 1)],
+                                                                cfg.transformer_depth[size_t(L - 1)], g,
+                                                                cfg.use_linear_projection));
+        u.mid_resnets_.push_back(ResBlock::declare(s / "mid_block" / "resnets" / 1, top, top, temb, g, eps));
+    }
+
+    // Up levels, lowest resolution first: layers_per_block + 1 resnets, each fed the concat of the running
+    // tensor and one skip; an upsampler on all but the last (diffusers UNet2DConditionModel.__init__).
+    int64_t prev_out = top;
+    for (int i = 0; i < L; ++i) {
+        const int level = L - 1 - i;
+        const int64_t out = ch[size_t(level)];
+        const int64_t in_ch = ch[size_t(std::max(level - 1, 0))];  // reversed[min(i + 1, L - 1)]
+        const ParamScope b = s / "up_blocks" / i;
+        Level lv;
+        for (int j = 0; j <= cfg.layers_per_block; ++j) {
+            const int64_t skip = (j == cfg.layers_per_block) ? in_ch : out;
+            const int64_t res_in = (j == 0) ? prev_out : out;
+            lv.resnets.push_back(ResBlock::declare(b / "resnets" / j, res_in + skip, out, temb, g, eps));
+            if (cfg.up_attention[size_t(i)])
+                lv.attentions.push_back(SpatialTransformer::declare(b / "attentions" / j, out, ctx, cfg.num_heads[size_t(level)],
+                                                                    cfg.transformer_depth[size_t(level)], g,
+                                                                    cfg.use_linear_projection));
+        }
+        if (i < L - 1)
+            lv.sampler = Conv2d::declare(b / "upsamplers" / 0 / "conv", out, out, {.kernel = 3, .stride = 1, .padding = 1});
+        u.up_.push_back(std::move(lv));
+        prev_out = out;
+    }
+
+    u.conv_norm_out = GroupNorm::declare(s / "conv_norm_out", g, ch[0], eps);
+    u.conv_out = Conv2d::declare(s / "conv_out", ch[0], cfg.out_channels, {.kernel = 3, .stride = 1, .padding = 1});
+    return u;
+}
+
+Tensor UNet::forward(const Ctx& c, const Tensor& x, float timestep, const Tensor& context) const {
+    const int64_t N = x.size(0);
+    const int L = cfg_.num_levels();
+    EASEL_ASSERT((x.size(2) % (1 << (L - 1))) == 0 && (x.size(3) % (1 << (L - 1))) == 0,
+                 fmt::format("UNet: latent {} must be a multiple of {} per side", x.shape().to_string(), 1 << (L - 1)));
+
+    // Time embedding: sinusoidal [N, C0] -> linear_1 -> SiLU -> linear_2.
+    std::vector<float> ts(size_t(N), timestep);
+    Tensor temb = ops::timestep_embedding(c, ts, cfg_.block_out_channels[0], cfg_.time_flip_sin_to_cos,
+                                          float(cfg_.time_freq_shift));
+    temb = time_linear_2(c, ops::silu(c, time_linear_1(c, temb)));
+
+    Tensor h = conv_in(c, x);
+    std::vector<Tensor> skips{h};
+    for (const Level& lv : down_) {
+        for (size_t j = 0; j < lv.resnets.size(); ++j) {
+            h = lv.resnets[j].forward(c, h, temb);
+            if (!lv.attentions.empty()) h = lv.attentions[j].forward(c, h, context);
+            skips.push_back(h);
+        }
+        if (lv.sampler) {
+            h = (*lv.sampler)(c, h);
+            skips.push_back(h);
+        }
+    }
+
+    h = mid_resnets_[0].forward(c, h, temb);
+    for (size_t j = 0; j < mid_attentions_.size(); ++j) {
+        h = mid_attentions_[j].forward(c, h, context);
+        h = mid_resnets_[j + 1].forward(c, h, temb);
+    }
+
+    for (const Level& lv : up_) {
+        for (size_t j = 0; j < lv.resnets.size(); ++j) {
+            Tensor skip = skips.back();
+            skips.pop_back();
+            h = lv.resnets[j].forward(c, ops::concat(c, {h, skip}, 1), temb);
+            if (!lv.attentions.empty()) h = lv.attentions[j].forward(c, h, context);
+        }
+        if (lv.sampler) h = (*lv.sampler)(c, ops::upsample_nearest2x(c, h));
+    }
+
+    return conv_out(c, conv_norm_out(c, h, /*silu=*/true));
+}
+
+}  // namespace easel

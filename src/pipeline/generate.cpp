@@ -1,0 +1,300 @@
+#include "pipeline/generate.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include "models/clip/prompt_parser.h"
+#include "pipeline/infotext.h"
+#include "sampling/noise.h"
+#include "sampling/rng_philox.h"
+#include "sampling/rng_torch_cpu.h"
+
+namespace easel {
+
+namespace {
+constexpr int kMaxSide = 4096;
+constexpr int kMaxSteps = 1000;
+constexpr int kMaxBatch = 64;
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+}  // namespace
+
+std::string sampler_display_name(SamplerKind k) {
+    switch (k) {
+        case SamplerKind::Euler: return "Euler";
+        case SamplerKind::EulerAncestral: return "Euler a";
+        case SamplerKind::Heun: return "Heun";
+        case SamplerKind::Dpm2: return "DPM2";
+        case SamplerKind::Lms: return "LMS";
+        case SamplerKind::DpmPP2M: return "DPM++ 2M";
+        case SamplerKind::DpmPP2MSde: return "DPM++ 2M SDE";
+        case SamplerKind::DpmPPSde: return "DPM++ SDE";
+        case SamplerKind::Ddim: return "DDIM";
+        case SamplerKind::Lcm: return "LCM";
+    }
+    return "?";
+}
+
+std::string schedule_display_name(ScheduleKind k) {
+    switch (k) {
+        case ScheduleKind::Default: return "Automatic";
+        case ScheduleKind::Karras: return "Karras";
+        case ScheduleKind::Exponential: return "Exponential";
+        case ScheduleKind::SgmUniform: return "SGM Uniform";
+        case ScheduleKind::Simple: return "Simple";
+        case ScheduleKind::DdimUniform: return "DDIM";
+        case ScheduleKind::AlignYourSteps: return "Align Your Steps";
+        case ScheduleKind::AlignYourStepsXL: return "Align Your Steps";
+    }
+    return "?";
+}
+
+Status validate_params(const GenerateParams& p, const SDModel& m) {
+    const int f = m.info.vae.downscale();
+    auto side = [&](const char* name, int v) -> Status {
+        if (v < 8 || v > kMaxSide)
+            return Error::invalid_argument(fmt::format("must be between 8 and {}, got {}", kMaxSide, v), name);
+        if (v % 8 != 0 || v % f != 0)
+            return Error::invalid_argument(fmt::format("must be a multiple of {}, got {}", std::max(8, f), v), name);
+        return ok();
+    };
+    EASEL_TRY(side("width", p.width));
+    EASEL_TRY(side("height", p.height));
+    if (p.steps < 1 || p.steps > kMaxSteps)
+        return Error::invalid_argument(fmt::format("must be between 1 and {}, got {}", kMaxSteps, p.steps), "steps");
+    if (!std::isfinite(p.cfg_scale) || p.cfg_scale < 0 || p.cfg_scale > 100)
+        return Error::invalid_argument(fmt::format("must be between 0 and 100, got {}", p.cfg_scale), "cfg_scale");
+    if (p.batch_size < 1 || p.batch_size > kMaxBatch)
+        return Error::invalid_argument(fmt::format("must be between 1 and {}, got {}", kMaxBatch, p.batch_size), "batch_size");
+    if (p.batch_count < 1 || p.batch_count > 1000)
+        return Error::invalid_argument(fmt::format("must be between 1 and 1000, got {}", p.batch_count), "batch_count");
+    if (p.clip_skip < 1 || p.clip_skip > 12)
+        return Error::invalid_argument(fmt::format("must be between 1 and 12, got {}", p.clip_skip), "clip_skip");
+    if (p.init_image) {
+        if (!(p.denoising_strength >= 0.0 && p.denoising_strength <= 1.0))
+            return Error::invalid_argument(fmt::format("must be between 0 and 1, got {}", p.denoising_strength),
+                                           "denoising_strength");
+        if (p.init_image->width != p.width || p.init_image->height != p.height)
+            return Error::invalid_argument(fmt::format("init image is {}x{}, expected {}x{}", p.init_image->width,
+                                                       p.init_image->height, p.width, p.height), "init_image");
+        if (!m.vae.has_encoder()) return Error::invalid_argument("the model was loaded without its VAE encoder", "init_image");
+    }
+    if (m.info.unet.in_channels != 4)
+        return Error::unsupported("inpainting models (9-channel UNet) need a mask; plain generation is not supported with them");
+    return ok();
+}
+
+Result<Tensor> encode_prompt(const Ctx& c, const SDModel& m, const std::string& prompt, int clip_skip, int min_chunks) {
+    clip::ChunkOptions opt;
+    opt.pad_id = m.pad_id;
+    EASEL_TRY_ASSIGN(clip::WeightedPrompt wp, clip::tokenize_weighted(m.tokenizer, prompt, opt));
+    while (int(wp.chunks.size()) < min_chunks) {
+        EASEL_TRY_ASSIGN(clip::WeightedPrompt empty, clip::tokenize_weighted(m.tokenizer, "", opt));
+        wp.chunks.push_back(empty.chunks[0]);
+    }
+    std::vector<Tensor> parts;
+    for (const clip::PromptChunk& ch : wp.chunks) {
+        Tensor z = m.text_encoder.encode(c, {ch.ids}, clip_skip);  // [1, 77, D]
+        // AUTOMATIC1111 sd_hijack_clip.process_tokens: multiply each token by its weight, then restore the
+        // mean of the whole chunk's output ("Original" emphasis). All weights 1: unchanged.
+        const bool weighted = std::any_of(ch.weights.begin(), ch.weights.end(), [](float w) { return w != 1.0f; });
+        if (weighted) {
+            float* p = z.data<float>();
+            const int64_t L = z.size(1), D = z.size(2);
+            double before = 0;
+            for (int64_t i = 0; i < L * D; ++i) before += p[i];
+            const float original_mean = float(before / double(L * D));
+            double after = 0;
+            for (int64_t t = 0; t < L; ++t)
+                for (int64_t d = 0; d < D; ++d) {
+                    p[t * D + d] *= ch.weights[size_t(t)];
+                    after += p[t * D + d];
+                }
+            const float new_mean = float(after / double(L * D));
+            const float k = original_mean / new_mean;
+            for (int64_t i = 0; i < L * D; ++i) p[i] *= k;
+        }
+        parts.push_back(z);
+    }
+    return parts.size() == 1 ? parts[0] : ops::concat(c, parts, 1);
+}
+
+Denoiser make_cfg_denoiser(const Ctx& c, const SDModel& m, const DiscreteSchedule& schedule, const Tensor& cond,
+                           const Tensor& uncond, double cfg_scale) {
+    const bool v_pred = m.info.unet.prediction == Prediction::V;
+    const bool guided = cfg_scale != 1.0;
+    // Both conditionings in one batch, cond first (A1111's CFGDenoiser order); uncond padded to cond's length
+    // by the caller (same number of chunks).
+    Tensor context = guided ? ops::concat(c, {cond, uncond}, 0) : cond;
+    return [&m, &schedule, c, context, guided, cfg_scale, v_pred](const Tensor& x, float sigma) -> Result<Tensor> {
+        // k-diffusion CompVisDenoiser.get_scalings: c_in = 1/sqrt(sigma^2 + 1), c_out = -sigma;
+        // CompVisVDenoiser (sigma_data 1): c_skip = 1/(sigma^2+1), c_out = -sigma/sqrt(sigma^2+1).
+        const float c_in = float(1.0 / std::sqrt(double(sigma) * sigma + 1.0));
+        const float t = schedule.sigma_to_t(sigma);
+        Tensor xin = ops::scale(c, x, c_in);
+        if (guided) xin = ops::concat(c, {xin, xin}, 0);
+        Tensor out = m.unet.forward(c, xin, t, context);
+        const int64_t n = x.numel();
+        const float* o = out.data<float>();
+        const float* xp = x.data<float>();
+        Tensor den = Tensor::empty(x.shape());
+        float* d = den.data<float>();
+        auto x0 = [&](int64_t row, int64_t i) -> float {
+            const float e = o[row * n + i];
+            if (!v_pred) return xp[i] + e * -sigma;
+            const float c_skip = float(1.0 / (double(sigma) * sigma + 1.0));
+            const float c_out = float(-double(sigma) / std::sqrt(double(sigma) * sigma + 1.0));
+            return e * c_out + xp[i] * c_skip;
+        };
+        for (int64_t i = 0; i < n; ++i) {
+            if (!guided) {
+                d[i] = x0(0, i);
+            } else {
+                const float dc = x0(0, i), du = x0(1, i);
+                d[i] = du + (dc - du) * float(cfg_scale);
+            }
+        }
+        return den;
+    };
+}
+
+Image tensor_to_image(const Tensor& x0, int index) {
+    Tensor x = x0.to(DType::F32).contiguous();
+    const int64_t H = x.size(2), W = x.size(3);
+    Image img;
+    img.width = int(W);
+    img.height = int(H);
+    img.channels = 3;
+    img.pixels.resize(size_t(W * H * 3));
+    const float* p = x.data<float>() + int64_t(index) * 3 * H * W;
+    for (int64_t ch = 0; ch < 3; ++ch)
+        for (int64_t i = 0; i < H * W; ++i) {
+            // diffusers: (x / 2 + 0.5).clamp(0, 1), then numpy_to_pil: (images * 255).round()
+            float v = std::clamp(p[ch * H * W + i] / 2.0f + 0.5f, 0.0f, 1.0f);
+            img.pixels[size_t(i * 3 + ch)] = uint8_t(std::nearbyint(v * 255.0f));
+        }
+    return img;
+}
+
+Tensor image_to_tensor(const Image& img) {
+    Tensor t = Tensor::empty({1, 3, img.height, img.width});
+    float* p = t.data<float>();
+    const int64_t HW = int64_t(img.width) * img.height;
+    for (int64_t i = 0; i < HW; ++i)
+        for (int ch = 0; ch < 3; ++ch) {
+            const int src = img.channels == 1 ? 0 : ch;
+            p[ch * HW + i] = float(img.pixels[size_t(i * img.channels + src)]) / 127.5f - 1.0f;
+        }
+    return t;
+}
+
+Result<std::vector<GeneratedImage>> generate(const SDModel& m, const GenerateParams& p, const ProgressFn& progress) {
+    EASEL_TRY(validate_params(p, m));
+    BufferPool pool;
+    Ctx c{&pool};
+    const auto t0 = std::chrono::steady_clock::now();
+    const int images = p.batch_size * p.batch_count;
+    auto emit = [&](ProgressEvent e) -> Status {
+        if (!progress) return ok();
+        e.images = images;
+        e.elapsed_s = seconds_since(t0);
+        return progress(e);
+    };
+
+    EASEL_TRY(emit({.phase = "encode", .step = 0, .total = 1}));
+    EASEL_TRY_ASSIGN(Tensor cond, encode_prompt(c, m, p.prompt, p.clip_skip));
+    const int chunks = int(cond.size(1) / 77);
+    EASEL_TRY_ASSIGN(Tensor uncond, encode_prompt(c, m, p.negative_prompt, p.clip_skip, chunks));
+    if (uncond.size(1) > cond.size(1)) {
+        // A1111 pads the shorter conditioning with empty chunks so both have the same length.
+        EASEL_TRY_ASSIGN(cond, encode_prompt(c, m, p.prompt, p.clip_skip, int(uncond.size(1) / 77)));
+    }
+    EASEL_TRY(emit({.phase = "encode", .step = 1, .total = 1}));
+
+    const DiscreteSchedule schedule = DiscreteSchedule::stable_diffusion();
+    EASEL_TRY_ASSIGN(std::vector<float> sigmas, make_sigmas(p.schedule, schedule, p.steps));
+    std::optional<Tensor> init_mean, init_std;
+    if (p.init_image) {
+        // A1111 (img2img_fix_steps off): t_enc = int(min(strength, 0.999) * steps); run the last t_enc + 1 sigmas.
+        const int t_enc = int(std::min(p.denoising_strength, 0.999) * p.steps);
+        sigmas.erase(sigmas.begin(), sigmas.begin() + (p.steps - t_enc - 1));
+        auto [mean, logvar] = m.vae.encode_moments(c, image_to_tensor(*p.init_image));
+        // diffusers DiagonalGaussianDistribution: logvar clamped to [-30, 20], std = exp(logvar / 2).
+        Tensor sd = Tensor::empty(logvar.shape());
+        for (int64_t i = 0; i < logvar.numel(); ++i)
+            sd.data<float>()[i] = std::exp(0.5f * std::clamp(logvar.data<float>()[i], -30.0f, 20.0f));
+        init_mean = mean;
+        init_std = sd;
+    }
+    const Denoiser denoise = make_cfg_denoiser(c, m, schedule, cond, uncond, p.cfg_scale);
+    const int f = m.info.vae.downscale();
+    const Shape latent_shape{1, m.info.unet.out_channels, p.height / f, p.width / f};
+    const float scaling = m.info.vae.scaling_factor;
+
+    std::vector<GeneratedImage> out;
+    for (int i = 0; i < images; ++i) {
+        const int64_t seed = p.seed + i;
+        std::unique_ptr<TorchCpuGenerator> cpu_gen;
+        std::unique_ptr<PhiloxGenerator> cuda_gen;
+        std::unique_ptr<NoiseSource> noise;
+        if (p.rng == RngKind::Cpu) {
+            cpu_gen = std::make_unique<TorchCpuGenerator>(TorchCpuGenerator::seed_from_int64(seed));
+            noise = std::make_unique<TorchCpuNoise>(*cpu_gen);
+        } else {
+            cuda_gen = std::make_unique<PhiloxGenerator>(uint64_t(seed));
+            noise = std::make_unique<PhiloxNoise>(*cuda_gen);
+        }
+        Tensor x;
+        if (init_mean) {
+            // The init latent is a sample of the encoder's distribution, drawn from the image's generator before
+            // the noise (diffusers' img2img order): latent = (mean + std * eps) * scaling_factor.
+            Tensor e = noise->randn_like(*init_mean);
+            Tensor lat = Tensor::empty(init_mean->shape());
+            for (int64_t k = 0; k < lat.numel(); ++k)
+                lat.data<float>()[k] = (init_mean->data<float>()[k] + init_std->data<float>()[k] * e.data<float>()[k]) * scaling;
+            Tensor n0 = noise->randn_like(lat);
+            x = ops::add(c, lat, scaled(n0, sigmas[0]));
+        } else {
+            x = scaled(noise->randn_like(Tensor::empty(latent_shape)), sigmas[0]);
+        }
+        const int total = int(sigmas.size()) - 1;
+        EASEL_TRY(emit({.phase = "sampling", .image = i, .step = 0, .total = total}));
+        auto on_step = [&](int step, int tot, const Tensor& xs) -> Status {
+            return emit({.phase = "sampling", .image = i, .step = step, .total = tot, .latent = &xs});
+        };
+        EASEL_TRY_ASSIGN(Tensor x0, sample(p.sampler, denoise, x, sigmas, *noise, on_step, p.sampler_options));
+        EASEL_TRY(emit({.phase = "decode", .image = i, .step = 0, .total = 1}));
+        Tensor img = m.vae.decode(c, scaled(x0, 1.0f / scaling));
+        EASEL_TRY(emit({.phase = "decode", .image = i, .step = 1, .total = 1}));
+
+        GeneratedImage g;
+        g.image = tensor_to_image(img);
+        g.seed = seed;
+        g.latent = x0;
+        InfotextParams ip;
+        ip.prompt = p.prompt;
+        ip.negative_prompt = p.negative_prompt;
+        ip.steps = p.steps;
+        ip.sampler = sampler_display_name(p.sampler);
+        ip.schedule_type = schedule_display_name(p.schedule);
+        ip.cfg_scale = p.cfg_scale;
+        ip.seed = seed;
+        ip.width = p.width;
+        ip.height = p.height;
+        ip.model_name = m.name;
+        if (p.init_image) ip.denoising_strength = p.denoising_strength;
+        ip.clip_skip = p.clip_skip;
+        ip.rng = p.rng == RngKind::Cpu ? "CPU" : "GPU";
+        ip.version = "easel 0.1.0";
+        g.infotext = format_infotext(ip);
+        out.push_back(std::move(g));
+    }
+    return out;
+}
+
+}  // namespace easel

@@ -1,0 +1,86 @@
+// txt2img and img2img with a loaded SD model, in k-diffusion semantics (what AUTOMATIC1111 and ComfyUI run):
+// prompt -> CLIP (A1111 attention syntax and 75-token chunks) -> CFG denoiser around the UNet -> sampler ->
+// VAE decode. Randomness follows torch's CPU generator (or A1111's Philox "GPU" RNG), so a seed gives the
+// image the reference tools give.
+//
+//   GenerateParams p;  p.prompt = "a red circle on a blue background";  p.seed = 42;
+//   EASEL_TRY_ASSIGN(auto images, generate(model, p, [](const ProgressEvent& e) { return ok(); }));
+//   write_image("out.png", images[0].image, {{"parameters", images[0].infotext}});
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/allocator.h"
+#include "io/image.h"
+#include "pipeline/sd_model.h"
+#include "sampling/sampler.h"
+#include "sampling/schedule.h"
+
+namespace easel {
+
+enum class RngKind { Cpu, Cuda };
+
+struct GenerateParams {
+    std::string prompt;
+    std::string negative_prompt;
+    int width = 512;
+    int height = 512;
+    int steps = 20;
+    double cfg_scale = 7.0;
+    int64_t seed = 0;  // resolved by the caller (-1 = random is a CLI/API concern)
+    SamplerKind sampler = SamplerKind::EulerAncestral;
+    ScheduleKind schedule = ScheduleKind::Default;
+    RngKind rng = RngKind::Cpu;
+    int clip_skip = 1;
+    int batch_size = 1;   // images per batch; image i uses seed + i (AUTOMATIC1111)
+    int batch_count = 1;  // batches; seeds continue across batches
+    SamplerOptions sampler_options;
+    // img2img: an init image (resized by the caller to width x height) and how much of the schedule runs.
+    std::optional<Image> init_image;
+    double denoising_strength = 0.75;
+};
+
+struct ProgressEvent {
+    std::string phase;  // "encode", "sampling", "decode"
+    int image = 0;      // 0-based index of the image being made
+    int images = 1;
+    int step = 0;       // within the phase
+    int total = 0;
+    double elapsed_s = 0;
+    const Tensor* latent = nullptr;  // sampling only: the current x (for previews)
+};
+// Returning an error (e.g. Error::cancelled()) stops generation with that error.
+using ProgressFn = std::function<Status(const ProgressEvent&)>;
+
+struct GeneratedImage {
+    Image image;
+    int64_t seed = 0;
+    std::string infotext;  // AUTOMATIC1111's `parameters` text
+    Tensor latent;         // the sampler's final x0 (before decoding), [1, C, h, w]
+};
+
+// Checks what a request can get wrong before any work: sizes (multiples of 8, within limits), steps, CFG,
+// batch, strength, init image size.
+Status validate_params(const GenerateParams& p, const SDModel& m);
+
+Result<std::vector<GeneratedImage>> generate(const SDModel& m, const GenerateParams& p, const ProgressFn& progress = {});
+
+// Lower-level pieces, exposed for tests and the server.
+// Text conditioning for a prompt: [1, 77 * chunks, hidden].
+Result<Tensor> encode_prompt(const Ctx& c, const SDModel& m, const std::string& prompt, int clip_skip, int min_chunks = 1);
+// The k-diffusion denoiser (CompVisDenoiser / CompVisVDenoiser + A1111's CFGDenoiser) for one image.
+Denoiser make_cfg_denoiser(const Ctx& c, const SDModel& m, const DiscreteSchedule& schedule, const Tensor& cond,
+                           const Tensor& uncond, double cfg_scale);
+// [N, 3, H, W] in [-1, 1] -> RGB image (the first item), rounding as diffusers' numpy_to_pil does.
+Image tensor_to_image(const Tensor& x, int index = 0);
+// RGB(A) image -> [1, 3, H, W] in [-1, 1].
+Tensor image_to_tensor(const Image& img);
+
+std::string sampler_display_name(SamplerKind k);    // A1111's: "Euler a", "DPM++ 2M", ...
+std::string schedule_display_name(ScheduleKind k);  // A1111's "Schedule type": "Automatic", "Karras", ...
+
+}  // namespace easel

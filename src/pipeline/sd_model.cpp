@@ -1,0 +1,146 @@
+#include "pipeline/sd_model.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "io/diffusers_folder.h"
+#include "io/keymap_ldm.h"
+#include "io/model_file.h"
+
+namespace easel {
+namespace fs = std::filesystem;
+
+namespace {
+
+std::optional<std::string> read_text_if_exists(const fs::path& p) {
+    std::error_code ec;
+    if (!fs::is_regular_file(p, ec)) return std::nullopt;
+    if (fs::file_size(p, ec) > (16u << 20)) return std::nullopt;
+    std::ifstream in(p, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+struct Gathered {
+    WeightSet weights;  // diffusers names: unet.*, vae.*, text_encoder.*
+    ModelInfo info;     // detected on the weights as the file holds them (layout, family, configs)
+    ModelConfigSources sources;
+    std::string tokenizer_dir;  // diffusers tokenizer/ folder, if any
+    std::vector<std::string> notes;
+};
+
+Result<Gathered> gather(const std::string& path) {
+    Gathered g;
+    std::error_code ec;
+    if (fs::is_directory(path, ec)) {
+        EASEL_TRY_ASSIGN(DiffusersFolder folder, open_diffusers_folder(path));
+        for (const char* comp : {"unet", "vae", "text_encoder"}) {
+            EASEL_TRY_ASSIGN(WeightSet w, load_component_weights(folder, comp));
+            EASEL_TRY(g.weights.merge(std::move(w), std::string(comp) + "."));
+        }
+        g.weights.source = path;
+        auto cfg = [&](const char* comp, const char* file) -> std::optional<std::string> {
+            auto r = component_config(folder, comp, file);
+            if (r) return std::move(r).value();
+            return std::nullopt;
+        };
+        g.sources.unet_json = cfg("unet", "config.json");
+        g.sources.vae_json = cfg("vae", "config.json");
+        g.sources.text_encoder_json = cfg("text_encoder", "config.json");
+        g.sources.scheduler_json = cfg("scheduler", "scheduler_config.json");
+        if (fs::is_directory(fs::path(path) / "tokenizer", ec)) g.tokenizer_dir = (fs::path(path) / "tokenizer").string();
+        auto info = detect_model(g.weights, g.sources);
+        if (!info) return info.error().within(path);
+        g.info = std::move(info).value();
+        return g;
+    }
+    if (!fs::exists(path, ec)) return Error::not_found("no such model file or folder", path);
+    EASEL_TRY_ASSIGN(WeightSet w, read_weights(path));
+    // What the weights cannot tell travels beside a single file as an LDM yaml (as AUTOMATIC1111 reads it).
+    g.sources.ldm_yaml = read_text_if_exists(fs::path(path).replace_extension(".yaml"));
+    if (g.sources.ldm_yaml) g.notes.push_back("config: " + fs::path(path).replace_extension(".yaml").string());
+    // Detect on the names as stored (the layout, and for LDM files the layer counts the rename needs), then
+    // rename an LDM file to diffusers names with the detected layout.
+    auto info = detect_model(w, g.sources);
+    if (!info) return info.error().within(path);
+    g.info = std::move(info).value();
+    if (g.info.layout == CheckpointLayout::LdmSingleFile) {
+        LdmKeymapOptions opt;
+        if (g.info.has_unet) opt.unet = ldm_layout_of(g.info.unet);
+        if (g.info.has_vae) opt.vae_levels = g.info.vae.num_levels();
+        if (g.info.has_text_encoder) opt.open_clip_layers = g.info.text.num_layers;
+        KeymapReport report;
+        EASEL_TRY_ASSIGN(g.weights, ldm_to_diffusers(std::move(w), opt, &report));
+        if (!report.ignored.empty())
+            g.notes.push_back(fmt::format("ignored {} non-model tensors (EMA copies, buffers)", report.ignored.size()));
+    } else {
+        g.weights = std::move(w);
+    }
+    g.weights.source = path;
+    return g;
+}
+
+}  // namespace
+
+Result<ModelInfo> inspect_model(const std::string& path, std::vector<std::string>* notes) {
+    EASEL_TRY_ASSIGN(Gathered g, gather(path));
+    if (notes) *notes = g.notes;
+    return g.info;
+}
+
+std::string SDModel::describe() const {
+    std::string s = fmt::format("{}: {} ({}), weights {}\n  text encoder: {}\n  unet: {}\n  vae: {}", path,
+                                family_name(info.family), layout_name(info.layout), dtype_name(info.weight_dtype),
+                                info.text.summary(), info.unet.summary(), info.vae.summary());
+    for (const auto& n : info.notes) s += "\n  note: " + n;
+    for (const auto& n : notes) s += "\n  note: " + n;
+    return s;
+}
+
+Result<std::unique_ptr<SDModel>> load_sd_model(const std::string& path, const LoadOptions& options) {
+    EASEL_TRY_ASSIGN(Gathered g, gather(path));
+    ModelInfo info = g.info;
+    if (info.family != ModelFamily::SD1 && info.family != ModelFamily::SD2 && info.family != ModelFamily::SD1Inpaint &&
+        info.family != ModelFamily::SD2Inpaint)
+        return Error::unsupported(fmt::format("{} models are not supported yet", family_name(info.family)), path);
+    if (!info.has_unet || !info.has_vae || !info.has_text_encoder)
+        return Error::bad_file(path, fmt::format("the checkpoint lacks a component (unet: {}, vae: {}, text encoder: {})",
+                                                 info.has_unet ? "yes" : "no", info.has_vae ? "yes" : "no",
+                                                 info.has_text_encoder ? "yes" : "no"));
+    if (options.prediction) info.unet.prediction = *options.prediction;
+    if (info.unet.prediction == Prediction::Unknown)
+        return Error::invalid_argument(
+            "this SD 2.x checkpoint does not say whether it predicts noise (512-base) or velocity (768-v); "
+            "pass --prediction eps or --prediction v, or put the model's yaml beside it",
+            path);
+
+    auto m = std::make_unique<SDModel>();
+    m->path = path;
+    m->name = fs::path(path).filename().replace_extension("").string();
+    m->notes = g.notes;
+
+    // Tokenizer: the model's own (diffusers folder), else a vocabulary found by the usual search.
+    std::string vocab = options.vocab_path;
+    if (vocab.empty() && !g.tokenizer_dir.empty()) vocab = g.tokenizer_dir;
+    if (vocab.empty() || !options.vocab_path.empty()) {
+        EASEL_TRY_ASSIGN(vocab, clip::find_vocab(options.vocab_path, path));
+    }
+    EASEL_TRY_ASSIGN(m->tokenizer, clip::CLIPTokenizer::load(vocab));
+    const bool sd2 = info.family == ModelFamily::SD2 || info.family == ModelFamily::SD2Inpaint;
+    m->pad_id = sd2 ? 0 : m->tokenizer.eos_id();
+
+    ParamLoader loader(g.weights, options.precision);
+    m->text_encoder = CLIPTextEncoder::declare(ParamScope(loader, "text_encoder"), info.text);
+    m->unet = UNet::declare(ParamScope(loader, "unet"), info.unet);
+    m->vae = VAE::declare(ParamScope(loader, "vae"), info.vae, options.with_vae_encoder);
+    EASEL_TRY(loader.finish());
+    m->info = std::move(info);
+    return m;
+}
+
+}  // namespace easel

@@ -1,0 +1,51 @@
+// A loaded Stable Diffusion 1.x / 2.x model: tokenizer, text encoder, UNet and VAE, from a diffusers folder or a
+// single-file checkpoint (.safetensors, .ckpt/.pt, .gguf) in the original LDM layout. The same code path loads
+// every checkpoint, including easel's own embedded model.
+//
+//   LoadOptions o;  o.precision = Precision::F32;
+//   EASEL_TRY_ASSIGN(std::unique_ptr<SDModel> m, load_sd_model("v1-5-pruned-emaonly.safetensors", o));
+//   fmt::print("{}\n", m->describe());
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "kernels/matmul.h"
+#include "models/clip/text_encoder.h"
+#include "models/clip/tokenizer.h"
+#include "models/detect.h"
+#include "models/unet/unet.h"
+#include "models/vae/vae.h"
+
+namespace easel {
+
+struct LoadOptions {
+    Precision precision = Precision::F32;
+    std::string vocab_path;                 // --vocab; empty: look in the usual places (clip::find_vocab)
+    std::optional<Prediction> prediction;   // --prediction: overrides what the model's config says
+    std::string variant;                    // diffusers weight variant, e.g. "fp16"
+    bool with_vae_encoder = true;           // img2img and inpainting need it
+};
+
+struct SDModel {
+    std::string path;
+    std::string name;  // file or folder name without extension (A1111's "Model" infotext field)
+    ModelInfo info;
+    clip::CLIPTokenizer tokenizer;
+    CLIPTextEncoder text_encoder;
+    UNet unet;
+    VAE vae;
+    int32_t pad_id = 0;  // SD 1.x pads prompts with <|endoftext|>, SD 2.x with 0
+    std::vector<std::string> notes;
+
+    std::string describe() const;
+};
+
+// Reads configs and weight names without building the networks (for `easel info`).
+Result<ModelInfo> inspect_model(const std::string& path, std::vector<std::string>* notes = nullptr);
+
+Result<std::unique_ptr<SDModel>> load_sd_model(const std::string& path, const LoadOptions& options);
+
+}  // namespace easel

@@ -1,0 +1,123 @@
+#include "runtime/nn.h"
+
+
+#include <fmt/format.h>
+
+
+namespace easel {
+
+namespace {
+// Packs a weight tensor viewed as [rows, cols]; records a problem (and returns an empty weight) on failure.
+PackedWeight pack(const ParamScope& s, const Tensor& w, int64_t rows, int64_t cols) {
+    if (!w.storage() && w.numel() != 0) return {};
+    if (!w.storage()) return {};
+    Tensor wc = w.is_contiguous() ? w : w.contiguous();
+    auto p = pack_linear_weight(wc.raw(), wc.dtype(), rows, cols, s.loader().precision());
+    if (!p) {
+        s.loader().add_problem(fmt::format("{}: {}", s.name("weight"), p.error().message()));
+        return {};
+    }
+    return std::move(p).value();
+}
+}  // namespace
+
+Linear Linear::declare(const ParamScope& s, int64_t in, int64_t out, bool bias) {
+    Linear l;
+    l.in = in;
+    l.out = out;
+    Tensor w = s.take("weight", {out, in});
+    l.weight = pack(s, w, out, in);
+    if (bias) l.bias = s.take_f32("bias", {out});
+    return l;
+}
+
+Linear Linear::declare_conv1x1(const ParamScope& s, int64_t in, int64_t out, bool bias) {
+    Linear l;
+    l.in = in;
+    l.out = out;
+    Tensor w = s.take("weight", {out, in, 1, 1});
+    l.weight = pack(s, w, out, in);
+    if (bias) l.bias = s.take_f32("bias", {out});
+    return l;
+}
+
+Tensor Linear::operator()(const Ctx& c, const Tensor& x0, const Tensor* residual) const {
+    Tensor x = ops::f32_contiguous(c, x0);
+    EASEL_ASSERT(x.size(-1) == in, fmt::format("linear: input has {} features, expected {}", x.size(-1), in));
+    Shape s = x.shape();
+    s[s.rank() - 1] = out;
+    Tensor y = c.empty(s);
+    LinearOptions o;
+    o.bias = bias.storage() ? bias.data<float>() : nullptr;
+    Tensor r;
+    if (residual) {
+        r = ops::f32_contiguous(c, *residual);
+        EASEL_ASSERT(r.shape() == s, "linear: residual shape differs from the output's");
+        o.residual = r.data<float>();
+    }
+    linear(x.data<float>(), x.numel() / in, weight, y.data<float>(), o);
+    return y;
+}
+
+Conv2d Conv2d::declare(const ParamScope& s, int64_t in, int64_t out, Conv2dSpec spec, bool bias) {
+    Conv2d c;
+    c.in = in;
+    c.out = out;
+    c.spec = spec;
+    Tensor w = s.take("weight", {out, in, spec.kernel, spec.kernel});
+    if (w.storage()) {
+        Tensor wc = w.is_contiguous() ? w : w.contiguous();
+        auto p = pack_conv2d_weight(wc.raw(), wc.dtype(), out, in, spec.kernel, spec.kernel, s.loader().precision());
+        if (p) c.weight = std::move(p).value();
+        else s.loader().add_problem(fmt::format("{}: {}", s.name("weight"), p.error().message()));
+    }
+    if (bias) c.bias = s.take_f32("bias", {out});
+    return c;
+}
+
+Tensor Conv2d::operator()(const Ctx& c, const Tensor& x0, const Tensor* residual) const {
+    Tensor x = ops::f32_contiguous(c, x0);
+    EASEL_ASSERT(x.rank() == 4 && x.size(1) == in, fmt::format("conv2d: input {} does not have {} channels",
+                                                                 x.shape().to_string(), in));
+    Conv2dOptions o;
+    o.stride = spec.stride;
+    o.padding = spec.padding;
+    if (spec.pad_bottom_right) o.extra_pad_bottom = o.extra_pad_right = 1;
+    o.bias = bias.storage() ? bias.data<float>() : nullptr;
+    auto hw = conv2d_output_hw(x.size(2), x.size(3), spec.kernel, spec.kernel, o);
+    EASEL_ASSERT(hw.has_value(), hw ? "" : hw.error().to_string());
+    Tensor y = c.empty({x.size(0), out, hw->first, hw->second});
+    Tensor r;
+    if (residual) {
+        r = ops::f32_contiguous(c, *residual);
+        EASEL_ASSERT(r.shape() == y.shape(), "conv2d: residual shape differs from the output's");
+        o.residual = r.data<float>();
+    }
+    conv2d(x.data<float>(), x.size(0), x.size(2), x.size(3), weight, y.data<float>(), o);
+    return y;
+}
+
+GroupNorm GroupNorm::declare(const ParamScope& s, int groups, int64_t channels, float eps) {
+    GroupNorm g;
+    g.groups = groups;
+    g.eps = eps;
+    g.gamma = s.take_f32("weight", {channels});
+    g.beta = s.take_f32("bias", {channels});
+    return g;
+}
+
+Tensor GroupNorm::operator()(const Ctx& c, const Tensor& x, bool fuse_silu) const {
+    return ops::group_norm(c, x, groups, gamma, beta, eps, fuse_silu);
+}
+
+LayerNorm LayerNorm::declare(const ParamScope& s, int64_t dim, float eps) {
+    LayerNorm l;
+    l.eps = eps;
+    l.gamma = s.take_f32("weight", {dim});
+    l.beta = s.take_f32("bias", {dim});
+    return l;
+}
+
+Tensor LayerNorm::operator()(const Ctx& c, const Tensor& x) const { return ops::layer_norm(c, x, gamma, beta, eps); }
+
+}  // namespace easel

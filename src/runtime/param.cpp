@@ -1,0 +1,53 @@
+#include "runtime/param.h"
+
+#include <fmt/format.h>
+
+namespace easel {
+
+Tensor ParamLoader::take(const std::string& name, const Shape& expected) {
+    const Tensor* t = weights_.find(name);
+    if (!t) {
+        missing_.push_back(fmt::format("{} (expected {})", name, expected.to_string()));
+        return {};
+    }
+    taken_.insert(name);
+    if (t->shape() != expected) {
+        wrong_shape_.push_back(fmt::format("{} is {}, expected {}", name, t->shape().to_string(), expected.to_string()));
+        return {};
+    }
+    if (!dtype_is_float(t->dtype())) {
+        other_.push_back(fmt::format("{} has dtype {}, expected a floating-point type", name, dtype_name(t->dtype())));
+        return {};
+    }
+    return *t;
+}
+
+Tensor ParamLoader::take_f32(const std::string& name, const Shape& expected) {
+    Tensor t = take(name, expected);
+    if (t.numel() == 0 && !t.storage()) return t;
+    return t.to(DType::F32).contiguous();
+}
+
+Status ParamLoader::finish(std::string_view unused_prefix) const {
+    std::vector<std::string> unused;
+    if (!unused_prefix.empty()) {
+        for (const std::string& n : weights_.names())
+            if (n.compare(0, unused_prefix.size(), unused_prefix) == 0 && !taken_.count(n)) unused.push_back(n);
+    }
+    if (missing_.empty() && wrong_shape_.empty() && other_.empty() && unused.empty()) return ok();
+    auto list = [](const std::vector<std::string>& v) {
+        std::string s;
+        const size_t show = std::min<size_t>(v.size(), 12);
+        for (size_t i = 0; i < show; ++i) s += (i ? ", " : "") + v[i];
+        if (v.size() > show) s += fmt::format(", and {} more", v.size() - show);
+        return s;
+    };
+    std::string msg = "the weights do not fit the model's config:";
+    if (!missing_.empty()) msg += fmt::format(" {} tensor(s) missing: {}.", missing_.size(), list(missing_));
+    if (!wrong_shape_.empty()) msg += fmt::format(" {} with the wrong shape: {}.", wrong_shape_.size(), list(wrong_shape_));
+    if (!other_.empty()) msg += fmt::format(" {}.", list(other_));
+    if (!unused.empty()) msg += fmt::format(" {} unexpected tensor(s): {}.", unused.size(), list(unused));
+    return Error::bad_file(weights_.source, msg);
+}
+
+}  // namespace easel

@@ -1,0 +1,70 @@
+// Parameter loading for models built from a config (STYLE.md section 4). A model's `declare` functions walk
+// a ParamScope; each asks for a tensor by its diffusers name and expected shape. Problems are collected, not
+// returned one by one, so a wrong checkpoint reports every missing or mis-shaped tensor at once.
+//
+//   ParamLoader loader(weights, Precision::F32);
+//   UNet unet = UNet::declare(ParamScope(loader, "unet"), cfg);   // takes "unet.conv_in.weight", ...
+//   EASEL_TRY(loader.finish());   // "3 tensors missing: unet.x (expected [320]), ...; 1 has the wrong shape: ..."
+#pragma once
+
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/error.h"
+#include "core/tensor.h"
+#include "io/weights.h"
+#include "kernels/matmul.h"
+
+namespace easel {
+
+class ParamLoader {
+public:
+    ParamLoader(const WeightSet& weights, Precision precision) : weights_(weights), precision_(precision) {}
+
+    // The tensor `name` as stored (any dtype, zero-copy), or an undefined Tensor after recording a problem.
+    Tensor take(const std::string& name, const Shape& expected);
+    // Like take, converted to contiguous f32 (norm scales, biases, embeddings: small tensors).
+    Tensor take_f32(const std::string& name, const Shape& expected);
+    // True if `name` exists (for optional parameters such as conv_shortcut).
+    bool has(const std::string& name) const { return weights_.contains(name); }
+
+    Precision precision() const { return precision_; }
+    // Records a problem found while packing or checking (e.g. an unsupported dtype).
+    void add_problem(std::string message) { other_.push_back(std::move(message)); }
+
+    // OK when every requested tensor was present with its shape. With `unused_prefix` set, tensors under it
+    // that no declare() took are reported too (a checkpoint for a bigger or different model).
+    Status finish(std::string_view unused_prefix = {}) const;
+
+private:
+    const WeightSet& weights_;
+    Precision precision_;
+    std::vector<std::string> missing_, wrong_shape_, other_;
+    std::set<std::string> taken_;
+};
+
+class ParamScope {
+public:
+    ParamScope(ParamLoader& loader, std::string path) : loader_(&loader), path_(std::move(path)) {}
+
+    ParamScope operator/(std::string_view child) const { return {*loader_, join(std::string(child))}; }
+    ParamScope operator/(int index) const { return {*loader_, join(std::to_string(index))}; }
+
+    Tensor take(std::string_view leaf, const Shape& shape) const { return loader_->take(join(std::string(leaf)), shape); }
+    Tensor take_f32(std::string_view leaf, const Shape& shape) const {
+        return loader_->take_f32(join(std::string(leaf)), shape);
+    }
+    bool has(std::string_view leaf) const { return loader_->has(join(std::string(leaf))); }
+    const std::string& path() const { return path_; }
+    std::string name(std::string_view leaf) const { return join(std::string(leaf)); }
+    ParamLoader& loader() const { return *loader_; }
+
+private:
+    std::string join(const std::string& child) const { return path_.empty() ? child : path_ + "." + child; }
+    ParamLoader* loader_;
+    std::string path_;
+};
+
+}  // namespace easel

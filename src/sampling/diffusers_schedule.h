@@ -1,0 +1,88 @@
+// Diffusers mode ("--schedule-from diffusers"): the sigma lists, UNet timesteps and initial-noise scale that
+// diffusers v0.30.3 schedulers use, so that our k-diffusion-form samplers reproduce their loops.
+//
+//   DiffusersSchedulerConfig cfg;                              // SD's scheduler_config: leading, steps_offset 1
+//   EASEL_TRY_ASSIGN(DiffusersPlan plan, diffusers_plan(DiffusersScheduler::DpmSolverMultistep, cfg, 20));
+//   Tensor x = scaled(gen.randn({1, 4, 64, 64}), plan.init_noise_scale);
+//   Denoiser d = [&](const Tensor& x, float sigma) { float t = plan.timestep_for(sigma); ... x - sigma * eps };
+//   EASEL_TRY_ASSIGN(x, sample(plan.sampler, d, x, plan.sigmas, noise));
+//
+// Why this is exact up to float rounding: these schedulers are the k-diffusion solvers written in other
+// variables. With alpha = 1/sqrt(sigma^2+1), diffusers' sample is alpha * x (VP form; EulerDiscrete & co. keep x
+// and scale only the UNet input, which is the same thing); eps -> x0 is x - sigma * eps; and
+//   EulerDiscreteScheduler           = euler        EulerAncestralDiscreteScheduler = euler_a (eta 1)
+//   HeunDiscreteScheduler            = heun         LMSDiscreteScheduler            = lms (order 4)
+//   DPMSolverMultistepScheduler (dpmsolver++, order 2, midpoint, lower_order_final, final sigma 0) = dpm++2m
+// The differences lie in the sigma list (timesteps by spacing, sigma interpolated linearly in sigma at those
+// timesteps, optional Karras resampling), the UNet timestep per sigma, and the starting scale: diffusers starts
+// from noise * init_noise_sigma in its own variables, i.e. x = noise * sqrt(sigma_0^2 + 1) for "leading" spacing
+// and for DPM-Solver (VP), noise * sigma_0 for the Euler family with "linspace"/"trailing".
+// Ancestral noise: diffusers draws randn(shape, generator) per step as we do, plus one draw on the final step
+// that is multiplied by 0; it changes nothing.
+// DDIMScheduler (eta 0) and PNDMScheduler (skip_prk_steps, SD's default) work on the training timesteps in VP
+// form and stop at alphas_cumprod[0] (set_alpha_to_one false), not at 0. In sigma form DDIM is an Euler step
+// (x' = x + (sigma' - sigma) * eps), PNDM's PLMS a linear multistep on eps with a trapezoidal first step; the
+// list ends at sigma_min and the result is multiplied by final_scale = sqrt(alphas_cumprod[0]) to give their
+// latents. sample_diffusers() runs a plan, PLMS included. Only "leading" spacing for these two (with the others
+// diffusers steps to timesteps that are not on its list).
+// Not covered: LCM, UniPC, PNDM with PRK steps.
+#pragma once
+
+#include <string_view>
+#include <vector>
+
+#include "core/error.h"
+#include "sampling/sampler.h"
+
+namespace easel {
+
+enum class DiffusersScheduler { Euler, EulerAncestral, Heun, Lms, DpmSolverMultistep, Ddim, Pndm };
+enum class TimestepSpacing { Leading, Linspace, Trailing };
+
+// The fields of SD 1.x's scheduler_config.json that these schedulers read (defaults = that file, with the
+// "leading" spacing and steps_offset 1 its pipelines use).
+struct DiffusersSchedulerConfig {
+    int num_train_timesteps = 1000;
+    double beta_start = 0.00085;
+    double beta_end = 0.012;  // beta_schedule "scaled_linear", computed in float32 as diffusers does
+    TimestepSpacing timestep_spacing = TimestepSpacing::Leading;
+    int steps_offset = 1;
+    bool use_karras_sigmas = false;
+};
+
+struct DiffusersPlan {
+    SamplerKind sampler = SamplerKind::Euler;  // unused when plms is set
+    bool plms = false;                         // PNDMScheduler: run sample_plms instead of `sampler`
+    std::vector<float> sigmas;     // descending, ends with 0: one sampler step per pair
+    std::vector<float> timesteps;  // UNet timestep for sigmas[i], i < sigmas.size() - 1
+    float init_noise_scale = 1.0f; // initial x = randn * init_noise_scale (our x, see above)
+    float final_scale = 1.0f;      // diffusers' latents = our final x * final_scale (DDIM/PNDM: sqrt(ac[0]))
+
+    // The UNet timestep for a sigma the sampler asks about: the listed timestep when sigma is one of `sigmas`
+    // (every call these schedulers make), otherwise -1 (the caller then falls back to sigma_to_t).
+    float timestep_for(float sigma) const;
+};
+
+Result<DiffusersPlan> diffusers_plan(DiffusersScheduler scheduler, const DiffusersSchedulerConfig& config, int steps);
+
+// Runs a plan: sample(plan.sampler, ...) or sample_plms, then multiplies by plan.final_scale. `x` is at
+// plan.sigmas[0] (randn * plan.init_noise_scale for txt2img).
+Result<Tensor> sample_diffusers(const DiffusersPlan& plan, const Denoiser& denoiser, const Tensor& x, NoiseSource& noise,
+                                const StepCallback& on_step = {});
+
+// diffusers PNDMScheduler.step_plms (skip_prk_steps) in sigma form, eps = (x - denoised) / sigma:
+// step 0 is Heun-like (eps averaged with the eps at the step's end, 2 calls), then Adams-Bashforth of order 2, 3,
+// 4 on the eps history. One step with one call when the list has a single step. n steps = n + 1 calls (n >= 2).
+Result<Tensor> sample_plms(const Denoiser& denoiser, const Tensor& x, const std::vector<float>& sigmas,
+                           const StepCallback& on_step = {});
+
+// "EulerDiscreteScheduler" / "euler", "EulerAncestralDiscreteScheduler" / "euler_a", "HeunDiscreteScheduler" /
+// "heun", "LMSDiscreteScheduler" / "lms", "DPMSolverMultistepScheduler" / "dpm++2m" / "dpmsolver++",
+// "DDIMScheduler" / "ddim", "PNDMScheduler" / "pndm" / "plms".
+Result<DiffusersScheduler> parse_diffusers_scheduler(std::string_view name);
+
+// diffusers' float32 alphas_cumprod for the scaled_linear schedule (betas linspace in float32, cumprod
+// accumulated in double as torch does on the CPU).
+std::vector<float> diffusers_alphas_cumprod(const DiffusersSchedulerConfig& config);
+
+}  // namespace easel

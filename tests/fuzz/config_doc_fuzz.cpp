@@ -1,0 +1,25 @@
+// Model config documents from untrusted model folders: the LDM-yaml subset reader and the JSON reader, then
+// every *Config reader on whatever parsed. Any input must yield a value or an Error (no crash, hang, or
+// unbounded allocation). Seeds: tests/fuzz/corpus/config_doc/ (published SD yaml/config.json shapes).
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "io/keymap_config_doc.h"
+#include "models/clip/config.h"
+#include "models/unet/config.h"
+#include "models/vae/config.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+    const std::string text(reinterpret_cast<const char*>(data), size);
+    if (auto yaml = easel::parse_yaml_subset(text, "fuzz.yaml")) {
+        (void)easel::UNetConfig::from_ldm_yaml(*yaml);
+        (void)easel::VAEConfig::from_ldm_yaml(*yaml);
+        (void)easel::CLIPTextConfig::from_ldm_yaml(*yaml);
+    }
+    (void)easel::UNetConfig::from_diffusers_json(text);
+    (void)easel::VAEConfig::from_diffusers_json(text);
+    (void)easel::CLIPTextConfig::from_diffusers_json(text);
+    return 0;
+}

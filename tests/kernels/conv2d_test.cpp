@@ -1,0 +1,207 @@
+// conv2d(): every variant this CPU supports against the direct double-accumulating reference
+// (kernels/ref/conv2d_ref.cpp): odd sizes (channel counts off the 6-row block, pixel counts off the 16/64-column
+// panels, odd k for the bf16 pairs, stride 2, asymmetric padding) and the layer shapes of SD 1.5's UNet and VAE
+// with the image scaled down (channels and kernel kept) so the reference stays quick.
+//
+// Tolerances as in matmul_test.cpp, with K = Cin*kh*kw the length of each dot product:
+//     f32 path and BF16 vs its bf16-rounded reference: atol = 2*sqrt(K)*eps*rms(ref), rtol = 2*sqrt(K)*eps
+//     (measured worst: 34% of it, conv_in-like 4->512 at 8x8, Zen 5 avx2/avx512);
+//     BF16 vs the exact f32 reference: atol = rms(ref)/64, rtol = 1/64 (two bf16 roundings of 2^-9 each;
+//     measured worst 55%, 320->320 at 16x16 batch 2; one machine so far).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "common/compare.h"
+#include "core/half.h"
+#include "kernels/conv2d.h"
+
+using namespace easel;
+using easel::testing::compare;
+using easel::testing::CompareReport;
+using easel::testing::random_floats;
+using easel::testing::Tolerance;
+
+namespace {
+
+constexpr double kEpsF32 = 1.1920928955078125e-07;
+
+double rms(const std::vector<float>& v) {
+    double s = 0;
+    for (float x : v) s += double(x) * x;
+    return v.empty() ? 0.0 : std::sqrt(s / double(v.size()));
+}
+
+struct ConvCase {
+    int64_t batch, cin, cout, h, w, k;  // k x k kernel
+    int64_t stride, padding, extra;      // extra: zero rows/cols added bottom/right
+    bool bias, residual;
+    DType wdtype;
+    Precision precision;
+    Isa isa;
+};
+
+std::string shape_key(const ConvCase& c) {
+    return fmt::format("{}_{}_N{}_C{}to{}_{}x{}_k{}_s{}_p{}{}{}{}", c.wdtype == DType::F32 ? "f32w" : c.wdtype == DType::F16 ? "f16w" : "bf16w",
+                       precision_name(c.precision), c.batch, c.cin, c.cout, c.h, c.w, c.k, c.stride, c.padding,
+                       c.extra ? fmt::format("_x{}", c.extra) : std::string(), c.bias ? "_bias" : "",
+                       c.residual ? "_res" : "");
+}
+
+class Conv2d : public ::testing::TestWithParam<ConvCase> {};
+
+TEST_P(Conv2d, MatchesReference) {
+    const ConvCase c = GetParam();
+    const std::string label = fmt::format("conv2d({},[{},{},{},{}]->{},k={},s={},p={}{}{}{},{})",
+                                          c.wdtype == DType::F32 ? "f32w" : c.wdtype == DType::F16 ? "f16w" : "bf16w",
+                                          c.batch, c.cin, c.h, c.w, c.cout, c.k, c.stride, c.padding,
+                                          c.extra ? fmt::format(",+{}br", c.extra) : std::string(), c.bias ? ",bias" : "",
+                                          c.residual ? ",residual" : "", precision_name(c.precision)) +
+                              "," + std::string(isa_name(c.isa));
+    Conv2dOptions opt;
+    opt.stride = c.stride;
+    opt.padding = c.padding;
+    opt.extra_pad_bottom = opt.extra_pad_right = c.extra;
+    const auto hw = conv2d_output_hw(c.h, c.w, c.k, c.k, opt);
+    ASSERT_TRUE(hw) << hw.error().to_string();
+    const int64_t ho = hw->first, wo = hw->second;
+    const int64_t K = c.cin * c.k * c.k;
+
+    const uint64_t seed = uint64_t(c.cin * 7919 + c.cout * 104729 + c.h * 31 + c.w);
+    std::vector<float> wf = random_floats(size_t(c.cout * K), seed);
+    std::vector<uint16_t> wh(wf.size());
+    if (c.wdtype != DType::F32) {
+        for (size_t i = 0; i < wf.size(); ++i) {
+            wh[i] = c.wdtype == DType::F16 ? f32_to_f16(wf[i]) : f32_to_bf16(wf[i]);
+            wf[i] = c.wdtype == DType::F16 ? f16_to_f32(wh[i]) : bf16_to_f32(wh[i]);
+        }
+    }
+    const std::vector<float> x = random_floats(size_t(c.batch * c.cin * c.h * c.w), seed + 1);
+    const std::vector<float> bias = random_floats(size_t(c.cout), seed + 2);
+    const std::vector<float> res = random_floats(size_t(c.batch * c.cout * ho * wo), seed + 3);
+    if (c.bias) opt.bias = bias.data();
+    if (c.residual) opt.residual = res.data();
+
+    static std::map<std::string, std::vector<float>> ref_cache;  // shared by the variants of one shape
+    auto reference = [&](Precision p) -> const std::vector<float>& {
+        ConvCase key = c;
+        key.precision = p;
+        std::vector<float>& r = ref_cache[shape_key(key)];
+        if (r.empty()) {
+            r.resize(res.size());
+            conv2d_f32_ref(x.data(), c.batch, c.cin, c.h, c.w, wf.data(), c.cout, c.k, c.k, r.data(), opt, p);
+        }
+        return r;
+    };
+    const std::vector<float>& ref = reference(c.precision);
+
+    const void* wdata = c.wdtype == DType::F32 ? static_cast<const void*>(wf.data()) : wh.data();
+    auto packed = pack_conv2d_weight(wdata, c.wdtype, c.cout, c.cin, c.k, c.k, c.precision, c.isa);
+    ASSERT_TRUE(packed) << packed.error().to_string();
+    std::vector<float> got(res.size(), NAN);
+    conv2d(x.data(), c.batch, c.h, c.w, *packed, got.data(), opt);
+
+    const double r0 = 2.0 * std::sqrt(double(K)) * kEpsF32;
+    const std::vector<int64_t> shape = {c.batch, c.cout, ho, wo};
+    const CompareReport r = compare(got.data(), ref.data(), got.size(), {r0 * rms(ref), r0}, shape);
+    std::printf("%s: %s\n", label.c_str(), r.summary().c_str());
+    EXPECT_TRUE(r.passed()) << label << ": " << r.summary();
+    if (c.precision == Precision::BF16) {
+        const std::vector<float>& exact = reference(Precision::F32);
+        const CompareReport e = compare(got.data(), exact.data(), got.size(), {rms(exact) / 64.0, 1.0 / 64.0}, shape);
+        std::printf("%s vs exact f32: %s\n", label.c_str(), e.summary().c_str());
+        EXPECT_TRUE(e.passed()) << label << " vs exact f32: " << e.summary();
+    }
+}
+
+std::vector<ConvCase> conv_cases() {
+    std::vector<ConvCase> out;
+    auto add = [&](int64_t batch, int64_t cin, int64_t cout, int64_t h, int64_t w, int64_t k, int64_t s, int64_t p,
+                   int64_t extra, bool bias, bool res, DType t) {
+        for (Precision prec : {Precision::F32, Precision::BF16})
+            for (Isa isa : gemm_supported_isas(prec))
+                // The Ref variant (pack + dispatch into the reference) only on small shapes.
+                if (isa != Isa::Ref || batch * cin * cout * h * w * k * k <= 1'000'000)
+                    out.push_back({batch, cin, cout, h, w, k, s, p, extra, bias, res, t, prec, isa});
+    };
+    const DType f32 = DType::F32, f16 = DType::F16, bf16 = DType::BF16;
+    // Odd sizes and every geometry option.
+    add(1, 1, 1, 1, 1, 1, 1, 0, 0, false, false, f32);
+    add(1, 3, 7, 5, 7, 3, 1, 1, 0, true, false, f32);
+    add(2, 5, 13, 9, 4, 3, 1, 1, 0, true, true, f16);
+    add(1, 3, 7, 9, 11, 3, 2, 1, 0, false, false, bf16);
+    add(1, 5, 6, 9, 8, 3, 2, 0, 1, true, false, f32);
+    add(1, 7, 17, 13, 5, 1, 1, 0, 0, true, true, f32);
+    add(1, 2, 3, 6, 7, 5, 1, 2, 0, false, false, f32);
+    add(1, 16, 16, 96, 80, 3, 1, 1, 0, true, false, f16);  // many pixel tiles, each spanning several rows
+    add(1, 33, 70, 20, 20, 3, 1, 1, 0, true, false, f32);  // K = 297: two k blocks in f32 mode
+    // SD 1.5 UNet (fp16 checkpoints), images scaled from 64/32/16/8 to 16/8/8/4.
+    add(1, 4, 320, 16, 16, 3, 1, 1, 0, true, false, f16);      // conv_in
+    add(2, 320, 320, 16, 16, 3, 1, 1, 0, true, true, f16);     // resnet conv2 + skip, batch 2 (CFG)
+    add(1, 320, 640, 8, 8, 3, 1, 1, 0, true, false, f16);      // resnet conv1 at a channel change
+    add(1, 320, 640, 8, 8, 1, 1, 0, 0, true, false, f16);      // 1x1 conv_shortcut
+    add(1, 320, 320, 16, 16, 3, 2, 1, 0, true, false, f16);    // downsampler
+    add(1, 640, 640, 8, 8, 3, 1, 1, 0, true, false, f16);
+    add(1, 1280, 1280, 4, 4, 3, 1, 1, 0, true, false, f16);
+    add(1, 320, 4, 16, 16, 3, 1, 1, 0, true, false, f16);      // conv_out
+    // SD VAE, images scaled from 512/256/64 to 32/16/8.
+    add(1, 4, 512, 8, 8, 3, 1, 1, 0, true, false, f16);        // decoder conv_in
+    add(1, 512, 512, 8, 8, 3, 1, 1, 0, true, true, f16);
+    add(1, 256, 256, 16, 16, 3, 1, 1, 0, true, false, f16);
+    add(1, 128, 128, 32, 32, 3, 1, 1, 0, true, true, f16);
+    add(1, 128, 128, 32, 32, 3, 2, 0, 1, true, false, f16);    // encoder Downsample2D: pad (0,1,0,1), stride 2
+    add(1, 128, 3, 32, 32, 3, 1, 1, 0, true, false, f16);      // decoder conv_out
+    return out;
+}
+
+INSTANTIATE_TEST_SUITE_P(Kernels, Conv2d, ::testing::ValuesIn(conv_cases()),
+                         [](const ::testing::TestParamInfo<ConvCase>& i) {
+                             return shape_key(i.param) + "_" + std::string(isa_name(i.param.isa));
+                         });
+
+// The dispatcher's own choice: EASEL_CPU_ISA caps it, and ctest runs this file once per cap.
+TEST(Conv2dDispatch, DefaultVariantMatchesReference) {
+    const int64_t cin = 16, cout = 20, h = 9, w = 11;
+    const std::vector<float> wt = random_floats(size_t(cout * cin * 9), 31);
+    const std::vector<float> x = random_floats(size_t(cin * h * w), 32);
+    const Conv2dOptions opt{.padding = 1};
+    for (Precision p : {Precision::F32, Precision::BF16}) {
+        auto packed = pack_conv2d_weight(wt.data(), DType::F32, cout, cin, 3, 3, p);
+        ASSERT_TRUE(packed) << packed.error().to_string();
+        const Isa expect = p == Precision::F32 && active_isa() == Isa::Avx512Bf16 ? Isa::Avx512 : active_isa();
+        EXPECT_EQ(packed->isa, expect);
+        std::vector<float> ref(size_t(cout * h * w)), got(ref.size());
+        conv2d_f32_ref(x.data(), 1, cin, h, w, wt.data(), cout, 3, 3, ref.data(), opt, p);
+        conv2d(x.data(), 1, h, w, *packed, got.data(), opt);
+        const double r0 = 2.0 * std::sqrt(double(cin * 9)) * kEpsF32;
+        const CompareReport r = compare(got.data(), ref.data(), got.size(), {r0 * rms(ref), r0}, {1, cout, h, w});
+        std::printf("conv2d(f32w,[1,%lld,%lld,%lld]->%lld,k=3,p=1,%s,default=%s): %s\n", (long long)cin, (long long)h,
+                    (long long)w, (long long)cout, std::string(precision_name(p)).c_str(),
+                    std::string(isa_name(packed->isa)).c_str(), r.summary().c_str());
+        EXPECT_TRUE(r.passed()) << r.summary();
+    }
+}
+
+TEST(Conv2dShape, OutputSizeAndErrors) {
+    auto hw = conv2d_output_hw(64, 64, 3, 3, {.stride = 2, .padding = 1});
+    ASSERT_TRUE(hw);
+    EXPECT_EQ(hw->first, 32);
+    EXPECT_EQ(hw->second, 32);
+    hw = conv2d_output_hw(512, 512, 3, 3, {.stride = 2, .padding = 0, .extra_pad_bottom = 1, .extra_pad_right = 1});
+    ASSERT_TRUE(hw);
+    EXPECT_EQ(hw->first, 256);  // diffusers' VAE Downsample2D: 512 -> 256
+    EXPECT_FALSE(conv2d_output_hw(2, 2, 3, 3, {}));
+    EXPECT_FALSE(conv2d_output_hw(8, 8, 3, 3, {.stride = 0}));
+    EXPECT_FALSE(conv2d_output_hw(8, 8, 3, 3, {.padding = -1}));
+    const float w[9] = {};
+    EXPECT_FALSE(pack_conv2d_weight(w, DType::I64, 1, 1, 3, 3, Precision::F32));
+    EXPECT_FALSE(pack_conv2d_weight(w, DType::F32, 0, 1, 3, 3, Precision::F32));
+    EXPECT_FALSE(pack_conv2d_weight(w, DType::F32, int64_t(1) << 20, int64_t(1) << 20, 3, 3, Precision::F32));
+}
+
+}  // namespace

@@ -1,0 +1,239 @@
+// detect_model: family, layout, dtype and configs from names and shapes, for each golden key list in both
+// layouts (tests/data/keys, written by tools/reference/make_key_lists.py), plus the configs that travel with
+// a model and the families we recognise but refuse.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "io/keymap_key_list.h"
+#include "models/detect.h"
+
+namespace easel {
+namespace {
+
+const std::string kKeys = std::string(EASEL_TEST_DATA_DIR) + "/keys/";
+
+nlohmann::json load_expect(const std::string& name) {
+    std::ifstream in(kKeys + name + ".expect.json");
+    std::stringstream ss;
+    ss << in.rdbuf();
+    nlohmann::json j = nlohmann::json::parse(ss.str(), nullptr, false);
+    EXPECT_FALSE(j.is_discarded()) << "regenerate tests/data/keys with tools/reference/make_key_lists.py";
+    return j;
+}
+
+WeightSet load_list(const std::string& file) {
+    auto r = read_key_list_file(kKeys + file);
+    EXPECT_TRUE(r) << r.error().to_string();
+    return r ? std::move(r).value() : WeightSet();
+}
+
+// The published configs travel with the diffusers layout; the tiny models need theirs (their widths are not
+// multiples of SD 2's head width, so the family default cannot apply).
+ModelConfigSources configs_of(const nlohmann::json& expect) {
+    ModelConfigSources s;
+    s.unet_json = expect["unet_config"].dump();
+    s.vae_json = expect["vae_config"].dump();
+    s.text_encoder_json = expect["text_encoder_config"].dump();
+    return s;
+}
+
+void expect_matches_published(const ModelInfo& info, const nlohmann::json& expect, bool heads_too) {
+    auto u = UNetConfig::from_diffusers_json(expect["unet_config"].dump());
+    auto v = VAEConfig::from_diffusers_json(expect["vae_config"].dump());
+    auto t = CLIPTextConfig::from_diffusers_json(expect["text_encoder_config"].dump());
+    ASSERT_TRUE(u && v && t);
+    EXPECT_EQ(family_name(info.family), expect["family"].get<std::string>());
+    EXPECT_EQ(dtype_name(info.weight_dtype), expect["weight_dtype"].get<std::string>());
+    EXPECT_TRUE(info.has_unet && info.has_vae && info.has_text_encoder);
+    EXPECT_EQ(info.unet.block_out_channels, u->block_out_channels);
+    EXPECT_EQ(info.unet.in_channels, u->in_channels);
+    EXPECT_EQ(info.unet.cross_attention_dim, u->cross_attention_dim);
+    EXPECT_EQ(info.unet.use_linear_projection, u->use_linear_projection);
+    EXPECT_EQ(info.unet.down_attention, u->down_attention);
+    if (heads_too) {
+        EXPECT_EQ(info.unet.num_heads, u->num_heads);
+        EXPECT_EQ(info.text.num_heads, t->num_heads);
+        EXPECT_EQ(info.text.hidden_act, t->hidden_act);
+    }
+    EXPECT_EQ(info.vae.block_out_channels, v->block_out_channels);
+    EXPECT_EQ(info.vae.latent_channels, v->latent_channels);
+    EXPECT_EQ(info.text.hidden_size, t->hidden_size);
+    EXPECT_EQ(info.text.num_layers, t->num_layers);  // layers that run: SD 2 stores 24 (LDM) and runs 23
+}
+
+class DetectModel : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(DetectModel, LdmLayoutFromNamesAlone) {
+    const std::string name = GetParam();
+    const nlohmann::json expect = load_expect(name);
+    const bool tiny = name.rfind("tiny", 0) == 0;
+    auto info = detect_model(load_list(name + ".ldm.json.gz"), tiny ? configs_of(expect) : ModelConfigSources{});
+    ASSERT_TRUE(info) << info.error().to_string();
+    EXPECT_EQ(info->layout, CheckpointLayout::LdmSingleFile);
+    // Family defaults must reproduce the published head counts: 8 everywhere (SD 1), head dim 64 (SD 2).
+    expect_matches_published(*info, expect, /*heads_too=*/true);
+    std::printf("[ %-12s ] %s, %s, %s\n  unet: %s\n  notes: %s\n", name.c_str(),
+                std::string(family_name(info->family)).c_str(), std::string(layout_name(info->layout)).c_str(),
+                std::string(dtype_name(info->weight_dtype)).c_str(), info->unet.summary().c_str(),
+                fmt::format("{}", fmt::join(info->notes, " | ")).c_str());
+}
+
+TEST_P(DetectModel, DiffusersLayoutWithItsConfigs) {
+    const std::string name = GetParam();
+    const nlohmann::json expect = load_expect(name);
+    auto info = detect_model(load_list(name + ".diffusers.json.gz"), configs_of(expect));
+    ASSERT_TRUE(info) << info.error().to_string();
+    EXPECT_EQ(info->layout, CheckpointLayout::Diffusers);
+    expect_matches_published(*info, expect, /*heads_too=*/true);
+}
+
+INSTANTIATE_TEST_SUITE_P(Keys, DetectModel,
+                         ::testing::Values("sd15", "sd21", "sd15_inpaint", "sd2_inpaint", "tiny_a", "tiny_b"));
+
+TEST(DetectModel, DiffusersLayoutWithoutConfigsUsesFamilyDefaults) {
+    auto sd21 = detect_model(load_list("sd21.diffusers.json.gz"));
+    ASSERT_TRUE(sd21) << sd21.error().to_string();
+    EXPECT_EQ(sd21->family, ModelFamily::SD2);
+    EXPECT_EQ(sd21->unet.num_heads, (std::vector<int>{5, 10, 20, 20}));
+    EXPECT_EQ(sd21->text.num_layers, 23);  // a diffusers text_encoder stores only what runs
+    EXPECT_EQ(sd21->text.hidden_act, CLIPActivation::Gelu);
+    EXPECT_EQ(sd21->unet.prediction, Prediction::Unknown);
+    auto sd15 = detect_model(load_list("sd15.diffusers.json.gz"));
+    ASSERT_TRUE(sd15) << sd15.error().to_string();
+    EXPECT_EQ(sd15->family, ModelFamily::SD1);
+    EXPECT_EQ(sd15->unet.prediction, Prediction::Epsilon);
+    EXPECT_EQ(sd15->text.hidden_act, CLIPActivation::QuickGelu);
+    // A tiny SD-2-like UNet has no family head count: the error says to give the config.
+    auto tiny = detect_model(load_list("tiny_b.diffusers.json.gz"));
+    ASSERT_FALSE(tiny);
+    EXPECT_NE(tiny.error().message().find("config.json"), std::string::npos) << tiny.error().to_string();
+}
+
+TEST(DetectModel, PredictionTypeComesOnlyFromWhatTravelsWithTheModel) {
+    auto unknown = detect_model(load_list("sd21.ldm.json.gz"));
+    ASSERT_TRUE(unknown) << unknown.error().to_string();
+    EXPECT_EQ(unknown->unet.prediction, Prediction::Unknown);
+    bool noted = false;
+    for (const std::string& n : unknown->notes) noted |= n.find("prediction type unknown") != std::string::npos;
+    EXPECT_TRUE(noted);
+
+    ModelConfigSources sched;
+    sched.scheduler_json = R"({"_class_name": "DDIMScheduler", "prediction_type": "v_prediction"})";
+    auto v = detect_model(load_list("sd21.diffusers.json.gz"), sched);
+    ASSERT_TRUE(v) << v.error().to_string();
+    EXPECT_EQ(v->unet.prediction, Prediction::V);
+
+    WeightSet with_md = load_list("sd21.ldm.json.gz");
+    with_md.metadata["modelspec.architecture"] = "stable-diffusion-v2-768-v";
+    auto md = detect_model(with_md);
+    ASSERT_TRUE(md) << md.error().to_string();
+    EXPECT_EQ(md->unet.prediction, Prediction::V);
+
+    // An LDM yaml: parameterization "v", num_head_channels 64, penultimate layer.
+    ModelConfigSources yaml;
+    yaml.ldm_yaml = R"(model:
+  params:
+    parameterization: "v"
+    scale_factor: 0.18215
+    unet_config:
+      params:
+        in_channels: 4
+        out_channels: 4
+        model_channels: 320
+        attention_resolutions: [4, 2, 1]
+        num_res_blocks: 2
+        channel_mult: [1, 2, 4, 4]
+        num_head_channels: 64
+        use_linear_in_transformer: True
+        transformer_depth: 1
+        context_dim: 1024
+    first_stage_config:
+      params:
+        ddconfig: {z_channels: 4, in_channels: 3, out_ch: 3, ch: 128, ch_mult: [1, 2, 4, 4], num_res_blocks: 2, attn_resolutions: []}
+    cond_stage_config:
+      target: ldm.modules.encoders.modules.FrozenOpenCLIPEmbedder
+      params:
+        layer: "penultimate"
+)";
+    auto y = detect_model(load_list("sd21.ldm.json.gz"), yaml);
+    ASSERT_TRUE(y) << y.error().to_string();
+    EXPECT_EQ(y->unet.prediction, Prediction::V);
+    EXPECT_EQ(y->text.num_layers, 23);
+
+    // The same yaml beside an SD 1.5 file disagrees with the weights: every difference is named.
+    auto wrong = detect_model(load_list("sd15.ldm.json.gz"), yaml);
+    ASSERT_FALSE(wrong);
+    std::printf("message: %s\n", wrong.error().to_string().c_str());
+    EXPECT_NE(wrong.error().message().find("cross_attention_dim"), std::string::npos);
+    EXPECT_NE(wrong.error().message().find("use_linear_projection"), std::string::npos);
+}
+
+TEST(DetectModel, RecognisedButUnsupportedFamilies) {
+    struct Case { const char* name; const char* family; };
+    const Case cases[] = {
+        {"conditioner.embedders.1.model.transformer.resblocks.9.mlp.c_proj.bias", "SDXL"},
+        {"model.diffusion_model.label_emb.0.0.weight", "SDXL"},
+        {"text_encoder_2.text_model.final_layer_norm.weight", "SDXL"},
+        {"unet.add_embedding.linear_1.weight", "SDXL"},
+        {"model.diffusion_model.joint_blocks.0.context_block.adaLN_modulation.1.bias", "SD3"},
+        {"transformer.joint_blocks.0.x_block.attn.qkv.weight", "SD3"},
+        {"double_blocks.0.img_attn.norm.key_norm.scale", "Flux"},
+    };
+    for (const Case& c : cases) {
+        WeightSet w = load_list("sd15.ldm.json.gz");
+        ASSERT_TRUE(w.add(c.name, shape_only_tensor({4})));
+        auto r = detect_model(w);
+        ASSERT_FALSE(r) << c.name;
+        EXPECT_EQ(r.error().code(), ErrorCode::Unsupported);
+        EXPECT_NE(r.error().message().find(c.family), std::string::npos) << r.error().to_string();
+    }
+}
+
+TEST(DetectModel, OtherInputChannelCountsAndMismatchedParts) {
+    WeightSet w = load_list("sd15.diffusers.json.gz");
+    w.erase("unet.conv_in.weight");
+    ASSERT_TRUE(w.add("unet.conv_in.weight", shape_only_tensor({320, 8, 3, 3})));  // InstructPix2Pix
+    auto r = detect_model(w);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code(), ErrorCode::Unsupported);
+    EXPECT_NE(r.error().message().find("8 input channels"), std::string::npos) << r.error().to_string();
+
+    // An SD 2.1 UNet with SD 1.5's text encoder: the widths disagree.
+    WeightSet mixed;
+    WeightSet a = load_list("sd21.diffusers.json.gz"), b = load_list("sd15.diffusers.json.gz");
+    for (const std::string& n : a.names())
+        if (n.rfind("unet.", 0) == 0) { ASSERT_TRUE(mixed.add(n, *a.find(n))); }
+    for (const std::string& n : b.names())
+        if (n.rfind("unet.", 0) != 0) { ASSERT_TRUE(mixed.add(n, *b.find(n))); }
+    auto m = detect_model(mixed);
+    ASSERT_FALSE(m);
+    EXPECT_NE(m.error().message().find("do not belong together"), std::string::npos) << m.error().to_string();
+
+    EXPECT_FALSE(detect_model(WeightSet()));
+}
+
+TEST(DetectModel, SingleComponentDiffusersFiles) {
+    WeightSet full = load_list("sd21.diffusers.json.gz");
+    WeightSet unet, vae;
+    for (const std::string& n : full.names()) {
+        if (n.rfind("unet.", 0) == 0) { ASSERT_TRUE(unet.add(n.substr(5), *full.find(n))); }
+        if (n.rfind("vae.", 0) == 0) { ASSERT_TRUE(vae.add(n.substr(4), *full.find(n))); }
+    }
+    auto u = detect_model(unet);
+    ASSERT_TRUE(u) << u.error().to_string();
+    EXPECT_EQ(u->family, ModelFamily::SD2);  // linear projections
+    EXPECT_TRUE(u->has_unet);
+    EXPECT_FALSE(u->has_vae || u->has_text_encoder);
+    auto v = detect_model(vae);
+    ASSERT_TRUE(v) << v.error().to_string();
+    EXPECT_TRUE(v->has_vae);
+    EXPECT_EQ(v->vae.block_out_channels, (std::vector<int>{128, 256, 512, 512}));
+}
+
+}  // namespace
+}  // namespace easel

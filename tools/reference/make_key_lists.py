@@ -1,0 +1,320 @@
+#!/usr/bin/env python3
+"""Writes tests/data/keys/: tensor names and shapes of SD models in the diffusers and the original LDM layout.
+
+For each case it
+  1. builds the diffusers models (diffusers' UNet2DConditionModel/AutoencoderKL, transformers' CLIPTextModel)
+     from a config -- the published SD 1.5 / 2.1 / inpainting configs, and tiny ones with other level counts --
+     without initialising weights (nothing is computed; memory is reserved lazily), and records
+     (name, shape) of their state dicts under the folder prefixes unet./vae./text_encoder.;
+  2. writes the same model in the original LDM single-file layout. The names come from diffusers' own
+     diffusers->LDM script (scripts/convert_diffusers_to_original_stable_diffusion.py) for the full-size SD
+     layouts it hard-codes, and from `ldm_unet_name`/`ldm_vae_name` below for any layout; the script asserts
+     both agree where both apply;
+  3. proves the LDM list against diffusers' single-file loader: diffusers.loaders.single_file_utils
+     (convert_ldm_unet_checkpoint, convert_ldm_vae_checkpoint, convert_ldm_clip_checkpoint,
+     convert_open_clip_checkpoint), run on zero-stride stand-in tensors, must give back exactly the diffusers
+     names and shapes of step 1, or the script fails.
+The C++ tests (tests/unit/keymap_ldm_test.cpp, model_config_test.cpp, detect_test.cpp) then check that our
+own map turns each LDM list into the diffusers list and that config detection recovers each config.
+
+Run:  source /work/refenv/env.sh && /usr/bin/python3 tools/reference/make_key_lists.py
+Pinned: diffusers v0.30.3, transformers 4.40 (see /work/refenv/VERSIONS), torch 1.13.1.
+"""
+import gzip
+import importlib.util
+import json
+import os
+import sys
+
+import torch
+
+import diffusers
+import transformers
+from diffusers import AutoencoderKL, UNet2DConditionModel
+from diffusers.loaders import single_file_utils as sfu
+from transformers import CLIPTextConfig, CLIPTextModel
+from transformers.modeling_utils import no_init_weights
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+OUT = os.path.join(ROOT, "tests", "data", "keys")
+
+# --- published configs (huggingface.co model repos; the keys diffusers/transformers read) -------------------
+SD15_UNET = {
+    "_class_name": "UNet2DConditionModel", "act_fn": "silu", "attention_head_dim": 8,
+    "block_out_channels": [320, 640, 1280, 1280], "center_input_sample": False, "cross_attention_dim": 768,
+    "down_block_types": ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"],
+    "downsample_padding": 1, "flip_sin_to_cos": True, "freq_shift": 0, "in_channels": 4, "layers_per_block": 2,
+    "mid_block_scale_factor": 1, "norm_eps": 1e-05, "norm_num_groups": 32, "out_channels": 4, "sample_size": 64,
+    "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"],
+}  # runwayml/stable-diffusion-v1-5 unet/config.json
+SD21_UNET = dict(SD15_UNET, **{
+    "attention_head_dim": [5, 10, 20, 20], "cross_attention_dim": 1024, "dual_cross_attention": False,
+    "num_class_embeds": None, "only_cross_attention": False, "sample_size": 96, "upcast_attention": True,
+    "use_linear_projection": True,
+})  # stabilityai/stable-diffusion-2-1 unet/config.json
+SD15_INPAINT_UNET = dict(SD15_UNET, in_channels=9)  # runwayml/stable-diffusion-inpainting
+SD2_INPAINT_UNET = dict(SD21_UNET, in_channels=9, sample_size=64, upcast_attention=False)  # stabilityai/stable-diffusion-2-inpainting
+SD_VAE = {
+    "_class_name": "AutoencoderKL", "act_fn": "silu", "block_out_channels": [128, 256, 512, 512],
+    "down_block_types": ["DownEncoderBlock2D"] * 4, "in_channels": 3, "latent_channels": 4, "layers_per_block": 2,
+    "norm_num_groups": 32, "out_channels": 3, "sample_size": 512, "up_block_types": ["UpDecoderBlock2D"] * 4,
+}  # runwayml/stable-diffusion-v1-5 vae/config.json (2.x: identical but sample_size 768)
+CLIP_L = {
+    "architectures": ["CLIPTextModel"], "attention_dropout": 0.0, "bos_token_id": 0, "dropout": 0.0,
+    "eos_token_id": 2, "hidden_act": "quick_gelu", "hidden_size": 768, "initializer_factor": 1.0,
+    "initializer_range": 0.02, "intermediate_size": 3072, "layer_norm_eps": 1e-05, "max_position_embeddings": 77,
+    "model_type": "clip_text_model", "num_attention_heads": 12, "num_hidden_layers": 12, "pad_token_id": 1,
+    "projection_dim": 768, "vocab_size": 49408,
+}  # runwayml/stable-diffusion-v1-5 text_encoder/config.json
+OPEN_CLIP_H = dict(CLIP_L, **{
+    "hidden_act": "gelu", "hidden_size": 1024, "intermediate_size": 4096, "num_attention_heads": 16,
+    "num_hidden_layers": 23, "projection_dim": 512,
+})  # stabilityai/stable-diffusion-2-1 text_encoder/config.json
+
+# --- tiny configs: other level counts, layers per block, depths, attention placement -----------------------
+TINY_A_UNET = {
+    "block_out_channels": [32, 64], "layers_per_block": 1, "norm_num_groups": 8, "cross_attention_dim": 128,
+    "attention_head_dim": 2, "down_block_types": ["CrossAttnDownBlock2D", "DownBlock2D"],
+    "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D"], "sample_size": 8,
+}
+TINY_A_VAE = {"block_out_channels": [16, 32], "layers_per_block": 1, "norm_num_groups": 8, "latent_channels": 4,
+              "down_block_types": ["DownEncoderBlock2D"] * 2, "up_block_types": ["UpDecoderBlock2D"] * 2}
+TINY_A_TEXT = {"vocab_size": 1000, "hidden_size": 128, "intermediate_size": 256, "num_hidden_layers": 2,
+               "num_attention_heads": 2, "max_position_embeddings": 16, "hidden_act": "quick_gelu"}
+TINY_B_UNET = {
+    "block_out_channels": [16, 32, 48], "layers_per_block": 3, "norm_num_groups": 4, "cross_attention_dim": 64,
+    "attention_head_dim": [2, 4, 4], "transformer_layers_per_block": [1, 2, 2], "use_linear_projection": True,
+    "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
+    "up_block_types": ["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"], "in_channels": 9, "sample_size": 8,
+}
+TINY_B_VAE = {"block_out_channels": [8, 16, 16], "layers_per_block": 3, "norm_num_groups": 4, "latent_channels": 4,
+              "down_block_types": ["DownEncoderBlock2D"] * 3, "up_block_types": ["UpDecoderBlock2D"] * 3,
+              "mid_block_add_attention": False}
+TINY_B_TEXT = {"vocab_size": 500, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+               "num_attention_heads": 1, "max_position_embeddings": 16, "hidden_act": "gelu"}
+
+# (name, unet, vae, text, text layout, family, stored OpenCLIP layers, dtype)
+CASES = [
+    ("sd15", SD15_UNET, SD_VAE, CLIP_L, "clip", "sd1", None, "float32"),
+    ("sd21", SD21_UNET, dict(SD_VAE, sample_size=768), OPEN_CLIP_H, "open_clip", "sd2", 24, "float16"),
+    ("sd15_inpaint", SD15_INPAINT_UNET, SD_VAE, CLIP_L, "clip", "sd1-inpaint", None, "float32"),
+    ("sd2_inpaint", SD2_INPAINT_UNET, SD_VAE, OPEN_CLIP_H, "open_clip", "sd2-inpaint", 24, "float16"),
+    ("tiny_a", TINY_A_UNET, TINY_A_VAE, TINY_A_TEXT, "clip", "sd1", None, "float32"),
+    ("tiny_b", TINY_B_UNET, TINY_B_VAE, TINY_B_TEXT, "open_clip", "sd2-inpaint", 3, "bfloat16"),
+]
+
+# Buffers ldm's LatentDiffusion stores beside the weights (v1-5-pruned-emaonly and the SD 2 checkpoints carry them).
+SCHEDULE_BUFFERS = ["betas", "alphas_cumprod", "alphas_cumprod_prev", "sqrt_alphas_cumprod",
+                    "sqrt_one_minus_alphas_cumprod", "log_one_minus_alphas_cumprod", "sqrt_recip_alphas_cumprod",
+                    "sqrt_recipm1_alphas_cumprod", "posterior_variance", "posterior_log_variance_clipped",
+                    "posterior_mean_coef1", "posterior_mean_coef2"]
+
+
+def stand_in(shape):
+    """A tensor of `shape` that owns one element (zero strides): enough for name/shape conversion code."""
+    return torch.zeros(()).expand(*shape) if len(shape) else torch.zeros(())
+
+
+def build(cls, cfg, **kw):
+    with no_init_weights():  # also stubs torch.nn.init, so nothing touches the (lazily reserved) memory
+        if cls is CLIPTextModel:
+            return CLIPTextModel(CLIPTextConfig(**{k: v for k, v in cfg.items() if k != "architectures"}))
+        return cls(**{k: v for k, v in cfg.items() if not k.startswith("_")}, **kw)
+
+
+def shapes(module):
+    return {k: list(v.shape) for k, v in module.state_dict().items()}
+
+
+# --- our diffusers -> LDM names, for any layout (diffusers' script only knows SD's 4x2) -----------------------
+RESNET_TO_LDM = [("norm1", "in_layers.0"), ("conv1", "in_layers.2"), ("norm2", "out_layers.0"),
+                 ("conv2", "out_layers.3"), ("time_emb_proj", "emb_layers.1"), ("conv_shortcut", "skip_connection")]
+
+
+def ldm_unet_name(name, levels, lpb):
+    fixed = {"time_embedding.linear_1": "time_embed.0", "time_embedding.linear_2": "time_embed.2",
+             "conv_in": "input_blocks.0.0", "conv_norm_out": "out.0", "conv_out": "out.2"}
+    head, leaf = name.rsplit(".", 1)
+    if head in fixed:
+        return f"{fixed[head]}.{leaf}"
+    p = name.split(".")
+
+    def resnet(rest):
+        for d, l in RESNET_TO_LDM:
+            if rest.startswith(d + "."):
+                return l + rest[len(d):]
+        raise ValueError(name)
+
+    if p[0] == "down_blocks":
+        b = int(p[1])
+        if p[2] == "downsamplers":
+            return f"input_blocks.{1 + b * (lpb + 1) + lpb}.0.op.{p[-1]}"
+        i = 1 + b * (lpb + 1) + int(p[3])
+        rest = ".".join(p[4:])
+        return f"input_blocks.{i}.0.{resnet(rest)}" if p[2] == "resnets" else f"input_blocks.{i}.1.{rest}"
+    if p[0] == "mid_block":
+        rest = ".".join(p[3:])
+        return f"middle_block.{2 * int(p[2])}.{resnet(rest)}" if p[1] == "resnets" else f"middle_block.1.{rest}"
+    if p[0] == "up_blocks":
+        b = int(p[1])
+        if p[2] == "upsamplers":
+            return ("UPSAMPLER", b, p[-1])
+        i = b * (lpb + 1) + int(p[3])
+        rest = ".".join(p[4:])
+        return f"output_blocks.{i}.0.{resnet(rest)}" if p[2] == "resnets" else f"output_blocks.{i}.1.{rest}"
+    raise ValueError(name)
+
+
+def ldm_unet_names(diff, levels, lpb):
+    out = {}
+    for k, shape in diff.items():
+        n = ldm_unet_name(k, levels, lpb)
+        if isinstance(n, tuple):
+            _, b, leaf = n
+            i = b * (lpb + 1) + lpb
+            has_attn = any(x.startswith(f"up_blocks.{b}.attentions.") for x in diff)
+            n = f"output_blocks.{i}.{2 if has_attn else 1}.conv.{leaf}"
+        out[n] = shape
+    return out
+
+
+def ldm_vae_names(diff, levels):
+    out = {}
+    for k, shape in diff.items():
+        n = k
+        for d, l in [("encoder.conv_norm_out", "encoder.norm_out"), ("decoder.conv_norm_out", "decoder.norm_out")]:
+            n = n.replace(d, l)
+        p = n.split(".")
+        if p[1] == "down_blocks":
+            if p[3] == "downsamplers":
+                n = f"encoder.down.{p[2]}.downsample.conv.{p[-1]}"
+            else:
+                n = f"encoder.down.{p[2]}.block.{p[4]}." + ".".join(p[5:])
+        elif p[1] == "up_blocks":
+            lvl = levels - 1 - int(p[2])
+            if p[3] == "upsamplers":
+                n = f"decoder.up.{lvl}.upsample.conv.{p[-1]}"
+            else:
+                n = f"decoder.up.{lvl}.block.{p[4]}." + ".".join(p[5:])
+        elif p[1] == "mid_block":
+            if p[2] == "resnets":
+                n = f"{p[0]}.mid.block_{int(p[3]) + 1}." + ".".join(p[4:])
+            else:
+                m = {"group_norm": "norm", "to_q": "q", "to_k": "k", "to_v": "v", "to_out": "proj_out"}[p[4]]
+                n = f"{p[0]}.mid.attn_1.{m}.{p[-1]}"
+                if p[-1] == "weight" and m != "norm":
+                    shape = shape + [1, 1]  # ldm's AttnBlock uses 1x1 convs
+        n = n.replace("conv_shortcut", "nin_shortcut")
+        out[n] = shape
+    return out
+
+
+def load_diffusers_script():
+    path = os.path.join(os.path.dirname(diffusers.__file__), "..", "..", "scripts",
+                        "convert_diffusers_to_original_stable_diffusion.py")
+    spec = importlib.util.spec_from_file_location("d2o", os.path.abspath(path))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def write_list(path, names_shapes, dtype, source, metadata=None):
+    tensors = [[k, list(s), "float32" if k in SCHEDULE_BUFFERS else dtype] for k, s in names_shapes.items()]
+    doc = {"format": "easel-key-list-1", "source": source, "tensors": tensors}
+    if metadata:
+        doc["metadata"] = metadata
+    with gzip.GzipFile(path, "wb", mtime=0) as f:  # mtime 0: same bytes on every run
+        f.write(json.dumps(doc, separators=(",", ":")).encode())
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    d2o = load_diffusers_script()
+    import contextlib, io
+    for name, unet_cfg, vae_cfg, text_cfg, text_layout, family, stored_layers, dtype in CASES:
+        unet = build(UNet2DConditionModel, unet_cfg)
+        vae = build(AutoencoderKL, vae_cfg)
+        text = build(CLIPTextModel, text_cfg)
+        u, v, t = shapes(unet), shapes(vae), shapes(text)
+        levels, lpb = len(unet_cfg["block_out_channels"]), unet_cfg.get("layers_per_block", 2)
+        vae_levels = len(vae_cfg["block_out_channels"])
+
+        # LDM layout.
+        lu = ldm_unet_names(u, levels, lpb)
+        lv = ldm_vae_names(v, vae_levels)
+        if levels == 4 and lpb == 2:  # diffusers' script hard-codes SD's layout: it must agree with ours
+            with contextlib.redirect_stdout(io.StringIO()):
+                su = d2o.convert_unet_state_dict({k: stand_in(s) for k, s in u.items()})
+                sv = d2o.convert_vae_state_dict({k: stand_in(s) for k, s in v.items()})
+            assert {k: list(x.shape) for k, x in su.items()} == lu, f"{name}: UNet names differ from diffusers' script"
+            assert {k: list(x.shape) for k, x in sv.items()} == lv, f"{name}: VAE names differ from diffusers' script"
+        ldm = {"model.diffusion_model." + k: s for k, s in lu.items()}
+        ldm.update({"first_stage_model." + k: s for k, s in lv.items()})
+        if text_layout == "clip":
+            ldm.update({"cond_stage_model.transformer." + k: s for k, s in t.items()})
+            ldm["cond_stage_model.transformer.text_model.embeddings.position_ids"] = [1, text_cfg["max_position_embeddings"]]
+            extras = ["cond_stage_model.transformer.text_model.embeddings.position_ids"]
+        else:
+            # The OpenCLIP checkpoint stores every resblock (SD 2: 24) and its contrastive head; diffusers'
+            # text_encoder keeps the first stored-1 ("penultimate").
+            full = build(CLIPTextModel, dict(text_cfg, num_hidden_layers=stored_layers))
+            tf = {"transformer." + k: stand_in(s) for k, s in shapes(full).items()}
+            st = d2o.convert_text_enc_state_dict_v20(tf)
+            lt = {"cond_stage_model.model." + k: list(x.shape) for k, x in st.items()}
+            hidden = text_cfg["hidden_size"]
+            lt["cond_stage_model.model.text_projection"] = [hidden, hidden]
+            lt["cond_stage_model.model.logit_scale"] = []
+            ldm.update(lt)
+            last = f"cond_stage_model.model.transformer.resblocks.{stored_layers - 1}."
+            extras = [k for k in lt if k.startswith(last)] + ["cond_stage_model.model.text_projection",
+                                                              "cond_stage_model.model.logit_scale"]
+        for b in SCHEDULE_BUFFERS:
+            ldm[b] = [1000]
+        ldm["model_ema.decay"] = []
+        ldm["model_ema.num_updates"] = []
+        extras += SCHEDULE_BUFFERS + ["model_ema.decay", "model_ema.num_updates"]
+
+        # Prove the LDM list against diffusers' single-file loader.
+        ck = {k: stand_in(s) for k, s in ldm.items()}
+        with contextlib.redirect_stdout(io.StringIO()):
+            fu = sfu.convert_ldm_unet_checkpoint(ck, dict(unet_cfg))
+            fv = sfu.convert_ldm_vae_checkpoint(ck, dict(vae_cfg, down_block_types=vae_cfg["down_block_types"],
+                                                         up_block_types=vae_cfg["up_block_types"]))
+            if text_layout == "clip":
+                ft = sfu.convert_ldm_clip_checkpoint(ck)
+                ft.pop("text_model.embeddings.position_ids")  # transformers 4.40 no longer stores it
+            else:
+                ft = sfu.convert_open_clip_checkpoint(text, ck)
+                # diffusers drops resblock 23 by a fixed name list (SD 2's); for other depths drop the last here.
+                ft = {k: x for k, x in ft.items() if not k.startswith(f"text_model.encoder.layers.{stored_layers - 1}.")}
+        got = {"unet." + k: list(x.shape) for k, x in fu.items()}
+        got.update({"vae." + k: list(x.shape) for k, x in fv.items()})
+        got.update({"text_encoder." + k: list(x.shape) for k, x in ft.items()})
+        want = {"unet." + k: s for k, s in u.items()}
+        want.update({"vae." + k: s for k, s in v.items()})
+        want.update({"text_encoder." + k: s for k, s in t.items()})
+        if got != want:
+            missing = sorted(set(want) - set(got))[:10]
+            extra = sorted(set(got) - set(want))[:10]
+            bad = [k for k in want if k in got and got[k] != want[k]][:10]
+            sys.exit(f"{name}: diffusers' loader does not turn our LDM list into the model: "
+                     f"missing {missing} extra {extra} shape {bad}")
+
+        source = (f"tools/reference/make_key_lists.py case {name}; diffusers {diffusers.__version__}, "
+                  f"transformers {transformers.__version__}, torch {torch.__version__}")
+        write_list(os.path.join(OUT, f"{name}.ldm.json.gz"), ldm, dtype, source + "; LDM layout")
+        write_list(os.path.join(OUT, f"{name}.diffusers.json.gz"), want, dtype, source + "; diffusers layout")
+        expect = {
+            "source": source, "family": family, "unet_config": unet_cfg, "vae_config": vae_cfg,
+            "text_encoder_config": text_cfg, "text_layout": text_layout, "ldm_extras": extras,
+            "open_clip_stored_layers": stored_layers, "weight_dtype": dtype,
+        }
+        with open(os.path.join(OUT, f"{name}.expect.json"), "w") as f:
+            json.dump(expect, f, indent=1)
+            f.write("\n")
+        print(f"{name}: {len(ldm)} LDM names -> {len(want)} diffusers names, verified against single_file_utils")
+        del unet, vae, text
+
+
+if __name__ == "__main__":
+    main()
