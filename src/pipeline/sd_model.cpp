@@ -124,13 +124,22 @@ Result<std::unique_ptr<SDModel>> load_sd_model(const std::string& path, const Lo
     m->name = fs::path(path).filename().replace_extension("").string();
     m->notes = g.notes;
 
-    // Tokenizer: the model's own (diffusers folder), else a vocabulary found by the usual search.
-    std::string vocab = options.vocab_path;
-    if (vocab.empty() && !g.tokenizer_dir.empty()) vocab = g.tokenizer_dir;
-    if (vocab.empty() || !options.vocab_path.empty()) {
-        EASEL_TRY_ASSIGN(vocab, clip::find_vocab(options.vocab_path, path));
+    // Tokenizer: --vocab; else the model's own (a diffusers tokenizer/ folder, or the vocabulary easel's own
+    // single files carry in their metadata); else a vocabulary found by the usual search.
+    const auto vj = g.weights.metadata.find("easel.tokenizer.vocab_json");
+    const auto mt = g.weights.metadata.find("easel.tokenizer.merges_txt");
+    if (options.vocab_path.empty() && g.tokenizer_dir.empty() && vj != g.weights.metadata.end() &&
+        mt != g.weights.metadata.end()) {
+        EASEL_TRY_ASSIGN(m->tokenizer, clip::CLIPTokenizer::from_vocab_json_text(vj->second, mt->second, path + " metadata"));
+        m->notes.push_back("tokenizer from the file's metadata");
+    } else {
+        std::string vocab = options.vocab_path;
+        if (vocab.empty() && !g.tokenizer_dir.empty()) vocab = g.tokenizer_dir;
+        if (vocab.empty() || !options.vocab_path.empty()) {
+            EASEL_TRY_ASSIGN(vocab, clip::find_vocab(options.vocab_path, path));
+        }
+        EASEL_TRY_ASSIGN(m->tokenizer, clip::CLIPTokenizer::load(vocab));
     }
-    EASEL_TRY_ASSIGN(m->tokenizer, clip::CLIPTokenizer::load(vocab));
     const bool sd2 = info.family == ModelFamily::SD2 || info.family == ModelFamily::SD2Inpaint;
     m->pad_id = sd2 ? 0 : m->tokenizer.eos_id();
 
