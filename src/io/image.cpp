@@ -104,8 +104,11 @@ Result<Image> decode_png(const uint8_t* data, size_t size, const std::string& na
         return Error::exhausted("libpng could not allocate a reader", name);
     }
     PngReadState st{data, size, 0};
+    // Every C++ object with a destructor lives outside the setjmp/longjmp span: libpng's errors longjmp back
+    // here, and a longjmp over a live std::vector's scope would skip its destructor (a leak the fuzzer found).
     Image img;
     std::vector<png_bytep> rows;
+    std::vector<uint8_t> raw;
     if (setjmp(png_jmpbuf(png))) {
         png_destroy_read_struct(&png, &info, nullptr);
         return Error::bad_file(name, "not a valid PNG: " + err.message);
@@ -127,7 +130,7 @@ Result<Image> decode_png(const uint8_t* data, size_t size, const std::string& na
     img.width = int(w);
     img.height = int(h);
     img.channels = ch == 2 ? 4 : ch;  // gray+alpha is expanded below
-    std::vector<uint8_t> raw(size_t(w) * h * size_t(ch));
+    raw.resize(size_t(w) * h * size_t(ch));
     rows.resize(h);
     for (png_uint_32 y = 0; y < h; ++y) rows[y] = raw.data() + size_t(y) * w * size_t(ch);
     png_read_image(png, rows.data());
