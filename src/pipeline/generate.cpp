@@ -144,11 +144,11 @@ Denoiser make_cfg_denoiser(const Ctx& c, const SDModel& m, const DiscreteSchedul
         const float* xp = x.data<float>();
         Tensor den = Tensor::empty(x.shape());
         float* d = den.data<float>();
+        const float c_skip = float(1.0 / (double(sigma) * sigma + 1.0));
+        const float c_out = float(-double(sigma) / std::sqrt(double(sigma) * sigma + 1.0));
         auto x0 = [&](int64_t row, int64_t i) -> float {
             const float e = o[row * n + i];
             if (!v_pred) return xp[i] + e * -sigma;
-            const float c_skip = float(1.0 / (double(sigma) * sigma + 1.0));
-            const float c_out = float(-double(sigma) / std::sqrt(double(sigma) * sigma + 1.0));
             return e * c_out + xp[i] * c_skip;
         };
         for (int64_t i = 0; i < n; ++i) {

@@ -9,8 +9,7 @@ namespace easel {
 namespace {
 // Packs a weight tensor viewed as [rows, cols]; records a problem (and returns an empty weight) on failure.
 PackedWeight pack(const ParamScope& s, const Tensor& w, int64_t rows, int64_t cols) {
-    if (!w.storage() && w.numel() != 0) return {};
-    if (!w.storage()) return {};
+    if (!w.storage()) return {};  // missing or mis-shaped: the loader has recorded it
     Tensor wc = w.is_contiguous() ? w : w.contiguous();
     auto p = pack_linear_weight(wc.raw(), wc.dtype(), rows, cols, s.loader().precision());
     if (!p) {

@@ -1,7 +1,6 @@
 #include "runtime/ops.h"
 
 #include <cmath>
-#include <cstring>
 #include <limits>
 
 #include "core/thread_pool.h"
@@ -87,22 +86,6 @@ Tensor upsample_nearest2x(const Ctx& c, const Tensor& x0) {
     Tensor y = c.empty({x.size(0), x.size(1), x.size(2) * 2, x.size(3) * 2});
     upsample_nearest2x_f32(x.data<float>(), y.data<float>(), size_t(x.size(0) * x.size(1)), size_t(x.size(2)),
                            size_t(x.size(3)));
-    return y;
-}
-
-Tensor pad2d(const Ctx& c, const Tensor& x0, int top, int bottom, int left, int right) {
-    Tensor x = f32_contiguous(c, x0);
-    EASEL_ASSERT(x.rank() == 4, "pad2d: expected [N, C, H, W]");
-    const int64_t planes = x.size(0) * x.size(1), h = x.size(2), w = x.size(3);
-    const int64_t oh = h + top + bottom, ow = w + left + right;
-    Tensor y = Tensor::zeros({x.size(0), x.size(1), oh, ow}, DType::F32, c.alloc);
-    const float* src = x.data<float>();
-    float* dst = y.data<float>();
-    parallel_for(planes, [&](int64_t b, int64_t e) {
-        for (int64_t p = b; p < e; ++p)
-            for (int64_t r = 0; r < h; ++r)
-                std::memcpy(dst + (p * oh + r + top) * ow + left, src + (p * h + r) * w, size_t(w) * 4);
-    });
     return y;
 }
 

@@ -37,8 +37,6 @@ Tensor concat(const Ctx& c, const std::vector<Tensor>& parts, int dim);
 
 // x: [N, C, H, W] -> [N, C, 2H, 2W]
 Tensor upsample_nearest2x(const Ctx& c, const Tensor& x);
-// x: [N, C, H, W] -> [N, C, H + top + bottom, W + left + right], zero padding.
-Tensor pad2d(const Ctx& c, const Tensor& x, int top, int bottom, int left, int right);
 
 // x: [N, C, ...] (any trailing dims), gamma/beta: [C] f32
 Tensor group_norm(const Ctx& c, const Tensor& x, int groups, const Tensor& gamma, const Tensor& beta, float eps,
