@@ -8,6 +8,7 @@
 
 #include "models/clip/prompt_parser.h"
 #include "pipeline/infotext.h"
+#include "pipeline/mask.h"
 #include "sampling/noise.h"
 #include "sampling/rng_philox.h"
 #include "sampling/rng_torch_cpu.h"
@@ -36,6 +37,19 @@ std::string sampler_display_name(SamplerKind k) {
         case SamplerKind::DpmPPSde: return "DPM++ SDE";
         case SamplerKind::Ddim: return "DDIM";
         case SamplerKind::Lcm: return "LCM";
+    }
+    return "?";
+}
+
+std::string sampler_display_name(DiffusersScheduler k) {
+    switch (k) {
+        case DiffusersScheduler::Euler: return "Euler";
+        case DiffusersScheduler::EulerAncestral: return "Euler a";
+        case DiffusersScheduler::Heun: return "Heun";
+        case DiffusersScheduler::Lms: return "LMS";
+        case DiffusersScheduler::DpmSolverMultistep: return "DPM++ 2M";
+        case DiffusersScheduler::Ddim: return "DDIM";
+        case DiffusersScheduler::Pndm: return "PNDM";
     }
     return "?";
 }
@@ -84,8 +98,29 @@ Status validate_params(const GenerateParams& p, const SDModel& m) {
                                                        p.init_image->height, p.width, p.height), "init_image");
         if (!m.vae.has_encoder()) return Error::invalid_argument("the model was loaded without its VAE encoder", "init_image");
     }
-    if (m.info.unet.in_channels != 4)
-        return Error::unsupported("inpainting models (9-channel UNet) need a mask; plain generation is not supported with them");
+    if (p.schedule_from == ScheduleFrom::Diffusers) {
+        if (p.schedule != ScheduleKind::Default && p.schedule != ScheduleKind::Karras)
+            return Error::invalid_argument(fmt::format("diffusers mode takes automatic (the model's scheduler config) or "
+                                                       "karras (use_karras_sigmas), got {}", schedule_display_name(p.schedule)),
+                                           "scheduler");
+        if (p.init_image) return Error::unsupported("img2img in diffusers mode (use k-diffusion mode)", "schedule_from");
+    }
+    if (p.mask) {
+        if (!p.init_image) return Error::invalid_argument("a mask needs an init image (the picture to inpaint)", "mask");
+        if (p.mask->width != p.init_image->width || p.mask->height != p.init_image->height)
+            return Error::invalid_argument(fmt::format("mask is {}x{}, the init image {}x{}; they must be the same size",
+                                                       p.mask->width, p.mask->height, p.init_image->width,
+                                                       p.init_image->height), "mask");
+        if (p.mask_blur < 0 || p.mask_blur > 64)
+            return Error::invalid_argument(fmt::format("must be between 0 and 64, got {}", p.mask_blur), "mask_blur");
+        if (p.schedule_from == ScheduleFrom::Diffusers)
+            return Error::unsupported("inpainting in diffusers mode (use k-diffusion mode)", "schedule_from");
+    }
+    if (m.info.unet.in_channels != 4 && m.info.unet.in_channels != 9)
+        return Error::unsupported(fmt::format("a UNet with {} input channels (expected 4, or 9 for inpainting models)",
+                                              m.info.unet.in_channels));
+    if (m.info.unet.in_channels == 9 && !m.vae.has_encoder())
+        return Error::invalid_argument("inpainting models need the VAE encoder; the model was loaded without it");
     return ok();
 }
 
@@ -125,18 +160,20 @@ Result<Tensor> encode_prompt(const Ctx& c, const SDModel& m, const std::string& 
 }
 
 Denoiser make_cfg_denoiser(const Ctx& c, const SDModel& m, const DiscreteSchedule& schedule, const Tensor& cond,
-                           const Tensor& uncond, double cfg_scale) {
+                           const Tensor& uncond, double cfg_scale, const DenoiserOptions& options) {
     const bool v_pred = m.info.unet.prediction == Prediction::V;
     const bool guided = cfg_scale != 1.0;
     // Both conditionings in one batch, cond first (A1111's CFGDenoiser order); uncond padded to cond's length
     // by the caller (same number of chunks).
     Tensor context = guided ? ops::concat(c, {cond, uncond}, 0) : cond;
-    return [&m, &schedule, c, context, guided, cfg_scale, v_pred](const Tensor& x, float sigma) -> Result<Tensor> {
+    return [&m, &schedule, c, context, guided, cfg_scale, v_pred, options](const Tensor& x, float sigma) -> Result<Tensor> {
         // k-diffusion CompVisDenoiser.get_scalings: c_in = 1/sqrt(sigma^2 + 1), c_out = -sigma;
         // CompVisVDenoiser (sigma_data 1): c_skip = 1/(sigma^2+1), c_out = -sigma/sqrt(sigma^2+1).
         const float c_in = float(1.0 / std::sqrt(double(sigma) * sigma + 1.0));
-        const float t = schedule.sigma_to_t(sigma);
+        float t = options.timestep ? options.timestep(sigma) : -1.0f;
+        if (t < 0) t = schedule.sigma_to_t(sigma);
         Tensor xin = ops::scale(c, x, c_in);
+        if (options.concat) xin = ops::concat(c, {xin, *options.concat}, 1);
         if (guided) xin = ops::concat(c, {xin, xin}, 0);
         Tensor out = m.unet.forward(c, xin, t, context);
         const int64_t n = x.numel();
@@ -158,6 +195,17 @@ Denoiser make_cfg_denoiser(const Ctx& c, const SDModel& m, const DiscreteSchedul
                 const float dc = x0(0, i), du = x0(1, i);
                 d[i] = du + (dc - du) * float(cfg_scale);
             }
+        }
+        if (options.init_latent) {
+            // A1111: denoised = init_latent * mask + nmask * denoised (the masks are 0/1, nmask = 1 - mask).
+            const float* il = options.init_latent->data<float>();
+            const float* keep = options.keep->data<float>();
+            const int64_t plane = options.keep->numel(), channels = n / plane;
+            for (int64_t ch = 0; ch < channels; ++ch)
+                for (int64_t i = 0; i < plane; ++i) {
+                    const int64_t j = ch * plane + i;
+                    d[j] = il[j] * keep[i] + (1.0f - keep[i]) * d[j];
+                }
         }
         return den;
     };
@@ -217,7 +265,17 @@ Result<std::vector<GeneratedImage>> generate(const SDModel& m, const GeneratePar
     EASEL_TRY(emit({.phase = "encode", .step = 1, .total = 1}));
 
     const DiscreteSchedule schedule = DiscreteSchedule::stable_diffusion();
-    EASEL_TRY_ASSIGN(std::vector<float> sigmas, make_sigmas(p.schedule, schedule, p.steps));
+    const bool diffusers_mode = p.schedule_from == ScheduleFrom::Diffusers;
+    std::vector<float> sigmas;
+    DiffusersPlan plan;
+    if (diffusers_mode) {
+        DiffusersSchedulerConfig sc = m.scheduler_config.for_scheduler(p.diffusers_scheduler);
+        if (p.schedule == ScheduleKind::Karras) sc.use_karras_sigmas = true;
+        EASEL_TRY_ASSIGN(plan, diffusers_plan(p.diffusers_scheduler, sc, p.steps));
+        sigmas = plan.sigmas;
+    } else {
+        EASEL_TRY_ASSIGN(sigmas, make_sigmas(p.schedule, schedule, p.steps));
+    }
     std::optional<Tensor> init_mean, init_std;
     if (p.init_image) {
         // A1111 (img2img_fix_steps off): t_enc = int(min(strength, 0.999) * steps); run the last t_enc + 1 sigmas.
@@ -231,10 +289,52 @@ Result<std::vector<GeneratedImage>> generate(const SDModel& m, const GeneratePar
         init_mean = mean;
         init_std = sd;
     }
-    const Denoiser denoise = make_cfg_denoiser(c, m, schedule, cond, uncond, p.cfg_scale);
+    DenoiserOptions dopt;
+    if (diffusers_mode) dopt.timestep = [&plan](float sigma) { return plan.timestep_for(sigma); };
     const int f = m.info.vae.downscale();
-    const Shape latent_shape{1, m.info.unet.out_channels, p.height / f, p.width / f};
+    const int lh = p.height / f, lw = p.width / f;
+    const Shape latent_shape{1, m.info.unet.out_channels, lh, lw};
     const float scaling = m.info.vae.scaling_factor;
+
+    // Inpainting (A1111 processing.py, "Inpaint upload", whole picture, "original" fill).
+    std::optional<Image> overlay;  // the blurred mask doubled and clipped: how much of the generated pixel to keep
+    if (p.mask) {
+        const Image blurred = blur_mask(mask_to_gray(*p.mask), p.mask_blur);
+        // The latent mask: the blurred mask resized (PIL BICUBIC) to the latent size, /255, rounded.
+        const std::vector<uint8_t> lat = resize_bicubic_u8(blurred, lw, lh);
+        Tensor keep = Tensor::empty({1, 1, lh, lw});
+        for (size_t i = 0; i < lat.size(); ++i) keep.data<float>()[i] = lat[i] >= 128 ? 0.0f : 1.0f;
+        dopt.keep = keep;
+        Image o = blurred;
+        for (uint8_t& v : o.pixels) v = uint8_t(std::min(255, 2 * int(v)));
+        overlay = std::move(o);
+    }
+    if (m.info.unet.in_channels == 9) {
+        // The inpainting model's extra input: the full-size mask rounded to 0/1 (txt2img: all 1) and the latent of
+        // the image with the masked part set to 0 (mid-grey; txt2img: all grey), mask resized (nearest) to the
+        // latent. A1111 encodes that image with a posterior sample from torch's global RNG, which no seed
+        // controls; easel takes the posterior mean (the two differ by the VAE's tiny posterior std).
+        const int H = p.height, W = p.width;
+        Tensor full_mask = Tensor::empty({1, 1, H, W});
+        if (p.mask) {
+            const Image blurred = blur_mask(mask_to_gray(*p.mask), p.mask_blur);
+            for (int64_t i = 0; i < int64_t(H) * W; ++i) full_mask.data<float>()[i] = blurred.pixels[size_t(i)] >= 128 ? 1.0f : 0.0f;
+        } else {
+            for (int64_t i = 0; i < int64_t(H) * W; ++i) full_mask.data<float>()[i] = 1.0f;
+        }
+        Tensor src = p.init_image ? image_to_tensor(*p.init_image) : Tensor::zeros({1, 3, H, W});
+        for (int64_t ch = 0; ch < 3; ++ch)
+            for (int64_t i = 0; i < int64_t(H) * W; ++i) src.data<float>()[ch * H * W + i] *= 1.0f - full_mask.data<float>()[i];
+        auto [mean, logvar] = m.vae.encode_moments(c, src);
+        Tensor cc = Tensor::empty({1, 5, lh, lw});
+        float* o = cc.data<float>();
+        for (int64_t y = 0; y < lh; ++y)
+            for (int64_t x = 0; x < lw; ++x)  // torch interpolate(mode="nearest"): src = floor(dst * in / out)
+                o[y * lw + x] = full_mask.data<float>()[(y * H / lh) * W + (x * W / lw)];
+        const float* mp = mean.contiguous().data<float>();
+        for (int64_t i = 0; i < 4 * int64_t(lh) * lw; ++i) o[int64_t(lh) * lw + i] = mp[i] * scaling;
+        dopt.concat = cc;
+    }
 
     std::vector<GeneratedImage> out;
     for (int i = 0; i < images; ++i) {
@@ -259,35 +359,64 @@ Result<std::vector<GeneratedImage>> generate(const SDModel& m, const GeneratePar
                 lat.data<float>()[k] = (init_mean->data<float>()[k] + init_std->data<float>()[k] * e.data<float>()[k]) * scaling;
             Tensor n0 = noise->randn_like(lat);
             x = ops::add(c, lat, scaled(n0, sigmas[0]));
+            if (p.mask) dopt.init_latent = lat;
         } else {
-            x = scaled(noise->randn_like(Tensor::empty(latent_shape)), sigmas[0]);
+            x = scaled(noise->randn_like(Tensor::empty(latent_shape)), diffusers_mode ? plan.init_noise_scale : sigmas[0]);
         }
+        const Denoiser denoise = make_cfg_denoiser(c, m, schedule, cond, uncond, p.cfg_scale, dopt);
         const int total = int(sigmas.size()) - 1;
         EASEL_TRY(emit({.phase = "sampling", .image = i, .step = 0, .total = total}));
         auto on_step = [&](int step, int tot, const Tensor& xs) -> Status {
             return emit({.phase = "sampling", .image = i, .step = step, .total = tot, .latent = &xs});
         };
-        EASEL_TRY_ASSIGN(Tensor x0, sample(p.sampler, denoise, x, sigmas, *noise, on_step, p.sampler_options));
+        Tensor x0;
+        if (diffusers_mode) {
+            EASEL_TRY_ASSIGN(x0, sample_diffusers(plan, denoise, x, *noise, on_step));
+        } else {
+            EASEL_TRY_ASSIGN(x0, sample(p.sampler, denoise, x, sigmas, *noise, on_step, p.sampler_options));
+        }
+        if (p.mask) {
+            // A1111: samples = samples * nmask + init_latent * mask.
+            float* xp = x0.data<float>();
+            const float* il = dopt.init_latent->data<float>();
+            const float* keep = dopt.keep->data<float>();
+            const int64_t plane = int64_t(lh) * lw;
+            for (int64_t j = 0; j < x0.numel(); ++j) xp[j] = xp[j] * (1.0f - keep[j % plane]) + il[j] * keep[j % plane];
+        }
         EASEL_TRY(emit({.phase = "decode", .image = i, .step = 0, .total = 1}));
         Tensor img = m.vae.decode(c, scaled(x0, 1.0f / scaling));
         EASEL_TRY(emit({.phase = "decode", .image = i, .step = 1, .total = 1}));
 
         GeneratedImage g;
         g.image = tensor_to_image(img);
+        if (overlay) {
+            // A1111 pastes the original back over what was not repainted, weighted by the doubled blurred mask.
+            const Image& orig = *p.init_image;
+            for (size_t k = 0; k < size_t(p.width) * size_t(p.height); ++k) {
+                const int a = overlay->pixels[k];
+                for (size_t ch = 0; ch < 3; ++ch) {
+                    const int o = orig.pixels[k * size_t(orig.channels) + (orig.channels == 1 ? 0 : ch)];
+                    uint8_t& v = g.image.pixels[k * 3 + ch];
+                    v = uint8_t((int(v) * a + o * (255 - a) + 127) / 255);
+                }
+            }
+        }
         g.seed = seed;
         g.latent = x0;
         InfotextParams ip;
         ip.prompt = p.prompt;
         ip.negative_prompt = p.negative_prompt;
         ip.steps = p.steps;
-        ip.sampler = sampler_display_name(p.sampler);
+        ip.sampler = diffusers_mode ? sampler_display_name(p.diffusers_scheduler) : sampler_display_name(p.sampler);
         ip.schedule_type = schedule_display_name(p.schedule);
+        if (diffusers_mode) ip.extra.emplace_back("Schedule from", "diffusers");
         ip.cfg_scale = p.cfg_scale;
         ip.seed = seed;
         ip.width = p.width;
         ip.height = p.height;
         ip.model_name = m.name;
         if (p.init_image) ip.denoising_strength = p.denoising_strength;
+        if (p.mask) ip.extra.emplace_back("Mask blur", std::to_string(p.mask_blur));
         ip.clip_skip = p.clip_skip;
         ip.rng = p.rng == RngKind::Cpu ? "CPU" : "GPU";
         ip.version = "easel 0.1.0";

@@ -23,6 +23,9 @@
 namespace easel {
 
 enum class RngKind { Cpu, Cuda };
+// Whose sampling semantics: k-diffusion's (AUTOMATIC1111, ComfyUI, stable-diffusion.cpp) or diffusers' scheduler
+// classes driven by the model's scheduler_config.json (StableDiffusionPipeline).
+enum class ScheduleFrom { KDiffusion, Diffusers };
 
 struct GenerateParams {
     std::string prompt;
@@ -32,8 +35,10 @@ struct GenerateParams {
     int steps = 20;
     double cfg_scale = 7.0;
     int64_t seed = 0;  // resolved by the caller (-1 = random is a CLI/API concern)
-    SamplerKind sampler = SamplerKind::EulerAncestral;
-    ScheduleKind schedule = ScheduleKind::Default;
+    SamplerKind sampler = SamplerKind::EulerAncestral;  // k-diffusion mode
+    ScheduleKind schedule = ScheduleKind::Default;      // Default or Karras (use_karras_sigmas) in diffusers mode
+    ScheduleFrom schedule_from = ScheduleFrom::KDiffusion;
+    DiffusersScheduler diffusers_scheduler = DiffusersScheduler::Euler;  // diffusers mode
     RngKind rng = RngKind::Cpu;
     int clip_skip = 1;
     int batch_size = 1;   // images per batch; image i uses seed + i (AUTOMATIC1111)
@@ -42,6 +47,11 @@ struct GenerateParams {
     // img2img: an init image (resized by the caller to width x height) and how much of the schedule runs.
     std::optional<Image> init_image;
     double denoising_strength = 0.75;
+    // Inpainting (needs init_image): white = repaint, same size as the init image; blurred by mask_blur pixels
+    // (A1111's default 4), "original" masked content, whole picture. Works with inpainting models (9-channel UNet)
+    // and, by latent blending, with ordinary ones.
+    std::optional<Image> mask;
+    int mask_blur = 4;
 };
 
 struct ProgressEvent {
@@ -72,15 +82,25 @@ Result<std::vector<GeneratedImage>> generate(const SDModel& m, const GeneratePar
 // Lower-level pieces, exposed for tests and the server.
 // Text conditioning for a prompt: [1, 77 * chunks, hidden].
 Result<Tensor> encode_prompt(const Ctx& c, const SDModel& m, const std::string& prompt, int clip_skip, int min_chunks = 1);
+struct DenoiserOptions {
+    // The UNet timestep for a sigma: timestep(sigma) when given and >= 0, else the schedule's sigma_to_t.
+    std::function<float(float)> timestep;
+    // Inpainting models: [1, 5, h, w] (mask, masked-image latent) appended to the UNet input's channels.
+    std::optional<Tensor> concat;
+    // Inpainting (A1111's CFGDenoiser): denoised = init_latent * keep + (1 - keep) * denoised, keep [1, 1, h, w]
+    // being 1 where the picture is kept.
+    std::optional<Tensor> init_latent, keep;
+};
 // The k-diffusion denoiser (CompVisDenoiser / CompVisVDenoiser + A1111's CFGDenoiser) for one image.
 Denoiser make_cfg_denoiser(const Ctx& c, const SDModel& m, const DiscreteSchedule& schedule, const Tensor& cond,
-                           const Tensor& uncond, double cfg_scale);
+                           const Tensor& uncond, double cfg_scale, const DenoiserOptions& options = {});
 // [N, 3, H, W] in [-1, 1] -> RGB image (the first item), rounding as diffusers' numpy_to_pil does.
 Image tensor_to_image(const Tensor& x, int index = 0);
 // RGB(A) image -> [1, 3, H, W] in [-1, 1].
 Tensor image_to_tensor(const Image& img);
 
 std::string sampler_display_name(SamplerKind k);    // A1111's: "Euler a", "DPM++ 2M", ...
+std::string sampler_display_name(DiffusersScheduler k);  // the same names for diffusers' classes; "PNDM"
 std::string schedule_display_name(ScheduleKind k);  // A1111's "Schedule type": "Automatic", "Karras", ...
 
 }  // namespace easel

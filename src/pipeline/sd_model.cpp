@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "io/diffusers_folder.h"
+#include "io/keymap_config_doc.h"
 #include "io/keymap_ldm.h"
 #include "io/model_file.h"
 
@@ -87,6 +88,60 @@ Result<Gathered> gather(const std::string& path) {
 
 }  // namespace
 
+DiffusersSchedulerConfig SchedulerFileConfig::for_scheduler(DiffusersScheduler scheduler) const {
+    DiffusersSchedulerConfig c = base;
+    if (!spacing_given)
+        c.timestep_spacing = (scheduler == DiffusersScheduler::Ddim || scheduler == DiffusersScheduler::Pndm)
+                                 ? TimestepSpacing::Leading
+                                 : TimestepSpacing::Linspace;
+    return c;
+}
+
+namespace {
+Result<SchedulerFileConfig> parse_scheduler_config_fields(std::string_view json, const std::string& source) {
+    EASEL_TRY_ASSIGN(ConfigNode cfg, parse_json_config(json, source));
+    SchedulerFileConfig out;
+    DiffusersSchedulerConfig& c = out.base;
+    EASEL_TRY_ASSIGN(auto n, cfg.get_int("num_train_timesteps"));
+    if (n) {
+        if (*n < 2 || *n > 100000)
+            return Error::bad_file(source, fmt::format("num_train_timesteps must be between 2 and 100000, got {}", *n));
+        c.num_train_timesteps = int(*n);
+    }
+    EASEL_TRY_ASSIGN(auto bs, cfg.get_double("beta_start"));
+    EASEL_TRY_ASSIGN(auto be, cfg.get_double("beta_end"));
+    if (bs) c.beta_start = *bs;
+    if (be) c.beta_end = *be;
+    if (!(c.beta_start > 0 && c.beta_start < c.beta_end && c.beta_end < 1))
+        return Error::bad_file(source, fmt::format("expected 0 < beta_start < beta_end < 1, got {} and {}", c.beta_start, c.beta_end));
+    EASEL_TRY_ASSIGN(const std::string schedule, cfg.get_string_or("beta_schedule", "scaled_linear"));
+    if (schedule != "scaled_linear")
+        return Error::unsupported(fmt::format("beta_schedule '{}' (only scaled_linear, SD's, is supported)", schedule), source);
+    if (const ConfigNode* tb = cfg.get("trained_betas"); tb && !tb->is_null())
+        return Error::unsupported("trained_betas (a custom beta list) is not supported", source);
+    EASEL_TRY_ASSIGN(auto spacing, cfg.get_string("timestep_spacing"));
+    if (spacing) {
+        out.spacing_given = true;
+        if (*spacing == "leading") c.timestep_spacing = TimestepSpacing::Leading;
+        else if (*spacing == "linspace") c.timestep_spacing = TimestepSpacing::Linspace;
+        else if (*spacing == "trailing") c.timestep_spacing = TimestepSpacing::Trailing;
+        else return Error::bad_file(source, fmt::format("timestep_spacing must be leading, linspace or trailing, got '{}'", *spacing));
+    }
+    EASEL_TRY_ASSIGN(auto off, cfg.get_int("steps_offset"));
+    if (off && (*off < 0 || *off > 100)) return Error::bad_file(source, fmt::format("steps_offset must be 0..100, got {}", *off));
+    c.steps_offset = off ? int(*off) : 0;  // every class's default is 0
+    EASEL_TRY_ASSIGN(auto karras, cfg.get_bool("use_karras_sigmas"));
+    c.use_karras_sigmas = karras.value_or(false);
+    return out;
+}
+}  // namespace
+
+Result<SchedulerFileConfig> parse_scheduler_config(std::string_view json, const std::string& source) {
+    auto r = parse_scheduler_config_fields(json, source);
+    if (!r && r.error().to_string().find(source) == std::string::npos) return r.error().within(source);
+    return r;
+}
+
 Result<ModelInfo> inspect_model(const std::string& path, std::vector<std::string>* notes) {
     EASEL_TRY_ASSIGN(Gathered g, gather(path));
     if (notes) *notes = g.notes;
@@ -123,6 +178,10 @@ Result<std::unique_ptr<SDModel>> load_sd_model(const std::string& path, const Lo
     m->path = path;
     m->name = fs::path(path).filename().replace_extension("").string();
     m->notes = g.notes;
+    if (g.sources.scheduler_json) {
+        EASEL_TRY_ASSIGN(m->scheduler_config, parse_scheduler_config(*g.sources.scheduler_json,
+                                                                     (fs::path(path) / "scheduler" / "scheduler_config.json").string()));
+    }
 
     // Tokenizer: --vocab; else the model's own (a diffusers tokenizer/ folder, or the vocabulary easel's own
     // single files carry in their metadata); else a vocabulary found by the usual search.

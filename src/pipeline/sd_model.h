@@ -18,6 +18,7 @@
 #include "models/detect.h"
 #include "models/unet/unet.h"
 #include "models/vae/vae.h"
+#include "sampling/diffusers_schedule.h"
 
 namespace easel {
 
@@ -29,6 +30,16 @@ struct LoadOptions {
     bool with_vae_encoder = true;           // img2img and inpainting need it
 };
 
+// A diffusers scheduler_config.json as diffusers' `from_config` sees it: a field the file does not carry takes
+// the default of the scheduler class it is loaded into, so the spacing is resolved per scheduler.
+struct SchedulerFileConfig {
+    DiffusersSchedulerConfig base;  // timestep_spacing there is only meaningful when spacing_given
+    bool spacing_given = false;
+    // The config diffusers builds for `scheduler`: the file's spacing, else the class default ("leading" for
+    // DDIM and PNDM, "linspace" for the Euler family, LMS, Heun and DPM-Solver in diffusers 0.30).
+    DiffusersSchedulerConfig for_scheduler(DiffusersScheduler scheduler) const;
+};
+
 struct SDModel {
     std::string path;
     std::string name;  // file or folder name without extension (A1111's "Model" infotext field)
@@ -38,6 +49,9 @@ struct SDModel {
     UNet unet;
     VAE vae;
     int32_t pad_id = 0;  // SD 1.x pads prompts with <|endoftext|>, SD 2.x with 0
+    // What diffusers mode (--schedule-from diffusers) reads: the folder's scheduler/scheduler_config.json, or
+    // SD 1.5's own scheduler_config.json for a single file (what diffusers' from_single_file uses).
+    SchedulerFileConfig scheduler_config;
     std::vector<std::string> notes;
 
     std::string describe() const;
@@ -45,6 +59,9 @@ struct SDModel {
 
 // Reads configs and weight names without building the networks (for `easel info`).
 Result<ModelInfo> inspect_model(const std::string& path, std::vector<std::string>* notes = nullptr);
+
+// Refuses a beta_schedule other than scaled_linear, trained_betas, and out-of-range values.
+Result<SchedulerFileConfig> parse_scheduler_config(std::string_view json, const std::string& source);
 
 Result<std::unique_ptr<SDModel>> load_sd_model(const std::string& path, const LoadOptions& options);
 

@@ -288,8 +288,7 @@ Result<DiffusersScheduler> parse_diffusers_scheduler(std::string_view name) {
         fmt::format("diffusers scheduler '{}' is not supported; supported: EulerDiscreteScheduler, "
                     "EulerAncestralDiscreteScheduler, HeunDiscreteScheduler, LMSDiscreteScheduler, "
                     "DPMSolverMultistepScheduler, DDIMScheduler, PNDMScheduler (LCM and UniPC are not implemented yet)",
-                    name),
-        "scheduler");
+                    name));
 }
 
 }  // namespace easel

@@ -190,8 +190,7 @@ Result<SamplerKind> parse_sampler_name(std::string_view name) {
     return Error::invalid_argument(
         fmt::format("unknown sampler '{}'; expected one of euler, euler_a, heun, dpm2, lms, dpm++2m, dpm++2m_sde, "
                     "dpm++sde, ddim, lcm",
-                    name),
-        "sampler");
+                    name));
 }
 
 const char* sampler_name(SamplerKind kind) {

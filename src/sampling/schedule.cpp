@@ -248,8 +248,7 @@ Result<ScheduleKind> parse_schedule_name(std::string_view name) {
     return Error::invalid_argument(
         fmt::format("unknown schedule '{}'; expected one of default (normal), karras, exponential, sgm_uniform, "
                     "simple, ddim_uniform, ays, ays_xl",
-                    name),
-        "schedule");
+                    name));
 }
 
 const char* schedule_name(ScheduleKind kind) {

@@ -96,6 +96,57 @@ INSTANTIATE_TEST_SUITE_P(SD1Tiny, PipelineGolden,
                          ::testing::Values("euler", "euler_a", "dpmpp2m_karras", "heun", "dpmpp2m_sde_karras", "lms",
                                            "img2img_euler_a"));
 
+// Diffusers mode: StableDiffusionPipeline with each scheduler class built from the folder's scheduler_config.json
+// (tools/reference/make_pipeline_diffusers_goldens.py). Same bounds as above.
+class PipelineDiffusersGolden : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(PipelineDiffusersGolden, MatchesStableDiffusionPipeline) {
+    Fixture& f = fixture();
+    static const WeightSet cases = [] {
+        auto c = read_safetensors(std::string(EASEL_GOLDEN_DIR) + "/pipeline_sd1_diffusers_cases.safetensors");
+        EASEL_ASSERT(c.has_value(), c ? "" : c.error().to_string());
+        return std::move(c).value();
+    }();
+    const std::string name = GetParam();
+    const auto j = nlohmann::json::parse(cases.metadata.at(name + ".params"));
+    GenerateParams p;
+    p.prompt = j["prompt"];
+    p.negative_prompt = j["negative"];
+    p.steps = j["steps"];
+    p.cfg_scale = j["cfg"];
+    p.seed = j["seed"];
+    p.width = p.height = 32;
+    p.schedule_from = ScheduleFrom::Diffusers;
+    std::string sched = j["scheduler"];
+    if (sched.size() > 7 && sched.compare(sched.size() - 7, 7, "_karras") == 0) {
+        sched.resize(sched.size() - 7);
+        p.schedule = ScheduleKind::Karras;
+    }
+    p.diffusers_scheduler = parse_diffusers_scheduler(sched).value();
+    auto out = generate(*f.model, p);
+    ASSERT_TRUE(out) << out.error().to_string();
+    auto rl = easel::testing::compare((*out)[0].latent, *cases.find(name + ".latent"), {.atol = 1e-3, .rtol = 1e-4});
+    std::printf("diffusers %-16s latent %s\n", name.c_str(), rl.summary().c_str());
+    EXPECT_TRUE(rl.passed()) << rl.summary();
+    const Tensor& ref = *cases.find(name + ".image");
+    const Image& got = (*out)[0].image;
+    double sum = 0;
+    int worst = 0;
+    for (int64_t c = 0; c < 3; ++c)
+        for (int64_t i = 0; i < 32 * 32; ++i) {
+            const int d = std::abs(int(got.pixels[size_t(i * 3 + c)]) - int(ref.item({0, c, i / 32, i % 32})));
+            sum += d;
+            worst = std::max(worst, d);
+        }
+    const double mean = sum / (3 * 32 * 32);
+    std::printf("diffusers %-16s image mean |diff| %.4f levels, max %d levels\n", name.c_str(), mean, worst);
+    EXPECT_LE(mean, 1.0);
+    EXPECT_LE(worst, 2);
+}
+
+INSTANTIATE_TEST_SUITE_P(SD1Tiny, PipelineDiffusersGolden,
+                         ::testing::Values("euler", "euler_a", "heun", "lms", "dpmpp2m", "dpmpp2m_karras", "ddim", "pndm"));
+
 // --precision fast (bf16 weights and activations in every GEMM, f32 accumulation) must stay within
 // PSNR >= 35 dB of the fp32 image for the same seed (the bound).
 TEST(PipelineFastMode, StaysCloseToFp32) {
@@ -152,4 +203,86 @@ TEST(PipelineSingleFile, LdmLayoutGivesTheSameImage) {
     auto b = generate(**own, p);
     ASSERT_TRUE(b) << b.error().to_string();
     EXPECT_EQ((*b)[0].image.pixels, (*a)[0].image.pixels);
+}
+
+// Inpainting in AUTOMATIC1111's semantics (tools/reference/make_inpaint_goldens.py has the steps): latent blending
+// with an ordinary model, and a 9-channel inpainting model that also sees the mask and the masked picture.
+class InpaintGolden : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(InpaintGolden, MatchesReference) {
+    static const WeightSet cases = [] {
+        auto c = read_safetensors(std::string(EASEL_GOLDEN_DIR) + "/inpaint_cases.safetensors");
+        EASEL_ASSERT(c.has_value(), c ? "" : c.error().to_string());
+        return std::move(c).value();
+    }();
+    static std::unique_ptr<SDModel> inpaint_model = [] {
+        auto m = load_sd_model(std::string(EASEL_GOLDEN_DIR) + "/pipeline_sd1_inpaint", LoadOptions{});
+        EASEL_ASSERT(m.has_value(), m ? "" : m.error().to_string());
+        return std::move(m).value();
+    }();
+    const std::string name = GetParam();
+    const auto j = nlohmann::json::parse(cases.metadata.at(name + ".params"));
+    const SDModel& model = j["model"] == "inpaint" ? *inpaint_model : *fixture().model;
+    if (j["model"] == "inpaint") {
+        EXPECT_EQ(model.info.unet.in_channels, 9);
+        EXPECT_EQ(model.info.family, ModelFamily::SD1Inpaint);
+    }
+    GenerateParams p;
+    p.prompt = j["prompt"];
+    p.steps = j["steps"];
+    p.cfg_scale = j["cfg"];
+    p.seed = j["seed"];
+    p.width = p.height = 32;
+    p.sampler = parse_sampler_name(j["sampler"].get<std::string>()).value();
+    p.denoising_strength = j["strength"];
+    p.mask_blur = std::stoi(cases.metadata.at("mask_blur"));
+    const Tensor& init = *cases.find("init_image");  // [1, 3, 32, 32] u8
+    const Tensor& mask = *cases.find("mask");        // [32, 32] u8
+    Image img{32, 32, 3, std::vector<uint8_t>(32 * 32 * 3)};
+    Image m{32, 32, 1, std::vector<uint8_t>(32 * 32)};
+    for (int64_t i = 0; i < 32 * 32; ++i) {
+        for (int64_t c = 0; c < 3; ++c) img.pixels[size_t(i * 3 + c)] = uint8_t(init.item({0, c, i / 32, i % 32}));
+        m.pixels[size_t(i)] = uint8_t(mask.item({i / 32, i % 32}));
+    }
+    p.init_image = img;
+    p.mask = m;
+    auto out = generate(model, p);
+    ASSERT_TRUE(out) << out.error().to_string();
+    auto rl = easel::testing::compare((*out)[0].latent, *cases.find(name + ".latent"), {.atol = 1e-3, .rtol = 1e-4});
+    std::printf("inpaint %-18s latent %s\n", name.c_str(), rl.summary().c_str());
+    EXPECT_TRUE(rl.passed()) << rl.summary();
+    const Tensor& ref = *cases.find(name + ".image");
+    const Image& got = (*out)[0].image;
+    double sum = 0;
+    int worst = 0;
+    for (int64_t c = 0; c < 3; ++c)
+        for (int64_t i = 0; i < 32 * 32; ++i) {
+            const int d = std::abs(int(got.pixels[size_t(i * 3 + c)]) - int(ref.item({0, c, i / 32, i % 32})));
+            sum += d;
+            worst = std::max(worst, d);
+        }
+    const double mean = sum / (3 * 32 * 32);
+    std::printf("inpaint %-18s image mean |diff| %.4f levels, max %d levels\n", name.c_str(), mean, worst);
+    EXPECT_LE(mean, 1.0);
+    EXPECT_LE(worst, 2);
+}
+
+INSTANTIATE_TEST_SUITE_P(SD1Tiny, InpaintGolden,
+                         ::testing::Values("blend_euler_a", "blend_dpmpp2m", "inpaint9_euler_a", "inpaint9_euler"));
+
+TEST(Inpaint, RejectsBadMasks) {
+    Fixture& f = fixture();
+    GenerateParams p;
+    p.prompt = "x";
+    p.width = p.height = 32;
+    p.mask = Image{32, 32, 1, std::vector<uint8_t>(32 * 32, 255)};
+    auto r = generate(*f.model, p);  // no init image
+    ASSERT_FALSE(r);
+    std::printf("%s\n", r.error().to_string().c_str());
+    p.init_image = Image{32, 32, 3, std::vector<uint8_t>(32 * 32 * 3, 0)};
+    p.mask = Image{16, 32, 1, std::vector<uint8_t>(16 * 32, 255)};
+    r = generate(*f.model, p);
+    ASSERT_FALSE(r);
+    std::printf("%s\n", r.error().to_string().c_str());
+    EXPECT_NE(r.error().to_string().find("16x32"), std::string::npos);
 }

@@ -494,7 +494,7 @@ def main():
     ap.add_argument("--eval-count", type=int, default=None)
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", str(a.threads))
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # torch parallelises itself; nested BLAS threads cost 1.5x
     import refenv
     refenv.ensure()
     import torch

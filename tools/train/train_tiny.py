@@ -459,7 +459,7 @@ def benchmark(a):
 
 def main(argv=None):
     a = parse_args(argv)
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", str(a.threads))
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # torch parallelises itself; nested BLAS threads cost 1.5x
     import refenv
     refenv.ensure()
     import torch

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# The CLI end to end: bad input gets one clear "error: ..." line and a non-zero exit (never a crash), and good
+# runs write images carrying their parameters. Usage: cli_test.sh EASEL_BINARY GOLDEN_DIR
+set -uo pipefail
+bin=$1
+golden=$2
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+failures=0
+model=$golden/pipeline_sd1
+
+# expect_error NAME PATTERN -- ARGS...: exit status 1..2, exactly one line on stderr matching "error: .*PATTERN".
+expect_error() {
+  local name=$1 pattern=$2
+  shift 3
+  "$bin" "$@" >"$tmp/out" 2>"$tmp/err"
+  local rc=$?
+  local lines
+  lines=$(grep -c . "$tmp/err" || true)
+  if [[ $rc -eq 0 || $rc -gt 2 ]] || ! grep -q "^error: .*$pattern" "$tmp/err" || [[ $(grep -c '^error:' "$tmp/err") -ne 1 ]]; then
+    echo "FAIL $name: exit $rc, stderr ($lines lines):"; sed 's/^/    /' "$tmp/err"
+    failures=$((failures + 1))
+  else
+    echo "ok   $name: exit $rc: $(grep '^error:' "$tmp/err")"
+  fi
+}
+
+# expect_ok NAME -- ARGS...: exit 0.
+expect_ok() {
+  local name=$1
+  shift 2
+  if ! "$bin" "$@" >"$tmp/out" 2>"$tmp/err"; then
+    echo "FAIL $name: exit $?:"; sed 's/^/    /' "$tmp/err"
+    failures=$((failures + 1))
+  else
+    echo "ok   $name"
+  fi
+}
+
+head -c 4096 /dev/urandom >"$tmp/corrupt.safetensors"
+printf 'not an image' >"$tmp/bad.png"
+mkdir -p "$tmp/novocab"
+cp -r "$model"/unet "$model"/vae "$model"/text_encoder "$model"/scheduler "$model"/model_index.json "$tmp/novocab/"
+
+expect_error "missing model" "no such model" -- generate -m "$tmp/nope.safetensors" -p x -o "$tmp/a.png"
+expect_error "corrupt model" "corrupt.safetensors" -- generate -m "$tmp/corrupt.safetensors" -p x -o "$tmp/a.png"
+expect_error "unknown sampler" "sampler" -- generate -m "$model" -p x --sampler nonsense -o "$tmp/a.png"
+expect_error "unknown diffusers scheduler" "sampler" -- generate -m "$model" -p x --schedule-from diffusers --sampler dpm2 -o "$tmp/a.png"
+expect_error "size not a multiple of 8" "multiple of 8" -- generate -m "$model" -p x -W 33 -H 32 -o "$tmp/a.png"
+expect_error "absurd size" "outside" -- generate -m "$model" -p x -W 100000 -H 32 -o "$tmp/a.png"
+expect_error "unknown output format" "output" -- generate -m "$model" -p x -o "$tmp/a.gif"
+expect_error "unreadable init image" "init-image" -- generate -m "$model" -p x -W 32 -H 32 --init-image "$tmp/bad.png" -o "$tmp/a.png"
+expect_error "mask without init image" "mask" -- generate -m "$model" -p x -W 32 -H 32 --mask "$tmp/bad.png" -o "$tmp/a.png"
+expect_error "bad steps" "steps" -- generate -m "$model" -p x --steps 0 -o "$tmp/a.png"
+expect_error "missing vocabulary" "vocab" -- generate -m "$tmp/novocab" -p x --vocab "$tmp/none.json" -o "$tmp/a.png"
+expect_error "unknown flag" "--frobnicate" -- generate -m "$model" -p x --frobnicate -o "$tmp/a.png"
+
+# Good runs: txt2img in both modes, img2img, inpainting (mask of another size must be refused).
+expect_ok "txt2img k-diffusion" -- generate -m "$model" -p "a red circle" --seed 1 --steps 4 -W 32 -H 32 -o "$tmp/k.png"
+expect_ok "txt2img diffusers mode" -- generate -m "$model" -p "a red circle" --seed 1 --steps 4 -W 32 -H 32 --schedule-from diffusers --sampler dpm++2m -o "$tmp/d.png"
+if ! grep -a -q "Schedule from: diffusers" "$tmp/d.png"; then echo "FAIL diffusers-mode PNG lacks its parameters"; failures=$((failures + 1)); fi
+expect_ok "img2img" -- generate -m "$model" -p "a blue square" --seed 2 --steps 4 -W 32 -H 32 --init-image "$tmp/k.png" --strength 0.5 -o "$tmp/i.png"
+expect_ok "inpainting" -- generate -m "$model" -p "a blue square" --seed 2 --steps 4 -W 32 -H 32 --init-image "$tmp/k.png" --mask "$tmp/d.png" -o "$tmp/m.png"
+if ! grep -a -q "Mask blur: 4" "$tmp/m.png"; then echo "FAIL inpainting PNG lacks 'Mask blur'"; failures=$((failures + 1)); fi
+expect_ok "inpainting model txt2img" -- generate -m "$golden/pipeline_sd1_inpaint" -p "a green triangle" --seed 3 --steps 4 -W 32 -H 32 -o "$tmp/n.png"
+expect_ok "make a 16x32 mask" -- generate -m "$model" -p x --seed 1 --steps 1 -W 16 -H 32 -o "$tmp/small.png"
+expect_error "mask size mismatch" "16x32" -- generate -m "$model" -p x -W 32 -H 32 --init-image "$tmp/k.png" --mask "$tmp/small.png" -o "$tmp/a.png"
+
+if [[ $failures -ne 0 ]]; then
+  echo "$failures failure(s)"
+  exit 1
+fi
+echo "all CLI checks passed"

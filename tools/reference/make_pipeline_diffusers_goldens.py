@@ -1,0 +1,93 @@
+"""End-to-end txt2img goldens in diffusers semantics (`easel generate --schedule-from diffusers`): diffusers'
+StableDiffusionPipeline with each supported scheduler class, built with `from_config` from the folder's
+scheduler/scheduler_config.json (SD 1.5's PNDM config: steps_offset 1 and no timestep_spacing, so each class
+uses its own default spacing), on the tiny random-weight model that make_pipeline_goldens.py wrote
+(tests/golden/data/pipeline_sd1/, fp16 weights computed in fp32).
+
+Run with the reference environment (tools/reference/README.md), after make_pipeline_goldens.py:
+    source /work/refenv/env.sh && /usr/bin/python3 tools/reference/make_pipeline_diffusers_goldens.py
+
+Writes tests/golden/data/pipeline_sd1_diffusers_cases.safetensors: per case the pipeline's final latent
+(output_type="latent", as diffusers returns it) and the image decoded from it (uint8, rounded as numpy_to_pil),
+with the case parameters in the metadata. The generator is torch.Generator("cpu").manual_seed(seed) passed to
+the pipeline: it draws the initial latent and, for ancestral schedulers, every step's noise.
+"""
+import json
+import os
+import sys
+
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(ROOT, "tools", "train"))
+import safetensors_io  # noqa: E402
+import make_model_goldens as mg  # noqa: E402
+import export  # noqa: E402  (tools/train: load_diffusers)
+
+from diffusers import (DDIMScheduler, DPMSolverMultistepScheduler, EulerAncestralDiscreteScheduler,  # noqa: E402
+                       EulerDiscreteScheduler, HeunDiscreteScheduler, LMSDiscreteScheduler, PNDMScheduler,
+                       StableDiffusionPipeline)
+from transformers import CLIPTokenizer  # noqa: E402
+
+OUT = os.path.join(ROOT, "tests", "golden", "data")
+FOLDER = os.path.join(OUT, "pipeline_sd1")
+
+SCHEDULERS = {
+    "euler": (EulerDiscreteScheduler, {}),
+    "euler_a": (EulerAncestralDiscreteScheduler, {}),
+    "heun": (HeunDiscreteScheduler, {}),
+    "lms": (LMSDiscreteScheduler, {}),
+    "dpm++2m": (DPMSolverMultistepScheduler, {}),
+    "dpm++2m_karras": (DPMSolverMultistepScheduler, {"use_karras_sigmas": True}),
+    "ddim": (DDIMScheduler, {}),
+    "pndm": (PNDMScheduler, {}),
+}
+
+CASES = [
+    # name, scheduler, steps, cfg, seed, prompt, negative
+    ("euler", "euler", 12, 7.0, 42, "a red circle on a blue background", ""),
+    ("euler_a", "euler_a", 12, 7.0, 1234, "a small green triangle at the top", "blurry"),
+    ("heun", "heun", 8, 6.0, 99, "photo of a cat", "dog"),
+    ("lms", "lms", 12, 7.0, 5, "a green square", ""),
+    ("dpmpp2m", "dpm++2m", 12, 5.0, 7, "a large square, masterpiece", ""),
+    ("dpmpp2m_karras", "dpm++2m_karras", 12, 5.0, 8, "a blue triangle on the right", ""),
+    ("ddim", "ddim", 12, 7.0, 11, "a red square on the left", ""),
+    ("pndm", "pndm", 12, 7.0, 13, "a green circle at the bottom", "red"),
+]
+
+
+def main():
+    vae, unet, te = export.load_diffusers(FOLDER)
+    unet.set_attn_processor(mg.ZeroedAttnProcessor())
+    vae.set_attn_processor(mg.ZeroedAttnProcessor())
+    tok = CLIPTokenizer.from_pretrained(os.path.join(FOLDER, "tokenizer"))
+    with open(os.path.join(FOLDER, "scheduler", "scheduler_config.json")) as f:
+        sched_cfg = json.load(f)
+    tensors, meta = {}, {"script": "tools/reference/make_pipeline_diffusers_goldens.py", "git": mg.git_hash(),
+                         "torch": torch.__version__, "width": "32", "height": "32",
+                         "scheduler_config": json.dumps(sched_cfg)}
+    for name, sched, steps, cfg, seed, prompt, negative in CASES:
+        cls, extra = SCHEDULERS[sched]
+        scheduler = cls.from_config(sched_cfg, **extra)
+        pipe = StableDiffusionPipeline(vae=vae, text_encoder=te, tokenizer=tok, unet=unet, scheduler=scheduler,
+                                       safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+        pipe.set_progress_bar_config(disable=True)
+        g = torch.Generator("cpu").manual_seed(seed)
+        with torch.no_grad():
+            lat = pipe(prompt, negative_prompt=negative, height=32, width=32, num_inference_steps=steps,
+                       guidance_scale=cfg, generator=g, output_type="latent").images
+            img = vae.decode(lat / vae.config.scaling_factor).sample
+        img8 = ((img / 2 + 0.5).clamp(0, 1) * 255).round().to(torch.uint8)
+        tensors[f"{name}.latent"] = lat.contiguous()
+        tensors[f"{name}.image"] = img8.contiguous()
+        meta[f"{name}.params"] = json.dumps(dict(scheduler=sched, steps=steps, cfg=cfg, seed=seed, prompt=prompt,
+                                                 negative=negative, spacing=scheduler.config.timestep_spacing))
+        print(f"{name}: {cls.__name__} spacing {scheduler.config.timestep_spacing}, latent std {lat.std().item():.3f}, "
+              f"image mean {img8.float().mean().item():.1f}")
+    safetensors_io.save_file(tensors, os.path.join(OUT, "pipeline_sd1_diffusers_cases.safetensors"), meta)
+
+
+if __name__ == "__main__":
+    main()
