@@ -1,11 +1,14 @@
-// Full-size SD 1.5 (860 M-parameter UNet, CLIP ViT-L/14, the SD VAE) against the reference, without shipping
-// weights: the checkpoint is a pure function of the published tensor list (tests/data/keys/sd15.ldm.json.gz) and
+// Full-size SD 1.5 / SD 2.1 against the reference (included by fullsize_sd15_test.cpp and fullsize_sd21_test.cpp,
+// which define EASEL_FULLSIZE_VARIANT, "sd15" or "sd21", and EASEL_FULLSIZE_V_PREDICTION), without shipping
+// weights: the checkpoint is a pure function of the published tensor list (tests/data/keys/<variant>.ldm.json.gz) and
 // torch's CPU generator, rebuilt here bit for bit with TorchCpuGenerator (the rule is in
 // tools/reference/make_fullsize_goldens.py), written as an fp16 LDM single file like
 // v1-5-pruned-emaonly.safetensors, and loaded the way a user's file is. The reference ran diffusers' own
 // single-file converters on the same values and k-diffusion's loop at 64x64 (latent 8x8).
 //
 // Costs about 2 GB of temporary disk and 7 GB of memory; set EASEL_SKIP_FULLSIZE=1 to skip on small machines.
+#pragma once
+
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -29,8 +32,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const std::string kKeys = std::string(EASEL_TEST_DATA_DIR) + "/keys/sd15.ldm.json.gz";
-const std::string kCases = std::string(EASEL_GOLDEN_DIR) + "/fullsize_sd15_cases.safetensors";
+const std::string kVariant = EASEL_FULLSIZE_VARIANT;
+const std::string kKeys = std::string(EASEL_TEST_DATA_DIR) + "/keys/" + kVariant + ".ldm.json.gz";
+const std::string kCases = std::string(EASEL_GOLDEN_DIR) + "/fullsize_" + kVariant + "_cases.safetensors";
 const std::string kVocab = std::string(EASEL_SHARED_DIR) + "/data/clip/bpe_simple_vocab_16e6.txt.gz";
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
@@ -49,7 +53,8 @@ Tensor make_weight(size_t i, const std::string& name, const Shape& shape) {
     TorchCpuGenerator g(1000 + i);
     Tensor x = g.randn(shape);
     float* p = x.data<float>();
-    const bool norm_weight = shape.rank() == 1 && name.find("norm") != std::string::npos &&
+    const bool norm_weight = shape.rank() == 1 &&
+                             (name.find("norm") != std::string::npos || name.find(".ln_") != std::string::npos) &&
                              name.size() >= 6 && name.compare(name.size() - 6, 6, "weight") == 0;
     if (shape.rank() <= 1) {
         for (int64_t k = 0; k < n; ++k) p[k] = norm_weight ? 1.0f + 0.1f * p[k] : 0.05f * p[k];
@@ -60,11 +65,22 @@ Tensor make_weight(size_t i, const std::string& name, const Shape& shape) {
     return x.to(DType::F16);
 }
 
+// A single file cannot say whether it predicts noise or velocity: users pass --prediction (or a yaml).
+LoadOptions load_options(Precision precision) {
+    LoadOptions o;
+    o.vocab_path = kVocab;
+    o.precision = precision;
+    if (EASEL_FULLSIZE_V_PREDICTION) o.prediction = Prediction::V;
+    return o;
+}
+
 struct FullSize {
     std::string path;
     std::unique_ptr<SDModel> fp32;
     WeightSet cases;
 };
+
+FullSize* g_created = nullptr;  // for the clean-up, without building the fixture just to delete it
 
 FullSize* fixture() {
     static std::unique_ptr<FullSize> f = []() -> std::unique_ptr<FullSize> {
@@ -79,20 +95,19 @@ FullSize* fixture() {
             EASEL_ASSERT(w.add(name, make_weight(i, name, keys->find(name)->shape())).has_value(), name);
         }
         std::printf("generated %zu tensors in %.1f s\n", w.size(), seconds_since(t0));
-        x->path = (fs::temp_directory_path() / fmt::format("easel-fullsize-sd15-{}.safetensors", ::getpid())).string();
+        x->path = (fs::temp_directory_path() / fmt::format("easel-fullsize-{}-{}.safetensors", kVariant, ::getpid())).string();
         auto st = write_safetensors(x->path, w);
         EASEL_ASSERT(st.has_value(), st ? "" : st.error().to_string());
         w = WeightSet();
         std::printf("wrote %s (%.2f GB) after %.1f s\n", x->path.c_str(), double(fs::file_size(x->path)) / 1e9, seconds_since(t0));
-        LoadOptions o;
-        o.vocab_path = kVocab;
-        auto m = load_sd_model(x->path, o);
+        auto m = load_sd_model(x->path, load_options(Precision::F32));
         EASEL_ASSERT(m.has_value(), m ? "" : m.error().to_string());
         x->fp32 = std::move(m).value();
         std::printf("loaded after %.1f s: %s\n", seconds_since(t0), x->fp32->describe().c_str());
         auto c = read_safetensors(kCases);
         EASEL_ASSERT(c.has_value(), c ? "" : c.error().to_string());
         x->cases = std::move(c).value();
+        g_created = x.get();
         return x;
     }();
     return f.get();
@@ -100,7 +115,7 @@ FullSize* fixture() {
 
 struct Cleanup : ::testing::Environment {
     void TearDown() override {
-        if (FullSize* f = fixture(); f && !f->path.empty()) {
+        if (FullSize* f = g_created; f && !f->path.empty()) {
             std::error_code ec;
             fs::remove(f->path, ec);
         }
@@ -121,17 +136,18 @@ double image_mean_diff(const Image& got, const Tensor& ref, int* worst) {
     return sum / double(3 * H * W);
 }
 
-class FullSizeSD15 : public ::testing::TestWithParam<std::string> {};
-
 }  // namespace
 
-TEST_P(FullSizeSD15, Fp16SingleFileMatchesReference) {
+class FullSizeCase : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(FullSizeCase, Fp16SingleFileMatchesReference) {
     FullSize* f = fixture();
     if (!f) GTEST_SKIP() << "EASEL_SKIP_FULLSIZE is set";
     const std::string name = GetParam();
     const auto j = nlohmann::json::parse(f->cases.metadata.at(name + ".params"));
-    EXPECT_EQ(f->fp32->info.family, ModelFamily::SD1);
+    EXPECT_EQ(f->fp32->info.family, kVariant == "sd15" ? ModelFamily::SD1 : ModelFamily::SD2);
     EXPECT_EQ(f->fp32->info.weight_dtype, DType::F16);
+    EXPECT_EQ(f->fp32->info.unet.prediction, EASEL_FULLSIZE_V_PREDICTION ? Prediction::V : Prediction::Epsilon);
 
     // The text conditioning, A1111 emphasis and mean restoration included.
     BufferPool pool;
@@ -165,16 +181,13 @@ TEST_P(FullSizeSD15, Fp16SingleFileMatchesReference) {
     EXPECT_LE(worst, 2);
 }
 
-INSTANTIATE_TEST_SUITE_P(RandomWeights, FullSizeSD15, ::testing::Values("euler_a", "dpmpp2m_karras"));
+INSTANTIATE_TEST_SUITE_P(RandomWeights, FullSizeCase, ::testing::Values("euler_a", "dpmpp2m_karras"));
 
 // --precision fast on the full-size network: PSNR >= 35 dB against fp32 for the same seed (issue 3's bound).
-TEST(FullSizeSD15Fast, StaysCloseToFp32) {
+TEST(FullSizeFast, StaysCloseToFp32) {
     FullSize* f = fixture();
     if (!f) GTEST_SKIP() << "EASEL_SKIP_FULLSIZE is set";
-    LoadOptions o;
-    o.vocab_path = kVocab;
-    o.precision = Precision::BF16;
-    auto fast = load_sd_model(f->path, o);
+    auto fast = load_sd_model(f->path, load_options(Precision::BF16));
     ASSERT_TRUE(fast) << fast.error().to_string();
     GenerateParams p;
     p.prompt = "a photo of a cat";
