@@ -298,14 +298,15 @@ Result<std::vector<GeneratedImage>> generate(const SDModel& m, const GeneratePar
 
     // Inpainting (A1111 processing.py, "Inpaint upload", whole picture, "original" fill).
     std::optional<Image> overlay;  // the blurred mask doubled and clipped: how much of the generated pixel to keep
-    if (p.mask) {
-        const Image blurred = blur_mask(mask_to_gray(*p.mask), p.mask_blur);
+    std::optional<Image> blurred;  // the mask as A1111 prepares it (grey, blurred); both uses below read it
+    if (p.mask) blurred = blur_mask(mask_to_gray(*p.mask), p.mask_blur);
+    if (blurred) {
         // The latent mask: the blurred mask resized (PIL BICUBIC) to the latent size, /255, rounded.
-        const std::vector<uint8_t> lat = resize_bicubic_u8(blurred, lw, lh);
+        const std::vector<uint8_t> lat = resize_bicubic_u8(*blurred, lw, lh);
         Tensor keep = Tensor::empty({1, 1, lh, lw});
         for (size_t i = 0; i < lat.size(); ++i) keep.data<float>()[i] = lat[i] >= 128 ? 0.0f : 1.0f;
         dopt.keep = keep;
-        Image o = blurred;
+        Image o = *blurred;
         for (uint8_t& v : o.pixels) v = uint8_t(std::min(255, 2 * int(v)));
         overlay = std::move(o);
     }
@@ -316,9 +317,8 @@ Result<std::vector<GeneratedImage>> generate(const SDModel& m, const GeneratePar
         // controls; easel takes the posterior mean (the two differ by the VAE's tiny posterior std).
         const int H = p.height, W = p.width;
         Tensor full_mask = Tensor::empty({1, 1, H, W});
-        if (p.mask) {
-            const Image blurred = blur_mask(mask_to_gray(*p.mask), p.mask_blur);
-            for (int64_t i = 0; i < int64_t(H) * W; ++i) full_mask.data<float>()[i] = blurred.pixels[size_t(i)] >= 128 ? 1.0f : 0.0f;
+        if (blurred) {
+            for (int64_t i = 0; i < int64_t(H) * W; ++i) full_mask.data<float>()[i] = blurred->pixels[size_t(i)] >= 128 ? 1.0f : 0.0f;
         } else {
             for (int64_t i = 0; i < int64_t(H) * W; ++i) full_mask.data<float>()[i] = 1.0f;
         }

@@ -100,4 +100,19 @@ Tensor random_tensor(const Shape& shape, uint64_t seed, float lo, float hi) {
     return Tensor::from_floats(shape, random_floats(size_t(shape.numel()), seed, lo, hi));
 }
 
+ImageDiff image_diff_levels(const Image& got, const Tensor& ref) {
+    const int64_t H = ref.size(2), W = ref.size(3);
+    EASEL_ASSERT(got.width == W && got.height == H && got.channels == 3, "image and reference sizes differ");
+    double sum = 0;
+    ImageDiff d;
+    for (int64_t c = 0; c < 3; ++c)
+        for (int64_t i = 0; i < H * W; ++i) {
+            const int e = std::abs(int(got.pixels[size_t(i * 3 + c)]) - int(ref.item({0, c, i / W, i % W})));
+            sum += e;
+            d.max = std::max(d.max, e);
+        }
+    d.mean = sum / double(3 * H * W);
+    return d;
+}
+
 }  // namespace easel::testing

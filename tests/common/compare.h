@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "io/image.h"
 
 namespace easel::testing {
 
@@ -43,6 +44,13 @@ CompareReport compare(const float* got, const float* ref, size_t n, Tolerance to
 CompareReport compare(const std::vector<float>& got, const std::vector<float>& ref, Tolerance tol);
 // Converts both to f32 (any dtype, any strides) and compares; shapes must match.
 CompareReport compare(const Tensor& got, const Tensor& ref, Tolerance tol);
+
+// An RGB image against a [1, 3, H, W] uint8 reference, in 8-bit levels: mean and max |difference|.
+struct ImageDiff {
+    double mean = 0;
+    int max = 0;
+};
+ImageDiff image_diff_levels(const Image& got, const Tensor& ref_u8);
 
 // Deterministic pseudo-random test data (not torch's RNG): uniform in [lo, hi).
 std::vector<float> random_floats(size_t n, uint64_t seed, float lo = -1.0f, float hi = 1.0f);

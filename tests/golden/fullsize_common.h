@@ -123,19 +123,6 @@ struct Cleanup : ::testing::Environment {
 };
 const auto* const kCleanup = ::testing::AddGlobalTestEnvironment(new Cleanup);
 
-double image_mean_diff(const Image& got, const Tensor& ref, int* worst) {
-    const int64_t H = ref.size(2), W = ref.size(3);
-    double sum = 0;
-    *worst = 0;
-    for (int64_t c = 0; c < 3; ++c)
-        for (int64_t i = 0; i < H * W; ++i) {
-            const int d = std::abs(int(got.pixels[size_t(i * 3 + c)]) - int(ref.item({0, c, i / W, i % W})));
-            sum += d;
-            *worst = std::max(*worst, d);
-        }
-    return sum / double(3 * H * W);
-}
-
 }  // namespace
 
 class FullSizeCase : public ::testing::TestWithParam<std::string> {};
@@ -174,8 +161,7 @@ TEST_P(FullSizeCase, Fp16SingleFileMatchesReference) {
     auto rl = easel::testing::compare((*out)[0].latent, *f->cases.find(name + ".latent"), {.atol = 2e-3, .rtol = 2e-4});
     std::printf("%-16s latent %s\n", name.c_str(), rl.summary().c_str());
     EXPECT_TRUE(rl.passed()) << rl.summary();
-    int worst = 0;
-    const double mean = image_mean_diff((*out)[0].image, *f->cases.find(name + ".image"), &worst);
+    const auto [mean, worst] = easel::testing::image_diff_levels((*out)[0].image, *f->cases.find(name + ".image"));
     std::printf("%-16s image mean |diff| %.4f levels, max %d levels (bounds 1 and 2)\n", name.c_str(), mean, worst);
     EXPECT_LE(mean, 1.0);
     EXPECT_LE(worst, 2);

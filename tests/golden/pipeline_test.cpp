@@ -76,17 +76,7 @@ TEST_P(PipelineGolden, MatchesKDiffusionReference) {
     EXPECT_TRUE(rl.passed()) << rl.summary();
 
     // The image: the bound, mean |diff| <= 1/255 and max |diff| <= 2/255 (in 8-bit levels: 1 and 2).
-    const Tensor& ref = *f.cases.find(name + ".image");  // [1, 3, 32, 32] u8
-    const Image& got = (*out)[0].image;
-    double sum = 0;
-    int worst = 0;
-    for (int64_t c = 0; c < 3; ++c)
-        for (int64_t i = 0; i < 32 * 32; ++i) {
-            const int d = std::abs(int(got.pixels[size_t(i * 3 + c)]) - int(ref.item({0, c, i / 32, i % 32})));
-            sum += d;
-            worst = std::max(worst, d);
-        }
-    const double mean = sum / (3 * 32 * 32);
+    const auto [mean, worst] = easel::testing::image_diff_levels((*out)[0].image, *f.cases.find(name + ".image"));
     std::printf("%-22s image mean |diff| %.4f levels, max %d levels\n", name.c_str(), mean, worst);
     EXPECT_LE(mean, 1.0);
     EXPECT_LE(worst, 2);
@@ -128,17 +118,7 @@ TEST_P(PipelineDiffusersGolden, MatchesStableDiffusionPipeline) {
     auto rl = easel::testing::compare((*out)[0].latent, *cases.find(name + ".latent"), {.atol = 1e-3, .rtol = 1e-4});
     std::printf("diffusers %-16s latent %s\n", name.c_str(), rl.summary().c_str());
     EXPECT_TRUE(rl.passed()) << rl.summary();
-    const Tensor& ref = *cases.find(name + ".image");
-    const Image& got = (*out)[0].image;
-    double sum = 0;
-    int worst = 0;
-    for (int64_t c = 0; c < 3; ++c)
-        for (int64_t i = 0; i < 32 * 32; ++i) {
-            const int d = std::abs(int(got.pixels[size_t(i * 3 + c)]) - int(ref.item({0, c, i / 32, i % 32})));
-            sum += d;
-            worst = std::max(worst, d);
-        }
-    const double mean = sum / (3 * 32 * 32);
+    const auto [mean, worst] = easel::testing::image_diff_levels((*out)[0].image, *cases.find(name + ".image"));
     std::printf("diffusers %-16s image mean |diff| %.4f levels, max %d levels\n", name.c_str(), mean, worst);
     EXPECT_LE(mean, 1.0);
     EXPECT_LE(worst, 2);
@@ -251,17 +231,7 @@ TEST_P(InpaintGolden, MatchesReference) {
     auto rl = easel::testing::compare((*out)[0].latent, *cases.find(name + ".latent"), {.atol = 1e-3, .rtol = 1e-4});
     std::printf("inpaint %-18s latent %s\n", name.c_str(), rl.summary().c_str());
     EXPECT_TRUE(rl.passed()) << rl.summary();
-    const Tensor& ref = *cases.find(name + ".image");
-    const Image& got = (*out)[0].image;
-    double sum = 0;
-    int worst = 0;
-    for (int64_t c = 0; c < 3; ++c)
-        for (int64_t i = 0; i < 32 * 32; ++i) {
-            const int d = std::abs(int(got.pixels[size_t(i * 3 + c)]) - int(ref.item({0, c, i / 32, i % 32})));
-            sum += d;
-            worst = std::max(worst, d);
-        }
-    const double mean = sum / (3 * 32 * 32);
+    const auto [mean, worst] = easel::testing::image_diff_levels((*out)[0].image, *cases.find(name + ".image"));
     std::printf("inpaint %-18s image mean |diff| %.4f levels, max %d levels\n", name.c_str(), mean, worst);
     EXPECT_LE(mean, 1.0);
     EXPECT_LE(worst, 2);
