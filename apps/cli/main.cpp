@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <random>
 #include <string>
+#include <tuple>
 
 #include <fmt/format.h>
 
@@ -16,6 +17,7 @@
 #include "io/image.h"
 #include "pipeline/generate.h"
 #include "progress.h"
+#include "server/server.h"
 
 using namespace easel;
 namespace fs = std::filesystem;
@@ -370,6 +372,135 @@ int cmd_demo(int argc, char** argv) {
     return 0;
 }
 
+int cmd_serve(int argc, char** argv) {
+    cli::Args a("serve", "Serve the AUTOMATIC1111-compatible API (/sdapi/v1), the job API (/v1) and the web page.");
+    auto& host = a.add_string("--host", "", "127.0.0.1", "address to listen on (another than loopback needs API keys or --api-auth)");
+    auto& port = a.add_int("--port", "", 7860, "port (0: any free port, printed)");
+    auto& data = a.add_string("--data", "", "", "folder for the job database and images (default: " + server::default_data_dir() + ")");
+    auto& model = a.add_string("--model", "-m", "", "model file or folder to serve (comma-separated for several; the first is the default)");
+    auto& models_dir = a.add_string("--models-dir", "", "", "folder of more models, loaded when first asked for");
+    auto& api_auth = a.add_string("--api-auth", "", "", "user:password[,user2:password2] for HTTP Basic, as A1111's --api-auth");
+    auto& insecure = a.add_bool("--insecure-no-auth", "", "allow a non-loopback --host without keys or --api-auth");
+    auto& precision = a.add_string("--precision", "", "fp32", "fp32 (exact) or fast (bf16 compute, f32 accumulation)");
+    auto& vocab = a.add_string("--vocab", "", "", "CLIP vocabulary for single-file checkpoints");
+    auto& max_size = a.add_int("--max-size", "", 2048, "largest width or height a request may ask for");
+    auto& max_steps = a.add_int("--max-steps", "", 150, "most sampling steps a request may ask for");
+    auto& max_images = a.add_int("--max-images", "", 16, "most images (batch_size x n_iter) per request");
+    auto& max_body = a.add_int("--max-body-mb", "", 32, "largest request body in MiB");
+    auto& queue = a.add_int("--queue-size", "", 32, "most queued jobs; beyond it requests get 429");
+    auto& keep = a.add_int("--keep-jobs", "", 1000, "finished jobs (and images) kept; older ones are deleted");
+    auto& web_dir = a.add_string("--web-dir", "", "", "serve the web page from this folder instead of the built-in copy");
+    auto& threads = a.add_int("--threads", "", num_threads(), "CPU threads");
+    auto& isa = a.add_string("--cpu-isa", "", "", "cap the SIMD level: ref, avx2, avx512, avx512bf16");
+    if (auto st = a.parse(argc, argv); !st) return fail(st.error());
+    if (a.help_requested()) {
+        std::printf("%s", a.help().c_str());
+        return 0;
+    }
+    if (auto st = apply_common(threads, isa); !st) return fail(st.error());
+    auto bounded = [](const cli::Flag& f, int64_t lo, int64_t hi) -> Status {
+        if (f.i < lo || f.i > hi) return Error::invalid_argument(fmt::format("must be between {} and {}, got {}", lo, hi, f.i), f.name);
+        return ok();
+    };
+    for (auto [f, lo, hi] : {std::tuple{&port, 0, 65535}, {&max_size, 64, 16384}, {&max_steps, 1, 10000}, {&max_images, 1, 1000},
+                             {&max_body, 1, 4096}, {&queue, 1, 100000}, {&keep, 1, 100000000}})
+        if (auto st = bounded(*f, lo, hi); !st) return fail(st.error());
+    server::ServeOptions o;
+    o.host = host.s;
+    o.port = int(port.i);
+    o.data_dir = data.s;
+    for (size_t start = 0; !model.s.empty() && start <= model.s.size();) {
+        const size_t comma = model.s.find(',', start);
+        o.models.push_back(model.s.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+        if (comma == std::string::npos) break;
+        start = comma + 1;
+    }
+    o.models_dir = models_dir.s;
+    if (o.models.empty() && o.models_dir.empty()) {
+        auto d = default_model_path();
+        if (!d) return fail(d.error());
+        o.embedded_model = *d;
+    }
+    o.api_auth = api_auth.s;
+    o.insecure_no_auth = insecure.b;
+    o.web_dir = web_dir.s;
+    if (precision.s == "fp32") o.load.precision = Precision::F32;
+    else if (precision.s == "fast") o.load.precision = Precision::BF16;
+    else return fail(Error::invalid_argument(fmt::format("expected fp32 or fast, got '{}'", precision.s), "--precision"));
+    o.load.vocab_path = vocab.s;
+    o.limits.max_width = o.limits.max_height = int(max_size.i);
+    o.limits.max_steps = int(max_steps.i);
+    o.limits.max_images = int(max_images.i);
+    o.limits.max_body_bytes = size_t(max_body.i) << 20;
+    o.limits.queue_size = int(queue.i);
+    o.limits.keep_jobs = int(keep.i);
+    const std::string shown_host = o.host.find(':') != std::string::npos ? "[" + o.host + "]" : o.host;
+    o.on_listening = [&](int p) {
+        std::printf("easel serve: listening on http://%s:%d\n", shown_host.c_str(), p);
+        std::fflush(stdout);
+    };
+    std::fprintf(stderr, "%s (cpu isa %s, %d threads)\n", kVersion, std::string(isa_name(active_isa())).c_str(), num_threads());
+    if (auto st = server::run_server(o); !st) return fail(st.error());
+    return 0;
+}
+
+int cmd_keys(int argc, char** argv) {
+    const std::string usage =
+        "usage: easel keys create --name NAME [--quota IMAGES_PER_DAY] [--rate REQUESTS_PER_MIN] [--data DIR]\n"
+        "       easel keys list [--data DIR]\n"
+        "       easel keys revoke ID_OR_NAME [--data DIR]\n";
+    if (argc < 1 || !std::strcmp(argv[0], "--help") || !std::strcmp(argv[0], "-h")) {
+        std::printf("%s", usage.c_str());
+        return argc < 1 ? 2 : 0;
+    }
+    const std::string sub = argv[0];
+    std::string positional;
+    int rest_start = 1;
+    if (sub == "revoke" && argc >= 2 && argv[1][0] != '-') {
+        positional = argv[1];
+        rest_start = 2;
+    }
+    cli::Args a("keys " + sub, "Manage the API keys of 'easel serve'.");
+    auto& data = a.add_string("--data", "", "", "the server's data folder (default: " + server::default_data_dir() + ")");
+    auto& name = a.add_string("--name", "", "", "create: the key's name (unique)");
+    auto& quota = a.add_int("--quota", "", 0, "create: images per UTC day (0: unlimited)");
+    auto& rate = a.add_int("--rate", "", 0, "create: requests per minute (0: unlimited)");
+    if (auto st = a.parse(argc - rest_start, argv + rest_start); !st) return fail(st.error());
+    if (a.help_requested()) {
+        std::printf("%s%s", usage.c_str(), a.help().c_str());
+        return 0;
+    }
+    const std::string dir = data.s.empty() ? server::default_data_dir() : data.s;
+    if (sub == "create") {
+        if (!name.seen) return fail(Error::invalid_argument("is required", "--name"));
+        auto k = server::create_key(dir, name.s, quota.i, rate.i);
+        if (!k) return fail(k.error());
+        std::fprintf(stderr, "created key %s '%s' (quota %lld images/day, rate %lld requests/min; 0 = unlimited).\n"
+                             "It is shown only now; the server keeps its SHA-256 hash. Send it as 'Authorization: Bearer <key>'.\n",
+                     k->second.id.c_str(), k->second.name.c_str(), static_cast<long long>(k->second.quota_per_day),
+                     static_cast<long long>(k->second.rate_per_min));
+        std::printf("%s\n", k->first.c_str());
+        return 0;
+    }
+    if (sub == "list") {
+        auto keys = server::list_keys(dir);
+        if (!keys) return fail(keys.error());
+        std::printf("%-14s %-24s %12s %12s %12s  %s\n", "id", "name", "quota/day", "rate/min", "used today", "state");
+        for (const auto& k : *keys)
+            std::printf("%-14s %-24s %12lld %12lld %12lld  %s\n", k.id.c_str(), k.name.c_str(), static_cast<long long>(k.quota_per_day),
+                        static_cast<long long>(k.rate_per_min), static_cast<long long>(k.used_today), k.revoked ? "revoked" : "active");
+        return 0;
+    }
+    if (sub == "revoke") {
+        if (positional.empty()) return fail(Error::invalid_argument("give the id or name of the key to revoke", "keys revoke"));
+        if (auto st = server::revoke_key(dir, positional); !st) return fail(st.error());
+        std::fprintf(stderr, "revoked %s\n", positional.c_str());
+        return 0;
+    }
+    std::fprintf(stderr, "error: unknown keys command '%s'\n%s", sub.c_str(), usage.c_str());
+    return 2;
+}
+
 void print_help() {
     std::printf(
         "usage: easel <command> [options]\n"
@@ -379,6 +510,8 @@ void print_help() {
         "  info         show what a model file or folder holds\n"
         "  tokenize     print the CLIP token ids of a prompt\n"
         "  demo         draw a grid of example prompts with the embedded model\n"
+        "  serve        HTTP server: A1111-compatible API, job queue with API keys, web page\n"
+        "  keys         create, list and revoke the server's API keys\n"
         "  --version    print the version, the CPU ISA in use and the thread count\n"
         "  --help       this text\n"
         "\n"
@@ -401,6 +534,8 @@ int main(int argc, char** argv) {
     if (cmd == "info") return cmd_info(argc - 2, argv + 2);
     if (cmd == "tokenize") return cmd_tokenize(argc - 2, argv + 2);
     if (cmd == "demo") return cmd_demo(argc - 2, argv + 2);
+    if (cmd == "serve") return cmd_serve(argc - 2, argv + 2);
+    if (cmd == "keys") return cmd_keys(argc - 2, argv + 2);
     std::fprintf(stderr, "error: unknown command '%s'; see 'easel --help'\n", cmd.c_str());
     return 2;
 }

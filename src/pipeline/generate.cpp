@@ -241,7 +241,8 @@ Tensor image_to_tensor(const Image& img) {
     return t;
 }
 
-Result<std::vector<GeneratedImage>> generate(const SDModel& m, const GenerateParams& p, const ProgressFn& progress) {
+Result<std::vector<GeneratedImage>> generate(const SDModel& m, const GenerateParams& p, const ProgressFn& progress,
+                                             const StopFn& stop) {
     EASEL_TRY(validate_params(p, m));
     BufferPool pool;
     Ctx c{&pool};
@@ -366,15 +367,20 @@ Result<std::vector<GeneratedImage>> generate(const SDModel& m, const GeneratePar
         const Denoiser denoise = make_cfg_denoiser(c, m, schedule, cond, uncond, p.cfg_scale, dopt);
         const int total = int(sigmas.size()) - 1;
         EASEL_TRY(emit({.phase = "sampling", .image = i, .step = 0, .total = total}));
+        StopRequest stopped = StopRequest::None;
+        Tensor partial;  // the x reached when a stop request came
         auto on_step = [&](int step, int tot, const Tensor& xs) -> Status {
-            return emit({.phase = "sampling", .image = i, .step = step, .total = tot, .latent = &xs});
+            EASEL_TRY(emit({.phase = "sampling", .image = i, .step = step, .total = tot, .latent = &xs}));
+            if (stop && step < tot && (stopped = stop()) != StopRequest::None) {
+                partial = xs.contiguous().clone();
+                return Error::cancelled("stopped");
+            }
+            return ok();
         };
-        Tensor x0;
-        if (diffusers_mode) {
-            EASEL_TRY_ASSIGN(x0, sample_diffusers(plan, denoise, x, *noise, on_step));
-        } else {
-            EASEL_TRY_ASSIGN(x0, sample(p.sampler, denoise, x, sigmas, *noise, on_step, p.sampler_options));
-        }
+        Result<Tensor> sampled = diffusers_mode ? sample_diffusers(plan, denoise, x, *noise, on_step)
+                                                : sample(p.sampler, denoise, x, sigmas, *noise, on_step, p.sampler_options);
+        if (!sampled && stopped == StopRequest::None) return sampled.error();
+        Tensor x0 = sampled ? std::move(sampled).value() : partial;
         if (p.mask) {
             // A1111: samples = samples * nmask + init_latent * mask.
             float* xp = x0.data<float>();
@@ -422,6 +428,7 @@ Result<std::vector<GeneratedImage>> generate(const SDModel& m, const GeneratePar
         ip.version = "easel 0.1.0";
         g.infotext = format_infotext(ip);
         out.push_back(std::move(g));
+        if (stopped == StopRequest::Interrupt) break;
     }
     return out;
 }

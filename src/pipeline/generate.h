@@ -66,6 +66,12 @@ struct ProgressEvent {
 // Returning an error (e.g. Error::cancelled()) stops generation with that error.
 using ProgressFn = std::function<Status(const ProgressEvent&)>;
 
+// AUTOMATIC1111's Skip and Interrupt, polled after every sampler step: both stop sampling the current image and
+// decode the latent reached so far (the current x, not yet fully denoised); Skip then goes on with the next
+// image, Interrupt returns the images made so far.
+enum class StopRequest { None, Skip, Interrupt };
+using StopFn = std::function<StopRequest()>;
+
 struct GeneratedImage {
     Image image;
     int64_t seed = 0;
@@ -77,7 +83,8 @@ struct GeneratedImage {
 // batch, strength, init image size.
 Status validate_params(const GenerateParams& p, const SDModel& m);
 
-Result<std::vector<GeneratedImage>> generate(const SDModel& m, const GenerateParams& p, const ProgressFn& progress = {});
+Result<std::vector<GeneratedImage>> generate(const SDModel& m, const GenerateParams& p, const ProgressFn& progress = {},
+                                             const StopFn& stop = {});
 
 // Lower-level pieces, exposed for tests and the server.
 // Text conditioning for a prompt: [1, 77 * chunks, hidden].

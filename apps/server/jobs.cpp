@@ -1,0 +1,666 @@
+#include "jobs.h"
+
+#include <algorithm>
+#include <chrono>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include <fmt/format.h>
+
+#include "core/allocator.h"
+#include "core/log.h"
+#include "io/image.h"
+#include "runtime/ops.h"
+
+namespace easel::server {
+
+namespace fs = std::filesystem;
+
+enum StopFlag : int { kNone = 0, kSkip = 1, kInterrupt = 2, kCancel = 3 };
+
+struct JobQueue::Job {
+    std::string id;
+    std::string model;
+    std::string key_id;
+    std::string kind;
+    int64_t created_ms = 0;
+    int64_t started_ms = 0;
+    GenerationRequest req;
+    std::string status = "queued";
+    std::string phase;
+    int image = 0, images = 1, step = 0, total = 0;
+    Tensor latent;                     // the sampler's current x (previews)
+    bool has_latent = false;
+    int64_t preview_wanted_ms = 0;     // a client asked for a preview at this time
+    std::string preview_png;           // made by the worker with the real VAE when that is cheap
+    std::atomic<int> stop{kNone};
+    uint64_t version = 1;
+    JobRecord record;                  // filled when finished
+};
+
+struct JobQueue::Slot {
+    ModelEntry entry;
+    std::unique_ptr<SDModel> model;
+    bool loaded = false, failed = false;
+    std::string load_error;
+    std::deque<std::shared_ptr<Job>> queue;
+    std::thread thread;
+};
+
+namespace {
+
+std::string random_id() {
+    std::random_device rd;
+    std::string s;
+    for (int i = 0; i < 3; ++i) s += fmt::format("{:08x}", uint32_t(rd()));
+    return s;
+}
+
+std::string iso_time(int64_t ms) {
+    if (ms <= 0) return "";
+    const std::time_t t = std::time_t(ms / 1000);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                       tm.tm_min, tm.tm_sec, int(ms % 1000));
+}
+
+std::string job_timestamp(int64_t ms) {  // A1111's info "job_timestamp": local time, YYYYmmddHHMMSS
+    const std::time_t t = std::time_t(ms / 1000);
+    std::tm tm{};
+    localtime_r(&t, &tm);
+    return fmt::format("{:04}{:02}{:02}{:02}{:02}{:02}", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+// A1111's "Approx cheap" live preview: a fixed linear map from SD's 4 latent channels to RGB.
+std::string cheap_preview_png(const Tensor& x) {
+    if (x.rank() != 4 || x.size(1) != 4) return "";
+    static const float coef[4][3] = {{0.298f, 0.207f, 0.208f}, {0.187f, 0.286f, 0.173f},
+                                     {-0.158f, 0.189f, 0.264f}, {-0.184f, -0.271f, -0.473f}};
+    const int h = int(x.size(2)), w = int(x.size(3));
+    const Tensor xc = x.contiguous();
+    const float* p = xc.data<float>();
+    Image img;
+    img.width = w;
+    img.height = h;
+    img.channels = 3;
+    img.pixels.resize(size_t(w) * size_t(h) * 3);
+    for (int i = 0; i < h * w; ++i)
+        for (int c = 0; c < 3; ++c) {
+            float v = 0;
+            for (int l = 0; l < 4; ++l) v += p[l * h * w + i] * coef[l][c];
+            v = std::clamp((v + 1.0f) * 0.5f, 0.0f, 1.0f);
+            img.pixels[size_t(i) * 3 + size_t(c)] = uint8_t(v * 255.0f + 0.5f);
+        }
+    auto png = encode_image(img, ImageFormat::Png);
+    return png ? std::string(png->begin(), png->end()) : std::string();
+}
+
+json strip_images(json params) {
+    // The gallery and job status carry the parameters without the (large) base64 images.
+    for (const char* k : {"init_images", "mask"})
+        if (params.contains(k)) params[k] = "(omitted)";
+    return params;
+}
+
+}  // namespace
+
+JobQueue::JobQueue(Store& store, std::vector<ModelEntry> models, LoadOptions load, Limits limits, std::string image_dir)
+    : store_(store), models_(std::move(models)), load_(std::move(load)), limits_(limits), image_dir_(std::move(image_dir)) {
+    if (!models_.empty()) default_model_ = models_.front().name;
+}
+
+JobQueue::~JobQueue() { stop(); }
+
+void JobQueue::stop() {
+    {
+        std::lock_guard<std::mutex> lk(mu_);
+        if (stopping_) return;
+        stopping_ = true;
+        for (auto& [id, j] : active_) j->stop = kCancel;  // running jobs stop at the next step; the store keeps them queued
+    }
+    cv_.notify_all();
+    for (auto& [name, s] : slots_)
+        if (s->thread.joinable()) s->thread.join();
+}
+
+std::string JobQueue::default_model() const {
+    std::lock_guard<std::mutex> lk(mu_);
+    return default_model_;
+}
+
+const ModelEntry* JobQueue::find_model(const std::string& n) const {
+    for (const ModelEntry& m : models_)
+        if (m.name == n || m.title == n) return &m;
+    // A1111 titles carry a hash suffix ("name.safetensors [abcdef1234]"): match on what precedes it.
+    const size_t sp = n.find(" [");
+    if (sp != std::string::npos) return find_model(n.substr(0, sp));
+    return nullptr;
+}
+
+JobQueue::Slot& JobQueue::slot_for(const std::string& name) {
+    auto it = slots_.find(name);
+    if (it != slots_.end()) return *it->second;
+    auto s = std::make_unique<Slot>();
+    for (const ModelEntry& m : models_)
+        if (m.name == name) s->entry = m;
+    Slot& ref = *s;
+    slots_[name] = std::move(s);
+    return ref;
+}
+
+void JobQueue::start_worker(Slot& slot) {
+    if (!slot.thread.joinable()) slot.thread = std::thread([this, &slot] { worker(&slot); });
+}
+
+Status JobQueue::start() {
+    if (models_.empty()) return Error::not_found("no model to serve");
+    EASEL_TRY(set_default_model(models_.front().name));
+    EASEL_TRY_ASSIGN(std::vector<JobRecord> pending, store_.requeue_unfinished());
+    int requeued = 0;
+    for (const JobRecord& r : pending) {
+        const ModelEntry* m = find_model(r.model);
+        json body = json::parse(r.request_json, nullptr, false);
+        auto parsed = body.is_discarded() ? Result<GenerationRequest>(Error::bad_file("database", "unreadable request"))
+                                          : parse_generation_request(body, r.kind == "img2img" ? RequestKind::Img2Img : RequestKind::Txt2Img,
+                                                                     a1111_defaults(), limits_);
+        if (!m || !parsed) {
+            const std::string why = !m ? fmt::format("model '{}' is not served by this server any more", r.model)
+                                       : "after a restart: " + parsed.error().to_string();
+            EASEL_TRY(store_.finish_job(r.id, "failed", why, now_ms(), "{}"));
+            continue;
+        }
+        auto job = std::make_shared<Job>();
+        job->id = r.id;
+        job->model = m->name;
+        job->key_id = r.key_id;
+        job->kind = r.kind;
+        job->created_ms = r.created_ms;
+        job->req = std::move(parsed).value();
+        job->images = job->req.images();
+        std::lock_guard<std::mutex> lk(mu_);
+        Slot& s = slot_for(m->name);
+        s.queue.push_back(job);
+        active_[job->id] = job;
+        start_worker(s);
+        ++requeued;
+    }
+    if (requeued) log_info("serve", "{} unfinished job(s) from the previous run are queued again", requeued);
+    cv_.notify_all();
+    return ok();
+}
+
+Status JobQueue::set_default_model(const std::string& name_or_title) {
+    const ModelEntry* m = find_model(name_or_title);
+    if (!m) {
+        std::string names;
+        for (const ModelEntry& e : models_) names += (names.empty() ? "" : ", ") + e.title;
+        return Error::not_found(fmt::format("no model '{}'; this server has {}", name_or_title, names));
+    }
+    std::unique_lock<std::mutex> lk(mu_);
+    Slot& s = slot_for(m->name);
+    start_worker(s);
+    cv_.wait(lk, [&] { return s.loaded || s.failed || stopping_; });
+    if (s.failed) return Error::bad_file(m->path, s.load_error);
+    default_model_ = m->name;
+    return ok();
+}
+
+bool JobQueue::is_loaded(const std::string& name) const {
+    std::lock_guard<std::mutex> lk(mu_);
+    auto it = slots_.find(name);
+    return it != slots_.end() && it->second->loaded;
+}
+
+std::pair<int, int> JobQueue::native_size(const std::string& name) const {
+    std::lock_guard<std::mutex> lk(mu_);
+    auto it = slots_.find(name);
+    if (it == slots_.end() || !it->second->loaded) return {0, 0};
+    const ModelInfo& info = it->second->model->info;
+    const int s = info.unet.sample_size * info.vae.downscale();
+    return {s, s};
+}
+
+void JobQueue::worker(Slot* slot) {
+    LoadOptions lo = load_;
+    lo.with_vae_encoder = true;  // img2img and inpainting jobs need it
+    auto m = load_sd_model(slot->entry.path, lo);
+    {
+        std::lock_guard<std::mutex> lk(mu_);
+        if (m) {
+            slot->model = std::move(m).value();
+            slot->loaded = true;
+            log_info("serve", "model '{}' loaded from {}", slot->entry.name, slot->entry.path);
+        } else {
+            slot->failed = true;
+            slot->load_error = m.error().to_string();
+            log_warn("serve", "model '{}' failed to load: {}", slot->entry.name, slot->load_error);
+        }
+    }
+    cv_.notify_all();
+    for (;;) {
+        std::shared_ptr<Job> job;
+        {
+            std::unique_lock<std::mutex> lk(mu_);
+            cv_.wait(lk, [&] { return stopping_ || !slot->queue.empty(); });
+            if (stopping_) return;
+            job = slot->queue.front();
+            slot->queue.pop_front();
+            if (slot->failed) {
+                lk.unlock();
+                finish(job, "failed", "the model could not be loaded: " + slot->load_error, json::object());
+                continue;
+            }
+            job->status = "running";
+            job->started_ms = now_ms();
+            ++job->version;
+        }
+        cv_.notify_all();
+        (void)store_.set_running(job->id, job->started_ms);
+        run_job(*slot, job);
+        prune();
+    }
+}
+
+void JobQueue::run_job(Slot& slot, const std::shared_ptr<Job>& job) {
+    const SDModel& model = *slot.model;
+    if (auto st = validate_params(job->req.params, model); !st) {
+        finish(job, "failed", st.error().to_string(), json::object());
+        return;
+    }
+    const float scaling = model.info.vae.scaling_factor;
+    auto progress = [&](const ProgressEvent& e) -> Status {
+        if (job->stop == kCancel) return Error::cancelled("cancelled");
+        std::string preview;
+        bool want_preview = false;
+        {
+            std::lock_guard<std::mutex> lk(mu_);
+            job->phase = e.phase;
+            job->image = e.image;
+            job->images = e.images;
+            if (e.phase == "sampling") {
+                job->step = e.step;
+                job->total = e.total;
+            }
+            if (e.latent) {
+                job->latent = e.latent->contiguous().clone();
+                job->has_latent = true;
+                want_preview = now_ms() - job->preview_wanted_ms < 3000;
+            }
+            ++job->version;
+        }
+        // Small latents (the embedded model's 8x8) get a real VAE decode; big ones the cheap linear preview.
+        if (want_preview && e.latent->size(2) * e.latent->size(3) <= 32 * 32) {
+            BufferPool pool;
+            Ctx c{&pool};
+            Tensor z = Tensor::empty(e.latent->shape());
+            const Tensor src = e.latent->contiguous();
+            for (int64_t i = 0; i < z.numel(); ++i) z.data<float>()[i] = src.data<float>()[i] / scaling;
+            auto png = encode_image(tensor_to_image(model.vae.decode(c, z)), ImageFormat::Png);
+            if (png) preview.assign(png->begin(), png->end());
+            std::lock_guard<std::mutex> lk(mu_);
+            job->preview_png = std::move(preview);
+        }
+        cv_.notify_all();
+        return ok();
+    };
+    auto stop = [&]() -> StopRequest {
+        int f = job->stop.load();
+        if (f == kSkip) {
+            job->stop.compare_exchange_strong(f, kNone);
+            return StopRequest::Skip;
+        }
+        return f == kInterrupt ? StopRequest::Interrupt : StopRequest::None;
+    };
+    auto images = generate(model, job->req.params, progress, stop);
+    if (!images) {
+        if (images.error().code() == ErrorCode::Cancelled) {
+            {
+                std::lock_guard<std::mutex> lk(mu_);
+                if (stopping_) return;  // shutting down: the store keeps it "running", so the next start runs it again
+            }
+            finish(job, "cancelled", "cancelled", json::object());
+        }
+        else finish(job, "failed", images.error().to_string(), json::object());
+        return;
+    }
+    // Write the images (with their infotext) and A1111's info object.
+    const fs::path dir = fs::path(image_dir_) / job->id;
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    json files = json::array(), infotexts = json::array(), seeds = json::array(), prompts = json::array(), negs = json::array();
+    for (size_t i = 0; i < images->size(); ++i) {
+        const GeneratedImage& g = (*images)[i];
+        const std::string path = (dir / fmt::format("{}.png", i)).string();
+        if (auto st = write_image(path, g.image, {{"parameters", g.infotext}}); !st) {
+            finish(job, "failed", "could not save the image: " + st.error().to_string(), json::object());
+            return;
+        }
+        files.push_back({{"file", path}, {"seed", g.seed}, {"infotext", g.infotext}});
+        infotexts.push_back(g.infotext);
+        seeds.push_back(g.seed);
+        prompts.push_back(job->req.params.prompt);
+        negs.push_back(job->req.params.negative_prompt);
+    }
+    const GenerateParams& p = job->req.params;
+    json extra = json::object();
+    if (p.schedule != ScheduleKind::Default) extra["Schedule type"] = schedule_display_name(p.schedule);
+    json info = {
+        {"prompt", p.prompt}, {"all_prompts", prompts}, {"negative_prompt", p.negative_prompt}, {"all_negative_prompts", negs},
+        {"seed", p.seed}, {"all_seeds", seeds}, {"subseed", -1}, {"all_subseeds", seeds}, {"subseed_strength", 0},
+        {"width", p.width}, {"height", p.height}, {"sampler_name", job->req.sampler_name}, {"cfg_scale", p.cfg_scale},
+        {"steps", p.steps}, {"batch_size", p.batch_size}, {"restore_faces", false}, {"face_restoration_model", nullptr},
+        {"sd_model_name", model.name}, {"sd_model_hash", nullptr}, {"sd_vae_name", nullptr}, {"sd_vae_hash", nullptr},
+        {"seed_resize_from_w", -1}, {"seed_resize_from_h", -1},
+        {"denoising_strength", p.init_image ? json(p.denoising_strength) : json(nullptr)},
+        {"extra_generation_params", extra}, {"index_of_first_image", 0}, {"infotexts", infotexts}, {"styles", json::array()},
+        {"job_timestamp", job_timestamp(job->started_ms)}, {"clip_skip", p.clip_skip},
+        {"is_using_inpainting_conditioning", model.info.unet.in_channels == 9}, {"version", "easel 0.1.0"}};
+    json result = {{"images", files}, {"info", info}};
+    if (job->stop == kInterrupt) result["interrupted"] = true;
+    finish(job, "done", "", result);
+}
+
+void JobQueue::finish(const std::shared_ptr<Job>& job, const std::string& status, const std::string& error, const json& result) {
+    const int64_t t = now_ms();
+    if (auto st = store_.finish_job(job->id, status, error, t, safe_dump(result)); !st)
+        log_warn("serve", "job {}: {}", job->id, st.error().to_string());
+    {
+        std::lock_guard<std::mutex> lk(mu_);
+        job->status = status;
+        job->record.status = status;
+        ++job->version;
+        active_.erase(job->id);
+        recent_[job->id] = job;
+        if (recent_.size() > 256) {
+            auto oldest = std::min_element(recent_.begin(), recent_.end(),
+                                           [](const auto& a, const auto& b) { return a.second->created_ms < b.second->created_ms; });
+            recent_.erase(oldest);
+        }
+    }
+    cv_.notify_all();
+}
+
+void JobQueue::prune() {
+    auto pruned = store_.prune_finished(limits_.keep_jobs);
+    if (!pruned) return;
+    for (const JobRecord& r : *pruned) {
+        std::error_code ec;
+        fs::remove_all(fs::path(image_dir_) / r.id, ec);
+    }
+}
+
+Result<JobQueue::Submitted> JobQueue::submit(const GenerationRequest& r, const Caller& caller) {
+    std::string model = r.model.empty() ? default_model() : r.model;
+    const ModelEntry* m = find_model(model);
+    if (!m) {
+        std::string names;
+        for (const ModelEntry& e : models_) names += (names.empty() ? "" : ", ") + e.title;
+        return Error::not_found(fmt::format("no model '{}'; this server has {}", model, names), "model");
+    }
+    auto job = std::make_shared<Job>();
+    job->id = random_id();
+    job->model = m->name;
+    job->key_id = caller.key_id;
+    job->kind = r.kind == RequestKind::Img2Img ? "img2img" : "txt2img";
+    job->created_ms = now_ms();
+    job->req = r;
+    job->images = r.images();
+    int position = 0;
+    {
+        std::lock_guard<std::mutex> lk(mu_);
+        if (stopping_) return Error::exhausted("the server is shutting down");
+        size_t queued = 0;
+        for (const auto& [name, s] : slots_) queued += s->queue.size();
+        if (int(queued) >= limits_.queue_size)
+            return Error::exhausted(fmt::format("the queue is full ({} jobs waiting); retry later", queued));
+        Slot& s = slot_for(m->name);
+        if (s.loaded) {
+            if (auto st = validate_params(r.params, *s.model); !st) return st.error();
+        }
+        JobRecord rec;
+        rec.id = job->id;
+        rec.key_id = caller.key_id;
+        rec.model = m->name;
+        rec.kind = job->kind;
+        rec.request_json = safe_dump(r.parameters);
+        rec.status = "queued";
+        rec.created_ms = job->created_ms;
+        EASEL_TRY(store_.insert_job(rec));  // durable before it is acknowledged
+        position = int(s.queue.size());
+        for (const auto& [id, j] : active_)
+            if (j->model == m->name && j->status == "running") ++position;
+        s.queue.push_back(job);
+        active_[job->id] = job;
+        start_worker(s);
+    }
+    cv_.notify_all();
+    return Submitted{job->id, position};
+}
+
+json JobQueue::live_json(const Job& j, bool with_preview) {
+    json o;
+    o["id"] = j.id;
+    o["status"] = j.status;
+    o["model"] = j.model;
+    o["kind"] = j.kind;
+    int position = 0;
+    if (j.status == "queued") {
+        auto it = slots_.find(j.model);
+        if (it != slots_.end())
+            for (const auto& q : it->second->queue) {
+                if (q->id == j.id) break;
+                ++position;
+            }
+        for (const auto& [id, other] : active_)
+            if (other->model == j.model && other->status == "running") ++position;
+    }
+    o["queue_position"] = position;
+    o["step"] = j.step;
+    o["total_steps"] = j.total;
+    o["image_index"] = j.image;
+    o["image_count"] = j.images;
+    double progress = 0;
+    if (j.status == "running" && j.total > 0) progress = (j.image + double(j.step) / j.total) / std::max(1, j.images);
+    o["progress"] = std::clamp(progress, 0.0, 1.0);
+    const double elapsed = j.started_ms ? double(now_ms() - j.started_ms) / 1000.0 : 0.0;
+    o["eta_s"] = progress > 0.01 ? json(elapsed / progress - elapsed) : json(nullptr);
+    o["error"] = nullptr;
+    o["images"] = json::array();
+    o["params"] = strip_images(j.req.parameters);
+    o["created"] = iso_time(j.created_ms);
+    o["started"] = j.started_ms ? json(iso_time(j.started_ms)) : json(nullptr);
+    o["finished"] = nullptr;
+    if (with_preview && j.status == "running") {
+        std::string png = j.preview_png;
+        if (png.empty() && j.has_latent) png = cheap_preview_png(j.latent);
+        if (!png.empty()) o["preview"] = "data:image/png;base64," + base64_encode(png);
+    }
+    return o;
+}
+
+json JobQueue::record_json(const JobRecord& r) const {
+    json o;
+    o["id"] = r.id;
+    o["status"] = r.status;
+    o["model"] = r.model;
+    o["kind"] = r.kind;
+    o["queue_position"] = 0;
+    json params = json::parse(r.request_json, nullptr, false);
+    json result = json::parse(r.result_json.empty() ? "{}" : r.result_json, nullptr, false);
+    const int steps = params.is_object() && params.contains("steps") && params["steps"].is_number_integer() ? params["steps"].get<int>() : 0;
+    o["step"] = r.status == "done" ? steps : 0;
+    o["total_steps"] = steps;
+    o["progress"] = r.status == "done" ? 1.0 : 0.0;
+    o["eta_s"] = r.status == "done" ? json(0.0) : json(nullptr);
+    o["error"] = r.error.empty() ? json(nullptr) : json(r.error);
+    json images = json::array();
+    if (result.is_object() && result.contains("images") && result["images"].is_array()) {
+        int n = 0;
+        for (const json& im : result["images"]) {
+            json e = {{"url", fmt::format("/v1/jobs/{}/images/{}", r.id, n++)}};
+            if (im.is_object() && im.contains("seed")) e["seed"] = im["seed"];
+            if (im.is_object() && im.contains("infotext")) e["infotext"] = im["infotext"];
+            images.push_back(e);
+        }
+        o["image_count"] = n;
+    }
+    if (result.is_object() && result.contains("interrupted")) o["interrupted"] = true;
+    o["images"] = images;
+    o["params"] = params.is_discarded() ? json::object() : strip_images(params);
+    o["created"] = iso_time(r.created_ms);
+    o["started"] = r.started_ms ? json(iso_time(r.started_ms)) : json(nullptr);
+    o["finished"] = r.finished_ms ? json(iso_time(r.finished_ms)) : json(nullptr);
+    return o;
+}
+
+Result<json> JobQueue::job_json(const std::string& id, const Caller& caller, bool with_preview) {
+    {
+        std::lock_guard<std::mutex> lk(mu_);
+        auto it = active_.find(id);
+        if (it != active_.end()) {
+            Job& j = *it->second;
+            if (!caller.all_jobs && j.key_id != caller.key_id) return Error::not_found(fmt::format("no job '{}'", id));
+            if (with_preview) j.preview_wanted_ms = now_ms();
+            return live_json(j, with_preview);
+        }
+    }
+    EASEL_TRY_ASSIGN(auto rec, store_.get_job(id));
+    if (!rec || (!caller.all_jobs && rec->key_id != caller.key_id)) return Error::not_found(fmt::format("no job '{}'", id));
+    if (rec->status == "queued" || rec->status == "running") {
+        // Between the store and the in-memory queue (a job being finished right now): report what the store says.
+        json o = record_json(*rec);
+        return o;
+    }
+    return record_json(*rec);
+}
+
+Result<json> JobQueue::list_json(const Caller& caller, int limit) {
+    EASEL_TRY_ASSIGN(auto recs, store_.list_jobs(caller.key_id, caller.all_jobs, limit));
+    json jobs = json::array();
+    for (const JobRecord& r : recs) {
+        std::lock_guard<std::mutex> lk(mu_);
+        auto it = active_.find(r.id);
+        jobs.push_back(it != active_.end() ? live_json(*it->second, false) : record_json(r));
+    }
+    return json{{"jobs", jobs}};
+}
+
+Result<json> JobQueue::cancel(const std::string& id, const Caller& caller) {
+    std::shared_ptr<Job> queued;
+    {
+        std::lock_guard<std::mutex> lk(mu_);
+        auto it = active_.find(id);
+        if (it == active_.end()) {
+            // Finished (or unknown): nothing to cancel.
+        } else {
+            Job& j = *it->second;
+            if (!caller.all_jobs && j.key_id != caller.key_id) return Error::not_found(fmt::format("no job '{}'", id));
+            if (j.status == "queued") {
+                auto sit = slots_.find(j.model);
+                if (sit != slots_.end()) {
+                    auto& q = sit->second->queue;
+                    q.erase(std::remove(q.begin(), q.end(), it->second), q.end());
+                }
+                queued = it->second;
+            } else {
+                j.stop = kCancel;
+                ++j.version;
+            }
+        }
+    }
+    if (queued) finish(queued, "cancelled", "cancelled", json::object());
+    cv_.notify_all();
+    return job_json(id, caller, false);
+}
+
+Result<std::string> JobQueue::image_file(const std::string& id, int index, const Caller& caller) {
+    EASEL_TRY_ASSIGN(auto rec, store_.get_job(id));
+    if (!rec || (!caller.all_jobs && rec->key_id != caller.key_id)) return Error::not_found(fmt::format("no job '{}'", id));
+    json result = json::parse(rec->result_json.empty() ? "{}" : rec->result_json, nullptr, false);
+    if (!result.is_object() || !result.contains("images") || !result["images"].is_array() || index < 0 ||
+        index >= int(result["images"].size()))
+        return Error::not_found(fmt::format("job '{}' has no image {} (status {})", id, index, rec->status));
+    const json& im = result["images"][size_t(index)];
+    if (!im.is_object() || !im.contains("file") || !im["file"].is_string()) return Error::not_found("the image record is damaged");
+    return im["file"].get<std::string>();
+}
+
+Result<json> JobQueue::a1111_result(const std::string& id) {
+    EASEL_TRY_ASSIGN(auto rec, store_.get_job(id));
+    if (!rec) return Error::not_found(fmt::format("no job '{}'", id));
+    if (rec->status == "failed") return Error::invalid_argument(rec->error);
+    json result = json::parse(rec->result_json.empty() ? "{}" : rec->result_json, nullptr, false);
+    json params = json::parse(rec->request_json, nullptr, false);
+    json images = json::array();
+    json info = json::object();
+    if (result.is_object()) {
+        if (result.contains("images") && result["images"].is_array())
+            for (const json& im : result["images"]) {
+                if (!im.is_object() || !im.contains("file") || !im["file"].is_string()) continue;
+                std::ifstream f(im["file"].get<std::string>(), std::ios::binary);
+                std::string bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+                images.push_back(base64_encode(bytes));
+            }
+        if (result.contains("info")) info = result["info"];
+    }
+    return json{{"images", images}, {"parameters", params.is_discarded() ? json::object() : params}, {"info", safe_dump(info)}};
+}
+
+void JobQueue::interrupt_running() {
+    std::lock_guard<std::mutex> lk(mu_);
+    for (auto& [id, j] : active_)
+        if (j->status == "running") j->stop = kInterrupt;
+}
+
+void JobQueue::skip_running() {
+    std::lock_guard<std::mutex> lk(mu_);
+    for (auto& [id, j] : active_)
+        if (j->status == "running") j->stop = kSkip;
+}
+
+json JobQueue::a1111_progress(bool with_image) {
+    std::lock_guard<std::mutex> lk(mu_);
+    const Job* running = nullptr;
+    int queued = 0;
+    for (const auto& [id, j] : active_) {
+        if (j->status == "running" && (!running || j->started_ms < running->started_ms)) running = j.get();
+        if (j->status == "queued") ++queued;
+    }
+    json state = {{"skipped", false}, {"interrupted", false}, {"job", ""}, {"job_count", queued + (running ? 1 : 0)},
+                  {"job_timestamp", "0"}, {"job_no", 0}, {"sampling_step", 0}, {"sampling_steps", 0}};
+    if (!running) return json{{"progress", 0.0}, {"eta_relative", 0.0}, {"state", state}, {"current_image", nullptr}, {"textinfo", nullptr}};
+    const Job& j = *running;
+    const double progress = j.total > 0 ? std::clamp((j.image + double(j.step) / j.total) / std::max(1, j.images), 0.0, 1.0) : 0.0;
+    const double elapsed = double(now_ms() - j.started_ms) / 1000.0;
+    state["skipped"] = j.stop == kSkip;
+    state["interrupted"] = j.stop == kInterrupt;
+    state["job"] = fmt::format("Batch {} out of {}", j.image + 1, j.images);
+    state["job_timestamp"] = job_timestamp(j.started_ms);
+    state["job_no"] = j.image;
+    state["sampling_step"] = j.step;
+    state["sampling_steps"] = j.total;
+    json current = nullptr;
+    if (with_image) {
+        std::string png = j.preview_png.empty() && j.has_latent ? cheap_preview_png(j.latent) : j.preview_png;
+        if (!png.empty()) current = base64_encode(png);
+    }
+    return json{{"progress", progress}, {"eta_relative", progress > 0.01 ? elapsed / progress - elapsed : 0.0}, {"state", state},
+                {"current_image", current}, {"textinfo", nullptr}};
+}
+
+uint64_t JobQueue::wait_change(const std::string& id, uint64_t seen, int timeout_ms) {
+    std::unique_lock<std::mutex> lk(mu_);
+    auto version = [&]() -> uint64_t {
+        auto it = active_.find(id);
+        if (it != active_.end()) return it->second->version;
+        auto r = recent_.find(id);
+        return r != recent_.end() ? r->second->version : UINT64_MAX;  // finished long ago or unknown
+    };
+    cv_.wait_for(lk, std::chrono::milliseconds(timeout_ms), [&] { return stopping_ || version() != seen; });
+    return version();
+}
+
+}  // namespace easel::server

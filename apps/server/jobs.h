@@ -1,0 +1,110 @@
+// The job queue: one worker thread per loaded model, jobs persisted in the Store before they are acknowledged,
+// live progress (step, ETA, latent previews), cancellation, A1111's skip/interrupt, and change notification for
+// Server-Sent Events and blocking /sdapi calls.
+//
+//   JobQueue q(store, models, load_options, limits, data_dir + "/images");
+//   EASEL_TRY(q.start());                                  // re-queues what a previous run left unfinished
+//   EASEL_TRY_ASSIGN(auto sub, q.submit(request, key_id)); // {id, queue_position}
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "request.h"
+#include "store.h"
+
+namespace easel::server {
+
+struct ModelEntry {
+    std::string name;   // file or folder name without extension (A1111's model_name)
+    std::string title;  // file or folder name (A1111's title)
+    std::string path;
+};
+
+// Who is asking: a key sees its own jobs only; Basic auth and an open server see all.
+struct Caller {
+    std::string key_id;
+    bool all_jobs = true;
+};
+
+class JobQueue {
+public:
+    JobQueue(Store& store, std::vector<ModelEntry> models, LoadOptions load, Limits limits, std::string image_dir);
+    ~JobQueue();
+    JobQueue(const JobQueue&) = delete;
+    JobQueue& operator=(const JobQueue&) = delete;
+
+    // Loads the default model and re-queues the jobs a previous run left queued or running.
+    Status start();
+    void stop();
+
+    const std::vector<ModelEntry>& models() const { return models_; }
+    std::string default_model() const;
+    const ModelEntry* find_model(const std::string& name_or_title) const;
+    // Makes a model the default, loading it first (blocks until loaded; the error says why it could not be).
+    Status set_default_model(const std::string& name_or_title);
+    bool is_loaded(const std::string& name) const;
+    // Native size of a loaded model (0 when not loaded).
+    std::pair<int, int> native_size(const std::string& name) const;
+
+    struct Submitted {
+        std::string id;
+        int queue_position = 0;
+    };
+    Result<Submitted> submit(const GenerationRequest& r, const Caller& caller);
+
+    // Status of one job as /v1/jobs/{id} shows it; not_found for unknown ids and other keys' jobs.
+    Result<json> job_json(const std::string& id, const Caller& caller, bool with_preview);
+    Result<json> list_json(const Caller& caller, int limit);
+    Result<json> cancel(const std::string& id, const Caller& caller);
+    // The image file of a finished job.
+    Result<std::string> image_file(const std::string& id, int index, const Caller& caller);
+    // What A1111's synchronous endpoints return once a job has finished: images as base64, parameters, info.
+    Result<json> a1111_result(const std::string& id);
+    // A1111's interrupt and skip: applied to every running job.
+    void interrupt_running();
+    void skip_running();
+    // /sdapi/v1/progress for the running job (or idle).
+    json a1111_progress(bool with_image);
+
+    // Blocks until the job changes after `seen` or the timeout passes; returns the job's change counter.
+    uint64_t wait_change(const std::string& id, uint64_t seen, int timeout_ms);
+    bool is_terminal(const std::string& status) const {
+        return status == "done" || status == "failed" || status == "cancelled";
+    }
+
+private:
+    struct Job;
+    struct Slot;
+    void worker(Slot* slot);
+    void run_job(Slot& slot, const std::shared_ptr<Job>& job);
+    void finish(const std::shared_ptr<Job>& job, const std::string& status, const std::string& error, const json& result);
+    Slot& slot_for(const std::string& name);  // mu_ held
+    void start_worker(Slot& slot);            // mu_ held
+    json live_json(const Job& j, bool with_preview);  // mu_ held
+    json record_json(const JobRecord& r) const;
+    void prune();
+
+    Store& store_;
+    std::vector<ModelEntry> models_;
+    LoadOptions load_;
+    Limits limits_;
+    std::string image_dir_;
+
+    mutable std::mutex mu_;
+    std::condition_variable cv_;
+    std::map<std::string, std::unique_ptr<Slot>> slots_;          // by model name
+    std::map<std::string, std::shared_ptr<Job>> active_;          // queued or running, by id
+    std::map<std::string, std::shared_ptr<Job>> recent_;          // finished in this run (for wait_change)
+    std::string default_model_;
+    bool stopping_ = false;
+};
+
+}  // namespace easel::server

@@ -1,0 +1,435 @@
+#include "request.h"
+
+#include <array>
+#include <cctype>
+#include <cmath>
+#include <random>
+
+#include <fmt/format.h>
+
+#include "io/image.h"
+
+namespace easel::server {
+
+namespace {
+
+// AUTOMATIC1111 v1.10's k-diffusion sampler table, restricted to what easel implements: the display name, its
+// aliases, and the scheduler that "automatic" means for it.
+struct SamplerEntry {
+    const char* name;
+    SamplerKind kind;
+    std::vector<const char*> aliases;
+    const char* automatic_scheduler;  // A1111's per-sampler default ("karras" for DPM++ 2M)
+};
+
+const std::vector<SamplerEntry>& sampler_table() {
+    static const std::vector<SamplerEntry> t = {
+        {"DPM++ 2M", SamplerKind::DpmPP2M, {"k_dpmpp_2m"}, "karras"},
+        {"DPM++ SDE", SamplerKind::DpmPPSde, {"k_dpmpp_sde"}, "karras"},
+        {"DPM++ 2M SDE", SamplerKind::DpmPP2MSde, {"k_dpmpp_2m_sde"}, "exponential"},
+        {"Euler a", SamplerKind::EulerAncestral, {"k_euler_a", "k_euler_ancestral"}, "automatic"},
+        {"Euler", SamplerKind::Euler, {"k_euler"}, "automatic"},
+        {"LMS", SamplerKind::Lms, {"k_lms"}, "automatic"},
+        {"Heun", SamplerKind::Heun, {"k_heun"}, "automatic"},
+        {"DPM2", SamplerKind::Dpm2, {"k_dpm_2"}, "automatic"},
+        {"DDIM", SamplerKind::Ddim, {"ddim"}, "automatic"},
+        {"LCM", SamplerKind::Lcm, {"k_lcm"}, "automatic"},
+    };
+    return t;
+}
+
+struct SchedulerEntry {
+    const char* name;
+    const char* label;
+    ScheduleKind kind;
+    std::vector<const char*> aliases;
+};
+
+const std::vector<SchedulerEntry>& scheduler_table() {
+    static const std::vector<SchedulerEntry> t = {
+        {"uniform", "Uniform", ScheduleKind::Default, {}},
+        {"karras", "Karras", ScheduleKind::Karras, {}},
+        {"exponential", "Exponential", ScheduleKind::Exponential, {}},
+        {"sgm_uniform", "SGM Uniform", ScheduleKind::SgmUniform, {"SGMUniform"}},
+        {"align_your_steps", "Align Your Steps", ScheduleKind::AlignYourSteps, {"AYS"}},
+        {"simple", "Simple", ScheduleKind::Simple, {}},
+        {"normal", "Normal", ScheduleKind::Default, {}},
+        {"ddim", "DDIM", ScheduleKind::DdimUniform, {"ddim_uniform"}},
+    };
+    return t;
+}
+
+std::string lower(std::string_view s) {
+    std::string o;
+    for (char c : s) o.push_back(char(std::tolower(static_cast<unsigned char>(c))));
+    return o;
+}
+
+const SamplerEntry* find_sampler(std::string_view name) {
+    const std::string n = lower(name);
+    for (const SamplerEntry& e : sampler_table()) {
+        if (lower(e.name) == n) return &e;
+        for (const char* a : e.aliases)
+            if (lower(a) == n) return &e;
+    }
+    return nullptr;
+}
+
+const SchedulerEntry* find_scheduler(std::string_view name) {
+    const std::string n = lower(name);
+    for (const SchedulerEntry& e : scheduler_table()) {
+        if (lower(e.name) == n || lower(e.label) == n) return &e;
+        for (const char* a : e.aliases)
+            if (lower(a) == n) return &e;
+    }
+    return nullptr;
+}
+
+std::string type_name(const json& v) {
+    switch (v.type()) {
+        case json::value_t::null: return "null";
+        case json::value_t::boolean: return "a boolean";
+        case json::value_t::string: return "a string";
+        case json::value_t::array: return "an array";
+        case json::value_t::object: return "an object";
+        case json::value_t::number_float: return "a number";
+        case json::value_t::number_integer:
+        case json::value_t::number_unsigned: return "an integer";
+        default: return "something else";
+    }
+}
+
+Status check_range(const char* field, int64_t v, int64_t lo, int64_t hi) {
+    if (v < lo || v > hi) return Error::invalid_argument(fmt::format("must be between {} and {}, got {}", lo, hi, v), field);
+    return ok();
+}
+
+Result<Image> decode_b64_image(const json& v, const std::string& field) {
+    if (!v.is_string()) return Error::invalid_argument(fmt::format("expected a base64 image string, got {}", type_name(v)), field);
+    EASEL_TRY_ASSIGN(std::string bytes, base64_decode(v.get_ref<const std::string&>(), field));
+    auto img = decode_image(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), field);
+    if (!img) return img.error().within(field);
+    return img;
+}
+
+}  // namespace
+
+RequestDefaults a1111_defaults() { return {}; }
+
+Result<std::optional<std::string>> get_string(const json& o, const char* key) {
+    auto it = o.find(key);
+    if (it == o.end() || it->is_null()) return std::optional<std::string>();
+    if (!it->is_string()) return Error::invalid_argument(fmt::format("expected a string, got {}", type_name(*it)), key);
+    return std::optional<std::string>(it->get<std::string>());
+}
+
+Result<std::optional<int64_t>> get_int(const json& o, const char* key) {
+    auto it = o.find(key);
+    if (it == o.end() || it->is_null()) return std::optional<int64_t>();
+    if (it->is_number_integer()) return std::optional<int64_t>(it->get<int64_t>());
+    if (it->is_number_unsigned()) {
+        const uint64_t u = it->get<uint64_t>();
+        if (u > uint64_t(INT64_MAX)) return Error::invalid_argument(fmt::format("{} is too large", u), key);
+        return std::optional<int64_t>(int64_t(u));
+    }
+    if (it->is_number_float()) {  // pydantic accepts 20.0 for an int field
+        const double d = it->get<double>();
+        if (std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 9.0e15) return std::optional<int64_t>(int64_t(d));
+        return Error::invalid_argument(fmt::format("expected an integer, got {}", d), key);
+    }
+    return Error::invalid_argument(fmt::format("expected an integer, got {}", type_name(*it)), key);
+}
+
+Result<std::optional<double>> get_number(const json& o, const char* key) {
+    auto it = o.find(key);
+    if (it == o.end() || it->is_null()) return std::optional<double>();
+    if (!it->is_number()) return Error::invalid_argument(fmt::format("expected a number, got {}", type_name(*it)), key);
+    const double d = it->get<double>();
+    if (!std::isfinite(d)) return Error::invalid_argument("expected a finite number", key);
+    return std::optional<double>(d);
+}
+
+Result<std::optional<bool>> get_bool(const json& o, const char* key) {
+    auto it = o.find(key);
+    if (it == o.end() || it->is_null()) return std::optional<bool>();
+    if (!it->is_boolean()) return Error::invalid_argument(fmt::format("expected true or false, got {}", type_name(*it)), key);
+    return std::optional<bool>(it->get<bool>());
+}
+
+json samplers_json() {
+    json out = json::array();
+    for (const SamplerEntry& e : sampler_table()) {
+        json aliases = json::array();
+        for (const char* a : e.aliases) aliases.push_back(a);
+        json options = json::object();
+        if (std::string(e.automatic_scheduler) != "automatic") options["scheduler"] = e.automatic_scheduler;
+        out.push_back({{"name", e.name}, {"aliases", aliases}, {"options", options}});
+    }
+    return out;
+}
+
+json schedulers_json() {
+    json out = json::array();
+    out.push_back({{"name", "automatic"}, {"label", "Automatic"}, {"aliases", nullptr}, {"default_rho", -1}, {"need_inner_model", false}});
+    for (const SchedulerEntry& e : scheduler_table()) {
+        json aliases = nullptr;
+        if (!e.aliases.empty()) {
+            aliases = json::array();
+            for (const char* a : e.aliases) aliases.push_back(a);
+        }
+        out.push_back({{"name", e.name}, {"label", e.label}, {"aliases", aliases},
+                       {"default_rho", e.kind == ScheduleKind::Karras ? 7.0 : -1.0}, {"need_inner_model", false}});
+    }
+    return out;
+}
+
+Result<GenerationRequest> parse_generation_request(const json& body, RequestKind kind, const RequestDefaults& d,
+                                                   const Limits& limits) {
+    if (!body.is_object()) return Error::invalid_argument(fmt::format("expected a JSON object, got {}", type_name(body)), "body");
+    GenerationRequest r;
+    r.kind = kind;
+    GenerateParams& p = r.params;
+    json& out = r.parameters;
+
+    EASEL_TRY_ASSIGN(auto prompt, get_string(body, "prompt"));
+    EASEL_TRY_ASSIGN(auto negative, get_string(body, "negative_prompt"));
+    p.prompt = prompt.value_or("");
+    p.negative_prompt = negative.value_or("");
+    if (p.prompt.size() > 65536 || p.negative_prompt.size() > 65536)
+        return Error::invalid_argument("is longer than 65536 bytes", p.prompt.size() > 65536 ? "prompt" : "negative_prompt");
+
+    // Features A1111 has and easel does not: refused when asked for, so nobody gets a silently different image.
+    for (const char* key : {"enable_hr", "restore_faces", "tiling"}) {
+        EASEL_TRY_ASSIGN(auto v, get_bool(body, key));
+        if (v.value_or(false)) return Error::unsupported("is not implemented by easel; send false or leave it out", key);
+    }
+    EASEL_TRY_ASSIGN(auto subseed_strength, get_number(body, "subseed_strength"));
+    if (subseed_strength.value_or(0.0) != 0.0)
+        return Error::unsupported("variation seeds are not implemented by easel; send 0 or leave it out", "subseed_strength");
+    if (auto it = body.find("alwayson_scripts"); it != body.end() && !it->is_null() && !(it->is_object() && it->empty()))
+        return Error::unsupported("easel has no scripts or extensions; send {} or leave it out", "alwayson_scripts");
+    if (auto it = body.find("script_name"); it != body.end() && !it->is_null() && !(it->is_string() && it->get<std::string>().empty()))
+        return Error::unsupported("easel has no scripts", "script_name");
+
+    EASEL_TRY_ASSIGN(auto seed, get_int(body, "seed"));
+    int64_t s = seed.value_or(-1);
+    if (s < -1 || s > (int64_t(1) << 53)) return Error::invalid_argument(fmt::format("must be -1 (random) or 0..2^53, got {}", s), "seed");
+    if (s == -1) {
+        std::random_device rd;
+        s = int64_t((uint64_t(rd()) << 32 | rd()) % 4294967296ull);
+    }
+    p.seed = s;
+
+    EASEL_TRY_ASSIGN(auto steps, get_int(body, "steps"));
+    const int64_t st = steps.value_or(d.steps);
+    EASEL_TRY(check_range("steps", st, 1, limits.max_steps));
+    p.steps = int(st);
+    EASEL_TRY_ASSIGN(auto cfg, get_number(body, "cfg_scale"));
+    p.cfg_scale = cfg.value_or(7.0);
+    if (p.cfg_scale < 0 || p.cfg_scale > 100)
+        return Error::invalid_argument(fmt::format("must be between 0 and 100, got {}", p.cfg_scale), "cfg_scale");
+
+    EASEL_TRY_ASSIGN(auto bs, get_int(body, "batch_size"));
+    EASEL_TRY_ASSIGN(auto ni, get_int(body, "n_iter"));
+    EASEL_TRY(check_range("batch_size", bs.value_or(1), 1, limits.max_images));
+    EASEL_TRY(check_range("n_iter", ni.value_or(1), 1, limits.max_images));
+    p.batch_size = int(bs.value_or(1));
+    p.batch_count = int(ni.value_or(1));
+    if (r.images() > limits.max_images)
+        return Error::invalid_argument(fmt::format("batch_size x n_iter = {} images; this server allows {} per request",
+                                                   r.images(), limits.max_images), "batch_size");
+
+    // Sampler: sampler_name (A1111 also reads its older alias sampler_index); a legacy "X Karras" name sets the
+    // scheduler when none is given, as A1111's get_sampler_and_scheduler does.
+    EASEL_TRY_ASSIGN(auto sampler_name, get_string(body, "sampler_name"));
+    EASEL_TRY_ASSIGN(auto sampler_index, get_string(body, "sampler_index"));
+    std::string sname = sampler_name && !sampler_name->empty() ? *sampler_name
+                        : sampler_index && !sampler_index->empty() ? *sampler_index : d.sampler;
+    EASEL_TRY_ASSIGN(auto scheduler, get_string(body, "scheduler"));
+    std::string sched = scheduler && !scheduler->empty() ? lower(*scheduler) : "automatic";
+    const SamplerEntry* se = find_sampler(sname);
+    if (!se) {
+        for (const char* suffix : {" karras", " exponential"}) {
+            const std::string n = lower(sname), suf = suffix;
+            if (n.size() > suf.size() && n.compare(n.size() - suf.size(), suf.size(), suf) == 0) {
+                se = find_sampler(sname.substr(0, n.size() - suf.size()));
+                if (se && sched == "automatic") sched = suf.substr(1);
+                break;
+            }
+        }
+    }
+    if (!se) {
+        std::string names;
+        for (const SamplerEntry& e : sampler_table()) names += (names.empty() ? "" : ", ") + std::string(e.name);
+        return Error::invalid_argument(fmt::format("unknown sampler '{}'; this server has {}", sname, names), "sampler_name");
+    }
+    p.sampler = se->kind;
+    r.sampler_name = se->name;
+    const std::string effective = sched == "automatic" ? se->automatic_scheduler : sched;
+    if (effective == "automatic") {
+        p.schedule = ScheduleKind::Default;
+    } else {
+        const SchedulerEntry* sc = find_scheduler(effective);
+        if (!sc) {
+            std::string names = "automatic";
+            for (const SchedulerEntry& e : scheduler_table()) names += ", " + std::string(e.name);
+            return Error::invalid_argument(fmt::format("unknown scheduler '{}'; this server has {}", sched, names), "scheduler");
+        }
+        p.schedule = sc->kind;
+    }
+    r.scheduler = sched;
+
+    // Settings A1111 takes through override_settings: the model and clip skip.
+    if (auto it = body.find("override_settings"); it != body.end() && !it->is_null()) {
+        if (!it->is_object()) return Error::invalid_argument(fmt::format("expected an object, got {}", type_name(*it)), "override_settings");
+        EASEL_TRY_ASSIGN(auto ck, get_string(*it, "sd_model_checkpoint"));
+        if (ck) r.model = *ck;
+        EASEL_TRY_ASSIGN(auto cs, get_int(*it, "CLIP_stop_at_last_layers"));
+        if (cs) {
+            EASEL_TRY(check_range("override_settings.CLIP_stop_at_last_layers", *cs, 1, 12));
+            p.clip_skip = int(*cs);
+        }
+    }
+    EASEL_TRY_ASSIGN(auto model, get_string(body, "model"));
+    if (model && !model->empty()) r.model = *model;
+    EASEL_TRY_ASSIGN(auto send, get_bool(body, "send_images"));
+    r.send_images = send.value_or(true);
+
+    EASEL_TRY_ASSIGN(auto w, get_int(body, "width"));
+    EASEL_TRY_ASSIGN(auto h, get_int(body, "height"));
+    int64_t width = w.value_or(d.width), height = h.value_or(d.height);
+
+    if (kind == RequestKind::Img2Img) {
+        auto it = body.find("init_images");
+        if (it == body.end() || !it->is_array() || it->empty())
+            return Error::invalid_argument("img2img needs init_images: an array with one base64 image", "init_images");
+        if (it->size() > 1) return Error::unsupported("easel takes one init image per request", "init_images");
+        EASEL_TRY_ASSIGN(Image init, decode_b64_image((*it)[0], "init_images[0]"));
+        // Without width/height the output takes the init image's size (A1111 would resize it to 512x512).
+        if (!w) width = init.width;
+        if (!h) height = init.height;
+        if (init.width != width || init.height != height)
+            return Error::unsupported(fmt::format("the init image is {}x{} but the request asks for {}x{}; easel does not "
+                                                  "resize init images, so send them at the output size",
+                                                  init.width, init.height, width, height), "init_images[0]");
+        EASEL_TRY_ASSIGN(auto strength, get_number(body, "denoising_strength"));
+        p.denoising_strength = strength.value_or(0.75);
+        if (p.denoising_strength < 0 || p.denoising_strength > 1)
+            return Error::invalid_argument(fmt::format("must be between 0 and 1, got {}", p.denoising_strength), "denoising_strength");
+        p.init_image = std::move(init);
+        if (auto m = body.find("mask"); m != body.end() && !m->is_null()) {
+            EASEL_TRY_ASSIGN(Image mask, decode_b64_image(*m, "mask"));
+            if (mask.width != width || mask.height != height)
+                return Error::invalid_argument(fmt::format("is {}x{}, the init image {}x{}", mask.width, mask.height, width, height), "mask");
+            EASEL_TRY_ASSIGN(auto invert, get_int(body, "inpainting_mask_invert"));
+            if (invert.value_or(0) == 1)
+                for (uint8_t& v : mask.pixels) v = uint8_t(255 - v);
+            EASEL_TRY_ASSIGN(auto blur, get_int(body, "mask_blur"));
+            EASEL_TRY(check_range("mask_blur", blur.value_or(4), 0, 64));
+            p.mask_blur = int(blur.value_or(4));
+            EASEL_TRY_ASSIGN(auto fill, get_int(body, "inpainting_fill"));
+            if (fill && *fill != 1)
+                return Error::unsupported("easel implements masked content 'original' (1) only", "inpainting_fill");
+            EASEL_TRY_ASSIGN(auto full_res, get_bool(body, "inpaint_full_res"));
+            if (full_res.value_or(false))
+                return Error::unsupported("easel inpaints the whole picture; send false or leave it out", "inpaint_full_res");
+            p.mask = std::move(mask);
+        }
+    }
+    EASEL_TRY(check_range("width", width, 8, limits.max_width));
+    EASEL_TRY(check_range("height", height, 8, limits.max_height));
+    if (width % 8 || height % 8)
+        return Error::invalid_argument(fmt::format("{}x{} is not a multiple of 8", width, height), "width");
+    p.width = int(width);
+    p.height = int(height);
+
+    // The request as it will run: A1111's "parameters" (what a restart re-parses, so the seed is resolved).
+    out = body;
+    out["prompt"] = p.prompt;
+    out["negative_prompt"] = p.negative_prompt;
+    out["seed"] = p.seed;
+    out["steps"] = p.steps;
+    out["cfg_scale"] = p.cfg_scale;
+    out["width"] = p.width;
+    out["height"] = p.height;
+    out["batch_size"] = p.batch_size;
+    out["n_iter"] = p.batch_count;
+    out["sampler_name"] = r.sampler_name;
+    out["scheduler"] = r.scheduler;
+    out.erase("sampler_index");
+    if (!r.model.empty()) out["model"] = r.model;
+    if (kind == RequestKind::Img2Img) {
+        out["denoising_strength"] = p.denoising_strength;
+        if (p.mask) out["mask_blur"] = p.mask_blur;
+    }
+    if (p.clip_skip != 1) out["override_settings"]["CLIP_stop_at_last_layers"] = p.clip_skip;
+    return r;
+}
+
+std::string base64_encode(const uint8_t* data, size_t n) {
+    static const char* tbl = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    std::string out;
+    out.reserve((n + 2) / 3 * 4);
+    size_t i = 0;
+    for (; i + 2 < n; i += 3) {
+        const uint32_t v = uint32_t(data[i]) << 16 | uint32_t(data[i + 1]) << 8 | data[i + 2];
+        out.push_back(tbl[v >> 18]);
+        out.push_back(tbl[(v >> 12) & 63]);
+        out.push_back(tbl[(v >> 6) & 63]);
+        out.push_back(tbl[v & 63]);
+    }
+    if (i < n) {
+        uint32_t v = uint32_t(data[i]) << 16;
+        if (i + 1 < n) v |= uint32_t(data[i + 1]) << 8;
+        out.push_back(tbl[v >> 18]);
+        out.push_back(tbl[(v >> 12) & 63]);
+        out.push_back(i + 1 < n ? tbl[(v >> 6) & 63] : '=');
+        out.push_back('=');
+    }
+    return out;
+}
+
+std::string base64_encode(const std::string& bytes) {
+    return base64_encode(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+}
+
+Result<std::string> base64_decode(std::string_view text, const std::string& field) {
+    if (text.substr(0, 5) == "data:") {
+        const size_t comma = text.find(',');
+        if (comma == std::string_view::npos) return Error::invalid_argument("a data: URL without a comma", field);
+        text.remove_prefix(comma + 1);
+    }
+    std::string out;
+    out.reserve(text.size() / 4 * 3);
+    uint32_t acc = 0;
+    int bits = 0;
+    size_t pad = 0;
+    for (size_t i = 0; i < text.size(); ++i) {
+        const char c = text[i];
+        int v;
+        if (c >= 'A' && c <= 'Z') v = c - 'A';
+        else if (c >= 'a' && c <= 'z') v = c - 'a' + 26;
+        else if (c >= '0' && c <= '9') v = c - '0' + 52;
+        else if (c == '+' || c == '-') v = 62;
+        else if (c == '/' || c == '_') v = 63;
+        else if (c == '=') {
+            ++pad;
+            continue;
+        } else if (c == ' ' || c == '\n' || c == '\r' || c == '\t') {
+            continue;
+        } else {
+            return Error::invalid_argument(fmt::format("invalid base64 character at offset {}", i), field);
+        }
+        if (pad) return Error::invalid_argument(fmt::format("base64 data after '=' padding at offset {}", i), field);
+        acc = (acc << 6) | uint32_t(v);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out.push_back(char((acc >> bits) & 0xFF));
+        }
+    }
+    if (bits >= 6) return Error::invalid_argument("truncated base64 data", field);
+    return out;
+}
+
+}  // namespace easel::server

@@ -1,0 +1,65 @@
+// Generation requests: AUTOMATIC1111's txt2img/img2img JSON (field names and defaults of its /sdapi/v1 API,
+// v1.10) turned into GenerateParams, with every field type-checked and bounded. The same parser serves our own
+// /v1/jobs, whose defaults follow the model (its native size, 20 steps, Euler a).
+//
+//   EASEL_TRY_ASSIGN(GenerationRequest r, parse_generation_request(body, RequestKind::Txt2Img, a1111_defaults(), limits));
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "pipeline/generate.h"
+#include "server.h"
+
+namespace easel::server {
+
+using json = nlohmann::json;
+
+enum class RequestKind { Txt2Img, Img2Img };
+
+struct RequestDefaults {
+    int width = 512;
+    int height = 512;
+    int steps = 50;
+    std::string sampler = "Euler";  // A1111's API model: sampler_index defaults to "Euler"
+};
+RequestDefaults a1111_defaults();
+
+struct GenerationRequest {
+    RequestKind kind = RequestKind::Txt2Img;
+    GenerateParams params;
+    std::string model;               // override_settings.sd_model_checkpoint or "model"; "" = the default model
+    bool send_images = true;
+    std::string sampler_name;        // A1111's display name ("DPM++ 2M")
+    std::string scheduler;           // A1111's scheduler name ("karras")
+    json parameters;                 // the request with defaults filled and the seed resolved
+    int images() const { return params.batch_size * params.batch_count; }
+};
+
+// `body` must be a JSON object. Unknown fields are ignored, as A1111's API does; known fields easel does not
+// implement (hires fix, face restoration, tiling, variation seeds, inpaint "only masked") are refused when set.
+// seed -1 is replaced by a random seed.
+Result<GenerationRequest> parse_generation_request(const json& body, RequestKind kind, const RequestDefaults& defaults,
+                                                   const Limits& limits);
+
+// json::dump that never throws: bytes that are not UTF-8 (from a file name in an error, say) become U+FFFD.
+inline std::string safe_dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+// The sampler and scheduler lists of /sdapi/v1/samplers and /sdapi/v1/schedulers.
+json samplers_json();
+json schedulers_json();
+
+// Checked access to request JSON: a missing key is nullopt, a key of the wrong type an error naming it.
+Result<std::optional<std::string>> get_string(const json& o, const char* key);
+Result<std::optional<int64_t>> get_int(const json& o, const char* key);
+Result<std::optional<double>> get_number(const json& o, const char* key);
+Result<std::optional<bool>> get_bool(const json& o, const char* key);
+
+// Base64 (RFC 4648, standard alphabet; decode also takes a data: URL and ignores whitespace).
+std::string base64_encode(const std::string& bytes);
+std::string base64_encode(const uint8_t* data, size_t n);
+Result<std::string> base64_decode(std::string_view text, const std::string& field);
+
+}  // namespace easel::server

@@ -1,0 +1,694 @@
+// The HTTP layer of `easel serve`: routes, authentication, limits and the one JSON error envelope.
+#include "server.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <atomic>
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <thread>
+
+#include <fmt/format.h>
+#include <httplib.h>
+
+#include "auth.h"
+#include "io/image.h"
+#include "jobs.h"
+#include "openapi.h"
+#include "pipeline/infotext.h"
+#include "request.h"
+#include "store.h"
+
+namespace easel::server {
+
+const std::vector<std::pair<std::string_view, std::string_view>>& embedded_files();  // web_assets.cpp (generated)
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::mutex g_server_mu;
+httplib::Server* g_server = nullptr;
+int g_signal_pipe[2] = {-1, -1};
+std::atomic<bool> g_stopping{false};  // long-lived responses (SSE, A1111's blocking calls) end when set
+
+void on_stop_signal(int) {
+    const char c = 1;
+    (void)!write(g_signal_pipe[1], &c, 1);
+}
+
+int http_status(ErrorCode c) {
+    switch (c) {
+        case ErrorCode::InvalidArgument:
+        case ErrorCode::BadFile:
+        case ErrorCode::Unsupported: return 400;
+        case ErrorCode::Refused: return 403;
+        case ErrorCode::NotFound: return 404;
+        case ErrorCode::Cancelled: return 409;
+        case ErrorCode::ResourceExhausted: return 429;
+        case ErrorCode::Io:
+        case ErrorCode::Internal: return 500;
+    }
+    return 500;
+}
+
+// The one error envelope. "detail" repeats the message for clients written against A1111 (FastAPI).
+void send_error(httplib::Response& res, int status, const std::string& code, const std::string& message) {
+    res.status = status;
+    json body = {{"error", {{"code", code}, {"message", message}}}, {"detail", message}};
+    res.set_content(safe_dump(body), "application/json");
+}
+
+void send_error(httplib::Response& res, const Error& e) {
+    send_error(res, http_status(e.code()), error_code_name(e.code()), e.to_string());
+}
+
+void send_json(httplib::Response& res, const json& body, int status = 200) {
+    res.status = status;
+    res.set_content(safe_dump(body), "application/json");
+}
+
+Result<json> parse_body(const httplib::Request& req) {
+    if (req.body.empty()) return Error::invalid_argument("the request has no body; expected a JSON object", "body");
+    try {
+        json j = json::parse(req.body);
+        if (!j.is_object()) return Error::invalid_argument("expected a JSON object", "body");
+        (void)j.dump();  // throws on strings that are not UTF-8, which the parser lets through
+        return j;
+    } catch (const json::parse_error& e) {
+        return Error::invalid_argument(fmt::format("not valid JSON (byte {}): {}", e.byte, e.what()), "body");
+    } catch (const json::type_error&) {
+        return Error::invalid_argument("a string in the JSON is not valid UTF-8", "body");
+    }
+}
+
+std::string content_type_for(const std::string& name) {
+    auto ends = [&](const char* s) { return name.size() >= strlen(s) && name.compare(name.size() - strlen(s), strlen(s), s) == 0; };
+    if (ends(".html")) return "text/html; charset=utf-8";
+    if (ends(".js") || ends(".mjs")) return "text/javascript; charset=utf-8";
+    if (ends(".css")) return "text/css; charset=utf-8";
+    if (ends(".svg")) return "image/svg+xml";
+    if (ends(".png")) return "image/png";
+    if (ends(".ico")) return "image/x-icon";
+    return "application/octet-stream";
+}
+
+bool is_loopback(const std::string& host) {
+    return host == "127.0.0.1" || host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+}
+
+int64_t seconds_to_utc_midnight(int64_t ms) { return 86400 - (ms / 1000) % 86400; }
+
+class Server {
+public:
+    Server(const ServeOptions& o, Store& store, JobQueue& queue, BasicCredentials basic)
+        : opt_(o), store_(store), queue_(queue), basic_(std::move(basic)) {}
+
+    void install(httplib::Server& svr);
+
+private:
+    struct Auth {
+        bool ok = false;
+        Caller caller;
+        std::optional<KeyRecord> key;
+    };
+    // Authenticates and rate-limits an API request; on failure the response is filled and ok is false.
+    Auth authenticate(const httplib::Request& req, httplib::Response& res);
+    // Daily image quota of a key; on failure the response is filled.
+    bool charge(const Auth& a, int images, httplib::Response& res);
+    using ApiHandler = std::function<void(const httplib::Request&, httplib::Response&, const Auth&)>;
+    httplib::Server::Handler api(ApiHandler h);
+
+    void static_file(const std::string& name, httplib::Response& res);
+    void submit(const httplib::Request& req, httplib::Response& res, const Auth& a, RequestKind kind, bool a1111);
+    json models_json();
+    json sd_models_json();
+    json options_json();
+
+    const ServeOptions& opt_;
+    Store& store_;
+    JobQueue& queue_;
+    BasicCredentials basic_;
+    RateLimiter limiter_;
+};
+
+Server::Auth Server::authenticate(const httplib::Request& req, httplib::Response& res) {
+    Auth a;
+    auto keys = store_.active_key_count();
+    if (!keys) {
+        send_error(res, keys.error());
+        return a;
+    }
+    const bool required = *keys > 0 || !basic_.empty();
+    const std::string header = req.get_header_value("Authorization");
+    auto challenge = [&](const std::string& msg) {
+        res.set_header("WWW-Authenticate", basic_.empty() ? "Bearer" : "Bearer, Basic realm=\"easel\"");
+        send_error(res, 401, "unauthenticated", msg);
+    };
+    if (header.rfind("Bearer ", 0) == 0) {
+        const std::string secret = header.substr(7);
+        auto key = store_.find_key_by_hash(sha256_hex(secret));
+        if (!key) {
+            send_error(res, key.error());
+            return a;
+        }
+        if (!*key) {
+            challenge("the API key is not known to this server");
+            return a;
+        }
+        if ((*key)->revoked) {
+            challenge(fmt::format("the API key '{}' has been revoked", (*key)->name));
+            return a;
+        }
+        int retry = 0;
+        if (!limiter_.allow((*key)->id, (*key)->rate_per_min, now_ms(), &retry)) {
+            res.set_header("Retry-After", std::to_string(retry));
+            send_error(res, 429, "rate_limited",
+                       fmt::format("the key '{}' is limited to {} requests per minute; retry in {} s", (*key)->name,
+                                   (*key)->rate_per_min, retry));
+            return a;
+        }
+        a.caller = {(*key)->id, false};
+        a.key = *key;
+        a.ok = true;
+        return a;
+    }
+    if (header.rfind("Basic ", 0) == 0 && !basic_.empty()) {
+        if (!basic_.check(header.substr(6))) {
+            challenge("wrong user name or password");
+            return a;
+        }
+        a.caller = {"", true};
+        a.ok = true;
+        return a;
+    }
+    if (required) {
+        challenge(basic_.empty() ? "this server needs an API key: send 'Authorization: Bearer <key>'"
+                                 : "this server needs credentials: an API key (Bearer) or --api-auth user:password (Basic)");
+        return a;
+    }
+    a.caller = {"", true};
+    a.ok = true;
+    return a;
+}
+
+bool Server::charge(const Auth& a, int images, httplib::Response& res) {
+    if (!a.key || a.key->quota_per_day <= 0) return true;
+    const int64_t t = now_ms();
+    const std::string day = utc_day(t);
+    auto used = store_.images_on_day(a.key->id, day);
+    if (!used) {
+        send_error(res, used.error());
+        return false;
+    }
+    if (*used + images > a.key->quota_per_day) {
+        res.set_header("Retry-After", std::to_string(seconds_to_utc_midnight(t)));
+        send_error(res, 429, "quota_exceeded",
+                   fmt::format("the key '{}' has used {} of its {} images today (UTC); this request asks for {}", a.key->name,
+                               *used, a.key->quota_per_day, images));
+        return false;
+    }
+    if (auto st = store_.add_images(a.key->id, day, images); !st) {
+        send_error(res, st.error());
+        return false;
+    }
+    return true;
+}
+
+httplib::Server::Handler Server::api(ApiHandler h) {
+    return [this, h](const httplib::Request& req, httplib::Response& res) {
+        Auth a = authenticate(req, res);
+        if (!a.ok) return;
+        h(req, res, a);
+    };
+}
+
+void Server::static_file(const std::string& name, httplib::Response& res) {
+    for (char c : name)
+        if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_')) {
+            send_error(res, 404, "not_found", fmt::format("no file '{}'", name));
+            return;
+        }
+    std::string web_dir = opt_.web_dir;
+    if (web_dir.empty())
+        if (const char* e = std::getenv("EASEL_WEB_DIR")) web_dir = e;
+    if (!web_dir.empty()) {
+        std::ifstream f(fs::path(web_dir) / name, std::ios::binary);
+        if (f) {
+            std::string bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+            res.set_header("Cache-Control", "no-cache");
+            res.set_content(bytes, content_type_for(name));
+            return;
+        }
+    }
+    for (const auto& [n, bytes] : embedded_files())
+        if (n == name) {
+            res.set_header("Cache-Control", "no-cache");
+            res.set_content(std::string(bytes), content_type_for(name));
+            return;
+        }
+    send_error(res, 404, "not_found", fmt::format("no file '{}'", name));
+}
+
+json Server::models_json() {
+    json list = json::array();
+    const std::string def = queue_.default_model();
+    for (const ModelEntry& m : queue_.models()) {
+        json e = {{"name", m.name}, {"title", m.title}, {"default", m.name == def}, {"loaded", queue_.is_loaded(m.name)}};
+        auto [w, h] = queue_.native_size(m.name);
+        e["width"] = w ? json(w) : json(nullptr);
+        e["height"] = h ? json(h) : json(nullptr);
+        list.push_back(e);
+    }
+    return json{{"models", list}};
+}
+
+json Server::sd_models_json() {
+    json list = json::array();
+    for (const ModelEntry& m : queue_.models())
+        list.push_back({{"title", m.title}, {"model_name", m.name}, {"hash", nullptr}, {"sha256", nullptr},
+                        {"filename", m.path}, {"config", nullptr}});
+    return list;
+}
+
+json Server::options_json() {
+    std::string title;
+    const std::string def = queue_.default_model();
+    for (const ModelEntry& m : queue_.models())
+        if (m.name == def) title = m.title;
+    return json{{"sd_model_checkpoint", title}, {"sd_checkpoint_hash", nullptr}, {"CLIP_stop_at_last_layers", 1},
+                {"samples_format", "png"}, {"live_previews_enable", true}, {"show_progress_every_n_steps", 1},
+                {"live_preview_content", "Prompt"}, {"show_progress_type", "Approx cheap"},
+                {"randn_source", "CPU"}, {"eta_noise_seed_delta", 0}, {"sd_vae", "Automatic"}};
+}
+
+void Server::submit(const httplib::Request& req, httplib::Response& res, const Auth& a, RequestKind kind, bool a1111) {
+    auto body = parse_body(req);
+    if (!body) return send_error(res, body.error());
+    RequestDefaults d = a1111_defaults();
+    if (!a1111) {
+        // Our own API defaults to what suits the model: its native size, 20 steps, Euler a.
+        std::string model = queue_.default_model();
+        if (auto m = get_string(*body, "model"); m && *m && !(*m)->empty()) {
+            if (const ModelEntry* e = queue_.find_model(**m)) model = e->name;
+        }
+        auto [w, h] = queue_.native_size(model);
+        if (w) {
+            d.width = w;
+            d.height = h;
+        }
+        d.steps = 20;
+        d.sampler = "Euler a";
+    }
+    auto r = parse_generation_request(*body, kind, d, opt_.limits);
+    if (!r) return send_error(res, r.error());
+    if (!charge(a, r->images(), res)) return;
+    auto sub = queue_.submit(*r, a.caller);
+    if (!sub) {
+        if (sub.error().code() == ErrorCode::ResourceExhausted) res.set_header("Retry-After", "10");
+        return send_error(res, sub.error());
+    }
+    if (!a1111) {
+        res.set_header("Location", "/v1/jobs/" + sub->id);
+        return send_json(res, {{"id", sub->id}, {"queue_position", sub->queue_position}}, 202);
+    }
+    // A1111's endpoints are synchronous: wait for the job, then answer as A1111 does.
+    uint64_t seen = 0;
+    for (;;) {
+        seen = queue_.wait_change(sub->id, seen, 1000);
+        if (g_stopping) return send_error(res, 503, "shutting_down", "the server is shutting down; the job runs again after the restart");
+        auto j = queue_.job_json(sub->id, a.caller, false);
+        if (!j) return send_error(res, j.error());
+        const std::string status = (*j)["status"].get<std::string>();
+        if (status == "failed") return send_error(res, 500, "generation_failed", (*j)["error"].is_string() ? (*j)["error"].get<std::string>() : "failed");
+        if (status == "cancelled") return send_error(res, 409, "cancelled", "the job was cancelled");
+        if (status == "done") break;
+    }
+    auto out = queue_.a1111_result(sub->id);
+    if (!out) return send_error(res, out.error());
+    if (!r->send_images) (*out)["images"] = json::array();
+    send_json(res, *out);
+}
+
+void Server::install(httplib::Server& svr) {
+    // The page and its files.
+    svr.Get("/", [this](const httplib::Request&, httplib::Response& res) { static_file("index.html", res); });
+    svr.Get(R"(/([A-Za-z0-9_.-]+\.(?:js|css|html|svg|png|ico)))",
+            [this](const httplib::Request& req, httplib::Response& res) { static_file(req.matches[1], res); });
+    svr.Get("/openapi.json", [](const httplib::Request&, httplib::Response& res) { send_json(res, openapi_json()); });
+
+    // Our API.
+    svr.Get("/v1/models", api([this](const httplib::Request&, httplib::Response& res, const Auth&) { send_json(res, models_json()); }));
+    svr.Post("/v1/jobs", api([this](const httplib::Request& req, httplib::Response& res, const Auth& a) {
+        auto body = parse_body(req);
+        const bool img2img = body && body->contains("init_images");
+        submit(req, res, a, img2img ? RequestKind::Img2Img : RequestKind::Txt2Img, false);
+    }));
+    svr.Get("/v1/jobs", api([this](const httplib::Request& req, httplib::Response& res, const Auth& a) {
+        int limit = 50;
+        if (req.has_param("limit")) {
+            const std::string v = req.get_param_value("limit");
+            char* end = nullptr;
+            const long n = std::strtol(v.c_str(), &end, 10);
+            if (v.empty() || *end || n < 1 || n > 1000)
+                return send_error(res, 400, "invalid_argument", fmt::format("limit: expected 1..1000, got '{}'", v));
+            limit = int(n);
+        }
+        auto j = queue_.list_json(a.caller, limit);
+        if (!j) return send_error(res, j.error());
+        send_json(res, *j);
+    }));
+    svr.Get(R"(/v1/jobs/([0-9a-f]{1,64}))", api([this](const httplib::Request& req, httplib::Response& res, const Auth& a) {
+        const bool preview = req.has_param("preview") && req.get_param_value("preview") != "0";
+        auto j = queue_.job_json(req.matches[1], a.caller, preview);
+        if (!j) return send_error(res, j.error());
+        send_json(res, *j);
+    }));
+    svr.Delete(R"(/v1/jobs/([0-9a-f]{1,64}))", api([this](const httplib::Request& req, httplib::Response& res, const Auth& a) {
+        auto j = queue_.cancel(req.matches[1], a.caller);
+        if (!j) return send_error(res, j.error());
+        send_json(res, *j);
+    }));
+    svr.Get(R"(/v1/jobs/([0-9a-f]{1,64})/images/(\d{1,4}))", api([this](const httplib::Request& req, httplib::Response& res, const Auth& a) {
+        auto path = queue_.image_file(req.matches[1], std::stoi(req.matches[2]), a.caller);
+        if (!path) return send_error(res, path.error());
+        std::ifstream f(*path, std::ios::binary);
+        if (!f) return send_error(res, 404, "not_found", "the image file is gone (retention limit)");
+        std::string bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+        res.set_header("Content-Disposition", fmt::format("inline; filename=\"easel-{}-{}.png\"", std::string(req.matches[1]),
+                                                          std::string(req.matches[2])));
+        res.set_content(bytes, "image/png");
+    }));
+    svr.Get(R"(/v1/jobs/([0-9a-f]{1,64})/events)", api([this](const httplib::Request& req, httplib::Response& res, const Auth& a) {
+        const std::string id = req.matches[1];
+        const bool preview = req.has_param("preview") && req.get_param_value("preview") != "0";
+        if (auto j = queue_.job_json(id, a.caller, false); !j) return send_error(res, j.error());
+        res.set_header("Cache-Control", "no-cache");
+        res.set_header("X-Accel-Buffering", "no");
+        auto seen = std::make_shared<uint64_t>(0);
+        const Caller caller = a.caller;
+        auto idle = std::make_shared<int>(0);
+        res.set_chunked_content_provider("text/event-stream", [this, id, caller, seen, idle, preview](size_t, httplib::DataSink& sink) {
+            const uint64_t v = queue_.wait_change(id, *seen, 1000);
+            if (g_stopping) {
+                sink.done();
+                return true;
+            }
+            if (v == *seen) {
+                if (++*idle < 15) return true;
+                *idle = 0;
+                const std::string ping = ": keep-alive\n\n";  // every 15 s, so proxies keep the stream open
+                return sink.write(ping.data(), ping.size());
+            }
+            *idle = 0;
+            *seen = v;
+            auto j = queue_.job_json(id, caller, preview);
+            if (!j) {
+                sink.done();
+                return true;
+            }
+            const std::string status = (*j)["status"].get<std::string>();
+            const bool terminal = queue_.is_terminal(status);
+            const std::string msg = fmt::format("event: {}\ndata: {}\n\n", terminal ? status : "progress", safe_dump(*j));
+            if (!sink.write(msg.data(), msg.size())) return false;
+            if (terminal) sink.done();
+            return true;
+        });
+    }));
+
+    // AUTOMATIC1111's API.
+    svr.Post("/sdapi/v1/txt2img", api([this](const httplib::Request& req, httplib::Response& res, const Auth& a) {
+        submit(req, res, a, RequestKind::Txt2Img, true);
+    }));
+    svr.Post("/sdapi/v1/img2img", api([this](const httplib::Request& req, httplib::Response& res, const Auth& a) {
+        submit(req, res, a, RequestKind::Img2Img, true);
+    }));
+    svr.Get("/sdapi/v1/progress", api([this](const httplib::Request& req, httplib::Response& res, const Auth&) {
+        const bool skip_image = req.has_param("skip_current_image") && req.get_param_value("skip_current_image") == "true";
+        send_json(res, queue_.a1111_progress(!skip_image));
+    }));
+    svr.Post("/sdapi/v1/interrupt", api([this](const httplib::Request&, httplib::Response& res, const Auth&) {
+        queue_.interrupt_running();
+        send_json(res, nullptr);
+    }));
+    svr.Post("/sdapi/v1/skip", api([this](const httplib::Request&, httplib::Response& res, const Auth&) {
+        queue_.skip_running();
+        send_json(res, nullptr);
+    }));
+    svr.Get("/sdapi/v1/sd-models", api([this](const httplib::Request&, httplib::Response& res, const Auth&) { send_json(res, sd_models_json()); }));
+    svr.Get("/sdapi/v1/samplers", api([](const httplib::Request&, httplib::Response& res, const Auth&) { send_json(res, samplers_json()); }));
+    svr.Get("/sdapi/v1/schedulers", api([](const httplib::Request&, httplib::Response& res, const Auth&) { send_json(res, schedulers_json()); }));
+    svr.Get("/sdapi/v1/options", api([this](const httplib::Request&, httplib::Response& res, const Auth&) { send_json(res, options_json()); }));
+    svr.Post("/sdapi/v1/options", api([this](const httplib::Request& req, httplib::Response& res, const Auth&) {
+        auto body = parse_body(req);
+        if (!body) return send_error(res, body.error());
+        auto ck = get_string(*body, "sd_model_checkpoint");
+        if (!ck) return send_error(res, ck.error());
+        if (*ck) {
+            if (auto st = queue_.set_default_model(**ck); !st) return send_error(res, st.error().within("sd_model_checkpoint"));
+        }
+        send_json(res, nullptr);  // other options are accepted and ignored, as settings easel does not have
+    }));
+    svr.Post("/sdapi/v1/png-info", api([](const httplib::Request& req, httplib::Response& res, const Auth&) {
+        auto body = parse_body(req);
+        if (!body) return send_error(res, body.error());
+        auto img = get_string(*body, "image");
+        if (!img) return send_error(res, img.error());
+        if (!*img) return send_error(res, 400, "invalid_argument", "image: expected a base64 PNG");
+        auto bytes = base64_decode(**img, "image");
+        if (!bytes) return send_error(res, bytes.error());
+        auto chunks = read_png_text(reinterpret_cast<const uint8_t*>(bytes->data()), bytes->size(), "image");
+        json items = json::object();
+        std::string info;
+        if (chunks) {
+            for (const auto& [k, v] : *chunks) {
+                if (k == "parameters") info = v;
+                else items[k] = v;
+            }
+        } else if (decode_image(reinterpret_cast<const uint8_t*>(bytes->data()), bytes->size(), "image")) {
+            // A JPEG or WebP without PNG text: no parameters, as A1111 answers for a picture without them.
+        } else {
+            return send_error(res, chunks.error());
+        }
+        json parameters = json::object();
+        if (!info.empty()) {
+            const ParsedInfotext p = parse_infotext(info);
+            parameters["Prompt"] = p.prompt;
+            parameters["Negative prompt"] = p.negative_prompt;
+            for (const auto& [k, v] : p.params) parameters[k] = v;
+        }
+        send_json(res, {{"info", info}, {"items", items}, {"parameters", parameters}});
+    }));
+    // A1111 endpoints easel has no counterpart for: the answer A1111 gives without extensions or extra models.
+    const std::vector<std::pair<const char*, json>> empty_gets = {
+        {"/sdapi/v1/scripts", json{{"txt2img", json::array()}, {"img2img", json::array()}}},
+        {"/sdapi/v1/script-info", json::array()}, {"/sdapi/v1/upscalers", json::array()},
+        {"/sdapi/v1/latent-upscale-modes", json::array()}, {"/sdapi/v1/sd-vae", json::array()},
+        {"/sdapi/v1/hypernetworks", json::array()}, {"/sdapi/v1/face-restorers", json::array()},
+        {"/sdapi/v1/realesrgan-models", json::array()}, {"/sdapi/v1/prompt-styles", json::array()},
+        {"/sdapi/v1/embeddings", json{{"loaded", json::object()}, {"skipped", json::object()}}},
+        {"/sdapi/v1/loras", json::array()}, {"/sdapi/v1/extensions", json::array()},
+        {"/sdapi/v1/cmd-flags", json::object()}, {"/sdapi/v1/memory", json::object()},
+    };
+    for (const auto& [path, body] : empty_gets) {
+        json b = body;
+        svr.Get(path, api([b](const httplib::Request&, httplib::Response& res, const Auth&) { send_json(res, b); }));
+    }
+    for (const char* path : {"/sdapi/v1/refresh-checkpoints", "/sdapi/v1/refresh-vae", "/sdapi/v1/refresh-loras",
+                             "/sdapi/v1/unload-checkpoint", "/sdapi/v1/reload-checkpoint"})
+        svr.Post(path, api([](const httplib::Request&, httplib::Response& res, const Auth&) { send_json(res, nullptr); }));
+
+    // Every error without a body (404 of an unknown path, 413 of a too-large body, ...) gets the envelope.
+    svr.set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
+        if (!res.body.empty()) return;
+        if (res.status == 404) send_error(res, 404, "not_found", fmt::format("no route {} {}", req.method, req.path));
+        else if (res.status == 413)
+            send_error(res, 413, "payload_too_large", fmt::format("the request body is larger than this server's limit of {} bytes",
+                                                                  opt_.limits.max_body_bytes));
+        else send_error(res, res.status, "http_error", fmt::format("HTTP {}", res.status));
+    });
+    svr.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+        std::string what = "unknown exception";
+        try {
+            std::rethrow_exception(ep);
+        } catch (const std::exception& e) {
+            what = e.what();
+        } catch (...) {
+        }
+        send_error(res, 500, "internal", "internal error (a bug, please report it): " + what);
+    });
+}
+
+std::vector<ModelEntry> collect_models(const ServeOptions& o, std::string* error) {
+    std::vector<ModelEntry> out;
+    auto add = [&](const fs::path& p) {
+        ModelEntry e;
+        e.path = p.string();
+        e.title = p.filename().string();
+        e.name = fs::is_directory(p) ? e.title : p.stem().string();
+        for (const ModelEntry& x : out)
+            if (x.name == e.name) return;  // first wins
+        out.push_back(e);
+    };
+    std::error_code ec;
+    for (const std::string& m : o.models) {
+        if (!fs::exists(m, ec)) {
+            *error = fmt::format("-m {}: no such file or folder", m);
+            return {};
+        }
+        add(fs::path(m));
+    }
+    if (!o.models_dir.empty()) {
+        if (!fs::is_directory(o.models_dir, ec)) {
+            *error = fmt::format("--models-dir {}: not a folder", o.models_dir);
+            return {};
+        }
+        std::vector<fs::path> found;
+        for (const auto& de : fs::directory_iterator(o.models_dir, ec)) {
+            const fs::path p = de.path();
+            const std::string ext = p.extension().string();
+            if (de.is_directory(ec) ? fs::exists(p / "model_index.json", ec)
+                                    : (ext == ".safetensors" || ext == ".ckpt" || ext == ".pt" || ext == ".gguf"))
+                found.push_back(p);
+        }
+        std::sort(found.begin(), found.end());
+        for (const fs::path& p : found) add(p);
+    }
+    if (out.empty() && !o.embedded_model.empty()) add(fs::path(o.embedded_model));
+    if (out.empty()) *error = "no model to serve: give -m MODEL or --models-dir DIR";
+    return out;
+}
+
+}  // namespace
+
+std::string default_data_dir() {
+    if (const char* e = std::getenv("EASEL_DATA_DIR"); e && *e) return e;
+    if (const char* x = std::getenv("XDG_DATA_HOME"); x && *x) return (fs::path(x) / "easel").string();
+    if (const char* h = std::getenv("HOME"); h && *h) return (fs::path(h) / ".local/share/easel").string();
+    return "easel-data";
+}
+
+namespace {
+Result<std::unique_ptr<Store>> open_store(const std::string& data_dir) {
+    std::error_code ec;
+    fs::create_directories(data_dir, ec);
+    if (ec) return Error::io(fmt::format("cannot create the data folder: {}", ec.message()), data_dir);
+    return Store::open((fs::path(data_dir) / "easel.db").string());
+}
+}  // namespace
+
+Status run_server(const ServeOptions& o) {
+    BasicCredentials basic;
+    if (!o.api_auth.empty()) {
+        std::string err;
+        if (!parse_basic_credentials(o.api_auth, &basic, &err)) return Error::invalid_argument(err, "--api-auth");
+    }
+    const std::string data_dir = o.data_dir.empty() ? default_data_dir() : o.data_dir;
+    EASEL_TRY_ASSIGN(auto store, open_store(data_dir));
+    EASEL_TRY_ASSIGN(int64_t keys, store->active_key_count());
+    if (!is_loopback(o.host) && keys == 0 && basic.empty() && !o.insecure_no_auth)
+        return Error::refused(fmt::format("refusing to listen on {} without authentication: create an API key with 'easel keys "
+                                          "create --name NAME --data {}', or pass --api-auth user:password, or (on a trusted "
+                                          "network only) --insecure-no-auth", o.host, data_dir), "--host");
+    std::string err;
+    std::vector<ModelEntry> models = collect_models(o, &err);
+    if (models.empty()) return Error::not_found(err);
+
+    JobQueue queue(*store, models, o.load, o.limits, (fs::path(data_dir) / "images").string());
+    EASEL_TRY(queue.start());
+
+    httplib::Server svr;
+    svr.new_task_queue = [] { return new httplib::ThreadPool(64); };  // SSE streams and A1111's blocking calls hold a thread
+    svr.set_payload_max_length(o.limits.max_body_bytes);
+    svr.set_read_timeout(30);
+    svr.set_write_timeout(30);
+    Server server(o, *store, queue, basic);
+    server.install(svr);
+    const int port = o.port == 0 ? svr.bind_to_any_port(o.host) : (svr.bind_to_port(o.host, o.port) ? o.port : -1);
+    if (port < 0) return Error::io(fmt::format("cannot listen on {}:{} (in use, or not an address of this machine)", o.host, o.port));
+
+    {
+        std::lock_guard<std::mutex> lk(g_server_mu);
+        g_server = &svr;
+        g_stopping = false;
+    }
+    // SIGINT/SIGTERM: the handler only writes a byte to a pipe (httplib's stop is not async-signal-safe); a
+    // watcher thread reads it and stops the server, which lets running jobs stop and keeps queued ones queued.
+    if (pipe(g_signal_pipe) != 0) return Error::io("cannot create a pipe for signal handling");
+    struct sigaction sa {}, old_int {}, old_term {};
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    std::thread watcher([] {
+        char c = 0;
+        while (read(g_signal_pipe[0], &c, 1) < 0 && errno == EINTR) {
+        }
+        if (c == 1) stop_server();
+    });
+    if (o.on_listening) o.on_listening(port);
+    const bool listened = svr.listen_after_bind();
+    {
+        std::lock_guard<std::mutex> lk(g_server_mu);
+        g_server = nullptr;
+    }
+    sigaction(SIGINT, &old_int, nullptr);
+    sigaction(SIGTERM, &old_term, nullptr);
+    const char quit = 2;
+    (void)!write(g_signal_pipe[1], &quit, 1);
+    watcher.join();
+    close(g_signal_pipe[0]);
+    close(g_signal_pipe[1]);
+    queue.stop();
+    if (!listened) return Error::io("the server stopped with a socket error");
+    return ok();
+}
+
+void stop_server() {
+    std::lock_guard<std::mutex> lk(g_server_mu);
+    if (g_server) {
+        g_stopping = true;
+        g_server->stop();
+    }
+}
+
+Result<std::pair<std::string, KeyInfo>> create_key(const std::string& data_dir, const std::string& name, int64_t quota,
+                                                   int64_t rate) {
+    if (name.empty() || name.size() > 100) return Error::invalid_argument("expected a name of 1 to 100 characters", "--name");
+    if (quota < 0) return Error::invalid_argument(fmt::format("must be 0 (unlimited) or more, got {}", quota), "--quota");
+    if (rate < 0) return Error::invalid_argument(fmt::format("must be 0 (unlimited) or more, got {}", rate), "--rate");
+    EASEL_TRY_ASSIGN(auto store, open_store(data_dir));
+    const std::string secret = new_key_secret();
+    KeyRecord k;
+    k.id = new_key_id();
+    k.name = name;
+    k.hash = sha256_hex(secret);
+    k.quota_per_day = quota;
+    k.rate_per_min = rate;
+    k.created_ms = now_ms();
+    EASEL_TRY(store->insert_key(k));
+    KeyInfo info{k.id, k.name, k.quota_per_day, k.rate_per_min, k.created_ms, false, 0};
+    return std::make_pair(secret, info);
+}
+
+Result<std::vector<KeyInfo>> list_keys(const std::string& data_dir) {
+    EASEL_TRY_ASSIGN(auto store, open_store(data_dir));
+    EASEL_TRY_ASSIGN(auto keys, store->list_keys());
+    std::vector<KeyInfo> out;
+    const std::string today = utc_day(now_ms());
+    for (const KeyRecord& k : keys) {
+        EASEL_TRY_ASSIGN(int64_t used, store->images_on_day(k.id, today));
+        out.push_back({k.id, k.name, k.quota_per_day, k.rate_per_min, k.created_ms, k.revoked, used});
+    }
+    return out;
+}
+
+Status revoke_key(const std::string& data_dir, const std::string& id_or_name) {
+    EASEL_TRY_ASSIGN(auto store, open_store(data_dir));
+    return store->revoke_key(id_or_name);
+}
+
+}  // namespace easel::server

@@ -1,0 +1,365 @@
+// `easel serve` over HTTP with the embedded model: A1111's endpoints give the library's image for the same seed,
+// the job API (status, SSE, images, cancel, the bounded queue), API keys (401, quotas, rate limits, revocation,
+// isolation), limits and the error envelope, and the refusal to listen openly without authentication.
+#include <gtest/gtest.h>
+
+#include "io/image.h"
+#include "pipeline/generate.h"
+#include "server/request.h"
+#include "server_fixture.h"
+
+using namespace easel;
+using namespace easel::testing;
+
+namespace {
+
+Image decode_b64_png(const std::string& b64) {
+    auto bytes = server::base64_decode(b64, "image");
+    EXPECT_TRUE(bytes);
+    auto img = decode_image(reinterpret_cast<const uint8_t*>(bytes->data()), bytes->size());
+    EXPECT_TRUE(img) << img.error().to_string();
+    return img ? *img : Image{};
+}
+
+bool is_error_envelope(const json& j, const std::string& code) {
+    return j.is_object() && j.contains("error") && j["error"].is_object() && j["error"].value("code", "") == code &&
+           j["error"].contains("message") && j.contains("detail");
+}
+
+class Http : public ServerFixture {};
+
+TEST_F(Http, PageAndOpenApiAreServed) {
+    start();
+    auto page = client_->Get("/");
+    ASSERT_TRUE(page);
+    EXPECT_EQ(page->status, 200);
+    EXPECT_NE(page->get_header_value("Content-Type").find("text/html"), std::string::npos);
+    EXPECT_NE(page->body.find("<html"), std::string::npos);
+    auto js = client_->Get("/app.js");
+    ASSERT_TRUE(js);
+    EXPECT_EQ(js->status, 200);
+    auto [st, api] = get("/openapi.json");
+    ASSERT_EQ(st, 200);
+    EXPECT_EQ(api.value("openapi", ""), "3.0.3");
+    for (const char* p : {"/sdapi/v1/txt2img", "/v1/jobs", "/v1/jobs/{id}/events", "/sdapi/v1/progress"})
+        EXPECT_TRUE(api["paths"].contains(p)) << p;
+    auto [st404, e404] = get("/no/such/route");
+    EXPECT_EQ(st404, 404);
+    EXPECT_TRUE(is_error_envelope(e404, "not_found")) << e404.dump();
+    auto [stf, ef] = get("/..%2f..%2fetc%2fpasswd.js");
+    EXPECT_EQ(stf, 404);
+}
+
+TEST_F(Http, A1111Txt2ImgGivesTheLibrarysImageAndInfotext) {
+    start();
+    const json req = {{"prompt", "a red circle on a blue background"}, {"negative_prompt", ""}, {"seed", 7}, {"steps", 8},
+                      {"width", 32}, {"height", 32}, {"sampler_name", "Euler a"}, {"cfg_scale", 6.5}, {"batch_size", 2}};
+    auto [st, out] = post("/sdapi/v1/txt2img", req);
+    ASSERT_EQ(st, 200) << out.dump();
+    ASSERT_TRUE(out["images"].is_array());
+    ASSERT_EQ(out["images"].size(), 2u);
+    ASSERT_TRUE(out["info"].is_string());
+    const json info = json::parse(out["info"].get<std::string>());
+    EXPECT_EQ(info["seed"], 7);
+    EXPECT_EQ(info["all_seeds"], json({7, 8}));
+    EXPECT_EQ(info["sampler_name"], "Euler a");
+    EXPECT_EQ(info["infotexts"].size(), 2u);
+    EXPECT_EQ(out["parameters"]["seed"], 7);
+    EXPECT_EQ(out["parameters"]["steps"], 8);
+
+    // The same request through the library, in this process.
+    LoadOptions lo;
+    auto m = load_sd_model(tiny_model_dir(), lo);
+    ASSERT_TRUE(m) << m.error().to_string();
+    GenerateParams p;
+    p.prompt = req["prompt"];
+    p.seed = 7;
+    p.steps = 8;
+    p.width = p.height = 32;
+    p.cfg_scale = 6.5;
+    p.sampler = SamplerKind::EulerAncestral;
+    p.batch_size = 2;
+    auto images = generate(**m, p);
+    ASSERT_TRUE(images) << images.error().to_string();
+    for (size_t i = 0; i < 2; ++i) {
+        const Image got = decode_b64_png(out["images"][i].get<std::string>());
+        const Image& want = (*images)[i].image;
+        ASSERT_EQ(got.width, want.width);
+        ASSERT_EQ(got.height, want.height);
+        ASSERT_EQ(got.channels, want.channels);
+        size_t differing = 0;
+        for (size_t k = 0; k < want.pixels.size(); ++k) differing += got.pixels[k] != want.pixels[k];
+        EXPECT_EQ(differing, 0u) << "image " << i << ": " << differing << " of " << want.pixels.size() << " bytes differ";
+        EXPECT_EQ(info["infotexts"][i].get<std::string>(), (*images)[i].infotext);
+    }
+
+    // png-info reads the parameters back out of the returned PNG.
+    auto [pst, pinfo] = post("/sdapi/v1/png-info", {{"image", out["images"][0]}});
+    ASSERT_EQ(pst, 200) << pinfo.dump();
+    EXPECT_EQ(pinfo["info"].get<std::string>(), (*images)[0].infotext);
+    EXPECT_EQ(pinfo["parameters"]["Seed"], "7");
+    EXPECT_EQ(pinfo["parameters"]["Prompt"], "a red circle on a blue background");
+
+    // send_images false: parameters and info only.
+    auto [st2, out2] = post("/sdapi/v1/txt2img", {{"prompt", "x"}, {"steps", 2}, {"width", 32}, {"height", 32}, {"send_images", false}});
+    ASSERT_EQ(st2, 200) << out2.dump();
+    EXPECT_TRUE(out2["images"].empty());
+}
+
+TEST_F(Http, A1111Img2ImgAndTheSmallEndpoints) {
+    start();
+    auto [st, t2i] = post("/sdapi/v1/txt2img", {{"prompt", "a green square"}, {"seed", 3}, {"steps", 4}, {"width", 32}, {"height", 32}});
+    ASSERT_EQ(st, 200) << t2i.dump();
+    auto [st2, i2i] = post("/sdapi/v1/img2img", {{"prompt", "a red square"}, {"seed", 3}, {"steps", 10}, {"denoising_strength", 0.5},
+                                                 {"init_images", {t2i["images"][0]}}});
+    ASSERT_EQ(st2, 200) << i2i.dump();
+    const json info = json::parse(i2i["info"].get<std::string>());
+    EXPECT_EQ(info["width"], 32);  // the init image's size
+    EXPECT_DOUBLE_EQ(info["denoising_strength"].get<double>(), 0.5);
+    EXPECT_NE(info["infotexts"][0].get<std::string>().find("Denoising strength: 0.5"), std::string::npos);
+
+    auto [sm, models] = get("/sdapi/v1/sd-models");
+    ASSERT_EQ(sm, 200);
+    ASSERT_EQ(models.size(), 1u);
+    EXPECT_EQ(models[0]["model_name"], "tiny");
+    auto [so, opts] = get("/sdapi/v1/options");
+    ASSERT_EQ(so, 200);
+    EXPECT_EQ(opts["sd_model_checkpoint"], "tiny");
+    auto [sp, set] = post("/sdapi/v1/options", {{"sd_model_checkpoint", "tiny"}});
+    EXPECT_EQ(sp, 200) << set.dump();
+    auto [sb, bad] = post("/sdapi/v1/options", {{"sd_model_checkpoint", "nonexistent.safetensors"}});
+    EXPECT_EQ(sb, 404);
+    EXPECT_NE(bad["error"]["message"].get<std::string>().find("no model 'nonexistent.safetensors'; this server has tiny"), std::string::npos)
+        << bad.dump();
+    auto [ss, samplers] = get("/sdapi/v1/samplers");
+    ASSERT_EQ(ss, 200);
+    EXPECT_GE(samplers.size(), 10u);
+    auto [sc, scripts] = get("/sdapi/v1/scripts");
+    ASSERT_EQ(sc, 200);
+    EXPECT_EQ(scripts, json({{"txt2img", json::array()}, {"img2img", json::array()}}));
+    auto [sl, loras] = get("/sdapi/v1/loras");
+    EXPECT_EQ(sl, 200);
+    EXPECT_EQ(loras, json::array());
+    auto [spr, prog] = get("/sdapi/v1/progress");
+    ASSERT_EQ(spr, 200);
+    EXPECT_TRUE(prog.contains("progress") && prog.contains("state") && prog.contains("eta_relative"));
+}
+
+TEST_F(Http, JobApiStreamsProgressAndKeepsImages) {
+    start();
+    auto [st, sub] = post("/v1/jobs", {{"prompt", "a small black circle at the top on a yellow background"}, {"seed", 11}});
+    ASSERT_EQ(st, 202) << sub.dump();
+    const std::string id = sub["id"];
+    EXPECT_EQ(sub["queue_position"], 0);
+
+    // Server-Sent Events: progress events, then "done" with the finished job.
+    std::string stream;
+    auto r = client_->Get(("/v1/jobs/" + id + "/events").c_str(), [&](const char* data, size_t n) {
+        stream.append(data, n);
+        return true;
+    });
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200);
+    EXPECT_NE(r->get_header_value("Content-Type").find("text/event-stream"), std::string::npos);
+    const size_t done_at = stream.find("event: done\ndata: ");
+    ASSERT_NE(done_at, std::string::npos) << stream.substr(0, 500);
+    const size_t data_start = done_at + std::string("event: done\ndata: ").size();
+    const json final_job = json::parse(stream.substr(data_start, stream.find("\n\n", data_start) - data_start));
+    EXPECT_EQ(final_job["status"], "done");
+
+    const json job = wait_job(id);
+    ASSERT_EQ(job["status"], "done") << job.dump();
+    // Our API defaults to the model's native size, 20 steps and Euler a.
+    EXPECT_EQ(job["params"]["width"], 32);
+    EXPECT_EQ(job["params"]["steps"], 20);
+    EXPECT_EQ(job["params"]["sampler_name"], "Euler a");
+    EXPECT_EQ(job["images"].size(), 1u);
+    EXPECT_EQ(job["images"][0]["seed"], 11);
+    auto png = client_->Get(job["images"][0]["url"].get<std::string>().c_str());
+    ASSERT_TRUE(png);
+    EXPECT_EQ(png->status, 200);
+    EXPECT_EQ(png->get_header_value("Content-Type"), "image/png");
+    auto text = read_png_text(reinterpret_cast<const uint8_t*>(png->body.data()), png->body.size());
+    ASSERT_TRUE(text);
+    EXPECT_NE(text->at("parameters").find("Seed: 11"), std::string::npos);
+    auto [s404, e404] = get("/v1/jobs/" + id + "/images/1");
+    EXPECT_EQ(s404, 404);
+    EXPECT_TRUE(is_error_envelope(e404, "not_found"));
+
+    auto [sl, list] = get("/v1/jobs?limit=5");
+    ASSERT_EQ(sl, 200);
+    ASSERT_FALSE(list["jobs"].empty());
+    EXPECT_EQ(list["jobs"][0]["id"], id);
+    auto [sbad, bad] = get("/v1/jobs?limit=0");
+    EXPECT_EQ(sbad, 400);
+    auto [sunk, unk] = get("/v1/jobs/0123456789abcdef");
+    EXPECT_EQ(sunk, 404);
+    EXPECT_TRUE(is_error_envelope(unk, "not_found"));
+}
+
+TEST_F(Http, CancelInterruptAndTheBoundedQueue) {
+    server::ServeOptions o;
+    o.limits.queue_size = 2;
+    start(o);
+    // A job long enough to still be running when we act on it (128x128 on the tiny model: ~0.1 s a step).
+    const json slow = {{"prompt", "a red circle"}, {"width", 128}, {"height", 128}, {"steps", 150}};
+    auto [s1, j1] = post("/v1/jobs", slow);
+    ASSERT_EQ(s1, 202) << j1.dump();
+    for (int i = 0; i < 200 && get("/v1/jobs/" + j1["id"].get<std::string>()).second["status"] != "running"; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    auto [s2, j2] = post("/v1/jobs", slow);
+    auto [s3, j3] = post("/v1/jobs", slow);
+    ASSERT_EQ(s2, 202);
+    ASSERT_EQ(s3, 202);
+    EXPECT_EQ(j2["queue_position"], 1);
+    EXPECT_EQ(j3["queue_position"], 2);
+    auto r4 = client_->Post("/v1/jobs", slow.dump(), "application/json");
+    ASSERT_TRUE(r4);
+    EXPECT_EQ(r4->status, 429);
+    EXPECT_FALSE(r4->get_header_value("Retry-After").empty());
+    EXPECT_NE(r4->body.find("the queue is full (2 jobs waiting)"), std::string::npos) << r4->body;
+
+    // Cancel a queued job, then the running one.
+    auto [sc, c3] = del("/v1/jobs/" + j3["id"].get<std::string>());
+    ASSERT_EQ(sc, 200);
+    EXPECT_EQ(c3["status"], "cancelled");
+    auto [sc1, c1] = del("/v1/jobs/" + j1["id"].get<std::string>());
+    ASSERT_EQ(sc1, 200);
+    EXPECT_EQ(wait_job(j1["id"])["status"], "cancelled");
+
+    // A1111's interrupt ends the running job (j2) with the image reached so far.
+    const std::string id2 = j2["id"];
+    for (int i = 0; i < 400 && get("/v1/jobs/" + id2).second["status"] != "running"; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    auto [sp, prog] = get("/sdapi/v1/progress");
+    ASSERT_EQ(sp, 200);
+    EXPECT_GT(prog["state"]["sampling_steps"].get<int>(), 0) << prog.dump();
+    EXPECT_TRUE(prog["current_image"].is_string()) << "a live preview while running";
+    auto [spv, pv] = get("/v1/jobs/" + id2 + "?preview=1");
+    EXPECT_EQ(spv, 200);
+    EXPECT_EQ(pv.value("preview", "").rfind("data:image/png;base64,", 0), 0u) << pv.dump().substr(0, 300);
+    auto [si, ni] = post_raw("/sdapi/v1/interrupt", "");
+    EXPECT_EQ(si, 200);
+    const json j2done = wait_job(id2);
+    EXPECT_EQ(j2done["status"], "done") << j2done.dump();
+    EXPECT_EQ(j2done["images"].size(), 1u);
+    EXPECT_TRUE(j2done.value("interrupted", false));
+}
+
+TEST_F(Http, BadRequestsGetTheEnvelopeAndTheServerStaysUp) {
+    server::ServeOptions o;
+    o.limits.max_body_bytes = 4096;
+    start(o);
+    const std::vector<std::pair<std::string, std::string>> cases = {
+        {"/v1/jobs", "{not json"},
+        {"/v1/jobs", "[]"},
+        {"/v1/jobs", ""},
+        {"/v1/jobs", R"({"steps": -1})"},
+        {"/v1/jobs", R"({"model": "other"})"},
+        {"/sdapi/v1/txt2img", R"({"width": "wide"})"},
+        {"/sdapi/v1/img2img", R"({"init_images": "notalist"})"},
+        {"/sdapi/v1/img2img", R"({"init_images": [12]})"},
+        {"/sdapi/v1/png-info", R"({"image": "AAAA"})"},
+        {"/sdapi/v1/options", R"({"sd_model_checkpoint": 7})"},
+        {"/v1/jobs", std::string(5000, ' ')},
+        {"/v1/jobs", "{\"prompt\": \"\xff\xfe\"}"},
+    };
+    for (const auto& [path, body] : cases) {
+        auto r = client_->Post(path.c_str(), body, "application/json");
+        ASSERT_TRUE(r) << path << " " << body.substr(0, 40) << ": no answer";
+        EXPECT_GE(r->status, 400) << path << " " << body.substr(0, 40);
+        EXPECT_LT(r->status, 500) << path << " " << body.substr(0, 40) << ": " << r->body;
+        const json j = json::parse(r->body, nullptr, false);
+        EXPECT_TRUE(j.is_object() && j.contains("error") && j["error"].contains("message")) << path << ": " << r->body;
+    }
+    auto big = client_->Post("/v1/jobs", std::string(5000, ' '), "application/json");
+    ASSERT_TRUE(big);
+    EXPECT_EQ(big->status, 413);
+    auto [sm, model] = post("/v1/jobs", {{"model", "other"}});
+    EXPECT_EQ(sm, 404);
+    EXPECT_NE(model["error"]["message"].get<std::string>().find("no model 'other'; this server has tiny"), std::string::npos);
+    auto [sok, ok] = get("/v1/models");  // still serving
+    EXPECT_EQ(sok, 200);
+    EXPECT_EQ(ok["models"][0]["width"], 32);
+}
+
+TEST_F(Http, ApiKeysQuotasRateLimitsAndIsolation) {
+    auto alice = server::create_key(data_.string(), "alice", /*quota=*/3, /*rate=*/0);
+    auto bob = server::create_key(data_.string(), "bob", 0, /*rate=*/4);
+    ASSERT_TRUE(alice && bob);
+    start();
+    const std::string ka = alice->first, kb = bob->first;
+    auto [s0, e0] = get("/v1/models");
+    EXPECT_EQ(s0, 401);
+    EXPECT_TRUE(is_error_envelope(e0, "unauthenticated")) << e0.dump();
+    auto [sw, ew] = get("/v1/models", "easel_0000000000000000000000000000000000000000");
+    EXPECT_EQ(sw, 401);
+    auto page = client_->Get("/");  // the page itself is public; it asks for a key
+    ASSERT_TRUE(page);
+    EXPECT_EQ(page->status, 200);
+
+    // Quota: 3 images a day for alice.
+    auto [q1, j1] = post("/v1/jobs", {{"prompt", "a red circle"}, {"steps", 2}, {"batch_size", 2}}, ka);
+    ASSERT_EQ(q1, 202) << j1.dump();
+    auto rq = client_->Post("/v1/jobs", auth(ka), json{{"prompt", "x"}, {"steps", 2}, {"batch_size", 2}}.dump(), "application/json");
+    ASSERT_TRUE(rq);
+    EXPECT_EQ(rq->status, 429);
+    EXPECT_NE(rq->body.find("the key 'alice' has used 2 of its 3 images today"), std::string::npos) << rq->body;
+    EXPECT_FALSE(rq->get_header_value("Retry-After").empty());
+
+    // Isolation: bob does not see alice's job.
+    const std::string id = j1["id"];
+    EXPECT_EQ(wait_job(id, ka)["status"], "done");
+    auto [sb, eb] = get("/v1/jobs/" + id, kb);
+    EXPECT_EQ(sb, 404);
+    // Rate: bob has 4 requests a minute, and used one above.
+    for (int i = 0; i < 3; ++i) EXPECT_EQ(get("/v1/models", kb).first, 200);
+    auto rr = client_->Get("/v1/models", auth(kb));
+    ASSERT_TRUE(rr);
+    EXPECT_EQ(rr->status, 429);
+    EXPECT_NE(rr->body.find("limited to 4 requests per minute"), std::string::npos) << rr->body;
+    EXPECT_FALSE(rr->get_header_value("Retry-After").empty());
+
+    // Revocation takes effect at once, even from another process's `easel keys revoke`.
+    ASSERT_TRUE(server::revoke_key(data_.string(), "alice"));
+    auto [sr, er] = get("/v1/models", ka);
+    EXPECT_EQ(sr, 401);
+    EXPECT_NE(er["error"]["message"].get<std::string>().find("revoked"), std::string::npos);
+    auto keys = server::list_keys(data_.string());
+    ASSERT_TRUE(keys);
+    ASSERT_EQ(keys->size(), 2u);
+    EXPECT_EQ((*keys)[0].used_today, 2);
+    EXPECT_TRUE((*keys)[0].revoked);
+}
+
+TEST_F(Http, BasicAuthAsA1111) {
+    server::ServeOptions o;
+    o.api_auth = "user:secret";
+    start(o);
+    EXPECT_EQ(get("/sdapi/v1/sd-models").first, 401);
+    client_->set_basic_auth("user", "secret");
+    EXPECT_EQ(get("/sdapi/v1/sd-models").first, 200);
+    client_->set_basic_auth("user", "wrong");
+    EXPECT_EQ(get("/sdapi/v1/sd-models").first, 401);
+}
+
+TEST(ServeOptions, RefusesAnOpenAddressWithoutAuthentication) {
+    auto dir = fresh_dir("open");
+    server::ServeOptions o;
+    o.host = "0.0.0.0";
+    o.port = 0;
+    o.data_dir = dir.string();
+    o.models = {tiny_model_dir()};
+    auto st = server::run_server(o);
+    ASSERT_FALSE(st);
+    EXPECT_NE(st.error().to_string().find("refusing to listen on 0.0.0.0 without authentication"), std::string::npos)
+        << st.error().to_string();
+    o.api_auth = "nocolon";
+    auto st2 = server::run_server(o);
+    ASSERT_FALSE(st2);
+    EXPECT_NE(st2.error().to_string().find("--api-auth: expected user:password"), std::string::npos) << st2.error().to_string();
+    std::filesystem::remove_all(dir);
+}
+
+}  // namespace

@@ -1,0 +1,300 @@
+// The server's pieces without HTTP: request parsing (A1111 field names, defaults, limits, refusals), base64,
+// the SQLite store (jobs, restart re-queueing, retention, keys, usage) and the auth helpers.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "server/auth.h"
+#include "server/request.h"
+#include "server/store.h"
+
+using namespace easel;
+using namespace easel::server;
+namespace fs = std::filesystem;
+
+namespace {
+
+Result<GenerationRequest> parse(const std::string& body, RequestKind kind = RequestKind::Txt2Img, Limits lim = {}) {
+    return parse_generation_request(json::parse(body), kind, a1111_defaults(), lim);
+}
+
+std::string message_of(const Result<GenerationRequest>& r) { return r ? std::string("(accepted)") : r.error().to_string(); }
+
+TEST(Request, A1111DefaultsWhenFieldsAreMissing) {
+    auto r = parse(R"({"prompt": "a cat"})");
+    ASSERT_TRUE(r) << r.error().to_string();
+    EXPECT_EQ(r->params.prompt, "a cat");
+    EXPECT_EQ(r->params.width, 512);
+    EXPECT_EQ(r->params.height, 512);
+    EXPECT_EQ(r->params.steps, 50);
+    EXPECT_EQ(r->params.sampler, SamplerKind::Euler);
+    EXPECT_EQ(r->params.schedule, ScheduleKind::Default);
+    EXPECT_DOUBLE_EQ(r->params.cfg_scale, 7.0);
+    EXPECT_EQ(r->images(), 1);
+    // seed -1 is resolved, and the resolved seed is what the stored parameters carry (a restart re-parses them).
+    EXPECT_GE(r->params.seed, 0);
+    EXPECT_EQ(r->parameters["seed"].get<int64_t>(), r->params.seed);
+    auto again = parse_generation_request(r->parameters, RequestKind::Txt2Img, a1111_defaults(), {});
+    ASSERT_TRUE(again);
+    EXPECT_EQ(again->params.seed, r->params.seed);
+    EXPECT_EQ(again->params.steps, r->params.steps);
+}
+
+TEST(Request, SamplerNamesAliasesAndLegacyScheduleSuffixes) {
+    struct Case {
+        const char* body;
+        SamplerKind sampler;
+        ScheduleKind schedule;
+    };
+    const Case cases[] = {
+        {R"({"sampler_name": "Euler a"})", SamplerKind::EulerAncestral, ScheduleKind::Default},
+        {R"({"sampler_name": "k_euler_a"})", SamplerKind::EulerAncestral, ScheduleKind::Default},
+        {R"({"sampler_index": "LMS"})", SamplerKind::Lms, ScheduleKind::Default},
+        // A1111 v1.10: "automatic" means karras for DPM++ 2M and exponential for DPM++ 2M SDE.
+        {R"({"sampler_name": "DPM++ 2M"})", SamplerKind::DpmPP2M, ScheduleKind::Karras},
+        {R"({"sampler_name": "DPM++ 2M SDE"})", SamplerKind::DpmPP2MSde, ScheduleKind::Exponential},
+        {R"({"sampler_name": "DPM++ 2M", "scheduler": "uniform"})", SamplerKind::DpmPP2M, ScheduleKind::Default},
+        {R"({"sampler_name": "DPM++ 2M Karras"})", SamplerKind::DpmPP2M, ScheduleKind::Karras},
+        {R"({"sampler_name": "LMS Karras"})", SamplerKind::Lms, ScheduleKind::Karras},
+        {R"({"sampler_name": "Euler", "scheduler": "Karras"})", SamplerKind::Euler, ScheduleKind::Karras},
+        {R"({"sampler_name": "Euler", "scheduler": "sgm_uniform"})", SamplerKind::Euler, ScheduleKind::SgmUniform},
+        {R"({"sampler_name": "DDIM", "scheduler": "align_your_steps"})", SamplerKind::Ddim, ScheduleKind::AlignYourSteps},
+    };
+    for (const Case& c : cases) {
+        auto r = parse(c.body);
+        ASSERT_TRUE(r) << c.body << ": " << r.error().to_string();
+        EXPECT_EQ(r->params.sampler, c.sampler) << c.body;
+        EXPECT_EQ(r->params.schedule, c.schedule) << c.body;
+    }
+}
+
+TEST(Request, BadFieldsAreNamedInTheError) {
+    struct Case {
+        const char* body;
+        const char* expect;
+    };
+    const Case cases[] = {
+        {R"({"steps": "ten"})", "steps: expected an integer, got a string"},
+        {R"({"steps": 0})", "steps: must be between 1 and 150, got 0"},
+        {R"({"steps": 20.5})", "steps: expected an integer, got 20.5"},
+        {R"({"width": 513})", "width: 513x512 is not a multiple of 8"},
+        {R"({"width": 4096})", "width: must be between 8 and 2048, got 4096"},
+        {R"({"cfg_scale": "high"})", "cfg_scale: expected a number, got a string"},
+        {R"({"prompt": 5})", "prompt: expected a string, got an integer"},
+        {R"({"sampler_name": "Nope"})", "sampler_name: unknown sampler 'Nope'"},
+        {R"({"scheduler": "nope"})", "scheduler: unknown scheduler 'nope'"},
+        {R"({"batch_size": 8, "n_iter": 4})", "batch_size: batch_size x n_iter = 32 images; this server allows 16"},
+        {R"({"seed": -2})", "seed: must be -1 (random) or 0..2^53"},
+        {R"({"enable_hr": true})", "enable_hr: is not implemented by easel"},
+        {R"({"subseed_strength": 0.3})", "subseed_strength: variation seeds are not implemented"},
+        {R"({"alwayson_scripts": {"controlnet": {}}})", "alwayson_scripts: easel has no scripts"},
+        {R"({"override_settings": {"CLIP_stop_at_last_layers": 40}})", "CLIP_stop_at_last_layers: must be between 1 and 12"},
+        {R"({"override_settings": 3})", "override_settings: expected an object"},
+    };
+    for (const Case& c : cases) {
+        auto r = parse(c.body);
+        EXPECT_FALSE(r) << c.body;
+        EXPECT_NE(message_of(r).find(c.expect), std::string::npos) << c.body << " -> " << message_of(r);
+    }
+    auto arr = parse_generation_request(json::array(), RequestKind::Txt2Img, a1111_defaults(), {});
+    ASSERT_FALSE(arr);
+    EXPECT_NE(arr.error().to_string().find("expected a JSON object, got an array"), std::string::npos);
+}
+
+TEST(Request, Img2ImgNeedsOneInitImageOfTheOutputSize) {
+    Image img;
+    img.width = 16;
+    img.height = 24;
+    img.channels = 3;
+    img.pixels.assign(16 * 24 * 3, 128);
+    auto png = encode_image(img, ImageFormat::Png);
+    ASSERT_TRUE(png);
+    const std::string b64 = base64_encode(png->data(), png->size());
+
+    auto none = parse(R"({"prompt": "x"})", RequestKind::Img2Img);
+    EXPECT_NE(message_of(none).find("init_images: img2img needs init_images"), std::string::npos) << message_of(none);
+
+    // Without width/height the output takes the image's size.
+    auto r = parse(json{{"init_images", {b64}}, {"denoising_strength", 0.5}}.dump(), RequestKind::Img2Img);
+    ASSERT_TRUE(r) << r.error().to_string();
+    EXPECT_EQ(r->params.width, 16);
+    EXPECT_EQ(r->params.height, 24);
+    EXPECT_DOUBLE_EQ(r->params.denoising_strength, 0.5);
+    ASSERT_TRUE(r->params.init_image);
+
+    auto data_url = parse(json{{"init_images", {"data:image/png;base64," + b64}}}.dump(), RequestKind::Img2Img);
+    EXPECT_TRUE(data_url) << message_of(data_url);
+
+    auto mismatch = parse(json{{"init_images", {b64}}, {"width", 64}, {"height", 64}}.dump(), RequestKind::Img2Img);
+    EXPECT_NE(message_of(mismatch).find("the init image is 16x24 but the request asks for 64x64"), std::string::npos) << message_of(mismatch);
+    auto garbage = parse(R"({"init_images": ["!!!"]})", RequestKind::Img2Img);
+    EXPECT_NE(message_of(garbage).find("init_images[0]: invalid base64 character at offset 0"), std::string::npos) << message_of(garbage);
+    auto not_image = parse(json{{"init_images", {base64_encode(std::string("hello world"))}}}.dump(), RequestKind::Img2Img);
+    EXPECT_FALSE(not_image);
+    EXPECT_NE(message_of(not_image).find("init_images[0]"), std::string::npos) << message_of(not_image);
+
+    // Inpainting: the mask must match; "only masked" and fills other than "original" are refused, invert works.
+    auto mask_ok = parse(json{{"init_images", {b64}}, {"mask", b64}, {"inpainting_mask_invert", 1}}.dump(), RequestKind::Img2Img);
+    ASSERT_TRUE(mask_ok) << message_of(mask_ok);
+    ASSERT_TRUE(mask_ok->params.mask);
+    EXPECT_EQ(mask_ok->params.mask->pixels[0], 127);  // 255 - 128
+    auto full_res = parse(json{{"init_images", {b64}}, {"mask", b64}, {"inpaint_full_res", true}}.dump(), RequestKind::Img2Img);
+    EXPECT_NE(message_of(full_res).find("inpaint_full_res"), std::string::npos);
+    auto fill = parse(json{{"init_images", {b64}}, {"mask", b64}, {"inpainting_fill", 0}}.dump(), RequestKind::Img2Img);
+    EXPECT_NE(message_of(fill).find("inpainting_fill"), std::string::npos);
+}
+
+TEST(Request, Base64RoundTripAndErrors) {
+    for (const std::string s : {"", "f", "fo", "foo", "foob", "fooba", "foobar"}) {
+        const std::string e = base64_encode(s);
+        auto d = base64_decode(e, "x");
+        ASSERT_TRUE(d) << e;
+        EXPECT_EQ(*d, s);
+    }
+    EXPECT_EQ(base64_encode(std::string("foobar")), "Zm9vYmFy");
+    EXPECT_EQ(base64_encode(std::string("fo")), "Zm8=");
+    EXPECT_EQ(*base64_decode("Zm9v\nYmFy", "x"), "foobar");
+    EXPECT_FALSE(base64_decode("Zm8=Zm8=", "x"));  // data after padding
+    EXPECT_FALSE(base64_decode("Z", "x"));         // truncated
+}
+
+TEST(Request, SamplerAndSchedulerListsAreA1111Shaped) {
+    const json s = samplers_json();
+    ASSERT_TRUE(s.is_array());
+    bool euler_a = false;
+    for (const json& e : s) {
+        ASSERT_TRUE(e.contains("name") && e.contains("aliases") && e.contains("options"));
+        if (e["name"] == "Euler a") euler_a = true;
+        // Every listed name parses back.
+        auto r = parse(json{{"sampler_name", e["name"]}}.dump());
+        EXPECT_TRUE(r) << e.dump();
+    }
+    EXPECT_TRUE(euler_a);
+    for (const json& e : schedulers_json()) {
+        ASSERT_TRUE(e.contains("name") && e.contains("label"));
+        auto r = parse(json{{"scheduler", e["name"]}}.dump());
+        EXPECT_TRUE(r) << e.dump();
+    }
+}
+
+class StoreTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        dir_ = fs::temp_directory_path() / ("easel_store_test_" + std::to_string(::getpid()));
+        fs::remove_all(dir_);
+        fs::create_directories(dir_);
+    }
+    void TearDown() override { fs::remove_all(dir_); }
+    fs::path dir_;
+};
+
+TEST_F(StoreTest, JobsSurviveReopeningAndRunningOnesAreQueuedAgain) {
+    {
+        auto s = Store::open((dir_ / "db").string());
+        ASSERT_TRUE(s) << s.error().to_string();
+        for (int i = 0; i < 4; ++i) {
+            JobRecord j;
+            j.id = "job" + std::to_string(i);
+            j.model = "tiny";
+            j.kind = "txt2img";
+            j.request_json = "{}";
+            j.status = "queued";
+            j.created_ms = 1000 + i;
+            ASSERT_TRUE((*s)->insert_job(j));
+        }
+        ASSERT_TRUE((*s)->set_running("job0", 2000));
+        ASSERT_TRUE((*s)->finish_job("job1", "done", "", 3000, R"({"images":[]})"));
+    }  // closed without finishing job0: what a crash leaves
+    auto s = Store::open((dir_ / "db").string());
+    ASSERT_TRUE(s);
+    auto again = (*s)->requeue_unfinished();
+    ASSERT_TRUE(again);
+    ASSERT_EQ(again->size(), 3u);
+    EXPECT_EQ((*again)[0].id, "job0");  // the cut-off job first, then in submission order
+    EXPECT_EQ((*again)[0].status, "queued");
+    EXPECT_EQ((*again)[1].id, "job2");
+    auto one = (*s)->get_job("job1");
+    ASSERT_TRUE(one && *one);
+    EXPECT_EQ((*one)->status, "done");
+    auto list = (*s)->list_jobs("", true, 10);
+    ASSERT_TRUE(list);
+    ASSERT_EQ(list->size(), 4u);
+    EXPECT_EQ((*list)[0].id, "job3");  // newest first
+}
+
+TEST_F(StoreTest, RetentionRemovesTheOldestFinishedJobs) {
+    auto s = Store::open((dir_ / "db").string());
+    ASSERT_TRUE(s);
+    for (int i = 0; i < 5; ++i) {
+        JobRecord j;
+        j.id = "j" + std::to_string(i);
+        j.model = "m";
+        j.kind = "txt2img";
+        j.request_json = "{}";
+        j.status = "queued";
+        ASSERT_TRUE((*s)->insert_job(j));
+        if (i != 2) {
+            ASSERT_TRUE((*s)->finish_job(j.id, "done", "", 1, "{}"));
+        }
+    }
+    auto pruned = (*s)->prune_finished(2);
+    ASSERT_TRUE(pruned);
+    ASSERT_EQ(pruned->size(), 2u);  // j0 and j1 go; j2 is still queued; j3, j4 are kept
+    EXPECT_EQ((*pruned)[0].id, "j1");
+    EXPECT_EQ((*pruned)[1].id, "j0");
+    EXPECT_TRUE((*s)->get_job("j2").value().has_value());
+    EXPECT_FALSE((*s)->get_job("j0").value().has_value());
+}
+
+TEST_F(StoreTest, KeysAreStoredHashedAndCanBeRevoked) {
+    auto s = Store::open((dir_ / "db").string());
+    ASSERT_TRUE(s);
+    const std::string secret = new_key_secret();
+    EXPECT_EQ(secret.size(), 6u + 40u);
+    KeyRecord k{new_key_id(), "alice", sha256_hex(secret), 10, 5, 1, false};
+    ASSERT_TRUE((*s)->insert_key(k));
+    KeyRecord dup = k;
+    dup.id = new_key_id();
+    auto st = (*s)->insert_key(dup);
+    ASSERT_FALSE(st);
+    EXPECT_NE(st.error().to_string().find("a key named 'alice' exists already"), std::string::npos);
+    EXPECT_EQ((*s)->active_key_count().value(), 1);
+    auto found = (*s)->find_key_by_hash(sha256_hex(secret));
+    ASSERT_TRUE(found && *found);
+    EXPECT_EQ((*found)->name, "alice");
+    EXPECT_FALSE((*s)->find_key_by_hash(sha256_hex(secret + "x")).value().has_value());
+    ASSERT_TRUE((*s)->add_images(k.id, "2026-11-26", 3));
+    ASSERT_TRUE((*s)->add_images(k.id, "2026-11-26", 4));
+    EXPECT_EQ((*s)->images_on_day(k.id, "2026-11-26").value(), 7);
+    EXPECT_EQ((*s)->images_on_day(k.id, "2026-11-27").value(), 0);
+    ASSERT_TRUE((*s)->revoke_key("alice"));
+    EXPECT_EQ((*s)->active_key_count().value(), 0);
+    EXPECT_FALSE((*s)->revoke_key("bob"));
+}
+
+TEST(Auth, Sha256KnownAnswerAndBasicCredentials) {
+    EXPECT_EQ(sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    BasicCredentials c;
+    std::string err;
+    ASSERT_TRUE(parse_basic_credentials("user:pa:ss,bob:x", &c, &err)) << err;
+    EXPECT_TRUE(c.check(base64_encode(std::string("user:pa:ss"))));
+    EXPECT_TRUE(c.check(base64_encode(std::string("bob:x"))));
+    EXPECT_FALSE(c.check(base64_encode(std::string("bob:y"))));
+    EXPECT_FALSE(c.check("%%%"));
+    BasicCredentials bad;
+    EXPECT_FALSE(parse_basic_credentials("nocolon", &bad, &err));
+    EXPECT_NE(err.find("expected user:password"), std::string::npos);
+}
+
+TEST(Auth, RateLimiterSlidingMinute) {
+    RateLimiter rl;
+    int retry = 0;
+    for (int i = 0; i < 3; ++i) EXPECT_TRUE(rl.allow("k", 3, 1000 + i, &retry));
+    EXPECT_FALSE(rl.allow("k", 3, 5000, &retry));
+    EXPECT_EQ(retry, 56);  // the first hit (t=1000) leaves the window at t=61000
+    EXPECT_TRUE(rl.allow("other", 3, 5000, &retry));
+    EXPECT_TRUE(rl.allow("k", 3, 61001, &retry));
+    EXPECT_TRUE(rl.allow("k", 0, 61001, &retry));  // 0 = unlimited
+}
+
+}  // namespace

@@ -1,0 +1,140 @@
+// Durability: jobs queued in `easel serve` survive `kill -9` and run after a restart; `easel keys` from the
+// command line. Runs the real binary (EASEL_CLI) as a child process.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+#include <httplib.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+using json = nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Child {
+    pid_t pid = -1;
+    int port = 0;
+};
+
+// Starts `easel serve --port 0 --data DIR` and reads the port from its first stdout line.
+Child start_server(const fs::path& data) {
+    int out[2];
+    if (pipe(out) != 0) return {};
+    const pid_t pid = fork();
+    if (pid == 0) {
+        dup2(out[1], 1);
+        close(out[0]);
+        close(out[1]);
+        const std::string d = data.string();
+        execl(EASEL_CLI, EASEL_CLI, "serve", "--port", "0", "--data", d.c_str(), static_cast<char*>(nullptr));
+        _exit(127);
+    }
+    close(out[1]);
+    std::string line;
+    char c;
+    while (read(out[0], &c, 1) == 1 && c != '\n') line.push_back(c);
+    close(out[0]);
+    Child ch;
+    ch.pid = pid;
+    const size_t colon = line.rfind(':');
+    if (line.rfind("easel serve: listening on", 0) == 0 && colon != std::string::npos) ch.port = std::stoi(line.substr(colon + 1));
+    return ch;
+}
+
+std::string run_cli(const std::string& args) {
+    std::string out;
+    FILE* p = popen((std::string(EASEL_CLI) + " " + args + " 2>&1").c_str(), "r");
+    if (!p) return out;
+    char buf[512];
+    while (fgets(buf, sizeof buf, p)) out += buf;
+    pclose(p);
+    return out;
+}
+
+TEST(Restart, QueuedJobsSurviveKill9) {
+    const fs::path data = fs::temp_directory_path() / ("easel_restart_" + std::to_string(getpid()));
+    fs::remove_all(data);
+    Child a = start_server(data);
+    ASSERT_GT(a.port, 0) << "the server did not start";
+    httplib::Client c("127.0.0.1", a.port);
+    c.set_read_timeout(60);
+    // Three jobs of ~1 s each on the tiny model; the first is cut off mid-run, the other two are still queued.
+    std::vector<std::string> ids;
+    for (int i = 0; i < 3; ++i) {
+        auto r = c.Post("/v1/jobs", json{{"prompt", "a blue square"}, {"seed", 100 + i}, {"width", 64}, {"height", 64}, {"steps", 40}}.dump(),
+                        "application/json");
+        ASSERT_TRUE(r);
+        ASSERT_EQ(r->status, 202) << r->body;
+        ids.push_back(json::parse(r->body)["id"]);
+    }
+    for (int i = 0; i < 500; ++i) {
+        auto r = c.Get(("/v1/jobs/" + ids[0]).c_str());
+        if (r && json::parse(r->body)["status"] == "running") break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    kill(a.pid, SIGKILL);
+    int status = 0;
+    waitpid(a.pid, &status, 0);
+    ASSERT_TRUE(WIFSIGNALED(status));
+
+    Child b = start_server(data);
+    ASSERT_GT(b.port, 0) << "the server did not restart";
+    httplib::Client c2("127.0.0.1", b.port);
+    c2.set_read_timeout(60);
+    for (const std::string& id : ids) {
+        std::string st;
+        json j;
+        for (int i = 0; i < 600 && st != "done" && st != "failed"; ++i) {
+            auto r = c2.Get(("/v1/jobs/" + id).c_str());
+            ASSERT_TRUE(r);
+            ASSERT_EQ(r->status, 200) << r->body;
+            j = json::parse(r->body);
+            st = j["status"];
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        }
+        EXPECT_EQ(st, "done") << j.dump();
+        ASSERT_EQ(j["images"].size(), 1u);
+        auto png = c2.Get(j["images"][0]["url"].get<std::string>().c_str());
+        ASSERT_TRUE(png);
+        EXPECT_EQ(png->status, 200);
+    }
+    kill(b.pid, SIGTERM);  // a clean stop
+    waitpid(b.pid, &status, 0);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
+    fs::remove_all(data);
+}
+
+TEST(Keys, CreateListRevokeFromTheCommandLine) {
+    const fs::path data = fs::temp_directory_path() / ("easel_keys_" + std::to_string(getpid()));
+    fs::remove_all(data);
+    const std::string d = " --data " + data.string();
+    const std::string created = run_cli("keys create --name ci --quota 5 --rate 60" + d);
+    EXPECT_NE(created.find("easel_"), std::string::npos) << created;
+    EXPECT_NE(created.find("shown only now"), std::string::npos) << created;
+    const std::string dup = run_cli("keys create --name ci" + d);
+    EXPECT_NE(dup.find("error: --name: a key named 'ci' exists already"), std::string::npos) << dup;
+    const std::string list = run_cli("keys list" + d);
+    EXPECT_NE(list.find("ci"), std::string::npos) << list;
+    EXPECT_NE(list.find("active"), std::string::npos) << list;
+    EXPECT_EQ(list.find("easel_"), std::string::npos) << "the secret must not be listed: " << list;
+    EXPECT_NE(run_cli("keys revoke ci" + d).find("revoked ci"), std::string::npos);
+    EXPECT_NE(run_cli("keys list" + d).find("revoked"), std::string::npos);
+    EXPECT_NE(run_cli("keys revoke nobody" + d).find("error: no key with the id or name 'nobody'"), std::string::npos);
+    EXPECT_NE(run_cli("keys frobnicate" + d).find("unknown keys command"), std::string::npos);
+    const std::string bad = run_cli("serve --port 99999" + d);
+    EXPECT_NE(bad.find("error: --port: must be between 0 and 65535, got 99999"), std::string::npos) << bad;
+    fs::remove_all(data);
+}
+
+}  // namespace
