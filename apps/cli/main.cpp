@@ -389,6 +389,7 @@ int cmd_serve(int argc, char** argv) {
     auto& max_body = a.add_int("--max-body-mb", "", 32, "largest request body in MiB");
     auto& queue = a.add_int("--queue-size", "", 32, "most queued jobs; beyond it requests get 429");
     auto& keep = a.add_int("--keep-jobs", "", 1000, "finished jobs (and images) kept; older ones are deleted");
+    auto& read_timeout = a.add_int("--read-timeout", "", 30, "seconds a client may stay silent mid-request before it is cut off");
     auto& web_dir = a.add_string("--web-dir", "", "", "serve the web page from this folder instead of the built-in copy");
     auto& threads = a.add_int("--threads", "", num_threads(), "CPU threads");
     auto& isa = a.add_string("--cpu-isa", "", "", "cap the SIMD level: ref, avx2, avx512, avx512bf16");
@@ -403,7 +404,8 @@ int cmd_serve(int argc, char** argv) {
         return ok();
     };
     for (auto [f, lo, hi] : {std::tuple{&port, 0, 65535}, {&max_size, 64, 16384}, {&max_steps, 1, 10000}, {&max_images, 1, 1000},
-                             {&max_body, 1, 4096}, {&queue, 1, 100000}, {&keep, 1, 100000000}})
+                             {&max_body, 1, 4096}, {&queue, 1, 100000}, {&keep, 1, 100000000},
+                             {&read_timeout, 1, 3600}})
         if (auto st = bounded(*f, lo, hi); !st) return fail(st.error());
     server::ServeOptions o;
     o.host = host.s;
@@ -434,6 +436,7 @@ int cmd_serve(int argc, char** argv) {
     o.limits.max_body_bytes = size_t(max_body.i) << 20;
     o.limits.queue_size = int(queue.i);
     o.limits.keep_jobs = int(keep.i);
+    o.limits.read_timeout_s = int(read_timeout.i);
     const std::string shown_host = o.host.find(':') != std::string::npos ? "[" + o.host + "]" : o.host;
     o.on_listening = [&](int p) {
         std::printf("easel serve: listening on http://%s:%d\n", shown_host.c_str(), p);

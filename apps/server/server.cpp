@@ -1,6 +1,7 @@
 // The HTTP layer of `easel serve`: routes, authentication, limits and the one JSON error envelope.
 #include "server.h"
 
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -603,12 +604,20 @@ Status run_server(const ServeOptions& o) {
     httplib::Server svr;
     svr.new_task_queue = [] { return new httplib::ThreadPool(64); };  // SSE streams and A1111's blocking calls hold a thread
     svr.set_payload_max_length(o.limits.max_body_bytes);
-    svr.set_read_timeout(30);
+    svr.set_read_timeout(o.limits.read_timeout_s);  // slow or stalled clients are cut off
     svr.set_write_timeout(30);
     Server server(o, *store, queue, basic);
     server.install(svr);
+    // cpp-httplib 0.11 listens with a backlog of 5: a burst of clients overflows it and connections are dropped
+    // (seen in the load test as clients that got no answer). Remember the socket and listen again with a real one.
+    int listen_fd = -1;
+    svr.set_socket_options([&listen_fd](int sock) {
+        httplib::default_socket_options(sock);
+        listen_fd = sock;
+    });
     const int port = o.port == 0 ? svr.bind_to_any_port(o.host) : (svr.bind_to_port(o.host, o.port) ? o.port : -1);
     if (port < 0) return Error::io(fmt::format("cannot listen on {}:{} (in use, or not an address of this machine)", o.host, o.port));
+    if (listen_fd >= 0) ::listen(listen_fd, 1024);
 
     {
         std::lock_guard<std::mutex> lk(g_server_mu);

@@ -25,6 +25,7 @@ struct Limits {
     size_t max_body_bytes = 32u << 20;      // request bodies (init images travel base64 inside them)
     int queue_size = 32;                    // queued jobs over all models; beyond it 429 with Retry-After
     int keep_jobs = 1000;                   // finished jobs (and their images) kept; older ones are deleted
+    int read_timeout_s = 30;                // a client that sends nothing for this long is disconnected
 };
 
 struct ServeOptions {

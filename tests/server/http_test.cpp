@@ -1,6 +1,11 @@
 // `easel serve` over HTTP with the embedded model: A1111's endpoints give the library's image for the same seed,
 // the job API (status, SSE, images, cancel, the bounded queue), API keys (401, quotas, rate limits, revocation,
 // isolation), limits and the error envelope, and the refusal to listen openly without authentication.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+
 #include <gtest/gtest.h>
 
 #include "io/image.h"
@@ -264,6 +269,14 @@ TEST_F(Http, BadRequestsGetTheEnvelopeAndTheServerStaysUp) {
         {"/sdapi/v1/options", R"({"sd_model_checkpoint": 7})"},
         {"/v1/jobs", std::string(5000, ' ')},
         {"/v1/jobs", "{\"prompt\": \"\xff\xfe\"}"},
+        {"/v1/jobs", R"({"steps": 1000000000})"},
+        {"/v1/jobs", R"({"width": -64})"},
+        {"/v1/jobs", R"({"seed": 1e30})"},
+        {"/v1/jobs", R"({"batch_size": 99999999999999999999})"},
+        {"/v1/jobs", R"({"cfg_scale": -5})"},
+        {"/v1/jobs", R"({"model": "../../../etc/passwd"})"},
+        {"/sdapi/v1/txt2img", R"({"override_settings": {"sd_model_checkpoint": "../tiny"}})"},
+        {"/sdapi/v1/options", R"({"sd_model_checkpoint": "/etc/passwd"})"},
     };
     for (const auto& [path, body] : cases) {
         auto r = client_->Post(path.c_str(), body, "application/json");
@@ -282,6 +295,37 @@ TEST_F(Http, BadRequestsGetTheEnvelopeAndTheServerStaysUp) {
     auto [sok, ok] = get("/v1/models");  // still serving
     EXPECT_EQ(sok, 200);
     EXPECT_EQ(ok["models"][0]["width"], 32);
+}
+
+TEST_F(Http, SlowClientsAreCutOffAndOthersAreServed) {
+    server::ServeOptions o;
+    o.limits.read_timeout_s = 1;
+    start(o);
+    // A client that sends half a request and then nothing.
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT_GE(fd, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(uint16_t(port_));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    const std::string partial = "POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"prompt\":";
+    ASSERT_EQ(send(fd, partial.data(), partial.size(), 0), ssize_t(partial.size()));
+    const auto t0 = std::chrono::steady_clock::now();
+    EXPECT_EQ(get("/v1/models").first, 200) << "others are served meanwhile";
+    // The server answers or closes within its read timeout (1 s) plus slack; it never waits for the rest.
+    pollfd p{fd, POLLIN, 0};
+    ASSERT_EQ(poll(&p, 1, 10000), 1) << "the stalled connection was not closed";
+    char buf[4096];
+    const ssize_t n = recv(fd, buf, sizeof buf, 0);
+    const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::printf("stalled client: %s after %.1f s\n", n > 0 ? std::string(buf, size_t(std::min<ssize_t>(n, 12))).c_str() : "closed", waited);
+    EXPECT_LT(waited, 8.0);
+    if (n > 0) {
+        EXPECT_EQ(std::string(buf, 9), "HTTP/1.1 ") << "anything it sends is an HTTP answer";
+    }
+    close(fd);
+    EXPECT_EQ(get("/v1/models").first, 200);
 }
 
 TEST_F(Http, ApiKeysQuotasRateLimitsAndIsolation) {
