@@ -76,6 +76,10 @@ def parse_args(argv=None):
     g.add_argument("--unet-lr", type=float, default=5e-4)
     g.add_argument("--caption-dropout", type=float, default=0.1)
     g.add_argument("--ema", type=float, default=0.999)
+    g.add_argument("--high-noise-weight", type=float, default=0.0, metavar="CAP",
+                   help="experimental: weight each sample's eps-MSE by min(1/alphabar_t, CAP) (normalised to mean 1 "
+                        "over t; CAP 214 = v-prediction's implied weighting), so the high-noise steps where only the "
+                        "caption tells where the shape goes get more of the gradient; 0 = SD's plain eps-MSE")
     g = ap.add_argument_group("logging")
     g.add_argument("--log-every", type=int, default=50, help="steps")
     g.add_argument("--eval-every", type=int, default=250, help="VAE steps between PSNR checks")
@@ -334,6 +338,10 @@ def train_unet(a, lat, log: Logger, minutes: float):
     params = [p for p in models.parameters()]
     opt = torch.optim.AdamW(params, lr=a.unet_lr, weight_decay=0.01)
     acp = tm.alphas_cumprod()
+    t_weight = None
+    if a.high_noise_weight > 0:
+        t_weight = (1.0 / acp).clamp(max=a.high_noise_weight)
+        t_weight = t_weight / t_weight.mean()
     rng = random.Random(a.seed + 3)
     gen = torch.Generator().manual_seed(a.seed + 4)
     scenes = [data.Scene(*s) for s in lat["scenes"]]
@@ -378,7 +386,10 @@ def train_unet(a, lat, log: Logger, minutes: float):
         xt = ab.sqrt() * x0 + (1 - ab).sqrt() * noise
         ctx = te(ids).last_hidden_state
         pred = unet(xt, t, ctx).sample
-        loss = (pred - noise).square().mean()
+        if t_weight is None:
+            loss = (pred - noise).square().mean()
+        else:
+            loss = ((pred - noise).square().mean(dim=(1, 2, 3)) * t_weight[t]).mean()
         if not torch.isfinite(loss):
             raise RuntimeError(f"stage 3: loss is {loss.item()} at step {step}")
         opt.zero_grad(set_to_none=True)
