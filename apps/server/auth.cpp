@@ -50,7 +50,10 @@ bool BasicCredentials::check(const std::string& b64) const {
     if (colon == std::string::npos) return false;
     const std::string user = decoded->substr(0, colon), pass = decoded->substr(colon + 1);
     bool match = false;
-    for (const auto& [u, p] : users) match |= constant_time_equal(u, user) & constant_time_equal(p, pass);
+    for (const auto& [u, p] : users) {
+        const bool user_ok = constant_time_equal(u, user), pass_ok = constant_time_equal(p, pass);  // both, always
+        match = match || (user_ok && pass_ok);
+    }
     return match;
 }
 

@@ -8,6 +8,8 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include "io/image.h"
 #include "pipeline/generate.h"
 #include "server/request.h"
@@ -148,6 +150,53 @@ TEST_F(Http, A1111Img2ImgAndTheSmallEndpoints) {
     auto [spr, prog] = get("/sdapi/v1/progress");
     ASSERT_EQ(spr, 200);
     EXPECT_TRUE(prog.contains("progress") && prog.contains("state") && prog.contains("eta_relative"));
+}
+
+TEST_F(Http, ModelsDirAndSwitchingTheCheckpoint) {
+    // Two entries for the same weights: the diffusers folder and the LDM single file (with its yaml).
+    const auto dir = fresh_dir("models");
+    namespace fs = std::filesystem;
+    fs::create_directory_symlink(tiny_model_dir(), dir / "a-folder");
+    fs::create_symlink(tiny_model_dir() + "/easel-tiny.safetensors", dir / "b-file.safetensors");
+    fs::create_symlink(tiny_model_dir() + "/easel-tiny.yaml", dir / "b-file.yaml");
+    std::ofstream(dir / "notes.txt") << "not a model";
+    server::ServeOptions o;
+    o.models_dir = dir.string();
+    o.load.vocab_path = tiny_model_dir() + "/tokenizer";
+    start(o);
+    auto [sm, models] = get("/sdapi/v1/sd-models");
+    ASSERT_EQ(sm, 200);
+    ASSERT_EQ(models.size(), 2u) << models.dump();
+    EXPECT_EQ(models[0]["title"], "a-folder");
+    EXPECT_EQ(models[1]["title"], "b-file.safetensors");
+    EXPECT_EQ(models[1]["model_name"], "b-file");
+    EXPECT_EQ(get("/sdapi/v1/options").second["sd_model_checkpoint"], "a-folder");
+    auto [sv, v1] = get("/v1/models");
+    EXPECT_EQ(v1["models"][1]["loaded"], false) << "loaded when first needed";
+
+    const json req = {{"prompt", "a yellow circle on a purple background"}, {"seed", 5}, {"steps", 6}, {"width", 32}, {"height", 32}};
+    auto [s1, r1] = post("/sdapi/v1/txt2img", req);
+    ASSERT_EQ(s1, 200) << r1.dump();
+    EXPECT_EQ(json::parse(r1["info"].get<std::string>())["sd_model_name"], "a-folder");
+    // A1111 clients switch models through the options (the title with a hash suffix is accepted too).
+    auto [so, oo] = post("/sdapi/v1/options", {{"sd_model_checkpoint", "b-file.safetensors [0123456789]"}});
+    ASSERT_EQ(so, 200) << oo.dump();
+    EXPECT_EQ(get("/sdapi/v1/options").second["sd_model_checkpoint"], "b-file.safetensors");
+    EXPECT_EQ(get("/v1/models").second["models"][1]["loaded"], true);
+    auto [s2, r2] = post("/sdapi/v1/txt2img", req);
+    ASSERT_EQ(s2, 200) << r2.dump();
+    EXPECT_EQ(json::parse(r2["info"].get<std::string>())["sd_model_name"], "b-file");
+    // The same weights through either loader give the same pixels.
+    EXPECT_EQ(decode_b64_png(r1["images"][0]).pixels, decode_b64_png(r2["images"][0]).pixels) << "folder and single file differ";
+    // A per-request override picks the other model without changing the default.
+    json over = req;
+    over["override_settings"] = {{"sd_model_checkpoint", "a-folder"}};
+    auto [s3, r3] = post("/sdapi/v1/txt2img", over);
+    ASSERT_EQ(s3, 200) << r3.dump();
+    EXPECT_EQ(json::parse(r3["info"].get<std::string>())["sd_model_name"], "a-folder");
+    EXPECT_EQ(get("/sdapi/v1/options").second["sd_model_checkpoint"], "b-file.safetensors");
+    stop();
+    fs::remove_all(dir);
 }
 
 TEST_F(Http, JobApiStreamsProgressAndKeepsImages) {
