@@ -94,6 +94,7 @@ int cmd_generate(int argc, char** argv) {
     auto& strength = a.add_double("--strength", "", 0.75, "img2img: how much of the image to repaint (0..1)");
     auto& mask = a.add_string("--mask", "", "", "inpainting mask, same size as --init-image (white = repaint; or the alpha channel)");
     auto& mask_blur = a.add_int("--mask-blur", "", 4, "inpainting: blur the mask edge by this many pixels (0..64)");
+    auto& vae_tile = a.add_int("--vae-tile", "", 0, "decode in tiles of this many pixels (diffusers' enable_tiling; 512 for SD 1.5), for large images in little memory; 0: whole");
     auto& batch_count = a.add_int("--batch-count", "", 1, "batches to run (seeds continue: seed, seed+1, ...)");
     auto& batch_size = a.add_int("--batch-size", "", 1, "images per batch");
     auto& threads = a.add_int("--threads", "", num_threads(), "CPU threads");
@@ -136,6 +137,8 @@ int cmd_generate(int argc, char** argv) {
     if (batch_size.i < 1 || batch_size.i > 64) return fail(Error::invalid_argument(fmt::format("must be between 1 and 64, got {}", batch_size.i), "--batch-size"));
     p.batch_count = int(batch_count.i);
     p.batch_size = int(batch_size.i);
+    if (vae_tile.i < 0 || vae_tile.i > 4096) return fail(Error::invalid_argument(fmt::format("must be between 0 and 4096, got {}", vae_tile.i), "--vae-tile"));
+    p.vae_tile = int(vae_tile.i);
     if (width.i < 0 || width.i > 4096 || height.i < 0 || height.i > 4096)
         return fail(Error::invalid_argument(fmt::format("size {}x{} is outside 8..4096", width.i, height.i), "-W/-H"));
     if (auto f = image_format_from_path(output.s); !f) return fail(f.error().within("--output"));

@@ -83,6 +83,9 @@ Status validate_params(const GenerateParams& p, const SDModel& m) {
         return Error::invalid_argument(fmt::format("must be between 1 and {}, got {}", kMaxSteps, p.steps), "steps");
     if (!std::isfinite(p.cfg_scale) || p.cfg_scale < 0 || p.cfg_scale > 100)
         return Error::invalid_argument(fmt::format("must be between 0 and 100, got {}", p.cfg_scale), "cfg_scale");
+    if (p.vae_tile != 0 && (p.vae_tile < 2 * f || p.vae_tile % f != 0 || p.vae_tile > kMaxSide))
+        return Error::invalid_argument(fmt::format("must be 0 (off) or a multiple of {} between {} and {}, got {}", f, 2 * f,
+                                                   kMaxSide, p.vae_tile), "vae_tile");
     if (p.batch_size < 1 || p.batch_size > kMaxBatch)
         return Error::invalid_argument(fmt::format("must be between 1 and {}, got {}", kMaxBatch, p.batch_size), "batch_size");
     if (p.batch_count < 1 || p.batch_count > 1000)
@@ -390,7 +393,8 @@ Result<std::vector<GeneratedImage>> generate(const SDModel& m, const GeneratePar
             for (int64_t j = 0; j < x0.numel(); ++j) xp[j] = xp[j] * (1.0f - keep[j % plane]) + il[j] * keep[j % plane];
         }
         EASEL_TRY(emit({.phase = "decode", .image = i, .step = 0, .total = 1}));
-        Tensor img = m.vae.decode(c, scaled(x0, 1.0f / scaling));
+        Tensor img = p.vae_tile > 0 ? m.vae.decode_tiled(c, scaled(x0, 1.0f / scaling), p.vae_tile / f)
+                                    : m.vae.decode(c, scaled(x0, 1.0f / scaling));
         EASEL_TRY(emit({.phase = "decode", .image = i, .step = 1, .total = 1}));
 
         GeneratedImage g;

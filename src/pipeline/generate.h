@@ -52,6 +52,9 @@ struct GenerateParams {
     // and, by latent blending, with ordinary ones.
     std::optional<Image> mask;
     int mask_blur = 4;
+    // Decode in tiles of this many pixels (diffusers' enable_tiling: 512 for SD 1.5, 768 for SD 2.x 768-v), so
+    // large images decode in the memory of one tile; 0 decodes whole. A multiple of the VAE's downscale.
+    int vae_tile = 0;
 };
 
 struct ProgressEvent {

@@ -30,6 +30,11 @@ public:
 
     // z: [N, latent_channels, h, w], already divided by the scaling factor -> [N, out_channels, h*f, w*f]
     Tensor decode(const Ctx& c, const Tensor& z) const;
+    // diffusers' tiled decoding (AutoencoderKL.enable_tiling, v0.30): tiles of tile_latent latents (the VAE's
+    // sample_size / 8 there: 64 for SD 1.5) stepping by 3/4 of a tile, each decoded alone, then blended linearly
+    // over a quarter tile with its (already blended) upper and left neighbours. Memory is that of one tile; the
+    // result differs from decode() near the seams. A z no larger than one tile is decoded whole.
+    Tensor decode_tiled(const Ctx& c, const Tensor& z, int tile_latent) const;
     // x: [N, in_channels, H, W] in [-1, 1] -> (mean, logvar), each [N, latent_channels, H/f, W/f] (unscaled)
     std::pair<Tensor, Tensor> encode_moments(const Ctx& c, const Tensor& x) const;
 
