@@ -1,23 +1,24 @@
 #!/usr/bin/env bash
 # The web page of `easel serve` in headless Chromium: starts the server on a free port with an empty data
-# folder, runs web_test.mjs against it, stops the server. Usage: run_web_test.sh EASEL_BINARY
-# Needs chromium (scripts/setup installs it) and Node 20.10 or later; without them it fails, it does not skip.
+# folder, runs web_test.mjs (Playwright) against it, stops the server. Usage: run_web_test.sh EASEL_BINARY
+# Needs chromium, Node 20 or later and playwright-core in tests/browser/node_modules (scripts/setup installs all
+# three); without them it fails, it does not skip. EASEL_WEB_SCREENSHOT=FILE.png keeps a screenshot of the page
+# after a generation; CHROMIUM=/path/to/chromium picks the browser.
 set -uo pipefail
 bin=${1:?usage: run_web_test.sh EASEL_BINARY}
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 chromium=${CHROMIUM:-$(command -v chromium || command -v chromium-browser || true)}
 if [[ -z $chromium || ! -x $chromium ]]; then
-  echo "FAIL web page test: chromium is not installed (scripts/setup installs it; or set CHROMIUM=/path/to/it)"
+  echo "FAIL web page test: chromium is not installed (run scripts/setup, or set CHROMIUM=/path/to/it)"
   exit 1
 fi
-# The test talks to Chromium over Node's built-in WebSocket: Node 22 has it, Node 20.10 and later behind a flag
-# (Debian 12's own nodejs is 18, which has none).
-has_websocket='process.exit(typeof WebSocket === "function" ? 0 : 1)'
-node_flags=()
-if ! node -e "$has_websocket" 2>/dev/null; then node_flags=(--experimental-websocket); fi
-if ! node "${node_flags[@]}" -e "$has_websocket" 2>/dev/null; then
-  echo "FAIL web page test: needs Node 20.10 or later (built-in WebSocket), found '$(node --version 2>/dev/null || echo no node)'"
+if ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' 2>/dev/null; then
+  echo "FAIL web page test: needs Node 20 or later, found '$(node --version 2>/dev/null || echo no node)' (run scripts/setup)"
+  exit 1
+fi
+if [[ ! -f $here/node_modules/playwright-core/package.json ]]; then
+  echo "FAIL web page test: playwright-core is not installed in $here/node_modules (run scripts/setup)"
   exit 1
 fi
 
@@ -57,9 +58,14 @@ if [[ -z $port ]]; then
   exit 1
 fi
 
-node "${node_flags[@]}" "$here/web_test.mjs" "http://127.0.0.1:$port/" "$chromium"
+node "$here/web_test.mjs" "http://127.0.0.1:$port/" "$chromium"
 status=$?
 if ((status != 0)); then
+  if ! kill -0 "$server_pid" 2>/dev/null; then
+    wait "$server_pid"
+    echo "the server is gone: it exited with status $? during the test"
+    server_pid=""
+  fi
   echo "server log (last 40 lines):"
   tail -n 40 "$tmp/server.out" "$tmp/server.err" | sed 's/^/    /'
 fi

@@ -1,143 +1,72 @@
-// The web page of `easel serve` in a real headless Chromium, driven over the Chrome DevTools Protocol with
-// keyboard input: it loads without errors or foreign requests, generates an image with live progress, fills
-// its gallery, refills the form from a gallery entry, shows the server's error message for a bad request,
-// sends and keeps the API key, and cancels a running job.
-// Usage: node [--experimental-websocket] web_test.mjs SERVER_URL [CHROMIUM]   (Node 20.10+; no npm packages)
-// Run through run_web_test.sh, which starts the server.
+// The web page of `easel serve` in a real headless Chromium, driven with Playwright (playwright-core, no browser
+// download: Debian's chromium): it loads without errors or foreign requests, generates an image from the keyboard
+// with live progress, fills its gallery, refills the form from a gallery entry, generates again with a mouse click
+// on Generate and takes a screenshot, shows the server's error message for a bad request, sends and keeps the API
+// key, and cancels a running job from the keyboard.
+// Usage: node web_test.mjs SERVER_URL [CHROMIUM]   (Node 20+; `npm ci` in this folder, which scripts/setup runs)
+// Run through run_web_test.sh, which starts the server. EASEL_WEB_SCREENSHOT=FILE.png also keeps the screenshot
+// taken after the mouse-click generation there (it is always written to a temporary file, whose path is printed).
 
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { chromium } from 'playwright-core';
 
 if (!process.argv[2]) {
-  console.log('usage: node [--experimental-websocket] web_test.mjs SERVER_URL [CHROMIUM]');
+  console.log('usage: node web_test.mjs SERVER_URL [CHROMIUM]');
   process.exit(2);
 }
 const serverUrl = new URL(process.argv[2]);
-const chromiumPath = process.argv[3] ?? process.env.CHROMIUM ?? 'chromium';
+const chromiumPath = process.argv[3] ?? process.env.CHROMIUM ?? '/usr/bin/chromium';
+// Debian's chromium in a closed network: without these it spends seconds on requests that cannot succeed.
+const CHROMIUM_ARGS = [
+  '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+  '--disable-sync', '--no-first-run',
+];
 const TOTAL_TIMEOUT_MS = 90_000;
-const GENERATE_TIMEOUT_MS = 60_000;
+const GENERATE_TIMEOUT_MS = 30_000;
 const PROMPT = 'a red circle on a blue background';
 const SEED = '7';
 // The embedded model draws 32x32 in 20 steps within tens of milliseconds, before the page could see one
 // progress event; at 64x64 and 60 steps it runs for a second or two (measured on 2 cores).
 const SIZE = '64';
 const STEPS = '60';
+// Generations by mouse clicks, at the model's native size, so that the screenshot shows what it draws well.
+const CLICKED = [
+  { prompt: 'a small green triangle at the top, white background', seed: '1' },
+  { prompt: 'a large orange circle on the right, black background', seed: '2' },
+];
 
-let chromium = null;
-const profileDir = mkdtempSync(join(tmpdir(), 'easel-web-test-'));
+let browser = null;
+let page = null;
 
-function cleanup() {
-  if (chromium && chromium.exitCode === null && chromium.signalCode === null) {
-    // Chromium was started as the leader of its own process group; this ends it and its helper processes.
-    try {
-      process.kill(-chromium.pid, 'SIGKILL');
-    } catch {
-      // Already gone.
-    }
-  }
-  rmSync(profileDir, { recursive: true, force: true });
-}
+class TestFailure extends Error {}
 
+// Throws; main's caller prints the message, keeps a screenshot of the page and closes the browser.
 function fail(message) {
-  console.log(`FAIL ${message}`);
-  cleanup();
-  process.exit(1);
+  throw new TestFailure(message);
 }
 
 function pass(message) {
   console.log(`ok   ${message}`);
 }
 
-process.on('exit', cleanup);
-for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => fail(`interrupted by ${signal}`));
-setTimeout(() => fail(`the whole test took longer than ${TOTAL_TIMEOUT_MS / 1000} s`), TOTAL_TIMEOUT_MS).unref();
+// Exits at once; Playwright kills the Chromium it started when this process exits.
+function abort(message) {
+  console.log(`FAIL ${message}`);
+  process.exit(1);
+}
+
+for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => abort(`interrupted by ${signal}`));
+setTimeout(() => abort(`the whole test took longer than ${TOTAL_TIMEOUT_MS / 1000} s`), TOTAL_TIMEOUT_MS).unref();
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-// ---- Chromium and a minimal CDP client ----
-
-async function launchChromium() {
-  chromium = spawn(chromiumPath, [
-    '--headless=new', '--no-sandbox', '--disable-gpu', '--remote-debugging-port=0', `--user-data-dir=${profileDir}`,
-    '--no-first-run', '--no-default-browser-check', '--disable-extensions', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--disable-default-apps', '--mute-audio',
-    '--window-size=1024,768', 'about:blank',
-  ], { detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  chromium.stderr.on('data', (chunk) => { stderr += chunk; });
-  chromium.on('error', (err) => fail(`cannot start ${chromiumPath}: ${err.message}`));
-  // Chromium writes its chosen port (and the browser target's path) here once it listens.
-  const portFile = join(profileDir, 'DevToolsActivePort');
-  for (let waited = 0; waited < 20_000; waited += 50) {
-    if (chromium.exitCode !== null) fail(`chromium exited with status ${chromium.exitCode}:\n${stderr}`);
-    try {
-      const port = readFileSync(portFile, 'utf8').split('\n')[0].trim();
-      if (port) return Number(port);
-    } catch {
-      // Not written yet.
-    }
-    await sleep(50);
-  }
-  fail(`chromium did not write ${portFile} within 20 s:\n${stderr}`);
-}
-
-class Cdp {
-  constructor(socket) {
-    this.socket = socket;
-    this.nextId = 1;
-    this.pending = new Map();
-    this.listeners = [];
-    socket.addEventListener('message', (event) => {
-      const message = JSON.parse(event.data);
-      if (message.id !== undefined) {
-        const { resolve, reject, method } = this.pending.get(message.id);
-        this.pending.delete(message.id);
-        if (message.error) reject(new Error(`${method}: ${message.error.message}`));
-        else resolve(message.result);
-      } else {
-        for (const listener of this.listeners) listener(message.method, message.params);
-      }
-    });
-  }
-
-  static async connect(url) {
-    const socket = new WebSocket(url);
-    await new Promise((resolve, reject) => {
-      socket.addEventListener('open', resolve, { once: true });
-      socket.addEventListener('error', () => reject(new Error(`cannot connect to ${url}`)), { once: true });
-    });
-    return new Cdp(socket);
-  }
-
-  send(method, params = {}) {
-    const id = this.nextId++;
-    this.socket.send(JSON.stringify({ id, method, params }));
-    return new Promise((resolve, reject) => this.pending.set(id, { resolve, reject, method }));
-  }
-
-  on(listener) {
-    this.listeners.push(listener);
-  }
-
-  close() {
-    this.socket.close();
-  }
-}
+const screenshotDir = mkdtempSync(join(tmpdir(), 'easel-web-test-'));
 
 // ---- page helpers ----
 
-let cdp;
-
 // Evaluates an expression in the page and returns its value (JSON-serialisable values only).
-async function evaluate(expression) {
-  const { result, exceptionDetails } = await cdp.send('Runtime.evaluate', {
-    expression, returnByValue: true, awaitPromise: true,
-  });
-  if (exceptionDetails) throw new Error(`page threw evaluating ${expression}: ${exceptionDetails.exception?.description ?? exceptionDetails.text}`);
-  return result.value;
-}
+const evaluate = (expression) => page.evaluate(expression);
 
 // Polls `expression` in the page until it is truthy and returns it. Fails early when `failWhen` is truthy
 // (its value says why), and on the timeout with the value of `explain`, when given.
@@ -158,78 +87,75 @@ async function waitFor(description, expression, timeoutMs, failWhen = null, expl
 }
 
 const activeId = () => evaluate('document.activeElement?.id ?? ""');
-
-// A key press as the keyboard sends it. Keys with `text` (Enter) also produce the keypress that activates a
-// focused button or submits a form; "commands" are editing commands such as selectAll that Ctrl+A runs.
-async function key(keyName, { code = keyName, keyCode = 0, modifiers = 0, text, commands } = {}) {
-  const base = { key: keyName, code, windowsVirtualKeyCode: keyCode, nativeVirtualKeyCode: keyCode, modifiers };
-  const down = text === undefined ? { type: 'rawKeyDown' } : { type: 'keyDown', text, unmodifiedText: text };
-  await cdp.send('Input.dispatchKeyEvent', { ...down, ...base, ...(commands ? { commands } : {}) });
-  await cdp.send('Input.dispatchKeyEvent', { type: 'keyUp', ...base });
-}
-
-const KEYS = {
-  tab: ['Tab', { keyCode: 9 }],
-  shiftTab: ['Tab', { keyCode: 9, modifiers: 8 }],
-  enter: ['Enter', { keyCode: 13, text: '\r' }],
-  ctrlEnter: ['Enter', { keyCode: 13, modifiers: 2, text: '\r' }],
-  backspace: ['Backspace', { keyCode: 8 }],
-  selectAll: ['a', { code: 'KeyA', keyCode: 65, modifiers: 2, commands: ['selectAll'] }],
-};
-const press = (name) => key(...KEYS[name]);
+const press = (keys) => page.keyboard.press(keys);
 
 // Presses Tab (or Shift+Tab) until the element with `id` has focus; fails after `limit` presses.
 async function tabTo(id, { backwards = false, limit = 30 } = {}) {
   for (let i = 0; i < limit; ++i) {
     if (await activeId() === id) return i;
-    await press(backwards ? 'shiftTab' : 'tab');
+    await press(backwards ? 'Shift+Tab' : 'Tab');
   }
   fail(`#${id} did not get focus after ${limit} ${backwards ? 'Shift+' : ''}Tab presses (focus is on "${await activeId()}")`);
 }
 
-// Replaces the focused field's text with `text`, typed as keyboard input.
+// Replaces the focused field's text with `text`, typed key by key (Ctrl+A first selects what is there).
 async function typeInto(id, text) {
   if (await activeId() !== id) fail(`typing into #${id}, but focus is on "${await activeId()}"`);
-  await press('selectAll');
-  await cdp.send('Input.insertText', { text });
+  await press('Control+a');
+  await page.keyboard.type(text);
   const value = await evaluate(`document.getElementById(${JSON.stringify(id)}).value`);
   if (value !== text) fail(`typed "${text}" into #${id}, it holds "${value}"`);
 }
+
+// Clicks the field with the mouse, then types `text` into it as above.
+async function clickAndType(locator, id, text) {
+  await locator.click();
+  await typeInto(id, text);
+}
+
+const errorShown = `(() => { const e = document.getElementById('error'); return e.hidden ? '' : 'the page shows the error: ' + e.textContent; })()`;
+
+const resultJobId = () => evaluate(`document.getElementById('result-image').dataset.jobId ?? ''`);
+
+// Waits until the result figure shows the image of a finished job other than `previousJob` and returns its size.
+const finalImage = (previousJob) => waitFor('the generated image loads', `(() => {
+    const img = document.getElementById('result-image');
+    return img.dataset.final === 'true' && (img.dataset.jobId ?? '') !== ${JSON.stringify(previousJob)}
+      && img.complete && img.naturalWidth > 0 ? img.naturalWidth + 'x' + img.naturalHeight : '';
+  })()`, GENERATE_TIMEOUT_MS, errorShown);
 
 // ---- the test ----
 
 const problems = [];        // console errors and uncaught exceptions, as text
 const foreignRequests = [];
 const requests = [];        // every URL the page asked for
+const failedRequests = [];  // "URL: net::ERR_..." for each request that got no complete answer, shown on failure
 
 async function main() {
-  const port = await launchChromium();
-  const targets = await (await fetch(`http://127.0.0.1:${port}/json/list`)).json();
-  const page = targets.find((t) => t.type === 'page');
-  if (!page) fail('chromium has no page target');
-  cdp = await Cdp.connect(page.webSocketDebuggerUrl);
-  cdp.on((method, params) => {
-    if (method === 'Runtime.exceptionThrown') {
-      problems.push(`uncaught exception: ${params.exceptionDetails.exception?.description ?? params.exceptionDetails.text}`);
-    } else if (method === 'Runtime.consoleAPICalled') {
-      const text = `console.${params.type}: ${params.args.map((a) => a.value ?? a.description).join(' ')}`;
-      if (params.type === 'error' || params.type === 'assert') problems.push(text);
-      else if (params.type === 'warning') console.log(`     (page) ${text}`);
-    } else if (method === 'Log.entryAdded' && params.entry.level === 'error') {
-      problems.push(`log (${params.entry.source}): ${params.entry.text} ${params.entry.url ?? ''}`.trim());
-    } else if (method === 'Network.requestWillBeSent') {
-      requests.push(params.request.url);
-      const url = new URL(params.request.url);
-      if (!['data:', 'blob:'].includes(url.protocol) && url.origin !== serverUrl.origin) {
-        foreignRequests.push(params.request.url);
-      }
-    }
+  browser = await chromium.launch({ executablePath: chromiumPath, args: CHROMIUM_ARGS, timeout: 30_000 });
+  // Light colours and a 1x device, so that the screenshot is the same on every machine (and small).
+  const context = await browser.newContext({ viewport: { width: 1024, height: 768 }, deviceScaleFactor: 1, colorScheme: 'light' });
+  context.on('request', (request) => {
+    requests.push(request.url());
+    const url = new URL(request.url());
+    if (!['data:', 'blob:'].includes(url.protocol) && url.origin !== serverUrl.origin) foreignRequests.push(request.url());
   });
-  await Promise.all(['Runtime.enable', 'Page.enable', 'Network.enable', 'Log.enable'].map((m) => cdp.send(m)));
-  pass(`chromium started (DevTools port ${port})`);
+  context.on('requestfailed', (request) => failedRequests.push(`${request.url()}: ${request.failure()?.errorText}`));
+  page = await context.newPage();
+  // Chromium's log entries (e.g. "Failed to load resource: ... status of 400") arrive here too, as errors.
+  page.on('console', (message) => {
+    const where = message.location()?.url;
+    const text = `console.${message.type()}: ${message.text()}${where ? ` (${where})` : ''}`;
+    if (message.type() === 'error' || message.type() === 'assert') problems.push(text);
+    else if (message.type() === 'warning') console.log(`     (page) ${text}`);
+  });
+  page.on('pageerror', (error) => problems.push(`uncaught exception: ${error.stack ?? error.message}`));
+  page.on('crash', () => problems.push('the page crashed'));
+  page.setDefaultTimeout(10_000);
+  pass(`chromium ${browser.version()} started by Playwright`);
 
   // Load.
-  await navigate(() => cdp.send('Page.navigate', { url: serverUrl.href }));
+  await navigate(() => page.goto(serverUrl.href));
   const options = await evaluate(`({
     models: document.getElementById('model').options.length,
     samplers: document.getElementById('sampler').options.length,
@@ -273,15 +199,12 @@ async function main() {
       .observe(document.getElementById('step-text'), { childList: true, characterData: true, subtree: true });
     new MutationObserver(() => { window.previews += document.getElementById('result-image').src.startsWith('data:'); })
       .observe(document.getElementById('result-image'), { attributeFilter: ['src'] });`);
-  await press('ctrlEnter');
-  const started = Date.now();
-  const errorShown = `(() => { const e = document.getElementById('error'); return e.hidden ? '' : 'the page shows the error: ' + e.textContent; })()`;
+  const firstPrevious = await resultJobId();
+  await press('Control+Enter');
+  let started = Date.now();
   await waitFor('the page shows progress', `!document.getElementById('progress-row').hidden`, 5_000, errorShown);
   pass('Ctrl+Enter in the prompt started a job; the progress region is shown');
-  const size = await waitFor('the generated image loads', `(() => {
-    const img = document.getElementById('result-image');
-    return img.dataset.final === 'true' && img.complete && img.naturalWidth > 0 ? img.naturalWidth + 'x' + img.naturalHeight : '';
-  })()`, GENERATE_TIMEOUT_MS, errorShown);
+  const size = await finalImage(firstPrevious);
   pass(`image generated and shown (${size}) in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   const steps = (await evaluate('window.stepTexts')).filter((t) => /^step \d+\/\d+$/.test(t));
   if (!steps.length) fail('the page never showed "step N/M" while the job ran');
@@ -314,7 +237,7 @@ async function main() {
   await evaluate(`document.querySelector('#gallery-list li button').focus()`);
   const label = await evaluate('document.activeElement.textContent');
   if (label !== 'Same seed again') fail(`the gallery entry's first button is "${label}"`);
-  await press('enter');
+  await press('Enter');
   const refilled = await evaluate(`({
     seed: document.getElementById('seed').value,
     steps: document.getElementById('steps').value,
@@ -323,6 +246,37 @@ async function main() {
   if (refilled.seed !== SEED || refilled.steps !== STEPS || refilled.prompt !== PROMPT) fail(`"Same seed again" filled ${JSON.stringify(refilled)}`);
   pass(`"Same seed again" filled the form: seed ${refilled.seed}, ${refilled.steps} steps, prompt "${refilled.prompt}"`);
 
+  // With the mouse, twice: click into the fields, type a prompt at the model's native size, click Generate.
+  const galleryPrompts = [PROMPT];  // the prompts in the gallery, oldest first
+  for (const [n, { prompt, seed }] of CLICKED.entries()) {
+    await clickAndType(page.getByLabel('Prompt', { exact: true }), 'prompt', prompt);
+    if (n === 0) {
+      await clickAndType(page.getByLabel('Width'), 'width', String(native.width));
+      await clickAndType(page.getByLabel('Height'), 'height', String(native.height));
+      await clickAndType(page.getByLabel('Steps'), 'steps', '20');
+    }
+    await clickAndType(page.getByLabel('Seed'), 'seed', seed);
+    const previousJob = await resultJobId();
+    started = Date.now();
+    await page.getByRole('button', { name: 'Generate', exact: true }).click();
+    const clickSize = await finalImage(previousJob);
+    if (clickSize !== `${native.width}x${native.height}`) fail(`the clicked generation's image is ${clickSize}, not ${native.width}x${native.height}`);
+    const status = await evaluate(`document.getElementById('status-text').textContent`);
+    if (!/^Done in /.test(status)) fail(`after the clicked generation the status reads "${status}"`);
+    galleryPrompts.push(prompt);
+    const wanted = [...galleryPrompts].reverse();
+    const clickEntry = await waitFor(`the gallery shows the ${wanted.length} jobs, newest first, each with its image`, `(() => {
+      const items = [...document.querySelectorAll('#gallery-list li')].map((li) => li.innerText.replace(/\\s+/g, ' ').trim());
+      const wanted = ${JSON.stringify(wanted)};
+      return items.length === wanted.length && items.every((item, i) => item.includes(wanted[i])) && /\\bseed ${seed}\\b/.test(items[0])
+        && [...document.querySelectorAll('#gallery-list img')].every((img) => img.complete && img.naturalWidth > 0)
+        ? items[0] : '';
+    })()`, 5_000, null, `'the gallery holds: ' + document.getElementById('gallery-list').innerText.slice(0, 600)`);
+    pass(`a mouse click on Generate made a ${clickSize} image in ${((Date.now() - started) / 1000).toFixed(1)} s ("${status}"); gallery: ${clickEntry}`);
+  }
+  await screenshot('page.png');
+  checkClean('after the clicked generations');
+
   // A bad request through the page shows the server's message. The expected text is what the server
   // answers to the same request sent directly.
   const direct = await fetch(new URL('/v1/jobs', serverUrl), {
@@ -330,40 +284,49 @@ async function main() {
   });
   const expected = (await direct.json())?.error?.message;
   if (direct.ok || !expected) fail(`the server accepted steps 0 or gave no error message (HTTP ${direct.status})`);
-  await tabTo('steps');
+  await tabTo('steps', { backwards: true });
   await typeInto('steps', '0');
-  await press('enter');  // implicit submission from a field of the form
+  await press('Enter');  // implicit submission from a field of the form
   const shown = await waitFor('the error element shows the server message', `(() => {
     const e = document.getElementById('error');
     return !e.hidden && e.getAttribute('role') === 'alert' && e.innerText.includes(${JSON.stringify(expected)}) ? e.innerText.replace(/\\s+/g, ' ') : '';
   })()`, 5_000);
   pass(`steps 0: the page shows the server's error in role=alert: "${shown}"`);
   forgiveFailedRequests(400);
-  await screenshot();
 
   // The API key travels as a Bearer token (an unknown one gets the server's 401 message) and outlives a reload.
   const wrongKey = 'easel_not_a_key';
   const keyAnswer = await fetch(new URL('/v1/models', serverUrl), { headers: { Authorization: `Bearer ${wrongKey}` } });
   const keyMessage = (await keyAnswer.json())?.error?.message;
   if (keyAnswer.status !== 401 || !keyMessage) fail(`the server answered an unknown API key with HTTP ${keyAnswer.status}`);
+  const sentKeys = [];
+  const recordKey = (request) => {
+    const auth = request.headers().authorization;
+    if (auth) sentKeys.push(auth);
+  };
+  page.on('request', recordKey);
   await tabTo('api-key');
   await typeInto('api-key', wrongKey);
-  await press('tab');  // leaving the field stores the key and reloads the lists with it
+  await press('Tab');  // leaving the field stores the key and reloads the lists with it
   const errorIs = (text) => `(() => {
     const e = document.getElementById('error');
     return !e.hidden && e.innerText.includes(${JSON.stringify(text)});
   })()`;
   await waitFor('the page shows the 401 for an unknown API key', errorIs(keyMessage), 5_000);
-  pass(`an unknown API key is sent and refused: "${keyMessage}"`);
-  await navigate(() => cdp.send('Page.reload'));
+  page.off('request', recordKey);
+  if (!sentKeys.length || sentKeys.some((k) => k !== `Bearer ${wrongKey}`)) {
+    fail(`the page should send "Authorization: Bearer ${wrongKey}", it sent: ${JSON.stringify(sentKeys)}`);
+  }
+  pass(`an unknown API key is sent as a Bearer token (${sentKeys.length} request(s)) and refused: "${keyMessage}"`);
+  await navigate(() => page.reload());
   const kept = await evaluate(`document.getElementById('api-key').value`);
   if (kept !== wrongKey) fail(`after a reload the API key field holds "${kept}"`);
   await waitFor('the reloaded page shows the 401 again', errorIs(keyMessage), 5_000);
   pass('the API key is kept across a reload');
   await tabTo('api-key');
-  await press('selectAll');
-  await press('backspace');
-  await press('tab');
+  await press('Control+a');
+  await press('Backspace');
+  await press('Tab');
   await waitFor('the error goes and the lists fill once the key is removed',
     `document.getElementById('error').hidden && document.getElementById('model').options.length > 0`, 5_000);
   const left = await evaluate(`localStorage.getItem('easel.api_key')`);
@@ -378,11 +341,11 @@ async function main() {
   await typeInto('height', '128');
   await tabTo('steps');
   await typeInto('steps', '150');
-  await press('ctrlEnter');
+  await press('Control+Enter');
   await waitFor('the long job runs', `/^step [1-9]/.test(document.getElementById('step-text').textContent)`,
     10_000, errorShown);
   await tabTo('cancel');
-  await press('enter');
+  await press('Enter');
   const cancelled = await waitFor('the job is cancelled', `(() => {
     const text = document.getElementById('status-text').textContent;
     return text === 'Cancelled' && !document.getElementById('generate').disabled ? text : '';
@@ -398,31 +361,31 @@ async function main() {
   })()`, 5_000);
   pass(`Cancel (keyboard) stopped the running job: status "${cancelled}", focus back on Generate, gallery: ${cancelledEntry}`);
   checkClean('at the end');
-  cdp.close();
 }
 
-// EASEL_WEB_SCREENSHOT=FILE.png keeps a picture of the page (with a result, a gallery and an error) to look at.
-async function screenshot() {
-  const file = process.env.EASEL_WEB_SCREENSHOT;
-  if (!file) return;
-  const { data } = await cdp.send('Page.captureScreenshot', { format: 'png', captureBeyondViewport: true });
-  writeFileSync(file, Buffer.from(data, 'base64'));
+// A full-page screenshot in this run's temporary folder (its path printed), and at $EASEL_WEB_SCREENSHOT when set.
+async function screenshot(name) {
+  const file = join(screenshotDir, name);
+  await page.screenshot({ path: file, fullPage: true, animations: 'disabled', caret: 'hide' });
   console.log(`     screenshot: ${file}`);
+  const wanted = name === 'page.png' ? process.env.EASEL_WEB_SCREENSHOT : '';
+  if (wanted) {
+    copyFileSync(file, resolve(wanted));
+    console.log(`     screenshot: ${resolve(wanted)} (EASEL_WEB_SCREENSHOT)`);
+  }
 }
 
-// Loads a page (by `start`) and waits until the page's script has started.
+// Loads a page (by `start`, which waits for its load event) and waits until the page's script has started.
 async function navigate(start) {
-  const loaded = new Promise((resolve) => cdp.on((method) => method === 'Page.loadEventFired' && resolve()));
-  const result = await start();
-  if (result?.errorText) fail(`cannot load ${serverUrl.href}: ${result.errorText}`);
-  await loaded;
+  const response = await start();
+  if (!response?.ok()) fail(`cannot load ${serverUrl.href}: HTTP ${response?.status()}`);
   await waitFor('the page starts (body[data-ready])', 'document.body.dataset.ready === "true"', 10_000);
 }
 
 // The browser logs every request answered with an HTTP error as a console error; those the test provoked
 // on purpose (with this status) are expected.
 function forgiveFailedRequests(status) {
-  const pattern = new RegExp(`^log \\(network\\): .*status of ${status}\\b`);
+  const pattern = new RegExp(`^console\\.error: Failed to load resource: .*status of ${status}\\b`);
   const unexpected = problems.filter((p) => !pattern.test(p));
   problems.length = 0;
   problems.push(...unexpected);
@@ -434,8 +397,28 @@ function checkClean(when) {
   pass(`no console errors, no exceptions, no requests outside ${serverUrl.origin} (${when})`);
 }
 
-main().then(() => {
-  console.log('PASS web page');
-  cleanup();
-  process.exit(0);
-}, (err) => fail(err.stack ?? String(err)));
+let failure = null;
+try {
+  await main();
+} catch (err) {
+  failure = err instanceof TestFailure ? err.message : (err.stack ?? String(err));
+  if (page && !page.isClosed()) {
+    try {
+      await screenshot('failure.png');
+    } catch {
+      // The page is gone; the message says why.
+    }
+  }
+}
+try {
+  await browser?.close();
+} catch {
+  // Closing failed; Playwright kills Chromium when this process exits.
+}
+if (failure !== null) {
+  // The page's own reads of /events end with net::ERR_ABORTED when it has the final event; those are normal.
+  if (failedRequests.length) failure += `\nrequests that failed in the browser:\n  ${failedRequests.join('\n  ')}`;
+  abort(failure);
+}
+console.log('PASS web page');
+process.exit(0);

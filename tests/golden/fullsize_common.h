@@ -22,10 +22,9 @@
 #include <nlohmann/json.hpp>
 
 #include "common/compare.h"
-#include "io/keymap_key_list.h"
+#include "common/random_checkpoint.h"
 #include "io/safetensors.h"
 #include "pipeline/generate.h"
-#include "sampling/rng_torch_cpu.h"
 
 using namespace easel;
 namespace fs = std::filesystem;
@@ -39,30 +38,6 @@ const std::string kVocab = std::string(EASEL_SHARED_DIR) + "/data/clip/bpe_simpl
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-// make_fullsize_goldens.py's weight(i, name, shape), in the same float32 arithmetic, rounded to fp16.
-Tensor make_weight(size_t i, const std::string& name, const Shape& shape) {
-    const int64_t n = shape.numel();
-    const std::string suffix = "embeddings.position_ids";
-    if (name.size() >= suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0) {
-        Tensor t = Tensor::empty(shape, DType::I64);
-        for (int64_t k = 0; k < n; ++k) t.data<int64_t>()[k] = k;
-        return t;
-    }
-    TorchCpuGenerator g(1000 + i);
-    Tensor x = g.randn(shape);
-    float* p = x.data<float>();
-    const bool norm_weight = shape.rank() == 1 &&
-                             (name.find("norm") != std::string::npos || name.find(".ln_") != std::string::npos) &&
-                             name.size() >= 6 && name.compare(name.size() - 6, 6, "weight") == 0;
-    if (shape.rank() <= 1) {
-        for (int64_t k = 0; k < n; ++k) p[k] = norm_weight ? 1.0f + 0.1f * p[k] : 0.05f * p[k];
-    } else {
-        const float s = float(std::min(0.2, 1.0 / std::sqrt(double(n) / double(shape.dim(0)))));
-        for (int64_t k = 0; k < n; ++k) p[k] *= s;
-    }
-    return x.to(DType::F16);
 }
 
 // A single file cannot say whether it predicts noise or velocity: users pass --prediction (or a yaml).
@@ -87,13 +62,9 @@ FullSize* fixture() {
         if (std::getenv("EASEL_SKIP_FULLSIZE")) return nullptr;
         auto x = std::make_unique<FullSize>();
         const auto t0 = std::chrono::steady_clock::now();
-        auto keys = read_key_list_file(kKeys);
-        EASEL_ASSERT(keys.has_value(), keys ? "" : keys.error().to_string());
-        WeightSet w;
-        for (size_t i = 0; i < keys->names().size(); ++i) {
-            const std::string& name = keys->names()[i];
-            EASEL_ASSERT(w.add(name, make_weight(i, name, keys->find(name)->shape())).has_value(), name);
-        }
+        auto built = easel::testing::random_checkpoint(kKeys);
+        EASEL_ASSERT(built.has_value(), built ? "" : built.error().to_string());
+        WeightSet w = std::move(built).value();
         std::printf("generated %zu tensors in %.1f s\n", w.size(), seconds_since(t0));
         x->path = (fs::temp_directory_path() / fmt::format("easel-fullsize-{}-{}.safetensors", kVariant, ::getpid())).string();
         auto st = write_safetensors(x->path, w);

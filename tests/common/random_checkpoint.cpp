@@ -1,0 +1,44 @@
+#include "common/random_checkpoint.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "io/keymap_key_list.h"
+#include "sampling/rng_torch_cpu.h"
+
+namespace easel::testing {
+
+Tensor random_checkpoint_weight(size_t i, const std::string& name, const Shape& shape) {
+    const int64_t n = shape.numel();
+    const std::string suffix = "embeddings.position_ids";
+    if (name.size() >= suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0) {
+        Tensor t = Tensor::empty(shape, DType::I64);
+        for (int64_t k = 0; k < n; ++k) t.data<int64_t>()[k] = k;
+        return t;
+    }
+    TorchCpuGenerator g(1000 + i);
+    Tensor x = g.randn(shape);
+    float* p = x.data<float>();
+    const bool norm_weight = shape.rank() == 1 &&
+                             (name.find("norm") != std::string::npos || name.find(".ln_") != std::string::npos) &&
+                             name.size() >= 6 && name.compare(name.size() - 6, 6, "weight") == 0;
+    if (shape.rank() <= 1) {
+        for (int64_t k = 0; k < n; ++k) p[k] = norm_weight ? 1.0f + 0.1f * p[k] : 0.05f * p[k];
+    } else {
+        const float s = float(std::min(0.2, 1.0 / std::sqrt(double(n) / double(shape.dim(0)))));
+        for (int64_t k = 0; k < n; ++k) p[k] *= s;
+    }
+    return x.to(DType::F16);
+}
+
+Result<WeightSet> random_checkpoint(const std::string& key_list_path) {
+    EASEL_TRY_ASSIGN(auto keys, read_key_list_file(key_list_path));
+    WeightSet w;
+    for (size_t i = 0; i < keys.names().size(); ++i) {
+        const std::string& name = keys.names()[i];
+        EASEL_TRY(w.add(name, random_checkpoint_weight(i, name, keys.find(name)->shape())));
+    }
+    return w;
+}
+
+}  // namespace easel::testing

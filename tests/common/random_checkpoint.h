@@ -1,0 +1,23 @@
+// Random-weight checkpoints with the exact real key layouts, without shipping weights: every tensor is a pure
+// function of its index in a published key list (tests/data/keys/<variant>.ldm.json.gz) and torch's CPU
+// generator, the rule of tools/reference/make_fullsize_goldens.py, rounded to fp16. Used by the full-size parity
+// tests and by the end-to-end benchmark (tools/bench/e2e).
+//
+//   EASEL_TRY_ASSIGN(WeightSet w, random_checkpoint(keys_path));   // ~1.1 G parameters for SD 1.5
+//   EASEL_TRY(write_safetensors("/tmp/sd15-random-fp16.safetensors", w));
+#pragma once
+
+#include <string>
+
+#include "core/tensor.h"
+#include "io/weights.h"
+
+namespace easel::testing {
+
+// make_fullsize_goldens.py's weight(i, name, shape) in the same float32 arithmetic, as fp16 (position_ids: i64).
+Tensor random_checkpoint_weight(size_t index, const std::string& name, const Shape& shape);
+
+// Every tensor of a key list, in its order.
+Result<WeightSet> random_checkpoint(const std::string& key_list_path);
+
+}  // namespace easel::testing
