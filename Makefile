@@ -23,11 +23,15 @@ test: build
 test-asan: setup
 	@cmake --preset asan >/dev/null
 	@cmake --build build/asan -j $(JOBS)
-	@ctest --test-dir build/asan --output-on-failure -j 1 -L 'unit|kernels|fuzz'
+	@ctest --test-dir build/asan --output-on-failure -j 1 -L 'unit|kernels|fuzz|server'
 
 bench: build
 	@mkdir -p build/bench
 	@$(BUILD)/tools/bench/easel_bench_kernels --benchmark_out=build/bench/kernels.json --benchmark_out_format=json
+
+# End to end on a random-weight SD 1.5 (scripts/bench-e2e): PEER=/path/to/sd-cli adds stable-diffusion.cpp, interleaved.
+bench-e2e: build
+	@scripts/bench-e2e $(BUILD)
 
 # libFuzzer targets under ASan+UBSan. FUZZ_SECONDS per target (default 60).
 FUZZ_SECONDS ?= 60

@@ -21,7 +21,8 @@ json errors() {
 
 json op(const char* summary, json responses, json extra = json::object()) {
     json o = {{"summary", summary}, {"responses", std::move(responses)}};
-    for (auto& [k, v] : errors().items())
+    const json errs = errors();  // a named object: items() of a temporary would dangle in the loop
+    for (auto& [k, v] : errs.items())
         if (!o["responses"].contains(k)) o["responses"][k] = v;
     for (auto& [k, v] : extra.items()) o[k] = v;
     return o;

@@ -283,9 +283,12 @@ TEST_F(Http, CancelInterruptAndTheBoundedQueue) {
 
     // A1111's interrupt ends the running job (j2) with the image reached so far.
     const std::string id2 = j2["id"];
-    for (int i = 0; i < 400 && get("/v1/jobs/" + id2).second["status"] != "running"; ++i)
+    // Wait until it has made a step (so it has a latent to preview), however slow the machine.
+    for (int i = 0; i < 1500; ++i) {
+        const json j = get("/v1/jobs/" + id2).second;
+        if (j["status"] == "running" && j["step"].get<int>() >= 1) break;
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    }
     auto [sp, prog] = get("/sdapi/v1/progress");
     ASSERT_EQ(sp, 200);
     EXPECT_GT(prog["state"]["sampling_steps"].get<int>(), 0) << prog.dump();
