@@ -304,6 +304,40 @@ TEST_F(Http, CancelInterruptAndTheBoundedQueue) {
     EXPECT_TRUE(j2done.value("interrupted", false));
 }
 
+TEST_F(Http, SkipMovesToTheNextImageAndRetentionDeletesOldJobs) {
+    server::ServeOptions o;
+    o.limits.keep_jobs = 1;
+    start(o);
+    // Two images; A1111's skip during the first ends it early (decoded as it stands) and the second runs in full.
+    auto [st, sub] = post("/v1/jobs", {{"prompt", "a red circle"}, {"width", 128}, {"height", 128}, {"steps", 100}, {"n_iter", 2}, {"seed", 3}});
+    ASSERT_EQ(st, 202) << sub.dump();
+    const std::string id = sub["id"];
+    for (int i = 0; i < 1500; ++i) {
+        const json j = get("/v1/jobs/" + id).second;
+        if (j["status"] == "running" && j["step"].get<int>() >= 1) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    EXPECT_EQ(post_raw("/sdapi/v1/skip", "").first, 200);
+    const json done = wait_job(id);
+    ASSERT_EQ(done["status"], "done") << done.dump();
+    ASSERT_EQ(done["images"].size(), 2u) << "skip ends one image, not the job";
+    EXPECT_EQ(done["images"][1]["seed"], 4);
+    EXPECT_FALSE(done.value("interrupted", false));
+    auto first = client_->Get(done["images"][0]["url"].get<std::string>().c_str());
+    ASSERT_TRUE(first);
+    EXPECT_EQ(first->status, 200);
+
+    // keep_jobs 1: the next finished job pushes this one (and its images) out.
+    auto [s2, j2] = post("/v1/jobs", {{"prompt", "a blue square"}, {"steps", 2}});
+    ASSERT_EQ(s2, 202);
+    EXPECT_EQ(wait_job(j2["id"])["status"], "done");
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));  // retention runs after the job is recorded
+    EXPECT_EQ(get("/v1/jobs/" + id).first, 404);
+    EXPECT_EQ(client_->Get(done["images"][0]["url"].get<std::string>().c_str())->status, 404);
+    EXPECT_FALSE(std::filesystem::exists(data_ / "images" / id)) << "its images are deleted too";
+    EXPECT_TRUE(std::filesystem::exists(data_ / "images" / j2["id"].get<std::string>()));
+}
+
 TEST_F(Http, BadRequestsGetTheEnvelopeAndTheServerStaysUp) {
     server::ServeOptions o;
     o.limits.max_body_bytes = 4096;
@@ -417,6 +451,17 @@ TEST_F(Http, ApiKeysQuotasRateLimitsAndIsolation) {
     EXPECT_NE(rr->body.find("limited to 4 requests per minute"), std::string::npos) << rr->body;
     EXPECT_FALSE(rr->get_header_value("Retry-After").empty());
 
+    // Keys are stored hashed: the database never holds a secret.
+    {
+        std::string bytes;  // WAL mode: recent writes are in the -wal file
+        for (const char* file : {"easel.db", "easel.db-wal"}) {
+            std::ifstream db(data_ / file, std::ios::binary);
+            bytes.append((std::istreambuf_iterator<char>(db)), std::istreambuf_iterator<char>());
+        }
+        EXPECT_NE(bytes.find("alice"), std::string::npos) << "the check looks at the right bytes";
+        EXPECT_EQ(bytes.find(ka), std::string::npos);
+        EXPECT_EQ(bytes.find(kb), std::string::npos);
+    }
     // Revocation takes effect at once, even from another process's `easel keys revoke`.
     ASSERT_TRUE(server::revoke_key(data_.string(), "alice"));
     auto [sr, er] = get("/v1/models", ka);
