@@ -380,7 +380,7 @@ int cmd_serve(int argc, char** argv) {
     auto& host = a.add_string("--host", "", "127.0.0.1", "address to listen on (another than loopback needs API keys or --api-auth)");
     auto& port = a.add_int("--port", "", 7860, "port (0: any free port, printed)");
     auto& data = a.add_string("--data", "", "", "folder for the job database and images (default: " + server::default_data_dir() + ")");
-    auto& model = a.add_string("--model", "-m", "", "model file or folder to serve (comma-separated for several; the first is the default)");
+    a.add_string("--model", "-m", "", "model file or folder to serve; repeat -m (or separate with commas) for several; the first is the default");
     auto& models_dir = a.add_string("--models-dir", "", "", "folder of more models, loaded when first asked for");
     auto& api_auth = a.add_string("--api-auth", "", "", "user:password[,user2:password2] for HTTP Basic, as A1111's --api-auth");
     auto& insecure = a.add_bool("--insecure-no-auth", "", "allow a non-loopback --host without keys or --api-auth");
@@ -396,7 +396,21 @@ int cmd_serve(int argc, char** argv) {
     auto& web_dir = a.add_string("--web-dir", "", "", "serve the web page from this folder instead of the built-in copy");
     auto& threads = a.add_int("--threads", "", num_threads(), "CPU threads");
     auto& isa = a.add_string("--cpu-isa", "", "", "cap the SIMD level: ref, avx2, avx512, avx512bf16");
-    if (auto st = a.parse(argc, argv); !st) return fail(st.error());
+    // -m may be given several times (and each may list several, comma-separated): collect them all here, since
+    // the flag parser keeps only the last value of a flag.
+    std::vector<std::string> model_args;
+    std::vector<char*> rest;
+    for (int i = 0; i < argc; ++i) {
+        const std::string arg = argv[i];
+        if ((arg == "-m" || arg == "--model") && i + 1 < argc) {
+            model_args.emplace_back(argv[++i]);
+        } else if (arg.rfind("--model=", 0) == 0) {
+            model_args.push_back(arg.substr(8));
+        } else {
+            rest.push_back(argv[i]);
+        }
+    }
+    if (auto st = a.parse(int(rest.size()), rest.data()); !st) return fail(st.error());
     if (a.help_requested()) {
         std::printf("%s", a.help().c_str());
         return 0;
@@ -414,12 +428,13 @@ int cmd_serve(int argc, char** argv) {
     o.host = host.s;
     o.port = int(port.i);
     o.data_dir = data.s;
-    for (size_t start = 0; !model.s.empty() && start <= model.s.size();) {
-        const size_t comma = model.s.find(',', start);
-        o.models.push_back(model.s.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
-        if (comma == std::string::npos) break;
-        start = comma + 1;
-    }
+    for (const std::string& list : model_args)
+        for (size_t start = 0; !list.empty() && start <= list.size();) {
+            const size_t comma = list.find(',', start);
+            o.models.push_back(list.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+            if (comma == std::string::npos) break;
+            start = comma + 1;
+        }
     o.models_dir = models_dir.s;
     if (o.models.empty() && o.models_dir.empty()) {
         auto d = default_model_path();

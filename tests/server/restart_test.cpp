@@ -135,6 +135,9 @@ TEST(Keys, CreateListRevokeFromTheCommandLine) {
     EXPECT_NE(run_cli("keys list" + d).find("revoked"), std::string::npos);
     EXPECT_NE(run_cli("keys revoke nobody" + d).find("error: no key with the id or name 'nobody'"), std::string::npos);
     EXPECT_NE(run_cli("keys frobnicate" + d).find("unknown keys command"), std::string::npos);
+    // Several -m flags are all kept (the first missing one is named; a parser keeping only the last would start).
+    const std::string two = run_cli("serve -m /nonexistent/first.safetensors -m " + std::string(EASEL_SOURCE_DIR) + "/models/tiny --port 0" + d);
+    EXPECT_NE(two.find("error: -m /nonexistent/first.safetensors: no such file or folder"), std::string::npos) << two;
     const std::string bad = run_cli("serve --port 99999" + d);
     EXPECT_NE(bad.find("error: --port: must be between 0 and 65535, got 99999"), std::string::npos) << bad;
     fs::remove_all(data);
