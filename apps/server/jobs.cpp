@@ -4,7 +4,6 @@
 #include <chrono>
 #include <ctime>
 #include <filesystem>
-#include <fstream>
 #include <random>
 
 #include <fmt/format.h>
@@ -37,7 +36,11 @@ struct JobQueue::Job {
     std::string preview_png;           // made by the worker with the real VAE when that is cheap
     std::atomic<int> stop{kNone};
     uint64_t version = 1;
-    JobRecord record;                  // filled when finished
+
+    // Share of the whole job done (images x steps), 0 unless sampling has started.
+    double progress() const {
+        return total > 0 ? std::clamp((image + double(step) / total) / std::max(1, images), 0.0, 1.0) : 0.0;
+    }
 };
 
 struct JobQueue::Slot {
@@ -370,7 +373,6 @@ void JobQueue::finish(const std::shared_ptr<Job>& job, const std::string& status
     {
         std::lock_guard<std::mutex> lk(mu_);
         job->status = status;
-        job->record.status = status;
         ++job->version;
         active_.erase(job->id);
         recent_[job->id] = job;
@@ -462,9 +464,8 @@ json JobQueue::live_json(const Job& j, bool with_preview) {
     o["total_steps"] = j.total;
     o["image_index"] = j.image;
     o["image_count"] = j.images;
-    double progress = 0;
-    if (j.status == "running" && j.total > 0) progress = (j.image + double(j.step) / j.total) / std::max(1, j.images);
-    o["progress"] = std::clamp(progress, 0.0, 1.0);
+    const double progress = j.status == "running" ? j.progress() : 0.0;
+    o["progress"] = progress;
     const double elapsed = j.started_ms ? double(now_ms() - j.started_ms) / 1000.0 : 0.0;
     o["eta_s"] = progress > 0.01 ? json(elapsed / progress - elapsed) : json(nullptr);
     o["error"] = nullptr;
@@ -529,12 +530,7 @@ Result<json> JobQueue::job_json(const std::string& id, const Caller& caller, boo
     }
     EASEL_TRY_ASSIGN(auto rec, store_.get_job(id));
     if (!rec || (!caller.all_jobs && rec->key_id != caller.key_id)) return Error::not_found(fmt::format("no job '{}'", id));
-    if (rec->status == "queued" || rec->status == "running") {
-        // Between the store and the in-memory queue (a job being finished right now): report what the store says.
-        json o = record_json(*rec);
-        return o;
-    }
-    return record_json(*rec);
+    return record_json(*rec);  // finished (or between the store and the queue: what the store says)
 }
 
 Result<json> JobQueue::list_json(const Caller& caller, int limit) {
@@ -600,9 +596,7 @@ Result<json> JobQueue::a1111_result(const std::string& id) {
         if (result.contains("images") && result["images"].is_array())
             for (const json& im : result["images"]) {
                 if (!im.is_object() || !im.contains("file") || !im["file"].is_string()) continue;
-                std::ifstream f(im["file"].get<std::string>(), std::ios::binary);
-                std::string bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-                images.push_back(base64_encode(bytes));
+                images.push_back(base64_encode(read_whole_file(im["file"].get<std::string>()).value_or("")));
             }
         if (result.contains("info")) info = result["info"];
     }
@@ -633,7 +627,7 @@ json JobQueue::a1111_progress(bool with_image) {
                   {"job_timestamp", "0"}, {"job_no", 0}, {"sampling_step", 0}, {"sampling_steps", 0}};
     if (!running) return json{{"progress", 0.0}, {"eta_relative", 0.0}, {"state", state}, {"current_image", nullptr}, {"textinfo", nullptr}};
     const Job& j = *running;
-    const double progress = j.total > 0 ? std::clamp((j.image + double(j.step) / j.total) / std::max(1, j.images), 0.0, 1.0) : 0.0;
+    const double progress = j.progress();
     const double elapsed = double(now_ms() - j.started_ms) / 1000.0;
     state["skipped"] = j.stop == kSkip;
     state["interrupted"] = j.stop == kInterrupt;

@@ -3,6 +3,7 @@
 #include <array>
 #include <cctype>
 #include <cmath>
+#include <fstream>
 #include <random>
 
 #include <fmt/format.h>
@@ -364,6 +365,12 @@ Result<GenerationRequest> parse_generation_request(const json& body, RequestKind
     }
     if (p.clip_skip != 1) out["override_settings"]["CLIP_stop_at_last_layers"] = p.clip_skip;
     return r;
+}
+
+std::optional<std::string> read_whole_file(const std::string& path) {
+    std::ifstream f(path, std::ios::binary);
+    if (!f) return std::nullopt;
+    return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
 }
 
 std::string base64_encode(const uint8_t* data, size_t n) {

@@ -57,6 +57,9 @@ Result<std::optional<int64_t>> get_int(const json& o, const char* key);
 Result<std::optional<double>> get_number(const json& o, const char* key);
 Result<std::optional<bool>> get_bool(const json& o, const char* key);
 
+// A whole file's bytes, or nullopt when it cannot be opened.
+std::optional<std::string> read_whole_file(const std::string& path);
+
 // Base64 (RFC 4648, standard alphabet; decode also takes a data: URL and ignores whitespace).
 std::string base64_encode(const std::string& bytes);
 std::string base64_encode(const uint8_t* data, size_t n);

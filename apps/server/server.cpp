@@ -8,8 +8,8 @@
 #include <atomic>
 #include <csignal>
 #include <filesystem>
-#include <fstream>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include <fmt/format.h>
@@ -124,7 +124,8 @@ private:
     httplib::Server::Handler api(ApiHandler h);
 
     void static_file(const std::string& name, httplib::Response& res);
-    void submit(const httplib::Request& req, httplib::Response& res, const Auth& a, RequestKind kind, bool a1111);
+    // kind: nullopt picks img2img when the body has init_images (our /v1/jobs).
+    void submit(const httplib::Request& req, httplib::Response& res, const Auth& a, std::optional<RequestKind> kind, bool a1111);
     json models_json();
     json sd_models_json();
     json options_json();
@@ -237,11 +238,9 @@ void Server::static_file(const std::string& name, httplib::Response& res) {
     if (web_dir.empty())
         if (const char* e = std::getenv("EASEL_WEB_DIR")) web_dir = e;
     if (!web_dir.empty()) {
-        std::ifstream f(fs::path(web_dir) / name, std::ios::binary);
-        if (f) {
-            std::string bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+        if (auto bytes = read_whole_file((fs::path(web_dir) / name).string())) {
             res.set_header("Cache-Control", "no-cache");
-            res.set_content(bytes, content_type_for(name));
+            res.set_content(*bytes, content_type_for(name));
             return;
         }
     }
@@ -286,9 +285,12 @@ json Server::options_json() {
                 {"randn_source", "CPU"}, {"eta_noise_seed_delta", 0}, {"sd_vae", "Automatic"}};
 }
 
-void Server::submit(const httplib::Request& req, httplib::Response& res, const Auth& a, RequestKind kind, bool a1111) {
+void Server::submit(const httplib::Request& req, httplib::Response& res, const Auth& a, std::optional<RequestKind> kind_or_auto,
+                    bool a1111) {
     auto body = parse_body(req);
     if (!body) return send_error(res, body.error());
+    // /v1/jobs takes both kinds: img2img when init_images is present.
+    const RequestKind kind = kind_or_auto ? *kind_or_auto : body->contains("init_images") ? RequestKind::Img2Img : RequestKind::Txt2Img;
     RequestDefaults d = a1111_defaults();
     if (!a1111) {
         // Our own API defaults to what suits the model: its native size, 20 steps, Euler a.
@@ -344,9 +346,7 @@ void Server::install(httplib::Server& svr) {
     // Our API.
     svr.Get("/v1/models", api([this](const httplib::Request&, httplib::Response& res, const Auth&) { send_json(res, models_json()); }));
     svr.Post("/v1/jobs", api([this](const httplib::Request& req, httplib::Response& res, const Auth& a) {
-        auto body = parse_body(req);
-        const bool img2img = body && body->contains("init_images");
-        submit(req, res, a, img2img ? RequestKind::Img2Img : RequestKind::Txt2Img, false);
+        submit(req, res, a, std::nullopt, false);
     }));
     svr.Get("/v1/jobs", api([this](const httplib::Request& req, httplib::Response& res, const Auth& a) {
         int limit = 50;
@@ -376,12 +376,11 @@ void Server::install(httplib::Server& svr) {
     svr.Get(R"(/v1/jobs/([0-9a-f]{1,64})/images/(\d{1,4}))", api([this](const httplib::Request& req, httplib::Response& res, const Auth& a) {
         auto path = queue_.image_file(req.matches[1], std::stoi(req.matches[2]), a.caller);
         if (!path) return send_error(res, path.error());
-        std::ifstream f(*path, std::ios::binary);
-        if (!f) return send_error(res, 404, "not_found", "the image file is gone (retention limit)");
-        std::string bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+        auto bytes = read_whole_file(*path);
+        if (!bytes) return send_error(res, 404, "not_found", "the image file is gone (retention limit)");
         res.set_header("Content-Disposition", fmt::format("inline; filename=\"easel-{}-{}.png\"", std::string(req.matches[1]),
                                                           std::string(req.matches[2])));
-        res.set_content(bytes, "image/png");
+        res.set_content(*bytes, "image/png");
     }));
     svr.Get(R"(/v1/jobs/([0-9a-f]{1,64})/events)", api([this](const httplib::Request& req, httplib::Response& res, const Auth& a) {
         const std::string id = req.matches[1];

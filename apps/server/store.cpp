@@ -88,6 +88,20 @@ JobRecord read_job(const Stmt& s) {
     return j;
 }
 
+constexpr const char* kKeyColumns = "id, name, hash, quota_per_day, rate_per_min, created_ms, revoked";
+
+// Every row a statement yields, each turned into a record by `read`.
+template <class Read>
+auto read_rows(Stmt& s, Read read) -> Result<std::vector<decltype(read(s))>> {
+    std::vector<decltype(read(s))> out;
+    for (;;) {
+        EASEL_TRY_ASSIGN(bool row, s.step());
+        if (!row) break;
+        out.push_back(read(s));
+    }
+    return out;
+}
+
 KeyRecord read_key(const Stmt& s) {
     KeyRecord k;
     k.id = s.text(0);
@@ -181,13 +195,7 @@ Result<std::vector<JobRecord>> Store::list_jobs(const std::string& key_id, bool 
     Stmt s(db_, sql.c_str());
     if (!all_keys) s.bind(key_id);
     s.bind(int64_t(limit));
-    std::vector<JobRecord> out;
-    for (;;) {
-        EASEL_TRY_ASSIGN(bool row, s.step());
-        if (!row) break;
-        out.push_back(read_job(s));
-    }
-    return out;
+    return read_rows(s, read_job);
 }
 
 Result<std::vector<JobRecord>> Store::requeue_unfinished() {
@@ -197,13 +205,7 @@ Result<std::vector<JobRecord>> Store::requeue_unfinished() {
         EASEL_TRY(s.run());
     }
     Stmt s(db_, fmt::format("SELECT {} FROM jobs WHERE status = 'queued' ORDER BY seq", kJobColumns).c_str());
-    std::vector<JobRecord> out;
-    for (;;) {
-        EASEL_TRY_ASSIGN(bool row, s.step());
-        if (!row) break;
-        out.push_back(read_job(s));
-    }
-    return out;
+    return read_rows(s, read_job);
 }
 
 Result<std::vector<JobRecord>> Store::prune_finished(int keep) {
@@ -213,11 +215,7 @@ Result<std::vector<JobRecord>> Store::prune_finished(int keep) {
         Stmt s(db_, fmt::format("SELECT {} FROM jobs WHERE status IN ('done', 'failed', 'cancelled') "
                                 "ORDER BY seq DESC LIMIT -1 OFFSET ?", kJobColumns).c_str());
         s.bind(int64_t(keep));
-        for (;;) {
-            EASEL_TRY_ASSIGN(bool row, s.step());
-            if (!row) break;
-            out.push_back(read_job(s));
-        }
+        EASEL_TRY_ASSIGN(out, read_rows(s, read_job));
     }
     for (const JobRecord& j : out) {
         Stmt d(db_, "DELETE FROM jobs WHERE id = ?");
@@ -240,19 +238,13 @@ Status Store::insert_key(const KeyRecord& key) {
 
 Result<std::vector<KeyRecord>> Store::list_keys() {
     std::lock_guard<std::mutex> lk(mu_);
-    Stmt s(db_, "SELECT id, name, hash, quota_per_day, rate_per_min, created_ms, revoked FROM keys ORDER BY created_ms");
-    std::vector<KeyRecord> out;
-    for (;;) {
-        EASEL_TRY_ASSIGN(bool row, s.step());
-        if (!row) break;
-        out.push_back(read_key(s));
-    }
-    return out;
+    Stmt s(db_, fmt::format("SELECT {} FROM keys ORDER BY created_ms", kKeyColumns).c_str());
+    return read_rows(s, read_key);
 }
 
 Result<std::optional<KeyRecord>> Store::find_key_by_hash(const std::string& hash) {
     std::lock_guard<std::mutex> lk(mu_);
-    Stmt s(db_, "SELECT id, name, hash, quota_per_day, rate_per_min, created_ms, revoked FROM keys WHERE hash = ?");
+    Stmt s(db_, fmt::format("SELECT {} FROM keys WHERE hash = ?", kKeyColumns).c_str());
     s.bind(hash);
     EASEL_TRY_ASSIGN(bool row, s.step());
     if (!row) return std::optional<KeyRecord>();
