@@ -22,6 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/compare.h"
+#include "common/golden_case.h"
 #include "common/random_checkpoint.h"
 #include "io/safetensors.h"
 #include "pipeline/generate.h"
@@ -116,15 +117,7 @@ TEST_P(FullSizeCase, Fp16SingleFileMatchesReference) {
     std::printf("%-16s cond   %s\n", name.c_str(), rc.summary().c_str());
     EXPECT_TRUE(rc.passed()) << rc.summary();
 
-    GenerateParams p;
-    p.prompt = j["prompt"];
-    p.negative_prompt = j["negative"];
-    p.steps = j["steps"];
-    p.cfg_scale = j["cfg"];
-    p.seed = j["seed"];
-    p.width = p.height = 64;
-    p.sampler = parse_sampler_name(j["sampler"].get<std::string>()).value();
-    p.schedule = parse_schedule_name(j["schedule"].get<std::string>()).value();
+    GenerateParams p = easel::testing::case_params(j, 64);
     const auto t0 = std::chrono::steady_clock::now();
     auto out = generate(*f->fp32, p);
     ASSERT_TRUE(out) << out.error().to_string();

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/compare.h"
+#include "common/golden_case.h"
 #include "io/safetensors.h"
 #include "pipeline/generate.h"
 
@@ -45,15 +46,7 @@ TEST_P(PipelineGolden, MatchesKDiffusionReference) {
     Fixture& f = fixture();
     const std::string name = GetParam();
     const auto j = nlohmann::json::parse(f.cases.metadata.at(name + ".params"));
-    GenerateParams p;
-    p.prompt = j["prompt"];
-    p.negative_prompt = j["negative"];
-    p.steps = j["steps"];
-    p.cfg_scale = j["cfg"];
-    p.seed = j["seed"];
-    p.width = p.height = 32;
-    p.sampler = parse_sampler_name(j["sampler"].get<std::string>()).value();
-    p.schedule = parse_schedule_name(j["schedule"].get<std::string>()).value();
+    GenerateParams p = easel::testing::case_params(j, 32);
     if (!j["strength"].is_null()) {
         const Tensor& init = *f.cases.find("init_image");  // [1, 3, 32, 32] u8
         Image img;
@@ -99,13 +92,7 @@ TEST_P(PipelineDiffusersGolden, MatchesStableDiffusionPipeline) {
     }();
     const std::string name = GetParam();
     const auto j = nlohmann::json::parse(cases.metadata.at(name + ".params"));
-    GenerateParams p;
-    p.prompt = j["prompt"];
-    p.negative_prompt = j["negative"];
-    p.steps = j["steps"];
-    p.cfg_scale = j["cfg"];
-    p.seed = j["seed"];
-    p.width = p.height = 32;
+    GenerateParams p = easel::testing::case_params(j, 32);
     p.schedule_from = ScheduleFrom::Diffusers;
     std::string sched = j["scheduler"];
     if (sched.size() > 7 && sched.compare(sched.size() - 7, 7, "_karras") == 0) {
@@ -207,13 +194,7 @@ TEST_P(InpaintGolden, MatchesReference) {
         EXPECT_EQ(model.info.unet.in_channels, 9);
         EXPECT_EQ(model.info.family, ModelFamily::SD1Inpaint);
     }
-    GenerateParams p;
-    p.prompt = j["prompt"];
-    p.steps = j["steps"];
-    p.cfg_scale = j["cfg"];
-    p.seed = j["seed"];
-    p.width = p.height = 32;
-    p.sampler = parse_sampler_name(j["sampler"].get<std::string>()).value();
+    GenerateParams p = easel::testing::case_params(j, 32);
     p.denoising_strength = j["strength"];
     p.mask_blur = std::stoi(cases.metadata.at("mask_blur"));
     const Tensor& init = *cases.find("init_image");  // [1, 3, 32, 32] u8

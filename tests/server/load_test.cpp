@@ -23,6 +23,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "child_server.h"
+
 using json = nlohmann::json;
 namespace fs = std::filesystem;
 
@@ -41,25 +43,10 @@ TEST(Load, TwentyClientsTwoHundredJobs) {
     constexpr int kClients = 20, kJobsPerClient = 10, kQueue = 16;
     const fs::path data = fs::temp_directory_path() / ("easel_load_" + std::to_string(getpid()));
     fs::remove_all(data);
-    int out[2];
-    ASSERT_EQ(pipe(out), 0);
-    const pid_t pid = fork();
-    if (pid == 0) {
-        dup2(out[1], 1);
-        close(out[0]);
-        close(out[1]);
-        const std::string d = data.string(), q = std::to_string(kQueue);
-        execl(EASEL_CLI, EASEL_CLI, "serve", "--port", "0", "--data", d.c_str(), "--queue-size", q.c_str(),
-              static_cast<char*>(nullptr));
-        _exit(127);
-    }
-    close(out[1]);
-    std::string line;
-    char ch;
-    while (read(out[0], &ch, 1) == 1 && ch != '\n') line.push_back(ch);
-    close(out[0]);
-    ASSERT_EQ(line.rfind("easel serve: listening on", 0), 0u) << line;
-    const int port = std::stoi(line.substr(line.rfind(':') + 1));
+    const easel::testing::Child server = easel::testing::start_server(data, {"--queue-size", std::to_string(kQueue)});
+    ASSERT_GT(server.port, 0) << server.first_line;
+    const pid_t pid = server.pid;
+    const int port = server.port;
 
     const auto t0 = std::chrono::steady_clock::now();
     std::mutex mu;

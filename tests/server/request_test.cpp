@@ -185,6 +185,17 @@ protected:
         fs::create_directories(dir_);
     }
     void TearDown() override { fs::remove_all(dir_); }
+    // A queued txt2img job with an empty request, as submit() would store it.
+    static JobRecord queued_job(const std::string& id, const std::string& model, int64_t created_ms) {
+        JobRecord j;
+        j.id = id;
+        j.model = model;
+        j.kind = "txt2img";
+        j.request_json = "{}";
+        j.status = "queued";
+        j.created_ms = created_ms;
+        return j;
+    }
     fs::path dir_;
 };
 
@@ -193,13 +204,7 @@ TEST_F(StoreTest, JobsSurviveReopeningAndRunningOnesAreQueuedAgain) {
         auto s = Store::open((dir_ / "db").string());
         ASSERT_TRUE(s) << s.error().to_string();
         for (int i = 0; i < 4; ++i) {
-            JobRecord j;
-            j.id = "job" + std::to_string(i);
-            j.model = "tiny";
-            j.kind = "txt2img";
-            j.request_json = "{}";
-            j.status = "queued";
-            j.created_ms = 1000 + i;
+            JobRecord j = queued_job("job" + std::to_string(i), "tiny", 1000 + i);
             ASSERT_TRUE((*s)->insert_job(j));
         }
         ASSERT_TRUE((*s)->set_running("job0", 2000));
@@ -226,12 +231,7 @@ TEST_F(StoreTest, RetentionRemovesTheOldestFinishedJobs) {
     auto s = Store::open((dir_ / "db").string());
     ASSERT_TRUE(s);
     for (int i = 0; i < 5; ++i) {
-        JobRecord j;
-        j.id = "j" + std::to_string(i);
-        j.model = "m";
-        j.kind = "txt2img";
-        j.request_json = "{}";
-        j.status = "queued";
+        JobRecord j = queued_job("j" + std::to_string(i), "m", 0);
         ASSERT_TRUE((*s)->insert_job(j));
         if (i != 2) {
             ASSERT_TRUE((*s)->finish_job(j.id, "done", "", 1, "{}"));

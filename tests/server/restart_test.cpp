@@ -17,40 +17,15 @@
 
 #include <nlohmann/json.hpp>
 
+#include "child_server.h"
+
 using json = nlohmann::json;
 namespace fs = std::filesystem;
 
 namespace {
 
-struct Child {
-    pid_t pid = -1;
-    int port = 0;
-};
-
-// Starts `easel serve --port 0 --data DIR` and reads the port from its first stdout line.
-Child start_server(const fs::path& data) {
-    int out[2];
-    if (pipe(out) != 0) return {};
-    const pid_t pid = fork();
-    if (pid == 0) {
-        dup2(out[1], 1);
-        close(out[0]);
-        close(out[1]);
-        const std::string d = data.string();
-        execl(EASEL_CLI, EASEL_CLI, "serve", "--port", "0", "--data", d.c_str(), static_cast<char*>(nullptr));
-        _exit(127);
-    }
-    close(out[1]);
-    std::string line;
-    char c;
-    while (read(out[0], &c, 1) == 1 && c != '\n') line.push_back(c);
-    close(out[0]);
-    Child ch;
-    ch.pid = pid;
-    const size_t colon = line.rfind(':');
-    if (line.rfind("easel serve: listening on", 0) == 0 && colon != std::string::npos) ch.port = std::stoi(line.substr(colon + 1));
-    return ch;
-}
+using easel::testing::Child;
+using easel::testing::start_server;
 
 std::string run_cli(const std::string& args) {
     std::string out;
