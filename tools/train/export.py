@@ -431,15 +431,20 @@ def reference(folder: str, out: str) -> None:
 
 
 def evaluate(folder: str, out_json: str, count: int, seed: int = 0, grid_path: str | None = None) -> dict:
-    """Generates the first `count` held-out captions (20 Euler steps, CFG 6) and scores them."""
+    """Generates `count` held-out caption/seed pairs (20 Euler steps, CFG 6) and scores them. Up to the number of
+    held-out captions, they are spread over all of them; beyond it every caption comes round again, in a later
+    batch and so with other noise (160 = each caption with two seeds, as the C++ test does)."""
     import numpy as np
     import torch
     from PIL import Image
     import data
     pipe = make_pipeline(folder)
     scenes = data.heldout_scenes()
-    # spread the sample over all held-out combos when count is small
-    idx = np.linspace(0, len(scenes) - 1, min(count, len(scenes))).round().astype(int)
+    if count <= len(scenes):
+        # spread the sample over all held-out combos when count is small
+        idx = np.linspace(0, len(scenes) - 1, count).round().astype(int)
+    else:
+        idx = np.arange(count) % len(scenes)
     chosen = [scenes[i] for i in idx]
     images = []
     for start in range(0, len(chosen), 16):
@@ -479,7 +484,7 @@ def export_all(final_pt: str, out: str, seed: int = 1, quick: bool = False, eval
           f"{yaml_path}")
     reference(dd, os.path.join(out, "reference"))
     print(f"export: reference generations in {os.path.join(out, 'reference')}")
-    count = eval_count if eval_count is not None else (16 if quick else 80)
+    count = eval_count if eval_count is not None else (16 if quick else 160)
     r = evaluate(dd, os.path.join(out, "eval.json"), count, seed, os.path.join(out, "eval_grid.png"))
     print(f"export: held-out evaluation on {r['count']} captions: " +
           ", ".join(f"{k} {v:.0%}" for k, v in r["scores"].items()))

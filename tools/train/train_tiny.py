@@ -14,7 +14,10 @@ Stages (each resumes from its checkpoint in --out if one is there; --fresh ignor
      the way SD's 0.18215 was chosen.
   3. Text encoder (CLIPTextModel) + UNet2DConditionModel trained jointly, eps-prediction on SD 1.x's
      scaled-linear schedule (0.00085 -> 0.012, 1000 steps), caption dropout (empty caption) for
-     classifier-free guidance, EMA of the weights; stops at --unet-steps or --unet-minutes.
+     classifier-free guidance, EMA of the weights; stops at --unet-steps or --unet-minutes. 30% of each
+     batch's timesteps come from t >= 700 and each sample's eps-MSE is weighted by min(1/alphabar_t, 50)
+     (--high-t-fraction, --high-noise-weight): without both, the model never learns the position words
+     (tools/train/README.md). --device cuda runs this stage on a GPU.
   4. Export (export.py): diffusers folder, LDM single file + yaml, reference generations.
 
 Every run appends to <out>/train_log.csv (ISO time, elapsed seconds, stage, step, loss, lr, metric,
@@ -44,6 +47,9 @@ def parse_args(argv=None):
     ap.add_argument("--out", default=os.path.join(_HERE, "..", "..", "build", "train-tiny"))
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu",
+                    help="torch device for stage 3 (e.g. cuda); the random draws stay on the CPU generators, so a "
+                         "run samples the same batches on any device")
     ap.add_argument("--fresh", action="store_true", help="ignore existing checkpoints in --out")
     ap.add_argument("--quick", action="store_true", help="smoke run: a few minutes in all")
     ap.add_argument("--benchmark", action="store_true", help="measure samples/s of both stages and exit")
@@ -76,10 +82,13 @@ def parse_args(argv=None):
     g.add_argument("--unet-lr", type=float, default=5e-4)
     g.add_argument("--caption-dropout", type=float, default=0.1)
     g.add_argument("--ema", type=float, default=0.999)
-    g.add_argument("--high-noise-weight", type=float, default=0.0, metavar="CAP",
+    g.add_argument("--high-noise-weight", type=float, default=50.0, metavar="CAP",
                    help="experimental: weight each sample's eps-MSE by min(1/alphabar_t, CAP) (normalised to mean 1 "
                         "over t; CAP 214 = v-prediction's implied weighting), so the high-noise steps where only the "
                         "caption tells where the shape goes get more of the gradient; 0 = SD's plain eps-MSE")
+    g.add_argument("--high-t-fraction", type=float, default=0.3, metavar="F",
+                   help="experimental: draw this fraction of each batch's timesteps from t >= 700 (where the caption "
+                        "alone says where the shape goes) instead of uniformly; 0 = SD's uniform draw")
     g = ap.add_argument_group("logging")
     g.add_argument("--log-every", type=int, default=50, help="steps")
     g.add_argument("--eval-every", type=int, default=250, help="VAE steps between PSNR checks")
@@ -334,6 +343,8 @@ def train_unet(a, lat, log: Logger, minutes: float):
     te = tm.build_text_encoder(len(tok.vocab), tok.bos, tok.eos)
     unet = tm.build_unet()
     models = torch.nn.ModuleDict({"text_encoder": te, "unet": unet})
+    dev = torch.device(a.device)
+    models.to(dev)
     ema = copy.deepcopy(models).requires_grad_(False)
     params = [p for p in models.parameters()]
     opt = torch.optim.AdamW(params, lr=a.unet_lr, weight_decay=0.01)
@@ -341,7 +352,7 @@ def train_unet(a, lat, log: Logger, minutes: float):
     t_weight = None
     if a.high_noise_weight > 0:
         t_weight = (1.0 / acp).clamp(max=a.high_noise_weight)
-        t_weight = t_weight / t_weight.mean()
+        t_weight = (t_weight / t_weight.mean()).to(dev)
     rng = random.Random(a.seed + 3)
     gen = torch.Generator().manual_seed(a.seed + 4)
     scenes = [data.Scene(*s) for s in lat["scenes"]]
@@ -382,7 +393,12 @@ def train_unet(a, lat, log: Logger, minutes: float):
         x0 = (mean[idx] + std[idx] * torch.randn(mean[idx].shape, generator=gen)) * scale
         noise = torch.randn(x0.shape, generator=gen)
         t = torch.randint(0, len(acp), (a.unet_batch,), generator=gen)
+        if a.high_t_fraction > 0:
+            high = torch.rand(a.unet_batch, generator=gen) < a.high_t_fraction
+            t = torch.where(high, torch.randint(700, len(acp), (a.unet_batch,), generator=gen), t)
         ab = acp[t].view(-1, 1, 1, 1)
+        if dev.type != "cpu":
+            ids, x0, noise, t, ab = (v.to(dev, non_blocking=True) for v in (ids, x0, noise, t, ab))
         xt = ab.sqrt() * x0 + (1 - ab).sqrt() * noise
         ctx = te(ids).last_hidden_state
         pred = unet(xt, t, ctx).sample
@@ -410,6 +426,7 @@ def train_unet(a, lat, log: Logger, minutes: float):
     checkpoint()
     if step == 0:
         print("stage 3: WARNING: no training steps (budget used up by stages 1-2?); exporting an untrained UNet")
+    ema.to("cpu")
     out = {"text_encoder": ema["text_encoder"].state_dict(), "unet": ema["unet"].state_dict(),
            "text_config": te_cfg, "unet_config": dict(tm.UNET_CONFIG), "steps": step,
            "elapsed": elapsed0 + time.time() - t_start, "tokenizer_dir": tok_dir}
