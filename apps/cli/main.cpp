@@ -94,7 +94,7 @@ int cmd_generate(int argc, char** argv) {
     auto& strength = a.add_double("--strength", "", 0.75, "img2img: how much of the image to repaint (0..1)");
     auto& mask = a.add_string("--mask", "", "", "inpainting mask, same size as --init-image (white = repaint; or the alpha channel)");
     auto& mask_blur = a.add_int("--mask-blur", "", 4, "inpainting: blur the mask edge by this many pixels (0..64)");
-    auto& vae_tile = a.add_int("--vae-tile", "", 0, "decode in tiles of this many pixels (diffusers' enable_tiling; 512 for SD 1.5), for large images in little memory; 0: whole");
+    auto& vae_tile = a.add_int("--vae-tile", "", 0, "VAE decode and encode in tiles of this many pixels (diffusers' enable_tiling; 512 for SD 1.5), for large images in little memory; 0: whole");
     auto& batch_count = a.add_int("--batch-count", "", 1, "batches to run (seeds continue: seed, seed+1, ...)");
     auto& batch_size = a.add_int("--batch-size", "", 1, "images per batch");
     auto& threads = a.add_int("--threads", "", num_threads(), "CPU threads");
@@ -194,7 +194,8 @@ int cmd_generate(int argc, char** argv) {
     if (auto st = validate_params(p, **m); !st) return fail(st.error());
 
     cli::ProgressPrinter printer;
-    auto images = generate(**m, p, [&](const ProgressEvent& e) { return printer.on_event(e); });
+    // One generation per run: each network's weights go as soon as they are no longer needed (peak memory).
+    auto images = generate_once(**m, p, [&](const ProgressEvent& e) { return printer.on_event(e); });
     printer.finish();
     if (!images) return fail(images.error());
     for (size_t i = 0; i < images->size(); ++i) {

@@ -6,7 +6,10 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
+#include <map>
+#include <mutex>
 
 #include <fmt/format.h>
 
@@ -22,7 +25,33 @@ struct FdGuard {
     }
 };
 
+// The live mappings (start -> length), so that release_pages() can tell a mapped range from other memory.
+// The lock is held across madvise, and a mapping leaves the registry before it is unmapped.
+struct Registry {
+    std::mutex mu;
+    std::map<uintptr_t, size_t> maps;
+};
+
+Registry& registry() {
+    static Registry* r = new Registry;  // never destroyed: mappings may outlive static destruction order
+    return *r;
+}
+
 }  // namespace
+
+void MappedFile::release_pages(const void* p, size_t n) {
+    if (p == nullptr || n == 0) return;
+    const uintptr_t begin = reinterpret_cast<uintptr_t>(p), end = begin + n;
+    const uintptr_t page = uintptr_t(::sysconf(_SC_PAGESIZE));
+    Registry& r = registry();
+    std::lock_guard<std::mutex> lk(r.mu);
+    auto it = r.maps.upper_bound(begin);
+    if (it == r.maps.begin()) return;
+    --it;
+    if (begin < it->first || end > it->first + it->second) return;  // not (wholly) inside a mapping
+    const uintptr_t first = (begin + page - 1) / page * page, last = end / page * page;
+    if (first < last) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+}
 
 Result<std::shared_ptr<const MappedFile>> MappedFile::open(const std::string& path) {
     if (path.empty()) return Error::io("empty path", "<empty path>");
@@ -41,20 +70,29 @@ Result<std::shared_ptr<const MappedFile>> MappedFile::open(const std::string& pa
     f->path_ = path;
     f->size_ = size_t(st.st_size);
     if (f->size_ == 0) return std::shared_ptr<const MappedFile>(std::move(f));
-    // Copy-on-write and without swap reservation: a multi-GB model must not count against overcommit
-    // limits for pages nobody writes.
-    void* p = ::mmap(nullptr, f->size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, g.fd, 0);
+    // Read-only (a write is a bug and faults), private and without swap reservation: a multi-GB model must
+    // not count against overcommit limits. Read-only is also what makes release_pages() safe.
+    void* p = ::mmap(nullptr, f->size_, PROT_READ, MAP_PRIVATE | MAP_NORESERVE, g.fd, 0);
     if (p == MAP_FAILED) {
         const int e = errno;
         f->size_ = 0;
         return Error::io(fmt::format("cannot map {} bytes: {}", st.st_size, std::strerror(e)), path);
     }
     f->data_ = static_cast<const uint8_t*>(p);
+    {
+        std::lock_guard<std::mutex> lk(registry().mu);
+        registry().maps[reinterpret_cast<uintptr_t>(p)] = f->size_;
+    }
     return std::shared_ptr<const MappedFile>(std::move(f));
 }
 
 MappedFile::~MappedFile() {
-    if (data_ != nullptr) ::munmap(const_cast<uint8_t*>(data_), size_);
+    if (data_ == nullptr) return;
+    {
+        std::lock_guard<std::mutex> lk(registry().mu);
+        registry().maps.erase(reinterpret_cast<uintptr_t>(data_));
+    }
+    ::munmap(const_cast<uint8_t*>(data_), size_);
 }
 
 }  // namespace easel

@@ -28,6 +28,12 @@ public:
     MappedFile(const MappedFile&) = delete;
     MappedFile& operator=(const MappedFile&) = delete;
 
+    // Drops this process's copies of the pages that lie wholly inside [p, p + n) (madvise MADV_DONTNEED), when
+    // that range is inside a live MappedFile; a no-op for any other memory. The pages leave the process's
+    // resident set and are read again from the page cache if touched, with the same bytes: every mapping is
+    // read-only, so nothing written can be lost. Model loading calls it once a weight has been packed.
+    static void release_pages(const void* p, size_t n);
+
     const uint8_t* data() const { return data_; }
     size_t size() const { return size_; }
     const std::string& path() const { return path_; }

@@ -69,6 +69,9 @@ std::string schedule_display_name(ScheduleKind k) {
 }
 
 Status validate_params(const GenerateParams& p, const SDModel& m) {
+    if (m.spent)
+        return Error::invalid_argument("this model's weights were dropped after a one-shot generation (generate_once); "
+                                       "load it again");
     const int f = m.info.vae.downscale();
     auto side = [&](const char* name, int v) -> Status {
         if (v < 8 || v > kMaxSide)
@@ -106,7 +109,15 @@ Status validate_params(const GenerateParams& p, const SDModel& m) {
             return Error::invalid_argument(fmt::format("diffusers mode takes automatic (the model's scheduler config) or "
                                                        "karras (use_karras_sigmas), got {}", schedule_display_name(p.schedule)),
                                            "scheduler");
-        if (p.init_image) return Error::unsupported("img2img in diffusers mode (use k-diffusion mode)", "schedule_from");
+        if (p.init_image && p.diffusers_scheduler == DiffusersScheduler::Pndm)
+            return Error::unsupported("img2img with pndm in diffusers mode (its PLMS warm-up does not restart at the "
+                                      "truncated timesteps; use ddim, euler or dpm++2m, or k-diffusion mode)",
+                                      "schedule_from");
+        if (p.init_image && int(double(p.steps) * p.denoising_strength) < 1)
+            return Error::invalid_argument(fmt::format("strength {} x {} steps leaves no step to run in diffusers mode "
+                                                       "(diffusers' int(steps * strength) must be at least 1)",
+                                                       p.denoising_strength, p.steps),
+                                           "denoising_strength");
     }
     if (p.mask) {
         if (!p.init_image) return Error::invalid_argument("a mask needs an init image (the picture to inpaint)", "mask");
@@ -168,8 +179,10 @@ Denoiser make_cfg_denoiser(const Ctx& c, const SDModel& m, const DiscreteSchedul
     const bool guided = cfg_scale != 1.0;
     // Both conditionings in one batch, cond first (A1111's CFGDenoiser order); uncond padded to cond's length
     // by the caller (same number of chunks).
-    Tensor context = guided ? ops::concat(c, {cond, uncond}, 0) : cond;
-    return [&m, &schedule, c, context, guided, cfg_scale, v_pred, options](const Tensor& x, float sigma) -> Result<Tensor> {
+    const bool batched = guided && !options.sequential_cfg;
+    Tensor context = batched ? ops::concat(c, {cond, uncond}, 0) : cond;
+    return [&m, &schedule, c, context, uncond, guided, batched, cfg_scale, v_pred,
+            options](const Tensor& x, float sigma) -> Result<Tensor> {
         // k-diffusion CompVisDenoiser.get_scalings: c_in = 1/sqrt(sigma^2 + 1), c_out = -sigma;
         // CompVisVDenoiser (sigma_data 1): c_skip = 1/(sigma^2+1), c_out = -sigma/sqrt(sigma^2+1).
         const float c_in = float(1.0 / std::sqrt(double(sigma) * sigma + 1.0));
@@ -177,17 +190,23 @@ Denoiser make_cfg_denoiser(const Ctx& c, const SDModel& m, const DiscreteSchedul
         if (t < 0) t = schedule.sigma_to_t(sigma);
         Tensor xin = ops::scale(c, x, c_in);
         if (options.concat) xin = ops::concat(c, {xin, *options.concat}, 1);
-        if (guided) xin = ops::concat(c, {xin, xin}, 0);
-        Tensor out = m.unet.forward(c, xin, t, context);
+        Tensor out, out_uncond;
+        if (batched) {
+            out = m.unet.forward(c, ops::concat(c, {xin, xin}, 0), t, context);
+        } else {
+            out = m.unet.forward(c, xin, t, context);
+            if (guided) out_uncond = m.unet.forward(c, xin, t, uncond);
+        }
         const int64_t n = x.numel();
         const float* o = out.data<float>();
+        const float* ou = guided ? (batched ? o + n : out_uncond.data<float>()) : nullptr;
         const float* xp = x.data<float>();
         Tensor den = Tensor::empty(x.shape());
         float* d = den.data<float>();
         const float c_skip = float(1.0 / (double(sigma) * sigma + 1.0));
         const float c_out = float(-double(sigma) / std::sqrt(double(sigma) * sigma + 1.0));
         auto x0 = [&](int64_t row, int64_t i) -> float {
-            const float e = o[row * n + i];
+            const float e = row == 0 ? o[i] : ou[i];
             if (!v_pred) return xp[i] + e * -sigma;
             return e * c_out + xp[i] * c_skip;
         };
@@ -244,8 +263,11 @@ Tensor image_to_tensor(const Image& img) {
     return t;
 }
 
-Result<std::vector<GeneratedImage>> generate(const SDModel& m, const GenerateParams& p, const ProgressFn& progress,
-                                             const StopFn& stop) {
+namespace {
+
+// generate() and generate_once(): with `release` (the same model, writable), networks are dropped after use.
+Result<std::vector<GeneratedImage>> generate_impl(const SDModel& m, SDModel* release, const GenerateParams& p,
+                                                  const ProgressFn& progress, const StopFn& stop) {
     EASEL_TRY(validate_params(p, m));
     BufferPool pool;
     Ctx c{&pool};
@@ -267,6 +289,10 @@ Result<std::vector<GeneratedImage>> generate(const SDModel& m, const GeneratePar
         EASEL_TRY_ASSIGN(cond, encode_prompt(c, m, p.prompt, p.clip_skip, int(uncond.size(1) / 77)));
     }
     EASEL_TRY(emit({.phase = "encode", .step = 1, .total = 1}));
+    if (release) {
+        release->spent = true;  // from here on: the text encoder is gone, the UNet goes after the last image
+        release->text_encoder = CLIPTextEncoder{};
+    }
 
     const DiscreteSchedule schedule = DiscreteSchedule::stable_diffusion();
     const bool diffusers_mode = p.schedule_from == ScheduleFrom::Diffusers;
@@ -281,11 +307,25 @@ Result<std::vector<GeneratedImage>> generate(const SDModel& m, const GeneratePar
         EASEL_TRY_ASSIGN(sigmas, make_sigmas(p.schedule, schedule, p.steps));
     }
     std::optional<Tensor> init_mean, init_std;
+    // The VAE encoder, tiled like the decoder when vae_tile is set (diffusers' enable_tiling does both).
+    auto encode = [&](const Tensor& image) {
+        return p.vae_tile > 0 ? m.vae.encode_moments_tiled(c, image, p.vae_tile) : m.vae.encode_moments(c, image);
+    };
     if (p.init_image) {
-        // A1111 (img2img_fix_steps off): t_enc = int(min(strength, 0.999) * steps); run the last t_enc + 1 sigmas.
-        const int t_enc = int(std::min(p.denoising_strength, 0.999) * p.steps);
-        sigmas.erase(sigmas.begin(), sigmas.begin() + (p.steps - t_enc - 1));
-        auto [mean, logvar] = m.vae.encode_moments(c, image_to_tensor(*p.init_image));
+        if (diffusers_mode) {
+            // StableDiffusionImg2ImgPipeline.get_timesteps: init_timestep = min(int(steps * strength), steps),
+            // t_start = steps - init_timestep; the schedule from there on (set_begin_index), and add_noise at
+            // its first sigma, which in our variables is x = init latent + sigma * noise for every class.
+            const int init_steps = std::min(int(double(p.steps) * p.denoising_strength), p.steps);
+            plan.begin_at(p.steps - init_steps);
+            sigmas = plan.sigmas;
+        } else {
+            // A1111 (img2img_fix_steps off): t_enc = int(min(strength, 0.999) * steps); run the last t_enc + 1
+            // sigmas.
+            const int t_enc = int(std::min(p.denoising_strength, 0.999) * p.steps);
+            sigmas.erase(sigmas.begin(), sigmas.begin() + (p.steps - t_enc - 1));
+        }
+        auto [mean, logvar] = encode(image_to_tensor(*p.init_image));
         // diffusers DiagonalGaussianDistribution: logvar clamped to [-30, 20], std = exp(logvar / 2).
         Tensor sd = Tensor::empty(logvar.shape());
         for (int64_t i = 0; i < logvar.numel(); ++i)
@@ -294,6 +334,7 @@ Result<std::vector<GeneratedImage>> generate(const SDModel& m, const GeneratePar
         init_std = sd;
     }
     DenoiserOptions dopt;
+    dopt.sequential_cfg = release != nullptr;  // one-shot runs keep memory low: CFG halves one after the other
     if (diffusers_mode) dopt.timestep = [&plan](float sigma) { return plan.timestep_for(sigma); };
     const int f = m.info.vae.downscale();
     const int lh = p.height / f, lw = p.width / f;
@@ -329,7 +370,7 @@ Result<std::vector<GeneratedImage>> generate(const SDModel& m, const GeneratePar
         Tensor src = p.init_image ? image_to_tensor(*p.init_image) : Tensor::zeros({1, 3, H, W});
         for (int64_t ch = 0; ch < 3; ++ch)
             for (int64_t i = 0; i < int64_t(H) * W; ++i) src.data<float>()[ch * H * W + i] *= 1.0f - full_mask.data<float>()[i];
-        auto [mean, logvar] = m.vae.encode_moments(c, src);
+        auto [mean, logvar] = encode(src);
         Tensor cc = Tensor::empty({1, 5, lh, lw});
         float* o = cc.data<float>();
         for (int64_t y = 0; y < lh; ++y)
@@ -392,6 +433,10 @@ Result<std::vector<GeneratedImage>> generate(const SDModel& m, const GeneratePar
             const int64_t plane = int64_t(lh) * lw;
             for (int64_t j = 0; j < x0.numel(); ++j) xp[j] = xp[j] * (1.0f - keep[j % plane]) + il[j] * keep[j % plane];
         }
+        if (release && i == images - 1) release->unet = UNet{};  // no image needs it any more
+        // The sampler's activations stay cached in the pool for the next image; the decoder's are larger and
+        // of other sizes, so give the cache back first (a 512x512 decode then peaks lower by the UNet's share).
+        pool.trim();
         EASEL_TRY(emit({.phase = "decode", .image = i, .step = 0, .total = 1}));
         Tensor img = p.vae_tile > 0 ? m.vae.decode_tiled(c, scaled(x0, 1.0f / scaling), p.vae_tile / f)
                                     : m.vae.decode(c, scaled(x0, 1.0f / scaling));
@@ -435,6 +480,18 @@ Result<std::vector<GeneratedImage>> generate(const SDModel& m, const GeneratePar
         if (stopped == StopRequest::Interrupt) break;
     }
     return out;
+}
+
+}  // namespace
+
+Result<std::vector<GeneratedImage>> generate(const SDModel& m, const GenerateParams& p, const ProgressFn& progress,
+                                             const StopFn& stop) {
+    return generate_impl(m, nullptr, p, progress, stop);
+}
+
+Result<std::vector<GeneratedImage>> generate_once(SDModel& m, const GenerateParams& p, const ProgressFn& progress,
+                                                  const StopFn& stop) {
+    return generate_impl(m, &m, p, progress, stop);
 }
 
 }  // namespace easel

@@ -52,8 +52,9 @@ struct GenerateParams {
     // and, by latent blending, with ordinary ones.
     std::optional<Image> mask;
     int mask_blur = 4;
-    // Decode in tiles of this many pixels (diffusers' enable_tiling: 512 for SD 1.5, 768 for SD 2.x 768-v), so
-    // large images decode in the memory of one tile; 0 decodes whole. A multiple of the VAE's downscale.
+    // Decode (and, for img2img and inpainting, encode) in tiles of this many pixels (diffusers' enable_tiling: 512
+    // for SD 1.5, 768 for SD 2.x 768-v), so large images need the memory of one tile; 0: whole. A multiple of the
+    // VAE's downscale.
     int vae_tile = 0;
 };
 
@@ -89,6 +90,14 @@ Status validate_params(const GenerateParams& p, const SDModel& m);
 Result<std::vector<GeneratedImage>> generate(const SDModel& m, const GenerateParams& p, const ProgressFn& progress = {},
                                              const StopFn& stop = {});
 
+// The CLI's one-shot form of generate(): the same images, and each network's weights are dropped as soon as
+// this call no longer needs them (the text encoder once the prompts are encoded, the UNet after the last image
+// is sampled), so that memory holds about one network at a time; the two CFG halves run one after the other
+// (DenoiserOptions::sequential_cfg: the same numbers, half the activations). Afterwards `m` is spent: a further
+// generate() on it fails with a clear error (load the model again).
+Result<std::vector<GeneratedImage>> generate_once(SDModel& m, const GenerateParams& p, const ProgressFn& progress = {},
+                                                  const StopFn& stop = {});
+
 // Lower-level pieces, exposed for tests and the server.
 // Text conditioning for a prompt: [1, 77 * chunks, hidden].
 Result<Tensor> encode_prompt(const Ctx& c, const SDModel& m, const std::string& prompt, int clip_skip, int min_chunks = 1);
@@ -100,6 +109,9 @@ struct DenoiserOptions {
     // Inpainting (A1111's CFGDenoiser): denoised = init_latent * keep + (1 - keep) * denoised, keep [1, 1, h, w]
     // being 1 where the picture is kept.
     std::optional<Tensor> init_latent, keep;
+    // Run the conditional and unconditional halves as two batch-1 UNet calls instead of one batch of 2 (what
+    // AUTOMATIC1111 does in its low-memory modes): the same numbers, about half the activation memory.
+    bool sequential_cfg = false;
 };
 // The k-diffusion denoiser (CompVisDenoiser / CompVisVDenoiser + A1111's CFGDenoiser) for one image.
 Denoiser make_cfg_denoiser(const Ctx& c, const SDModel& m, const DiscreteSchedule& schedule, const Tensor& cond,

@@ -53,6 +53,8 @@ struct SDModel {
     // SD 1.5's own scheduler_config.json for a single file (what diffusers' from_single_file uses).
     SchedulerFileConfig scheduler_config;
     std::vector<std::string> notes;
+    // Set by generate_once(), which drops the text encoder's and UNet's weights: the model cannot generate again.
+    bool spent = false;
 
     std::string describe() const;
 };

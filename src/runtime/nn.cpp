@@ -16,6 +16,7 @@ PackedWeight pack(const ParamScope& s, const Tensor& w, int64_t rows, int64_t co
         s.loader().add_problem(fmt::format("{}: {}", s.name("weight"), p.error().message()));
         return {};
     }
+    s.loader().release(w);  // packed: the mapped file's pages of it can go
     return std::move(p).value();
 }
 }  // namespace
@@ -67,8 +68,12 @@ Conv2d Conv2d::declare(const ParamScope& s, int64_t in, int64_t out, Conv2dSpec 
     if (w.storage()) {
         Tensor wc = w.is_contiguous() ? w : w.contiguous();
         auto p = pack_conv2d_weight(wc.raw(), wc.dtype(), out, in, spec.kernel, spec.kernel, s.loader().precision());
-        if (p) c.weight = std::move(p).value();
-        else s.loader().add_problem(fmt::format("{}: {}", s.name("weight"), p.error().message()));
+        if (p) {
+            c.weight = std::move(p).value();
+            s.loader().release(w);  // packed: the mapped file's pages of it can go
+        } else {
+            s.loader().add_problem(fmt::format("{}: {}", s.name("weight"), p.error().message()));
+        }
     }
     if (bias) c.bias = s.take_f32("bias", {out});
     return c;

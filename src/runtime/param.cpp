@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "io/mapped_file.h"
+
 namespace easel {
 
 Tensor ParamLoader::take(const std::string& name, const Shape& expected) {
@@ -25,7 +27,13 @@ Tensor ParamLoader::take(const std::string& name, const Shape& expected) {
 Tensor ParamLoader::take_f32(const std::string& name, const Shape& expected) {
     Tensor t = take(name, expected);
     if (t.numel() == 0 && !t.storage()) return t;
-    return t.to(DType::F32).contiguous();
+    Tensor f = t.to(DType::F32).contiguous();
+    if (f.raw() != t.raw()) release(t);  // converted: the file's bytes are no longer needed
+    return f;
+}
+
+void ParamLoader::release(const Tensor& t) const {
+    if (t.storage() && t.is_contiguous()) MappedFile::release_pages(t.raw(), t.nbytes());
 }
 
 Status ParamLoader::finish(std::string_view unused_prefix) const {

@@ -31,6 +31,10 @@ public:
     bool has(const std::string& name) const { return weights_.contains(name); }
 
     Precision precision() const { return precision_; }
+    // Called once a weight from take() has been converted or packed into memory of its own: its pages of a
+    // mapped model file leave the process's resident set (MappedFile::release_pages), so that loading never
+    // holds the file and the packed copy at once. A no-op for tensors that are not in a mapping.
+    void release(const Tensor& t) const;
     // Records a problem found while packing or checking (e.g. an unsupported dtype).
     void add_problem(std::string message) { other_.push_back(std::move(message)); }
 

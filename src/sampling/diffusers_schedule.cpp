@@ -3,9 +3,12 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <deque>
 #include <string>
 
 #include <fmt/format.h>
+
+#include "sampling/sampler_internal.h"
 
 namespace easel {
 
@@ -259,10 +262,59 @@ Result<DiffusersPlan> diffusers_plan(DiffusersScheduler scheduler, const Diffuse
     return plan;
 }
 
+void DiffusersPlan::begin_at(int t_start) {
+    EASEL_ASSERT(t_start >= 0 && size_t(t_start) + 1 < sigmas.size() && size_t(t_start) <= timesteps.size(),
+                 "DiffusersPlan::begin_at: no step left");
+    full_sigmas = sigmas;
+    begin = t_start;
+    sigmas.erase(sigmas.begin(), sigmas.begin() + t_start);
+    timesteps.erase(timesteps.begin(), timesteps.begin() + t_start);
+}
+
+namespace {
+
+// LMSDiscreteScheduler.step after set_begin_index(begin): at absolute step t = begin + i the order is
+// min(t + 1, 4) and the coefficients are get_lms_coefficient(order, t, j) over the full sigma list, but only as
+// many terms are summed as there are derivatives (zip over reversed(self.derivatives)), at most 4.
+Result<Tensor> sample_lms_from(const Denoiser& denoiser, const Tensor& x_in, const std::vector<float>& full, int begin,
+                               const StepCallback& on_step) {
+    const std::vector<float> tail(full.begin() + begin, full.end());
+    const SamplerOptions options;
+    EASEL_TRY(sampling_detail::validate(x_in, tail, options));
+    if (!denoiser) return Error::invalid_argument("no denoiser given", "sampler");
+    struct NoNoise final : NoiseSource {
+        Tensor randn_like(const Tensor& x) override { return Tensor::zeros(x.shape()); }
+    } no_noise;
+    const sampling_detail::Run r{denoiser, no_noise, on_step, options, tail};
+    Tensor x = x_in.clone();
+    std::deque<Tensor> ds;  // derivatives, oldest first
+    for (int i = 0; i < r.steps(); ++i) {
+        const int t = begin + i;
+        const double s = tail[size_t(i)];
+        EASEL_TRY_ASSIGN(Tensor den, r.denoise(x, s));
+        ds.push_back(sampling_detail::lincomb({{1.0 / s, &x}, {-1.0 / s, &den}}));
+        if (ds.size() > 4) ds.pop_front();
+        const int order = std::min(t + 1, 4);
+        const int terms = std::min(order, int(ds.size()));
+        Tensor out = x;
+        for (int j = 0; j < terms; ++j) {
+            const double c = lms_coefficient(order, full, t, j);
+            out = sampling_detail::lincomb({{1.0, &out}, {c, &ds[ds.size() - 1 - size_t(j)]}});
+        }
+        x = std::move(out);
+        EASEL_TRY(r.step_done(i, x));
+    }
+    return x;
+}
+
+}  // namespace
+
 Result<Tensor> sample_diffusers(const DiffusersPlan& plan, const Denoiser& denoiser, const Tensor& x, NoiseSource& noise,
                                 const StepCallback& on_step) {
     Tensor out;
-    if (plan.plms) {
+    if (!plan.plms && plan.sampler == SamplerKind::Lms && plan.begin > 0) {
+        EASEL_TRY_ASSIGN(out, sample_lms_from(denoiser, x, plan.full_sigmas, plan.begin, on_step));
+    } else if (plan.plms) {
         EASEL_TRY_ASSIGN(out, sample_plms(denoiser, x, plan.sigmas, on_step));
     } else {
         EASEL_TRY_ASSIGN(out, sample(plan.sampler, denoiser, x, plan.sigmas, noise, on_step));

@@ -25,6 +25,7 @@
 // list ends at sigma_min and the result is multiplied by final_scale = sqrt(alphas_cumprod[0]) to give their
 // latents. sample_diffusers() runs a plan, PLMS included. Only "leading" spacing for these two (with the others
 // diffusers steps to timesteps that are not on its list).
+// img2img: DiffusersPlan::begin_at (StableDiffusionImg2ImgPipeline), every class but PNDM.
 // Not covered: LCM, UniPC, PNDM with PRK steps.
 #pragma once
 
@@ -61,12 +62,20 @@ struct DiffusersPlan {
     // The UNet timestep for a sigma the sampler asks about: the listed timestep when sigma is one of `sigmas`
     // (every call these schedulers make), otherwise -1 (the caller then falls back to sigma_to_t).
     float timestep_for(float sigma) const;
+
+    // img2img (StableDiffusionImg2ImgPipeline, set_begin_index): drops the first t_start steps. The full list is
+    // kept for LMS, whose diffusers step takes its order from the absolute step index (see sample_diffusers).
+    void begin_at(int t_start);
+    int begin = 0;
+    std::vector<float> full_sigmas;  // before begin_at
 };
 
 Result<DiffusersPlan> diffusers_plan(DiffusersScheduler scheduler, const DiffusersSchedulerConfig& config, int steps);
 
 // Runs a plan: sample(plan.sampler, ...) or sample_plms, then multiplies by plan.final_scale. `x` is at
-// plan.sigmas[0] (randn * plan.init_noise_scale for txt2img).
+// plan.sigmas[0] (randn * plan.init_noise_scale for txt2img). After begin_at(t_start > 0), LMS runs as
+// diffusers' LMSDiscreteScheduler does there: order min(t_start + i + 1, 4) from the first step, i.e. the
+// Lagrange coefficients of that order over the full list's sigmas, applied to the derivatives there are.
 Result<Tensor> sample_diffusers(const DiffusersPlan& plan, const Denoiser& denoiser, const Tensor& x, NoiseSource& noise,
                                 const StepCallback& on_step = {});
 

@@ -79,8 +79,9 @@ INSTANTIATE_TEST_SUITE_P(SD1Tiny, PipelineGolden,
                          ::testing::Values("euler", "euler_a", "dpmpp2m_karras", "heun", "dpmpp2m_sde_karras", "lms",
                                            "img2img_euler_a"));
 
-// Diffusers mode: StableDiffusionPipeline with each scheduler class built from the folder's scheduler_config.json
-// (tools/reference/make_pipeline_diffusers_goldens.py). Same bounds as above.
+// Diffusers mode: StableDiffusionPipeline (and StableDiffusionImg2ImgPipeline for img2img_*) with each scheduler
+// class built from the folder's scheduler_config.json (tools/reference/make_pipeline_diffusers_goldens.py). Same
+// bounds as above.
 class PipelineDiffusersGolden : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(PipelineDiffusersGolden, MatchesStableDiffusionPipeline) {
@@ -100,6 +101,17 @@ TEST_P(PipelineDiffusersGolden, MatchesStableDiffusionPipeline) {
         p.schedule = ScheduleKind::Karras;
     }
     p.diffusers_scheduler = parse_diffusers_scheduler(sched).value();
+    if (j.contains("strength")) {  // StableDiffusionImg2ImgPipeline on the file's init image
+        const Tensor& init = *cases.find("init_image");  // [1, 3, 32, 32] u8
+        Image img;
+        img.width = img.height = 32;
+        img.channels = 3;
+        img.pixels.resize(32 * 32 * 3);
+        for (int64_t c = 0; c < 3; ++c)
+            for (int64_t i = 0; i < 32 * 32; ++i) img.pixels[size_t(i * 3 + c)] = uint8_t(init.item({0, c, i / 32, i % 32}));
+        p.init_image = img;
+        p.denoising_strength = j["strength"];
+    }
     auto out = generate(*f.model, p);
     ASSERT_TRUE(out) << out.error().to_string();
     auto rl = easel::testing::compare((*out)[0].latent, *cases.find(name + ".latent"), {.atol = 1e-3, .rtol = 1e-4});
@@ -112,7 +124,32 @@ TEST_P(PipelineDiffusersGolden, MatchesStableDiffusionPipeline) {
 }
 
 INSTANTIATE_TEST_SUITE_P(SD1Tiny, PipelineDiffusersGolden,
-                         ::testing::Values("euler", "euler_a", "heun", "lms", "dpmpp2m", "dpmpp2m_karras", "ddim", "pndm"));
+                         ::testing::Values("euler", "euler_a", "heun", "lms", "dpmpp2m", "dpmpp2m_karras", "ddim", "pndm",
+                                           "img2img_euler", "img2img_euler_a", "img2img_heun", "img2img_lms",
+                                           "img2img_dpmpp2m", "img2img_ddim"));
+
+// What diffusers-mode img2img refuses, with messages that say why.
+TEST(PipelineDiffusersImg2Img, RefusesPndmAndEmptySchedules) {
+    Fixture& f = fixture();
+    GenerateParams p;
+    p.prompt = "a cat";
+    p.width = p.height = 32;
+    p.steps = 10;
+    p.schedule_from = ScheduleFrom::Diffusers;
+    p.init_image = Image{32, 32, 3, std::vector<uint8_t>(32 * 32 * 3, 128)};
+    p.denoising_strength = 0.5;
+    p.diffusers_scheduler = DiffusersScheduler::Pndm;
+    auto r = generate(*f.model, p);
+    ASSERT_FALSE(r);
+    EXPECT_NE(r.error().to_string().find("pndm"), std::string::npos) << r.error().to_string();
+    p.diffusers_scheduler = DiffusersScheduler::Euler;
+    p.denoising_strength = 0.05;  // int(10 * 0.05) = 0 steps
+    r = generate(*f.model, p);
+    ASSERT_FALSE(r);
+    EXPECT_NE(r.error().to_string().find("no step"), std::string::npos) << r.error().to_string();
+    p.denoising_strength = 1.0;  // the whole schedule: runs
+    EXPECT_TRUE(generate(*f.model, p)) << "strength 1 in diffusers mode";
+}
 
 // --precision fast (bf16 weights and activations in every GEMM, f32 accumulation) must stay within
 // PSNR >= 35 dB of the fp32 image for the same seed (the bound).

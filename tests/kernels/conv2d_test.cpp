@@ -140,6 +140,12 @@ std::vector<ConvCase> conv_cases() {
     add(1, 2, 3, 6, 7, 5, 1, 2, 0, false, false, f32);
     add(1, 16, 16, 96, 80, 3, 1, 1, 0, true, false, f16);  // many pixel tiles, each spanning several rows
     add(1, 33, 70, 20, 20, 3, 1, 1, 0, true, false, f32);  // K = 297: two k blocks in f32 mode
+    // Output rows of whole 64-column panels: BF16 on avx512bf16 takes the implicit GEMM (B read in place from
+    // zero-bordered pair planes, no im2col).
+    add(1, 5, 13, 6, 64, 3, 1, 1, 0, true, true, f16);     // odd cin: the last pair's partner is zero
+    add(2, 16, 7, 3, 128, 1, 1, 0, 0, true, false, f32);   // 1x1, batch 2, two panels per row
+    add(1, 128, 20, 4, 64, 3, 1, 1, 0, true, true, f16);   // 576 pair words: three k blocks
+    add(1, 64, 64, 16, 64, 3, 1, 1, 0, false, true, bf16);
     // SD 1.5 UNet (fp16 checkpoints), images scaled from 64/32/16/8 to 16/8/8/4.
     add(1, 4, 320, 16, 16, 3, 1, 1, 0, true, false, f16);      // conv_in
     add(2, 320, 320, 16, 16, 3, 1, 1, 0, true, true, f16);     // resnet conv2 + skip, batch 2 (CFG)

@@ -1,6 +1,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cstdint>
+#include <memory>
 #include <cmath>
 #include <vector>
 
@@ -135,4 +137,40 @@ TEST(CpuFeatures, CapLimitsActiveIsa) {
     EXPECT_EQ(isa_from_name("avx2"), Isa::Avx2);
     EXPECT_FALSE(isa_from_name("sse9").has_value());
     std::printf("cpu: %s, best isa %s\n", cpu_features().brand.c_str(), std::string(isa_name(best)).c_str());
+}
+
+// allocate_zeroed_pages: zeroed, writable, and 2 MiB-aligned from 2 MiB on (so huge pages can back it).
+TEST(ZeroedPages, ZeroedAlignedWritable) {
+    for (size_t bytes : {size_t(1), size_t(4097), size_t(2) << 20, (size_t(5) << 20) + 123}) {
+        std::shared_ptr<void> m = allocate_zeroed_pages(bytes);
+        ASSERT_NE(m, nullptr) << bytes;
+        auto* p = static_cast<unsigned char*>(m.get());
+        size_t nonzero = 0;
+        for (size_t i = 0; i < bytes; ++i) nonzero += p[i] != 0;
+        EXPECT_EQ(nonzero, 0u) << bytes;
+        if (bytes >= (size_t(2) << 20)) {
+            EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % (size_t(2) << 20), 0u) << bytes;
+        }
+        p[bytes - 1] = 2;
+        p[0] = 1;
+        EXPECT_EQ(p[0], 1);
+        EXPECT_EQ(p[bytes - 1], bytes > 1 ? 2 : 1);
+    }
+    EXPECT_EQ(allocate_zeroed_pages(size_t(1) << 50), nullptr);  // absurd: refused, not a crash
+}
+
+// The pool's large blocks (huge-page mappings) are reused and returned like small ones.
+TEST(BufferPool, LargeBlocksAreReusedAndTrimmed) {
+    BufferPool pool;
+    {
+        Tensor a = Tensor::empty({4, 1024, 1024}, DType::F32, &pool);  // 16 MiB
+        a.data<float>()[0] = 1.0f;
+    }
+    Tensor b = Tensor::empty({4, 1024, 1024}, DType::F32, &pool);
+    b.data<float>()[b.numel() - 1] = 2.0f;
+    EXPECT_EQ(pool.stats().allocations, 1u);
+    EXPECT_EQ(pool.stats().reuses, 1u);
+    b = Tensor();
+    pool.trim();
+    EXPECT_EQ(pool.stats().bytes_cached, 0u);
 }

@@ -13,6 +13,7 @@
 
 #include <fmt/format.h>
 
+#include "core/allocator.h"
 #include "core/half.h"
 #include "core/thread_pool.h"
 #include "kernels/conv2d.h"
@@ -101,26 +102,29 @@ Result<PackedConv2dWeight> pack_conv2d_weight(const void* w, DType src_dtype, in
     // Rows padded to 16 words (64 bytes); padding words (and the odd channel's missing partner) are zero.
     pw.ld_words = kern ? (pw.k_words + 15) / 16 * 16 : K;
     const size_t bytes = size_t(cout * pw.ld_words) * 4;
-    void* mem = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
-    if (mem == nullptr) return Error::exhausted(fmt::format("cannot allocate {} bytes for a conv2d weight", bytes));
-    std::memset(mem, 0, bytes);
-    pw.data = std::shared_ptr<const void>(mem, [](const void* p) { std::free(const_cast<void*>(p)); });
-    uint32_t* words = static_cast<uint32_t*>(mem);
+    std::shared_ptr<void> mem = allocate_zeroed_pages(bytes);  // zero: the padding words stay so
+    if (!mem) return Error::exhausted(fmt::format("cannot allocate {} bytes for a conv2d weight", bytes));
+    uint32_t* words = static_cast<uint32_t*>(mem.get());
+    pw.data = std::move(mem);
     const bool round = kern && kern->round_bf16;
 
     parallel_for(cout, [&](int64_t b, int64_t e) {
+        std::vector<float> src(static_cast<size_t>(K));
         for (int64_t co = b; co < e; ++co) {
             uint32_t* row = words + co * pw.ld_words;
-            for (int64_t k = 0; k < K; ++k) {  // k = ci * taps + tap, PyTorch order
-                const float v = gemm::load_as_f32(w, src_dtype, co * K + k);
-                if (pw.kpack == 2) {  // word (tap, channel pair), channel parity picks the half
-                    const int64_t ci = k / taps, tap = k % taps;
-                    row[tap * cpairs + ci / 2] |= uint32_t(f32_to_bf16(v)) << (16 * (ci % 2));
-                } else if (round) {
-                    row[k] = uint32_t(f32_to_bf16(v)) << 16;
-                } else {
-                    std::memcpy(row + k, &v, 4);
+            gemm::load_row_as_f32(w, src_dtype, co * K, K, src.data());  // k = ci * taps + tap, PyTorch order
+            if (pw.kpack == 2) {  // word (tap, channel pair) = bf16(2c) | bf16(2c + 1) << 16; odd cin: partner 0
+                for (int64_t c = 0; c < cpairs; ++c) {
+                    const float* even = src.data() + 2 * c * taps;
+                    const float* odd = 2 * c + 1 < cin ? even + taps : nullptr;
+                    for (int64_t tap = 0; tap < taps; ++tap)
+                        row[tap * cpairs + c] = uint32_t(f32_to_bf16(even[tap])) |
+                                                (odd ? uint32_t(f32_to_bf16(odd[tap])) << 16 : 0u);
                 }
+            } else if (round) {
+                for (int64_t k = 0; k < K; ++k) row[k] = uint32_t(f32_to_bf16(src[size_t(k)])) << 16;
+            } else {
+                std::memcpy(row, src.data(), size_t(K) * 4);
             }
         }
     });
@@ -146,39 +150,80 @@ void conv2d(const float* x, int64_t batch, int64_t h, int64_t w, const PackedCon
 
     // BF16 pairs: the image is converted once per call into channel-pair planes (word = bf16 of channels 2c and
     // 2c+1 at one pixel), half the size of the f32 input, so that every im2col row is again a plain copy.
-    std::vector<uint32_t> pairs;
-    if (kp == 2) pairs.resize(size_t((wt.cin + 1) / 2 * plane));
+    // Slot 4 of the calling thread's scratch (gemm_run's workers use 0-3): reused across calls, never zeroed
+    // (pack_row writes every word), so a 512x512 VAE conv does not fault in 64 MiB of fresh pages each time.
+    //
+    // Implicit GEMM (no im2col at all): for a stride-1 3x3 (padding 1) or 1x1 (padding 0) convolution whose output
+    // rows are whole panels (wo a multiple of nr: the VAE's 64..512 and the UNet's 64-wide level), the pair planes
+    // get a one-pixel zero border, and B row (tap, pair) of a panel is then simply nr consecutive words of a pair
+    // plane, shifted by the tap: the microkernel reads them where they are.
+    const bool direct = kp == 2 && kern->ukernel_rows && o.stride == 1 && wt.kh == wt.kw &&
+                        ((wt.kh == 3 && o.padding == 1) || (wt.kh == 1 && o.padding == 0)) &&
+                        o.extra_pad_bottom == 0 && o.extra_pad_right == 0 && wo % nr == 0;
+    const int64_t pw = direct ? w + 2 : w, plane_p = direct ? (h + 2) * (w + 2) : plane;
+    const int64_t cpairs = (wt.cin + 1) / 2;
+    uint32_t* pairs = kp == 2 ? gemm::thread_scratch(4, size_t(cpairs * plane_p)) : nullptr;
 
     for (int64_t n = 0; n < batch; ++n) {
         const float* xn = x + n * wt.cin * plane;
         Im2col im{reinterpret_cast<const uint32_t*>(xn), wt.cin, h, w, wt.kh, wt.kw, wo, o.stride, o.padding, false};
         if (kp == 2) {
-            const int64_t cpairs = (wt.cin + 1) / 2;
             parallel_for(cpairs, [&](int64_t b, int64_t e) {
                 for (int64_t c = b; c < e; ++c) {
+                    const float* even = xn + 2 * c * plane;
                     const float* odd = 2 * c + 1 < wt.cin ? xn + (2 * c + 1) * plane : nullptr;
-                    kern->pack_row(xn + 2 * c * plane, odd, plane, pairs.data() + c * plane);
+                    if (!direct) {
+                        kern->pack_row(even, odd, plane, pairs + c * plane);
+                        continue;
+                    }
+                    uint32_t* dst = pairs + c * plane_p;
+                    std::fill(dst, dst + pw, 0u);                      // top border row
+                    std::fill(dst + (h + 1) * pw, dst + (h + 2) * pw, 0u);  // bottom border row
+                    for (int64_t iy = 0; iy < h; ++iy) {
+                        uint32_t* row = dst + (iy + 1) * pw;
+                        row[0] = row[w + 1] = 0u;
+                        kern->pack_row(even + iy * w, odd ? odd + iy * w : nullptr, w, row + 1);
+                    }
                 }
             });
-            im = Im2col{pairs.data(), cpairs, h, w, wt.kh, wt.kw, wo, o.stride, o.padding, true};
+            im = Im2col{pairs, cpairs, h, w, wt.kh, wt.kw, wo, o.stride, o.padding, true};
         }
         gemm::GemmA a;
         a.words = static_cast<const uint32_t*>(wt.data.get());
         a.ld_words = wt.ld_words;
         gemm::GemmB b;
-        b.build = [&](int64_t k0, int64_t kc, int64_t n0, int64_t nc, uint32_t* dst) {
-            const int64_t rows = (kc + kp - 1) / kp, panel_stride = rows * nr;
-            for (int64_t r = 0; r < rows; ++r) {
-                for (int64_t j0 = 0; j0 < nc; j0 += nr) {
-                    const int64_t lanes = std::min(nr, nc - j0);
-                    uint32_t* d = dst + (j0 / nr) * panel_stride + r * nr;
-                    im.row(k0 / kp + r, n0 + j0, lanes, d);
-                    std::fill(d + lanes, d + nr, 0u);
-                    // BF16 mode without bf16 hardware: round the f32 words in place.
-                    if (kp == 1 && kern->pack_row) kern->pack_row(reinterpret_cast<const float*>(d), nullptr, lanes, d);
+        if (direct) {
+            // Word row k = tap * cpairs + pair (the packed weight's order); panel column n0 = output pixel
+            // (oy, ox); padded input pixel (oy + ky - pad + 1, ox + kx - pad + 1).
+            const int64_t pad = o.padding, kdim = wt.kw;
+            b.rows = [=](int64_t kw0, int64_t kwn, int64_t n0, const uint32_t** out) {
+                const int64_t oy = n0 / wo, ox = n0 % wo;
+                int64_t tap = kw0 / cpairs, c = kw0 % cpairs;
+                for (int64_t r = 0; r < kwn; ++r) {
+                    const int64_t ky = tap / kdim, kx = tap % kdim;
+                    out[r] = pairs + c * plane_p + (oy + ky - pad + 1) * pw + (ox + kx - pad + 1);
+                    if (++c == cpairs) {
+                        c = 0;
+                        ++tap;
+                    }
                 }
-            }
-        };
+            };
+        } else {
+            b.build = [&](int64_t k0, int64_t kc, int64_t n0, int64_t nc, uint32_t* dst) {
+                const int64_t rows = (kc + kp - 1) / kp, panel_stride = rows * nr;
+                for (int64_t r = 0; r < rows; ++r) {
+                    for (int64_t j0 = 0; j0 < nc; j0 += nr) {
+                        const int64_t lanes = std::min(nr, nc - j0);
+                        uint32_t* d = dst + (j0 / nr) * panel_stride + r * nr;
+                        im.row(k0 / kp + r, n0 + j0, lanes, d);
+                        std::fill(d + lanes, d + nr, 0u);
+                        // BF16 mode without bf16 hardware: round the f32 words in place.
+                        if (kp == 1 && kern->pack_row)
+                            kern->pack_row(reinterpret_cast<const float*>(d), nullptr, lanes, d);
+                    }
+                }
+            };
+        }
         gemm::GemmEpilogue ep;
         ep.bias_row = o.bias;
         if (o.residual) {

@@ -9,9 +9,11 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <vector>
 
 #include <fmt/format.h>
 
+#include "core/allocator.h"
 #include "core/half.h"
 #include "core/thread_pool.h"
 #include "kernels/cpu/gemm_kernels.h"
@@ -47,8 +49,8 @@ uint32_t* thread_scratch(int slot, size_t words) {
         std::unique_ptr<uint32_t, AlignedFree> p;
         size_t words = 0;
     };
-    thread_local Slot slots[4];
-    EASEL_ASSERT(slot >= 0 && slot < 4);
+    thread_local Slot slots[6];
+    EASEL_ASSERT(slot >= 0 && slot < 6, "thread_scratch: slot out of range");
     Slot& s = slots[slot];
     if (s.words < words) {
         s.p.reset(aligned_words(words));
@@ -63,6 +65,29 @@ float load_as_f32(const void* src, DType dtype, int64_t index) {
         case DType::F16: return f16_to_f32(static_cast<const uint16_t*>(src)[index]);
         case DType::BF16: return bf16_to_f32(static_cast<const uint16_t*>(src)[index]);
         default: EASEL_ASSERT(false, "load_as_f32: dtype must be f32, f16 or bf16"); return 0.0f;
+    }
+}
+
+void load_row_as_f32(const void* src, DType dtype, int64_t index, int64_t n, float* dst) {
+    switch (dtype) {
+        case DType::F32: std::memcpy(dst, static_cast<const float*>(src) + index, size_t(n) * 4); return;
+        case DType::F16: {
+            // Every f16 value's f32, built once (256 KiB, stays in L2 while a weight is packed).
+            static const std::unique_ptr<float[]> table = [] {
+                std::unique_ptr<float[]> t(new float[65536]);
+                for (uint32_t h = 0; h < 65536; ++h) t[h] = f16_to_f32(uint16_t(h));
+                return t;
+            }();
+            const uint16_t* h = static_cast<const uint16_t*>(src) + index;
+            for (int64_t i = 0; i < n; ++i) dst[i] = table[h[i]];
+            return;
+        }
+        case DType::BF16: {
+            const uint16_t* h = static_cast<const uint16_t*>(src) + index;
+            for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(h[i]);
+            return;
+        }
+        default: EASEL_ASSERT(false, "load_row_as_f32: dtype must be f32, f16 or bf16");
     }
 }
 
@@ -98,6 +123,8 @@ void gemm_run(const GemmKernel& kern, int64_t M, int64_t N, int64_t K, const Gem
               int64_t ldc, const GemmEpilogue& ep) {
     if (M <= 0 || N <= 0) return;
     const int64_t mr = kern.mr, nr = kern.nr, kp = kern.kpack;
+    EASEL_ASSERT(!b.rows || (kern.ukernel_rows && N % nr == 0),
+                 "gemm_run: B rows in place need ukernel_rows and whole panels");
     // Equal k blocks (K = 320 runs as 2 x 160, not 256 + 64: a short block still pays a full C reload).
     const int64_t k_blocks = std::max<int64_t>(1, ceil_div(K, kKcWords * kp));
     const int64_t kc_max = round_up(ceil_div(std::max<int64_t>(K, 1), k_blocks), 8 * kp);
@@ -163,9 +190,15 @@ void gemm_run(const GemmKernel& kern, int64_t M, int64_t N, int64_t K, const Gem
                 ablk = dst;
             }
 
-            const uint32_t* bblk;
-            int64_t bstride;
-            if (b.packed) {
+            const uint32_t* bblk = nullptr;
+            int64_t bstride = 0;
+            const uint32_t** brows = nullptr;
+            if (b.rows) {
+                thread_local std::vector<const uint32_t*> ptrs;
+                ptrs.resize(size_t((p1 - p0) * kw));
+                for (int64_t p = p0; p < p1; ++p) b.rows(k0 / kp, kw, p * nr, ptrs.data() + (p - p0) * kw);
+                brows = ptrs.data();
+            } else if (b.packed) {
                 bblk = b.packed + p0 * b.panel_stride + (k0 / kp) * nr;
                 bstride = b.panel_stride;
             } else {
@@ -190,12 +223,13 @@ void gemm_run(const GemmKernel& kern, int64_t M, int64_t N, int64_t K, const Gem
                 for (int64_t p = p0; p < p1; ++p) {
                     const int64_t j = p * nr;
                     u.nc = int(std::min(nr, N - j));
-                    u.b = bblk + (p - p0) * bstride;
+                    if (brows) u.b_rows = brows + (p - p0) * kw;
+                    else u.b = bblk + (p - p0) * bstride;
                     u.c = c + i * ldc + j;
                     u.bias_col = first && ep.bias_col ? ep.bias_col + j : nullptr;
                     const float* cin_base = first ? ep.cin : c;
                     u.cin = cin_base ? cin_base + i * u.ldcin + j : nullptr;
-                    kern.ukernel(u);
+                    (brows ? kern.ukernel_rows : kern.ukernel)(u);
                 }
             }
             k0 += kc;
@@ -253,10 +287,12 @@ Result<PackedWeight> pack_linear_weight(const void* w, DType src_dtype, int64_t 
     const GemmKernel* kern = gemm::gemm_kernel_for(isa, precision);
     if (kern == nullptr) {  // the reference: row-major f32, exact values (the reference rounds in BF16 mode)
         pw.isa = Isa::Ref;
-        float* d = reinterpret_cast<float*>(gemm::aligned_words(size_t(n * k)));
-        pw.data = std::shared_ptr<const void>(d, [](const void* p) { std::free(const_cast<void*>(p)); });
+        std::shared_ptr<void> mem = allocate_zeroed_pages(size_t(n * k) * 4);
+        if (!mem) return Error::exhausted(fmt::format("cannot allocate {} bytes for a packed weight", n * k * 4));
+        float* d = static_cast<float*>(mem.get());
+        pw.data = std::move(mem);
         parallel_for(n, [&](int64_t b, int64_t e) {
-            for (int64_t i = b * k; i < e * k; ++i) d[i] = gemm::load_as_f32(w, src_dtype, i);
+            gemm::load_row_as_f32(w, src_dtype, b * k, (e - b) * k, d + b * k);
         });
         return pw;
     }
@@ -266,18 +302,24 @@ Result<PackedWeight> pack_linear_weight(const void* w, DType src_dtype, int64_t 
     pw.k_words = (k + kern->kpack - 1) / kern->kpack;
     const int64_t panels = (n + pw.nr - 1) / pw.nr;
     const int64_t panel_stride = pw.k_words * pw.nr;
-    uint32_t* d = gemm::aligned_words(size_t(panels * panel_stride));
-    pw.data = std::shared_ptr<const void>(d, [](const void* p) { std::free(const_cast<void*>(p)); });
-    // Transposes [n, k] into panels one block of rows at a time; each B row is a column of w.
+    const size_t bytes = size_t(panels * panel_stride) * 4;
+    std::shared_ptr<void> mem = allocate_zeroed_pages(bytes);
+    if (!mem) return Error::exhausted(fmt::format("cannot allocate {} bytes for a packed weight", bytes));
+    uint32_t* d = static_cast<uint32_t*>(mem.get());
+    pw.data = std::move(mem);
+    // Transposes [n, k] into panels one block of rows at a time; each B row is a column of w. The panel's
+    // rows of w are converted to f32 first (contiguous reads), then gathered column by column.
     parallel_for(panels, [&](int64_t pb, int64_t pe) {
         std::vector<float> rows(size_t(2 * pw.nr));
+        std::vector<float> src(size_t(pw.nr * k));
         for (int64_t p = pb; p < pe; ++p) {
             const int64_t j0 = p * pw.nr, cols = std::min<int64_t>(pw.nr, n - j0);
+            gemm::load_row_as_f32(w, src_dtype, j0 * k, cols * k, src.data());
             for (int64_t kk = 0; kk < k; kk += pw.kpack) {
                 const bool two = pw.kpack == 2 && kk + 1 < k;
                 for (int64_t j = 0; j < cols; ++j) {
-                    rows[size_t(j)] = gemm::load_as_f32(w, src_dtype, (j0 + j) * k + kk);
-                    if (two) rows[size_t(pw.nr + j)] = gemm::load_as_f32(w, src_dtype, (j0 + j) * k + kk + 1);
+                    rows[size_t(j)] = src[size_t(j * k + kk)];
+                    if (two) rows[size_t(pw.nr + j)] = src[size_t(j * k + kk + 1)];
                 }
                 gemm::pack_b_row(*kern, rows.data(), two ? rows.data() + pw.nr : nullptr, cols,
                                  d + p * panel_stride + (kk / pw.kpack) * pw.nr, panel_stride);

@@ -24,6 +24,8 @@ struct UkernelArgs {
     const uint32_t* a = nullptr;   // mr rows, row stride lda words
     int64_t lda = 0;
     const uint32_t* b = nullptr;   // kw rows of nr words (one panel slice), 64-byte aligned
+    // Or (ukernel_rows only) row k of B is the nr words at b_rows[k], anywhere in memory (implicit GEMM).
+    const uint32_t* const* b_rows = nullptr;
     float* c = nullptr;
     int64_t ldc = 0;
     const float* cin = nullptr;    // may equal c; null: 0
@@ -51,6 +53,7 @@ struct GemmKernel {
     int kpack = 1;           // 2: words are bf16 pairs
     bool round_bf16 = false;  // kpack == 1 but values are bf16-rounded (BF16 mode without bf16 hardware)
     UkernelFn ukernel = nullptr;
+    UkernelFn ukernel_rows = nullptr;      // the same with B rows by address (UkernelArgs::b_rows); may be null
     ConvertRowsFn convert_rows = nullptr;  // null: A is used as f32 as it is
     PackRowFn pack_row = nullptr;          // null: B words are row0 as it is (f32)
 };
@@ -79,6 +82,9 @@ struct GemmB {
     const uint32_t* packed = nullptr;
     int64_t panel_stride = 0;
     std::function<void(int64_t k0, int64_t kc, int64_t n0, int64_t nc, uint32_t* dst)> build;
+    // Or B read in place: rows(kw0, kwn, n0, out) stores in out[r] the address of the nr words of word row
+    // kw0 + r at columns [n0, n0 + nr), for r in [0, kwn). Needs kern.ukernel_rows and N a multiple of nr.
+    std::function<void(int64_t kw0, int64_t kwn, int64_t n0, const uint32_t** out)> rows;
 };
 
 struct GemmEpilogue {
@@ -95,6 +101,8 @@ void gemm_run(const GemmKernel& kern, int64_t M, int64_t N, int64_t K, const Gem
 
 // Scalar conversions used when packing (weights once, B blocks per call). Plain C++ (baseline ISA).
 float load_as_f32(const void* src, DType dtype, int64_t index);
+// n consecutive elements from `index` on, as load_as_f32 gives each (f16 through a table, no branches).
+void load_row_as_f32(const void* src, DType dtype, int64_t index, int64_t n, float* dst);
 
 // Writes one row of B words into panels: columns [0, nc) of B rows k = 2i, 2i + 1 (kpack 2; row1 null means a
 // zero row) or of row k (kpack 1, rounded to bf16 if the kernel says so) go to word row `row_base` of each panel:
@@ -103,6 +111,7 @@ void pack_b_row(const GemmKernel& kern, const float* row0, const float* row1, in
                 int64_t panel_stride);
 
 // 64-byte aligned scratch owned by the calling thread, reused across calls; grows, never shrinks.
+// Slots 0-5: gemm_run uses 0-2, the f32 pack path of linear 3, conv2d its channel-pair image 4.
 uint32_t* thread_scratch(int slot, size_t words);
 
 }  // namespace easel::gemm

@@ -113,8 +113,9 @@ void pack_row_bf16_avx2(const float* row0, const float*, int64_t n, uint32_t* ds
     round_rows_bf16_avx2(row0, n, 1, n, dst, n);
 }
 
-const GemmKernel kF32 = {Isa::Avx2, Precision::F32, kMr, 8 * kNv, 1, false, ukernel_f32_avx2, nullptr, nullptr};
-const GemmKernel kBf16Widened = {Isa::Avx2, Precision::BF16, kMr, 8 * kNv, 1, true, ukernel_f32_avx2,
+const GemmKernel kF32 = {Isa::Avx2, Precision::F32, kMr, 8 * kNv, 1, false, ukernel_f32_avx2, nullptr, nullptr,
+                         nullptr};
+const GemmKernel kBf16Widened = {Isa::Avx2, Precision::BF16, kMr, 8 * kNv, 1, true, ukernel_f32_avx2, nullptr,
                                  round_rows_bf16_avx2, pack_row_bf16_avx2};
 
 }  // namespace

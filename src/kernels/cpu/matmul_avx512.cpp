@@ -105,8 +105,9 @@ void pack_row_bf16_avx512(const float* row0, const float*, int64_t n, uint32_t* 
     round_rows_bf16_avx512(row0, n, 1, n, dst, n);
 }
 
-const GemmKernel kF32 = {Isa::Avx512, Precision::F32, kMr, 16 * kNv, 1, false, ukernel_f32_avx512, nullptr, nullptr};
-const GemmKernel kBf16Widened = {Isa::Avx512, Precision::BF16, kMr, 16 * kNv, 1, true, ukernel_f32_avx512,
+const GemmKernel kF32 = {Isa::Avx512, Precision::F32, kMr, 16 * kNv, 1, false, ukernel_f32_avx512, nullptr, nullptr,
+                         nullptr};
+const GemmKernel kBf16Widened = {Isa::Avx512, Precision::BF16, kMr, 16 * kNv, 1, true, ukernel_f32_avx512, nullptr,
                                  round_rows_bf16_avx512, pack_row_bf16_avx512};
 
 }  // namespace

@@ -22,7 +22,8 @@ inline __mmask16 lane_mask(int valid) {
 
 inline __m512bh as_bh(__m512i v) { return reinterpret_cast<__m512bh>(v); }
 
-template <int R>
+// Rows: B row k is read (unaligned) from p.b_rows[k] instead of the packed panel (conv2d's implicit GEMM).
+template <int R, bool Rows = false>
 void ukernel_bf16(const UkernelArgs& p) {
     __m512 acc[R][kNv];
 #pragma GCC unroll 8
@@ -34,11 +35,20 @@ void ukernel_bf16(const UkernelArgs& p) {
     const __m512i* b = reinterpret_cast<const __m512i*>(p.b);
     const int64_t lda = p.lda;
     for (int64_t k = 0; k < p.kw; ++k) {
-        const __m512bh b0 = as_bh(_mm512_load_si512(b));
-        const __m512bh b1 = as_bh(_mm512_load_si512(b + 1));
-        const __m512bh b2 = as_bh(_mm512_load_si512(b + 2));
-        const __m512bh b3 = as_bh(_mm512_load_si512(b + 3));
-        b += 4;
+        __m512bh b0, b1, b2, b3;
+        if constexpr (Rows) {
+            const __m512i* br = reinterpret_cast<const __m512i*>(p.b_rows[k]);
+            b0 = as_bh(_mm512_loadu_si512(br));
+            b1 = as_bh(_mm512_loadu_si512(br + 1));
+            b2 = as_bh(_mm512_loadu_si512(br + 2));
+            b3 = as_bh(_mm512_loadu_si512(br + 3));
+        } else {
+            b0 = as_bh(_mm512_load_si512(b));
+            b1 = as_bh(_mm512_load_si512(b + 1));
+            b2 = as_bh(_mm512_load_si512(b + 2));
+            b3 = as_bh(_mm512_load_si512(b + 3));
+            b += 4;
+        }
 #pragma GCC unroll 8
         for (int r = 0; r < R; ++r) {
             const __m512bh ar = as_bh(_mm512_set1_epi32(a[r * lda + k]));
@@ -73,6 +83,17 @@ void ukernel_bf16_avx512bf16(const UkernelArgs& p) {
         case 4: ukernel_bf16<4>(p); break;
         case 5: ukernel_bf16<5>(p); break;
         default: ukernel_bf16<6>(p); break;
+    }
+}
+
+void ukernel_bf16_rows_avx512bf16(const UkernelArgs& p) {
+    switch (p.mr) {
+        case 1: ukernel_bf16<1, true>(p); break;
+        case 2: ukernel_bf16<2, true>(p); break;
+        case 3: ukernel_bf16<3, true>(p); break;
+        case 4: ukernel_bf16<4, true>(p); break;
+        case 5: ukernel_bf16<5, true>(p); break;
+        default: ukernel_bf16<6, true>(p); break;
     }
 }
 
@@ -111,7 +132,7 @@ void pack_row_bf16_avx512bf16(const float* row0, const float* row1, int64_t n, u
 }
 
 const GemmKernel kBf16 = {Isa::Avx512Bf16, Precision::BF16, kMr, 16 * kNv, 2, false, ukernel_bf16_avx512bf16,
-                          convert_rows_bf16_avx512bf16, pack_row_bf16_avx512bf16};
+                          ukernel_bf16_rows_avx512bf16, convert_rows_bf16_avx512bf16, pack_row_bf16_avx512bf16};
 
 }  // namespace
 

@@ -103,6 +103,59 @@ Tensor VAE::decode(const Ctx& c, const Tensor& z) const {
     return dec_conv_out_(c, dec_norm_out_(c, h, /*silu=*/true));
 }
 
+namespace {
+
+// b[..., y, :] = a[..., a_h - e + y, :] * (1 - y/e) + b[..., y, :] * (y/e), in place, as diffusers' blend_v/h.
+void blend_v(const Tensor& a, Tensor& b, int64_t extent) {
+    const int64_t e = std::min({a.size(2), b.size(2), extent});
+    const int64_t N = b.size(0) * b.size(1), ah = a.size(2), bh = b.size(2), w = b.size(3);
+    const float* pa = a.data<float>();
+    float* pb = b.data<float>();
+    for (int64_t n = 0; n < N; ++n)
+        for (int64_t y = 0; y < e; ++y) {
+            const float wa = float(1.0 - double(y) / double(e)), wb = float(double(y) / double(e));
+            const float* ra = pa + (n * ah + (ah - e + y)) * w;
+            float* rb = pb + (n * bh + y) * w;
+            for (int64_t x = 0; x < w; ++x) {
+                const float u = ra[x] * wa, v = rb[x] * wb;
+                rb[x] = u + v;
+            }
+        }
+}
+
+void blend_h(const Tensor& a, Tensor& b, int64_t extent) {
+    const int64_t e = std::min({a.size(3), b.size(3), extent});
+    const int64_t N = b.size(0) * b.size(1), h = b.size(2), aw = a.size(3), bw = b.size(3);
+    const float* pa = a.data<float>();
+    float* pb = b.data<float>();
+    for (int64_t n = 0; n < N; ++n)
+        for (int64_t y = 0; y < h; ++y)
+            for (int64_t x = 0; x < e; ++x) {
+                const float wa = float(1.0 - double(x) / double(e)), wb = float(double(x) / double(e));
+                const float u = pa[(n * h + y) * aw + (aw - e + x)] * wa, v = pb[(n * h + y) * bw + x] * wb;
+                pb[(n * h + y) * bw + x] = u + v;
+            }
+}
+
+// diffusers' tiled_decode / tiled_encode second half: each tile blended in place with its (already blended) upper
+// and left neighbours over `blend` rows/columns, cropped to `limit`, and the crops stitched together.
+Tensor stitch_tiles(const Ctx& c, std::vector<std::vector<Tensor>>& rows, int64_t blend, int64_t limit) {
+    std::vector<Tensor> out_rows;
+    for (size_t i = 0; i < rows.size(); ++i) {
+        std::vector<Tensor> parts;
+        for (size_t j = 0; j < rows[i].size(); ++j) {
+            Tensor& t = rows[i][j];
+            if (i > 0) blend_v(rows[i - 1][j], t, blend);
+            if (j > 0) blend_h(rows[i][j - 1], t, blend);
+            parts.push_back(t.slice(2, 0, std::min(limit, t.size(2))).slice(3, 0, std::min(limit, t.size(3))).contiguous());
+        }
+        out_rows.push_back(ops::concat(c, parts, 3));
+    }
+    return ops::concat(c, out_rows, 2);
+}
+
+}  // namespace
+
 Tensor VAE::decode_tiled(const Ctx& c, const Tensor& z, int tile_latent) const {
     const int64_t H = z.size(2), W = z.size(3);
     if (tile_latent < 1 || (H <= tile_latent && W <= tile_latent)) return decode(c, z);
@@ -121,51 +174,40 @@ Tensor VAE::decode_tiled(const Ctx& c, const Tensor& z, int tile_latent) const {
         }
         rows.push_back(std::move(row));
     }
-    // b[..., y, :] = a[..., a_h - e + y, :] * (1 - y/e) + b[..., y, :] * (y/e), in place, as diffusers' blend_v/h.
-    auto blend_v = [](const Tensor& a, Tensor& b, int64_t extent) {
-        const int64_t e = std::min({a.size(2), b.size(2), extent});
-        const int64_t N = b.size(0) * b.size(1), ah = a.size(2), bh = b.size(2), w = b.size(3);
-        const float* pa = a.data<float>();
-        float* pb = b.data<float>();
-        for (int64_t n = 0; n < N; ++n)
-            for (int64_t y = 0; y < e; ++y) {
-                const float wa = float(1.0 - double(y) / double(e)), wb = float(double(y) / double(e));
-                const float* ra = pa + (n * ah + (ah - e + y)) * w;
-                float* rb = pb + (n * bh + y) * w;
-                for (int64_t x = 0; x < w; ++x) {
-                    const float u = ra[x] * wa, v = rb[x] * wb;
-                    rb[x] = u + v;
-                }
-            }
-    };
-    auto blend_h = [](const Tensor& a, Tensor& b, int64_t extent) {
-        const int64_t e = std::min({a.size(3), b.size(3), extent});
-        const int64_t N = b.size(0) * b.size(1), h = b.size(2), aw = a.size(3), bw = b.size(3);
-        const float* pa = a.data<float>();
-        float* pb = b.data<float>();
-        for (int64_t n = 0; n < N; ++n)
-            for (int64_t y = 0; y < h; ++y)
-                for (int64_t x = 0; x < e; ++x) {
-                    const float wa = float(1.0 - double(x) / double(e)), wb = float(double(x) / double(e));
-                    const float u = pa[(n * h + y) * aw + (aw - e + x)] * wa, v = pb[(n * h + y) * bw + x] * wb;
-                    pb[(n * h + y) * bw + x] = u + v;
-                }
-    };
-    std::vector<Tensor> out_rows;
-    for (size_t i = 0; i < rows.size(); ++i) {
-        std::vector<Tensor> parts;
-        for (size_t j = 0; j < rows[i].size(); ++j) {
-            Tensor& t = rows[i][j];
-            if (i > 0) blend_v(rows[i - 1][j], t, blend);
-            if (j > 0) blend_h(rows[i][j - 1], t, blend);
-            parts.push_back(t.slice(2, 0, std::min(limit, t.size(2))).slice(3, 0, std::min(limit, t.size(3))).contiguous());
-        }
-        out_rows.push_back(ops::concat(c, parts, 3));
-    }
-    return ops::concat(c, out_rows, 2);
+    return stitch_tiles(c, rows, blend, limit);
 }
 
 std::pair<Tensor, Tensor> VAE::encode_moments(const Ctx& c, const Tensor& x) const {
+    return split_moments(encode_raw(c, x));
+}
+
+std::pair<Tensor, Tensor> VAE::split_moments(const Tensor& h) const {
+    const int64_t lat = cfg_.latent_channels;
+    return {h.slice(1, 0, lat).contiguous(), h.slice(1, lat, 2 * lat).contiguous()};
+}
+
+std::pair<Tensor, Tensor> VAE::encode_moments_tiled(const Ctx& c, const Tensor& x, int tile_sample) const {
+    const int64_t H = x.size(2), W = x.size(3);
+    if (tile_sample < 1 || (H <= tile_sample && W <= tile_sample)) return encode_moments(c, x);
+    const int64_t tile_latent = tile_sample / cfg_.downscale();
+    const int64_t step = int64_t(double(tile_sample) * (1.0 - 0.25));  // int(tile_sample_min_size * (1 - overlap))
+    const int64_t blend = int64_t(double(tile_latent) * 0.25);         // int(tile_latent_min_size * overlap)
+    const int64_t limit = tile_latent - blend;
+    EASEL_ASSERT(step >= 1 && tile_latent >= 1, "tile too small");
+    std::vector<std::vector<Tensor>> rows;
+    for (int64_t i = 0; i < H; i += step) {
+        std::vector<Tensor> row;
+        for (int64_t j = 0; j < W; j += step) {
+            const Tensor tile =
+                x.slice(2, i, std::min(H, i + tile_sample)).slice(3, j, std::min(W, j + tile_sample)).contiguous();
+            row.push_back(encode_raw(c, tile).contiguous().clone());  // owns its memory: blended in place
+        }
+        rows.push_back(std::move(row));
+    }
+    return split_moments(stitch_tiles(c, rows, blend, limit));
+}
+
+Tensor VAE::encode_raw(const Ctx& c, const Tensor& x) const {
     EASEL_ASSERT(has_encoder_, "VAE::encode_moments on a VAE declared without its encoder");
     Tensor h = enc_conv_in_(c, x);
     for (const Level& lv : enc_down_) {
@@ -175,10 +217,7 @@ std::pair<Tensor, Tensor> VAE::encode_moments(const Ctx& c, const Tensor& x) con
     h = enc_mid_.forward(c, h);
     h = enc_conv_out_(c, enc_norm_out_(c, h, /*silu=*/true));
     if (quant_conv_) h = (*quant_conv_)(c, h);
-    const int64_t lat = cfg_.latent_channels;
-    Tensor mean = h.slice(1, 0, lat).contiguous();
-    Tensor logvar = h.slice(1, lat, 2 * lat).contiguous();
-    return {mean, logvar};
+    return h;
 }
 
 }  // namespace easel

@@ -37,11 +37,18 @@ public:
     Tensor decode_tiled(const Ctx& c, const Tensor& z, int tile_latent) const;
     // x: [N, in_channels, H, W] in [-1, 1] -> (mean, logvar), each [N, latent_channels, H/f, W/f] (unscaled)
     std::pair<Tensor, Tensor> encode_moments(const Ctx& c, const Tensor& x) const;
+    // diffusers' tiled encoding (AutoencoderKL.enable_tiling, v0.30 tiled_encode): image tiles of tile_sample
+    // pixels (the VAE's sample_size there: 512 for SD 1.5) stepping by 3/4 of a tile, each encoded alone, and
+    // the moments blended over a quarter of a latent tile as decode_tiled() blends pixels. An image no larger
+    // than one tile is encoded whole.
+    std::pair<Tensor, Tensor> encode_moments_tiled(const Ctx& c, const Tensor& x, int tile_sample) const;
 
     const VAEConfig& config() const { return cfg_; }
     bool has_encoder() const { return has_encoder_; }
 
 private:
+    Tensor encode_raw(const Ctx& c, const Tensor& x) const;  // [N, 2 * latent_channels, h, w]: mean, logvar
+    std::pair<Tensor, Tensor> split_moments(const Tensor& h) const;
     struct Level {
         std::vector<ResBlock> resnets;
         std::optional<Conv2d> sampler;

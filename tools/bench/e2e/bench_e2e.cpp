@@ -110,7 +110,8 @@ int run(const std::map<std::string, std::string>& f) {
     std::vector<double> step_times;
     Clock::time_point last_step;
     const auto t_gen = Clock::now();
-    auto r = generate(**m, p, [&](const ProgressEvent& e) -> Status {
+    // As `easel generate` runs it: one-shot, each network's weights dropped once no longer needed.
+    auto r = generate_once(**m, p, [&](const ProgressEvent& e) -> Status {
         const auto now = Clock::now();
         if (e.phase == "sampling") {
             if (e.step > 0) step_times.push_back(std::chrono::duration<double>(now - last_step).count());
