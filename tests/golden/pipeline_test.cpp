@@ -24,6 +24,14 @@ struct Fixture {
     WeightSet cases;
 };
 
+// The goldens' init image, [1, 3, 32, 32] u8 (CHW), as the RGB Image generate() takes.
+Image image_from_golden(const Tensor& chw) {
+    Image img{32, 32, 3, std::vector<uint8_t>(32 * 32 * 3)};
+    for (int64_t c = 0; c < 3; ++c)
+        for (int64_t i = 0; i < 32 * 32; ++i) img.pixels[size_t(i * 3 + c)] = uint8_t(chw.item({0, c, i / 32, i % 32}));
+    return img;
+}
+
 Fixture& fixture() {
     static Fixture f = [] {
         Fixture x;
@@ -49,13 +57,7 @@ TEST_P(PipelineGolden, MatchesKDiffusionReference) {
     GenerateParams p = easel::testing::case_params(j, 32);
     if (!j["strength"].is_null()) {
         const Tensor& init = *f.cases.find("init_image");  // [1, 3, 32, 32] u8
-        Image img;
-        img.width = img.height = 32;
-        img.channels = 3;
-        img.pixels.resize(32 * 32 * 3);
-        for (int64_t c = 0; c < 3; ++c)
-            for (int64_t i = 0; i < 32 * 32; ++i) img.pixels[size_t(i * 3 + c)] = uint8_t(init.item({0, c, i / 32, i % 32}));
-        p.init_image = img;
+        p.init_image = image_from_golden(init);
         p.denoising_strength = j["strength"];
     }
     auto out = generate(*f.model, p);
@@ -103,13 +105,7 @@ TEST_P(PipelineDiffusersGolden, MatchesStableDiffusionPipeline) {
     p.diffusers_scheduler = parse_diffusers_scheduler(sched).value();
     if (j.contains("strength")) {  // StableDiffusionImg2ImgPipeline on the file's init image
         const Tensor& init = *cases.find("init_image");  // [1, 3, 32, 32] u8
-        Image img;
-        img.width = img.height = 32;
-        img.channels = 3;
-        img.pixels.resize(32 * 32 * 3);
-        for (int64_t c = 0; c < 3; ++c)
-            for (int64_t i = 0; i < 32 * 32; ++i) img.pixels[size_t(i * 3 + c)] = uint8_t(init.item({0, c, i / 32, i % 32}));
-        p.init_image = img;
+        p.init_image = image_from_golden(init);
         p.denoising_strength = j["strength"];
     }
     auto out = generate(*f.model, p);
@@ -236,13 +232,9 @@ TEST_P(InpaintGolden, MatchesReference) {
     p.mask_blur = std::stoi(cases.metadata.at("mask_blur"));
     const Tensor& init = *cases.find("init_image");  // [1, 3, 32, 32] u8
     const Tensor& mask = *cases.find("mask");        // [32, 32] u8
-    Image img{32, 32, 3, std::vector<uint8_t>(32 * 32 * 3)};
     Image m{32, 32, 1, std::vector<uint8_t>(32 * 32)};
-    for (int64_t i = 0; i < 32 * 32; ++i) {
-        for (int64_t c = 0; c < 3; ++c) img.pixels[size_t(i * 3 + c)] = uint8_t(init.item({0, c, i / 32, i % 32}));
-        m.pixels[size_t(i)] = uint8_t(mask.item({i / 32, i % 32}));
-    }
-    p.init_image = img;
+    for (int64_t i = 0; i < 32 * 32; ++i) m.pixels[size_t(i)] = uint8_t(mask.item({i / 32, i % 32}));
+    p.init_image = image_from_golden(init);
     p.mask = m;
     auto out = generate(model, p);
     ASSERT_TRUE(out) << out.error().to_string();
