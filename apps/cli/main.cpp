@@ -16,6 +16,7 @@
 #include "core/thread_pool.h"
 #include "io/image.h"
 #include "pipeline/generate.h"
+#include "runtime/pack_cache.h"
 #include "progress.h"
 #include "server/server.h"
 
@@ -100,6 +101,7 @@ int cmd_generate(int argc, char** argv) {
     auto& threads = a.add_int("--threads", "", num_threads(), "CPU threads");
     auto& isa = a.add_string("--cpu-isa", "", "", "cap the SIMD level: ref, avx2, avx512, avx512bf16");
     auto& output = a.add_string("--output", "-o", "output.png", "output file (.png, .jpg or .webp by extension); several images get -N suffixes");
+    auto& weight_cache = a.add_string("--weight-cache", "", "", "folder that keeps packed weights so later loads of a big model map them instead of converting (off: none; default: $EASEL_WEIGHT_CACHE, else ~/.cache/easel/weights, at most $EASEL_WEIGHT_CACHE_MAX_GB = 8 GB, least recently used files go first)");
     if (auto st = a.parse(argc, argv); !st) return fail(st.error());
     if (a.help_requested()) {
         std::printf("%s", a.help().c_str());
@@ -154,6 +156,8 @@ int cmd_generate(int argc, char** argv) {
     }
     lo.vocab_path = vocab.s;
     lo.with_vae_encoder = !init.s.empty();
+    lo.weight_cache_dir = weight_cache.seen ? (weight_cache.s == "off" ? std::string() : weight_cache.s) : default_weight_cache_dir();
+    lo.weight_cache_max_bytes = default_weight_cache_max_bytes();
 
     std::string model_path = model.s;
     if (model_path.empty()) {
@@ -168,6 +172,8 @@ int cmd_generate(int argc, char** argv) {
         m = load_sd_model(model_path, lo);
     }
     if (!m) return fail(m.error());
+    for (const auto& n : (*m)->notes)
+        if (n.find("weight cache") != std::string::npos) std::fprintf(stderr, "%s\n", n.c_str());
     const int native = (*m)->info.unet.sample_size * (*m)->info.vae.downscale();
     p.width = width.i ? int(width.i) : native;
     p.height = height.i ? int(height.i) : native;
@@ -344,6 +350,8 @@ int cmd_demo(int argc, char** argv) {
     }
     auto m = load_sd_model(model_path, LoadOptions{.with_vae_encoder = false});
     if (!m) return fail(m.error());
+    for (const auto& n : (*m)->notes)
+        if (n.find("weight cache") != std::string::npos) std::fprintf(stderr, "%s\n", n.c_str());
     const int native = (*m)->info.unet.sample_size * (*m)->info.vae.downscale();
     std::vector<Image> tiles;
     std::string listing;
@@ -387,6 +395,7 @@ int cmd_serve(int argc, char** argv) {
     auto& insecure = a.add_bool("--insecure-no-auth", "", "allow a non-loopback --host without keys or --api-auth");
     auto& precision = a.add_string("--precision", "", "fp32", "fp32 (exact) or fast (bf16 compute, f32 accumulation)");
     auto& vocab = a.add_string("--vocab", "", "", "CLIP vocabulary for single-file checkpoints");
+    auto& weight_cache = a.add_string("--weight-cache", "", "", "folder of packed weights for faster model loads (off: none; default: $EASEL_WEIGHT_CACHE, else ~/.cache/easel/weights)");
     auto& max_size = a.add_int("--max-size", "", 2048, "largest width or height a request may ask for");
     auto& max_steps = a.add_int("--max-steps", "", 150, "most sampling steps a request may ask for");
     auto& max_images = a.add_int("--max-images", "", 16, "most images (batch_size x n_iter) per request");
@@ -449,6 +458,8 @@ int cmd_serve(int argc, char** argv) {
     else if (precision.s == "fast") o.load.precision = Precision::BF16;
     else return fail(Error::invalid_argument(fmt::format("expected fp32 or fast, got '{}'", precision.s), "--precision"));
     o.load.vocab_path = vocab.s;
+    o.load.weight_cache_dir = weight_cache.seen ? (weight_cache.s == "off" ? std::string() : weight_cache.s) : default_weight_cache_dir();
+    o.load.weight_cache_max_bytes = default_weight_cache_max_bytes();
     o.limits.max_width = o.limits.max_height = int(max_size.i);
     o.limits.max_steps = int(max_steps.i);
     o.limits.max_images = int(max_images.i);

@@ -44,6 +44,15 @@ std::string Shape::to_string() const {
     return s + "]";
 }
 
+bool dims_fit_int64(const uint64_t* dims, size_t n) {
+    uint64_t prod = 1;
+    for (size_t i = 0; i < n; ++i) {
+        if (dims[i] > uint64_t(INT64_MAX)) return false;
+        if (dims[i] != 0 && (__builtin_mul_overflow(prod, dims[i], &prod) || prod > uint64_t(INT64_MAX))) return false;
+    }
+    return true;
+}
+
 Shape contiguous_strides(const Shape& shape) {
     Shape st = shape;
     int64_t acc = 1;

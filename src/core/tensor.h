@@ -55,6 +55,11 @@ private:
 // Contiguous (row-major) strides, in elements.
 Shape contiguous_strides(const Shape& shape);
 
+// True when every dim is at most INT64_MAX and the product of the non-zero ones fits in int64: then the element
+// count, every partial product (in any order) and every contiguous stride fit too. A reader checks it before it
+// makes a Shape from a file: a zero dimension must not hide [0, 2^40, 2^40], whose strides overflow.
+bool dims_fit_int64(const uint64_t* dims, size_t n);
+
 // Memory source for tensors. The default allocator is plain 64-byte-aligned heap memory; a BufferPool
 // (core/allocator.h) reuses activation buffers across steps.
 class Allocator {

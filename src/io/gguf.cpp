@@ -259,7 +259,8 @@ Result<WeightSet> read_gguf_bytes(const uint8_t* data, size_t size, std::shared_
         for (uint32_t d = 0; d < n_dims; ++d) dims_text += fmt::format("{}{}", d ? ", " : "", ne[n_dims - 1 - d]);
         // Each dimension on its own too: with another dimension 0 the product is 0 whatever this one is.
         for (uint32_t d = 0; d < n_dims; ++d) overflow |= ne[d] > uint64_t(INT64_MAX);
-        if (overflow || numel > uint64_t(INT64_MAX)) return bad(fmt::format("dimensions [{}] overflow 64 bits", dims_text));
+        if (overflow || numel > uint64_t(INT64_MAX) || !dims_fit_int64(ne.data(), ne.size()))
+            return bad(fmt::format("dimensions [{}] overflow 64 bits", dims_text));
         t.type = ggml_type_info(type_id);
         if (t.type == nullptr) return bad(fmt::format("unknown ggml type id {}", type_id));
         if (!t.type->readable)

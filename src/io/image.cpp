@@ -92,9 +92,31 @@ void png_read_fn(png_structp png, png_bytep out, png_size_t n) {
     st->pos += n;
 }
 
+// Every chunk's declared length must fit in the bytes that follow it. libpng reads a stream and allocates a
+// chunk's buffer from its length before reading it (a 1.9 GB tEXt length in a 200-byte file was found by
+// fuzz_image), so the whole-buffer check here bounds every allocation by the input's size.
+Status check_png_chunks(const uint8_t* data, size_t size, const std::string& name) {
+    size_t pos = 8;
+    while (size - pos >= 12) {
+        const uint32_t len = uint32_t(data[pos]) << 24 | uint32_t(data[pos + 1]) << 16 | uint32_t(data[pos + 2]) << 8 | data[pos + 3];
+        std::string type;
+        for (int i = 4; i < 8; ++i) {
+            const uint8_t c = data[pos + size_t(i)];
+            type += (c >= 0x20 && c < 0x7f) ? char(c) : '?';
+        }
+        if (len > size - pos - 12)
+            return Error::bad_file(name, fmt::format("not a valid PNG: chunk '{}' at byte {} declares {} bytes of data but "
+                                                     "only {} remain", type, pos, len, size - pos - 12));
+        pos += 12 + size_t(len);
+        if (type == "IEND") break;
+    }
+    return ok();
+}
+
 // Decodes with libpng's setjmp-based errors confined to this function; no C++ objects with destructors live
 // across the setjmp except those declared before it and only touched after.
 Result<Image> decode_png(const uint8_t* data, size_t size, const std::string& name, TextChunks* text_out) {
+    EASEL_TRY(check_png_chunks(data, size, name));
     PngError err;
     png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &err, png_error_fn, png_warning_fn);
     if (!png) return Error::exhausted("libpng could not allocate a reader", name);

@@ -53,7 +53,7 @@ void MappedFile::release_pages(const void* p, size_t n) {
     if (first < last) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
 }
 
-Result<std::shared_ptr<const MappedFile>> MappedFile::open(const std::string& path) {
+Result<std::shared_ptr<const MappedFile>> MappedFile::open(const std::string& path, bool populate) {
     if (path.empty()) return Error::io("empty path", "<empty path>");
     FdGuard g{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
     if (g.fd < 0) {
@@ -72,7 +72,7 @@ Result<std::shared_ptr<const MappedFile>> MappedFile::open(const std::string& pa
     if (f->size_ == 0) return std::shared_ptr<const MappedFile>(std::move(f));
     // Read-only (a write is a bug and faults), private and without swap reservation: a multi-GB model must
     // not count against overcommit limits. Read-only is also what makes release_pages() safe.
-    void* p = ::mmap(nullptr, f->size_, PROT_READ, MAP_PRIVATE | MAP_NORESERVE, g.fd, 0);
+    void* p = ::mmap(nullptr, f->size_, PROT_READ, MAP_PRIVATE | MAP_NORESERVE | (populate ? MAP_POPULATE : 0), g.fd, 0);
     if (p == MAP_FAILED) {
         const int e = errno;
         f->size_ = 0;

@@ -21,8 +21,9 @@ namespace easel {
 
 class MappedFile {
 public:
-    // Io error for a missing or unreadable path or a directory; an empty file maps to size() == 0.
-    static Result<std::shared_ptr<const MappedFile>> open(const std::string& path);
+    // Io error for a missing or unreadable path or a directory; an empty file maps to size() == 0. With
+    // `populate`, every page is mapped now (MAP_POPULATE: read ahead and faulted in at open, not at first use).
+    static Result<std::shared_ptr<const MappedFile>> open(const std::string& path, bool populate = false);
 
     ~MappedFile();
     MappedFile(const MappedFile&) = delete;

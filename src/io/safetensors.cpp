@@ -114,16 +114,18 @@ Result<Entry> parse_entry(const std::string& file, const std::string& name, cons
                                   file);
     uint64_t numel = 1;
     bool overflow = false;
+    std::vector<uint64_t> udims;
     for (const Json& d : *sh) {
         if (!d.is_number_unsigned()) return bad(fmt::format("shape {} has a dimension that is not a non-negative integer", brief(*sh)));
         const uint64_t n = d.get<uint64_t>();
         if (n > uint64_t(INT64_MAX)) return bad(fmt::format("shape dimension {} is absurdly large", n));
         overflow |= __builtin_mul_overflow(numel, n, &numel);
         e.shape.push_back(int64_t(n));
+        udims.push_back(n);
     }
     uint64_t nbytes = 0;
     overflow |= __builtin_mul_overflow(numel, uint64_t(dtype_size(e.dtype)), &nbytes);
-    if (overflow || numel > uint64_t(INT64_MAX))
+    if (overflow || numel > uint64_t(INT64_MAX) || !dims_fit_int64(udims.data(), udims.size()))
         return bad(fmt::format("shape {} overflows 64 bits", brief(*sh)));
 
     auto off = v.find("data_offsets");

@@ -205,6 +205,11 @@ public:
                                 __builtin_add_overflow(last, reach, &last)))
                 return bad(v, "view extent overflows");
         }
+        {
+            std::vector<uint64_t> udims;
+            for (int64_t d : size) udims.push_back(d < 0 ? UINT64_MAX : uint64_t(d));
+            if (!dims_fit_int64(udims.data(), udims.size())) return bad(v, "element count overflows");
+        }
         if (numel > 0 && last >= uint64_t(sref.numel))
             return bad(v, fmt::format("view (offset {}, size {}, stride {}) reaches element {} of a storage of {} "
                                       "elements", offset, fmt::join(size, "x"), fmt::join(stride, ","), last,

@@ -48,12 +48,18 @@ struct PackedConv2dWeight {
 
     bool empty() const { return data == nullptr; }
     int64_t k() const { return cin * kh * kw; }
+    size_t layout_bytes() const { return size_t(cout * ld_words) * 4; }  // what the layout calls for
 };
 
 // Errors: dtype not f32/f16/bf16, a non-positive or absurd dimension, an `isa` this CPU lacks. As with
 // pack_linear_weight, Isa::Avx512Bf16 with Precision::F32 gives the Avx512 layout.
 Result<PackedConv2dWeight> pack_conv2d_weight(const void* w, DType src_dtype, int64_t cout, int64_t cin,
                                               int64_t kh, int64_t kw, Precision precision, Isa isa = active_isa());
+
+// The layout (every field but data) pack_conv2d_weight gives for these arguments, or its error (see
+// packed_linear_layout).
+Result<PackedConv2dWeight> packed_conv2d_layout(int64_t cout, int64_t cin, int64_t kh, int64_t kw, Precision precision,
+                                                Isa isa = active_isa());
 
 // Output height and width (defined next to the reference, kernels/ref/conv2d_ref.cpp), or an error when the (padded) input is smaller than the kernel or stride < 1.
 Result<std::pair<int64_t, int64_t>> conv2d_output_hw(int64_t h, int64_t w, int64_t kh, int64_t kw,

@@ -50,7 +50,8 @@ struct PackedWeight {
     std::shared_ptr<const void> data;
 
     bool empty() const { return data == nullptr; }
-    size_t bytes() const;
+    size_t bytes() const;         // of data; 0 when empty
+    size_t layout_bytes() const;  // what the layout fields call for, with or without data
 };
 
 // Packs w ([n, k] row-major, src_dtype F32, F16 or BF16) for the variant `isa` (default: the one the dispatcher
@@ -59,6 +60,10 @@ struct PackedWeight {
 // exact mode), so the result's isa() may be lower than asked.
 Result<PackedWeight> pack_linear_weight(const void* w, DType src_dtype, int64_t n, int64_t k, Precision precision,
                                         Isa isa = active_isa());
+
+// The layout (every field but data) that pack_linear_weight gives for these arguments, or its error. A cache of
+// packed weights checks a stored entry against it: an entry is usable only if it matches field for field.
+Result<PackedWeight> packed_linear_layout(int64_t n, int64_t k, Precision precision, Isa isa = active_isa());
 
 struct LinearOptions {
     const float* bias = nullptr;      // [n] or null

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <chrono>
 
 #include <fmt/format.h>
 
@@ -11,6 +12,7 @@
 #include "io/keymap_config_doc.h"
 #include "io/keymap_ldm.h"
 #include "io/model_file.h"
+#include "runtime/pack_cache.h"
 
 namespace easel {
 namespace fs = std::filesystem;
@@ -203,10 +205,40 @@ Result<std::unique_ptr<SDModel>> load_sd_model(const std::string& path, const Lo
     m->pad_id = sd2 ? 0 : m->tokenizer.eos_id();
 
     ParamLoader loader(g.weights, options.precision);
+    std::unique_ptr<PackCache> cache;
+    if (!options.weight_cache_dir.empty()) {
+        // The key covers what decides the packed bytes: the files, the precision, the kernel variant, the
+        // variant of a diffusers folder's weights. A model that cannot be keyed is simply packed.
+        auto key = PackCache::model_key(path, fmt::format("precision {} isa {} variant '{}'", precision_name(options.precision),
+                                                          isa_name(active_isa()), options.variant));
+        if (key && key->total_bytes >= options.weight_cache_min_bytes) {
+            cache = PackCache::open(options.weight_cache_dir, key->key, options.weight_cache_max_bytes);
+            if (!cache->note().empty()) m->notes.push_back("weight cache not used (rebuilt): " + cache->note());
+            loader.set_pack_cache(cache.get());
+        }
+    }
     m->text_encoder = CLIPTextEncoder::declare(ParamScope(loader, "text_encoder"), info.text);
     m->unet = UNet::declare(ParamScope(loader, "unet"), info.unet);
     m->vae = VAE::declare(ParamScope(loader, "vae"), info.vae, options.with_vae_encoder);
     EASEL_TRY(loader.finish());
+    if (cache) {
+        if (cache->hits()) m->notes.push_back(fmt::format("{} packed weights ({:.2f} GB) mapped from the weight cache {}",
+                                                           cache->hits(), double(cache->hit_bytes()) / 1e9, cache->path()));
+        if (cache->added()) {
+            const auto t0 = std::chrono::steady_clock::now();
+            const uint64_t bytes = cache->added_bytes();
+            const size_t n = cache->added();
+            Status st = cache->commit();
+            const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            if (st) {
+                m->notes.push_back(fmt::format("{} packed weights ({:.2f} GB) written to the weight cache {} in {:.1f} s; "
+                                               "later loads map them", n, double(bytes) / 1e9, cache->path(), secs));
+            } else {
+                m->notes.push_back("the weight cache could not be written (loading goes on without it): " +
+                                   st.error().to_string());
+            }
+        }
+    }
     m->info = std::move(info);
     return m;
 }

@@ -28,6 +28,11 @@ struct LoadOptions {
     std::optional<Prediction> prediction;   // --prediction: overrides what the model's config says
     std::string variant;                    // diffusers weight variant, e.g. "fp16"
     bool with_vae_encoder = true;           // img2img and inpainting need it
+    // Folder of packed-weight caches (runtime/pack_cache.h); empty: no cache. The CLI, server and benchmark
+    // pass default_weight_cache_dir(). Models smaller than weight_cache_min_bytes are packed every time.
+    std::string weight_cache_dir;
+    uint64_t weight_cache_max_bytes = 8ull << 30;
+    uint64_t weight_cache_min_bytes = 64ull << 20;
 };
 
 // A diffusers scheduler_config.json as diffusers' `from_config` sees it: a field the file does not carry takes

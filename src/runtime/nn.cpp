@@ -1,5 +1,7 @@
 #include "runtime/nn.h"
 
+#include "runtime/pack_cache.h"
+
 
 #include <fmt/format.h>
 
@@ -10,6 +12,12 @@ namespace {
 // Packs a weight tensor viewed as [rows, cols]; records a problem (and returns an empty weight) on failure.
 PackedWeight pack(const ParamScope& s, const Tensor& w, int64_t rows, int64_t cols) {
     if (!w.storage()) return {};  // missing or mis-shaped: the loader has recorded it
+    PackCache* cache = s.loader().pack_cache();
+    if (cache) {
+        // A hit never touches the file's bytes of this weight. Any layout error is left to pack_linear_weight.
+        if (auto layout = packed_linear_layout(rows, cols, s.loader().precision()))
+            if (auto hit = cache->linear(s.name("weight"), *layout)) return std::move(*hit);
+    }
     Tensor wc = w.is_contiguous() ? w : w.contiguous();
     auto p = pack_linear_weight(wc.raw(), wc.dtype(), rows, cols, s.loader().precision());
     if (!p) {
@@ -17,6 +25,7 @@ PackedWeight pack(const ParamScope& s, const Tensor& w, int64_t rows, int64_t co
         return {};
     }
     s.loader().release(w);  // packed: the mapped file's pages of it can go
+    if (cache) cache->add(s.name("weight"), *p);
     return std::move(p).value();
 }
 }  // namespace
@@ -65,12 +74,18 @@ Conv2d Conv2d::declare(const ParamScope& s, int64_t in, int64_t out, Conv2dSpec 
     c.out = out;
     c.spec = spec;
     Tensor w = s.take("weight", {out, in, spec.kernel, spec.kernel});
-    if (w.storage()) {
+    PackCache* cache = s.loader().pack_cache();
+    if (w.storage() && cache) {
+        if (auto layout = packed_conv2d_layout(out, in, spec.kernel, spec.kernel, s.loader().precision()))
+            if (auto hit = cache->conv2d(s.name("weight"), *layout)) c.weight = std::move(*hit);
+    }
+    if (w.storage() && c.weight.empty()) {
         Tensor wc = w.is_contiguous() ? w : w.contiguous();
         auto p = pack_conv2d_weight(wc.raw(), wc.dtype(), out, in, spec.kernel, spec.kernel, s.loader().precision());
         if (p) {
             c.weight = std::move(p).value();
             s.loader().release(w);  // packed: the mapped file's pages of it can go
+            if (cache) cache->add(s.name("weight"), c.weight);
         } else {
             s.loader().add_problem(fmt::format("{}: {}", s.name("weight"), p.error().message()));
         }

@@ -19,6 +19,8 @@
 
 namespace easel {
 
+class PackCache;
+
 class ParamLoader {
 public:
     ParamLoader(const WeightSet& weights, Precision precision) : weights_(weights), precision_(precision) {}
@@ -35,6 +37,9 @@ public:
     // mapped model file leave the process's resident set (MappedFile::release_pages), so that loading never
     // holds the file and the packed copy at once. A no-op for tensors that are not in a mapping.
     void release(const Tensor& t) const;
+    // Optional (not owned): Linear/Conv2d::declare take packed weights from it and add what they pack.
+    void set_pack_cache(PackCache* cache) { pack_cache_ = cache; }
+    PackCache* pack_cache() const { return pack_cache_; }
     // Records a problem found while packing or checking (e.g. an unsupported dtype).
     void add_problem(std::string message) { other_.push_back(std::move(message)); }
 
@@ -45,6 +50,7 @@ public:
 private:
     const WeightSet& weights_;
     Precision precision_;
+    PackCache* pack_cache_ = nullptr;
     std::vector<std::string> missing_, wrong_shape_, other_;
     std::set<std::string> taken_;
 };

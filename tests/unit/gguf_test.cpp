@@ -568,6 +568,11 @@ TEST(GgufErrors, DimensionsOverflow) {
     GgufBuilder c;  // the element count fits, the byte count (8 per f64 element) does not
     c.tensor("w", {uint64_t(1) << 62}, 28, "");
     expect_error(c.build(), ErrorCode::BadFile, {"'w'", "f64 overflow"});
+    // GGUF lists dims innermost first: the zero made the reader's product 0, while the Shape (outermost first)
+    // multiplied 2^33 by 2^33 (signed overflow, found by fuzz_gguf under UBSan).
+    GgufBuilder d;
+    d.tensor("w", {0, uint64_t(1) << 33, uint64_t(1) << 33}, 0, "");
+    expect_error(d.build(), ErrorCode::BadFile, {"'w'", "overflow"});
 }
 
 TEST(GgufErrors, UnknownType) {

@@ -300,6 +300,10 @@ TEST(SafetensorsErrors, ShapeProductOverflows) {
     // numel fits in 64 bits but the byte count does not.
     expect_error(make_file(R"({"w":{"dtype":"F64","shape":[4611686018427387904],"data_offsets":[0,8]}})", "abcdefgh"),
                  ErrorCode::BadFile, {"'w'", "overflows"});
+    // A leading zero makes the element count 0, but the strides of the other two dims overflow (UBSan found the
+    // GGUF twin of this by fuzzing).
+    expect_error(make_file(R"({"w":{"dtype":"F32","shape":[0,4294967296,4294967296],"data_offsets":[0,0]}})", ""),
+                 ErrorCode::BadFile, {"'w'", "overflows"});
 }
 
 TEST(SafetensorsErrors, DataOffsetsMalformed) {

@@ -73,20 +73,15 @@ struct Im2col {
 
 }  // namespace
 
-Result<PackedConv2dWeight> pack_conv2d_weight(const void* w, DType src_dtype, int64_t cout, int64_t cin,
-                                              int64_t kh, int64_t kw, Precision precision, Isa isa) {
-    if (src_dtype != DType::F32 && src_dtype != DType::F16 && src_dtype != DType::BF16)
-        return Error::unsupported(
-            fmt::format("weight dtype is {}; conv2d weights must be float32, float16 or bfloat16", dtype_name(src_dtype)));
+Result<PackedConv2dWeight> packed_conv2d_layout(int64_t cout, int64_t cin, int64_t kh, int64_t kw, Precision precision,
+                                                Isa isa) {
     const int64_t lim = int64_t(1) << 20;  // per dimension; the product is bounded below
     if (cout <= 0 || cin <= 0 || kh <= 0 || kw <= 0 || cout > lim || cin > lim || kh > 64 || kw > 64 ||
         cout * cin * kh * kw > (int64_t(1) << 34))
         return Error::invalid_argument(
             fmt::format("conv2d weight shape [{}, {}, {}, {}] is empty or too large", cout, cin, kh, kw));
-    if (w == nullptr) return Error::invalid_argument("conv2d weight data is null");
     if (int(isa) > int(best_isa(cpu_features())))
         return Error::unsupported(fmt::format("this CPU cannot run the {} conv2d kernel", isa_name(isa)));
-
     PackedConv2dWeight pw;
     pw.cout = cout;
     pw.cin = cin;
@@ -101,7 +96,20 @@ Result<PackedConv2dWeight> pack_conv2d_weight(const void* w, DType src_dtype, in
     pw.k_words = pw.kpack == 2 ? taps * cpairs : K;
     // Rows padded to 16 words (64 bytes); padding words (and the odd channel's missing partner) are zero.
     pw.ld_words = kern ? (pw.k_words + 15) / 16 * 16 : K;
-    const size_t bytes = size_t(cout * pw.ld_words) * 4;
+    return pw;
+}
+
+Result<PackedConv2dWeight> pack_conv2d_weight(const void* w, DType src_dtype, int64_t cout, int64_t cin,
+                                              int64_t kh, int64_t kw, Precision precision, Isa isa) {
+    if (src_dtype != DType::F32 && src_dtype != DType::F16 && src_dtype != DType::BF16)
+        return Error::unsupported(
+            fmt::format("weight dtype is {}; conv2d weights must be float32, float16 or bfloat16", dtype_name(src_dtype)));
+    if (w == nullptr) return Error::invalid_argument("conv2d weight data is null");
+    EASEL_TRY_ASSIGN(PackedConv2dWeight pw, packed_conv2d_layout(cout, cin, kh, kw, precision, isa));
+    const int64_t K = pw.k(), taps = kh * kw;
+    const gemm::GemmKernel* kern = gemm::gemm_kernel_for(pw.isa, precision);
+    const int64_t cpairs = (cin + 1) / 2;
+    const size_t bytes = pw.layout_bytes();
     std::shared_ptr<void> mem = allocate_zeroed_pages(bytes);  // zero: the padding words stay so
     if (!mem) return Error::exhausted(fmt::format("cannot allocate {} bytes for a conv2d weight", bytes));
     uint32_t* words = static_cast<uint32_t*>(mem.get());

@@ -251,11 +251,12 @@ using gemm::GemmKernel;
 
 std::string_view precision_name(Precision p) { return p == Precision::F32 ? "f32" : "bf16"; }
 
-size_t PackedWeight::bytes() const {
-    if (!data) return 0;
+size_t PackedWeight::layout_bytes() const {
     if (nr == 0) return size_t(n * k) * 4;
     return size_t((n + nr - 1) / nr * nr * k_words) * 4;
 }
+
+size_t PackedWeight::bytes() const { return data ? layout_bytes() : 0; }
 
 std::vector<Isa> gemm_supported_isas(Precision precision) {
     std::vector<Isa> out;
@@ -268,18 +269,12 @@ std::vector<Isa> gemm_supported_isas(Precision precision) {
     return out;
 }
 
-Result<PackedWeight> pack_linear_weight(const void* w, DType src_dtype, int64_t n, int64_t k, Precision precision,
-                                        Isa isa) {
-    if (src_dtype != DType::F32 && src_dtype != DType::F16 && src_dtype != DType::BF16)
-        return Error::unsupported(
-            fmt::format("weight dtype is {}; matmul weights must be float32, float16 or bfloat16", dtype_name(src_dtype)));
+Result<PackedWeight> packed_linear_layout(int64_t n, int64_t k, Precision precision, Isa isa) {
     // 2^34 elements (64 GiB as f32) is far above any SD weight and keeps n*k*4 from overflowing.
     if (n <= 0 || k <= 0 || n > (int64_t(1) << 34) / k)
         return Error::invalid_argument(fmt::format("weight shape [{}, {}] is empty or too large to pack", n, k));
-    if (w == nullptr) return Error::invalid_argument("weight data is null");
     if (int(isa) > int(best_isa(cpu_features())))
         return Error::unsupported(fmt::format("this CPU cannot run the {} GEMM kernel", isa_name(isa)));
-
     PackedWeight pw;
     pw.n = n;
     pw.k = k;
@@ -287,6 +282,23 @@ Result<PackedWeight> pack_linear_weight(const void* w, DType src_dtype, int64_t 
     const GemmKernel* kern = gemm::gemm_kernel_for(isa, precision);
     if (kern == nullptr) {  // the reference: row-major f32, exact values (the reference rounds in BF16 mode)
         pw.isa = Isa::Ref;
+        return pw;
+    }
+    pw.isa = kern->isa;
+    pw.nr = kern->nr;
+    pw.kpack = kern->kpack;
+    pw.k_words = (k + kern->kpack - 1) / kern->kpack;
+    return pw;
+}
+
+Result<PackedWeight> pack_linear_weight(const void* w, DType src_dtype, int64_t n, int64_t k, Precision precision,
+                                        Isa isa) {
+    if (src_dtype != DType::F32 && src_dtype != DType::F16 && src_dtype != DType::BF16)
+        return Error::unsupported(
+            fmt::format("weight dtype is {}; matmul weights must be float32, float16 or bfloat16", dtype_name(src_dtype)));
+    if (w == nullptr) return Error::invalid_argument("weight data is null");
+    EASEL_TRY_ASSIGN(PackedWeight pw, packed_linear_layout(n, k, precision, isa));
+    if (pw.isa == Isa::Ref) {
         std::shared_ptr<void> mem = allocate_zeroed_pages(size_t(n * k) * 4);
         if (!mem) return Error::exhausted(fmt::format("cannot allocate {} bytes for a packed weight", n * k * 4));
         float* d = static_cast<float*>(mem.get());
@@ -296,13 +308,10 @@ Result<PackedWeight> pack_linear_weight(const void* w, DType src_dtype, int64_t 
         });
         return pw;
     }
-    pw.isa = kern->isa;
-    pw.nr = kern->nr;
-    pw.kpack = kern->kpack;
-    pw.k_words = (k + kern->kpack - 1) / kern->kpack;
+    const GemmKernel* kern = gemm::gemm_kernel_for(pw.isa, precision);
     const int64_t panels = (n + pw.nr - 1) / pw.nr;
     const int64_t panel_stride = pw.k_words * pw.nr;
-    const size_t bytes = size_t(panels * panel_stride) * 4;
+    const size_t bytes = pw.layout_bytes();
     std::shared_ptr<void> mem = allocate_zeroed_pages(bytes);
     if (!mem) return Error::exhausted(fmt::format("cannot allocate {} bytes for a packed weight", bytes));
     uint32_t* d = static_cast<uint32_t*>(mem.get());

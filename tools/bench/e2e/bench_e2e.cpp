@@ -21,6 +21,7 @@
 #include "core/thread_pool.h"
 #include "io/safetensors.h"
 #include "pipeline/generate.h"
+#include "runtime/pack_cache.h"
 
 using namespace easel;
 
@@ -83,6 +84,10 @@ int run(const std::map<std::string, std::string>& f) {
     LoadOptions lo;
     lo.vocab_path = get(f, "vocab", "");
     lo.with_vae_encoder = false;
+    // What `easel generate` does: --weight-cache DIR|off, else $EASEL_WEIGHT_CACHE or ~/.cache/easel/weights.
+    const std::string wc = get(f, "weight-cache", default_weight_cache_dir());
+    lo.weight_cache_dir = wc == "off" ? std::string() : wc;
+    lo.weight_cache_max_bytes = default_weight_cache_max_bytes();
     const std::string precision = get(f, "precision", "fp32");
     if (precision == "fast") lo.precision = Precision::BF16;
     else if (precision != "fp32") {
@@ -96,6 +101,11 @@ int run(const std::map<std::string, std::string>& f) {
         return 1;
     }
     const double load_s = since(t_load);
+    std::string cache_state = lo.weight_cache_dir.empty() ? "off" : "unused";
+    for (const auto& n : (*m)->notes) {
+        if (n.find("mapped from the weight cache") != std::string::npos) cache_state = "mapped";
+        if (n.find("written to the weight cache") != std::string::npos) cache_state = "written";
+    }
     GenerateParams p;
     p.prompt = get(f, "prompt", "a photograph of an astronaut riding a horse");
     p.negative_prompt = get(f, "negative", "");
@@ -132,10 +142,10 @@ int run(const std::map<std::string, std::string>& f) {
     for (size_t i = 0; i < step_times.size(); ++i) steps += fmt::format("{}{:.3f}", i ? ", " : "", step_times[i]);
     std::printf("{\"engine\": \"easel\", \"precision\": \"%s\", \"threads\": %d, \"isa\": \"%s\", \"width\": %d, \"height\": %d, "
                 "\"load_s\": %.3f, \"text_s\": %.3f, \"steps_s\": [%s], \"decode_s\": %.3f, \"generate_s\": %.3f, "
-                "\"peak_rss_mb\": %.1f}\n",
+                "\"peak_rss_mb\": %.1f, \"weight_cache\": \"%s\"}\n",
                 precision.c_str(), num_threads(), std::string(isa_name(active_isa())).c_str(), p.width, p.height, load_s,
                 mark["encode1"] - mark["encode0"], steps.c_str(), mark["decode1"] - mark["decode0"], total_s,
-                double(peak_rss_kb()) / 1024.0);
+                double(peak_rss_kb()) / 1024.0, cache_state.c_str());
     return 0;
 }
 
@@ -145,7 +155,7 @@ int main(int argc, char** argv) {
     if (argc < 2) {
         std::fprintf(stderr, "usage: easel_bench_e2e make-checkpoint --out PATH [--variant sd15]\n"
                              "       easel_bench_e2e run --model CKPT --vocab VOCAB [--steps 3] [--precision fp32|fast] "
-                             "[--threads N] [--width 512 --height 512] [--cfg 7] [--seed 42] [--vae-tile 0]\n");
+                             "[--threads N] [--width 512 --height 512] [--cfg 7] [--seed 42] [--vae-tile 0] [--weight-cache DIR|off]\n");
         return 2;
     }
     const auto flags = parse_flags(argc, argv, 2);

@@ -1,0 +1,271 @@
+// The packed-weight cache (runtime/pack_cache.h): a model loaded through it gives the same images as one packed
+// afresh; a cached entry is bit-identical to a fresh pack; a damaged, foreign or stale file is never used.
+#include <gtest/gtest.h>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "core/half.h"
+#include "io/mapped_file.h"
+#include "pipeline/generate.h"
+#include "runtime/pack_cache.h"
+
+using namespace easel;
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::string kTiny = std::string(EASEL_SOURCE_DIR) + "/models/tiny";
+
+fs::path scratch(const std::string& name) {
+    fs::path d = fs::path(::testing::TempDir()) / fmt::format("easel_pack_cache_{}_{}", name, ::getpid());
+    fs::remove_all(d);
+    fs::create_directories(d);
+    return d;
+}
+
+std::vector<uint16_t> random_f16(size_t n, uint32_t seed) {
+    std::mt19937 g(seed);
+    std::normal_distribution<float> nd(0.0f, 0.5f);
+    std::vector<uint16_t> v(n);
+    for (auto& x : v) x = f32_to_f16(nd(g));
+    return v;
+}
+
+std::vector<uint8_t> read_all(const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+void write_all(const fs::path& p, const std::vector<uint8_t>& b) {
+    std::ofstream(p, std::ios::binary | std::ios::trunc).write(reinterpret_cast<const char*>(b.data()), std::streamsize(b.size()));
+}
+
+std::vector<std::vector<uint8_t>> generate_pixels(const SDModel& m) {
+    GenerateParams p;
+    p.prompt = "a red circle on the left, blue background";
+    p.width = p.height = 32;
+    p.seed = 7;
+    p.steps = 6;
+    p.batch_size = 2;
+    auto r = generate(m, p);
+    EASEL_ASSERT(r.has_value(), r ? "" : r.error().to_string());
+    std::vector<std::vector<uint8_t>> out;
+    for (const auto& g : *r) out.push_back(g.image.pixels);
+    return out;
+}
+
+LoadOptions cached(const fs::path& dir, Precision precision) {
+    LoadOptions o;
+    o.precision = precision;
+    o.weight_cache_dir = dir.string();
+    o.weight_cache_min_bytes = 0;  // the tiny model is below the CLI's 64 MiB threshold
+    return o;
+}
+
+size_t count_notes(const SDModel& m, const std::string& what) {
+    size_t n = 0;
+    for (const auto& s : m.notes) n += s.find(what) != std::string::npos;
+    return n;
+}
+
+}  // namespace
+
+TEST(PackCache, EntriesAreBitIdenticalToAFreshPack) {
+    const fs::path dir = scratch("entries");
+    const std::string key = "test key\n";
+    for (Precision prec : {Precision::F32, Precision::BF16}) {
+        const auto wl = random_f16(size_t(77) * 130, 1);
+        const auto wc = random_f16(size_t(40) * 33 * 9, 2);
+        auto lin = pack_linear_weight(wl.data(), DType::F16, 77, 130, prec);
+        auto conv = pack_conv2d_weight(wc.data(), DType::F16, 40, 33, 3, 3, prec);
+        ASSERT_TRUE(lin && conv);
+        {
+            auto c = PackCache::open(dir.string(), key + precision_name(prec).data());
+            EXPECT_FALSE(c->mapped());
+            EXPECT_FALSE(c->linear("a.weight", *lin).has_value());
+            c->add("a.weight", *lin);
+            c->add("b.weight", *conv);
+            ASSERT_TRUE(c->commit()) << c->commit().error().to_string();
+        }
+        auto c = PackCache::open(dir.string(), key + precision_name(prec).data());
+        ASSERT_TRUE(c->mapped()) << c->note();
+        auto lay = packed_linear_layout(77, 130, prec);
+        auto clay = packed_conv2d_layout(40, 33, 3, 3, prec);
+        ASSERT_TRUE(lay && clay);
+        auto hl = c->linear("a.weight", *lay);
+        auto hc = c->conv2d("b.weight", *clay);
+        ASSERT_TRUE(hl && hc);
+        ASSERT_EQ(hl->bytes(), lin->bytes());
+        EXPECT_EQ(std::memcmp(hl->data.get(), lin->data.get(), lin->bytes()), 0);
+        EXPECT_EQ(hl->nr, lin->nr);
+        EXPECT_EQ(hl->isa, lin->isa);
+        EXPECT_EQ(std::memcmp(hc->data.get(), conv->data.get(), conv->layout_bytes()), 0);
+        // The same name asked with another layout, or the wrong kind, is a miss, never a reinterpretation.
+        EXPECT_FALSE(c->linear("a.weight", *packed_linear_layout(77, 129, prec)).has_value());
+        EXPECT_FALSE(c->linear("b.weight", *lay).has_value());
+        EXPECT_FALSE(c->conv2d("b.weight", *packed_conv2d_layout(40, 33, 1, 1, prec)).has_value());
+        EXPECT_FALSE(c->linear("missing.weight", *lay).has_value());
+        EXPECT_EQ(c->hits(), 2u);
+    }
+}
+
+TEST(PackCache, ModelLoadedFromTheCacheGivesTheSameImages) {
+    for (Precision prec : {Precision::F32, Precision::BF16}) {
+        const fs::path dir = scratch("model");
+        auto fresh = load_sd_model(kTiny, LoadOptions{.precision = prec});
+        ASSERT_TRUE(fresh) << fresh.error().to_string();
+        const auto want = generate_pixels(**fresh);
+
+        auto first = load_sd_model(kTiny, cached(dir, prec));  // packs and writes the cache
+        ASSERT_TRUE(first) << first.error().to_string();
+        EXPECT_EQ(count_notes(**first, "written to the weight cache"), 1u);
+        EXPECT_EQ(count_notes(**first, "mapped from the weight cache"), 0u);
+        auto second = load_sd_model(kTiny, cached(dir, prec));  // maps every packed weight
+        ASSERT_TRUE(second) << second.error().to_string();
+        EXPECT_EQ(count_notes(**second, "mapped from the weight cache"), 1u);
+        EXPECT_EQ(count_notes(**second, "written to the weight cache"), 0u);
+        EXPECT_EQ(generate_pixels(**first), want);
+        EXPECT_EQ(generate_pixels(**second), want) << "precision " << precision_name(prec);
+    }
+}
+
+TEST(PackCache, DamagedOrForeignFilesAreRebuiltNotUsed) {
+    const fs::path dir = scratch("damaged");
+    auto fresh = load_sd_model(kTiny, LoadOptions{.precision = Precision::BF16});
+    ASSERT_TRUE(fresh);
+    const auto want = generate_pixels(**fresh);
+    ASSERT_TRUE(load_sd_model(kTiny, cached(dir, Precision::BF16)));
+    std::vector<fs::path> files;
+    for (const auto& e : fs::directory_iterator(dir)) files.push_back(e.path());
+    ASSERT_EQ(files.size(), 1u);
+    const fs::path file = files[0];
+    const std::vector<uint8_t> good = read_all(file);
+    ASSERT_GT(good.size(), 4096u);
+
+    struct Damage {
+        const char* what;
+        std::vector<uint8_t> bytes;
+    };
+    std::vector<Damage> damages;
+    damages.push_back({"truncated", std::vector<uint8_t>(good.begin(), good.begin() + long(good.size() / 2))});
+    damages.push_back({"empty", {}});
+    auto magic = good;
+    magic[0] ^= 1;
+    damages.push_back({"bad magic", magic});
+    auto key = good;
+    key[40] ^= 0x20;  // inside the key text
+    damages.push_back({"another key", key});
+    for (const auto& d : damages) {
+        write_all(file, d.bytes);
+        auto m = load_sd_model(kTiny, cached(dir, Precision::BF16));
+        ASSERT_TRUE(m) << d.what << ": " << m.error().to_string();
+        EXPECT_EQ(count_notes(**m, "weight cache not used"), 1u) << d.what;
+        EXPECT_EQ(count_notes(**m, "written to the weight cache"), 1u) << d.what;
+        EXPECT_EQ(generate_pixels(**m), want) << d.what;
+        EXPECT_EQ(read_all(file), good) << d.what << ": the rebuilt file differs from the first one";
+    }
+}
+
+TEST(PackCache, ParseRefusesEveryHeaderByteFlipOrAcceptsOnlyInBoundsEntries) {
+    const fs::path dir = scratch("flips");
+    const auto wl = random_f16(size_t(33) * 20, 3);
+    auto lin = pack_linear_weight(wl.data(), DType::F16, 33, 20, Precision::BF16);
+    ASSERT_TRUE(lin);
+    {
+        auto c = PackCache::open(dir.string(), "k");
+        c->add("x.weight", *lin);
+        c->add("y.weight", *lin);
+        ASSERT_TRUE(c->commit());
+    }
+    fs::path file = fs::directory_iterator(dir)->path();
+    const std::vector<uint8_t> good = read_all(file);
+    ASSERT_TRUE(PackCache::parse(good.data(), good.size(), "k"));
+    size_t refused = 0, header = 0;
+    for (size_t i = 0; i < std::min<size_t>(good.size(), 4096); ++i) {
+        for (uint8_t bit : {uint8_t(1), uint8_t(0x80)}) {
+            auto b = good;
+            b[i] ^= bit;
+            auto r = PackCache::parse(b.data(), b.size(), "k");
+            if (!r) {
+                ++refused;
+                EXPECT_FALSE(r.error().message().empty());
+                continue;
+            }
+            for (const auto& [name, e] : *r) {
+                EXPECT_LE(e.offset + e.bytes, b.size()) << "byte " << i;
+                EXPECT_EQ(e.offset % 64, 0u);
+            }
+        }
+        header += 2;
+    }
+    std::printf("header bit flips refused: %zu of %zu (the rest only touch padding, layout fields checked at "
+                "lookup, or names)\n", refused, header);
+    EXPECT_GT(refused, 0u);
+    EXPECT_FALSE(PackCache::parse(good.data(), good.size(), "another key"));
+}
+
+TEST(PackCache, EditedModelGetsANewKey) {
+    const fs::path d = scratch("key");
+    const fs::path f = d / "model.bin";
+    write_all(f, std::vector<uint8_t>(1000, 1));
+    auto k1 = PackCache::model_key(f.string(), "bf16");
+    ASSERT_TRUE(k1);
+    EXPECT_EQ(k1->total_bytes, 1000u);
+    auto k2 = PackCache::model_key(f.string(), "f32");
+    ASSERT_TRUE(k2);
+    EXPECT_NE(k1->key, k2->key);
+    write_all(f, std::vector<uint8_t>(1001, 1));
+    auto k3 = PackCache::model_key(f.string(), "bf16");
+    ASSERT_TRUE(k3);
+    EXPECT_NE(k1->key, k3->key);
+    auto kd = PackCache::model_key(d.string(), "bf16");  // a folder: every file in it
+    ASSERT_TRUE(kd);
+    EXPECT_EQ(kd->total_bytes, 1001u);
+    EXPECT_FALSE(PackCache::model_key((d / "nope").string(), "bf16"));
+}
+
+TEST(PackCache, FolderIsTrimmedLeastRecentlyUsedFirst) {
+    const fs::path dir = scratch("trim");
+    const auto wl = random_f16(size_t(256) * 256, 4);
+    auto lin = pack_linear_weight(wl.data(), DType::F16, 256, 256, Precision::F32);
+    ASSERT_TRUE(lin);
+    const uint64_t one = lin->bytes() + 8192;  // about one file
+    for (int i = 0; i < 4; ++i) {
+        auto c = PackCache::open(dir.string(), fmt::format("key {}", i), 2 * one + one / 2);
+        c->add("w", *lin);
+        ASSERT_TRUE(c->commit());
+        ::usleep(20000);  // distinct modification times
+    }
+    size_t n = 0;
+    for (const auto& e : fs::directory_iterator(dir)) n += e.path().extension() == ".easelpack";
+    EXPECT_EQ(n, 2u);
+    // The newest two survive.
+    EXPECT_TRUE(PackCache::open(dir.string(), "key 3")->mapped());
+    EXPECT_TRUE(PackCache::open(dir.string(), "key 2")->mapped());
+    EXPECT_FALSE(PackCache::open(dir.string(), "key 0")->mapped());
+}
+
+TEST(PackCache, UnwritableFolderIsAnErrorNotACrash) {
+    const auto wl = random_f16(64, 5);
+    auto lin = pack_linear_weight(wl.data(), DType::F16, 8, 8, Precision::F32);
+    ASSERT_TRUE(lin);
+    const fs::path d = scratch("ro");
+    const fs::path blocker = d / "file";
+    write_all(blocker, {1, 2, 3});
+    auto c = PackCache::open((blocker / "sub").string(), "k");  // a folder under a regular file cannot exist
+    c->add("w", *lin);
+    auto st = c->commit();
+    ASSERT_FALSE(st);
+    std::printf("error: %s\n", st.error().to_string().c_str());
+}
