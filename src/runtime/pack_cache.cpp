@@ -114,6 +114,10 @@ std::string default_weight_cache_dir() {
         if (s.empty() || s == "off" || s == "0") return {};
         return s;
     }
+    return {};
+}
+
+std::string standard_weight_cache_dir() {
     if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) return (fs::path(x) / "easel" / "weights").string();
     if (const char* h = std::getenv("HOME"); h && *h) return (fs::path(h) / ".cache" / "easel" / "weights").string();
     return {};

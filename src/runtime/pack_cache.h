@@ -1,7 +1,11 @@
 // PackCache: a file of packed weights (the layouts pack_linear_weight / pack_conv2d_weight give for this CPU and
 // precision), so that a model loaded again maps them instead of converting fp16 -> bf16 panels into fresh
 // memory. Packing a 1.7 GB SD 1.5 UNet costs ~3 s on 2 cores, most of it the kernel zeroing new pages;
-// mapping the cached panels from the page cache costs a fraction of that.
+// mapping the cached panels from the page cache costs a fraction of that (SD 1.5 fast: 4.0 -> 1.0 s).
+// Opt-in: the mapped panels sit on 4 KiB page-cache pages instead of huge pages, and on the development VM a
+// UNet step then ran ~5% slower and a decode ~1 s slower (interleaved runs), so for 20-step generations the
+// cache costs more than it saves. It pays for few-step runs and for switching between many big models.
+// Copying the cached panels into fresh huge pages was measured too: no faster than packing (page zeroing).
 //
 //   EASEL_TRY_ASSIGN(std::string key, PackCache::model_key("v1-5.safetensors", "bf16 avx512bf16"));
 //   auto cache = PackCache::open(default_weight_cache_dir(), key);        // never fails: a bad file is rebuilt
@@ -36,9 +40,11 @@ namespace easel {
 
 class MappedFile;
 
-// The cache folder from the environment: EASEL_WEIGHT_CACHE=off (or 0, or empty) disables it, any other value
-// is the folder; unset: $XDG_CACHE_HOME/easel/weights, else $HOME/.cache/easel/weights, else "" (off).
+// The cache folder from the environment: EASEL_WEIGHT_CACHE=DIR turns it on; unset, empty, "off" or "0": off
+// (""). standard_weight_cache_dir() is the conventional place to point it at.
 std::string default_weight_cache_dir();
+// $XDG_CACHE_HOME/easel/weights, else $HOME/.cache/easel/weights, else "".
+std::string standard_weight_cache_dir();
 // EASEL_WEIGHT_CACHE_MAX_GB (a number; default 8): the folder is trimmed to this size, least recently used first.
 uint64_t default_weight_cache_max_bytes();
 

@@ -269,3 +269,16 @@ TEST(PackCache, UnwritableFolderIsAnErrorNotACrash) {
     ASSERT_FALSE(st);
     std::printf("error: %s\n", st.error().to_string().c_str());
 }
+
+TEST(PackCache, OffUnlessTheEnvironmentOrAFlagAsks) {
+    ::unsetenv("EASEL_WEIGHT_CACHE");
+    EXPECT_EQ(default_weight_cache_dir(), "");
+    ::setenv("EASEL_WEIGHT_CACHE", "off", 1);
+    EXPECT_EQ(default_weight_cache_dir(), "");
+    ::setenv("EASEL_WEIGHT_CACHE", "/tmp/easel-wc", 1);
+    EXPECT_EQ(default_weight_cache_dir(), "/tmp/easel-wc");
+    ::unsetenv("EASEL_WEIGHT_CACHE");
+    ::setenv("HOME", "/home/someone", 1);
+    ::unsetenv("XDG_CACHE_HOME");
+    EXPECT_EQ(standard_weight_cache_dir(), "/home/someone/.cache/easel/weights");
+}

@@ -84,7 +84,7 @@ int run(const std::map<std::string, std::string>& f) {
     LoadOptions lo;
     lo.vocab_path = get(f, "vocab", "");
     lo.with_vae_encoder = false;
-    // What `easel generate` does: --weight-cache DIR|off, else $EASEL_WEIGHT_CACHE or ~/.cache/easel/weights.
+    // What `easel generate` does: --weight-cache DIR|off, else $EASEL_WEIGHT_CACHE (unset: off).
     const std::string wc = get(f, "weight-cache", default_weight_cache_dir());
     lo.weight_cache_dir = wc == "off" ? std::string() : wc;
     lo.weight_cache_max_bytes = default_weight_cache_max_bytes();
