@@ -140,6 +140,10 @@ Result<Image> decode_png(const uint8_t* data, size_t size, const std::string& na
     png_set_chunk_malloc_max(png, 64u << 20);
     png_read_info(png, info);
     const png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
+    if (int64_t(w) * int64_t(h) > kMaxImagePixels) {
+        png_destroy_read_struct(&png, &info, nullptr);
+        return Error::bad_file(name, fmt::format("PNG is {}x{}; the limit is {} pixels in all", w, h, kMaxImagePixels));
+    }
     const int color = png_get_color_type(png, info);
     const int depth = png_get_bit_depth(png, info);
     if (depth == 16) png_set_strip_16(png);
@@ -266,10 +270,11 @@ Result<Image> decode_jpeg(const uint8_t* data, size_t size, const std::string& n
     jpeg_create_decompress(&cinfo);
     jpeg_mem_src(&cinfo, data, static_cast<unsigned long>(size));
     jpeg_read_header(&cinfo, TRUE);
-    if (cinfo.image_width > unsigned(kMaxImageSide) || cinfo.image_height > unsigned(kMaxImageSide)) {
+    if (cinfo.image_width > unsigned(kMaxImageSide) || cinfo.image_height > unsigned(kMaxImageSide) ||
+        int64_t(cinfo.image_width) * int64_t(cinfo.image_height) > kMaxImagePixels) {
         jpeg_destroy_decompress(&cinfo);
-        return Error::bad_file(name, fmt::format("JPEG is {}x{}; the limit is {} per side", cinfo.image_width,
-                                                 cinfo.image_height, kMaxImageSide));
+        return Error::bad_file(name, fmt::format("JPEG is {}x{}; the limit is {} per side and {} pixels in all",
+                                                 cinfo.image_width, cinfo.image_height, kMaxImageSide, kMaxImagePixels));
     }
     cinfo.out_color_space = cinfo.num_components == 1 ? JCS_GRAYSCALE : JCS_RGB;
     jpeg_start_decompress(&cinfo);
@@ -336,8 +341,9 @@ Result<std::vector<uint8_t>> encode_jpeg(const Image& src, const TextChunks& tex
 Result<Image> decode_webp(const uint8_t* data, size_t size, const std::string& name) {
     int w = 0, h = 0;
     if (!WebPGetInfo(data, size, &w, &h)) return Error::bad_file(name, "not a valid WebP image");
-    if (w > kMaxImageSide || h > kMaxImageSide)
-        return Error::bad_file(name, fmt::format("WebP is {}x{}; the limit is {} per side", w, h, kMaxImageSide));
+    if (w > kMaxImageSide || h > kMaxImageSide || int64_t(w) * int64_t(h) > kMaxImagePixels)
+        return Error::bad_file(name, fmt::format("WebP is {}x{}; the limit is {} per side and {} pixels in all", w, h,
+                                                 kMaxImageSide, kMaxImagePixels));
     Image img;
     img.width = w;
     img.height = h;

@@ -28,6 +28,9 @@ using TextChunks = std::map<std::string, std::string>;
 
 // Limits that keep a hostile file from asking for unbounded memory.
 constexpr int kMaxImageSide = 16384;
+// And at most 64 Mpx in all (8192x8192): a 39-byte WebP header asking for 16136x10353 made libwebp spend seconds
+// filling a 668 MB frame (found by fuzz_image). SD input images are far smaller.
+constexpr int64_t kMaxImagePixels = int64_t(1) << 26;
 
 Result<ImageFormat> image_format_from_path(const std::string& path);  // by extension
 Result<Image> decode_image(const uint8_t* data, size_t size, const std::string& name_for_errors = "image");
