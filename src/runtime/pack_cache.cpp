@@ -250,75 +250,75 @@ std::shared_ptr<const void> entry_data(const std::shared_ptr<const MappedFile>& 
                                        [file, n](const void* p) { MappedFile::release_pages(p, n); });
 }
 
-template <typename W>
-bool same_common(const PackCache::Entry& e, const W& layout) {
-    return e.isa == uint8_t(layout.isa) && e.precision == uint8_t(layout.precision) && e.kpack == uint8_t(layout.kpack) &&
-           e.k_words == layout.k_words && e.bytes == layout.layout_bytes();
+// The entry a weight of this layout has: what add() records and what a lookup must find, field for field.
+PackCache::Entry entry_of(const PackedWeight& w) {
+    PackCache::Entry e;
+    e.kind = 0;
+    e.isa = uint8_t(w.isa);
+    e.precision = uint8_t(w.precision);
+    e.kpack = uint8_t(w.kpack);
+    e.nr = w.nr;
+    e.dims[0] = w.n;
+    e.dims[1] = w.k;
+    e.k_words = w.k_words;
+    e.bytes = w.layout_bytes();
+    return e;
+}
+
+PackCache::Entry entry_of(const PackedConv2dWeight& w) {
+    PackCache::Entry e;
+    e.kind = 1;
+    e.isa = uint8_t(w.isa);
+    e.precision = uint8_t(w.precision);
+    e.kpack = uint8_t(w.kpack);
+    e.dims[0] = w.cout;
+    e.dims[1] = w.cin;
+    e.dims[2] = w.kh;
+    e.dims[3] = w.kw;
+    e.k_words = w.k_words;
+    e.ld_words = w.ld_words;
+    e.bytes = w.layout_bytes();
+    return e;
+}
+
+bool same_layout(const PackCache::Entry& a, const PackCache::Entry& b) {
+    return a.kind == b.kind && a.isa == b.isa && a.precision == b.precision && a.kpack == b.kpack && a.nr == b.nr &&
+           std::equal(std::begin(a.dims), std::end(a.dims), std::begin(b.dims)) && a.k_words == b.k_words &&
+           a.ld_words == b.ld_words && a.bytes == b.bytes;
 }
 }  // namespace
 
-std::optional<PackedWeight> PackCache::linear(const std::string& name, const PackedWeight& layout) {
-    if (!file_) return std::nullopt;
+const PackCache::Entry* PackCache::match(const std::string& name, const Entry& want) {
+    if (!file_) return nullptr;
     auto it = entries_.find(name);
-    if (it == entries_.end()) return std::nullopt;
-    const Entry& e = it->second;
-    if (e.kind != 0 || !same_common(e, layout) || e.nr != layout.nr || e.dims[0] != layout.n || e.dims[1] != layout.k ||
-        e.dims[2] != 0 || e.dims[3] != 0 || e.ld_words != 0)
-        return std::nullopt;
-    PackedWeight w = layout;
-    w.data = entry_data(file_, e);
+    if (it == entries_.end() || !same_layout(it->second, want)) return nullptr;
     ++hits_;
-    hit_bytes_ += e.bytes;
+    hit_bytes_ += it->second.bytes;
+    return &it->second;
+}
+
+std::optional<PackedWeight> PackCache::linear(const std::string& name, const PackedWeight& layout) {
+    const Entry* e = match(name, entry_of(layout));
+    if (!e) return std::nullopt;
+    PackedWeight w = layout;
+    w.data = entry_data(file_, *e);
     return w;
 }
 
 std::optional<PackedConv2dWeight> PackCache::conv2d(const std::string& name, const PackedConv2dWeight& layout) {
-    if (!file_) return std::nullopt;
-    auto it = entries_.find(name);
-    if (it == entries_.end()) return std::nullopt;
-    const Entry& e = it->second;
-    if (e.kind != 1 || !same_common(e, layout) || e.nr != 0 || e.dims[0] != layout.cout || e.dims[1] != layout.cin ||
-        e.dims[2] != layout.kh || e.dims[3] != layout.kw || e.ld_words != layout.ld_words)
-        return std::nullopt;
+    const Entry* e = match(name, entry_of(layout));
+    if (!e) return std::nullopt;
     PackedConv2dWeight w = layout;
-    w.data = entry_data(file_, e);
-    ++hits_;
-    hit_bytes_ += e.bytes;
+    w.data = entry_data(file_, *e);
     return w;
 }
 
 void PackCache::add(const std::string& name, const PackedWeight& w) {
-    if (w.empty()) return;
-    Added a;
-    a.entry.kind = 0;
-    a.entry.isa = uint8_t(w.isa);
-    a.entry.precision = uint8_t(w.precision);
-    a.entry.kpack = uint8_t(w.kpack);
-    a.entry.nr = w.nr;
-    a.entry.dims[0] = w.n;
-    a.entry.dims[1] = w.k;
-    a.entry.k_words = w.k_words;
-    a.entry.bytes = w.layout_bytes();
-    a.data = w.data;
-    added_[name] = std::move(a);
+    if (!w.empty()) added_[name] = Added{entry_of(w), w.data};
 }
 
 void PackCache::add(const std::string& name, const PackedConv2dWeight& w) {
-    if (w.empty()) return;
-    Added a;
-    a.entry.kind = 1;
-    a.entry.isa = uint8_t(w.isa);
-    a.entry.precision = uint8_t(w.precision);
-    a.entry.kpack = uint8_t(w.kpack);
-    a.entry.dims[0] = w.cout;
-    a.entry.dims[1] = w.cin;
-    a.entry.dims[2] = w.kh;
-    a.entry.dims[3] = w.kw;
-    a.entry.k_words = w.k_words;
-    a.entry.ld_words = w.ld_words;
-    a.entry.bytes = w.layout_bytes();
-    a.data = w.data;
-    added_[name] = std::move(a);
+    if (!w.empty()) added_[name] = Added{entry_of(w), w.data};
 }
 
 uint64_t PackCache::added_bytes() const {

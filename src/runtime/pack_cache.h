@@ -98,6 +98,8 @@ public:
 
 private:
     PackCache() = default;
+    // The entry `name` if the file has it with exactly `want`'s layout (counting the hit); else null.
+    const Entry* match(const std::string& name, const Entry& want);
     std::string dir_, key_, path_, note_;
     uint64_t max_bytes_ = 0;
     std::shared_ptr<const MappedFile> file_;
