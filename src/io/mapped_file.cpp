@@ -53,7 +53,7 @@ void MappedFile::release_pages(const void* p, size_t n) {
     if (first < last) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
 }
 
-Result<std::shared_ptr<const MappedFile>> MappedFile::open(const std::string& path, bool populate) {
+Result<std::shared_ptr<const MappedFile>> MappedFile::open(const std::string& path, MapOptions options) {
     if (path.empty()) return Error::io("empty path", "<empty path>");
     FdGuard g{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
     if (g.fd < 0) {
@@ -72,11 +72,22 @@ Result<std::shared_ptr<const MappedFile>> MappedFile::open(const std::string& pa
     if (f->size_ == 0) return std::shared_ptr<const MappedFile>(std::move(f));
     // Read-only (a write is a bug and faults), private and without swap reservation: a multi-GB model must
     // not count against overcommit limits. Read-only is also what makes release_pages() safe.
-    void* p = ::mmap(nullptr, f->size_, PROT_READ, MAP_PRIVATE | MAP_NORESERVE | (populate ? MAP_POPULATE : 0), g.fd, 0);
+    // With `huge`, the advice must come before the pages are faulted in, so MAP_POPULATE (which faults them in
+    // inside mmap) gives way to MADV_POPULATE_READ after the advice. Both madvise calls are best effort: an
+    // older kernel without them maps the same bytes, in smaller pages or at first use.
+    const bool populate_now = options.populate && !options.huge;
+    void* p = ::mmap(nullptr, f->size_, PROT_READ, MAP_PRIVATE | MAP_NORESERVE | (populate_now ? MAP_POPULATE : 0),
+                     g.fd, 0);
     if (p == MAP_FAILED) {
         const int e = errno;
         f->size_ = 0;
         return Error::io(fmt::format("cannot map {} bytes: {}", st.st_size, std::strerror(e)), path);
+    }
+    if (options.huge) {
+        ::madvise(p, f->size_, MADV_HUGEPAGE);
+#ifdef MADV_POPULATE_READ
+        if (options.populate) ::madvise(p, f->size_, MADV_POPULATE_READ);
+#endif
     }
     f->data_ = static_cast<const uint8_t*>(p);
     {

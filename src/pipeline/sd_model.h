@@ -29,7 +29,8 @@ struct LoadOptions {
     std::string variant;                    // diffusers weight variant, e.g. "fp16"
     bool with_vae_encoder = true;           // img2img and inpainting need it
     // Folder of packed-weight caches (runtime/pack_cache.h); empty: no cache. The CLI, server and benchmark
-    // pass --weight-cache or default_weight_cache_dir() ($EASEL_WEIGHT_CACHE; off when unset). Models smaller than weight_cache_min_bytes are packed every time.
+    // pass --weight-cache or default_weight_cache_dir() ($EASEL_WEIGHT_CACHE, else ~/.cache/easel/weights).
+    // Models smaller than weight_cache_min_bytes are packed every time.
     std::string weight_cache_dir;
     uint64_t weight_cache_max_bytes = 8ull << 30;
     uint64_t weight_cache_min_bytes = 64ull << 20;

@@ -1,11 +1,13 @@
 // PackCache: a file of packed weights (the layouts pack_linear_weight / pack_conv2d_weight give for this CPU and
 // precision), so that a model loaded again maps them instead of converting fp16 -> bf16 panels into fresh
-// memory. Packing a 1.7 GB SD 1.5 UNet costs ~3 s on 2 cores, most of it the kernel zeroing new pages;
-// mapping the cached panels from the page cache costs a fraction of that (SD 1.5 fast: 4.0 -> 1.0 s).
-// Opt-in: the mapped panels sit on 4 KiB page-cache pages instead of huge pages, and on the development VM a
-// UNet step then ran ~5% slower and a decode ~1 s slower (interleaved runs), so for 20-step generations the
-// cache costs more than it saves. It pays for few-step runs and for switching between many big models.
-// Copying the cached panels into fresh huge pages was measured too: no faster than packing (page zeroing).
+// memory. On the development VM (Firecracker, free-page reporting to the host) fresh memory is what a load
+// costs: the first touch of each new 2 MiB page takes ~2 ms, ~4.5 s for the 2 GB of SD 1.5's packed weights,
+// while the page cache of a cached file is already backed: SD 1.5 fast loads in ~1.1 s instead of 4.5 s.
+// The file is written in 2 MiB chunks and mapped with MapOptions::huge, so where the page cache keeps it in
+// 2 MiB folios (Linux 6.16+ on ext4) the panels are mapped in huge pages and a UNet step runs as fast as from
+// packed memory. (Session 5's cache, written entry by entry and mapped in 4 KiB pages, made steps ~5% slower.)
+// On by default in the CLI, server and benchmark (default_weight_cache_dir()); the library's LoadOptions leave
+// it off unless a folder is given.
 //
 //   EASEL_TRY_ASSIGN(std::string key, PackCache::model_key("v1-5.safetensors", "bf16 avx512bf16"));
 //   auto cache = PackCache::open(default_weight_cache_dir(), key);        // never fails: a bad file is rebuilt
@@ -40,8 +42,8 @@ namespace easel {
 
 class MappedFile;
 
-// The cache folder from the environment: EASEL_WEIGHT_CACHE=DIR turns it on; unset, empty, "off" or "0": off
-// (""). standard_weight_cache_dir() is the conventional place to point it at.
+// The cache folder the CLI, server and benchmark use unless told: EASEL_WEIGHT_CACHE=DIR; "", "off" or "0": off
+// (""); unset: standard_weight_cache_dir().
 std::string default_weight_cache_dir();
 // $XDG_CACHE_HOME/easel/weights, else $HOME/.cache/easel/weights, else "".
 std::string standard_weight_cache_dir();

@@ -42,6 +42,24 @@ TEST(MappedFile, MapsWholeFile) {
     EXPECT_EQ(std::string(reinterpret_cast<const char*>((*f)->data()), 11), std::string("hello\0world", 11));
 }
 
+// MapOptions change how pages are mapped, never what is read.
+TEST(MappedFile, PopulateAndHugeMapTheSameBytes) {
+    const fs::path p = scratch_dir() / "big.bin";
+    std::string bytes(size_t(5) << 20 | 123, '\0');
+    for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = char((i * 2654435761u) >> 13);
+    write_file(p, bytes);
+    for (bool populate : {false, true})
+        for (bool huge : {false, true}) {
+            MapOptions o;
+            o.populate = populate;
+            o.huge = huge;
+            auto f = MappedFile::open(p.string(), o);
+            ASSERT_TRUE(f) << f.error().to_string();
+            ASSERT_EQ((*f)->size(), bytes.size());
+            EXPECT_EQ(std::memcmp((*f)->data(), bytes.data(), bytes.size()), 0) << "populate " << populate << " huge " << huge;
+        }
+}
+
 TEST(MappedFile, EmptyFileHasSizeZero) {
     const fs::path p = scratch_dir() / "empty.bin";
     write_file(p, "");

@@ -120,6 +120,53 @@ TEST(PackCache, EntriesAreBitIdenticalToAFreshPack) {
     }
 }
 
+// commit() writes through a 2 MiB buffer: entries larger than it, and entries that straddle its boundaries
+// between 4 KiB-aligned offsets, must come back byte for byte.
+TEST(PackCache, EntriesAcrossTheWriteChunksAreBitIdentical) {
+    const fs::path dir = scratch("chunks");
+    const std::string key = "chunk key\n";
+    struct W {
+        std::string name;
+        int64_t n, k;
+    };
+    const std::vector<W> ws = {{"a", 5, 7}, {"b", 1024, 1300}, {"c", 333, 2049}, {"d", 9, 4097}, {"e", 700, 1500}};
+    std::vector<PackedWeight> packed;
+    size_t total = 0;
+    for (size_t i = 0; i < ws.size(); ++i) {
+        const auto w = random_f16(size_t(ws[i].n * ws[i].k), uint32_t(10 + i));
+        auto p = pack_linear_weight(w.data(), DType::F16, ws[i].n, ws[i].k, Precision::F32);
+        ASSERT_TRUE(p) << p.error().to_string();
+        total += p->bytes();
+        packed.push_back(std::move(p).value());
+    }
+    ASSERT_GT(total, size_t(12) << 20);  // several chunks, and "b" alone is bigger than one
+    {
+        auto c = PackCache::open(dir.string(), key);
+        for (size_t i = 0; i < ws.size(); ++i) c->add(ws[i].name, packed[i]);
+        ASSERT_TRUE(c->commit());
+    }
+    auto c = PackCache::open(dir.string(), key);
+    ASSERT_TRUE(c->mapped()) << c->note();
+    size_t max_diff_at = 0, diffs = 0;
+    for (size_t i = 0; i < ws.size(); ++i) {
+        auto lay = packed_linear_layout(ws[i].n, ws[i].k, Precision::F32);
+        ASSERT_TRUE(lay);
+        auto hit = c->linear(ws[i].name, *lay);
+        ASSERT_TRUE(hit) << ws[i].name;
+        ASSERT_EQ(hit->bytes(), packed[i].bytes());
+        const auto* a = static_cast<const uint8_t*>(hit->data.get());
+        const auto* b = static_cast<const uint8_t*>(packed[i].data.get());
+        for (size_t j = 0; j < packed[i].bytes(); ++j)
+            if (a[j] != b[j]) {
+                ++diffs;
+                max_diff_at = j;
+            }
+    }
+    std::printf("%zu entries, %.1f MiB through 2 MiB chunks: %zu bytes differ (last at %zu)\n", ws.size(),
+                double(total) / (1 << 20), diffs, max_diff_at);
+    EXPECT_EQ(diffs, 0u);
+}
+
 TEST(PackCache, ModelLoadedFromTheCacheGivesTheSameImages) {
     for (Precision prec : {Precision::F32, Precision::BF16}) {
         const fs::path dir = scratch("model");
@@ -270,15 +317,20 @@ TEST(PackCache, UnwritableFolderIsAnErrorNotACrash) {
     std::printf("error: %s\n", st.error().to_string().c_str());
 }
 
-TEST(PackCache, OffUnlessTheEnvironmentOrAFlagAsks) {
+TEST(PackCache, OnByDefaultInTheUsersCacheFolderUnlessTheEnvironmentSaysOff) {
+    ::setenv("HOME", "/home/someone", 1);
+    ::unsetenv("XDG_CACHE_HOME");
     ::unsetenv("EASEL_WEIGHT_CACHE");
-    EXPECT_EQ(default_weight_cache_dir(), "");
-    ::setenv("EASEL_WEIGHT_CACHE", "off", 1);
-    EXPECT_EQ(default_weight_cache_dir(), "");
+    EXPECT_EQ(default_weight_cache_dir(), "/home/someone/.cache/easel/weights");
+    EXPECT_EQ(standard_weight_cache_dir(), "/home/someone/.cache/easel/weights");
+    ::setenv("XDG_CACHE_HOME", "/var/cache/someone", 1);
+    EXPECT_EQ(default_weight_cache_dir(), "/var/cache/someone/easel/weights");
+    ::unsetenv("XDG_CACHE_HOME");
+    for (const char* off : {"off", "0", ""}) {
+        ::setenv("EASEL_WEIGHT_CACHE", off, 1);
+        EXPECT_EQ(default_weight_cache_dir(), "") << "EASEL_WEIGHT_CACHE=" << off;
+    }
     ::setenv("EASEL_WEIGHT_CACHE", "/tmp/easel-wc", 1);
     EXPECT_EQ(default_weight_cache_dir(), "/tmp/easel-wc");
     ::unsetenv("EASEL_WEIGHT_CACHE");
-    ::setenv("HOME", "/home/someone", 1);
-    ::unsetenv("XDG_CACHE_HOME");
-    EXPECT_EQ(standard_weight_cache_dir(), "/home/someone/.cache/easel/weights");
 }
