@@ -154,6 +154,9 @@ std::vector<ConvCase> conv_cases() {
     add(1, 320, 320, 16, 16, 3, 2, 1, 0, true, false, f16);    // downsampler
     add(1, 640, 640, 8, 8, 3, 1, 1, 0, true, false, f16);
     add(1, 1280, 1280, 4, 4, 3, 1, 1, 0, true, false, f16);
+    // Level 3 at its real 8x8 with all 1280 input channels (11520 k values, several k blocks); the whole
+    // im2col is built once and shared by the row tiles.
+    add(2, 1280, 192, 8, 8, 3, 1, 1, 0, true, false, f16);
     add(1, 320, 4, 16, 16, 3, 1, 1, 0, true, false, f16);      // conv_out
     // SD VAE, images scaled from 512/256/64 to 32/16/8.
     add(1, 4, 512, 8, 8, 3, 1, 1, 0, true, false, f16);        // decoder conv_in

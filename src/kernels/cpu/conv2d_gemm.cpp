@@ -22,6 +22,9 @@
 namespace easel {
 namespace {
 
+// The largest im2col (B) that conv2d builds whole, once per image, rather than per tile (see conv2d()).
+constexpr size_t kPrebuildBytes = size_t(8) << 20;
+
 // One im2col row of 32-bit words for output pixels [p0, p0 + count). Word row k reads plane `plane` at tap
 // (ky, kx): f32 layout (PyTorch weight order): k = plane * taps + tap; bf16 pair layout (planes are channel
 // pairs): k = tap * planes + plane. Out-of-image taps are zero words.
@@ -172,6 +175,15 @@ void conv2d(const float* x, int64_t batch, int64_t h, int64_t w, const PackedCon
     const int64_t cpairs = (wt.cin + 1) / 2;
     uint32_t* pairs = kp == 2 ? gemm::thread_scratch(4, size_t(cpairs * plane_p)) : nullptr;
 
+    // Small images (the UNet's 16x16 and 8x8 levels, the stride-2 downsamplers) have few output pixels, so
+    // gemm_run splits the output channels into several row tiles to keep every thread busy, and each row tile
+    // built its own copy of each B block: at 8x8, 1280 channels, 8 copies of every im2col row, ~35% of the
+    // conv's time (perf). When the whole B (every word row, every panel) is small, it is built once per image
+    // instead, shared by all row tiles. Slot 5 of the calling thread's scratch, read by every worker.
+    const int64_t panels = (P + nr - 1) / nr, panel_words = wt.k_words * nr;
+    const bool prebuild = !direct && size_t(panels * panel_words) * 4 <= kPrebuildBytes;
+    uint32_t* full_b = prebuild ? gemm::thread_scratch(5, size_t(panels * panel_words)) : nullptr;
+
     for (int64_t n = 0; n < batch; ++n) {
         const float* xn = x + n * wt.cin * plane;
         Im2col im{reinterpret_cast<const uint32_t*>(xn), wt.cin, h, w, wt.kh, wt.kw, wo, o.stride, o.padding, false};
@@ -200,7 +212,21 @@ void conv2d(const float* x, int64_t batch, int64_t h, int64_t w, const PackedCon
         a.words = static_cast<const uint32_t*>(wt.data.get());
         a.ld_words = wt.ld_words;
         gemm::GemmB b;
-        if (direct) {
+        if (prebuild) {
+            parallel_for(wt.k_words, [&](int64_t r0, int64_t r1) {
+                for (int64_t r = r0; r < r1; ++r)
+                    for (int64_t p = 0; p < panels; ++p) {
+                        const int64_t lanes = std::min(nr, P - p * nr);
+                        uint32_t* d = full_b + p * panel_words + r * nr;
+                        im.row(r, p * nr, lanes, d);
+                        std::fill(d + lanes, d + nr, 0u);
+                        if (kp == 1 && kern->pack_row)  // BF16 mode without bf16 hardware: round in place
+                            kern->pack_row(reinterpret_cast<const float*>(d), nullptr, lanes, d);
+                    }
+            });
+            b.packed = full_b;
+            b.panel_stride = panel_words;
+        } else if (direct) {
             // Word row k = tap * cpairs + pair (the packed weight's order); panel column n0 = output pixel
             // (oy, ox); padded input pixel (oy + ky - pad + 1, ox + kx - pad + 1).
             const int64_t pad = o.padding, kdim = wt.kw;
