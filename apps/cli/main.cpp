@@ -158,6 +158,7 @@ int cmd_generate(int argc, char** argv) {
     lo.with_vae_encoder = !init.s.empty();
     lo.weight_cache_dir = weight_cache.seen ? (weight_cache.s == "off" ? std::string() : weight_cache.s) : default_weight_cache_dir();
     lo.weight_cache_max_bytes = default_weight_cache_max_bytes();
+    lo.weight_cache_write_in_background = true;  // overlaps the first generation; printed when done
 
     std::string model_path = model.s;
     if (model_path.empty()) {
@@ -210,6 +211,7 @@ int cmd_generate(int argc, char** argv) {
         if (auto st = write_image(path, g.image, {{"parameters", g.infotext}}); !st) return fail(st.error());
         std::printf("%s\n", path.c_str());
     }
+    if (const std::string note = (*m)->wait_for_weight_cache(); !note.empty()) std::fprintf(stderr, "%s\n", note.c_str());
     return 0;
 }
 
@@ -460,6 +462,7 @@ int cmd_serve(int argc, char** argv) {
     o.load.vocab_path = vocab.s;
     o.load.weight_cache_dir = weight_cache.seen ? (weight_cache.s == "off" ? std::string() : weight_cache.s) : default_weight_cache_dir();
     o.load.weight_cache_max_bytes = default_weight_cache_max_bytes();
+    o.load.weight_cache_write_in_background = true;
     o.limits.max_width = o.limits.max_height = int(max_size.i);
     o.limits.max_steps = int(max_steps.i);
     o.limits.max_images = int(max_images.i);

@@ -159,6 +159,25 @@ std::string SDModel::describe() const {
     return s;
 }
 
+namespace {
+// Writes what the load added to the cache; the note says how it went (and why not, if it failed).
+std::string commit_weight_cache(PackCache& cache) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const uint64_t bytes = cache.added_bytes();
+    const size_t n = cache.added();
+    Status st = cache.commit();
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (!st) return "the weight cache could not be written (loading goes on without it): " + st.error().to_string();
+    return fmt::format("{} packed weights ({:.2f} GB) written to the weight cache {} in {:.1f} s; later loads map them",
+                       n, double(bytes) / 1e9, cache.path(), secs);
+}
+}  // namespace
+
+std::string SDModel::wait_for_weight_cache() {
+    if (!weight_cache_write.valid()) return {};
+    return weight_cache_write.get();
+}
+
 Result<std::unique_ptr<SDModel>> load_sd_model(const std::string& path, const LoadOptions& options) {
     EASEL_TRY_ASSIGN(Gathered g, gather(path));
     ModelInfo info = g.info;
@@ -225,17 +244,13 @@ Result<std::unique_ptr<SDModel>> load_sd_model(const std::string& path, const Lo
         if (cache->hits()) m->notes.push_back(fmt::format("{} packed weights ({:.2f} GB) mapped from the weight cache {}",
                                                            cache->hits(), double(cache->hit_bytes()) / 1e9, cache->path()));
         if (cache->added()) {
-            const auto t0 = std::chrono::steady_clock::now();
-            const uint64_t bytes = cache->added_bytes();
-            const size_t n = cache->added();
-            Status st = cache->commit();
-            const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-            if (st) {
-                m->notes.push_back(fmt::format("{} packed weights ({:.2f} GB) written to the weight cache {} in {:.1f} s; "
-                                               "later loads map them", n, double(bytes) / 1e9, cache->path(), secs));
+            if (options.weight_cache_write_in_background) {
+                m->notes.push_back(fmt::format("{} packed weights ({:.2f} GB) are being written to the weight cache {} "
+                                               "in the background", cache->added(), double(cache->added_bytes()) / 1e9,
+                                               cache->path()));
+                m->weight_cache_write = std::async(std::launch::async, [c = std::move(cache)] { return commit_weight_cache(*c); });
             } else {
-                m->notes.push_back("the weight cache could not be written (loading goes on without it): " +
-                                   st.error().to_string());
+                m->notes.push_back(commit_weight_cache(*cache));
             }
         }
     }

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -410,7 +411,9 @@ Status PackCache::commit() {
     std::memcpy(header.data() + data_begin_at, &data_begin, 8);
     std::memcpy(header.data() + data_begin_at + 8, &file_size, 8);
 
-    const std::string tmp = fmt::format("{}.tmp.{}", path_, ::getpid());
+    // Unique per writer: two loads of one model in one process (a reload, the server) may write at once.
+    static std::atomic<uint64_t> writers{0};
+    const std::string tmp = fmt::format("{}.tmp.{}.{}", path_, ::getpid(), writers++);
     const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) return Error::io(fmt::format("cannot create: {}", std::strerror(errno)), tmp);
     Status st = [&]() -> Status {

@@ -187,6 +187,38 @@ TEST(PackCache, ModelLoadedFromTheCacheGivesTheSameImages) {
     }
 }
 
+// What the CLI and server do: the new cache file is written on another thread while the model generates.
+TEST(PackCache, BackgroundWriteOverlapsGenerationAndThenMaps) {
+    const fs::path dir = scratch("background");
+    auto fresh = load_sd_model(kTiny, LoadOptions{.precision = Precision::BF16});
+    ASSERT_TRUE(fresh);
+    const auto want = generate_pixels(**fresh);
+    LoadOptions o = cached(dir, Precision::BF16);
+    o.weight_cache_write_in_background = true;
+    auto first = load_sd_model(kTiny, o);
+    ASSERT_TRUE(first) << first.error().to_string();
+    EXPECT_EQ(count_notes(**first, "being written to the weight cache"), 1u);
+    EXPECT_EQ(generate_pixels(**first), want);  // generating while the file is written
+    const std::string note = (*first)->wait_for_weight_cache();
+    std::printf("%s\n", note.c_str());
+    EXPECT_NE(note.find("written to the weight cache"), std::string::npos) << note;
+    EXPECT_EQ((*first)->wait_for_weight_cache(), "");  // collected once
+    auto second = load_sd_model(kTiny, o);
+    ASSERT_TRUE(second);
+    EXPECT_EQ(count_notes(**second, "mapped from the weight cache"), 1u);
+    EXPECT_FALSE((*second)->weight_cache_write.valid());  // nothing new to write
+    EXPECT_EQ(generate_pixels(**second), want);
+    // A model destroyed while its write runs waits for it: the folder then holds one complete file, no temp.
+    const fs::path dir2 = scratch("background_destroyed");
+    LoadOptions o2 = cached(dir2, Precision::BF16);
+    o2.weight_cache_write_in_background = true;
+    ASSERT_TRUE(load_sd_model(kTiny, o2));
+    std::vector<std::string> names;
+    for (const auto& e : fs::directory_iterator(dir2)) names.push_back(e.path().filename().string());
+    ASSERT_EQ(names.size(), 1u);
+    EXPECT_EQ(names[0].find(".tmp."), std::string::npos) << names[0];
+}
+
 TEST(PackCache, DamagedOrForeignFilesAreRebuiltNotUsed) {
     const fs::path dir = scratch("damaged");
     auto fresh = load_sd_model(kTiny, LoadOptions{.precision = Precision::BF16});
