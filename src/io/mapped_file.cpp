@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -95,6 +96,29 @@ Result<std::shared_ptr<const MappedFile>> MappedFile::open(const std::string& pa
         registry().maps[reinterpret_cast<uintptr_t>(p)] = f->size_;
     }
     return std::shared_ptr<const MappedFile>(std::move(f));
+}
+
+uint64_t MappedFile::huge_mapped_bytes() const {
+    if (data_ == nullptr) return 0;
+    const uintptr_t lo = reinterpret_cast<uintptr_t>(data_), hi = lo + size_;
+    FILE* f = std::fopen("/proc/self/smaps", "re");
+    if (!f) return 0;
+    uint64_t total = 0;
+    bool inside = false;
+    char line[512];
+    while (std::fgets(line, sizeof line, f)) {
+        unsigned long a = 0, b = 0;
+        unsigned long long kb = 0;
+        // A range header is "start-end perms ..." (no field line parses as two hex numbers joined by '-'); the
+        // range's fields follow, one per line, as "Name:   value kB".
+        if (std::sscanf(line, "%lx-%lx ", &a, &b) == 2) {
+            inside = a >= lo && b <= hi;
+        } else if (inside && std::sscanf(line, "FilePmdMapped: %llu kB", &kb) == 1) {
+            total += uint64_t(kb) * 1024;
+        }
+    }
+    std::fclose(f);
+    return total;
 }
 
 MappedFile::~MappedFile() {

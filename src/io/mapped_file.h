@@ -46,6 +46,10 @@ public:
     // read-only, so nothing written can be lost. Model loading calls it once a weight has been packed.
     static void release_pages(const void* p, size_t n);
 
+    // How many bytes of this mapping the kernel maps with 2 MiB page-table entries right now (FilePmdMapped in
+    // /proc/self/smaps, summed over its ranges); 0 where that cannot be read.
+    uint64_t huge_mapped_bytes() const;
+
     const uint8_t* data() const { return data_; }
     size_t size() const { return size_; }
     const std::string& path() const { return path_; }

@@ -241,8 +241,11 @@ Result<std::unique_ptr<SDModel>> load_sd_model(const std::string& path, const Lo
     m->vae = VAE::declare(ParamScope(loader, "vae"), info.vae, options.with_vae_encoder);
     EASEL_TRY(loader.finish());
     if (cache) {
-        if (cache->hits()) m->notes.push_back(fmt::format("{} packed weights ({:.2f} GB) mapped from the weight cache {}",
-                                                           cache->hits(), double(cache->hit_bytes()) / 1e9, cache->path()));
+        if (cache->hits())
+            m->notes.push_back(fmt::format("{} packed weights ({:.2f} GB) {} from the weight cache {}{}", cache->hits(),
+                                           double(cache->hit_bytes()) / 1e9, cache->copies() ? "copied" : "mapped",
+                                           cache->path(),
+                                           cache->copies() ? " into huge pages (the file is mapped in 4 KiB pages here)" : ""));
         if (cache->added()) {
             if (options.weight_cache_write_in_background) {
                 m->notes.push_back(fmt::format("{} packed weights ({:.2f} GB) are being written to the weight cache {} "

@@ -14,6 +14,8 @@
 
 #include <fmt/format.h>
 
+#include "core/allocator.h"
+
 #include "io/mapped_file.h"
 
 namespace easel {
@@ -244,7 +246,7 @@ Result<std::map<std::string, PackCache::Entry>> PackCache::parse(const uint8_t* 
     return out;
 }
 
-std::unique_ptr<PackCache> PackCache::open(std::string dir, std::string key, uint64_t max_bytes) {
+std::unique_ptr<PackCache> PackCache::open(std::string dir, std::string key, uint64_t max_bytes, Use use) {
     std::unique_ptr<PackCache> c(new PackCache());
     c->dir_ = std::move(dir);
     c->key_ = std::move(key);
@@ -267,6 +269,8 @@ std::unique_ptr<PackCache> PackCache::open(std::string dir, std::string key, uin
     }
     c->file_ = std::move(f).value();
     c->entries_ = std::move(entries).value();
+    c->copy_ = use == Use::Copy ||
+               (use == Use::Auto && c->file_->huge_mapped_bytes() < c->file_->size() / 10 * 9);
     ::utimensat(AT_FDCWD, c->path_.c_str(), nullptr, 0);  // most recently used, for the trim in commit()
     return c;
 }
@@ -276,10 +280,20 @@ PackCache::~PackCache() = default;
 namespace {
 // An entry's bytes, keeping the mapping alive; when the last weight using them goes (generate_once drops the
 // text encoder and the UNet early), their pages leave the resident set, as freed packed memory would.
-std::shared_ptr<const void> entry_data(const std::shared_ptr<const MappedFile>& file, const PackCache::Entry& e) {
+// With `copy`, the bytes are copied into fresh memory and the file's pages of them dropped at once; null if that
+// memory cannot be had.
+std::shared_ptr<const void> entry_data(const std::shared_ptr<const MappedFile>& file, const PackCache::Entry& e,
+                                       bool copy) {
     const size_t n = size_t(e.bytes);
-    return std::shared_ptr<const void>(file->data() + e.offset,
-                                       [file, n](const void* p) { MappedFile::release_pages(p, n); });
+    const uint8_t* src = file->data() + e.offset;
+    if (copy) {
+        std::shared_ptr<void> mem = allocate_zeroed_pages(n);
+        if (!mem) return nullptr;
+        std::memcpy(mem.get(), src, n);
+        MappedFile::release_pages(src, n);
+        return mem;
+    }
+    return std::shared_ptr<const void>(src, [file, n](const void* p) { MappedFile::release_pages(p, n); });
 }
 
 // The entry a weight of this layout has: what add() records and what a lookup must find, field for field.
@@ -333,7 +347,8 @@ std::optional<PackedWeight> PackCache::linear(const std::string& name, const Pac
     const Entry* e = match(name, entry_of(layout));
     if (!e) return std::nullopt;
     PackedWeight w = layout;
-    w.data = entry_data(file_, *e);
+    w.data = entry_data(file_, *e, copy_);
+    if (!w.data) return std::nullopt;  // no memory for the copy: packing will report it
     return w;
 }
 
@@ -341,7 +356,8 @@ std::optional<PackedConv2dWeight> PackCache::conv2d(const std::string& name, con
     const Entry* e = match(name, entry_of(layout));
     if (!e) return std::nullopt;
     PackedConv2dWeight w = layout;
-    w.data = entry_data(file_, *e);
+    w.data = entry_data(file_, *e, copy_);
+    if (!w.data) return std::nullopt;
     return w;
 }
 

@@ -62,9 +62,17 @@ public:
     };
     static Result<ModelKey> model_key(const std::string& path, std::string_view extra);
 
+    // How hits hand out their bytes. Map: the weight uses the mapped file in place. Copy: each hit is copied
+    // into fresh memory (huge pages from 2 MiB on, as packing allocates) and the file's pages are dropped.
+    // Auto: Map when the kernel maps at least 90% of the file in 2 MiB pages, else Copy, because panels on
+    // 4 KiB pages made steps ~5% slower (session 5): on a kernel or file system without large page-cache
+    // folios (ext4 before Linux 6.16, Debian 12's 6.1) the cache then still saves the packing.
+    enum class Use { Auto, Map, Copy };
+
     // Maps the cache file for `key` in `dir` if there is a valid one; otherwise the cache starts empty and
     // note() says why (missing, or which check the file failed). Never fails.
-    static std::unique_ptr<PackCache> open(std::string dir, std::string key, uint64_t max_bytes = default_weight_cache_max_bytes());
+    static std::unique_ptr<PackCache> open(std::string dir, std::string key, uint64_t max_bytes = default_weight_cache_max_bytes(),
+                                           Use use = Use::Auto);
     ~PackCache();
 
     // The cached weight `name` if it has exactly `layout` (from packed_*_layout); else nullopt (a miss).
@@ -86,6 +94,7 @@ public:
     uint64_t hit_bytes() const { return hit_bytes_; }
     uint64_t added_bytes() const;
     bool mapped() const { return file_ != nullptr; }
+    bool copies() const { return copy_; }  // hits are copies (Use::Copy, or Auto on 4 KiB pages)
 
     // Parses a cache file image: for the fuzzer and tests (open() goes through it). On success, the entries.
     struct Entry {
@@ -113,6 +122,7 @@ private:
     std::map<std::string, Added> added_;
     size_t hits_ = 0;
     uint64_t hit_bytes_ = 0;
+    bool copy_ = false;
 };
 
 }  // namespace easel

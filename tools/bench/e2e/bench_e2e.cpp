@@ -105,6 +105,7 @@ int run(const std::map<std::string, std::string>& f) {
     std::string cache_state = lo.weight_cache_dir.empty() ? "off" : "unused";
     for (const auto& n : (*m)->notes) {
         if (n.find("mapped from the weight cache") != std::string::npos) cache_state = "mapped";
+        if (n.find("copied from the weight cache") != std::string::npos) cache_state = "copied";
         if (n.find("written to the weight cache") != std::string::npos) cache_state = "written";
     }
     GenerateParams p;
