@@ -173,8 +173,7 @@ int cmd_generate(int argc, char** argv) {
         m = load_sd_model(model_path, lo);
     }
     if (!m) return fail(m.error());
-    for (const auto& n : (*m)->notes)
-        if (n.find("weight cache") != std::string::npos) std::fprintf(stderr, "%s\n", n.c_str());
+    if (!(*m)->weight_cache_note.empty()) std::fprintf(stderr, "%s\n", (*m)->weight_cache_note.c_str());
     const int native = (*m)->info.unet.sample_size * (*m)->info.vae.downscale();
     p.width = width.i ? int(width.i) : native;
     p.height = height.i ? int(height.i) : native;
@@ -352,8 +351,7 @@ int cmd_demo(int argc, char** argv) {
     }
     auto m = load_sd_model(model_path, LoadOptions{.with_vae_encoder = false});
     if (!m) return fail(m.error());
-    for (const auto& n : (*m)->notes)
-        if (n.find("weight cache") != std::string::npos) std::fprintf(stderr, "%s\n", n.c_str());
+    if (!(*m)->weight_cache_note.empty()) std::fprintf(stderr, "%s\n", (*m)->weight_cache_note.c_str());
     const int native = (*m)->info.unet.sample_size * (*m)->info.vae.downscale();
     std::vector<Image> tiles;
     std::string listing;

@@ -76,6 +76,7 @@ Result<std::shared_ptr<const MappedFile>> MappedFile::open(const std::string& pa
     // With `huge`, the advice must come before the pages are faulted in, so MAP_POPULATE (which faults them in
     // inside mmap) gives way to MADV_POPULATE_READ after the advice. Both madvise calls are best effort: an
     // older kernel without them maps the same bytes, in smaller pages or at first use.
+    if (options.drop_cached) ::posix_fadvise(g.fd, 0, 0, POSIX_FADV_DONTNEED);
     const bool populate_now = options.populate && !options.huge;
     void* p = ::mmap(nullptr, f->size_, PROT_READ, MAP_PRIVATE | MAP_NORESERVE | (populate_now ? MAP_POPULATE : 0),
                      g.fd, 0);

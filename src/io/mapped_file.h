@@ -29,6 +29,9 @@ struct MapOptions {
     // which matters to weights read on every step and in a VM, where every fault is expensive. Elsewhere it
     // is a no-op.
     bool huge = false;
+    // First drops the file's cached pages that no process maps (posix_fadvise POSIX_FADV_DONTNEED), so that they
+    // are read again, in pages as large as `huge` asks. Pages another process maps stay where they are.
+    bool drop_cached = false;
 };
 
 class MappedFile {

@@ -160,22 +160,25 @@ std::string SDModel::describe() const {
 }
 
 namespace {
-// Writes what the load added to the cache; the note says how it went (and why not, if it failed).
-std::string commit_weight_cache(PackCache& cache) {
+// Writes what the load added to the cache: whether it worked, and a note that says how it went (or why not).
+std::pair<bool, std::string> commit_weight_cache(PackCache& cache) {
     const auto t0 = std::chrono::steady_clock::now();
     const uint64_t bytes = cache.added_bytes();
     const size_t n = cache.added();
     Status st = cache.commit();
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if (!st) return "the weight cache could not be written (loading goes on without it): " + st.error().to_string();
-    return fmt::format("{} packed weights ({:.2f} GB) written to the weight cache {} in {:.1f} s; later loads map them",
-                       n, double(bytes) / 1e9, cache.path(), secs);
+    if (!st) return {false, "the weight cache could not be written (loading goes on without it): " + st.error().to_string()};
+    return {true, fmt::format("{} packed weights ({:.2f} GB) written to the weight cache {} in {:.1f} s; later loads "
+                              "map them", n, double(bytes) / 1e9, cache.path(), secs)};
 }
 }  // namespace
 
 std::string SDModel::wait_for_weight_cache() {
     if (!weight_cache_write.valid()) return {};
-    return weight_cache_write.get();
+    auto [written, note] = weight_cache_write.get();
+    weight_cache = written ? WeightCacheUse::Written : WeightCacheUse::Failed;
+    weight_cache_note = note;
+    return note;
 }
 
 Result<std::unique_ptr<SDModel>> load_sd_model(const std::string& path, const LoadOptions& options) {
@@ -225,6 +228,7 @@ Result<std::unique_ptr<SDModel>> load_sd_model(const std::string& path, const Lo
 
     ParamLoader loader(g.weights, options.precision);
     std::unique_ptr<PackCache> cache;
+    std::string rebuilt;  // why an existing cache file was not used
     if (!options.weight_cache_dir.empty()) {
         // The key covers what decides the packed bytes: the files, the precision, the kernel variant, the
         // variant of a diffusers folder's weights. A model that cannot be keyed is simply packed.
@@ -232,7 +236,7 @@ Result<std::unique_ptr<SDModel>> load_sd_model(const std::string& path, const Lo
                                                           isa_name(active_isa()), options.variant));
         if (key && key->total_bytes >= options.weight_cache_min_bytes) {
             cache = PackCache::open(options.weight_cache_dir, key->key, options.weight_cache_max_bytes);
-            if (!cache->note().empty()) m->notes.push_back("weight cache not used (rebuilt): " + cache->note());
+            if (!cache->note().empty()) rebuilt = "the weight cache file was not used and is rebuilt: " + cache->note();
             loader.set_pack_cache(cache.get());
         }
     }
@@ -241,21 +245,28 @@ Result<std::unique_ptr<SDModel>> load_sd_model(const std::string& path, const Lo
     m->vae = VAE::declare(ParamScope(loader, "vae"), info.vae, options.with_vae_encoder);
     EASEL_TRY(loader.finish());
     if (cache) {
-        if (cache->hits())
-            m->notes.push_back(fmt::format("{} packed weights ({:.2f} GB) {} from the weight cache {}{}", cache->hits(),
-                                           double(cache->hit_bytes()) / 1e9, cache->copies() ? "copied" : "mapped",
-                                           cache->path(),
-                                           cache->copies() ? " into huge pages (the file is mapped in 4 KiB pages here)" : ""));
+        if (cache->hits()) {
+            m->weight_cache = cache->copies() ? WeightCacheUse::Copied : WeightCacheUse::Mapped;
+            m->weight_cache_note = fmt::format("{} packed weights ({:.2f} GB) {} from the weight cache {}{}", cache->hits(),
+                                               double(cache->hit_bytes()) / 1e9, cache->copies() ? "copied" : "mapped",
+                                               cache->path(),
+                                               cache->copies() ? " into huge pages (the file is mapped in 4 KiB pages here)" : "");
+        }
         if (cache->added()) {
             if (options.weight_cache_write_in_background) {
-                m->notes.push_back(fmt::format("{} packed weights ({:.2f} GB) are being written to the weight cache {} "
-                                               "in the background", cache->added(), double(cache->added_bytes()) / 1e9,
-                                               cache->path()));
+                m->weight_cache = WeightCacheUse::Writing;
+                m->weight_cache_note = fmt::format("{} packed weights ({:.2f} GB) are being written to the weight cache {} "
+                                                   "in the background", cache->added(),
+                                                   double(cache->added_bytes()) / 1e9, cache->path());
                 m->weight_cache_write = std::async(std::launch::async, [c = std::move(cache)] { return commit_weight_cache(*c); });
             } else {
-                m->notes.push_back(commit_weight_cache(*cache));
+                auto [written, note] = commit_weight_cache(*cache);
+                m->weight_cache = written ? WeightCacheUse::Written : WeightCacheUse::Failed;
+                m->weight_cache_note = note;
             }
         }
+        if (!rebuilt.empty()) m->weight_cache_note = rebuilt + "; " + m->weight_cache_note;
+        if (!m->weight_cache_note.empty()) m->notes.push_back(m->weight_cache_note);
     }
     m->info = std::move(info);
     return m;

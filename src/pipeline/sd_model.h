@@ -51,6 +51,16 @@ struct SchedulerFileConfig {
     DiffusersSchedulerConfig for_scheduler(DiffusersScheduler scheduler) const;
 };
 
+// What the packed-weight cache did for a load (LoadOptions::weight_cache_dir).
+enum class WeightCacheUse {
+    Off,      // no cache folder, or a model below weight_cache_min_bytes
+    Mapped,   // every packed weight came from the cache file, used in place
+    Copied,   // every packed weight came from the cache file, copied into huge pages
+    Writing,  // weights were packed and a new cache file is being written in the background
+    Written,  // ... and it was written
+    Failed,   // ... and writing it failed (the model works; the note says why)
+};
+
 struct SDModel {
     std::string path;
     std::string name;  // file or folder name without extension (A1111's "Model" infotext field)
@@ -66,11 +76,14 @@ struct SDModel {
     std::vector<std::string> notes;
     // Set by generate_once(), which drops the text encoder's and UNet's weights: the model cannot generate again.
     bool spent = false;
-    // A weight cache file being written in the background (LoadOptions::weight_cache_write_in_background); its
-    // result is the note that says how it went. The packed weights it writes stay alive until it is done, and
-    // destroying the model waits for it (std::future from std::async).
-    std::future<std::string> weight_cache_write;
-    // Waits for that write, if any, and returns its note ("" when there was none or it was already collected).
+    WeightCacheUse weight_cache = WeightCacheUse::Off;
+    std::string weight_cache_note;  // one line on what the cache did (also in notes); empty when Off
+    // A weight cache file being written in the background (LoadOptions::weight_cache_write_in_background): true
+    // when written. The packed weights it writes stay alive until it is done, and destroying the model waits for
+    // it (a std::future from std::async).
+    std::future<std::pair<bool, std::string>> weight_cache_write;
+    // Waits for that write, if any: weight_cache becomes Written or Failed, and its note is returned ("" when
+    // there was none or it was already collected).
     std::string wait_for_weight_cache();
 
     std::string describe() const;

@@ -15,7 +15,6 @@
 #include <fmt/format.h>
 
 #include "core/allocator.h"
-
 #include "io/mapped_file.h"
 
 namespace easel {
@@ -257,20 +256,33 @@ std::unique_ptr<PackCache> PackCache::open(std::string dir, std::string key, uin
     MapOptions mo;
     mo.populate = true;
     mo.huge = true;  // commit() writes the file in 2 MiB chunks, so its page cache can be mapped in 2 MiB pages
-    auto f = MappedFile::open(c->path_, mo);
-    if (!f) {
-        c->note_ = f.error().to_string();
-        return c;
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        auto f = MappedFile::open(c->path_, mo);
+        if (!f) {
+            c->note_ = f.error().to_string();
+            return c;
+        }
+        auto entries = parse((*f)->data(), (*f)->size(), c->key_);
+        if (!entries) {
+            c->note_ = fmt::format("{}: {}", c->path_, entries.error().message());
+            return c;
+        }
+        // 90% of the part that 2 MiB pages can cover (a tail shorter than 2 MiB never is).
+        const uint64_t pmd = uint64_t(2) << 20;
+        const uint64_t huge = (*f)->huge_mapped_bytes(), enough = (*f)->size() / pmd * pmd / 10 * 9;
+        // Part of the file in 2 MiB pages shows that the kernel can; the rest was read back into small folios
+        // after part of it left the page cache (seen here after an hour of other work: 82%). Dropping the
+        // file's unmapped cached pages and reading it again with the huge-page advice restores them (1.9 GB in
+        // 0.33 s here), far cheaper than copying every panel into fresh memory.
+        if (use == Use::Auto && attempt == 0 && huge > 0 && huge < enough) {
+            mo.drop_cached = true;
+            continue;
+        }
+        c->file_ = std::move(f).value();
+        c->entries_ = std::move(entries).value();
+        c->copy_ = use == Use::Copy || (use == Use::Auto && huge < enough);
+        break;
     }
-    auto entries = parse((*f)->data(), (*f)->size(), c->key_);
-    if (!entries) {
-        c->note_ = fmt::format("{}: {}", c->path_, entries.error().message());
-        return c;
-    }
-    c->file_ = std::move(f).value();
-    c->entries_ = std::move(entries).value();
-    c->copy_ = use == Use::Copy ||
-               (use == Use::Auto && c->file_->huge_mapped_bytes() < c->file_->size() / 10 * 9);
     ::utimensat(AT_FDCWD, c->path_.c_str(), nullptr, 0);  // most recently used, for the trim in commit()
     return c;
 }

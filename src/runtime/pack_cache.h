@@ -64,7 +64,8 @@ public:
 
     // How hits hand out their bytes. Map: the weight uses the mapped file in place. Copy: each hit is copied
     // into fresh memory (huge pages from 2 MiB on, as packing allocates) and the file's pages are dropped.
-    // Auto: Map when the kernel maps at least 90% of the file in 2 MiB pages, else Copy, because panels on
+    // Auto: Map when the kernel maps at least 90% of the file (of its whole 2 MiB blocks) in 2 MiB pages, after
+    // reading the file again once if only part of it is (see open()), else Copy, because panels on
     // 4 KiB pages made steps ~5% slower (session 5): on a kernel or file system without large page-cache
     // folios (ext4 before Linux 6.16, Debian 12's 6.1) the cache then still saves the packing.
     enum class Use { Auto, Map, Copy };

@@ -2,6 +2,7 @@
 // afresh; a cached entry is bit-identical to a fresh pack; a damaged, foreign or stale file is never used.
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -182,15 +183,65 @@ TEST(PackCache, ModelLoadedFromTheCacheGivesTheSameImages) {
 
         auto first = load_sd_model(kTiny, cached(dir, prec));  // packs and writes the cache
         ASSERT_TRUE(first) << first.error().to_string();
+        EXPECT_EQ((*first)->weight_cache, WeightCacheUse::Written);
         EXPECT_EQ(count_notes(**first, "written to the weight cache"), 1u);
         EXPECT_EQ(count_notes(**first, "from the weight cache"), 0u);
         auto second = load_sd_model(kTiny, cached(dir, prec));  // maps every packed weight
         ASSERT_TRUE(second) << second.error().to_string();
+        EXPECT_TRUE((*second)->weight_cache == WeightCacheUse::Mapped || (*second)->weight_cache == WeightCacheUse::Copied);
         EXPECT_EQ(count_notes(**second, "from the weight cache"), 1u);
         EXPECT_EQ(count_notes(**second, "written to the weight cache"), 0u);
         EXPECT_EQ(generate_pixels(**first), want);
         EXPECT_EQ(generate_pixels(**second), want) << "precision " << precision_name(prec);
     }
+}
+
+// A cache file whose page cache fell partly back to small pages (part of it was dropped and read again) is read
+// again in 2 MiB pages by open(), rather than copied. Only where the kernel keeps the file in 2 MiB pages at all.
+TEST(PackCache, FileBackOnSmallPagesIsReadAgainInHugePages) {
+    const fs::path dir = scratch("refresh");
+    const auto w = random_f16(size_t(1024) * 3000, 5);
+    auto p = pack_linear_weight(w.data(), DType::F16, 1024, 3000, Precision::F32);  // 12 MiB
+    ASSERT_TRUE(p);
+    {
+        auto c = PackCache::open(dir.string(), "refresh key");
+        c->add("w", *p);
+        ASSERT_TRUE(c->commit());
+    }
+    const std::string path = fs::directory_iterator(dir)->path().string();
+    auto huge_fraction = [&] {
+        MapOptions mo;
+        mo.populate = mo.huge = true;
+        auto f = MappedFile::open(path, mo);
+        EASEL_ASSERT(f.has_value(), "cannot map the cache file");
+        return double((*f)->huge_mapped_bytes()) / double((*f)->size() / (2 << 20) * (2 << 20));  // of whole 2 MiB blocks
+    };
+    const double written = huge_fraction();
+    std::printf("after writing: %.0f%% in 2 MiB pages\n", 100 * written);
+    if (written < 0.9) GTEST_SKIP() << "this kernel or file system keeps the file in small pages (hits are copied)";
+    // Drop 4 MiB of the file's page cache and read it back 4 KiB at a time, as random reads do.
+    {
+        const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+        ASSERT_GE(fd, 0);
+        const off_t a = off_t(2) << 20, b = off_t(6) << 20;  // whole 2 MiB folios: partial ones are not dropped
+        ::posix_fadvise(fd, a, b - a, POSIX_FADV_DONTNEED);
+        ::posix_fadvise(fd, a, b - a, POSIX_FADV_RANDOM);
+        char buf[4096];
+        for (off_t o = a; o < b; o += 4096) ASSERT_GT(::pread(fd, buf, sizeof buf, o), 0);
+        ::close(fd);
+    }
+    const double fragmented = huge_fraction();
+    std::printf("after dropping 4 MiB and reading it again in 4 KiB reads: %.0f%%\n", 100 * fragmented);
+    if (fragmented >= 0.9) GTEST_SKIP() << "the re-read came back in 2 MiB pages anyway";
+    auto c = PackCache::open(dir.string(), "refresh key");
+    ASSERT_TRUE(c->mapped()) << c->note();
+    EXPECT_FALSE(c->copies());
+    const double after = huge_fraction();
+    std::printf("after open(): %.0f%%\n", 100 * after);
+    EXPECT_GE(after, 0.9);
+    auto hit = c->linear("w", *packed_linear_layout(1024, 3000, Precision::F32));
+    ASSERT_TRUE(hit);
+    EXPECT_EQ(std::memcmp(hit->data.get(), p->data.get(), p->bytes()), 0);
 }
 
 // What the CLI and server do: the new cache file is written on another thread while the model generates.
@@ -203,9 +254,11 @@ TEST(PackCache, BackgroundWriteOverlapsGenerationAndThenMaps) {
     o.weight_cache_write_in_background = true;
     auto first = load_sd_model(kTiny, o);
     ASSERT_TRUE(first) << first.error().to_string();
+    EXPECT_EQ((*first)->weight_cache, WeightCacheUse::Writing);
     EXPECT_EQ(count_notes(**first, "being written to the weight cache"), 1u);
     EXPECT_EQ(generate_pixels(**first), want);  // generating while the file is written
     const std::string note = (*first)->wait_for_weight_cache();
+    EXPECT_EQ((*first)->weight_cache, WeightCacheUse::Written);
     std::printf("%s\n", note.c_str());
     EXPECT_NE(note.find("written to the weight cache"), std::string::npos) << note;
     EXPECT_EQ((*first)->wait_for_weight_cache(), "");  // collected once
@@ -255,7 +308,8 @@ TEST(PackCache, DamagedOrForeignFilesAreRebuiltNotUsed) {
         write_all(file, d.bytes);
         auto m = load_sd_model(kTiny, cached(dir, Precision::BF16));
         ASSERT_TRUE(m) << d.what << ": " << m.error().to_string();
-        EXPECT_EQ(count_notes(**m, "weight cache not used"), 1u) << d.what;
+        EXPECT_EQ(count_notes(**m, "weight cache file was not used and is rebuilt"), 1u) << d.what;
+        EXPECT_EQ((*m)->weight_cache, WeightCacheUse::Written) << d.what;
         EXPECT_EQ(count_notes(**m, "written to the weight cache"), 1u) << d.what;
         EXPECT_EQ(generate_pixels(**m), want) << d.what;
         EXPECT_EQ(read_all(file), good) << d.what << ": the rebuilt file differs from the first one";

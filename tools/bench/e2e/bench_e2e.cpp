@@ -102,12 +102,17 @@ int run(const std::map<std::string, std::string>& f) {
         return 1;
     }
     const double load_s = since(t_load);
-    std::string cache_state = lo.weight_cache_dir.empty() ? "off" : "unused";
-    for (const auto& n : (*m)->notes) {
-        if (n.find("mapped from the weight cache") != std::string::npos) cache_state = "mapped";
-        if (n.find("copied from the weight cache") != std::string::npos) cache_state = "copied";
-        if (n.find("written to the weight cache") != std::string::npos) cache_state = "written";
-    }
+    auto cache_state = [&] {
+        switch ((*m)->weight_cache) {
+            case WeightCacheUse::Off: return lo.weight_cache_dir.empty() ? "off" : "unused";
+            case WeightCacheUse::Mapped: return "mapped";
+            case WeightCacheUse::Copied: return "copied";
+            case WeightCacheUse::Writing: return "writing";
+            case WeightCacheUse::Written: return "written";
+            case WeightCacheUse::Failed: return "write failed";
+        }
+        return "?";
+    };
     GenerateParams p;
     p.prompt = get(f, "prompt", "a photograph of an astronaut riding a horse");
     p.negative_prompt = get(f, "negative", "");
@@ -138,10 +143,8 @@ int run(const std::map<std::string, std::string>& f) {
     std::fprintf(stderr, "\n");
     // A first load writes the cache in the background; what is left of that write after the generation.
     const auto t_wait = Clock::now();
-    const std::string write_note = (*m)->wait_for_weight_cache();
+    (*m)->wait_for_weight_cache();
     const double cache_wait_s = since(t_wait);
-    if (write_note.find("written to the weight cache") != std::string::npos) cache_state = "written";
-    else if (!write_note.empty()) cache_state = "write failed";
     if (!r) {
         std::fprintf(stderr, "error: %s\n", r.error().to_string().c_str());
         return 1;
@@ -153,7 +156,7 @@ int run(const std::map<std::string, std::string>& f) {
                 "\"peak_rss_mb\": %.1f, \"weight_cache\": \"%s\", \"cache_wait_s\": %.3f}\n",
                 precision.c_str(), num_threads(), std::string(isa_name(active_isa())).c_str(), p.width, p.height, load_s,
                 mark["encode1"] - mark["encode0"], steps.c_str(), mark["decode1"] - mark["decode0"], total_s,
-                double(peak_rss_kb()) / 1024.0, cache_state.c_str(), cache_wait_s);
+                double(peak_rss_kb()) / 1024.0, cache_state(), cache_wait_s);
     return 0;
 }
 
