@@ -93,8 +93,8 @@ int cmd_generate(int argc, char** argv) {
     auto& vocab = a.add_string("--vocab", "", "", "CLIP vocabulary (vocab.json folder or bpe_simple_vocab_16e6.txt.gz) for single-file checkpoints");
     auto& init = a.add_string("--init-image", "", "", "img2img: the starting image (PNG, JPEG or WebP, same size as the output)");
     auto& strength = a.add_double("--strength", "", 0.75, "img2img: how much of the image to repaint (0..1)");
-    auto& mask = a.add_string("--mask", "", "", "inpainting mask, same size as --init-image (white = repaint; or the alpha channel)");
-    auto& mask_blur = a.add_int("--mask-blur", "", 4, "inpainting: blur the mask edge by this many pixels (0..64)");
+    auto& mask = a.add_string("--mask", "", "", "inpainting mask, same size as --init-image (white = repaint; or the alpha channel, except in diffusers mode, which reads grey and binarises at 0.5)");
+    auto& mask_blur = a.add_int("--mask-blur", "", 4, "inpainting: blur the mask edge by this many pixels (0..64; k-diffusion mode only, diffusers does not blur)");
     auto& vae_tile = a.add_int("--vae-tile", "", 0, "VAE decode and encode in tiles of this many pixels (diffusers' enable_tiling; 512 for SD 1.5), for large images in little memory; 0: whole");
     auto& batch_count = a.add_int("--batch-count", "", 1, "batches to run (seeds continue: seed, seed+1, ...)");
     auto& batch_size = a.add_int("--batch-size", "", 1, "images per batch");

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <tuple>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -109,9 +111,15 @@ Status validate_params(const GenerateParams& p, const SDModel& m) {
             return Error::invalid_argument(fmt::format("diffusers mode takes automatic (the model's scheduler config) or "
                                                        "karras (use_karras_sigmas), got {}", schedule_display_name(p.schedule)),
                                            "scheduler");
+        if (p.mask && p.diffusers_scheduler == DiffusersScheduler::Heun)
+            return Error::unsupported("inpainting with heun in diffusers mode (StableDiffusionInpaintPipeline blends "
+                                      "after every scheduler call, Heun's half steps included, which our heun step "
+                                      "does not expose; use euler, euler_a, dpm++2m, ddim or lms, or k-diffusion mode)",
+                                      "schedule_from");
         if (p.init_image && p.diffusers_scheduler == DiffusersScheduler::Pndm)
-            return Error::unsupported("img2img with pndm in diffusers mode (its PLMS warm-up does not restart at the "
-                                      "truncated timesteps; use ddim, euler or dpm++2m, or k-diffusion mode)",
+            return Error::unsupported("img2img and inpainting with pndm in diffusers mode (its PLMS warm-up does not "
+                                      "restart at the truncated timesteps; use ddim, euler or dpm++2m, or k-diffusion "
+                                      "mode)",
                                       "schedule_from");
         if (p.init_image && int(double(p.steps) * p.denoising_strength) < 1)
             return Error::invalid_argument(fmt::format("strength {} x {} steps leaves no step to run in diffusers mode "
@@ -127,8 +135,6 @@ Status validate_params(const GenerateParams& p, const SDModel& m) {
                                                        p.init_image->height), "mask");
         if (p.mask_blur < 0 || p.mask_blur > 64)
             return Error::invalid_argument(fmt::format("must be between 0 and 64, got {}", p.mask_blur), "mask_blur");
-        if (p.schedule_from == ScheduleFrom::Diffusers)
-            return Error::unsupported("inpainting in diffusers mode (use k-diffusion mode)", "schedule_from");
     }
     if (m.info.unet.in_channels != 4 && m.info.unet.in_channels != 9)
         return Error::unsupported(fmt::format("a UNet with {} input channels (expected 4, or 9 for inpainting models)",
@@ -311,6 +317,20 @@ Result<std::vector<GeneratedImage>> generate_impl(const SDModel& m, SDModel* rel
     auto encode = [&](const Tensor& image) {
         return p.vae_tile > 0 ? m.vae.encode_moments_tiled(c, image, p.vae_tile) : m.vae.encode_moments(c, image);
     };
+    // The encoder's posterior as (mean, std): diffusers' DiagonalGaussianDistribution clamps logvar to [-30, 20]
+    // and takes std = exp(logvar / 2).
+    auto posterior = [&](const Tensor& image) {
+        auto [mean, logvar] = encode(image);
+        Tensor sd = Tensor::empty(logvar.shape());
+        for (int64_t i = 0; i < logvar.numel(); ++i)
+            sd.data<float>()[i] = std::exp(0.5f * std::clamp(logvar.data<float>()[i], -30.0f, 20.0f));
+        return std::pair<Tensor, Tensor>{mean.contiguous(), sd};
+    };
+    const bool nine_channels = m.info.unet.in_channels == 9;
+    // diffusers' StableDiffusionInpaintPipeline; strength 1 (is_strength_max) starts from pure noise, and then a
+    // 9-channel model never needs the init image's own latent.
+    const bool diffusers_inpaint = diffusers_mode && p.mask.has_value();
+    const bool noise_start = diffusers_inpaint && p.denoising_strength == 1.0;
     if (p.init_image) {
         if (diffusers_mode) {
             // StableDiffusionImg2ImgPipeline.get_timesteps: init_timestep = min(int(steps * strength), steps),
@@ -325,13 +345,7 @@ Result<std::vector<GeneratedImage>> generate_impl(const SDModel& m, SDModel* rel
             const int t_enc = int(std::min(p.denoising_strength, 0.999) * p.steps);
             sigmas.erase(sigmas.begin(), sigmas.begin() + (p.steps - t_enc - 1));
         }
-        auto [mean, logvar] = encode(image_to_tensor(*p.init_image));
-        // diffusers DiagonalGaussianDistribution: logvar clamped to [-30, 20], std = exp(logvar / 2).
-        Tensor sd = Tensor::empty(logvar.shape());
-        for (int64_t i = 0; i < logvar.numel(); ++i)
-            sd.data<float>()[i] = std::exp(0.5f * std::clamp(logvar.data<float>()[i], -30.0f, 20.0f));
-        init_mean = mean;
-        init_std = sd;
+        if (!(noise_start && nine_channels)) std::tie(init_mean, init_std) = posterior(image_to_tensor(*p.init_image));
     }
     DenoiserOptions dopt;
     dopt.sequential_cfg = release != nullptr;  // one-shot runs keep memory low: CFG halves one after the other
@@ -344,7 +358,7 @@ Result<std::vector<GeneratedImage>> generate_impl(const SDModel& m, SDModel* rel
     // Inpainting (A1111 processing.py, "Inpaint upload", whole picture, "original" fill).
     std::optional<Image> overlay;  // the blurred mask doubled and clipped: how much of the generated pixel to keep
     std::optional<Image> blurred;  // the mask as A1111 prepares it (grey, blurred); both uses below read it
-    if (p.mask) blurred = blur_mask(mask_to_gray(*p.mask), p.mask_blur);
+    if (p.mask && !diffusers_mode) blurred = blur_mask(mask_to_gray(*p.mask), p.mask_blur);
     if (blurred) {
         // The latent mask: the blurred mask resized (PIL BICUBIC) to the latent size, /255, rounded.
         const std::vector<uint8_t> lat = resize_bicubic_u8(*blurred, lw, lh);
@@ -355,7 +369,7 @@ Result<std::vector<GeneratedImage>> generate_impl(const SDModel& m, SDModel* rel
         for (uint8_t& v : o.pixels) v = uint8_t(std::min(255, 2 * int(v)));
         overlay = std::move(o);
     }
-    if (m.info.unet.in_channels == 9) {
+    if (nine_channels && !diffusers_inpaint) {
         // The inpainting model's extra input: the full-size mask rounded to 0/1 (txt2img: all 1) and the latent of
         // the image with the masked part set to 0 (mid-grey; txt2img: all grey), mask resized (nearest) to the
         // latent. A1111 encodes that image with a posterior sample from torch's global RNG, which no seed
@@ -380,6 +394,36 @@ Result<std::vector<GeneratedImage>> generate_impl(const SDModel& m, SDModel* rel
         for (int64_t i = 0; i < 4 * int64_t(lh) * lw; ++i) o[int64_t(lh) * lw + i] = mp[i] * scaling;
         dopt.concat = cc;
     }
+    // diffusers' inpainting inputs (VaeImageProcessor for masks: convert("L"), / 255, binarised at 0.5, no blur;
+    // prepare_mask_latents: interpolate(mode="nearest") to the latent size). 1 = repaint.
+    Tensor repaint;
+    std::optional<Tensor> masked_mean, masked_std;  // 9-channel models: the posterior of image * (mask < 0.5)
+    if (diffusers_inpaint) {
+        const Image gray = mask_to_luma(*p.mask);
+        const int H = p.height, W = p.width;
+        Tensor full = Tensor::empty({1, 1, H, W});
+        for (int64_t i = 0; i < int64_t(H) * W; ++i)
+            full.data<float>()[i] = float(gray.pixels[size_t(i)]) / 255.0f >= 0.5f ? 1.0f : 0.0f;
+        repaint = Tensor::empty({1, 1, lh, lw});
+        for (int64_t y = 0; y < lh; ++y)
+            for (int64_t x = 0; x < lw; ++x)  // src = floor(dst * in / out)
+                repaint.data<float>()[y * lw + x] = full.data<float>()[(y * H / lh) * W + (x * W / lw)];
+        if (nine_channels) {
+            Tensor src = image_to_tensor(*p.init_image);
+            for (int64_t ch = 0; ch < 3; ++ch)
+                for (int64_t i = 0; i < int64_t(H) * W; ++i)
+                    if (full.data<float>()[i] >= 0.5f) src.data<float>()[ch * H * W + i] = 0.0f;
+            std::tie(masked_mean, masked_std) = posterior(src);
+        }
+    }
+    // retrieve_latents(latent_dist.sample(generator)) * scaling_factor, the draw shaped like the mean.
+    auto sample_latent = [&](const Tensor& mean, const Tensor& sd, NoiseSource& noise) {
+        Tensor e = noise.randn_like(mean);
+        Tensor lat = Tensor::empty(mean.shape());
+        for (int64_t k = 0; k < lat.numel(); ++k)
+            lat.data<float>()[k] = (mean.data<float>()[k] + sd.data<float>()[k] * e.data<float>()[k]) * scaling;
+        return lat;
+    };
 
     std::vector<GeneratedImage> out;
     for (int i = 0; i < images; ++i) {
@@ -395,7 +439,27 @@ Result<std::vector<GeneratedImage>> generate_impl(const SDModel& m, SDModel* rel
             noise = std::make_unique<PhiloxNoise>(*cuda_gen);
         }
         Tensor x;
-        if (init_mean) {
+        std::optional<Tensor> blend_latent, blend_noise;  // diffusers inpainting with a 4-channel model
+        if (diffusers_inpaint) {
+            // StableDiffusionInpaintPipeline's draws from the generator, in order: the init image's posterior
+            // sample (prepare_latents, when 4-channel or strength < 1), the noise, the masked image's posterior
+            // sample (prepare_mask_latents; drawn for 4-channel models too, which do not use it), then the
+            // ancestral steps' noise.
+            std::optional<Tensor> lat;
+            if (init_mean) lat = sample_latent(*init_mean, *init_std, *noise);
+            Tensor n0 = noise->randn_like(Tensor::empty(latent_shape));
+            // Strength 1: noise * init_noise_sigma; else add_noise at the first timestep (lat + sigma * noise in
+            // our variables, as img2img).
+            x = noise_start ? scaled(n0, plan.init_noise_scale) : ops::add(c, *lat, scaled(n0, sigmas[0]));
+            if (nine_channels) {
+                const Tensor masked = sample_latent(*masked_mean, *masked_std, *noise);
+                dopt.concat = ops::concat(c, {repaint, masked}, 1);  // UNet input: [x * c_in, mask, masked latent]
+            } else {
+                (void)noise->randn_like(Tensor::empty(latent_shape));
+                blend_latent = lat;
+                blend_noise = n0;
+            }
+        } else if (init_mean) {
             // The init latent is a sample of the encoder's distribution, drawn from the image's generator before
             // the noise (diffusers' img2img order): latent = (mean + std * eps) * scaling_factor.
             Tensor e = noise->randn_like(*init_mean);
@@ -414,6 +478,24 @@ Result<std::vector<GeneratedImage>> generate_impl(const SDModel& m, SDModel* rel
         StopRequest stopped = StopRequest::None;
         Tensor partial;  // the x reached when a stop request came
         auto on_step = [&](int step, int tot, const Tensor& xs) -> Status {
+            if (blend_latent && step < tot) {
+                // diffusers (4-channel UNet): after each scheduler step but the last, latents = (1 - mask) *
+                // add_noise(image_latents, noise, timesteps[i + 1]) + mask * latents (after the last one: the
+                // clean image_latents, below, once the final scale is applied). add_noise is
+                // alpha * (lat + sigma * noise) and the scheduler's latents alpha * x in every class here
+                // (alpha 1 for the Euler family), so in our x: lat + sigma_next * noise outside the mask.
+                // xs is the sampler's own state (sampler.h): the blend carries into the next step.
+                float* xp = xs.data<float>();
+                const float* lp = blend_latent->data<float>();
+                const float* np = blend_noise->data<float>();
+                const float* rp = repaint.data<float>();
+                const float s_next = sigmas[size_t(step)];
+                const int64_t plane = int64_t(lh) * lw;
+                for (int64_t j = 0; j < xs.numel(); ++j) {
+                    const float keep = 1.0f - rp[j % plane];
+                    xp[j] = keep * (lp[j] + s_next * np[j]) + rp[j % plane] * xp[j];
+                }
+            }
             EASEL_TRY(emit({.phase = "sampling", .image = i, .step = step, .total = tot, .latent = &xs}));
             if (stop && step < tot && (stopped = stop()) != StopRequest::None) {
                 partial = xs.contiguous().clone();
@@ -425,7 +507,16 @@ Result<std::vector<GeneratedImage>> generate_impl(const SDModel& m, SDModel* rel
                                                 : sample(p.sampler, denoise, x, sigmas, *noise, on_step, p.sampler_options);
         if (!sampled && stopped == StopRequest::None) return sampled.error();
         Tensor x0 = sampled ? std::move(sampled).value() : partial;
-        if (p.mask) {
+        if (blend_latent && sampled) {
+            // diffusers blends after the last step too, with the un-noised image latents: outside the mask the
+            // final latent is the init image's exactly.
+            float* xp = x0.data<float>();
+            const float* lp = blend_latent->data<float>();
+            const float* rp = repaint.data<float>();
+            const int64_t plane = int64_t(lh) * lw;
+            for (int64_t j = 0; j < x0.numel(); ++j) xp[j] = (1.0f - rp[j % plane]) * lp[j] + rp[j % plane] * xp[j];
+        }
+        if (p.mask && !diffusers_mode) {
             // A1111: samples = samples * nmask + init_latent * mask.
             float* xp = x0.data<float>();
             const float* il = dopt.init_latent->data<float>();
@@ -471,7 +562,7 @@ Result<std::vector<GeneratedImage>> generate_impl(const SDModel& m, SDModel* rel
         ip.height = p.height;
         ip.model_name = m.name;
         if (p.init_image) ip.denoising_strength = p.denoising_strength;
-        if (p.mask) ip.extra.emplace_back("Mask blur", std::to_string(p.mask_blur));
+        if (p.mask && !diffusers_mode) ip.extra.emplace_back("Mask blur", std::to_string(p.mask_blur));
         ip.clip_skip = p.clip_skip;
         ip.rng = p.rng == RngKind::Cpu ? "CPU" : "GPU";
         ip.version = "easel 0.1.0";

@@ -49,7 +49,8 @@ struct GenerateParams {
     double denoising_strength = 0.75;
     // Inpainting (needs init_image): white = repaint, same size as the init image; blurred by mask_blur pixels
     // (A1111's default 4), "original" masked content, whole picture. Works with inpainting models (9-channel UNet)
-    // and, by latent blending, with ordinary ones.
+    // and, by latent blending, with ordinary ones. In diffusers mode: StableDiffusionInpaintPipeline's semantics
+    // (mask binarised at 0.5, no blur, mask_blur ignored, no paste-back; see README).
     std::optional<Image> mask;
     int mask_blur = 4;
     // Decode (and, for img2img and inpainting, encode) in tiles of this many pixels (diffusers' enable_tiling: 512

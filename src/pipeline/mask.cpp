@@ -29,6 +29,14 @@ Image mask_to_gray(const Image& m) {
     return g;
 }
 
+Image mask_to_luma(const Image& m) {
+    if (m.channels != 4) return mask_to_gray(m);
+    Image rgb{m.width, m.height, 3, std::vector<uint8_t>(size_t(m.width) * size_t(m.height) * 3)};
+    for (size_t i = 0; i < size_t(m.width) * size_t(m.height); ++i)
+        for (size_t ch = 0; ch < 3; ++ch) rgb.pixels[i * 3 + ch] = m.pixels[i * 4 + ch];
+    return mask_to_gray(rgb);
+}
+
 namespace {
 
 // OpenCV's BORDER_REFLECT_101: ... 2 1 | 0 1 2 ... n-1 | n-2 n-3 ...

@@ -22,6 +22,10 @@ namespace easel {
 // its alpha, thresholded at > 128 (A1111's create_binary_mask).
 Image mask_to_gray(const Image& mask);
 
+// One channel, 0..255, as Pillow's convert("L") (what diffusers' VaeImageProcessor does with a mask): RGB(A) ->
+// luma, the alpha channel ignored.
+Image mask_to_luma(const Image& mask);
+
 // A1111 processing.py: for blur > 0, a horizontal then a vertical Gaussian pass with kernel size
 // 2 * int(2.5 * blur + 0.5) + 1 and sigma = blur, borders reflected without repeating the edge (OpenCV's
 // BORDER_REFLECT_101), each pass rounded to 8 bits. blur 0 returns the mask unchanged.

@@ -26,6 +26,11 @@
 // latents. sample_diffusers() runs a plan, PLMS included. Only "leading" spacing for these two (with the others
 // diffusers steps to timesteps that are not on its list).
 // img2img: DiffusersPlan::begin_at (StableDiffusionImg2ImgPipeline), every class but PNDM.
+// Inpainting (StableDiffusionInpaintPipeline, src/pipeline/generate.cpp): the same plan; ordinary UNets get the
+// original blended back after each step at the next sigma through the step callback, and un-noised after the
+// last step (add_noise is
+// alpha * (x0 + sigma * noise) and the scheduler's sample alpha * x for every class above, so the blend is one
+// formula in our x). Not Heun (its half steps are blended too) nor PNDM.
 // Not covered: LCM, UniPC, PNDM with PRK steps.
 #pragma once
 

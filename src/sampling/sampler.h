@@ -38,7 +38,9 @@ namespace easel {
 // x (F32, contiguous, any shape) at noise level sigma -> the denoised estimate of x0, same shape.
 using Denoiser = std::function<Result<Tensor>(const Tensor& x, float sigma)>;
 // Called after each step with the 1-based step number, the step count and the updated x. Returning an error
-// stops sampling and sample() returns that error (use Error::cancelled() to cancel).
+// stops sampling and sample() returns that error (use Error::cancelled() to cancel). x is the sampler's own
+// state, not a copy: writing into its data (Tensor::data is a view) changes what the next step starts from,
+// which is how diffusers-mode inpainting blends the original back in after each step.
 using StepCallback = std::function<Status(int step, int total, const Tensor& x)>;
 
 enum class SamplerKind { Euler, EulerAncestral, Heun, Dpm2, Lms, DpmPP2M, DpmPP2MSde, DpmPPSde, Ddim, Lcm };

@@ -56,7 +56,7 @@ expect_error "bad steps" "steps" -- generate -m "$model" -p x --steps 0 -o "$tmp
 expect_error "missing vocabulary" "vocab" -- generate -m "$tmp/novocab" -p x --vocab "$tmp/none.json" -o "$tmp/a.png"
 expect_error "unknown flag" "--frobnicate" -- generate -m "$model" -p x --frobnicate -o "$tmp/a.png"
 
-# Good runs: txt2img in both modes, img2img, inpainting (mask of another size must be refused).
+# Good runs: txt2img in both modes, img2img, inpainting in both modes (mask of another size must be refused).
 expect_ok "txt2img k-diffusion" -- generate -m "$model" -p "a red circle" --seed 1 --steps 4 -W 32 -H 32 -o "$tmp/k.png"
 expect_ok "txt2img diffusers mode" -- generate -m "$model" -p "a red circle" --seed 1 --steps 4 -W 32 -H 32 --schedule-from diffusers --sampler dpm++2m -o "$tmp/d.png"
 if ! grep -a -q "Schedule from: diffusers" "$tmp/d.png"; then echo "FAIL diffusers-mode PNG lacks its parameters"; failures=$((failures + 1)); fi
@@ -64,6 +64,10 @@ expect_ok "img2img" -- generate -m "$model" -p "a blue square" --seed 2 --steps 
 expect_ok "inpainting" -- generate -m "$model" -p "a blue square" --seed 2 --steps 4 -W 32 -H 32 --init-image "$tmp/k.png" --mask "$tmp/d.png" -o "$tmp/m.png"
 if ! grep -a -q "Mask blur: 4" "$tmp/m.png"; then echo "FAIL inpainting PNG lacks 'Mask blur'"; failures=$((failures + 1)); fi
 expect_ok "inpainting model txt2img" -- generate -m "$golden/pipeline_sd1_inpaint" -p "a green triangle" --seed 3 --steps 4 -W 32 -H 32 -o "$tmp/n.png"
+expect_ok "inpainting diffusers mode, 9-channel model" -- generate -m "$golden/pipeline_sd1_inpaint" -p "a green triangle" --seed 3 --steps 4 -W 32 -H 32 --init-image "$tmp/k.png" --mask "$tmp/d.png" --strength 0.75 --schedule-from diffusers --sampler euler_a -o "$tmp/q.png"
+expect_ok "inpainting diffusers mode, blending" -- generate -m "$model" -p "a blue square" --seed 2 --steps 4 -W 32 -H 32 --init-image "$tmp/k.png" --mask "$tmp/d.png" --strength 1 --schedule-from diffusers --sampler ddim -o "$tmp/r.png"
+if grep -a -q "Mask blur" "$tmp/r.png"; then echo "FAIL diffusers-mode inpainting PNG claims a mask blur (diffusers does not blur)"; failures=$((failures + 1)); fi
+expect_error "diffusers-mode inpainting with heun" "heun" -- generate -m "$model" -p x -W 32 -H 32 --init-image "$tmp/k.png" --mask "$tmp/d.png" --schedule-from diffusers --sampler heun -o "$tmp/a.png"
 expect_ok "make a 16x32 mask" -- generate -m "$model" -p x --seed 1 --steps 1 -W 16 -H 32 -o "$tmp/small.png"
 expect_error "mask size mismatch" "16x32" -- generate -m "$model" -p x -W 32 -H 32 --init-image "$tmp/k.png" --mask "$tmp/small.png" -o "$tmp/a.png"
 

@@ -250,6 +250,95 @@ TEST_P(InpaintGolden, MatchesReference) {
 INSTANTIATE_TEST_SUITE_P(SD1Tiny, InpaintGolden,
                          ::testing::Values("blend_euler_a", "blend_dpmpp2m", "inpaint9_euler_a", "inpaint9_euler"));
 
+// Inpainting in diffusers mode: StableDiffusionInpaintPipeline (tools/reference/make_inpaint_diffusers_goldens.py),
+// with the ordinary model (blend_*: the original re-noised to the next timestep outside the mask after every step)
+// and the 9-channel one (inpaint9_*), strength 1 (pure noise start) and below. The mask is a grey (blurred) one,
+// binarised at 0.5 by diffusers. Same bounds as above.
+class InpaintDiffusersGolden : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(InpaintDiffusersGolden, MatchesStableDiffusionInpaintPipeline) {
+    static const WeightSet cases = [] {
+        auto c = read_safetensors(std::string(EASEL_GOLDEN_DIR) + "/inpaint_diffusers_cases.safetensors");
+        EASEL_ASSERT(c.has_value(), c ? "" : c.error().to_string());
+        return std::move(c).value();
+    }();
+    static std::unique_ptr<SDModel> inpaint_model = [] {
+        auto m = load_sd_model(std::string(EASEL_GOLDEN_DIR) + "/pipeline_sd1_inpaint", LoadOptions{});
+        EASEL_ASSERT(m.has_value(), m ? "" : m.error().to_string());
+        return std::move(m).value();
+    }();
+    const std::string name = GetParam();
+    const auto j = nlohmann::json::parse(cases.metadata.at(name + ".params"));
+    const SDModel& model = j["model"] == "inpaint" ? *inpaint_model : *fixture().model;
+    GenerateParams p = easel::testing::case_params(j, 32);
+    p.schedule_from = ScheduleFrom::Diffusers;
+    p.diffusers_scheduler = parse_diffusers_scheduler(std::string(j["scheduler"])).value();
+    p.denoising_strength = j["strength"];
+    const Tensor& init = *cases.find("init_image");  // [1, 3, 32, 32] u8
+    const Tensor& mask = *cases.find("mask");        // [32, 32] u8, grey levels
+    Image m{32, 32, 1, std::vector<uint8_t>(32 * 32)};
+    for (int64_t i = 0; i < 32 * 32; ++i) m.pixels[size_t(i)] = uint8_t(mask.item({i / 32, i % 32}));
+    p.init_image = image_from_golden(init);
+    p.mask = m;
+    auto out = generate(model, p);
+    ASSERT_TRUE(out) << out.error().to_string();
+    auto rl = easel::testing::compare((*out)[0].latent, *cases.find(name + ".latent"), {.atol = 1e-3, .rtol = 1e-4});
+    std::printf("diffusers inpaint %-16s latent %s\n", name.c_str(), rl.summary().c_str());
+    EXPECT_TRUE(rl.passed()) << rl.summary();
+    const auto [mean, worst] = easel::testing::image_diff_levels((*out)[0].image, *cases.find(name + ".image"));
+    std::printf("diffusers inpaint %-16s image mean |diff| %.4f levels, max %d levels\n", name.c_str(), mean, worst);
+    EXPECT_LE(mean, 1.0);
+    EXPECT_LE(worst, 2);
+}
+
+INSTANTIATE_TEST_SUITE_P(SD1Tiny, InpaintDiffusersGolden,
+                         ::testing::Values("blend_euler", "blend_euler_a", "blend_dpmpp2m", "blend_ddim", "blend_lms",
+                                           "inpaint9_euler", "inpaint9_euler_a", "inpaint9_dpmpp2m", "inpaint9_ddim"));
+
+// diffusers reads a mask with Pillow's convert("L"), which ignores alpha (A1111 uses a non-opaque alpha instead):
+// the golden's grey mask as RGBA with a fully transparent alpha channel must give the golden image.
+TEST(InpaintDiffusers, MaskAlphaIsIgnored) {
+    auto c = read_safetensors(std::string(EASEL_GOLDEN_DIR) + "/inpaint_diffusers_cases.safetensors");
+    ASSERT_TRUE(c) << c.error().to_string();
+    const auto j = nlohmann::json::parse(c->metadata.at("blend_euler.params"));
+    GenerateParams p = easel::testing::case_params(j, 32);
+    p.schedule_from = ScheduleFrom::Diffusers;
+    p.diffusers_scheduler = parse_diffusers_scheduler(std::string(j["scheduler"])).value();
+    p.denoising_strength = j["strength"];
+    p.init_image = image_from_golden(*c->find("init_image"));
+    const Tensor& mask = *c->find("mask");
+    Image m{32, 32, 4, std::vector<uint8_t>(32 * 32 * 4)};
+    for (int64_t i = 0; i < 32 * 32; ++i)
+        for (int64_t ch = 0; ch < 3; ++ch) m.pixels[size_t(i * 4 + ch)] = uint8_t(mask.item({i / 32, i % 32}));
+    p.mask = m;  // alpha 0 everywhere
+    auto out = generate(*fixture().model, p);
+    ASSERT_TRUE(out) << out.error().to_string();
+    const auto [mean, worst] = easel::testing::image_diff_levels((*out)[0].image, *c->find("blend_euler.image"));
+    std::printf("diffusers inpaint, RGBA mask: image mean |diff| %.4f levels, max %d levels\n", mean, worst);
+    EXPECT_LE(mean, 1.0);
+    EXPECT_LE(worst, 2);
+}
+
+// What diffusers-mode inpainting refuses: samplers whose blending we cannot place (heun, pndm), by name.
+TEST(InpaintDiffusers, RefusesHeunAndPndm) {
+    Fixture& f = fixture();
+    GenerateParams p;
+    p.prompt = "x";
+    p.width = p.height = 32;
+    p.steps = 10;
+    p.schedule_from = ScheduleFrom::Diffusers;
+    p.init_image = Image{32, 32, 3, std::vector<uint8_t>(32 * 32 * 3, 100)};
+    p.mask = Image{32, 32, 1, std::vector<uint8_t>(32 * 32, 255)};
+    for (auto [k, word] : {std::pair{DiffusersScheduler::Heun, "heun"}, std::pair{DiffusersScheduler::Pndm, "pndm"}}) {
+        p.diffusers_scheduler = k;
+        auto r = generate(*f.model, p);
+        ASSERT_FALSE(r);
+        std::printf("%s\n", r.error().to_string().c_str());
+        EXPECT_NE(r.error().to_string().find(word), std::string::npos) << r.error().to_string();
+        EXPECT_NE(r.error().to_string().find("inpainting"), std::string::npos) << r.error().to_string();
+    }
+}
+
 TEST(Inpaint, RejectsBadMasks) {
     Fixture& f = fixture();
     GenerateParams p;
