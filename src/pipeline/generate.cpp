@@ -50,6 +50,8 @@ std::string sampler_display_name(DiffusersScheduler k) {
         case DiffusersScheduler::DpmSolverMultistep: return "DPM++ 2M";
         case DiffusersScheduler::Ddim: return "DDIM";
         case DiffusersScheduler::Pndm: return "PNDM";
+        case DiffusersScheduler::UniPC: return "UniPC";
+        case DiffusersScheduler::Lcm: return "LCM";
     }
     return "?";
 }

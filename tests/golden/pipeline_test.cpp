@@ -121,8 +121,9 @@ TEST_P(PipelineDiffusersGolden, MatchesStableDiffusionPipeline) {
 
 INSTANTIATE_TEST_SUITE_P(SD1Tiny, PipelineDiffusersGolden,
                          ::testing::Values("euler", "euler_a", "heun", "lms", "dpmpp2m", "dpmpp2m_karras", "ddim", "pndm",
-                                           "img2img_euler", "img2img_euler_a", "img2img_heun", "img2img_lms",
-                                           "img2img_dpmpp2m", "img2img_ddim"));
+                                           "unipc", "unipc_4", "unipc_karras", "lcm", "lcm_7", "img2img_euler",
+                                           "img2img_euler_a", "img2img_heun", "img2img_lms", "img2img_dpmpp2m",
+                                           "img2img_ddim", "img2img_unipc", "img2img_lcm"));
 
 // What diffusers-mode img2img refuses, with messages that say why.
 TEST(PipelineDiffusersImg2Img, RefusesPndmAndEmptySchedules) {
