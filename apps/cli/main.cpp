@@ -83,7 +83,7 @@ int cmd_generate(int argc, char** argv) {
     auto& cfg = a.add_double("--cfg-scale", "", 7.0, "classifier-free guidance scale");
     auto& width = a.add_int("--width", "-W", 0, "image width, a multiple of 8 (0: the model's native size)");
     auto& height = a.add_int("--height", "-H", 0, "image height, a multiple of 8 (0: the model's native size)");
-    auto& sampler = a.add_string("--sampler", "", "euler_a", "euler, euler_a, heun, dpm2, lms, dpm++2m, dpm++2m_sde, dpm++sde, ddim, lcm (diffusers mode: euler, euler_a, heun, lms, dpm++2m, ddim, pndm)");
+    auto& sampler = a.add_string("--sampler", "", "euler_a", "euler, euler_a, heun, dpm2, lms, dpm++2m, dpm++2m_sde, dpm++sde, ddim, lcm (diffusers mode: euler, euler_a, heun, lms, dpm++2m, ddim, pndm, unipc, lcm)");
     auto& scheduler = a.add_string("--scheduler", "", "automatic", "automatic, karras, exponential, sgm_uniform, simple, ddim_uniform, ays");
     auto& rng = a.add_string("--rng", "", "cpu", "cpu (torch CPU generator, as ComfyUI) or cuda (AUTOMATIC1111's GPU Philox)");
     auto& precision = a.add_string("--precision", "", "fp32", "fp32 (exact) or fast (bf16 compute, f32 accumulation)");

@@ -52,6 +52,8 @@ std::string sampler_display_name(DiffusersScheduler k) {
         case DiffusersScheduler::DpmSolverMultistep: return "DPM++ 2M";
         case DiffusersScheduler::Ddim: return "DDIM";
         case DiffusersScheduler::Pndm: return "PNDM";
+        case DiffusersScheduler::UniPC: return "UniPC";
+        case DiffusersScheduler::Lcm: return "LCM";
     }
     return "?";
 }
@@ -115,6 +117,12 @@ Status validate_params(const GenerateParams& p, const SDModel& m) {
             return Error::unsupported("inpainting with heun in diffusers mode (StableDiffusionInpaintPipeline blends "
                                       "after every scheduler call, Heun's half steps included, which our heun step "
                                       "does not expose; use euler, euler_a, dpm++2m, ddim or lms, or k-diffusion mode)",
+                                      "schedule_from");
+        if (p.mask && (p.diffusers_scheduler == DiffusersScheduler::UniPC || p.diffusers_scheduler == DiffusersScheduler::Lcm))
+            return Error::unsupported(fmt::format("inpainting with {} in diffusers mode (not checked against diffusers' "
+                                                  "StableDiffusionInpaintPipeline yet; use euler, euler_a, dpm++2m, "
+                                                  "ddim or lms, or k-diffusion mode)",
+                                                  p.diffusers_scheduler == DiffusersScheduler::UniPC ? "unipc" : "lcm"),
                                       "schedule_from");
         if (p.init_image && p.diffusers_scheduler == DiffusersScheduler::Pndm)
             return Error::unsupported("img2img and inpainting with pndm in diffusers mode (its PLMS warm-up does not "

@@ -182,7 +182,9 @@ Result<DiffusersPlan> diffusers_plan(DiffusersScheduler scheduler, const Diffuse
     if (scheduler == DiffusersScheduler::EulerAncestral && c.use_karras_sigmas)
         return Error::unsupported("EulerAncestralDiscreteScheduler has no use_karras_sigmas in diffusers 0.30",
                                   "use_karras_sigmas");
-    if (scheduler == DiffusersScheduler::DpmSolverMultistep && c.timestep_spacing == TimestepSpacing::Leading &&
+    const bool dpm_timesteps =
+        scheduler == DiffusersScheduler::DpmSolverMultistep || scheduler == DiffusersScheduler::UniPC;
+    if (dpm_timesteps && c.timestep_spacing == TimestepSpacing::Leading &&
         c.num_train_timesteps / (steps + 1) == 0)
         return Error::invalid_argument("too many steps for leading spacing", "steps");
 
@@ -193,6 +195,33 @@ Result<DiffusersPlan> diffusers_plan(DiffusersScheduler scheduler, const Diffuse
         return Error::unsupported("DDIMScheduler and PNDMScheduler have no Karras sigmas", "use_karras_sigmas");
 
     DiffusersPlan plan;
+    if (scheduler == DiffusersScheduler::Lcm) {
+        // LCMScheduler.set_timesteps: k = T // 50, the 50 timesteps (j + 1) * k - 1 descending, n of them at
+        // indices floor(linspace(0, 50, n, endpoint=False)). No spacing, offset or Karras option applies.
+        constexpr int original_steps = 50;
+        if (c.use_karras_sigmas)
+            return Error::unsupported("LCMScheduler has no Karras sigmas", "use_karras_sigmas");
+        if (steps > original_steps)
+            return Error::invalid_argument(
+                fmt::format("LCMScheduler takes at most original_inference_steps = {} steps, got {}", original_steps,
+                            steps),
+                "steps");
+        const int k = c.num_train_timesteps / original_steps;
+        if (k < 1)
+            return Error::invalid_argument("LCMScheduler needs num_train_timesteps >= 50", "num_train_timesteps");
+        const std::vector<float> ac = diffusers_alphas_cumprod(c);
+        for (int i = 0; i < steps; ++i) {
+            const int index = int(std::floor(double(i) * (double(original_steps) / double(steps))));
+            const int t = (original_steps - index) * k - 1;
+            plan.timesteps.push_back(float(t));
+            plan.sigmas.push_back(float(std::sqrt((1.0 - double(ac[size_t(t)])) / double(ac[size_t(t)]))));
+        }
+        plan.sigmas.push_back(0.0f);
+        plan.lcm = true;
+        plan.sampler = SamplerKind::Lcm;  // unused: sample_diffusers runs sample_lcm_diffusers
+        plan.init_noise_scale = float(std::sqrt(double(plan.sigmas[0]) * plan.sigmas[0] + 1.0));
+        return plan;
+    }
     if (scheduler == DiffusersScheduler::Ddim || scheduler == DiffusersScheduler::Pndm) {
         // Timesteps k * (T // n) + steps_offset, descending; each step goes to t - T // n, the last one to
         // final_alpha_cumprod = alphas_cumprod[0]. sigma = sqrt((1 - a) / a) of diffusers' float32 alphas.
@@ -219,8 +248,10 @@ Result<DiffusersPlan> diffusers_plan(DiffusersScheduler scheduler, const Diffuse
 
     const TrainSigmas train = train_sigmas(c);
     std::vector<double> ts, sig;
-    if (scheduler == DiffusersScheduler::DpmSolverMultistep) {
+    if (dpm_timesteps) {
+        // UniPC's set_timesteps is DPM-Solver's (timesteps, interpolated or Karras sigmas, final sigma 0).
         plan.sampler = SamplerKind::DpmPP2M;
+        plan.unipc = scheduler == DiffusersScheduler::UniPC;
         ts = dpmsolver_timesteps(c, steps);
         if (c.use_karras_sigmas) {
             // In sigmas: all training sigmas, descending; timesteps rounded to integers.
@@ -249,7 +280,7 @@ Result<DiffusersPlan> diffusers_plan(DiffusersScheduler scheduler, const Diffuse
     for (double t : ts) plan.timesteps.push_back(float(t));
 
     const float sigma_max = *std::max_element(plan.sigmas.begin(), plan.sigmas.end());
-    const bool vp_start = scheduler == DiffusersScheduler::DpmSolverMultistep ||
+    const bool vp_start = dpm_timesteps ||
                           c.timestep_spacing == TimestepSpacing::Leading;
     if (vp_start) {
         // (sigma_max ** 2 + 1) ** 0.5 on a float32 tensor; DPM-Solver's VP start is the same in our variables.
@@ -314,6 +345,10 @@ Result<Tensor> sample_diffusers(const DiffusersPlan& plan, const Denoiser& denoi
     Tensor out;
     if (!plan.plms && plan.sampler == SamplerKind::Lms && plan.begin > 0) {
         EASEL_TRY_ASSIGN(out, sample_lms_from(denoiser, x, plan.full_sigmas, plan.begin, on_step));
+    } else if (plan.lcm) {
+        EASEL_TRY_ASSIGN(out, sample_lcm_diffusers(denoiser, x, plan.sigmas, plan.timesteps, noise, on_step));
+    } else if (plan.unipc) {
+        EASEL_TRY_ASSIGN(out, sample_unipc(denoiser, x, plan.sigmas, on_step));
     } else if (plan.plms) {
         EASEL_TRY_ASSIGN(out, sample_plms(denoiser, x, plan.sigmas, on_step));
     } else {
@@ -336,10 +371,12 @@ Result<DiffusersScheduler> parse_diffusers_scheduler(std::string_view name) {
         return DiffusersScheduler::DpmSolverMultistep;
     if (n == "ddimscheduler" || n == "ddim") return DiffusersScheduler::Ddim;
     if (n == "pndmscheduler" || n == "pndm" || n == "plms") return DiffusersScheduler::Pndm;
+    if (n == "unipcmultistepscheduler" || n == "unipc") return DiffusersScheduler::UniPC;
+    if (n == "lcmscheduler" || n == "lcm") return DiffusersScheduler::Lcm;
     return Error::unsupported(
         fmt::format("diffusers scheduler '{}' is not supported; supported: EulerDiscreteScheduler, "
                     "EulerAncestralDiscreteScheduler, HeunDiscreteScheduler, LMSDiscreteScheduler, "
-                    "DPMSolverMultistepScheduler, DDIMScheduler, PNDMScheduler (LCM and UniPC are not implemented yet)",
+                    "DPMSolverMultistepScheduler, DDIMScheduler, PNDMScheduler, UniPCMultistepScheduler, LCMScheduler",
                     name));
 }
 

@@ -25,13 +25,19 @@
 // list ends at sigma_min and the result is multiplied by final_scale = sqrt(alphas_cumprod[0]) to give their
 // latents. sample_diffusers() runs a plan, PLMS included. Only "leading" spacing for these two (with the others
 // diffusers steps to timesteps that are not on its list).
+// UniPCMultistepScheduler (bh2, order 2, predict_x0, lower_order_final, final sigma 0) has DPM-Solver's
+// timesteps, sigmas and VP start; its predictor-corrector loop is sample_unipc (sampler_unipc.cpp).
+// LCMScheduler (original_inference_steps 50, timestep_scaling 10) picks n of the 50 timesteps 999, 979, ..., 19
+// (whatever the spacing), sigma from alphas_cumprod there, VP start; its loop is sample_lcm_diffusers: the
+// consistency boundary condition, then fresh noise at the next sigma. Guidance is ordinary CFG, as
+// StableDiffusionPipeline with scheduler=LCMScheduler runs it (not the guidance embedding of LCM pipelines).
 // img2img: DiffusersPlan::begin_at (StableDiffusionImg2ImgPipeline), every class but PNDM.
 // Inpainting (StableDiffusionInpaintPipeline, src/pipeline/generate.cpp): the same plan; ordinary UNets get the
 // original blended back after each step at the next sigma through the step callback, and un-noised after the
-// last step (add_noise is
-// alpha * (x0 + sigma * noise) and the scheduler's sample alpha * x for every class above, so the blend is one
-// formula in our x). Not Heun (its half steps are blended too) nor PNDM.
-// Not covered: LCM, UniPC, PNDM with PRK steps.
+// last step (add_noise is alpha * (x0 + sigma * noise) and the scheduler's sample alpha * x for every class
+// above, so the blend is one formula in our x). Not Heun (its half steps are blended too), PNDM, UniPC (its
+// corrector reads the blended sample) or LCM: no goldens for those.
+// Not covered: PNDM with PRK steps; inpainting with Heun, PNDM, UniPC and LCM.
 #pragma once
 
 #include <string_view>
@@ -42,7 +48,7 @@
 
 namespace easel {
 
-enum class DiffusersScheduler { Euler, EulerAncestral, Heun, Lms, DpmSolverMultistep, Ddim, Pndm };
+enum class DiffusersScheduler { Euler, EulerAncestral, Heun, Lms, DpmSolverMultistep, Ddim, Pndm, UniPC, Lcm };
 enum class TimestepSpacing { Leading, Linspace, Trailing };
 
 // The fields of SD 1.x's scheduler_config.json that these schedulers read (defaults = that file, with the
@@ -59,6 +65,8 @@ struct DiffusersSchedulerConfig {
 struct DiffusersPlan {
     SamplerKind sampler = SamplerKind::Euler;  // unused when plms is set
     bool plms = false;                         // PNDMScheduler: run sample_plms instead of `sampler`
+    bool unipc = false;                        // UniPCMultistepScheduler: run sample_unipc instead
+    bool lcm = false;                          // LCMScheduler: run sample_lcm_diffusers instead
     std::vector<float> sigmas;     // descending, ends with 0: one sampler step per pair
     std::vector<float> timesteps;  // UNet timestep for sigmas[i], i < sigmas.size() - 1
     float init_noise_scale = 1.0f; // initial x = randn * init_noise_scale (our x, see above)
@@ -90,9 +98,22 @@ Result<Tensor> sample_diffusers(const DiffusersPlan& plan, const Denoiser& denoi
 Result<Tensor> sample_plms(const Denoiser& denoiser, const Tensor& x, const std::vector<float>& sigmas,
                            const StepCallback& on_step = {});
 
+// diffusers UniPCMultistepScheduler.step in sigma form (see sampler_unipc.cpp): predictor UniP of order
+// min(2, i + 1, n - i) at step i, and after each new model call the corrector UniC on the previous step.
+// One call per step; the last step to sigma 0 returns the denoised estimate.
+Result<Tensor> sample_unipc(const Denoiser& denoiser, const Tensor& x, const std::vector<float>& sigmas,
+                            const StepCallback& on_step = {});
+
+// diffusers LCMScheduler.step in sigma form (see sampler_lcm_diffusers.cpp): one call per step, the boundary
+// condition at timesteps[i], then sigmas[i + 1] * noise.randn_like(x) on every step but the last.
+Result<Tensor> sample_lcm_diffusers(const Denoiser& denoiser, const Tensor& x, const std::vector<float>& sigmas,
+                                    const std::vector<float>& timesteps, NoiseSource& noise,
+                                    const StepCallback& on_step = {});
+
 // "EulerDiscreteScheduler" / "euler", "EulerAncestralDiscreteScheduler" / "euler_a", "HeunDiscreteScheduler" /
 // "heun", "LMSDiscreteScheduler" / "lms", "DPMSolverMultistepScheduler" / "dpm++2m" / "dpmsolver++",
-// "DDIMScheduler" / "ddim", "PNDMScheduler" / "pndm" / "plms".
+// "DDIMScheduler" / "ddim", "PNDMScheduler" / "pndm" / "plms", "UniPCMultistepScheduler" / "unipc",
+// "LCMScheduler" / "lcm".
 Result<DiffusersScheduler> parse_diffusers_scheduler(std::string_view name);
 
 // diffusers' float32 alphas_cumprod for the scaled_linear schedule (betas linspace in float32, cumprod

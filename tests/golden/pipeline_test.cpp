@@ -121,8 +121,9 @@ TEST_P(PipelineDiffusersGolden, MatchesStableDiffusionPipeline) {
 
 INSTANTIATE_TEST_SUITE_P(SD1Tiny, PipelineDiffusersGolden,
                          ::testing::Values("euler", "euler_a", "heun", "lms", "dpmpp2m", "dpmpp2m_karras", "ddim", "pndm",
-                                           "img2img_euler", "img2img_euler_a", "img2img_heun", "img2img_lms",
-                                           "img2img_dpmpp2m", "img2img_ddim"));
+                                           "unipc", "unipc_4", "unipc_karras", "lcm", "lcm_7", "img2img_euler",
+                                           "img2img_euler_a", "img2img_heun", "img2img_lms", "img2img_dpmpp2m",
+                                           "img2img_ddim", "img2img_unipc", "img2img_lcm"));
 
 // What diffusers-mode img2img refuses, with messages that say why.
 TEST(PipelineDiffusersImg2Img, RefusesPndmAndEmptySchedules) {
@@ -319,8 +320,9 @@ TEST(InpaintDiffusers, MaskAlphaIsIgnored) {
     EXPECT_LE(worst, 2);
 }
 
-// What diffusers-mode inpainting refuses: samplers whose blending we cannot place (heun, pndm), by name.
-TEST(InpaintDiffusers, RefusesHeunAndPndm) {
+// What diffusers-mode inpainting refuses, by name: samplers whose blending we cannot place (heun, pndm) and those
+// without inpainting goldens (unipc, lcm).
+TEST(InpaintDiffusers, RefusesHeunPndmUniPCAndLcm) {
     Fixture& f = fixture();
     GenerateParams p;
     p.prompt = "x";
@@ -329,7 +331,8 @@ TEST(InpaintDiffusers, RefusesHeunAndPndm) {
     p.schedule_from = ScheduleFrom::Diffusers;
     p.init_image = Image{32, 32, 3, std::vector<uint8_t>(32 * 32 * 3, 100)};
     p.mask = Image{32, 32, 1, std::vector<uint8_t>(32 * 32, 255)};
-    for (auto [k, word] : {std::pair{DiffusersScheduler::Heun, "heun"}, std::pair{DiffusersScheduler::Pndm, "pndm"}}) {
+    for (auto [k, word] : {std::pair{DiffusersScheduler::Heun, "heun"}, std::pair{DiffusersScheduler::Pndm, "pndm"},
+                           std::pair{DiffusersScheduler::UniPC, "unipc"}, std::pair{DiffusersScheduler::Lcm, "lcm"}}) {
         p.diffusers_scheduler = k;
         auto r = generate(*f.model, p);
         ASSERT_FALSE(r);

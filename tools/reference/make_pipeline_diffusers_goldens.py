@@ -33,7 +33,8 @@ import export  # noqa: E402  (tools/train: load_diffusers)
 
 from diffusers import (DDIMScheduler, DPMSolverMultistepScheduler, EulerAncestralDiscreteScheduler,  # noqa: E402
                        EulerDiscreteScheduler, HeunDiscreteScheduler, LMSDiscreteScheduler, PNDMScheduler,
-                       StableDiffusionImg2ImgPipeline, StableDiffusionPipeline)
+                       LCMScheduler, StableDiffusionImg2ImgPipeline, StableDiffusionPipeline,
+                       UniPCMultistepScheduler)
 from transformers import CLIPTokenizer  # noqa: E402
 
 OUT = os.path.join(ROOT, "tests", "golden", "data")
@@ -48,6 +49,9 @@ SCHEDULERS = {
     "dpm++2m_karras": (DPMSolverMultistepScheduler, {"use_karras_sigmas": True}),
     "ddim": (DDIMScheduler, {}),
     "pndm": (PNDMScheduler, {}),
+    "unipc": (UniPCMultistepScheduler, {}),
+    "unipc_karras": (UniPCMultistepScheduler, {"use_karras_sigmas": True}),
+    "lcm": (LCMScheduler, {}),  # with ordinary CFG (StableDiffusionPipeline), not an LCM pipeline's w-embedding
 }
 
 CASES = [
@@ -60,6 +64,11 @@ CASES = [
     ("dpmpp2m_karras", "dpm++2m_karras", 12, 5.0, 8, "a blue triangle on the right", ""),
     ("ddim", "ddim", 12, 7.0, 11, "a red square on the left", ""),
     ("pndm", "pndm", 12, 7.0, 13, "a green circle at the bottom", "red"),
+    ("unipc", "unipc", 7, 7.0, 14, "a yellow circle on a purple background", "blurry"),
+    ("unipc_4", "unipc", 4, 7.0, 15, "a white square on the right", ""),
+    ("unipc_karras", "unipc_karras", 12, 5.0, 16, "an orange triangle in the centre", ""),
+    ("lcm", "lcm", 4, 1.5, 17, "a black circle on a yellow background", ""),
+    ("lcm_7", "lcm", 7, 3.0, 18, "a red triangle at the bottom", "blue"),
 ]
 
 IMG2IMG_CASES = [
@@ -70,6 +79,8 @@ IMG2IMG_CASES = [
     ("img2img_lms", "lms", 12, 7.0, 24, "a green square", "", 0.6),
     ("img2img_dpmpp2m", "dpm++2m", 12, 5.0, 25, "a large square", "", 0.7),
     ("img2img_ddim", "ddim", 12, 7.0, 26, "a red square on the left", "", 0.55),
+    ("img2img_unipc", "unipc", 12, 7.0, 27, "a blue circle at the top", "", 0.6),
+    ("img2img_lcm", "lcm", 8, 2.0, 28, "a green triangle", "", 0.5),
 ]
 
 

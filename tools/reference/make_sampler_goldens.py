@@ -237,8 +237,9 @@ def main():
 #                                                           t, latents[, generator=g]).prev_sample
 # with an analytic eps model:  eps = tanh(x_in * (0.5 + t / 2000) + 0.2 * flip_w(x_in)).
 # Stored per case "<scheduler>/<spacing>[/karras]": plan sigmas, timesteps, init_noise_sigma (steps 12, 20, 25)
-# and the final latents of the 12-step loop ("run/..."). DDIM (eta 0) and PNDM (skip_prk_steps) with "leading"
-# spacing store timesteps and init only (they have no sigma list).
+# and the final latents of the 12-step loop ("run/..."; UniPC and LCM also "run/.../<n>" for 1, 4 and 7 steps).
+# DDIM (eta 0), PNDM (skip_prk_steps) with "leading" spacing and LCM store timesteps and init only (they have no
+# sigma list).
 # ---------------------------------------------------------------------------------------------------------------
 SD_SCHEDULER_CONFIG = {
     "num_train_timesteps": 1000,
@@ -266,8 +267,10 @@ def diffusers_cases():
         "heun": diffusers.HeunDiscreteScheduler,
         "lms": diffusers.LMSDiscreteScheduler,
         "dpm++2m": diffusers.DPMSolverMultistepScheduler,
+        "unipc": diffusers.UniPCMultistepScheduler,  # SD defaults: bh2, order 2, lower_order_final, final zero
     }
-    cases = [("ddim", diffusers.DDIMScheduler, "leading", False), ("pndm", diffusers.PNDMScheduler, "leading", False)]
+    cases = [("ddim", diffusers.DDIMScheduler, "leading", False), ("pndm", diffusers.PNDMScheduler, "leading", False),
+             ("lcm", diffusers.LCMScheduler, "leading", False)]  # LCM ignores the spacing
     for name in classes:
         for spacing in ["leading", "linspace", "trailing"]:
             for karras in [False, True]:
@@ -289,7 +292,7 @@ def diffusers_file():
         for n in [12, 20, 25]:
             sched = cls.from_config(cfg)
             sched.set_timesteps(n)
-            if name in ("ddim", "pndm"):  # no sigma list: timesteps (PNDM's without its repeated entry) only
+            if name in ("ddim", "pndm", "lcm"):  # no sigma list: timesteps (PNDM's without its repeated entry) only
                 out[f"plan/{key}/{n}/timesteps"] = torch.tensor(sched._timesteps, dtype=torch.float32).flip(0) \
                     if name == "pndm" else sched.timesteps.float()
                 out[f"plan/{key}/{n}/init"] = torch.tensor([float(sched.init_noise_sigma)], dtype=torch.float32)
@@ -302,17 +305,19 @@ def diffusers_file():
             out[f"plan/{key}/{n}/sigmas"] = sig
             out[f"plan/{key}/{n}/timesteps"] = ts
             out[f"plan/{key}/{n}/init"] = torch.tensor([float(sched.init_noise_sigma)], dtype=torch.float32)
-        sched = cls.from_config(cfg)
-        sched.set_timesteps(STEPS)
-        g = torch.Generator().manual_seed(SEED)
-        latents = torch.randn(SHAPE, generator=g) * sched.init_noise_sigma
-        takes_generator = name in ("euler", "euler_a", "dpm++2m", "ddim")
-        for t in sched.timesteps:
-            x_in = sched.scale_model_input(latents, t)
-            eps = eps_model(x_in, t)
-            kw = {"generator": g} if takes_generator else {}
-            latents = sched.step(eps, t, latents, **kw).prev_sample
-        out[f"run/{key}"] = latents.float()
+        # UniPC and LCM also at 1, 4 and 7 steps (UniPC: order warm-up, the corrector's orders, lower_order_final).
+        for n in [STEPS] + ([1, 4, 7] if name in ("unipc", "lcm") else []):
+            sched = cls.from_config(cfg)
+            sched.set_timesteps(n)
+            g = torch.Generator().manual_seed(SEED)
+            latents = torch.randn(SHAPE, generator=g) * sched.init_noise_sigma
+            takes_generator = name in ("euler", "euler_a", "dpm++2m", "ddim", "lcm")
+            for t in sched.timesteps:
+                x_in = sched.scale_model_input(latents, t)
+                eps = eps_model(x_in, t)
+                kw = {"generator": g} if takes_generator else {}
+                latents = sched.step(eps, t, latents, **kw).prev_sample
+            out[f"run/{key}" + ("" if n == STEPS else f"/{n}")] = latents.float()
     meta = {
         "script": "tools/reference/make_sampler_goldens.py",
         "torch": torch.__version__,
@@ -328,5 +333,8 @@ def diffusers_file():
 
 
 if __name__ == "__main__":
-    main()
-    diffusers_file()
+    if sys.argv[1:] == ["--diffusers-only"]:  # sampler_diffusers.safetensors alone
+        diffusers_file()
+    else:
+        main()
+        diffusers_file()
