@@ -313,9 +313,7 @@ Result<Tensor> sample_lms_from(const Denoiser& denoiser, const Tensor& x_in, con
     const SamplerOptions options;
     EASEL_TRY(sampling_detail::validate(x_in, tail, options));
     if (!denoiser) return Error::invalid_argument("no denoiser given", "sampler");
-    struct NoNoise final : NoiseSource {
-        Tensor randn_like(const Tensor& x) override { return Tensor::zeros(x.shape()); }
-    } no_noise;
+    sampling_detail::NoNoise no_noise;
     const sampling_detail::Run r{denoiser, no_noise, on_step, options, tail};
     Tensor x = x_in.clone();
     std::deque<Tensor> ds;  // derivatives, oldest first

@@ -26,6 +26,12 @@ struct Run {
     Result<Tensor> sde_noise(const Tensor& like, double sigma, double sigma_next) const;
 };
 
+// The noise source of the deterministic diffusers-mode loops (PLMS, UniPC, LMS from a begin index), which draw
+// none: Run needs one.
+struct NoNoise final : NoiseSource {
+    Tensor randn_like(const Tensor& x) override { return Tensor::zeros(x.shape()); }
+};
+
 // The checks sample() applies to its inputs (latent, sigma list, options).
 Status validate(const Tensor& x, const std::vector<float>& sigmas, const SamplerOptions& options);
 

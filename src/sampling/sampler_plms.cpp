@@ -14,9 +14,7 @@ Result<Tensor> sample_plms(const Denoiser& denoiser, const Tensor& x_in, const s
                            const StepCallback& on_step) {
     EASEL_TRY(validate(x_in, sigmas, SamplerOptions{}));
     if (!denoiser) return Error::invalid_argument("no denoiser given", "sampler");
-    struct NoNoise final : NoiseSource {
-        Tensor randn_like(const Tensor& x) override { return Tensor::zeros(x.shape()); }
-    } no_noise;
+    NoNoise no_noise;
     const SamplerOptions options;
     const Run r{denoiser, no_noise, on_step, options, sigmas};
     auto eps_at = [&](const Tensor& x, double s) -> Result<Tensor> {

@@ -49,9 +49,7 @@ Result<Tensor> sample_unipc(const Denoiser& denoiser, const Tensor& x_in, const 
                             const StepCallback& on_step) {
     EASEL_TRY(validate(x_in, sigmas, SamplerOptions{}));
     if (!denoiser) return Error::invalid_argument("no denoiser given", "sampler");
-    struct NoNoise final : NoiseSource {
-        Tensor randn_like(const Tensor& x) override { return Tensor::zeros(x.shape()); }
-    } no_noise;
+    NoNoise no_noise;
     const SamplerOptions options;
     const Run r{denoiser, no_noise, on_step, options, sigmas};
     const int n = r.steps();
