@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <map>
 
 #include <nlohmann/json.hpp>
 
@@ -47,6 +48,50 @@ Fixture& fixture() {
     return f;
 }
 
+// A golden file of cases, read once per path.
+const WeightSet& golden_cases(const std::string& file) {
+    static std::map<std::string, WeightSet> loaded;
+    auto it = loaded.find(file);
+    if (it == loaded.end()) {
+        auto c = read_safetensors(std::string(EASEL_GOLDEN_DIR) + "/" + file);
+        EASEL_ASSERT(c.has_value(), c ? "" : c.error().to_string());
+        it = loaded.emplace(file, std::move(c).value()).first;
+    }
+    return it->second;
+}
+
+// The tiny 9-channel inpainting model (tools/reference/make_inpaint_goldens.py).
+const SDModel& inpaint_model() {
+    static std::unique_ptr<SDModel> m = [] {
+        auto r = load_sd_model(std::string(EASEL_GOLDEN_DIR) + "/pipeline_sd1_inpaint", LoadOptions{});
+        EASEL_ASSERT(r.has_value(), r ? "" : r.error().to_string());
+        return std::move(r).value();
+    }();
+    return *m;
+}
+
+// A golden [32, 32] u8 mask as a one-channel image.
+Image mask_from_golden(const Tensor& mask) {
+    Image m{32, 32, 1, std::vector<uint8_t>(32 * 32)};
+    for (int64_t i = 0; i < 32 * 32; ++i) m.pixels[size_t(i)] = uint8_t(mask.item({i / 32, i % 32}));
+    return m;
+}
+
+// Our run of case `name` against its golden latent and image. The latent: fp32 with a different summation order
+// through ~10-20 UNet calls; the random model amplifies differences (latent std ~15-27), so the bound is
+// relative: rtol 1e-4 plus atol 1e-3. The image: the bound, mean |diff| <= 1/255 and max |diff| <= 2/255
+// (in 8-bit levels: 1 and 2). `label` starts the printed lines.
+void expect_matches_case(const GeneratedImage& got, const WeightSet& cases, const std::string& name,
+                         const std::string& label) {
+    auto rl = easel::testing::compare(got.latent, *cases.find(name + ".latent"), {.atol = 1e-3, .rtol = 1e-4});
+    std::printf("%-28s latent %s\n", label.c_str(), rl.summary().c_str());
+    EXPECT_TRUE(rl.passed()) << rl.summary();
+    const auto [mean, worst] = easel::testing::image_diff_levels(got.image, *cases.find(name + ".image"));
+    std::printf("%-28s image mean |diff| %.4f levels, max %d levels\n", label.c_str(), mean, worst);
+    EXPECT_LE(mean, 1.0);
+    EXPECT_LE(worst, 2);
+}
+
 class PipelineGolden : public ::testing::TestWithParam<std::string> {};
 }  // namespace
 
@@ -63,18 +108,7 @@ TEST_P(PipelineGolden, MatchesKDiffusionReference) {
     auto out = generate(*f.model, p);
     ASSERT_TRUE(out) << out.error().to_string();
     ASSERT_EQ(out->size(), 1u);
-
-    // The latent: fp32 with a different summation order through ~10-20 UNet calls; the random model amplifies
-    // differences (latent std ~15-27), so the bound is relative: rtol 1e-4 plus atol 1e-3.
-    auto rl = easel::testing::compare((*out)[0].latent, *f.cases.find(name + ".latent"), {.atol = 1e-3, .rtol = 1e-4});
-    std::printf("%-22s latent %s\n", name.c_str(), rl.summary().c_str());
-    EXPECT_TRUE(rl.passed()) << rl.summary();
-
-    // The image: the bound, mean |diff| <= 1/255 and max |diff| <= 2/255 (in 8-bit levels: 1 and 2).
-    const auto [mean, worst] = easel::testing::image_diff_levels((*out)[0].image, *f.cases.find(name + ".image"));
-    std::printf("%-22s image mean |diff| %.4f levels, max %d levels\n", name.c_str(), mean, worst);
-    EXPECT_LE(mean, 1.0);
-    EXPECT_LE(worst, 2);
+    expect_matches_case((*out)[0], f.cases, name, name);
 }
 
 INSTANTIATE_TEST_SUITE_P(SD1Tiny, PipelineGolden,
@@ -88,11 +122,7 @@ class PipelineDiffusersGolden : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(PipelineDiffusersGolden, MatchesStableDiffusionPipeline) {
     Fixture& f = fixture();
-    static const WeightSet cases = [] {
-        auto c = read_safetensors(std::string(EASEL_GOLDEN_DIR) + "/pipeline_sd1_diffusers_cases.safetensors");
-        EASEL_ASSERT(c.has_value(), c ? "" : c.error().to_string());
-        return std::move(c).value();
-    }();
+    const WeightSet& cases = golden_cases("pipeline_sd1_diffusers_cases.safetensors");
     const std::string name = GetParam();
     const auto j = nlohmann::json::parse(cases.metadata.at(name + ".params"));
     GenerateParams p = easel::testing::case_params(j, 32);
@@ -110,13 +140,7 @@ TEST_P(PipelineDiffusersGolden, MatchesStableDiffusionPipeline) {
     }
     auto out = generate(*f.model, p);
     ASSERT_TRUE(out) << out.error().to_string();
-    auto rl = easel::testing::compare((*out)[0].latent, *cases.find(name + ".latent"), {.atol = 1e-3, .rtol = 1e-4});
-    std::printf("diffusers %-16s latent %s\n", name.c_str(), rl.summary().c_str());
-    EXPECT_TRUE(rl.passed()) << rl.summary();
-    const auto [mean, worst] = easel::testing::image_diff_levels((*out)[0].image, *cases.find(name + ".image"));
-    std::printf("diffusers %-16s image mean |diff| %.4f levels, max %d levels\n", name.c_str(), mean, worst);
-    EXPECT_LE(mean, 1.0);
-    EXPECT_LE(worst, 2);
+    expect_matches_case((*out)[0], cases, name, "diffusers " + name);
 }
 
 INSTANTIATE_TEST_SUITE_P(SD1Tiny, PipelineDiffusersGolden,
@@ -211,19 +235,10 @@ TEST(PipelineSingleFile, LdmLayoutGivesTheSameImage) {
 class InpaintGolden : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(InpaintGolden, MatchesReference) {
-    static const WeightSet cases = [] {
-        auto c = read_safetensors(std::string(EASEL_GOLDEN_DIR) + "/inpaint_cases.safetensors");
-        EASEL_ASSERT(c.has_value(), c ? "" : c.error().to_string());
-        return std::move(c).value();
-    }();
-    static std::unique_ptr<SDModel> inpaint_model = [] {
-        auto m = load_sd_model(std::string(EASEL_GOLDEN_DIR) + "/pipeline_sd1_inpaint", LoadOptions{});
-        EASEL_ASSERT(m.has_value(), m ? "" : m.error().to_string());
-        return std::move(m).value();
-    }();
+    const WeightSet& cases = golden_cases("inpaint_cases.safetensors");
     const std::string name = GetParam();
     const auto j = nlohmann::json::parse(cases.metadata.at(name + ".params"));
-    const SDModel& model = j["model"] == "inpaint" ? *inpaint_model : *fixture().model;
+    const SDModel& model = j["model"] == "inpaint" ? inpaint_model() : *fixture().model;
     if (j["model"] == "inpaint") {
         EXPECT_EQ(model.info.unet.in_channels, 9);
         EXPECT_EQ(model.info.family, ModelFamily::SD1Inpaint);
@@ -232,20 +247,11 @@ TEST_P(InpaintGolden, MatchesReference) {
     p.denoising_strength = j["strength"];
     p.mask_blur = std::stoi(cases.metadata.at("mask_blur"));
     const Tensor& init = *cases.find("init_image");  // [1, 3, 32, 32] u8
-    const Tensor& mask = *cases.find("mask");        // [32, 32] u8
-    Image m{32, 32, 1, std::vector<uint8_t>(32 * 32)};
-    for (int64_t i = 0; i < 32 * 32; ++i) m.pixels[size_t(i)] = uint8_t(mask.item({i / 32, i % 32}));
     p.init_image = image_from_golden(init);
-    p.mask = m;
+    p.mask = mask_from_golden(*cases.find("mask"));  // [32, 32] u8
     auto out = generate(model, p);
     ASSERT_TRUE(out) << out.error().to_string();
-    auto rl = easel::testing::compare((*out)[0].latent, *cases.find(name + ".latent"), {.atol = 1e-3, .rtol = 1e-4});
-    std::printf("inpaint %-18s latent %s\n", name.c_str(), rl.summary().c_str());
-    EXPECT_TRUE(rl.passed()) << rl.summary();
-    const auto [mean, worst] = easel::testing::image_diff_levels((*out)[0].image, *cases.find(name + ".image"));
-    std::printf("inpaint %-18s image mean |diff| %.4f levels, max %d levels\n", name.c_str(), mean, worst);
-    EXPECT_LE(mean, 1.0);
-    EXPECT_LE(worst, 2);
+    expect_matches_case((*out)[0], cases, name, "inpaint " + name);
 }
 
 INSTANTIATE_TEST_SUITE_P(SD1Tiny, InpaintGolden,
@@ -258,38 +264,20 @@ INSTANTIATE_TEST_SUITE_P(SD1Tiny, InpaintGolden,
 class InpaintDiffusersGolden : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(InpaintDiffusersGolden, MatchesStableDiffusionInpaintPipeline) {
-    static const WeightSet cases = [] {
-        auto c = read_safetensors(std::string(EASEL_GOLDEN_DIR) + "/inpaint_diffusers_cases.safetensors");
-        EASEL_ASSERT(c.has_value(), c ? "" : c.error().to_string());
-        return std::move(c).value();
-    }();
-    static std::unique_ptr<SDModel> inpaint_model = [] {
-        auto m = load_sd_model(std::string(EASEL_GOLDEN_DIR) + "/pipeline_sd1_inpaint", LoadOptions{});
-        EASEL_ASSERT(m.has_value(), m ? "" : m.error().to_string());
-        return std::move(m).value();
-    }();
+    const WeightSet& cases = golden_cases("inpaint_diffusers_cases.safetensors");
     const std::string name = GetParam();
     const auto j = nlohmann::json::parse(cases.metadata.at(name + ".params"));
-    const SDModel& model = j["model"] == "inpaint" ? *inpaint_model : *fixture().model;
+    const SDModel& model = j["model"] == "inpaint" ? inpaint_model() : *fixture().model;
     GenerateParams p = easel::testing::case_params(j, 32);
     p.schedule_from = ScheduleFrom::Diffusers;
     p.diffusers_scheduler = parse_diffusers_scheduler(std::string(j["scheduler"])).value();
     p.denoising_strength = j["strength"];
     const Tensor& init = *cases.find("init_image");  // [1, 3, 32, 32] u8
-    const Tensor& mask = *cases.find("mask");        // [32, 32] u8, grey levels
-    Image m{32, 32, 1, std::vector<uint8_t>(32 * 32)};
-    for (int64_t i = 0; i < 32 * 32; ++i) m.pixels[size_t(i)] = uint8_t(mask.item({i / 32, i % 32}));
     p.init_image = image_from_golden(init);
-    p.mask = m;
+    p.mask = mask_from_golden(*cases.find("mask"));  // [32, 32] u8, grey levels
     auto out = generate(model, p);
     ASSERT_TRUE(out) << out.error().to_string();
-    auto rl = easel::testing::compare((*out)[0].latent, *cases.find(name + ".latent"), {.atol = 1e-3, .rtol = 1e-4});
-    std::printf("diffusers inpaint %-16s latent %s\n", name.c_str(), rl.summary().c_str());
-    EXPECT_TRUE(rl.passed()) << rl.summary();
-    const auto [mean, worst] = easel::testing::image_diff_levels((*out)[0].image, *cases.find(name + ".image"));
-    std::printf("diffusers inpaint %-16s image mean |diff| %.4f levels, max %d levels\n", name.c_str(), mean, worst);
-    EXPECT_LE(mean, 1.0);
-    EXPECT_LE(worst, 2);
+    expect_matches_case((*out)[0], cases, name, "diffusers inpaint " + name);
 }
 
 INSTANTIATE_TEST_SUITE_P(SD1Tiny, InpaintDiffusersGolden,
@@ -299,8 +287,7 @@ INSTANTIATE_TEST_SUITE_P(SD1Tiny, InpaintDiffusersGolden,
 // diffusers reads a mask with Pillow's convert("L"), which ignores alpha (A1111 uses a non-opaque alpha instead):
 // the golden's grey mask as RGBA with a fully transparent alpha channel must give the golden image.
 TEST(InpaintDiffusers, MaskAlphaIsIgnored) {
-    auto c = read_safetensors(std::string(EASEL_GOLDEN_DIR) + "/inpaint_diffusers_cases.safetensors");
-    ASSERT_TRUE(c) << c.error().to_string();
+    const WeightSet* c = &golden_cases("inpaint_diffusers_cases.safetensors");
     const auto j = nlohmann::json::parse(c->metadata.at("blend_euler.params"));
     GenerateParams p = easel::testing::case_params(j, 32);
     p.schedule_from = ScheduleFrom::Diffusers;

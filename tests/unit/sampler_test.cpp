@@ -2,6 +2,7 @@
 // tests/golden/sampler_kdiffusion_test.cpp.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -74,6 +75,35 @@ double max_abs_err(const Tensor& a, const Tensor& b) {
 
 std::vector<float> sd_sigmas(ScheduleKind k, int n) {
     return make_sigmas(k, DiscreteSchedule::stable_diffusion(), n).value();
+}
+
+// A diffusers-mode loop (sample_plms, sample_unipc) on the Gaussian ODE from seed 7's noise at 20 and 40 karras
+// steps: checks that it calls the denoiser n + extra_calls times and reports every step, and returns the max
+// errors against the exact end point at the two step counts.
+using LoopFn = Result<Tensor> (*)(const Denoiser&, const Tensor&, const std::vector<float>&, const StepCallback&);
+std::array<double, 2> gaussian_ode_errors(LoopFn loop, int extra_calls) {
+    TorchCpuGenerator gen(7);
+    const Tensor noise0 = gen.randn({1, 4, 8, 8});
+    std::array<double, 2> err{};
+    for (int pass = 0; pass < 2; ++pass) {
+        const int n = pass == 0 ? 20 : 40;
+        const std::vector<float> sigmas = sd_sigmas(ScheduleKind::Karras, n);
+        int calls = 0, steps_seen = 0;
+        Denoiser d = [&](const Tensor& x, float s) -> Result<Tensor> {
+            ++calls;
+            return gaussian_denoiser()(x, s);
+        };
+        StepCallback cb = [&](int step, int, const Tensor&) -> Status {
+            steps_seen = step;
+            return ok();
+        };
+        Tensor x = scaled(noise0, sigmas[0]);
+        Tensor out = loop(d, x, sigmas, cb).value();
+        EXPECT_EQ(calls, n + extra_calls);
+        EXPECT_EQ(steps_seen, n);
+        err[size_t(pass)] = max_abs_err(out, exact_ode_end(x, sigmas[0]));
+    }
+    return err;
 }
 
 }  // namespace
@@ -343,27 +373,7 @@ TEST(Sampler, ParsesTheNamesOtherToolsUse) {
 TEST(Plms, SolvesTheGaussianOdeAndCountsCalls) {
     // PNDM's PLMS (diffusers mode): n steps cost n + 1 calls (n >= 2), 1 call for n = 1; on the Gaussian ODE it
     // is at least second order. Measured (seed 7, karras): 6.4e-3 at 20 steps, 2.8e-4 at 40 (ratio 23).
-    TorchCpuGenerator gen(7);
-    const Tensor noise0 = gen.randn({1, 4, 8, 8});
-    double err[2];
-    for (int pass = 0; pass < 2; ++pass) {
-        const int n = pass == 0 ? 20 : 40;
-        const std::vector<float> sigmas = sd_sigmas(ScheduleKind::Karras, n);
-        int calls = 0, steps_seen = 0;
-        Denoiser d = [&](const Tensor& x, float s) -> Result<Tensor> {
-            ++calls;
-            return gaussian_denoiser()(x, s);
-        };
-        StepCallback cb = [&](int step, int, const Tensor&) -> Status {
-            steps_seen = step;
-            return ok();
-        };
-        Tensor x = scaled(noise0, sigmas[0]);
-        Tensor out = sample_plms(d, x, sigmas, cb).value();
-        EXPECT_EQ(calls, n + 1);
-        EXPECT_EQ(steps_seen, n);
-        err[pass] = max_abs_err(out, exact_ode_end(x, sigmas[0]));
-    }
+    const auto err = gaussian_ode_errors(&sample_plms, 1);
     std::printf("plms     max_abs err 20 steps %.3e, 40 steps %.3e, ratio %.2f\n", err[0], err[1], err[0] / err[1]);
     EXPECT_LT(err[1], 4e-4);
     EXPECT_GT(err[0] / err[1], 3.5);
@@ -382,27 +392,7 @@ TEST(UniPC, SolvesTheGaussianOdeAndCountsCalls) {
     // UniPC (diffusers mode): one call per step; on the Gaussian ODE the predictor-corrector pair is at least
     // second order. Measured (seed 7, karras): 8.0e-3 at 20 steps, 1.39e-3 at 40 (ratio 5.8); the order-1 last
     // step to 0 (lower_order_final) dominates, hence more than PLMS's error.
-    TorchCpuGenerator gen(7);
-    const Tensor noise0 = gen.randn({1, 4, 8, 8});
-    double err[2];
-    for (int pass = 0; pass < 2; ++pass) {
-        const int n = pass == 0 ? 20 : 40;
-        const std::vector<float> sigmas = sd_sigmas(ScheduleKind::Karras, n);
-        int calls = 0, steps_seen = 0;
-        Denoiser d = [&](const Tensor& x, float s) -> Result<Tensor> {
-            ++calls;
-            return gaussian_denoiser()(x, s);
-        };
-        StepCallback cb = [&](int step, int, const Tensor&) -> Status {
-            steps_seen = step;
-            return ok();
-        };
-        Tensor x = scaled(noise0, sigmas[0]);
-        Tensor out = sample_unipc(d, x, sigmas, cb).value();
-        EXPECT_EQ(calls, n);
-        EXPECT_EQ(steps_seen, n);
-        err[pass] = max_abs_err(out, exact_ode_end(x, sigmas[0]));
-    }
+    const auto err = gaussian_ode_errors(&sample_unipc, 0);
     std::printf("unipc    max_abs err 20 steps %.3e, 40 steps %.3e, ratio %.2f\n", err[0], err[1], err[0] / err[1]);
     EXPECT_LT(err[1], 1.9e-3);
     EXPECT_GT(err[0] / err[1], 3.5);
@@ -410,6 +400,7 @@ TEST(UniPC, SolvesTheGaussianOdeAndCountsCalls) {
     Denoiser d = gaussian_denoiser();
     EXPECT_FALSE(sample_unipc(d, Tensor::full({1, 4, 2, 2}, 2.0f), {14.6f}).has_value());
     // LCM needs one timestep per step.
+    TorchCpuGenerator gen(7);
     TorchCpuNoise noise(gen);
     auto bad = sample_lcm_diffusers(d, Tensor::full({1, 4, 2, 2}, 2.0f), {14.6f, 1.0f, 0.0f}, {999.0f}, noise);
     ASSERT_FALSE(bad.has_value());
