@@ -168,10 +168,6 @@ int cmd_generate(int argc, char** argv) {
     }
     std::fprintf(stderr, "%s (cpu isa %s, %d threads)\n", kVersion, std::string(isa_name(active_isa())).c_str(), num_threads());
     auto m = load_sd_model(model_path, lo);
-    if (m && (*m)->info.unet.in_channels == 9 && !lo.with_vae_encoder) {
-        lo.with_vae_encoder = true;  // an inpainting model's txt2img encodes a grey picture
-        m = load_sd_model(model_path, lo);
-    }
     if (!m) return fail(m.error());
     if (!(*m)->weight_cache_note.empty()) std::fprintf(stderr, "%s\n", (*m)->weight_cache_note.c_str());
     const int native = (*m)->info.unet.sample_size * (*m)->info.vae.downscale();

@@ -242,7 +242,8 @@ Result<std::unique_ptr<SDModel>> load_sd_model(const std::string& path, const Lo
     }
     m->text_encoder = CLIPTextEncoder::declare(ParamScope(loader, "text_encoder"), info.text);
     m->unet = UNet::declare(ParamScope(loader, "unet"), info.unet);
-    m->vae = VAE::declare(ParamScope(loader, "vae"), info.vae, options.with_vae_encoder);
+    // An inpainting (9-channel) UNet's txt2img still encodes a picture (all grey) for its extra input.
+    m->vae = VAE::declare(ParamScope(loader, "vae"), info.vae, options.with_vae_encoder || info.unet.in_channels == 9);
     EASEL_TRY(loader.finish());
     if (cache) {
         if (cache->hits()) {

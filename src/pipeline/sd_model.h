@@ -28,7 +28,7 @@ struct LoadOptions {
     std::string vocab_path;                 // --vocab; empty: look in the usual places (clip::find_vocab)
     std::optional<Prediction> prediction;   // --prediction: overrides what the model's config says
     std::string variant;                    // diffusers weight variant, e.g. "fp16"
-    bool with_vae_encoder = true;           // img2img and inpainting need it
+    bool with_vae_encoder = true;           // img2img and inpainting need it; 9-channel models always get it
     // Folder of packed-weight caches (runtime/pack_cache.h); empty: no cache. The CLI, server and benchmark
     // pass --weight-cache or default_weight_cache_dir() ($EASEL_WEIGHT_CACHE, else ~/.cache/easel/weights).
     // Models smaller than weight_cache_min_bytes are packed every time.
