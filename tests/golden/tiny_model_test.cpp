@@ -188,10 +188,11 @@ TEST(TinyModel, GenerateOnceGivesTheSameImageAndSpendsTheModel) {
 }
 
 // The acceptance figures (issue 4): colour >= 90%, shape >= 80%, position >= 80%, background >= 90% over at
-// least 100 caption/seed pairs of combinations training never saw. The model retrained on 2026-11-26 (with
-// high-noise weighting and sampling) meets colour (95.0%), position (97.5%) and background (98.8%), asserted at
-// the issue's bounds; it misses shape (68.1% here, 74% in PyTorch's Euler/CFG 6 evaluation), so issue 4 stays
-// open, and shape is guarded at 60% so that a regression shows.
+// least 100 caption/seed pairs of combinations training never saw. The shipped model (2026-11-27: UNet retrained
+// on 2026-11-26 with high-noise weighting and sampling, decoder sharpened by stage 1b) meets colour (98.1%),
+// position (100%) and background (99.4%), asserted at the issue's bounds; it misses shape (73.8% here, 77% in
+// PyTorch's Euler/CFG 6 evaluation), so issue 4 stays open, and shape is guarded at 65% so that a regression
+// shows.
 TEST(TinyModel, DrawsWhatHeldOutCaptionsAsk) {
     const auto t0 = std::chrono::steady_clock::now();
     const Scores s = score_held_out(2, std::nullopt);
@@ -202,7 +203,7 @@ TEST(TinyModel, DrawsWhatHeldOutCaptionsAsk) {
                 100 * s.frac("position"), 100 * s.frac("background"));
     ASSERT_GE(s.n, 100);
     EXPECT_GE(s.frac("colour"), 0.90);
-    EXPECT_GE(s.frac("shape"), 0.60);  // issue target 0.80, not met yet (see above)
+    EXPECT_GE(s.frac("shape"), 0.65);  // issue target 0.80, not met yet (see above)
     EXPECT_GE(s.frac("position"), 0.80);
     EXPECT_GE(s.frac("background"), 0.90);
 }
