@@ -424,7 +424,11 @@ Result<ConfigNode> from_json(const nlohmann::json& j, int depth) {
             // Shortest text that reads back to the same double.
             return ConfigNode::make_scalar(fmt::format("{}", j.get<double>()), false);
         }
-        case nlohmann::json::value_t::string: return ConfigNode::make_scalar(j.get<std::string>(), true);
+        case nlohmann::json::value_t::string: {
+            std::string v = j.get<std::string>();
+            if (!v.empty() && v[0] == '\x01') return ConfigNode::make_scalar(v.substr(1), false);  // see parse_json_config
+            return ConfigNode::make_scalar(std::move(v), true);
+        }
         case nlohmann::json::value_t::array: {
             ConfigNode n = ConfigNode::make_list();
             for (const auto& e : j) {
@@ -451,9 +455,14 @@ Result<ConfigNode> parse_json_config(std::string_view text, const std::string& s
     if (text.size() > kYamlMaxBytes)
         return Error::bad_file(source, fmt::format("{} bytes; a model config is expected to be under {} bytes",
                                                    text.size(), kYamlMaxBytes));
-    // Depth is bounded before nlohmann's recursive parser sees the text: it recurses once per bracket.
+    // Depth is bounded before nlohmann's recursive parser sees the text: it recurses once per bracket. The same
+    // pass turns Python's json tokens for non-finite floats (NaN, Infinity, -Infinity: diffusers writes
+    // DPMSolverMultistepScheduler's lambda_min_clipped as -Infinity) into marked strings that from_json turns
+    // into the unquoted scalars nan, inf and -inf (which as_double still refuses: they are not finite).
     int depth = 0;
     bool in_string = false;
+    std::string rewritten;
+    size_t copied = 0;
     for (size_t i = 0; i < text.size(); ++i) {
         const char c = text[i];
         if (in_string) {
@@ -467,7 +476,22 @@ Result<ConfigNode> parse_json_config(std::string_view text, const std::string& s
                 return Error::bad_file(source, fmt::format("JSON nested deeper than {} levels", kYamlMaxDepth));
         } else if (c == ']' || c == '}') {
             --depth;
+        } else if (c == 'N' || c == 'I' || c == '-') {
+            static constexpr std::pair<std::string_view, std::string_view> kNonFinite[] = {
+                {"NaN", "nan"}, {"Infinity", "inf"}, {"-Infinity", "-inf"}};
+            for (const auto& [token, scalar] : kNonFinite)
+                if (text.substr(i, token.size()) == token) {
+                    rewritten.append(text.substr(copied, i - copied));
+                    rewritten += fmt::format("\"\\u0001{}\"", scalar);
+                    i += token.size() - 1;
+                    copied = i + 1;
+                    break;
+                }
         }
+    }
+    if (copied > 0) {
+        rewritten.append(text.substr(copied));
+        text = rewritten;
     }
     nlohmann::json j = nlohmann::json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
     if (j.is_discarded()) return Error::bad_file(source, "not valid JSON");

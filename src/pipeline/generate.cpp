@@ -313,6 +313,7 @@ Result<std::vector<GeneratedImage>> generate_impl(const SDModel& m, SDModel* rel
     std::vector<float> sigmas;
     DiffusersPlan plan;
     if (diffusers_mode) {
+        EASEL_TRY(m.scheduler_config.check_supported(p.diffusers_scheduler));
         DiffusersSchedulerConfig sc = m.scheduler_config.for_scheduler(p.diffusers_scheduler);
         if (p.schedule == ScheduleKind::Karras) sc.use_karras_sigmas = true;
         EASEL_TRY_ASSIGN(plan, diffusers_plan(p.diffusers_scheduler, sc, p.steps));

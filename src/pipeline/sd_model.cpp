@@ -5,8 +5,10 @@
 #include <fstream>
 #include <sstream>
 #include <chrono>
+#include <cmath>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "io/diffusers_folder.h"
 #include "io/keymap_config_doc.h"
@@ -99,7 +101,74 @@ DiffusersSchedulerConfig SchedulerFileConfig::for_scheduler(DiffusersScheduler s
     return c;
 }
 
+Status SchedulerFileConfig::check_supported(DiffusersScheduler scheduler) const {
+    for (const Departure& d : departures)
+        if (std::find(d.classes.begin(), d.classes.end(), scheduler) != d.classes.end())
+            return Error::unsupported(fmt::format("{} {} for {}: easel implements {} {} only", d.field, d.value,
+                                                  diffusers_scheduler_class(scheduler), d.field, d.expected),
+                                      source);
+    return ok();
+}
+
 namespace {
+// The fields of diffusers 0.30's scheduler classes that change what a step does, at the values easel implements
+// (each class's default, and SD's scheduler_config.json), and the classes that read each one.
+Status collect_departures(const ConfigNode& cfg, SchedulerFileConfig& out) {
+    using DS = DiffusersScheduler;
+    const std::vector<DS> all = {DS::Euler, DS::EulerAncestral, DS::Heun, DS::Lms, DS::DpmSolverMultistep,
+                                 DS::Ddim, DS::Pndm, DS::UniPC, DS::Lcm};
+    auto flag = [&](const char* field, bool expected, std::vector<DS> classes) -> Status {
+        EASEL_TRY_ASSIGN(auto v, cfg.get_bool(field));
+        if (v && *v != expected)
+            out.departures.push_back({field, *v ? "true" : "false", expected ? "true" : "false", std::move(classes)});
+        return ok();
+    };
+    auto text = [&](const char* field, std::vector<std::string> accepted, std::vector<DS> classes) -> Status {
+        EASEL_TRY_ASSIGN(auto v, cfg.get_string(field));
+        if (v && std::find(accepted.begin(), accepted.end(), *v) == accepted.end())
+            out.departures.push_back({field, "'" + *v + "'", accepted.empty() ? "null" : "'" + accepted.front() + "'",
+                                      std::move(classes)});
+        return ok();
+    };
+    auto number = [&](const char* field, double expected, std::vector<DS> classes) -> Status {
+        EASEL_TRY_ASSIGN(auto v, cfg.get_double(field));
+        if (v && *v != expected)
+            out.departures.push_back({field, fmt::format("{}", *v), fmt::format("{}", expected), std::move(classes)});
+        return ok();
+    };
+    EASEL_TRY(flag("thresholding", false, {DS::Ddim, DS::DpmSolverMultistep, DS::UniPC, DS::Lcm}));
+    EASEL_TRY(flag("rescale_betas_zero_snr", false, all));
+    EASEL_TRY(flag("use_exponential_sigmas", false, all));
+    EASEL_TRY(flag("use_beta_sigmas", false, all));
+    EASEL_TRY(flag("clip_sample", false, {DS::Ddim, DS::Lcm}));
+    EASEL_TRY(flag("set_alpha_to_one", false, {DS::Ddim, DS::Pndm}));
+    EASEL_TRY(flag("skip_prk_steps", true, {DS::Pndm}));
+    EASEL_TRY(text("timestep_type", {"discrete"}, {DS::Euler}));
+    EASEL_TRY(text("interpolation_type", {"linear"}, {DS::Euler}));
+    EASEL_TRY(number("solver_order", 2, {DS::DpmSolverMultistep, DS::UniPC}));
+    EASEL_TRY(flag("lower_order_final", true, {DS::DpmSolverMultistep, DS::UniPC}));
+    EASEL_TRY(text("final_sigmas_type", {"zero"}, {DS::DpmSolverMultistep, DS::UniPC}));
+    EASEL_TRY(text("algorithm_type", {"dpmsolver++"}, {DS::DpmSolverMultistep}));
+    // DPM-Solver turns UniPC's solver types into midpoint, and UniPC turns DPM-Solver's into bh2.
+    EASEL_TRY(text("solver_type", {"midpoint", "bh1", "bh2"}, {DS::DpmSolverMultistep}));
+    EASEL_TRY(text("solver_type", {"bh2", "midpoint", "heun", "logrho"}, {DS::UniPC}));
+    EASEL_TRY(flag("euler_at_final", false, {DS::DpmSolverMultistep}));
+    EASEL_TRY(flag("use_lu_lambdas", false, {DS::DpmSolverMultistep}));
+    EASEL_TRY(text("variance_type", {}, {DS::DpmSolverMultistep}));  // null only ("learned_range": DeepFloyd)
+    // Default -inf, which diffusers writes as -Infinity (read as the scalar -inf, see parse_json_config).
+    if (const ConfigNode* l = cfg.get("lambda_min_clipped"); !l || l->is_null() || !(l->is_scalar() && l->scalar() == "-inf"))
+        EASEL_TRY(number("lambda_min_clipped", -INFINITY, {DS::DpmSolverMultistep}));
+    EASEL_TRY(flag("predict_x0", true, {DS::UniPC}));
+    if (const ConfigNode* dc = cfg.get("disable_corrector"); dc && !dc->is_null()) {
+        EASEL_TRY_ASSIGN(auto steps, dc->as_int_list("disable_corrector"));
+        if (!steps.empty())
+            out.departures.push_back({"disable_corrector", fmt::format("[{}]", fmt::join(steps, ", ")), "[]", {DS::UniPC}});
+    }
+    EASEL_TRY(number("original_inference_steps", 50, {DS::Lcm}));
+    EASEL_TRY(number("timestep_scaling", 10.0, {DS::Lcm}));
+    return ok();
+}
+
 Result<SchedulerFileConfig> parse_scheduler_config_fields(std::string_view json, const std::string& source) {
     EASEL_TRY_ASSIGN(ConfigNode cfg, parse_json_config(json, source));
     SchedulerFileConfig out;
@@ -134,6 +203,8 @@ Result<SchedulerFileConfig> parse_scheduler_config_fields(std::string_view json,
     c.steps_offset = off ? int(*off) : 0;  // every class's default is 0
     EASEL_TRY_ASSIGN(auto karras, cfg.get_bool("use_karras_sigmas"));
     c.use_karras_sigmas = karras.value_or(false);
+    out.source = source;
+    EASEL_TRY(collect_departures(cfg, out));
     return out;
 }
 }  // namespace

@@ -49,6 +49,21 @@ struct SchedulerFileConfig {
     // The config diffusers builds for `scheduler`: the file's spacing, else the class default ("leading" for
     // DDIM and PNDM, "linspace" for the Euler family, LMS, Heun and DPM-Solver in diffusers 0.30).
     DiffusersSchedulerConfig for_scheduler(DiffusersScheduler scheduler) const;
+
+    // A field the file sets to a value easel's schedulers do not implement (solver_order 3, clip_sample true,
+    // ...), with the classes that read it. diffusers' from_config hands every field to every class and each reads
+    // its own, so a file written for one class still serves the others: the check happens when a scheduler is
+    // chosen (check_supported), not when the file is read.
+    struct Departure {
+        std::string field, value, expected;
+        std::vector<DiffusersScheduler> classes;
+    };
+    std::vector<Departure> departures;
+    std::string source;  // the file, for messages
+
+    // An "unsupported" error naming the file, the field, its value and what easel implements, when `scheduler`
+    // reads a field the file sets to something else.
+    Status check_supported(DiffusersScheduler scheduler) const;
 };
 
 // What the packed-weight cache did for a load (LoadOptions::weight_cache_dir).

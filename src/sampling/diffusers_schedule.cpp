@@ -378,4 +378,19 @@ Result<DiffusersScheduler> parse_diffusers_scheduler(std::string_view name) {
                     name));
 }
 
+std::string_view diffusers_scheduler_class(DiffusersScheduler scheduler) {
+    switch (scheduler) {
+        case DiffusersScheduler::Euler: return "EulerDiscreteScheduler";
+        case DiffusersScheduler::EulerAncestral: return "EulerAncestralDiscreteScheduler";
+        case DiffusersScheduler::Heun: return "HeunDiscreteScheduler";
+        case DiffusersScheduler::Lms: return "LMSDiscreteScheduler";
+        case DiffusersScheduler::DpmSolverMultistep: return "DPMSolverMultistepScheduler";
+        case DiffusersScheduler::Ddim: return "DDIMScheduler";
+        case DiffusersScheduler::Pndm: return "PNDMScheduler";
+        case DiffusersScheduler::UniPC: return "UniPCMultistepScheduler";
+        case DiffusersScheduler::Lcm: return "LCMScheduler";
+    }
+    return "?";
+}
+
 }  // namespace easel

@@ -115,6 +115,8 @@ Result<Tensor> sample_lcm_diffusers(const Denoiser& denoiser, const Tensor& x, c
 // "DDIMScheduler" / "ddim", "PNDMScheduler" / "pndm" / "plms", "UniPCMultistepScheduler" / "unipc",
 // "LCMScheduler" / "lcm".
 Result<DiffusersScheduler> parse_diffusers_scheduler(std::string_view name);
+// diffusers' class name: "EulerDiscreteScheduler", "UniPCMultistepScheduler", ...
+std::string_view diffusers_scheduler_class(DiffusersScheduler scheduler);
 
 // diffusers' float32 alphas_cumprod for the scaled_linear schedule (betas linspace in float32, cumprod
 // accumulated in double as torch does on the CPU).
