@@ -317,6 +317,7 @@ Result<std::vector<GeneratedImage>> generate_impl(const SDModel& m, SDModel* rel
         DiffusersSchedulerConfig sc = m.scheduler_config.for_scheduler(p.diffusers_scheduler);
         if (p.schedule == ScheduleKind::Karras) sc.use_karras_sigmas = true;
         EASEL_TRY_ASSIGN(plan, diffusers_plan(p.diffusers_scheduler, sc, p.steps));
+        plan.v_prediction = m.info.unet.prediction == Prediction::V;
         sigmas = plan.sigmas;
     } else {
         EASEL_TRY_ASSIGN(sigmas, make_sigmas(p.schedule, schedule, p.steps));

@@ -348,7 +348,8 @@ Result<Tensor> sample_diffusers(const DiffusersPlan& plan, const Denoiser& denoi
     } else if (plan.unipc) {
         EASEL_TRY_ASSIGN(out, sample_unipc(denoiser, x, plan.sigmas, on_step));
     } else if (plan.plms) {
-        EASEL_TRY_ASSIGN(out, sample_plms(denoiser, x, plan.sigmas, on_step));
+        EASEL_TRY_ASSIGN(out, sample_plms(denoiser, x, plan.sigmas, on_step,
+                                          plan.v_prediction ? PlmsHistory::Velocity : PlmsHistory::Epsilon));
     } else {
         EASEL_TRY_ASSIGN(out, sample(plan.sampler, denoiser, x, plan.sigmas, noise, on_step));
     }

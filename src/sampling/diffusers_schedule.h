@@ -67,6 +67,7 @@ struct DiffusersPlan {
     bool plms = false;                         // PNDMScheduler: run sample_plms instead of `sampler`
     bool unipc = false;                        // UniPCMultistepScheduler: run sample_unipc instead
     bool lcm = false;                          // LCMScheduler: run sample_lcm_diffusers instead
+    bool v_prediction = false;                 // the model predicts v (PNDM keeps raw v in its history)
     std::vector<float> sigmas;     // descending, ends with 0: one sampler step per pair
     std::vector<float> timesteps;  // UNet timestep for sigmas[i], i < sigmas.size() - 1
     float init_noise_scale = 1.0f; // initial x = randn * init_noise_scale (our x, see above)
@@ -97,6 +98,12 @@ Result<Tensor> sample_diffusers(const DiffusersPlan& plan, const Denoiser& denoi
 // 4 on the eps history. One step with one call when the list has a single step. n steps = n + 1 calls (n >= 2).
 Result<Tensor> sample_plms(const Denoiser& denoiser, const Tensor& x, const std::vector<float>& sigmas,
                            const StepCallback& on_step = {});
+// What PNDMScheduler keeps in its history: the model's raw output. For an eps model that is eps; for a v model
+// it is v, combined across steps as v and turned into eps only at the current step's sample and timestep
+// (_get_prev_sample), which is not the same as combining each step's eps.
+enum class PlmsHistory { Epsilon, Velocity };
+Result<Tensor> sample_plms(const Denoiser& denoiser, const Tensor& x, const std::vector<float>& sigmas,
+                           const StepCallback& on_step, PlmsHistory history);
 
 // diffusers UniPCMultistepScheduler.step in sigma form (see sampler_unipc.cpp): predictor UniP of order
 // min(2, i + 1, n - i) at step i, and after each new model call the corrector UniC on the previous step.

@@ -1,6 +1,9 @@
 // GenerateParams from a golden case's JSON (the "<name>.params" metadata the tools/reference scripts write):
-// prompt, steps, cfg, seed, and when present negative, sampler and schedule; the size is the caller's.
+// prompt, steps, cfg, seed, and when present negative, sampler and schedule; the size is the caller's. Also the
+// goldens' init images and masks as the Images generate() takes, and the diffusers-mode scheduler of a case.
 #pragma once
+
+#include <string>
 
 #include <nlohmann/json.hpp>
 
@@ -19,6 +22,35 @@ inline GenerateParams case_params(const nlohmann::json& j, int side) {
     if (j.contains("sampler")) p.sampler = parse_sampler_name(j["sampler"].get<std::string>()).value();
     if (j.contains("schedule")) p.schedule = parse_schedule_name(j["schedule"].get<std::string>()).value();
     return p;
+}
+
+// A golden init image, [1, 3, H, W] u8 (CHW), as an RGB Image.
+inline Image image_from_golden(const Tensor& chw) {
+    const int64_t h = chw.shape().dim(2), w = chw.shape().dim(3);
+    Image img{int(w), int(h), 3, std::vector<uint8_t>(size_t(3 * h * w))};
+    for (int64_t c = 0; c < 3; ++c)
+        for (int64_t i = 0; i < h * w; ++i) img.pixels[size_t(i * 3 + c)] = uint8_t(chw.item({0, c, i / w, i % w}));
+    return img;
+}
+
+// A golden mask, [H, W] u8, as a one-channel Image.
+inline Image mask_from_golden(const Tensor& mask) {
+    const int64_t h = mask.shape().dim(0), w = mask.shape().dim(1);
+    Image m{int(w), int(h), 1, std::vector<uint8_t>(size_t(h * w))};
+    for (int64_t i = 0; i < h * w; ++i) m.pixels[size_t(i)] = uint8_t(mask.item({i / w, i % w}));
+    return m;
+}
+
+// Diffusers mode for a case whose "scheduler" names a diffusers scheduler class the way the reference scripts do
+// ("euler", "dpm++2m", ...; a "_karras" suffix = use_karras_sigmas).
+inline void use_diffusers_scheduler(const nlohmann::json& j, GenerateParams& p) {
+    p.schedule_from = ScheduleFrom::Diffusers;
+    std::string sched = j["scheduler"];
+    if (sched.size() > 7 && sched.compare(sched.size() - 7, 7, "_karras") == 0) {
+        sched.resize(sched.size() - 7);
+        p.schedule = ScheduleKind::Karras;
+    }
+    p.diffusers_scheduler = parse_diffusers_scheduler(sched).value();
 }
 
 }  // namespace easel::testing

@@ -31,12 +31,14 @@ Tensor random_checkpoint_weight(size_t i, const std::string& name, const Shape& 
     return x.to(DType::F16);
 }
 
-Result<WeightSet> random_checkpoint(const std::string& key_list_path) {
+Result<WeightSet> random_checkpoint(const std::string& key_list_path, DType dtype) {
     EASEL_TRY_ASSIGN(auto keys, read_key_list_file(key_list_path));
     WeightSet w;
     for (size_t i = 0; i < keys.names().size(); ++i) {
         const std::string& name = keys.names()[i];
-        EASEL_TRY(w.add(name, random_checkpoint_weight(i, name, keys.find(name)->shape())));
+        Tensor t = random_checkpoint_weight(i, name, keys.find(name)->shape());
+        if (t.dtype() == DType::F16 && dtype != DType::F16) t = t.to(dtype);
+        EASEL_TRY(w.add(name, std::move(t)));
     }
     return w;
 }

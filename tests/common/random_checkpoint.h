@@ -17,7 +17,8 @@ namespace easel::testing {
 // make_fullsize_goldens.py's weight(i, name, shape) in the same float32 arithmetic, as fp16 (position_ids: i64).
 Tensor random_checkpoint_weight(size_t index, const std::string& name, const Shape& shape);
 
-// Every tensor of a key list, in its order.
-Result<WeightSet> random_checkpoint(const std::string& key_list_path);
+// Every tensor of a key list, in its order; the floating-point ones as `dtype`: F16, or F32 holding the same
+// fp16-rounded values exactly (what an fp32 export of the same checkpoint holds).
+Result<WeightSet> random_checkpoint(const std::string& key_list_path, DType dtype = DType::F16);
 
 }  // namespace easel::testing

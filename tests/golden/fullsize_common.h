@@ -133,6 +133,90 @@ TEST_P(FullSizeCase, Fp16SingleFileMatchesReference) {
 
 INSTANTIATE_TEST_SUITE_P(RandomWeights, FullSizeCase, ::testing::Values("euler_a", "dpmpp2m_karras"));
 
+// img2img, inpainting with this ordinary model (latent blending, A1111's semantics) and diffusers mode (each
+// scheduler class through StableDiffusionPipeline / StableDiffusionImg2ImgPipeline) on the full-size network:
+// make_fullsize_goldens.py's IMG2IMG_CASES, INPAINT_CASES and DIFFUSERS_CASES. Same bounds as above.
+class FullSizeModeCase : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(FullSizeModeCase, Fp16SingleFileMatchesReference) {
+    FullSize* f = fixture();
+    if (!f) GTEST_SKIP() << "EASEL_SKIP_FULLSIZE is set";
+    const std::string name = GetParam();
+    if (!f->cases.metadata.count(name + ".params"))
+        GTEST_SKIP() << name << ": not in " << kCases << " (the reference script skips a case whose output was not finite)";
+    const auto j = nlohmann::json::parse(f->cases.metadata.at(name + ".params"));
+    GenerateParams p = easel::testing::case_params(j, 64);
+    if (j.value("mode", "") == "diffusers") easel::testing::use_diffusers_scheduler(j, p);
+    if (j.contains("strength")) {
+        p.init_image = easel::testing::image_from_golden(*f->cases.find("init_image"));  // [1, 3, 64, 64] u8
+        p.denoising_strength = j["strength"];
+    }
+    if (name.rfind("inpaint", 0) == 0) {
+        p.mask = easel::testing::mask_from_golden(*f->cases.find("mask"));  // [64, 64] u8
+        p.mask_blur = std::stoi(f->cases.metadata.at("mask_blur"));
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    auto out = generate(*f->fp32, p);
+    ASSERT_TRUE(out) << out.error().to_string();
+    std::printf("%-26s generated in %.1f s\n", name.c_str(), seconds_since(t0));
+    auto rl = easel::testing::compare((*out)[0].latent, *f->cases.find(name + ".latent"), {.atol = 2e-3, .rtol = 2e-4});
+    std::printf("%-26s latent %s\n", name.c_str(), rl.summary().c_str());
+    EXPECT_TRUE(rl.passed()) << rl.summary();
+    const auto [mean, worst] = easel::testing::image_diff_levels((*out)[0].image, *f->cases.find(name + ".image"));
+    std::printf("%-26s image mean |diff| %.4f levels, max %d levels (bounds 1 and 2)\n", name.c_str(), mean, worst);
+    EXPECT_LE(mean, 1.0);
+    EXPECT_LE(worst, 2);
+}
+
+INSTANTIATE_TEST_SUITE_P(RandomWeights, FullSizeModeCase,
+                         ::testing::Values("img2img_euler", "inpaint_blend_euler_a", "diffusers_euler", "diffusers_euler_a",
+                                           "diffusers_heun", "diffusers_lms", "diffusers_dpmpp2m",
+                                           "diffusers_dpmpp2m_karras", "diffusers_ddim", "diffusers_pndm",
+                                           "diffusers_unipc", "diffusers_lcm", "diffusers_img2img_euler",
+                                           "diffusers_img2img_dpmpp2m"));
+
+// The same checkpoint exported with fp32 weights (v1-5-pruned.safetensors-style, 4+ GB): same values, so the same
+// image as the fp16 file, within the reference's bounds (and, in practice, bit for bit).
+TEST(FullSizeFp32Weights, MatchReference) {
+    FullSize* f = fixture();
+    if (!f) GTEST_SKIP() << "EASEL_SKIP_FULLSIZE is set";
+    const std::string path =
+        (fs::temp_directory_path() / fmt::format("easel-fullsize-{}-fp32-{}.safetensors", kVariant, ::getpid())).string();
+    struct Remove {
+        std::string p;
+        ~Remove() {
+            std::error_code ec;
+            fs::remove(p, ec);
+        }
+    } remove{path};
+    {
+        auto built = easel::testing::random_checkpoint(kKeys, DType::F32);
+        ASSERT_TRUE(built) << built.error().to_string();
+        auto st = write_safetensors(path, *built);
+        ASSERT_TRUE(st) << st.error().to_string();
+    }
+    std::printf("wrote %s (%.2f GB)\n", path.c_str(), double(fs::file_size(path)) / 1e9);
+    auto m = load_sd_model(path, load_options(Precision::F32));
+    ASSERT_TRUE(m) << m.error().to_string();
+    EXPECT_EQ((*m)->info.weight_dtype, DType::F32);
+    const std::string name = "euler_a";
+    const auto j = nlohmann::json::parse(f->cases.metadata.at(name + ".params"));
+    const GenerateParams p = easel::testing::case_params(j, 64);
+    auto out = generate(**m, p);
+    ASSERT_TRUE(out) << out.error().to_string();
+    auto rl = easel::testing::compare((*out)[0].latent, *f->cases.find(name + ".latent"), {.atol = 2e-3, .rtol = 2e-4});
+    std::printf("fp32 weights %-10s latent %s\n", name.c_str(), rl.summary().c_str());
+    EXPECT_TRUE(rl.passed()) << rl.summary();
+    const auto [mean, worst] = easel::testing::image_diff_levels((*out)[0].image, *f->cases.find(name + ".image"));
+    std::printf("fp32 weights %-10s image mean |diff| %.4f levels, max %d levels (bounds 1 and 2)\n", name.c_str(), mean, worst);
+    EXPECT_LE(mean, 1.0);
+    EXPECT_LE(worst, 2);
+    auto fp16 = generate(*f->fp32, p);
+    ASSERT_TRUE(fp16) << fp16.error().to_string();
+    std::printf("fp32 weights vs the fp16 file: images %s\n",
+                (*fp16)[0].image.pixels == (*out)[0].image.pixels ? "identical" : "differ");
+}
+
 // --precision fast on the full-size network: PSNR >= 35 dB against fp32 for the same seed (issue 3's bound).
 TEST(FullSizeFast, StaysCloseToFp32) {
     FullSize* f = fixture();

@@ -15,6 +15,8 @@
 #include "pipeline/generate.h"
 
 using namespace easel;
+using easel::testing::image_from_golden;
+using easel::testing::mask_from_golden;
 
 namespace {
 const std::string kFolder = std::string(EASEL_GOLDEN_DIR) + "/pipeline_sd1";
@@ -24,14 +26,6 @@ struct Fixture {
     std::unique_ptr<SDModel> model;
     WeightSet cases;
 };
-
-// The goldens' init image, [1, 3, 32, 32] u8 (CHW), as the RGB Image generate() takes.
-Image image_from_golden(const Tensor& chw) {
-    Image img{32, 32, 3, std::vector<uint8_t>(32 * 32 * 3)};
-    for (int64_t c = 0; c < 3; ++c)
-        for (int64_t i = 0; i < 32 * 32; ++i) img.pixels[size_t(i * 3 + c)] = uint8_t(chw.item({0, c, i / 32, i % 32}));
-    return img;
-}
 
 Fixture& fixture() {
     static Fixture f = [] {
@@ -68,13 +62,6 @@ const SDModel& inpaint_model() {
         return std::move(r).value();
     }();
     return *m;
-}
-
-// A golden [32, 32] u8 mask as a one-channel image.
-Image mask_from_golden(const Tensor& mask) {
-    Image m{32, 32, 1, std::vector<uint8_t>(32 * 32)};
-    for (int64_t i = 0; i < 32 * 32; ++i) m.pixels[size_t(i)] = uint8_t(mask.item({i / 32, i % 32}));
-    return m;
 }
 
 // Our run of case `name` against its golden latent and image. The latent: fp32 with a different summation order
@@ -126,13 +113,7 @@ TEST_P(PipelineDiffusersGolden, MatchesStableDiffusionPipeline) {
     const std::string name = GetParam();
     const auto j = nlohmann::json::parse(cases.metadata.at(name + ".params"));
     GenerateParams p = easel::testing::case_params(j, 32);
-    p.schedule_from = ScheduleFrom::Diffusers;
-    std::string sched = j["scheduler"];
-    if (sched.size() > 7 && sched.compare(sched.size() - 7, 7, "_karras") == 0) {
-        sched.resize(sched.size() - 7);
-        p.schedule = ScheduleKind::Karras;
-    }
-    p.diffusers_scheduler = parse_diffusers_scheduler(sched).value();
+    easel::testing::use_diffusers_scheduler(j, p);
     if (j.contains("strength")) {  // StableDiffusionImg2ImgPipeline on the file's init image
         const Tensor& init = *cases.find("init_image");  // [1, 3, 32, 32] u8
         p.init_image = image_from_golden(init);

@@ -20,6 +20,15 @@ the end token (A1111's OpenCLIP embedder); CLIP's real BPE vocabulary (../shared
 temporary folder as make_tokenizer_goldens.py does) tokenizes. Generation is the k-diffusion loop of
 make_pipeline_goldens.py (A1111 semantics) at 64x64 (latent 8x8): small images, full-size networks.
 
+Besides txt2img (CASES), the same networks run:
+  - IMG2IMG_CASES: k-diffusion img2img as make_pipeline_goldens.py does it, on a seeded random 64x64 init image;
+  - INPAINT_CASES: A1111 inpainting with this ordinary (4-channel) model, latent blending, mask blur 4, as
+    make_inpaint_goldens.py does it, on a 64x64 mask (a disc and a rectangle);
+  - DIFFUSERS_CASES (`--schedule-from diffusers`): StableDiffusionPipeline / StableDiffusionImg2ImgPipeline with
+    each scheduler class built from the scheduler config easel assumes for a single file (SD's: PNDM's fields,
+    steps_offset 1, leading spacing; prediction_type v_prediction for SD 2.1 768-v), the tokenizer padding with
+    <|endoftext|> (SD 1.x) or "!" = id 0 (SD 2.x's tokenizer_config), the generator passed to the pipeline.
+
 Run with the reference environment (tools/reference/README.md); a few minutes and up to 12 GB of memory:
     source /work/refenv/env.sh && /usr/bin/python3 tools/reference/make_fullsize_goldens.py [sd15|sd21]
 Writes tests/golden/data/fullsize_<variant>_cases.safetensors.
@@ -57,6 +66,33 @@ CASES = [
      [("a photo of a cat, ", 1.0), ("masterpiece", 1.2)], "blurry"),
     ("dpmpp2m_karras", "dpm++2m", "karras", 6, 5.0, 7, "an astronaut riding a horse",
      [("an astronaut riding a horse", 1.0)], ""),
+]
+
+IMG2IMG_CASES = [
+    # name, sampler, schedule, steps, cfg, seed, prompt, negative, strength
+    ("img2img_euler", "euler", "automatic", 8, 7.0, 21, "a watercolor landscape", "", 0.6),
+]
+
+INPAINT_CASES = [
+    # name, sampler, steps, cfg, seed, prompt, strength
+    ("inpaint_blend_euler_a", "euler_a", 8, 7.0, 22, "a red apple on a table", 0.75),
+]
+MASK_BLUR = 4
+
+DIFFUSERS_CASES = [
+    # name, scheduler, steps, cfg, seed, prompt, negative, img2img strength (None: txt2img)
+    ("diffusers_euler", "euler", 6, 7.0, 31, "a photo of a dog", "", None),
+    ("diffusers_euler_a", "euler_a", 6, 7.0, 32, "a castle on a hill", "blurry", None),
+    ("diffusers_heun", "heun", 4, 6.0, 33, "portrait of an old man", "", None),
+    ("diffusers_lms", "lms", 6, 7.0, 34, "a bowl of fruit", "", None),
+    ("diffusers_dpmpp2m", "dpm++2m", 6, 5.0, 35, "a city at night", "", None),
+    ("diffusers_dpmpp2m_karras", "dpm++2m_karras", 6, 5.0, 36, "a forest in autumn", "", None),
+    ("diffusers_ddim", "ddim", 6, 7.0, 37, "a sailing boat", "fog", None),
+    ("diffusers_pndm", "pndm", 6, 7.0, 38, "a cup of coffee", "", None),
+    ("diffusers_unipc", "unipc", 6, 7.0, 39, "a mountain lake", "", None),
+    ("diffusers_lcm", "lcm", 4, 1.5, 40, "a red car", "", None),
+    ("diffusers_img2img_euler", "euler", 8, 7.0, 41, "a watercolor landscape", "", 0.6),
+    ("diffusers_img2img_dpmpp2m", "dpm++2m", 8, 5.0, 42, "an oil painting", "", 0.5),
 ]
 
 
@@ -138,7 +174,134 @@ def main():
                                                      seed=seed, prompt=prompt, negative=negative))
             print(f"{name}: cond std {cond.std().item():.3f}, latent std {x0.std().item():.3f}, "
                   f"image mean {img8.float().mean().item():.1f} std {img8.float().std().item():.1f}")
+        run_img2img_and_inpaint(model, vae, tok, te, pad, out, meta)
+        run_diffusers(spec, unet, vae, tok, te, pad, out, meta)
     safetensors_io.save_file(out, os.path.join(OUT, f"fullsize_{variant}_cases.safetensors"), meta)
+
+
+def save_case(out, meta, name, x0, img, params):
+    if not (torch.isfinite(x0).all() and torch.isfinite(img).all()):
+        sys.exit(f"{name}: non-finite output; refusing to write goldens")
+    img8 = img if img.dtype == torch.uint8 else ((img / 2 + 0.5).clamp(0, 1) * 255).round().to(torch.uint8)
+    out[f"{name}.latent"] = x0.contiguous()
+    out[f"{name}.image"] = img8.contiguous()
+    meta[f"{name}.params"] = json.dumps(params)
+    print(f"{name}: latent std {x0.std().item():.3f}, image mean {img8.float().mean().item():.1f} "
+          f"std {img8.float().std().item():.1f}")
+
+
+def init_image():
+    return (torch.rand((1, 3, 64, 64), generator=torch.Generator().manual_seed(9)) * 255).round().to(torch.uint8)
+
+
+def inpaint_mask():
+    import numpy as np
+    yy, xx = np.mgrid[0:64, 0:64]
+    m = np.zeros((64, 64), np.uint8)
+    m[(xx - 40) ** 2 + (yy - 24) ** 2 <= 16 ** 2] = 255   # a disc
+    m[40:58, 8:30] = 255                                  # and a rectangle
+    return m
+
+
+def posterior_sample(vae, src, g):
+    mean, logvar = torch.chunk(vae.quant_conv(vae.encoder(src)), 2, dim=1)
+    std = torch.exp(0.5 * torch.clamp(logvar, -30.0, 20.0))
+    return (mean + std * torch.randn(mean.shape, generator=g)) * vae.config.scaling_factor
+
+
+def run_img2img_and_inpaint(model, vae, tok, te, pad, out, meta):
+    """k-diffusion img2img and A1111 inpainting with latent blending (make_pipeline_goldens.py and
+    make_inpaint_goldens.py have the steps), at 64x64."""
+    import numpy as np
+    from PIL import Image
+    import make_inpaint_goldens as ig
+    init_u8 = init_image()
+    src = init_u8.float() / 127.5 - 1.0
+    out["init_image"] = init_u8.contiguous()
+    for name, sampler, schedule, steps, cfg, seed, prompt, negative, strength in IMG2IMG_CASES:
+        cond = a1111_encode(tok, te, [(prompt, 1.0)], pad)
+        uncond = a1111_encode(tok, te, [(negative, 1.0)], pad)
+        sigmas = model.get_sigmas(steps)
+        t_enc = int(min(strength, 0.999) * steps)
+        sigmas = sigmas[steps - t_enc - 1:]
+        g = torch.Generator().manual_seed(seed)
+        lat = posterior_sample(vae, src, g)
+        x = lat + torch.randn(lat.shape, generator=g) * sigmas[0]
+        x0 = pg.run_sampler(sampler, pg.cfg_denoiser(model, cond, uncond, cfg), x, sigmas, g)
+        save_case(out, meta, name, x0, vae.decode(x0 / vae.config.scaling_factor).sample,
+                  dict(sampler=sampler, schedule=schedule, steps=steps, cfg=cfg, seed=seed, prompt=prompt,
+                       negative=negative, strength=strength))
+    mask_u8 = inpaint_mask()
+    out["mask"] = torch.from_numpy(mask_u8.copy())
+    meta["mask_blur"] = str(MASK_BLUR)
+    blurred = ig.gaussian_blur_u8(mask_u8, MASK_BLUR)
+    lat_u8 = np.array(Image.fromarray(blurred).convert("RGB").resize((8, 8)), dtype=np.float32)[..., 0]
+    latmask = torch.from_numpy(np.around(lat_u8 / 255.0).astype(np.float32))[None, None]
+    keep, repaint = 1.0 - latmask, latmask
+    sf = vae.config.scaling_factor
+    for name, sampler, steps, cfg, seed, prompt, strength in INPAINT_CASES:
+        cond = a1111_encode(tok, te, [(prompt, 1.0)], pad)
+        uncond = a1111_encode(tok, te, [("", 1.0)], pad)
+        sigmas = model.get_sigmas(steps)
+        t_enc = int(min(strength, 0.999) * steps)
+        sigmas = sigmas[steps - t_enc - 1:]
+        g = torch.Generator().manual_seed(seed)
+        init = posterior_sample(vae, src, g)
+        x = init + torch.randn(init.shape, generator=g) * sigmas[0]
+        base = pg.cfg_denoiser(model, cond, uncond, cfg)
+
+        def den(xx, sigma, base=base, init=init):
+            return init * keep + repaint * base(xx, sigma)
+
+        x0 = pg.run_sampler(sampler, den, x, sigmas, g)
+        x0 = x0 * repaint + init * keep
+        img = vae.decode(x0 / sf).sample
+        gen8 = ((img / 2 + 0.5).clamp(0, 1) * 255).round().to(torch.int64)
+        overlay = torch.from_numpy(np.clip(blurred.astype(np.int64) * 2, 0, 255))[None, None]
+        img8 = ((gen8 * overlay + init_u8.to(torch.int64) * (255 - overlay) + 127) // 255).to(torch.uint8)
+        print(f"{name}: latent mask repaints {int(latmask.sum())} of 64 cells")
+        save_case(out, meta, name, x0, img8, dict(sampler=sampler, steps=steps, cfg=cfg, seed=seed, prompt=prompt,
+                                                  strength=strength))
+
+
+def run_diffusers(spec, unet, vae, tok, te, pad, out, meta):
+    """diffusers' own pipelines with each scheduler (make_pipeline_diffusers_goldens.py), at 64x64."""
+    from PIL import Image
+    from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionPipeline
+    import make_pipeline_diffusers_goldens as dg
+    sched_cfg = {"_class_name": "PNDMScheduler", "beta_start": 0.00085, "beta_end": 0.012,
+                 "beta_schedule": "scaled_linear", "num_train_timesteps": 1000,
+                 "prediction_type": "v_prediction" if spec["v"] else "epsilon", "set_alpha_to_one": False,
+                 "skip_prk_steps": True, "steps_offset": 1, "clip_sample": False}
+    meta["scheduler_config"] = json.dumps(sched_cfg)
+    tok.model_max_length = 77  # what the model folders' tokenizer_config.json say; the pipelines pad to it
+    if pad is not None:
+        tok.pad_token = "!"
+    assert tok.pad_token_id == (0 if pad is not None else tok.eos_token_id), tok.pad_token_id
+    init_pil = Image.fromarray(init_image()[0].permute(1, 2, 0).numpy())
+    for name, sched, steps, cfg, seed, prompt, negative, strength in DIFFUSERS_CASES:
+        cls, extra = dg.SCHEDULERS[sched]
+        scheduler = cls.from_config(sched_cfg, **extra)
+        kind = StableDiffusionPipeline if strength is None else StableDiffusionImg2ImgPipeline
+        pipe = kind(vae=vae, text_encoder=te, tokenizer=tok, unet=unet, scheduler=scheduler, safety_checker=None,
+                    feature_extractor=None, requires_safety_checker=False)
+        pipe.set_progress_bar_config(disable=True)
+        kw = dict(height=64, width=64) if strength is None else dict(image=init_pil, strength=strength)
+        for attempt in range(2):  # torch 1.13 on CPU has given a NaN once that a rerun did not (see README)
+            g = torch.Generator("cpu").manual_seed(seed)
+            lat = pipe(prompt, negative_prompt=negative, num_inference_steps=steps, guidance_scale=cfg, generator=g,
+                       output_type="latent", **kw).images
+            if torch.isfinite(lat).all():
+                break
+            print(f"{name}: non-finite latent on attempt {attempt + 1}")
+        if not torch.isfinite(lat).all():
+            print(f"{name}: SKIPPED, non-finite twice (the C++ test skips a case the file lacks)")
+            continue
+        params = dict(mode="diffusers", scheduler=sched, steps=steps, cfg=cfg, seed=seed, prompt=prompt,
+                      negative=negative, spacing=scheduler.config.timestep_spacing)
+        if strength is not None:
+            params["strength"] = strength
+        save_case(out, meta, name, lat, vae.decode(lat / vae.config.scaling_factor).sample, params)
 
 
 def a1111_encode(tok, te, pieces, pad=None):
