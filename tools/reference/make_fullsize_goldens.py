@@ -31,7 +31,8 @@ Besides txt2img (CASES), the same networks run:
 
 Run with the reference environment (tools/reference/README.md); a few minutes and up to 12 GB of memory:
     source /work/refenv/env.sh && /usr/bin/python3 tools/reference/make_fullsize_goldens.py [sd15|sd21]
-Writes tests/golden/data/fullsize_<variant>_cases.safetensors.
+Writes tests/golden/data/fullsize_<variant>_cases.safetensors. The variant sd15_inpaint (sd-v1-5-inpainting's
+layout: a 9-channel conv_in) runs INPAINT9_CASES only.
 """
 import contextlib
 import gzip
@@ -79,6 +80,14 @@ INPAINT_CASES = [
 ]
 MASK_BLUR = 4
 
+INPAINT9_CASES = [
+    # name, mode, sampler or scheduler, steps, cfg, seed, prompt, strength
+    ("inpaint9_euler_a", "kdiffusion", "euler_a", 8, 7.0, 51, "a red apple on a table", 0.75),
+    ("inpaint9_euler", "kdiffusion", "euler", 6, 6.0, 52, "a vase of flowers", 1.0),
+    ("diffusers_inpaint9_euler", "diffusers", "euler", 6, 6.0, 53, "a vase of flowers", 1.0),
+    ("diffusers_inpaint9_dpmpp2m", "diffusers", "dpm++2m", 8, 5.0, 54, "a red apple on a table", 0.8),
+]
+
 DIFFUSERS_CASES = [
     # name, scheduler, steps, cfg, seed, prompt, negative, img2img strength (None: txt2img)
     ("diffusers_euler", "euler", 6, 7.0, 31, "a photo of a dog", "", None),
@@ -111,6 +120,8 @@ def weight(i, name, shape):
 VARIANTS = {
     "sd15": dict(unet=mk.SD15_UNET, text=mk.CLIP_L, open_clip=False, v=False),
     "sd21": dict(unet=mk.SD21_UNET, text=mk.OPEN_CLIP_H, open_clip=True, v=True),
+    # sd-v1-5-inpainting: SD 1.5 with a 9-channel conv_in; runs INPAINT9_CASES only.
+    "sd15_inpaint": dict(unet=mk.SD15_INPAINT_UNET, text=mk.CLIP_L, open_clip=False, v=False, inpaint=True),
 }
 
 
@@ -152,6 +163,11 @@ def main():
     meta = {"script": "tools/reference/make_fullsize_goldens.py", "git": mg.git_hash(), "torch": torch.__version__,
             "keys": f"tests/data/keys/{variant}.ldm.json.gz", "width": "64", "height": "64",
             "prediction": "v" if spec["v"] else "epsilon"}
+    if spec.get("inpaint"):
+        with torch.no_grad():
+            run_inpaint9(unet, vae, tok, te, out, meta)
+        safetensors_io.save_file(out, os.path.join(OUT, f"fullsize_{variant}_cases.safetensors"), meta)
+        return
     with torch.no_grad():
         for name, sampler, schedule, steps, cfg, seed, prompt, pieces, negative in CASES:
             cond = a1111_encode(tok, te, pieces, pad)
@@ -262,6 +278,73 @@ def run_img2img_and_inpaint(model, vae, tok, te, pad, out, meta):
         print(f"{name}: latent mask repaints {int(latmask.sum())} of 64 cells")
         save_case(out, meta, name, x0, img8, dict(sampler=sampler, steps=steps, cfg=cfg, seed=seed, prompt=prompt,
                                                   strength=strength))
+
+
+def run_inpaint9(unet, vae, tok, te, out, meta):
+    """The 9-channel model (sd-v1-5-inpainting's layout): A1111 inpainting through k-diffusion with the mask and the
+    masked picture's latent concatenated to the UNet input (make_inpaint_goldens.py, step 5), and diffusers'
+    StableDiffusionInpaintPipeline (make_inpaint_diffusers_goldens.py) on the blurred mask, at 64x64."""
+    import numpy as np
+    from PIL import Image
+    from diffusers import StableDiffusionInpaintPipeline
+    import make_inpaint_goldens as ig
+    import make_pipeline_diffusers_goldens as dg
+    init_u8 = init_image()
+    src = init_u8.float() / 127.5 - 1.0
+    mask_u8 = inpaint_mask()
+    blurred = ig.gaussian_blur_u8(mask_u8, MASK_BLUR)
+    out["init_image"] = init_u8.contiguous()
+    out["mask"] = torch.from_numpy(mask_u8.copy())
+    out["mask_blurred"] = torch.from_numpy(blurred.copy())  # what the diffusers cases were given as the mask
+    meta["mask_blur"] = str(MASK_BLUR)
+    sf = vae.config.scaling_factor
+    lat_u8 = np.array(Image.fromarray(blurred).convert("RGB").resize((8, 8)), dtype=np.float32)[..., 0]
+    latmask = torch.from_numpy(np.around(lat_u8 / 255.0).astype(np.float32))[None, None]
+    keep, repaint = 1.0 - latmask, latmask
+    cmask = torch.round(torch.from_numpy(blurred.astype(np.float32) / 255.0))[None, None]
+    mmean, _ = torch.chunk(vae.quant_conv(vae.encoder(src * (1.0 - cmask))), 2, dim=1)
+    concat = torch.cat([torch.nn.functional.interpolate(cmask, size=mmean.shape[-2:]), mmean * sf], dim=1)
+    model = K.external.CompVisDenoiser(ig.ConcatWrapper(unet, concat), quantize=False)
+    sched_cfg = {"_class_name": "PNDMScheduler", "beta_start": 0.00085, "beta_end": 0.012,
+                 "beta_schedule": "scaled_linear", "num_train_timesteps": 1000, "prediction_type": "epsilon",
+                 "set_alpha_to_one": False, "skip_prk_steps": True, "steps_offset": 1, "clip_sample": False}
+    meta["scheduler_config"] = json.dumps(sched_cfg)
+    tok.model_max_length = 77
+    for name, mode, sampler, steps, cfg, seed, prompt, strength in INPAINT9_CASES:
+        params = dict(sampler=sampler, steps=steps, cfg=cfg, seed=seed, prompt=prompt, negative="", strength=strength)
+        if mode == "kdiffusion":
+            cond = a1111_encode(tok, te, [(prompt, 1.0)], None)
+            uncond = a1111_encode(tok, te, [("", 1.0)], None)
+            sigmas = model.get_sigmas(steps)
+            t_enc = int(min(strength, 0.999) * steps)
+            sigmas = sigmas[steps - t_enc - 1:]
+            g = torch.Generator().manual_seed(seed)
+            init = posterior_sample(vae, src, g)
+            x = init + torch.randn(init.shape, generator=g) * sigmas[0]
+            base = pg.cfg_denoiser(model, cond, uncond, cfg)
+
+            def den(xx, sigma, base=base, init=init):
+                return init * keep + repaint * base(xx, sigma)
+
+            x0 = pg.run_sampler(sampler, den, x, sigmas, g)
+            x0 = x0 * repaint + init * keep
+            gen8 = ((vae.decode(x0 / sf).sample / 2 + 0.5).clamp(0, 1) * 255).round().to(torch.int64)
+            overlay = torch.from_numpy(np.clip(blurred.astype(np.int64) * 2, 0, 255))[None, None]
+            img8 = ((gen8 * overlay + init_u8.to(torch.int64) * (255 - overlay) + 127) // 255).to(torch.uint8)
+            save_case(out, meta, name, x0, img8, params)
+        else:
+            scheduler = dg.SCHEDULERS[sampler][0].from_config(sched_cfg)
+            pipe = StableDiffusionInpaintPipeline(vae=vae, text_encoder=te, tokenizer=tok, unet=unet,
+                                                  scheduler=scheduler, safety_checker=None, feature_extractor=None,
+                                                  requires_safety_checker=False)
+            pipe.set_progress_bar_config(disable=True)
+            g = torch.Generator("cpu").manual_seed(seed)
+            lat = pipe(prompt, image=Image.fromarray(init_u8[0].permute(1, 2, 0).numpy()),
+                       mask_image=Image.fromarray(blurred, mode="L"), strength=strength, height=64, width=64,
+                       num_inference_steps=steps, guidance_scale=cfg, generator=g, output_type="latent").images
+            params.update(mode="diffusers", scheduler=sampler)
+            del params["sampler"]
+            save_case(out, meta, name, lat, vae.decode(lat / sf).sample, params)
 
 
 def run_diffusers(spec, unet, vae, tok, te, pad, out, meta):
