@@ -3,10 +3,14 @@
 // goldens' init images and masks as the Images generate() takes, and the diffusers-mode scheduler of a case.
 #pragma once
 
+#include <cstdio>
 #include <string>
 
+#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "common/compare.h"
+#include "io/weights.h"
 #include "pipeline/generate.h"
 
 namespace easel::testing {
@@ -51,6 +55,19 @@ inline void use_diffusers_scheduler(const nlohmann::json& j, GenerateParams& p) 
         p.schedule = ScheduleKind::Karras;
     }
     p.diffusers_scheduler = parse_diffusers_scheduler(sched).value();
+}
+
+// Our run of case `name` against its golden "<name>.latent" (within `latent_tol`) and "<name>.image" (the issue's
+// bound: mean |diff| <= 1/255 and max |diff| <= 2/255, in 8-bit levels 1 and 2). `label` starts the printed lines.
+inline void expect_matches_case(const GeneratedImage& got, const WeightSet& cases, const std::string& name,
+                                const std::string& label, Tolerance latent_tol) {
+    auto rl = compare(got.latent, *cases.find(name + ".latent"), latent_tol);
+    std::printf("%-28s latent %s\n", label.c_str(), rl.summary().c_str());
+    EXPECT_TRUE(rl.passed()) << rl.summary();
+    const auto [mean, worst] = image_diff_levels(got.image, *cases.find(name + ".image"));
+    std::printf("%-28s image mean |diff| %.4f levels, max %d levels (bounds 1 and 2)\n", label.c_str(), mean, worst);
+    EXPECT_LE(mean, 1.0);
+    EXPECT_LE(worst, 2);
 }
 
 }  // namespace easel::testing

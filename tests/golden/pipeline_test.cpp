@@ -64,19 +64,12 @@ const SDModel& inpaint_model() {
     return *m;
 }
 
-// Our run of case `name` against its golden latent and image. The latent: fp32 with a different summation order
-// through ~10-20 UNet calls; the random model amplifies differences (latent std ~15-27), so the bound is
-// relative: rtol 1e-4 plus atol 1e-3. The image: the bound, mean |diff| <= 1/255 and max |diff| <= 2/255
-// (in 8-bit levels: 1 and 2). `label` starts the printed lines.
+// Our run of case `name` against its golden latent and image (easel::testing::expect_matches_case). The latent:
+// fp32 with a different summation order through ~10-20 UNet calls; the random model amplifies differences (latent
+// std ~15-27), so the bound is relative: rtol 1e-4 plus atol 1e-3.
 void expect_matches_case(const GeneratedImage& got, const WeightSet& cases, const std::string& name,
                          const std::string& label) {
-    auto rl = easel::testing::compare(got.latent, *cases.find(name + ".latent"), {.atol = 1e-3, .rtol = 1e-4});
-    std::printf("%-28s latent %s\n", label.c_str(), rl.summary().c_str());
-    EXPECT_TRUE(rl.passed()) << rl.summary();
-    const auto [mean, worst] = easel::testing::image_diff_levels(got.image, *cases.find(name + ".image"));
-    std::printf("%-28s image mean |diff| %.4f levels, max %d levels\n", label.c_str(), mean, worst);
-    EXPECT_LE(mean, 1.0);
-    EXPECT_LE(worst, 2);
+    easel::testing::expect_matches_case(got, cases, name, label, {.atol = 1e-3, .rtol = 1e-4});
 }
 
 class PipelineGolden : public ::testing::TestWithParam<std::string> {};

@@ -211,12 +211,8 @@ def init_image():
 
 
 def inpaint_mask():
-    import numpy as np
-    yy, xx = np.mgrid[0:64, 0:64]
-    m = np.zeros((64, 64), np.uint8)
-    m[(xx - 40) ** 2 + (yy - 24) ** 2 <= 16 ** 2] = 255   # a disc
-    m[40:58, 8:30] = 255                                  # and a rectangle
-    return m
+    import make_inpaint_goldens as ig
+    return ig.make_mask(64)  # make_inpaint_goldens.py's disc and rectangle, at 64x64
 
 
 def posterior_sample(vae, src, g):
@@ -225,11 +221,49 @@ def posterior_sample(vae, src, g):
     return (mean + std * torch.randn(mean.shape, generator=g)) * vae.config.scaling_factor
 
 
+def sd_scheduler_config(v):
+    """The scheduler config easel assumes for a single file: SD's (PNDM's fields, steps_offset 1)."""
+    return {"_class_name": "PNDMScheduler", "beta_start": 0.00085, "beta_end": 0.012,
+            "beta_schedule": "scaled_linear", "num_train_timesteps": 1000,
+            "prediction_type": "v_prediction" if v else "epsilon", "set_alpha_to_one": False,
+            "skip_prk_steps": True, "steps_offset": 1, "clip_sample": False}
+
+
+def a1111_inpaint(model, vae, tok, te, pad, init_u8, blurred, sampler, steps, cfg, seed, prompt, strength):
+    """A1111 inpainting through k-diffusion (make_inpaint_goldens.py has the steps): latent blending with the
+    blurred mask's 8x8 latent mask, then the original pasted back. Returns (final latent, uint8 image)."""
+    import numpy as np
+    from PIL import Image
+    src = init_u8.float() / 127.5 - 1.0
+    sf = vae.config.scaling_factor
+    lat_u8 = np.array(Image.fromarray(blurred).convert("RGB").resize((8, 8)), dtype=np.float32)[..., 0]
+    latmask = torch.from_numpy(np.around(lat_u8 / 255.0).astype(np.float32))[None, None]
+    keep, repaint = 1.0 - latmask, latmask
+    cond = a1111_encode(tok, te, [(prompt, 1.0)], pad)
+    uncond = a1111_encode(tok, te, [("", 1.0)], pad)
+    sigmas = model.get_sigmas(steps)
+    t_enc = int(min(strength, 0.999) * steps)
+    sigmas = sigmas[steps - t_enc - 1:]
+    g = torch.Generator().manual_seed(seed)
+    init = posterior_sample(vae, src, g)
+    x = init + torch.randn(init.shape, generator=g) * sigmas[0]
+    base = pg.cfg_denoiser(model, cond, uncond, cfg)
+
+    def den(xx, sigma):
+        return init * keep + repaint * base(xx, sigma)
+
+    x0 = pg.run_sampler(sampler, den, x, sigmas, g)
+    x0 = x0 * repaint + init * keep
+    gen8 = ((vae.decode(x0 / sf).sample / 2 + 0.5).clamp(0, 1) * 255).round().to(torch.int64)
+    overlay = torch.from_numpy(np.clip(blurred.astype(np.int64) * 2, 0, 255))[None, None]
+    img8 = ((gen8 * overlay + init_u8.to(torch.int64) * (255 - overlay) + 127) // 255).to(torch.uint8)
+    print(f"{prompt!r}: latent mask repaints {int(latmask.sum())} of 64 cells")
+    return x0, img8
+
+
 def run_img2img_and_inpaint(model, vae, tok, te, pad, out, meta):
     """k-diffusion img2img and A1111 inpainting with latent blending (make_pipeline_goldens.py and
     make_inpaint_goldens.py have the steps), at 64x64."""
-    import numpy as np
-    from PIL import Image
     import make_inpaint_goldens as ig
     init_u8 = init_image()
     src = init_u8.float() / 127.5 - 1.0
@@ -251,31 +285,9 @@ def run_img2img_and_inpaint(model, vae, tok, te, pad, out, meta):
     out["mask"] = torch.from_numpy(mask_u8.copy())
     meta["mask_blur"] = str(MASK_BLUR)
     blurred = ig.gaussian_blur_u8(mask_u8, MASK_BLUR)
-    lat_u8 = np.array(Image.fromarray(blurred).convert("RGB").resize((8, 8)), dtype=np.float32)[..., 0]
-    latmask = torch.from_numpy(np.around(lat_u8 / 255.0).astype(np.float32))[None, None]
-    keep, repaint = 1.0 - latmask, latmask
-    sf = vae.config.scaling_factor
     for name, sampler, steps, cfg, seed, prompt, strength in INPAINT_CASES:
-        cond = a1111_encode(tok, te, [(prompt, 1.0)], pad)
-        uncond = a1111_encode(tok, te, [("", 1.0)], pad)
-        sigmas = model.get_sigmas(steps)
-        t_enc = int(min(strength, 0.999) * steps)
-        sigmas = sigmas[steps - t_enc - 1:]
-        g = torch.Generator().manual_seed(seed)
-        init = posterior_sample(vae, src, g)
-        x = init + torch.randn(init.shape, generator=g) * sigmas[0]
-        base = pg.cfg_denoiser(model, cond, uncond, cfg)
-
-        def den(xx, sigma, base=base, init=init):
-            return init * keep + repaint * base(xx, sigma)
-
-        x0 = pg.run_sampler(sampler, den, x, sigmas, g)
-        x0 = x0 * repaint + init * keep
-        img = vae.decode(x0 / sf).sample
-        gen8 = ((img / 2 + 0.5).clamp(0, 1) * 255).round().to(torch.int64)
-        overlay = torch.from_numpy(np.clip(blurred.astype(np.int64) * 2, 0, 255))[None, None]
-        img8 = ((gen8 * overlay + init_u8.to(torch.int64) * (255 - overlay) + 127) // 255).to(torch.uint8)
-        print(f"{name}: latent mask repaints {int(latmask.sum())} of 64 cells")
+        x0, img8 = a1111_inpaint(model, vae, tok, te, pad, init_u8, blurred, sampler, steps, cfg, seed, prompt,
+                                 strength)
         save_case(out, meta, name, x0, img8, dict(sampler=sampler, steps=steps, cfg=cfg, seed=seed, prompt=prompt,
                                                   strength=strength))
 
@@ -298,39 +310,18 @@ def run_inpaint9(unet, vae, tok, te, out, meta):
     out["mask_blurred"] = torch.from_numpy(blurred.copy())  # what the diffusers cases were given as the mask
     meta["mask_blur"] = str(MASK_BLUR)
     sf = vae.config.scaling_factor
-    lat_u8 = np.array(Image.fromarray(blurred).convert("RGB").resize((8, 8)), dtype=np.float32)[..., 0]
-    latmask = torch.from_numpy(np.around(lat_u8 / 255.0).astype(np.float32))[None, None]
-    keep, repaint = 1.0 - latmask, latmask
     cmask = torch.round(torch.from_numpy(blurred.astype(np.float32) / 255.0))[None, None]
     mmean, _ = torch.chunk(vae.quant_conv(vae.encoder(src * (1.0 - cmask))), 2, dim=1)
     concat = torch.cat([torch.nn.functional.interpolate(cmask, size=mmean.shape[-2:]), mmean * sf], dim=1)
     model = K.external.CompVisDenoiser(ig.ConcatWrapper(unet, concat), quantize=False)
-    sched_cfg = {"_class_name": "PNDMScheduler", "beta_start": 0.00085, "beta_end": 0.012,
-                 "beta_schedule": "scaled_linear", "num_train_timesteps": 1000, "prediction_type": "epsilon",
-                 "set_alpha_to_one": False, "skip_prk_steps": True, "steps_offset": 1, "clip_sample": False}
+    sched_cfg = sd_scheduler_config(v=False)
     meta["scheduler_config"] = json.dumps(sched_cfg)
     tok.model_max_length = 77
     for name, mode, sampler, steps, cfg, seed, prompt, strength in INPAINT9_CASES:
         params = dict(sampler=sampler, steps=steps, cfg=cfg, seed=seed, prompt=prompt, negative="", strength=strength)
         if mode == "kdiffusion":
-            cond = a1111_encode(tok, te, [(prompt, 1.0)], None)
-            uncond = a1111_encode(tok, te, [("", 1.0)], None)
-            sigmas = model.get_sigmas(steps)
-            t_enc = int(min(strength, 0.999) * steps)
-            sigmas = sigmas[steps - t_enc - 1:]
-            g = torch.Generator().manual_seed(seed)
-            init = posterior_sample(vae, src, g)
-            x = init + torch.randn(init.shape, generator=g) * sigmas[0]
-            base = pg.cfg_denoiser(model, cond, uncond, cfg)
-
-            def den(xx, sigma, base=base, init=init):
-                return init * keep + repaint * base(xx, sigma)
-
-            x0 = pg.run_sampler(sampler, den, x, sigmas, g)
-            x0 = x0 * repaint + init * keep
-            gen8 = ((vae.decode(x0 / sf).sample / 2 + 0.5).clamp(0, 1) * 255).round().to(torch.int64)
-            overlay = torch.from_numpy(np.clip(blurred.astype(np.int64) * 2, 0, 255))[None, None]
-            img8 = ((gen8 * overlay + init_u8.to(torch.int64) * (255 - overlay) + 127) // 255).to(torch.uint8)
+            x0, img8 = a1111_inpaint(model, vae, tok, te, None, init_u8, blurred, sampler, steps, cfg, seed, prompt,
+                                     strength)
             save_case(out, meta, name, x0, img8, params)
         else:
             scheduler = dg.SCHEDULERS[sampler][0].from_config(sched_cfg)
@@ -352,10 +343,7 @@ def run_diffusers(spec, unet, vae, tok, te, pad, out, meta):
     from PIL import Image
     from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionPipeline
     import make_pipeline_diffusers_goldens as dg
-    sched_cfg = {"_class_name": "PNDMScheduler", "beta_start": 0.00085, "beta_end": 0.012,
-                 "beta_schedule": "scaled_linear", "num_train_timesteps": 1000,
-                 "prediction_type": "v_prediction" if spec["v"] else "epsilon", "set_alpha_to_one": False,
-                 "skip_prk_steps": True, "steps_offset": 1, "clip_sample": False}
+    sched_cfg = sd_scheduler_config(spec["v"])
     meta["scheduler_config"] = json.dumps(sched_cfg)
     tok.model_max_length = 77  # what the model folders' tokenizer_config.json say; the pipelines pad to it
     if pad is not None:

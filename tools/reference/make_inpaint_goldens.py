@@ -88,11 +88,13 @@ def gaussian_blur_u8(a, blur):
     return one_pass(one_pass(a, 1), 0)
 
 
-def make_mask():
-    yy, xx = np.mgrid[0:SIZE, 0:SIZE]
-    m = np.zeros((SIZE, SIZE), np.uint8)
-    m[(xx - 20) ** 2 + (yy - 12) ** 2 <= 8 ** 2] = 255      # a disc
-    m[20:29, 4:15] = 255                                    # and a rectangle
+def make_mask(size=SIZE):
+    """A disc and a rectangle; `size` a multiple of 32 scales the 32x32 layout exactly."""
+    k = size // 32
+    yy, xx = np.mgrid[0:size, 0:size]
+    m = np.zeros((size, size), np.uint8)
+    m[(xx - 20 * k) ** 2 + (yy - 12 * k) ** 2 <= (8 * k) ** 2] = 255   # a disc
+    m[20 * k:29 * k, 4 * k:15 * k] = 255                              # and a rectangle
     return m
 
 

@@ -169,16 +169,21 @@ def vae_config(a) -> dict:
     return cfg
 
 
-def vae_losses(vae, x, kl_weight: float, edge_weight: float):
-    post = vae.encode(x).latent_dist
-    rec = vae.decode(post.sample()).sample
+def recon_loss(rec, x, edge_weight: float):
+    """MSE + L1 / 2 + edge (finite-difference) L1, and the MSE alone."""
     mse = (rec - x).square().mean()
     l1 = (rec - x).abs().mean()
     edge = ((rec.diff(dim=2) - x.diff(dim=2)).abs().mean() + (rec.diff(dim=3) - x.diff(dim=3)).abs().mean())
+    return mse + 0.5 * l1 + edge_weight * edge, mse
+
+
+def vae_losses(vae, x, kl_weight: float, edge_weight: float):
+    post = vae.encode(x).latent_dist
+    loss, mse = recon_loss(vae.decode(post.sample()).sample, x, edge_weight)
     # LDM: nll and KL are both summed per image; we average the reconstruction per pixel, so the KL
     # is divided by the pixel count to keep LDM's ratio.
     kl = post.kl().mean() / x[0].numel()
-    return mse + 0.5 * l1 + edge_weight * edge + kl_weight * kl, mse
+    return loss + kl_weight * kl, mse
 
 
 def psnr(vae, x) -> float:
@@ -335,9 +340,7 @@ def tune_decoder(a, vae, vae_ck: dict, log: Logger) -> dict:
         x = to_tensor(sampler.batch(a.vae_batch)[0])
         with torch.no_grad():
             z = vae.encode(x).latent_dist.sample()
-        rec = vae.decode(z).sample
-        edge = ((rec.diff(dim=2) - x.diff(dim=2)).abs().mean() + (rec.diff(dim=3) - x.diff(dim=3)).abs().mean())
-        loss = (rec - x).square().mean() + 0.5 * (rec - x).abs().mean() + a.edge_weight * edge
+        loss, _ = recon_loss(vae.decode(z).sample, x, a.edge_weight)
         if not torch.isfinite(loss):
             raise RuntimeError(f"stage 1b: loss is {loss.item()} at step {step}")
         opt.zero_grad(set_to_none=True)
