@@ -80,7 +80,8 @@ int cmd_generate(int argc, char** argv) {
     auto& negative = a.add_string("--negative-prompt", "-n", "", "what to avoid");
     auto& seed = a.add_int("--seed", "", -1, "random seed; -1 picks one and prints it");
     auto& steps = a.add_int("--steps", "", 20, "sampling steps");
-    auto& cfg = a.add_double("--cfg-scale", "", 7.0, "classifier-free guidance scale");
+    auto& cfg = a.add_double("--cfg-scale", "", kSdDefaultCfgScale, "classifier-free guidance scale");
+    cfg.default_text = "default: the model's recommended scale (easel-tiny: easel_defaults.json), else 7";
     auto& width = a.add_int("--width", "-W", 0, "image width, a multiple of 8 (0: the model's native size)");
     auto& height = a.add_int("--height", "-H", 0, "image height, a multiple of 8 (0: the model's native size)");
     auto& sampler = a.add_string("--sampler", "", "euler_a", "euler, euler_a, heun, dpm2, lms, dpm++2m, dpm++2m_sde, dpm++sde, ddim, lcm (diffusers mode: euler, euler_a, heun, lms, dpm++2m, ddim, pndm, unipc, lcm)");
@@ -170,6 +171,10 @@ int cmd_generate(int argc, char** argv) {
     auto m = load_sd_model(model_path, lo);
     if (!m) return fail(m.error());
     if (!(*m)->weight_cache_note.empty()) std::fprintf(stderr, "%s\n", (*m)->weight_cache_note.c_str());
+    if (!cfg.seen && (*m)->defaults.cfg_scale) {
+        p.cfg_scale = *(*m)->defaults.cfg_scale;
+        std::fprintf(stderr, "CFG scale %g: the model's recommended scale (--cfg-scale to change)\n", p.cfg_scale);
+    }
     const int native = (*m)->info.unet.sample_size * (*m)->info.vae.downscale();
     p.width = width.i ? int(width.i) : native;
     p.height = height.i ? int(height.i) : native;
@@ -322,7 +327,8 @@ int cmd_demo(int argc, char** argv) {
     auto& model = a.add_string("--model", "-m", "", "model (default: the embedded model)");
     auto& seed = a.add_int("--seed", "", 1, "seed of the first prompt; prompt i uses seed + i");
     auto& steps = a.add_int("--steps", "", 20, "sampling steps");
-    auto& cfg = a.add_double("--cfg-scale", "", 7.0, "classifier-free guidance scale");
+    auto& cfg = a.add_double("--cfg-scale", "", kSdDefaultCfgScale, "classifier-free guidance scale");
+    cfg.default_text = "default: the model's recommended scale, else 7";
     auto& sampler = a.add_string("--sampler", "", "euler_a", "sampler (see 'easel generate --help')");
     auto& scale = a.add_int("--scale", "", 4, "enlarge each image this many times (nearest neighbour), 1..16");
     auto& threads = a.add_int("--threads", "", num_threads(), "CPU threads");
@@ -358,7 +364,7 @@ int cmd_demo(int argc, char** argv) {
         p.prompt = kDemoPrompts[i];
         p.width = p.height = native;
         p.steps = int(steps.i);
-        p.cfg_scale = cfg.d;
+        p.cfg_scale = cfg.seen ? cfg.d : (*m)->default_cfg_scale();
         p.sampler = *sk;
         p.seed = seed.i + int64_t(i);
         auto r = generate(**m, p);

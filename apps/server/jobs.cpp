@@ -226,6 +226,13 @@ std::pair<int, int> JobQueue::native_size(const std::string& name) const {
     return {s, s};
 }
 
+std::optional<double> JobQueue::recommended_cfg_scale(const std::string& name) const {
+    std::lock_guard<std::mutex> lk(mu_);
+    auto it = slots_.find(name);
+    if (it == slots_.end() || !it->second->loaded) return std::nullopt;
+    return it->second->model->defaults.cfg_scale;
+}
+
 void JobQueue::worker(Slot* slot) {
     LoadOptions lo = load_;
     lo.with_vae_encoder = true;  // img2img and inpainting jobs need it

@@ -38,7 +38,8 @@ json openapi_json() {
     json generation = {
         {"type", "object"},
         {"description", "AUTOMATIC1111's txt2img/img2img fields. /sdapi/v1 uses A1111's defaults (512x512, 50 steps, "
-                        "Euler); /v1/jobs the model's native size, 20 steps and Euler a."},
+                        "Euler, CFG 7); /v1/jobs the model's native size, its recommended CFG scale (7 when it has none), 20 steps "
+                        "and Euler a."},
         {"properties",
          {{"prompt", {{"type", "string"}, {"default", ""}}},
           {"negative_prompt", {{"type", "string"}, {"default", ""}}},
@@ -46,7 +47,7 @@ json openapi_json() {
           {"sampler_name", {{"type", "string"}, {"description", "A1111 name (\"Euler a\", \"DPM++ 2M\", legacy \"DPM++ 2M Karras\") or alias"}}},
           {"scheduler", {{"type", "string"}, {"default", "automatic"}}},
           {"steps", {{"type", "integer"}, {"minimum", 1}}},
-          {"cfg_scale", {{"type", "number"}, {"default", 7.0}}},
+          {"cfg_scale", {{"type", "number"}, {"default", 7.0}, {"description", "/v1/jobs: default the model's recommended scale (GET /v1/models)"}}},
           {"width", {{"type", "integer"}, {"multipleOf", 8}}},
           {"height", {{"type", "integer"}, {"multipleOf", 8}}},
           {"batch_size", {{"type", "integer"}, {"default", 1}}},

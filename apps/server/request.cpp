@@ -226,7 +226,7 @@ Result<GenerationRequest> parse_generation_request(const json& body, RequestKind
     EASEL_TRY(check_range("steps", st, 1, limits.max_steps));
     p.steps = int(st);
     EASEL_TRY_ASSIGN(auto cfg, get_number(body, "cfg_scale"));
-    p.cfg_scale = cfg.value_or(7.0);
+    p.cfg_scale = cfg.value_or(d.cfg_scale);
     if (p.cfg_scale < 0 || p.cfg_scale > 100)
         return Error::invalid_argument(fmt::format("must be between 0 and 100, got {}", p.cfg_scale), "cfg_scale");
 

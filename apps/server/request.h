@@ -24,6 +24,7 @@ struct RequestDefaults {
     int height = 512;
     int steps = 50;
     std::string sampler = "Euler";  // A1111's API model: sampler_index defaults to "Euler"
+    double cfg_scale = 7.0;         // A1111's; /v1/jobs uses the model's recommended scale when it has one
 };
 RequestDefaults a1111_defaults();
 

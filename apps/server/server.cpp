@@ -261,6 +261,8 @@ json Server::models_json() {
         auto [w, h] = queue_.native_size(m.name);
         e["width"] = w ? json(w) : json(nullptr);
         e["height"] = h ? json(h) : json(nullptr);
+        const auto cfg = queue_.recommended_cfg_scale(m.name);
+        e["cfg_scale"] = cfg ? json(*cfg) : json(nullptr);
         list.push_back(e);
     }
     return json{{"models", list}};
@@ -293,7 +295,7 @@ void Server::submit(const httplib::Request& req, httplib::Response& res, const A
     const RequestKind kind = kind_or_auto ? *kind_or_auto : body->contains("init_images") ? RequestKind::Img2Img : RequestKind::Txt2Img;
     RequestDefaults d = a1111_defaults();
     if (!a1111) {
-        // Our own API defaults to what suits the model: its native size, 20 steps, Euler a.
+        // Our own API defaults to what suits the model: its native size, its recommended CFG scale, 20 steps, Euler a.
         std::string model = queue_.default_model();
         if (auto m = get_string(*body, "model"); m && *m && !(*m)->empty()) {
             if (const ModelEntry* e = queue_.find_model(**m)) model = e->name;
@@ -303,6 +305,7 @@ void Server::submit(const httplib::Request& req, httplib::Response& res, const A
             d.width = w;
             d.height = h;
         }
+        if (auto cfg = queue_.recommended_cfg_scale(model)) d.cfg_scale = *cfg;
         d.steps = 20;
         d.sampler = "Euler a";
     }

@@ -36,8 +36,38 @@ struct Gathered {
     ModelInfo info;     // detected on the weights as the file holds them (layout, family, configs)
     ModelConfigSources sources;
     std::string tokenizer_dir;  // diffusers tokenizer/ folder, if any
+    ModelDefaults defaults;
     std::vector<std::string> notes;
 };
+
+constexpr const char* kDefaultsFile = "easel_defaults.json";
+constexpr const char* kDefaultCfgKey = "easel.default_cfg_scale";
+
+Status read_defaults(Gathered& g, const std::string& path, bool folder) {
+    if (folder) {
+        const fs::path f = fs::path(path) / kDefaultsFile;
+        std::error_code ec;
+        if (!fs::exists(f, ec)) return ok();
+        auto text = read_text_if_exists(f);
+        if (!text) return Error::bad_file(f.string(), "cannot be read as a file of at most 16 MiB");
+        EASEL_TRY_ASSIGN(g.defaults, parse_model_defaults(*text, f.string()));
+    } else {
+        const auto it = g.weights.metadata.find(kDefaultCfgKey);
+        if (it == g.weights.metadata.end()) return ok();
+        const std::string source = fmt::format("{} metadata {}", path, kDefaultCfgKey);
+        auto node = parse_json_config(it->second, source);
+        if (!node || !node->is_scalar()) return Error::bad_file(source, fmt::format("expected a number, got '{}'", it->second.substr(0, 40)));
+        auto v = node->as_double(kDefaultCfgKey);
+        if (!v || !std::isfinite(*v) || *v < 0 || *v > 100)
+            return Error::bad_file(source, fmt::format("expected a number between 0 and 100, got '{}'", it->second.substr(0, 40)));
+        g.defaults.cfg_scale = *v;
+        g.defaults.source = source;
+    }
+    if (g.defaults.cfg_scale)
+        g.notes.push_back(fmt::format("recommended CFG scale {} ({}), used when none is given", *g.defaults.cfg_scale,
+                                      g.defaults.source));
+    return ok();
+}
 
 Result<Gathered> gather(const std::string& path) {
     Gathered g;
@@ -62,6 +92,7 @@ Result<Gathered> gather(const std::string& path) {
         auto info = detect_model(g.weights, g.sources);
         if (!info) return info.error().within(path);
         g.info = std::move(info).value();
+        EASEL_TRY(read_defaults(g, path, true));
         return g;
     }
     if (!fs::exists(path, ec)) return Error::not_found("no such model file or folder", path);
@@ -87,6 +118,7 @@ Result<Gathered> gather(const std::string& path) {
         g.weights = std::move(w);
     }
     g.weights.source = path;
+    EASEL_TRY(read_defaults(g, path, false));
     return g;
 }
 
@@ -215,6 +247,30 @@ Result<SchedulerFileConfig> parse_scheduler_config(std::string_view json, const 
     return r;
 }
 
+Result<ModelDefaults> parse_model_defaults(std::string_view json, const std::string& source) {
+    auto named = [&](const Error& e) { return e.to_string().find(source) == std::string::npos ? e.within(source) : e; };
+    auto parsed = parse_json_config(json, source);
+    if (!parsed) return named(parsed.error());
+    const ConfigNode& root = *parsed;
+    if (!root.is_map()) return Error::bad_file(source, "expected a JSON object such as {\"cfg_scale\": 3}");
+    ModelDefaults d;
+    d.source = source;
+    for (const auto& [key, value] : root.entries()) {
+        if (!key.empty() && key[0] == '_') continue;
+        if (key != "cfg_scale")
+            return Error::bad_file(source, fmt::format("unknown setting '{}' (easel reads cfg_scale; keys starting with _ "
+                                                       "are comments)", key));
+    }
+    auto cfg = root.get_double("cfg_scale");
+    if (!cfg) return named(cfg.error());
+    if (*cfg) {
+        if (!std::isfinite(**cfg) || **cfg < 0 || **cfg > 100)
+            return Error::bad_file(source, fmt::format("cfg_scale must be a number between 0 and 100, got {}", **cfg));
+        d.cfg_scale = **cfg;
+    }
+    return d;
+}
+
 Result<ModelInfo> inspect_model(const std::string& path, std::vector<std::string>* notes) {
     EASEL_TRY_ASSIGN(Gathered g, gather(path));
     if (notes) *notes = g.notes;
@@ -273,6 +329,7 @@ Result<std::unique_ptr<SDModel>> load_sd_model(const std::string& path, const Lo
     m->path = path;
     m->name = fs::path(path).filename().replace_extension("").string();
     m->notes = g.notes;
+    m->defaults = g.defaults;
     if (g.sources.scheduler_json) {
         EASEL_TRY_ASSIGN(m->scheduler_config, parse_scheduler_config(*g.sources.scheduler_json,
                                                                      (fs::path(path) / "scheduler" / "scheduler_config.json").string()));

@@ -76,6 +76,20 @@ enum class WeightCacheUse {
     Failed,   // ... and writing it failed (the model works; the note says why)
 };
 
+// What a model recommends for the settings a user leaves out (InvokeAI calls these a model's "default
+// settings"): easel's own file easel_defaults.json at the top of a diffusers folder, or the metadata key
+// easel.default_cfg_scale of a single file (easel-tiny carries both). Real SD checkpoints carry none, so SD's
+// usual defaults apply to them.
+//   {"cfg_scale": 3.0}            a number in [0, 100]; keys starting with "_" are comments; others are refused
+struct ModelDefaults {
+    std::optional<double> cfg_scale;
+    std::string source;  // the file or "<file> metadata", for messages; empty when the model has none
+};
+constexpr double kSdDefaultCfgScale = 7.0;  // AUTOMATIC1111's and diffusers' default guidance
+
+// Errors name `source` and the field: not a JSON object, cfg_scale not a number in [0, 100], an unknown key.
+Result<ModelDefaults> parse_model_defaults(std::string_view json, const std::string& source);
+
 struct SDModel {
     std::string path;
     std::string name;  // file or folder name without extension (A1111's "Model" infotext field)
@@ -88,6 +102,9 @@ struct SDModel {
     // What diffusers mode (--schedule-from diffusers) reads: the folder's scheduler/scheduler_config.json, or
     // SD 1.5's own scheduler_config.json for a single file (what diffusers' from_single_file uses).
     SchedulerFileConfig scheduler_config;
+    ModelDefaults defaults;  // the model's recommended settings, if it carries any
+    // The guidance to use when the user gives none: the model's recommended scale, else SD's 7.
+    double default_cfg_scale() const { return defaults.cfg_scale.value_or(kSdDefaultCfgScale); }
     std::vector<std::string> notes;
     // Set by generate_once(), which drops the text encoder's and UNet's weights: the model cannot generate again.
     bool spent = false;

@@ -162,6 +162,7 @@ async function main() {
     schedulers: document.getElementById('scheduler').options.length,
     width: document.getElementById('width').value,
     height: document.getElementById('height').value,
+    cfg: document.getElementById('cfg-scale').value,
     error: document.getElementById('error').hidden ? '' : document.getElementById('error').textContent,
   })`);
   if (options.error) fail(`the page shows an error after loading: ${options.error}`);
@@ -175,6 +176,9 @@ async function main() {
     fail(`the form's size is ${options.width}x${options.height}, the default model's ${native.width}x${native.height}`);
   }
   pass(`the form's size is the default model's (${native.name}, ${options.width}x${options.height})`);
+  const wantCfg = String(native.cfg_scale ?? 7);
+  if (options.cfg !== wantCfg) fail(`the form's CFG scale is ${options.cfg}, the default model's recommended ${wantCfg}`);
+  pass(`the form's CFG scale is the default model's recommended one (${options.cfg}; GET /v1/models says ${native.cfg_scale})`);
   checkClean('after loading');
 
   // Fill the form from the keyboard: Tab to the prompt, then on through the size and steps to the seed.

@@ -71,6 +71,19 @@ expect_error "diffusers-mode inpainting with heun" "heun" -- generate -m "$model
 expect_ok "make a 16x32 mask" -- generate -m "$model" -p x --seed 1 --steps 1 -W 16 -H 32 -o "$tmp/small.png"
 expect_error "mask size mismatch" "16x32" -- generate -m "$model" -p x -W 32 -H 32 --init-image "$tmp/k.png" --mask "$tmp/small.png" -o "$tmp/a.png"
 
+# A model's recommended guidance (easel_defaults.json): used when --cfg-scale is absent, overridden by it, and a bad
+# file is refused naming it.
+mkdir -p "$tmp/rec"
+cp -r "$model"/* "$tmp/rec/"
+printf '{"cfg_scale": 2.5, "_comment": "test"}' >"$tmp/rec/easel_defaults.json"
+expect_ok "recommended CFG scale" -- generate -m "$tmp/rec" -p "a red circle" --seed 1 --steps 2 -W 32 -H 32 -o "$tmp/rec1.png"
+if ! grep -a -q "CFG scale: 2.5," "$tmp/rec1.png"; then echo "FAIL the model's recommended CFG scale 2.5 was not used"; failures=$((failures + 1)); fi
+expect_ok "--cfg-scale over the recommended one" -- generate -m "$tmp/rec" -p "a red circle" --seed 1 --steps 2 -W 32 -H 32 --cfg-scale 6 -o "$tmp/rec2.png"
+if ! grep -a -q "CFG scale: 6.0," "$tmp/rec2.png"; then echo "FAIL --cfg-scale 6 did not override the recommended scale"; failures=$((failures + 1)); fi
+if ! grep -a -q "CFG scale: 7.0," "$tmp/k.png"; then echo "FAIL a model without easel_defaults.json did not get CFG 7"; failures=$((failures + 1)); fi
+printf '{"cfg_scale": "high"}' >"$tmp/rec/easel_defaults.json"
+expect_error "bad easel_defaults.json" "easel_defaults.json" -- generate -m "$tmp/rec" -p x -W 32 -H 32 -o "$tmp/a.png"
+
 if [[ $failures -ne 0 ]]; then
   echo "$failures failure(s)"
   exit 1

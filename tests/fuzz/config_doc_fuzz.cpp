@@ -22,5 +22,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     (void)easel::UNetConfig::from_diffusers_json(text);
     (void)easel::VAEConfig::from_diffusers_json(text);
     (void)easel::CLIPTextConfig::from_diffusers_json(text);
+    // The JSON files a model folder carries beside the configs: scheduler/scheduler_config.json (and what each
+    // diffusers scheduler class then refuses) and easel_defaults.json.
+    if (auto sc = easel::parse_scheduler_config(text, "fuzz/scheduler_config.json")) {
+        for (int k = 0; k <= int(easel::DiffusersScheduler::Lcm); ++k)
+            (void)sc->check_supported(easel::DiffusersScheduler(k));
+    }
+    (void)easel::parse_model_defaults(text, "fuzz/easel_defaults.json");
     return 0;
 }

@@ -58,14 +58,16 @@ struct Scores {
 };
 
 // Generates every held-out scene with `seeds` seeds (prompt = its caption, or `prompt_override`) at the CLI's
-// defaults and scores the pictures against what the caption asked for.
-Scores score_held_out(int seeds, const std::optional<std::string>& prompt_override) {
+// defaults (euler_a, 20 steps, the model's recommended CFG scale) or at guidance `cfg`, and scores the pictures
+// against what the caption asked for.
+Scores score_held_out(int seeds, const std::optional<std::string>& prompt_override, std::optional<double> cfg = {}) {
     Scores s;
     for (const char* k : {"colour", "shape", "size", "position", "background"}) s.hits[k] = 0;
     const std::vector<Scene> scenes = held_out();
     for (size_t i = 0; i < scenes.size(); ++i)
         for (int k = 0; k < seeds; ++k) {
-            GenerateParams p;  // the defaults `easel generate -p ...` uses: euler_a, 20 steps, CFG 7
+            GenerateParams p;  // the defaults `easel generate -p ...` uses: euler_a, 20 steps
+            p.cfg_scale = cfg.value_or(model().default_cfg_scale());
             p.prompt = prompt_override.value_or(scenes[i].caption);
             p.width = p.height = 32;
             p.seed = int64_t(1000 + 7 * i + k);
@@ -188,24 +190,48 @@ TEST(TinyModel, GenerateOnceGivesTheSameImageAndSpendsTheModel) {
 }
 
 // The acceptance figures (issue 4): colour >= 90%, shape >= 80%, position >= 80%, background >= 90% over at
-// least 100 caption/seed pairs of combinations training never saw. The shipped model (2026-11-27: UNet retrained
-// on 2026-11-26 with high-noise weighting and sampling, decoder sharpened by stage 1b) meets colour (98.1%),
-// position (100%) and background (99.4%), asserted at the issue's bounds; it misses shape (73.8% here, 77% in
-// PyTorch's Euler/CFG 6 evaluation), so issue 4 stays open, and shape is guarded at 65% so that a regression
-// shows.
+// least 100 caption/seed pairs of combinations training never saw, at the CLI's defaults: euler_a, 20 steps and the
+// model's recommended CFG scale (3, chosen by tools/train/export.py on training-combination captions, never on
+// these). The shipped model (2026-11-27) measured colour 100%, shape 81.2%, position 100%, background 100%.
 TEST(TinyModel, DrawsWhatHeldOutCaptionsAsk) {
+    ASSERT_TRUE(model().defaults.cfg_scale.has_value()) << "models/tiny/easel_defaults.json is missing";
     const auto t0 = std::chrono::steady_clock::now();
     const Scores s = score_held_out(2, std::nullopt);
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    std::printf("held-out captions, %d images (%.1f ms each): colour %.1f%%, shape %.1f%%, size %.1f%%, position %.1f%%, "
-                "background %.1f%%\n",
-                s.n, 1000 * secs / s.n, 100 * s.frac("colour"), 100 * s.frac("shape"), 100 * s.frac("size"),
-                100 * s.frac("position"), 100 * s.frac("background"));
+    std::printf("held-out captions, CFG %g, %d images (%.1f ms each): colour %.1f%%, shape %.1f%%, size %.1f%%, "
+                "position %.1f%%, background %.1f%%\n",
+                model().default_cfg_scale(), s.n, 1000 * secs / s.n, 100 * s.frac("colour"), 100 * s.frac("shape"),
+                100 * s.frac("size"), 100 * s.frac("position"), 100 * s.frac("background"));
     ASSERT_GE(s.n, 100);
     EXPECT_GE(s.frac("colour"), 0.90);
-    EXPECT_GE(s.frac("shape"), 0.65);  // issue target 0.80, not met yet (see above)
+    EXPECT_GE(s.frac("shape"), 0.80);
     EXPECT_GE(s.frac("position"), 0.80);
     EXPECT_GE(s.frac("background"), 0.90);
+}
+
+// At SD's usual CFG 7 (what a user gets with --cfg-scale 7) guidance pinches this small model's squares, which the
+// fill-ratio analysis then reads as circles: shape is short of 80% there (measured 2026-11-27: 70.6%; the previous model 73.8%) and only
+// guarded against regression; colour, position and background still meet the issue's bounds.
+TEST(TinyModel, AtCfg7StillDrawsColourPositionAndBackground) {
+    const Scores s = score_held_out(2, std::nullopt, 7.0);
+    std::printf("held-out captions, CFG 7, %d images: colour %.1f%%, shape %.1f%%, size %.1f%%, position %.1f%%, "
+                "background %.1f%%\n",
+                s.n, 100 * s.frac("colour"), 100 * s.frac("shape"), 100 * s.frac("size"), 100 * s.frac("position"),
+                100 * s.frac("background"));
+    EXPECT_GE(s.frac("colour"), 0.90);
+    EXPECT_GE(s.frac("shape"), 0.65);
+    EXPECT_GE(s.frac("position"), 0.80);
+    EXPECT_GE(s.frac("background"), 0.90);
+}
+
+// Folder and single file carry the same recommended guidance (easel_defaults.json, easel.default_cfg_scale).
+TEST(TinyModel, CarriesItsRecommendedGuidanceInBothForms) {
+    auto single = load_sd_model(kSingle, LoadOptions{});
+    ASSERT_TRUE(single) << single.error().to_string();
+    ASSERT_TRUE(model().defaults.cfg_scale && (*single)->defaults.cfg_scale);
+    EXPECT_EQ(*model().defaults.cfg_scale, *(*single)->defaults.cfg_scale);
+    EXPECT_GT(*model().defaults.cfg_scale, 1.0) << "guidance must still act";
+    EXPECT_LT(*model().defaults.cfg_scale, 7.0);
 }
 
 // With an empty prompt the model draws some scene from its training family; the analysis then agrees with the

@@ -227,6 +227,10 @@ TEST_F(Http, JobApiStreamsProgressAndKeepsImages) {
     EXPECT_EQ(job["params"]["width"], 32);
     EXPECT_EQ(job["params"]["steps"], 20);
     EXPECT_EQ(job["params"]["sampler_name"], "Euler a");
+    // ... and the model's recommended CFG scale (the embedded model carries one; GET /v1/models shows it).
+    const json listed = get("/v1/models").second["models"][0];
+    ASSERT_TRUE(listed["cfg_scale"].is_number()) << listed.dump();
+    EXPECT_EQ(job["params"]["cfg_scale"], listed["cfg_scale"]);
     EXPECT_EQ(job["images"].size(), 1u);
     EXPECT_EQ(job["images"][0]["seed"], 11);
     auto png = client_->Get(job["images"][0]["url"].get<std::string>().c_str());

@@ -130,6 +130,24 @@ def heldout_scenes() -> list[dict]:
     return out
 
 
+VALIDATION_SEED = 99
+
+
+def validation_scenes(count: int, seed: int = VALIDATION_SEED) -> list[dict]:
+    """`count` random scenes from the *training* combinations (never a held-out one), each with a full caption:
+    the validation set that tunes settings (the recommended guidance scale), so the held-out set tunes nothing."""
+    rng = random.Random(seed)
+    excluded = heldout_combos()
+    out = []
+    while len(out) < count:
+        scene = Scene(rng.choice(list(COLOURS)), rng.choice(SHAPES), rng.choice(SIZES), rng.choice(POSITIONS),
+                      rng.choice(list(COLOURS)))
+        if scene.colour == scene.background or scene.combo() in excluded:
+            continue
+        out.append({**asdict(scene), "caption": full_caption(scene)})
+    return out
+
+
 def make_caption(scene: Scene, rng: random.Random) -> str:
     size = "" if rng.random() < P_OMIT_SIZE else scene.size + " "
     obj = f"{size}{scene.colour} {scene.shape}"

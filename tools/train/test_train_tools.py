@@ -160,7 +160,12 @@ class ModelTest(unittest.TestCase):
             ours = unet(x, t, ctx).sample
             unet.set_attn_processor(AttnProcessor())
             self.assertTrue(all(type(p) is AttnProcessor for p in unet.attn_processors.values()))
-            theirs = unet(x, t, ctx).sample
+            # The classic processor's baddbmm(torch.empty(...), beta=0) leaks whatever the buffer held on torch 1.13
+            # CPU (the bug PlainAttnProcessor exists for): this test failed with NaN in 1 of 4 runs. A zeroed buffer
+            # gives the same maths without the garbage.
+            from unittest import mock
+            with mock.patch("torch.empty", torch.zeros):
+                theirs = unet(x, t, ctx).sample
         err = (ours - theirs).abs().max().item()
         print(f"\nPlainAttnProcessor vs AttnProcessor: max_abs {err:.2e} (of max |out| {theirs.abs().max().item():.2f})")
         self.assertLess(err, 1e-5)

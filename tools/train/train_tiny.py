@@ -97,6 +97,11 @@ def parse_args(argv=None):
     g.add_argument("--high-t-fraction", type=float, default=0.3, metavar="F",
                    help="experimental: draw this fraction of each batch's timesteps from t >= 700 (where the caption "
                         "alone says where the shape goes) instead of uniformly; 0 = SD's uniform draw")
+    g.add_argument("--refine-minutes", type=float, default=20.0,
+                   help="the last minutes of stage 3 train with SD's plain eps-MSE and uniform t (no high-noise "
+                        "weighting or sampling), with their own warm-up and cosine from --refine-lr: the high-noise "
+                        "recipe teaches the position words but starves the low-noise steps that draw the corners")
+    g.add_argument("--refine-lr", type=float, default=2e-4)
     g = ap.add_argument_group("logging")
     g.add_argument("--log-every", type=int, default=50, help="steps")
     g.add_argument("--eval-every", type=int, default=250, help="VAE steps between PSNR checks")
@@ -107,6 +112,7 @@ def parse_args(argv=None):
         a.decoder_minutes, a.decoder_steps = min(a.decoder_minutes, 0.5), min(a.decoder_steps, 100)
         a.latent_count = min(a.latent_count, 1024)
         a.unet_minutes, a.unet_steps = min(a.unet_minutes or 1.5, 1.5), min(a.unet_steps, 300)
+        a.refine_minutes = min(a.refine_minutes, 0.5)
         a.eval_every, a.log_every = min(a.eval_every, 50), min(a.log_every, 10)
         if a.out == ap.get_default("out"):
             a.out = os.path.join(_HERE, "..", "..", "build", "train-tiny-quick")
@@ -459,7 +465,7 @@ def train_unet(a, lat, log: Logger, minutes: float):
     gen = torch.Generator().manual_seed(a.seed + 4)
     scenes = [data.Scene(*s) for s in lat["scenes"]]
     mean, std, scale = lat["mean"], lat["std"], lat["scaling_factor"]
-    step, elapsed0 = 0, 0.0
+    step, elapsed0, refine_step0 = 0, 0.0, None
     ck_path = os.path.join(a.out, "unet_ckpt.pt")
     if os.path.exists(ck_path) and not a.fresh:
         ck = torch.load(ck_path)
@@ -467,26 +473,35 @@ def train_unet(a, lat, log: Logger, minutes: float):
             sys.exit(f"error: {ck_path} was trained on other latents (scaling_factor {ck.get('scaling_factor')}, "
                      f"now {scale}); rerun with --fresh, or delete it to restart stage 3")
         models.load_state_dict(ck["model"]); ema.load_state_dict(ck["ema"]); opt.load_state_dict(ck["opt"])
-        step, elapsed0 = ck["step"], ck["elapsed"]
+        step, elapsed0, refine_step0 = ck["step"], ck["elapsed"], ck.get("refine_step0")
         rng.setstate(ck["rng"]); gen.set_state(ck["gen"])
         print(f"stage 3: resumed at step {step} ({elapsed0:.0f} s in)")
     print(f"stage 3: UNet {tm.count_params(unet)} params, text encoder {tm.count_params(te)} params, "
           f"batch {a.unet_batch}, <= {a.unet_steps} steps / {minutes:.1f} min, {len(scenes)} latents")
     budget = minutes * 60.0
+    refine_s = min(max(a.refine_minutes, 0.0) * 60.0, budget)
+    main_budget = budget - refine_s          # the high-noise recipe's share of stage 3
     t_start, t_ck, t_log, n_log, loss_acc, n_acc = time.time(), time.time(), time.time(), 0, 0.0, 0
     ema_params, model_params = list(ema.parameters()), list(models.parameters())
 
     def checkpoint():
         save_atomic({"model": models.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
                      "step": step, "elapsed": elapsed0 + time.time() - t_start, "rng": rng.getstate(),
-                     "gen": gen.get_state(), "scaling_factor": scale}, ck_path)
+                     "gen": gen.get_state(), "scaling_factor": scale, "refine_step0": refine_step0}, ck_path)
 
     models.train()
     while True:
         elapsed = elapsed0 + time.time() - t_start
         if step >= a.unet_steps or elapsed >= budget:
             break
-        lr = lr_at(max(step / a.unet_steps, elapsed / budget), step, a.unet_lr, warmup=500)
+        refining = refine_s > 0 and elapsed >= main_budget
+        if refining:
+            if refine_step0 is None:
+                refine_step0 = step
+                print(f"stage 3: refine phase from step {step} ({elapsed:.0f} s in): plain eps-MSE, uniform t")
+            lr = lr_at((elapsed - main_budget) / refine_s, step - refine_step0, a.refine_lr, warmup=100)
+        else:
+            lr = lr_at(max(step / a.unet_steps, elapsed / max(main_budget, 1e-9)), step, a.unet_lr, warmup=500)
         for g in opt.param_groups:
             g["lr"] = lr
         idx = torch.randint(0, len(scenes), (a.unet_batch,), generator=gen)
@@ -495,7 +510,7 @@ def train_unet(a, lat, log: Logger, minutes: float):
         x0 = (mean[idx] + std[idx] * torch.randn(mean[idx].shape, generator=gen)) * scale
         noise = torch.randn(x0.shape, generator=gen)
         t = torch.randint(0, len(acp), (a.unet_batch,), generator=gen)
-        if a.high_t_fraction > 0:
+        if a.high_t_fraction > 0 and not refining:
             high = torch.rand(a.unet_batch, generator=gen) < a.high_t_fraction
             t = torch.where(high, torch.randint(700, len(acp), (a.unet_batch,), generator=gen), t)
         ab = acp[t].view(-1, 1, 1, 1)
@@ -504,7 +519,7 @@ def train_unet(a, lat, log: Logger, minutes: float):
         xt = ab.sqrt() * x0 + (1 - ab).sqrt() * noise
         ctx = te(ids).last_hidden_state
         pred = unet(xt, t, ctx).sample
-        if t_weight is None:
+        if t_weight is None or refining:
             loss = (pred - noise).square().mean()
         else:
             loss = ((pred - noise).square().mean(dim=(1, 2, 3)) * t_weight[t]).mean()
@@ -520,7 +535,7 @@ def train_unet(a, lat, log: Logger, minutes: float):
         n_acc += 1
         n_log += a.unet_batch
         if step % a.log_every == 0:
-            log.row("unet", step, loss_acc / n_acc, lr, "", n_log / (time.time() - t_log))
+            log.row("refin" if refining else "unet", step, loss_acc / n_acc, lr, "", n_log / (time.time() - t_log))
             t_log, n_log, loss_acc, n_acc = time.time(), 0, 0.0, 0
         if time.time() - t_ck > a.checkpoint_minutes * 60:
             checkpoint()

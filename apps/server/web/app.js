@@ -11,6 +11,8 @@ const SMALL_IMAGE_PX = 256;
 // Selected at first when the server lists it: what POST /v1/jobs uses when no sampler is sent
 // (Server::submit in apps/server/server.cpp), so that the form shows what a bare request would get.
 const DEFAULT_SAMPLER = 'Euler a';
+// What POST /v1/jobs uses for a model that recommends no CFG scale (GET /v1/models gives cfg_scale null).
+const SD_DEFAULT_CFG_SCALE = 7;
 
 const byId = (id) => document.getElementById(id);
 const ui = {
@@ -54,6 +56,7 @@ const state = {
   models: [],
   job: null,          // {id, started} while a job of this page is queued or running
   sizeEdited: false,  // the user typed a size: a model list arriving late must not overwrite it
+  cfgEdited: false,   // the same for the CFG scale
   imageUrls: new Map(),  // server image path -> object URL, used when an API key must be sent with the request
 };
 
@@ -172,12 +175,15 @@ function setSelect(select, value) {
   select.value = match ? match.value : value;
 }
 
-function applyModelSize(name) {
+// A model's own defaults: its native size, and its recommended CFG scale (7, SD's usual, when it has none).
+function applyModelDefaults(name, { keepEdits = false } = {}) {
   const model = state.models.find((m) => m.name === name);
-  if (model?.width && model?.height) {
+  if (!model) return;
+  if (model.width && model.height && !(keepEdits && state.sizeEdited)) {
     ui.width.value = model.width;
     ui.height.value = model.height;
   }
+  if (!(keepEdits && state.cfgEdited)) ui.cfgScale.value = model.cfg_scale ?? SD_DEFAULT_CFG_SCALE;
 }
 
 async function loadOptions() {
@@ -191,7 +197,7 @@ async function loadOptions() {
     const preferred = state.models.find((m) => m.default) ?? state.models[0];
     const before = ui.model.value;
     fillSelect(ui.model, state.models.map((m) => ({ value: m.name, label: m.title || m.name })), preferred?.name);
-    if (!before && !state.sizeEdited) applyModelSize(ui.model.value);
+    if (!before) applyModelDefaults(ui.model.value, { keepEdits: true });
   }
   if (samplers.status === 'fulfilled') {
     fillSelect(ui.sampler, (samplers.value ?? []).map((s) => ({ value: s.name, label: s.name })), DEFAULT_SAMPLER);
@@ -486,8 +492,9 @@ async function start() {
     }
   });
   ui.cancel.addEventListener('click', cancelJob);
-  ui.model.addEventListener('change', () => applyModelSize(ui.model.value));
+  ui.model.addEventListener('change', () => applyModelDefaults(ui.model.value));
   for (const input of [ui.width, ui.height]) input.addEventListener('input', () => { state.sizeEdited = true; });
+  ui.cfgScale.addEventListener('input', () => { state.cfgEdited = true; });
   ui.resultImage.addEventListener('load', onResultImageLoad);
   ui.apiKey.addEventListener('change', async () => {
     const key = ui.apiKey.value.trim();
