@@ -20,7 +20,8 @@ the end token (A1111's OpenCLIP embedder); CLIP's real BPE vocabulary (../shared
 temporary folder as make_tokenizer_goldens.py does) tokenizes. Generation is the k-diffusion loop of
 make_pipeline_goldens.py (A1111 semantics) at 64x64 (latent 8x8): small images, full-size networks.
 
-Besides txt2img (CASES), the same networks run:
+Besides txt2img (CASES, SAMPLER_CASES: every k-diffusion sampler easel offers, each with another schedule, and
+AYS_CASES on SD 1.5), the same networks run:
   - IMG2IMG_CASES: k-diffusion img2img as make_pipeline_goldens.py does it, on a seeded random 64x64 init image;
   - INPAINT_CASES: A1111 inpainting with this ordinary (4-channel) model, latent blending, mask blur 4, as
     make_inpaint_goldens.py does it, on a 64x64 mask (a disc and a rectangle);
@@ -51,6 +52,7 @@ import safetensors_io  # noqa: E402
 import make_model_goldens as mg  # noqa: E402
 import make_pipeline_goldens as pg  # noqa: E402
 import make_key_lists as mk  # noqa: E402
+import make_sampler_goldens as sg  # noqa: E402
 
 import k_diffusion as K  # noqa: E402
 from diffusers import AutoencoderKL, UNet2DConditionModel  # noqa: E402
@@ -67,6 +69,21 @@ CASES = [
      [("a photo of a cat, ", 1.0), ("masterpiece", 1.2)], "blurry"),
     ("dpmpp2m_karras", "dpm++2m", "karras", 6, 5.0, 7, "an astronaut riding a horse",
      [("an astronaut riding a horse", 1.0)], ""),
+]
+
+# The rest of easel's k-diffusion samplers, each with a different schedule, on both networks (SAMPLER_CASES;
+# AYS_CASES on SD 1.5 only: NVIDIA's list is SD 1.5's). Same columns as CASES; prompts without emphasis.
+SAMPLER_CASES = [
+    ("heun_exponential", "heun", "exponential", 4, 6.0, 61, "a lighthouse at dusk"),
+    ("dpm2_karras", "dpm2", "karras", 4, 6.0, 62, "a bowl of ramen"),
+    ("lms_sgm_uniform", "lms", "sgm_uniform", 6, 7.0, 63, "a snowy village"),
+    ("dpmpp2m_sde_karras", "dpm++2m_sde", "karras", 6, 5.0, 64, "a portrait of a knight"),
+    ("dpmpp_sde_simple", "dpm++sde", "simple", 4, 5.0, 65, "a field of sunflowers"),
+    ("ddim_ddim_uniform", "ddim", "ddim_uniform", 6, 7.0, 66, "a steam train"),
+    ("lcm_sgm_uniform", "lcm", "sgm_uniform", 4, 1.5, 67, "a red car"),
+]
+AYS_CASES = [
+    ("euler_ays", "euler", "ays", 6, 7.0, 68, "a tabby cat"),
 ]
 
 IMG2IMG_CASES = [
@@ -168,22 +185,30 @@ def main():
             run_inpaint9(unet, vae, tok, te, out, meta)
         safetensors_io.save_file(out, os.path.join(OUT, f"fullsize_{variant}_cases.safetensors"), meta)
         return
+    extra = SAMPLER_CASES + (AYS_CASES if variant == "sd15" else [])
     with torch.no_grad():
-        for name, sampler, schedule, steps, cfg, seed, prompt, pieces, negative in CASES:
+        for name, sampler, schedule, steps, cfg, seed, prompt, pieces, negative in CASES + [
+                (n, sa, sc, st, c, se, pr, [(pr, 1.0)], "") for n, sa, sc, st, c, se, pr in extra]:
             cond = a1111_encode(tok, te, pieces, pad)
             uncond = a1111_encode(tok, te, [(negative, 1.0)], pad)
-            if schedule == "karras":
-                sigmas = K.sampling.get_sigmas_karras(steps, model.sigma_min.item(), model.sigma_max.item())
-            else:
-                sigmas = model.get_sigmas(steps)
-            g = torch.Generator().manual_seed(seed)
-            x = torch.randn((1, 4, 8, 8), generator=g) * sigmas[0]
-            x0 = pg.run_sampler(sampler, pg.cfg_denoiser(model, cond, uncond, cfg), x, sigmas, g)
-            img = vae.decode(x0 / 0.18215).sample
-            if not (torch.isfinite(x0).all() and torch.isfinite(img).all()):
+            sigmas = kdiffusion_sigmas(model, schedule, steps)
+            for attempt in range(2):  # torch 1.13 on CPU has given a NaN once that a rerun did not (see README)
+                g = torch.Generator().manual_seed(seed)
+                x = torch.randn((1, 4, 8, 8), generator=g) * sigmas[0]
+                x0 = run_kdiffusion_sampler(sampler, pg.cfg_denoiser(model, cond, uncond, cfg), x, sigmas, g)
+                img = vae.decode(x0 / 0.18215).sample
+                finite = bool(torch.isfinite(x0).all() and torch.isfinite(img).all())
+                if finite:
+                    break
+                print(f"{name}: non-finite output on attempt {attempt + 1}")
+            if not finite and any(name == c[0] for c in CASES):
                 sys.exit(f"{name}: non-finite output; refusing to write goldens")
+            if not finite:
+                print(f"{name}: SKIPPED, non-finite twice (the C++ test skips a case the file lacks)")
+                continue
             img8 = ((img / 2 + 0.5).clamp(0, 1) * 255).round().to(torch.uint8)
-            out[f"{name}.cond"] = cond.contiguous()
+            if any(name == c[0] for c in CASES):  # 236 KB each: the extra samplers' prompts take the same path
+                out[f"{name}.cond"] = cond.contiguous()
             out[f"{name}.latent"] = x0.contiguous()
             out[f"{name}.image"] = img8.contiguous()
             meta[f"{name}.params"] = json.dumps(dict(sampler=sampler, schedule=schedule, steps=steps, cfg=cfg,
@@ -193,6 +218,28 @@ def main():
         run_img2img_and_inpaint(model, vae, tok, te, pad, out, meta)
         run_diffusers(spec, unet, vae, tok, te, pad, out, meta)
     safetensors_io.save_file(out, os.path.join(OUT, f"fullsize_{variant}_cases.safetensors"), meta)
+
+
+def kdiffusion_sigmas(model, schedule, steps):
+    """"automatic" is k-diffusion's get_sigmas; the others as make_sampler_goldens.py restates ComfyUI's."""
+    if schedule == "automatic":
+        return model.get_sigmas(steps)
+    return sg.schedules(model, steps)[schedule]
+
+
+def run_kdiffusion_sampler(name, denoiser, x, sigmas, g):
+    """make_pipeline_goldens.run_sampler's samplers plus dpm2, dpm++sde, ddim (k-diffusion's sample_euler, as
+    ComfyUI's ddim) and lcm (ComfyUI's sample_lcm as make_sampler_goldens.py restates it); every noise draw continues g."""
+    noise = lambda s, sn: torch.randn(x.shape, generator=g)  # noqa: E731
+    if name == "dpm2":
+        return K.sampling.sample_dpm_2(denoiser, x, sigmas, disable=True)
+    if name == "dpm++sde":
+        return K.sampling.sample_dpmpp_sde(denoiser, x, sigmas, disable=True, noise_sampler=noise)
+    if name == "ddim":
+        return K.sampling.sample_euler(denoiser, x, sigmas, disable=True)
+    if name == "lcm":
+        return sg.sample_lcm(denoiser, x, sigmas, noise)
+    return pg.run_sampler(name, denoiser, x, sigmas, g)
 
 
 def save_case(out, meta, name, x0, img, params):
