@@ -239,10 +239,19 @@ Result<ModelInfo> detect_model(const WeightSet& w_in, const ModelConfigSources& 
             // ldm num_head_channels: 64 in every SD 2 yaml. A UNet whose widths are not multiples of 64 (a
             // tiny test model) needs its config; validate() below says so if none came.
             if (!set_head_dim(info.unet, 64)) info.unet.num_heads.assign(size_t(info.unet.num_levels()), 0);
-            // diffusers' single-file loader builds every SD 2 UNet from stabilityai/stable-diffusion-2-1's
-            // config, which sets upcast_attention.
-            info.unet.upcast_attention = true;
-            info.unet.prediction = Prediction::Unknown;
+            if (info.family == ModelFamily::SD2Inpaint) {
+                // The one published SD 2 inpainting model (512-inpainting-ema, stabilityai/stable-diffusion-2-
+                // inpainting) predicts epsilon; its yaml and diffusers config say so, and diffusers' single-file
+                // loader builds every 9-channel SD 2 UNet from that config (no upcast_attention).
+                info.unet.upcast_attention = false;
+                info.unet.prediction = Prediction::Epsilon;
+                info.notes.push_back("SD 2 inpainting: epsilon prediction (stable-diffusion-2-inpainting's)");
+            } else {
+                // diffusers' single-file loader builds every other SD 2 UNet from stabilityai/stable-diffusion-2-1's
+                // config, which sets upcast_attention.
+                info.unet.upcast_attention = true;
+                info.unet.prediction = Prediction::Unknown;
+            }
         }
         if (info.has_text_encoder) {
             // OpenCLIP's activation; heads stay width/64 as detected (the same rule OpenCLIP uses). An LDM file

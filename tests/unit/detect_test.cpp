@@ -55,6 +55,7 @@ void expect_matches_published(const ModelInfo& info, const nlohmann::json& expec
     EXPECT_EQ(info.unet.cross_attention_dim, u->cross_attention_dim);
     EXPECT_EQ(info.unet.use_linear_projection, u->use_linear_projection);
     EXPECT_EQ(info.unet.down_attention, u->down_attention);
+    EXPECT_EQ(info.unet.upcast_attention, u->upcast_attention);
     if (heads_too) {
         EXPECT_EQ(info.unet.num_heads, u->num_heads);
         EXPECT_EQ(info.text.num_heads, t->num_heads);
@@ -112,6 +113,17 @@ TEST(DetectModel, DiffusersLayoutWithoutConfigsUsesFamilyDefaults) {
     auto tiny = detect_model(load_list("tiny_b.diffusers.json.gz"));
     ASSERT_FALSE(tiny);
     EXPECT_NE(tiny.error().message().find("config.json"), std::string::npos) << tiny.error().to_string();
+}
+
+// SD 2's 9-channel model is stable-diffusion-2-inpainting (512-inpainting-ema), an epsilon model: the family
+// says so, as its yaml and diffusers' single-file loader do, where a 4-channel SD 2 file leaves it unknown.
+TEST(DetectModel, Sd2InpaintingSingleFileIsAnEpsilonModel) {
+    auto info = detect_model(load_list("sd2_inpaint.ldm.json.gz"));
+    ASSERT_TRUE(info) << info.error().to_string();
+    EXPECT_EQ(info->family, ModelFamily::SD2Inpaint);
+    EXPECT_EQ(info->unet.in_channels, 9);
+    EXPECT_EQ(info->unet.prediction, Prediction::Epsilon);
+    EXPECT_FALSE(info->unet.upcast_attention);
 }
 
 TEST(DetectModel, PredictionTypeComesOnlyFromWhatTravelsWithTheModel) {

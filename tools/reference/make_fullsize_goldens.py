@@ -1,7 +1,7 @@
 """Full-size SD 1.5 and SD 2.1 (768-v) parity without shipping 2-3 GB checkpoints: the weights are a pure function
 of the published tensor list (tests/data/keys/sd15.ldm.json.gz / sd21.ldm.json.gz: the LDM single-file names
 and shapes of v1-5-pruned-emaonly and v2-1_768-ema-pruned)
-and torch's CPU generator, so the C++ test (tests/golden/fullsize_test.cpp) rebuilds the same checkpoint bit for
+and torch's CPU generator, so the C++ tests (tests/golden/fullsize_*_test.cpp) rebuild the same checkpoint bit for
 bit with easel's TorchCpuGenerator, writes it as an fp16 single file and loads it the way users load theirs.
 
 The rule, for tensor number i (0-based, in the list's order) with shape S:
@@ -31,9 +31,9 @@ AYS_CASES on SD 1.5), the same networks run:
     <|endoftext|> (SD 1.x) or "!" = id 0 (SD 2.x's tokenizer_config), the generator passed to the pipeline.
 
 Run with the reference environment (tools/reference/README.md); a few minutes and up to 12 GB of memory:
-    source /work/refenv/env.sh && /usr/bin/python3 tools/reference/make_fullsize_goldens.py [sd15|sd21]
-Writes tests/golden/data/fullsize_<variant>_cases.safetensors. The variant sd15_inpaint (sd-v1-5-inpainting's
-layout: a 9-channel conv_in) runs INPAINT9_CASES only.
+    source /work/refenv/env.sh && /usr/bin/python3 tools/reference/make_fullsize_goldens.py [sd15|sd21|sd15_inpaint|sd2_inpaint]
+Writes tests/golden/data/fullsize_<variant>_cases.safetensors. The inpainting variants (sd-v1-5-inpainting's and
+stable-diffusion-2-inpainting's layouts: a 9-channel conv_in; SD 2's is eps prediction) run INPAINT9_CASES only.
 """
 import contextlib
 import gzip
@@ -139,6 +139,8 @@ VARIANTS = {
     "sd21": dict(unet=mk.SD21_UNET, text=mk.OPEN_CLIP_H, open_clip=True, v=True),
     # sd-v1-5-inpainting: SD 1.5 with a 9-channel conv_in; runs INPAINT9_CASES only.
     "sd15_inpaint": dict(unet=mk.SD15_INPAINT_UNET, text=mk.CLIP_L, open_clip=False, v=False, inpaint=True),
+    # stable-diffusion-2-inpainting: SD 2's network (OpenCLIP-H, eps prediction) with a 9-channel conv_in.
+    "sd2_inpaint": dict(unet=mk.SD2_INPAINT_UNET, text=mk.OPEN_CLIP_H, open_clip=True, v=False, inpaint=True),
 }
 
 
@@ -182,7 +184,7 @@ def main():
             "prediction": "v" if spec["v"] else "epsilon"}
     if spec.get("inpaint"):
         with torch.no_grad():
-            run_inpaint9(unet, vae, tok, te, out, meta)
+            run_inpaint9(unet, vae, tok, te, 0 if spec["open_clip"] else None, out, meta)
         safetensors_io.save_file(out, os.path.join(OUT, f"fullsize_{variant}_cases.safetensors"), meta)
         return
     extra = SAMPLER_CASES + (AYS_CASES if variant == "sd15" else [])
@@ -192,20 +194,12 @@ def main():
             cond = a1111_encode(tok, te, pieces, pad)
             uncond = a1111_encode(tok, te, [(negative, 1.0)], pad)
             sigmas = kdiffusion_sigmas(model, schedule, steps)
-            for attempt in range(2):  # torch 1.13 on CPU has given a NaN once that a rerun did not (see README)
-                g = torch.Generator().manual_seed(seed)
-                x = torch.randn((1, 4, 8, 8), generator=g) * sigmas[0]
-                x0 = run_kdiffusion_sampler(sampler, pg.cfg_denoiser(model, cond, uncond, cfg), x, sigmas, g)
-                img = vae.decode(x0 / 0.18215).sample
-                finite = bool(torch.isfinite(x0).all() and torch.isfinite(img).all())
-                if finite:
-                    break
-                print(f"{name}: non-finite output on attempt {attempt + 1}")
-            if not finite and any(name == c[0] for c in CASES):
+            g = torch.Generator().manual_seed(seed)
+            x = torch.randn((1, 4, 8, 8), generator=g) * sigmas[0]
+            x0 = pg.run_sampler(sampler, pg.cfg_denoiser(model, cond, uncond, cfg), x, sigmas, g)
+            img = vae.decode(x0 / 0.18215).sample
+            if not (torch.isfinite(x0).all() and torch.isfinite(img).all()):
                 sys.exit(f"{name}: non-finite output; refusing to write goldens")
-            if not finite:
-                print(f"{name}: SKIPPED, non-finite twice (the C++ test skips a case the file lacks)")
-                continue
             img8 = ((img / 2 + 0.5).clamp(0, 1) * 255).round().to(torch.uint8)
             if any(name == c[0] for c in CASES):  # 236 KB each: the extra samplers' prompts take the same path
                 out[f"{name}.cond"] = cond.contiguous()
@@ -225,21 +219,6 @@ def kdiffusion_sigmas(model, schedule, steps):
     if schedule == "automatic":
         return model.get_sigmas(steps)
     return sg.schedules(model, steps)[schedule]
-
-
-def run_kdiffusion_sampler(name, denoiser, x, sigmas, g):
-    """make_pipeline_goldens.run_sampler's samplers plus dpm2, dpm++sde, ddim (k-diffusion's sample_euler, as
-    ComfyUI's ddim) and lcm (ComfyUI's sample_lcm as make_sampler_goldens.py restates it); every noise draw continues g."""
-    noise = lambda s, sn: torch.randn(x.shape, generator=g)  # noqa: E731
-    if name == "dpm2":
-        return K.sampling.sample_dpm_2(denoiser, x, sigmas, disable=True)
-    if name == "dpm++sde":
-        return K.sampling.sample_dpmpp_sde(denoiser, x, sigmas, disable=True, noise_sampler=noise)
-    if name == "ddim":
-        return K.sampling.sample_euler(denoiser, x, sigmas, disable=True)
-    if name == "lcm":
-        return sg.sample_lcm(denoiser, x, sigmas, noise)
-    return pg.run_sampler(name, denoiser, x, sigmas, g)
 
 
 def save_case(out, meta, name, x0, img, params):
@@ -262,10 +241,18 @@ def inpaint_mask():
     return ig.make_mask(64)  # make_inpaint_goldens.py's disc and rectangle, at 64x64
 
 
-def posterior_sample(vae, src, g):
+def img2img_start(model, vae, src, steps, strength, seed):
+    """k-diffusion img2img as A1111 starts it: the last int(strength * steps) + 1 sigmas of get_sigmas(steps); one
+    generator that samples the init image's posterior, then draws the noise added at the first sigma.
+    Returns (sigmas, generator, init latent, starting x)."""
+    sigmas = model.get_sigmas(steps)
+    t_enc = int(min(strength, 0.999) * steps)
+    sigmas = sigmas[steps - t_enc - 1:]
+    g = torch.Generator().manual_seed(seed)
     mean, logvar = torch.chunk(vae.quant_conv(vae.encoder(src)), 2, dim=1)
     std = torch.exp(0.5 * torch.clamp(logvar, -30.0, 20.0))
-    return (mean + std * torch.randn(mean.shape, generator=g)) * vae.config.scaling_factor
+    init = (mean + std * torch.randn(mean.shape, generator=g)) * vae.config.scaling_factor
+    return sigmas, g, init, init + torch.randn(init.shape, generator=g) * sigmas[0]
 
 
 def sd_scheduler_config(v):
@@ -288,12 +275,7 @@ def a1111_inpaint(model, vae, tok, te, pad, init_u8, blurred, sampler, steps, cf
     keep, repaint = 1.0 - latmask, latmask
     cond = a1111_encode(tok, te, [(prompt, 1.0)], pad)
     uncond = a1111_encode(tok, te, [("", 1.0)], pad)
-    sigmas = model.get_sigmas(steps)
-    t_enc = int(min(strength, 0.999) * steps)
-    sigmas = sigmas[steps - t_enc - 1:]
-    g = torch.Generator().manual_seed(seed)
-    init = posterior_sample(vae, src, g)
-    x = init + torch.randn(init.shape, generator=g) * sigmas[0]
+    sigmas, g, init, x = img2img_start(model, vae, src, steps, strength, seed)
     base = pg.cfg_denoiser(model, cond, uncond, cfg)
 
     def den(xx, sigma):
@@ -318,12 +300,7 @@ def run_img2img_and_inpaint(model, vae, tok, te, pad, out, meta):
     for name, sampler, schedule, steps, cfg, seed, prompt, negative, strength in IMG2IMG_CASES:
         cond = a1111_encode(tok, te, [(prompt, 1.0)], pad)
         uncond = a1111_encode(tok, te, [(negative, 1.0)], pad)
-        sigmas = model.get_sigmas(steps)
-        t_enc = int(min(strength, 0.999) * steps)
-        sigmas = sigmas[steps - t_enc - 1:]
-        g = torch.Generator().manual_seed(seed)
-        lat = posterior_sample(vae, src, g)
-        x = lat + torch.randn(lat.shape, generator=g) * sigmas[0]
+        sigmas, g, _, x = img2img_start(model, vae, src, steps, strength, seed)
         x0 = pg.run_sampler(sampler, pg.cfg_denoiser(model, cond, uncond, cfg), x, sigmas, g)
         save_case(out, meta, name, x0, vae.decode(x0 / vae.config.scaling_factor).sample,
                   dict(sampler=sampler, schedule=schedule, steps=steps, cfg=cfg, seed=seed, prompt=prompt,
@@ -339,7 +316,7 @@ def run_img2img_and_inpaint(model, vae, tok, te, pad, out, meta):
                                                   strength=strength))
 
 
-def run_inpaint9(unet, vae, tok, te, out, meta):
+def run_inpaint9(unet, vae, tok, te, pad, out, meta):
     """The 9-channel model (sd-v1-5-inpainting's layout): A1111 inpainting through k-diffusion with the mask and the
     masked picture's latent concatenated to the UNet input (make_inpaint_goldens.py, step 5), and diffusers'
     StableDiffusionInpaintPipeline (make_inpaint_diffusers_goldens.py) on the blurred mask, at 64x64."""
@@ -363,11 +340,11 @@ def run_inpaint9(unet, vae, tok, te, out, meta):
     model = K.external.CompVisDenoiser(ig.ConcatWrapper(unet, concat), quantize=False)
     sched_cfg = sd_scheduler_config(v=False)
     meta["scheduler_config"] = json.dumps(sched_cfg)
-    tok.model_max_length = 77
+    pipeline_tokenizer(tok, pad)
     for name, mode, sampler, steps, cfg, seed, prompt, strength in INPAINT9_CASES:
         params = dict(sampler=sampler, steps=steps, cfg=cfg, seed=seed, prompt=prompt, negative="", strength=strength)
         if mode == "kdiffusion":
-            x0, img8 = a1111_inpaint(model, vae, tok, te, None, init_u8, blurred, sampler, steps, cfg, seed, prompt,
+            x0, img8 = a1111_inpaint(model, vae, tok, te, pad, init_u8, blurred, sampler, steps, cfg, seed, prompt,
                                      strength)
             save_case(out, meta, name, x0, img8, params)
         else:
@@ -385,6 +362,15 @@ def run_inpaint9(unet, vae, tok, te, out, meta):
             save_case(out, meta, name, lat, vae.decode(lat / sf).sample, params)
 
 
+def pipeline_tokenizer(tok, pad):
+    """The tokenizer as the model folders' tokenizer_config.json set it up for diffusers' pipelines: 77 positions,
+    padded with end-of-text (SD 1.x) or "!" (id 0, SD 2.x's OpenCLIP)."""
+    tok.model_max_length = 77
+    if pad is not None:
+        tok.pad_token = "!"
+    assert tok.pad_token_id == (0 if pad is not None else tok.eos_token_id), tok.pad_token_id
+
+
 def run_diffusers(spec, unet, vae, tok, te, pad, out, meta):
     """diffusers' own pipelines with each scheduler (make_pipeline_diffusers_goldens.py), at 64x64."""
     from PIL import Image
@@ -392,10 +378,7 @@ def run_diffusers(spec, unet, vae, tok, te, pad, out, meta):
     import make_pipeline_diffusers_goldens as dg
     sched_cfg = sd_scheduler_config(spec["v"])
     meta["scheduler_config"] = json.dumps(sched_cfg)
-    tok.model_max_length = 77  # what the model folders' tokenizer_config.json say; the pipelines pad to it
-    if pad is not None:
-        tok.pad_token = "!"
-    assert tok.pad_token_id == (0 if pad is not None else tok.eos_token_id), tok.pad_token_id
+    pipeline_tokenizer(tok, pad)
     init_pil = Image.fromarray(init_image()[0].permute(1, 2, 0).numpy())
     for name, sched, steps, cfg, seed, prompt, negative, strength in DIFFUSERS_CASES:
         cls, extra = dg.SCHEDULERS[sched]
@@ -405,16 +388,9 @@ def run_diffusers(spec, unet, vae, tok, te, pad, out, meta):
                     feature_extractor=None, requires_safety_checker=False)
         pipe.set_progress_bar_config(disable=True)
         kw = dict(height=64, width=64) if strength is None else dict(image=init_pil, strength=strength)
-        for attempt in range(2):  # torch 1.13 on CPU has given a NaN once that a rerun did not (see README)
-            g = torch.Generator("cpu").manual_seed(seed)
-            lat = pipe(prompt, negative_prompt=negative, num_inference_steps=steps, guidance_scale=cfg, generator=g,
-                       output_type="latent", **kw).images
-            if torch.isfinite(lat).all():
-                break
-            print(f"{name}: non-finite latent on attempt {attempt + 1}")
-        if not torch.isfinite(lat).all():
-            print(f"{name}: SKIPPED, non-finite twice (the C++ test skips a case the file lacks)")
-            continue
+        g = torch.Generator("cpu").manual_seed(seed)
+        lat = pipe(prompt, negative_prompt=negative, num_inference_steps=steps, guidance_scale=cfg, generator=g,
+                   output_type="latent", **kw).images
         params = dict(mode="diffusers", scheduler=sched, steps=steps, cfg=cfg, seed=seed, prompt=prompt,
                       negative=negative, spacing=scheduler.config.timestep_spacing)
         if strength is not None:

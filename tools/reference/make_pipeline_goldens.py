@@ -90,6 +90,15 @@ def run_sampler(name, denoiser, x, sigmas, gen):
         return K.sampling.sample_dpmpp_2m(denoiser, x, sigmas, disable=True)
     if name == "dpm++2m_sde":
         return K.sampling.sample_dpmpp_2m_sde(denoiser, x, sigmas, disable=True, noise_sampler=noise)
+    if name == "dpm2":
+        return K.sampling.sample_dpm_2(denoiser, x, sigmas, disable=True)
+    if name == "dpm++sde":
+        return K.sampling.sample_dpmpp_sde(denoiser, x, sigmas, disable=True, noise_sampler=noise)
+    if name == "ddim":  # ComfyUI's ddim sampler is k-diffusion's sample_euler (the schedule is what differs)
+        return K.sampling.sample_euler(denoiser, x, sigmas, disable=True)
+    if name == "lcm":  # ComfyUI's sample_lcm, as make_sampler_goldens.py restates it
+        import make_sampler_goldens as sg
+        return sg.sample_lcm(denoiser, x, sigmas, noise)
     raise ValueError(name)
 
 

@@ -10,9 +10,9 @@ in diffusers/transformers' own key names, so they go to config.json unchanged.
     use_plain_attention(vae); use_plain_attention(unet)
 
 Why a custom attention processor: diffusers' classic AttnProcessor computes scores with
-torch.baddbmm(torch.empty(...), q, k^T, beta=0); on torch 1.13 CPU that let garbage from the
-uninitialised buffer through and turned the training loss NaN. PlainAttnProcessor computes the same
-maths with a plain bmm (no input buffer at all).
+torch.baddbmm(torch.empty(...), q, k^T, beta=0); on torch 1.13 CPU, for small products, that lets
+garbage from the uninitialised result through (tools/reference/README.md, "Known pitfalls") and turned
+the training loss NaN. PlainAttnProcessor computes the same maths with a plain bmm.
 """
 
 from __future__ import annotations
@@ -136,7 +136,7 @@ def build_text_encoder(vocab_size: int, bos: int, eos: int, cfg: dict | None = N
 
 class PlainAttnProcessor:
     """diffusers' AttnProcessor maths (self/cross attention, optional group norm, residual,
-    rescale), with scores = bmm(q, k^T) * scale instead of baddbmm over an uninitialised buffer.
+    rescale), with scores = bmm(q, k^T) * scale instead of an out-of-place baddbmm with beta=0.
     No attention mask support: SD 1.x never passes one."""
 
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None,
