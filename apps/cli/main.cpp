@@ -89,7 +89,9 @@ int cmd_generate(int argc, char** argv) {
     auto& rng = a.add_string("--rng", "", "cpu", "cpu (torch CPU generator, as ComfyUI) or cuda (AUTOMATIC1111's GPU Philox)");
     auto& precision = a.add_string("--precision", "", "fp32", "fp32 (exact) or fast (bf16 compute, f32 accumulation)");
     auto& schedule_from = a.add_string("--schedule-from", "", "kdiffusion", "kdiffusion (AUTOMATIC1111, ComfyUI) or diffusers (the model's scheduler_config.json, as StableDiffusionPipeline)");
-    auto& prediction = a.add_string("--prediction", "", "", "eps or v, for checkpoints that cannot tell (SD 2.x single files)");
+    auto& prediction = a.add_string("--prediction", "", "",
+                                    "eps or v, for checkpoints that cannot tell (SD 2.x single files: 512-base eps, "
+                                    "768-v v; SD 2 inpainting is known to be eps)");
     auto& clip_skip = a.add_int("--clip-skip", "", 1, "stop the text encoder this many layers early (1: last layer)");
     auto& vocab = a.add_string("--vocab", "", "", "CLIP vocabulary (vocab.json folder or bpe_simple_vocab_16e6.txt.gz) for single-file checkpoints");
     auto& init = a.add_string("--init-image", "", "", "img2img: the starting image (PNG, JPEG or WebP, same size as the output)");
