@@ -43,6 +43,13 @@ struct Gathered {
 constexpr const char* kDefaultsFile = "easel_defaults.json";
 constexpr const char* kDefaultCfgKey = "easel.default_cfg_scale";
 
+// A recommended cfg_scale's bounds, the same in easel_defaults.json and in the single-file metadata key.
+Status check_cfg_scale(double v, const std::string& source) {
+    if (!std::isfinite(v) || v < 0 || v > 100)
+        return Error::bad_file(source, fmt::format("cfg_scale must be a number between 0 and 100, got {}", v));
+    return ok();
+}
+
 Status read_defaults(Gathered& g, const std::string& path, bool folder) {
     if (folder) {
         const fs::path f = fs::path(path) / kDefaultsFile;
@@ -58,8 +65,8 @@ Status read_defaults(Gathered& g, const std::string& path, bool folder) {
         auto node = parse_json_config(it->second, source);
         if (!node || !node->is_scalar()) return Error::bad_file(source, fmt::format("expected a number, got '{}'", it->second.substr(0, 40)));
         auto v = node->as_double(kDefaultCfgKey);
-        if (!v || !std::isfinite(*v) || *v < 0 || *v > 100)
-            return Error::bad_file(source, fmt::format("expected a number between 0 and 100, got '{}'", it->second.substr(0, 40)));
+        if (!v) return Error::bad_file(source, fmt::format("expected a number, got '{}'", it->second.substr(0, 40)));
+        EASEL_TRY(check_cfg_scale(*v, source));
         g.defaults.cfg_scale = *v;
         g.defaults.source = source;
     }
@@ -264,8 +271,7 @@ Result<ModelDefaults> parse_model_defaults(std::string_view json, const std::str
     auto cfg = root.get_double("cfg_scale");
     if (!cfg) return named(cfg.error());
     if (*cfg) {
-        if (!std::isfinite(**cfg) || **cfg < 0 || **cfg > 100)
-            return Error::bad_file(source, fmt::format("cfg_scale must be a number between 0 and 100, got {}", **cfg));
+        EASEL_TRY(check_cfg_scale(**cfg, source));
         d.cfg_scale = **cfg;
     }
     return d;
