@@ -306,13 +306,8 @@ TEST(FullSizeDiffusersFolder, MatchesReference) {
         }
     }
     const bool v = EASEL_FULLSIZE_V_PREDICTION;
-    fs::create_directories(dir / "scheduler");
-    std::ofstream(dir / "scheduler" / "scheduler_config.json")
-        << nlohmann::json{{"_class_name", "PNDMScheduler"}, {"beta_start", 0.00085}, {"beta_end", 0.012},
-                          {"beta_schedule", "scaled_linear"}, {"num_train_timesteps", 1000}, {"set_alpha_to_one", false},
-                          {"skip_prk_steps", true}, {"steps_offset", 1}, {"clip_sample", false},
-                          {"prediction_type", v ? "v_prediction" : "epsilon"}}
-               .dump(1);
+    fs::create_directories(dir / "scheduler");  // the config the reference's diffusers cases ran with
+    std::ofstream(dir / "scheduler" / "scheduler_config.json") << f->cases.metadata.at("scheduler_config");
     auto tok = easel::testing::write_clip_tokenizer_folder(kVocab, (dir / "tokenizer").string());
     ASSERT_TRUE(tok) << tok.error().to_string();
     std::ofstream(dir / "model_index.json")
