@@ -93,7 +93,7 @@ int cmd_generate(int argc, char** argv) {
                                     "eps or v, for checkpoints that cannot tell (SD 2.x single files: 512-base eps, "
                                     "768-v v; SD 2 inpainting is known to be eps)");
     auto& clip_skip = a.add_int("--clip-skip", "", 1, "stop the text encoder this many layers early (1: last layer)");
-    auto& vocab = a.add_string("--vocab", "", "", "CLIP vocabulary (vocab.json folder or bpe_simple_vocab_16e6.txt.gz) for single-file checkpoints");
+    auto& vocab = a.add_string("--vocab", "", "", "CLIP vocabulary (vocab.json folder or bpe_simple_vocab_16e6.txt.gz) instead of the built-in one (a diffusers folder's own tokenizer/ is used unless this is given)");
     auto& init = a.add_string("--init-image", "", "", "img2img: the starting image (PNG, JPEG or WebP, same size as the output)");
     auto& strength = a.add_double("--strength", "", 0.75, "img2img: how much of the image to repaint (0..1)");
     auto& mask = a.add_string("--mask", "", "", "inpainting mask, same size as --init-image (white = repaint; or the alpha channel, except in diffusers mode, which reads grey and binarises at 0.5)");
@@ -220,6 +220,7 @@ int cmd_generate(int argc, char** argv) {
 int cmd_info(int argc, char** argv) {
     cli::Args a("info", "Print what a model file or folder holds: family, layout, dtype and each component's config, or why it was refused.");
     auto& model = a.add_string("--model", "-m", "", "model file or folder (also accepted as the first argument)");
+    auto& vocab = a.add_string("--vocab", "", "", "CLIP vocabulary to report instead of the model's or the built-in one");
     std::vector<char*> rest;
     std::string positional;
     for (int i = 0; i < argc; ++i) {
@@ -237,24 +238,25 @@ int cmd_info(int argc, char** argv) {
         if (!d) return fail(d.error());
         path = *d;
     }
-    std::vector<std::string> notes;
-    auto info = inspect_model(path, &notes);
-    if (!info) return fail(info.error());
+    auto inspected = inspect_model(path, vocab.s);
+    if (!inspected) return fail(inspected.error());
+    const ModelInfo* info = &inspected->info;
     std::printf("%s\n  family: %s\n  layout: %s\n  weights: %s\n", path.c_str(), std::string(family_name(info->family)).c_str(),
                 std::string(layout_name(info->layout)).c_str(), std::string(dtype_name(info->weight_dtype)).c_str());
-    if (info->has_text_encoder) std::printf("  text encoder: %s\n", info->text.summary().c_str());
+    if (info->has_text_encoder) std::printf("  text encoder: %s\n  tokenizer: %s\n", info->text.summary().c_str(),
+                                            inspected->tokenizer.c_str());
     if (info->has_unet) std::printf("  unet: %s\n  prediction: %s\n", info->unet.summary().c_str(),
                                     std::string(prediction_name(info->unet.prediction)).c_str());
     if (info->has_vae) std::printf("  vae: %s\n", info->vae.summary().c_str());
     for (const auto& n : info->notes) std::printf("  note: %s\n", n.c_str());
-    for (const auto& n : notes) std::printf("  note: %s\n", n.c_str());
+    for (const auto& n : inspected->notes) std::printf("  note: %s\n", n.c_str());
     return 0;
 }
 
 int cmd_tokenize(int argc, char** argv) {
     cli::Args a("tokenize", "Print the CLIP token ids of a prompt (unpadded and untruncated, with BOS and EOS).");
     auto& model = a.add_string("--model", "-m", "", "model whose tokenizer to use");
-    auto& vocab = a.add_string("--vocab", "", "", "CLIP vocabulary (vocab.json folder or bpe_simple_vocab_16e6.txt.gz)");
+    auto& vocab = a.add_string("--vocab", "", "", "CLIP vocabulary (vocab.json folder or bpe_simple_vocab_16e6.txt.gz) instead of the model's or the built-in one");
     auto& prompt = a.add_string("--prompt", "-p", "", "text to tokenize", true);
     auto& json = a.add_bool("--json", "", "print {\"ids\": [...]}");
     if (auto st = a.parse(argc, argv); !st) return fail(st.error());
@@ -262,23 +264,22 @@ int cmd_tokenize(int argc, char** argv) {
         std::printf("%s", a.help().c_str());
         return 0;
     }
-    std::string path = vocab.s;
-    if (path.empty()) {
-        std::string mp = model.s;
-        if (mp.empty()) {
-            auto d = default_model_path();
-            if (!d) return fail(Error::invalid_argument("give -m MODEL or --vocab FILE"));
-            mp = *d;
-        }
-        std::error_code ec;
-        if (fs::is_directory(fs::path(mp) / "tokenizer", ec)) path = (fs::path(mp) / "tokenizer").string();
-        else {
-            auto v = clip::find_vocab("", mp);
-            if (!v) return fail(v.error());
-            path = *v;
-        }
+    // With -m, the tokenizer that model gets (its own, else --vocab/EASEL_VOCAB/built-in); with --vocab alone,
+    // that vocabulary; with neither, the default model's.
+    std::string mp = model.s;
+    if (mp.empty() && vocab.s.empty()) {
+        auto d = default_model_path();
+        if (!d) return fail(d.error());
+        mp = *d;
     }
-    auto tok = clip::CLIPTokenizer::load(path);
+    Result<clip::CLIPTokenizer> tok = Error::internal("unset");
+    if (mp.empty()) {
+        auto v = clip::find_vocab(vocab.s);
+        if (!v) return fail(v.error());
+        tok = v->load();
+    } else {
+        tok = load_model_tokenizer(mp, vocab.s);
+    }
     if (!tok) return fail(tok.error());
     auto ids = tok->encode_with_specials(prompt.s);
     if (!ids) return fail(ids.error());
@@ -398,7 +399,7 @@ int cmd_serve(int argc, char** argv) {
     auto& api_auth = a.add_string("--api-auth", "", "", "user:password[,user2:password2] for HTTP Basic, as A1111's --api-auth");
     auto& insecure = a.add_bool("--insecure-no-auth", "", "allow a non-loopback --host without keys or --api-auth");
     auto& precision = a.add_string("--precision", "", "fp32", "fp32 (exact) or fast (bf16 compute, f32 accumulation)");
-    auto& vocab = a.add_string("--vocab", "", "", "CLIP vocabulary for single-file checkpoints");
+    auto& vocab = a.add_string("--vocab", "", "", "CLIP vocabulary instead of the built-in one, for single-file checkpoints");
     auto& weight_cache = a.add_string("--weight-cache", "", "", "folder of packed weights: a big model's first load writes them, later loads map them (SD 1.5: ~1 s instead of ~4.5 s); off: none (default: $EASEL_WEIGHT_CACHE, else ~/.cache/easel/weights; at most $EASEL_WEIGHT_CACHE_MAX_GB = 8 GB, least recently used first)");
     auto& max_size = a.add_int("--max-size", "", 2048, "largest width or height a request may ask for");
     auto& max_steps = a.add_int("--max-steps", "", 150, "most sampling steps a request may ask for");

@@ -277,10 +277,50 @@ Result<ModelDefaults> parse_model_defaults(std::string_view json, const std::str
     return d;
 }
 
-Result<ModelInfo> inspect_model(const std::string& path, std::vector<std::string>* notes) {
+namespace {
+// Which CLIP vocabulary a model gets: --vocab; else the model's own (a diffusers tokenizer/ folder, or the
+// vocabulary easel's own single files carry in their metadata); else $EASEL_VOCAB; else the built-in one.
+struct TokenizerChoice {
+    std::optional<clip::VocabSource> vocab;  // unset: the easel.tokenizer.* metadata of the file
+    std::string describe;                    // for `easel info` and the model's notes
+};
+
+Result<TokenizerChoice> choose_tokenizer(const Gathered& g, const std::string& path, const std::string& vocab_flag) {
+    if (vocab_flag.empty() && !g.tokenizer_dir.empty()) {
+        clip::VocabSource own{g.tokenizer_dir, "the model's tokenizer/ folder"};
+        return TokenizerChoice{own, own.describe()};
+    }
+    if (vocab_flag.empty() && g.weights.metadata.count("easel.tokenizer.vocab_json") &&
+        g.weights.metadata.count("easel.tokenizer.merges_txt"))
+        return TokenizerChoice{std::nullopt, fmt::format("the vocabulary in {}'s metadata (easel.tokenizer.*)", path)};
+    EASEL_TRY_ASSIGN(clip::VocabSource v, clip::find_vocab(vocab_flag));
+    return TokenizerChoice{v, v.describe()};
+}
+
+Result<clip::CLIPTokenizer> load_tokenizer(const TokenizerChoice& c, const Gathered& g, const std::string& path) {
+    if (c.vocab) return c.vocab->load();
+    return clip::CLIPTokenizer::from_vocab_json_text(g.weights.metadata.at("easel.tokenizer.vocab_json"),
+                                                     g.weights.metadata.at("easel.tokenizer.merges_txt"),
+                                                     path + " metadata");
+}
+}  // namespace
+
+Result<ModelInspection> inspect_model(const std::string& path, const std::string& vocab_flag) {
     EASEL_TRY_ASSIGN(Gathered g, gather(path));
-    if (notes) *notes = g.notes;
-    return g.info;
+    ModelInspection r;
+    r.info = g.info;
+    r.notes = g.notes;
+    if (g.info.has_text_encoder) {
+        EASEL_TRY_ASSIGN(TokenizerChoice t, choose_tokenizer(g, path, vocab_flag));
+        r.tokenizer = t.describe;
+    }
+    return r;
+}
+
+Result<clip::CLIPTokenizer> load_model_tokenizer(const std::string& path, const std::string& vocab_flag) {
+    EASEL_TRY_ASSIGN(Gathered g, gather(path));
+    EASEL_TRY_ASSIGN(TokenizerChoice t, choose_tokenizer(g, path, vocab_flag));
+    return load_tokenizer(t, g, path);
 }
 
 std::string SDModel::describe() const {
@@ -341,22 +381,14 @@ Result<std::unique_ptr<SDModel>> load_sd_model(const std::string& path, const Lo
                                                                      (fs::path(path) / "scheduler" / "scheduler_config.json").string()));
     }
 
-    // Tokenizer: --vocab; else the model's own (a diffusers tokenizer/ folder, or the vocabulary easel's own
-    // single files carry in their metadata); else a vocabulary found by the usual search.
-    const auto vj = g.weights.metadata.find("easel.tokenizer.vocab_json");
-    const auto mt = g.weights.metadata.find("easel.tokenizer.merges_txt");
-    if (options.vocab_path.empty() && g.tokenizer_dir.empty() && vj != g.weights.metadata.end() &&
-        mt != g.weights.metadata.end()) {
-        EASEL_TRY_ASSIGN(m->tokenizer, clip::CLIPTokenizer::from_vocab_json_text(vj->second, mt->second, path + " metadata"));
-        m->notes.push_back("tokenizer from the file's metadata");
-    } else {
-        std::string vocab = options.vocab_path;
-        if (vocab.empty() && !g.tokenizer_dir.empty()) vocab = g.tokenizer_dir;
-        if (vocab.empty() || !options.vocab_path.empty()) {
-            EASEL_TRY_ASSIGN(vocab, clip::find_vocab(options.vocab_path, path));
-        }
-        EASEL_TRY_ASSIGN(m->tokenizer, clip::CLIPTokenizer::load(vocab));
-    }
+    EASEL_TRY_ASSIGN(TokenizerChoice tokenizer, choose_tokenizer(g, path, options.vocab_path));
+    EASEL_TRY_ASSIGN(m->tokenizer, load_tokenizer(tokenizer, g, path));
+    m->notes.push_back("tokenizer: " + tokenizer.describe);
+    if (int64_t(m->tokenizer.id_limit()) > info.text.vocab_size)
+        return Error::invalid_argument(
+            fmt::format("the tokenizer ({}) gives ids up to {}, but the text encoder's token embedding has {} rows: this "
+                        "model needs its own vocabulary (--vocab PATH, e.g. its diffusers tokenizer/ folder)",
+                        tokenizer.describe, m->tokenizer.id_limit() - 1, info.text.vocab_size), path);
     const bool sd2 = info.family == ModelFamily::SD2 || info.family == ModelFamily::SD2Inpaint;
     m->pad_id = sd2 ? 0 : m->tokenizer.eos_id();
 

@@ -25,7 +25,7 @@ namespace easel {
 
 struct LoadOptions {
     Precision precision = Precision::F32;
-    std::string vocab_path;                 // --vocab; empty: look in the usual places (clip::find_vocab)
+    std::string vocab_path;                 // --vocab; empty: the model's own, else $EASEL_VOCAB, else the built-in one
     std::optional<Prediction> prediction;   // --prediction: overrides what the model's config says
     std::string variant;                    // diffusers weight variant, e.g. "fp16"
     bool with_vae_encoder = true;           // img2img and inpainting need it; 9-channel models always get it
@@ -121,8 +121,16 @@ struct SDModel {
     std::string describe() const;
 };
 
-// Reads configs and weight names without building the networks (for `easel info`).
-Result<ModelInfo> inspect_model(const std::string& path, std::vector<std::string>* notes = nullptr);
+// What `easel info` shows: configs and weight names read without building the networks, and where the tokenizer
+// would come from (load_sd_model's choice for the same --vocab; empty when the file has no text encoder).
+struct ModelInspection {
+    ModelInfo info;
+    std::vector<std::string> notes;
+    std::string tokenizer;
+};
+Result<ModelInspection> inspect_model(const std::string& path, const std::string& vocab_flag = {});
+// The tokenizer load_sd_model would give the model at `path` for the same --vocab (for `easel tokenize`).
+Result<clip::CLIPTokenizer> load_model_tokenizer(const std::string& path, const std::string& vocab_flag = {});
 
 // Refuses a beta_schedule other than scaled_linear, trained_betas, and out-of-range values.
 Result<SchedulerFileConfig> parse_scheduler_config(std::string_view json, const std::string& source);

@@ -54,6 +54,12 @@ expect_error "bad vae tile" "vae_tile: must be 0 (off) or a multiple of" -- gene
 expect_error "mask without init image" "mask" -- generate -m "$model" -p x -W 32 -H 32 --mask "$tmp/bad.png" -o "$tmp/a.png"
 expect_error "bad steps" "steps" -- generate -m "$model" -p x --steps 0 -o "$tmp/a.png"
 expect_error "missing vocabulary" "vocab" -- generate -m "$tmp/novocab" -p x --vocab "$tmp/none.json" -o "$tmp/a.png"
+# Without a tokenizer/ folder the model gets the built-in CLIP vocabulary, which this 591-token model cannot take.
+expect_error "built-in vocabulary too large" "token embedding has 591 rows" -- generate -m "$tmp/novocab" -p x -W 32 -H 32 -o "$tmp/a.png"
+expect_ok "info names the tokenizer" -- info "$tmp/novocab"
+if ! grep -q "tokenizer: built-in CLIP vocabulary" "$tmp/out"; then echo "FAIL easel info does not say the built-in vocabulary is used"; failures=$((failures + 1)); fi
+expect_ok "tokenize with the built-in vocabulary" -- tokenize -m "$tmp/novocab" -p "a photo of a cat"
+if ! grep -q "^49406,320,1125,539,320,2368,49407$" "$tmp/out"; then echo "FAIL built-in tokenizer ids: $(cat "$tmp/out")"; failures=$((failures + 1)); fi
 expect_error "unknown flag" "--frobnicate" -- generate -m "$model" -p x --frobnicate -o "$tmp/a.png"
 
 # Good runs: txt2img in both modes, img2img, inpainting in both modes (mask of another size must be refused).

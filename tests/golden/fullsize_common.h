@@ -45,7 +45,6 @@ namespace {
 const std::string kVariant = EASEL_FULLSIZE_VARIANT;
 const std::string kKeys = std::string(EASEL_TEST_DATA_DIR) + "/keys/" + kVariant + ".ldm.json.gz";
 const std::string kCases = std::string(EASEL_GOLDEN_DIR) + "/fullsize_" + kVariant + "_cases.safetensors";
-const std::string kVocab = std::string(EASEL_SHARED_DIR) + "/data/clip/bpe_simple_vocab_16e6.txt.gz";
 
 // Latent bound of every full-size case: fp32 through a full-size UNet (the image bound is the issue's).
 constexpr easel::testing::Tolerance kLatentTol{.atol = 2e-3, .rtol = 2e-4};
@@ -54,10 +53,10 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-// A single file cannot say whether it predicts noise or velocity: users pass --prediction (or a yaml).
+// A single file cannot say whether it predicts noise or velocity: users pass --prediction (or a yaml). It carries no
+// tokenizer either: it gets the built-in CLIP vocabulary, as a user's does without --vocab.
 LoadOptions load_options(Precision precision) {
     LoadOptions o;
-    o.vocab_path = kVocab;
     o.precision = precision;
     if (EASEL_FULLSIZE_V_PREDICTION) o.prediction = Prediction::V;
     return o;
@@ -308,7 +307,7 @@ TEST(FullSizeDiffusersFolder, MatchesReference) {
     const bool v = EASEL_FULLSIZE_V_PREDICTION;
     fs::create_directories(dir / "scheduler");  // the config the reference's diffusers cases ran with
     std::ofstream(dir / "scheduler" / "scheduler_config.json") << f->cases.metadata.at("scheduler_config");
-    auto tok = easel::testing::write_clip_tokenizer_folder(kVocab, (dir / "tokenizer").string());
+    auto tok = easel::testing::write_clip_tokenizer_folder(EASEL_CLIP_VOCAB_GZ, (dir / "tokenizer").string());
     ASSERT_TRUE(tok) << tok.error().to_string();
     std::ofstream(dir / "model_index.json")
         << nlohmann::json{{"_class_name", "StableDiffusionPipeline"}, {"_diffusers_version", "0.30.3"},

@@ -5,9 +5,14 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <map>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
+#include <unistd.h>
 
 #include "common/compare.h"
 #include "common/golden_case.h"
@@ -202,6 +207,69 @@ TEST(PipelineSingleFile, LdmLayoutGivesTheSameImage) {
     auto b = generate(**own, p);
     ASSERT_TRUE(b) << b.error().to_string();
     EXPECT_EQ((*b)[0].image.pixels, (*a)[0].image.pixels);
+
+    // A vocabulary larger than the text encoder's embedding (CLIP's 49408 tokens for this model's 591 rows) is
+    // refused at load, naming both sizes, instead of reaching the encoder with ids it has no rows for.
+    LoadOptions clip_vocab;
+    clip_vocab.vocab_path = EASEL_CLIP_VOCAB_GZ;
+    auto refused = load_sd_model(std::string(EASEL_GOLDEN_DIR) + "/pipeline_sd1_single/tiny-sd1.safetensors", clip_vocab);
+    ASSERT_FALSE(refused);
+    const std::string msg = refused.error().to_string();
+    EXPECT_NE(msg.find("ids up to 49407"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("--vocab"), std::string::npos) << msg;
+}
+
+// A single file that carries no tokenizer, as every SD checkpoint people download: without --vocab it gets the
+// built-in CLIP vocabulary and generates. The tiny single file, its tokenizer metadata dropped and its token
+// embedding widened to CLIP's 49408 rows (the first 591 as they were; its yaml says so), stands in for one.
+TEST(PipelineSingleFile, NoTokenizerGetsTheBuiltInVocabulary) {
+    const std::string src = std::string(EASEL_GOLDEN_DIR) + "/pipeline_sd1_single/tiny-sd1";
+    auto w = read_safetensors(src + ".safetensors");
+    ASSERT_TRUE(w) << w.error().to_string();
+    WeightSet out;
+    const std::string emb_name = "cond_stage_model.transformer.text_model.embeddings.token_embedding.weight";
+    for (const auto& name : w->names()) {
+        const Tensor& t = *w->find(name);
+        if (name != emb_name) {
+            ASSERT_TRUE(out.add(name, t));
+            continue;
+        }
+        ASSERT_TRUE(t.is_contiguous());
+        Tensor wide = Tensor::zeros({49408, t.shape()[1]}, t.dtype());
+        std::memcpy(wide.raw(), t.raw(), t.nbytes());
+        ASSERT_TRUE(out.add(name, wide));
+    }
+    out.metadata = w->metadata;
+    out.metadata.erase("easel.tokenizer.vocab_json");
+    out.metadata.erase("easel.tokenizer.merges_txt");
+    const std::filesystem::path dir = std::filesystem::temp_directory_path() / fmt::format("easel-novocab-{}", ::getpid());
+    std::filesystem::create_directories(dir);
+    ASSERT_TRUE(write_safetensors((dir / "m.safetensors").string(), out));
+    std::ifstream yaml_in(src + ".yaml");
+    std::string yaml((std::istreambuf_iterator<char>(yaml_in)), std::istreambuf_iterator<char>());
+    const size_t at = yaml.find("vocab_size: 591");
+    ASSERT_NE(at, std::string::npos);
+    yaml.replace(at, 15, "vocab_size: 49408");
+    std::ofstream(dir / "m.yaml") << yaml;
+
+    ::unsetenv("EASEL_VOCAB");
+    auto m = load_sd_model((dir / "m.safetensors").string(), LoadOptions{});
+    ASSERT_TRUE(m) << m.error().to_string();
+    const std::string described = (*m)->describe();
+    EXPECT_NE(described.find("tokenizer: built-in CLIP vocabulary"), std::string::npos) << described;
+    EXPECT_EQ((*m)->tokenizer.vocab_size(), 49408u);
+    auto ins = inspect_model((dir / "m.safetensors").string());
+    ASSERT_TRUE(ins) << ins.error().to_string();
+    EXPECT_NE(ins->tokenizer.find("built-in"), std::string::npos) << ins->tokenizer;
+    GenerateParams p;
+    p.prompt = "a photo of a cat";
+    p.width = p.height = 32;
+    p.steps = 2;
+    p.seed = 1;
+    auto g = generate(**m, p);
+    ASSERT_TRUE(g) << g.error().to_string();
+    EXPECT_EQ((*g)[0].image.width, 32);
+    std::filesystem::remove_all(dir);
 }
 
 // Inpainting in AUTOMATIC1111's semantics (tools/reference/make_inpaint_goldens.py has the steps): latent blending

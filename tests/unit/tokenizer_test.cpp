@@ -1,5 +1,5 @@
 // CLIP BPE tokenizer on small in-memory vocabularies (no downloads): merge order, special tokens, padding,
-// errors for bad vocabulary files, and the vocabulary search. tests/golden/tokenizer_test.cpp checks the real
+// errors for bad vocabulary files, where the vocabulary comes from, and the built-in one. tests/golden/tokenizer_test.cpp checks the real
 // vocabulary against transformers.
 #include <cstdlib>
 #include <filesystem>
@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 
+#include "models/clip/builtin_vocab.h"
 #include "models/clip/tokenizer.h"
 
 namespace easel::clip {
@@ -213,68 +214,72 @@ TEST_F(CLIPTokenizerFiles, RejectsCorruptGzip) {
     EXPECT_NE(junk.error().message().find("gzip"), std::string::npos) << junk.error().message();
     EXPECT_EQ(junk.error().where(), (dir_ / "junk.txt.gz").string());
 
-    const std::string shared = std::string(EASEL_SHARED_DIR) + "/data/clip/bpe_simple_vocab_16e6.txt.gz";
-    if (!fs::exists(shared)) GTEST_SKIP() << "no shared vocabulary for the truncation case";
-    std::ifstream in(shared, std::ios::binary);
-    std::string gz((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::span<const uint8_t> builtin = builtin_bpe_gz();
+    const std::string gz(reinterpret_cast<const char*>(builtin.data()), builtin.size());
     write(dir_ / "cut.txt.gz", std::string_view(gz).substr(0, gz.size() / 2));
     auto cut = CLIPTokenizer::load((dir_ / "cut.txt.gz").string());
     ASSERT_FALSE(cut.has_value());
     EXPECT_NE(cut.error().message().find("truncated"), std::string::npos) << cut.error().message();
 }
 
-TEST_F(CLIPTokenizerFiles, FindVocabSearchOrderAndMessage) {
-    const char* old_home = std::getenv("HOME");
-    const std::string saved_home = old_home ? old_home : "";
-    ::setenv("HOME", (dir_ / "home").c_str(), 1);
+TEST_F(CLIPTokenizerFiles, FindVocabOrder) {
     ::unsetenv("EASEL_VOCAB");
+    // Nothing given: the built-in vocabulary, whatever lies next to the model or in ~/.cache.
+    auto none = find_vocab("");
+    ASSERT_TRUE(none.has_value()) << none.error().to_string();
+    EXPECT_TRUE(none->is_builtin());
+    EXPECT_NE(none->describe().find("built-in"), std::string::npos) << none->describe();
 
-    // Nothing anywhere: the message lists each place and how to get a vocabulary.
-    auto none = find_vocab("", (dir_ / "models" / "m.safetensors").string());
-    ASSERT_FALSE(none.has_value());
-    EXPECT_EQ(none.error().code(), ErrorCode::NotFound);
-    const std::string msg = none.error().message();
-    EXPECT_NE(msg.find((dir_ / "models").string()), std::string::npos) << msg;
-    EXPECT_NE(msg.find((dir_ / "home" / ".cache" / "easel").string()), std::string::npos) << msg;
-    EXPECT_NE(msg.find("/usr/share/easel"), std::string::npos) << msg;
-    EXPECT_NE(msg.find("bpe_simple_vocab_16e6.txt.gz"), std::string::npos) << msg;
-    EXPECT_NE(msg.find("--vocab"), std::string::npos) << msg;
-
-    // ~/.cache/easel is found; a vocabulary next to the model wins over it.
-    write(dir_ / "home" / ".cache" / "easel" / "bpe_simple_vocab_16e6.txt.gz", "x");
-    EXPECT_EQ(find_vocab("", (dir_ / "models" / "m.safetensors").string()).value(),
-              (dir_ / "home" / ".cache" / "easel").string());
+    // EASEL_VOCAB beats the built-in one; --vocab beats EASEL_VOCAB; a wrong path the user gave is an error
+    // naming it, never skipped in favour of the built-in one.
+    write(dir_ / "env" / "v.txt.gz", "x");
     write(dir_ / "models" / "vocab.json", "{}");
     write(dir_ / "models" / "merges.txt", "#");
-    EXPECT_EQ(find_vocab("", (dir_ / "models" / "m.safetensors").string()).value(), (dir_ / "models").string());
-
-    // EASEL_VOCAB beats the search; --vocab beats EASEL_VOCAB; a wrong explicit path is an error, not skipped.
-    write(dir_ / "env" / "v.txt.gz", "x");
     ::setenv("EASEL_VOCAB", (dir_ / "env" / "v.txt.gz").c_str(), 1);
-    EXPECT_EQ(find_vocab("", (dir_ / "models" / "m.safetensors").string()).value(),
-              (dir_ / "env" / "v.txt.gz").string());
-    EXPECT_EQ(find_vocab((dir_ / "models").string(), "").value(), (dir_ / "models").string());
-    auto wrong = find_vocab((dir_ / "nope").string(), "");
+    auto env = find_vocab("");
+    ASSERT_TRUE(env.has_value());
+    EXPECT_EQ(env->path, (dir_ / "env" / "v.txt.gz").string());
+    EXPECT_EQ(env->describe(), (dir_ / "env" / "v.txt.gz").string() + " (EASEL_VOCAB)");
+    auto flag = find_vocab((dir_ / "models").string());
+    ASSERT_TRUE(flag.has_value());
+    EXPECT_EQ(flag->path, (dir_ / "models").string());
+    EXPECT_EQ(flag->origin, "--vocab");
+    auto wrong = find_vocab((dir_ / "nope").string());
     ASSERT_FALSE(wrong.has_value());
     EXPECT_EQ(wrong.error().where(), (dir_ / "nope").string());
+    EXPECT_NE(wrong.error().message().find("--vocab"), std::string::npos) << wrong.error().message();
     ::setenv("EASEL_VOCAB", (dir_ / "nope").c_str(), 1);
-    EXPECT_FALSE(find_vocab("", "").has_value());
-
+    auto wrong_env = find_vocab("");
+    ASSERT_FALSE(wrong_env.has_value());
+    EXPECT_NE(wrong_env.error().message().find("EASEL_VOCAB"), std::string::npos) << wrong_env.error().message();
     ::unsetenv("EASEL_VOCAB");
-    if (old_home)
-        ::setenv("HOME", saved_home.c_str(), 1);
-    else
-        ::unsetenv("HOME");
 }
 
-TEST(CLIPTokenizerShared, RealVocabularyKnownIds) {
-    const std::string shared = std::string(EASEL_SHARED_DIR) + "/data/clip/bpe_simple_vocab_16e6.txt.gz";
-    if (!fs::exists(shared)) GTEST_SKIP() << "no shared vocabulary at " << shared;
-    auto t = CLIPTokenizer::load(shared);
+// The built-in vocabulary is data/clip/bpe_simple_vocab_16e6.txt.gz byte for byte (so the binary grows by the
+// compressed file alone), and parses to CLIP's vocabulary.
+TEST(CLIPTokenizerBuiltin, IsTheRepositoryFileAndKnowsCLIPIds) {
+    std::ifstream in(EASEL_CLIP_VOCAB_GZ, std::ios::binary);
+    ASSERT_TRUE(in) << EASEL_CLIP_VOCAB_GZ;
+    const std::string file((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::span<const uint8_t> builtin = builtin_bpe_gz();
+    ASSERT_EQ(builtin.size(), file.size());
+    EXPECT_EQ(std::string(reinterpret_cast<const char*>(builtin.data()), builtin.size()), file);
+
+    auto t = CLIPTokenizer::builtin();
     ASSERT_TRUE(t.has_value()) << t.error().to_string();
+    EXPECT_EQ(t->vocab_size(), 49408u);
+    EXPECT_EQ(t->num_merges(), CLIPTokenizer::kMaxMerges);
+    EXPECT_EQ(t->bos_id(), 49406);
+    EXPECT_EQ(t->eos_id(), 49407);
     // Ids from transformers' CLIPTokenizer (tests/golden/data/tokenizer_clip.json).
     EXPECT_EQ(t->encode("a photo of a cat").value(), (std::vector<int32_t>{320, 1125, 539, 320, 2368}));
     EXPECT_EQ(t->decode(t->encode("a photo of a cat").value()), "a photo of a cat");
+    // The same vocabulary read from the file.
+    auto f = CLIPTokenizer::load(EASEL_CLIP_VOCAB_GZ);
+    ASSERT_TRUE(f.has_value()) << f.error().to_string();
+    EXPECT_EQ(f->vocab_size(), t->vocab_size());
+    EXPECT_EQ(f->encode("an astronaut riding a horse, (masterpiece:1.2)").value(),
+              t->encode("an astronaut riding a horse, (masterpiece:1.2)").value());
 }
 
 }  // namespace

@@ -16,7 +16,7 @@ The reference: diffusers' single-file converters (convert_ldm_unet_checkpoint, c
 convert_ldm_clip_checkpoint, or convert_open_clip_checkpoint for SD 2.x, which keeps 23 of the 24 stored
 OpenCLIP layers: the penultimate layer) turn the LDM dict into diffusers/transformers models with the published
 configs; SD 2.1 768 is a v-prediction model (k-diffusion's CompVisVDenoiser), SD 2.x prompts pad with id 0 after
-the end token (A1111's OpenCLIP embedder); CLIP's real BPE vocabulary (../shared/data/clip, turned into vocab.json + merges.txt in a
+the end token (A1111's OpenCLIP embedder); CLIP's real BPE vocabulary (data/clip, the one easel builds in, turned into vocab.json + merges.txt in a
 temporary folder as make_tokenizer_goldens.py does) tokenizes. Generation is the k-diffusion loop of
 make_pipeline_goldens.py (A1111 semantics) at 64x64 (latent 8x8): small images, full-size networks.
 
@@ -60,7 +60,7 @@ from diffusers.loaders import single_file_utils as sfu  # noqa: E402
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer  # noqa: E402
 
 OUT = os.path.join(ROOT, "tests", "golden", "data")
-VOCAB = os.path.join(ROOT, "..", "shared", "data", "clip")
+VOCAB = os.path.join(ROOT, "data", "clip")
 
 CASES = [
     # name, sampler, schedule, steps, cfg, seed, prompt (A1111 syntax, for easel), the same prompt as A1111's

@@ -4,7 +4,7 @@
     source /work/refenv/env.sh
     /usr/bin/python3 tools/reference/make_tokenizer_goldens.py            # tests/golden/data/tokenizer_*.json
     /usr/bin/python3 tools/reference/make_tokenizer_goldens.py --tables   # src/models/clip/text_clean_tables.cpp
-    options: --vocab-gz PATH (default /work/shared/data/clip/bpe_simple_vocab_16e6.txt.gz)
+    options: --vocab-gz PATH (default data/clip/bpe_simple_vocab_16e6.txt.gz, the vocabulary easel builds in)
              --a1111 DIR     a checkout of AUTOMATIC1111/stable-diffusion-webui (only modules/prompt_parser.py and
                              modules/sd_hijack_clip.py are read); without it the A1111 goldens are not rewritten
 
@@ -37,7 +37,7 @@ import unicodedata
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
 GOLDEN_DIR = os.path.join(ROOT, "tests", "golden", "data")
-DEFAULT_GZ = "/work/shared/data/clip/bpe_simple_vocab_16e6.txt.gz"
+DEFAULT_GZ = os.path.join(ROOT, "data", "clip", "bpe_simple_vocab_16e6.txt.gz")
 
 # ---------------------------------------------------------------------------------------------------------------
 # Prompts. Each one exercises something that has gone wrong in some tokenizer port.

@@ -14,6 +14,7 @@
 #include <zlib.h>
 
 #include "io/mapped_file.h"
+#include "models/clip/builtin_vocab.h"
 #include "models/clip/text_clean.h"
 
 namespace easel::clip {
@@ -283,6 +284,13 @@ Result<CLIPTokenizer> CLIPTokenizer::from_bpe_gz(const std::string& gz_path) {
     return from_bpe_text(text, gz_path);
 }
 
+Result<CLIPTokenizer> CLIPTokenizer::builtin() {
+    const std::span<const uint8_t> gz = builtin_bpe_gz();
+    const std::string source = "easel's built-in bpe_simple_vocab_16e6.txt.gz";
+    EASEL_TRY_ASSIGN(std::string text, gunzip({reinterpret_cast<const char*>(gz.data()), gz.size()}, source));
+    return from_bpe_text(text, source);
+}
+
 Result<CLIPTokenizer> CLIPTokenizer::load(const std::string& path) {
     namespace fs = std::filesystem;
     std::error_code ec;
@@ -473,47 +481,40 @@ std::optional<int32_t> CLIPTokenizer::token_to_id(std::string_view token) const 
 
 // -------------------------------------------------------------------------------------------------------------
 
-Result<std::string> find_vocab(const std::string& explicit_path, const std::string& model_path) {
+std::string builtin_vocab_description() {
+    return "built-in CLIP vocabulary (OpenAI's bpe_simple_vocab_16e6.txt.gz, MIT licence)";
+}
+
+std::string VocabSource::describe() const {
+    return is_builtin() ? builtin_vocab_description() : fmt::format("{} ({})", path, origin);
+}
+
+Result<CLIPTokenizer> VocabSource::load() const {
+    return is_builtin() ? CLIPTokenizer::builtin() : CLIPTokenizer::load(path);
+}
+
+Result<VocabSource> find_vocab(const std::string& explicit_path) {
     namespace fs = std::filesystem;
     std::error_code ec;
-    std::vector<std::string> looked;
+    // A folder counts when CLIPTokenizer::load would find a vocabulary in it.
     auto usable = [&](const fs::path& p) {
-        looked.push_back(p.string());
-        // A folder counts when CLIPTokenizer::load would find a vocabulary in it.
         if (fs::is_directory(p, ec))
             return (fs::exists(p / "vocab.json", ec) && fs::exists(p / "merges.txt", ec)) ||
                    (fs::exists(p / "tokenizer" / "vocab.json", ec) && fs::exists(p / "tokenizer" / "merges.txt", ec)) ||
                    fs::exists(p / "bpe_simple_vocab_16e6.txt.gz", ec);
         return fs::is_regular_file(p, ec);
     };
+    constexpr const char* kExpected = "expected a folder with vocab.json + merges.txt, a vocab.json, or "
+                                      "bpe_simple_vocab_16e6.txt.gz";
     if (!explicit_path.empty()) {
-        if (usable(explicit_path)) return explicit_path;
-        return Error::not_found("--vocab names nothing usable: expected a folder with vocab.json + merges.txt, a "
-                                "vocab.json, or bpe_simple_vocab_16e6.txt.gz", explicit_path);
+        if (usable(explicit_path)) return VocabSource{explicit_path, "--vocab"};
+        return Error::not_found(fmt::format("--vocab names nothing usable: {}", kExpected), explicit_path);
     }
     if (const char* env = std::getenv("EASEL_VOCAB"); env && *env) {
-        if (usable(env)) return std::string(env);
-        return Error::not_found("EASEL_VOCAB names nothing usable: expected a folder with vocab.json + merges.txt, a "
-                                "vocab.json, or bpe_simple_vocab_16e6.txt.gz", env);
+        if (usable(env)) return VocabSource{env, "EASEL_VOCAB"};
+        return Error::not_found(fmt::format("EASEL_VOCAB names nothing usable: {}", kExpected), env);
     }
-    // Folders, each holding vocab.json + merges.txt, tokenizer/ with them, or bpe_simple_vocab_16e6.txt.gz.
-    std::vector<fs::path> candidates;
-    if (!model_path.empty()) {
-        const fs::path m(model_path);
-        const fs::path dir = fs::is_directory(m, ec) ? m : m.parent_path();
-        candidates.push_back(dir.empty() ? fs::path(".") : dir);
-    }
-    if (const char* home = std::getenv("HOME"); home && *home) candidates.push_back(fs::path(home) / ".cache" / "easel");
-    candidates.push_back("/usr/share/easel");
-    for (const fs::path& c : candidates)
-        if (usable(c)) return c.string();
-    std::string where;
-    for (const auto& l : looked) where += "\n  " + l;
-    return Error::not_found(
-        "no CLIP vocabulary found. A single-file checkpoint does not carry one. Looked at:" + where +
-        "\nGet one of: the tokenizer/ folder of a diffusers model (vocab.json + merges.txt), or OpenAI CLIP's "
-        "bpe_simple_vocab_16e6.txt.gz (in OpenAI's CLIP repository as clip/bpe_simple_vocab_16e6.txt.gz); put it in "
-        "~/.cache/easel/ or pass --vocab PATH (or set EASEL_VOCAB).");
+    return VocabSource{"", "built-in"};
 }
 
 }  // namespace easel::clip

@@ -11,8 +11,8 @@
 // one token per merge (the first 48894 after the header line), then <|startoftext|> 49406 and
 // <|endoftext|> 49407.
 //
-//   EASEL_TRY_ASSIGN(std::string path, find_vocab(flag_vocab, model_path));
-//   EASEL_TRY_ASSIGN(CLIPTokenizer tok, CLIPTokenizer::load(path));
+//   EASEL_TRY_ASSIGN(VocabSource vocab, find_vocab(flag_vocab));  // --vocab, $EASEL_VOCAB or the built-in one
+//   EASEL_TRY_ASSIGN(CLIPTokenizer tok, vocab.load());
 //   EASEL_TRY_ASSIGN(auto ids, tok.encode_padded("a photo of a cat", tok.eos_id()));  // 77 ids, SD 1.x
 //   EASEL_TRY_ASSIGN(auto ids2, tok.encode_padded("a photo of a cat", 0));            // SD 2.x (OpenCLIP)
 //   EASEL_TRY_ASSIGN(auto raw, tok.encode("a photo"));   // no BOS/EOS: {320, 1125}
@@ -46,6 +46,8 @@ public:
     static Result<CLIPTokenizer> from_vocab_json_text(std::string_view vocab_json, std::string_view merges_txt,
                                                       std::string_view source);
     static Result<CLIPTokenizer> from_bpe_text(std::string_view bpe_txt, std::string_view source);
+    // The vocabulary built into easel (builtin_vocab.h): CLIP's bpe_simple_vocab_16e6.txt.gz.
+    static Result<CLIPTokenizer> builtin();
 
     // Ids of `text` with no BOS/EOS, untruncated: tok(text, add_special_tokens=False)["input_ids"].
     // Errors: invalid UTF-8, a text over kMaxTextBytes, or a single word over kMaxWordChars code points.
@@ -69,6 +71,8 @@ public:
     // The id an unknown token maps to: <|endoftext|>, as in transformers' CLIPTokenizer.
     int32_t unk_id() const { return eos_id_; }
     size_t vocab_size() const { return encoder_.size(); }
+    // One more than the largest id encode() can return: the rows a text encoder's token embedding must have.
+    size_t id_limit() const { return decoder_.size(); }
     size_t num_merges() const { return merge_ranks_.size(); }
 
 private:
@@ -86,11 +90,19 @@ private:
     int32_t eos_id_ = -1;
 };
 
-// Where the CLIP vocabulary is, for a model file that carries none (a single-file checkpoint). Looks at, in
-// order: `explicit_path` (--vocab), $EASEL_VOCAB, next to the model (its folder, tokenizer/ in it, and
-// bpe_simple_vocab_16e6.txt.gz), ~/.cache/easel/, /usr/share/easel/. Each candidate is something
-// CLIPTokenizer::load accepts. When nothing is found, the error lists every place it looked and says how to
-// get a vocabulary.
-Result<std::string> find_vocab(const std::string& explicit_path, const std::string& model_path);
+// Where the CLIP vocabulary of a model that carries none (a single-file checkpoint) comes from: `explicit_path`
+// (--vocab), else $EASEL_VOCAB, else the built-in one. A tokenizer that travels with the model (a diffusers
+// tokenizer/ folder, easel's metadata keys) is the caller's to prefer over the last two (SDModel does).
+struct VocabSource {
+    std::string path;    // something CLIPTokenizer::load accepts; empty for the built-in vocabulary
+    std::string origin;  // "--vocab", "EASEL_VOCAB" or "built-in"
+    bool is_builtin() const { return path.empty(); }
+    // "built-in CLIP vocabulary (bpe_simple_vocab_16e6.txt.gz)" or "PATH (EASEL_VOCAB)", for `easel info`.
+    std::string describe() const;
+    Result<CLIPTokenizer> load() const;
+};
+// Errors only when --vocab or EASEL_VOCAB names nothing usable: a path the user gave is never skipped silently.
+Result<VocabSource> find_vocab(const std::string& explicit_path);
+std::string builtin_vocab_description();
 
 }  // namespace easel::clip

@@ -1,7 +1,7 @@
 // easel_bench_e2e: the end-to-end numbers of issue 5, one generation per process (so peak RSS is that run's).
 //
 //   easel_bench_e2e make-checkpoint --variant sd15 --out ~/.cache/easel-bench/sd15-random-fp16.safetensors
-//   easel_bench_e2e run --model CKPT --vocab bpe_simple_vocab_16e6.txt.gz --steps 3 --precision fast
+//   easel_bench_e2e run --model CKPT --steps 3 --precision fast            (--vocab PATH: not the built-in one)
 //
 // `run` prints one JSON line: load, text encoding (prompt and negative prompt), every sampler step (euler, one UNet
 // call on the CFG batch of 2 each), VAE decode, total, and the process's peak RSS (VmHWM). scripts/bench-e2e runs it
@@ -165,7 +165,7 @@ int run(const std::map<std::string, std::string>& f) {
 int main(int argc, char** argv) {
     if (argc < 2) {
         std::fprintf(stderr, "usage: easel_bench_e2e make-checkpoint --out PATH [--variant sd15]\n"
-                             "       easel_bench_e2e run --model CKPT --vocab VOCAB [--steps 3] [--precision fp32|fast] "
+                             "       easel_bench_e2e run --model CKPT [--vocab VOCAB] [--steps 3] [--precision fp32|fast] "
                              "[--threads N] [--width 512 --height 512] [--cfg 7] [--seed 42] [--vae-tile 0] [--weight-cache DIR|off]\n");
         return 2;
     }
