@@ -141,10 +141,37 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& path) {
     EASEL_TRY(st->exec(
         "CREATE TABLE IF NOT EXISTS usage (key_id TEXT NOT NULL, day TEXT NOT NULL, images INTEGER NOT NULL, "
         "PRIMARY KEY (key_id, day))"));
+    EASEL_TRY(st->migrate());
     return st;
 }
 
 Store::~Store() { sqlite3_close(db_); }
+
+// Schema changes after the first release, numbered by SQLite's user_version: a database is brought up to the
+// newest version once, in one transaction, and a database newer than this binary is refused rather than used.
+//   1: jobs.attempts, how many times a job was started (requeue_unfinished quarantines at kMaxAttempts).
+Status Store::migrate() {
+    constexpr int64_t kSchemaVersion = 1;
+    int64_t version = 0;
+    {
+        Stmt s(db_, "PRAGMA user_version");
+        EASEL_TRY_ASSIGN(bool row, s.step());
+        if (row) version = s.integer(0);
+    }
+    if (version > kSchemaVersion)
+        return Error::unsupported(fmt::format("the database has schema version {}, this easel knows up to {}: it was "
+                                              "written by a newer easel", version, kSchemaVersion), path_);
+    if (version == kSchemaVersion) return ok();
+    EASEL_TRY(exec("BEGIN IMMEDIATE"));
+    Status st = ok();
+    if (version < 1) st = exec("ALTER TABLE jobs ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0");
+    if (st) st = exec(fmt::format("PRAGMA user_version = {}", kSchemaVersion).c_str());
+    if (!st) {
+        (void)exec("ROLLBACK");
+        return st;
+    }
+    return exec("COMMIT");
+}
 
 Status Store::exec(const char* sql) {
     char* err = nullptr;
@@ -168,7 +195,7 @@ Status Store::insert_job(JobRecord& job) {
 
 Status Store::set_running(const std::string& id, int64_t started_ms) {
     std::lock_guard<std::mutex> lk(mu_);
-    Stmt s(db_, "UPDATE jobs SET status = 'running', started_ms = ? WHERE id = ?");
+    Stmt s(db_, "UPDATE jobs SET status = 'running', started_ms = ?, attempts = attempts + 1 WHERE id = ?");
     return s.bind(started_ms).bind(id).run();
 }
 
@@ -201,6 +228,14 @@ Result<std::vector<JobRecord>> Store::list_jobs(const std::string& key_id, bool 
 Result<std::vector<JobRecord>> Store::requeue_unfinished() {
     std::lock_guard<std::mutex> lk(mu_);
     {
+        // A job that was running when the server stopped kStoreMaxAttempts times is the likely cause: it fails
+        // instead of taking the next server down too.
+        Stmt q(db_, "UPDATE jobs SET status = 'failed', finished_ms = ?, error = ? WHERE status = 'running' AND attempts >= ?");
+        EASEL_TRY(q.bind(now_ms())
+                      .bind(fmt::format("quarantined: the server stopped while this job was running, {} times (a crash, "
+                                        "running out of memory, or a kill); it is not run again", kStoreMaxAttempts))
+                      .bind(int64_t(kStoreMaxAttempts))
+                      .run());
         Stmt s(db_, "UPDATE jobs SET status = 'queued', started_ms = 0 WHERE status = 'running'");
         EASEL_TRY(s.run());
     }

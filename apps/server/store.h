@@ -32,6 +32,8 @@ struct JobRecord {
     std::string result_json;     // {"images":[{"file","seed","infotext"}], "info": {...}}
 };
 
+constexpr int kStoreMaxAttempts = 2;  // starts of a job that a restart found cut off, before it is quarantined
+
 struct KeyRecord {
     std::string id;
     std::string name;
@@ -56,7 +58,9 @@ public:
     Result<std::optional<JobRecord>> get_job(const std::string& id);
     // Newest first; key_id empty = every key's.
     Result<std::vector<JobRecord>> list_jobs(const std::string& key_id, bool all_keys, int limit);
-    // Oldest first: what a restart must run again (running jobs were cut off and go back to the queue).
+    // Oldest first: what a restart must run again. Running jobs were cut off and go back to the queue, unless they
+    // had been started kStoreMaxAttempts times: those fail as quarantined, so a job that crashes the server is not
+    // replayed by every restart.
     Result<std::vector<JobRecord>> requeue_unfinished();
     // Finished jobs beyond the newest `keep`, oldest first (their images are deleted by the caller), removed.
     Result<std::vector<JobRecord>> prune_finished(int keep);
@@ -72,6 +76,7 @@ public:
 private:
     Store() = default;
     Status exec(const char* sql);
+    Status migrate();
     sqlite3* db_ = nullptr;
     std::string path_;
     std::mutex mu_;

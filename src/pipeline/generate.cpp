@@ -72,16 +72,24 @@ std::string schedule_display_name(ScheduleKind k) {
     return "?";
 }
 
+int image_size_multiple(const ModelInfo& info) {
+    return std::max(8, info.vae.downscale() * info.unet.latent_multiple());
+}
+
 Status validate_params(const GenerateParams& p, const SDModel& m) {
     if (m.spent)
         return Error::invalid_argument("this model's weights were dropped after a one-shot generation (generate_once); "
                                        "load it again");
     const int f = m.info.vae.downscale();
+    const int multiple = image_size_multiple(m.info);
     auto side = [&](const char* name, int v) -> Status {
-        if (v < 8 || v > kMaxSide)
-            return Error::invalid_argument(fmt::format("must be between 8 and {}, got {}", kMaxSide, v), name);
-        if (v % 8 != 0 || v % f != 0)
-            return Error::invalid_argument(fmt::format("must be a multiple of {}, got {}", std::max(8, f), v), name);
+        if (v < multiple || v > kMaxSide)
+            return Error::invalid_argument(fmt::format("must be between {} and {}, got {}", multiple, kMaxSide, v), name);
+        if (v % multiple != 0)
+            return Error::invalid_argument(
+                fmt::format("must be a multiple of {} for this model (its VAE divides each side by {} and its UNet's "
+                            "latent by {} more), got {}; nearest: {} or {}", multiple, f, m.info.unet.latent_multiple(), v,
+                            std::max(multiple, v / multiple * multiple), (v / multiple + 1) * multiple), name);
         return ok();
     };
     EASEL_TRY(side("width", p.width));

@@ -84,9 +84,12 @@ struct GeneratedImage {
     Tensor latent;         // the sampler's final x0 (before decoding), [1, C, h, w]
 };
 
-// Checks what a request can get wrong before any work: sizes (multiples of 8, within limits), steps, CFG,
+// Checks what a request can get wrong before any work: sizes (multiples of image_size_multiple, within limits), steps, CFG,
 // batch, strength, init image size.
 Status validate_params(const GenerateParams& p, const SDModel& m);
+// What each image side must be a multiple of: the VAE's downscale times the UNet's latent multiple, at least 8
+// (64 for SD 1.x/2.x, 32 for the embedded model).
+int image_size_multiple(const ModelInfo& info);
 
 Result<std::vector<GeneratedImage>> generate(const SDModel& m, const GenerateParams& p, const ProgressFn& progress = {},
                                              const StopFn& stop = {});

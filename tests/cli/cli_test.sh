@@ -46,7 +46,10 @@ expect_error "missing model" "no such model" -- generate -m "$tmp/nope.safetenso
 expect_error "corrupt model" "corrupt.safetensors" -- generate -m "$tmp/corrupt.safetensors" -p x -o "$tmp/a.png"
 expect_error "unknown sampler" "sampler" -- generate -m "$model" -p x --sampler nonsense -o "$tmp/a.png"
 expect_error "unknown diffusers scheduler" "sampler" -- generate -m "$model" -p x --schedule-from diffusers --sampler dpm2 -o "$tmp/a.png"
-expect_error "size not a multiple of 8" "multiple of 8" -- generate -m "$model" -p x -W 33 -H 32 -o "$tmp/a.png"
+expect_error "size off the model's grid" "width: must be a multiple of 8 for this model" -- generate -m "$model" -p x -W 33 -H 32 -o "$tmp/a.png"
+# A multiple of 8 that the UNet's levels cannot halve evenly (the embedded model: 16) used to abort in the UNet.
+expect_error "40x40 on the embedded model" "must be a multiple of 16 for this model.*got 40; nearest: 32 or 48" -- generate -p x -W 40 -H 40 -o "$tmp/a.png"
+expect_error "height off the grid" "height: must be a multiple of 16" -- generate -p x -W 32 -H 24 -o "$tmp/a.png"
 expect_error "absurd size" "outside" -- generate -m "$model" -p x -W 100000 -H 32 -o "$tmp/a.png"
 expect_error "unknown output format" "output" -- generate -m "$model" -p x -o "$tmp/a.gif"
 expect_error "unreadable init image" "init-image" -- generate -m "$model" -p x -W 32 -H 32 --init-image "$tmp/bad.png" -o "$tmp/a.png"

@@ -382,6 +382,15 @@ TEST_F(Http, BadRequestsGetTheEnvelopeAndTheServerStaysUp) {
     auto [sm, model] = post("/v1/jobs", {{"model", "other"}});
     EXPECT_EQ(sm, 404);
     EXPECT_NE(model["error"]["message"].get<std::string>().find("no model 'other'; this server has tiny"), std::string::npos);
+    // Sizes on the 8-pixel grid that the model's UNet cannot take (the embedded model needs multiples of 16): refused
+    // before any work, naming the field and the multiple, on both APIs; this used to abort the whole server.
+    for (const char* path : {"/v1/jobs", "/sdapi/v1/txt2img"}) {
+        auto [s40, e40] = post(path, {{"prompt", "x"}, {"width", 40}, {"height", 40}, {"steps", 1}});
+        EXPECT_EQ(s40, 400) << path << ": " << e40.dump();
+        EXPECT_TRUE(is_error_envelope(e40, "invalid_argument")) << e40.dump();
+        EXPECT_NE(e40.dump().find("multiple of 16"), std::string::npos) << e40.dump();
+        EXPECT_NE(e40.dump().find("width"), std::string::npos) << e40.dump();
+    }
     auto [sok, ok] = get("/v1/models");  // still serving
     EXPECT_EQ(sok, 200);
     EXPECT_EQ(ok["models"][0]["width"], 32);

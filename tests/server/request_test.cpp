@@ -4,6 +4,8 @@
 
 #include <filesystem>
 
+#include <sqlite3.h>
+
 #include "server/auth.h"
 #include "server/request.h"
 #include "server/store.h"
@@ -225,6 +227,70 @@ TEST_F(StoreTest, JobsSurviveReopeningAndRunningOnesAreQueuedAgain) {
     ASSERT_TRUE(list);
     ASSERT_EQ(list->size(), 4u);
     EXPECT_EQ((*list)[0].id, "job3");  // newest first
+}
+
+// A job that was running each time the server stopped (what a job that crashes the process looks like) is run
+// again once, then quarantined: it fails with the reason and no later restart replays it.
+TEST_F(StoreTest, AJobCutOffTwiceIsQuarantined) {
+    for (int run = 1; run <= 3; ++run) {
+        auto s = Store::open((dir_ / "db").string());
+        ASSERT_TRUE(s) << s.error().to_string();
+        if (run == 1) {
+            JobRecord j = queued_job("poison", "tiny", 1000);
+            ASSERT_TRUE((*s)->insert_job(j));
+            JobRecord k = queued_job("innocent", "tiny", 1001);
+            ASSERT_TRUE((*s)->insert_job(k));
+        } else {
+            auto again = (*s)->requeue_unfinished();
+            ASSERT_TRUE(again) << again.error().to_string();
+            auto poison = (*s)->get_job("poison");
+            ASSERT_TRUE(poison && *poison);
+            if (run == 2) {
+                ASSERT_EQ(again->size(), 2u);  // started once: queued again, ahead of the other
+                EXPECT_EQ((*again)[0].id, "poison");
+                EXPECT_EQ((*poison)->status, "queued");
+            } else {
+                ASSERT_EQ(again->size(), 1u);  // started twice: quarantined; the other job still runs
+                EXPECT_EQ((*again)[0].id, "innocent");
+                EXPECT_EQ((*poison)->status, "failed");
+                EXPECT_NE((*poison)->error.find("quarantined"), std::string::npos) << (*poison)->error;
+                EXPECT_NE((*poison)->error.find("2 times"), std::string::npos) << (*poison)->error;
+                continue;
+            }
+        }
+        ASSERT_TRUE((*s)->set_running("poison", 2000 + run));  // ... and the process dies mid-job
+    }
+}
+
+// A database written before the attempts column (schema version 0) is migrated on open; one from a newer easel is
+// refused instead of being used.
+TEST_F(StoreTest, SchemaIsMigratedAndANewerOneRefused) {
+    {
+        auto s = Store::open((dir_ / "db").string());
+        ASSERT_TRUE(s);
+        JobRecord j = queued_job("old", "tiny", 1000);
+        ASSERT_TRUE((*s)->insert_job(j));
+    }
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open((dir_ / "db").c_str(), &db), SQLITE_OK);
+    // Back to version 0's table: the same columns but attempts.
+    ASSERT_EQ(sqlite3_exec(db, "ALTER TABLE jobs DROP COLUMN attempts; PRAGMA user_version = 0", nullptr, nullptr, nullptr),
+              SQLITE_OK) << sqlite3_errmsg(db);
+    sqlite3_close(db);
+    {
+        auto s = Store::open((dir_ / "db").string());
+        ASSERT_TRUE(s) << s.error().to_string();
+        ASSERT_TRUE((*s)->set_running("old", 2000));  // needs the attempts column
+        auto again = (*s)->requeue_unfinished();
+        ASSERT_TRUE(again) << again.error().to_string();
+        EXPECT_EQ(again->size(), 1u);
+    }
+    ASSERT_EQ(sqlite3_open((dir_ / "db").c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, "PRAGMA user_version = 99", nullptr, nullptr, nullptr), SQLITE_OK);
+    sqlite3_close(db);
+    auto newer = Store::open((dir_ / "db").string());
+    ASSERT_FALSE(newer);
+    EXPECT_NE(newer.error().to_string().find("schema version 99"), std::string::npos) << newer.error().to_string();
 }
 
 TEST_F(StoreTest, RetentionRemovesTheOldestFinishedJobs) {

@@ -10,6 +10,7 @@
 // Levels are counted in down order (level 0 is the full-resolution one); up_blocks.i is level L-1-i.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -52,6 +53,9 @@ struct UNetConfig {
     Prediction prediction = Prediction::Epsilon;
 
     int num_levels() const { return int(block_out_channels.size()); }
+    // Each latent side must be a multiple of this: every level but the last halves it, and the up path must
+    // meet the skip connections at the same size (SD: 8, so 512 px is a 64 latent).
+    int latent_multiple() const { return 1 << std::max(0, num_levels() - 1); }
     int time_embed_dim() const { return block_out_channels.empty() ? 0 : 4 * block_out_channels[0]; }
     int head_dim(int level) const { return block_out_channels[size_t(level)] / num_heads[size_t(level)]; }
 

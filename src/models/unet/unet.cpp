@@ -79,9 +79,10 @@ UNet UNet::declare(const ParamScope& s, const UNetConfig& cfg) {
 
 Tensor UNet::forward(const Ctx& c, const Tensor& x, float timestep, const Tensor& context) const {
     const int64_t N = x.size(0);
-    const int L = cfg_.num_levels();
-    EASEL_ASSERT((x.size(2) % (1 << (L - 1))) == 0 && (x.size(3) % (1 << (L - 1))) == 0,
-                 fmt::format("UNet: latent {} must be a multiple of {} per side", x.shape().to_string(), 1 << (L - 1)));
+    // validate_params refuses image sizes that break this (image_size_multiple), so no request reaches it.
+    const int m = cfg_.latent_multiple();
+    EASEL_ASSERT(x.size(2) % m == 0 && x.size(3) % m == 0,
+                 fmt::format("UNet: latent {} must be a multiple of {} per side", x.shape().to_string(), m));
 
     // Time embedding: sinusoidal [N, C0] -> linear_1 -> SiLU -> linear_2.
     std::vector<float> ts(size_t(N), timestep);
