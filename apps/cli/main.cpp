@@ -19,6 +19,7 @@
 #include "runtime/pack_cache.h"
 #include "progress.h"
 #include "server/server.h"
+#include "server/worker.h"
 
 using namespace easel;
 namespace fs = std::filesystem;
@@ -408,6 +409,7 @@ int cmd_serve(int argc, char** argv) {
     auto& queue = a.add_int("--queue-size", "", 32, "most queued jobs; beyond it requests get 429");
     auto& keep = a.add_int("--keep-jobs", "", 1000, "finished jobs (and images) kept; older ones are deleted");
     auto& read_timeout = a.add_int("--read-timeout", "", 30, "seconds a client may stay silent mid-request before it is cut off");
+    auto& job_timeout = a.add_int("--job-timeout", "", 3600, "seconds a job may run; past it the job fails and its worker process is restarted");
     auto& web_dir = a.add_string("--web-dir", "", "", "serve the web page from this folder instead of the built-in copy");
     auto& threads = a.add_int("--threads", "", num_threads(), "CPU threads");
     auto& isa = a.add_string("--cpu-isa", "", "", "cap the SIMD level: ref, avx2, avx512, avx512bf16");
@@ -437,7 +439,7 @@ int cmd_serve(int argc, char** argv) {
     };
     for (auto [f, lo, hi] : {std::tuple{&port, 0, 65535}, {&max_size, 64, 16384}, {&max_steps, 1, 10000}, {&max_images, 1, 1000},
                              {&max_body, 1, 4096}, {&queue, 1, 100000}, {&keep, 1, 100000000},
-                             {&read_timeout, 1, 3600}})
+                             {&read_timeout, 1, 3600}, {&job_timeout, 1, 7 * 24 * 3600}})
         if (auto st = bounded(*f, lo, hi); !st) return fail(st.error());
     server::ServeOptions o;
     o.host = host.s;
@@ -473,6 +475,7 @@ int cmd_serve(int argc, char** argv) {
     o.limits.queue_size = int(queue.i);
     o.limits.keep_jobs = int(keep.i);
     o.limits.read_timeout_s = int(read_timeout.i);
+    o.limits.job_timeout_s = int(job_timeout.i);
     const std::string shown_host = o.host.find(':') != std::string::npos ? "[" + o.host + "]" : o.host;
     o.on_listening = [&](int p) {
         std::printf("easel serve: listening on http://%s:%d\n", shown_host.c_str(), p);
@@ -574,6 +577,7 @@ int main(int argc, char** argv) {
     if (cmd == "tokenize") return cmd_tokenize(argc - 2, argv + 2);
     if (cmd == "demo") return cmd_demo(argc - 2, argv + 2);
     if (cmd == "serve") return cmd_serve(argc - 2, argv + 2);
+    if (cmd == "__worker") return server::run_worker_main();  // started by `easel serve` only (apps/server/worker.h)
     if (cmd == "keys") return cmd_keys(argc - 2, argv + 2);
     std::fprintf(stderr, "error: unknown command '%s'; see 'easel --help'\n", cmd.c_str());
     return 2;

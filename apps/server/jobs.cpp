@@ -12,6 +12,7 @@
 #include "core/log.h"
 #include "io/image.h"
 #include "runtime/ops.h"
+#include "worker.h"
 
 namespace easel::server {
 
@@ -30,11 +31,10 @@ struct JobQueue::Job {
     std::string status = "queued";
     std::string phase;
     int image = 0, images = 1, step = 0, total = 0;
-    Tensor latent;                     // the sampler's current x (previews)
-    bool has_latent = false;
     int64_t preview_wanted_ms = 0;     // a client asked for a preview at this time
-    std::string preview_png;           // made by the worker with the real VAE when that is cheap
+    std::string preview_png;           // the newest preview the worker sent (real VAE when cheap, else A1111's linear map)
     std::atomic<int> stop{kNone};
+    int crashes = 0;                   // worker processes this job brought down in this run
     uint64_t version = 1;
 
     // Share of the whole job done (images x steps), 0 unless sampling has started.
@@ -45,7 +45,8 @@ struct JobQueue::Job {
 
 struct JobQueue::Slot {
     ModelEntry entry;
-    std::unique_ptr<SDModel> model;
+    std::unique_ptr<ModelSpec> spec;        // configs and tokenizer: what validation needs (no weights here)
+    std::unique_ptr<WorkerProcess> proc;    // the model's worker process; null until started or after it ended
     bool loaded = false, failed = false;
     std::string load_error;
     std::deque<std::shared_ptr<Job>> queue;
@@ -77,30 +78,6 @@ std::string job_timestamp(int64_t ms) {  // A1111's info "job_timestamp": local 
     return fmt::format("{:04}{:02}{:02}{:02}{:02}{:02}", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
-// A1111's "Approx cheap" live preview: a fixed linear map from SD's 4 latent channels to RGB.
-std::string cheap_preview_png(const Tensor& x) {
-    if (x.rank() != 4 || x.size(1) != 4) return "";
-    static const float coef[4][3] = {{0.298f, 0.207f, 0.208f}, {0.187f, 0.286f, 0.173f},
-                                     {-0.158f, 0.189f, 0.264f}, {-0.184f, -0.271f, -0.473f}};
-    const int h = int(x.size(2)), w = int(x.size(3));
-    const Tensor xc = x.contiguous();
-    const float* p = xc.data<float>();
-    Image img;
-    img.width = w;
-    img.height = h;
-    img.channels = 3;
-    img.pixels.resize(size_t(w) * size_t(h) * 3);
-    for (int i = 0; i < h * w; ++i)
-        for (int c = 0; c < 3; ++c) {
-            float v = 0;
-            for (int l = 0; l < 4; ++l) v += p[l * h * w + i] * coef[l][c];
-            v = std::clamp((v + 1.0f) * 0.5f, 0.0f, 1.0f);
-            img.pixels[size_t(i) * 3 + size_t(c)] = uint8_t(v * 255.0f + 0.5f);
-        }
-    auto png = encode_image(img, ImageFormat::Png);
-    return png ? std::string(png->begin(), png->end()) : std::string();
-}
-
 json strip_images(json params) {
     // The gallery and job status carry the parameters without the (large) base64 images.
     for (const char* k : {"init_images", "mask"})
@@ -110,8 +87,10 @@ json strip_images(json params) {
 
 }  // namespace
 
-JobQueue::JobQueue(Store& store, std::vector<ModelEntry> models, LoadOptions load, Limits limits, std::string image_dir)
-    : store_(store), models_(std::move(models)), load_(std::move(load)), limits_(limits), image_dir_(std::move(image_dir)) {
+JobQueue::JobQueue(Store& store, std::vector<ModelEntry> models, LoadOptions load, Limits limits, std::string image_dir,
+                   std::string worker_exe)
+    : store_(store), models_(std::move(models)), load_(std::move(load)), limits_(limits), image_dir_(std::move(image_dir)),
+      worker_exe_(std::move(worker_exe)) {
     if (!models_.empty()) default_model_ = models_.front().name;
 }
 
@@ -127,6 +106,7 @@ void JobQueue::stop() {
     cv_.notify_all();
     for (auto& [name, s] : slots_)
         if (s->thread.joinable()) s->thread.join();
+    for (auto& [name, s] : slots_) s->proc.reset();  // closes the socket; the worker exits (or is killed)
 }
 
 std::string JobQueue::default_model() const {
@@ -221,7 +201,7 @@ std::pair<int, int> JobQueue::native_size(const std::string& name) const {
     std::lock_guard<std::mutex> lk(mu_);
     auto it = slots_.find(name);
     if (it == slots_.end() || !it->second->loaded) return {0, 0};
-    const ModelInfo& info = it->second->model->info;
+    const ModelInfo& info = it->second->spec->info;
     const int s = info.unet.sample_size * info.vae.downscale();
     return {s, s};
 }
@@ -230,22 +210,46 @@ std::optional<double> JobQueue::recommended_cfg_scale(const std::string& name) c
     std::lock_guard<std::mutex> lk(mu_);
     auto it = slots_.find(name);
     if (it == slots_.end() || !it->second->loaded) return std::nullopt;
-    return it->second->model->defaults.cfg_scale;
+    return it->second->spec->defaults.cfg_scale;
+}
+
+Status JobQueue::start_process(Slot& slot) {
+    slot.proc.reset();
+    EASEL_TRY_ASSIGN(auto proc, WorkerProcess::spawn(worker_exe_, worker_init_json(slot.entry.path, load_, limits_)));
+    // Loading takes seconds (minutes for a first load of a big model): wait, but not past a stop.
+    for (;;) {
+        json m;
+        const auto got = proc->receive(m, 200);
+        if (got == WorkerProcess::Got::Exited)
+            return Error::io(fmt::format("the worker process for '{}' {} while loading the model", slot.entry.name,
+                                         proc->exit_cause()));
+        if (got == WorkerProcess::Got::Timeout) {
+            std::lock_guard<std::mutex> lk(mu_);
+            if (stopping_) return Error::cancelled("the server is stopping");
+            continue;
+        }
+        const std::string type = m.value("type", "");
+        if (type == "load_failed") return Error::bad_file(slot.entry.path, m.value("error", "the model could not be loaded"));
+        if (type != "ready") continue;
+        log_info("serve", "model '{}' loaded from {} in worker process {}", slot.entry.name, slot.entry.path, proc->pid());
+        slot.proc = std::move(proc);
+        return ok();
+    }
 }
 
 void JobQueue::worker(Slot* slot) {
     LoadOptions lo = load_;
-    lo.with_vae_encoder = true;  // img2img and inpainting jobs need it
-    auto m = load_sd_model(slot->entry.path, lo);
+    lo.with_vae_encoder = true;  // img2img and inpainting jobs need it (the worker loads it so)
+    auto spec = load_model_spec(slot->entry.path, lo);
+    Status started = spec ? start_process(*slot) : Status(spec.error());
     {
         std::lock_guard<std::mutex> lk(mu_);
-        if (m) {
-            slot->model = std::move(m).value();
+        if (started) {
+            slot->spec = std::make_unique<ModelSpec>(std::move(spec).value());
             slot->loaded = true;
-            log_info("serve", "model '{}' loaded from {}", slot->entry.name, slot->entry.path);
         } else {
             slot->failed = true;
-            slot->load_error = m.error().to_string();
+            slot->load_error = started.error().to_string();
             log_warn("serve", "model '{}' failed to load: {}", slot->entry.name, slot->load_error);
         }
     }
@@ -263,6 +267,16 @@ void JobQueue::worker(Slot* slot) {
                 finish(job, "failed", "the model could not be loaded: " + slot->load_error, json::object());
                 continue;
             }
+        }
+        if (!slot->proc) {  // the last one crashed, was killed, or timed out: a fresh worker
+            if (auto st = start_process(*slot); !st) {
+                if (st.error().code() == ErrorCode::Cancelled) return;
+                finish(job, "failed", "no worker process: " + st.error().to_string(), json::object());
+                continue;
+            }
+        }
+        {
+            std::lock_guard<std::mutex> lk(mu_);
             job->status = "running";
             job->started_ms = now_ms();
             ++job->version;
@@ -274,103 +288,166 @@ void JobQueue::worker(Slot* slot) {
     }
 }
 
+void JobQueue::requeue_crashed(Slot& slot, const std::shared_ptr<Job>& job, const std::string& cause) {
+    ++job->crashes;
+    log_warn("serve", "job {}: the worker process for '{}' {}", job->id, slot.entry.name, cause);
+    if (job->crashes >= kStoreMaxAttempts) {
+        finish(job, "failed",
+               fmt::format("quarantined: this job brought down its worker process {} times (last: {}); it is not run "
+                           "again", job->crashes, cause),
+               json::object());
+        return;
+    }
+    (void)store_.set_queued(job->id, /*count_attempt=*/true);
+    {
+        std::lock_guard<std::mutex> lk(mu_);
+        job->status = "queued";
+        job->step = job->total = 0;
+        job->preview_png.clear();
+        ++job->version;
+        slot.queue.push_front(job);  // once more, first, in a fresh worker
+    }
+    cv_.notify_all();
+}
+
 void JobQueue::run_job(Slot& slot, const std::shared_ptr<Job>& job) {
-    const SDModel& model = *slot.model;
-    if (auto st = validate_params(job->req.params, model); !st) {
+    if (auto st = validate_params(job->req.params, *slot.spec); !st) {
         finish(job, "failed", st.error().to_string(), json::object());
         return;
     }
-    const float scaling = model.info.vae.scaling_factor;
-    auto progress = [&](const ProgressEvent& e) -> Status {
-        if (job->stop == kCancel) return Error::cancelled("cancelled");
-        std::string preview;
-        bool want_preview = false;
-        {
-            std::lock_guard<std::mutex> lk(mu_);
-            job->phase = e.phase;
-            job->image = e.image;
-            job->images = e.images;
-            if (e.phase == "sampling") {
-                job->step = e.step;
-                job->total = e.total;
-            }
-            if (e.latent) {
-                job->latent = e.latent->contiguous().clone();
-                job->has_latent = true;
-                want_preview = now_ms() - job->preview_wanted_ms < 3000;
-            }
-            ++job->version;
-        }
-        // Small latents (the embedded model's 8x8) get a real VAE decode; big ones the cheap linear preview.
-        if (want_preview && e.latent->size(2) * e.latent->size(3) <= 32 * 32) {
-            BufferPool pool;
-            Ctx c{&pool};
-            Tensor z = Tensor::empty(e.latent->shape());
-            const Tensor src = e.latent->contiguous();
-            for (int64_t i = 0; i < z.numel(); ++i) z.data<float>()[i] = src.data<float>()[i] / scaling;
-            auto png = encode_image(tensor_to_image(model.vae.decode(c, z)), ImageFormat::Png);
-            if (png) preview.assign(png->begin(), png->end());
-            std::lock_guard<std::mutex> lk(mu_);
-            job->preview_png = std::move(preview);
-        }
-        cv_.notify_all();
-        return ok();
-    };
-    auto stop = [&]() -> StopRequest {
-        int f = job->stop.load();
-        if (f == kSkip) {
-            job->stop.compare_exchange_strong(f, kNone);
-            return StopRequest::Skip;
-        }
-        return f == kInterrupt ? StopRequest::Interrupt : StopRequest::None;
-    };
-    auto images = generate(model, job->req.params, progress, stop);
-    if (!images) {
-        if (images.error().code() == ErrorCode::Cancelled) {
-            {
-                std::lock_guard<std::mutex> lk(mu_);
-                if (stopping_) return;  // shutting down: the store keeps it "running", so the next start runs it again
-            }
-            finish(job, "cancelled", "cancelled", json::object());
-        }
-        else finish(job, "failed", images.error().to_string(), json::object());
-        return;
-    }
-    // Write the images (with their infotext) and A1111's info object.
-    const fs::path dir = fs::path(image_dir_) / job->id;
-    std::error_code ec;
-    fs::create_directories(dir, ec);
-    json files = json::array(), infotexts = json::array(), seeds = json::array(), prompts = json::array(), negs = json::array();
-    for (size_t i = 0; i < images->size(); ++i) {
-        const GeneratedImage& g = (*images)[i];
-        const std::string path = (dir / fmt::format("{}.png", i)).string();
-        if (auto st = write_image(path, g.image, {{"parameters", g.infotext}}); !st) {
-            finish(job, "failed", "could not save the image: " + st.error().to_string(), json::object());
+    json msg = {{"type", "job"}, {"id", job->id}, {"kind", job->kind}, {"request", job->req.parameters},
+                {"dir", (fs::path(image_dir_) / job->id).string()}};
+    if (!slot.proc->send(msg)) {
+        // The worker died while idle (killed from outside, say): not this job's doing. A fresh one, then once more.
+        json ignored;
+        slot.proc->receive(ignored, 1000);
+        log_warn("serve", "the idle worker process for '{}' {}; starting another", slot.entry.name, slot.proc->exit_cause());
+        Status st = start_process(slot);
+        if (!st || !slot.proc->send(msg)) {
+            const std::string cause = !st ? st.error().to_string() : "its new worker process stopped answering";
+            slot.proc.reset();
+            if (!st && st.error().code() == ErrorCode::Cancelled) return;
+            finish(job, "failed", "no worker process: " + cause, json::object());
             return;
         }
-        files.push_back({{"file", path}, {"seed", g.seed}, {"infotext", g.infotext}});
-        infotexts.push_back(g.infotext);
-        seeds.push_back(g.seed);
-        prompts.push_back(job->req.params.prompt);
-        negs.push_back(job->req.params.negative_prompt);
     }
-    const GenerateParams& p = job->req.params;
+    WorkerProcess& proc = *slot.proc;
+    const auto started = std::chrono::steady_clock::now();
+    const auto deadline = started + std::chrono::seconds(limits_.job_timeout_s);
+    int64_t preview_sent_ms = 0;
+    int stop_sent = kNone;
+    std::optional<std::chrono::steady_clock::time_point> cancel_sent;
+    for (;;) {
+        // Forward what the HTTP side asked for since the last look: skip, interrupt, cancel, a preview.
+        int flag = job->stop.load();
+        bool stopping;
+        int64_t wanted;
+        {
+            std::lock_guard<std::mutex> lk(mu_);
+            stopping = stopping_;
+            wanted = job->preview_wanted_ms;
+        }
+        if (stopping) flag = kCancel;
+        if (flag != kNone && flag != stop_sent) {
+            (void)proc.send({{"type", "stop"}, {"id", job->id}, {"flag", flag}});
+            if (flag == kSkip) job->stop.compare_exchange_strong(flag, kNone);  // one skip per request
+            else stop_sent = flag;
+            if (flag == kCancel) cancel_sent = std::chrono::steady_clock::now();
+        }
+        if (wanted > preview_sent_ms) {
+            (void)proc.send({{"type", "preview"}, {"id", job->id}});
+            preview_sent_ms = wanted;
+        }
+        const auto now = std::chrono::steady_clock::now();
+        const bool cancel_overdue = cancel_sent && now - *cancel_sent > std::chrono::seconds(10);
+        if (now > deadline || cancel_overdue) {
+            proc.kill_now();
+            slot.proc.reset();
+            if (stopping) return;  // the store keeps it: the next start runs it again
+            if (cancel_overdue) finish(job, "cancelled", "cancelled (the worker did not stop in 10 s and was restarted)", json::object());
+            else finish(job, "failed", fmt::format("the job ran longer than the limit of {} s (--job-timeout); its worker "
+                                                   "process was stopped and is started again", limits_.job_timeout_s), json::object());
+            return;
+        }
+
+        json m;
+        const auto got = proc.receive(m, 100);
+        if (got == WorkerProcess::Got::Timeout) continue;
+        if (got == WorkerProcess::Got::Exited) {
+            const std::string cause = proc.exit_cause();
+            slot.proc.reset();
+            if (stopping) return;
+            requeue_crashed(slot, job, cause);
+            return;
+        }
+        const std::string type = m.value("type", "");
+        if (m.value("id", "") != job->id) continue;
+        if (type == "progress") {
+            {
+                std::lock_guard<std::mutex> lk(mu_);
+                job->phase = m.value("phase", "");
+                job->image = m.value("image", 0);
+                job->images = m.value("images", 1);
+                if (job->phase == "sampling") {
+                    job->step = m.value("step", 0);
+                    job->total = m.value("total", 0);
+                }
+                ++job->version;
+            }
+            cv_.notify_all();
+        } else if (type == "preview") {
+            auto png = base64_decode(m.value("png", ""), "preview");
+            if (png) {
+                std::lock_guard<std::mutex> lk(mu_);
+                job->preview_png = std::move(png).value();
+                ++job->version;
+            }
+            cv_.notify_all();
+        } else if (type == "failed") {
+            if (m.value("cancelled", false)) {
+                if (stopping) {  // shutting down: back to the queue for the next start, not counted as an attempt
+                    (void)store_.set_queued(job->id, /*count_attempt=*/false);
+                    return;
+                }
+                finish(job, "cancelled", "cancelled", json::object());
+            } else {
+                finish(job, "failed", m.value("error", "failed"), json::object());
+            }
+            return;
+        } else if (type == "done") {
+            const json files = m.contains("images") && m["images"].is_array() ? m["images"] : json::array();
+            finish(job, "done", "", result_json(slot, *job, files, m.value("interrupted", false)));
+            return;
+        }
+    }
+}
+
+// What a finished job stores: its image files (with seeds and infotexts) and A1111's info object.
+json JobQueue::result_json(const Slot& slot, const Job& job, const json& files, bool interrupted) const {
+    json infotexts = json::array(), seeds = json::array(), prompts = json::array(), negs = json::array();
+    for (const json& f : files) {
+        infotexts.push_back(f.value("infotext", ""));
+        seeds.push_back(f.value("seed", int64_t(0)));
+        prompts.push_back(job.req.params.prompt);
+        negs.push_back(job.req.params.negative_prompt);
+    }
+    const GenerateParams& p = job.req.params;
     json extra = json::object();
     if (p.schedule != ScheduleKind::Default) extra["Schedule type"] = schedule_display_name(p.schedule);
     json info = {
         {"prompt", p.prompt}, {"all_prompts", prompts}, {"negative_prompt", p.negative_prompt}, {"all_negative_prompts", negs},
         {"seed", p.seed}, {"all_seeds", seeds}, {"subseed", -1}, {"all_subseeds", seeds}, {"subseed_strength", 0},
-        {"width", p.width}, {"height", p.height}, {"sampler_name", job->req.sampler_name}, {"cfg_scale", p.cfg_scale},
+        {"width", p.width}, {"height", p.height}, {"sampler_name", job.req.sampler_name}, {"cfg_scale", p.cfg_scale},
         {"steps", p.steps}, {"batch_size", p.batch_size}, {"restore_faces", false}, {"face_restoration_model", nullptr},
-        {"sd_model_name", model.name}, {"sd_model_hash", nullptr}, {"sd_vae_name", nullptr}, {"sd_vae_hash", nullptr},
+        {"sd_model_name", slot.spec->name}, {"sd_model_hash", nullptr}, {"sd_vae_name", nullptr}, {"sd_vae_hash", nullptr},
         {"seed_resize_from_w", -1}, {"seed_resize_from_h", -1},
         {"denoising_strength", p.init_image ? json(p.denoising_strength) : json(nullptr)},
         {"extra_generation_params", extra}, {"index_of_first_image", 0}, {"infotexts", infotexts}, {"styles", json::array()},
-        {"job_timestamp", job_timestamp(job->started_ms)}, {"clip_skip", p.clip_skip},
-        {"is_using_inpainting_conditioning", model.info.unet.in_channels == 9}, {"version", "easel 0.1.0"}};
+        {"job_timestamp", job_timestamp(job.started_ms)}, {"clip_skip", p.clip_skip},
+        {"is_using_inpainting_conditioning", slot.spec->info.unet.in_channels == 9}, {"version", "easel 0.1.0"}};
     json result = {{"images", files}, {"info", info}};
-    if (job->stop == kInterrupt) result["interrupted"] = true;
-    finish(job, "done", "", result);
+    if (interrupted) result["interrupted"] = true;
+    return result;
 }
 
 void JobQueue::finish(const std::shared_ptr<Job>& job, const std::string& status, const std::string& error, const json& result) {
@@ -427,7 +504,7 @@ Result<JobQueue::Submitted> JobQueue::submit(const GenerationRequest& r, const C
             return Error::exhausted(fmt::format("the queue is full ({} jobs waiting); retry later", queued));
         Slot& s = slot_for(m->name);
         if (s.loaded) {
-            if (auto st = validate_params(r.params, *s.model); !st) return st.error();
+            if (auto st = validate_params(r.params, *s.spec); !st) return st.error();
         }
         JobRecord rec;
         rec.id = job->id;
@@ -482,8 +559,7 @@ json JobQueue::live_json(const Job& j, bool with_preview) {
     o["started"] = j.started_ms ? json(iso_time(j.started_ms)) : json(nullptr);
     o["finished"] = nullptr;
     if (with_preview && j.status == "running") {
-        std::string png = j.preview_png;
-        if (png.empty() && j.has_latent) png = cheap_preview_png(j.latent);
+        const std::string& png = j.preview_png;
         if (!png.empty()) o["preview"] = "data:image/png;base64," + base64_encode(png);
     }
     return o;
@@ -624,7 +700,7 @@ void JobQueue::skip_running() {
 
 json JobQueue::a1111_progress(bool with_image) {
     std::lock_guard<std::mutex> lk(mu_);
-    const Job* running = nullptr;
+    Job* running = nullptr;
     int queued = 0;
     for (const auto& [id, j] : active_) {
         if (j->status == "running" && (!running || j->started_ms < running->started_ms)) running = j.get();
@@ -633,7 +709,8 @@ json JobQueue::a1111_progress(bool with_image) {
     json state = {{"skipped", false}, {"interrupted", false}, {"job", ""}, {"job_count", queued + (running ? 1 : 0)},
                   {"job_timestamp", "0"}, {"job_no", 0}, {"sampling_step", 0}, {"sampling_steps", 0}};
     if (!running) return json{{"progress", 0.0}, {"eta_relative", 0.0}, {"state", state}, {"current_image", nullptr}, {"textinfo", nullptr}};
-    const Job& j = *running;
+    Job& j = *running;
+    if (with_image) j.preview_wanted_ms = now_ms();  // the worker sends previews while someone asks for them
     const double progress = j.progress();
     const double elapsed = double(now_ms() - j.started_ms) / 1000.0;
     state["skipped"] = j.stop == kSkip;
@@ -645,7 +722,7 @@ json JobQueue::a1111_progress(bool with_image) {
     state["sampling_steps"] = j.total;
     json current = nullptr;
     if (with_image) {
-        std::string png = j.preview_png.empty() && j.has_latent ? cheap_preview_png(j.latent) : j.preview_png;
+        const std::string& png = j.preview_png;
         if (!png.empty()) current = base64_encode(png);
     }
     return json{{"progress", progress}, {"eta_relative", progress > 0.01 ? elapsed / progress - elapsed : 0.0}, {"state", state},

@@ -1,8 +1,11 @@
-// The job queue: one worker thread per loaded model, jobs persisted in the Store before they are acknowledged,
-// live progress (step, ETA, latent previews), cancellation, A1111's skip/interrupt, and change notification for
-// Server-Sent Events and blocking /sdapi calls.
+// The job queue: one worker process per model (apps/server/worker.h), driven by a thread of this process; jobs
+// persisted in the Store before they are acknowledged, live progress (step, ETA, previews), cancellation, A1111's
+// skip/interrupt, and change notification for Server-Sent Events and blocking /sdapi calls. This process holds
+// each model's ModelSpec (configs, tokenizer: what validating a request needs), never its weights. A worker that
+// crashes, is killed or exceeds Limits::job_timeout_s ends its job with the cause and is started again; a job that
+// crashed its worker twice is quarantined (failed, with the reason).
 //
-//   JobQueue q(store, models, load_options, limits, data_dir + "/images");
+//   JobQueue q(store, models, load_options, limits, data_dir + "/images", "/usr/bin/easel");
 //   EASEL_TRY(q.start());                                  // re-queues what a previous run left unfinished
 //   EASEL_TRY_ASSIGN(auto sub, q.submit(request, key_id)); // {id, queue_position}
 #pragma once
@@ -36,7 +39,8 @@ struct Caller {
 
 class JobQueue {
 public:
-    JobQueue(Store& store, std::vector<ModelEntry> models, LoadOptions load, Limits limits, std::string image_dir);
+    JobQueue(Store& store, std::vector<ModelEntry> models, LoadOptions load, Limits limits, std::string image_dir,
+             std::string worker_exe);
     ~JobQueue();
     JobQueue(const JobQueue&) = delete;
     JobQueue& operator=(const JobQueue&) = delete;
@@ -87,6 +91,9 @@ private:
     struct Slot;
     void worker(Slot* slot);
     void run_job(Slot& slot, const std::shared_ptr<Job>& job);
+    Status start_process(Slot& slot);  // spawns the slot's worker and waits until its model is loaded
+    void requeue_crashed(Slot& slot, const std::shared_ptr<Job>& job, const std::string& cause);
+    json result_json(const Slot& slot, const Job& job, const json& files, bool interrupted) const;
     void finish(const std::shared_ptr<Job>& job, const std::string& status, const std::string& error, const json& result);
     Slot& slot_for(const std::string& name);  // mu_ held
     void start_worker(Slot& slot);            // mu_ held
@@ -99,6 +106,7 @@ private:
     LoadOptions load_;
     Limits limits_;
     std::string image_dir_;
+    std::string worker_exe_;
 
     mutable std::mutex mu_;
     std::condition_variable cv_;

@@ -600,7 +600,13 @@ Status run_server(const ServeOptions& o) {
     std::vector<ModelEntry> models = collect_models(o, &err);
     if (models.empty()) return Error::not_found(err);
 
-    JobQueue queue(*store, models, o.load, o.limits, (fs::path(data_dir) / "images").string());
+    std::string worker_exe = o.worker_exe;
+    if (worker_exe.empty()) {
+        std::error_code ec;
+        worker_exe = fs::read_symlink("/proc/self/exe", ec).string();
+        if (ec) return Error::io(fmt::format("cannot find this program to start worker processes: {}", ec.message()), "/proc/self/exe");
+    }
+    JobQueue queue(*store, models, o.load, o.limits, (fs::path(data_dir) / "images").string(), worker_exe);
     EASEL_TRY(queue.start());
 
     httplib::Server svr;

@@ -26,6 +26,7 @@ struct Limits {
     int queue_size = 32;                    // queued jobs over all models; beyond it 429 with Retry-After
     int keep_jobs = 1000;                   // finished jobs (and their images) kept; older ones are deleted
     int read_timeout_s = 30;                // a client that sends nothing for this long is disconnected
+    int job_timeout_s = 3600;               // a job running longer fails, and its worker process is restarted
 };
 
 struct ServeOptions {
@@ -40,6 +41,9 @@ struct ServeOptions {
     std::string web_dir;                    // serve the page from here instead of the embedded copy
     LoadOptions load;
     Limits limits;
+    // The program started as `worker_exe __worker` for each model's worker process (apps/server/worker.h); empty:
+    // this executable (/proc/self/exe).
+    std::string worker_exe;
     // Called once the socket is bound (with the real port), before requests are served.
     std::function<void(int port)> on_listening;
 };

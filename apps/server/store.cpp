@@ -225,6 +225,13 @@ Result<std::vector<JobRecord>> Store::list_jobs(const std::string& key_id, bool 
     return read_rows(s, read_job);
 }
 
+Status Store::set_queued(const std::string& id, bool count_attempt) {
+    std::lock_guard<std::mutex> lk(mu_);
+    Stmt s(db_, count_attempt ? "UPDATE jobs SET status = 'queued', started_ms = 0 WHERE id = ?"
+                              : "UPDATE jobs SET status = 'queued', started_ms = 0, attempts = max(attempts - 1, 0) WHERE id = ?");
+    return s.bind(id).run();
+}
+
 Result<std::vector<JobRecord>> Store::requeue_unfinished() {
     std::lock_guard<std::mutex> lk(mu_);
     {

@@ -52,7 +52,9 @@ public:
     Store& operator=(const Store&) = delete;
 
     Status insert_job(JobRecord& job);  // sets job.seq
-    Status set_running(const std::string& id, int64_t started_ms);
+    Status set_running(const std::string& id, int64_t started_ms);  // counts an attempt
+    // Back to the queue: after a crash of its worker (the attempt counts) or a graceful stop (it does not).
+    Status set_queued(const std::string& id, bool count_attempt);
     Status finish_job(const std::string& id, const std::string& status, const std::string& error, int64_t finished_ms,
                       const std::string& result_json);
     Result<std::optional<JobRecord>> get_job(const std::string& id);

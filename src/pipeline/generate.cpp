@@ -76,7 +76,7 @@ int image_size_multiple(const ModelInfo& info) {
     return std::max(8, info.vae.downscale() * info.unet.latent_multiple());
 }
 
-Status validate_params(const GenerateParams& p, const SDModel& m) {
+Status validate_params(const GenerateParams& p, const ModelSpec& m) {
     if (m.spent)
         return Error::invalid_argument("this model's weights were dropped after a one-shot generation (generate_once); "
                                        "load it again");
@@ -114,7 +114,7 @@ Status validate_params(const GenerateParams& p, const SDModel& m) {
         if (p.init_image->width != p.width || p.init_image->height != p.height)
             return Error::invalid_argument(fmt::format("init image is {}x{}, expected {}x{}", p.init_image->width,
                                                        p.init_image->height, p.width, p.height), "init_image");
-        if (!m.vae.has_encoder()) return Error::invalid_argument("the model was loaded without its VAE encoder", "init_image");
+        if (!m.has_vae_encoder) return Error::invalid_argument("the model was loaded without its VAE encoder", "init_image");
     }
     if (p.schedule_from == ScheduleFrom::Diffusers) {
         if (p.schedule != ScheduleKind::Default && p.schedule != ScheduleKind::Karras)
@@ -155,7 +155,7 @@ Status validate_params(const GenerateParams& p, const SDModel& m) {
     if (m.info.unet.in_channels != 4 && m.info.unet.in_channels != 9)
         return Error::unsupported(fmt::format("a UNet with {} input channels (expected 4, or 9 for inpainting models)",
                                               m.info.unet.in_channels));
-    if (m.info.unet.in_channels == 9 && !m.vae.has_encoder())
+    if (m.info.unet.in_channels == 9 && !m.has_vae_encoder)
         return Error::invalid_argument("inpainting models need the VAE encoder; the model was loaded without it");
     return ok();
 }

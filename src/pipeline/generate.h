@@ -86,7 +86,7 @@ struct GeneratedImage {
 
 // Checks what a request can get wrong before any work: sizes (multiples of image_size_multiple, within limits), steps, CFG,
 // batch, strength, init image size.
-Status validate_params(const GenerateParams& p, const SDModel& m);
+Status validate_params(const GenerateParams& p, const ModelSpec& m);
 // What each image side must be a multiple of: the VAE's downscale times the UNet's latent multiple, at least 8
 // (64 for SD 1.x/2.x, 32 for the embedded model).
 int image_size_multiple(const ModelInfo& info);

@@ -354,8 +354,9 @@ std::string SDModel::wait_for_weight_cache() {
     return note;
 }
 
-Result<std::unique_ptr<SDModel>> load_sd_model(const std::string& path, const LoadOptions& options) {
-    EASEL_TRY_ASSIGN(Gathered g, gather(path));
+namespace {
+// What load_sd_model and load_model_spec share: detection, the checks, the tokenizer, the configs (no weights).
+Status fill_spec(ModelSpec& m, const Gathered& g, const std::string& path, const LoadOptions& options) {
     ModelInfo info = g.info;
     if (info.family != ModelFamily::SD1 && info.family != ModelFamily::SD2 && info.family != ModelFamily::SD1Inpaint &&
         info.family != ModelFamily::SD2Inpaint)
@@ -371,26 +372,44 @@ Result<std::unique_ptr<SDModel>> load_sd_model(const std::string& path, const Lo
             "pass --prediction eps or --prediction v, or put the model's yaml beside it",
             path);
 
-    auto m = std::make_unique<SDModel>();
-    m->path = path;
-    m->name = fs::path(path).filename().replace_extension("").string();
-    m->notes = g.notes;
-    m->defaults = g.defaults;
+    m.path = path;
+    m.name = fs::path(path).filename().replace_extension("").string();
+    m.notes = g.notes;
+    m.defaults = g.defaults;
     if (g.sources.scheduler_json) {
-        EASEL_TRY_ASSIGN(m->scheduler_config, parse_scheduler_config(*g.sources.scheduler_json,
-                                                                     (fs::path(path) / "scheduler" / "scheduler_config.json").string()));
+        EASEL_TRY_ASSIGN(m.scheduler_config, parse_scheduler_config(*g.sources.scheduler_json,
+                                                                    (fs::path(path) / "scheduler" / "scheduler_config.json").string()));
     }
 
     EASEL_TRY_ASSIGN(TokenizerChoice tokenizer, choose_tokenizer(g, path, options.vocab_path));
-    EASEL_TRY_ASSIGN(m->tokenizer, load_tokenizer(tokenizer, g, path));
-    m->notes.push_back("tokenizer: " + tokenizer.describe);
-    if (int64_t(m->tokenizer.id_limit()) > info.text.vocab_size)
+    EASEL_TRY_ASSIGN(m.tokenizer, load_tokenizer(tokenizer, g, path));
+    m.notes.push_back("tokenizer: " + tokenizer.describe);
+    if (int64_t(m.tokenizer.id_limit()) > info.text.vocab_size)
         return Error::invalid_argument(
             fmt::format("the tokenizer ({}) gives ids up to {}, but the text encoder's token embedding has {} rows: this "
                         "model needs its own vocabulary (--vocab PATH, e.g. its diffusers tokenizer/ folder)",
-                        tokenizer.describe, m->tokenizer.id_limit() - 1, info.text.vocab_size), path);
+                        tokenizer.describe, m.tokenizer.id_limit() - 1, info.text.vocab_size), path);
     const bool sd2 = info.family == ModelFamily::SD2 || info.family == ModelFamily::SD2Inpaint;
-    m->pad_id = sd2 ? 0 : m->tokenizer.eos_id();
+    m.pad_id = sd2 ? 0 : m.tokenizer.eos_id();
+    // An inpainting (9-channel) UNet's txt2img still encodes a picture (all grey) for its extra input.
+    m.has_vae_encoder = options.with_vae_encoder || info.unet.in_channels == 9;
+    m.info = std::move(info);
+    return ok();
+}
+}  // namespace
+
+Result<ModelSpec> load_model_spec(const std::string& path, const LoadOptions& options) {
+    EASEL_TRY_ASSIGN(Gathered g, gather(path));
+    ModelSpec m;
+    EASEL_TRY(fill_spec(m, g, path, options));
+    return m;
+}
+
+Result<std::unique_ptr<SDModel>> load_sd_model(const std::string& path, const LoadOptions& options) {
+    EASEL_TRY_ASSIGN(Gathered g, gather(path));
+    auto m = std::make_unique<SDModel>();
+    EASEL_TRY(fill_spec(*m, g, path, options));
+    const ModelInfo& info = m->info;
 
     ParamLoader loader(g.weights, options.precision);
     std::unique_ptr<PackCache> cache;
@@ -408,8 +427,7 @@ Result<std::unique_ptr<SDModel>> load_sd_model(const std::string& path, const Lo
     }
     m->text_encoder = CLIPTextEncoder::declare(ParamScope(loader, "text_encoder"), info.text);
     m->unet = UNet::declare(ParamScope(loader, "unet"), info.unet);
-    // An inpainting (9-channel) UNet's txt2img still encodes a picture (all grey) for its extra input.
-    m->vae = VAE::declare(ParamScope(loader, "vae"), info.vae, options.with_vae_encoder || info.unet.in_channels == 9);
+    m->vae = VAE::declare(ParamScope(loader, "vae"), info.vae, m->has_vae_encoder);
     EASEL_TRY(loader.finish());
     if (cache) {
         if (cache->hits()) {
@@ -435,7 +453,6 @@ Result<std::unique_ptr<SDModel>> load_sd_model(const std::string& path, const Lo
         if (!rebuilt.empty()) m->weight_cache_note = rebuilt + "; " + m->weight_cache_note;
         if (!m->weight_cache_note.empty()) m->notes.push_back(m->weight_cache_note);
     }
-    m->info = std::move(info);
     return m;
 }
 

@@ -90,14 +90,14 @@ constexpr double kSdDefaultCfgScale = 7.0;  // AUTOMATIC1111's and diffusers' de
 // Errors name `source` and the field: not a JSON object, cfg_scale not a number in [0, 100], an unknown key.
 Result<ModelDefaults> parse_model_defaults(std::string_view json, const std::string& source);
 
-struct SDModel {
+// Everything about a model but its networks' weights: what validating a request needs (sizes, the tokenizer, the
+// scheduler config), read from configs and tensor names without loading any weight. The server's front process
+// holds this while worker processes hold the whole SDModel.
+struct ModelSpec {
     std::string path;
     std::string name;  // file or folder name without extension (A1111's "Model" infotext field)
     ModelInfo info;
     clip::CLIPTokenizer tokenizer;
-    CLIPTextEncoder text_encoder;
-    UNet unet;
-    VAE vae;
     int32_t pad_id = 0;  // SD 1.x pads prompts with <|endoftext|>, SD 2.x with 0
     // What diffusers mode (--schedule-from diffusers) reads: the folder's scheduler/scheduler_config.json, or
     // SD 1.5's own scheduler_config.json for a single file (what diffusers' from_single_file uses).
@@ -106,8 +106,16 @@ struct SDModel {
     // The guidance to use when the user gives none: the model's recommended scale, else SD's 7.
     double default_cfg_scale() const { return defaults.cfg_scale.value_or(kSdDefaultCfgScale); }
     std::vector<std::string> notes;
+    // Whether the VAE encoder is (or, for a spec, would be) loaded: img2img and inpainting need it.
+    bool has_vae_encoder = false;
     // Set by generate_once(), which drops the text encoder's and UNet's weights: the model cannot generate again.
     bool spent = false;
+};
+
+struct SDModel : ModelSpec {
+    CLIPTextEncoder text_encoder;
+    UNet unet;
+    VAE vae;
     WeightCacheUse weight_cache = WeightCacheUse::Off;
     std::string weight_cache_note;  // one line on what the cache did (also in notes); empty when Off
     // A weight cache file being written in the background (LoadOptions::weight_cache_write_in_background): true
@@ -136,5 +144,7 @@ Result<clip::CLIPTokenizer> load_model_tokenizer(const std::string& path, const 
 Result<SchedulerFileConfig> parse_scheduler_config(std::string_view json, const std::string& source);
 
 Result<std::unique_ptr<SDModel>> load_sd_model(const std::string& path, const LoadOptions& options);
+// The same checks and everything but the weights (ModelSpec): what load_sd_model would refuse, this refuses too.
+Result<ModelSpec> load_model_spec(const std::string& path, const LoadOptions& options);
 
 }  // namespace easel

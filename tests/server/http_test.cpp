@@ -8,7 +8,9 @@
 
 #include <gtest/gtest.h>
 
+#include <csignal>
 #include <fstream>
+#include <sstream>
 
 #include "io/image.h"
 #include "pipeline/generate.h"
@@ -517,3 +519,86 @@ TEST(ServeOptions, RefusesAnOpenAddressWithoutAuthentication) {
 }
 
 }  // namespace
+
+namespace {
+// The pids of this process's worker children (`easel __worker`), from /proc.
+std::vector<pid_t> worker_pids() {
+    std::vector<pid_t> out;
+    for (const auto& e : std::filesystem::directory_iterator("/proc")) {
+        const std::string name = e.path().filename().string();
+        if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+        std::ifstream stat(e.path() / "stat");
+        std::string line;
+        std::getline(stat, line);
+        const size_t close = line.rfind(')');
+        if (close == std::string::npos) continue;
+        std::istringstream rest(line.substr(close + 2));
+        std::string state;
+        pid_t ppid = 0;
+        rest >> state >> ppid;
+        if (ppid != getpid() || state == "Z") continue;
+        std::ifstream cmd(e.path() / "cmdline");
+        std::string args((std::istreambuf_iterator<char>(cmd)), std::istreambuf_iterator<char>());
+        if (args.find("__worker") != std::string::npos) out.push_back(pid_t(std::stoi(name)));
+    }
+    return out;
+}
+}  // namespace
+
+// Generation runs in a worker process: a job that crashes it (the test-only hook EASEL_TEST_WORKER_CRASH) is run
+// once more in a fresh worker, then quarantined with the cause; one that hangs (EASEL_TEST_WORKER_HANG) fails at
+// the job time limit; a worker killed from outside mid-job costs that job one retry. Through all of it the HTTP
+// side answers and the other jobs finish.
+TEST_F(Http, CrashingHangingAndKilledWorkersFailOnlyTheirJob) {
+    ::setenv("EASEL_TEST_WORKER_CRASH", "CRASH-THE-WORKER", 1);
+    ::setenv("EASEL_TEST_WORKER_HANG", "HANG-THE-WORKER", 1);
+    server::ServeOptions o;
+    o.limits.job_timeout_s = 3;
+    start(o);
+    auto submit = [&](const std::string& prompt, int steps) {
+        auto [s, j] = post("/v1/jobs", {{"prompt", prompt}, {"steps", steps}, {"seed", 5}});
+        EXPECT_EQ(s, 202) << j.dump();
+        return j.value("id", std::string());
+    };
+    const std::string before = submit("a red circle", 4);
+    const std::string poison = submit("a red circle CRASH-THE-WORKER", 4);
+    const std::string after = submit("a blue square", 4);
+    const std::string hang = submit("a green triangle HANG-THE-WORKER", 4);
+    const std::string last = submit("a white square", 4);
+
+    EXPECT_EQ(wait_job(before)["status"], "done");
+    const json p = wait_job(poison);
+    EXPECT_EQ(p["status"], "failed") << p.dump();
+    const std::string why = p.value("error", std::string());
+    EXPECT_NE(why.find("quarantined"), std::string::npos) << why;
+    EXPECT_NE(why.find("2 times"), std::string::npos) << why;
+    EXPECT_NE(why.find("signal 11"), std::string::npos) << why;
+    std::printf("poison job: %s\n", why.c_str());
+    EXPECT_EQ(wait_job(after)["status"], "done");
+    const json h = wait_job(hang);
+    EXPECT_EQ(h["status"], "failed") << h.dump();
+    EXPECT_NE(h.value("error", std::string()).find("longer than the limit of 3 s"), std::string::npos) << h.dump();
+    const json l = wait_job(last);
+    EXPECT_EQ(l["status"], "done") << l.dump();
+    ASSERT_EQ(l["images"].size(), 1u);
+    auto png = client_->Get(l["images"][0]["url"].get<std::string>().c_str());
+    ASSERT_TRUE(png);
+    EXPECT_EQ(png->status, 200);
+
+    // A worker killed mid-job (as the OOM killer would): the job runs again in a new worker and finishes.
+    const std::string victim = submit("a purple circle", 150);
+    for (int i = 0; i < 1000; ++i) {
+        const json j = get("/v1/jobs/" + victim).second;
+        if (j["status"] == "running" && j["step"].get<int>() >= 1) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    const std::vector<pid_t> pids = worker_pids();
+    ASSERT_EQ(pids.size(), 1u) << "one model, one worker";
+    ASSERT_EQ(::kill(pids[0], SIGKILL), 0);
+    const json v = wait_job(victim);
+    EXPECT_EQ(v["status"], "done") << v.dump();
+    auto [sok, ok] = get("/v1/models");
+    EXPECT_EQ(sok, 200);
+    ::unsetenv("EASEL_TEST_WORKER_CRASH");
+    ::unsetenv("EASEL_TEST_WORKER_HANG");
+}

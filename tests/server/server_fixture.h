@@ -36,6 +36,7 @@ protected:
     void start(server::ServeOptions o = {}) {
         if (o.data_dir.empty()) o.data_dir = data_.string();
         if (o.models.empty() && o.models_dir.empty()) o.models = {tiny_model_dir()};
+        if (o.worker_exe.empty()) o.worker_exe = EASEL_CLI;  // the test binary is not easel: its workers are
         o.port = 0;
         auto port = std::make_shared<std::promise<int>>();
         auto set = std::make_shared<std::atomic<bool>>(false);

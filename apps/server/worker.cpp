@@ -1,0 +1,445 @@
+#include "worker.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <filesystem>
+#include <mutex>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "core/allocator.h"
+#include "core/cpu_features.h"
+#include "core/log.h"
+#include "core/thread_pool.h"
+#include "io/image.h"
+#include "request.h"
+#include "store.h"
+
+namespace easel::server {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr int kChildFd = 3;
+
+// send() with MSG_NOSIGNAL: a peer that died gives EPIPE, never a SIGPIPE that would end this process.
+Status write_all(int fd, const char* p, size_t n) {
+    while (n > 0) {
+        const ssize_t w = ::send(fd, p, n, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return Error::io(fmt::format("worker socket: {}", std::strerror(errno)));
+        p += w;
+        n -= size_t(w);
+    }
+    return ok();
+}
+
+Status write_message(int fd, const json& j) {
+    const std::string body = safe_dump(j);
+    if (body.size() > kMaxWorkerMessageBytes) return Error::internal("worker message over the size bound");
+    const uint32_t n = uint32_t(body.size());
+    const char len[4] = {char(n & 0xff), char((n >> 8) & 0xff), char((n >> 16) & 0xff), char((n >> 24) & 0xff)};
+    EASEL_TRY(write_all(fd, len, 4));
+    return write_all(fd, body.data(), body.size());
+}
+
+// Takes one whole message off the front of `buf`: true and `out` set; false when more bytes are needed. An error
+// for a message over the bound or not JSON.
+Result<bool> take_message(std::string& buf, json& out) {
+    if (buf.size() < 4) return false;
+    const auto* b = reinterpret_cast<const unsigned char*>(buf.data());
+    const uint32_t n = uint32_t(b[0]) | uint32_t(b[1]) << 8 | uint32_t(b[2]) << 16 | uint32_t(b[3]) << 24;
+    if (n > kMaxWorkerMessageBytes) return Error::io(fmt::format("a message of {} bytes (over the bound)", n));
+    if (buf.size() < 4 + size_t(n)) return false;
+    out = json::parse(buf.begin() + 4, buf.begin() + 4 + n, nullptr, false);
+    buf.erase(0, 4 + size_t(n));
+    if (out.is_discarded() || !out.is_object()) return Error::io("a message that is not a JSON object");
+    return true;
+}
+
+std::string describe_status(int status) {
+    if (WIFEXITED(status)) return fmt::format("exited with status {}", WEXITSTATUS(status));
+    if (WIFSIGNALED(status)) {
+        const int sig = WTERMSIG(status);
+        const char* name = strsignal(sig);
+        std::string s = fmt::format("killed by signal {} ({})", sig, name ? name : "?");
+        if (sig == SIGKILL) s += ": out of memory (the kernel's OOM killer) or killed from outside";
+        return s;
+    }
+    return fmt::format("ended with wait status {}", status);
+}
+
+}  // namespace
+
+json worker_init_json(const std::string& model_path, const LoadOptions& load, const Limits& limits) {
+    json l = {{"precision", int(load.precision)},
+              {"vocab_path", load.vocab_path},
+              {"prediction", load.prediction ? int(*load.prediction) : -1},
+              {"variant", load.variant},
+              {"weight_cache_dir", load.weight_cache_dir},
+              {"weight_cache_max_bytes", load.weight_cache_max_bytes},
+              {"weight_cache_min_bytes", load.weight_cache_min_bytes},
+              {"weight_cache_write_in_background", load.weight_cache_write_in_background}};
+    json lim = {{"max_width", limits.max_width}, {"max_height", limits.max_height}, {"max_steps", limits.max_steps},
+                {"max_images", limits.max_images}, {"max_body_bytes", limits.max_body_bytes},
+                {"queue_size", limits.queue_size}, {"keep_jobs", limits.keep_jobs},
+                {"read_timeout_s", limits.read_timeout_s}, {"job_timeout_s", limits.job_timeout_s}};
+    return {{"type", "init"}, {"model", model_path}, {"load", l}, {"limits", lim},
+            {"threads", num_threads()}, {"isa", int(isa_cap())}};
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The parent's side.
+
+Result<std::unique_ptr<WorkerProcess>> WorkerProcess::spawn(const std::string& exe, const json& init) {
+    int sv[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+        return Error::io(fmt::format("socketpair: {}", std::strerror(errno)));
+    const pid_t parent = ::getpid();
+    // Everything the child needs is made before fork: between fork and exec only async-signal-safe calls.
+    std::string arg0 = exe, arg1 = "__worker";
+    char* argv[] = {arg0.data(), arg1.data(), nullptr};
+    const pid_t pid = ::fork();
+    if (pid < 0) {
+        ::close(sv[0]);
+        ::close(sv[1]);
+        return Error::io(fmt::format("fork: {}", std::strerror(errno)));
+    }
+    if (pid == 0) {
+        ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // a server killed with -9 takes its workers along
+        if (::getppid() != parent) ::_exit(127);
+        if (::dup2(sv[1], kChildFd) < 0) ::_exit(127);
+        ::close_range(kChildFd + 1, ~0u, 0);  // the server's listening socket and connections stay in the server
+        ::execv(exe.c_str(), argv);
+        ::_exit(127);
+    }
+    ::close(sv[1]);
+    std::unique_ptr<WorkerProcess> w(new WorkerProcess());
+    w->pid_ = pid;
+    w->fd_ = sv[0];
+    if (auto st = w->send(init); !st) {
+        json ignored;
+        w->receive(ignored, 1000);
+        return Error::io(fmt::format("the worker process ({}) did not start: {}", exe, w->exit_cause()));
+    }
+    return w;
+}
+
+WorkerProcess::~WorkerProcess() {
+    kill_now();
+    if (fd_ >= 0) ::close(fd_);
+}
+
+void WorkerProcess::kill_now() {
+    if (reaped_ || pid_ <= 0) return;
+    ::kill(pid_, SIGKILL);
+    reap();
+}
+
+void WorkerProcess::reap() {
+    if (reaped_) return;
+    int status = 0;
+    // The socket closed: the child is exiting. Give it a moment, then make sure.
+    for (int i = 0; i < 200; ++i) {
+        const pid_t r = ::waitpid(pid_, &status, WNOHANG);
+        if (r == pid_ || (r < 0 && errno != EINTR)) {
+            reaped_ = true;
+            if (r == pid_ && cause_.empty()) cause_ = describe_status(status);
+            return;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    ::kill(pid_, SIGKILL);
+    while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {}
+    reaped_ = true;
+    if (cause_.empty()) cause_ = "closed its socket but did not exit; killed";
+}
+
+Status WorkerProcess::send(const json& message) { return write_message(fd_, message); }
+
+WorkerProcess::Got WorkerProcess::receive(json& out, int timeout_ms) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    for (;;) {
+        auto got = take_message(buf_, out);
+        if (!got) {
+            cause_ = "sent " + got.error().message();
+            kill_now();
+            return Got::Exited;
+        }
+        if (*got) return Got::Message;
+        if (reaped_) return Got::Exited;
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0) return Got::Timeout;
+        pollfd p{fd_, POLLIN, 0};
+        const int r = ::poll(&p, 1, int(left.count()));
+        if (r < 0 && errno == EINTR) continue;
+        if (r == 0) return Got::Timeout;
+        char chunk[1 << 16];
+        const ssize_t n = ::recv(fd_, chunk, sizeof(chunk), 0);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            reap();
+            return Got::Exited;
+        }
+        buf_.append(chunk, size_t(n));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The child's side.
+
+namespace {
+
+// A1111's "Approx cheap" live preview: a fixed linear map from SD's 4 latent channels to RGB.
+std::string cheap_preview_png(const Tensor& x) {
+    if (x.rank() != 4 || x.size(1) != 4) return "";
+    static const float coef[4][3] = {{0.298f, 0.207f, 0.208f}, {0.187f, 0.286f, 0.173f},
+                                     {-0.158f, 0.189f, 0.264f}, {-0.184f, -0.271f, -0.473f}};
+    const int h = int(x.size(2)), w = int(x.size(3));
+    const Tensor xc = x.contiguous();
+    const float* p = xc.data<float>();
+    Image img;
+    img.width = w;
+    img.height = h;
+    img.channels = 3;
+    img.pixels.resize(size_t(w) * size_t(h) * 3);
+    for (int i = 0; i < h * w; ++i)
+        for (int c = 0; c < 3; ++c) {
+            float v = 0;
+            for (int l = 0; l < 4; ++l) v += p[l * h * w + i] * coef[l][c];
+            v = std::clamp((v + 1.0f) * 0.5f, 0.0f, 1.0f);
+            img.pixels[size_t(i) * 3 + size_t(c)] = uint8_t(v * 255.0f + 0.5f);
+        }
+    auto png = encode_image(img, ImageFormat::Png);
+    return png ? std::string(png->begin(), png->end()) : std::string();
+}
+
+// Small latents (the embedded model's 8x8) get a real VAE decode; big ones the cheap linear preview.
+std::string preview_png(const SDModel& model, const Tensor& latent) {
+    if (latent.size(2) * latent.size(3) > 32 * 32) return cheap_preview_png(latent);
+    BufferPool pool;
+    Ctx c{&pool};
+    Tensor z = Tensor::empty(latent.shape());
+    const Tensor src = latent.contiguous();
+    const float scaling = model.info.vae.scaling_factor;
+    for (int64_t i = 0; i < z.numel(); ++i) z.data<float>()[i] = src.data<float>()[i] / scaling;
+    auto png = encode_image(tensor_to_image(model.vae.decode(c, z)), ImageFormat::Png);
+    return png ? std::string(png->begin(), png->end()) : std::string();
+}
+
+enum WorkerStop : int { kRun = 0, kSkipImage = 1, kInterruptJob = 2, kCancelJob = 3 };
+
+// What the reader thread hands the main thread.
+struct Inbox {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::deque<json> jobs;
+    std::string current;                 // the job running now ("" between jobs)
+    std::atomic<int> stop{kRun};
+    std::atomic<int64_t> preview_wanted_ms{0};
+};
+
+Result<LoadOptions> load_options_from(const json& j) {
+    LoadOptions o;
+    try {
+        o.precision = Precision(j.at("precision").get<int>());
+        o.vocab_path = j.at("vocab_path").get<std::string>();
+        const int pred = j.at("prediction").get<int>();
+        if (pred >= 0) o.prediction = Prediction(pred);
+        o.variant = j.at("variant").get<std::string>();
+        o.weight_cache_dir = j.at("weight_cache_dir").get<std::string>();
+        o.weight_cache_max_bytes = j.at("weight_cache_max_bytes").get<uint64_t>();
+        o.weight_cache_min_bytes = j.at("weight_cache_min_bytes").get<uint64_t>();
+        o.weight_cache_write_in_background = j.at("weight_cache_write_in_background").get<bool>();
+    } catch (const std::exception& e) {
+        return Error::invalid_argument(fmt::format("worker init: {}", e.what()));
+    }
+    o.with_vae_encoder = true;  // img2img and inpainting jobs need it
+    return o;
+}
+
+Result<Limits> limits_from(const json& j) {
+    Limits l;
+    try {
+        l.max_width = j.at("max_width").get<int>();
+        l.max_height = j.at("max_height").get<int>();
+        l.max_steps = j.at("max_steps").get<int>();
+        l.max_images = j.at("max_images").get<int>();
+        l.max_body_bytes = j.at("max_body_bytes").get<size_t>();
+        l.queue_size = j.at("queue_size").get<int>();
+        l.keep_jobs = j.at("keep_jobs").get<int>();
+        l.read_timeout_s = j.at("read_timeout_s").get<int>();
+        l.job_timeout_s = j.at("job_timeout_s").get<int>();
+    } catch (const std::exception& e) {
+        return Error::invalid_argument(fmt::format("worker init: {}", e.what()));
+    }
+    return l;
+}
+
+// Test-only fault injection (tests/server): a prompt containing $EASEL_TEST_WORKER_CRASH crashes this worker, one
+// containing $EASEL_TEST_WORKER_HANG makes it hang. Never set in production; the server survives both anyway.
+void test_faults(const std::string& prompt) {
+    if (const char* c = std::getenv("EASEL_TEST_WORKER_CRASH"); c && *c && prompt.find(c) != std::string::npos)
+        ::raise(SIGSEGV);
+    if (const char* h = std::getenv("EASEL_TEST_WORKER_HANG"); h && *h && prompt.find(h) != std::string::npos)
+        for (;;) std::this_thread::sleep_for(std::chrono::seconds(60));
+}
+
+// One job: parse (the parent validated it already; the same parser gives the same params), generate with
+// progress and stop forwarded, write the images, answer done or failed.
+json run_one(const SDModel& model, const Limits& limits, const json& msg, Inbox& inbox, int fd) {
+    const std::string id = msg.value("id", "");
+    const std::string kind = msg.value("kind", "txt2img");
+    const std::string dir = msg.value("dir", "");
+    auto failed = [&](const Error& e) {
+        return json{{"type", "failed"}, {"id", id}, {"cancelled", e.code() == ErrorCode::Cancelled},
+                    {"error", e.to_string()}};
+    };
+    if (!msg.contains("request") || !msg["request"].is_object()) return failed(Error::internal("job without a request"));
+    auto req = parse_generation_request(msg["request"], kind == "img2img" ? RequestKind::Img2Img : RequestKind::Txt2Img,
+                                        a1111_defaults(), limits);
+    if (!req) return failed(req.error());
+    test_faults(req->params.prompt);
+    int64_t last_preview_ms = 0;
+    auto progress = [&](const ProgressEvent& e) -> Status {
+        if (inbox.stop == kCancelJob) return Error::cancelled("cancelled");
+        // The preview goes first, so that a client that sees the step also finds its preview. A1111's cheap linear
+        // preview (a PNG of the latent's size: far below a step's cost) at most every 250 ms; while a client asks
+        // for previews, the real one.
+        if (e.latent) {
+            const int64_t now = now_ms();
+            std::string png;
+            if (now - inbox.preview_wanted_ms.load() < 3000) png = preview_png(model, *e.latent);
+            else if (now - last_preview_ms >= 250) png = cheap_preview_png(*e.latent);
+            if (!png.empty()) {
+                last_preview_ms = now;
+                EASEL_TRY(write_message(fd, {{"type", "preview"}, {"id", id}, {"png", base64_encode(png)}}));
+            }
+        }
+        json p = {{"type", "progress"}, {"id", id}, {"phase", e.phase}, {"image", e.image}, {"images", e.images}};
+        if (e.phase == "sampling") {
+            p["step"] = e.step;
+            p["total"] = e.total;
+        }
+        return write_message(fd, p);
+    };
+    auto stop = [&]() -> StopRequest {
+        int f = inbox.stop.load();
+        if (f == kSkipImage) {
+            inbox.stop.compare_exchange_strong(f, kRun);
+            return StopRequest::Skip;
+        }
+        return f == kInterruptJob ? StopRequest::Interrupt : StopRequest::None;
+    };
+    auto images = generate(model, req->params, progress, stop);
+    if (!images) return failed(images.error());
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    json files = json::array();
+    for (size_t i = 0; i < images->size(); ++i) {
+        const GeneratedImage& g = (*images)[i];
+        const std::string path = (fs::path(dir) / fmt::format("{}.png", i)).string();
+        if (auto st = write_image(path, g.image, {{"parameters", g.infotext}}); !st)
+            return failed(Error::io("could not save the image: " + st.error().to_string()));
+        files.push_back({{"file", path}, {"seed", g.seed}, {"infotext", g.infotext}});
+    }
+    return {{"type", "done"}, {"id", id}, {"images", files}, {"interrupted", inbox.stop == kInterruptJob}};
+}
+
+}  // namespace
+
+int run_worker_main() {
+    const int fd = kChildFd;
+    // The init message, read synchronously before anything else.
+    std::string buf;
+    json init;
+    for (;;) {
+        auto got = take_message(buf, init);
+        if (!got) return 2;
+        if (*got) break;
+        char chunk[1 << 16];
+        const ssize_t n = ::recv(fd, chunk, sizeof(chunk), 0);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return 0;
+        buf.append(chunk, size_t(n));
+    }
+    if (init.value("type", "") != "init" || !init.contains("load") || !init.contains("limits")) return 2;
+    auto lo = load_options_from(init["load"]);
+    auto limits = limits_from(init["limits"]);
+    if (!lo || !limits) {
+        (void)write_message(fd, {{"type", "load_failed"}, {"error", (!lo ? lo.error() : limits.error()).to_string()}});
+        return 2;
+    }
+    if (init.contains("threads") && init["threads"].is_number_integer()) set_num_threads(std::max(1, init["threads"].get<int>()));
+    if (init.contains("isa") && init["isa"].is_number_integer()) set_isa_cap(Isa(std::clamp(init["isa"].get<int>(), 0, 3)));
+    const std::string path = init.value("model", "");
+    auto model = load_sd_model(path, *lo);
+    if (!model) {
+        (void)write_message(fd, {{"type", "load_failed"}, {"error", model.error().to_string()}});
+        return 0;
+    }
+    if (!write_message(fd, {{"type", "ready"}, {"notes", (*model)->notes}})) return 0;
+
+    Inbox inbox;
+    // The reader: jobs go to the queue, stop and preview apply to the running job at once. The parent closing the
+    // socket (a server stopping, or killed) ends this process.
+    std::thread reader([&inbox, fd, buf]() mutable {
+        for (;;) {
+            json m;
+            auto got = take_message(buf, m);
+            if (!got) ::_exit(2);
+            if (!*got) {
+                char chunk[1 << 16];
+                const ssize_t n = ::recv(fd, chunk, sizeof(chunk), 0);
+                if (n < 0 && errno == EINTR) continue;
+                if (n <= 0) ::_exit(0);
+                buf.append(chunk, size_t(n));
+                continue;
+            }
+            const std::string type = m.value("type", "");
+            std::lock_guard<std::mutex> lk(inbox.mu);
+            if (type == "job") {
+                inbox.jobs.push_back(std::move(m));
+                inbox.cv.notify_all();
+            } else if (type == "stop" && m.value("id", "") == inbox.current) {
+                inbox.stop = std::clamp(m.value("flag", 0), 0, 3);
+            } else if (type == "preview") {
+                inbox.preview_wanted_ms = now_ms();
+            }
+        }
+    });
+    reader.detach();
+    for (;;) {
+        json job;
+        {
+            std::unique_lock<std::mutex> lk(inbox.mu);
+            inbox.cv.wait(lk, [&] { return !inbox.jobs.empty(); });
+            job = std::move(inbox.jobs.front());
+            inbox.jobs.pop_front();
+            inbox.current = job.value("id", "");
+            inbox.stop = kRun;
+        }
+        json answer = run_one(**model, *limits, job, inbox, fd);
+        {
+            std::lock_guard<std::mutex> lk(inbox.mu);
+            inbox.current.clear();
+        }
+        if (!write_message(fd, answer)) return 0;
+    }
+}
+
+}  // namespace easel::server
