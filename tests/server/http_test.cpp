@@ -602,3 +602,88 @@ TEST_F(Http, CrashingHangingAndKilledWorkersFailOnlyTheirJob) {
     ::unsetenv("EASEL_TEST_WORKER_CRASH");
     ::unsetenv("EASEL_TEST_WORKER_HANG");
 }
+
+namespace {
+std::string png_b64(int w, int h) {
+    Image img;
+    img.width = w;
+    img.height = h;
+    img.channels = 3;
+    img.pixels.assign(size_t(w) * size_t(h) * 3, 128);
+    auto png = encode_image(img, ImageFormat::Png);
+    EXPECT_TRUE(png);
+    return server::base64_encode(png->data(), png->size());
+}
+}  // namespace
+
+// Every field at its edges, against the live server: each answer is 2xx or 4xx with the error envelope, every
+// accepted job ends (done or failed, never stuck), and the server still serves afterwards.
+TEST_F(Http, EveryFieldAtItsEdges) {
+    start();
+    std::string words;
+    for (int i = 0; i < 10000; ++i) words += (i % 7 ? "circle " : "(red:1.3) ");
+    const std::string small = png_b64(32, 32), tiny = png_b64(1, 1), odd = png_b64(40, 40), huge = png_b64(8192, 8192);
+    const json base = {{"prompt", "a red circle"}, {"steps", 2}, {"width", 32}, {"height", 32}};
+    struct Case {
+        const char* path;
+        json patch;
+    };
+    const std::vector<Case> cases = {
+        {"/v1/jobs", {{"width", 40}}}, {"/v1/jobs", {{"height", 24}}}, {"/v1/jobs", {{"width", 0}}},
+        {"/v1/jobs", {{"width", -32}}}, {"/v1/jobs", {{"width", 1e12}}}, {"/v1/jobs", {{"width", 8}}},
+        {"/v1/jobs", {{"width", 513}}}, {"/v1/jobs", {{"width", "32"}}}, {"/v1/jobs", {{"width", nullptr}}},
+        {"/v1/jobs", {{"width", 8192}, {"height", 8192}}}, {"/v1/jobs", {{"width", 31.5}}},
+        {"/v1/jobs", {{"steps", 0}}}, {"/v1/jobs", {{"steps", -1}}}, {"/v1/jobs", {{"steps", 1e15}}},
+        {"/v1/jobs", {{"steps", "many"}}}, {"/v1/jobs", {{"steps", true}}}, {"/v1/jobs", {{"steps", json::array()}}},
+        {"/v1/jobs", {{"cfg_scale", -1}}}, {"/v1/jobs", {{"cfg_scale", 1e308}}}, {"/v1/jobs", {{"cfg_scale", "high"}}},
+        {"/v1/jobs", {{"seed", -2}}}, {"/v1/jobs", {{"seed", 18446744073709551615ull}}}, {"/v1/jobs", {{"seed", -1e300}}},
+        {"/v1/jobs", {{"batch_size", 0}}}, {"/v1/jobs", {{"batch_size", 100000}}}, {"/v1/jobs", {{"n_iter", -3}}},
+        {"/v1/jobs", {{"sampler_name", "no such sampler"}}}, {"/v1/jobs", {{"scheduler", "nope"}}},
+        {"/v1/jobs", {{"prompt", words}}}, {"/v1/jobs", {{"prompt", "((((((((a red circle"}}},
+        {"/v1/jobs", {{"prompt", "a red circle))))))]]]]"}}}, {"/v1/jobs", {{"prompt", "(a:"}}},
+        {"/v1/jobs", {{"prompt", "[a:b:"}}}, {"/v1/jobs", {{"prompt", "(red:1e308) BREAK BREAK BREAK"}}},
+        {"/v1/jobs", {{"prompt", std::string("a\0b", 3)}}}, {"/v1/jobs", {{"prompt", 42}}},
+        {"/v1/jobs", {{"negative_prompt", words}}},
+        {"/sdapi/v1/txt2img", {{"width", 40}, {"height", 40}}}, {"/sdapi/v1/txt2img", {{"enable_hr", true}}},
+        {"/sdapi/v1/img2img", {{"init_images", json::array({"!!!! not base64 !!!!"})}}},
+        {"/sdapi/v1/img2img", {{"init_images", json::array({""})}}},
+        {"/sdapi/v1/img2img", {{"init_images", json::array({"aGVsbG8="})}}},  // "hello": base64 but no image
+        {"/sdapi/v1/img2img", {{"init_images", json::array({tiny})}}},
+        {"/sdapi/v1/img2img", {{"init_images", json::array({tiny})}, {"width", nullptr}, {"height", nullptr}}},
+        {"/sdapi/v1/img2img", {{"init_images", json::array({odd})}, {"width", 40}, {"height", 40}}},
+        {"/sdapi/v1/img2img", {{"init_images", json::array({huge})}}},
+        {"/sdapi/v1/img2img", {{"init_images", json::array({small})}, {"mask", tiny}}},
+        {"/sdapi/v1/img2img", {{"init_images", json::array({small})}, {"mask", "%%%"}}},
+        {"/sdapi/v1/img2img", {{"init_images", json::array({small})}, {"denoising_strength", -0.5}}},
+        {"/sdapi/v1/img2img", {{"init_images", json::array({small})}, {"denoising_strength", 7}}},
+        {"/sdapi/v1/img2img", {{"init_images", json::array({small})}, {"mask", small}, {"mask_blur", -5}}},
+        {"/sdapi/v1/img2img", {{"init_images", json::array({small, small})}}},
+    };
+    std::vector<std::string> accepted;
+    int refused = 0;
+    for (const Case& c : cases) {
+        json body = base;
+        for (auto& [k, v] : c.patch.items()) body[k] = v;
+        auto r = client_->Post(c.path, body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
+        const std::string what = std::string(c.path) + " " + c.patch.dump().substr(0, 80);
+        ASSERT_TRUE(r) << what << ": no answer (is the server down?)";
+        EXPECT_TRUE((r->status >= 200 && r->status < 300) || (r->status >= 400 && r->status < 500)) << what << ": " << r->status << " " << r->body.substr(0, 300);
+        const json j = json::parse(r->body, nullptr, false);
+        if (r->status >= 400) {
+            ++refused;
+            EXPECT_TRUE(is_error_envelope(j, j.value("error", json::object()).value("code", ""))) << what << ": " << r->body.substr(0, 300);
+        } else if (j.contains("id")) {
+            accepted.push_back(j["id"]);
+        }
+    }
+    for (const std::string& id : accepted) {
+        const json j = wait_job(id);
+        const std::string s = j.value("status", "");
+        EXPECT_TRUE(s == "done" || s == "failed") << id << ": " << j.dump().substr(0, 300);
+    }
+    std::printf("edges: %zu requests, %d refused with 4xx, %zu accepted and ended\n", cases.size(), refused, accepted.size());
+    auto [sok, ok] = get("/v1/models");
+    EXPECT_EQ(sok, 200);
+    auto [sgen, gen] = post("/sdapi/v1/txt2img", base);
+    EXPECT_EQ(sgen, 200) << gen.dump().substr(0, 300);
+}

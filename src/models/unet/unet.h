@@ -11,7 +11,7 @@
 #include <optional>
 #include <vector>
 
-#include "models/unet/blocks.h"
+#include "models/common/blocks.h"
 #include "models/unet/config.h"
 
 namespace easel {

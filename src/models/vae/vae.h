@@ -8,7 +8,7 @@
 #include <optional>
 #include <vector>
 
-#include "models/unet/blocks.h"
+#include "models/common/blocks.h"
 #include "models/vae/config.h"
 
 namespace easel {

@@ -1,7 +1,7 @@
-// The building blocks of SD's UNet, named and shaped as diffusers v0.30 names them (resnet.py ResnetBlock2D,
-// attention_processor.py Attention, attention.py BasicTransformerBlock/FeedForward/GEGLU,
-// transformers/transformer_2d.py Transformer2DModel). The VAE reuses ResBlock (without a time embedding) and
-// Attention.
+// Blocks shared by the model folders (the UNet, the VAE, and the diffusion transformers to come), named and shaped
+// as diffusers v0.30 names them (resnet.py ResnetBlock2D, attention_processor.py Attention, attention.py
+// BasicTransformerBlock/FeedForward/GEGLU, transformers/transformer_2d.py Transformer2DModel). The VAE uses
+// ResBlock (without a time embedding) and Attention. A model folder includes this, never another model's folder.
 #pragma once
 
 #include <optional>

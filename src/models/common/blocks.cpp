@@ -1,4 +1,4 @@
-#include "models/unet/blocks.h"
+#include "models/common/blocks.h"
 
 #include "core/thread_pool.h"
 
