@@ -105,10 +105,12 @@ Status check_range(const char* field, int64_t v, int64_t lo, int64_t hi) {
     return ok();
 }
 
-Result<Image> decode_b64_image(const json& v, const std::string& field) {
+// Images over the largest output size (`max_pixels`) are refused from their header, before decoding: an init image
+// or mask must match the output size anyway, and a decoded 8192x8192 picture would take 200 MB per request.
+Result<Image> decode_b64_image(const json& v, const std::string& field, int64_t max_pixels) {
     if (!v.is_string()) return Error::invalid_argument(fmt::format("expected a base64 image string, got {}", type_name(v)), field);
     EASEL_TRY_ASSIGN(std::string bytes, base64_decode(v.get_ref<const std::string&>(), field));
-    auto img = decode_image(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), field);
+    auto img = decode_image(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), field, max_pixels);
     if (!img) return img.error().within(field);
     return img;
 }
@@ -305,7 +307,7 @@ Result<GenerationRequest> parse_generation_request(const json& body, RequestKind
         if (it == body.end() || !it->is_array() || it->empty())
             return Error::invalid_argument("img2img needs init_images: an array with one base64 image", "init_images");
         if (it->size() > 1) return Error::unsupported("easel takes one init image per request", "init_images");
-        EASEL_TRY_ASSIGN(Image init, decode_b64_image((*it)[0], "init_images[0]"));
+        EASEL_TRY_ASSIGN(Image init, decode_b64_image((*it)[0], "init_images[0]", int64_t(limits.max_width) * limits.max_height));
         // Without width/height the output takes the init image's size (A1111 would resize it to 512x512).
         if (!w) width = init.width;
         if (!h) height = init.height;
@@ -319,7 +321,7 @@ Result<GenerationRequest> parse_generation_request(const json& body, RequestKind
             return Error::invalid_argument(fmt::format("must be between 0 and 1, got {}", p.denoising_strength), "denoising_strength");
         p.init_image = std::move(init);
         if (auto m = body.find("mask"); m != body.end() && !m->is_null()) {
-            EASEL_TRY_ASSIGN(Image mask, decode_b64_image(*m, "mask"));
+            EASEL_TRY_ASSIGN(Image mask, decode_b64_image(*m, "mask", int64_t(limits.max_width) * limits.max_height));
             if (mask.width != width || mask.height != height)
                 return Error::invalid_argument(fmt::format("is {}x{}, the init image {}x{}", mask.width, mask.height, width, height), "mask");
             EASEL_TRY_ASSIGN(auto invert, get_int(body, "inpainting_mask_invert"));

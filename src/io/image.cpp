@@ -115,7 +115,8 @@ Status check_png_chunks(const uint8_t* data, size_t size, const std::string& nam
 
 // Decodes with libpng's setjmp-based errors confined to this function; no C++ objects with destructors live
 // across the setjmp except those declared before it and only touched after.
-Result<Image> decode_png(const uint8_t* data, size_t size, const std::string& name, TextChunks* text_out) {
+Result<Image> decode_png(const uint8_t* data, size_t size, const std::string& name, TextChunks* text_out,
+                         int64_t max_pixels = kMaxImagePixels) {
     EASEL_TRY(check_png_chunks(data, size, name));
     PngError err;
     png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &err, png_error_fn, png_warning_fn);
@@ -140,9 +141,9 @@ Result<Image> decode_png(const uint8_t* data, size_t size, const std::string& na
     png_set_chunk_malloc_max(png, 64u << 20);
     png_read_info(png, info);
     const png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
-    if (int64_t(w) * int64_t(h) > kMaxImagePixels) {
+    if (int64_t(w) * int64_t(h) > max_pixels) {
         png_destroy_read_struct(&png, &info, nullptr);
-        return Error::bad_file(name, fmt::format("PNG is {}x{}; the limit is {} pixels in all", w, h, kMaxImagePixels));
+        return Error::bad_file(name, fmt::format("PNG is {}x{}; the limit is {} pixels in all", w, h, max_pixels));
     }
     const int color = png_get_color_type(png, info);
     const int depth = png_get_bit_depth(png, info);
@@ -256,7 +257,7 @@ void jpeg_error_exit_fn(j_common_ptr cinfo) {
 }
 void jpeg_silent(j_common_ptr) {}
 
-Result<Image> decode_jpeg(const uint8_t* data, size_t size, const std::string& name) {
+Result<Image> decode_jpeg(const uint8_t* data, size_t size, const std::string& name, int64_t max_pixels) {
     jpeg_decompress_struct cinfo{};
     JpegErr err{};
     cinfo.err = jpeg_std_error(&err.mgr);
@@ -271,10 +272,10 @@ Result<Image> decode_jpeg(const uint8_t* data, size_t size, const std::string& n
     jpeg_mem_src(&cinfo, data, static_cast<unsigned long>(size));
     jpeg_read_header(&cinfo, TRUE);
     if (cinfo.image_width > unsigned(kMaxImageSide) || cinfo.image_height > unsigned(kMaxImageSide) ||
-        int64_t(cinfo.image_width) * int64_t(cinfo.image_height) > kMaxImagePixels) {
+        int64_t(cinfo.image_width) * int64_t(cinfo.image_height) > max_pixels) {
         jpeg_destroy_decompress(&cinfo);
         return Error::bad_file(name, fmt::format("JPEG is {}x{}; the limit is {} per side and {} pixels in all",
-                                                 cinfo.image_width, cinfo.image_height, kMaxImageSide, kMaxImagePixels));
+                                                 cinfo.image_width, cinfo.image_height, kMaxImageSide, max_pixels));
     }
     cinfo.out_color_space = cinfo.num_components == 1 ? JCS_GRAYSCALE : JCS_RGB;
     jpeg_start_decompress(&cinfo);
@@ -338,12 +339,12 @@ Result<std::vector<uint8_t>> encode_jpeg(const Image& src, const TextChunks& tex
 
 // ---- WebP ------------------------------------------------------------------------------------------------
 
-Result<Image> decode_webp(const uint8_t* data, size_t size, const std::string& name) {
+Result<Image> decode_webp(const uint8_t* data, size_t size, const std::string& name, int64_t max_pixels) {
     int w = 0, h = 0;
     if (!WebPGetInfo(data, size, &w, &h)) return Error::bad_file(name, "not a valid WebP image");
-    if (w > kMaxImageSide || h > kMaxImageSide || int64_t(w) * int64_t(h) > kMaxImagePixels)
+    if (w > kMaxImageSide || h > kMaxImageSide || int64_t(w) * int64_t(h) > max_pixels)
         return Error::bad_file(name, fmt::format("WebP is {}x{}; the limit is {} per side and {} pixels in all", w, h,
-                                                 kMaxImageSide, kMaxImagePixels));
+                                                 kMaxImageSide, max_pixels));
     Image img;
     img.width = w;
     img.height = h;
@@ -387,12 +388,13 @@ Result<ImageFormat> image_format_from_path(const std::string& path) {
         fmt::format("cannot tell the image format from the extension '{}'; use .png, .jpg/.jpeg or .webp", ext), path);
 }
 
-Result<Image> decode_image(const uint8_t* data, size_t size, const std::string& name) {
+Result<Image> decode_image(const uint8_t* data, size_t size, const std::string& name, int64_t max_pixels) {
     static const uint8_t kPng[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-    if (size >= 8 && std::memcmp(data, kPng, 8) == 0) return decode_png(data, size, name, nullptr);
-    if (size >= 3 && data[0] == 0xff && data[1] == 0xd8 && data[2] == 0xff) return decode_jpeg(data, size, name);
+    max_pixels = std::min(max_pixels, kMaxImagePixels);
+    if (size >= 8 && std::memcmp(data, kPng, 8) == 0) return decode_png(data, size, name, nullptr, max_pixels);
+    if (size >= 3 && data[0] == 0xff && data[1] == 0xd8 && data[2] == 0xff) return decode_jpeg(data, size, name, max_pixels);
     if (size >= 12 && std::memcmp(data, "RIFF", 4) == 0 && std::memcmp(data + 8, "WEBP", 4) == 0)
-        return decode_webp(data, size, name);
+        return decode_webp(data, size, name, max_pixels);
     return Error::bad_file(name, "not a PNG, JPEG or WebP image (unrecognised first bytes)");
 }
 

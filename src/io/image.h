@@ -33,7 +33,10 @@ constexpr int kMaxImageSide = 16384;
 constexpr int64_t kMaxImagePixels = int64_t(1) << 26;
 
 Result<ImageFormat> image_format_from_path(const std::string& path);  // by extension
-Result<Image> decode_image(const uint8_t* data, size_t size, const std::string& name_for_errors = "image");
+// `max_pixels` lowers the bound below kMaxImagePixels (a server's largest output size): a larger image is refused
+// from its header, before any pixel memory is allocated.
+Result<Image> decode_image(const uint8_t* data, size_t size, const std::string& name_for_errors = "image",
+                           int64_t max_pixels = kMaxImagePixels);
 Result<Image> read_image(const std::string& path);
 
 // PNG text chunks (tEXt, zTXt and iTXt) of a PNG in memory.

@@ -682,6 +682,12 @@ TEST_F(Http, EveryFieldAtItsEdges) {
         EXPECT_TRUE(s == "done" || s == "failed") << id << ": " << j.dump().substr(0, 300);
     }
     std::printf("edges: %zu requests, %d refused with 4xx, %zu accepted and ended\n", cases.size(), refused, accepted.size());
+    // An init image over the largest output size is refused from its header, before 200 MB of pixels are decoded.
+    json big_init = base;
+    big_init["init_images"] = json::array({huge});
+    auto [sbig, ebig] = post("/sdapi/v1/img2img", big_init);
+    EXPECT_EQ(sbig, 400);
+    EXPECT_NE(ebig.dump().find("8192x8192; the limit is 4194304 pixels in all"), std::string::npos) << ebig.dump();
     auto [sok, ok] = get("/v1/models");
     EXPECT_EQ(sok, 200);
     auto [sgen, gen] = post("/sdapi/v1/txt2img", base);
