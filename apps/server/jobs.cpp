@@ -47,6 +47,7 @@ struct JobQueue::Slot {
     ModelEntry entry;
     std::unique_ptr<ModelSpec> spec;        // configs and tokenizer: what validation needs (no weights here)
     std::unique_ptr<WorkerProcess> proc;    // the model's worker process; null until started or after it ended
+    std::atomic<bool> worker_alive{false};  // proc is set (read by metrics_text from other threads)
     bool loaded = false, failed = false;
     std::string load_error;
     std::deque<std::shared_ptr<Job>> queue;
@@ -106,7 +107,10 @@ void JobQueue::stop() {
     cv_.notify_all();
     for (auto& [name, s] : slots_)
         if (s->thread.joinable()) s->thread.join();
-    for (auto& [name, s] : slots_) s->proc.reset();  // closes the socket; the worker exits (or is killed)
+    for (auto& [name, s] : slots_) {  // closes the socket; the worker exits (or is killed)
+        s->worker_alive = false;
+        s->proc.reset();
+    }
 }
 
 std::string JobQueue::default_model() const {
@@ -214,6 +218,7 @@ std::optional<double> JobQueue::recommended_cfg_scale(const std::string& name) c
 }
 
 Status JobQueue::start_process(Slot& slot) {
+    slot.worker_alive = false;
     slot.proc.reset();
     EASEL_TRY_ASSIGN(auto proc, WorkerProcess::spawn(worker_exe_, worker_init_json(slot.entry.path, load_, limits_)));
     // Loading takes seconds (minutes for a first load of a big model): wait, but not past a stop.
@@ -232,7 +237,10 @@ Status JobQueue::start_process(Slot& slot) {
         if (type == "load_failed") return Error::bad_file(slot.entry.path, m.value("error", "the model could not be loaded"));
         if (type != "ready") continue;
         log_info("serve", "model '{}' loaded from {} in worker process {}", slot.entry.name, slot.entry.path, proc->pid());
+        std::lock_guard<std::mutex> lk(mu_);
         slot.proc = std::move(proc);
+        slot.worker_alive = true;
+        ++worker_starts_;
         return ok();
     }
 }
@@ -290,6 +298,10 @@ void JobQueue::worker(Slot* slot) {
 
 void JobQueue::requeue_crashed(Slot& slot, const std::shared_ptr<Job>& job, const std::string& cause) {
     ++job->crashes;
+    {
+        std::lock_guard<std::mutex> lk(mu_);
+        ++worker_crashes_;
+    }
     log_warn("serve", "job {}: the worker process for '{}' {}", job->id, slot.entry.name, cause);
     if (job->crashes >= kStoreMaxAttempts) {
         finish(job, "failed",
@@ -325,6 +337,7 @@ void JobQueue::run_job(Slot& slot, const std::shared_ptr<Job>& job) {
         Status st = start_process(slot);
         if (!st || !slot.proc->send(msg)) {
             const std::string cause = !st ? st.error().to_string() : "its new worker process stopped answering";
+            slot.worker_alive = false;
             slot.proc.reset();
             if (!st && st.error().code() == ErrorCode::Cancelled) return;
             finish(job, "failed", "no worker process: " + cause, json::object());
@@ -362,7 +375,12 @@ void JobQueue::run_job(Slot& slot, const std::shared_ptr<Job>& job) {
         const bool cancel_overdue = cancel_sent && now - *cancel_sent > std::chrono::seconds(10);
         if (now > deadline || cancel_overdue) {
             proc.kill_now();
-            slot.proc.reset();
+            {
+                std::lock_guard<std::mutex> lk(mu_);
+                slot.worker_alive = false;
+                slot.proc.reset();
+                if (!cancel_overdue && !stopping) ++timed_out_;
+            }
             if (stopping) return;  // the store keeps it: the next start runs it again
             if (cancel_overdue) finish(job, "cancelled", "cancelled (the worker did not stop in 10 s and was restarted)", json::object());
             else finish(job, "failed", fmt::format("the job ran longer than the limit of {} s (--job-timeout); its worker "
@@ -375,6 +393,7 @@ void JobQueue::run_job(Slot& slot, const std::shared_ptr<Job>& job) {
         if (got == WorkerProcess::Got::Timeout) continue;
         if (got == WorkerProcess::Got::Exited) {
             const std::string cause = proc.exit_cause();
+            slot.worker_alive = false;
             slot.proc.reset();
             if (stopping) return;
             requeue_crashed(slot, job, cause);
@@ -450,12 +469,26 @@ json JobQueue::result_json(const Slot& slot, const Job& job, const json& files, 
     return result;
 }
 
+namespace {
+// Seconds from submission to the end of a job: the histogram's upper bounds (a tiny-model job takes ~0.1 s, an SD 1.5
+// job on a CPU a minute or more).
+constexpr double kLatencyBounds[] = {0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600};
+}  // namespace
+
 void JobQueue::finish(const std::shared_ptr<Job>& job, const std::string& status, const std::string& error, const json& result) {
     const int64_t t = now_ms();
     if (auto st = store_.finish_job(job->id, status, error, t, safe_dump(result)); !st)
         log_warn("serve", "job {}: {}", job->id, st.error().to_string());
     {
         std::lock_guard<std::mutex> lk(mu_);
+        ++finished_by_status_[status];
+        if (error.rfind("quarantined", 0) == 0) ++quarantined_;
+        const double secs = std::max(0.0, double(t - job->created_ms) / 1000.0);
+        if (latency_buckets_.empty()) latency_buckets_.assign(std::size(kLatencyBounds) + 1, 0);
+        for (size_t i = 0; i < std::size(kLatencyBounds); ++i)
+            if (secs <= kLatencyBounds[i]) ++latency_buckets_[i];
+        ++latency_buckets_.back();
+        latency_sum_s_ += secs;
         job->status = status;
         ++job->version;
         active_.erase(job->id);
@@ -739,6 +772,74 @@ uint64_t JobQueue::wait_change(const std::string& id, uint64_t seen, int timeout
     };
     cv_.wait_for(lk, std::chrono::milliseconds(timeout_ms), [&] { return stopping_ || version() != seen; });
     return version();
+}
+
+std::string JobQueue::metrics_text() const {
+    std::lock_guard<std::mutex> lk(mu_);
+    std::string o;
+    auto family = [&](const char* name, const char* type, const char* help) {
+        o += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+    };
+    // Model names are file names: quote what Prometheus' label syntax needs quoted.
+    auto label = [](const std::string& v) {
+        std::string e;
+        for (char c : v) {
+            if (c == '\\' || c == '"') e += '\\';
+            if (c == '\n') { e += "\\n"; continue; }
+            e += c;
+        }
+        return e;
+    };
+    family("easel_queue_depth", "gauge", "Jobs waiting, per model.");
+    for (const auto& [name, s] : slots_) o += fmt::format("easel_queue_depth{{model=\"{}\"}} {}\n", label(name), s->queue.size());
+    family("easel_jobs_running", "gauge", "Jobs running, per model.");
+    std::map<std::string, int> running;
+    for (const auto& [id, j] : active_)
+        if (j->status == "running") ++running[j->model];
+    for (const auto& [name, s] : slots_) o += fmt::format("easel_jobs_running{{model=\"{}\"}} {}\n", label(name), running[name]);
+    family("easel_jobs_finished_total", "counter", "Jobs that ended since this process started, by outcome.");
+    for (const char* st : {"done", "failed", "cancelled"}) {
+        auto it = finished_by_status_.find(st);
+        o += fmt::format("easel_jobs_finished_total{{status=\"{}\"}} {}\n", st, it == finished_by_status_.end() ? 0 : it->second);
+    }
+    family("easel_jobs_quarantined_total", "counter", "Jobs failed for bringing down their worker process twice.");
+    o += fmt::format("easel_jobs_quarantined_total {}\n", quarantined_);
+    family("easel_jobs_timed_out_total", "counter", "Jobs failed for running past --job-timeout.");
+    o += fmt::format("easel_jobs_timed_out_total {}\n", timed_out_);
+    family("easel_workers_alive", "gauge", "Worker processes running, one per loaded model.");
+    int alive = 0;
+    for (const auto& [name, s] : slots_) alive += s->worker_alive ? 1 : 0;
+    o += fmt::format("easel_workers_alive {}\n", alive);
+    family("easel_worker_starts_total", "counter", "Worker processes started (a model loaded).");
+    o += fmt::format("easel_worker_starts_total {}\n", worker_starts_);
+    family("easel_worker_crashes_total", "counter", "Worker processes that died during a job (crash, signal, out of memory).");
+    o += fmt::format("easel_worker_crashes_total {}\n", worker_crashes_);
+    family("easel_job_latency_seconds", "histogram", "Seconds from submission to the end of a job.");
+    const std::vector<int64_t> b = latency_buckets_.empty() ? std::vector<int64_t>(std::size(kLatencyBounds) + 1, 0) : latency_buckets_;
+    for (size_t i = 0; i < std::size(kLatencyBounds); ++i)
+        o += fmt::format("easel_job_latency_seconds_bucket{{le=\"{}\"}} {}\n", kLatencyBounds[i], b[i]);
+    o += fmt::format("easel_job_latency_seconds_bucket{{le=\"+Inf\"}} {}\n", b.back());
+    o += fmt::format("easel_job_latency_seconds_sum {}\n", latency_sum_s_);
+    o += fmt::format("easel_job_latency_seconds_count {}\n", b.back());
+    return o;
+}
+
+bool JobQueue::ready(std::string* why) const {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (stopping_) {
+        *why = "the server is stopping";
+        return false;
+    }
+    auto it = slots_.find(default_model_);
+    if (it == slots_.end() || !it->second->loaded) {
+        *why = fmt::format("the default model '{}' is not loaded", default_model_);
+        return false;
+    }
+    if (it->second->failed) {
+        *why = "the default model failed to load: " + it->second->load_error;
+        return false;
+    }
+    return true;
 }
 
 }  // namespace easel::server

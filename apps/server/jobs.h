@@ -80,6 +80,13 @@ public:
     // /sdapi/v1/progress for the running job (or idle).
     json a1111_progress(bool with_image);
 
+    // Prometheus text exposition (version 0.0.4) of the queue since this process started: queue depth and running
+    // jobs per model, finished jobs by outcome, worker processes alive and worker crashes, and a histogram of the
+    // time from submission to the end of a job.
+    std::string metrics_text() const;
+    // Whether the default model's worker is up (its model loaded): /readyz. `why` says what is missing.
+    bool ready(std::string* why) const;
+
     // Blocks until the job changes after `seen` or the timeout passes; returns the job's change counter.
     uint64_t wait_change(const std::string& id, uint64_t seen, int timeout_ms);
     bool is_terminal(const std::string& status) const {
@@ -115,6 +122,11 @@ private:
     std::map<std::string, std::shared_ptr<Job>> recent_;          // finished in this run (for wait_change)
     std::string default_model_;
     bool stopping_ = false;
+    // Counters for metrics_text(), under mu_.
+    std::map<std::string, int64_t> finished_by_status_;  // done, failed, cancelled
+    int64_t quarantined_ = 0, timed_out_ = 0, worker_crashes_ = 0, worker_starts_ = 0;
+    std::vector<int64_t> latency_buckets_;  // cumulative counts per kLatencyBounds entry, then +Inf
+    double latency_sum_s_ = 0;
 };
 
 }  // namespace easel::server

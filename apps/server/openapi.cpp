@@ -90,6 +90,12 @@ json openapi_json() {
 
     json paths;
     paths["/v1/models"]["get"] = op("Models this server serves", {{"200", reply("models", any)}});
+    paths["/healthz"]["get"] = op("Liveness: the HTTP side answers (no key needed)", {{"200", reply("ok", any)}});
+    paths["/readyz"]["get"] = op("Readiness: the default model's worker is up (no key needed)",
+                                 {{"200", reply("ready", any)}, {"503", reply("not ready, with the reason", any)}});
+    paths["/metrics"]["get"] = op("Prometheus metrics: queue depth, jobs by outcome, latency histogram, workers, "
+                                  "per-key usage (for callers who see every job)",
+                                  {{"200", {{"description", "text/plain; version=0.0.4"}}}});
     paths["/v1/jobs"]["post"] = op("Queue a generation (txt2img; img2img when init_images is given)",
                                    {{"202", reply("queued", {{"type", "object"}, {"properties", {{"id", {{"type", "string"}}}, {"queue_position", {{"type", "integer"}}}}}})}},
                                    {{"requestBody", json_body(ref("Generation"))}});

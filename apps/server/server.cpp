@@ -345,6 +345,34 @@ void Server::install(httplib::Server& svr) {
     svr.Get(R"(/([A-Za-z0-9_.-]+\.(?:js|css|html|svg|png|ico)))",
             [this](const httplib::Request& req, httplib::Response& res) { static_file(req.matches[1], res); });
     svr.Get("/openapi.json", [](const httplib::Request&, httplib::Response& res) { send_json(res, openapi_json()); });
+    // Operations. Liveness and readiness need no key (load balancers and orchestrators probe them); /metrics is an
+    // API route, and only a caller who sees every job (Basic auth, or an open server) gets per-key usage.
+    svr.Get("/healthz", [](const httplib::Request&, httplib::Response& res) { send_json(res, {{"status", "ok"}}); });
+    svr.Get("/readyz", [this](const httplib::Request&, httplib::Response& res) {
+        std::string why;
+        if (queue_.ready(&why)) {
+            send_json(res, {{"status", "ready"}});
+        } else {
+            send_json(res, {{"status", "not ready"}, {"reason", why}}, 503);
+        }
+    });
+    svr.Get("/metrics", api([this](const httplib::Request&, httplib::Response& res, const Auth& a) {
+        std::string text = queue_.metrics_text();
+        if (a.caller.all_jobs) {
+            if (auto keys = store_.list_keys()) {
+                text += "# HELP easel_key_images_today Images generated today (UTC) per API key.\n"
+                        "# TYPE easel_key_images_today gauge\n";
+                const std::string day = utc_day(now_ms());
+                for (const KeyRecord& k : *keys) {
+                    auto n = store_.images_on_day(k.id, day);
+                    std::string name;
+                    for (char c : k.name) name += (c == '"' || c == '\\' || c == '\n') ? '_' : c;
+                    text += fmt::format("easel_key_images_today{{key=\"{}\"}} {}\n", name, n ? *n : 0);
+                }
+            }
+        }
+        res.set_content(text, "text/plain; version=0.0.4; charset=utf-8");
+    }));
 
     // Our API.
     svr.Get("/v1/models", api([this](const httplib::Request&, httplib::Response& res, const Auth&) { send_json(res, models_json()); }));

@@ -443,6 +443,18 @@ TEST_F(Http, ApiKeysQuotasRateLimitsAndIsolation) {
     auto page = client_->Get("/");  // the page itself is public; it asks for a key
     ASSERT_TRUE(page);
     EXPECT_EQ(page->status, 200);
+    // Probes are public; /metrics needs a key, and a key's caller sees no other key's usage.
+    for (const char* probe : {"/healthz", "/readyz"}) {
+        auto r = client_->Get(probe);
+        ASSERT_TRUE(r);
+        EXPECT_EQ(r->status, 200) << probe << ": " << r->body;
+    }
+    EXPECT_EQ(get("/metrics").first, 401);
+    auto metrics = client_->Get("/metrics", auth(ka));  // alice has no rate limit (bob's is counted below)
+    ASSERT_TRUE(metrics);
+    EXPECT_EQ(metrics->status, 200);
+    EXPECT_NE(metrics->body.find("easel_workers_alive 1"), std::string::npos) << metrics->body;
+    EXPECT_EQ(metrics->body.find("easel_key_images_today"), std::string::npos) << metrics->body;
 
     // Quota: 3 images a day for alice.
     auto [q1, j1] = post("/v1/jobs", {{"prompt", "a red circle"}, {"steps", 2}, {"batch_size", 2}}, ka);
@@ -490,9 +502,16 @@ TEST_F(Http, ApiKeysQuotasRateLimitsAndIsolation) {
 }
 
 TEST_F(Http, BasicAuthAsA1111) {
+    auto carol = server::create_key(data_.string(), "carol", 0, 0);
+    ASSERT_TRUE(carol);
     server::ServeOptions o;
     o.api_auth = "user:secret";
     start(o);
+    // The Basic-auth operator sees every key's usage in /metrics.
+    auto metrics = client_->Get("/metrics", httplib::Headers{{"Authorization", "Basic dXNlcjpzZWNyZXQ="}});
+    ASSERT_TRUE(metrics);
+    EXPECT_EQ(metrics->status, 200);
+    EXPECT_NE(metrics->body.find("easel_key_images_today{key=\"carol\"} 0"), std::string::npos) << metrics->body;
     EXPECT_EQ(get("/sdapi/v1/sd-models").first, 401);
     client_->set_basic_auth("user", "secret");
     EXPECT_EQ(get("/sdapi/v1/sd-models").first, 200);
@@ -599,6 +618,25 @@ TEST_F(Http, CrashingHangingAndKilledWorkersFailOnlyTheirJob) {
     EXPECT_EQ(v["status"], "done") << v.dump();
     auto [sok, ok] = get("/v1/models");
     EXPECT_EQ(sok, 200);
+
+    // What /metrics counted: 4 jobs done, 2 failed (one quarantined after 2 crashes, one timed out), 3 worker deaths
+    // (the poison job twice, the kill), 1 worker alive now; /readyz and /healthz answer.
+    auto m = client_->Get("/metrics");
+    ASSERT_TRUE(m);
+    EXPECT_EQ(m->status, 200);
+    const std::string& text = m->body;
+    for (const char* line : {"easel_jobs_finished_total{status=\"done\"} 4", "easel_jobs_finished_total{status=\"failed\"} 2",
+                             "easel_jobs_quarantined_total 1", "easel_jobs_timed_out_total 1", "easel_worker_crashes_total 3",
+                             "easel_workers_alive 1", "easel_queue_depth{model=\"tiny\"} 0",
+                             "easel_job_latency_seconds_bucket{le=\"+Inf\"} 6", "easel_job_latency_seconds_count 6",
+                             "# TYPE easel_job_latency_seconds histogram"})
+        EXPECT_NE(text.find(std::string(line) + "\n"), std::string::npos) << "missing '" << line << "' in:\n" << text;
+    auto ready = client_->Get("/readyz");
+    ASSERT_TRUE(ready);
+    EXPECT_EQ(ready->status, 200) << ready->body;
+    auto health = client_->Get("/healthz");
+    ASSERT_TRUE(health);
+    EXPECT_EQ(health->status, 200);
     ::unsetenv("EASEL_TEST_WORKER_CRASH");
     ::unsetenv("EASEL_TEST_WORKER_HANG");
 }
