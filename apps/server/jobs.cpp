@@ -719,23 +719,28 @@ Result<json> JobQueue::a1111_result(const std::string& id) {
     return json{{"images", images}, {"parameters", params.is_discarded() ? json::object() : params}, {"info", safe_dump(info)}};
 }
 
-void JobQueue::interrupt_running() {
+namespace {
+bool sees(const Caller& c, const std::string& key_id) { return c.all_jobs || key_id == c.key_id; }
+}  // namespace
+
+void JobQueue::interrupt_running(const Caller& caller) {
     std::lock_guard<std::mutex> lk(mu_);
     for (auto& [id, j] : active_)
-        if (j->status == "running") j->stop = kInterrupt;
+        if (j->status == "running" && sees(caller, j->key_id)) j->stop = kInterrupt;
 }
 
-void JobQueue::skip_running() {
+void JobQueue::skip_running(const Caller& caller) {
     std::lock_guard<std::mutex> lk(mu_);
     for (auto& [id, j] : active_)
-        if (j->status == "running") j->stop = kSkip;
+        if (j->status == "running" && sees(caller, j->key_id)) j->stop = kSkip;
 }
 
-json JobQueue::a1111_progress(bool with_image) {
+json JobQueue::a1111_progress(bool with_image, const Caller& caller) {
     std::lock_guard<std::mutex> lk(mu_);
     Job* running = nullptr;
     int queued = 0;
     for (const auto& [id, j] : active_) {
+        if (!sees(caller, j->key_id)) continue;
         if (j->status == "running" && (!running || j->started_ms < running->started_ms)) running = j.get();
         if (j->status == "queued") ++queued;
     }

@@ -74,11 +74,11 @@ public:
     Result<std::string> image_file(const std::string& id, int index, const Caller& caller);
     // What A1111's synchronous endpoints return once a job has finished: images as base64, parameters, info.
     Result<json> a1111_result(const std::string& id);
-    // A1111's interrupt and skip: applied to every running job.
-    void interrupt_running();
-    void skip_running();
-    // /sdapi/v1/progress for the running job (or idle).
-    json a1111_progress(bool with_image);
+    // A1111's interrupt and skip: applied to every running job the caller can see (its own, or all).
+    void interrupt_running(const Caller& caller);
+    void skip_running(const Caller& caller);
+    // /sdapi/v1/progress for the oldest running job the caller can see (or idle); queue counts are the caller's too.
+    json a1111_progress(bool with_image, const Caller& caller);
 
     // Prometheus text exposition (version 0.0.4) of the queue since this process started: queue depth and running
     // jobs per model, finished jobs by outcome, worker processes alive and worker crashes, and a histogram of the

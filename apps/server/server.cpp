@@ -457,16 +457,18 @@ void Server::install(httplib::Server& svr) {
     svr.Post("/sdapi/v1/img2img", api([this](const httplib::Request& req, httplib::Response& res, const Auth& a) {
         submit(req, res, a, RequestKind::Img2Img, true);
     }));
-    svr.Get("/sdapi/v1/progress", api([this](const httplib::Request& req, httplib::Response& res, const Auth&) {
+    // A1111's global progress, interrupt and skip act on the caller's own jobs only: a key never sees another
+    // key's preview nor stops its job.
+    svr.Get("/sdapi/v1/progress", api([this](const httplib::Request& req, httplib::Response& res, const Auth& a) {
         const bool skip_image = req.has_param("skip_current_image") && req.get_param_value("skip_current_image") == "true";
-        send_json(res, queue_.a1111_progress(!skip_image));
+        send_json(res, queue_.a1111_progress(!skip_image, a.caller));
     }));
-    svr.Post("/sdapi/v1/interrupt", api([this](const httplib::Request&, httplib::Response& res, const Auth&) {
-        queue_.interrupt_running();
+    svr.Post("/sdapi/v1/interrupt", api([this](const httplib::Request&, httplib::Response& res, const Auth& a) {
+        queue_.interrupt_running(a.caller);
         send_json(res, nullptr);
     }));
-    svr.Post("/sdapi/v1/skip", api([this](const httplib::Request&, httplib::Response& res, const Auth&) {
-        queue_.skip_running();
+    svr.Post("/sdapi/v1/skip", api([this](const httplib::Request&, httplib::Response& res, const Auth& a) {
+        queue_.skip_running(a.caller);
         send_json(res, nullptr);
     }));
     svr.Get("/sdapi/v1/sd-models", api([this](const httplib::Request&, httplib::Response& res, const Auth&) { send_json(res, sd_models_json()); }));

@@ -731,3 +731,34 @@ TEST_F(Http, EveryFieldAtItsEdges) {
     auto [sgen, gen] = post("/sdapi/v1/txt2img", base);
     EXPECT_EQ(sgen, 200) << gen.dump().substr(0, 300);
 }
+
+// A1111's global routes (progress, interrupt, skip) act on the caller's own jobs: another key sees no progress or
+// preview of them and cannot stop them.
+TEST_F(Http, A1111GlobalRoutesRespectTenants) {
+    auto a = server::create_key(data_.string(), "tenant-a", 0, 0);
+    auto b = server::create_key(data_.string(), "tenant-b", 0, 0);
+    ASSERT_TRUE(a && b);
+    start();
+    const std::string ka = a->first, kb = b->first;
+    auto [s, j] = post("/v1/jobs", {{"prompt", "a red circle"}, {"steps", 150}, {"seed", 3}}, ka);
+    ASSERT_EQ(s, 202) << j.dump();
+    const std::string id = j["id"];
+    for (int i = 0; i < 1000; ++i) {
+        const json st = get("/v1/jobs/" + id, ka).second;
+        if (st["status"] == "running" && st["step"].get<int>() >= 1) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    auto [sb, pb] = get("/sdapi/v1/progress", kb);
+    ASSERT_EQ(sb, 200);
+    EXPECT_EQ(pb["state"]["job_count"], 0) << pb.dump().substr(0, 300);
+    EXPECT_TRUE(pb["current_image"].is_null()) << "tenant b saw tenant a's preview";
+    auto [sa, pa] = get("/sdapi/v1/progress", ka);
+    ASSERT_EQ(sa, 200);
+    EXPECT_EQ(pa["state"]["job_count"], 1) << pa.dump().substr(0, 300);
+    EXPECT_EQ(post_raw("/sdapi/v1/interrupt", "", kb).first, 200);
+    EXPECT_EQ(post_raw("/sdapi/v1/skip", "", kb).first, 200);
+    const json done = wait_job(id, ka);
+    EXPECT_EQ(done["status"], "done") << done.dump().substr(0, 300);
+    auto rec = get("/v1/jobs/" + id, ka).second;
+    EXPECT_FALSE(rec.dump().find("\"interrupted\":true") != std::string::npos) << "tenant b interrupted tenant a's job";
+}
