@@ -507,6 +507,7 @@ int cmd_keys(int argc, char** argv) {
     auto& name = a.add_string("--name", "", "", "create: the key's name (unique)");
     auto& quota = a.add_int("--quota", "", 0, "create: images per UTC day (0: unlimited)");
     auto& rate = a.add_int("--rate", "", 0, "create: requests per minute (0: unlimited)");
+    auto& admin = a.add_bool("--admin", "", "create: the key sees and may cancel every key's jobs (an operator's key)");
     if (auto st = a.parse(argc - rest_start, argv + rest_start); !st) return fail(st.error());
     if (a.help_requested()) {
         std::printf("%s%s", usage.c_str(), a.help().c_str());
@@ -515,11 +516,11 @@ int cmd_keys(int argc, char** argv) {
     const std::string dir = data.s.empty() ? server::default_data_dir() : data.s;
     if (sub == "create") {
         if (!name.seen) return fail(Error::invalid_argument("is required", "--name"));
-        auto k = server::create_key(dir, name.s, quota.i, rate.i);
+        auto k = server::create_key(dir, name.s, quota.i, rate.i, admin.b);
         if (!k) return fail(k.error());
-        std::fprintf(stderr, "created key %s '%s' (quota %lld images/day, rate %lld requests/min; 0 = unlimited).\n"
+        std::fprintf(stderr, "created %skey %s '%s' (quota %lld images/day, rate %lld requests/min; 0 = unlimited).\n"
                              "It is shown only now; the server keeps its SHA-256 hash. Send it as 'Authorization: Bearer <key>'.\n",
-                     k->second.id.c_str(), k->second.name.c_str(), static_cast<long long>(k->second.quota_per_day),
+                     admin.b ? "admin " : "", k->second.id.c_str(), k->second.name.c_str(), static_cast<long long>(k->second.quota_per_day),
                      static_cast<long long>(k->second.rate_per_min));
         std::printf("%s\n", k->first.c_str());
         return 0;
@@ -530,7 +531,8 @@ int cmd_keys(int argc, char** argv) {
         std::printf("%-14s %-24s %12s %12s %12s  %s\n", "id", "name", "quota/day", "rate/min", "used today", "state");
         for (const auto& k : *keys)
             std::printf("%-14s %-24s %12lld %12lld %12lld  %s\n", k.id.c_str(), k.name.c_str(), static_cast<long long>(k.quota_per_day),
-                        static_cast<long long>(k.rate_per_min), static_cast<long long>(k.used_today), k.revoked ? "revoked" : "active");
+                        static_cast<long long>(k.rate_per_min), static_cast<long long>(k.used_today),
+                        k.revoked ? "revoked" : (k.admin ? "active, admin" : "active"));
         return 0;
     }
     if (sub == "revoke") {

@@ -173,7 +173,7 @@ Server::Auth Server::authenticate(const httplib::Request& req, httplib::Response
                                    (*key)->rate_per_min, retry));
             return a;
         }
-        a.caller = {(*key)->id, false};
+        a.caller = {(*key)->id, (*key)->admin};  // an admin key sees every key's jobs
         a.key = *key;
         a.ok = true;
         return a;
@@ -197,8 +197,9 @@ Server::Auth Server::authenticate(const httplib::Request& req, httplib::Response
     return a;
 }
 
+// Every key's images are counted (easel keys list, /metrics); only a key with a quota is refused past it.
 bool Server::charge(const Auth& a, int images, httplib::Response& res) {
-    if (!a.key || a.key->quota_per_day <= 0) return true;
+    if (!a.key) return true;
     const int64_t t = now_ms();
     const std::string day = utc_day(t);
     auto used = store_.images_on_day(a.key->id, day);
@@ -206,7 +207,7 @@ bool Server::charge(const Auth& a, int images, httplib::Response& res) {
         send_error(res, used.error());
         return false;
     }
-    if (*used + images > a.key->quota_per_day) {
+    if (a.key->quota_per_day > 0 && *used + images > a.key->quota_per_day) {
         res.set_header("Retry-After", std::to_string(seconds_to_utc_midnight(t)));
         send_error(res, 429, "quota_exceeded",
                    fmt::format("the key '{}' has used {} of its {} images today (UTC); this request asks for {}", a.key->name,
@@ -703,7 +704,7 @@ void stop_server() {
 }
 
 Result<std::pair<std::string, KeyInfo>> create_key(const std::string& data_dir, const std::string& name, int64_t quota,
-                                                   int64_t rate) {
+                                                   int64_t rate, bool admin) {
     if (name.empty() || name.size() > 100) return Error::invalid_argument("expected a name of 1 to 100 characters", "--name");
     if (quota < 0) return Error::invalid_argument(fmt::format("must be 0 (unlimited) or more, got {}", quota), "--quota");
     if (rate < 0) return Error::invalid_argument(fmt::format("must be 0 (unlimited) or more, got {}", rate), "--rate");
@@ -716,8 +717,9 @@ Result<std::pair<std::string, KeyInfo>> create_key(const std::string& data_dir, 
     k.quota_per_day = quota;
     k.rate_per_min = rate;
     k.created_ms = now_ms();
+    k.admin = admin;
     EASEL_TRY(store->insert_key(k));
-    KeyInfo info{k.id, k.name, k.quota_per_day, k.rate_per_min, k.created_ms, false, 0};
+    KeyInfo info{k.id, k.name, k.quota_per_day, k.rate_per_min, k.created_ms, false, 0, admin};
     return std::make_pair(secret, info);
 }
 
@@ -728,7 +730,7 @@ Result<std::vector<KeyInfo>> list_keys(const std::string& data_dir) {
     const std::string today = utc_day(now_ms());
     for (const KeyRecord& k : keys) {
         EASEL_TRY_ASSIGN(int64_t used, store->images_on_day(k.id, today));
-        out.push_back({k.id, k.name, k.quota_per_day, k.rate_per_min, k.created_ms, k.revoked, used});
+        out.push_back({k.id, k.name, k.quota_per_day, k.rate_per_min, k.created_ms, k.revoked, used, k.admin});
     }
     return out;
 }

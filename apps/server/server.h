@@ -64,10 +64,11 @@ struct KeyInfo {
     int64_t created_ms = 0;
     bool revoked = false;
     int64_t used_today = 0;
+    bool admin = false;
 };
 // Returns the new key's secret ("easel_" + 40 hex digits) and its record.
 Result<std::pair<std::string, KeyInfo>> create_key(const std::string& data_dir, const std::string& name,
-                                                   int64_t quota_per_day, int64_t rate_per_min);
+                                                   int64_t quota_per_day, int64_t rate_per_min, bool admin = false);
 Result<std::vector<KeyInfo>> list_keys(const std::string& data_dir);
 Status revoke_key(const std::string& data_dir, const std::string& id_or_name);
 

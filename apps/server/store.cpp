@@ -88,7 +88,7 @@ JobRecord read_job(const Stmt& s) {
     return j;
 }
 
-constexpr const char* kKeyColumns = "id, name, hash, quota_per_day, rate_per_min, created_ms, revoked";
+constexpr const char* kKeyColumns = "id, name, hash, quota_per_day, rate_per_min, created_ms, revoked, admin";
 
 // Every row a statement yields, each turned into a record by `read`.
 template <class Read>
@@ -111,6 +111,7 @@ KeyRecord read_key(const Stmt& s) {
     k.rate_per_min = s.integer(4);
     k.created_ms = s.integer(5);
     k.revoked = s.integer(6) != 0;
+    k.admin = s.integer(7) != 0;
     return k;
 }
 
@@ -150,8 +151,9 @@ Store::~Store() { sqlite3_close(db_); }
 // Schema changes after the first release, numbered by SQLite's user_version: a database is brought up to the
 // newest version once, in one transaction, and a database newer than this binary is refused rather than used.
 //   1: jobs.attempts, how many times a job was started (requeue_unfinished quarantines at kMaxAttempts).
+//   2: keys.admin, a key that sees every key's jobs.
 Status Store::migrate() {
-    constexpr int64_t kSchemaVersion = 1;
+    constexpr int64_t kSchemaVersion = 2;
     int64_t version = 0;
     {
         Stmt s(db_, "PRAGMA user_version");
@@ -165,6 +167,7 @@ Status Store::migrate() {
     EASEL_TRY(exec("BEGIN IMMEDIATE"));
     Status st = ok();
     if (version < 1) st = exec("ALTER TABLE jobs ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0");
+    if (st && version < 2) st = exec("ALTER TABLE keys ADD COLUMN admin INTEGER NOT NULL DEFAULT 0");
     if (st) st = exec(fmt::format("PRAGMA user_version = {}", kSchemaVersion).c_str());
     if (!st) {
         (void)exec("ROLLBACK");
@@ -274,8 +277,9 @@ Status Store::insert_key(const KeyRecord& key) {
         EASEL_TRY_ASSIGN(bool row, s.step());
         if (row) return Error::invalid_argument(fmt::format("a key named '{}' exists already", key.name), "--name");
     }
-    Stmt s(db_, "INSERT INTO keys (id, name, hash, quota_per_day, rate_per_min, created_ms) VALUES (?, ?, ?, ?, ?, ?)");
-    return s.bind(key.id).bind(key.name).bind(key.hash).bind(key.quota_per_day).bind(key.rate_per_min).bind(key.created_ms).run();
+    Stmt s(db_, "INSERT INTO keys (id, name, hash, quota_per_day, rate_per_min, created_ms, admin) VALUES (?, ?, ?, ?, ?, ?, ?)");
+    return s.bind(key.id).bind(key.name).bind(key.hash).bind(key.quota_per_day).bind(key.rate_per_min).bind(key.created_ms)
+        .bind(int64_t(key.admin ? 1 : 0)).run();
 }
 
 Result<std::vector<KeyRecord>> Store::list_keys() {

@@ -42,6 +42,7 @@ struct KeyRecord {
     int64_t rate_per_min = 0;
     int64_t created_ms = 0;
     bool revoked = false;
+    bool admin = false;          // sees (and may cancel) every key's jobs, and per-key usage in /metrics
 };
 
 class Store {

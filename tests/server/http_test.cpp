@@ -733,13 +733,15 @@ TEST_F(Http, EveryFieldAtItsEdges) {
 }
 
 // A1111's global routes (progress, interrupt, skip) act on the caller's own jobs: another key sees no progress or
-// preview of them and cannot stop them.
+// preview of them and cannot stop them. An admin key sees every key's jobs.
 TEST_F(Http, A1111GlobalRoutesRespectTenants) {
     auto a = server::create_key(data_.string(), "tenant-a", 0, 0);
     auto b = server::create_key(data_.string(), "tenant-b", 0, 0);
-    ASSERT_TRUE(a && b);
+    auto op = server::create_key(data_.string(), "operator", 0, 0, /*admin=*/true);
+    ASSERT_TRUE(a && b && op);
+    EXPECT_TRUE(op->second.admin);
     start();
-    const std::string ka = a->first, kb = b->first;
+    const std::string ka = a->first, kb = b->first, kop = op->first;
     auto [s, j] = post("/v1/jobs", {{"prompt", "a red circle"}, {"steps", 150}, {"seed", 3}}, ka);
     ASSERT_EQ(s, 202) << j.dump();
     const std::string id = j["id"];
@@ -755,6 +757,16 @@ TEST_F(Http, A1111GlobalRoutesRespectTenants) {
     auto [sa, pa] = get("/sdapi/v1/progress", ka);
     ASSERT_EQ(sa, 200);
     EXPECT_EQ(pa["state"]["job_count"], 1) << pa.dump().substr(0, 300);
+    auto [sop, pop] = get("/sdapi/v1/progress", kop);
+    ASSERT_EQ(sop, 200);
+    EXPECT_EQ(pop["state"]["job_count"], 1) << "the admin key sees tenant a's job: " << pop.dump().substr(0, 300);
+    EXPECT_EQ(get("/v1/jobs/" + id, kop).first, 200);
+    EXPECT_EQ(get("/v1/jobs/" + id, kb).first, 404);
+    auto listed = get("/v1/jobs", kop).second;
+    EXPECT_NE(listed.dump().find(id), std::string::npos) << listed.dump().substr(0, 300);
+    auto metrics = client_->Get("/metrics", auth(kop));
+    ASSERT_TRUE(metrics);
+    EXPECT_NE(metrics->body.find("easel_key_images_today{key=\"tenant-a\"} 1"), std::string::npos) << metrics->body;
     EXPECT_EQ(post_raw("/sdapi/v1/interrupt", "", kb).first, 200);
     EXPECT_EQ(post_raw("/sdapi/v1/skip", "", kb).first, 200);
     const json done = wait_job(id, ka);

@@ -273,8 +273,11 @@ TEST_F(StoreTest, SchemaIsMigratedAndANewerOneRefused) {
     }
     sqlite3* db = nullptr;
     ASSERT_EQ(sqlite3_open((dir_ / "db").c_str(), &db), SQLITE_OK);
-    // Back to version 0's table: the same columns but attempts.
-    ASSERT_EQ(sqlite3_exec(db, "ALTER TABLE jobs DROP COLUMN attempts; PRAGMA user_version = 0", nullptr, nullptr, nullptr),
+    // Back to version 0's tables: the same columns but jobs.attempts and keys.admin, with a key in it.
+    ASSERT_EQ(sqlite3_exec(db, "ALTER TABLE jobs DROP COLUMN attempts; ALTER TABLE keys DROP COLUMN admin; "
+                               "INSERT INTO keys (id, name, hash, quota_per_day, rate_per_min, created_ms) "
+                               "VALUES ('k1', 'old-key', 'abc', 0, 0, 1); PRAGMA user_version = 0",
+                           nullptr, nullptr, nullptr),
               SQLITE_OK) << sqlite3_errmsg(db);
     sqlite3_close(db);
     {
@@ -284,6 +287,11 @@ TEST_F(StoreTest, SchemaIsMigratedAndANewerOneRefused) {
         auto again = (*s)->requeue_unfinished();
         ASSERT_TRUE(again) << again.error().to_string();
         EXPECT_EQ(again->size(), 1u);
+        auto keys = (*s)->list_keys();  // the old key is kept, and is not an admin
+        ASSERT_TRUE(keys) << keys.error().to_string();
+        ASSERT_EQ(keys->size(), 1u);
+        EXPECT_EQ((*keys)[0].name, "old-key");
+        EXPECT_FALSE((*keys)[0].admin);
     }
     ASSERT_EQ(sqlite3_open((dir_ / "db").c_str(), &db), SQLITE_OK);
     ASSERT_EQ(sqlite3_exec(db, "PRAGMA user_version = 99", nullptr, nullptr, nullptr), SQLITE_OK);
