@@ -779,29 +779,32 @@ uint64_t JobQueue::wait_change(const std::string& id, uint64_t seen, int timeout
     return version();
 }
 
+std::string prometheus_label(const std::string& value) {
+    std::string e;
+    for (char c : value) {
+        if (c == '\\' || c == '"') e += '\\';
+        if (c == '\n') {
+            e += "\\n";
+            continue;
+        }
+        e += c;
+    }
+    return e;
+}
+
 std::string JobQueue::metrics_text() const {
     std::lock_guard<std::mutex> lk(mu_);
     std::string o;
     auto family = [&](const char* name, const char* type, const char* help) {
         o += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
     };
-    // Model names are file names: quote what Prometheus' label syntax needs quoted.
-    auto label = [](const std::string& v) {
-        std::string e;
-        for (char c : v) {
-            if (c == '\\' || c == '"') e += '\\';
-            if (c == '\n') { e += "\\n"; continue; }
-            e += c;
-        }
-        return e;
-    };
     family("easel_queue_depth", "gauge", "Jobs waiting, per model.");
-    for (const auto& [name, s] : slots_) o += fmt::format("easel_queue_depth{{model=\"{}\"}} {}\n", label(name), s->queue.size());
+    for (const auto& [name, s] : slots_) o += fmt::format("easel_queue_depth{{model=\"{}\"}} {}\n", prometheus_label(name), s->queue.size());
     family("easel_jobs_running", "gauge", "Jobs running, per model.");
     std::map<std::string, int> running;
     for (const auto& [id, j] : active_)
         if (j->status == "running") ++running[j->model];
-    for (const auto& [name, s] : slots_) o += fmt::format("easel_jobs_running{{model=\"{}\"}} {}\n", label(name), running[name]);
+    for (const auto& [name, s] : slots_) o += fmt::format("easel_jobs_running{{model=\"{}\"}} {}\n", prometheus_label(name), running[name]);
     family("easel_jobs_finished_total", "counter", "Jobs that ended since this process started, by outcome.");
     for (const char* st : {"done", "failed", "cancelled"}) {
         auto it = finished_by_status_.find(st);

@@ -37,6 +37,9 @@ struct Caller {
     bool all_jobs = true;
 };
 
+// A Prometheus label value with what its syntax needs escaped (backslash, double quote, newline).
+std::string prometheus_label(const std::string& value);
+
 class JobQueue {
 public:
     JobQueue(Store& store, std::vector<ModelEntry> models, LoadOptions load, Limits limits, std::string image_dir,

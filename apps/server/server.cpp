@@ -366,9 +366,7 @@ void Server::install(httplib::Server& svr) {
                 const std::string day = utc_day(now_ms());
                 for (const KeyRecord& k : *keys) {
                     auto n = store_.images_on_day(k.id, day);
-                    std::string name;
-                    for (char c : k.name) name += (c == '"' || c == '\\' || c == '\n') ? '_' : c;
-                    text += fmt::format("easel_key_images_today{{key=\"{}\"}} {}\n", name, n ? *n : 0);
+                    text += fmt::format("easel_key_images_today{{key=\"{}\"}} {}\n", prometheus_label(k.name), n ? *n : 0);
                 }
             }
         }

@@ -71,6 +71,20 @@ Result<bool> take_message(std::string& buf, json& out) {
     return true;
 }
 
+// Blocks until one whole message is in `buf` (reading `fd` as needed): true and `out` set; false when the peer
+// closed the socket; an error for a message over the bound or not JSON.
+Result<bool> read_message(int fd, std::string& buf, json& out) {
+    for (;;) {
+        EASEL_TRY_ASSIGN(bool got, take_message(buf, out));
+        if (got) return true;
+        char chunk[1 << 16];
+        const ssize_t n = ::recv(fd, chunk, sizeof(chunk), 0);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return false;
+        buf.append(chunk, size_t(n));
+    }
+}
+
 std::string describe_status(int status) {
     if (WIFEXITED(status)) return fmt::format("exited with status {}", WEXITSTATUS(status));
     if (WIFSIGNALED(status)) {
@@ -367,16 +381,9 @@ int run_worker_main() {
     // The init message, read synchronously before anything else.
     std::string buf;
     json init;
-    for (;;) {
-        auto got = take_message(buf, init);
-        if (!got) return 2;
-        if (*got) break;
-        char chunk[1 << 16];
-        const ssize_t n = ::recv(fd, chunk, sizeof(chunk), 0);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return 0;
-        buf.append(chunk, size_t(n));
-    }
+    auto got_init = read_message(fd, buf, init);
+    if (!got_init) return 2;
+    if (!*got_init) return 0;
     if (init.value("type", "") != "init" || !init.contains("load") || !init.contains("limits")) return 2;
     auto lo = load_options_from(init["load"]);
     auto limits = limits_from(init["limits"]);
@@ -400,16 +407,9 @@ int run_worker_main() {
     std::thread reader([&inbox, fd, buf]() mutable {
         for (;;) {
             json m;
-            auto got = take_message(buf, m);
+            auto got = read_message(fd, buf, m);
             if (!got) ::_exit(2);
-            if (!*got) {
-                char chunk[1 << 16];
-                const ssize_t n = ::recv(fd, chunk, sizeof(chunk), 0);
-                if (n < 0 && errno == EINTR) continue;
-                if (n <= 0) ::_exit(0);
-                buf.append(chunk, size_t(n));
-                continue;
-            }
+            if (!*got) ::_exit(0);
             const std::string type = m.value("type", "");
             std::lock_guard<std::mutex> lk(inbox.mu);
             if (type == "job") {

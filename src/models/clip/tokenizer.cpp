@@ -481,12 +481,9 @@ std::optional<int32_t> CLIPTokenizer::token_to_id(std::string_view token) const 
 
 // -------------------------------------------------------------------------------------------------------------
 
-std::string builtin_vocab_description() {
-    return "built-in CLIP vocabulary (OpenAI's bpe_simple_vocab_16e6.txt.gz, MIT licence)";
-}
-
 std::string VocabSource::describe() const {
-    return is_builtin() ? builtin_vocab_description() : fmt::format("{} ({})", path, origin);
+    return is_builtin() ? "built-in CLIP vocabulary (OpenAI's bpe_simple_vocab_16e6.txt.gz, MIT licence)"
+                        : fmt::format("{} ({})", path, origin);
 }
 
 Result<CLIPTokenizer> VocabSource::load() const {

@@ -103,6 +103,5 @@ struct VocabSource {
 };
 // Errors only when --vocab or EASEL_VOCAB names nothing usable: a path the user gave is never skipped silently.
 Result<VocabSource> find_vocab(const std::string& explicit_path);
-std::string builtin_vocab_description();
 
 }  // namespace easel::clip
