@@ -15,6 +15,7 @@
 #include "core/cpu_features.h"
 #include "core/thread_pool.h"
 #include "io/image.h"
+#include "pipeline/families/sd.h"  // easel info / tokenize: CLIP tokenizer and SD detection details
 #include "pipeline/generate.h"
 #include "runtime/pack_cache.h"
 #include "progress.h"
@@ -171,14 +172,14 @@ int cmd_generate(int argc, char** argv) {
         model_path = *d;
     }
     std::fprintf(stderr, "%s (cpu isa %s, %d threads)\n", kVersion, std::string(isa_name(active_isa())).c_str(), num_threads());
-    auto m = load_sd_model(model_path, lo);
+    auto m = load_model(model_path, lo);
     if (!m) return fail(m.error());
     if (!(*m)->weight_cache_note.empty()) std::fprintf(stderr, "%s\n", (*m)->weight_cache_note.c_str());
     if (!cfg.seen && (*m)->defaults.cfg_scale) {
         p.cfg_scale = *(*m)->defaults.cfg_scale;
         std::fprintf(stderr, "CFG scale %g: the model's recommended scale (--cfg-scale to change)\n", p.cfg_scale);
     }
-    const int native = (*m)->info.unet.sample_size * (*m)->info.vae.downscale();
+    const int native = (*m)->native_image_side();
     p.width = width.i ? int(width.i) : native;
     p.height = height.i ? int(height.i) : native;
     if (!init.s.empty()) {
@@ -242,7 +243,7 @@ int cmd_info(int argc, char** argv) {
     auto inspected = inspect_model(path, vocab.s);
     if (!inspected) return fail(inspected.error());
     const ModelInfo* info = &inspected->info;
-    std::printf("%s\n  family: %s\n  layout: %s\n  weights: %s\n", path.c_str(), std::string(family_name(info->family)).c_str(),
+    std::printf("%s\n  family: %s\n  layout: %s\n  weights: %s\n", path.c_str(), model_kind_name(*info).c_str(),
                 std::string(layout_name(info->layout)).c_str(), std::string(dtype_name(info->weight_dtype)).c_str());
     if (info->has_text_encoder) std::printf("  text encoder: %s\n  tokenizer: %s\n", info->text.summary().c_str(),
                                             inspected->tokenizer.c_str());
@@ -355,10 +356,10 @@ int cmd_demo(int argc, char** argv) {
         if (!d) return fail(d.error());
         model_path = *d;
     }
-    auto m = load_sd_model(model_path, LoadOptions{.with_vae_encoder = false});
+    auto m = load_model(model_path, LoadOptions{.with_vae_encoder = false});
     if (!m) return fail(m.error());
     if (!(*m)->weight_cache_note.empty()) std::fprintf(stderr, "%s\n", (*m)->weight_cache_note.c_str());
-    const int native = (*m)->info.unet.sample_size * (*m)->info.vae.downscale();
+    const int native = (*m)->native_image_side();
     std::vector<Image> tiles;
     std::string listing;
     std::string first_infotext;

@@ -205,8 +205,7 @@ std::pair<int, int> JobQueue::native_size(const std::string& name) const {
     std::lock_guard<std::mutex> lk(mu_);
     auto it = slots_.find(name);
     if (it == slots_.end() || !it->second->loaded) return {0, 0};
-    const ModelInfo& info = it->second->spec->info;
-    const int s = info.unet.sample_size * info.vae.downscale();
+    const int s = it->second->spec->native_image_side();
     return {s, s};
 }
 
@@ -463,7 +462,7 @@ json JobQueue::result_json(const Slot& slot, const Job& job, const json& files, 
         {"denoising_strength", p.init_image ? json(p.denoising_strength) : json(nullptr)},
         {"extra_generation_params", extra}, {"index_of_first_image", 0}, {"infotexts", infotexts}, {"styles", json::array()},
         {"job_timestamp", job_timestamp(job.started_ms)}, {"clip_skip", p.clip_skip},
-        {"is_using_inpainting_conditioning", slot.spec->info.unet.in_channels == 9}, {"version", "easel 0.1.0"}};
+        {"is_using_inpainting_conditioning", slot.spec->inpainting}, {"version", "easel 0.1.0"}};
     json result = {{"images", files}, {"info", info}};
     if (interrupted) result["interrupted"] = true;
     return result;

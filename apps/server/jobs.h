@@ -60,7 +60,7 @@ public:
     bool is_loaded(const std::string& name) const;
     // Native size of a loaded model (0 when not loaded).
     std::pair<int, int> native_size(const std::string& name) const;
-    // The model's recommended guidance scale (SDModel::defaults); nullopt when it has none or is not loaded yet.
+    // The model's recommended guidance scale (ModelSpec::defaults); nullopt when it has none or is not loaded yet.
     std::optional<double> recommended_cfg_scale(const std::string& name) const;
 
     struct Submitted {

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "core/error.h"
-#include "pipeline/sd_model.h"
+#include "pipeline/model.h"
 
 namespace easel::server {
 

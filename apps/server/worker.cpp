@@ -25,6 +25,7 @@
 #include "core/log.h"
 #include "core/thread_pool.h"
 #include "io/image.h"
+#include "pipeline/tasks.h"
 #include "request.h"
 #include "store.h"
 
@@ -243,15 +244,12 @@ std::string cheap_preview_png(const Tensor& x) {
 }
 
 // Small latents (the embedded model's 8x8) get a real VAE decode; big ones the cheap linear preview.
-std::string preview_png(const SDModel& model, const Tensor& latent) {
+std::string preview_png(const Model& model, const Tensor& latent) {
     if (latent.size(2) * latent.size(3) > 32 * 32) return cheap_preview_png(latent);
     BufferPool pool;
     Ctx c{&pool};
-    Tensor z = Tensor::empty(latent.shape());
-    const Tensor src = latent.contiguous();
-    const float scaling = model.info.vae.scaling_factor;
-    for (int64_t i = 0; i < z.numel(); ++i) z.data<float>()[i] = src.data<float>()[i] / scaling;
-    auto png = encode_image(tensor_to_image(model.vae.decode(c, z)), ImageFormat::Png);
+    const Tensor z = to_autoencoder_units(model.latent, latent.contiguous());
+    auto png = encode_image(tensor_to_image(model.autoencoder().decode(c, z, 0)), ImageFormat::Png);
     return png ? std::string(png->begin(), png->end()) : std::string();
 }
 
@@ -315,7 +313,7 @@ void test_faults(const std::string& prompt) {
 
 // One job: parse (the parent validated it already; the same parser gives the same params), generate with
 // progress and stop forwarded, write the images, answer done or failed.
-json run_one(const SDModel& model, const Limits& limits, const json& msg, Inbox& inbox, int fd) {
+json run_one(const Model& model, const Limits& limits, const json& msg, Inbox& inbox, int fd) {
     const std::string id = msg.value("id", "");
     const std::string kind = msg.value("kind", "txt2img");
     const std::string dir = msg.value("dir", "");
@@ -394,7 +392,7 @@ int run_worker_main() {
     if (init.contains("threads") && init["threads"].is_number_integer()) set_num_threads(std::max(1, init["threads"].get<int>()));
     if (init.contains("isa") && init["isa"].is_number_integer()) set_isa_cap(Isa(std::clamp(init["isa"].get<int>(), 0, 3)));
     const std::string path = init.value("model", "");
-    auto model = load_sd_model(path, *lo);
+    auto model = load_model(path, *lo);
     if (!model) {
         (void)write_message(fd, {{"type", "load_failed"}, {"error", model.error().to_string()}});
         return 0;

@@ -21,7 +21,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
-#include "pipeline/sd_model.h"
+#include "pipeline/model.h"
 #include "server.h"
 
 namespace easel::server {

@@ -145,14 +145,18 @@ std::optional<Prediction> prediction_from_metadata(const std::map<std::string, s
 std::string_view family_name(ModelFamily f) {
     switch (f) {
         case ModelFamily::SD1: return "sd1";
-        case ModelFamily::SD1Inpaint: return "sd1-inpaint";
         case ModelFamily::SD2: return "sd2";
-        case ModelFamily::SD2Inpaint: return "sd2-inpaint";
         case ModelFamily::SDXL: return "sdxl";
         case ModelFamily::SD3: return "sd3";
         case ModelFamily::Flux: return "flux";
     }
     return "unknown";
+}
+
+std::string model_kind_name(const ModelInfo& info) {
+    std::string s(family_name(info.family));
+    if (info.inpainting) s += "-inpaint";
+    return s;
 }
 
 std::string_view layout_name(CheckpointLayout l) {
@@ -227,9 +231,10 @@ Result<ModelInfo> detect_model(const WeightSet& w_in, const ModelConfigSources& 
                                                 "wide; the components do not belong together",
                                                 info.unet.cross_attention_dim, info.text.hidden_size));
     int in_ch = info.has_unet ? info.unet.in_channels : 4;
-    if (in_ch == 4) info.family = sd2 ? ModelFamily::SD2 : ModelFamily::SD1;
-    else if (in_ch == 9) info.family = sd2 ? ModelFamily::SD2Inpaint : ModelFamily::SD1Inpaint;
-    else
+    info.family = sd2 ? ModelFamily::SD2 : ModelFamily::SD1;
+    // The one place the input width decides a capability: latent 4 + mask 1 + masked-image latent 4.
+    info.inpainting = in_ch == 9;
+    if (in_ch != 4 && !info.inpainting)
         return Error::unsupported(fmt::format("the UNet takes {} input channels; known are 4 (text-to-image) and 9 "
                                               "(inpainting); 8 is InstructPix2Pix, 5 depth-to-image", in_ch), src);
 
@@ -239,7 +244,7 @@ Result<ModelInfo> detect_model(const WeightSet& w_in, const ModelConfigSources& 
             // ldm num_head_channels: 64 in every SD 2 yaml. A UNet whose widths are not multiples of 64 (a
             // tiny test model) needs its config; validate() below says so if none came.
             if (!set_head_dim(info.unet, 64)) info.unet.num_heads.assign(size_t(info.unet.num_levels()), 0);
-            if (info.family == ModelFamily::SD2Inpaint) {
+            if (info.inpainting) {
                 // The one published SD 2 inpainting model (512-inpainting-ema, stabilityai/stable-diffusion-2-
                 // inpainting) predicts epsilon; its yaml and diffusers config say so, and diffusers' single-file
                 // loader builds every 9-channel SD 2 UNet from that config (no upcast_attention).

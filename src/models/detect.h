@@ -4,7 +4,7 @@
 //   EASEL_TRY_ASSIGN(WeightSet w, read_safetensors(path));
 //   ModelConfigSources src;  src.ldm_yaml = read_text_if_exists(replace_ext(path, ".yaml"));
 //   EASEL_TRY_ASSIGN(ModelInfo info, detect_model(w, src));
-//   fmt::print("{} ({}), {}\n  unet: {}\n", family_name(info.family), layout_name(info.layout),
+//   fmt::print("{} ({}), {}\n  unet: {}\n", model_kind_name(info), layout_name(info.layout),
 //              dtype_name(info.weight_dtype), info.unet.summary());
 //
 // Rules (each on names or shapes the layouts define, never on a bare width):
@@ -37,10 +37,11 @@
 
 namespace easel {
 
-enum class ModelFamily { SD1, SD1Inpaint, SD2, SD2Inpaint, SDXL, SD3, Flux };
+// The architecture family; what a model can do besides txt2img is a capability field of ModelInfo (inpainting).
+enum class ModelFamily { SD1, SD2, SDXL, SD3, Flux };
 enum class CheckpointLayout { LdmSingleFile, Diffusers };
 
-std::string_view family_name(ModelFamily f);      // "sd1", "sd1-inpaint", "sd2", "sd2-inpaint", "sdxl", "sd3", "flux"
+std::string_view family_name(ModelFamily f);      // "sd1", "sd2", "sdxl", "sd3", "flux"
 std::string_view layout_name(CheckpointLayout l);  // "ldm single file", "diffusers"
 
 // Config texts that came with the model; any may be absent. Reading files is the caller's job.
@@ -57,6 +58,8 @@ struct ModelInfo {
     CheckpointLayout layout = CheckpointLayout::LdmSingleFile;
     DType weight_dtype = DType::F32;  // the float dtype holding most parameters
     bool has_unet = false, has_vae = false, has_text_encoder = false;
+    // An inpainting model: its UNet takes the mask and the masked image's latent besides the latent (9 channels).
+    bool inpainting = false;
     UNetConfig unet;
     VAEConfig vae;
     CLIPTextConfig text;
@@ -64,6 +67,9 @@ struct ModelInfo {
     // unknown: ..."), one line each, for `easel info`.
     std::vector<std::string> notes;
 };
+
+// The family with its capability, as `easel info` and the detection fixtures write it: "sd1", "sd2-inpaint", ...
+std::string model_kind_name(const ModelInfo& info);
 
 // `w` in either layout: LDM single file (model.diffusion_model.*, ...), a merged diffusers set
 // (unet.*, vae.*, text_encoder.*), or one diffusers component file without a prefix.

@@ -1,7 +1,7 @@
-// txt2img and img2img with a loaded SD model, in k-diffusion semantics (what AUTOMATIC1111 and ComfyUI run):
-// prompt -> CLIP (A1111 attention syntax and 75-token chunks) -> CFG denoiser around the UNet -> sampler ->
-// VAE decode. Randomness follows torch's CPU generator (or A1111's Philox "GPU" RNG), so a seed gives the
-// image the reference tools give.
+// txt2img, img2img and inpainting with a loaded model of any family (pipeline/model.h), in k-diffusion semantics
+// (what AUTOMATIC1111 and ComfyUI run) or diffusers': prompt -> the model's conditioner -> guided denoiser around
+// its diffusion model -> sampler -> its autoencoder's decode. Randomness follows torch's CPU generator (or
+// A1111's Philox "GPU" RNG), so a seed gives the image the reference tools give.
 //
 //   GenerateParams p;  p.prompt = "a red circle on a blue background";  p.seed = 42;
 //   EASEL_TRY_ASSIGN(auto images, generate(model, p, [](const ProgressEvent& e) { return ok(); }));
@@ -16,7 +16,7 @@
 
 #include "core/allocator.h"
 #include "io/image.h"
-#include "pipeline/sd_model.h"
+#include "pipeline/model.h"
 #include "sampling/sampler.h"
 #include "sampling/schedule.h"
 
@@ -84,42 +84,22 @@ struct GeneratedImage {
     Tensor latent;         // the sampler's final x0 (before decoding), [1, C, h, w]
 };
 
-// Checks what a request can get wrong before any work: sizes (multiples of image_size_multiple, within limits), steps, CFG,
-// batch, strength, init image size.
+// Checks what a request can get wrong before any work: sizes (multiples of the model's
+// LatentFormat::image_multiple(), within limits), steps, CFG, batch, strength, init image size.
 Status validate_params(const GenerateParams& p, const ModelSpec& m);
-// What each image side must be a multiple of: the VAE's downscale times the UNet's latent multiple, at least 8
-// (64 for SD 1.x/2.x, 32 for the embedded model).
-int image_size_multiple(const ModelInfo& info);
 
-Result<std::vector<GeneratedImage>> generate(const SDModel& m, const GenerateParams& p, const ProgressFn& progress = {},
+Result<std::vector<GeneratedImage>> generate(const Model& m, const GenerateParams& p, const ProgressFn& progress = {},
                                              const StopFn& stop = {});
 
 // The CLI's one-shot form of generate(): the same images, and each network's weights are dropped as soon as
-// this call no longer needs them (the text encoder once the prompts are encoded, the UNet after the last image
-// is sampled), so that memory holds about one network at a time; the two CFG halves run one after the other
-// (DenoiserOptions::sequential_cfg: the same numbers, half the activations). Afterwards `m` is spent: a further
-// generate() on it fails with a clear error (load the model again).
-Result<std::vector<GeneratedImage>> generate_once(SDModel& m, const GenerateParams& p, const ProgressFn& progress = {},
+// this call no longer needs them (the conditioner once the prompts are encoded, the diffusion model after the
+// last image is sampled), so that memory holds about one network at a time; the two CFG halves run one after
+// the other (ClassifierFreeGuidance's sequential mode: the same numbers, half the activations). Afterwards `m`
+// is spent: a further generate() on it fails with a clear error (load the model again).
+Result<std::vector<GeneratedImage>> generate_once(Model& m, const GenerateParams& p, const ProgressFn& progress = {},
                                                   const StopFn& stop = {});
 
 // Lower-level pieces, exposed for tests and the server.
-// Text conditioning for a prompt: [1, 77 * chunks, hidden].
-Result<Tensor> encode_prompt(const Ctx& c, const SDModel& m, const std::string& prompt, int clip_skip, int min_chunks = 1);
-struct DenoiserOptions {
-    // The UNet timestep for a sigma: timestep(sigma) when given and >= 0, else the schedule's sigma_to_t.
-    std::function<float(float)> timestep;
-    // Inpainting models: [1, 5, h, w] (mask, masked-image latent) appended to the UNet input's channels.
-    std::optional<Tensor> concat;
-    // Inpainting (A1111's CFGDenoiser): denoised = init_latent * keep + (1 - keep) * denoised, keep [1, 1, h, w]
-    // being 1 where the picture is kept.
-    std::optional<Tensor> init_latent, keep;
-    // Run the conditional and unconditional halves as two batch-1 UNet calls instead of one batch of 2 (what
-    // AUTOMATIC1111 does in its low-memory modes): the same numbers, about half the activation memory.
-    bool sequential_cfg = false;
-};
-// The k-diffusion denoiser (CompVisDenoiser / CompVisVDenoiser + A1111's CFGDenoiser) for one image.
-Denoiser make_cfg_denoiser(const Ctx& c, const SDModel& m, const DiscreteSchedule& schedule, const Tensor& cond,
-                           const Tensor& uncond, double cfg_scale, const DenoiserOptions& options = {});
 // [N, 3, H, W] in [-1, 1] -> RGB image (the first item), rounding as diffusers' numpy_to_pil does.
 Image tensor_to_image(const Tensor& x, int index = 0);
 // RGB(A) image -> [1, 3, H, W] in [-1, 1].

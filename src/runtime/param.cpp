@@ -21,7 +21,36 @@ Tensor ParamLoader::take(const std::string& name, const Shape& expected) {
         other_.push_back(fmt::format("{} has dtype {}, expected a floating-point type", name, dtype_name(t->dtype())));
         return {};
     }
+    Tensor adapted;
+    for (const auto& a : adapters_) {
+        if (!a->touches(name)) continue;
+        // A copy of its own in f32: the stored tensor may be a read-only mapping of the file.
+        if (!adapted.storage()) adapted = t->to(DType::F32).contiguous().clone();
+        if (Status st = a->apply(name, adapted); !st) {
+            other_.push_back(fmt::format("{}: adapter '{}': {}", name, a->identity(), st.error().message()));
+            return {};
+        }
+        if (adapted.shape() != expected) {
+            other_.push_back(fmt::format("{}: adapter '{}' made it {}, expected {}", name, a->identity(),
+                                         adapted.shape().to_string(), expected.to_string()));
+            return {};
+        }
+    }
+    if (adapted.storage()) return adapted;
     return *t;
+}
+
+Status ParamLoader::check_adapters_used() const {
+    std::vector<std::string> unknown;
+    for (const auto& a : adapters_)
+        for (const std::string& n : a->targets())
+            if (!taken_.count(n)) unknown.push_back(fmt::format("{} (adapter '{}')", n, a->identity()));
+    if (unknown.empty()) return ok();
+    std::string list;
+    for (size_t i = 0; i < unknown.size() && i < 12; ++i) list += (i ? ", " : "") + unknown[i];
+    if (unknown.size() > 12) list += fmt::format(", and {} more", unknown.size() - 12);
+    return Error::bad_file(weights_.source, fmt::format("{} adapter target(s) are not parameters of this model: {}",
+                                                        unknown.size(), list));
 }
 
 Tensor ParamLoader::take_f32(const std::string& name, const Shape& expected) {

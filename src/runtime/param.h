@@ -7,6 +7,7 @@
 //   EASEL_TRY(loader.finish());   // "3 tensors missing: unet.x (expected [320]), ...; 1 has the wrong shape: ..."
 #pragma once
 
+#include <memory>
 #include <set>
 #include <string>
 #include <string_view>
@@ -20,6 +21,31 @@
 namespace easel {
 
 class PackCache;
+
+// A change to a model's weights applied while it loads, before anything is packed (LoRA, LoHa, LoKr and kin:
+// W' = W + delta). The loader hands each parameter the adapter touches to apply() as contiguous f32 of its own;
+// what apply() leaves there is what gets packed (and what the weight cache stores, under a key that includes
+// identity()).
+//
+//   struct Scale2 : WeightAdapter {  // doubles one weight
+//       std::string identity() const override { return "x2 unet.conv_in"; }
+//       bool touches(const std::string& n) const override { return n == "unet.conv_in.weight"; }
+//       Status apply(const std::string&, Tensor& w) const override { ...; return ok(); }
+//   };
+class WeightAdapter {
+public:
+    virtual ~WeightAdapter() = default;
+    // What it is and with which strength, stable across runs (a file's content hash and the scale): part of
+    // the weight-cache key.
+    virtual std::string identity() const = 0;
+    // Whether it changes parameter `name` (the full diffusers name, e.g. "unet.down_blocks.0.attentions.0....").
+    virtual bool touches(const std::string& name) const = 0;
+    // Changes `w` (contiguous f32, the parameter's shape) in place. Errors (a delta of another shape) are
+    // collected by the loader like a missing tensor.
+    virtual Status apply(const std::string& name, Tensor& w) const = 0;
+    // The names it would touch, for the check that each was found in the model (empty: not checked).
+    virtual std::vector<std::string> targets() const { return {}; }
+};
 
 class ParamLoader {
 public:
@@ -42,6 +68,10 @@ public:
     PackCache* pack_cache() const { return pack_cache_; }
     // Records a problem found while packing or checking (e.g. an unsupported dtype).
     void add_problem(std::string message) { other_.push_back(std::move(message)); }
+    // Adapters applied in take() to the parameters they touch, in the order added.
+    void add_adapter(std::shared_ptr<const WeightAdapter> a) { adapters_.push_back(std::move(a)); }
+    // After loading: an error naming every adapter target no declare() asked for (a LoRA for another model).
+    Status check_adapters_used() const;
 
     // OK when every requested tensor was present with its shape. With `unused_prefix` set, tensors under it
     // that no declare() took are reported too (a checkpoint for a bigger or different model).
@@ -51,6 +81,7 @@ private:
     const WeightSet& weights_;
     Precision precision_;
     PackCache* pack_cache_ = nullptr;
+    std::vector<std::shared_ptr<const WeightAdapter>> adapters_;
     std::vector<std::string> missing_, wrong_shape_, other_;
     std::set<std::string> taken_;
 };

@@ -10,7 +10,7 @@
 #include "models/clip/config.h"
 #include "models/unet/config.h"
 #include "models/vae/config.h"
-#include "pipeline/sd_model.h"
+#include "pipeline/model.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const std::string text(reinterpret_cast<const char*>(data), size);

@@ -35,6 +35,7 @@
 #include "io/keymap_ldm.h"
 #include "io/safetensors.h"
 #include "models/detect.h"
+#include "pipeline/families/sd.h"
 #include "pipeline/generate.h"
 
 using namespace easel;
@@ -201,7 +202,9 @@ TEST_P(FullSizeModeCase, Fp16SingleFileMatchesReference) {
 TEST(FullSizeInpaint, IsDetectedAsANineChannelModel) {
     FullSize* f = fixture();
     if (!f) GTEST_SKIP() << "EASEL_SKIP_FULLSIZE is set";
-    EXPECT_EQ(f->fp32->info.family, kVariant == "sd15_inpaint" ? ModelFamily::SD1Inpaint : ModelFamily::SD2Inpaint);
+    EXPECT_EQ(f->fp32->info.family, kVariant == "sd15_inpaint" ? ModelFamily::SD1 : ModelFamily::SD2);
+    EXPECT_TRUE(f->fp32->info.inpainting);
+    EXPECT_TRUE(f->fp32->inpainting);
     EXPECT_EQ(f->fp32->info.unet.in_channels, 9);
 }
 

@@ -15,8 +15,10 @@
 #include <unistd.h>
 
 #include "common/compare.h"
+#include "common/golden.h"
 #include "common/golden_case.h"
 #include "io/safetensors.h"
+#include "pipeline/families/sd.h"
 #include "pipeline/generate.h"
 
 using namespace easel;
@@ -48,16 +50,7 @@ Fixture& fixture() {
 }
 
 // A golden file of cases, read once per path.
-const WeightSet& golden_cases(const std::string& file) {
-    static std::map<std::string, WeightSet> loaded;
-    auto it = loaded.find(file);
-    if (it == loaded.end()) {
-        auto c = read_safetensors(std::string(EASEL_GOLDEN_DIR) + "/" + file);
-        EASEL_ASSERT(c.has_value(), c ? "" : c.error().to_string());
-        it = loaded.emplace(file, std::move(c).value()).first;
-    }
-    return it->second;
-}
+const WeightSet& golden_cases(const std::string& file) { return easel::testing::golden_file(file); }
 
 // The tiny 9-channel inpainting model (tools/reference/make_inpaint_goldens.py).
 const SDModel& inpaint_model() {
@@ -283,7 +276,8 @@ TEST_P(InpaintGolden, MatchesReference) {
     const SDModel& model = j["model"] == "inpaint" ? inpaint_model() : *fixture().model;
     if (j["model"] == "inpaint") {
         EXPECT_EQ(model.info.unet.in_channels, 9);
-        EXPECT_EQ(model.info.family, ModelFamily::SD1Inpaint);
+        EXPECT_EQ(model.info.family, ModelFamily::SD1);
+        EXPECT_TRUE(model.inpainting);
     }
     GenerateParams p = easel::testing::case_params(j, 32);
     p.denoising_strength = j["strength"];

@@ -18,6 +18,7 @@
 #include "common/compare.h"
 #include "common/scene_analysis.h"
 #include "io/safetensors.h"
+#include "pipeline/families/sd.h"
 #include "pipeline/generate.h"
 
 using namespace easel;

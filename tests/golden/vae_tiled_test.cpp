@@ -8,7 +8,7 @@
 #include "common/compare.h"
 #include "core/allocator.h"
 #include "io/safetensors.h"
-#include "pipeline/sd_model.h"
+#include "pipeline/families/sd.h"
 #include "runtime/ops.h"
 
 using namespace easel;

@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "io/image.h"
+#include "pipeline/families/sd.h"
 #include "pipeline/generate.h"
 #include "server/request.h"
 #include "server_fixture.h"

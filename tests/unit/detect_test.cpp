@@ -47,7 +47,7 @@ void expect_matches_published(const ModelInfo& info, const nlohmann::json& expec
     auto v = VAEConfig::from_diffusers_json(expect["vae_config"].dump());
     auto t = CLIPTextConfig::from_diffusers_json(expect["text_encoder_config"].dump());
     ASSERT_TRUE(u && v && t);
-    EXPECT_EQ(family_name(info.family), expect["family"].get<std::string>());
+    EXPECT_EQ(model_kind_name(info), expect["family"].get<std::string>());
     EXPECT_EQ(dtype_name(info.weight_dtype), expect["weight_dtype"].get<std::string>());
     EXPECT_TRUE(info.has_unet && info.has_vae && info.has_text_encoder);
     EXPECT_EQ(info.unet.block_out_channels, u->block_out_channels);
@@ -79,7 +79,7 @@ TEST_P(DetectModel, LdmLayoutFromNamesAlone) {
     // Family defaults must reproduce the published head counts: 8 everywhere (SD 1), head dim 64 (SD 2).
     expect_matches_published(*info, expect, /*heads_too=*/true);
     std::printf("[ %-12s ] %s, %s, %s\n  unet: %s\n  notes: %s\n", name.c_str(),
-                std::string(family_name(info->family)).c_str(), std::string(layout_name(info->layout)).c_str(),
+                model_kind_name(*info).c_str(), std::string(layout_name(info->layout)).c_str(),
                 std::string(dtype_name(info->weight_dtype)).c_str(), info->unet.summary().c_str(),
                 fmt::format("{}", fmt::join(info->notes, " | ")).c_str());
 }
@@ -120,7 +120,8 @@ TEST(DetectModel, DiffusersLayoutWithoutConfigsUsesFamilyDefaults) {
 TEST(DetectModel, Sd2InpaintingSingleFileIsAnEpsilonModel) {
     auto info = detect_model(load_list("sd2_inpaint.ldm.json.gz"));
     ASSERT_TRUE(info) << info.error().to_string();
-    EXPECT_EQ(info->family, ModelFamily::SD2Inpaint);
+    EXPECT_EQ(info->family, ModelFamily::SD2);
+    EXPECT_TRUE(info->inpainting);
     EXPECT_EQ(info->unet.in_channels, 9);
     EXPECT_EQ(info->unet.prediction, Prediction::Epsilon);
     EXPECT_FALSE(info->unet.upcast_attention);

@@ -1,5 +1,5 @@
 // A model's recommended settings (easel_defaults.json, or a single file's easel.default_cfg_scale metadata):
-// src/pipeline/sd_model.h parse_model_defaults and what load_sd_model makes of them.
+// src/pipeline/model.h parse_model_defaults and what load_sd_model makes of them.
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "io/safetensors.h"
-#include "pipeline/sd_model.h"
+#include "pipeline/families/sd.h"
 
 using namespace easel;
 namespace fs = std::filesystem;

@@ -18,6 +18,7 @@
 
 #include "core/half.h"
 #include "io/mapped_file.h"
+#include "pipeline/families/sd.h"
 #include "pipeline/generate.h"
 #include "runtime/pack_cache.h"
 
@@ -194,6 +195,35 @@ TEST(PackCache, ModelLoadedFromTheCacheGivesTheSameImages) {
         EXPECT_EQ(generate_pixels(**first), want);
         EXPECT_EQ(generate_pixels(**second), want) << "precision " << precision_name(prec);
     }
+}
+
+// A weight adapter (LoRA and kin) changes what gets packed, so it is part of the cache key: a model cached
+// without it never comes back for a load with it, and the adapted model's cache gives the adapted images.
+TEST(PackCache, AdaptersArePartOfTheKey) {
+    // Scales the UNet's first convolution by 1.5 (a packed Conv2d weight).
+    struct Scale : WeightAdapter {
+        std::string identity() const override { return "scale conv_in x1.5"; }
+        bool touches(const std::string& n) const override { return n == "unet.conv_in.weight"; }
+        Status apply(const std::string&, Tensor& w) const override {
+            for (int64_t i = 0; i < w.numel(); ++i) w.data<float>()[i] *= 1.5f;
+            return ok();
+        }
+    };
+    const fs::path dir = scratch("adapters");
+    auto plain = load_sd_model(kTiny, cached(dir, Precision::F32));
+    ASSERT_TRUE(plain) << plain.error().to_string();
+    EXPECT_EQ((*plain)->weight_cache, WeightCacheUse::Written);
+    LoadOptions with = cached(dir, Precision::F32);
+    with.adapters.push_back(std::make_shared<Scale>());
+    auto adapted = load_sd_model(kTiny, with);
+    ASSERT_TRUE(adapted) << adapted.error().to_string();
+    EXPECT_EQ((*adapted)->weight_cache, WeightCacheUse::Written) << "a cache made without the adapter was used";
+    auto again = load_sd_model(kTiny, with);
+    ASSERT_TRUE(again) << again.error().to_string();
+    EXPECT_TRUE((*again)->weight_cache == WeightCacheUse::Mapped || (*again)->weight_cache == WeightCacheUse::Copied);
+    const auto want = generate_pixels(**adapted);
+    EXPECT_NE(want, generate_pixels(**plain));
+    EXPECT_EQ(generate_pixels(**again), want);
 }
 
 // A cache file whose page cache fell partly back to small pages (part of it was dropped and read again) is read

@@ -1,11 +1,11 @@
-// scheduler_config.json as diffusers' from_config reads it for diffusers mode (src/pipeline/sd_model.h).
+// scheduler_config.json as diffusers' from_config reads it for diffusers mode (src/pipeline/model.h).
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <vector>
 
-#include "pipeline/sd_model.h"
+#include "pipeline/model.h"
 
 using namespace easel;
 

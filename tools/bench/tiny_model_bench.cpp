@@ -4,6 +4,7 @@
 
 #include <memory>
 
+#include "pipeline/families/sd.h"
 #include "pipeline/generate.h"
 
 namespace {

@@ -1,5 +1,6 @@
 #include "models/clip/text_encoder.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include <fmt/format.h>
@@ -27,10 +28,16 @@ CLIPTextEncoder CLIPTextEncoder::declare(const ParamScope& s0, const CLIPTextCon
         e.layers_.push_back(std::move(layer));
     }
     e.final_ln_ = LayerNorm::declare(s / "final_layer_norm", D, cfg.layer_norm_eps);
+    if (cfg.has_projection) e.projection_ = Linear::declare(s0 / "text_projection", D, cfg.projection_dim, /*bias=*/false);
     return e;
 }
 
 Tensor CLIPTextEncoder::encode(const Ctx& c, const std::vector<std::vector<int32_t>>& ids, int clip_skip) const {
+    return encode(c, ids, Options{.clip_skip = clip_skip}).hidden;
+}
+
+CLIPTextEncoder::Output CLIPTextEncoder::encode(const Ctx& c, const std::vector<std::vector<int32_t>>& ids,
+                                                const Options& o) const {
     const int64_t N = int64_t(ids.size());
     EASEL_ASSERT(N > 0, "CLIPTextEncoder::encode: no sequences");
     const int64_t L = int64_t(ids[0].size()), D = cfg_.hidden_size;
@@ -48,7 +55,10 @@ Tensor CLIPTextEncoder::encode(const Ctx& c, const std::vector<std::vector<int32
             for (int64_t d = 0; d < D; ++d) row[d] = tok[int64_t(id) * D + d] + pos[t * D + d];
         }
     }
-    const int run = std::max(1, cfg_.num_layers - std::max(0, clip_skip - 1));
+    // The chosen layer's output; with pooled, the remaining layers run on for the pooled output.
+    const int chosen = std::max(1, cfg_.num_layers - std::max(0, o.clip_skip - 1));
+    const int run = o.pooled ? cfg_.num_layers : chosen;
+    Output out;
     for (int i = 0; i < run; ++i) {
         const Layer& l = layers_[size_t(i)];
         Tensor h = l.ln1(c, x);
@@ -57,8 +67,24 @@ Tensor CLIPTextEncoder::encode(const Ctx& c, const std::vector<std::vector<int32
         h = l.fc1(c, l.ln2(c, x));
         h = cfg_.hidden_act == CLIPActivation::QuickGelu ? ops::quick_gelu(c, h) : ops::gelu(c, h);
         x = l.fc2(c, h, &x);
+        if (i + 1 == chosen) out.hidden = o.final_norm ? final_ln_(c, x) : x.contiguous().clone();
     }
-    return final_ln_(c, x);
+    if (!o.pooled) return out;
+    const Tensor last = run == chosen && o.final_norm ? out.hidden : final_ln_(c, x);
+    Tensor pooled = Tensor::empty({N, D});
+    for (int64_t n = 0; n < N; ++n) {
+        const std::vector<int32_t>& r = ids[size_t(n)];
+        int64_t at = 0;  // transformers' argmax over a row without EOS: position 0
+        if (cfg_.eos_token_id == 2) {
+            at = std::max_element(r.begin(), r.end()) - r.begin();  // first of the largest
+        } else {
+            auto it = std::find(r.begin(), r.end(), cfg_.eos_token_id);
+            if (it != r.end()) at = it - r.begin();
+        }
+        std::memcpy(pooled.data<float>() + n * D, last.data<float>() + (n * L + at) * D, size_t(D) * sizeof(float));
+    }
+    out.pooled = projection_ ? (*projection_)(c, pooled) : pooled;
+    return out;
 }
 
 }  // namespace easel

@@ -79,7 +79,7 @@ UNet UNet::declare(const ParamScope& s, const UNetConfig& cfg) {
 
 Tensor UNet::forward(const Ctx& c, const Tensor& x, float timestep, const Tensor& context) const {
     const int64_t N = x.size(0);
-    // validate_params refuses image sizes that break this (image_size_multiple), so no request reaches it.
+    // validate_params refuses image sizes that break this (LatentFormat::image_multiple), so no request reaches it.
     const int m = cfg_.latent_multiple();
     EASEL_ASSERT(x.size(2) % m == 0 && x.size(3) % m == 0,
                  fmt::format("UNet: latent {} must be a multiple of {} per side", x.shape().to_string(), m));

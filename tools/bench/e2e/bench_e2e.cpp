@@ -20,6 +20,7 @@
 #include "core/cpu_features.h"
 #include "core/thread_pool.h"
 #include "io/safetensors.h"
+#include "pipeline/families/sd.h"
 #include "pipeline/generate.h"
 #include "runtime/pack_cache.h"
 

@@ -1,44 +1,51 @@
-// A loaded Stable Diffusion 1.x / 2.x model: tokenizer, text encoder, UNet and VAE, from a diffusers folder or a
-// single-file checkpoint (.safetensors, .ckpt/.pt, .gguf) in the original LDM layout. The same code path loads
-// every checkpoint, including easel's own embedded model.
+// A loaded model as the driver (generate.h) sees it, whatever its family: a conditioner, a diffusion model, an
+// autoencoder and a model sampling (pipeline/interfaces.h), plus what validating a request needs (ModelSpec).
+// Families register a detector and a loader in one list (pipeline/families/families.cpp); load_model() asks each
+// in turn, so the driver and the apps name no family.
 //
 //   LoadOptions o;  o.precision = Precision::F32;
-//   EASEL_TRY_ASSIGN(std::unique_ptr<SDModel> m, load_sd_model("v1-5-pruned-emaonly.safetensors", o));
+//   EASEL_TRY_ASSIGN(std::unique_ptr<Model> m, load_model("v1-5-pruned-emaonly.safetensors", o));
+//   EASEL_TRY_ASSIGN(auto images, generate(*m, params));        // pipeline/generate.h
 //   fmt::print("{}\n", m->describe());
 #pragma once
 
+#include <functional>
 #include <future>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "kernels/matmul.h"
-#include "models/clip/text_encoder.h"
-#include "models/clip/tokenizer.h"
 #include "models/detect.h"
-#include "models/unet/unet.h"
-#include "models/vae/vae.h"
+#include "pipeline/interfaces.h"
+#include "runtime/param.h"
 #include "sampling/diffusers_schedule.h"
 
 namespace easel {
+
+class PackCache;
 
 struct LoadOptions {
     Precision precision = Precision::F32;
     std::string vocab_path;                 // --vocab; empty: the model's own, else $EASEL_VOCAB, else the built-in one
     std::optional<Prediction> prediction;   // --prediction: overrides what the model's config says
     std::string variant;                    // diffusers weight variant, e.g. "fp16"
-    bool with_vae_encoder = true;           // img2img and inpainting need it; 9-channel models always get it
+    bool with_vae_encoder = true;           // img2img and inpainting need it; inpainting models always get it
     // Folder of packed-weight caches (runtime/pack_cache.h); empty: no cache. The CLI, server and benchmark
     // pass --weight-cache or default_weight_cache_dir() ($EASEL_WEIGHT_CACHE, else ~/.cache/easel/weights).
     // Models smaller than weight_cache_min_bytes are packed every time.
     std::string weight_cache_dir;
     uint64_t weight_cache_max_bytes = 8ull << 30;
     uint64_t weight_cache_min_bytes = 64ull << 20;
-    // Write a new cache file on a thread of its own (SDModel::weight_cache_write) instead of before returning:
+    // Write a new cache file on a thread of its own (Model::weight_cache_write) instead of before returning:
     // a first load of SD 1.5 then takes ~4.5 s instead of ~14 s on the development VM, where the fdatasync of
     // 2 GB alone takes seconds; the write overlaps the first generation. The CLI, server and benchmark do this.
     bool weight_cache_write_in_background = false;
+    // Weight changes applied to parameters before they are packed (LoRA and kin; runtime/param.h), in order.
+    // Each one's identity() is part of the weight-cache key, so a cached model never comes back without them.
+    std::vector<std::shared_ptr<const WeightAdapter>> adapters;
 };
 
 // A diffusers scheduler_config.json as diffusers' `from_config` sees it: a field the file does not carry takes
@@ -66,6 +73,9 @@ struct SchedulerFileConfig {
     Status check_supported(DiffusersScheduler scheduler) const;
 };
 
+// Refuses a beta_schedule other than scaled_linear, trained_betas, and out-of-range values.
+Result<SchedulerFileConfig> parse_scheduler_config(std::string_view json, const std::string& source);
+
 // What the packed-weight cache did for a load (LoadOptions::weight_cache_dir).
 enum class WeightCacheUse {
     Off,      // no cache folder, or a model below weight_cache_min_bytes
@@ -89,33 +99,51 @@ constexpr double kSdDefaultCfgScale = 7.0;  // AUTOMATIC1111's and diffusers' de
 
 // Errors name `source` and the field: not a JSON object, cfg_scale not a number in [0, 100], an unknown key.
 Result<ModelDefaults> parse_model_defaults(std::string_view json, const std::string& source);
+// A recommended cfg_scale's bounds, wherever a model carries it: a number in [0, 100].
+Status check_default_cfg_scale(double v, const std::string& source);
 
-// Everything about a model but its networks' weights: what validating a request needs (sizes, the tokenizer, the
+// Everything about a model but its networks' weights: what validating a request needs (sizes, capabilities, the
 // scheduler config), read from configs and tensor names without loading any weight. The server's front process
-// holds this while worker processes hold the whole SDModel.
+// holds this while worker processes hold the whole Model.
 struct ModelSpec {
     std::string path;
-    std::string name;  // file or folder name without extension (A1111's "Model" infotext field)
-    ModelInfo info;
-    clip::CLIPTokenizer tokenizer;
-    int32_t pad_id = 0;  // SD 1.x pads prompts with <|endoftext|>, SD 2.x with 0
+    std::string name;    // file or folder name without extension (A1111's "Model" infotext field)
+    std::string family;  // the registered family that loaded it ("sd", ...)
+    ModelInfo info;      // what detection found (configs of each network)
+    LatentFormat latent;
+    // Inpainting models take [mask, masked-image latent] concatenated to their input's channels
+    // (DiffusionInputs::concat); they need the VAE encoder even for txt2img.
+    bool inpainting = false;
+    std::shared_ptr<const ModelSampling> sampling;  // eps / v / flow: how predictions become denoised estimates
     // What diffusers mode (--schedule-from diffusers) reads: the folder's scheduler/scheduler_config.json, or
     // SD 1.5's own scheduler_config.json for a single file (what diffusers' from_single_file uses).
     SchedulerFileConfig scheduler_config;
     ModelDefaults defaults;  // the model's recommended settings, if it carries any
     // The guidance to use when the user gives none: the model's recommended scale, else SD's 7.
     double default_cfg_scale() const { return defaults.cfg_scale.value_or(kSdDefaultCfgScale); }
+    // The image side the model was trained at (512 for SD 1.x): what a request without a size gets.
+    int native_image_side() const { return latent.native_side * latent.downscale; }
     std::vector<std::string> notes;
     // Whether the VAE encoder is (or, for a spec, would be) loaded: img2img and inpainting need it.
     bool has_vae_encoder = false;
-    // Set by generate_once(), which drops the text encoder's and UNet's weights: the model cannot generate again.
+    // Set by generate_once(), which drops the conditioner's and diffusion model's weights: the model cannot
+    // generate again.
     bool spent = false;
 };
 
-struct SDModel : ModelSpec {
-    CLIPTextEncoder text_encoder;
-    UNet unet;
-    VAE vae;
+// A loaded model. A family's class derives from it and hands out its networks through the interfaces.
+struct Model : ModelSpec {
+    virtual ~Model();
+
+    virtual const Conditioner& conditioner() const = 0;
+    virtual const DiffusionModel& diffusion_model() const = 0;
+    virtual const Autoencoder& autoencoder() const = 0;
+    // Drops the weights of the conditioner / the diffusion model (generate_once: memory of about one network at
+    // a time). Afterwards the part must not be called.
+    virtual void release_conditioner() = 0;
+    virtual void release_diffusion_model() = 0;
+    virtual std::string describe() const;
+
     WeightCacheUse weight_cache = WeightCacheUse::Off;
     std::string weight_cache_note;  // one line on what the cache did (also in notes); empty when Off
     // A weight cache file being written in the background (LoadOptions::weight_cache_write_in_background): true
@@ -125,26 +153,45 @@ struct SDModel : ModelSpec {
     // Waits for that write, if any: weight_cache becomes Written or Failed, and its note is returned ("" when
     // there was none or it was already collected).
     std::string wait_for_weight_cache();
-
-    std::string describe() const;
 };
 
-// What `easel info` shows: configs and weight names read without building the networks, and where the tokenizer
-// would come from (load_sd_model's choice for the same --vocab; empty when the file has no text encoder).
-struct ModelInspection {
-    ModelInfo info;
-    std::vector<std::string> notes;
-    std::string tokenizer;
+// The weight cache for a family's loader: opened before the networks are declared (nullptr: no cache for this
+// load), then finished once they are, which fills the model's weight_cache fields and notes.
+// `what_packs` names what else decides the packed bytes besides the files, precision, ISA, variant and adapters.
+struct WeightCacheSession {
+    std::unique_ptr<PackCache> cache;
+    std::string rebuilt;  // why an existing cache file was not used
 };
-Result<ModelInspection> inspect_model(const std::string& path, const std::string& vocab_flag = {});
-// The tokenizer load_sd_model would give the model at `path` for the same --vocab (for `easel tokenize`).
-Result<clip::CLIPTokenizer> load_model_tokenizer(const std::string& path, const std::string& vocab_flag = {});
+WeightCacheSession open_weight_cache(const std::string& path, const LoadOptions& options, ParamLoader& loader);
+void finish_weight_cache(WeightCacheSession session, const LoadOptions& options, Model& m);
+// The adapters' part of the weight-cache key ("" without adapters).
+std::string adapters_key(const LoadOptions& options);
 
-// Refuses a beta_schedule other than scaled_linear, trained_betas, and out-of-range values.
-Result<SchedulerFileConfig> parse_scheduler_config(std::string_view json, const std::string& source);
+// A model family: how to tell its files and how to load them. Registered in one list (families()).
+struct Family {
+    std::string name;  // "sd", ...
+    // Whether the model at `path` is this family's, from file names, tensor names and shapes and the configs
+    // that travel with it (no weight data). `what` says what the family recognised, for the message when no
+    // family takes a model ("an SDXL model"); empty when it recognised nothing. Errors: unreadable files.
+    struct Claim {
+        bool mine = false;
+        std::string what;
+    };
+    std::function<Result<Claim>(const std::string& path)> claim;
+    std::function<Result<std::unique_ptr<Model>>(const std::string& path, const LoadOptions&)> load;
+    // Everything load() checks and fills but the weights.
+    std::function<Result<ModelSpec>(const std::string& path, const LoadOptions&)> load_spec;
+};
+// The families load_model() tries, in order: those added with register_family() (tests, plugins), then the
+// built-in ones.
+std::vector<Family> families();
+// Adds a family ahead of the built-in ones (for the rest of the process).
+void register_family(Family f);
 
-Result<std::unique_ptr<SDModel>> load_sd_model(const std::string& path, const LoadOptions& options);
-// The same checks and everything but the weights (ModelSpec): what load_sd_model would refuse, this refuses too.
+// The first family that claims `path` loads it. Errors: unreadable files, or no family takes the model (the
+// message says what was recognised).
+Result<std::unique_ptr<Model>> load_model(const std::string& path, const LoadOptions& options);
+// The same checks and everything but the weights: what load_model would refuse, this refuses too.
 Result<ModelSpec> load_model_spec(const std::string& path, const LoadOptions& options);
 
 }  // namespace easel

@@ -1,0 +1,90 @@
+// SD 1.x / 2.x behind the family interfaces (loading: sd_load.cpp).
+#include "pipeline/families/sd.h"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "models/clip/prompt_parser.h"
+#include "runtime/ops.h"
+
+namespace easel {
+
+Result<Tensor> encode_prompt(const Ctx& c, const SDModel& m, const std::string& prompt, int clip_skip, int min_chunks) {
+    clip::ChunkOptions opt;
+    opt.pad_id = m.pad_id;
+    EASEL_TRY_ASSIGN(clip::WeightedPrompt wp, clip::tokenize_weighted(m.tokenizer, prompt, opt));
+    while (int(wp.chunks.size()) < min_chunks) {
+        EASEL_TRY_ASSIGN(clip::WeightedPrompt empty, clip::tokenize_weighted(m.tokenizer, "", opt));
+        wp.chunks.push_back(empty.chunks[0]);
+    }
+    std::vector<Tensor> parts;
+    for (const clip::PromptChunk& ch : wp.chunks) {
+        Tensor z = m.text_encoder.encode(c, {ch.ids}, clip_skip);  // [1, 77, D]
+        // AUTOMATIC1111 sd_hijack_clip.process_tokens: multiply each token by its weight, then restore the
+        // mean of the whole chunk's output ("Original" emphasis). All weights 1: unchanged.
+        const bool weighted = std::any_of(ch.weights.begin(), ch.weights.end(), [](float w) { return w != 1.0f; });
+        if (weighted) {
+            float* p = z.data<float>();
+            const int64_t L = z.size(1), D = z.size(2);
+            double before = 0;
+            for (int64_t i = 0; i < L * D; ++i) before += p[i];
+            const float original_mean = float(before / double(L * D));
+            double after = 0;
+            for (int64_t t = 0; t < L; ++t)
+                for (int64_t d = 0; d < D; ++d) {
+                    p[t * D + d] *= ch.weights[size_t(t)];
+                    after += p[t * D + d];
+                }
+            const float new_mean = float(after / double(L * D));
+            const float k = original_mean / new_mean;
+            for (int64_t i = 0; i < L * D; ++i) p[i] *= k;
+        }
+        parts.push_back(z);
+    }
+    return parts.size() == 1 ? parts[0] : ops::concat(c, parts, 1);
+}
+
+Result<ConditioningPair> SDConditioner::encode(const Ctx& c, const PromptRequest& p) const {
+    ConditioningPair r;
+    EASEL_TRY_ASSIGN(r.cond.context, encode_prompt(c, m_, p.prompt, p.clip_skip));
+    const int chunks = int(r.cond.context.size(1) / 77);
+    EASEL_TRY_ASSIGN(r.uncond.context, encode_prompt(c, m_, p.negative, p.clip_skip, chunks));
+    if (r.uncond.context.size(1) > r.cond.context.size(1)) {
+        // A1111 pads the shorter conditioning with empty chunks so both have the same length.
+        EASEL_TRY_ASSIGN(r.cond.context, encode_prompt(c, m_, p.prompt, p.clip_skip, int(r.uncond.context.size(1) / 77)));
+    }
+    return r;
+}
+
+Result<Tensor> SDDiffusionModel::predict(const Ctx& c, const Tensor& x, float t, const DiffusionInputs& in) const {
+    if (!in.control.empty())
+        return Error::unsupported("control residuals (ControlNet) for an SD 1.x/2.x UNet: not implemented yet");
+    if (!in.extra_kv.empty())
+        return Error::unsupported("extra attention key/values (IP-Adapter) for an SD 1.x/2.x UNet: not implemented yet");
+    const int expected = unet_.config().in_channels;
+    const Tensor xin = in.concat ? ops::concat(c, {x, *in.concat}, 1) : x;
+    EASEL_ASSERT(xin.size(1) == expected, "SDDiffusionModel: the driver's input channels differ from the UNet's");
+    return unet_.forward(c, xin, t, in.cond->context);
+}
+
+std::pair<Tensor, Tensor> SDAutoencoder::encode_moments(const Ctx& c, const Tensor& image, int tile) const {
+    return tile > 0 ? vae_.encode_moments_tiled(c, image, tile) : vae_.encode_moments(c, image);
+}
+
+Tensor SDAutoencoder::decode(const Ctx& c, const Tensor& z, int tile) const {
+    return tile > 0 ? vae_.decode_tiled(c, z, tile) : vae_.decode(c, z);
+}
+
+bool SDAutoencoder::has_encoder() const { return vae_.has_encoder(); }
+
+std::string SDModel::describe() const {
+    std::string s = fmt::format("{}: {} ({}), weights {}\n  text encoder: {}\n  unet: {}\n  vae: {}", path,
+                                model_kind_name(info), layout_name(info.layout), dtype_name(info.weight_dtype),
+                                info.text.summary(), info.unet.summary(), info.vae.summary());
+    for (const auto& n : info.notes) s += "\n  note: " + n;
+    for (const auto& n : notes) s += "\n  note: " + n;
+    return s;
+}
+
+}  // namespace easel

@@ -1,0 +1,64 @@
+// Guidance, and the k-diffusion denoiser the samplers call: x at sigma -> the guided denoised estimate.
+//
+//   ClassifierFreeGuidance cfg(7.0);                       // A1111's CFGDenoiser: cond and uncond in one batch
+//   Denoiser d = make_denoiser(c, m, cfg, conds, hooks);   // what sample() takes (sampling/sampler.h)
+//   EASEL_TRY_ASSIGN(Tensor x0, d(x, sigmas[0]));
+#pragma once
+
+#include <functional>
+#include <optional>
+
+#include "pipeline/interfaces.h"
+#include "sampling/sampler.h"
+
+namespace easel {
+
+struct Model;
+
+// The denoised estimate for x ([N, C, h, w]) at sigma under `cond` (batch N).
+using PredictDenoised = std::function<Result<Tensor>(const Tensor& x, float sigma, const Conditioning& cond)>;
+
+class Guidance {
+public:
+    virtual ~Guidance() = default;
+    // The guided denoised estimate of x ([1, C, h, w]) at sigma, from `predict` over the pair's conditionings.
+    // `batched` is conds.cond and conds.uncond as one batch (Conditioning::batch), made once per image by
+    // make_denoiser when batches() says so.
+    virtual Result<Tensor> guide(const Ctx& c, const Tensor& x, float sigma, const ConditioningPair& conds,
+                                 const Conditioning* batched, const PredictDenoised& predict) const = 0;
+    // Whether guide() wants the batched conditioning.
+    virtual bool batches() const = 0;
+};
+
+// Classifier-free guidance: uncond + (cond - uncond) * scale on the denoised estimates (A1111's CFGDenoiser,
+// cond first in the batch). Scale 1 evaluates the conditional half alone. `sequential` runs the two halves as two
+// batch-1 calls (A1111's low-memory modes): the same numbers, about half the activation memory.
+class ClassifierFreeGuidance : public Guidance {
+public:
+    explicit ClassifierFreeGuidance(double scale, bool sequential = false) : scale_(scale), sequential_(sequential) {}
+    Result<Tensor> guide(const Ctx& c, const Tensor& x, float sigma, const ConditioningPair& conds,
+                         const Conditioning* batched, const PredictDenoised& predict) const override;
+    bool batches() const override { return scale_ != 1.0 && !sequential_; }
+
+private:
+    double scale_;
+    bool sequential_;
+};
+
+// What a task (img2img, an inpainting method) adds to each model call.
+struct DenoiserHooks {
+    // The model's sigma -> model time, when it is not the model sampling's (diffusers mode: the scheduler's own
+    // timesteps). Empty: ModelSampling::timestep.
+    std::function<float(float sigma)> timestep;
+    // Appended to the model input's channels for every call (inpainting models: [1, 5, h, w]).
+    std::optional<Tensor> concat;
+    // Changes the guided estimate in place before the sampler sees it (A1111's inpainting blend).
+    std::function<void(Tensor& denoised)> after_denoise;
+};
+
+// The k-diffusion denoiser around the model's diffusion model: the model sampling's input scale and time,
+// the prediction turned into a denoised estimate, guidance, then the hooks.
+Denoiser make_denoiser(const Ctx& c, const Model& m, const Guidance& guidance, const ConditioningPair& conds,
+                       const DenoiserHooks& hooks = {});
+
+}  // namespace easel

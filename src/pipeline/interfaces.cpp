@@ -1,0 +1,52 @@
+#include "pipeline/interfaces.h"
+
+#include <cmath>
+
+#include "runtime/ops.h"
+#include "sampling/sampler.h"
+
+namespace easel {
+
+Conditioning Conditioning::batch(const Ctx& c, const Conditioning& a, const Conditioning& b) {
+    Conditioning r;
+    if (a.context.defined() && a.context.numel() > 0) r.context = ops::concat(c, {a.context, b.context}, 0);
+    if (a.pooled) r.pooled = ops::concat(c, {*a.pooled, *b.pooled}, 0);
+    if (a.ids) r.ids = ops::concat(c, {*a.ids, *b.ids}, 0);
+    return r;
+}
+
+// k-diffusion CompVisDenoiser.get_scalings: c_in = 1/sqrt(sigma^2 + 1) (the same for CompVisVDenoiser with
+// sigma_data 1).
+float DiscreteModelSampling::input_scale(float sigma) const {
+    return float(1.0 / std::sqrt(double(sigma) * sigma + 1.0));
+}
+
+Tensor DiscreteModelSampling::denoised(const Tensor& x, const Tensor& out, float sigma) const {
+    const int64_t n = x.numel();
+    const float* o = out.data<float>();
+    const float* xp = x.data<float>();
+    Tensor den = Tensor::empty(x.shape());
+    float* d = den.data<float>();
+    if (prediction_ != Prediction::V) {
+        // CompVisDenoiser: c_out = -sigma, c_skip = 1.
+        for (int64_t i = 0; i < n; ++i) d[i] = xp[i] + o[i] * -sigma;
+    } else {
+        // CompVisVDenoiser (sigma_data 1): c_skip = 1/(sigma^2+1), c_out = -sigma/sqrt(sigma^2+1).
+        const float c_skip = float(1.0 / (double(sigma) * sigma + 1.0));
+        const float c_out = float(-double(sigma) / std::sqrt(double(sigma) * sigma + 1.0));
+        for (int64_t i = 0; i < n; ++i) d[i] = o[i] * c_out + xp[i] * c_skip;
+    }
+    return den;
+}
+
+Tensor DiscreteModelSampling::noise_latent(const Ctx& c, const Tensor& latent, const Tensor& noise, float sigma) const {
+    return ops::add(c, latent, scaled(noise, sigma));
+}
+
+Tensor DiscreteModelSampling::pure_noise(const Tensor& noise, float sigma) const { return scaled(noise, sigma); }
+
+Result<std::vector<float>> DiscreteModelSampling::sigmas(ScheduleKind kind, int steps) const {
+    return make_sigmas(kind, schedule_, steps);
+}
+
+}  // namespace easel

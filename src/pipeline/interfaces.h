@@ -1,0 +1,144 @@
+// The seam between the driver (generate.h) and a model family. Every family hands the driver the same four
+// parts; SD 1.x/2.x is the first (pipeline/families/sd.h), and a test registers a toy one
+// (tests/unit/toy_family_test.cpp) to prove the driver knows no family.
+//
+//   Conditioner     prompts -> Conditioning (cross-attention context, pooled vector, extra ids; each optional)
+//   DiffusionModel  predict(x, t, inputs) -> the network's raw output, in the units its ModelSampling reads
+//   Autoencoder     image <-> latent (encode_moments, decode), in the LatentFormat the diffusion model works in
+//   ModelSampling   eps / v / flow: the one place where an output becomes a denoised estimate, where noise is
+//                   added to a latent, and where sigmas map to model time
+//   Guidance        how conditional and unconditional estimates combine (pipeline/guidance.h)
+//
+//   EASEL_TRY_ASSIGN(ConditioningPair conds, m.conditioner().encode(c, {.prompt = "a cat", .negative = ""}));
+//   float t = m.sampling->timestep(sigma);
+//   EASEL_TRY_ASSIGN(Tensor out, m.diffusion_model().predict(c, m.sampling->scale_input(c, x, sigma), t, {&conds.cond}));
+//   Tensor x0 = m.sampling->denoised(x, out, sigma);
+#pragma once
+
+#include <algorithm>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/error.h"
+#include "core/tensor.h"
+#include "models/unet/config.h"
+#include "runtime/nn.h"
+#include "sampling/schedule.h"
+
+namespace easel {
+
+// What a conditioner makes of one prompt, batch N (1 per prompt; 2 when the driver batches CFG's halves).
+struct Conditioning {
+    Tensor context;                 // [N, L, D] cross-attention context; undefined for a model without one
+    std::optional<Tensor> pooled;   // [N, P] pooled text embedding (SDXL, SD3, Flux)
+    std::optional<Tensor> ids;      // [N, K] extra conditioning numbers (SDXL's size and crop ids)
+
+    // `a` and `b` as one batch, a first: each field concatenated along dim 0. Both must carry the same fields
+    // with the same shapes beyond the batch (a conditioner's pair does).
+    static Conditioning batch(const Ctx& c, const Conditioning& a, const Conditioning& b);
+};
+
+struct PromptRequest {
+    std::string prompt;
+    std::string negative;
+    int clip_skip = 1;  // 1 = the text encoder's last layer; k stops k-1 layers early (A1111's "Clip skip")
+};
+// The conditional and unconditional conditionings of one request, shaped alike (a conditioner pads the shorter
+// one where its model needs equal lengths).
+struct ConditioningPair {
+    Conditioning cond, uncond;
+};
+
+class Conditioner {
+public:
+    virtual ~Conditioner() = default;
+    virtual Result<ConditioningPair> encode(const Ctx& c, const PromptRequest& p) const = 0;
+};
+
+// How a diffusion model's latent relates to pixels.
+struct LatentFormat {
+    int channels = 4;              // latent channels (what the diffusion model predicts)
+    float scaling_factor = 0.18215f;
+    float shift_factor = 0.0f;     // model latent = (autoencoder latent - shift) * scaling (SD3, Flux; 0 for SD 1/2)
+    int downscale = 8;             // image pixels per latent pixel, per side
+    int side_multiple = 1;         // each latent side must be a multiple of this (the UNet's down/up levels)
+    int native_side = 64;          // the latent side the model was trained at
+
+    // What each image side must be a multiple of: downscale x side_multiple, at least 8.
+    int image_multiple() const { return std::max(8, downscale * side_multiple); }
+};
+
+// Everything a diffusion model call takes besides x and t. Families read the fields they know and refuse the
+// ones they cannot use with an "unsupported" error (a ControlNet residual given to a model without the hook).
+struct DiffusionInputs {
+    const Conditioning* cond = nullptr;  // batch N, as x
+    std::optional<Tensor> concat;        // [N, K, h, w] appended to x's channels (inpainting models: mask, masked latent)
+    std::vector<Tensor> control;         // residuals added to the skip connections (ControlNet), outermost first
+    std::vector<Tensor> extra_kv;        // extra attention key/value context (IP-Adapter)
+};
+
+class DiffusionModel {
+public:
+    virtual ~DiffusionModel() = default;
+    // x: [N, channels, h, w] already scaled for the model (ModelSampling::scale_input), t: the model time for
+    // every item (SD: the fractional DDPM timestep) -> [N, channels, h, w], the raw prediction.
+    virtual Result<Tensor> predict(const Ctx& c, const Tensor& x, float t, const DiffusionInputs& in) const = 0;
+};
+
+class Autoencoder {
+public:
+    virtual ~Autoencoder() = default;
+    // image: [1, 3, H, W] in [-1, 1] -> (mean, logvar), each [1, channels, H / downscale, W / downscale], in the
+    // autoencoder's own units (LatentFormat's scaling and shift not applied). tile: 0 = whole, else tiles of
+    // that many pixels.
+    virtual std::pair<Tensor, Tensor> encode_moments(const Ctx& c, const Tensor& image, int tile) const = 0;
+    // z: [1, channels, h, w] in the autoencoder's units -> [1, 3, h * downscale, w * downscale] in ~[-1, 1].
+    // tile: 0 = whole, else tiles of that many latent pixels.
+    virtual Tensor decode(const Ctx& c, const Tensor& z, int tile) const = 0;
+    virtual bool has_encoder() const = 0;
+};
+
+// eps / v / flow. sigma is k-diffusion's noise level: x = x0 + sigma * noise for eps and v models (VE form), and
+// the flow time for flow models.
+class ModelSampling {
+public:
+    virtual ~ModelSampling() = default;
+    // The model's input at sigma: x * c_in (eps/v: 1 / sqrt(sigma^2 + 1); flow: 1).
+    virtual float input_scale(float sigma) const = 0;
+    // The model time for sigma (SD: k-diffusion's sigma_to_t on the training schedule).
+    virtual float timestep(float sigma) const = 0;
+    // out (the raw prediction for x) -> the denoised estimate, element by element; x and out alike in shape.
+    virtual Tensor denoised(const Tensor& x, const Tensor& out, float sigma) const = 0;
+    // A clean latent brought to noise level sigma with `noise` (img2img's start; eps/v: latent + sigma * noise).
+    virtual Tensor noise_latent(const Ctx& c, const Tensor& latent, const Tensor& noise, float sigma) const = 0;
+    // The starting x for pure noise at the first sigma (eps/v: noise * sigma).
+    virtual Tensor pure_noise(const Tensor& noise, float sigma) const = 0;
+    // The sigmas of a k-diffusion schedule of `steps` steps (steps + 1 values, the last 0).
+    virtual Result<std::vector<float>> sigmas(ScheduleKind kind, int steps) const = 0;
+    // eps or v for the diffusers schedulers' own loop (diffusers mode).
+    virtual Prediction prediction() const = 0;
+};
+
+// SD 1.x/2.x (and SDXL's) ModelSampling: a discrete DDPM training schedule, eps or v prediction, in k-diffusion's
+// CompVisDenoiser / CompVisVDenoiser form.
+class DiscreteModelSampling : public ModelSampling {
+public:
+    DiscreteModelSampling(DiscreteSchedule schedule, Prediction prediction)
+        : schedule_(std::move(schedule)), prediction_(prediction) {}
+    float input_scale(float sigma) const override;
+    float timestep(float sigma) const override { return schedule_.sigma_to_t(sigma); }
+    Tensor denoised(const Tensor& x, const Tensor& out, float sigma) const override;
+    Tensor noise_latent(const Ctx& c, const Tensor& latent, const Tensor& noise, float sigma) const override;
+    Tensor pure_noise(const Tensor& noise, float sigma) const override;
+    Result<std::vector<float>> sigmas(ScheduleKind kind, int steps) const override;
+    Prediction prediction() const override { return prediction_; }
+    const DiscreteSchedule& schedule() const { return schedule_; }
+
+private:
+    DiscreteSchedule schedule_;
+    Prediction prediction_;
+};
+
+}  // namespace easel

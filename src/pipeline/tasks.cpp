@@ -1,0 +1,303 @@
+#include "pipeline/tasks.h"
+
+#include <algorithm>
+#include <cmath>
+#include <optional>
+#include <utility>
+
+#include "pipeline/mask.h"
+#include "pipeline/model.h"
+#include "runtime/ops.h"
+#include "sampling/noise.h"
+
+namespace easel {
+
+Result<SigmaPlan> plan_sigmas(const Model& m, const GenerateParams& p) {
+    SigmaPlan s;
+    s.diffusers = p.schedule_from == ScheduleFrom::Diffusers;
+    if (s.diffusers) {
+        EASEL_TRY(m.scheduler_config.check_supported(p.diffusers_scheduler));
+        DiffusersSchedulerConfig sc = m.scheduler_config.for_scheduler(p.diffusers_scheduler);
+        if (p.schedule == ScheduleKind::Karras) sc.use_karras_sigmas = true;
+        EASEL_TRY_ASSIGN(s.plan, diffusers_plan(p.diffusers_scheduler, sc, p.steps));
+        s.plan.v_prediction = m.sampling->prediction() == Prediction::V;
+        s.sigmas = s.plan.sigmas;
+    } else {
+        EASEL_TRY_ASSIGN(s.sigmas, m.sampling->sigmas(p.schedule, p.steps));
+    }
+    if (p.init_image) {
+        if (s.diffusers) {
+            // StableDiffusionImg2ImgPipeline.get_timesteps: init_timestep = min(int(steps * strength), steps),
+            // t_start = steps - init_timestep; the schedule from there on (set_begin_index), and add_noise at
+            // its first sigma, which in our variables is x = init latent + sigma * noise for every class.
+            const int init_steps = std::min(int(double(p.steps) * p.denoising_strength), p.steps);
+            s.plan.begin_at(p.steps - init_steps);
+            s.sigmas = s.plan.sigmas;
+        } else {
+            // A1111 (img2img_fix_steps off): t_enc = int(min(strength, 0.999) * steps); run the last t_enc + 1
+            // sigmas.
+            const int t_enc = int(std::min(p.denoising_strength, 0.999) * p.steps);
+            s.sigmas.erase(s.sigmas.begin(), s.sigmas.begin() + (p.steps - t_enc - 1));
+        }
+    }
+    return s;
+}
+
+Tensor to_autoencoder_units(const LatentFormat& f, const Tensor& latent) {
+    Tensor z = scaled(latent, 1.0f / f.scaling_factor);
+    if (f.shift_factor != 0.0f) {
+        float* zp = z.data<float>();
+        for (int64_t i = 0; i < z.numel(); ++i) zp[i] += f.shift_factor;
+    }
+    return z;
+}
+
+namespace {
+
+// Autoencoder units -> model latent units, element by element.
+inline float to_model_units(const LatentFormat& f, float z) {
+    return f.shift_factor != 0.0f ? (z - f.shift_factor) * f.scaling_factor : z * f.scaling_factor;
+}
+
+// What both inpainting flavours share: the autoencoder and its posterior, the latent size.
+struct TaskBase {
+    const Model& m;
+    const GenerateParams& p;
+    const SigmaPlan& plan;
+    int lh, lw;
+    Shape latent_shape;
+
+    TaskBase(const Model& m_, const GenerateParams& p_, const SigmaPlan& plan_)
+        : m(m_), p(p_), plan(plan_), lh(p_.height / m_.latent.downscale), lw(p_.width / m_.latent.downscale),
+          latent_shape{1, m_.latent.channels, lh, lw} {}
+
+    // The autoencoder's moments, tiled like the decoder when vae_tile is set (diffusers' enable_tiling does both).
+    std::pair<Tensor, Tensor> encode(const Ctx& c, const Tensor& image) const {
+        return m.autoencoder().encode_moments(c, image, p.vae_tile);
+    }
+    // The encoder's posterior as (mean, std): diffusers' DiagonalGaussianDistribution clamps logvar to [-30, 20]
+    // and takes std = exp(logvar / 2).
+    std::pair<Tensor, Tensor> posterior(const Ctx& c, const Tensor& image) const {
+        auto [mean, logvar] = encode(c, image);
+        Tensor sd = Tensor::empty(logvar.shape());
+        for (int64_t i = 0; i < logvar.numel(); ++i)
+            sd.data<float>()[i] = std::exp(0.5f * std::clamp(logvar.data<float>()[i], -30.0f, 20.0f));
+        return {mean.contiguous(), sd};
+    }
+    // retrieve_latents(latent_dist.sample(generator)) in model units, the draw shaped like the mean.
+    Tensor sample_latent(const Tensor& mean, const Tensor& sd, NoiseSource& noise) const {
+        Tensor e = noise.randn_like(mean);
+        Tensor lat = Tensor::empty(mean.shape());
+        for (int64_t k = 0; k < lat.numel(); ++k)
+            lat.data<float>()[k] = to_model_units(m.latent, mean.data<float>()[k] + sd.data<float>()[k] * e.data<float>()[k]);
+        return lat;
+    }
+    // Nearest-neighbour resize of a full-size [1, 1, H, W] mask to the latent (torch interpolate(mode="nearest"):
+    // src = floor(dst * in / out)) into `o`.
+    void mask_to_latent(const Tensor& full, float* o) const {
+        const int H = p.height, W = p.width;
+        for (int64_t y = 0; y < lh; ++y)
+            for (int64_t x = 0; x < lw; ++x) o[y * lw + x] = full.data<float>()[(y * H / lh) * W + (x * W / lw)];
+    }
+};
+
+// txt2img, img2img and AUTOMATIC1111's inpainting (processing.py, "Inpaint upload", whole picture, "original"
+// fill), in k-diffusion or diffusers sampling; and an inpainting model's extra input for all of them.
+class Img2ImgTask : public ImageTask, TaskBase {
+public:
+    Img2ImgTask(const Ctx& c, const Model& m_, const GenerateParams& p_, const SigmaPlan& plan_) : TaskBase(m_, p_, plan_) {
+        if (p.init_image) std::tie(init_mean_, init_std_) = posterior(c, image_to_tensor(*p.init_image));
+        std::optional<Image> blurred;  // the mask as A1111 prepares it (grey, blurred); both uses below read it
+        if (p.mask) blurred = blur_mask(mask_to_gray(*p.mask), p.mask_blur);
+        if (blurred) {
+            // The latent mask: the blurred mask resized (PIL BICUBIC) to the latent size, /255, rounded.
+            const std::vector<uint8_t> lat = resize_bicubic_u8(*blurred, lw, lh);
+            keep_ = Tensor::empty({1, 1, lh, lw});
+            for (size_t i = 0; i < lat.size(); ++i) keep_->data<float>()[i] = lat[i] >= 128 ? 0.0f : 1.0f;
+            // How much of the generated pixel to keep: the blurred mask doubled and clipped.
+            Image o = *blurred;
+            for (uint8_t& v : o.pixels) v = uint8_t(std::min(255, 2 * int(v)));
+            overlay_ = std::move(o);
+        }
+        if (m.inpainting) {
+            // The inpainting model's extra input: the full-size mask rounded to 0/1 (txt2img: all 1) and the latent
+            // of the image with the masked part set to 0 (mid-grey; txt2img: all grey), mask resized (nearest) to
+            // the latent. A1111 encodes that image with a posterior sample from torch's global RNG, which no seed
+            // controls; easel takes the posterior mean (the two differ by the VAE's tiny posterior std).
+            const int H = p.height, W = p.width;
+            Tensor full_mask = Tensor::empty({1, 1, H, W});
+            for (int64_t i = 0; i < int64_t(H) * W; ++i)
+                full_mask.data<float>()[i] = !blurred || blurred->pixels[size_t(i)] >= 128 ? 1.0f : 0.0f;
+            Tensor src = p.init_image ? image_to_tensor(*p.init_image) : Tensor::zeros({1, 3, H, W});
+            for (int64_t ch = 0; ch < 3; ++ch)
+                for (int64_t i = 0; i < int64_t(H) * W; ++i)
+                    src.data<float>()[ch * H * W + i] *= 1.0f - full_mask.data<float>()[i];
+            auto [mean, logvar] = encode(c, src);
+            const int C = m.latent.channels;
+            Tensor cc = Tensor::empty({1, 1 + C, lh, lw});
+            float* o = cc.data<float>();
+            mask_to_latent(full_mask, o);
+            const float* mp = mean.contiguous().data<float>();
+            for (int64_t i = 0; i < C * int64_t(lh) * lw; ++i) o[int64_t(lh) * lw + i] = to_model_units(m.latent, mp[i]);
+            concat_ = cc;
+        }
+    }
+
+    Result<ImageStart> start(const Ctx& c, NoiseSource& noise) const override {
+        ImageStart s;
+        if (plan.diffusers) s.hooks.timestep = [pl = &plan.plan](float sigma) { return pl->timestep_for(sigma); };
+        s.hooks.concat = concat_;
+        if (init_mean_) {
+            // The init latent is a sample of the encoder's distribution, drawn from the image's generator before
+            // the noise (diffusers' img2img order).
+            Tensor lat = sample_latent(*init_mean_, *init_std_, noise);
+            Tensor n0 = noise.randn_like(lat);
+            s.x = m.sampling->noise_latent(c, lat, n0, plan.sigmas[0]);
+            if (keep_) {
+                // A1111's CFGDenoiser: denoised = init_latent * mask + nmask * denoised (masks 0/1, nmask = 1 - mask).
+                auto blend = [lat, keep = *keep_](Tensor& d) {
+                    const float* il = lat.data<float>();
+                    const float* kp = keep.data<float>();
+                    float* dp = d.data<float>();
+                    const int64_t plane = keep.numel(), channels = d.numel() / plane;
+                    for (int64_t ch = 0; ch < channels; ++ch)
+                        for (int64_t i = 0; i < plane; ++i) {
+                            const int64_t j = ch * plane + i;
+                            dp[j] = il[j] * kp[i] + (1.0f - kp[i]) * dp[j];
+                        }
+                };
+                s.hooks.after_denoise = blend;
+                // A1111 after sampling: samples = samples * nmask + init_latent * mask.
+                s.after_sampling = [lat, keep = *keep_](Tensor& x0, bool) {
+                    float* xp = x0.data<float>();
+                    const float* il = lat.data<float>();
+                    const float* kp = keep.data<float>();
+                    const int64_t plane = keep.numel();
+                    for (int64_t j = 0; j < x0.numel(); ++j) xp[j] = xp[j] * (1.0f - kp[j % plane]) + il[j] * kp[j % plane];
+                };
+            }
+        } else {
+            Tensor n0 = noise.randn_like(Tensor::empty(latent_shape));
+            s.x = plan.diffusers ? scaled(n0, plan.plan.init_noise_scale) : m.sampling->pure_noise(n0, plan.sigmas[0]);
+        }
+        return s;
+    }
+
+    void after_decode(Image& img) const override {
+        if (!overlay_) return;
+        // A1111 pastes the original back over what was not repainted, weighted by the doubled blurred mask.
+        const Image& orig = *p.init_image;
+        for (size_t k = 0; k < size_t(p.width) * size_t(p.height); ++k) {
+            const int a = overlay_->pixels[k];
+            for (size_t ch = 0; ch < 3; ++ch) {
+                const int o = orig.pixels[k * size_t(orig.channels) + (orig.channels == 1 ? 0 : ch)];
+                uint8_t& v = img.pixels[k * 3 + ch];
+                v = uint8_t((int(v) * a + o * (255 - a) + 127) / 255);
+            }
+        }
+    }
+
+    void describe(InfotextParams& ip) const override {
+        if (p.init_image) ip.denoising_strength = p.denoising_strength;
+        if (p.mask) ip.extra.emplace_back("Mask blur", std::to_string(p.mask_blur));
+    }
+
+private:
+    std::optional<Tensor> init_mean_, init_std_;
+    std::optional<Tensor> keep_;     // [1, 1, h, w]: 1 where the picture is kept
+    std::optional<Image> overlay_;
+    std::optional<Tensor> concat_;   // inpainting models: [1, 1 + C, h, w]
+};
+
+// diffusers' StableDiffusionInpaintPipeline (VaeImageProcessor for masks: convert("L"), / 255, binarised at 0.5,
+// no blur; prepare_mask_latents: interpolate(mode="nearest") to the latent size). Strength 1 (is_strength_max)
+// starts from pure noise, and then an inpainting model never needs the init image's own latent.
+class DiffusersInpaintTask : public ImageTask, TaskBase {
+public:
+    DiffusersInpaintTask(const Ctx& c, const Model& m_, const GenerateParams& p_, const SigmaPlan& plan_)
+        : TaskBase(m_, p_, plan_), noise_start_(p_.denoising_strength == 1.0) {
+        if (!(noise_start_ && m.inpainting)) std::tie(init_mean_, init_std_) = posterior(c, image_to_tensor(*p.init_image));
+        const Image gray = mask_to_luma(*p.mask);
+        const int H = p.height, W = p.width;
+        Tensor full = Tensor::empty({1, 1, H, W});
+        for (int64_t i = 0; i < int64_t(H) * W; ++i)
+            full.data<float>()[i] = float(gray.pixels[size_t(i)]) / 255.0f >= 0.5f ? 1.0f : 0.0f;
+        repaint_ = Tensor::empty({1, 1, lh, lw});  // 1 = repaint
+        mask_to_latent(full, repaint_.data<float>());
+        if (m.inpainting) {
+            Tensor src = image_to_tensor(*p.init_image);
+            for (int64_t ch = 0; ch < 3; ++ch)
+                for (int64_t i = 0; i < int64_t(H) * W; ++i)
+                    if (full.data<float>()[i] >= 0.5f) src.data<float>()[ch * H * W + i] = 0.0f;
+            std::tie(masked_mean_, masked_std_) = posterior(c, src);
+        }
+    }
+
+    Result<ImageStart> start(const Ctx& c, NoiseSource& noise) const override {
+        // The pipeline's draws from the generator, in order: the init image's posterior sample (prepare_latents,
+        // when 4-channel or strength < 1), the noise, the masked image's posterior sample (prepare_mask_latents;
+        // drawn for 4-channel models too, which do not use it), then the sampler's own noise.
+        ImageStart s;
+        s.hooks.timestep = [pl = &plan.plan](float sigma) { return pl->timestep_for(sigma); };
+        std::optional<Tensor> lat;
+        if (init_mean_) lat = sample_latent(*init_mean_, *init_std_, noise);
+        Tensor n0 = noise.randn_like(Tensor::empty(latent_shape));
+        // Strength 1: noise * init_noise_sigma; else add_noise at the first timestep (lat + sigma * noise in our
+        // variables, as img2img).
+        s.x = noise_start_ ? scaled(n0, plan.plan.init_noise_scale) : m.sampling->noise_latent(c, *lat, n0, plan.sigmas[0]);
+        if (m.inpainting) {
+            const Tensor masked = sample_latent(*masked_mean_, *masked_std_, noise);
+            s.hooks.concat = ops::concat(c, {repaint_, masked}, 1);  // model input: [x * c_in, mask, masked latent]
+            return s;
+        }
+        (void)noise.randn_like(Tensor::empty(latent_shape));
+        // After each scheduler step but the last: latents = (1 - mask) * add_noise(image_latents, noise,
+        // timesteps[i + 1]) + mask * latents; add_noise is alpha * (lat + sigma * noise) and the scheduler's latents
+        // alpha * x in every class here (alpha 1 for the Euler family), so in our x: lat + sigma_next * noise
+        // outside the mask. x is the sampler's own state (sampler.h): the blend carries into the next step.
+        const std::vector<float>& sigmas = plan.sigmas;
+        s.after_step = [lat = *lat, n0, repaint = repaint_, &sigmas](int step, int total, const Tensor& xs) {
+            if (step >= total) return;
+            float* xp = xs.data<float>();
+            const float* lp = lat.data<float>();
+            const float* np = n0.data<float>();
+            const float* rp = repaint.data<float>();
+            const float s_next = sigmas[size_t(step)];
+            const int64_t plane = repaint.numel();
+            for (int64_t j = 0; j < xs.numel(); ++j) {
+                const float keep = 1.0f - rp[j % plane];
+                xp[j] = keep * (lp[j] + s_next * np[j]) + rp[j % plane] * xp[j];
+            }
+        };
+        // After the last step the pipeline blends with the un-noised image latents: outside the mask the final
+        // latent is the init image's exactly.
+        s.after_sampling = [lat = *lat, repaint = repaint_](Tensor& x0, bool completed) {
+            if (!completed) return;
+            float* xp = x0.data<float>();
+            const float* lp = lat.data<float>();
+            const float* rp = repaint.data<float>();
+            const int64_t plane = repaint.numel();
+            for (int64_t j = 0; j < x0.numel(); ++j) xp[j] = (1.0f - rp[j % plane]) * lp[j] + rp[j % plane] * xp[j];
+        };
+        return s;
+    }
+
+    void after_decode(Image&) const override {}
+    void describe(InfotextParams& ip) const override { ip.denoising_strength = p.denoising_strength; }
+
+private:
+    bool noise_start_;
+    std::optional<Tensor> init_mean_, init_std_;
+    Tensor repaint_;
+    std::optional<Tensor> masked_mean_, masked_std_;  // inpainting models: the posterior of image * (mask < 0.5)
+};
+
+}  // namespace
+
+Result<std::unique_ptr<ImageTask>> make_image_task(const Ctx& c, const Model& m, const GenerateParams& p,
+                                                   const SigmaPlan& plan) {
+    if (p.mask && plan.diffusers) return std::unique_ptr<ImageTask>(new DiffusersInpaintTask(c, m, p, plan));
+    return std::unique_ptr<ImageTask>(new Img2ImgTask(c, m, p, plan));
+}
+
+}  // namespace easel
