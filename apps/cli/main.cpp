@@ -247,6 +247,7 @@ int cmd_info(int argc, char** argv) {
                 std::string(layout_name(info->layout)).c_str(), std::string(dtype_name(info->weight_dtype)).c_str());
     if (info->has_text_encoder) std::printf("  text encoder: %s\n  tokenizer: %s\n", info->text.summary().c_str(),
                                             inspected->tokenizer.c_str());
+    if (info->has_text_encoder_2) std::printf("  text encoder 2: %s\n", info->text_2.summary().c_str());
     if (info->has_unet) std::printf("  unet: %s\n  prediction: %s\n", info->unet.summary().c_str(),
                                     std::string(prediction_name(info->unet.prediction)).c_str());
     if (info->has_vae) std::printf("  vae: %s\n", info->vae.summary().c_str());

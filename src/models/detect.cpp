@@ -165,6 +165,85 @@ std::string_view layout_name(CheckpointLayout l) {
 
 LdmUNetLayout ldm_layout_of(const UNetConfig& c) { return LdmUNetLayout{c.num_levels(), c.layers_per_block}; }
 
+namespace {
+// The one place where the input width decides a capability: latent 4 + mask 1 + masked-image latent 4.
+bool is_inpainting_unet(const UNetConfig& c) { return c.in_channels == 2 * c.out_channels + 1; }
+
+// SDXL in the diffusers layout: unet.*, vae.*, text_encoder.* (CLIP ViT-L), text_encoder_2.* (OpenCLIP ViT-bigG
+// with text_projection), with the folder's configs. Family defaults (diffusers' stabilityai/stable-diffusion-xl-
+// base-1.0 configs): head width 64, linear projections, epsilon, CLIP-L quick_gelu, bigG exact gelu.
+Result<ModelInfo> detect_sdxl(const WeightSet& w, const ModelConfigSources& sources) {
+    const std::string& src = w.source;
+    ModelInfo info;
+    info.family = ModelFamily::SDXL;
+    info.layout = CheckpointLayout::Diffusers;
+    info.weight_dtype = dominant_float_dtype(w);
+    info.has_unet = w.contains("unet.conv_in.weight");
+    info.has_vae = w.contains("vae.encoder.conv_in.weight") || w.contains("vae.decoder.conv_in.weight");
+    info.has_text_encoder = w.contains("text_encoder.text_model.embeddings.token_embedding.weight");
+    info.has_text_encoder_2 = w.contains("text_encoder_2.text_model.embeddings.token_embedding.weight");
+    if (info.has_unet) {
+        EASEL_TRY_ASSIGN(info.unet, UNetConfig::detect_from_weights(w, "unet."));
+        if (!info.unet.has_added_conditioning())
+            return Error::bad_file(src, "an SDXL folder whose UNet has no add_embedding (SDXL's size and pooled-text "
+                                        "conditioning)");
+        if (!set_head_dim(info.unet, 64)) info.unet.num_heads.assign(size_t(info.unet.num_levels()), 0);
+        info.unet.prediction = Prediction::Epsilon;
+        info.inpainting = is_inpainting_unet(info.unet);
+    }
+    if (info.has_vae) { EASEL_TRY_ASSIGN(info.vae, VAEConfig::detect_from_weights(w, "vae.")); }
+    info.vae.scaling_factor = 0.13025f;  // SDXL's VAE (sdxl-vae config)
+    if (info.has_text_encoder) { EASEL_TRY_ASSIGN(info.text, CLIPTextConfig::detect_from_weights(w, "text_encoder.")); }
+    if (info.has_text_encoder_2) {
+        EASEL_TRY_ASSIGN(info.text_2, CLIPTextConfig::detect_from_weights(w, "text_encoder_2."));
+        info.text_2.hidden_act = CLIPActivation::Gelu;
+    }
+    info.notes.push_back("family defaults: SDXL (head dim 64, CLIP-L + OpenCLIP bigG penultimate layers, pooled bigG)");
+    if (sources.unet_json && info.has_unet) {
+        EASEL_TRY_ASSIGN(UNetConfig c, UNetConfig::from_diffusers_json(*sources.unet_json));
+        EASEL_TRY(check_unet_agrees(info.unet, c, "unet config.json"));
+        take_unet_settings(info.unet, c);
+        info.unet.addition_time_embed_dim = c.addition_time_embed_dim;
+        if (c.addition_embed_input_dim != info.unet.addition_embed_input_dim)
+            return Error::bad_file(src, fmt::format("unet config.json: projection_class_embeddings_input_dim {} but "
+                                                    "add_embedding.linear_1 takes {}", c.addition_embed_input_dim,
+                                                    info.unet.addition_embed_input_dim));
+        info.notes.push_back("UNet settings from unet/config.json");
+    }
+    if (sources.vae_json && info.has_vae) {
+        EASEL_TRY_ASSIGN(VAEConfig c, VAEConfig::from_diffusers_json(*sources.vae_json));
+        EASEL_TRY(check_vae_agrees(info.vae, c, "vae config.json"));
+        info.vae.norm_num_groups = c.norm_num_groups;
+        info.vae.scaling_factor = c.scaling_factor;
+    }
+    if (sources.text_encoder_json && info.has_text_encoder) {
+        EASEL_TRY_ASSIGN(CLIPTextConfig c, CLIPTextConfig::from_diffusers_json(*sources.text_encoder_json));
+        EASEL_TRY(check_text_agrees(info.text, c, "text_encoder config.json"));
+        take_text_settings(info.text, c);
+    }
+    if (sources.text_encoder_2_json && info.has_text_encoder_2) {
+        EASEL_TRY_ASSIGN(CLIPTextConfig c, CLIPTextConfig::from_diffusers_json(*sources.text_encoder_2_json));
+        EASEL_TRY(check_text_agrees(info.text_2, c, "text_encoder_2 config.json"));
+        take_text_settings(info.text_2, c);
+    }
+    if (info.has_unet) {
+        if (sources.scheduler_json) {
+            EASEL_TRY_ASSIGN(info.unet.prediction, prediction_from_scheduler_json(*sources.scheduler_json));
+        }
+        EASEL_TRY(info.unet.validate());
+    }
+    if (info.has_vae) { EASEL_TRY(info.vae.validate()); }
+    if (info.has_text_encoder) { EASEL_TRY(info.text.validate()); }
+    if (info.has_text_encoder_2) { EASEL_TRY(info.text_2.validate()); }
+    if (info.has_unet && info.has_text_encoder && info.has_text_encoder_2 &&
+        info.unet.cross_attention_dim != info.text.hidden_size + info.text_2.hidden_size)
+        return Error::bad_file(src, fmt::format("the UNet cross-attends to {}-wide text states but the text encoders are "
+                                                "{} + {} wide", info.unet.cross_attention_dim, info.text.hidden_size,
+                                                info.text_2.hidden_size));
+    return info;
+}
+}  // namespace
+
 Result<ModelInfo> detect_model(const WeightSet& w_in, const ModelConfigSources& sources) {
     const std::string& src = w_in.source;
     // Families we recognise but do not run: say so by name instead of failing on a missing tensor.
@@ -172,9 +251,15 @@ Result<ModelInfo> detect_model(const WeightSet& w_in, const ModelConfigSources& 
         return Error::unsupported("this is an SD3 (MMDiT) checkpoint; easel runs SD 1.x and 2.x for now", src);
     if (has_part(w_in, "double_blocks."))
         return Error::unsupported("this is a Flux checkpoint; easel runs SD 1.x and 2.x for now", src);
-    if (has_prefix(w_in, "conditioner.embedders.") || has_prefix(w_in, "model.diffusion_model.label_emb.") ||
-        has_prefix(w_in, "text_encoder_2.") || has_prefix(w_in, "unet.add_embedding.") || has_prefix(w_in, "add_embedding."))
-        return Error::unsupported("this is an SDXL checkpoint; easel runs SD 1.x and 2.x for now", src);
+    if (has_prefix(w_in, "conditioner.embedders.") || has_prefix(w_in, "model.diffusion_model.label_emb."))
+        return Error::unsupported("this is an SDXL single-file checkpoint; easel runs SDXL from a diffusers folder for "
+                                  "now (single files: SD 1.x and 2.x)", src);
+    const bool ldm_names = has_prefix(w_in, kLdmUNetPrefix) || has_prefix(w_in, kLdmVAEPrefix) ||
+                           has_prefix(w_in, "cond_stage_model.");
+    if (!ldm_names && (has_prefix(w_in, "text_encoder_2.") || has_prefix(w_in, "unet.add_embedding.")))
+        return detect_sdxl(w_in, sources);
+    if (has_prefix(w_in, "add_embedding."))
+        return Error::unsupported("an SDXL UNet alone; load the whole diffusers folder", src);
 
     ModelInfo info;
     info.weight_dtype = dominant_float_dtype(w_in);
@@ -232,8 +317,7 @@ Result<ModelInfo> detect_model(const WeightSet& w_in, const ModelConfigSources& 
                                                 info.unet.cross_attention_dim, info.text.hidden_size));
     int in_ch = info.has_unet ? info.unet.in_channels : 4;
     info.family = sd2 ? ModelFamily::SD2 : ModelFamily::SD1;
-    // The one place the input width decides a capability: latent 4 + mask 1 + masked-image latent 4.
-    info.inpainting = in_ch == 9;
+    info.inpainting = info.has_unet && is_inpainting_unet(info.unet);
     if (in_ch != 4 && !info.inpainting)
         return Error::unsupported(fmt::format("the UNet takes {} input channels; known are 4 (text-to-image) and 9 "
                                               "(inpainting); 8 is InstructPix2Pix, 5 depth-to-image", in_ch), src);

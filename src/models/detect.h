@@ -9,8 +9,8 @@
 //
 // Rules (each on names or shapes the layouts define, never on a bare width):
 //  - SD3 / Flux: joint_blocks.* / double_blocks.* (MMDiT transformers) -> recognised, Unsupported.
-//  - SDXL: conditioner.embedders.* or label_emb.* (LDM), text_encoder_2.* or unet.add_embedding.* (diffusers)
-//    -> recognised, Unsupported.
+//  - SDXL: text_encoder_2.* or unet.add_embedding.* (diffusers) -> SDXL, with both text encoders' configs;
+//    conditioner.embedders.* or label_emb.* (LDM single files) -> recognised, Unsupported for now.
 //  - SD 2.x vs 1.x: an OpenCLIP text encoder (cond_stage_model.model.*) is SD 2.x, an OpenAI CLIP one
 //    (cond_stage_model.transformer.*) SD 1.x. In the diffusers layout both encoders look alike, so the UNet
 //    decides: linear proj_in/proj_out (ldm `use_linear_in_transformer`, introduced with SD 2) is SD 2.x,
@@ -49,6 +49,7 @@ struct ModelConfigSources {
     std::optional<std::string> unet_json;          // unet/config.json
     std::optional<std::string> vae_json;           // vae/config.json
     std::optional<std::string> text_encoder_json;  // text_encoder/config.json
+    std::optional<std::string> text_encoder_2_json;  // text_encoder_2/config.json (SDXL)
     std::optional<std::string> scheduler_json;     // scheduler/scheduler_config.json (prediction_type)
     std::optional<std::string> ldm_yaml;           // the .yaml beside a single-file checkpoint
 };
@@ -63,6 +64,9 @@ struct ModelInfo {
     UNetConfig unet;
     VAEConfig vae;
     CLIPTextConfig text;
+    // SDXL's second text encoder (OpenCLIP ViT-bigG with its projection); absent for SD 1.x/2.x.
+    bool has_text_encoder_2 = false;
+    CLIPTextConfig text_2;
     // Where the non-structural fields came from, and anything the user should know ("prediction type
     // unknown: ..."), one line each, for `easel info`.
     std::vector<std::string> notes;

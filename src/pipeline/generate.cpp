@@ -101,6 +101,15 @@ Status validate_params(const GenerateParams& p, const ModelSpec& m) {
         return Error::invalid_argument(fmt::format("must be between 1 and {}, got {}", kMaxBatch, p.batch_size), "batch_size");
     if (p.batch_count < 1 || p.batch_count > 1000)
         return Error::invalid_argument(fmt::format("must be between 1 and 1000, got {}", p.batch_count), "batch_count");
+    for (auto [name, v] : {std::pair{"original_width", p.size_conditioning.original_width},
+                           std::pair{"original_height", p.size_conditioning.original_height},
+                           std::pair{"crop_top", p.size_conditioning.crop_top},
+                           std::pair{"crop_left", p.size_conditioning.crop_left},
+                           std::pair{"target_width", p.size_conditioning.target_width},
+                           std::pair{"target_height", p.size_conditioning.target_height}})
+        if (v < 0 || v > 4 * kMaxSide)
+            return Error::invalid_argument(fmt::format("must be between 0 (the image's own) and {}, got {}", 4 * kMaxSide, v),
+                                           name);
     if (p.clip_skip < 1 || p.clip_skip > 12)
         return Error::invalid_argument(fmt::format("must be between 1 and 12, got {}", p.clip_skip), "clip_skip");
     if (p.init_image) {
@@ -237,7 +246,9 @@ Result<std::vector<GeneratedImage>> generate_impl(const Model& m, Model* release
     // 1. The prompts' conditioning.
     EASEL_TRY(emit({.phase = "encode", .step = 0, .total = 1}));
     EASEL_TRY_ASSIGN(const ConditioningPair conds,
-                     m.conditioner().encode(c, {.prompt = p.prompt, .negative = p.negative_prompt, .clip_skip = p.clip_skip}));
+                     m.conditioner().encode(c, {.prompt = p.prompt, .negative = p.negative_prompt, .prompt_2 = p.prompt_2,
+                                                .negative_2 = p.negative_prompt_2, .clip_skip = p.clip_skip,
+                                                .width = p.width, .height = p.height, .size = p.size_conditioning}));
     EASEL_TRY(emit({.phase = "encode", .step = 1, .total = 1}));
     if (release) {
         release->spent = true;  // from here on: the conditioner is gone, the diffusion model goes after the last image

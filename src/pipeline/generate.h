@@ -30,6 +30,8 @@ enum class ScheduleFrom { KDiffusion, Diffusers };
 struct GenerateParams {
     std::string prompt;
     std::string negative_prompt;
+    // SDXL's second text encoder's prompts (diffusers prompt_2, negative_prompt_2); empty: the same as the first.
+    std::string prompt_2, negative_prompt_2;
     int width = 512;
     int height = 512;
     int steps = 20;
@@ -57,6 +59,8 @@ struct GenerateParams {
     // for SD 1.5, 768 for SD 2.x 768-v), so large images need the memory of one tile; 0: whole. A multiple of the
     // VAE's downscale.
     int vae_tile = 0;
+    // SDXL's size conditioning (ignored by models without it).
+    SizeConditioning size_conditioning;
 };
 
 struct ProgressEvent {

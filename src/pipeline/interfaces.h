@@ -40,10 +40,22 @@ struct Conditioning {
     static Conditioning batch(const Ctx& c, const Conditioning& a, const Conditioning& b);
 };
 
+// SDXL's micro-conditioning (diffusers original_size, crops_coords_top_left, target_size): what the model is told
+// about the picture's provenance. 0 = the image's own size; crop (0, 0).
+struct SizeConditioning {
+    int original_width = 0, original_height = 0;
+    int crop_top = 0, crop_left = 0;
+    int target_width = 0, target_height = 0;
+};
+
 struct PromptRequest {
     std::string prompt;
     std::string negative;
-    int clip_skip = 1;  // 1 = the text encoder's last layer; k stops k-1 layers early (A1111's "Clip skip")
+    // For a second text encoder (SDXL's bigG; diffusers prompt_2 / negative_prompt_2); empty: the same text.
+    std::string prompt_2, negative_2;
+    int clip_skip = 1;  // 1 = the model's usual layer; k stops k-1 layers earlier (A1111's "Clip skip")
+    int width = 0, height = 0;  // the image size
+    SizeConditioning size;
 };
 // The conditional and unconditional conditionings of one request, shaped alike (a conditioner pads the shorter
 // one where its model needs equal lengths).

@@ -191,8 +191,6 @@ TEST(DetectModel, RecognisedButUnsupportedFamilies) {
     const Case cases[] = {
         {"conditioner.embedders.1.model.transformer.resblocks.9.mlp.c_proj.bias", "SDXL"},
         {"model.diffusion_model.label_emb.0.0.weight", "SDXL"},
-        {"text_encoder_2.text_model.final_layer_norm.weight", "SDXL"},
-        {"unet.add_embedding.linear_1.weight", "SDXL"},
         {"model.diffusion_model.joint_blocks.0.context_block.adaLN_modulation.1.bias", "SD3"},
         {"transformer.joint_blocks.0.x_block.attn.qkv.weight", "SD3"},
         {"double_blocks.0.img_attn.norm.key_norm.scale", "Flux"},

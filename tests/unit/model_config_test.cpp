@@ -232,7 +232,8 @@ TEST(UNetConfig, AbsentKeysTakeDiffusersDefaults) {
 TEST(UNetConfig, RefusesOtherArchitecturesAndBadValues) {
     struct Case { const char* json; ErrorCode code; };
     const Case cases[] = {
-        {R"({"addition_embed_type": "text_time"})", ErrorCode::Unsupported},  // SDXL
+        {R"({"addition_embed_type": "image"})", ErrorCode::Unsupported},      // Kandinsky
+        {R"({"addition_embed_type": "text_time"})", ErrorCode::BadFile},      // SDXL's, without its widths
         {R"({"time_cond_proj_dim": 256})", ErrorCode::Unsupported},            // LCM
         {R"({"_class_name": "UNet2DModel"})", ErrorCode::Unsupported},
         {R"({"down_block_types": ["CrossAttnDownBlock2D", "DownBlock2D", "SimpleCrossAttnDownBlock2D", "DownBlock2D"]})",
@@ -254,6 +255,26 @@ TEST(UNetConfig, RefusesOtherArchitecturesAndBadValues) {
         EXPECT_EQ(r.error().code(), c.code) << c.json << " -> " << r.error().to_string();
         std::printf("%-70.70s -> %s\n", c.json, r.error().to_string().c_str());
     }
+}
+
+// stabilityai/stable-diffusion-xl-base-1.0's unet/config.json, the fields that shape it.
+TEST(UNetConfig, ReadsSDXLBase) {
+    auto c = UNetConfig::from_diffusers_json(R"({
+        "_class_name": "UNet2DConditionModel", "addition_embed_type": "text_time", "addition_time_embed_dim": 256,
+        "attention_head_dim": [5, 10, 20], "block_out_channels": [320, 640, 1280], "cross_attention_dim": 2048,
+        "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
+        "up_block_types": ["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"],
+        "projection_class_embeddings_input_dim": 2816, "sample_size": 128, "transformer_layers_per_block": [1, 2, 10],
+        "use_linear_projection": true})");
+    ASSERT_TRUE(c) << c.error().to_string();
+    std::printf("sdxl base: %s\n", c->summary().c_str());
+    EXPECT_EQ(c->addition_embed_input_dim, 2816);
+    EXPECT_EQ(c->addition_time_embed_dim, 256);
+    EXPECT_EQ(c->transformer_depth, (std::vector<int>{1, 2, 10}));
+    EXPECT_EQ(c->num_heads, (std::vector<int>{5, 10, 20}));
+    EXPECT_EQ(c->down_attention, (std::vector<bool>{false, true, true}));
+    EXPECT_EQ(c->latent_multiple(), 4);
+    EXPECT_EQ(c->head_dim(2), 64);
 }
 
 TEST(UNetConfig, ValidateChecksEveryLevel) {

@@ -125,7 +125,6 @@ Result<UNetConfig> UNetConfig::from_diffusers_json(const std::string& json_text)
     struct Default { const char* key; const char* value; const char* why; };
     static const Default kMustBeDefault[] = {
         {"class_embed_type", "null", "class embeddings (upscaler / unCLIP)"},
-        {"addition_embed_type", "null", "added conditioning (SDXL text_time, Kandinsky)"},
         {"num_class_embeds", "null", "class embeddings"},
         {"encoder_hid_dim", "null", "an extra text projection"},
         {"encoder_hid_dim_type", "null", "an extra text projection"},
@@ -152,6 +151,19 @@ Result<UNetConfig> UNetConfig::from_diffusers_json(const std::string& json_text)
         {"class_embeddings_concat", "false", "class embeddings"},
         {"reverse_transformer_layers_per_block", "null", "asymmetric transformer depth"},
     };
+    // SDXL's added conditioning is the one kind easel runs.
+    if (const ConfigNode* n = cfg.get("addition_embed_type"); n && !n->is_null()) {
+        if (!n->is_scalar() || n->scalar() != "text_time")
+            return unsupported_key("addition_embed_type", n->is_scalar() ? n->scalar() : "[...]",
+                                   "added conditioning other than SDXL's text_time (Kandinsky...)");
+        EASEL_TRY_ASSIGN(std::optional<int64_t> td, cfg.get_int("addition_time_embed_dim"));
+        EASEL_TRY_ASSIGN(std::optional<int64_t> in, cfg.get_int("projection_class_embeddings_input_dim"));
+        if (!td || !in || *td < 2 || *td > kMaxChannels || *td % 2 != 0 || *in <= *td || *in > 16 * kMaxChannels)
+            return bad_config("addition_time_embed_dim / projection_class_embeddings_input_dim",
+                              "text_time needs an even addition_time_embed_dim and a larger input width");
+        c.addition_time_embed_dim = int(*td);
+        c.addition_embed_input_dim = int(*in);
+    }
     for (const Default& d : kMustBeDefault) {
         const ConfigNode* n = cfg.get(d.key);
         if (!n) continue;
@@ -336,9 +348,16 @@ Result<UNetConfig> UNetConfig::from_ldm_yaml(const ConfigNode& root) {
 Result<UNetConfig> UNetConfig::detect_from_weights(const WeightSet& w, std::string_view prefix_sv) {
     const std::string prefix(prefix_sv);
     UNetConfig c;
-    if (contains_prefix(w, prefix + "add_embedding.") || contains_prefix(w, prefix + "class_embedding."))
-        return Error::unsupported("the UNet has class/added embeddings (SDXL or an upscaler), not an SD 1.x/2.x UNet",
-                                  prefix + "add_embedding");
+    if (contains_prefix(w, prefix + "class_embedding."))
+        return Error::unsupported("the UNet has class embeddings (an upscaler or unCLIP), not an SD 1.x/2.x/XL UNet",
+                                  prefix + "class_embedding");
+    if (const Tensor* add = w.find(prefix + "add_embedding.linear_1.weight")) {
+        // SDXL: linear_1 is [time_embed_dim, pooled + ids * 256]. The sinusoid width is not in the shapes; SDXL's
+        // 256 until a config says otherwise.
+        if (add->rank() != 2) return Error::bad_file(prefix + "add_embedding.linear_1.weight", "expected a matrix");
+        c.addition_embed_input_dim = int(add->size(1));
+        c.addition_time_embed_dim = 256;
+    }
 
     EASEL_TRY_ASSIGN(const Tensor* conv_in, need(w, prefix + "conv_in.weight", 4));
     EASEL_TRY_ASSIGN(const Tensor* conv_out, need(w, prefix + "conv_out.weight", 4));
@@ -469,6 +488,10 @@ Status UNetConfig::validate() const {
         if (attn && (heads < 1 || ch % heads != 0))
             return bad(fmt::format("level {}: {} channels cannot be split into {} heads", l, ch, heads));
     }
+    if (addition_embed_input_dim > 0 &&
+        (addition_time_embed_dim < 2 || addition_time_embed_dim % 2 != 0 || addition_embed_input_dim <= addition_time_embed_dim))
+        return bad(fmt::format("added conditioning: input width {} with {}-wide id sinusoids", addition_embed_input_dim,
+                               addition_time_embed_dim));
     // Up resnets take concatenations of level widths; with every width a multiple of the groups, so are they.
     return ok();
 }
@@ -481,7 +504,10 @@ std::string UNetConfig::summary() const {
                        in_channels, out_channels, fmt::join(block_out_channels, "/"), layers_per_block, attn,
                        mid_attention ? "+mid" : "", fmt::join(num_heads, "/"), fmt::join(transformer_depth, "/"),
                        cross_attention_dim, use_linear_projection ? "linear" : "conv", norm_num_groups, norm_eps,
-                       prediction_name(prediction), upcast_attention ? ", upcast attention" : "");
+                       prediction_name(prediction), upcast_attention ? ", upcast attention" : "") +
+           (addition_embed_input_dim > 0 ? fmt::format(", added conditioning {} ({}-wide id sinusoids)",
+                                                       addition_embed_input_dim, addition_time_embed_dim)
+                                         : std::string());
 }
 
 }  // namespace easel

@@ -1,5 +1,6 @@
-// UNetConfig: everything that decides the shape of an SD 1.x / 2.x UNet (diffusers' UNet2DConditionModel with
-// CrossAttnDownBlock2D/DownBlock2D levels and a UNetMidBlock2DCrossAttn). Defaults are SD 1.5's.
+// UNetConfig: everything that decides the shape of an SD 1.x / 2.x / XL UNet (diffusers' UNet2DConditionModel with
+// CrossAttnDownBlock2D/DownBlock2D levels, a UNetMidBlock2DCrossAttn and, for SDXL, the "text_time" added
+// conditioning). Defaults are SD 1.5's.
 //
 //   EASEL_TRY_ASSIGN(UNetConfig c, UNetConfig::from_diffusers_json(read_text("unet/config.json")));
 //   EASEL_TRY_ASSIGN(UNetConfig d, UNetConfig::detect_from_weights(weights, "unet."));  // names+shapes only
@@ -50,6 +51,12 @@ struct UNetConfig {
     // Sinusoidal timestep embedding (diffusers Timesteps): SD uses flip_sin_to_cos=True, freq_shift=0.
     bool time_flip_sin_to_cos = true;
     int time_freq_shift = 0;
+    // SDXL's added conditioning (diffusers addition_embed_type "text_time"): each extra id (original size, crop,
+    // target size or aesthetic score) becomes a sinusoid of addition_time_embed_dim (256), concatenated after the
+    // pooled text embedding into add_embedding's input of addition_embed_input_dim (diffusers
+    // projection_class_embeddings_input_dim: 2816 for the base = 1280 + 6 * 256). 0: none (SD 1.x/2.x).
+    int addition_time_embed_dim = 0;
+    int addition_embed_input_dim = 0;
     Prediction prediction = Prediction::Epsilon;
 
     int num_levels() const { return int(block_out_channels.size()); }
@@ -58,10 +65,11 @@ struct UNetConfig {
     int latent_multiple() const { return 1 << std::max(0, num_levels() - 1); }
     int time_embed_dim() const { return block_out_channels.empty() ? 0 : 4 * block_out_channels[0]; }
     int head_dim(int level) const { return block_out_channels[size_t(level)] / num_heads[size_t(level)]; }
+    bool has_added_conditioning() const { return addition_embed_input_dim > 0; }
 
     // Reads diffusers' unet/config.json. Keys it lacks take diffusers' own defaults (not SD 1.5's), because
-    // that is how diffusers reads the same file. Features outside SD 1.x/2.x (class/addition embeddings,
-    // SDXL's text_time, dual cross-attention...) are refused with ErrorCode::Unsupported.
+    // that is how diffusers reads the same file. Features outside SD 1.x/2.x/XL (class embeddings, other added
+    // conditioning, dual cross-attention...) are refused with ErrorCode::Unsupported.
     static Result<UNetConfig> from_diffusers_json(const std::string& json_text);
     // Reads `model.params.unet_config.params` (and `parameterization`) of an LDM yaml (v1-inference.yaml,
     // v2-inference-v.yaml...), as AUTOMATIC1111 and diffusers' single-file loader read them.

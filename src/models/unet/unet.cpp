@@ -16,6 +16,10 @@ UNet UNet::declare(const ParamScope& s, const UNetConfig& cfg) {
 
     u.time_linear_1 = Linear::declare(s / "time_embedding" / "linear_1", ch[0], temb);
     u.time_linear_2 = Linear::declare(s / "time_embedding" / "linear_2", temb, temb);
+    if (cfg.has_added_conditioning()) {
+        u.add_linear_1 = Linear::declare(s / "add_embedding" / "linear_1", cfg.addition_embed_input_dim, temb);
+        u.add_linear_2 = Linear::declare(s / "add_embedding" / "linear_2", temb, temb);
+    }
     u.conv_in = Conv2d::declare(s / "conv_in", cfg.in_channels, ch[0], {.kernel = 3, .stride = 1, .padding = 1});
 
     // Down levels: resnets (+ transformers), then a stride-2 conv on all but the last level.
@@ -77,7 +81,7 @@ UNet UNet::declare(const ParamScope& s, const UNetConfig& cfg) {
     return u;
 }
 
-Tensor UNet::forward(const Ctx& c, const Tensor& x, float timestep, const Tensor& context) const {
+Tensor UNet::forward(const Ctx& c, const Tensor& x, float timestep, const Tensor& context, const Added* added) const {
     const int64_t N = x.size(0);
     // validate_params refuses image sizes that break this (LatentFormat::image_multiple), so no request reaches it.
     const int m = cfg_.latent_multiple();
@@ -89,6 +93,20 @@ Tensor UNet::forward(const Ctx& c, const Tensor& x, float timestep, const Tensor
     Tensor temb = ops::timestep_embedding(c, ts, cfg_.block_out_channels[0], cfg_.time_flip_sin_to_cos,
                                           float(cfg_.time_freq_shift));
     temb = time_linear_2(c, ops::silu(c, time_linear_1(c, temb)));
+    if (add_linear_1) {
+        // diffusers UNet2DConditionModel.get_aug_embed ("text_time"): add_time_proj(time_ids.flatten()) reshaped to
+        // [N, K * dim], after text_embeds; add_embedding (linear_1, SiLU, linear_2) added to the time embedding.
+        EASEL_ASSERT(added && added->text_embeds.size(0) == N && added->time_ids.size(0) == N,
+                     "UNet: added conditioning missing or of another batch");
+        const Tensor ids = added->time_ids.to(DType::F32).contiguous();
+        std::vector<float> flat(ids.data<float>(), ids.data<float>() + ids.numel());
+        Tensor tproj = ops::timestep_embedding(c, flat, cfg_.addition_time_embed_dim, cfg_.time_flip_sin_to_cos,
+                                               float(cfg_.time_freq_shift));
+        tproj = tproj.reshape({N, ids.size(1) * cfg_.addition_time_embed_dim});
+        Tensor in = ops::concat(c, {added->text_embeds.to(DType::F32).contiguous(), tproj}, 1);
+        EASEL_ASSERT(in.size(1) == cfg_.addition_embed_input_dim, "UNet: added conditioning of the wrong width");
+        temb = ops::add(c, temb, (*add_linear_2)(c, ops::silu(c, (*add_linear_1)(c, in))));
+    }
 
     Tensor h = conv_in(c, x);
     std::vector<Tensor> skips{h};

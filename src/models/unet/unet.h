@@ -20,9 +20,17 @@ class UNet {
 public:
     static UNet declare(const ParamScope& s, const UNetConfig& cfg);
 
+    // SDXL's added conditioning (UNetConfig::has_added_conditioning): text_embeds [N, P] (the pooled text
+    // embedding) and time_ids [N, K] (original size, crop top-left, target size; or the refiner's aesthetic
+    // score), P + K * addition_time_embed_dim = addition_embed_input_dim.
+    struct Added {
+        Tensor text_embeds;
+        Tensor time_ids;
+    };
     // x: [N, in_channels, h, w], context: [N, Lc, cross_attention_dim] -> [N, out_channels, h, w].
-    // `timestep` is the (possibly fractional) DDPM timestep for every batch item.
-    Tensor forward(const Ctx& c, const Tensor& x, float timestep, const Tensor& context) const;
+    // `timestep` is the (possibly fractional) DDPM timestep for every batch item. `added` is required exactly
+    // when the config has added conditioning (the caller's contract; SDXL's family always passes it).
+    Tensor forward(const Ctx& c, const Tensor& x, float timestep, const Tensor& context, const Added* added = nullptr) const;
 
     const UNetConfig& config() const { return cfg_; }
 
@@ -35,6 +43,7 @@ private:
 
     UNetConfig cfg_;
     Linear time_linear_1, time_linear_2;
+    std::optional<Linear> add_linear_1, add_linear_2;  // add_embedding (SDXL)
     Conv2d conv_in, conv_out;
     GroupNorm conv_norm_out;
     std::vector<Level> down_, up_;

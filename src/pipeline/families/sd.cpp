@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "models/clip/prompt_parser.h"
+#include "pipeline/families/clip_prompt.h"
 #include "runtime/ops.h"
 
 namespace easel {
@@ -21,25 +22,7 @@ Result<Tensor> encode_prompt(const Ctx& c, const SDModel& m, const std::string& 
     std::vector<Tensor> parts;
     for (const clip::PromptChunk& ch : wp.chunks) {
         Tensor z = m.text_encoder.encode(c, {ch.ids}, clip_skip);  // [1, 77, D]
-        // AUTOMATIC1111 sd_hijack_clip.process_tokens: multiply each token by its weight, then restore the
-        // mean of the whole chunk's output ("Original" emphasis). All weights 1: unchanged.
-        const bool weighted = std::any_of(ch.weights.begin(), ch.weights.end(), [](float w) { return w != 1.0f; });
-        if (weighted) {
-            float* p = z.data<float>();
-            const int64_t L = z.size(1), D = z.size(2);
-            double before = 0;
-            for (int64_t i = 0; i < L * D; ++i) before += p[i];
-            const float original_mean = float(before / double(L * D));
-            double after = 0;
-            for (int64_t t = 0; t < L; ++t)
-                for (int64_t d = 0; d < D; ++d) {
-                    p[t * D + d] *= ch.weights[size_t(t)];
-                    after += p[t * D + d];
-                }
-            const float new_mean = float(after / double(L * D));
-            const float k = original_mean / new_mean;
-            for (int64_t i = 0; i < L * D; ++i) p[i] *= k;
-        }
+        apply_a1111_emphasis(z, ch.weights);
         parts.push_back(z);
     }
     return parts.size() == 1 ? parts[0] : ops::concat(c, parts, 1);
@@ -67,16 +50,6 @@ Result<Tensor> SDDiffusionModel::predict(const Ctx& c, const Tensor& x, float t,
     EASEL_ASSERT(xin.size(1) == expected, "SDDiffusionModel: the driver's input channels differ from the UNet's");
     return unet_.forward(c, xin, t, in.cond->context);
 }
-
-std::pair<Tensor, Tensor> SDAutoencoder::encode_moments(const Ctx& c, const Tensor& image, int tile) const {
-    return tile > 0 ? vae_.encode_moments_tiled(c, image, tile) : vae_.encode_moments(c, image);
-}
-
-Tensor SDAutoencoder::decode(const Ctx& c, const Tensor& z, int tile) const {
-    return tile > 0 ? vae_.decode_tiled(c, z, tile) : vae_.decode(c, z);
-}
-
-bool SDAutoencoder::has_encoder() const { return vae_.has_encoder(); }
 
 std::string SDModel::describe() const {
     std::string s = fmt::format("{}: {} ({}), weights {}\n  text encoder: {}\n  unet: {}\n  vae: {}", path,

@@ -17,6 +17,7 @@
 #include "models/clip/tokenizer.h"
 #include "models/unet/unet.h"
 #include "models/vae/vae.h"
+#include "pipeline/families/vae_autoencoder.h"
 #include "pipeline/model.h"
 
 namespace easel {
@@ -43,17 +44,6 @@ private:
     const UNet& unet_;
 };
 
-class SDAutoencoder : public Autoencoder {
-public:
-    explicit SDAutoencoder(const VAE& vae) : vae_(vae) {}
-    std::pair<Tensor, Tensor> encode_moments(const Ctx& c, const Tensor& image, int tile) const override;
-    Tensor decode(const Ctx& c, const Tensor& z, int tile) const override;
-    bool has_encoder() const override;
-
-private:
-    const VAE& vae_;
-};
-
 struct SDModel : Model {
     clip::CLIPTokenizer tokenizer;
     int32_t pad_id = 0;  // SD 1.x pads prompts with <|endoftext|>, SD 2.x with 0
@@ -75,7 +65,7 @@ struct SDModel : Model {
 private:
     SDConditioner conditioner_;
     SDDiffusionModel diffusion_;
-    SDAutoencoder autoencoder_;
+    VAEAutoencoder autoencoder_;
 };
 
 // Text conditioning for a prompt: [1, 77 * chunks, hidden], A1111's emphasis applied.

@@ -1,4 +1,5 @@
 #include "pipeline/families/sd.h"
+#include "pipeline/families/checkpoint.h"
 
 #include <algorithm>
 #include <filesystem>
@@ -21,107 +22,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::optional<std::string> read_text_if_exists(const fs::path& p) {
-    std::error_code ec;
-    if (!fs::is_regular_file(p, ec)) return std::nullopt;
-    if (fs::file_size(p, ec) > (16u << 20)) return std::nullopt;
-    std::ifstream in(p, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
-struct Gathered {
-    WeightSet weights;  // diffusers names: unet.*, vae.*, text_encoder.*
-    ModelInfo info;     // detected on the weights as the file holds them (layout, family, configs)
-    ModelConfigSources sources;
-    std::string tokenizer_dir;  // diffusers tokenizer/ folder, if any
-    ModelDefaults defaults;
-    std::vector<std::string> notes;
-};
-
-constexpr const char* kDefaultsFile = "easel_defaults.json";
-constexpr const char* kDefaultCfgKey = "easel.default_cfg_scale";
-
-Status read_defaults(Gathered& g, const std::string& path, bool folder) {
-    if (folder) {
-        const fs::path f = fs::path(path) / kDefaultsFile;
-        std::error_code ec;
-        if (!fs::exists(f, ec)) return ok();
-        auto text = read_text_if_exists(f);
-        if (!text) return Error::bad_file(f.string(), "cannot be read as a file of at most 16 MiB");
-        EASEL_TRY_ASSIGN(g.defaults, parse_model_defaults(*text, f.string()));
-    } else {
-        const auto it = g.weights.metadata.find(kDefaultCfgKey);
-        if (it == g.weights.metadata.end()) return ok();
-        const std::string source = fmt::format("{} metadata {}", path, kDefaultCfgKey);
-        auto node = parse_json_config(it->second, source);
-        if (!node || !node->is_scalar()) return Error::bad_file(source, fmt::format("expected a number, got '{}'", it->second.substr(0, 40)));
-        auto v = node->as_double(kDefaultCfgKey);
-        if (!v) return Error::bad_file(source, fmt::format("expected a number, got '{}'", it->second.substr(0, 40)));
-        EASEL_TRY(check_default_cfg_scale(*v, source));
-        g.defaults.cfg_scale = *v;
-        g.defaults.source = source;
-    }
-    if (g.defaults.cfg_scale)
-        g.notes.push_back(fmt::format("recommended CFG scale {} ({}), used when none is given", *g.defaults.cfg_scale,
-                                      g.defaults.source));
-    return ok();
-}
-
-Result<Gathered> gather(const std::string& path) {
-    Gathered g;
-    std::error_code ec;
-    if (fs::is_directory(path, ec)) {
-        EASEL_TRY_ASSIGN(DiffusersFolder folder, open_diffusers_folder(path));
-        for (const char* comp : {"unet", "vae", "text_encoder"}) {
-            EASEL_TRY_ASSIGN(WeightSet w, load_component_weights(folder, comp));
-            EASEL_TRY(g.weights.merge(std::move(w), std::string(comp) + "."));
-        }
-        g.weights.source = path;
-        auto cfg = [&](const char* comp, const char* file) -> std::optional<std::string> {
-            auto r = component_config(folder, comp, file);
-            if (r) return std::move(r).value();
-            return std::nullopt;
-        };
-        g.sources.unet_json = cfg("unet", "config.json");
-        g.sources.vae_json = cfg("vae", "config.json");
-        g.sources.text_encoder_json = cfg("text_encoder", "config.json");
-        g.sources.scheduler_json = cfg("scheduler", "scheduler_config.json");
-        if (fs::is_directory(fs::path(path) / "tokenizer", ec)) g.tokenizer_dir = (fs::path(path) / "tokenizer").string();
-        auto info = detect_model(g.weights, g.sources);
-        if (!info) return info.error().within(path);
-        g.info = std::move(info).value();
-        EASEL_TRY(read_defaults(g, path, true));
-        return g;
-    }
-    if (!fs::exists(path, ec)) return Error::not_found("no such model file or folder", path);
-    EASEL_TRY_ASSIGN(WeightSet w, read_weights(path));
-    // What the weights cannot tell travels beside a single file as an LDM yaml (as AUTOMATIC1111 reads it).
-    g.sources.ldm_yaml = read_text_if_exists(fs::path(path).replace_extension(".yaml"));
-    if (g.sources.ldm_yaml) g.notes.push_back("config: " + fs::path(path).replace_extension(".yaml").string());
-    // Detect on the names as stored (the layout, and for LDM files the layer counts the rename needs), then
-    // rename an LDM file to diffusers names with the detected layout.
-    auto info = detect_model(w, g.sources);
-    if (!info) return info.error().within(path);
-    g.info = std::move(info).value();
-    if (g.info.layout == CheckpointLayout::LdmSingleFile) {
-        LdmKeymapOptions opt;
-        if (g.info.has_unet) opt.unet = ldm_layout_of(g.info.unet);
-        if (g.info.has_vae) opt.vae_levels = g.info.vae.num_levels();
-        if (g.info.has_text_encoder) opt.open_clip_layers = g.info.text.num_layers;
-        KeymapReport report;
-        EASEL_TRY_ASSIGN(g.weights, ldm_to_diffusers(std::move(w), opt, &report));
-        if (!report.ignored.empty())
-            g.notes.push_back(fmt::format("ignored {} non-model tensors (EMA copies, buffers)", report.ignored.size()));
-    } else {
-        g.weights = std::move(w);
-    }
-    g.weights.source = path;
-    EASEL_TRY(read_defaults(g, path, false));
-    return g;
-}
-
 }  // namespace
 
 namespace {
@@ -132,7 +32,7 @@ struct TokenizerChoice {
     std::string describe;                    // for `easel info` and the model's notes
 };
 
-Result<TokenizerChoice> choose_tokenizer(const Gathered& g, const std::string& path, const std::string& vocab_flag) {
+Result<TokenizerChoice> choose_tokenizer(const Checkpoint& g, const std::string& path, const std::string& vocab_flag) {
     if (vocab_flag.empty() && !g.tokenizer_dir.empty()) {
         clip::VocabSource own{g.tokenizer_dir, "the model's tokenizer/ folder"};
         return TokenizerChoice{own, own.describe()};
@@ -144,7 +44,7 @@ Result<TokenizerChoice> choose_tokenizer(const Gathered& g, const std::string& p
     return TokenizerChoice{v, v.describe()};
 }
 
-Result<clip::CLIPTokenizer> load_tokenizer(const TokenizerChoice& c, const Gathered& g, const std::string& path) {
+Result<clip::CLIPTokenizer> load_tokenizer(const TokenizerChoice& c, const Checkpoint& g, const std::string& path) {
     if (c.vocab) return c.vocab->load();
     return clip::CLIPTokenizer::from_vocab_json_text(g.weights.metadata.at("easel.tokenizer.vocab_json"),
                                                      g.weights.metadata.at("easel.tokenizer.merges_txt"),
@@ -153,7 +53,7 @@ Result<clip::CLIPTokenizer> load_tokenizer(const TokenizerChoice& c, const Gathe
 }  // namespace
 
 Result<ModelInspection> inspect_model(const std::string& path, const std::string& vocab_flag) {
-    EASEL_TRY_ASSIGN(Gathered g, gather(path));
+    EASEL_TRY_ASSIGN(Checkpoint g, read_checkpoint(path));
     ModelInspection r;
     r.info = g.info;
     r.notes = g.notes;
@@ -165,7 +65,7 @@ Result<ModelInspection> inspect_model(const std::string& path, const std::string
 }
 
 Result<clip::CLIPTokenizer> load_model_tokenizer(const std::string& path, const std::string& vocab_flag) {
-    EASEL_TRY_ASSIGN(Gathered g, gather(path));
+    EASEL_TRY_ASSIGN(Checkpoint g, read_checkpoint(path));
     EASEL_TRY_ASSIGN(TokenizerChoice t, choose_tokenizer(g, path, vocab_flag));
     return load_tokenizer(t, g, path);
 }
@@ -173,7 +73,7 @@ Result<clip::CLIPTokenizer> load_model_tokenizer(const std::string& path, const 
 namespace {
 // What load_sd_model and load_sd_model_spec share: detection, the checks, the tokenizer, the configs (no weights).
 // The tokenizer goes to `tokenizer` (a spec only checks it).
-Status fill_spec(ModelSpec& m, clip::CLIPTokenizer& tokenizer, int32_t& pad_id, const Gathered& g,
+Status fill_spec(ModelSpec& m, clip::CLIPTokenizer& tokenizer, int32_t& pad_id, const Checkpoint& g,
                  const std::string& path, const LoadOptions& options) {
     ModelInfo info = g.info;
     if (info.family != ModelFamily::SD1 && info.family != ModelFamily::SD2)
@@ -232,7 +132,7 @@ Status fill_spec(ModelSpec& m, clip::CLIPTokenizer& tokenizer, int32_t& pad_id, 
 }  // namespace
 
 Result<ModelSpec> load_sd_model_spec(const std::string& path, const LoadOptions& options) {
-    EASEL_TRY_ASSIGN(Gathered g, gather(path));
+    EASEL_TRY_ASSIGN(Checkpoint g, read_checkpoint(path));
     ModelSpec m;
     clip::CLIPTokenizer tokenizer;
     int32_t pad_id = 0;
@@ -241,7 +141,7 @@ Result<ModelSpec> load_sd_model_spec(const std::string& path, const LoadOptions&
 }
 
 Result<std::unique_ptr<SDModel>> load_sd_model(const std::string& path, const LoadOptions& options) {
-    EASEL_TRY_ASSIGN(Gathered g, gather(path));
+    EASEL_TRY_ASSIGN(Checkpoint g, read_checkpoint(path));
     auto m = std::make_unique<SDModel>();
     EASEL_TRY(fill_spec(*m, m->tokenizer, m->pad_id, g, path, options));
     const ModelInfo& info = m->info;
@@ -262,7 +162,7 @@ Family sd_family() {
     Family f;
     f.name = "sd";
     f.claim = [](const std::string& path) -> Result<Family::Claim> {
-        EASEL_TRY_ASSIGN(Gathered g, gather(path));
+        EASEL_TRY_ASSIGN(Checkpoint g, read_checkpoint(path));
         Family::Claim c;
         c.mine = g.info.family == ModelFamily::SD1 || g.info.family == ModelFamily::SD2;
         if (!c.mine) c.what = fmt::format("a {} model", family_name(g.info.family));

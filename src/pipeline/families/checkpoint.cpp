@@ -1,0 +1,118 @@
+#include "pipeline/families/checkpoint.h"
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "io/diffusers_folder.h"
+#include "io/keymap_config_doc.h"
+#include "io/keymap_ldm.h"
+#include "io/model_file.h"
+
+namespace easel {
+namespace fs = std::filesystem;
+
+namespace {
+
+std::optional<std::string> read_text_if_exists(const fs::path& p) {
+    std::error_code ec;
+    if (!fs::is_regular_file(p, ec)) return std::nullopt;
+    if (fs::file_size(p, ec) > (16u << 20)) return std::nullopt;
+    std::ifstream in(p, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+constexpr const char* kDefaultsFile = "easel_defaults.json";
+constexpr const char* kDefaultCfgKey = "easel.default_cfg_scale";
+
+Status read_defaults(Checkpoint& g, const std::string& path, bool folder) {
+    if (folder) {
+        const fs::path f = fs::path(path) / kDefaultsFile;
+        std::error_code ec;
+        if (!fs::exists(f, ec)) return ok();
+        auto text = read_text_if_exists(f);
+        if (!text) return Error::bad_file(f.string(), "cannot be read as a file of at most 16 MiB");
+        EASEL_TRY_ASSIGN(g.defaults, parse_model_defaults(*text, f.string()));
+    } else {
+        const auto it = g.weights.metadata.find(kDefaultCfgKey);
+        if (it == g.weights.metadata.end()) return ok();
+        const std::string source = fmt::format("{} metadata {}", path, kDefaultCfgKey);
+        auto node = parse_json_config(it->second, source);
+        if (!node || !node->is_scalar()) return Error::bad_file(source, fmt::format("expected a number, got '{}'", it->second.substr(0, 40)));
+        auto v = node->as_double(kDefaultCfgKey);
+        if (!v) return Error::bad_file(source, fmt::format("expected a number, got '{}'", it->second.substr(0, 40)));
+        EASEL_TRY(check_default_cfg_scale(*v, source));
+        g.defaults.cfg_scale = *v;
+        g.defaults.source = source;
+    }
+    if (g.defaults.cfg_scale)
+        g.notes.push_back(fmt::format("recommended CFG scale {} ({}), used when none is given", *g.defaults.cfg_scale,
+                                      g.defaults.source));
+    return ok();
+}
+
+}  // namespace
+
+Result<Checkpoint> read_checkpoint(const std::string& path) {
+    Checkpoint g;
+    std::error_code ec;
+    if (fs::is_directory(path, ec)) {
+        EASEL_TRY_ASSIGN(DiffusersFolder folder, open_diffusers_folder(path));
+        for (const char* comp : {"unet", "vae", "text_encoder", "text_encoder_2"}) {
+            if (std::string_view(comp) == "text_encoder_2" && !folder.component(comp)) continue;  // SDXL only
+            EASEL_TRY_ASSIGN(WeightSet w, load_component_weights(folder, comp));
+            EASEL_TRY(g.weights.merge(std::move(w), std::string(comp) + "."));
+        }
+        g.weights.source = path;
+        auto cfg = [&](const char* comp, const char* file) -> std::optional<std::string> {
+            auto r = component_config(folder, comp, file);
+            if (r) return std::move(r).value();
+            return std::nullopt;
+        };
+        g.sources.unet_json = cfg("unet", "config.json");
+        g.sources.vae_json = cfg("vae", "config.json");
+        g.sources.text_encoder_json = cfg("text_encoder", "config.json");
+        if (folder.component("text_encoder_2")) g.sources.text_encoder_2_json = cfg("text_encoder_2", "config.json");
+        g.sources.scheduler_json = cfg("scheduler", "scheduler_config.json");
+        if (fs::is_directory(fs::path(path) / "tokenizer", ec)) g.tokenizer_dir = (fs::path(path) / "tokenizer").string();
+        if (fs::is_directory(fs::path(path) / "tokenizer_2", ec)) g.tokenizer_2_dir = (fs::path(path) / "tokenizer_2").string();
+        g.pipeline_options = folder.options;
+        auto info = detect_model(g.weights, g.sources);
+        if (!info) return info.error().within(path);
+        g.info = std::move(info).value();
+        EASEL_TRY(read_defaults(g, path, true));
+        return g;
+    }
+    if (!fs::exists(path, ec)) return Error::not_found("no such model file or folder", path);
+    EASEL_TRY_ASSIGN(WeightSet w, read_weights(path));
+    // What the weights cannot tell travels beside a single file as an LDM yaml (as AUTOMATIC1111 reads it).
+    g.sources.ldm_yaml = read_text_if_exists(fs::path(path).replace_extension(".yaml"));
+    if (g.sources.ldm_yaml) g.notes.push_back("config: " + fs::path(path).replace_extension(".yaml").string());
+    // Detect on the names as stored (the layout, and for LDM files the layer counts the rename needs), then
+    // rename an LDM file to diffusers names with the detected layout.
+    auto info = detect_model(w, g.sources);
+    if (!info) return info.error().within(path);
+    g.info = std::move(info).value();
+    if (g.info.layout == CheckpointLayout::LdmSingleFile) {
+        LdmKeymapOptions opt;
+        if (g.info.has_unet) opt.unet = ldm_layout_of(g.info.unet);
+        if (g.info.has_vae) opt.vae_levels = g.info.vae.num_levels();
+        if (g.info.has_text_encoder) opt.open_clip_layers = g.info.text.num_layers;
+        KeymapReport report;
+        EASEL_TRY_ASSIGN(g.weights, ldm_to_diffusers(std::move(w), opt, &report));
+        if (!report.ignored.empty())
+            g.notes.push_back(fmt::format("ignored {} non-model tensors (EMA copies, buffers)", report.ignored.size()));
+    } else {
+        g.weights = std::move(w);
+    }
+    g.weights.source = path;
+    EASEL_TRY(read_defaults(g, path, false));
+    return g;
+}
+
+
+}  // namespace easel

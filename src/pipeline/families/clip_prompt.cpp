@@ -1,0 +1,26 @@
+#include "pipeline/families/clip_prompt.h"
+
+#include <algorithm>
+
+namespace easel {
+
+void apply_a1111_emphasis(Tensor& z, const std::vector<float>& weights) {
+    const bool weighted = std::any_of(weights.begin(), weights.end(), [](float w) { return w != 1.0f; });
+    if (!weighted) return;
+    float* p = z.data<float>();
+    const int64_t L = z.size(1), D = z.size(2);
+    double before = 0;
+    for (int64_t i = 0; i < L * D; ++i) before += p[i];
+    const float original_mean = float(before / double(L * D));
+    double after = 0;
+    for (int64_t t = 0; t < L; ++t)
+        for (int64_t d = 0; d < D; ++d) {
+            p[t * D + d] *= weights[size_t(t)];
+            after += p[t * D + d];
+        }
+    const float new_mean = float(after / double(L * D));
+    const float k = original_mean / new_mean;
+    for (int64_t i = 0; i < L * D; ++i) p[i] *= k;
+}
+
+}  // namespace easel

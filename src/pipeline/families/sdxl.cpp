@@ -1,0 +1,263 @@
+// SDXL behind the family interfaces: conditioning, the UNet's added conditioning, loading a diffusers folder.
+#include "pipeline/families/sdxl.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "io/keymap_config_doc.h"
+#include "models/clip/prompt_parser.h"
+#include "pipeline/families/checkpoint.h"
+#include "pipeline/families/clip_prompt.h"
+#include "runtime/ops.h"
+#include "runtime/pack_cache.h"
+
+namespace easel {
+namespace fs = std::filesystem;
+
+namespace {
+
+struct EncodedPrompt {
+    Tensor context;  // [1, 77 * chunks, D1 + D2]
+    Tensor pooled;   // [1, projection_dim]
+};
+
+// A prompt through both encoders (`text_2` for the second; empty: `text`), in at least `min_chunks` chunks of
+// 75 tokens, the shorter side padded with empty chunks.
+Result<EncodedPrompt> encode_text(const Ctx& c, const SDXLModel& m, const std::string& text, const std::string& text_2,
+                                  int clip_skip, int min_chunks) {
+    clip::ChunkOptions o1, o2;
+    o1.pad_id = m.pad_id;
+    o2.pad_id = m.pad_id_2;
+    EASEL_TRY_ASSIGN(clip::WeightedPrompt w1, clip::tokenize_weighted(m.tokenizer, text, o1));
+    EASEL_TRY_ASSIGN(clip::WeightedPrompt w2, clip::tokenize_weighted(m.tokenizer_2, text_2.empty() ? text : text_2, o2));
+    const int chunks = std::max({min_chunks, int(w1.chunks.size()), int(w2.chunks.size())});
+    for (auto [wp, tok, opt] : {std::tuple{&w1, &m.tokenizer, &o1}, std::tuple{&w2, &m.tokenizer_2, &o2}})
+        while (int(wp->chunks.size()) < chunks) {
+            EASEL_TRY_ASSIGN(clip::WeightedPrompt empty, clip::tokenize_weighted(*tok, "", *opt));
+            wp->chunks.push_back(empty.chunks[0]);
+        }
+    // diffusers encode_prompt (clip_skip None): hidden_states[-2] of each encoder, no final layer norm; A1111's
+    // "Clip skip" k takes k - 1 layers more off. The pooled vector: bigG's text_embeds.
+    const int layer = clip_skip + 1;
+    std::vector<Tensor> parts;
+    EncodedPrompt out;
+    for (size_t k = 0; k < w1.chunks.size(); ++k) {
+        Tensor a = m.text_encoder.encode(c, {w1.chunks[k].ids}, {.clip_skip = layer, .final_norm = false}).hidden;
+        apply_a1111_emphasis(a, w1.chunks[k].weights);
+        CLIPTextEncoder::Output g =
+            m.text_encoder_2.encode(c, {w2.chunks[k].ids}, {.clip_skip = layer, .final_norm = false, .pooled = k == 0});
+        apply_a1111_emphasis(g.hidden, w2.chunks[k].weights);
+        parts.push_back(ops::concat(c, {a, g.hidden}, 2));
+        if (k == 0) out.pooled = g.pooled->contiguous().clone();  // A1111: the first chunk's
+    }
+    out.context = parts.size() == 1 ? parts[0] : ops::concat(c, parts, 1);
+    return out;
+}
+
+Tensor zeros_like(const Tensor& t) { return Tensor::zeros(t.shape()); }
+
+}  // namespace
+
+Result<ConditioningPair> SDXLConditioner::encode(const Ctx& c, const PromptRequest& p) const {
+    EASEL_TRY_ASSIGN(EncodedPrompt pos, encode_text(c, m_, p.prompt, p.prompt_2, p.clip_skip, 1));
+    EncodedPrompt neg;
+    if (p.negative.empty() && p.negative_2.empty() && m_.zero_empty_negative) {
+        neg.context = zeros_like(pos.context);
+        neg.pooled = zeros_like(pos.pooled);
+    } else {
+        const int chunks = int(pos.context.size(1) / 77);
+        EASEL_TRY_ASSIGN(neg, encode_text(c, m_, p.negative, p.negative_2, p.clip_skip, chunks));
+        if (neg.context.size(1) > pos.context.size(1)) {
+            EASEL_TRY_ASSIGN(pos, encode_text(c, m_, p.prompt, p.prompt_2, p.clip_skip, int(neg.context.size(1) / 77)));
+        }
+    }
+    // diffusers _get_add_time_ids: original_size + crops_coords_top_left + target_size, (height, width) order;
+    // the negative's defaults are the positive's.
+    const SizeConditioning& s = p.size;
+    const float ids[6] = {float(s.original_height ? s.original_height : p.height),
+                          float(s.original_width ? s.original_width : p.width),
+                          float(s.crop_top), float(s.crop_left),
+                          float(s.target_height ? s.target_height : p.height),
+                          float(s.target_width ? s.target_width : p.width)};
+    Tensor t = Tensor::empty({1, 6});
+    for (int i = 0; i < 6; ++i) t.data<float>()[i] = ids[i];
+    ConditioningPair r;
+    r.cond = {.context = pos.context, .pooled = pos.pooled, .ids = t};
+    r.uncond = {.context = neg.context, .pooled = neg.pooled, .ids = t};
+    return r;
+}
+
+Result<Tensor> SDXLDiffusionModel::predict(const Ctx& c, const Tensor& x, float t, const DiffusionInputs& in) const {
+    if (!in.control.empty())
+        return Error::unsupported("control residuals (ControlNet) for an SDXL UNet: not implemented yet");
+    if (!in.extra_kv.empty())
+        return Error::unsupported("extra attention key/values (IP-Adapter) for an SDXL UNet: not implemented yet");
+    EASEL_ASSERT(in.cond->pooled && in.cond->ids, "SDXLDiffusionModel: conditioning without pooled vector or ids");
+    const Tensor xin = in.concat ? ops::concat(c, {x, *in.concat}, 1) : x;
+    const UNet::Added added{*in.cond->pooled, *in.cond->ids};
+    return unet_.forward(c, xin, t, in.cond->context, &added);
+}
+
+std::string SDXLModel::describe() const {
+    std::string s = fmt::format("{}: {} ({}), weights {}\n  text encoder: {}\n  text encoder 2: {}\n  unet: {}\n  vae: {}",
+                                path, model_kind_name(info), layout_name(info.layout), dtype_name(info.weight_dtype),
+                                info.text.summary(), info.text_2.summary(), info.unet.summary(), info.vae.summary());
+    for (const auto& n : info.notes) s += "\n  note: " + n;
+    for (const auto& n : notes) s += "\n  note: " + n;
+    return s;
+}
+
+namespace {
+
+std::optional<std::string> read_small_text(const fs::path& p) {
+    std::error_code ec;
+    if (!fs::is_regular_file(p, ec) || fs::file_size(p, ec) > (1u << 20)) return std::nullopt;
+    std::ifstream in(p, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+// A diffusers tokenizer folder (or, without one, the built-in CLIP vocabulary) and its pad id: the
+// tokenizer_config.json pad_token ("<|endoftext|>" for SDXL's tokenizer, "!" for tokenizer_2), else `fallback`.
+Result<std::pair<clip::CLIPTokenizer, int32_t>> load_tokenizer_and_pad(const std::string& dir, bool pad_with_bang) {
+    clip::CLIPTokenizer tok;
+    if (dir.empty()) {
+        EASEL_TRY_ASSIGN(tok, clip::CLIPTokenizer::builtin());
+    } else {
+        EASEL_TRY_ASSIGN(tok, clip::CLIPTokenizer::load(dir));
+    }
+    std::string pad = pad_with_bang ? "!" : "<|endoftext|>";
+    if (!dir.empty()) {
+        const fs::path cfg = fs::path(dir) / "tokenizer_config.json";
+        if (auto text = read_small_text(cfg)) {
+            EASEL_TRY_ASSIGN(ConfigNode doc, parse_json_config(*text, cfg.string()));
+            if (const ConfigNode* n = doc.get("pad_token"); n && !n->is_null()) {
+                if (n->is_scalar()) pad = n->scalar();
+                else if (n->is_map()) { EASEL_TRY_ASSIGN(pad, n->get_string_or("content", pad)); }
+            }
+        }
+    }
+    const std::optional<int32_t> id = tok.token_to_id(pad);
+    if (!id) return Error::bad_file(dir.empty() ? "built-in CLIP vocabulary" : dir,
+                                    fmt::format("the pad token '{}' is not in the vocabulary", pad));
+    return std::pair{std::move(tok), *id};
+}
+
+// Everything but the weights: checks, configs, tokenizers (into `full` when given).
+Status fill_sdxl_spec(ModelSpec& m, SDXLModel* full, const Checkpoint& ck, const std::string& path,
+                      const LoadOptions& options) {
+    ModelInfo info = ck.info;
+    if (info.family != ModelFamily::SDXL)
+        return Error::invalid_argument(fmt::format("a {} model, not SDXL", family_name(info.family)), path);
+    if (!info.has_unet || !info.has_vae || !info.has_text_encoder || !info.has_text_encoder_2)
+        return Error::unsupported(
+            fmt::format("an SDXL folder without {}{}{}{}(the refiner, which conditions on OpenCLIP bigG alone, is not "
+                        "supported yet)", info.has_unet ? "" : "unet ", info.has_vae ? "" : "vae ",
+                        info.has_text_encoder ? "" : "text_encoder ", info.has_text_encoder_2 ? "" : "text_encoder_2 "),
+            path);
+    if (!info.text_2.has_projection)
+        return Error::bad_file(path, "text_encoder_2 has no text_projection (SDXL's pooled vector needs it)");
+    if (options.prediction) info.unet.prediction = *options.prediction;
+    const int expected_in = info.unet.out_channels + (info.inpainting ? 1 + info.unet.out_channels : 0);
+    if (info.unet.in_channels != expected_in || info.vae.latent_channels != info.unet.out_channels)
+        return Error::unsupported(fmt::format("an SDXL UNet with {} input and {} output channels over a {}-channel VAE",
+                                              info.unet.in_channels, info.unet.out_channels, info.vae.latent_channels),
+                                  path);
+    const int pooled = info.text_2.projection_dim;
+    if ((info.unet.addition_embed_input_dim - pooled) % info.unet.addition_time_embed_dim != 0 ||
+        (info.unet.addition_embed_input_dim - pooled) / info.unet.addition_time_embed_dim != 6)
+        return Error::unsupported(
+            fmt::format("the UNet's added conditioning takes {} numbers: the pooled {} and {} ids of width {}; SDXL base "
+                        "takes 6 ids (the refiner's 5 with an aesthetic score are not supported yet)",
+                        info.unet.addition_embed_input_dim, pooled,
+                        double(info.unet.addition_embed_input_dim - pooled) / info.unet.addition_time_embed_dim,
+                        info.unet.addition_time_embed_dim),
+            path);
+
+    m.path = path;
+    m.name = fs::path(path).filename().replace_extension("").string();
+    m.family = "sdxl";
+    m.notes = ck.notes;
+    m.defaults = ck.defaults;
+    if (ck.sources.scheduler_json) {
+        EASEL_TRY_ASSIGN(m.scheduler_config, parse_scheduler_config(*ck.sources.scheduler_json,
+                                                                    (fs::path(path) / "scheduler" / "scheduler_config.json").string()));
+    }
+    if (!options.vocab_path.empty())
+        m.notes.push_back("--vocab is ignored: SDXL uses its folder's tokenizer/ and tokenizer_2/ (else the built-in one)");
+    EASEL_TRY_ASSIGN(auto t1, load_tokenizer_and_pad(ck.tokenizer_dir, false));
+    EASEL_TRY_ASSIGN(auto t2, load_tokenizer_and_pad(ck.tokenizer_2_dir, true));
+    for (auto [tok, cfg, name] : {std::tuple{&t1.first, &info.text, "text_encoder"}, std::tuple{&t2.first, &info.text_2, "text_encoder_2"}})
+        if (int64_t(tok->id_limit()) > cfg->vocab_size)
+            return Error::invalid_argument(fmt::format("the tokenizer gives ids up to {}, but {}'s token embedding has {} rows",
+                                                       tok->id_limit() - 1, name, cfg->vocab_size), path);
+    m.notes.push_back(fmt::format("tokenizers: {}, {}", ck.tokenizer_dir.empty() ? "built-in" : ck.tokenizer_dir,
+                                  ck.tokenizer_2_dir.empty() ? "built-in" : ck.tokenizer_2_dir));
+    m.latent.channels = info.unet.out_channels;
+    m.latent.scaling_factor = info.vae.scaling_factor;
+    m.latent.downscale = info.vae.downscale();
+    m.latent.side_multiple = info.unet.latent_multiple();
+    m.latent.native_side = info.unet.sample_size;
+    m.inpainting = info.inpainting;
+    m.sampling = std::make_shared<DiscreteModelSampling>(DiscreteSchedule::stable_diffusion(), info.unet.prediction);
+    m.has_vae_encoder = options.with_vae_encoder || info.inpainting;
+    if (full) {
+        full->tokenizer = std::move(t1.first);
+        full->pad_id = t1.second;
+        full->tokenizer_2 = std::move(t2.first);
+        full->pad_id_2 = t2.second;
+        if (auto it = ck.pipeline_options.find("force_zeros_for_empty_prompt"); it != ck.pipeline_options.end())
+            full->zero_empty_negative = it->second != "false";
+    }
+    m.info = std::move(info);
+    return ok();
+}
+
+}  // namespace
+
+Result<ModelSpec> load_sdxl_model_spec(const std::string& path, const LoadOptions& options) {
+    EASEL_TRY_ASSIGN(Checkpoint ck, read_checkpoint(path));
+    ModelSpec m;
+    EASEL_TRY(fill_sdxl_spec(m, nullptr, ck, path, options));
+    return m;
+}
+
+Result<std::unique_ptr<SDXLModel>> load_sdxl_model(const std::string& path, const LoadOptions& options) {
+    EASEL_TRY_ASSIGN(Checkpoint ck, read_checkpoint(path));
+    auto m = std::make_unique<SDXLModel>();
+    EASEL_TRY(fill_sdxl_spec(*m, m.get(), ck, path, options));
+    const ModelInfo& info = m->info;
+    ParamLoader loader(ck.weights, options.precision);
+    for (const auto& a : options.adapters) loader.add_adapter(a);
+    WeightCacheSession cache = open_weight_cache(path, options, loader);
+    m->text_encoder = CLIPTextEncoder::declare(ParamScope(loader, "text_encoder"), info.text);
+    m->text_encoder_2 = CLIPTextEncoder::declare(ParamScope(loader, "text_encoder_2"), info.text_2);
+    m->unet = UNet::declare(ParamScope(loader, "unet"), info.unet);
+    m->vae = VAE::declare(ParamScope(loader, "vae"), info.vae, m->has_vae_encoder);
+    EASEL_TRY(loader.finish());
+    EASEL_TRY(loader.check_adapters_used());
+    finish_weight_cache(std::move(cache), options, *m);
+    return m;
+}
+
+Family sdxl_family() {
+    Family f;
+    f.name = "sdxl";
+    f.claim = [](const std::string& path) -> Result<Family::Claim> {
+        EASEL_TRY_ASSIGN(Checkpoint ck, read_checkpoint(path));
+        return Family::Claim{.mine = ck.info.family == ModelFamily::SDXL, .what = {}};
+    };
+    f.load = [](const std::string& path, const LoadOptions& o) -> Result<std::unique_ptr<Model>> {
+        EASEL_TRY_ASSIGN(std::unique_ptr<SDXLModel> m, load_sdxl_model(path, o));
+        return std::unique_ptr<Model>(std::move(m));
+    };
+    f.load_spec = load_sdxl_model_spec;
+    return f;
+}
+
+}  // namespace easel

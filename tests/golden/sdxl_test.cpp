@@ -1,0 +1,167 @@
+// SDXL on a tiny random-weight SDXL-shaped model (tests/golden/data/pipeline_sdxl, a diffusers folder with both
+// text encoders, the text_time UNet and a 2-level VAE) against diffusers 0.30.3 (torch 2.4.1, transformers
+// 4.40.2): the conditioning, the UNet with its added conditioning, the VAE, and whole StableDiffusionXLPipeline
+// runs in diffusers mode. Goldens: tools/reference/make_sdxl_goldens.py.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+
+#include <nlohmann/json.hpp>
+
+#include "common/golden.h"
+#include "common/golden_case.h"
+#include "pipeline/families/sdxl.h"
+#include "pipeline/generate.h"
+#include "pipeline/tasks.h"
+
+using namespace easel;
+using easel::testing::expect_close;
+using easel::testing::golden_file;
+using easel::testing::golden_tensor;
+
+namespace {
+
+const std::string kFolder = std::string(EASEL_GOLDEN_DIR) + "/pipeline_sdxl";
+
+const SDXLModel& model() {
+    static std::unique_ptr<SDXLModel> m = [] {
+        auto r = load_sdxl_model(kFolder, LoadOptions{});
+        EASEL_ASSERT(r.has_value(), r ? "" : r.error().to_string());
+        return std::move(r).value();
+    }();
+    return *m;
+}
+
+const WeightSet& components() { return golden_file("model_sdxl_tiny.safetensors"); }
+
+// fp32 against torch's fp32 through two encoder layers / one UNet call: measured max_abs below 1e-5 (printed).
+constexpr easel::testing::Tolerance kTol{.atol = 1e-4, .rtol = 1e-4};
+
+std::vector<int32_t> ids_of(const Tensor& t) {
+    const Tensor i = t.to(DType::I32).contiguous();
+    return {i.data<int32_t>(), i.data<int32_t>() + i.numel()};
+}
+
+}  // namespace
+
+TEST(SDXL, IsDetectedAndLoadedThroughTheRegistry) {
+    auto m = load_model(kFolder, LoadOptions{});
+    ASSERT_TRUE(m) << m.error().to_string();
+    EXPECT_EQ((*m)->family, "sdxl");
+    EXPECT_EQ((*m)->info.family, ModelFamily::SDXL);
+    EXPECT_TRUE((*m)->info.unet.has_added_conditioning());
+    EXPECT_FLOAT_EQ((*m)->latent.scaling_factor, 0.13025f);
+    EXPECT_EQ((*m)->latent.downscale, 2);
+    EXPECT_EQ((*m)->latent.image_multiple(), 8);
+    std::printf("%s\n", (*m)->describe().c_str());
+    auto spec = load_model_spec(kFolder, LoadOptions{});
+    ASSERT_TRUE(spec) << spec.error().to_string();
+    EXPECT_EQ(spec->family, "sdxl");
+}
+
+TEST(SDXL, TextConditioningMatchesEncodePrompt) {
+    const SDXLModel& m = model();
+    const WeightSet& g = components();
+    const std::string prompt = g.metadata.at("prompt");
+    // Tokenization as the pipeline's two tokenizers do it (BOS, words, EOS, then EOS / "!" padding).
+    auto t1 = m.tokenizer.encode_padded(prompt, m.pad_id);
+    auto t2 = m.tokenizer_2.encode_padded(prompt, m.pad_id_2);
+    ASSERT_TRUE(t1 && t2);
+    EXPECT_EQ(*t1, ids_of(golden_tensor(g, "text.ids_1")));
+    EXPECT_EQ(*t2, ids_of(golden_tensor(g, "text.ids_2")));
+    BufferPool pool;
+    Ctx c{&pool};
+    auto h1 = m.text_encoder.encode(c, {*t1}, {.clip_skip = 2, .final_norm = false});
+    auto h2 = m.text_encoder_2.encode(c, {*t2}, {.clip_skip = 2, .final_norm = false, .pooled = true});
+    expect_close(h1.hidden, golden_tensor(g, "text.hidden_1"), kTol, "text.hidden_1");
+    expect_close(h2.hidden, golden_tensor(g, "text.hidden_2"), kTol, "text.hidden_2");
+    expect_close(*h2.pooled, golden_tensor(g, "text.text_embeds"), kTol, "text.text_embeds");
+    // The conditioner: context and pooled vector as encode_prompt returns them; the ids (height, width, crop,
+    // target) from the request.
+    auto conds = m.conditioner().encode(c, {.prompt = prompt, .negative = "x", .width = 96, .height = 64});
+    ASSERT_TRUE(conds) << conds.error().to_string();
+    expect_close(conds->cond.context, golden_tensor(g, "text.context"), kTol, "conditioner context");
+    expect_close(*conds->cond.pooled, golden_tensor(g, "text.text_embeds"), kTol, "conditioner pooled");
+    const float want_ids[6] = {64, 96, 0, 0, 64, 96};
+    for (int i = 0; i < 6; ++i) EXPECT_EQ(conds->cond.ids->data<float>()[i], want_ids[i]);
+    // An empty negative prompt is zeros (force_zeros_for_empty_prompt, diffusers' negative_prompt=None).
+    auto zero = m.conditioner().encode(c, {.prompt = prompt, .negative = "", .width = 64, .height = 64});
+    ASSERT_TRUE(zero);
+    for (int64_t i = 0; i < zero->uncond.context.numel(); ++i) ASSERT_EQ(zero->uncond.context.data<float>()[i], 0.0f);
+    for (int64_t i = 0; i < zero->uncond.pooled->numel(); ++i) ASSERT_EQ(zero->uncond.pooled->data<float>()[i], 0.0f);
+}
+
+TEST(SDXL, UNetWithAddedConditioningMatches) {
+    const SDXLModel& m = model();
+    const WeightSet& g = components();
+    BufferPool pool;
+    Ctx c{&pool};
+    const UNet::Added added{golden_tensor(g, "unet.text_embeds"), golden_tensor(g, "unet.time_ids")};
+    for (auto [t, name] : {std::pair{421.0f, "unet.out_t421"}, std::pair{999.0f, "unet.out_t999"}}) {
+        Tensor out = m.unet.forward(c, golden_tensor(g, "unet.x"), t, golden_tensor(g, "unet.context"), &added);
+        expect_close(out, golden_tensor(g, name), kTol, name);
+    }
+}
+
+TEST(SDXL, VAEMatches) {
+    const SDXLModel& m = model();
+    const WeightSet& g = components();
+    BufferPool pool;
+    Ctx c{&pool};
+    const Tensor z = to_autoencoder_units(m.latent, golden_tensor(g, "vae.z"));
+    expect_close(m.autoencoder().decode(c, z, 0), golden_tensor(g, "vae.decoded"), kTol, "vae.decoded");
+    auto [mean, logvar] = m.autoencoder().encode_moments(c, golden_tensor(g, "vae.image"), 0);
+    expect_close(mean, golden_tensor(g, "vae.mean"), kTol, "vae.mean");
+    expect_close(logvar, golden_tensor(g, "vae.logvar"), kTol, "vae.logvar");
+}
+
+class SDXLPipeline : public ::testing::TestWithParam<std::string> {};
+
+// Whole StableDiffusionXLPipeline runs: the final latent (fp32 through ~12 UNet calls of a random model whose
+// latents reach |x| ~ 50: rtol 1e-4 plus atol 1e-3, as the SD 1.x pipeline goldens) and the image (mean |diff| <= 1
+// level, max <= 2).
+TEST_P(SDXLPipeline, MatchesDiffusers) {
+    const std::string name = GetParam();
+    const WeightSet& cases = golden_file("pipeline_sdxl_cases.safetensors");
+    const nlohmann::json j = nlohmann::json::parse(cases.metadata.at(name + ".params"));
+    GenerateParams p;
+    p.prompt = j["prompt"];
+    if (!j["prompt_2"].is_null()) p.prompt_2 = j["prompt_2"];
+    if (!j["negative"].is_null()) p.negative_prompt = j["negative"];
+    p.steps = j["steps"];
+    p.cfg_scale = j["cfg"];
+    p.seed = j["seed"];
+    p.width = j["width"];
+    p.height = j["height"];
+    if (!j["original_size"].is_null()) {
+        p.size_conditioning.original_height = j["original_size"][0];
+        p.size_conditioning.original_width = j["original_size"][1];
+    }
+    if (!j["crops_coords_top_left"].is_null()) {
+        p.size_conditioning.crop_top = j["crops_coords_top_left"][0];
+        p.size_conditioning.crop_left = j["crops_coords_top_left"][1];
+    }
+    if (!j["target_size"].is_null()) {
+        p.size_conditioning.target_height = j["target_size"][0];
+        p.size_conditioning.target_width = j["target_size"][1];
+    }
+    easel::testing::use_diffusers_scheduler(j, p);
+    auto r = generate(model(), p);
+    ASSERT_TRUE(r) << r.error().to_string();
+    // The golden image is [H, W, 3]; image_diff_levels reads [1, 3, H, W].
+    const Tensor& hwc = golden_tensor(cases, name + ".image");
+    Tensor chw = Tensor::empty({1, 3, hwc.size(0), hwc.size(1)});
+    for (int64_t y = 0; y < hwc.size(0); ++y)
+        for (int64_t x = 0; x < hwc.size(1); ++x)
+            for (int64_t ch = 0; ch < 3; ++ch) chw.data<float>()[(ch * hwc.size(0) + y) * hwc.size(1) + x] = hwc.item({y, x, ch});
+    WeightSet expect;
+    ASSERT_TRUE(expect.add(name + ".latent", golden_tensor(cases, name + ".latent")));
+    ASSERT_TRUE(expect.add(name + ".image", chw));
+    easel::testing::expect_matches_case((*r)[0], expect, name, "sdxl " + name, {.atol = 1e-3, .rtol = 1e-4});
+}
+
+// euler_negsizes (negative_original_size etc.) is not run: easel gives the negative the positive's size
+// conditioning, as diffusers does by default.
+INSTANTIATE_TEST_SUITE_P(Cases, SDXLPipeline,
+                         ::testing::Values("euler", "euler_a", "dpmpp2m", "ddim", "euler_nocfg", "euler_prompt2",
+                                           "euler_sizes", "euler_noneg"));
