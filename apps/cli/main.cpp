@@ -80,6 +80,11 @@ int cmd_generate(int argc, char** argv) {
     auto& model = a.add_string("--model", "-m", "", "model file (.safetensors, .ckpt, .gguf) or diffusers folder (default: the embedded model)");
     auto& prompt = a.add_string("--prompt", "-p", "", "what to draw (AUTOMATIC1111 syntax: (word:1.3), [word], BREAK)", true);
     auto& negative = a.add_string("--negative-prompt", "-n", "", "what to avoid");
+    auto& prompt_2 = a.add_string("--prompt-2", "", "", "SDXL: the prompt for the second text encoder (OpenCLIP bigG; diffusers prompt_2); default: --prompt");
+    auto& negative_2 = a.add_string("--negative-prompt-2", "", "", "SDXL: the negative prompt for the second text encoder; default: --negative-prompt");
+    auto& original_size = a.add_string("--original-size", "", "", "SDXL size conditioning: WxH the model is told the source picture had (default: the output size)");
+    auto& crop = a.add_string("--crop", "", "", "SDXL size conditioning: LEFTxTOP crop offset (default: 0x0)");
+    auto& target_size = a.add_string("--target-size", "", "", "SDXL size conditioning: WxH target size (default: the output size)");
     auto& seed = a.add_int("--seed", "", -1, "random seed; -1 picks one and prints it");
     auto& steps = a.add_int("--steps", "", 20, "sampling steps");
     auto& cfg = a.add_double("--cfg-scale", "", kSdDefaultCfgScale, "classifier-free guidance scale");
@@ -117,6 +122,25 @@ int cmd_generate(int argc, char** argv) {
     GenerateParams p;
     p.prompt = prompt.s;
     p.negative_prompt = negative.s;
+    p.prompt_2 = prompt_2.s;
+    p.negative_prompt_2 = negative_2.s;
+    // "WxH" -> (w, h); empty keeps the defaults.
+    auto pair_flag = [](const std::string& v, const char* flag, int& a_out, int& b_out) -> Status {
+        if (v.empty()) return ok();
+        int x = 0, y = 0;
+        char sep = 0, extra = 0;
+        if (std::sscanf(v.c_str(), "%d%c%d%c", &x, &sep, &y, &extra) != 3 || (sep != 'x' && sep != 'X') || x < 0 || y < 0)
+            return Error::invalid_argument(fmt::format("expected two numbers as AxB (e.g. 1024x1024), got '{}'", v), flag);
+        a_out = x;
+        b_out = y;
+        return ok();
+    };
+    if (auto st = pair_flag(original_size.s, "--original-size", p.size_conditioning.original_width,
+                            p.size_conditioning.original_height); !st) return fail(st.error());
+    if (auto st = pair_flag(crop.s, "--crop", p.size_conditioning.crop_left, p.size_conditioning.crop_top); !st)
+        return fail(st.error());
+    if (auto st = pair_flag(target_size.s, "--target-size", p.size_conditioning.target_width,
+                            p.size_conditioning.target_height); !st) return fail(st.error());
     if (schedule_from.s == "diffusers") {
         p.schedule_from = ScheduleFrom::Diffusers;
         auto dk = parse_diffusers_scheduler(sampler.s);

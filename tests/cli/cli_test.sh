@@ -80,6 +80,15 @@ expect_error "diffusers-mode inpainting with heun" "heun" -- generate -m "$model
 expect_ok "make a 16x32 mask" -- generate -m "$model" -p x --seed 1 --steps 1 -W 16 -H 32 -o "$tmp/small.png"
 expect_error "mask size mismatch" "16x32" -- generate -m "$model" -p x -W 32 -H 32 --init-image "$tmp/k.png" --mask "$tmp/small.png" -o "$tmp/a.png"
 
+# SDXL (a diffusers folder with two text encoders): txt2img with its own flags, img2img, and bad flag values.
+sdxl=$golden/pipeline_sdxl
+expect_ok "SDXL txt2img" -- generate -m "$sdxl" -p "a red circle" --prompt-2 "a blue square" --original-size 128x128 --crop 8x16 --seed 1 --steps 3 -W 64 -H 96 -o "$tmp/xl.png"
+expect_ok "SDXL img2img, diffusers mode" -- generate -m "$sdxl" -p "a red circle" --seed 1 --steps 3 -W 64 -H 96 --init-image "$tmp/xl.png" --strength 0.5 --schedule-from diffusers --sampler euler -o "$tmp/xl2.png"
+expect_ok "SDXL info" -- info "$sdxl"
+if ! grep -q "family: sdxl" "$tmp/out" || ! grep -q "text encoder 2:" "$tmp/out"; then echo "FAIL easel info on SDXL: $(cat "$tmp/out")"; failures=$((failures + 1)); fi
+expect_error "SDXL crop without two numbers" "--crop: expected two numbers" -- generate -m "$sdxl" -p x --crop 8 -W 64 -H 64 -o "$tmp/a.png"
+expect_error "SDXL size off its grid" "width: must be a multiple of 8" -- generate -m "$sdxl" -p x -W 60 -H 64 -o "$tmp/a.png"
+
 # A model's recommended guidance (easel_defaults.json): used when --cfg-scale is absent, overridden by it, and a bad
 # file is refused naming it.
 mkdir -p "$tmp/rec"
