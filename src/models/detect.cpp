@@ -166,6 +166,39 @@ std::string_view layout_name(CheckpointLayout l) {
 LdmUNetLayout ldm_layout_of(const UNetConfig& c) { return LdmUNetLayout{c.num_levels(), c.layers_per_block}; }
 
 namespace {
+// The diffusers config.json files that came with the model: structure checked against the weights, then the
+// settings shapes cannot tell taken over.
+Status apply_diffusers_configs(ModelInfo& info, const ModelConfigSources& sources, const std::string& src) {
+    if (sources.unet_json && info.has_unet) {
+        EASEL_TRY_ASSIGN(UNetConfig c, UNetConfig::from_diffusers_json(*sources.unet_json));
+        EASEL_TRY(check_unet_agrees(info.unet, c, "unet config.json"));
+        take_unet_settings(info.unet, c);
+        info.unet.addition_time_embed_dim = c.addition_time_embed_dim;
+        if (c.addition_embed_input_dim != info.unet.addition_embed_input_dim)
+            return Error::bad_file(src, fmt::format("unet config.json: projection_class_embeddings_input_dim {} but "
+                                                    "add_embedding.linear_1 takes {}", c.addition_embed_input_dim,
+                                                    info.unet.addition_embed_input_dim));
+        info.notes.push_back("UNet settings from unet/config.json");
+    }
+    if (sources.vae_json && info.has_vae) {
+        EASEL_TRY_ASSIGN(VAEConfig c, VAEConfig::from_diffusers_json(*sources.vae_json));
+        EASEL_TRY(check_vae_agrees(info.vae, c, "vae config.json"));
+        info.vae.norm_num_groups = c.norm_num_groups;
+        info.vae.scaling_factor = c.scaling_factor;
+    }
+    if (sources.text_encoder_json && info.has_text_encoder) {
+        EASEL_TRY_ASSIGN(CLIPTextConfig c, CLIPTextConfig::from_diffusers_json(*sources.text_encoder_json));
+        EASEL_TRY(check_text_agrees(info.text, c, "text_encoder config.json"));
+        take_text_settings(info.text, c);
+    }
+    if (sources.text_encoder_2_json && info.has_text_encoder_2) {
+        EASEL_TRY_ASSIGN(CLIPTextConfig c, CLIPTextConfig::from_diffusers_json(*sources.text_encoder_2_json));
+        EASEL_TRY(check_text_agrees(info.text_2, c, "text_encoder_2 config.json"));
+        take_text_settings(info.text_2, c);
+    }
+    return ok();
+}
+
 // The one place where the input width decides a capability: latent 4 + mask 1 + masked-image latent 4.
 bool is_inpainting_unet(const UNetConfig& c) { return c.in_channels == 2 * c.out_channels + 1; }
 
@@ -199,33 +232,7 @@ Result<ModelInfo> detect_sdxl(const WeightSet& w, const ModelConfigSources& sour
         info.text_2.hidden_act = CLIPActivation::Gelu;
     }
     info.notes.push_back("family defaults: SDXL (head dim 64, CLIP-L + OpenCLIP bigG penultimate layers, pooled bigG)");
-    if (sources.unet_json && info.has_unet) {
-        EASEL_TRY_ASSIGN(UNetConfig c, UNetConfig::from_diffusers_json(*sources.unet_json));
-        EASEL_TRY(check_unet_agrees(info.unet, c, "unet config.json"));
-        take_unet_settings(info.unet, c);
-        info.unet.addition_time_embed_dim = c.addition_time_embed_dim;
-        if (c.addition_embed_input_dim != info.unet.addition_embed_input_dim)
-            return Error::bad_file(src, fmt::format("unet config.json: projection_class_embeddings_input_dim {} but "
-                                                    "add_embedding.linear_1 takes {}", c.addition_embed_input_dim,
-                                                    info.unet.addition_embed_input_dim));
-        info.notes.push_back("UNet settings from unet/config.json");
-    }
-    if (sources.vae_json && info.has_vae) {
-        EASEL_TRY_ASSIGN(VAEConfig c, VAEConfig::from_diffusers_json(*sources.vae_json));
-        EASEL_TRY(check_vae_agrees(info.vae, c, "vae config.json"));
-        info.vae.norm_num_groups = c.norm_num_groups;
-        info.vae.scaling_factor = c.scaling_factor;
-    }
-    if (sources.text_encoder_json && info.has_text_encoder) {
-        EASEL_TRY_ASSIGN(CLIPTextConfig c, CLIPTextConfig::from_diffusers_json(*sources.text_encoder_json));
-        EASEL_TRY(check_text_agrees(info.text, c, "text_encoder config.json"));
-        take_text_settings(info.text, c);
-    }
-    if (sources.text_encoder_2_json && info.has_text_encoder_2) {
-        EASEL_TRY_ASSIGN(CLIPTextConfig c, CLIPTextConfig::from_diffusers_json(*sources.text_encoder_2_json));
-        EASEL_TRY(check_text_agrees(info.text_2, c, "text_encoder_2 config.json"));
-        take_text_settings(info.text_2, c);
-    }
+    EASEL_TRY(apply_diffusers_configs(info, sources, src));
     if (info.has_unet) {
         if (sources.scheduler_json) {
             EASEL_TRY_ASSIGN(info.unet.prediction, prediction_from_scheduler_json(*sources.scheduler_json));
@@ -376,23 +383,7 @@ Result<ModelInfo> detect_model(const WeightSet& w_in, const ModelConfigSources& 
         }
         info.notes.push_back("settings from the model yaml");
     }
-    if (sources.unet_json && info.has_unet) {
-        EASEL_TRY_ASSIGN(UNetConfig c, UNetConfig::from_diffusers_json(*sources.unet_json));
-        EASEL_TRY(check_unet_agrees(info.unet, c, "unet config.json"));
-        take_unet_settings(info.unet, c);
-        info.notes.push_back("UNet settings from unet/config.json");
-    }
-    if (sources.vae_json && info.has_vae) {
-        EASEL_TRY_ASSIGN(VAEConfig c, VAEConfig::from_diffusers_json(*sources.vae_json));
-        EASEL_TRY(check_vae_agrees(info.vae, c, "vae config.json"));
-        info.vae.norm_num_groups = c.norm_num_groups;
-        info.vae.scaling_factor = c.scaling_factor;
-    }
-    if (sources.text_encoder_json && info.has_text_encoder) {
-        EASEL_TRY_ASSIGN(CLIPTextConfig c, CLIPTextConfig::from_diffusers_json(*sources.text_encoder_json));
-        EASEL_TRY(check_text_agrees(info.text, c, "text_encoder config.json"));
-        take_text_settings(info.text, c);
-    }
+    EASEL_TRY(apply_diffusers_configs(info, sources, src));
     if (info.has_unet) {
         if (sources.scheduler_json) {
             EASEL_TRY_ASSIGN(info.unet.prediction, prediction_from_scheduler_json(*sources.scheduler_json));

@@ -245,6 +245,18 @@ void finish_weight_cache(WeightCacheSession session, const LoadOptions& options,
     if (!m.weight_cache_note.empty()) m.notes.push_back(m.weight_cache_note);
 }
 
+Status load_networks(const WeightSet& weights, const std::string& path, const LoadOptions& options, Model& m,
+                     const std::function<void(ParamLoader&)>& declare) {
+    ParamLoader loader(weights, options.precision);
+    for (const auto& a : options.adapters) loader.add_adapter(a);
+    WeightCacheSession cache = open_weight_cache(path, options, loader);
+    declare(loader);
+    EASEL_TRY(loader.finish());
+    EASEL_TRY(loader.check_adapters_used());
+    finish_weight_cache(std::move(cache), options, m);
+    return ok();
+}
+
 namespace {
 std::mutex& registry_mutex() {
     static std::mutex mu;

@@ -167,6 +167,12 @@ void finish_weight_cache(WeightCacheSession session, const LoadOptions& options,
 // The adapters' part of the weight-cache key ("" without adapters).
 std::string adapters_key(const LoadOptions& options);
 
+// What every family's loader does around declaring its networks: a ParamLoader over `weights` with the options'
+// precision and adapters and the weight cache; `declare` builds the networks into `m` from it. Fails with every
+// missing or mis-shaped tensor, and with adapter targets the model lacks.
+Status load_networks(const WeightSet& weights, const std::string& path, const LoadOptions& options, Model& m,
+                     const std::function<void(ParamLoader&)>& declare);
+
 // A model family: how to tell its files and how to load them. Registered in one list (families()).
 struct Family {
     std::string name;  // "sd", ...

@@ -163,6 +163,7 @@ import sys
 import tempfile
 
 import numpy as np
+import PIL.Image
 import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -176,8 +177,8 @@ import diffusers  # noqa: E402
 import huggingface_hub  # noqa: E402
 import transformers  # noqa: E402
 from diffusers import (AutoencoderKL, DDIMScheduler, DPMSolverMultistepScheduler,  # noqa: E402
-                       EulerAncestralDiscreteScheduler, EulerDiscreteScheduler, StableDiffusionXLPipeline,
-                       UNet2DConditionModel)
+                       EulerAncestralDiscreteScheduler, EulerDiscreteScheduler, StableDiffusionXLImg2ImgPipeline,
+                       StableDiffusionXLInpaintPipeline, StableDiffusionXLPipeline, UNet2DConditionModel)
 from safetensors.torch import load_file  # noqa: E402
 from transformers import (CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection,  # noqa: E402
                           CLIPTokenizer)
@@ -186,6 +187,7 @@ OUT = os.path.join(ROOT, "tests", "golden", "data")
 FOLDER = os.path.join(OUT, "pipeline_sdxl")
 MODEL_GOLDEN = os.path.join(OUT, "model_sdxl_tiny.safetensors")
 CASES_GOLDEN = os.path.join(OUT, "pipeline_sdxl_cases.safetensors")
+IMG2IMG_GOLDEN = os.path.join(OUT, "pipeline_sdxl_img2img_cases.safetensors")
 SCRIPT = "tools/reference/make_sdxl_goldens.py"
 SEED = 2024
 IO_SEED = 7
@@ -252,6 +254,25 @@ ABLATIONS = {
                            negative_target_size=None),
     "euler_noneg": dict(negative=""),
 }
+# Image-to-image and inpainting cases (IMG2IMG_GOLDEN; see the docstring). init_variant picks the init image's
+# pattern (make_init_image); mask is (top, left, bottom, right) of the repaint rectangle (make_mask).
+_I2I = dict(steps=8, cfg=5.0, prompt_2=None, negative_2=None)
+IMG2IMG_CASES = [
+    dict(_I2I, name="i2i_euler", pipeline="img2img", scheduler="euler", seed=101, width=64, height=64,
+         strength=0.6, init_variant=0, prompt="a red circle on a blue background", negative="a green square"),
+    dict(_I2I, name="i2i_euler_wide", pipeline="img2img", scheduler="euler", seed=103, width=96, height=64,
+         strength=0.6, init_variant=1, prompt="a small green triangle on the top", negative="photo of a dog"),
+    dict(_I2I, name="i2i_dpmpp2m", pipeline="img2img", scheduler="dpm++2m", seed=107, width=64, height=64,
+         strength=0.6, init_variant=2, prompt="a large square, masterpiece", negative="a small circle"),
+    dict(_I2I, name="i2i_dpmpp2m_wide", pipeline="img2img", scheduler="dpm++2m", seed=109, width=96, height=64,
+         strength=0.6, init_variant=3, prompt="photo of a cat on the left", negative="blue"),
+    dict(_I2I, name="inpaint_euler_s100", pipeline="inpaint", scheduler="euler", seed=113, width=64, height=64,
+         strength=1.0, init_variant=0, mask=(20, 12, 44, 40),
+         prompt="a red square on the right", negative="a green circle"),
+    dict(_I2I, name="inpaint_euler_s075", pipeline="inpaint", scheduler="euler", seed=127, width=64, height=64,
+         strength=0.75, init_variant=2, mask=(20, 12, 44, 40),
+         prompt="a small blue triangle, masterpiece", negative="photo of a dog"),
+]
 SIZE_KEYS = ("original_size", "crops_coords_top_left", "target_size", "negative_original_size",
              "negative_crops_coords_top_left", "negative_target_size")
 
@@ -259,7 +280,7 @@ SIZE_KEYS = ("original_size", "crops_coords_top_left", "target_size", "negative_
 def check_prompts():
     """Every prompt is made of WORDS (and commas), so each word is one token of the tiny vocabulary."""
     words = set(" ".join(WORDS).replace(",", " ").split())
-    for case in CASES:
+    for case in CASES + IMG2IMG_CASES:
         for text in (case["prompt"], case["prompt_2"], case["negative"], TEXT_PROMPT):
             for w in (text or "").replace(",", " ").split():
                 assert w in words, (case["name"], w)
@@ -529,6 +550,189 @@ def pipeline_cases(pipe):
     return tensors, meta
 
 
+# ---------------------------------------------------------------------------------------------------------
+# Image-to-image and inpainting cases
+
+def make_init_image(height, width, variant):
+    """A deterministic RGB test image, uint8 [H, W, 3]: smooth ramps, a disc and stripes (no randomness)."""
+    y, x = np.mgrid[0:height, 0:width].astype(np.float64)
+    u, v = x / (width - 1), y / (height - 1)
+    phase = 0.7 * variant
+    r = 40 + 180 * u
+    g = 30 + 170 * v
+    b = 60 + 60 * np.sin(2 * np.pi * (u + v) * 2 + phase)
+    cx, cy, rad = (0.35 + 0.1 * variant) * width, (0.6 - 0.05 * variant) * height, 0.22 * min(height, width)
+    disc = (x - cx) ** 2 + (y - cy) ** 2 < rad ** 2
+    r = np.where(disc, 230, r)
+    g = np.where(disc, 200 - 30 * variant, g)
+    b = np.where(disc, 40, b)
+    stripes = ((x + 2 * y + 3 * variant) // 5) % 4 == 0
+    g = np.where(stripes & ~disc, g * 0.6, g)
+    img = np.stack([r, g, b], axis=-1)
+    return np.clip(np.round(img), 0, 255).astype(np.uint8)
+
+
+def make_mask(height, width, rect):
+    """uint8 [H, W]: 255 inside rect = (top, left, bottom, right) (repaint), 0 elsewhere, with a one-pixel ring
+    of 128 just outside it (>= 0.5 after /255: repainted) and a ring of 127 outside that (< 0.5: kept), so the
+    pipeline's binarisation threshold is exercised."""
+    top, left, bottom, right = rect
+    m = np.zeros((height, width), np.uint8)
+    m[top - 2:bottom + 2, left - 2:right + 2] = 127
+    m[top - 1:bottom + 1, left - 1:right + 1] = 128
+    m[top:bottom, left:right] = 255
+    return m
+
+
+class UNetInputRecorder:
+    """A forward pre-hook on the UNet: the timestep of every call, the first call's latent input, time_ids."""
+
+    def __init__(self):
+        self.timesteps, self.first_input, self.time_ids = [], None, []
+
+    def __call__(self, module, args, kwargs):
+        if self.first_input is None:
+            self.first_input = args[0].detach().clone()
+        self.timesteps.append(float(args[1]))
+        self.time_ids.append(kwargs["added_cond_kwargs"]["time_ids"].detach().clone())
+
+
+def derived_pipelines(pipe):
+    common = dict(vae=pipe.vae, text_encoder=pipe.text_encoder, text_encoder_2=pipe.text_encoder_2,
+                  tokenizer=pipe.tokenizer, tokenizer_2=pipe.tokenizer_2, unet=pipe.unet, scheduler=pipe.scheduler,
+                  force_zeros_for_empty_prompt=True, add_watermarker=False)
+    out = {"img2img": StableDiffusionXLImg2ImgPipeline(**common, requires_aesthetics_score=False),
+           "inpaint": StableDiffusionXLInpaintPipeline(**common, requires_aesthetics_score=False)}
+    for p in out.values():
+        p.set_progress_bar_config(disable=True)
+    return out
+
+
+def expected_first_input(pipe, case, init_u8, sched_cfg, t_start):
+    """The UNet's first latent input as the docstring says it is made: generator draw 1 is the VAE posterior
+    sample of the init image, draw 2 the noise."""
+    vae, cls = pipe.vae, SCHEDULERS[case["scheduler"]]
+    g = torch.Generator().manual_seed(case["seed"])
+    init = torch.from_numpy(init_u8).permute(2, 0, 1)[None].float() / 255.0 * 2.0 - 1.0
+    processed = pipe.image_processor.preprocess(PIL.Image.fromarray(init_u8, mode="RGB"))
+    assert torch.equal(init, processed), "the pipeline's image preprocessing is not 2 * u8 / 255 - 1"
+    with torch.no_grad():
+        # Encode the pipeline's own tensor: its strides (a transposed numpy HWC array) select other convolution
+        # kernels than a contiguous copy, which changes the last bits.
+        dist = vae.encode(processed).latent_dist
+    z0 = vae.config.scaling_factor * (dist.mean + dist.std * torch.randn(dist.mean.shape, generator=g))
+    noise = torch.randn(z0.shape, generator=g)
+    sched = cls.from_config(sched_cfg)
+    sched.set_timesteps(case["steps"])
+    t0 = sched.timesteps[t_start]
+    if case["strength"] == 1.0:
+        x = noise * sched.init_noise_sigma
+    else:
+        x = sched.add_noise(z0, noise, t0.reshape(1))
+    return sched.scale_model_input(x, t0), z0
+
+
+def run_img2img_case(pipes, case, sched_cfg, check_pil=False):
+    pipe = pipes[case["pipeline"]]
+    cls = SCHEDULERS[case["scheduler"]]
+    pipe.scheduler = cls.from_config(sched_cfg)
+    h, w = case["height"], case["width"]
+    init_u8 = make_init_image(h, w, case["init_variant"])
+    call = dict(prompt=case["prompt"], prompt_2=case["prompt_2"], negative_prompt=case["negative"],
+                negative_prompt_2=case["negative_2"], image=PIL.Image.fromarray(init_u8, mode="RGB"),
+                strength=case["strength"], num_inference_steps=case["steps"], guidance_scale=case["cfg"])
+    mask_u8 = None
+    if case["pipeline"] == "inpaint":
+        mask_u8 = make_mask(h, w, case["mask"])
+        # height and width must be given: the inpainting pipeline's default is unet.sample_size * vae_scale_factor
+        # (16 here), not the image's size as in img2img.
+        call.update(mask_image=PIL.Image.fromarray(mask_u8, mode="L"), height=h, width=w)
+    rec = UNetInputRecorder()
+    handle = pipe.unet.register_forward_pre_hook(rec, with_kwargs=True)
+    try:
+        with torch.no_grad():
+            latent = pipe(**call, generator=torch.Generator("cpu").manual_seed(case["seed"]),
+                          output_type="latent").images
+    finally:
+        handle.remove()
+    all_timesteps = [float(x) for x in pipe.scheduler.timesteps.tolist()]
+    n_run = min(int(case["steps"] * case["strength"]), case["steps"])
+    t_start = case["steps"] - n_run
+    assert rec.timesteps == all_timesteps[t_start:], (case["name"], rec.timesteps, all_timesteps)
+    assert all(torch.equal(s, rec.time_ids[0]) for s in rec.time_ids)
+    time_ids = rec.time_ids[0]
+    want_in, z0 = expected_first_input(pipe, case, init_u8, sched_cfg, t_start)
+    got_in = rec.first_input
+    assert got_in.shape[0] == 2 and torch.equal(got_in[0], got_in[1])  # CFG: [uncond, cond] of the same latent
+    diff = (got_in[0:1] - want_in).abs().max().item()
+    assert diff <= 1e-5 * want_in.abs().max().item(), (case["name"], "first UNet input", diff)
+    if mask_u8 is not None:
+        # Latent mask: binarised at 0.5, then sampled at even pixels (nearest, factor 2). Outside it the final
+        # latent is the init image's latent z0 exactly (the last step blends with the un-noised latent).
+        m = torch.from_numpy((mask_u8.astype(np.float32) / 255.0 >= 0.5).astype(np.float32))[::2, ::2]
+        keep = (m == 0).expand_as(latent[0])
+        assert torch.equal(latent[0][keep], z0[0][keep]), case["name"]
+        assert not torch.equal(latent[0][~keep], z0[0][~keep]), case["name"]
+    image = decode_as_pipeline(pipe, latent)
+    if check_pil:
+        with torch.no_grad():
+            pil = pipe(**call, generator=torch.Generator("cpu").manual_seed(case["seed"]), output_type="pil").images[0]
+        assert torch.equal(torch.from_numpy(np.asarray(pil).copy()), image), "decode differs from the pipeline's"
+    params = {k: case.get(k) for k in ("name", "pipeline", "scheduler")}
+    params.update(pipeline_class=type(pipe).__name__, scheduler_class=cls.__name__, prompt=case["prompt"],
+                  prompt_2=case["prompt_2"], negative=case["negative"], negative_2=case["negative_2"],
+                  steps=case["steps"], cfg=case["cfg"], seed=case["seed"], width=w, height=h,
+                  strength=case["strength"], init_variant=case["init_variant"],
+                  mask_rect=list(case["mask"]) if "mask" in case else None,
+                  requires_aesthetics_score=bool(pipe.config.requires_aesthetics_score))
+    params.update({k: None for k in SIZE_KEYS})
+    params["all_timesteps"] = all_timesteps
+    params["timesteps"] = rec.timesteps
+    params["time_ids"] = time_ids.tolist()
+    tensors = {"init": torch.from_numpy(init_u8).permute(2, 0, 1)[None].contiguous(),
+               "init_latents": z0.contiguous(), "latent": latent[0:1].contiguous(), "image": image.contiguous(),
+               "time_ids": time_ids.contiguous()}
+    if mask_u8 is not None:
+        tensors["mask"] = torch.from_numpy(mask_u8)
+    return tensors, params, diff
+
+
+def img2img_cases(pipe):
+    pipes = derived_pipelines(pipe)
+    sched_cfg = dict(pipe.scheduler.config)
+    tensors, meta = {}, dict(versions(), seed=str(SEED), scheduler_config=json.dumps(sched_cfg))
+    latents = {}
+    first_of = set()
+    for case in IMG2IMG_CASES:
+        check = case["pipeline"] not in first_of
+        first_of.add(case["pipeline"])
+        t, params, diff = run_img2img_case(pipes, case, sched_cfg, check_pil=check)
+        name = case["name"]
+        latent = t["latent"]
+        assert torch.isfinite(latent).all(), name
+        f = pipe.vae_scale_factor
+        assert latent.shape == (1, 4, case["height"] // f, case["width"] // f), name
+        assert t["image"].shape == (case["height"], case["width"], 3) and t["image"].dtype == torch.uint8, name
+        assert t["init"].shape == (1, 3, case["height"], case["width"]) and t["init"].dtype == torch.uint8, name
+        for k, v in t.items():
+            tensors[f"{name}.{k}"] = v
+        meta[f"{name}.params"] = json.dumps(params)
+        latents[name] = latent
+        image = t["image"]
+        sat = ((image == 0) | (image == 255)).float().mean().item()
+        print(f"  {name:19s} {params['pipeline_class']:33s} {params['scheduler_class']:27s} "
+              f"{case['width']}x{case['height']} strength {case['strength']}: latent std {latent.std().item():.3f}  "
+              f"image mean {image.float().mean().item():.1f} std {image.float().std().item():.1f} saturated "
+              f"{sat:.0%}; first UNet input off by {diff:.1e}")
+        print(f"  {'':19s} timesteps {params['timesteps']} of {params['all_timesteps']}  time_ids {params['time_ids']}")
+    names = list(latents)
+    for a in range(len(names)):
+        for b in range(a + 1, len(names)):
+            la, lb = latents[names[a]], latents[names[b]]
+            assert la.shape != lb.shape or not torch.equal(la, lb), (names[a], names[b])
+    return tensors, meta
+
+
 def save(path, tensors, meta):
     for k, v in tensors.items():
         if v.is_floating_point():
@@ -557,6 +761,8 @@ def main():
     save(MODEL_GOLDEN, *component_goldens(pipe))
     print("pipeline cases:")
     save(CASES_GOLDEN, *pipeline_cases(pipe))
+    print("img2img and inpainting cases:")
+    save(IMG2IMG_GOLDEN, *img2img_cases(pipe))
 
 
 if __name__ == "__main__":

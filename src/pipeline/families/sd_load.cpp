@@ -144,17 +144,12 @@ Result<std::unique_ptr<SDModel>> load_sd_model(const std::string& path, const Lo
     EASEL_TRY_ASSIGN(Checkpoint g, read_checkpoint(path));
     auto m = std::make_unique<SDModel>();
     EASEL_TRY(fill_spec(*m, m->tokenizer, m->pad_id, g, path, options));
-    const ModelInfo& info = m->info;
-
-    ParamLoader loader(g.weights, options.precision);
-    for (const auto& a : options.adapters) loader.add_adapter(a);
-    WeightCacheSession cache = open_weight_cache(path, options, loader);
-    m->text_encoder = CLIPTextEncoder::declare(ParamScope(loader, "text_encoder"), info.text);
-    m->unet = UNet::declare(ParamScope(loader, "unet"), info.unet);
-    m->vae = VAE::declare(ParamScope(loader, "vae"), info.vae, m->has_vae_encoder);
-    EASEL_TRY(loader.finish());
-    EASEL_TRY(loader.check_adapters_used());
-    finish_weight_cache(std::move(cache), options, *m);
+    SDModel& s = *m;
+    EASEL_TRY(load_networks(g.weights, path, options, s, [&s](ParamLoader& loader) {
+        s.text_encoder = CLIPTextEncoder::declare(ParamScope(loader, "text_encoder"), s.info.text);
+        s.unet = UNet::declare(ParamScope(loader, "unet"), s.info.unet);
+        s.vae = VAE::declare(ParamScope(loader, "vae"), s.info.vae, s.has_vae_encoder);
+    }));
     return m;
 }
 

@@ -231,17 +231,13 @@ Result<std::unique_ptr<SDXLModel>> load_sdxl_model(const std::string& path, cons
     EASEL_TRY_ASSIGN(Checkpoint ck, read_checkpoint(path));
     auto m = std::make_unique<SDXLModel>();
     EASEL_TRY(fill_sdxl_spec(*m, m.get(), ck, path, options));
-    const ModelInfo& info = m->info;
-    ParamLoader loader(ck.weights, options.precision);
-    for (const auto& a : options.adapters) loader.add_adapter(a);
-    WeightCacheSession cache = open_weight_cache(path, options, loader);
-    m->text_encoder = CLIPTextEncoder::declare(ParamScope(loader, "text_encoder"), info.text);
-    m->text_encoder_2 = CLIPTextEncoder::declare(ParamScope(loader, "text_encoder_2"), info.text_2);
-    m->unet = UNet::declare(ParamScope(loader, "unet"), info.unet);
-    m->vae = VAE::declare(ParamScope(loader, "vae"), info.vae, m->has_vae_encoder);
-    EASEL_TRY(loader.finish());
-    EASEL_TRY(loader.check_adapters_used());
-    finish_weight_cache(std::move(cache), options, *m);
+    SDXLModel& s = *m;
+    EASEL_TRY(load_networks(ck.weights, path, options, s, [&s](ParamLoader& loader) {
+        s.text_encoder = CLIPTextEncoder::declare(ParamScope(loader, "text_encoder"), s.info.text);
+        s.text_encoder_2 = CLIPTextEncoder::declare(ParamScope(loader, "text_encoder_2"), s.info.text_2);
+        s.unet = UNet::declare(ParamScope(loader, "unet"), s.info.unet);
+        s.vae = VAE::declare(ParamScope(loader, "vae"), s.info.vae, s.has_vae_encoder);
+    }));
     return m;
 }
 
