@@ -255,9 +255,9 @@ Result<ModelInfo> detect_model(const WeightSet& w_in, const ModelConfigSources& 
     const std::string& src = w_in.source;
     // Families we recognise but do not run: say so by name instead of failing on a missing tensor.
     if (has_part(w_in, "joint_blocks."))
-        return Error::unsupported("this is an SD3 (MMDiT) checkpoint; easel runs SD 1.x and 2.x for now", src);
+        return Error::unsupported("this is an SD3 (MMDiT) checkpoint; easel runs SD 1.x, 2.x and SDXL for now", src);
     if (has_part(w_in, "double_blocks."))
-        return Error::unsupported("this is a Flux checkpoint; easel runs SD 1.x and 2.x for now", src);
+        return Error::unsupported("this is a Flux checkpoint; easel runs SD 1.x, 2.x and SDXL for now", src);
     if (has_prefix(w_in, "conditioner.embedders.") || has_prefix(w_in, "model.diffusion_model.label_emb."))
         return Error::unsupported("this is an SDXL single-file checkpoint; easel runs SDXL from a diffusers folder for "
                                   "now (single files: SD 1.x and 2.x)", src);

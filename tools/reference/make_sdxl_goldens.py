@@ -649,12 +649,21 @@ def run_img2img_case(pipes, case, sched_cfg, check_pil=False):
         call.update(mask_image=PIL.Image.fromarray(mask_u8, mode="L"), height=h, width=w)
     rec = UNetInputRecorder()
     handle = pipe.unet.register_forward_pre_hook(rec, with_kwargs=True)
+    gen = torch.Generator("cpu").manual_seed(case["seed"])
     try:
         with torch.no_grad():
-            latent = pipe(**call, generator=torch.Generator("cpu").manual_seed(case["seed"]),
-                          output_type="latent").images
+            latent = pipe(**call, generator=gen, output_type="latent").images
     finally:
         handle.remove()
+    # Every draw from the generator, in order (the docstring's list): the generator ends where these leave it.
+    lat_shape = (1, 4, h // pipe.vae_scale_factor, w // pipe.vae_scale_factor)
+    draws = ["posterior", "noise"] + (["masked posterior"] if case["pipeline"] == "inpaint" else [])
+    if cls is EulerDiscreteScheduler:
+        draws += ["step"] * len(rec.timesteps)
+    ref = torch.Generator("cpu").manual_seed(case["seed"])
+    for _ in draws:
+        torch.randn(lat_shape, generator=ref)
+    assert torch.equal(ref.get_state(), gen.get_state()), (case["name"], "generator draws", draws)
     all_timesteps = [float(x) for x in pipe.scheduler.timesteps.tolist()]
     n_run = min(int(case["steps"] * case["strength"]), case["steps"])
     t_start = case["steps"] - n_run

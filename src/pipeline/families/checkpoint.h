@@ -28,4 +28,27 @@ struct Checkpoint {
 
 Result<Checkpoint> read_checkpoint(const std::string& path);
 
+// The registry entry of a family that reads its files with read_checkpoint: it claims what `is_mine` says of
+// the detected ModelInfo (otherwise it names what was detected, for the "no family takes it" message).
+template <class M>
+Family checkpoint_family(std::string name, bool (*is_mine)(const ModelInfo&),
+                         Result<std::unique_ptr<M>> (*load)(const std::string&, const LoadOptions&),
+                         Result<ModelSpec> (*load_spec)(const std::string&, const LoadOptions&)) {
+    Family f;
+    f.name = std::move(name);
+    f.claim = [is_mine](const std::string& path) -> Result<Family::Claim> {
+        EASEL_TRY_ASSIGN(Checkpoint ck, read_checkpoint(path));
+        Family::Claim c;
+        c.mine = is_mine(ck.info);
+        if (!c.mine) c.what = "a " + model_kind_name(ck.info) + " model";
+        return c;
+    };
+    f.load = [load](const std::string& path, const LoadOptions& o) -> Result<std::unique_ptr<Model>> {
+        EASEL_TRY_ASSIGN(std::unique_ptr<M> m, load(path, o));
+        return std::unique_ptr<Model>(std::move(m));
+    };
+    f.load_spec = load_spec;
+    return f;
+}
+
 }  // namespace easel

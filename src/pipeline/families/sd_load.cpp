@@ -154,21 +154,9 @@ Result<std::unique_ptr<SDModel>> load_sd_model(const std::string& path, const Lo
 }
 
 Family sd_family() {
-    Family f;
-    f.name = "sd";
-    f.claim = [](const std::string& path) -> Result<Family::Claim> {
-        EASEL_TRY_ASSIGN(Checkpoint g, read_checkpoint(path));
-        Family::Claim c;
-        c.mine = g.info.family == ModelFamily::SD1 || g.info.family == ModelFamily::SD2;
-        if (!c.mine) c.what = fmt::format("a {} model", family_name(g.info.family));
-        return c;
-    };
-    f.load = [](const std::string& path, const LoadOptions& o) -> Result<std::unique_ptr<Model>> {
-        EASEL_TRY_ASSIGN(std::unique_ptr<SDModel> m, load_sd_model(path, o));
-        return std::unique_ptr<Model>(std::move(m));
-    };
-    f.load_spec = load_sd_model_spec;
-    return f;
+    return checkpoint_family<SDModel>(
+        "sd", [](const ModelInfo& i) { return i.family == ModelFamily::SD1 || i.family == ModelFamily::SD2; },
+        load_sd_model, load_sd_model_spec);
 }
 
 }  // namespace easel

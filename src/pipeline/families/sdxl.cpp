@@ -242,18 +242,8 @@ Result<std::unique_ptr<SDXLModel>> load_sdxl_model(const std::string& path, cons
 }
 
 Family sdxl_family() {
-    Family f;
-    f.name = "sdxl";
-    f.claim = [](const std::string& path) -> Result<Family::Claim> {
-        EASEL_TRY_ASSIGN(Checkpoint ck, read_checkpoint(path));
-        return Family::Claim{.mine = ck.info.family == ModelFamily::SDXL, .what = {}};
-    };
-    f.load = [](const std::string& path, const LoadOptions& o) -> Result<std::unique_ptr<Model>> {
-        EASEL_TRY_ASSIGN(std::unique_ptr<SDXLModel> m, load_sdxl_model(path, o));
-        return std::unique_ptr<Model>(std::move(m));
-    };
-    f.load_spec = load_sdxl_model_spec;
-    return f;
+    return checkpoint_family<SDXLModel>(
+        "sdxl", [](const ModelInfo& i) { return i.family == ModelFamily::SDXL; }, load_sdxl_model, load_sdxl_model_spec);
 }
 
 }  // namespace easel
