@@ -242,11 +242,13 @@ Result<ModelInfo> detect_sdxl(const WeightSet& w, const ModelConfigSources& sour
     if (info.has_vae) { EASEL_TRY(info.vae.validate()); }
     if (info.has_text_encoder) { EASEL_TRY(info.text.validate()); }
     if (info.has_text_encoder_2) { EASEL_TRY(info.text_2.validate()); }
-    if (info.has_unet && info.has_text_encoder && info.has_text_encoder_2 &&
-        info.unet.cross_attention_dim != info.text.hidden_size + info.text_2.hidden_size)
-        return Error::bad_file(src, fmt::format("the UNet cross-attends to {}-wide text states but the text encoders are "
-                                                "{} + {} wide", info.unet.cross_attention_dim, info.text.hidden_size,
-                                                info.text_2.hidden_size));
+    // The base cross-attends to both encoders' states side by side; the refiner to bigG's alone.
+    if (info.has_unet && info.has_text_encoder_2) {
+        const int text_width = info.text_2.hidden_size + (info.has_text_encoder ? info.text.hidden_size : 0);
+        if (info.unet.cross_attention_dim != text_width)
+            return Error::bad_file(src, fmt::format("the UNet cross-attends to {}-wide text states but the text encoders "
+                                                    "give {}", info.unet.cross_attention_dim, text_width));
+    }
     return info;
 }
 }  // namespace

@@ -258,7 +258,8 @@ Result<std::vector<GeneratedImage>> generate_impl(const Model& m, Model* release
     // 2. The sigmas, and what the task (txt2img, img2img, inpainting) adds to each image.
     EASEL_TRY_ASSIGN(const SigmaPlan plan, plan_sigmas(m, p));
     EASEL_TRY_ASSIGN(const std::unique_ptr<ImageTask> task, make_image_task(c, m, p, plan));
-    const ClassifierFreeGuidance guidance(p.cfg_scale, /*sequential=*/release != nullptr);
+    const ClassifierFreeGuidance guidance(p.cfg_scale, /*sequential=*/release != nullptr,
+                                          /*off_at_or_below_one=*/plan.diffusers);
 
     // 3. Each image: its noise, sampling, decoding.
     std::vector<GeneratedImage> out;

@@ -9,7 +9,7 @@ namespace easel {
 
 Result<Tensor> ClassifierFreeGuidance::guide(const Ctx& c, const Tensor& x, float sigma, const ConditioningPair& conds,
                                              const Conditioning* batched, const PredictDenoised& predict) const {
-    if (scale_ == 1.0) return predict(x, sigma, conds.cond);
+    if (off_) return predict(x, sigma, conds.cond);
     Tensor both, uncond_only;
     const float* dc;
     const float* du;

@@ -31,18 +31,23 @@ public:
 };
 
 // Classifier-free guidance: uncond + (cond - uncond) * scale on the denoised estimates (A1111's CFGDenoiser,
-// cond first in the batch). Scale 1 evaluates the conditional half alone. `sequential` runs the two halves as two
-// batch-1 calls (A1111's low-memory modes): the same numbers, about half the activation memory.
+// cond first in the batch). Scale 1 evaluates the conditional half alone; so does any scale <= 1 with
+// `off_at_or_below_one` (diffusers: do_classifier_free_guidance = guidance_scale > 1, which SDXL Turbo's
+// guidance_scale 0 relies on), while k-diffusion applies the formula to any scale (0: the unconditional estimate).
+// `sequential` runs the two halves as two batch-1 calls (A1111's low-memory modes): the same numbers, about half
+// the activation memory.
 class ClassifierFreeGuidance : public Guidance {
 public:
-    explicit ClassifierFreeGuidance(double scale, bool sequential = false) : scale_(scale), sequential_(sequential) {}
+    explicit ClassifierFreeGuidance(double scale, bool sequential = false, bool off_at_or_below_one = false)
+        : scale_(scale), sequential_(sequential), off_(scale == 1.0 || (off_at_or_below_one && scale <= 1.0)) {}
     Result<Tensor> guide(const Ctx& c, const Tensor& x, float sigma, const ConditioningPair& conds,
                          const Conditioning* batched, const PredictDenoised& predict) const override;
-    bool batches() const override { return scale_ != 1.0 && !sequential_; }
+    bool batches() const override { return !off_ && !sequential_; }
 
 private:
     double scale_;
     bool sequential_;
+    bool off_;  // the conditional estimate alone
 };
 
 // What a task (img2img, an inpainting method) adds to each model call.

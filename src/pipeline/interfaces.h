@@ -46,6 +46,8 @@ struct SizeConditioning {
     int original_width = 0, original_height = 0;
     int crop_top = 0, crop_left = 0;
     int target_width = 0, target_height = 0;
+    // The SDXL refiner's aesthetic score (diffusers' defaults: 6 for the prompt, 2.5 for the negative).
+    double aesthetic_score = 6.0, negative_aesthetic_score = 2.5;
 };
 
 struct PromptRequest {

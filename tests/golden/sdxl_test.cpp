@@ -115,15 +115,8 @@ TEST(SDXL, VAEMatches) {
     expect_close(logvar, golden_tensor(g, "vae.logvar"), kTol, "vae.logvar");
 }
 
-class SDXLPipeline : public ::testing::TestWithParam<std::string> {};
-
-// Whole StableDiffusionXLPipeline runs: the final latent (fp32 through ~12 UNet calls of a random model whose
-// latents reach |x| ~ 50: rtol 1e-4 plus atol 1e-3, as the SD 1.x pipeline goldens) and the image (mean |diff| <= 1
-// level, max <= 2).
-TEST_P(SDXLPipeline, MatchesDiffusers) {
-    const std::string name = GetParam();
-    const WeightSet& cases = golden_file("pipeline_sdxl_cases.safetensors");
-    const nlohmann::json j = nlohmann::json::parse(cases.metadata.at(name + ".params"));
+// A case's request (the reference scripts' JSON "<name>.params"), in diffusers mode.
+GenerateParams case_request(const nlohmann::json& j) {
     GenerateParams p;
     p.prompt = j["prompt"];
     if (!j["prompt_2"].is_null()) p.prompt_2 = j["prompt_2"];
@@ -146,9 +139,15 @@ TEST_P(SDXLPipeline, MatchesDiffusers) {
         p.size_conditioning.target_width = j["target_size"][1];
     }
     easel::testing::use_diffusers_scheduler(j, p);
+    return p;
+}
+
+// Our run of `p` against the golden latent and [H, W, 3] image of case `name` (image_diff_levels reads
+// [1, 3, H, W]). fp32 through ~12 UNet calls of a random model whose latents reach |x| ~ 50: rtol 1e-4 plus atol
+// 1e-3, as the SD 1.x pipeline goldens; the image within mean |diff| 1 level, max 2.
+void expect_case(const WeightSet& cases, const std::string& name, const GenerateParams& p) {
     auto r = generate(model(), p);
     ASSERT_TRUE(r) << r.error().to_string();
-    // The golden image is [H, W, 3]; image_diff_levels reads [1, 3, H, W].
     const Tensor& hwc = golden_tensor(cases, name + ".image");
     Tensor chw = Tensor::empty({1, 3, hwc.size(0), hwc.size(1)});
     for (int64_t y = 0; y < hwc.size(0); ++y)
@@ -160,8 +159,34 @@ TEST_P(SDXLPipeline, MatchesDiffusers) {
     easel::testing::expect_matches_case((*r)[0], expect, name, "sdxl " + name, {.atol = 1e-3, .rtol = 1e-4});
 }
 
+class SDXLPipeline : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(SDXLPipeline, MatchesDiffusers) {
+    const std::string name = GetParam();
+    const WeightSet& cases = golden_file("pipeline_sdxl_cases.safetensors");
+    expect_case(cases, name, case_request(nlohmann::json::parse(cases.metadata.at(name + ".params"))));
+}
+
 // euler_negsizes (negative_original_size etc.) is not run: easel gives the negative the positive's size
 // conditioning, as diffusers does by default.
 INSTANTIATE_TEST_SUITE_P(Cases, SDXLPipeline,
                          ::testing::Values("euler", "euler_a", "dpmpp2m", "ddim", "euler_nocfg", "euler_prompt2",
                                            "euler_sizes", "euler_noneg"));
+
+// StableDiffusionXLImg2ImgPipeline and StableDiffusionXLInpaintPipeline (4-channel model: latent blending).
+class SDXLImageToImage : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(SDXLImageToImage, MatchesDiffusers) {
+    const std::string name = GetParam();
+    const WeightSet& cases = golden_file("pipeline_sdxl_img2img_cases.safetensors");
+    const nlohmann::json j = nlohmann::json::parse(cases.metadata.at(name + ".params"));
+    GenerateParams p = case_request(j);
+    p.init_image = easel::testing::image_from_golden(golden_tensor(cases, name + ".init"));
+    p.denoising_strength = j["strength"];
+    if (j["pipeline"] == "inpaint") p.mask = easel::testing::mask_from_golden(golden_tensor(cases, name + ".mask"));
+    expect_case(cases, name, p);
+}
+
+INSTANTIATE_TEST_SUITE_P(Cases, SDXLImageToImage,
+                         ::testing::Values("i2i_euler", "i2i_euler_wide", "i2i_dpmpp2m", "i2i_dpmpp2m_wide",
+                                           "inpaint_euler_s100", "inpaint_euler_s075"));

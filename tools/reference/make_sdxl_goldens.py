@@ -12,7 +12,7 @@ Versions used (requirements-pip.txt): torch 2.4.1 (CPU), diffusers 0.30.3, trans
 All computation is float32 on the CPU, with diffusers' default attention processor (AttnProcessor2_0, i.e.
 torch's scaled_dot_product_attention; the torch 1.13 `baddbmm` pitfall of the README does not apply).
 
-It writes three things (all tensors float32 unless said):
+It writes four things (all tensors float32 unless said):
 
 1. tests/golden/data/pipeline_sdxl/: the model as a diffusers folder, written by
    StableDiffusionXLPipeline.save_pretrained (safe_serialization, variant None) after `.to(torch.float16)`:
@@ -28,6 +28,9 @@ It writes three things (all tensors float32 unless said):
    loads them from the folder).
 
 3. tests/golden/data/pipeline_sdxl_cases.safetensors: whole-pipeline runs (CASES below).
+
+4. tests/golden/data/pipeline_sdxl_img2img_cases.safetensors: image-to-image and inpainting runs
+   (IMG2IMG_CASES below), written last, so adding it left files 1 to 3 byte-identical.
 
 The model
 ---------
@@ -154,6 +157,82 @@ Every time_ids default is (height, width, 0, 0, height, width). The script also 
 euler_sizes, euler_negsizes and euler_noneg without its feature (ABLATIONS; prompt_2 None, sizes None, negative
 "") and checks that the latent changes; those runs are not saved. It checks that every latent is finite and
 that no two cases give the same latent.
+
+pipeline_sdxl_img2img_cases.safetensors
+---------------------------------------
+The same fp32 model, through StableDiffusionXLImg2ImgPipeline and StableDiffusionXLInpaintPipeline built from
+its components (force_zeros_for_empty_prompt True, add_watermarker False, requires_aesthetics_score False:
+SDXL base's value, so time_ids are the 6 numbers of txt2img and no aesthetic score is used). Each call:
+pipe(prompt, prompt_2, negative_prompt, negative_prompt_2, image=PIL RGB image of <name>.init, strength,
+num_inference_steps, guidance_scale, generator=torch.Generator("cpu").manual_seed(seed), output_type="latent"),
+plus for inpainting mask_image=PIL "L" image of <name>.mask and height/width = the image's. The scheduler is
+<Class>.from_config(folder's scheduler config), fresh per case. Per case <name>:
+    <name>.init          uint8 [1, 3, H, W]   the init image (CHW, RGB): make_init_image(H, W, variant), a
+                                              deterministic pattern (ramps, a disc, stripes; no randomness)
+    <name>.mask          uint8 [H, W]         (inpainting only) white = repaint: 255 inside the params' mask_rect
+                                              (top, left, bottom, right; bottom/right exclusive), a one-pixel
+                                              ring of 128 just outside it, a ring of 127 outside that, 0 elsewhere
+    <name>.init_latents  [1, 4, H/2, W/2]     scaling_factor * (mean + std * eps) of the init image: the VAE
+                                              posterior *sample* (generator draw 1), as the pipeline uses it
+    <name>.latent        [1, 4, H/2, W/2]     the final latent the pipeline returns (output_type="latent")
+    <name>.image         uint8 [H, W, 3]      decoded as in pipeline_sdxl_cases (the first case of each pipeline
+                                              is checked against the pipeline's own output_type="pil")
+    <name>.time_ids      [2, 6]               add_time_ids the UNet got: row 0 negative, row 1 positive
+Metadata <name>.params (JSON): as in pipeline_sdxl_cases (the size keys are all null: defaults) plus pipeline
+(img2img / inpaint), pipeline_class, strength, init_variant, mask_rect (null for img2img),
+requires_aesthetics_score, all_timesteps (the scheduler's full schedule for `steps`) and timesteps (those that
+ran, as the UNet received them).
+
+Cases (steps 8, guidance 5.0; width x height; prompts in IMG2IMG_CASES):
+    i2i_euler            img2img, Euler 64x64, strength 0.6
+    i2i_euler_wide       img2img, Euler 96x64 (width 96), strength 0.6
+    i2i_dpmpp2m          img2img, DPMSolverMultistep (dpmsolver++, order 2) 64x64, strength 0.6
+    i2i_dpmpp2m_wide     img2img, DPMSolverMultistep 96x64, strength 0.6
+    inpaint_euler_s100   inpainting with the 4-channel UNet (latent blending), Euler 64x64, strength 1.0,
+                         mask_rect (20, 12, 44, 40)
+    inpaint_euler_s075   the same at strength 0.75 (another init image and seed)
+
+What a reimplementation must match (diffusers 0.30.3; the script asserts the starred points on every case):
+- Init image preprocessing: the PIL image is used at its own size (img2img passes no height/width; inpainting
+  passes the image's, so nothing is resampled; both must be multiples of vae_scale_factor, 2 here), then
+  x = 2 * (u8 / 255) - 1 in float32, CHW, batch 1. (*) The VAE encodes x; its latent_dist is sampled, not
+  its mean: z0 = scaling_factor * (mean + exp(0.5 * logvar) * eps) (logvar clamped to [-30, 20]).
+- Timesteps for strength s and N steps: the scheduler's set_timesteps(N) schedule, of which the last
+  n = min(int(N * s), N) run (t_start = N - n, scheduler order 1 here). (*) Euler with SDXL's "leading"
+  spacing and steps_offset 1: 876 751 626 501 376 251 126 1, so s = 0.6 (n = 4) runs 376 251 126 1 and
+  s = 0.75 (n = 6) runs 626 ... 1. DPMSolverMultistep computes "leading" differently
+  (step_ratio = 1000 // (N + 1)): 889 778 667 556 445 334 223 112, so s = 0.6 runs 445 334 223 112.
+  int() truncates: strength 0.6 at 8 steps is 4 steps, not 5.
+- Generator draws, in order, each a torch CPU randn of the latent shape [1, 4, H/2, W/2] (*, checked through
+  the generator's final state):
+    img2img:    1. eps of the init image's posterior sample; 2. the noise;
+                then Euler draws one more per step (EulerDiscreteScheduler.step always draws, and with
+                s_churn 0 never uses it); DPM++ 2M draws nothing.
+    inpainting: 1. eps of the init image's posterior sample (drawn even at strength 1.0, where z0 is used only
+                for blending); 2. the noise; 3. eps of the *masked* image's posterior sample
+                (init * (mask < 0.5), encoded although the 4-channel UNet never uses it); then Euler's per-step
+                draws.
+  Only draws 1 and 2 affect the result.
+- Initial latent (*: the UNet's first input is checked against this):
+    img2img, and inpainting with strength < 1: x = scheduler.add_noise(z0, noise, t_first): for Euler
+        z0 + sigma(t_first) * noise; for DPM++ alpha_t * z0 + sigma_t * noise with alpha_t = 1 / sqrt(1 +
+        sigma^2), sigma_t = sigma * alpha_t (sigma = sqrt((1 - alphas_cumprod) / alphas_cumprod) at t_first).
+    inpainting with strength exactly 1.0: x = noise * init_noise_sigma (Euler, leading: sqrt(sigma_max^2 + 1));
+        the init image does not enter. (The pipeline's default strength is 0.9999, which is NOT this branch.)
+  Each step then runs as in txt2img (scale_model_input, CFG with the batch [negative, positive], step).
+- Inpainting mask: converted to grayscale, / 255, binarised: 1 where >= 0.5 (so 128 repaints, 127 keeps), 0
+  elsewhere. The latent mask is F.interpolate(mask, size=(H/2, W/2)), mode "nearest": latent pixel (i, j)
+  takes image pixel (2i, 2j). 4-channel blending after every scheduler step i:
+      latents = (1 - m) * add_noise(z0, noise, timesteps[i + 1]) + m * latents,
+  and after the last step with the un-noised z0: (1 - m) * z0 + m * latents. (*) So outside the latent mask
+  the returned latent equals <name>.init_latents exactly.
+- time_ids: (H, W, 0, 0, H, W) with H, W the latent size times vae_scale_factor (the image's size), for both
+  rows. Note for other callers: with requires_aesthetics_score False the img2img/inpainting pipelines build the
+  negative row from negative_original_size + crops_coords_top_left (the *positive* crop: the
+  negative_crops_coords_top_left argument is ignored) + negative_target_size, unlike StableDiffusionXLPipeline.
+- No set_begin_index: unlike StableDiffusionImg2ImgPipeline/StableDiffusionInpaintPipeline, the SDXL pipelines
+  leave the scheduler's begin_index unset, so step and add_noise find each timestep's index by value
+  (index_for_timestep); with no repeated timesteps the result is the same.
 """
 
 import json

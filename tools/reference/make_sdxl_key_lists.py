@@ -50,11 +50,13 @@ Unlike SD 2 (make_key_lists.py), diffusers keeps all 32 bigG layers (SDXL reads 
 and projects the final layer's output) and keeps text_projection; only logit_scale is dropped. CLIP-L keeps
 all 12 layers too (SDXL also reads its hidden_states[-2]).
 
-dtypes: float16 for every floating tensor (the published base and refiner files are fp16; there is no
-Stability single file of the inpainting model: its list uses the same dtypes, as the fp16 community single
-files of diffusers/stable-diffusion-xl-1.0-inpainting-0.1 have), int64 for CLIP-L's position_ids.
-Not listed: denoiser.sigmas (sgm's DiscreteDenoiser buffer: the 1.0 base and refiner files do not carry it;
-SDXL-Turbo files do) and any safetensors metadata (modelspec.*).
+dtypes: float16 for every floating tensor (the published base and refiner files are fp16), int64 for CLIP-L's
+position_ids (transformers' buffer, stored by the transformers of mid 2023). There is no Stability single file
+of the inpainting model (diffusers/stable-diffusion-xl-1.0-inpainting-0.1 is a diffusers folder); its list
+assumes an fp16 single file laid out like the base's, which is what converted community files look like.
+Not listed: denoiser.sigmas (sgm's DiscreteDenoiser buffer; model browsers treat it as the sign of an
+SD/SDXL-Turbo file, so the 1.0 base and refiner files are taken not to carry it: the base list has 2515
+tensors, the count usually quoted for sd_xl_base_1.0.safetensors) and any safetensors metadata (modelspec.*).
 
 Outputs per case <name> (sdxl_base, sdxl_refiner, sdxl_inpaint):
     <name>.diffusers.json.gz   {"format": "easel-key-list-1", "source": ..., "tensors": [[name, shape, dtype]...]}

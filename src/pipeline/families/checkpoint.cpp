@@ -63,7 +63,11 @@ Result<Checkpoint> read_checkpoint(const std::string& path) {
     if (fs::is_directory(path, ec)) {
         EASEL_TRY_ASSIGN(DiffusersFolder folder, open_diffusers_folder(path));
         for (const char* comp : {"unet", "vae", "text_encoder", "text_encoder_2"}) {
-            if (std::string_view(comp) == "text_encoder_2" && !folder.component(comp)) continue;  // SDXL only
+            // text_encoder_2: SDXL only. A component listed as [null, null] is absent on purpose (the SDXL refiner
+            // has no CLIP-L text encoder): detection then sees it missing.
+            const DiffusersComponent* dc = folder.component(comp);
+            if (std::string_view(comp) == "text_encoder_2" && !dc) continue;
+            if (dc && dc->library.empty()) continue;
             EASEL_TRY_ASSIGN(WeightSet w, load_component_weights(folder, comp));
             EASEL_TRY(g.weights.merge(std::move(w), std::string(comp) + "."));
         }
@@ -76,7 +80,8 @@ Result<Checkpoint> read_checkpoint(const std::string& path) {
         g.sources.unet_json = cfg("unet", "config.json");
         g.sources.vae_json = cfg("vae", "config.json");
         g.sources.text_encoder_json = cfg("text_encoder", "config.json");
-        if (folder.component("text_encoder_2")) g.sources.text_encoder_2_json = cfg("text_encoder_2", "config.json");
+        if (const DiffusersComponent* dc = folder.component("text_encoder_2"); dc && !dc->library.empty())
+            g.sources.text_encoder_2_json = cfg("text_encoder_2", "config.json");
         g.sources.scheduler_json = cfg("scheduler", "scheduler_config.json");
         if (fs::is_directory(fs::path(path) / "tokenizer", ec)) g.tokenizer_dir = (fs::path(path) / "tokenizer").string();
         if (fs::is_directory(fs::path(path) / "tokenizer_2", ec)) g.tokenizer_2_dir = (fs::path(path) / "tokenizer_2").string();

@@ -46,12 +46,16 @@ Result<EncodedPrompt> encode_text(const Ctx& c, const SDXLModel& m, const std::s
     std::vector<Tensor> parts;
     EncodedPrompt out;
     for (size_t k = 0; k < w1.chunks.size(); ++k) {
-        Tensor a = m.text_encoder.encode(c, {w1.chunks[k].ids}, {.clip_skip = layer, .final_norm = false}).hidden;
-        apply_a1111_emphasis(a, w1.chunks[k].weights);
         CLIPTextEncoder::Output g =
             m.text_encoder_2.encode(c, {w2.chunks[k].ids}, {.clip_skip = layer, .final_norm = false, .pooled = k == 0});
         apply_a1111_emphasis(g.hidden, w2.chunks[k].weights);
-        parts.push_back(ops::concat(c, {a, g.hidden}, 2));
+        if (m.refiner) {
+            parts.push_back(g.hidden);  // the refiner cross-attends to bigG alone
+        } else {
+            Tensor a = m.text_encoder.encode(c, {w1.chunks[k].ids}, {.clip_skip = layer, .final_norm = false}).hidden;
+            apply_a1111_emphasis(a, w1.chunks[k].weights);
+            parts.push_back(ops::concat(c, {a, g.hidden}, 2));
+        }
         if (k == 0) out.pooled = g.pooled->contiguous().clone();  // A1111: the first chunk's
     }
     out.context = parts.size() == 1 ? parts[0] : ops::concat(c, parts, 1);
@@ -75,19 +79,26 @@ Result<ConditioningPair> SDXLConditioner::encode(const Ctx& c, const PromptReque
             EASEL_TRY_ASSIGN(pos, encode_text(c, m_, p.prompt, p.prompt_2, p.clip_skip, int(neg.context.size(1) / 77)));
         }
     }
-    // diffusers _get_add_time_ids: original_size + crops_coords_top_left + target_size, (height, width) order;
-    // the negative's defaults are the positive's.
+    // diffusers _get_add_time_ids: original_size + crops_coords_top_left + target_size, (height, width) order, the
+    // negative's defaults being the positive's; the refiner (requires_aesthetics_score): original_size +
+    // crops_coords_top_left + (aesthetic_score,), the negative with its own score.
     const SizeConditioning& s = p.size;
-    const float ids[6] = {float(s.original_height ? s.original_height : p.height),
-                          float(s.original_width ? s.original_width : p.width),
-                          float(s.crop_top), float(s.crop_left),
-                          float(s.target_height ? s.target_height : p.height),
-                          float(s.target_width ? s.target_width : p.width)};
-    Tensor t = Tensor::empty({1, 6});
-    for (int i = 0; i < 6; ++i) t.data<float>()[i] = ids[i];
+    auto ids = [&](double aesthetic) {
+        std::vector<float> v = {float(s.original_height ? s.original_height : p.height),
+                                float(s.original_width ? s.original_width : p.width), float(s.crop_top), float(s.crop_left)};
+        if (m_.refiner) {
+            v.push_back(float(aesthetic));
+        } else {
+            v.push_back(float(s.target_height ? s.target_height : p.height));
+            v.push_back(float(s.target_width ? s.target_width : p.width));
+        }
+        Tensor t = Tensor::empty({1, int64_t(v.size())});
+        std::copy(v.begin(), v.end(), t.data<float>());
+        return t;
+    };
     ConditioningPair r;
-    r.cond = {.context = pos.context, .pooled = pos.pooled, .ids = t};
-    r.uncond = {.context = neg.context, .pooled = neg.pooled, .ids = t};
+    r.cond = {.context = pos.context, .pooled = pos.pooled, .ids = ids(s.aesthetic_score)};
+    r.uncond = {.context = neg.context, .pooled = neg.pooled, .ids = ids(s.negative_aesthetic_score)};
     return r;
 }
 
@@ -154,12 +165,9 @@ Status fill_sdxl_spec(ModelSpec& m, SDXLModel* full, const Checkpoint& ck, const
     ModelInfo info = ck.info;
     if (info.family != ModelFamily::SDXL)
         return Error::invalid_argument(fmt::format("a {} model, not SDXL", family_name(info.family)), path);
-    if (!info.has_unet || !info.has_vae || !info.has_text_encoder || !info.has_text_encoder_2)
-        return Error::unsupported(
-            fmt::format("an SDXL folder without {}{}{}{}(the refiner, which conditions on OpenCLIP bigG alone, is not "
-                        "supported yet)", info.has_unet ? "" : "unet ", info.has_vae ? "" : "vae ",
-                        info.has_text_encoder ? "" : "text_encoder ", info.has_text_encoder_2 ? "" : "text_encoder_2 "),
-            path);
+    if (!info.has_unet || !info.has_vae || !info.has_text_encoder_2)
+        return Error::bad_file(path, fmt::format("an SDXL folder without {}{}{}", info.has_unet ? "" : "unet ",
+                                                 info.has_vae ? "" : "vae ", info.has_text_encoder_2 ? "" : "text_encoder_2"));
     if (!info.text_2.has_projection)
         return Error::bad_file(path, "text_encoder_2 has no text_projection (SDXL's pooled vector needs it)");
     if (options.prediction) info.unet.prediction = *options.prediction;
@@ -168,16 +176,20 @@ Status fill_sdxl_spec(ModelSpec& m, SDXLModel* full, const Checkpoint& ck, const
         return Error::unsupported(fmt::format("an SDXL UNet with {} input and {} output channels over a {}-channel VAE",
                                               info.unet.in_channels, info.unet.out_channels, info.vae.latent_channels),
                                   path);
+    // The added conditioning's width says which: the base takes 6 ids (sizes and crop), the refiner 5 (crop and
+    // an aesthetic score) and no CLIP-L.
     const int pooled = info.text_2.projection_dim;
-    if ((info.unet.addition_embed_input_dim - pooled) % info.unet.addition_time_embed_dim != 0 ||
-        (info.unet.addition_embed_input_dim - pooled) / info.unet.addition_time_embed_dim != 6)
-        return Error::unsupported(
-            fmt::format("the UNet's added conditioning takes {} numbers: the pooled {} and {} ids of width {}; SDXL base "
-                        "takes 6 ids (the refiner's 5 with an aesthetic score are not supported yet)",
-                        info.unet.addition_embed_input_dim, pooled,
-                        double(info.unet.addition_embed_input_dim - pooled) / info.unet.addition_time_embed_dim,
-                        info.unet.addition_time_embed_dim),
-            path);
+    const int id_width = info.unet.addition_embed_input_dim - pooled;
+    const int num_ids = id_width % info.unet.addition_time_embed_dim == 0 ? id_width / info.unet.addition_time_embed_dim : -1;
+    if (num_ids != 6 && num_ids != 5)
+        return Error::unsupported(fmt::format("the UNet's added conditioning takes {} numbers: the pooled {} and {} of "
+                                              "width {}; SDXL takes 6 ids (base) or 5 (refiner)",
+                                              info.unet.addition_embed_input_dim, pooled, id_width,
+                                              info.unet.addition_time_embed_dim),
+                                  path);
+    const bool refiner = num_ids == 5;
+    if (!refiner && !info.has_text_encoder)
+        return Error::bad_file(path, "an SDXL base without text_encoder (CLIP ViT-L)");
 
     m.path = path;
     m.name = fs::path(path).filename().replace_extension("").string();
@@ -190,10 +202,11 @@ Status fill_sdxl_spec(ModelSpec& m, SDXLModel* full, const Checkpoint& ck, const
     }
     if (!options.vocab_path.empty())
         m.notes.push_back("--vocab is ignored: SDXL uses its folder's tokenizer/ and tokenizer_2/ (else the built-in one)");
-    EASEL_TRY_ASSIGN(auto t1, load_tokenizer_and_pad(ck.tokenizer_dir, false));
+    // The refiner has no tokenizer/: its first tokenizer is never used (a copy of the second stands in).
+    EASEL_TRY_ASSIGN(auto t1, load_tokenizer_and_pad(refiner ? ck.tokenizer_2_dir : ck.tokenizer_dir, false));
     EASEL_TRY_ASSIGN(auto t2, load_tokenizer_and_pad(ck.tokenizer_2_dir, true));
     for (auto [tok, cfg, name] : {std::tuple{&t1.first, &info.text, "text_encoder"}, std::tuple{&t2.first, &info.text_2, "text_encoder_2"}})
-        if (int64_t(tok->id_limit()) > cfg->vocab_size)
+        if ((name != std::string_view("text_encoder") || !refiner) && int64_t(tok->id_limit()) > cfg->vocab_size)
             return Error::invalid_argument(fmt::format("the tokenizer gives ids up to {}, but {}'s token embedding has {} rows",
                                                        tok->id_limit() - 1, name, cfg->vocab_size), path);
     m.notes.push_back(fmt::format("tokenizers: {}, {}", ck.tokenizer_dir.empty() ? "built-in" : ck.tokenizer_dir,
@@ -206,7 +219,9 @@ Status fill_sdxl_spec(ModelSpec& m, SDXLModel* full, const Checkpoint& ck, const
     m.inpainting = info.inpainting;
     m.sampling = std::make_shared<DiscreteModelSampling>(DiscreteSchedule::stable_diffusion(), info.unet.prediction);
     m.has_vae_encoder = options.with_vae_encoder || info.inpainting;
+    if (refiner) m.notes.push_back("SDXL refiner: OpenCLIP bigG conditioning, aesthetic score ids");
     if (full) {
+        full->refiner = refiner;
         full->tokenizer = std::move(t1.first);
         full->pad_id = t1.second;
         full->tokenizer_2 = std::move(t2.first);
@@ -233,7 +248,7 @@ Result<std::unique_ptr<SDXLModel>> load_sdxl_model(const std::string& path, cons
     EASEL_TRY(fill_sdxl_spec(*m, m.get(), ck, path, options));
     SDXLModel& s = *m;
     EASEL_TRY(load_networks(ck.weights, path, options, s, [&s](ParamLoader& loader) {
-        s.text_encoder = CLIPTextEncoder::declare(ParamScope(loader, "text_encoder"), s.info.text);
+        if (!s.refiner) s.text_encoder = CLIPTextEncoder::declare(ParamScope(loader, "text_encoder"), s.info.text);
         s.text_encoder_2 = CLIPTextEncoder::declare(ParamScope(loader, "text_encoder_2"), s.info.text_2);
         s.unet = UNet::declare(ParamScope(loader, "unet"), s.info.unet);
         s.vae = VAE::declare(ParamScope(loader, "vae"), s.info.vae, s.has_vae_encoder);

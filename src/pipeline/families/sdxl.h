@@ -1,7 +1,8 @@
-// The SDXL family (base and its fine-tunes, the 9-channel inpainting UNet): CLIP ViT-L and OpenCLIP ViT-bigG,
-// whose penultimate hidden states are concatenated into the context and whose bigG projected end-of-text
-// embedding is the pooled vector; the UNet's added "text_time" conditioning (pooled vector + original size,
-// crop, target size); the KL VAE with scaling 0.13025. Loads diffusers folders (single files: not yet).
+// The SDXL family (base and its fine-tunes, the 9-channel inpainting UNet, the refiner): CLIP ViT-L and OpenCLIP
+// ViT-bigG, whose penultimate hidden states are concatenated into the context (the refiner: bigG's alone) and
+// whose bigG projected end-of-text embedding is the pooled vector; the UNet's added "text_time" conditioning
+// (pooled vector + original size, crop, target size; the refiner: original size, crop, aesthetic score); the KL
+// VAE with scaling 0.13025. Loads diffusers folders (single files: not yet).
 // The driver reaches it only through pipeline/model.h (sdxl_family(), registered in families/families.cpp).
 //
 //   EASEL_TRY_ASSIGN(std::unique_ptr<Model> m, load_model("stable-diffusion-xl-base-1.0", LoadOptions{}));
@@ -48,7 +49,8 @@ private:
 struct SDXLModel : Model {
     clip::CLIPTokenizer tokenizer, tokenizer_2;
     int32_t pad_id = 0, pad_id_2 = 0;  // tokenizer pads with <|endoftext|>, tokenizer_2 with "!" (id 0 in CLIP's vocabulary)
-    bool zero_empty_negative = true;   // model_index.json force_zeros_for_empty_prompt
+    bool zero_empty_negative = true;   // model_index.json force_zeros_for_empty_prompt (the refiner's: false)
+    bool refiner = false;              // bigG alone, 5 ids ending in the aesthetic score
     CLIPTextEncoder text_encoder, text_encoder_2;
     UNet unet;
     VAE vae;
