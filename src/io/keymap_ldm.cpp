@@ -1,5 +1,7 @@
 #include "io/keymap_ldm.h"
 
+#include <limits>
+
 #include <algorithm>
 #include <set>
 
@@ -98,9 +100,9 @@ std::optional<std::string> open_clip_layer_param(std::string_view rest) {
     return std::nullopt;
 }
 
-// Stored resblocks of an OpenCLIP text tower: 1 + the largest N in "transformer.resblocks.N.".
-int open_clip_stored_layers(const WeightSet& w) {
-    const std::string head = std::string(kLdmOpenCLIPPrefix) + "transformer.resblocks.";
+// Stored resblocks of an OpenCLIP text tower under `prefix`: 1 + the largest N in "transformer.resblocks.N.".
+int open_clip_stored_layers(const WeightSet& w, std::string_view prefix) {
+    const std::string head = std::string(prefix) + "transformer.resblocks.";
     int n = 0;
     for (const std::string& name : w.names()) {
         if (!starts_with(name, head)) continue;
@@ -137,6 +139,7 @@ bool is_known_ldm_extra(std::string_view name) {
         "log_one_minus_alphas_cumprod", "sqrt_recip_alphas_cumprod", "sqrt_recipm1_alphas_cumprod",
         "posterior_variance", "posterior_log_variance_clipped", "posterior_mean_coef1", "posterior_mean_coef2",
         "logvar", "lvlb_weights", "cond_stage_model.transformer.text_model.embeddings.position_ids",
+        "conditioner.embedders.0.transformer.text_model.embeddings.position_ids",
     };
     return kExact.count(name) != 0;
 }
@@ -147,6 +150,7 @@ std::optional<std::string> ldm_unet_name_to_diffusers(std::string_view name, con
     if (levels < 1 || layout.layers_per_block < 1) return std::nullopt;
     static const std::pair<std::string_view, std::string_view> kFixed[] = {
         {"time_embed.0.", "time_embedding.linear_1."}, {"time_embed.2.", "time_embedding.linear_2."},
+        {"label_emb.0.0.", "add_embedding.linear_1."}, {"label_emb.0.2.", "add_embedding.linear_2."},  // SDXL
         {"input_blocks.0.0.", "conv_in."},             {"out.0.", "conv_norm_out."},
         {"out.2.", "conv_out."},
     };
@@ -314,21 +318,23 @@ Result<WeightSet> ldm_to_diffusers(WeightSet&& ldm, const LdmKeymapOptions& opti
     // Other families in the same single-file layout: name them instead of listing hundreds of unknown keys.
     for (const std::string& n : ldm.names()) {
         const char* family = nullptr;
-        if (starts_with(n, "conditioner.embedders.") || starts_with(n, "model.diffusion_model.label_emb.")) family = "SDXL";
-        else if (n.find("joint_blocks.") != std::string::npos) family = "SD3";
+        if (n.find("joint_blocks.") != std::string::npos) family = "SD3";
         else if (n.find("double_blocks.") != std::string::npos) family = "Flux";
         if (family)
-            return Error::unsupported(fmt::format("this is a {} checkpoint (tensor '{}'); easel runs SD 1.x and 2.x for now",
+            return Error::unsupported(fmt::format("this is a {} checkpoint (tensor '{}'); easel runs SD 1.x, 2.x and SDXL for now",
                                                   family, n), ldm.source);
     }
 
-    bool has_unet = false, has_vae = false, has_clip = false, has_open_clip = false;
+    bool has_unet = false, has_vae = false, has_clip = false, has_open_clip = false, has_sgm_refiner = false;
     for (const std::string& n : ldm.names()) {
         has_unet |= starts_with(n, kLdmUNetPrefix);
         has_vae |= starts_with(n, kLdmVAEPrefix) && !starts_with(n, "first_stage_model.loss.");
         has_clip |= starts_with(n, kLdmCLIPPrefix) && !is_known_ldm_extra(n);
         has_open_clip |= starts_with(n, kLdmOpenCLIPPrefix);
+        has_sgm_refiner |= starts_with(n, kSgmRefinerOpenCLIPPrefix);
     }
+    // SDXL's bigG: embedders.1 of the base, embedders.0 of the refiner (whose embedders.0 is no CLIP-L).
+    const std::string_view sgm_open_clip = has_sgm_refiner ? kSgmRefinerOpenCLIPPrefix : kSgmOpenCLIPPrefix;
     if (has_clip && has_open_clip)
         return Error::bad_file(ldm.source, "holds both an OpenAI CLIP (cond_stage_model.transformer.*) and an OpenCLIP "
                                            "(cond_stage_model.model.*) text encoder; expected one");
@@ -343,7 +349,7 @@ Result<WeightSet> ldm_to_diffusers(WeightSet&& ldm, const LdmKeymapOptions& opti
         if (options.vae_levels) vae_levels = *options.vae_levels;
         else { EASEL_TRY_ASSIGN(vae_levels, infer_ldm_vae_levels(ldm)); }
     }
-    const int open_clip_stored = has_open_clip ? open_clip_stored_layers(ldm) : 0;
+    const int open_clip_stored = has_open_clip ? open_clip_stored_layers(ldm, kLdmOpenCLIPPrefix) : 0;
     const int open_clip_kept = options.open_clip_layers ? *options.open_clip_layers : std::max(open_clip_stored - 1, 0);
 
     std::vector<std::string> shape_errors;
@@ -383,8 +389,19 @@ Result<WeightSet> ldm_to_diffusers(WeightSet&& ldm, const LdmKeymapOptions& opti
                 EASEL_TRY(add("text_encoder." + std::string(rest), t));
                 continue;
             }
-        } else if (starts_with(n, kLdmOpenCLIPPrefix)) {
-            const std::string_view rest = n.substr(kLdmOpenCLIPPrefix.size());
+        } else if (starts_with(n, kSgmCLIPPrefix)) {
+            const std::string_view rest = n.substr(kSgmCLIPPrefix.size());
+            if (starts_with(rest, "text_model.")) {
+                EASEL_TRY(add("text_encoder." + std::string(rest), t));
+                continue;
+            }
+        } else if (starts_with(n, kLdmOpenCLIPPrefix) || starts_with(n, sgm_open_clip)) {
+            // SD 2.x's OpenCLIP-H runs all stored layers but the last and has no use for the projection; SDXL's
+            // bigG keeps every layer (its pooled output comes from the last) and its projection.
+            const bool sdxl = starts_with(n, sgm_open_clip);
+            const std::string_view rest = n.substr(sdxl ? sgm_open_clip.size() : kLdmOpenCLIPPrefix.size());
+            const std::string component = sdxl ? "text_encoder_2." : "text_encoder.";
+            const int kept = sdxl ? std::numeric_limits<int>::max() : open_clip_kept;
             static const std::pair<std::string_view, std::string_view> kFixed[] = {
                 {"positional_embedding", "text_model.embeddings.position_embedding.weight"},
                 {"token_embedding.weight", "text_model.embeddings.token_embedding.weight"},
@@ -394,11 +411,20 @@ Result<WeightSet> ldm_to_diffusers(WeightSet&& ldm, const LdmKeymapOptions& opti
             bool done = false;
             for (const auto& [from, to] : kFixed)
                 if (rest == from) {
-                    EASEL_TRY(add("text_encoder." + std::string(to), t));
+                    EASEL_TRY(add(component + std::string(to), t));
                     done = true;
                 }
             if (done) continue;
-            // The contrastive head is not used for SD conditioning (diffusers' SD 2 text_encoder has none);
+            if (sdxl && rest == "text_projection") {
+                // open_clip: pooled @ text_projection ([width, embed]); transformers: Linear weight [embed, width].
+                if (t.rank() != 2) {
+                    shape_errors.push_back(fmt::format("{} has shape {}; expected [width, embed]", name, t.shape().to_string()));
+                    continue;
+                }
+                EASEL_TRY(add(component + "text_projection.weight", t.transpose(0, 1)));
+                continue;
+            }
+            // The contrastive head is not used for SD 2 conditioning (diffusers' SD 2 text_encoder has none);
             // visual.* is the image tower, attn_mask a buffer.
             if (rest == "text_projection" || rest == "logit_scale" || rest == "attn_mask" || starts_with(rest, "visual.")) {
                 rep.ignored.push_back(name);
@@ -407,8 +433,8 @@ Result<WeightSet> ldm_to_diffusers(WeightSet&& ldm, const LdmKeymapOptions& opti
             if (starts_with(rest, "transformer.resblocks.")) {
                 auto [idx_text, param] = split_first(rest.substr(22));
                 if (const auto layer = parse_index(idx_text)) {
-                    if (*layer >= open_clip_kept) { rep.ignored.push_back(name); continue; }
-                    const std::string head = fmt::format("text_encoder.text_model.encoder.layers.{}.", *layer);
+                    if (*layer >= kept) { rep.ignored.push_back(name); continue; }
+                    const std::string head = fmt::format("{}text_model.encoder.layers.{}.", component, *layer);
                     if (param == "attn.in_proj_weight" || param == "attn.in_proj_bias") {
                         // Fused [3D, D] / [3D]: rows 0..D are q, D..2D k, 2D..3D v (torch MultiheadAttention).
                         const bool is_w = param == "attn.in_proj_weight";
@@ -439,7 +465,7 @@ Result<WeightSet> ldm_to_diffusers(WeightSet&& ldm, const LdmKeymapOptions& opti
         return Error::bad_file(ldm.source, fmt::format("{} tensor(s) have shapes the LDM layout does not allow: {}",
                                                        shape_errors.size(), list_names(shape_errors)));
     if (!rep.unknown.empty() && options.fail_on_unknown)
-        return Error::bad_file(ldm.source, fmt::format("{} tensor name(s) match no part of the SD 1.x/2.x LDM layout: {}",
+        return Error::bad_file(ldm.source, fmt::format("{} tensor name(s) match no part of the SD 1.x/2.x/XL LDM layout: {}",
                                                        rep.unknown.size(), list_names(rep.unknown)));
     ldm = WeightSet();  // the tensors live on as views in `out`
     return out;

@@ -7,6 +7,12 @@
 //   cond_stage_model.transformer.text_model.*   -> text_encoder.text_model.*  (SD 1.x, OpenAI CLIP-L)
 //   cond_stage_model.model.*                    -> text_encoder.text_model.*  (SD 2.x, OpenCLIP-H; fused
 //                                                  in_proj split into q/k/v slices, last layer dropped)
+// and SDXL's (Stability's generative-models "sgm" layout of sd_xl_base_1.0.safetensors):
+//   model.diffusion_model.label_emb.0.{0,2}.*   -> unet.add_embedding.linear_{1,2}.*
+//   conditioner.embedders.0.transformer.*       -> text_encoder.*    (CLIP-L, transformers names)
+//   conditioner.embedders.1.model.*             -> text_encoder_2.*  (OpenCLIP bigG: every layer kept, and
+//   (the refiner: conditioner.embedders.0.model.*)                    text_projection [width, embed], used as
+//                                                                     x @ P, becomes the Linear weight P^T)
 //
 //   EASEL_TRY_ASSIGN(WeightSet ldm, read_safetensors("v1-5-pruned-emaonly.safetensors"));
 //   KeymapReport report;
@@ -36,6 +42,10 @@ inline constexpr std::string_view kLdmUNetPrefix = "model.diffusion_model.";
 inline constexpr std::string_view kLdmVAEPrefix = "first_stage_model.";
 inline constexpr std::string_view kLdmCLIPPrefix = "cond_stage_model.transformer.";  // then text_model.*
 inline constexpr std::string_view kLdmOpenCLIPPrefix = "cond_stage_model.model.";
+inline constexpr std::string_view kSgmPrefix = "conditioner.embedders.";                     // SDXL
+inline constexpr std::string_view kSgmCLIPPrefix = "conditioner.embedders.0.transformer.";   // then text_model.*
+inline constexpr std::string_view kSgmOpenCLIPPrefix = "conditioner.embedders.1.model.";     // base: bigG
+inline constexpr std::string_view kSgmRefinerOpenCLIPPrefix = "conditioner.embedders.0.model.";  // refiner: bigG
 
 struct LdmUNetLayout {
     int num_levels = 4;        // UNetConfig::num_levels()

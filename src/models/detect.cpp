@@ -202,15 +202,17 @@ Status apply_diffusers_configs(ModelInfo& info, const ModelConfigSources& source
 // The one place where the input width decides a capability: latent 4 + mask 1 + masked-image latent 4.
 bool is_inpainting_unet(const UNetConfig& c) { return c.in_channels == 2 * c.out_channels + 1; }
 
-// SDXL in the diffusers layout: unet.*, vae.*, text_encoder.* (CLIP ViT-L), text_encoder_2.* (OpenCLIP ViT-bigG
-// with text_projection), with the folder's configs. Family defaults (diffusers' stabilityai/stable-diffusion-xl-
-// base-1.0 configs): head width 64, linear projections, epsilon, CLIP-L quick_gelu, bigG exact gelu.
-Result<ModelInfo> detect_sdxl(const WeightSet& w, const ModelConfigSources& sources) {
+// SDXL with diffusers names: unet.*, vae.*, text_encoder.* (CLIP ViT-L), text_encoder_2.* (OpenCLIP ViT-bigG
+// with text_projection), with the folder's configs; a single file arrives here renamed (`layout` says which,
+// `metadata` is the file's). Family defaults (diffusers' stabilityai/stable-diffusion-xl-base-1.0 configs): head
+// width 64, linear projections, epsilon unless the file's modelspec says v, CLIP-L quick_gelu, bigG exact gelu.
+Result<ModelInfo> detect_sdxl(const WeightSet& w, const ModelConfigSources& sources, CheckpointLayout layout,
+                              const std::map<std::string, std::string>& metadata, DType weight_dtype) {
     const std::string& src = w.source;
     ModelInfo info;
     info.family = ModelFamily::SDXL;
-    info.layout = CheckpointLayout::Diffusers;
-    info.weight_dtype = dominant_float_dtype(w);
+    info.layout = layout;
+    info.weight_dtype = weight_dtype;
     info.has_unet = w.contains("unet.conv_in.weight");
     info.has_vae = w.contains("vae.encoder.conv_in.weight") || w.contains("vae.decoder.conv_in.weight");
     info.has_text_encoder = w.contains("text_encoder.text_model.embeddings.token_embedding.weight");
@@ -236,6 +238,9 @@ Result<ModelInfo> detect_sdxl(const WeightSet& w, const ModelConfigSources& sour
     if (info.has_unet) {
         if (sources.scheduler_json) {
             EASEL_TRY_ASSIGN(info.unet.prediction, prediction_from_scheduler_json(*sources.scheduler_json));
+        } else if (auto p = prediction_from_metadata(metadata)) {
+            info.unet.prediction = *p;
+            info.notes.push_back("prediction type from the file's modelspec metadata");
         }
         EASEL_TRY(info.unet.validate());
     }
@@ -260,13 +265,17 @@ Result<ModelInfo> detect_model(const WeightSet& w_in, const ModelConfigSources& 
         return Error::unsupported("this is an SD3 (MMDiT) checkpoint; easel runs SD 1.x, 2.x and SDXL for now", src);
     if (has_part(w_in, "double_blocks."))
         return Error::unsupported("this is a Flux checkpoint; easel runs SD 1.x, 2.x and SDXL for now", src);
-    if (has_prefix(w_in, "conditioner.embedders.") || has_prefix(w_in, "model.diffusion_model.label_emb."))
-        return Error::unsupported("this is an SDXL single-file checkpoint; easel runs SDXL from a diffusers folder for "
-                                  "now (single files: SD 1.x and 2.x)", src);
+    if (has_prefix(w_in, kSgmPrefix) || has_prefix(w_in, "model.diffusion_model.label_emb.")) {
+        // An SDXL single file (Stability's sgm layout): renamed to diffusers names, then detected as a folder is.
+        WeightSet renamed;
+        EASEL_TRY_ASSIGN(renamed, ldm_to_diffusers(WeightSet(w_in), LdmKeymapOptions{}));
+        renamed.source = src;
+        return detect_sdxl(renamed, sources, CheckpointLayout::LdmSingleFile, w_in.metadata, dominant_float_dtype(w_in));
+    }
     const bool ldm_names = has_prefix(w_in, kLdmUNetPrefix) || has_prefix(w_in, kLdmVAEPrefix) ||
                            has_prefix(w_in, "cond_stage_model.");
     if (!ldm_names && (has_prefix(w_in, "text_encoder_2.") || has_prefix(w_in, "unet.add_embedding.")))
-        return detect_sdxl(w_in, sources);
+        return detect_sdxl(w_in, sources, CheckpointLayout::Diffusers, w_in.metadata, dominant_float_dtype(w_in));
     if (has_prefix(w_in, "add_embedding."))
         return Error::unsupported("an SDXL UNet alone; load the whole diffusers folder", src);
 

@@ -96,6 +96,67 @@ TEST_P(DetectModel, DiffusersLayoutWithItsConfigs) {
 INSTANTIATE_TEST_SUITE_P(Keys, DetectModel,
                          ::testing::Values("sd15", "sd21", "sd15_inpaint", "sd2_inpaint", "tiny_a", "tiny_b"));
 
+// SDXL's real key lists (tools/reference/make_sdxl_key_lists.py): the base and its 9-channel inpainting UNet
+// (CLIP-L + OpenCLIP bigG) and the refiner (bigG alone, 5 ids), as Stability's single files and as diffusers
+// folders, detected from names and shapes alone.
+class DetectSDXL : public ::testing::TestWithParam<std::tuple<std::string, std::string>> {};
+
+TEST_P(DetectSDXL, FromNamesAlone) {
+    const auto [name, layout] = GetParam();
+    const nlohmann::json expect = load_expect(name);
+    auto info = detect_model(load_list(name + "." + layout + ".json.gz"));
+    ASSERT_TRUE(info) << info.error().to_string();
+    std::printf("[ %-13s %-9s ] %s, %s\n  unet: %s\n  text 2: %s\n", name.c_str(), layout.c_str(),
+                model_kind_name(*info).c_str(), std::string(dtype_name(info->weight_dtype)).c_str(),
+                info->unet.summary().c_str(), info->text_2.summary().c_str());
+    EXPECT_EQ(info->layout, layout == "ldm" ? CheckpointLayout::LdmSingleFile : CheckpointLayout::Diffusers);
+    EXPECT_EQ(model_kind_name(*info), expect["family"].get<std::string>());
+    EXPECT_EQ(dtype_name(info->weight_dtype), expect["weight_dtype"].get<std::string>());
+    auto u = UNetConfig::from_diffusers_json(expect["unet_config"].dump());
+    auto v = VAEConfig::from_diffusers_json(expect["vae_config"].dump());
+    auto t2 = CLIPTextConfig::from_diffusers_json(expect["text_encoder_2_config"].dump());
+    ASSERT_TRUE(u && v && t2) << (u ? "" : u.error().to_string()) << (t2 ? "" : t2.error().to_string());
+    EXPECT_EQ(info->unet.block_out_channels, u->block_out_channels);
+    EXPECT_EQ(info->unet.in_channels, u->in_channels);
+    EXPECT_EQ(info->unet.cross_attention_dim, u->cross_attention_dim);
+    EXPECT_EQ(info->unet.down_attention, u->down_attention);
+    EXPECT_EQ(info->unet.up_attention, u->up_attention);
+    EXPECT_EQ(info->unet.num_heads, u->num_heads);  // head width 64, the family default
+    EXPECT_EQ(info->unet.addition_embed_input_dim, u->addition_embed_input_dim);
+    EXPECT_EQ(info->unet.addition_time_embed_dim, u->addition_time_embed_dim);
+    std::vector<int> depth;  // where there are transformers
+    std::vector<int> want_depth;
+    for (int l = 0; l < info->unet.num_levels(); ++l)
+        if (info->unet.down_attention[size_t(l)]) {
+            depth.push_back(info->unet.transformer_depth[size_t(l)]);
+            want_depth.push_back(u->transformer_depth[size_t(l)]);
+        }
+    EXPECT_EQ(depth, want_depth);
+    EXPECT_EQ(info->vae.block_out_channels, v->block_out_channels);
+    EXPECT_FLOAT_EQ(info->vae.scaling_factor, 0.13025f);
+    ASSERT_TRUE(info->has_text_encoder_2);
+    EXPECT_EQ(info->text_2.hidden_size, t2->hidden_size);
+    EXPECT_EQ(info->text_2.num_layers, t2->num_layers);  // all 32: the pooled output needs the last
+    EXPECT_EQ(info->text_2.num_heads, t2->num_heads);
+    EXPECT_EQ(info->text_2.hidden_act, CLIPActivation::Gelu);
+    EXPECT_TRUE(info->text_2.has_projection);
+    EXPECT_EQ(info->text_2.projection_dim, t2->projection_dim);
+    if (expect["text_encoder_config"].is_null()) {
+        EXPECT_FALSE(info->has_text_encoder);  // the refiner
+    } else {
+        auto t = CLIPTextConfig::from_diffusers_json(expect["text_encoder_config"].dump());
+        ASSERT_TRUE(t);
+        ASSERT_TRUE(info->has_text_encoder);
+        EXPECT_EQ(info->text.hidden_size, t->hidden_size);
+        EXPECT_EQ(info->text.num_layers, t->num_layers);
+        EXPECT_EQ(info->text.hidden_act, CLIPActivation::QuickGelu);
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(Keys, DetectSDXL,
+                         ::testing::Combine(::testing::Values("sdxl_base", "sdxl_refiner", "sdxl_inpaint"),
+                                            ::testing::Values("ldm", "diffusers")));
+
 TEST(DetectModel, DiffusersLayoutWithoutConfigsUsesFamilyDefaults) {
     auto sd21 = detect_model(load_list("sd21.diffusers.json.gz"));
     ASSERT_TRUE(sd21) << sd21.error().to_string();
@@ -189,8 +250,6 @@ TEST(DetectModel, PredictionTypeComesOnlyFromWhatTravelsWithTheModel) {
 TEST(DetectModel, RecognisedButUnsupportedFamilies) {
     struct Case { const char* name; const char* family; };
     const Case cases[] = {
-        {"conditioner.embedders.1.model.transformer.resblocks.9.mlp.c_proj.bias", "SDXL"},
-        {"model.diffusion_model.label_emb.0.0.weight", "SDXL"},
         {"model.diffusion_model.joint_blocks.0.context_block.adaLN_modulation.1.bias", "SD3"},
         {"transformer.joint_blocks.0.x_block.attn.qkv.weight", "SD3"},
         {"double_blocks.0.img_attn.norm.key_norm.scale", "Flux"},
@@ -202,6 +261,18 @@ TEST(DetectModel, RecognisedButUnsupportedFamilies) {
         ASSERT_FALSE(r) << c.name;
         EXPECT_EQ(r.error().code(), ErrorCode::Unsupported);
         EXPECT_NE(r.error().message().find(c.family), std::string::npos) << r.error().to_string();
+    }
+}
+
+// An SD 1.5 single file with one SDXL tensor in it is neither: a clear error, not a crash or a half-built model.
+TEST(DetectModel, MixedSDAndSDXLNamesAreRefused) {
+    for (const char* extra : {"conditioner.embedders.1.model.transformer.resblocks.9.mlp.c_proj.bias",
+                              "model.diffusion_model.label_emb.0.0.weight"}) {
+        WeightSet w = load_list("sd15.ldm.json.gz");
+        ASSERT_TRUE(w.add(extra, shape_only_tensor({4})));
+        auto r = detect_model(w);
+        ASSERT_FALSE(r) << extra;
+        std::printf("%s -> %s\n", extra, r.error().to_string().substr(0, 300).c_str());
     }
 }
 

@@ -107,7 +107,8 @@ TEST_P(KeymapGolden, LayoutFromConfigGivesTheSameResult) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Keys, KeymapGolden,
-                         ::testing::Values("sd15", "sd21", "sd15_inpaint", "sd2_inpaint", "tiny_a", "tiny_b"));
+                         ::testing::Values("sd15", "sd21", "sd15_inpaint", "sd2_inpaint", "tiny_a", "tiny_b",
+                                           "sdxl_base", "sdxl_refiner", "sdxl_inpaint"));
 
 // Spot checks of the index arithmetic on SD 1.5's layout (4 levels, 2 resnets each); the expected names are
 // the pairs in diffusers' scripts/convert_diffusers_to_original_stable_diffusion.py table.
@@ -275,8 +276,7 @@ TEST(KeymapLdm, InconsistentUNetBlockCountsAreReported) {
 }
 
 TEST(KeymapLdm, OtherFamiliesAreNamed) {
-    for (const char* n : {"conditioner.embedders.0.transformer.text_model.final_layer_norm.weight",
-                          "model.diffusion_model.joint_blocks.0.x_block.attn.qkv.weight",
+    for (const char* n : {"model.diffusion_model.joint_blocks.0.x_block.attn.qkv.weight",
                           "model.diffusion_model.double_blocks.0.img_attn.norm.key_norm.scale"}) {
         WeightSet w;
         ASSERT_TRUE(w.add("model.diffusion_model.input_blocks.0.0.weight", shape_only_tensor({320, 4, 3, 3})));

@@ -97,6 +97,15 @@ Result<Checkpoint> read_checkpoint(const std::string& path) {
     // What the weights cannot tell travels beside a single file as an LDM yaml (as AUTOMATIC1111 reads it).
     g.sources.ldm_yaml = read_text_if_exists(fs::path(path).replace_extension(".yaml"));
     if (g.sources.ldm_yaml) g.notes.push_back("config: " + fs::path(path).replace_extension(".yaml").string());
+    // easel's own single files may carry each component's diffusers config.json as metadata
+    // (easel.config.unet, .vae, .text_encoder, .text_encoder_2): what a folder's configs would say.
+    for (auto [key, slot] : {std::pair{"easel.config.unet", &g.sources.unet_json}, std::pair{"easel.config.vae", &g.sources.vae_json},
+                             std::pair{"easel.config.text_encoder", &g.sources.text_encoder_json},
+                             std::pair{"easel.config.text_encoder_2", &g.sources.text_encoder_2_json}})
+        if (auto it = w.metadata.find(key); it != w.metadata.end()) {
+            *slot = it->second;
+            g.notes.push_back(fmt::format("config: {} metadata {}", path, key));
+        }
     // Detect on the names as stored (the layout, and for LDM files the layer counts the rename needs), then
     // rename an LDM file to diffusers names with the detected layout.
     auto info = detect_model(w, g.sources);

@@ -133,17 +133,25 @@ std::optional<std::string> read_small_text(const fs::path& p) {
     return ss.str();
 }
 
-// A diffusers tokenizer folder (or, without one, the built-in CLIP vocabulary) and its pad id: the
-// tokenizer_config.json pad_token ("<|endoftext|>" for SDXL's tokenizer, "!" for tokenizer_2), else `fallback`.
-Result<std::pair<clip::CLIPTokenizer, int32_t>> load_tokenizer_and_pad(const std::string& dir, bool pad_with_bang) {
-    clip::CLIPTokenizer tok;
-    if (dir.empty()) {
-        EASEL_TRY_ASSIGN(tok, clip::CLIPTokenizer::builtin());
-    } else {
-        EASEL_TRY_ASSIGN(tok, clip::CLIPTokenizer::load(dir));
-    }
+struct TokenizerAndPad {
+    clip::CLIPTokenizer tokenizer;
+    int32_t pad_id = 0;
+    std::string describe;
+};
+
+// A tokenizer as SD's are chosen (--vocab, else the model's own folder, else $EASEL_VOCAB, else the built-in CLIP
+// vocabulary: both SDXL tokenizers use CLIP's) and its pad id: the folder's tokenizer_config.json pad_token, else
+// SDXL's ("<|endoftext|>" for tokenizer, "!" for tokenizer_2).
+Result<TokenizerAndPad> load_tokenizer_and_pad(const std::string& dir, bool pad_with_bang, const std::string& vocab_flag) {
+    TokenizerAndPad r;
     std::string pad = pad_with_bang ? "!" : "<|endoftext|>";
-    if (!dir.empty()) {
+    if (!vocab_flag.empty() || dir.empty()) {
+        EASEL_TRY_ASSIGN(clip::VocabSource v, clip::find_vocab(vocab_flag));
+        EASEL_TRY_ASSIGN(r.tokenizer, v.load());
+        r.describe = v.describe();
+    } else {
+        EASEL_TRY_ASSIGN(r.tokenizer, clip::CLIPTokenizer::load(dir));
+        r.describe = dir;
         const fs::path cfg = fs::path(dir) / "tokenizer_config.json";
         if (auto text = read_small_text(cfg)) {
             EASEL_TRY_ASSIGN(ConfigNode doc, parse_json_config(*text, cfg.string()));
@@ -153,10 +161,10 @@ Result<std::pair<clip::CLIPTokenizer, int32_t>> load_tokenizer_and_pad(const std
             }
         }
     }
-    const std::optional<int32_t> id = tok.token_to_id(pad);
-    if (!id) return Error::bad_file(dir.empty() ? "built-in CLIP vocabulary" : dir,
-                                    fmt::format("the pad token '{}' is not in the vocabulary", pad));
-    return std::pair{std::move(tok), *id};
+    const std::optional<int32_t> id = r.tokenizer.token_to_id(pad);
+    if (!id) return Error::bad_file(r.describe, fmt::format("the pad token '{}' is not in the vocabulary", pad));
+    r.pad_id = *id;
+    return r;
 }
 
 // Everything but the weights: checks, configs, tokenizers (into `full` when given).
@@ -200,17 +208,17 @@ Status fill_sdxl_spec(ModelSpec& m, SDXLModel* full, const Checkpoint& ck, const
         EASEL_TRY_ASSIGN(m.scheduler_config, parse_scheduler_config(*ck.sources.scheduler_json,
                                                                     (fs::path(path) / "scheduler" / "scheduler_config.json").string()));
     }
-    if (!options.vocab_path.empty())
-        m.notes.push_back("--vocab is ignored: SDXL uses its folder's tokenizer/ and tokenizer_2/ (else the built-in one)");
     // The refiner has no tokenizer/: its first tokenizer is never used (a copy of the second stands in).
-    EASEL_TRY_ASSIGN(auto t1, load_tokenizer_and_pad(refiner ? ck.tokenizer_2_dir : ck.tokenizer_dir, false));
-    EASEL_TRY_ASSIGN(auto t2, load_tokenizer_and_pad(ck.tokenizer_2_dir, true));
-    for (auto [tok, cfg, name] : {std::tuple{&t1.first, &info.text, "text_encoder"}, std::tuple{&t2.first, &info.text_2, "text_encoder_2"}})
-        if ((name != std::string_view("text_encoder") || !refiner) && int64_t(tok->id_limit()) > cfg->vocab_size)
-            return Error::invalid_argument(fmt::format("the tokenizer gives ids up to {}, but {}'s token embedding has {} rows",
-                                                       tok->id_limit() - 1, name, cfg->vocab_size), path);
-    m.notes.push_back(fmt::format("tokenizers: {}, {}", ck.tokenizer_dir.empty() ? "built-in" : ck.tokenizer_dir,
-                                  ck.tokenizer_2_dir.empty() ? "built-in" : ck.tokenizer_2_dir));
+    EASEL_TRY_ASSIGN(TokenizerAndPad t1, load_tokenizer_and_pad(refiner ? ck.tokenizer_2_dir : ck.tokenizer_dir, false,
+                                                                options.vocab_path));
+    EASEL_TRY_ASSIGN(TokenizerAndPad t2, load_tokenizer_and_pad(ck.tokenizer_2_dir, true, options.vocab_path));
+    for (auto [tok, cfg, name] : {std::tuple{&t1, &info.text, "text_encoder"}, std::tuple{&t2, &info.text_2, "text_encoder_2"}})
+        if ((name != std::string_view("text_encoder") || !refiner) && int64_t(tok->tokenizer.id_limit()) > cfg->vocab_size)
+            return Error::invalid_argument(
+                fmt::format("the tokenizer ({}) gives ids up to {}, but {}'s token embedding has {} rows: this model needs "
+                            "its own vocabulary (--vocab PATH)", tok->describe, tok->tokenizer.id_limit() - 1, name,
+                            cfg->vocab_size), path);
+    m.notes.push_back(fmt::format("tokenizers: {}; {}", t1.describe, t2.describe));
     m.latent.channels = info.unet.out_channels;
     m.latent.scaling_factor = info.vae.scaling_factor;
     m.latent.downscale = info.vae.downscale();
@@ -222,10 +230,10 @@ Status fill_sdxl_spec(ModelSpec& m, SDXLModel* full, const Checkpoint& ck, const
     if (refiner) m.notes.push_back("SDXL refiner: OpenCLIP bigG conditioning, aesthetic score ids");
     if (full) {
         full->refiner = refiner;
-        full->tokenizer = std::move(t1.first);
-        full->pad_id = t1.second;
-        full->tokenizer_2 = std::move(t2.first);
-        full->pad_id_2 = t2.second;
+        full->tokenizer = std::move(t1.tokenizer);
+        full->pad_id = t1.pad_id;
+        full->tokenizer_2 = std::move(t2.tokenizer);
+        full->pad_id_2 = t2.pad_id;
         if (auto it = ck.pipeline_options.find("force_zeros_for_empty_prompt"); it != ck.pipeline_options.end())
             full->zero_empty_negative = it->second != "false";
     }
