@@ -121,6 +121,26 @@ Status validate_params(const GenerateParams& p, const ModelSpec& m) {
                                                        p.init_image->height, p.width, p.height), "init_image");
         if (!m.has_vae_encoder) return Error::invalid_argument("the model was loaded without its VAE encoder", "init_image");
     }
+    if (!(p.denoising_end > 0.0 && p.denoising_end <= 1.0))
+        return Error::invalid_argument(fmt::format("must be in (0, 1], got {}", p.denoising_end), "denoising_end");
+    if (p.init_latent) {
+        if (p.init_image)
+            return Error::invalid_argument("give an init image or an init latent, not both", "init_latent");
+        if (!(p.denoising_start > 0.0 && p.denoising_start < 1.0))
+            return Error::invalid_argument(fmt::format("must be in (0, 1) with an init latent, got {}", p.denoising_start),
+                                           "denoising_start");
+        const Shape want{1, m.latent.channels, p.height / m.latent.downscale, p.width / m.latent.downscale};
+        if (p.init_latent->shape() != want || p.init_latent->dtype() != DType::F32)
+            return Error::invalid_argument(fmt::format("is {} {}, expected f32 {} for {}x{} on this model",
+                                                       dtype_name(p.init_latent->dtype()), p.init_latent->shape().to_string(),
+                                                       want.to_string(), p.width, p.height), "init_latent");
+    } else if (p.denoising_start != 0.0) {
+        return Error::invalid_argument("needs an init latent (the latent a run with denoising_end stopped at)",
+                                       "denoising_start");
+    }
+    if ((p.init_latent || p.denoising_end < 1.0) && p.schedule_from != ScheduleFrom::Diffusers)
+        return Error::unsupported("denoising_end / denoising_start (diffusers' base-to-refiner hand-off) in k-diffusion "
+                                  "mode; use diffusers mode (--schedule-from diffusers)", "schedule_from");
     if (p.schedule_from == ScheduleFrom::Diffusers) {
         if (p.schedule != ScheduleKind::Default && p.schedule != ScheduleKind::Karras)
             return Error::invalid_argument(fmt::format("diffusers mode takes automatic (the model's scheduler config) or "
@@ -291,14 +311,15 @@ Result<std::vector<GeneratedImage>> generate_impl(const Model& m, Model* release
         // The sampler's activations stay cached in the pool for the next image; the decoder's are larger and
         // of other sizes, so give the cache back first (a 512x512 decode then peaks lower by the sampler's share).
         pool.trim();
-        EASEL_TRY(emit({.phase = "decode", .image = i, .step = 0, .total = 1}));
-        const int tile = p.vae_tile / m.latent.downscale;
-        Tensor img = m.autoencoder().decode(c, to_autoencoder_units(m.latent, x0), tile);
-        EASEL_TRY(emit({.phase = "decode", .image = i, .step = 1, .total = 1}));
-
         GeneratedImage g;
-        g.image = tensor_to_image(img);
-        task->after_decode(g.image);
+        if (p.decode) {
+            EASEL_TRY(emit({.phase = "decode", .image = i, .step = 0, .total = 1}));
+            const int tile = p.vae_tile / m.latent.downscale;
+            Tensor img = m.autoencoder().decode(c, to_autoencoder_units(m.latent, x0), tile);
+            EASEL_TRY(emit({.phase = "decode", .image = i, .step = 1, .total = 1}));
+            g.image = tensor_to_image(img);
+            task->after_decode(g.image);
+        }
         g.seed = seed;
         g.latent = x0;
         InfotextParams ip = infotext_params(m, p, seed);

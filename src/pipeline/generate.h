@@ -61,6 +61,14 @@ struct GenerateParams {
     int vae_tile = 0;
     // SDXL's size conditioning (ignored by models without it).
     SizeConditioning size_conditioning;
+    // diffusers' "ensemble of experts" (an SDXL base handing over to its refiner; diffusers mode): the base stops
+    // after the steps whose timestep is at least (1 - denoising_end) * 1000 and returns its latent as it stands...
+    double denoising_end = 1.0;
+    // ... and the refiner goes on from that latent (GeneratedImage::latent) with the remaining steps: the timesteps
+    // below (1 - denoising_start) * 1000, no noise added, the strength not used.
+    std::optional<Tensor> init_latent;
+    double denoising_start = 0.0;
+    bool decode = true;  // false: GeneratedImage::image is left empty (a stage whose latent goes on elsewhere)
 };
 
 struct ProgressEvent {

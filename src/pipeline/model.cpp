@@ -246,12 +246,12 @@ void finish_weight_cache(WeightCacheSession session, const LoadOptions& options,
 }
 
 Status load_networks(const WeightSet& weights, const std::string& path, const LoadOptions& options, Model& m,
-                     const std::function<void(ParamLoader&)>& declare) {
+                     const std::function<void(ParamLoader&)>& declare, std::string_view strict_prefix) {
     ParamLoader loader(weights, options.precision);
     for (const auto& a : options.adapters) loader.add_adapter(a);
     WeightCacheSession cache = open_weight_cache(path, options, loader);
     declare(loader);
-    EASEL_TRY(loader.finish());
+    EASEL_TRY(loader.finish(strict_prefix));
     EASEL_TRY(loader.check_adapters_used());
     finish_weight_cache(std::move(cache), options, m);
     return ok();

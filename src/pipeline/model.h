@@ -170,8 +170,10 @@ std::string adapters_key(const LoadOptions& options);
 // What every family's loader does around declaring its networks: a ParamLoader over `weights` with the options'
 // precision and adapters and the weight cache; `declare` builds the networks into `m` from it. Fails with every
 // missing or mis-shaped tensor, and with adapter targets the model lacks.
+// `strict_prefix`: tensors under it that no declare() took are an error too (a checkpoint for a bigger model, or
+// a block the config left out).
 Status load_networks(const WeightSet& weights, const std::string& path, const LoadOptions& options, Model& m,
-                     const std::function<void(ParamLoader&)>& declare);
+                     const std::function<void(ParamLoader&)>& declare, std::string_view strict_prefix = "unet.");
 
 // A model family: how to tell its files and how to load them. Registered in one list (families()).
 struct Family {

@@ -5,6 +5,8 @@
 #include <optional>
 #include <utility>
 
+#include <fmt/format.h>
+
 #include "pipeline/mask.h"
 #include "pipeline/model.h"
 #include "runtime/ops.h"
@@ -24,6 +26,30 @@ Result<SigmaPlan> plan_sigmas(const Model& m, const GenerateParams& p) {
         s.sigmas = s.plan.sigmas;
     } else {
         EASEL_TRY_ASSIGN(s.sigmas, m.sampling->sigmas(p.schedule, p.steps));
+    }
+    // diffusers' hand-off: the cut is at timestep int(round(T - f * T)); the base keeps the steps at or above
+    // it, the refiner the ones below (StableDiffusionXLPipeline / ...Img2ImgPipeline, denoising_end / _start).
+    auto steps_at_or_above = [&](double fraction) {
+        const int train = m.scheduler_config.base.num_train_timesteps;
+        const int cutoff = int(std::round(double(train) - fraction * double(train)));
+        return int(std::count_if(s.plan.timesteps.begin(), s.plan.timesteps.end(),
+                                 [&](float t) { return t >= float(cutoff); }));
+    };
+    if (p.init_latent) {
+        const int skip = steps_at_or_above(p.denoising_start);
+        if (skip >= int(s.plan.timesteps.size()))
+            return Error::invalid_argument(fmt::format("denoising_start {} leaves none of the {} steps", p.denoising_start,
+                                                       p.steps), "denoising_start");
+        s.plan.begin_at(skip);
+        s.sigmas = s.plan.sigmas;
+    }
+    if (p.denoising_end < 1.0) {
+        const int keep = steps_at_or_above(p.denoising_end);
+        if (keep < 1)
+            return Error::invalid_argument(fmt::format("denoising_end {} leaves none of the {} steps", p.denoising_end,
+                                                       p.steps), "denoising_end");
+        s.plan.end_at(keep);
+        s.sigmas = s.plan.sigmas;
     }
     if (p.init_image) {
         if (s.diffusers) {
@@ -147,7 +173,9 @@ public:
         ImageStart s;
         if (plan.diffusers) s.hooks.timestep = [pl = &plan.plan](float sigma) { return pl->timestep_for(sigma); };
         s.hooks.concat = concat_;
-        if (init_mean_) {
+        if (p.init_latent) {
+            s.x = p.init_latent->contiguous().clone();  // diffusers' hand-off: the latent as the base left it
+        } else if (init_mean_) {
             // The init latent is a sample of the encoder's distribution, drawn from the image's generator before
             // the noise (diffusers' img2img order).
             Tensor lat = sample_latent(*init_mean_, *init_std_, noise);
@@ -199,6 +227,8 @@ public:
 
     void describe(InfotextParams& ip) const override {
         if (p.init_image) ip.denoising_strength = p.denoising_strength;
+        if (p.denoising_end < 1.0) ip.extra.emplace_back("Denoising end", fmt::format("{}", p.denoising_end));
+        if (p.init_latent) ip.extra.emplace_back("Denoising start", fmt::format("{}", p.denoising_start));
         if (p.mask) ip.extra.emplace_back("Mask blur", std::to_string(p.mask_blur));
     }
 

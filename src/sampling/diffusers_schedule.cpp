@@ -302,6 +302,12 @@ void DiffusersPlan::begin_at(int t_start) {
     timesteps.erase(timesteps.begin(), timesteps.begin() + t_start);
 }
 
+void DiffusersPlan::end_at(int steps) {
+    EASEL_ASSERT(steps >= 1 && size_t(steps) + 1 <= sigmas.size(), "DiffusersPlan::end_at: no step left");
+    sigmas.resize(size_t(steps) + 1);
+    timesteps.resize(std::min(timesteps.size(), size_t(steps)));
+}
+
 namespace {
 
 // LMSDiscreteScheduler.step after set_begin_index(begin): at absolute step t = begin + i the order is

@@ -80,6 +80,9 @@ struct DiffusersPlan {
     // img2img (StableDiffusionImg2ImgPipeline, set_begin_index): drops the first t_start steps. The full list is
     // kept for LMS, whose diffusers step takes its order from the absolute step index (see sample_diffusers).
     void begin_at(int t_start);
+    // denoising_end (an SDXL base handing over to its refiner): keeps the first `steps` steps; the last sigma is
+    // then the refiner's first, not 0.
+    void end_at(int steps);
     int begin = 0;
     std::vector<float> full_sigmas;  // before begin_at
 };

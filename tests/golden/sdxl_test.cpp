@@ -215,3 +215,153 @@ TEST_P(SDXLImageToImage, MatchesDiffusers) {
 INSTANTIATE_TEST_SUITE_P(Cases, SDXLImageToImage,
                          ::testing::Values("i2i_euler", "i2i_euler_wide", "i2i_dpmpp2m", "i2i_dpmpp2m_wide",
                                            "inpaint_euler_s100", "inpaint_euler_s075"));
+
+// The refiner (bigG alone, 5 ids with the aesthetic score), diffusers' base-to-refiner hand-off and SDXL Turbo's way
+// of sampling (trailing spacing, no guidance), against tools/reference/make_sdxl_refiner_goldens.py.
+namespace {
+
+const SDXLModel& refiner() {
+    static std::unique_ptr<SDXLModel> m = [] {
+        auto r = load_sdxl_model(std::string(EASEL_GOLDEN_DIR) + "/pipeline_sdxl_refiner", LoadOptions{});
+        EASEL_ASSERT(r.has_value(), r ? "" : r.error().to_string());
+        return std::move(r).value();
+    }();
+    return *m;
+}
+
+const WeightSet& refiner_cases() { return golden_file("pipeline_sdxl_refiner_cases.safetensors"); }
+
+nlohmann::json refiner_params(const std::string& name) {
+    return nlohmann::json::parse(refiner_cases().metadata.at(name + ".params"));
+}
+
+// The golden latent and [H, W, 3] image of `name` against our run, as expect_case does, for any model.
+void expect_refiner_case(const Model& m, const std::string& name, const std::string& key, const GenerateParams& p) {
+    auto r = generate(m, p);
+    ASSERT_TRUE(r) << r.error().to_string();
+    const WeightSet& cases = refiner_cases();
+    const Tensor& hwc = golden_tensor(cases, name + ".image");
+    Tensor chw = Tensor::empty({1, 3, hwc.size(0), hwc.size(1)});
+    for (int64_t y = 0; y < hwc.size(0); ++y)
+        for (int64_t x = 0; x < hwc.size(1); ++x)
+            for (int64_t ch = 0; ch < 3; ++ch) chw.data<float>()[(ch * hwc.size(0) + y) * hwc.size(1) + x] = hwc.item({y, x, ch});
+    WeightSet expect;
+    ASSERT_TRUE(expect.add(name + ".latent", golden_tensor(cases, name + "." + key)));
+    ASSERT_TRUE(expect.add(name + ".image", chw));
+    easel::testing::expect_matches_case((*r)[0], expect, name, "sdxl " + name, {.atol = 1e-3, .rtol = 1e-4});
+}
+
+}  // namespace
+
+TEST(SDXLRefiner, IsRecognisedAndConditionsOnBigGAlone) {
+    const SDXLModel& m = refiner();
+    EXPECT_TRUE(m.refiner);
+    EXPECT_FALSE(m.info.has_text_encoder);
+    EXPECT_FALSE(m.zero_empty_negative);  // force_zeros_for_empty_prompt false
+    BufferPool pool;
+    Ctx c{&pool};
+    auto conds = m.conditioner().encode(c, {.prompt = "a red circle", .negative = "", .width = 64, .height = 48});
+    ASSERT_TRUE(conds) << conds.error().to_string();
+    EXPECT_EQ(conds->cond.context.shape(), Shape({1, 77, 48}));
+    const float want_pos[5] = {48, 64, 0, 0, 6.0f}, want_neg[5] = {48, 64, 0, 0, 2.5f};
+    for (int i = 0; i < 5; ++i) {
+        EXPECT_EQ(conds->cond.ids->data<float>()[i], want_pos[i]);
+        EXPECT_EQ(conds->uncond.ids->data<float>()[i], want_neg[i]);
+    }
+    // The empty negative is encoded, not zeroed, for the refiner.
+    bool any = false;
+    for (int64_t i = 0; i < conds->uncond.context.numel(); ++i) any |= conds->uncond.context.data<float>()[i] != 0.0f;
+    EXPECT_TRUE(any);
+}
+
+TEST(SDXLRefiner, Img2ImgMatchesDiffusers) {
+    for (const char* name : {"refiner_img2img", "refiner_img2img_noneg"}) {
+        const nlohmann::json j = refiner_params(name);
+        GenerateParams p = case_request(j);
+        p.init_image = easel::testing::image_from_golden(golden_tensor(refiner_cases(), std::string(name) + ".init"));
+        p.denoising_strength = j["strength"];
+        expect_refiner_case(refiner(), name, "latent", p);
+    }
+}
+
+// StableDiffusionXLPipeline(denoising_end=0.8) then StableDiffusionXLImg2ImgPipeline(denoising_start=0.8) on its
+// latent: the base runs timesteps 901..201 and hands over at sigma 0.346 without decoding; the refiner runs 101 and
+// 1 from that latent as it is.
+TEST(SDXLRefiner, BaseToRefinerHandOffMatchesDiffusers) {
+    const std::string name = "base_refiner_handoff";
+    const nlohmann::json j = refiner_params(name);
+    GenerateParams base = case_request(j);
+    base.denoising_end = j["denoising_end"];
+    base.decode = false;
+    auto b = generate(model(), base);
+    ASSERT_TRUE(b) << b.error().to_string();
+    EXPECT_TRUE((*b)[0].image.pixels.empty());
+    EXPECT_NE((*b)[0].infotext.find("Denoising end: 0.8"), std::string::npos) << (*b)[0].infotext;
+    expect_close((*b)[0].latent, golden_tensor(refiner_cases(), name + ".base_latent"), {.atol = 1e-3, .rtol = 1e-4},
+                 "hand-off base latent");
+    GenerateParams ref = case_request(j);
+    ref.init_latent = (*b)[0].latent;
+    ref.denoising_start = j["denoising_start"];
+    expect_refiner_case(refiner(), name, "latent", ref);
+}
+
+TEST(SDXLTurbo, TrailingSpacingWithoutGuidanceMatchesDiffusers) {
+    for (const char* name : {"turbo", "turbo_4"}) {
+        const nlohmann::json j = refiner_params(name);
+        auto m = load_sdxl_model(kFolder, LoadOptions{});
+        ASSERT_TRUE(m) << m.error().to_string();
+        auto sc = parse_scheduler_config(j["scheduler_config"].dump(), "sdxl-turbo scheduler_config.json");
+        ASSERT_TRUE(sc) << sc.error().to_string();
+        (*m)->scheduler_config = *sc;
+        GenerateParams p;
+        p.prompt = j["prompt"];
+        p.steps = j["steps"];
+        p.cfg_scale = j["cfg"];  // 0: no guidance in diffusers mode (do_classifier_free_guidance needs > 1)
+        p.seed = j["seed"];
+        p.width = j["width"];
+        p.height = j["height"];
+        p.schedule_from = ScheduleFrom::Diffusers;
+        p.diffusers_scheduler = DiffusersScheduler::EulerAncestral;
+        expect_refiner_case(**m, name, "latent", p);
+    }
+}
+
+TEST(SDXLRefiner, HandOffMisuseIsRefused) {
+    GenerateParams p;
+    p.prompt = "x";
+    p.width = p.height = 64;
+    p.steps = 10;
+    p.denoising_end = 0.8;  // k-diffusion mode
+    auto r = generate(model(), p);
+    ASSERT_FALSE(r);
+    std::printf("%s\n", r.error().to_string().c_str());
+    p.schedule_from = ScheduleFrom::Diffusers;
+    p.denoising_end = 1.0;
+    p.init_latent = Tensor::zeros({1, 4, 8, 8});  // not 64x64's [1, 4, 32, 32]
+    p.denoising_start = 0.8;
+    r = generate(model(), p);
+    ASSERT_FALSE(r);
+    std::printf("%s\n", r.error().to_string().c_str());
+    EXPECT_NE(r.error().to_string().find("[1, 4, 32, 32]"), std::string::npos);
+    p.init_latent = Tensor::zeros({1, 4, 32, 32});
+    p.denoising_start = 0.0;
+    r = generate(model(), p);
+    ASSERT_FALSE(r);
+    std::printf("%s\n", r.error().to_string().c_str());
+}
+
+// The refiner's conditioning as StableDiffusionXLImg2ImgPipeline.encode_prompt makes it (rows: negative, positive).
+TEST(SDXLRefiner, ConditioningMatchesEncodePrompt) {
+    const nlohmann::json j = refiner_params("refiner_img2img");
+    BufferPool pool;
+    Ctx c{&pool};
+    auto conds = refiner().conditioner().encode(c, {.prompt = j["prompt"], .negative = j["negative"], .width = 64, .height = 64});
+    ASSERT_TRUE(conds);
+    const Tensor& ctx = golden_tensor(refiner_cases(), "refiner_img2img.context");
+    const Tensor& te = golden_tensor(refiner_cases(), "refiner_img2img.text_embeds");
+    // golden rows: [negative, positive]
+    expect_close(conds->uncond.context, ctx.slice(0, 0, 1).contiguous(), kTol, "refiner neg context");
+    expect_close(conds->cond.context, ctx.slice(0, 1, 2).contiguous(), kTol, "refiner pos context");
+    expect_close(*conds->uncond.pooled, te.slice(0, 0, 1).contiguous(), kTol, "refiner neg pooled");
+    expect_close(*conds->cond.pooled, te.slice(0, 1, 2).contiguous(), kTol, "refiner pos pooled");
+}

@@ -132,6 +132,8 @@ TEST_P(DetectSDXL, FromNamesAlone) {
             want_depth.push_back(u->transformer_depth[size_t(l)]);
         }
     EXPECT_EQ(depth, want_depth);
+    // The mid block's depth (the refiner's last level has no transformers of its own).
+    EXPECT_EQ(info->unet.transformer_depth.back(), u->transformer_depth.back());
     EXPECT_EQ(info->vae.block_out_channels, v->block_out_channels);
     EXPECT_FLOAT_EQ(info->vae.scaling_factor, 0.13025f);
     ASSERT_TRUE(info->has_text_encoder_2);

@@ -445,8 +445,16 @@ Result<UNetConfig> UNetConfig::detect_from_weights(const WeightSet& w, std::stri
     if (!contains_prefix(w, prefix + "mid_block.resnets.0."))
         return Error::not_found("the UNet has no mid block", prefix + "mid_block.resnets.0");
     if (c.mid_attention) {
+        // The mid block takes the last level's depth (diffusers: transformer_layers_per_block[-1]); where that
+        // level has no transformers of its own (SD 1.x/2.x, the SDXL refiner), the mid block alone says it.
         int depth = 1;
         EASEL_TRY(read_transformer(prefix + "mid_block.attentions.0.", depth));
+        const size_t last = size_t(levels - 1);
+        if (!c.down_attention[last] && !c.up_attention[0]) c.transformer_depth[last] = depth;
+        else if (depth != c.transformer_depth[last])
+            return Error::unsupported(fmt::format("the mid block has {} transformer blocks but the last level {}", depth,
+                                                  c.transformer_depth[last]),
+                                      prefix + "mid_block.attentions.0");
     }
     // Not in the shapes: keep the SD 1.x family defaults (8 heads) and let detect_model() decide.
     c.num_heads.assign(size_t(levels), 8);

@@ -33,7 +33,10 @@ Result<EncodedPrompt> encode_text(const Ctx& c, const SDXLModel& m, const std::s
     o1.pad_id = m.pad_id;
     o2.pad_id = m.pad_id_2;
     EASEL_TRY_ASSIGN(clip::WeightedPrompt w1, clip::tokenize_weighted(m.tokenizer, text, o1));
-    EASEL_TRY_ASSIGN(clip::WeightedPrompt w2, clip::tokenize_weighted(m.tokenizer_2, text_2.empty() ? text : text_2, o2));
+    // The refiner's one tokenizer takes the first prompt: diffusers pairs [prompt, prompt_2] with its tokenizers
+    // and so never reads prompt_2 there.
+    const std::string& second = m.refiner || text_2.empty() ? text : text_2;
+    EASEL_TRY_ASSIGN(clip::WeightedPrompt w2, clip::tokenize_weighted(m.tokenizer_2, second, o2));
     const int chunks = std::max({min_chunks, int(w1.chunks.size()), int(w2.chunks.size())});
     for (auto [wp, tok, opt] : {std::tuple{&w1, &m.tokenizer, &o1}, std::tuple{&w2, &m.tokenizer_2, &o2}})
         while (int(wp->chunks.size()) < chunks) {
