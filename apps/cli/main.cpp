@@ -85,6 +85,8 @@ int cmd_generate(int argc, char** argv) {
     auto& original_size = a.add_string("--original-size", "", "", "SDXL size conditioning: WxH the model is told the source picture had (default: the output size)");
     auto& crop = a.add_string("--crop", "", "", "SDXL size conditioning: LEFTxTOP crop offset (default: 0x0)");
     auto& target_size = a.add_string("--target-size", "", "", "SDXL size conditioning: WxH target size (default: the output size)");
+    auto& refiner = a.add_string("--refiner", "", "", "SDXL: a refiner model that finishes each image (diffusers' ensemble of experts, --schedule-from diffusers: the base runs the steps above --refiner-switch, the refiner the rest from the base's latent)");
+    auto& refiner_switch = a.add_double("--refiner-switch", "", 0.8, "with --refiner: the fraction of the schedule the base runs (diffusers denoising_end / denoising_start)");
     auto& seed = a.add_int("--seed", "", -1, "random seed; -1 picks one and prints it");
     auto& steps = a.add_int("--steps", "", 20, "sampling steps");
     auto& cfg = a.add_double("--cfg-scale", "", kSdDefaultCfgScale, "classifier-free guidance scale");
@@ -226,6 +228,31 @@ int cmd_generate(int argc, char** argv) {
     } else {
         p.seed = seed.i;
     }
+    // The refiner is checked before any work: its spec (no weights) must be an SDXL refiner, the base an SDXL base.
+    std::optional<ModelSpec> refiner_spec;
+    if (!refiner.s.empty()) {
+        if (p.schedule_from != ScheduleFrom::Diffusers)
+            return fail(Error::unsupported("needs --schedule-from diffusers (diffusers' denoising_end / denoising_start "
+                                           "hand-off; AUTOMATIC1111's refiner switch is not implemented yet)", "--refiner"));
+        if (!(refiner_switch.d > 0.0 && refiner_switch.d < 1.0))
+            return fail(Error::invalid_argument(fmt::format("must be between 0 and 1 (exclusive), got {}", refiner_switch.d),
+                                                "--refiner-switch"));
+        if ((*m)->family != "sdxl" || !(*m)->info.has_text_encoder)
+            return fail(Error::invalid_argument(fmt::format("the base model {} is not an SDXL base ({})", model_path,
+                                                            model_kind_name((*m)->info)), "--refiner"));
+        LoadOptions ro = lo;
+        ro.with_vae_encoder = false;
+        auto spec = load_model_spec(refiner.s, ro);
+        if (!spec) return fail(spec.error().within("--refiner"));
+        if (spec->family != "sdxl" || spec->info.has_text_encoder || spec->latent.channels != (*m)->latent.channels)
+            return fail(Error::invalid_argument(fmt::format("{} is not an SDXL refiner ({})", refiner.s,
+                                                            model_kind_name(spec->info)), "--refiner"));
+        if (p.init_image || p.mask)
+            return fail(Error::unsupported("with --init-image / --mask (the hand-off starts from txt2img)", "--refiner"));
+        p.denoising_end = refiner_switch.d;
+        p.decode = false;
+        refiner_spec = std::move(spec).value();
+    }
     if (auto st = validate_params(p, **m); !st) return fail(st.error());
 
     cli::ProgressPrinter printer;
@@ -233,6 +260,31 @@ int cmd_generate(int argc, char** argv) {
     auto images = generate_once(**m, p, [&](const ProgressEvent& e) { return printer.on_event(e); });
     printer.finish();
     if (!images) return fail(images.error());
+    if (refiner_spec) {
+        // Each base latent goes to the refiner, which finishes and decodes it.
+        if (const std::string note = (*m)->wait_for_weight_cache(); !note.empty()) std::fprintf(stderr, "%s\n", note.c_str());
+        const std::string base_name = (*m)->name;
+        m->reset();
+        std::fprintf(stderr, "refiner: %s\n", refiner.s.c_str());
+        auto r = load_model(refiner.s, lo);
+        if (!r) return fail(r.error().within("--refiner"));
+        for (GeneratedImage& g : *images) {
+            GenerateParams rp = p;
+            rp.batch_size = rp.batch_count = 1;
+            rp.seed = g.seed;
+            rp.denoising_end = 1.0;
+            rp.decode = true;
+            rp.init_latent = g.latent;
+            rp.denoising_start = refiner_switch.d;
+            rp.infotext_model = base_name;
+            rp.infotext_extra = {{"Refiner", refiner_spec->name}, {"Refiner switch at", fmt::format("{}", refiner_switch.d)}};
+            auto out = generate(**r, rp, [&](const ProgressEvent& e) { return printer.on_event(e); });
+            printer.finish();
+            if (!out) return fail(out.error());
+            g = std::move((*out)[0]);
+        }
+        m = std::move(r);
+    }
     for (size_t i = 0; i < images->size(); ++i) {
         const GeneratedImage& g = (*images)[i];
         const std::string path = output_path(output.s, int(i), int(images->size()));

@@ -227,7 +227,7 @@ InfotextParams infotext_params(const Model& m, const GenerateParams& p, int64_t 
     ip.seed = seed;
     ip.width = p.width;
     ip.height = p.height;
-    ip.model_name = m.name;
+    ip.model_name = p.infotext_model.empty() ? m.name : p.infotext_model;
     ip.clip_skip = p.clip_skip;
     ip.rng = p.rng == RngKind::Cpu ? "CPU" : "GPU";
     ip.version = "easel 0.1.0";
@@ -324,6 +324,7 @@ Result<std::vector<GeneratedImage>> generate_impl(const Model& m, Model* release
         g.latent = x0;
         InfotextParams ip = infotext_params(m, p, seed);
         task->describe(ip);
+        for (const auto& kv : p.infotext_extra) ip.extra.push_back(kv);
         g.infotext = format_infotext(ip);
         out.push_back(std::move(g));
         if (stopped == StopRequest::Interrupt) break;

@@ -69,6 +69,10 @@ struct GenerateParams {
     std::optional<Tensor> init_latent;
     double denoising_start = 0.0;
     bool decode = true;  // false: GeneratedImage::image is left empty (a stage whose latent goes on elsewhere)
+    // The infotext's "Model" (default: the model's name; a refiner stage names the base), and fields appended to
+    // it (A1111's "Refiner", "Refiner switch at").
+    std::string infotext_model;
+    std::vector<std::pair<std::string, std::string>> infotext_extra;
 };
 
 struct ProgressEvent {

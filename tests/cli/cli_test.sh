@@ -88,6 +88,12 @@ expect_ok "SDXL info" -- info "$sdxl"
 if ! grep -q "family: sdxl" "$tmp/out" || ! grep -q "text encoder 2:" "$tmp/out"; then echo "FAIL easel info on SDXL: $(cat "$tmp/out")"; failures=$((failures + 1)); fi
 expect_error "SDXL crop without two numbers" "--crop: expected two numbers" -- generate -m "$sdxl" -p x --crop 8 -W 64 -H 64 -o "$tmp/a.png"
 expect_error "SDXL size off its grid" "width: must be a multiple of 8" -- generate -m "$sdxl" -p x -W 60 -H 64 -o "$tmp/a.png"
+expect_ok "SDXL base + refiner hand-off" -- generate -m "$sdxl" --refiner "$golden/pipeline_sdxl_refiner" --schedule-from diffusers --sampler euler -p "a red circle" --seed 3 --steps 10 -W 64 -H 64 -o "$tmp/xr.png"
+if ! grep -a -q "Model: pipeline_sdxl, .*Refiner: pipeline_sdxl_refiner, Refiner switch at: 0.8" "$tmp/xr.png"; then echo "FAIL refined PNG lacks its base model and refiner fields"; failures=$((failures + 1)); fi
+expect_error "an SD 1.5 model as the refiner" "not an SDXL refiner" -- generate -m "$sdxl" --refiner "$model" --schedule-from diffusers -p x -W 64 -H 64 -o "$tmp/a.png"
+expect_error "a refiner for an SD 1.5 base" "not an SDXL base" -- generate -m "$model" --refiner "$golden/pipeline_sdxl_refiner" --schedule-from diffusers -p x -W 64 -H 64 -o "$tmp/a.png"
+expect_error "refiner in k-diffusion mode" "needs --schedule-from diffusers" -- generate -m "$sdxl" --refiner "$golden/pipeline_sdxl_refiner" -p x -W 64 -H 64 -o "$tmp/a.png"
+expect_error "refiner switch out of range" "--refiner-switch" -- generate -m "$sdxl" --refiner "$golden/pipeline_sdxl_refiner" --schedule-from diffusers --refiner-switch 1 -p x -W 64 -H 64 -o "$tmp/a.png"
 
 # A model's recommended guidance (easel_defaults.json): used when --cfg-scale is absent, overridden by it, and a bad
 # file is refused naming it.
