@@ -365,3 +365,28 @@ TEST(SDXLRefiner, ConditioningMatchesEncodePrompt) {
     expect_close(*conds->uncond.pooled, te.slice(0, 0, 1).contiguous(), kTol, "refiner neg pooled");
     expect_close(*conds->cond.pooled, te.slice(0, 1, 2).contiguous(), kTol, "refiner pos pooled");
 }
+
+// k-diffusion semantics (AUTOMATIC1111's CFGDenoiser around CompVisDenoiser, what A1111 and ComfyUI run) on the
+// same model: tools/reference/make_sdxl_kdiffusion_goldens.py (k-diffusion 0.0.16). An empty negative prompt is
+// zeroed as A1111 does.
+class SDXLKDiffusion : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(SDXLKDiffusion, MatchesKDiffusion) {
+    const std::string name = GetParam();
+    const WeightSet& cases = golden_file("pipeline_sdxl_kdiffusion_cases.safetensors");
+    const nlohmann::json j = nlohmann::json::parse(cases.metadata.at(name + ".params"));
+    GenerateParams p;
+    p.prompt = j["prompt"];
+    p.negative_prompt = j["negative"];
+    p.steps = j["steps"];
+    p.cfg_scale = j["cfg"];
+    p.seed = j["seed"];
+    p.width = j["width"];
+    p.height = j["height"];
+    p.sampler = parse_sampler_name(j["sampler"].get<std::string>()).value();
+    p.schedule = parse_schedule_name(j["schedule"].get<std::string>()).value();
+    expect_case(cases, name, p);
+}
+
+INSTANTIATE_TEST_SUITE_P(Cases, SDXLKDiffusion,
+                         ::testing::Values("euler", "euler_a", "dpmpp2m_karras", "heun", "euler_64x96", "euler_zero_neg"));

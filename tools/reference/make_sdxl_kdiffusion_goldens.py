@@ -10,10 +10,11 @@ It reads tests/golden/data/pipeline_sdxl/ (the tiny random-weight SDXL model of 
 weights), loaded with StableDiffusionXLPipeline.from_pretrained(torch_dtype=torch.float32), so everything is
 computed in fp32 on the CPU on the fp16-rounded weights, and writes
 tests/golden/data/pipeline_sdxl_kdiffusion_cases.safetensors. It is the SDXL counterpart of
-make_pipeline_goldens.py (SD 1.x). It takes about a minute on a busy two-core machine. Every run writes the
-same bytes: safetensors_io writes the metadata keys sorted, and the script pins torch to ONE CPU thread.
-With 2 threads some of torch's CPU kernels reduce in another order and the latents differ in the last bits; the
-script reruns the first case with 2 threads and prints the difference.
+make_pipeline_goldens.py (SD 1.x). It takes about 7 s on an idle two-core machine (40 s beside a build).
+Every run writes the same bytes: safetensors_io writes the metadata keys sorted, and the script pins torch
+to ONE CPU thread. With 2 threads some of torch's CPU kernels sum in another order, and the latents move by
+about 4e-4 (they reach 250 in magnitude). The script reruns the first case with 2 threads and prints that
+difference.
 
 Versions (requirements-pip.txt): torch 2.4.1 (CPU), diffusers 0.30.3, transformers 4.40.2, k-diffusion 0.0.16
 (PyPI, the release AUTOMATIC1111 pins), torchsde 0.2.6, torchdiffeq 0.2.5, scipy 1.17.1, einops 0.8.2.
@@ -49,12 +50,16 @@ Sampling sigmas (n = steps, every tensor float32):
                to a sigma by linear interpolation of log_sigmas between floor(t) and ceil(t), weight
                frac(t): sigma = exp((1 - w) * log_sigmas[floor t] + w * log_sigmas[ceil t]). A 0 is
                appended (n + 1 values). This is A1111's "Automatic" schedule for Euler, Euler a and Heun.
+               Even the endpoints go through exp(log): sigmas[0] is 14.614643096923828, one float32 ulp above
+               sigma_max = 14.614642143249512, and sigmas[n - 1] is 0.0291675366461277, not sigma_min =
+               0.02916753478348255.
     karras:    get_sigmas_karras(n, sigma_min.item(), sigma_max.item(), rho=7): ramp = torch.linspace(0, 1, n)
                (float32), sigma = (max ** (1/7) + ramp * (min ** (1/7) - max ** (1/7))) ** 7, where min ** (1/7)
                and max ** (1/7) are Python doubles, so the result is float32. A 0 is appended.
                (A1111 with use_old_karras_scheduler_sigmas off and "always discard next-to-last sigma" off,
                their defaults.)
-Each case's sigmas are stored as <name>.sigmas and in its params.
+Each case's sigmas are stored as <name>.sigmas and in its params. The script recomputes both schedules from
+the formulas above (and the sigmas table from alphas_cumprod) and checks that k-diffusion gives the same bits.
 
 The loop (A1111's txt2img with a k-diffusion sampler)
 -----------------------------------------------------
@@ -79,7 +84,8 @@ Text conditioning, per prompt (A1111's SDXL path: sd_models_xl plus its CLIP hij
   bit for bit.
 - Negative prompt: when it is "" (A1111's force_zero_negative_prompt: every negative in the batch is empty),
   context and pooled are zeros of those shapes. The time ids are not zeroed. Otherwise it is encoded like the
-  prompt.
+  prompt. (This zeroing is A1111's. ComfyUI encodes an empty negative like any other text, as every case here
+  but euler_zero_neg does.)
 - time_ids = (height, width, 0, 0, height, width) for both rows. That is original size = target size = the
   image size, and crop top/left = 0, 0 (A1111's txt2img; sdxl_crop_top/left default 0).
 
@@ -95,16 +101,18 @@ CFG (A1111's CFGDenoiser): one UNet batch of 2 with the conditional row first:
     x_in = cat([x, x]), sigma_in = cat([sigma, sigma]), context = cat([cond, uncond]),
     pooled = cat([cond_pooled, uncond_pooled]), time_ids = the same row twice;
     c, u = denoiser(x_in, sigma_in).chunk(2);  denoised = u + (c - u) * cfg.
-Noise: g = torch.Generator().manual_seed(seed) (CPU); x = torch.randn([1, 4, H/2, W/2], generator=g) * sigmas[0]
-(A1111's CPU RNG; the sgm_noise_multiplier option is off, its default). Every later draw continues g with
-torch.randn of the latent's shape. Only Euler a draws: once per step, as its noise_sampler.
+Noise: g = torch.Generator().manual_seed(seed) (CPU); x = torch.randn([1, 4, H/2, W/2], generator=g) * sigmas[0].
+That is A1111 with its random number generator source set to "CPU" (A1111's default, "GPU", would draw CUDA's
+Philox numbers instead; ComfyUI draws its initial noise on the CPU) and sgm_noise_multiplier off (its
+default). Every later draw continues g with torch.randn of the latent's shape. Only Euler a draws, as its
+noise_sampler, once per step whose next sigma is > 0: 7 draws at 8 steps, none after the last step.
 Samplers (k_diffusion.sampling, defaults otherwise: s_churn 0, eta 1, s_noise 1):
     euler    sample_euler
     euler_a  sample_euler_ancestral(noise_sampler=lambda s, s_next: torch.randn(shape, generator=g))
     dpm++2m  sample_dpmpp_2m
     heun     sample_heun
-DPM++ 2M SDE is not here. Its default noise (what A1111 runs) is a torchsde BrownianTree, so it is skipped
-as the brief asks.
+DPM++ 2M SDE (and every other SDE sampler) is not here: its default noise, which A1111 runs, comes from a
+torchsde BrownianTree, not from continuing g.
 
 The file (every tensor float32 unless said)
 -------------------------------------------
@@ -294,6 +302,20 @@ def cfg_denoiser(model, cond, scale):
     return denoise
 
 
+def check_sigmas(model):
+    """The schedules as the docstring states them, recomputed here and compared bit for bit with k-diffusion's."""
+    sig = ((1 - ALPHAS_CUMPROD) / ALPHAS_CUMPROD) ** 0.5
+    assert torch.equal(model.sigmas, sig) and torch.equal(model.log_sigmas, sig.log())
+    for n in (8, 6, 20):
+        t = torch.linspace(999, 0, n)
+        lo, hi, w = t.floor().long(), t.ceil().long(), t.frac()
+        auto = torch.cat([((1 - w) * sig.log()[lo] + w * sig.log()[hi]).exp(), torch.zeros(1)])
+        assert torch.equal(model.get_sigmas(n), auto), n
+        lo_r, hi_r = sig[0].item() ** (1 / 7), sig[-1].item() ** (1 / 7)
+        karras = torch.cat([(hi_r + torch.linspace(0, 1, n) * (lo_r - hi_r)) ** 7, torch.zeros(1)])
+        assert torch.equal(K.sampling.get_sigmas_karras(n, sig[0].item(), sig[-1].item()), karras), n
+
+
 def case_sigmas(model, case):
     if case["schedule"] == "karras":
         return K.sampling.get_sigmas_karras(case["steps"], model.sigma_min.item(), model.sigma_max.item())
@@ -348,6 +370,7 @@ def run_case(pipe, model, case, zero_empty_negative=True):
 def all_cases(pipe):
     model = K.external.CompVisDenoiser(SdxlEpsModel(pipe.unet), quantize=False)
     assert model.sigmas.dtype == torch.float32
+    check_sigmas(model)
     diff_ac = pipe.scheduler.alphas_cumprod
     rel = ((diff_ac.double() - ALPHAS_CUMPROD.double()).abs() / ALPHAS_CUMPROD.double()).max().item()
     print(f"  alphas_cumprod: max relative difference to diffusers' float32 cumprod {rel:.3g}")
