@@ -97,7 +97,7 @@ int run(const std::map<std::string, std::string>& f) {
         return 2;
     }
     const auto t_load = Clock::now();
-    auto m = load_sd_model(get(f, "model", ""), lo);
+    auto m = load_model(get(f, "model", ""), lo);
     if (!m) {
         std::fprintf(stderr, "error: %s\n", m.error().to_string().c_str());
         return 1;
@@ -152,10 +152,10 @@ int run(const std::map<std::string, std::string>& f) {
     }
     std::string steps;
     for (size_t i = 0; i < step_times.size(); ++i) steps += fmt::format("{}{:.3f}", i ? ", " : "", step_times[i]);
-    std::printf("{\"engine\": \"easel\", \"precision\": \"%s\", \"threads\": %d, \"isa\": \"%s\", \"width\": %d, \"height\": %d, "
+    std::printf("{\"engine\": \"easel\", \"model\": \"%s\", \"cfg\": %g, \"precision\": \"%s\", \"threads\": %d, \"isa\": \"%s\", \"width\": %d, \"height\": %d, "
                 "\"load_s\": %.3f, \"text_s\": %.3f, \"steps_s\": [%s], \"decode_s\": %.3f, \"generate_s\": %.3f, "
                 "\"peak_rss_mb\": %.1f, \"weight_cache\": \"%s\", \"cache_wait_s\": %.3f}\n",
-                precision.c_str(), num_threads(), std::string(isa_name(active_isa())).c_str(), p.width, p.height, load_s,
+                (*m)->family.c_str(), p.cfg_scale, precision.c_str(), num_threads(), std::string(isa_name(active_isa())).c_str(), p.width, p.height, load_s,
                 mark["encode1"] - mark["encode0"], steps.c_str(), mark["decode1"] - mark["decode0"], total_s,
                 double(peak_rss_kb()) / 1024.0, cache_state(), cache_wait_s);
     return 0;
@@ -165,7 +165,7 @@ int run(const std::map<std::string, std::string>& f) {
 
 int main(int argc, char** argv) {
     if (argc < 2) {
-        std::fprintf(stderr, "usage: easel_bench_e2e make-checkpoint --out PATH [--variant sd15]\n"
+        std::fprintf(stderr, "usage: easel_bench_e2e make-checkpoint --out PATH [--variant sd15|sd21|sdxl_base|...: a tests/data/keys list]\n"
                              "       easel_bench_e2e run --model CKPT [--vocab VOCAB] [--steps 3] [--precision fp32|fast] "
                              "[--threads N] [--width 512 --height 512] [--cfg 7] [--seed 42] [--vae-tile 0] [--weight-cache DIR|off]\n");
         return 2;
