@@ -1,6 +1,7 @@
 // easel: the command-line interface. `easel generate`, `easel info`, `easel tokenize`.
 #include <unistd.h>
 
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -126,15 +127,20 @@ int cmd_generate(int argc, char** argv) {
     p.negative_prompt = negative.s;
     p.prompt_2 = prompt_2.s;
     p.negative_prompt_2 = negative_2.s;
-    // "WxH" -> (w, h); empty keeps the defaults.
+    // "WxH" -> (w, h), each 0..100000; empty keeps the defaults.
     auto pair_flag = [](const std::string& v, const char* flag, int& a_out, int& b_out) -> Status {
         if (v.empty()) return ok();
-        int x = 0, y = 0;
-        char sep = 0, extra = 0;
-        if (std::sscanf(v.c_str(), "%d%c%d%c", &x, &sep, &y, &extra) != 3 || (sep != 'x' && sep != 'X') || x < 0 || y < 0)
+        const auto bad = [&] {
             return Error::invalid_argument(fmt::format("expected two numbers as AxB (e.g. 1024x1024), got '{}'", v), flag);
-        a_out = x;
-        b_out = y;
+        };
+        const size_t x = v.find_first_of("xX");
+        if (x == std::string::npos) return bad();
+        auto number = [](std::string_view t, int& out) {
+            const auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), out);
+            return ec == std::errc() && end == t.data() + t.size() && !t.empty() && out >= 0 && out <= 100000;
+        };
+        const std::string_view sv(v);
+        if (!number(sv.substr(0, x), a_out) || !number(sv.substr(x + 1), b_out)) return bad();
         return ok();
     };
     if (auto st = pair_flag(original_size.s, "--original-size", p.size_conditioning.original_width,

@@ -170,8 +170,8 @@ GenerateParams case_request(const nlohmann::json& j) {
 // Our run of `p` against the golden latent and [H, W, 3] image of case `name` (image_diff_levels reads
 // [1, 3, H, W]). fp32 through ~12 UNet calls of a random model whose latents reach |x| ~ 50: rtol 1e-4 plus atol
 // 1e-3, as the SD 1.x pipeline goldens; the image within mean |diff| 1 level, max 2.
-void expect_case(const WeightSet& cases, const std::string& name, const GenerateParams& p) {
-    auto r = generate(model(), p);
+void expect_case(const Model& m, const WeightSet& cases, const std::string& name, const GenerateParams& p) {
+    auto r = generate(m, p);
     ASSERT_TRUE(r) << r.error().to_string();
     const Tensor& hwc = golden_tensor(cases, name + ".image");
     Tensor chw = Tensor::empty({1, 3, hwc.size(0), hwc.size(1)});
@@ -189,7 +189,7 @@ class SDXLPipeline : public ::testing::TestWithParam<std::string> {};
 TEST_P(SDXLPipeline, MatchesDiffusers) {
     const std::string name = GetParam();
     const WeightSet& cases = golden_file("pipeline_sdxl_cases.safetensors");
-    expect_case(cases, name, case_request(nlohmann::json::parse(cases.metadata.at(name + ".params"))));
+    expect_case(model(), cases, name, case_request(nlohmann::json::parse(cases.metadata.at(name + ".params"))));
 }
 
 // euler_negsizes (negative_original_size etc.) is not run: easel gives the negative the positive's size
@@ -209,7 +209,7 @@ TEST_P(SDXLImageToImage, MatchesDiffusers) {
     p.init_image = easel::testing::image_from_golden(golden_tensor(cases, name + ".init"));
     p.denoising_strength = j["strength"];
     if (j["pipeline"] == "inpaint") p.mask = easel::testing::mask_from_golden(golden_tensor(cases, name + ".mask"));
-    expect_case(cases, name, p);
+    expect_case(model(), cases, name, p);
 }
 
 INSTANTIATE_TEST_SUITE_P(Cases, SDXLImageToImage,
@@ -233,22 +233,6 @@ const WeightSet& refiner_cases() { return golden_file("pipeline_sdxl_refiner_cas
 
 nlohmann::json refiner_params(const std::string& name) {
     return nlohmann::json::parse(refiner_cases().metadata.at(name + ".params"));
-}
-
-// The golden latent and [H, W, 3] image of `name` against our run, as expect_case does, for any model.
-void expect_refiner_case(const Model& m, const std::string& name, const std::string& key, const GenerateParams& p) {
-    auto r = generate(m, p);
-    ASSERT_TRUE(r) << r.error().to_string();
-    const WeightSet& cases = refiner_cases();
-    const Tensor& hwc = golden_tensor(cases, name + ".image");
-    Tensor chw = Tensor::empty({1, 3, hwc.size(0), hwc.size(1)});
-    for (int64_t y = 0; y < hwc.size(0); ++y)
-        for (int64_t x = 0; x < hwc.size(1); ++x)
-            for (int64_t ch = 0; ch < 3; ++ch) chw.data<float>()[(ch * hwc.size(0) + y) * hwc.size(1) + x] = hwc.item({y, x, ch});
-    WeightSet expect;
-    ASSERT_TRUE(expect.add(name + ".latent", golden_tensor(cases, name + "." + key)));
-    ASSERT_TRUE(expect.add(name + ".image", chw));
-    easel::testing::expect_matches_case((*r)[0], expect, name, "sdxl " + name, {.atol = 1e-3, .rtol = 1e-4});
 }
 
 }  // namespace
@@ -280,7 +264,7 @@ TEST(SDXLRefiner, Img2ImgMatchesDiffusers) {
         GenerateParams p = case_request(j);
         p.init_image = easel::testing::image_from_golden(golden_tensor(refiner_cases(), std::string(name) + ".init"));
         p.denoising_strength = j["strength"];
-        expect_refiner_case(refiner(), name, "latent", p);
+        expect_case(refiner(), refiner_cases(), name, p);
     }
 }
 
@@ -302,7 +286,7 @@ TEST(SDXLRefiner, BaseToRefinerHandOffMatchesDiffusers) {
     GenerateParams ref = case_request(j);
     ref.init_latent = (*b)[0].latent;
     ref.denoising_start = j["denoising_start"];
-    expect_refiner_case(refiner(), name, "latent", ref);
+    expect_case(refiner(), refiner_cases(), name, ref);
 }
 
 TEST(SDXLTurbo, TrailingSpacingWithoutGuidanceMatchesDiffusers) {
@@ -322,7 +306,7 @@ TEST(SDXLTurbo, TrailingSpacingWithoutGuidanceMatchesDiffusers) {
         p.height = j["height"];
         p.schedule_from = ScheduleFrom::Diffusers;
         p.diffusers_scheduler = DiffusersScheduler::EulerAncestral;
-        expect_refiner_case(**m, name, "latent", p);
+        expect_case(**m, refiner_cases(), name, p);
     }
 }
 
@@ -385,7 +369,7 @@ TEST_P(SDXLKDiffusion, MatchesKDiffusion) {
     p.height = j["height"];
     p.sampler = parse_sampler_name(j["sampler"].get<std::string>()).value();
     p.schedule = parse_schedule_name(j["schedule"].get<std::string>()).value();
-    expect_case(cases, name, p);
+    expect_case(model(), cases, name, p);
 }
 
 INSTANTIATE_TEST_SUITE_P(Cases, SDXLKDiffusion,
