@@ -520,6 +520,28 @@ TEST_F(Http, BasicAuthAsA1111) {
     EXPECT_EQ(get("/sdapi/v1/sd-models").first, 401);
 }
 
+// An SDXL diffusers folder is served like any other model: A1111's txt2img makes an image of the requested size,
+// and a size off its grid is a 400 naming the multiple, before the worker sees it.
+TEST_F(Http, ServesAnSDXLModel) {
+    const auto dir = fresh_dir("sdxl-models");
+    std::filesystem::create_directory_symlink(std::string(EASEL_GOLDEN_DIR) + "/pipeline_sdxl", dir / "tiny-sdxl");
+    server::ServeOptions o;
+    o.models_dir = dir.string();
+    start(o);
+    const json req = {{"prompt", "a red circle on a blue background"}, {"seed", 3}, {"steps", 4}, {"width", 64}, {"height", 96}};
+    auto [s1, r1] = post("/sdapi/v1/txt2img", req);
+    ASSERT_EQ(s1, 200) << r1.dump();
+    const Image img = decode_b64_png(r1["images"][0]);
+    EXPECT_EQ(img.width, 64);
+    EXPECT_EQ(img.height, 96);
+    EXPECT_EQ(json::parse(r1["info"].get<std::string>())["sd_model_name"], "tiny-sdxl");
+    json bad = req;
+    bad["width"] = 60;
+    auto [s2, r2] = post("/sdapi/v1/txt2img", bad);
+    EXPECT_EQ(s2, 400) << r2.dump();
+    EXPECT_NE(r2.dump().find("multiple of 8"), std::string::npos) << r2.dump();
+}
+
 TEST(ServeOptions, RefusesAnOpenAddressWithoutAuthentication) {
     auto dir = fresh_dir("open");
     server::ServeOptions o;
