@@ -374,3 +374,21 @@ TEST_P(SDXLKDiffusion, MatchesKDiffusion) {
 
 INSTANTIATE_TEST_SUITE_P(Cases, SDXLKDiffusion,
                          ::testing::Values("euler", "euler_a", "dpmpp2m_karras", "heun", "euler_64x96", "euler_zero_neg"));
+
+// The 9-channel SDXL inpainting UNet (mask and masked-image latent as extra input channels, no latent blending)
+// against StableDiffusionXLInpaintPipeline: tools/reference/make_sdxl_inpaint9_goldens.py.
+TEST(SDXLInpaintModel, MatchesDiffusers) {
+    auto m = load_model(std::string(EASEL_GOLDEN_DIR) + "/pipeline_sdxl_inpaint9", LoadOptions{});
+    ASSERT_TRUE(m) << m.error().to_string();
+    EXPECT_TRUE((*m)->inpainting);
+    EXPECT_EQ(model_kind_name((*m)->info), "sdxl-inpaint");
+    const WeightSet& cases = golden_file("pipeline_sdxl_inpaint9_cases.safetensors");
+    for (const char* name : {"inpaint9_euler_s100", "inpaint9_euler_s075", "inpaint9_dpmpp2m_s075"}) {
+        const nlohmann::json j = nlohmann::json::parse(cases.metadata.at(std::string(name) + ".params"));
+        GenerateParams p = case_request(j);
+        p.init_image = easel::testing::image_from_golden(golden_tensor(cases, std::string(name) + ".init"));
+        p.mask = easel::testing::mask_from_golden(golden_tensor(cases, std::string(name) + ".mask"));
+        p.denoising_strength = j["strength"];
+        expect_case(**m, cases, name, p);
+    }
+}
