@@ -129,4 +129,25 @@ Result<Checkpoint> read_checkpoint(const std::string& path) {
 }
 
 
+Status fill_unet_vae_spec(ModelSpec& m, const ModelInfo& info, const LoadOptions& options, const std::string& path) {
+    const int c = info.unet.out_channels;
+    const int expected_in = c + (info.inpainting ? 1 + c : 0);
+    if (info.unet.in_channels != expected_in || info.vae.latent_channels != c)
+        return Error::unsupported(fmt::format("a {} UNet with {} input and {} output channels over a {}-channel VAE "
+                                              "(expected the VAE's latent channels in and out, or 2 x latent + 1 in "
+                                              "for inpainting models)",
+                                              family_name(info.family), info.unet.in_channels, c, info.vae.latent_channels),
+                                  path);
+    m.latent.channels = c;
+    m.latent.scaling_factor = info.vae.scaling_factor;
+    m.latent.shift_factor = 0.0f;
+    m.latent.downscale = info.vae.downscale();
+    m.latent.side_multiple = info.unet.latent_multiple();
+    m.latent.native_side = info.unet.sample_size;
+    m.inpainting = info.inpainting;
+    m.sampling = std::make_shared<DiscreteModelSampling>(DiscreteSchedule::stable_diffusion(), info.unet.prediction);
+    m.has_vae_encoder = options.with_vae_encoder || info.inpainting;
+    return ok();
+}
+
 }  // namespace easel

@@ -28,6 +28,12 @@ struct Checkpoint {
 
 Result<Checkpoint> read_checkpoint(const std::string& path);
 
+// What every UNet + KL-VAE family (SD 1.x/2.x, SDXL) fills the same way from its detected configs: the channel
+// check (the UNet takes the latent alone, or for inpainting models the latent, the mask and the masked image's
+// latent), the latent format, the inpainting capability, the DDPM model sampling with the UNet's prediction, and
+// whether the VAE encoder loads (inpainting models always need it: their txt2img encodes a grey picture).
+Status fill_unet_vae_spec(ModelSpec& m, const ModelInfo& info, const LoadOptions& options, const std::string& path);
+
 // The registry entry of a family that reads its files with read_checkpoint: it claims what `is_mine` says of
 // the detected ModelInfo (otherwise it names what was detected, for the "no family takes it" message).
 template <class M>

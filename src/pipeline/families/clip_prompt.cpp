@@ -23,4 +23,11 @@ void apply_a1111_emphasis(Tensor& z, const std::vector<float>& weights) {
     for (int64_t i = 0; i < L * D; ++i) p[i] *= k;
 }
 
+Status pad_chunks(clip::WeightedPrompt& wp, const clip::CLIPTokenizer& tok, const clip::ChunkOptions& opt, int chunks) {
+    if (int(wp.chunks.size()) >= chunks) return ok();
+    EASEL_TRY_ASSIGN(clip::WeightedPrompt empty, clip::tokenize_weighted(tok, "", opt));
+    while (int(wp.chunks.size()) < chunks) wp.chunks.push_back(empty.chunks[0]);
+    return ok();
+}
+
 }  // namespace easel

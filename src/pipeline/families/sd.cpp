@@ -15,10 +15,7 @@ Result<Tensor> encode_prompt(const Ctx& c, const SDModel& m, const std::string& 
     clip::ChunkOptions opt;
     opt.pad_id = m.pad_id;
     EASEL_TRY_ASSIGN(clip::WeightedPrompt wp, clip::tokenize_weighted(m.tokenizer, prompt, opt));
-    while (int(wp.chunks.size()) < min_chunks) {
-        EASEL_TRY_ASSIGN(clip::WeightedPrompt empty, clip::tokenize_weighted(m.tokenizer, "", opt));
-        wp.chunks.push_back(empty.chunks[0]);
-    }
+    EASEL_TRY(pad_chunks(wp, m.tokenizer, opt, min_chunks));
     std::vector<Tensor> parts;
     for (const clip::PromptChunk& ch : wp.chunks) {
         Tensor z = m.text_encoder.encode(c, {ch.ids}, clip_skip);  // [1, 77, D]

@@ -88,14 +88,7 @@ Status fill_spec(ModelSpec& m, clip::CLIPTokenizer& tokenizer, int32_t& pad_id, 
             "this SD 2.x checkpoint does not say whether it predicts noise (512-base) or velocity (768-v); "
             "pass --prediction eps or --prediction v, or put the model's yaml beside it",
             path);
-    // The UNet's input: the latent alone, or for inpainting models the latent, the mask and the masked image's
-    // latent (detect_model sets `inpainting` from the input channels).
-    const int expected_in = info.unet.out_channels + (info.inpainting ? 1 + info.unet.out_channels : 0);
-    if (info.unet.in_channels != expected_in || info.vae.latent_channels != info.unet.out_channels)
-        return Error::unsupported(fmt::format("a UNet with {} input and {} output channels over a {}-channel VAE "
-                                              "(expected 4 in and out, or 9 in for inpainting models, over 4)",
-                                              info.unet.in_channels, info.unet.out_channels, info.vae.latent_channels),
-                                  path);
+    EASEL_TRY(fill_unet_vae_spec(m, info, options, path));
 
     m.path = path;
     m.name = fs::path(path).filename().replace_extension("").string();
@@ -116,16 +109,6 @@ Status fill_spec(ModelSpec& m, clip::CLIPTokenizer& tokenizer, int32_t& pad_id, 
                         "model needs its own vocabulary (--vocab PATH, e.g. its diffusers tokenizer/ folder)",
                         choice.describe, tokenizer.id_limit() - 1, info.text.vocab_size), path);
     pad_id = info.family == ModelFamily::SD2 ? 0 : tokenizer.eos_id();
-    m.latent.channels = info.unet.out_channels;
-    m.latent.scaling_factor = info.vae.scaling_factor;
-    m.latent.shift_factor = 0.0f;
-    m.latent.downscale = info.vae.downscale();
-    m.latent.side_multiple = info.unet.latent_multiple();
-    m.latent.native_side = info.unet.sample_size;
-    m.inpainting = info.inpainting;
-    m.sampling = std::make_shared<DiscreteModelSampling>(DiscreteSchedule::stable_diffusion(), info.unet.prediction);
-    // An inpainting UNet's txt2img still encodes a picture (all grey) for its extra input.
-    m.has_vae_encoder = options.with_vae_encoder || info.inpainting;
     m.info = std::move(info);
     return ok();
 }

@@ -38,11 +38,8 @@ Result<EncodedPrompt> encode_text(const Ctx& c, const SDXLModel& m, const std::s
     const std::string& second = m.refiner || text_2.empty() ? text : text_2;
     EASEL_TRY_ASSIGN(clip::WeightedPrompt w2, clip::tokenize_weighted(m.tokenizer_2, second, o2));
     const int chunks = std::max({min_chunks, int(w1.chunks.size()), int(w2.chunks.size())});
-    for (auto [wp, tok, opt] : {std::tuple{&w1, &m.tokenizer, &o1}, std::tuple{&w2, &m.tokenizer_2, &o2}})
-        while (int(wp->chunks.size()) < chunks) {
-            EASEL_TRY_ASSIGN(clip::WeightedPrompt empty, clip::tokenize_weighted(*tok, "", *opt));
-            wp->chunks.push_back(empty.chunks[0]);
-        }
+    EASEL_TRY(pad_chunks(w1, m.tokenizer, o1, chunks));
+    EASEL_TRY(pad_chunks(w2, m.tokenizer_2, o2, chunks));
     // diffusers encode_prompt (clip_skip None): hidden_states[-2] of each encoder, no final layer norm; A1111's
     // "Clip skip" k takes k - 1 layers more off. The pooled vector: bigG's text_embeds.
     const int layer = clip_skip + 1;
@@ -182,11 +179,7 @@ Status fill_sdxl_spec(ModelSpec& m, SDXLModel* full, const Checkpoint& ck, const
     if (!info.text_2.has_projection)
         return Error::bad_file(path, "text_encoder_2 has no text_projection (SDXL's pooled vector needs it)");
     if (options.prediction) info.unet.prediction = *options.prediction;
-    const int expected_in = info.unet.out_channels + (info.inpainting ? 1 + info.unet.out_channels : 0);
-    if (info.unet.in_channels != expected_in || info.vae.latent_channels != info.unet.out_channels)
-        return Error::unsupported(fmt::format("an SDXL UNet with {} input and {} output channels over a {}-channel VAE",
-                                              info.unet.in_channels, info.unet.out_channels, info.vae.latent_channels),
-                                  path);
+    EASEL_TRY(fill_unet_vae_spec(m, info, options, path));
     // The added conditioning's width says which: the base takes 6 ids (sizes and crop), the refiner 5 (crop and
     // an aesthetic score) and no CLIP-L.
     const int pooled = info.text_2.projection_dim;
@@ -222,14 +215,6 @@ Status fill_sdxl_spec(ModelSpec& m, SDXLModel* full, const Checkpoint& ck, const
                             "its own vocabulary (--vocab PATH)", tok->describe, tok->tokenizer.id_limit() - 1, name,
                             cfg->vocab_size), path);
     m.notes.push_back(fmt::format("tokenizers: {}; {}", t1.describe, t2.describe));
-    m.latent.channels = info.unet.out_channels;
-    m.latent.scaling_factor = info.vae.scaling_factor;
-    m.latent.downscale = info.vae.downscale();
-    m.latent.side_multiple = info.unet.latent_multiple();
-    m.latent.native_side = info.unet.sample_size;
-    m.inpainting = info.inpainting;
-    m.sampling = std::make_shared<DiscreteModelSampling>(DiscreteSchedule::stable_diffusion(), info.unet.prediction);
-    m.has_vae_encoder = options.with_vae_encoder || info.inpainting;
     if (refiner) m.notes.push_back("SDXL refiner: OpenCLIP bigG conditioning, aesthetic score ids");
     if (full) {
         full->refiner = refiner;
