@@ -235,6 +235,7 @@ What a reimplementation must match (diffusers 0.30.3; the script asserts the sta
   (index_for_timestep); with no repeated timesteps the result is the same.
 """
 
+import hashlib
 import json
 import os
 import shutil
@@ -356,18 +357,30 @@ SIZE_KEYS = ("original_size", "crops_coords_top_left", "target_size", "negative_
              "negative_crops_coords_top_left", "negative_target_size")
 
 
-def check_prompts():
-    """Every prompt is made of WORDS (and commas), so each word is one token of the tiny vocabulary."""
+def check_words(cases, extra=()):
+    """Every prompt of `cases` (and each text in `extra`) is made of WORDS (and commas), so each word is one token
+    of the tiny vocabulary. The other SDXL scripts call this for their own cases."""
     words = set(" ".join(WORDS).replace(",", " ").split())
-    for case in CASES + IMG2IMG_CASES:
-        for text in (case["prompt"], case["prompt_2"], case["negative"], TEXT_PROMPT):
+    for case in cases:
+        texts = (case.get("prompt"), case.get("prompt_2"), case.get("negative"), case.get("negative_2"), *extra)
+        for text in texts:
             for w in (text or "").replace(",", " ").split():
                 assert w in words, (case["name"], w)
 
 
-def versions():
-    return {"script": SCRIPT, "torch": torch.__version__, "diffusers": diffusers.__version__,
+def check_prompts():
+    check_words(CASES + IMG2IMG_CASES, (TEXT_PROMPT,))
+
+
+def versions(script=SCRIPT):
+    """The metadata every SDXL golden records: the writing script and the library versions."""
+    return {"script": script, "torch": torch.__version__, "diffusers": diffusers.__version__,
             "transformers": transformers.__version__, "huggingface_hub": huggingface_hub.__version__}
+
+
+def sha256(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------------------

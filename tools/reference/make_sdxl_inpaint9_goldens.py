@@ -102,7 +102,6 @@ case, the whole loop by rerunning it by hand from these rules and getting the pi
   requires_aesthetics_score false no aesthetic score is appended. No set_begin_index (index by timestep value).
 """
 
-import hashlib
 import json
 import os
 import shutil
@@ -120,7 +119,6 @@ from make_sdxl_goldens import (OUT, ROOT, SCHEDULERS, SIZE_KEYS, WORDS, decode_a
                                make_init_image, make_mask, make_tokenizers, redraw)
 
 import diffusers  # noqa: E402
-import huggingface_hub  # noqa: E402
 import transformers  # noqa: E402
 from diffusers import (AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLInpaintPipeline,  # noqa: E402
                        UNet2DConditionModel)
@@ -157,21 +155,14 @@ CASES = [
 
 
 def check_prompts():
-    words = set(" ".join(WORDS).replace(",", " ").split())
-    for case in CASES:
-        for text in (case["prompt"], case["prompt_2"], case["negative"], case["negative_2"]):
-            for w in (text or "").replace(",", " ").split():
-                assert w in words, (case["name"], w)
+    base_script.check_words(CASES)
 
 
 def versions():
-    return {"script": SCRIPT, "torch": torch.__version__, "diffusers": diffusers.__version__,
-            "transformers": transformers.__version__, "huggingface_hub": huggingface_hub.__version__}
+    return base_script.versions(SCRIPT)
 
 
-def sha256(path):
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
+sha256 = base_script.sha256
 
 
 def same_bytes(a, b):

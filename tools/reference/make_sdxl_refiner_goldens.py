@@ -176,7 +176,6 @@ SDXL Turbo (turbo, turbo_4):
   x - 14.6146 * eps(x / sqrt(14.6146^2 + 1), 999) (checked to 1e-6). Draws: 1 + N.
 """
 
-import hashlib
 import json
 import os
 import shutil
@@ -194,7 +193,6 @@ from make_sdxl_goldens import (OUT, ROOT, SCHEDULER_CONFIG, WORDS, decode_as_pip
                                make_init_image, make_tokenizers, redraw)
 
 import diffusers  # noqa: E402
-import huggingface_hub  # noqa: E402
 import transformers  # noqa: E402
 from diffusers import (AutoencoderKL, EulerAncestralDiscreteScheduler, EulerDiscreteScheduler,  # noqa: E402
                        StableDiffusionXLImg2ImgPipeline, StableDiffusionXLPipeline, UNet2DConditionModel)
@@ -242,21 +240,14 @@ CASES = [
 
 
 def check_prompts():
-    words = set(" ".join(WORDS).replace(",", " ").split())
-    for case in CASES:
-        for text in (case["prompt"], case["prompt_2"], case["negative"], case["negative_2"]):
-            for w in (text or "").replace(",", " ").split():
-                assert w in words, (case["name"], w)
+    base_script.check_words(CASES)
 
 
 def versions():
-    return {"script": SCRIPT, "torch": torch.__version__, "diffusers": diffusers.__version__,
-            "transformers": transformers.__version__, "huggingface_hub": huggingface_hub.__version__}
+    return base_script.versions(SCRIPT)
 
 
-def sha256(path):
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
+sha256 = base_script.sha256
 
 
 # ---------------------------------------------------------------------------------------------------------
