@@ -86,8 +86,8 @@ int cmd_generate(int argc, char** argv) {
     auto& original_size = a.add_string("--original-size", "", "", "SDXL size conditioning: WxH the model is told the source picture had (default: the output size)");
     auto& crop = a.add_string("--crop", "", "", "SDXL size conditioning: LEFTxTOP crop offset (default: 0x0)");
     auto& target_size = a.add_string("--target-size", "", "", "SDXL size conditioning: WxH target size (default: the output size)");
-    auto& refiner = a.add_string("--refiner", "", "", "SDXL: a refiner model that finishes each image (diffusers' ensemble of experts, --schedule-from diffusers: the base runs the steps above --refiner-switch, the refiner the rest from the base's latent)");
-    auto& refiner_switch = a.add_double("--refiner-switch", "", 0.8, "with --refiner: the fraction of the schedule the base runs (diffusers denoising_end / denoising_start)");
+    auto& refiner = a.add_string("--refiner", "", "", "SDXL: a refiner model that finishes each image (AUTOMATIC1111's Refiner: the sampler switches models at --refiner-switch; with --schedule-from diffusers, diffusers' ensemble of experts: the base runs the steps above --refiner-switch, the refiner the rest from the base's latent)");
+    auto& refiner_switch = a.add_double("--refiner-switch", "", 0.8, "with --refiner: the fraction of the training schedule the base runs (A1111's \"Switch at\"; diffusers denoising_end / denoising_start)");
     auto& seed = a.add_int("--seed", "", -1, "random seed; -1 picks one and prints it");
     auto& steps = a.add_int("--steps", "", 20, "sampling steps");
     auto& cfg = a.add_double("--cfg-scale", "", kSdDefaultCfgScale, "classifier-free guidance scale");
@@ -236,10 +236,8 @@ int cmd_generate(int argc, char** argv) {
     }
     // The refiner is checked before any work: its spec (no weights) must be an SDXL refiner, the base an SDXL base.
     std::optional<ModelSpec> refiner_spec;
+    std::unique_ptr<Model> switch_refiner;  // k-diffusion mode: the sampler switches to it (both stay loaded)
     if (!refiner.s.empty()) {
-        if (p.schedule_from != ScheduleFrom::Diffusers)
-            return fail(Error::unsupported("needs --schedule-from diffusers (diffusers' denoising_end / denoising_start "
-                                           "hand-off; AUTOMATIC1111's refiner switch is not implemented yet)", "--refiner"));
         if (!(refiner_switch.d > 0.0 && refiner_switch.d < 1.0))
             return fail(Error::invalid_argument(fmt::format("must be between 0 and 1 (exclusive), got {}", refiner_switch.d),
                                                 "--refiner-switch"));
@@ -253,11 +251,22 @@ int cmd_generate(int argc, char** argv) {
         if (spec->family != "sdxl" || spec->info.has_text_encoder || spec->latent.channels != (*m)->latent.channels)
             return fail(Error::invalid_argument(fmt::format("{} is not an SDXL refiner ({})", refiner.s,
                                                             model_kind_name(spec->info)), "--refiner"));
-        if (p.init_image || p.mask)
-            return fail(Error::unsupported("with --init-image / --mask (the hand-off starts from txt2img)", "--refiner"));
-        p.denoising_end = refiner_switch.d;
-        p.decode = false;
-        refiner_spec = std::move(spec).value();
+        if (p.schedule_from != ScheduleFrom::Diffusers) {
+            p.refiner_switch_at = refiner_switch.d;
+            if (p.mask) return fail(Error::unsupported("with --mask (inpainting with a refiner)", "--refiner"));
+            std::fprintf(stderr, "refiner: %s\n", refiner.s.c_str());
+            auto r = load_model(refiner.s, ro);
+            if (!r) return fail(r.error().within("--refiner"));
+            switch_refiner = std::move(r).value();
+            p.refiner = switch_refiner.get();
+        } else {
+            if (p.init_image || p.mask)
+                return fail(Error::unsupported("with --init-image / --mask in diffusers mode (the hand-off starts from "
+                                               "txt2img)", "--refiner"));
+            p.denoising_end = refiner_switch.d;
+            p.decode = false;
+            refiner_spec = std::move(spec).value();
+        }
     }
     if (auto st = validate_params(p, **m); !st) return fail(st.error());
 

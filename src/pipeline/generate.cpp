@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <memory>
 #include <tuple>
 #include <utility>
 
@@ -177,6 +178,34 @@ Status validate_params(const GenerateParams& p, const ModelSpec& m) {
         if (p.mask_blur < 0 || p.mask_blur > 64)
             return Error::invalid_argument(fmt::format("must be between 0 and 64, got {}", p.mask_blur), "mask_blur");
     }
+    if (p.refiner) {
+        const ModelSpec& r = *p.refiner;
+        if (r.spent) return Error::invalid_argument("the refiner's weights were dropped after a one-shot generation", "refiner");
+        const LatentFormat& a = m.latent;
+        const LatentFormat& b = r.latent;
+        if (a.channels != b.channels || a.scaling_factor != b.scaling_factor || a.shift_factor != b.shift_factor ||
+            a.downscale != b.downscale)
+            return Error::invalid_argument(
+                fmt::format("{} ({}) cannot finish images of {} ({}): their latent spaces differ ({} channels, scale {}, "
+                            "/{} against {} channels, scale {}, /{}); a refiner must share its base's autoencoder "
+                            "(an SDXL refiner finishes an SDXL base)", r.name, model_kind_name(r.info), m.name,
+                            model_kind_name(m.info), b.channels, b.scaling_factor, b.downscale, a.channels,
+                            a.scaling_factor, a.downscale), "refiner");
+        if (r.inpainting) return Error::invalid_argument(fmt::format("{} is an inpainting model, not a refiner", r.name), "refiner");
+        if ((p.width / a.downscale) % b.side_multiple != 0 || (p.height / a.downscale) % b.side_multiple != 0)
+            return Error::invalid_argument(fmt::format("{}x{} does not suit the refiner: its sides must be multiples of {}",
+                                                       p.width, p.height, b.image_multiple()), "refiner");
+        if (!(p.refiner_switch_at > 0.0 && p.refiner_switch_at < 1.0))
+            return Error::invalid_argument(fmt::format("must be between 0 and 1 (exclusive), got {}", p.refiner_switch_at),
+                                           "refiner_switch_at");
+        if (p.mask) return Error::unsupported("inpainting with a refiner", "refiner");
+        if (p.init_latent || p.denoising_end < 1.0)
+            return Error::invalid_argument("give a refiner or denoising_end / init_latent (the hand-off by hand), not both",
+                                           "refiner");
+        if (p.schedule_from == ScheduleFrom::Diffusers && p.init_image)
+            return Error::unsupported("img2img with a refiner in diffusers mode (the ensemble of experts starts from "
+                                      "txt2img; k-diffusion mode switches within img2img too)", "refiner");
+    }
     if (m.inpainting && !m.has_vae_encoder)
         return Error::invalid_argument("inpainting models need the VAE encoder; the model was loaded without it");
     return ok();
@@ -265,10 +294,18 @@ Result<std::vector<GeneratedImage>> generate_impl(const Model& m, Model* release
 
     // 1. The prompts' conditioning.
     EASEL_TRY(emit({.phase = "encode", .step = 0, .total = 1}));
-    EASEL_TRY_ASSIGN(const ConditioningPair conds,
-                     m.conditioner().encode(c, {.prompt = p.prompt, .negative = p.negative_prompt, .prompt_2 = p.prompt_2,
-                                                .negative_2 = p.negative_prompt_2, .clip_skip = p.clip_skip,
-                                                .width = p.width, .height = p.height, .size = p.size_conditioning}));
+    const bool kdiffusion = p.schedule_from != ScheduleFrom::Diffusers;
+    const PromptRequest request{.prompt = p.prompt, .negative = p.negative_prompt, .prompt_2 = p.prompt_2,
+                                .negative_2 = p.negative_prompt_2, .clip_skip = p.clip_skip, .width = p.width,
+                                .height = p.height, .size = p.size_conditioning,
+                                .zero_empty_negative = kdiffusion ? std::optional<bool>(true) : std::nullopt};
+    EASEL_TRY_ASSIGN(const ConditioningPair conds, m.conditioner().encode(c, request));
+    // AUTOMATIC1111's refiner (k-diffusion mode; diffusers mode's hand-off is generate_with_refiner): the same
+    // request through the refiner's conditioner, which A1111 runs at the switch.
+    std::optional<ConditioningPair> refiner_conds;
+    if (p.refiner) {
+        EASEL_TRY_ASSIGN(refiner_conds, p.refiner->conditioner().encode(c, request));
+    }
     EASEL_TRY(emit({.phase = "encode", .step = 1, .total = 1}));
     if (release) {
         release->spent = true;  // from here on: the conditioner is gone, the diffusion model goes after the last image
@@ -287,7 +324,18 @@ Result<std::vector<GeneratedImage>> generate_impl(const Model& m, Model* release
         const int64_t seed = p.seed + i;
         SeededNoise noise(p.rng, seed);
         EASEL_TRY_ASSIGN(ImageStart start, task->start(c, noise));
-        const Denoiser denoise = make_denoiser(c, m, guidance, conds, start.hooks);
+        Denoiser denoise = make_denoiser(c, m, guidance, conds, start.hooks);
+        const auto switched = std::make_shared<bool>(false);
+        if (p.refiner) {
+            // A1111's apply_refiner, at the start of every model evaluation: once the sigma's place on the training
+            // schedule reaches the switch, the refiner takes every evaluation left; the sampler never notices.
+            Denoiser second = make_denoiser(c, *p.refiner, guidance, *refiner_conds, start.hooks);
+            denoise = [first = std::move(denoise), second = std::move(second), switched, &ms = *m.sampling,
+                       at = float(p.refiner_switch_at)](const Tensor& x, float sigma) -> Result<Tensor> {
+                if (!*switched && ms.schedule_fraction(sigma) >= at) *switched = true;
+                return *switched ? second(x, sigma) : first(x, sigma);
+            };
+        }
         const int total = int(plan.sigmas.size()) - 1;
         EASEL_TRY(emit({.phase = "sampling", .image = i, .step = 0, .total = total}));
         StopRequest stopped = StopRequest::None;
@@ -315,7 +363,8 @@ Result<std::vector<GeneratedImage>> generate_impl(const Model& m, Model* release
         if (p.decode) {
             EASEL_TRY(emit({.phase = "decode", .image = i, .step = 0, .total = 1}));
             const int tile = p.vae_tile / m.latent.downscale;
-            Tensor img = m.autoencoder().decode(c, to_autoencoder_units(m.latent, x0), tile);
+            const Model& finisher = *switched ? *p.refiner : m;  // A1111 decodes with the model loaded last
+            Tensor img = finisher.autoencoder().decode(c, to_autoencoder_units(finisher.latent, x0), tile);
             EASEL_TRY(emit({.phase = "decode", .image = i, .step = 1, .total = 1}));
             g.image = tensor_to_image(img);
             task->after_decode(g.image);
@@ -324,6 +373,10 @@ Result<std::vector<GeneratedImage>> generate_impl(const Model& m, Model* release
         g.latent = x0;
         InfotextParams ip = infotext_params(m, p, seed);
         task->describe(ip);
+        if (*switched) {
+            ip.extra.emplace_back("Refiner", p.refiner->name);
+            ip.extra.emplace_back("Refiner switch at", fmt::format("{}", p.refiner_switch_at));
+        }
         for (const auto& kv : p.infotext_extra) ip.extra.push_back(kv);
         g.infotext = format_infotext(ip);
         out.push_back(std::move(g));
@@ -332,16 +385,52 @@ Result<std::vector<GeneratedImage>> generate_impl(const Model& m, Model* release
     return out;
 }
 
+// diffusers' ensemble of experts: the base to denoising_end = switch, each latent undecoded to the refiner from
+// denoising_start = switch. Everything is checked before the base starts.
+Result<std::vector<GeneratedImage>> generate_with_refiner(const Model& m, Model* release, const GenerateParams& p,
+                                                          const ProgressFn& progress, const StopFn& stop) {
+    EASEL_TRY(validate_params(p, m));
+    const Model& refiner = *p.refiner;
+    GenerateParams base = p;
+    base.refiner = nullptr;
+    base.denoising_end = p.refiner_switch_at;
+    base.decode = false;
+    GenerateParams finish = p;
+    finish.refiner = nullptr;
+    finish.batch_size = finish.batch_count = 1;
+    finish.denoising_start = p.refiner_switch_at;
+    finish.infotext_model = p.infotext_model.empty() ? m.name : p.infotext_model;
+    finish.infotext_extra.insert(finish.infotext_extra.begin(),
+                                 {{"Refiner", refiner.name}, {"Refiner switch at", fmt::format("{}", p.refiner_switch_at)}});
+    finish.init_latent = Tensor::zeros({1, m.latent.channels, p.height / m.latent.downscale, p.width / m.latent.downscale});
+    EASEL_TRY(validate_params(base, m));
+    EASEL_TRY(validate_params(finish, refiner));
+    EASEL_TRY_ASSIGN(std::vector<GeneratedImage> images, generate_impl(m, release, base, progress, stop));
+    for (GeneratedImage& g : images) {
+        finish.seed = g.seed;
+        finish.init_latent = g.latent;
+        EASEL_TRY_ASSIGN(std::vector<GeneratedImage> out, generate_impl(refiner, nullptr, finish, progress, stop));
+        g = std::move(out[0]);
+    }
+    return images;
+}
+
+Result<std::vector<GeneratedImage>> dispatch(const Model& m, Model* release, const GenerateParams& p, const ProgressFn& progress,
+                                        const StopFn& stop) {
+    if (p.refiner && p.schedule_from == ScheduleFrom::Diffusers) return generate_with_refiner(m, release, p, progress, stop);
+    return generate_impl(m, release, p, progress, stop);
+}
+
 }  // namespace
 
 Result<std::vector<GeneratedImage>> generate(const Model& m, const GenerateParams& p, const ProgressFn& progress,
                                              const StopFn& stop) {
-    return generate_impl(m, nullptr, p, progress, stop);
+    return dispatch(m, nullptr, p, progress, stop);
 }
 
 Result<std::vector<GeneratedImage>> generate_once(Model& m, const GenerateParams& p, const ProgressFn& progress,
                                                   const StopFn& stop) {
-    return generate_impl(m, &m, p, progress, stop);
+    return dispatch(m, &m, p, progress, stop);
 }
 
 }  // namespace easel

@@ -69,6 +69,15 @@ struct GenerateParams {
     std::optional<Tensor> init_latent;
     double denoising_start = 0.0;
     bool decode = true;  // false: GeneratedImage::image is left empty (a stage whose latent goes on elsewhere)
+    // A second model that finishes each image (an SDXL refiner after its base), switched to at refiner_switch_at:
+    // - k-diffusion mode, AUTOMATIC1111's "Refiner" / "Switch at": the sampler's loop goes on unchanged (sigmas,
+    //   noise, its state) and, from the first model evaluation whose sigma has schedule_fraction >= switch_at,
+    //   calls the refiner with the prompts encoded by the refiner; the refiner's autoencoder decodes.
+    // - diffusers mode, the ensemble of experts: the base runs with denoising_end = switch_at and its latent goes,
+    //   undecoded, to the refiner with denoising_start = switch_at (txt2img only).
+    // Both models stay loaded (the caller owns the refiner). The infotext gets "Refiner" and "Refiner switch at".
+    const Model* refiner = nullptr;
+    double refiner_switch_at = 0.8;
     // The infotext's "Model" (default: the model's name; a refiner stage names the base), and fields appended to
     // it (A1111's "Refiner", "Refiner switch at").
     std::string infotext_model;

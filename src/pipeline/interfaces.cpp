@@ -43,6 +43,12 @@ Tensor DiscreteModelSampling::noise_latent(const Ctx& c, const Tensor& latent, c
     return ops::add(c, latent, scaled(noise, sigma));
 }
 
+float DiscreteModelSampling::schedule_fraction(float sigma) const {
+    // A1111: (999 - argmin |sigmas - sigma|) / 1000 as a float32 tensor.
+    const int n = schedule_.size();
+    return float(n - 1 - schedule_.nearest_timestep(sigma)) / float(n);
+}
+
 Tensor DiscreteModelSampling::pure_noise(const Tensor& noise, float sigma) const { return scaled(noise, sigma); }
 
 Result<std::vector<float>> DiscreteModelSampling::sigmas(ScheduleKind kind, int steps) const {

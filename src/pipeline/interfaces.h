@@ -58,6 +58,10 @@ struct PromptRequest {
     int clip_skip = 1;  // 1 = the model's usual layer; k stops k-1 layers earlier (A1111's "Clip skip")
     int width = 0, height = 0;  // the image size
     SizeConditioning size;
+    // An empty negative prompt as all zeros: empty = the model's own rule (diffusers' force_zeros_for_empty_prompt);
+    // true in k-diffusion mode (AUTOMATIC1111 zeroes it for every SDXL model, the refiner too). Models whose
+    // reference never zeroes (SD 1.x/2.x) ignore it.
+    std::optional<bool> zero_empty_negative;
 };
 // The conditional and unconditional conditionings of one request, shaped alike (a conditioner pads the shorter
 // one where its model needs equal lengths).
@@ -133,6 +137,9 @@ public:
     virtual Result<std::vector<float>> sigmas(ScheduleKind kind, int steps) const = 0;
     // eps or v for the diffusers schedulers' own loop (diffusers mode).
     virtual Prediction prediction() const = 0;
+    // How much of the training schedule lies above sigma, in [0, 1] (AUTOMATIC1111's refiner switch compares it
+    // with "Switch at": for a discrete schedule of T steps, (T - 1 - the nearest training timestep) / T).
+    virtual float schedule_fraction(float sigma) const = 0;
 };
 
 // SD 1.x/2.x (and SDXL's) ModelSampling: a discrete DDPM training schedule, eps or v prediction, in k-diffusion's
@@ -143,6 +150,7 @@ public:
         : schedule_(std::move(schedule)), prediction_(prediction) {}
     float input_scale(float sigma) const override;
     float timestep(float sigma) const override { return schedule_.sigma_to_t(sigma); }
+    float schedule_fraction(float sigma) const override;
     Tensor denoised(const Tensor& x, const Tensor& out, float sigma) const override;
     Tensor noise_latent(const Ctx& c, const Tensor& latent, const Tensor& noise, float sigma) const override;
     Tensor pure_noise(const Tensor& noise, float sigma) const override;

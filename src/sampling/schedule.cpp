@@ -145,6 +145,19 @@ int DiscreteSchedule::sigma_to_t_quantized(float sigma) const {
     return best;
 }
 
+int DiscreteSchedule::nearest_timestep(float sigma) const {
+    int best = 0;
+    float best_d = std::fabs(sigmas_[0] - sigma);
+    for (int i = 1; i < size(); ++i) {
+        const float d = std::fabs(sigmas_[size_t(i)] - sigma);
+        if (d < best_d) {
+            best_d = d;
+            best = i;
+        }
+    }
+    return best;
+}
+
 float DiscreteSchedule::t_to_sigma(float t) const {
     t = std::clamp(t, 0.0f, float(size() - 1));
     const float lo_t = std::floor(t);

@@ -40,6 +40,9 @@ public:
     float sigma_to_t(float sigma) const;
     // ComfyUI's ModelSamplingDiscrete.timestep / k-diffusion quantize=True: the index of the nearest log-sigma.
     int sigma_to_t_quantized(float sigma) const;
+    // The index of the training sigma nearest to `sigma` in sigma itself (not log-sigma), the first on a tie:
+    // AUTOMATIC1111's refiner switch (argmin |sigmas - sigma|).
+    int nearest_timestep(float sigma) const;
     // k-diffusion t_to_sigma: exp of the log-sigma interpolated at fractional t (t clamped to [0, size-1]).
     float t_to_sigma(float t) const;
 

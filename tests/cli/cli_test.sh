@@ -92,7 +92,8 @@ expect_ok "SDXL base + refiner hand-off" -- generate -m "$sdxl" --refiner "$gold
 if ! grep -a -q "Model: pipeline_sdxl, .*Refiner: pipeline_sdxl_refiner, Refiner switch at: 0.8" "$tmp/xr.png"; then echo "FAIL refined PNG lacks its base model and refiner fields"; failures=$((failures + 1)); fi
 expect_error "an SD 1.5 model as the refiner" "not an SDXL refiner" -- generate -m "$sdxl" --refiner "$model" --schedule-from diffusers -p x -W 64 -H 64 -o "$tmp/a.png"
 expect_error "a refiner for an SD 1.5 base" "not an SDXL base" -- generate -m "$model" --refiner "$golden/pipeline_sdxl_refiner" --schedule-from diffusers -p x -W 64 -H 64 -o "$tmp/a.png"
-expect_error "refiner in k-diffusion mode" "needs --schedule-from diffusers" -- generate -m "$sdxl" --refiner "$golden/pipeline_sdxl_refiner" -p x -W 64 -H 64 -o "$tmp/a.png"
+expect_ok "SDXL base + refiner, A1111's switch" -- generate -m "$sdxl" --refiner "$golden/pipeline_sdxl_refiner" --refiner-switch 0.6 --sampler dpm++2m -p "a red circle" --seed 3 --steps 10 -W 64 -H 64 -o "$tmp/xk.png"
+if ! grep -a -q "Model: pipeline_sdxl, .*Refiner: pipeline_sdxl_refiner, Refiner switch at: 0.6" "$tmp/xk.png"; then echo "FAIL A1111-refined PNG lacks its refiner fields"; failures=$((failures + 1)); fi
 expect_error "refiner switch out of range" "--refiner-switch" -- generate -m "$sdxl" --refiner "$golden/pipeline_sdxl_refiner" --schedule-from diffusers --refiner-switch 1 -p x -W 64 -H 64 -o "$tmp/a.png"
 
 # A model's recommended guidance (easel_defaults.json): used when --cfg-scale is absent, overridden by it, and a bad

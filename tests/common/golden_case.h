@@ -70,4 +70,64 @@ inline void expect_matches_case(const GeneratedImage& got, const WeightSet& case
     EXPECT_LE(worst, 2);
 }
 
+// An SDXL case's request in diffusers mode (make_sdxl_goldens.py's params: prompt, prompt_2, negative, steps, cfg,
+// seed, width, height, the size conditioning when set, the diffusers scheduler).
+inline GenerateParams sdxl_case_params(const nlohmann::json& j) {
+    GenerateParams p;
+    p.prompt = j["prompt"];
+    if (!j["prompt_2"].is_null()) p.prompt_2 = j["prompt_2"];
+    if (!j["negative"].is_null()) p.negative_prompt = j["negative"];
+    p.steps = j["steps"];
+    p.cfg_scale = j["cfg"];
+    p.seed = j["seed"];
+    p.width = j["width"];
+    p.height = j["height"];
+    if (!j["original_size"].is_null()) {
+        p.size_conditioning.original_height = j["original_size"][0];
+        p.size_conditioning.original_width = j["original_size"][1];
+    }
+    if (!j["crops_coords_top_left"].is_null()) {
+        p.size_conditioning.crop_top = j["crops_coords_top_left"][0];
+        p.size_conditioning.crop_left = j["crops_coords_top_left"][1];
+    }
+    if (!j["target_size"].is_null()) {
+        p.size_conditioning.target_height = j["target_size"][0];
+        p.size_conditioning.target_width = j["target_size"][1];
+    }
+    use_diffusers_scheduler(j, p);
+    return p;
+}
+
+// A k-diffusion SDXL case's request (make_sdxl_kdiffusion_goldens.py's params: sampler and schedule names).
+inline GenerateParams sdxl_kdiffusion_case_params(const nlohmann::json& j) {
+    GenerateParams p;
+    p.prompt = j["prompt"];
+    p.negative_prompt = j["negative"];
+    p.steps = j["steps"];
+    p.cfg_scale = j["cfg"];
+    p.seed = j["seed"];
+    p.width = j["width"];
+    p.height = j["height"];
+    p.sampler = parse_sampler_name(j["sampler"].get<std::string>()).value();
+    p.schedule = parse_schedule_name(j["schedule"].get<std::string>()).value();
+    return p;
+}
+
+// expect_matches_case for goldens whose "<name>.image" is [H, W, 3] u8 (the SDXL scripts' layout).
+inline void expect_matches_hwc_case(const GeneratedImage& got, const WeightSet& cases, const std::string& name,
+                                    const std::string& label, Tolerance latent_tol) {
+    const Tensor* hwc = cases.find(name + ".image");
+    const Tensor* latent = cases.find(name + ".latent");
+    ASSERT_TRUE(hwc && latent) << name << ": no golden image or latent";
+    Tensor chw = Tensor::empty({1, 3, hwc->size(0), hwc->size(1)});
+    for (int64_t y = 0; y < hwc->size(0); ++y)
+        for (int64_t x = 0; x < hwc->size(1); ++x)
+            for (int64_t ch = 0; ch < 3; ++ch)
+                chw.data<float>()[(ch * hwc->size(0) + y) * hwc->size(1) + x] = hwc->item({y, x, ch});
+    WeightSet expect;
+    ASSERT_TRUE(expect.add(name + ".latent", *latent));
+    ASSERT_TRUE(expect.add(name + ".image", chw));
+    expect_matches_case(got, expect, name, label, latent_tol);
+}
+
 }  // namespace easel::testing

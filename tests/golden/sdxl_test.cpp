@@ -6,6 +6,7 @@
 
 #include <cstdio>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "common/golden.h"
@@ -140,48 +141,15 @@ TEST(SDXL, VAEMatches) {
     expect_close(logvar, golden_tensor(g, "vae.logvar"), kTol, "vae.logvar");
 }
 
-// A case's request (the reference scripts' JSON "<name>.params"), in diffusers mode.
-GenerateParams case_request(const nlohmann::json& j) {
-    GenerateParams p;
-    p.prompt = j["prompt"];
-    if (!j["prompt_2"].is_null()) p.prompt_2 = j["prompt_2"];
-    if (!j["negative"].is_null()) p.negative_prompt = j["negative"];
-    p.steps = j["steps"];
-    p.cfg_scale = j["cfg"];
-    p.seed = j["seed"];
-    p.width = j["width"];
-    p.height = j["height"];
-    if (!j["original_size"].is_null()) {
-        p.size_conditioning.original_height = j["original_size"][0];
-        p.size_conditioning.original_width = j["original_size"][1];
-    }
-    if (!j["crops_coords_top_left"].is_null()) {
-        p.size_conditioning.crop_top = j["crops_coords_top_left"][0];
-        p.size_conditioning.crop_left = j["crops_coords_top_left"][1];
-    }
-    if (!j["target_size"].is_null()) {
-        p.size_conditioning.target_height = j["target_size"][0];
-        p.size_conditioning.target_width = j["target_size"][1];
-    }
-    easel::testing::use_diffusers_scheduler(j, p);
-    return p;
-}
+using easel::testing::sdxl_case_params;
 
-// Our run of `p` against the golden latent and [H, W, 3] image of case `name` (image_diff_levels reads
-// [1, 3, H, W]). fp32 through ~12 UNet calls of a random model whose latents reach |x| ~ 50: rtol 1e-4 plus atol
-// 1e-3, as the SD 1.x pipeline goldens; the image within mean |diff| 1 level, max 2.
+// Our run of `p` against the golden latent and [H, W, 3] image of case `name`. fp32 through ~12 UNet calls of a
+// random model whose latents reach |x| ~ 50: rtol 1e-4 plus atol 1e-3, as the SD 1.x pipeline goldens; the image
+// within mean |diff| 1 level, max 2.
 void expect_case(const Model& m, const WeightSet& cases, const std::string& name, const GenerateParams& p) {
     auto r = generate(m, p);
     ASSERT_TRUE(r) << r.error().to_string();
-    const Tensor& hwc = golden_tensor(cases, name + ".image");
-    Tensor chw = Tensor::empty({1, 3, hwc.size(0), hwc.size(1)});
-    for (int64_t y = 0; y < hwc.size(0); ++y)
-        for (int64_t x = 0; x < hwc.size(1); ++x)
-            for (int64_t ch = 0; ch < 3; ++ch) chw.data<float>()[(ch * hwc.size(0) + y) * hwc.size(1) + x] = hwc.item({y, x, ch});
-    WeightSet expect;
-    ASSERT_TRUE(expect.add(name + ".latent", golden_tensor(cases, name + ".latent")));
-    ASSERT_TRUE(expect.add(name + ".image", chw));
-    easel::testing::expect_matches_case((*r)[0], expect, name, "sdxl " + name, {.atol = 1e-3, .rtol = 1e-4});
+    easel::testing::expect_matches_hwc_case((*r)[0], cases, name, "sdxl " + name, {.atol = 1e-3, .rtol = 1e-4});
 }
 
 class SDXLPipeline : public ::testing::TestWithParam<std::string> {};
@@ -189,7 +157,7 @@ class SDXLPipeline : public ::testing::TestWithParam<std::string> {};
 TEST_P(SDXLPipeline, MatchesDiffusers) {
     const std::string name = GetParam();
     const WeightSet& cases = golden_file("pipeline_sdxl_cases.safetensors");
-    expect_case(model(), cases, name, case_request(nlohmann::json::parse(cases.metadata.at(name + ".params"))));
+    expect_case(model(), cases, name, sdxl_case_params(nlohmann::json::parse(cases.metadata.at(name + ".params"))));
 }
 
 // euler_negsizes (negative_original_size etc.) is not run: easel gives the negative the positive's size
@@ -205,7 +173,7 @@ TEST_P(SDXLImageToImage, MatchesDiffusers) {
     const std::string name = GetParam();
     const WeightSet& cases = golden_file("pipeline_sdxl_img2img_cases.safetensors");
     const nlohmann::json j = nlohmann::json::parse(cases.metadata.at(name + ".params"));
-    GenerateParams p = case_request(j);
+    GenerateParams p = sdxl_case_params(j);
     p.init_image = easel::testing::image_from_golden(golden_tensor(cases, name + ".init"));
     p.denoising_strength = j["strength"];
     if (j["pipeline"] == "inpaint") p.mask = easel::testing::mask_from_golden(golden_tensor(cases, name + ".mask"));
@@ -261,7 +229,7 @@ TEST(SDXLRefiner, IsRecognisedAndConditionsOnBigGAlone) {
 TEST(SDXLRefiner, Img2ImgMatchesDiffusers) {
     for (const char* name : {"refiner_img2img", "refiner_img2img_noneg"}) {
         const nlohmann::json j = refiner_params(name);
-        GenerateParams p = case_request(j);
+        GenerateParams p = sdxl_case_params(j);
         p.init_image = easel::testing::image_from_golden(golden_tensor(refiner_cases(), std::string(name) + ".init"));
         p.denoising_strength = j["strength"];
         expect_case(refiner(), refiner_cases(), name, p);
@@ -274,7 +242,7 @@ TEST(SDXLRefiner, Img2ImgMatchesDiffusers) {
 TEST(SDXLRefiner, BaseToRefinerHandOffMatchesDiffusers) {
     const std::string name = "base_refiner_handoff";
     const nlohmann::json j = refiner_params(name);
-    GenerateParams base = case_request(j);
+    GenerateParams base = sdxl_case_params(j);
     base.denoising_end = j["denoising_end"];
     base.decode = false;
     auto b = generate(model(), base);
@@ -283,7 +251,7 @@ TEST(SDXLRefiner, BaseToRefinerHandOffMatchesDiffusers) {
     EXPECT_NE((*b)[0].infotext.find("Denoising end: 0.8"), std::string::npos) << (*b)[0].infotext;
     expect_close((*b)[0].latent, golden_tensor(refiner_cases(), name + ".base_latent"), {.atol = 1e-3, .rtol = 1e-4},
                  "hand-off base latent");
-    GenerateParams ref = case_request(j);
+    GenerateParams ref = sdxl_case_params(j);
     ref.init_latent = (*b)[0].latent;
     ref.denoising_start = j["denoising_start"];
     expect_case(refiner(), refiner_cases(), name, ref);
@@ -334,6 +302,69 @@ TEST(SDXLRefiner, HandOffMisuseIsRefused) {
     std::printf("%s\n", r.error().to_string().c_str());
 }
 
+// AUTOMATIC1111's "Refiner" / "Switch at" in k-diffusion mode: one sampler loop, the base's evaluations until the
+// sigma's place on the training schedule reaches the switch, the refiner's after, with the prompts encoded by the
+// refiner (aesthetic scores 6 / 2.5, an empty negative zeroed): tools/reference/make_sdxl_refiner_switch_goldens.py.
+class SDXLRefinerSwitch : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(SDXLRefinerSwitch, MatchesAutomatic1111) {
+    const std::string name = GetParam();
+    const WeightSet& cases = golden_file("pipeline_sdxl_refiner_switch_cases.safetensors");
+    const nlohmann::json j = nlohmann::json::parse(cases.metadata.at(name + ".params"));
+    GenerateParams p = easel::testing::sdxl_kdiffusion_case_params(j);
+    p.refiner = &refiner();
+    p.refiner_switch_at = j["refiner_switch_at"];
+    auto r = generate(model(), p);
+    ASSERT_TRUE(r) << r.error().to_string();
+    EXPECT_NE((*r)[0].infotext.find(fmt::format("Refiner: pipeline_sdxl_refiner, Refiner switch at: {}", p.refiner_switch_at)),
+              std::string::npos) << (*r)[0].infotext;
+    easel::testing::expect_matches_hwc_case((*r)[0], cases, name, "switch " + name, {.atol = 1e-3, .rtol = 1e-4});
+}
+
+INSTANTIATE_TEST_SUITE_P(Cases, SDXLRefinerSwitch,
+                         ::testing::Values("switch_euler_a", "switch_dpmpp2m_karras", "switch_heun", "switch_euler_64x96"));
+
+// The same request in diffusers mode is the ensemble of experts done inside generate(): the base to denoising_end,
+// the refiner from denoising_start, as the by-hand hand-off above.
+TEST(SDXLRefinerSwitch, DiffusersModeIsTheHandOff) {
+    const std::string name = "base_refiner_handoff";
+    const nlohmann::json j = refiner_params(name);
+    GenerateParams p = sdxl_case_params(j);
+    p.refiner = &refiner();
+    p.refiner_switch_at = j["denoising_end"];
+    auto r = generate(model(), p);
+    ASSERT_TRUE(r) << r.error().to_string();
+    EXPECT_NE((*r)[0].infotext.find("Refiner: pipeline_sdxl_refiner, Refiner switch at: 0.8"), std::string::npos)
+        << (*r)[0].infotext;
+    easel::testing::expect_matches_hwc_case((*r)[0], refiner_cases(), name, "in-library " + name, {.atol = 1e-3, .rtol = 1e-4});
+}
+
+// A refiner that cannot finish the base's images is refused before any work, naming both.
+TEST(SDXLRefinerSwitch, MisuseIsRefused) {
+    auto sd1 = load_model(std::string(EASEL_GOLDEN_DIR) + "/pipeline_sd1", LoadOptions{});
+    ASSERT_TRUE(sd1) << sd1.error().to_string();
+    GenerateParams p;
+    p.prompt = "x";
+    p.width = p.height = 64;
+    p.steps = 4;
+    p.refiner = &refiner();
+    auto r = generate(**sd1, p);  // an SD 1.x base: another latent space
+    ASSERT_FALSE(r);
+    std::printf("%s\n", r.error().to_string().c_str());
+    EXPECT_NE(r.error().to_string().find("latent spaces differ"), std::string::npos);
+    p.refiner = sd1->get();  // SD 1.x as the refiner of SDXL
+    r = generate(model(), p);
+    ASSERT_FALSE(r);
+    std::printf("%s\n", r.error().to_string().c_str());
+    p.refiner = &refiner();
+    for (double at : {0.0, 1.0, -0.5}) {
+        p.refiner_switch_at = at;
+        r = generate(model(), p);
+        ASSERT_FALSE(r) << at;
+        EXPECT_NE(r.error().to_string().find("refiner_switch_at"), std::string::npos) << r.error().to_string();
+    }
+}
+
 // The refiner's conditioning as StableDiffusionXLImg2ImgPipeline.encode_prompt makes it (rows: negative, positive).
 TEST(SDXLRefiner, ConditioningMatchesEncodePrompt) {
     const nlohmann::json j = refiner_params("refiner_img2img");
@@ -359,16 +390,7 @@ TEST_P(SDXLKDiffusion, MatchesKDiffusion) {
     const std::string name = GetParam();
     const WeightSet& cases = golden_file("pipeline_sdxl_kdiffusion_cases.safetensors");
     const nlohmann::json j = nlohmann::json::parse(cases.metadata.at(name + ".params"));
-    GenerateParams p;
-    p.prompt = j["prompt"];
-    p.negative_prompt = j["negative"];
-    p.steps = j["steps"];
-    p.cfg_scale = j["cfg"];
-    p.seed = j["seed"];
-    p.width = j["width"];
-    p.height = j["height"];
-    p.sampler = parse_sampler_name(j["sampler"].get<std::string>()).value();
-    p.schedule = parse_schedule_name(j["schedule"].get<std::string>()).value();
+    const GenerateParams p = easel::testing::sdxl_kdiffusion_case_params(j);
     expect_case(model(), cases, name, p);
 }
 
@@ -385,7 +407,7 @@ TEST(SDXLInpaintModel, MatchesDiffusers) {
     const WeightSet& cases = golden_file("pipeline_sdxl_inpaint9_cases.safetensors");
     for (const char* name : {"inpaint9_euler_s100", "inpaint9_euler_s075", "inpaint9_dpmpp2m_s075"}) {
         const nlohmann::json j = nlohmann::json::parse(cases.metadata.at(std::string(name) + ".params"));
-        GenerateParams p = case_request(j);
+        GenerateParams p = sdxl_case_params(j);
         p.init_image = easel::testing::image_from_golden(golden_tensor(cases, std::string(name) + ".init"));
         p.mask = easel::testing::mask_from_golden(golden_tensor(cases, std::string(name) + ".mask"));
         p.denoising_strength = j["strength"];

@@ -6,6 +6,7 @@
 // in closed form: Euler's last step lands on the guided prediction uncond + (cond - uncond) * cfg.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <string>
@@ -104,6 +105,7 @@ public:
         return s;
     }
     Prediction prediction() const override { return Prediction::Epsilon; }
+    float schedule_fraction(float sigma) const override { return std::clamp(1.0f - sigma / 8.0f, 0.0f, 1.0f); }
 };
 
 struct ToyModel : Model {

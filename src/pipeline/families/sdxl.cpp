@@ -69,7 +69,7 @@ Tensor zeros_like(const Tensor& t) { return Tensor::zeros(t.shape()); }
 Result<ConditioningPair> SDXLConditioner::encode(const Ctx& c, const PromptRequest& p) const {
     EASEL_TRY_ASSIGN(EncodedPrompt pos, encode_text(c, m_, p.prompt, p.prompt_2, p.clip_skip, 1));
     EncodedPrompt neg;
-    if (p.negative.empty() && p.negative_2.empty() && m_.zero_empty_negative) {
+    if (p.negative.empty() && p.negative_2.empty() && p.zero_empty_negative.value_or(m_.zero_empty_negative)) {
         neg.context = zeros_like(pos.context);
         neg.pooled = zeros_like(pos.pooled);
     } else {
