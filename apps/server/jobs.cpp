@@ -328,6 +328,15 @@ void JobQueue::run_job(Slot& slot, const std::shared_ptr<Job>& job) {
     }
     json msg = {{"type", "job"}, {"id", job->id}, {"kind", job->kind}, {"request", job->req.parameters},
                 {"dir", (fs::path(image_dir_) / job->id).string()}};
+    if (!job->req.refiner.empty()) {
+        const ModelEntry* rm = find_model(job->req.refiner);
+        if (!rm) {
+            finish(job, "failed", fmt::format("the refiner '{}' is not served by this server any more", job->req.refiner),
+                   json::object());
+            return;
+        }
+        msg["refiner"] = rm->path;
+    }
     if (!slot.proc->send(msg)) {
         // The worker died while idle (killed from outside, say): not this job's doing. A fresh one, then once more.
         json ignored;
@@ -518,6 +527,20 @@ Result<JobQueue::Submitted> JobQueue::submit(const GenerationRequest& r, const C
         for (const ModelEntry& e : models_) names += (names.empty() ? "" : ", ") + e.title;
         return Error::not_found(fmt::format("no model '{}'; this server has {}", model, names), "model");
     }
+    // A refiner must be a served model that can finish this model's images; its spec (headers and configs, no
+    // weights) is checked now, before the job is queued.
+    std::optional<ModelSpec> refiner_spec;
+    if (!r.refiner.empty()) {
+        const ModelEntry* rm = find_model(r.refiner);
+        if (!rm) {
+            std::string names;
+            for (const ModelEntry& e : models_) names += (names.empty() ? "" : ", ") + e.title;
+            return Error::not_found(fmt::format("no model '{}'; this server has {}", r.refiner, names), "refiner_checkpoint");
+        }
+        auto spec = load_model_spec(rm->path, load_);
+        if (!spec) return spec.error().within("refiner_checkpoint");
+        refiner_spec = std::move(spec).value();
+    }
     auto job = std::make_shared<Job>();
     job->id = random_id();
     job->model = m->name;
@@ -536,7 +559,7 @@ Result<JobQueue::Submitted> JobQueue::submit(const GenerationRequest& r, const C
             return Error::exhausted(fmt::format("the queue is full ({} jobs waiting); retry later", queued));
         Slot& s = slot_for(m->name);
         if (s.loaded) {
-            if (auto st = validate_params(r.params, *s.spec); !st) return st.error();
+            if (auto st = validate_params(r.params, *s.spec, refiner_spec ? &*refiner_spec : nullptr); !st) return st.error();
         }
         JobRecord rec;
         rec.id = job->id;

@@ -54,6 +54,8 @@ json openapi_json() {
           {"n_iter", {{"type", "integer"}, {"default", 1}}},
           {"model", {{"type", "string"}, {"description", "model name or title (also override_settings.sd_model_checkpoint)"}}},
           {"override_settings", {{"type", "object"}}},
+          {"refiner_checkpoint", {{"type", "string"}, {"description", "a served model (an SDXL refiner) that finishes each image; \"\" or \"None\": none"}}},
+          {"refiner_switch_at", {{"type", "number"}, {"default", 0.8}, {"description", "the fraction of the schedule the base runs (A1111's Switch at)"}}},
           {"send_images", {{"type", "boolean"}, {"default", true}}},
           {"init_images", {{"type", "array"}, {"items", {{"type", "string"}, {"format", "byte"}}}, {"description", "img2img: one base64 image"}}},
           {"denoising_strength", {{"type", "number"}, {"default", 0.75}}},

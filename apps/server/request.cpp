@@ -295,6 +295,17 @@ Result<GenerationRequest> parse_generation_request(const json& body, RequestKind
     }
     EASEL_TRY_ASSIGN(auto model, get_string(body, "model"));
     if (model && !model->empty()) r.model = *model;
+    // A1111's refiner (SDXL): refiner_checkpoint names a served model ("" or "None": none), refiner_switch_at the
+    // fraction of the schedule the base runs (A1111's default 0.8).
+    EASEL_TRY_ASSIGN(auto refiner, get_string(body, "refiner_checkpoint"));
+    if (refiner && !refiner->empty() && *refiner != "None") r.refiner = *refiner;
+    EASEL_TRY_ASSIGN(auto switch_at, get_number(body, "refiner_switch_at"));
+    if (switch_at) {
+        if (!(*switch_at > 0.0 && *switch_at < 1.0))
+            return Error::invalid_argument(fmt::format("must be between 0 and 1 (exclusive), got {}", *switch_at),
+                                           "refiner_switch_at");
+        p.refiner_switch_at = *switch_at;
+    }
     EASEL_TRY_ASSIGN(auto send, get_bool(body, "send_images"));
     r.send_images = send.value_or(true);
 
@@ -361,6 +372,10 @@ Result<GenerationRequest> parse_generation_request(const json& body, RequestKind
     out["scheduler"] = r.scheduler;
     out.erase("sampler_index");
     if (!r.model.empty()) out["model"] = r.model;
+    if (!r.refiner.empty()) {
+        out["refiner_checkpoint"] = r.refiner;
+        out["refiner_switch_at"] = p.refiner_switch_at;
+    }
     if (kind == RequestKind::Img2Img) {
         out["denoising_strength"] = p.denoising_strength;
         if (p.mask) out["mask_blur"] = p.mask_blur;

@@ -32,6 +32,7 @@ struct GenerationRequest {
     RequestKind kind = RequestKind::Txt2Img;
     GenerateParams params;
     std::string model;               // override_settings.sd_model_checkpoint or "model"; "" = the default model
+    std::string refiner;             // refiner_checkpoint (A1111's): a model that finishes each image; "" = none
     bool send_images = true;
     std::string sampler_name;        // A1111's display name ("DPM++ 2M")
     std::string scheduler;           // A1111's scheduler name ("karras")

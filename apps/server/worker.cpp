@@ -313,7 +313,22 @@ void test_faults(const std::string& prompt) {
 
 // One job: parse (the parent validated it already; the same parser gives the same params), generate with
 // progress and stop forwarded, write the images, answer done or failed.
-json run_one(const Model& model, const Limits& limits, const json& msg, Inbox& inbox, int fd) {
+// The refiner a job names (A1111's refiner_checkpoint), loaded on first use and kept for the next job.
+struct RefinerCache {
+    LoadOptions load;
+    std::string path;
+    std::unique_ptr<Model> model;
+
+    Result<const Model*> get(const std::string& p) {
+        if (model && path == p) return model.get();
+        model.reset();  // one refiner at a time: the memory of two is the base's and one refiner's
+        EASEL_TRY_ASSIGN(model, load_model(p, load));
+        path = p;
+        return model.get();
+    }
+};
+
+json run_one(const Model& model, RefinerCache& refiners, const Limits& limits, const json& msg, Inbox& inbox, int fd) {
     const std::string id = msg.value("id", "");
     const std::string kind = msg.value("kind", "txt2img");
     const std::string dir = msg.value("dir", "");
@@ -326,6 +341,11 @@ json run_one(const Model& model, const Limits& limits, const json& msg, Inbox& i
                                         a1111_defaults(), limits);
     if (!req) return failed(req.error());
     test_faults(req->params.prompt);
+    if (const std::string rp = msg.value("refiner", ""); !rp.empty()) {
+        auto r = refiners.get(rp);
+        if (!r) return failed(r.error().within("refiner_checkpoint"));
+        req->params.refiner = *r;
+    }
     int64_t last_preview_ms = 0;
     auto progress = [&](const ProgressEvent& e) -> Status {
         if (inbox.stop == kCancelJob) return Error::cancelled("cancelled");
@@ -398,6 +418,9 @@ int run_worker_main() {
         return 0;
     }
     if (!write_message(fd, {{"type", "ready"}, {"notes", (*model)->notes}})) return 0;
+    RefinerCache refiners;
+    refiners.load = *lo;
+    refiners.load.with_vae_encoder = false;
 
     Inbox inbox;
     // The reader: jobs go to the queue, stop and preview apply to the running job at once. The parent closing the
@@ -431,7 +454,7 @@ int run_worker_main() {
             inbox.current = job.value("id", "");
             inbox.stop = kRun;
         }
-        json answer = run_one(**model, *limits, job, inbox, fd);
+        json answer = run_one(**model, refiners, *limits, job, inbox, fd);
         {
             std::lock_guard<std::mutex> lk(inbox.mu);
             inbox.current.clear();

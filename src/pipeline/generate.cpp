@@ -72,7 +72,7 @@ std::string schedule_display_name(ScheduleKind k) {
     return "?";
 }
 
-Status validate_params(const GenerateParams& p, const ModelSpec& m) {
+Status validate_params(const GenerateParams& p, const ModelSpec& m, const ModelSpec* refiner) {
     if (m.spent)
         return Error::invalid_argument("this model's weights were dropped after a one-shot generation (generate_once); "
                                        "load it again");
@@ -178,8 +178,9 @@ Status validate_params(const GenerateParams& p, const ModelSpec& m) {
         if (p.mask_blur < 0 || p.mask_blur > 64)
             return Error::invalid_argument(fmt::format("must be between 0 and 64, got {}", p.mask_blur), "mask_blur");
     }
-    if (p.refiner) {
-        const ModelSpec& r = *p.refiner;
+    if (!refiner) refiner = p.refiner;
+    if (refiner) {
+        const ModelSpec& r = *refiner;
         if (r.spent) return Error::invalid_argument("the refiner's weights were dropped after a one-shot generation", "refiner");
         const LatentFormat& a = m.latent;
         const LatentFormat& b = r.latent;

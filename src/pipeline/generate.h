@@ -111,7 +111,9 @@ struct GeneratedImage {
 
 // Checks what a request can get wrong before any work: sizes (multiples of the model's
 // LatentFormat::image_multiple(), within limits), steps, CFG, batch, strength, init image size.
-Status validate_params(const GenerateParams& p, const ModelSpec& m);
+// `refiner`: the refiner's spec when p.refiner is not loaded yet (a server checks a request before its worker loads
+// the refiner); default: p.refiner.
+Status validate_params(const GenerateParams& p, const ModelSpec& m, const ModelSpec* refiner = nullptr);
 
 Result<std::vector<GeneratedImage>> generate(const Model& m, const GenerateParams& p, const ProgressFn& progress = {},
                                              const StopFn& stop = {});

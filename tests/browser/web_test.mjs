@@ -179,6 +179,17 @@ async function main() {
   const wantCfg = String(native.cfg_scale ?? 7);
   if (options.cfg !== wantCfg) fail(`the form's CFG scale is ${options.cfg}, the default model's recommended ${wantCfg}`);
   pass(`the form's CFG scale is the default model's recommended one (${options.cfg}; GET /v1/models says ${native.cfg_scale})`);
+  // The size presets: the native size selected, the model's area at other aspect ratios offered; picking one sets
+  // width and height.
+  const presets = await evaluate(`[...document.getElementById('size-preset').options].map((o) => o.value)`);
+  const selectedPreset = await evaluate(`document.getElementById('size-preset').value`);
+  if (selectedPreset !== `${native.width}x${native.height}` || presets.length < 4) {
+    fail(`the size presets are ${JSON.stringify(presets)} with ${selectedPreset} selected; expected the native ${native.width}x${native.height} and other aspect ratios`);
+  }
+  await page.selectOption('#size-preset', presets[2]);
+  const picked = await evaluate(`document.getElementById('width').value + 'x' + document.getElementById('height').value`);
+  if (picked !== presets[2]) fail(`choosing the size preset ${presets[2]} left the form at ${picked}`);
+  pass(`size presets ${presets.filter(Boolean).join(', ')}; choosing ${presets[2]} sets the form's size`);
   checkClean('after loading');
 
   // Fill the form from the keyboard: Tab to the prompt, then on through the size and steps to the seed.

@@ -542,6 +542,58 @@ TEST_F(Http, ServesAnSDXLModel) {
     EXPECT_NE(r2.dump().find("multiple of 8"), std::string::npos) << r2.dump();
 }
 
+// A1111's refiner_checkpoint / refiner_switch_at: the worker loads the refiner beside the base and the sampler
+// switches to it (k-diffusion mode); the image is the library's for the same request, the infotext names the refiner.
+// A refiner that is not served, or cannot finish the base's images, is refused before the job is queued.
+TEST_F(Http, RunsAnSDXLRefiner) {
+    const auto dir = fresh_dir("sdxl-refiner-models");
+    std::filesystem::create_directory_symlink(std::string(EASEL_GOLDEN_DIR) + "/pipeline_sdxl", dir / "tiny-sdxl");
+    std::filesystem::create_directory_symlink(std::string(EASEL_GOLDEN_DIR) + "/pipeline_sdxl_refiner", dir / "tiny-refiner");
+    std::filesystem::create_directory_symlink(std::string(EASEL_GOLDEN_DIR) + "/pipeline_sd1", dir / "tiny-sd1");
+    server::ServeOptions o;
+    o.models_dir = dir.string();
+    start(o);
+    const json req = {{"prompt", "a red circle"}, {"seed", 3}, {"steps", 10}, {"width", 64}, {"height", 64},
+                      {"sampler_name", "DPM++ 2M"}, {"scheduler", "karras"}, {"model", "tiny-sdxl"}, {"refiner_checkpoint", "tiny-refiner"},
+                      {"refiner_switch_at", 0.6}};
+    auto [s1, r1] = post("/sdapi/v1/txt2img", req);
+    ASSERT_EQ(s1, 200) << r1.dump();
+    const std::string infotext = json::parse(r1["info"].get<std::string>())["infotexts"][0];
+    EXPECT_NE(infotext.find("Refiner: tiny-refiner, Refiner switch at: 0.6"), std::string::npos) << infotext;
+
+    auto base = load_model((dir / "tiny-sdxl").string(), LoadOptions{});
+    auto refiner = load_model((dir / "tiny-refiner").string(), LoadOptions{});
+    ASSERT_TRUE(base && refiner);
+    GenerateParams p;
+    p.prompt = "a red circle";
+    p.seed = 3;
+    p.steps = 10;
+    p.width = p.height = 64;
+    p.sampler = SamplerKind::DpmPP2M;
+    p.schedule = ScheduleKind::Karras;
+    p.refiner = refiner->get();
+    p.refiner_switch_at = 0.6;
+    auto want = generate(**base, p);
+    ASSERT_TRUE(want) << want.error().to_string();
+    EXPECT_EQ(decode_b64_png(r1["images"][0]).pixels, (*want)[0].image.pixels);
+
+    json missing = req;
+    missing["refiner_checkpoint"] = "nope";
+    auto [s2, r2] = post("/sdapi/v1/txt2img", missing);
+    EXPECT_EQ(s2, 404) << r2.dump();
+    EXPECT_NE(r2.dump().find("refiner_checkpoint"), std::string::npos) << r2.dump();
+    json wrong = req;
+    wrong["refiner_checkpoint"] = "tiny-sd1";
+    auto [s3, r3] = post("/sdapi/v1/txt2img", wrong);
+    EXPECT_EQ(s3, 400) << r3.dump();
+    EXPECT_NE(r3.dump().find("latent spaces differ"), std::string::npos) << r3.dump();
+    json out_of_range = req;
+    out_of_range["refiner_switch_at"] = 1.5;
+    auto [s4, r4] = post("/sdapi/v1/txt2img", out_of_range);
+    EXPECT_EQ(s4, 400) << r4.dump();
+    EXPECT_NE(r4.dump().find("refiner_switch_at"), std::string::npos) << r4.dump();
+}
+
 TEST(ServeOptions, RefusesAnOpenAddressWithoutAuthentication) {
     auto dir = fresh_dir("open");
     server::ServeOptions o;

@@ -21,6 +21,7 @@ const ui = {
   negativePrompt: byId('negative-prompt'),
   width: byId('width'),
   height: byId('height'),
+  sizePreset: byId('size-preset'),
   steps: byId('steps'),
   cfgScale: byId('cfg-scale'),
   seed: byId('seed'),
@@ -175,7 +176,36 @@ function setSelect(select, value) {
   select.value = match ? match.value : value;
 }
 
-// A model's own defaults: its native size, and its recommended CFG scale (7, SD's usual, when it has none).
+// The sizes a model draws well: its native area at the aspect ratios SDXL was trained on (1024x1024, 1152x896,
+// 1216x832, 1344x768, 1536x640 and their portraits), scaled to its native side (512: 512x512, 576x448, ...),
+// each side a multiple of 8.
+const ASPECT_BUCKETS = [[1024, 1024], [1152, 896], [896, 1152], [1216, 832], [832, 1216], [1344, 768], [768, 1344],
+  [1536, 640], [640, 1536]];
+
+function sizePresets(side) {
+  if (!side) return [];
+  const round8 = (v) => Math.max(8, Math.round(v / 8) * 8);
+  const seen = new Set();
+  return ASPECT_BUCKETS.map(([w, h]) => [round8((w * side) / 1024), round8((h * side) / 1024)])
+    .filter(([w, h]) => !seen.has(`${w}x${h}`) && seen.add(`${w}x${h}`));
+}
+
+// The preset matching the form's width and height, or "Custom".
+function syncSizePreset() {
+  const value = `${ui.width.value}x${ui.height.value}`;
+  const match = [...ui.sizePreset.options].some((o) => o.value === value);
+  ui.sizePreset.value = match ? value : '';
+}
+
+function fillSizePresets(model) {
+  const presets = sizePresets(model?.width);
+  fillSelect(ui.sizePreset, [{ value: '', label: 'Custom' },
+    ...presets.map(([w, h]) => ({ value: `${w}x${h}`, label: `${w} × ${h}` }))]);
+  syncSizePreset();
+}
+
+// A model's own defaults: its native size (and the sizes it draws well), and its recommended CFG scale (7, SD's
+// usual, when it has none).
 function applyModelDefaults(name, { keepEdits = false } = {}) {
   const model = state.models.find((m) => m.name === name);
   if (!model) return;
@@ -183,6 +213,7 @@ function applyModelDefaults(name, { keepEdits = false } = {}) {
     ui.width.value = model.width;
     ui.height.value = model.height;
   }
+  fillSizePresets(model);
   if (!(keepEdits && state.cfgEdited)) ui.cfgScale.value = model.cfg_scale ?? SD_DEFAULT_CFG_SCALE;
 }
 
@@ -493,7 +524,19 @@ async function start() {
   });
   ui.cancel.addEventListener('click', cancelJob);
   ui.model.addEventListener('change', () => applyModelDefaults(ui.model.value));
-  for (const input of [ui.width, ui.height]) input.addEventListener('input', () => { state.sizeEdited = true; });
+  for (const input of [ui.width, ui.height]) {
+    input.addEventListener('input', () => {
+      state.sizeEdited = true;
+      syncSizePreset();
+    });
+  }
+  ui.sizePreset.addEventListener('change', () => {
+    if (!ui.sizePreset.value) return;
+    const [w, h] = ui.sizePreset.value.split('x');
+    ui.width.value = w;
+    ui.height.value = h;
+    state.sizeEdited = true;
+  });
   ui.cfgScale.addEventListener('input', () => { state.cfgEdited = true; });
   ui.resultImage.addEventListener('load', onResultImageLoad);
   ui.apiKey.addEventListener('change', async () => {
