@@ -4,7 +4,7 @@ JOBS ?= $(shell nproc)
 PRESET ?= release
 BUILD := build/$(PRESET)
 
-.PHONY: setup build demo test test-asan bench bench-e2e fuzz fuzz-smoke train-tiny clean
+.PHONY: setup build demo test test-full test-asan bench bench-e2e fuzz fuzz-smoke train-tiny clean
 
 setup:
 	@scripts/setup
@@ -17,7 +17,12 @@ demo: build
 	@scripts/demo $(BUILD)
 
 test: build
-	@ctest --test-dir $(BUILD) --output-on-failure -j 1
+	@ctest --test-dir $(BUILD) --output-on-failure -j 1 -LE full
+
+# The slow full-size checks (SDXL base and refiner at their real sizes, random weights): about 15 GB of memory,
+# 14 GB of temporary disk and tens of minutes on 2 cores. Run before resolving a model issue.
+test-full: build
+	@ctest --test-dir $(BUILD) --output-on-failure -j 1 -L full --timeout 7200
 
 # Unit, kernel and fuzz-corpus tests under AddressSanitizer + UndefinedBehaviorSanitizer.
 test-asan: setup

@@ -768,9 +768,11 @@ def run_img2img_case(pipes, case, sched_cfg, check_pil=False):
     diff = (got_in[0:1] - want_in).abs().max().item()
     assert diff <= 1e-5 * want_in.abs().max().item(), (case["name"], "first UNet input", diff)
     if mask_u8 is not None:
-        # Latent mask: binarised at 0.5, then sampled at even pixels (nearest, factor 2). Outside it the final
-        # latent is the init image's latent z0 exactly (the last step blends with the un-noised latent).
-        m = torch.from_numpy((mask_u8.astype(np.float32) / 255.0 >= 0.5).astype(np.float32))[::2, ::2]
+        # Latent mask: binarised at 0.5, then sampled every vae_scale_factor pixels (nearest; 2 here, 8 for SDXL's
+        # VAE). Outside it the final latent is the init image's latent z0 exactly (the last step blends with the
+        # un-noised latent).
+        f = pipe.vae_scale_factor
+        m = torch.from_numpy((mask_u8.astype(np.float32) / 255.0 >= 0.5).astype(np.float32))[::f, ::f]
         keep = (m == 0).expand_as(latent[0])
         assert torch.equal(latent[0][keep], z0[0][keep]), case["name"]
         assert not torch.equal(latent[0][~keep], z0[0][~keep]), case["name"]

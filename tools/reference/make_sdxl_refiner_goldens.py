@@ -450,7 +450,9 @@ def refiner_img2img_case(refiner, case, sched_cfg):
     return tensors, info, {"first_input_error": diff}
 
 
-def handoff_case(refiner, base, case, sched_cfg):
+def handoff_base_stage(base, case, sched_cfg):
+    """The base half of the handoff: StableDiffusionXLPipeline with denoising_end. Returns the latent it hands over,
+    its sched_info, its time_ids and the timestep cutoff."""
     h, w, n_steps = case["height"], case["width"], case["steps"]
     f = base.vae_scale_factor
     shape = (1, 4, h // f, w // f)
@@ -469,7 +471,15 @@ def handoff_case(refiner, base, case, sched_cfg):
     check_draws(gen_b, case["seed"], shape, 1 + n_base, "base")
     base_time_ids = rec_b.time_ids[0]
     assert torch.equal(base_time_ids, torch.tensor([[h, w, 0, 0, h, w]] * 2, dtype=torch.float32))
+    return base_latent, base_info, base_time_ids, cutoff
 
+
+def handoff_refiner_stage(refiner, case, sched_cfg, base_latent, base_info):
+    """The refiner half: StableDiffusionXLImg2ImgPipeline with denoising_start on the base's latent (base_info: the
+    base stage's sched_info). Returns the final latent, its decoded image, sched_info, time_ids and the cutoff."""
+    h, w, n_steps = case["height"], case["width"], case["steps"]
+    f = refiner.vae_scale_factor
+    shape = (1, 4, h // f, w // f)
     refiner.scheduler = EulerDiscreteScheduler.from_config(sched_cfg)
     ref_call = dict(prompt=case["prompt"], prompt_2=case["prompt_2"], negative_prompt=case["negative"],
                     negative_prompt_2=case["negative_2"], image=base_latent, num_inference_steps=n_steps,
@@ -485,7 +495,7 @@ def handoff_case(refiner, base, case, sched_cfg):
     assert info["all_timesteps"] == base_info["all_timesteps"] and info["all_sigmas"] == base_info["all_sigmas"]
     assert rec_r.timesteps == info["all_timesteps"][n_steps - n_ref:], rec_r.timesteps
     assert rec_r.step_indices == list(range(n_steps - n_ref, n_steps)), rec_r.step_indices
-    assert n_base + n_ref == n_steps  # every timestep runs once, in one stage or the other
+    assert len(base_info["timesteps"]) + n_ref == n_steps  # every timestep runs once, in one stage or the other
     check_draws(gen_r, case["seed"], shape, n_ref, "refiner")  # only the Euler steps' (unused) draws
     # No noise is added at the handoff: the refiner's first UNet input is the base's latent, only scaled.
     ref_sched = EulerDiscreteScheduler.from_config(sched_cfg)
@@ -505,6 +515,12 @@ def handoff_case(refiner, base, case, sched_cfg):
     image = decode_as_pipeline(refiner, latent)
     refiner.scheduler = EulerDiscreteScheduler.from_config(sched_cfg)
     check_pil(refiner, ref_call, case["seed"], image)
+    return latent, image, info, time_ids, cutoff_r
+
+
+def handoff_case(refiner, base, case, sched_cfg):
+    base_latent, base_info, base_time_ids, cutoff = handoff_base_stage(base, case, sched_cfg)
+    latent, image, info, time_ids, cutoff_r = handoff_refiner_stage(refiner, case, sched_cfg, base_latent, base_info)
     tensors = {"base_latent": base_latent, "latent": latent, "image": image, "time_ids": time_ids,
                "base_time_ids": base_time_ids}
     extra = {"base_" + k: v for k, v in base_info.items() if k not in ("all_timesteps", "all_sigmas")}
@@ -558,6 +574,26 @@ def turbo_case(base, case, base_sched_cfg):
     return tensors, info, {"scheduler_config": dict(sched.config), "init_noise_sigma": float(sched.init_noise_sigma)}
 
 
+def case_params(pipe, case, folder, info, time_ids, extra):
+    """A case's params JSON (the docstring's list): the case, the pipeline's settings, sched_info, time_ids, extra."""
+    params = {k: case.get(k) for k in ("name", "kind", "scheduler", "prompt", "prompt_2", "negative",
+                                       "negative_2", "steps", "cfg", "seed", "width", "height")}
+    params.update(guidance=case["cfg"], pipeline_class=type(pipe).__name__, folder=folder,
+                  scheduler_class=type(pipe.scheduler).__name__,
+                  do_classifier_free_guidance=case["cfg"] > 1.0,
+                  strength=case.get("strength"), aesthetic_score=case.get("aesthetic_score"),
+                  negative_aesthetic_score=case.get("negative_aesthetic_score"),
+                  denoising_start=case.get("denoising_start"), denoising_end=case.get("denoising_end"),
+                  init_variant=case.get("init_variant"),
+                  requires_aesthetics_score=bool(getattr(pipe.config, "requires_aesthetics_score", False)),
+                  force_zeros_for_empty_prompt=bool(pipe.config.force_zeros_for_empty_prompt))
+    params.update({k: None for k in base_script.SIZE_KEYS})
+    params.update(info)
+    params["time_ids"] = time_ids.tolist()
+    params.update(extra)
+    return params
+
+
 def run_cases(refiner, base):
     sched_cfg = dict(refiner.scheduler.config)
     assert sched_cfg == dict(base.scheduler.config)
@@ -582,21 +618,7 @@ def run_cases(refiner, base):
         f = pipe.vae_scale_factor
         assert latent.shape == (1, 4, case["height"] // f, case["width"] // f) and torch.isfinite(latent).all()
         assert image.shape == (case["height"], case["width"], 3) and image.dtype == torch.uint8
-        params = {k: case.get(k) for k in ("name", "kind", "scheduler", "prompt", "prompt_2", "negative",
-                                           "negative_2", "steps", "cfg", "seed", "width", "height")}
-        params.update(guidance=case["cfg"], pipeline_class=type(pipe).__name__, folder=folder,
-                      scheduler_class=type(pipe.scheduler).__name__,
-                      do_classifier_free_guidance=case["cfg"] > 1.0,
-                      strength=case.get("strength"), aesthetic_score=case.get("aesthetic_score"),
-                      negative_aesthetic_score=case.get("negative_aesthetic_score"),
-                      denoising_start=case.get("denoising_start"), denoising_end=case.get("denoising_end"),
-                      init_variant=case.get("init_variant"),
-                      requires_aesthetics_score=bool(getattr(pipe.config, "requires_aesthetics_score", False)),
-                      force_zeros_for_empty_prompt=bool(pipe.config.force_zeros_for_empty_prompt))
-        params.update({k: None for k in base_script.SIZE_KEYS})
-        params.update(info)
-        params["time_ids"] = t["time_ids"].tolist()
-        params.update(extra)
+        params = case_params(pipe, case, folder, info, t["time_ids"], extra)
         for k, v in t.items():
             tensors[f"{name}.{k}"] = v.contiguous()
         meta[f"{name}.params"] = json.dumps(params)

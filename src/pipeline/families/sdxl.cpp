@@ -203,6 +203,19 @@ Status fill_sdxl_spec(ModelSpec& m, SDXLModel* full, const Checkpoint& ck, const
     if (ck.sources.scheduler_json) {
         EASEL_TRY_ASSIGN(m.scheduler_config, parse_scheduler_config(*ck.sources.scheduler_json,
                                                                     (fs::path(path) / "scheduler" / "scheduler_config.json").string()));
+    } else {
+        // A single file carries none: diffusers' from_single_file takes the SDXL repository's (base and refiner
+        // alike: EulerDiscreteScheduler, "leading" spacing, steps_offset 1), not a scheduler class's defaults.
+        EASEL_TRY_ASSIGN(m.scheduler_config,
+                         parse_scheduler_config(R"({"_class_name": "EulerDiscreteScheduler", "beta_end": 0.012,
+                                                    "beta_schedule": "scaled_linear", "beta_start": 0.00085,
+                                                    "interpolation_type": "linear", "num_train_timesteps": 1000,
+                                                    "prediction_type": "epsilon", "sample_max_value": 1.0,
+                                                    "set_alpha_to_one": false, "skip_prk_steps": true,
+                                                    "steps_offset": 1, "timestep_spacing": "leading",
+                                                    "trained_betas": null, "use_karras_sigmas": false})",
+                                                "stabilityai/stable-diffusion-xl-base-1.0 scheduler_config.json "
+                                                "(assumed for a single file)"));
     }
     // The refiner has no tokenizer/: its first tokenizer is never used (a copy of the second stands in).
     EASEL_TRY_ASSIGN(TokenizerAndPad t1, load_tokenizer_and_pad(refiner ? ck.tokenizer_2_dir : ck.tokenizer_dir, false,
