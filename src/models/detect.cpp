@@ -9,6 +9,25 @@
 namespace easel {
 namespace {
 
+// What kind of add-on file `w` is, from its tensor names ("" when none): LoRA / LyCORIS (kohya-ss, PEFT, LoHa,
+// LoKr), textual-inversion embeddings. People pass them as models by mistake.
+std::string add_on_kind(const WeightSet& w) {
+    bool lora = false, lycoris = false, embedding = false, sdxl = false;
+    for (const std::string& n : w.names()) {
+        if (n.find(".lora_down.") != std::string::npos || n.find(".lora_up.") != std::string::npos ||
+            n.find(".lora_A.") != std::string::npos || n.find(".lora_B.") != std::string::npos)
+            lora = true;
+        if (n.find(".hada_w") != std::string::npos || n.find(".lokr_w") != std::string::npos) lycoris = true;
+        if (n == "emb_params" || n == "clip_l" || n == "clip_g" || n.rfind("string_to_param", 0) == 0) embedding = true;
+        if (n.rfind("lora_te1_", 0) == 0 || n.rfind("lora_te2_", 0) == 0 || n == "clip_g") sdxl = true;
+    }
+    const char* arch = sdxl ? "an SDXL " : "a ";
+    if (lycoris) return fmt::format("{}LyCORIS (LoHa / LoKr) file", arch);
+    if (lora) return fmt::format("{}LoRA file", arch);
+    if (embedding) return fmt::format("{}textual-inversion embedding", arch);
+    return "";
+}
+
 bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
 
 bool any_name(const WeightSet& w, auto pred) {
@@ -304,6 +323,9 @@ Result<ModelInfo> detect_model(const WeightSet& w_in, const ModelConfigSources& 
         EASEL_TRY_ASSIGN(w, ldm_to_diffusers(WeightSet(w_in), opt, &report));
     } else {
         info.layout = CheckpointLayout::Diffusers;
+        if (const std::string kind = add_on_kind(w_in); !kind.empty())
+            return Error::invalid_argument(fmt::format("this is {}, an add-on for a model, not a model: pass a "
+                                                       "checkpoint with -m", kind), src);
         w = w_in;
         // One component file without a folder prefix.
         if (!has_prefix(w, "unet.") && !has_prefix(w, "vae.") && !has_prefix(w, "text_encoder.")) {

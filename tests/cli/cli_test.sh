@@ -94,6 +94,10 @@ expect_error "an SD 1.5 model as the refiner" "not an SDXL refiner" -- generate 
 expect_error "a refiner for an SD 1.5 base" "not an SDXL base" -- generate -m "$model" --refiner "$golden/pipeline_sdxl_refiner" --schedule-from diffusers -p x -W 64 -H 64 -o "$tmp/a.png"
 expect_ok "SDXL base + refiner, A1111's switch" -- generate -m "$sdxl" --refiner "$golden/pipeline_sdxl_refiner" --refiner-switch 0.6 --sampler dpm++2m -p "a red circle" --seed 3 --steps 10 -W 64 -H 64 -o "$tmp/xk.png"
 if ! grep -a -q "Model: pipeline_sdxl, .*Refiner: pipeline_sdxl_refiner, Refiner switch at: 0.6" "$tmp/xk.png"; then echo "FAIL A1111-refined PNG lacks its refiner fields"; failures=$((failures + 1)); fi
+# An SDXL LoRA passed as the model: a one-tensor safetensors file in kohya-ss's names.
+hdr='{"lora_te2_text_model_encoder_layers_0_mlp_fc1.lora_down.weight":{"dtype":"F16","shape":[1],"data_offsets":[0,2]}}'
+{ printf "\\x$(printf %02x ${#hdr})\\x00\\x00\\x00\\x00\\x00\\x00\\x00"; printf '%s' "$hdr"; printf '\x00\x00'; } > "$tmp/lora.safetensors"
+expect_error "an SDXL LoRA passed as the model" "this is an SDXL LoRA file, an add-on for a model" -- generate -m "$tmp/lora.safetensors" -p x -o "$tmp/a.png"
 expect_error "refiner switch out of range" "--refiner-switch" -- generate -m "$sdxl" --refiner "$golden/pipeline_sdxl_refiner" --schedule-from diffusers --refiner-switch 1 -p x -W 64 -H 64 -o "$tmp/a.png"
 
 # A model's recommended guidance (easel_defaults.json): used when --cfg-scale is absent, overridden by it, and a bad

@@ -321,3 +321,31 @@ TEST(DetectModel, SingleComponentDiffusersFiles) {
 
 }  // namespace
 }  // namespace easel
+
+// Add-on files passed as a model (a common mistake) are named for what they are, before any work.
+TEST(DetectAddOn, LoRAAndEmbeddingsAreNotModels) {
+    using namespace easel;
+    struct Case {
+        std::vector<std::string> names;
+        std::string want;
+    };
+    const Case cases[] = {
+        {{"lora_unet_down_blocks_1_attentions_0_transformer_blocks_0_attn1_to_k.lora_down.weight",
+          "lora_te2_text_model_encoder_layers_0_mlp_fc1.lora_up.weight"}, "an SDXL LoRA file"},
+        {{"lora_unet_input_blocks_1_1_proj_in.lora_down.weight", "lora_te_text_model_encoder_layers_0_mlp_fc1.alpha"},
+         "a LoRA file"},
+        {{"unet.down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q.lora_A.weight"}, "a LoRA file"},
+        {{"lora_unet_input_blocks_4_1_proj_in.hada_w1_a"}, "a LyCORIS (LoHa / LoKr) file"},
+        {{"emb_params"}, "a textual-inversion embedding"},
+        {{"clip_l", "clip_g"}, "an SDXL textual-inversion embedding"},
+    };
+    for (const Case& c : cases) {
+        WeightSet w;
+        for (const std::string& n : c.names) ASSERT_TRUE(w.add(n, Tensor::zeros({4, 4})));
+        auto info = detect_model(w);
+        ASSERT_FALSE(info) << c.want;
+        std::printf("%s\n", info.error().to_string().c_str());
+        EXPECT_NE(info.error().to_string().find("this is " + c.want + ", an add-on"), std::string::npos)
+            << info.error().to_string();
+    }
+}
