@@ -6,8 +6,8 @@
 // reference (tools/reference/make_fullsize_sdxl_goldens.py) ran diffusers' single-file converters on the same values
 // and the pipelines at 64x64 and 96x64: full-size networks, small latents.
 //
-// `make test-full` runs these (label "full"), not `make test`: about 7 GB of temporary disk, 14 GB of memory (the
-// fp32 model; one model at a time) and several minutes each.
+// `make test-full` runs these (label "full"), not `make test`: 7 GB of temporary disk (21 GB with the fp32 folder),
+// up to 19 GB of memory (one model at a time) and 4 to 7 minutes each.
 #pragma once
 
 #include <gtest/gtest.h>
