@@ -50,4 +50,16 @@ Result<WeightSet> random_checkpoint(const std::string& key_list_path, DType dtyp
     return w;
 }
 
+WeightSet component_weights(const WeightSet& diffusers_names, const std::string& component) {
+    const std::string prefix = component + ".";
+    WeightSet part;
+    part.metadata["format"] = "pt";
+    for (const std::string& n : diffusers_names.names())
+        if (n.rfind(prefix, 0) == 0) {
+            const bool added = bool(part.add(n.substr(prefix.size()), *diffusers_names.find(n)));
+            EASEL_ASSERT(added, "component_weights: " + n);
+        }
+    return part;
+}
+
 }  // namespace easel::testing

@@ -21,4 +21,8 @@ Tensor random_checkpoint_weight(size_t index, const std::string& name, const Sha
 // fp16-rounded values exactly (what an fp32 export of the same checkpoint holds).
 Result<WeightSet> random_checkpoint(const std::string& key_list_path, DType dtype = DType::F16);
 
+// One component of a checkpoint in diffusers names ("unet", "vae", "text_encoder", ...): its tensors without the
+// "<component>." prefix, as the folder's file for it holds them (metadata format "pt"); empty when it has none.
+WeightSet component_weights(const WeightSet& diffusers_names, const std::string& component);
+
 }  // namespace easel::testing

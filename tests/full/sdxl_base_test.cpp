@@ -149,13 +149,7 @@ TEST(FullSizeSDXLBase, Fp32DiffusersFolderMatchesReference) {
                                                               {"text_encoder", "model.safetensors"},
                                                               {"text_encoder_2", "model.safetensors"}};
         for (const auto& [comp, file_name] : comps) {
-            const std::string prefix = std::string(comp) + ".";
-            WeightSet part;
-            part.metadata["format"] = "pt";
-            for (const std::string& n : renamed->names())
-                if (n.rfind(prefix, 0) == 0) {
-                    ASSERT_TRUE(part.add(n.substr(prefix.size()), *renamed->find(n)));
-                }
+            const WeightSet part = easel::testing::component_weights(*renamed, comp);
             ASSERT_GT(part.size(), 0u) << comp;
             fs::create_directories(dir / comp);
             write_f32_safetensors((dir / comp / file_name).string(), part);

@@ -293,13 +293,7 @@ TEST(FullSizeDiffusersFolder, MatchesReference) {
                                                               {"vae", "diffusion_pytorch_model.fp16.safetensors"},
                                                               {"text_encoder", "model.fp16.safetensors"}};
         for (const auto& [comp, file] : comps) {
-            const std::string prefix = std::string(comp) + ".";
-            WeightSet part;
-            part.metadata["format"] = "pt";
-            for (const std::string& n : renamed->names())
-                if (n.rfind(prefix, 0) == 0) {
-                    ASSERT_TRUE(part.add(n.substr(prefix.size()), *renamed->find(n)));
-                }
+            const WeightSet part = easel::testing::component_weights(*renamed, comp);
             ASSERT_GT(part.size(), 0u) << comp;
             fs::create_directories(dir / comp);
             auto st = write_safetensors((dir / comp / file).string(), part);

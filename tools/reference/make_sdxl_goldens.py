@@ -368,6 +368,15 @@ def check_words(cases, extra=()):
                 assert w in words, (case["name"], w)
 
 
+def assert_all_differ(latents):
+    """No two cases of a golden file may share a latent (a case that ignored its parameters would)."""
+    names = list(latents)
+    for a in range(len(names)):
+        for b in range(a + 1, len(names)):
+            la, lb = latents[names[a]], latents[names[b]]
+            assert la.shape != lb.shape or not torch.equal(la, lb), (names[a], names[b])
+
+
 def check_prompts():
     check_words(CASES + IMG2IMG_CASES, (TEXT_PROMPT,))
 
@@ -634,11 +643,7 @@ def pipeline_cases(pipe):
         diff = (other - latents[name]).abs().max().item()
         print(f"  {name} without its feature {overrides}: max |latent difference| {diff:.4f}")
         assert diff > 1e-3 * latents[name].std().item(), name
-    names = list(latents)
-    for a in range(len(names)):
-        for b in range(a + 1, len(names)):
-            la, lb = latents[names[a]], latents[names[b]]
-            assert la.shape != lb.shape or not torch.equal(la, lb), (names[a], names[b])
+    assert_all_differ(latents)
     return tensors, meta
 
 
@@ -828,11 +833,7 @@ def img2img_cases(pipe):
               f"image mean {image.float().mean().item():.1f} std {image.float().std().item():.1f} saturated "
               f"{sat:.0%}; first UNet input off by {diff:.1e}")
         print(f"  {'':19s} timesteps {params['timesteps']} of {params['all_timesteps']}  time_ids {params['time_ids']}")
-    names = list(latents)
-    for a in range(len(names)):
-        for b in range(a + 1, len(names)):
-            la, lb = latents[names[a]], latents[names[b]]
-            assert la.shape != lb.shape or not torch.equal(la, lb), (names[a], names[b])
+    assert_all_differ(latents)
     return tensors, meta
 
 

@@ -145,13 +145,6 @@ CASES = [
 ]
 
 
-def check_prompts():
-    sx.check_words(CASES)
-    for case in CASES:
-        for text in (case["prompt"], case["negative"]):
-            assert "!" not in text, case["name"]
-
-
 def versions():
     v = kd.versions()
     v["script"] = SCRIPT
@@ -317,18 +310,14 @@ def all_cases(base, refiner):
         near = [r for r in den.ratios if abs(r - switch_at) < 1e-6]
         if near:
             print(f"  {'':22s} NOTE: a completed_ratio equals the switch value ({near}): float32 comparison decides")
-    names = list(latents)
-    for a in range(len(names)):
-        for b in range(a + 1, len(names)):
-            la, lb = latents[names[a]], latents[names[b]]
-            assert la.shape != lb.shape or not torch.equal(la, lb), (names[a], names[b])
+    sx.assert_all_differ(latents)
     return tensors, meta
 
 
 def main():
     start = time.perf_counter()
     torch.set_num_threads(1)  # as make_sdxl_kdiffusion_goldens.py: the bits depend on the thread count
-    check_prompts()
+    kd.check_prompts(CASES)
     base = StableDiffusionXLPipeline.from_pretrained(kd.FOLDER, torch_dtype=torch.float32, add_watermarker=False)
     refiner = StableDiffusionXLImg2ImgPipeline.from_pretrained(rg.REFINER, torch_dtype=torch.float32,
                                                                add_watermarker=False)
