@@ -368,6 +368,14 @@ def check_words(cases, extra=()):
                 assert w in words, (case["name"], w)
 
 
+def check_draws(gen, seed, shape, count, what):
+    """The generator made exactly `count` randn draws of `shape` (checked through its final state)."""
+    ref = torch.Generator("cpu").manual_seed(seed)
+    for _ in range(count):
+        torch.randn(shape, generator=ref)
+    assert torch.equal(ref.get_state(), gen.get_state()), (what, count)
+
+
 def assert_all_differ(latents):
     """No two cases of a golden file may share a latent (a case that ignored its parameters would)."""
     names = list(latents)
@@ -757,10 +765,7 @@ def run_img2img_case(pipes, case, sched_cfg, check_pil=False):
     draws = ["posterior", "noise"] + (["masked posterior"] if case["pipeline"] == "inpaint" else [])
     if cls is EulerDiscreteScheduler:
         draws += ["step"] * len(rec.timesteps)
-    ref = torch.Generator("cpu").manual_seed(case["seed"])
-    for _ in draws:
-        torch.randn(lat_shape, generator=ref)
-    assert torch.equal(ref.get_state(), gen.get_state()), (case["name"], "generator draws", draws)
+    check_draws(gen, case["seed"], lat_shape, len(draws), (case["name"], "generator draws", draws))
     all_timesteps = [float(x) for x in pipe.scheduler.timesteps.tolist()]
     n_run = min(int(case["steps"] * case["strength"]), case["steps"])
     t_start = case["steps"] - n_run

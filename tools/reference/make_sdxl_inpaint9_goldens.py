@@ -365,10 +365,7 @@ def run_case(pipe, case, sched_cfg, check_pil=False):
              else ["posterior", "noise", "masked posterior"])
     if cls is EulerDiscreteScheduler:
         draws += ["step"] * len(rec.timesteps)
-    ref = torch.Generator("cpu").manual_seed(case["seed"])
-    for _ in draws:
-        torch.randn(lat_shape, generator=ref)
-    assert torch.equal(ref.get_state(), gen.get_state()), (case["name"], "generator draws", draws)
+    base_script.check_draws(gen, case["seed"], lat_shape, len(draws), (case["name"], "generator draws", draws))
 
     all_timesteps = [float(x) for x in pipe.scheduler.timesteps.tolist()]
     n_run = min(int(case["steps"] * case["strength"]), case["steps"])
@@ -466,10 +463,7 @@ def run_cases(pipe):
               + (f"; outside the mask |latent - init_latents| up to {info['outside']:.3f} (no blending)"
                  if "outside" in info else ""))
         print(f"  {'':21s} timesteps {params['timesteps']} of {params['all_timesteps']}")
-    names = list(latents)
-    for a in range(len(names)):
-        for b in range(a + 1, len(names)):
-            assert not torch.equal(latents[names[a]], latents[names[b]]), (names[a], names[b])
+    base_script.assert_all_differ(latents)
     return tensors, meta
 
 

@@ -351,14 +351,6 @@ class Recorder:
             h.remove()
 
 
-def check_draws(gen, seed, shape, count, what):
-    """The generator made exactly `count` randn draws of `shape` (checked through its final state)."""
-    ref = torch.Generator("cpu").manual_seed(seed)
-    for _ in range(count):
-        torch.randn(shape, generator=ref)
-    assert torch.equal(ref.get_state(), gen.get_state()), (what, count)
-
-
 def encode_2(pipe, text):
     """tokenizer_2 / text_encoder_2 as the pipelines use them: penultimate hidden state, projected pooled vector."""
     ids = pipe.tokenizer_2(text, padding="max_length", max_length=77, truncation=True, return_tensors="pt").input_ids
@@ -408,7 +400,7 @@ def refiner_img2img_case(refiner, case, sched_cfg):
     assert rec.timesteps == info["all_timesteps"][t_start:], (rec.timesteps, info["all_timesteps"])
     assert rec.step_indices == list(range(t_start, n_steps)), rec.step_indices
     # Draws: the posterior sample, the noise, one per Euler step.
-    check_draws(gen, case["seed"], shape, 2 + n_run, case["name"])
+    base_script.check_draws(gen, case["seed"], shape, 2 + n_run, case["name"])
     # time_ids: [negative row, positive row] = (H, W, 0, 0, negative_aesthetic_score), (H, W, 0, 0, aesthetic_score).
     time_ids = rec.time_ids[0]
     assert all(torch.equal(t, time_ids) for t in rec.time_ids) and set(rec.batch) == {2}
@@ -468,7 +460,7 @@ def handoff_base_stage(base, case, sched_cfg):
     n_base = sum(1 for t in base_info["all_timesteps"] if t >= cutoff)
     assert rec_b.timesteps == base_info["all_timesteps"][:n_base] and rec_b.step_indices == list(range(n_base))
     assert base.scheduler.step_index == n_base  # the base stops at sigma index n_base
-    check_draws(gen_b, case["seed"], shape, 1 + n_base, "base")
+    base_script.check_draws(gen_b, case["seed"], shape, 1 + n_base, "base")
     base_time_ids = rec_b.time_ids[0]
     assert torch.equal(base_time_ids, torch.tensor([[h, w, 0, 0, h, w]] * 2, dtype=torch.float32))
     return base_latent, base_info, base_time_ids, cutoff
@@ -496,7 +488,7 @@ def handoff_refiner_stage(refiner, case, sched_cfg, base_latent, base_info):
     assert rec_r.timesteps == info["all_timesteps"][n_steps - n_ref:], rec_r.timesteps
     assert rec_r.step_indices == list(range(n_steps - n_ref, n_steps)), rec_r.step_indices
     assert len(base_info["timesteps"]) + n_ref == n_steps  # every timestep runs once, in one stage or the other
-    check_draws(gen_r, case["seed"], shape, n_ref, "refiner")  # only the Euler steps' (unused) draws
+    base_script.check_draws(gen_r, case["seed"], shape, n_ref, "refiner")  # only the Euler steps' (unused) draws
     # No noise is added at the handoff: the refiner's first UNet input is the base's latent, only scaled.
     ref_sched = EulerDiscreteScheduler.from_config(sched_cfg)
     ref_sched.set_timesteps(n_steps)
@@ -554,7 +546,7 @@ def turbo_case(base, case, base_sched_cfg):
     want_t = [float(round(1000 - i * 1000 / n_steps) - 1) for i in range(n_steps)]
     assert rec.timesteps == info["all_timesteps"] == want_t, (rec.timesteps, want_t)
     assert rec.step_indices == list(range(n_steps)) and set(rec.batch) == {1}
-    check_draws(gen, case["seed"], shape, 1 + n_steps, case["name"])
+    base_script.check_draws(gen, case["seed"], shape, 1 + n_steps, case["name"])
     time_ids = rec.time_ids[0]
     assert torch.equal(time_ids, torch.tensor([[h, w, 0, 0, h, w]], dtype=torch.float32)), time_ids
     # Initial latent: noise * init_noise_sigma, and for "trailing" init_noise_sigma is sigma_max itself.
@@ -649,10 +641,7 @@ def run_cases(refiner, base):
         assert d > 1e-4 * latents[name].std().item(), label
     assert torch.equal(empty, latents["refiner_img2img_noneg"]), "negative_prompt None is not the encoded ''"
     print("  refiner_img2img_noneg with negative_prompt '': the same latent, bit for bit")
-    names = list(latents)
-    for a in range(len(names)):
-        for b in range(a + 1, len(names)):
-            assert not torch.equal(latents[names[a]], latents[names[b]]), (names[a], names[b])
+    base_script.assert_all_differ(latents)
     return tensors, meta
 
 
