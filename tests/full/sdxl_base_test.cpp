@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "common/clip_vocab_files.h"
+#include "common/scoped_path.h"
 #include "io/keymap_ldm.h"
 
 using namespace easel;
@@ -130,13 +131,7 @@ TEST(FullSizeSDXLBase, FastStaysCloseToFp32) {
 TEST(FullSizeSDXLBase, Fp32DiffusersFolderMatchesReference) {
     Fixture::get().release();
     const fs::path dir = fs::temp_directory_path() / fmt::format("easel-fullsize-sdxl-folder-{}", ::getpid());
-    struct RemoveAll {
-        fs::path p;
-        ~RemoveAll() {
-            std::error_code ec;
-            fs::remove_all(p, ec);
-        }
-    } remove{dir};
+    const easel::testing::ScopedPath remove{dir};
     std::ifstream ein(std::string(EASEL_TEST_DATA_DIR) + "/keys/sdxl_base.expect.json");
     const auto expect = nlohmann::json::parse(ein);
     {

@@ -32,6 +32,7 @@
 #include "common/compare.h"
 #include "common/golden_case.h"
 #include "common/random_checkpoint.h"
+#include "common/scoped_path.h"
 #include "io/keymap_ldm.h"
 #include "io/safetensors.h"
 #include "models/detect.h"
@@ -228,13 +229,7 @@ TEST(FullSizeFp32Weights, MatchReference) {
     if (!f) GTEST_SKIP() << "EASEL_SKIP_FULLSIZE is set";
     const std::string path =
         (fs::temp_directory_path() / fmt::format("easel-fullsize-{}-fp32-{}.safetensors", kVariant, ::getpid())).string();
-    struct Remove {
-        std::string p;
-        ~Remove() {
-            std::error_code ec;
-            fs::remove(p, ec);
-        }
-    } remove{path};
+    const easel::testing::ScopedPath remove{path};
     {
         auto built = reread_checkpoint(*f, DType::F32);
         ASSERT_TRUE(built) << built.error().to_string();
@@ -270,13 +265,7 @@ TEST(FullSizeDiffusersFolder, MatchesReference) {
     FullSize* f = fixture();
     if (!f) GTEST_SKIP() << "EASEL_SKIP_FULLSIZE is set";
     const fs::path dir = fs::temp_directory_path() / fmt::format("easel-fullsize-{}-folder-{}", kVariant, ::getpid());
-    struct RemoveAll {
-        fs::path p;
-        ~RemoveAll() {
-            std::error_code ec;
-            fs::remove_all(p, ec);
-        }
-    } remove{dir};
+    const easel::testing::ScopedPath remove{dir};
     std::ifstream ein(std::string(EASEL_TEST_DATA_DIR) + "/keys/" + kVariant + ".expect.json");
     const auto expect = nlohmann::json::parse(ein);
     {
