@@ -89,7 +89,7 @@ Status Args::parse(int argc, char** argv) {
             value = argv[++k];
         }
         switch (f->kind) {
-            case Flag::Kind::String: f->s = value; break;
+            case Flag::Kind::String: f->s = value; f->all.push_back(value); break;
             case Flag::Kind::Int: {
                 errno = 0;
                 char* end = nullptr;

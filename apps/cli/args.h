@@ -22,6 +22,7 @@ struct Flag {
     bool required = false;
     bool seen = false;
     std::string s;
+    std::vector<std::string> all;  // a string flag given several times: every value, in order (s is the last)
     int64_t i = 0;
     double d = 0;
     bool b = false;

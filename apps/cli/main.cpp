@@ -1,6 +1,7 @@
 // easel: the command-line interface. `easel generate`, `easel info`, `easel tokenize`.
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
 #include <chrono>
 #include <cstdio>
@@ -18,6 +19,7 @@
 #include "io/image.h"
 #include "pipeline/families/sd.h"  // easel info / tokenize: CLIP tokenizer and SD detection details
 #include "pipeline/generate.h"
+#include "pipeline/lora.h"
 #include "runtime/pack_cache.h"
 #include "progress.h"
 #include "server/server.h"
@@ -88,6 +90,8 @@ int cmd_generate(int argc, char** argv) {
     auto& target_size = a.add_string("--target-size", "", "", "SDXL size conditioning: WxH target size (default: the output size)");
     auto& refiner = a.add_string("--refiner", "", "", "SDXL: a refiner model that finishes each image (AUTOMATIC1111's Refiner: the sampler switches models at --refiner-switch; with --schedule-from diffusers, diffusers' ensemble of experts: the base runs the steps above --refiner-switch, the refiner the rest from the base's latent)");
     auto& refiner_switch = a.add_double("--refiner-switch", "", 0.8, "with --refiner: the fraction of the training schedule the base runs (A1111's \"Switch at\"; diffusers denoising_end / denoising_start)");
+    auto& lora = a.add_string("--lora", "", "", "apply a LoRA / LyCORIS file: NAME[:MULTIPLIER] or NAME:TE:UNET, a file in --lora-dir or a path; repeat for several (the same as <lora:NAME:MULTIPLIER> in the prompt, which is added to the image's infotext)");
+    auto& lora_dir = a.add_string("--lora-dir", "", "", "folder of LoRA files that <lora:NAME> and --lora NAME look in, recursively (default: a Lora folder beside the model or beside its folder, as AUTOMATIC1111's models/Lora)");
     auto& seed = a.add_int("--seed", "", -1, "random seed; -1 picks one and prints it");
     auto& steps = a.add_int("--steps", "", 20, "sampling steps");
     auto& cfg = a.add_double("--cfg-scale", "", kSdDefaultCfgScale, "classifier-free guidance scale");
@@ -203,8 +207,40 @@ int cmd_generate(int argc, char** argv) {
         if (!d) return fail(d.error());
         model_path = *d;
     }
+    // LoRAs: --lora flags become prompt tags (so the infotext carries them, as A1111's does), then every tag
+    // is resolved and read against the model's spec before any weight is loaded.
+    for (const std::string& l : lora.all) {
+        std::error_code fec;
+        p.prompt += fs::is_regular_file(l, fec) ? fmt::format(" <lora:{}:1>", l) : fmt::format(" <lora:{}>", l);
+    }
+    auto networks = parse_extra_networks(p.prompt);
+    if (!networks) return fail(networks.error());
+    for (const std::string& t : networks->other) std::fprintf(stderr, "warning: %s in the prompt: easel knows only <lora:...>; removed\n", t.c_str());
+    LoadOptions base_lo = lo;  // the refiner gets no LoRAs
+    if (!networks->loras.empty()) {
+        auto spec = load_model_spec(model_path, lo);
+        if (!spec) return fail(spec.error());
+        const std::string dir = lora_dir.seen ? lora_dir.s : default_lora_dir(model_path);
+        std::vector<std::string> hashes;
+        for (const LoraTag& t : networks->loras) {
+            auto path = find_lora_file(dir, t.name);
+            if (!path) return fail(path.error().within(fmt::format("<lora:{}>", t.name)));
+            auto file = read_lora(*path, spec->info);
+            if (!file) return fail(file.error());
+            base_lo.adapters.push_back(lora_adapter(*file, t.unet, t.te));
+            std::fprintf(stderr, "LoRA %s: %zu modules, te %g, unet %g\n", (*file)->name.c_str(), (*file)->modules.size(), t.te, t.unet);
+            // A1111's "Lora hashes": the name as the prompt mentions it (':' and ',' removed), the short hash.
+            std::string alias = t.name;
+            std::erase_if(alias, [](char c) { return c == ':' || c == ','; });
+            const std::string entry = fmt::format("{}: {}", alias, (*file)->short_hash());
+            if (std::find(hashes.begin(), hashes.end(), entry) == hashes.end()) hashes.push_back(entry);
+        }
+        std::string joined;
+        for (const std::string& h : hashes) joined += (joined.empty() ? "" : ", ") + h;
+        p.infotext_extra.emplace_back("Lora hashes", joined);
+    }
     std::fprintf(stderr, "%s (cpu isa %s, %d threads)\n", kVersion, std::string(isa_name(active_isa())).c_str(), num_threads());
-    auto m = load_model(model_path, lo);
+    auto m = load_model(model_path, base_lo);
     if (!m) return fail(m.error());
     if (!(*m)->weight_cache_note.empty()) std::fprintf(stderr, "%s\n", (*m)->weight_cache_note.c_str());
     if (!cfg.seen && (*m)->defaults.cfg_scale) {
@@ -292,7 +328,8 @@ int cmd_generate(int argc, char** argv) {
             rp.init_latent = g.latent;
             rp.denoising_start = refiner_switch.d;
             rp.infotext_model = base_name;
-            rp.infotext_extra = {{"Refiner", refiner_spec->name}, {"Refiner switch at", fmt::format("{}", refiner_switch.d)}};
+            rp.infotext_extra.emplace_back("Refiner", refiner_spec->name);
+            rp.infotext_extra.emplace_back("Refiner switch at", fmt::format("{}", refiner_switch.d));
             auto out = generate(**r, rp, [&](const ProgressEvent& e) { return printer.on_event(e); });
             printer.finish();
             if (!out) return fail(out.error());
@@ -490,6 +527,7 @@ int cmd_serve(int argc, char** argv) {
     auto& data = a.add_string("--data", "", "", "folder for the job database and images (default: " + server::default_data_dir() + ")");
     a.add_string("--model", "-m", "", "model file or folder to serve; repeat -m (or separate with commas) for several; the first is the default");
     auto& models_dir = a.add_string("--models-dir", "", "", "folder of more models, loaded when first asked for");
+    auto& serve_lora_dir = a.add_string("--lora-dir", "", "", "folder of LoRA files that <lora:NAME> in a prompt names (default: a Lora folder beside the first model or --models-dir, as AUTOMATIC1111's models/Lora)");
     auto& api_auth = a.add_string("--api-auth", "", "", "user:password[,user2:password2] for HTTP Basic, as A1111's --api-auth");
     auto& insecure = a.add_bool("--insecure-no-auth", "", "allow a non-loopback --host without keys or --api-auth");
     auto& precision = a.add_string("--precision", "", "fp32", "fp32 (exact) or fast (bf16 compute, f32 accumulation)");
@@ -546,6 +584,7 @@ int cmd_serve(int argc, char** argv) {
             start = comma + 1;
         }
     o.models_dir = models_dir.s;
+    o.lora_dir = serve_lora_dir.s;
     if (o.models.empty() && o.models_dir.empty()) {
         auto d = default_model_path();
         if (!d) return fail(d.error());

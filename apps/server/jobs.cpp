@@ -11,6 +11,7 @@
 #include "core/allocator.h"
 #include "core/log.h"
 #include "io/image.h"
+#include "pipeline/lora.h"
 #include "runtime/ops.h"
 #include "worker.h"
 
@@ -337,6 +338,13 @@ void JobQueue::run_job(Slot& slot, const std::shared_ptr<Job>& job) {
         }
         msg["refiner"] = rm->path;
     }
+    // The LoRAs again (files may have changed since the job was queued, or the server restarted).
+    auto loras = resolve_loras(job->req, slot.entry.path);
+    if (!loras) {
+        finish(job, "failed", loras.error().to_string(), json::object());
+        return;
+    }
+    if (!loras->empty()) msg["loras"] = *loras;
     if (!slot.proc->send(msg)) {
         // The worker died while idle (killed from outside, say): not this job's doing. A fresh one, then once more.
         json ignored;
@@ -519,6 +527,28 @@ void JobQueue::prune() {
     }
 }
 
+Result<json> JobQueue::resolve_loras(const GenerationRequest& r, const std::string& model_path) const {
+    EASEL_TRY_ASSIGN(ExtraNetworks x, parse_extra_networks(r.params.prompt));
+    json out = json::array();
+    if (x.loras.empty()) return out;
+    EASEL_TRY_ASSIGN(ModelSpec spec, load_model_spec(model_path, load_));
+    for (const LoraTag& t : x.loras) {
+        // Only names in the server's LoRA folder: a request never names a file path.
+        if (t.name.find('/') != std::string::npos || t.name.find("..") != std::string::npos)
+            return Error::invalid_argument(fmt::format("<lora:{}>: a LoRA is named by its file name in the server's LoRA "
+                                                       "folder, not by a path", t.name), "prompt");
+        if (lora_dir_.empty())
+            return Error::not_found(fmt::format("<lora:{}>: this server has no LoRA folder (easel serve --lora-dir)", t.name),
+                                    "prompt");
+        auto path = find_lora_file(lora_dir_, t.name);
+        if (!path) return Error(path.error().code(), path.error().message(), "prompt");
+        auto file = read_lora(*path, spec.info);
+        if (!file) return Error(file.error().code(), fmt::format("<lora:{}>: {}", t.name, file.error().to_string()), "prompt");
+        out.push_back({{"path", *path}, {"name", t.name}, {"te", t.te}, {"unet", t.unet}, {"hash", (*file)->short_hash()}});
+    }
+    return out;
+}
+
 Result<JobQueue::Submitted> JobQueue::submit(const GenerationRequest& r, const Caller& caller) {
     std::string model = r.model.empty() ? default_model() : r.model;
     const ModelEntry* m = find_model(model);
@@ -541,6 +571,8 @@ Result<JobQueue::Submitted> JobQueue::submit(const GenerationRequest& r, const C
         if (!spec) return spec.error().within("refiner_checkpoint");
         refiner_spec = std::move(spec).value();
     }
+    // <lora:...> tags: every one resolves and fits the model before the job is queued.
+    EASEL_TRY(resolve_loras(r, m->path));
     auto job = std::make_shared<Job>();
     job->id = random_id();
     job->model = m->name;

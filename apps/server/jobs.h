@@ -53,6 +53,9 @@ public:
     void stop();
 
     const std::vector<ModelEntry>& models() const { return models_; }
+    // The folder <lora:NAME> tags are looked up in (pipeline/lora.h find_lora_file); "" = none.
+    void set_lora_dir(std::string dir) { lora_dir_ = std::move(dir); }
+    const std::string& lora_dir() const { return lora_dir_; }
     std::string default_model() const;
     const ModelEntry* find_model(const std::string& name_or_title) const;
     // Makes a model the default, loading it first (blocks until loaded; the error says why it could not be).
@@ -110,6 +113,9 @@ private:
     json live_json(const Job& j, bool with_preview);  // mu_ held
     json record_json(const JobRecord& r) const;
     void prune();
+    // The LoRAs the prompt's <lora:...> tags name, each read and matched against the model (`model_path`):
+    // [{"path", "name", "te", "unet", "hash"}] for the worker. Errors name the tag (a 4xx for the client).
+    Result<json> resolve_loras(const GenerationRequest& r, const std::string& model_path) const;
 
     Store& store_;
     std::vector<ModelEntry> models_;
@@ -117,6 +123,7 @@ private:
     Limits limits_;
     std::string image_dir_;
     std::string worker_exe_;
+    std::string lora_dir_;
 
     mutable std::mutex mu_;
     std::condition_variable cv_;

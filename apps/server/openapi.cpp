@@ -41,7 +41,7 @@ json openapi_json() {
                         "Euler, CFG 7); /v1/jobs the model's native size, its recommended CFG scale (7 when it has none), 20 steps "
                         "and Euler a."},
         {"properties",
-         {{"prompt", {{"type", "string"}, {"default", ""}}},
+         {{"prompt", {{"type", "string"}, {"default", ""}, {"description", "A1111 syntax; <lora:NAME:MULTIPLIER> (or <lora:NAME:te=A:unet=B>) applies a LoRA file of the server's LoRA folder (GET /sdapi/v1/loras) and is taken out of the text"}}},
           {"negative_prompt", {{"type", "string"}, {"default", ""}}},
           {"seed", {{"type", "integer"}, {"default", -1}, {"description", "-1 picks a random seed"}}},
           {"sampler_name", {{"type", "string"}, {"description", "A1111 name (\"Euler a\", \"DPM++ 2M\", legacy \"DPM++ 2M Karras\") or alias"}}},
@@ -122,6 +122,8 @@ json openapi_json() {
     paths["/sdapi/v1/interrupt"]["post"] = op("Stop the running jobs and keep what they made", {{"200", reply("null", any)}});
     paths["/sdapi/v1/skip"]["post"] = op("Skip the current image of the running jobs", {{"200", reply("null", any)}});
     paths["/sdapi/v1/sd-models"]["get"] = op("A1111 model list", {{"200", reply("models", {{"type", "array"}})}});
+    paths["/sdapi/v1/loras"]["get"] = op("A1111 LoRA list: name, alias, path and training metadata of each file in the LoRA folder",
+                                         {{"200", reply("loras", {{"type", "array"}})}});
     paths["/sdapi/v1/samplers"]["get"] = op("A1111 sampler list", {{"200", reply("samplers", {{"type", "array"}})}});
     paths["/sdapi/v1/schedulers"]["get"] = op("A1111 scheduler list", {{"200", reply("schedulers", {{"type", "array"}})}});
     paths["/sdapi/v1/options"]["get"] = op("A1111 options (the subset easel has)", {{"200", reply("options", any)}});

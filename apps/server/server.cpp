@@ -16,7 +16,10 @@
 #include <httplib.h>
 
 #include "auth.h"
+#include "core/log.h"
 #include "io/image.h"
+#include "io/safetensors.h"
+#include "pipeline/lora.h"
 #include "jobs.h"
 #include "openapi.h"
 #include "pipeline/infotext.h"
@@ -471,6 +474,27 @@ void Server::install(httplib::Server& svr) {
         send_json(res, nullptr);
     }));
     svr.Get("/sdapi/v1/sd-models", api([this](const httplib::Request&, httplib::Response& res, const Auth&) { send_json(res, sd_models_json()); }));
+    // A1111's Lora extension: every file of the LoRA folder, with its kohya-ss training metadata (the safetensors
+    // header's __metadata__; ss_* values that hold JSON are parsed, as A1111 does).
+    svr.Get("/sdapi/v1/loras", api([this](const httplib::Request&, httplib::Response& res, const Auth&) {
+        json list = json::array();
+        for (const auto& [name, path] : list_lora_files(queue_.lora_dir())) {
+            json meta = json::object();
+            std::string alias = name;
+            auto w = path.size() > 12 && path.compare(path.size() - 12, 12, ".safetensors") == 0
+                         ? read_safetensors(path) : Result<WeightSet>(WeightSet{});
+            if (w) {
+                const std::map<std::string, std::string>& md = w->metadata;
+                for (const auto& [k, v] : md) {
+                    json parsed = json::parse(v, nullptr, false);
+                    meta[k] = (!parsed.is_discarded() && (parsed.is_object() || parsed.is_array())) ? parsed : json(v);
+                }
+                if (auto it = md.find("ss_output_name"); it != md.end() && !it->second.empty()) alias = it->second;
+            }
+            list.push_back({{"name", name}, {"alias", alias}, {"path", path}, {"metadata", meta}});
+        }
+        send_json(res, list);
+    }));
     svr.Get("/sdapi/v1/samplers", api([](const httplib::Request&, httplib::Response& res, const Auth&) { send_json(res, samplers_json()); }));
     svr.Get("/sdapi/v1/schedulers", api([](const httplib::Request&, httplib::Response& res, const Auth&) { send_json(res, schedulers_json()); }));
     svr.Get("/sdapi/v1/options", api([this](const httplib::Request&, httplib::Response& res, const Auth&) { send_json(res, options_json()); }));
@@ -522,7 +546,7 @@ void Server::install(httplib::Server& svr) {
         {"/sdapi/v1/hypernetworks", json::array()}, {"/sdapi/v1/face-restorers", json::array()},
         {"/sdapi/v1/realesrgan-models", json::array()}, {"/sdapi/v1/prompt-styles", json::array()},
         {"/sdapi/v1/embeddings", json{{"loaded", json::object()}, {"skipped", json::object()}}},
-        {"/sdapi/v1/loras", json::array()}, {"/sdapi/v1/extensions", json::array()},
+        {"/sdapi/v1/extensions", json::array()},
         {"/sdapi/v1/cmd-flags", json::object()}, {"/sdapi/v1/memory", json::object()},
     };
     for (const auto& [path, body] : empty_gets) {
@@ -636,6 +660,12 @@ Status run_server(const ServeOptions& o) {
         if (ec) return Error::io(fmt::format("cannot find this program to start worker processes: {}", ec.message()), "/proc/self/exe");
     }
     JobQueue queue(*store, models, o.load, o.limits, (fs::path(data_dir) / "images").string(), worker_exe);
+    // <lora:NAME> files: --lora-dir, else a Lora folder beside the first model (A1111's models/Lora).
+    std::string lora_dir = o.lora_dir;
+    if (lora_dir.empty() && !models.empty()) lora_dir = default_lora_dir(models.front().path);
+    if (lora_dir.empty() && !o.models_dir.empty()) lora_dir = default_lora_dir(o.models_dir);
+    queue.set_lora_dir(lora_dir);
+    if (!lora_dir.empty()) log_info("serve", "LoRAs from {} ({} files)", lora_dir, list_lora_files(lora_dir).size());
     EASEL_TRY(queue.start());
 
     httplib::Server svr;

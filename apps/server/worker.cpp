@@ -25,6 +25,7 @@
 #include "core/log.h"
 #include "core/thread_pool.h"
 #include "io/image.h"
+#include "pipeline/lora.h"
 #include "pipeline/tasks.h"
 #include "request.h"
 #include "store.h"
@@ -328,7 +329,42 @@ struct RefinerCache {
     }
 };
 
-json run_one(const Model& model, RefinerCache& refiners, const Limits& limits, const json& msg, Inbox& inbox, int fd) {
+// The base model with a job's LoRAs merged into its weights (LoadOptions::adapters), loaded when a job names a
+// set of LoRAs the cached one does not have; the base model stays loaded beside it and serves jobs without
+// LoRAs unchanged. The weight cache keys each set apart, so a set seen before maps its packed weights.
+struct LoraModelCache {
+    LoadOptions load;
+    std::string model_path;
+    std::string key;  // the set it holds: each "path te unet", in order
+    std::unique_ptr<Model> model;
+    std::string hashes;  // A1111's "Lora hashes" value for it
+
+    Result<const Model*> get(const json& loras) {
+        std::string k;
+        for (const json& l : loras) k += fmt::format("{} {} {}\n", l.value("path", ""), l.value("te", 1.0), l.value("unet", 1.0));
+        if (model && key == k) return model.get();
+        model.reset();  // one LoRA set at a time: the memory of the base and one merged copy
+        EASEL_TRY_ASSIGN(ModelSpec spec, load_model_spec(model_path, load));
+        LoadOptions o = load;
+        std::vector<std::string> entries;
+        for (const json& l : loras) {
+            EASEL_TRY_ASSIGN(auto file, read_lora(l.value("path", ""), spec.info));
+            o.adapters.push_back(lora_adapter(file, l.value("unet", 1.0), l.value("te", 1.0)));
+            std::string alias = l.value("name", file->name);
+            std::erase_if(alias, [](char c) { return c == ':' || c == ','; });
+            const std::string entry = fmt::format("{}: {}", alias, file->short_hash());
+            if (std::find(entries.begin(), entries.end(), entry) == entries.end()) entries.push_back(entry);
+        }
+        EASEL_TRY_ASSIGN(model, load_model(model_path, o));
+        key = k;
+        hashes.clear();
+        for (const std::string& e : entries) hashes += (hashes.empty() ? "" : ", ") + e;
+        return model.get();
+    }
+};
+
+json run_one(const Model& base, RefinerCache& refiners, LoraModelCache& lora_models, const Limits& limits, const json& msg,
+             Inbox& inbox, int fd) {
     const std::string id = msg.value("id", "");
     const std::string kind = msg.value("kind", "txt2img");
     const std::string dir = msg.value("dir", "");
@@ -346,6 +382,14 @@ json run_one(const Model& model, RefinerCache& refiners, const Limits& limits, c
         if (!r) return failed(r.error().within("refiner_checkpoint"));
         req->params.refiner = *r;
     }
+    const Model* chosen = &base;
+    if (msg.contains("loras") && msg["loras"].is_array() && !msg["loras"].empty()) {
+        auto m = lora_models.get(msg["loras"]);
+        if (!m) return failed(m.error().within("prompt"));
+        chosen = *m;
+        req->params.infotext_extra.emplace_back("Lora hashes", lora_models.hashes);
+    }
+    const Model& model = *chosen;
     int64_t last_preview_ms = 0;
     auto progress = [&](const ProgressEvent& e) -> Status {
         if (inbox.stop == kCancelJob) return Error::cancelled("cancelled");
@@ -421,6 +465,9 @@ int run_worker_main() {
     RefinerCache refiners;
     refiners.load = *lo;
     refiners.load.with_vae_encoder = false;
+    LoraModelCache lora_models;
+    lora_models.load = *lo;
+    lora_models.model_path = path;
 
     Inbox inbox;
     // The reader: jobs go to the queue, stop and preview apply to the running job at once. The parent closing the
@@ -454,7 +501,7 @@ int run_worker_main() {
             inbox.current = job.value("id", "");
             inbox.stop = kRun;
         }
-        json answer = run_one(**model, refiners, *limits, job, inbox, fd);
+        json answer = run_one(**model, refiners, lora_models, *limits, job, inbox, fd);
         {
             std::lock_guard<std::mutex> lk(inbox.mu);
             inbox.current.clear();

@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "pipeline/infotext.h"
+#include "pipeline/lora.h"
 #include "pipeline/tasks.h"
 #include "sampling/noise.h"
 #include "sampling/rng_philox.h"
@@ -296,7 +297,10 @@ Result<std::vector<GeneratedImage>> generate_impl(const Model& m, Model* release
     // 1. The prompts' conditioning.
     EASEL_TRY(emit({.phase = "encode", .step = 0, .total = 1}));
     const bool kdiffusion = p.schedule_from != ScheduleFrom::Diffusers;
-    const PromptRequest request{.prompt = p.prompt, .negative = p.negative_prompt, .prompt_2 = p.prompt_2,
+    // AUTOMATIC1111's extra-network tags (<lora:name:0.8>) leave the positive prompt before it is encoded (the
+    // caller applied the LoRAs they name; pipeline/lora.h); the infotext keeps them, as A1111's does.
+    const PromptRequest request{.prompt = strip_extra_networks(p.prompt), .negative = p.negative_prompt,
+                                .prompt_2 = strip_extra_networks(p.prompt_2),
                                 .negative_2 = p.negative_prompt_2, .clip_skip = p.clip_skip, .width = p.width,
                                 .height = p.height, .size = p.size_conditioning,
                                 .zero_empty_negative = kdiffusion ? std::optional<bool>(true) : std::nullopt};

@@ -100,6 +100,34 @@ hdr='{"lora_te2_text_model_encoder_layers_0_mlp_fc1.lora_down.weight":{"dtype":"
 expect_error "an SDXL LoRA passed as the model" "this is an SDXL LoRA file, an add-on for a model" -- generate -m "$tmp/lora.safetensors" -p x -o "$tmp/a.png"
 expect_error "refiner switch out of range" "--refiner-switch" -- generate -m "$sdxl" --refiner "$golden/pipeline_sdxl_refiner" --schedule-from diffusers --refiner-switch 1 -p x -W 64 -H 64 -o "$tmp/a.png"
 
+# LoRAs (tests/golden/data/lora, tools/reference/make_lora_goldens.py): the prompt tag and --lora give the same
+# image, unlike none; the infotext keeps the tag and records A1111's "Lora hashes"; bad names and files are errors.
+loras=$golden/lora
+expect_ok "no LoRA" -- generate -m "$model" -p "a red circle" --seed 4 --steps 3 -W 32 -H 32 -o "$tmp/l0.png"
+expect_ok "LoRA by prompt tag" -- generate -m "$model" -p "a red circle <lora:sd1_kohya:0.8>" --lora-dir "$loras" --seed 4 --steps 3 -W 32 -H 32 -o "$tmp/l1.png"
+expect_ok "LoRA by --lora" -- generate -m "$model" -p "a red circle" --lora sd1_kohya:0.8 --lora-dir "$loras" --seed 4 --steps 3 -W 32 -H 32 -o "$tmp/l2.png"
+"$bin" generate -m "$model" -p "a red circle" --lora "$loras/sd1_kohya.safetensors" --seed 4 --steps 3 -W 32 -H 32 -o "$tmp/l3.png" 2>/dev/null >/dev/null
+# A1111's LoRA hash: SHA-256 of the safetensors data after the header.
+lora_hash=$(python3 -c "import sys,hashlib,struct
+d=open(sys.argv[1],'rb').read();print(hashlib.sha256(d[8+struct.unpack('<Q',d[:8])[0]:]).hexdigest()[:12])" "$loras/sd1_kohya.safetensors")
+if ! grep -a -q 'a red circle <lora:sd1_kohya:0.8>' "$tmp/l1.png" || ! grep -a -q "Lora hashes: \"sd1_kohya: $lora_hash\"" "$tmp/l1.png"; then
+  echo "FAIL the LoRA image's infotext lacks its tag or its Lora hashes:"; grep -a -o 'a red circle.*' "$tmp/l1.png" | head -3; failures=$((failures + 1))
+fi
+pixels() { python3 -c "import sys,zlib,struct
+d=open(sys.argv[1],'rb').read();i=8;out=b''
+while i<len(d):
+    n=struct.unpack('>I',d[i:i+4])[0];t=d[i+4:i+8]
+    if t==b'IDAT': out+=d[i+8:i+8+n]
+    i+=12+n
+print(zlib.decompress(out).hex())" "$1"; }
+if [[ "$(pixels "$tmp/l1.png")" != "$(pixels "$tmp/l2.png")" ]]; then echo "FAIL <lora:sd1_kohya:0.8> and --lora sd1_kohya:0.8 differ"; failures=$((failures + 1)); fi
+if [[ "$(pixels "$tmp/l0.png")" == "$(pixels "$tmp/l1.png")" ]]; then echo "FAIL the LoRA did not change the image"; failures=$((failures + 1)); fi
+if [[ "$(pixels "$tmp/l2.png")" == "$(pixels "$tmp/l3.png")" ]]; then echo "FAIL multiplier 0.8 and 1 gave the same image"; failures=$((failures + 1)); fi
+expect_error "unknown LoRA name" "no LoRA named 'nope'" -- generate -m "$model" -p "x <lora:nope:1>" --lora-dir "$loras" -W 32 -H 32 -o "$tmp/a.png"
+expect_error "bad LoRA multiplier" "'high' in <lora:sd1_kohya:high> is not a multiplier" -- generate -m "$model" -p "x <lora:sd1_kohya:high>" --lora-dir "$loras" -W 32 -H 32 -o "$tmp/a.png"
+expect_error "LoRA of the wrong shape" "does not fit" -- generate -m "$model" -p "x <lora:bad_shape>" --lora-dir "$loras" -W 32 -H 32 -o "$tmp/a.png"
+expect_error "SDXL LoRA on SD 1.5" "text_encoder_2, which this model (sd1) does not have" -- generate -m "$model" -p "x" --lora "$loras/sdxl_kohya.safetensors" -W 32 -H 32 -o "$tmp/a.png"
+
 # A model's recommended guidance (easel_defaults.json): used when --cfg-scale is absent, overridden by it, and a bad
 # file is refused naming it.
 mkdir -p "$tmp/rec"

@@ -11,10 +11,14 @@
 #include <csignal>
 #include <fstream>
 #include <sstream>
+#include <tuple>
+
+#include <fmt/format.h>
 
 #include "io/image.h"
 #include "pipeline/families/sd.h"
 #include "pipeline/generate.h"
+#include "pipeline/lora.h"
 #include "server/request.h"
 #include "server_fixture.h"
 
@@ -592,6 +596,77 @@ TEST_F(Http, RunsAnSDXLRefiner) {
     auto [s4, r4] = post("/sdapi/v1/txt2img", out_of_range);
     EXPECT_EQ(s4, 400) << r4.dump();
     EXPECT_NE(r4.dump().find("refiner_switch_at"), std::string::npos) << r4.dump();
+}
+
+// <lora:NAME:MULT> in a prompt: the worker loads the base model with the LoRA merged beside the base, the image is the
+// library's with the same LoRA, the infotext keeps the tag and records "Lora hashes"; the next request without it
+// gets the base image bit for bit. /sdapi/v1/loras lists the folder; unknown names, paths and LoRAs for another
+// architecture are refused before the job is queued.
+TEST_F(Http, AppliesLorasFromThePrompt) {
+    const std::string loras = std::string(EASEL_GOLDEN_DIR) + "/lora";
+    server::ServeOptions o;
+    o.models = {std::string(EASEL_GOLDEN_DIR) + "/pipeline_sd1"};
+    o.lora_dir = loras;
+    start(o);
+    const json req = {{"prompt", "a red circle <lora:sd1_kohya:0.8>"}, {"seed", 3}, {"steps", 4}, {"width", 32}, {"height", 32},
+                      {"sampler_name", "Euler"}};
+    auto [s1, r1] = post("/sdapi/v1/txt2img", req);
+    ASSERT_EQ(s1, 200) << r1.dump();
+    const std::string infotext = json::parse(r1["info"].get<std::string>())["infotexts"][0];
+    auto file = read_lora(loras + "/sd1_kohya.safetensors", load_model_spec(o.models[0], LoadOptions{})->info);
+    ASSERT_TRUE(file) << file.error().to_string();
+    EXPECT_NE(infotext.find("a red circle <lora:sd1_kohya:0.8>"), std::string::npos) << infotext;
+    EXPECT_NE(infotext.find(fmt::format("Lora hashes: \"sd1_kohya: {}\"", (*file)->short_hash())), std::string::npos) << infotext;
+
+    GenerateParams p;
+    p.prompt = "a red circle <lora:sd1_kohya:0.8>";
+    p.seed = 3;
+    p.steps = 4;
+    p.width = p.height = 32;
+    p.sampler = SamplerKind::Euler;
+    LoadOptions with;
+    with.adapters.push_back(lora_adapter(*file, 0.8, 0.8));
+    auto lora_model = load_model(o.models[0], with);
+    auto base_model = load_model(o.models[0], LoadOptions{});
+    ASSERT_TRUE(lora_model && base_model);
+    auto want = generate(**lora_model, p);
+    ASSERT_TRUE(want) << want.error().to_string();
+    EXPECT_EQ(decode_b64_png(r1["images"][0]).pixels, (*want)[0].image.pixels);
+
+    json plain = req;
+    plain["prompt"] = "a red circle";
+    auto [s2, r2] = post("/sdapi/v1/txt2img", plain);
+    ASSERT_EQ(s2, 200) << r2.dump();
+    p.prompt = "a red circle";
+    auto base = generate(**base_model, p);
+    ASSERT_TRUE(base);
+    EXPECT_EQ(decode_b64_png(r2["images"][0]).pixels, (*base)[0].image.pixels) << "the base model did not come back";
+    EXPECT_NE(decode_b64_png(r2["images"][0]).pixels, decode_b64_png(r1["images"][0]).pixels);
+
+    auto [sl, list] = get("/sdapi/v1/loras");
+    ASSERT_EQ(sl, 200);
+    ASSERT_TRUE(list.is_array());
+    EXPECT_EQ(list.size(), list_lora_files(loras).size());
+    bool found = false;
+    for (const json& l : list)
+        if (l["name"] == "sd1_kohya") {
+            found = true;
+            EXPECT_EQ(l["path"], loras + "/sd1_kohya.safetensors");
+            EXPECT_TRUE(l["metadata"].is_object());
+        }
+    EXPECT_TRUE(found) << list.dump();
+
+    for (const auto& [prompt, status, needle] :
+         {std::tuple<std::string, int, std::string>{"x <lora:nope:1>", 404, "no LoRA named 'nope'"},
+          {"x <lora:../pipeline_sd1/x:1>", 400, "not by a path"},
+          {"x <lora:sdxl_kohya:1>", 400, "text_encoder_2"},
+          {"x <lora:sd1_kohya:lots>", 400, "not a multiplier"}}) {
+        json bad = req;
+        bad["prompt"] = prompt;
+        auto [sb, rb] = post("/sdapi/v1/txt2img", bad);
+        EXPECT_EQ(sb, status) << prompt << ": " << rb.dump();
+        EXPECT_NE(rb.dump().find(needle), std::string::npos) << rb.dump();
+    }
 }
 
 TEST(ServeOptions, RefusesAnOpenAddressWithoutAuthentication) {
