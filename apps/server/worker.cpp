@@ -329,41 +329,58 @@ struct RefinerCache {
     }
 };
 
-// The base model with a job's LoRAs merged into its weights (LoadOptions::adapters), loaded when a job names a
-// set of LoRAs the cached one does not have; the base model stays loaded beside it and serves jobs without
-// LoRAs unchanged. The weight cache keys each set apart, so a set seen before maps its packed weights.
-struct LoraModelCache {
+// A job's LoRAs: read once per set (the files' contents are keyed by path, multipliers and modification time) and
+// applied to the loaded model in place for the job (LivePatch: the touched weights are merged and packed again
+// into the model's own bytes, and written back after, so the next job gets the base model bit for bit). Where a
+// weight cannot be rebuilt in place (a GGUF model's dequantized weights), the model is loaded again with the
+// LoRAs merged, beside the base, and kept for the next job with the same set.
+struct LoraSets {
     LoadOptions load;
     std::string model_path;
-    std::string key;  // the set it holds: each "path te unet", in order
-    std::unique_ptr<Model> model;
+    std::string key;  // the set `adapters` holds: each "path te unet mtime", in order
+    std::vector<std::shared_ptr<const WeightAdapter>> adapters;
     std::string hashes;  // A1111's "Lora hashes" value for it
+    std::unique_ptr<Model> merged;  // the fallback: the model loaded with the set merged
 
-    Result<const Model*> get(const json& loras) {
+    Status prepare(const json& loras) {
         std::string k;
-        for (const json& l : loras) k += fmt::format("{} {} {}\n", l.value("path", ""), l.value("te", 1.0), l.value("unet", 1.0));
-        if (model && key == k) return model.get();
-        model.reset();  // one LoRA set at a time: the memory of the base and one merged copy
+        for (const json& l : loras) {
+            std::error_code ec;
+            const auto mtime = fs::last_write_time(l.value("path", ""), ec).time_since_epoch().count();
+            k += fmt::format("{} {} {} {}\n", l.value("path", ""), l.value("te", 1.0), l.value("unet", 1.0), mtime);
+        }
+        if (k == key) return ok();
+        key.clear();
+        adapters.clear();
+        merged.reset();
         EASEL_TRY_ASSIGN(ModelSpec spec, load_model_spec(model_path, load));
-        LoadOptions o = load;
         std::vector<std::string> entries;
         for (const json& l : loras) {
             EASEL_TRY_ASSIGN(auto file, read_lora(l.value("path", ""), spec.info));
-            o.adapters.push_back(lora_adapter(file, l.value("unet", 1.0), l.value("te", 1.0)));
+            adapters.push_back(lora_adapter(file, l.value("unet", 1.0), l.value("te", 1.0)));
             std::string alias = l.value("name", file->name);
             std::erase_if(alias, [](char c) { return c == ':' || c == ','; });
             const std::string entry = fmt::format("{}: {}", alias, file->short_hash());
             if (std::find(entries.begin(), entries.end(), entry) == entries.end()) entries.push_back(entry);
         }
-        EASEL_TRY_ASSIGN(model, load_model(model_path, o));
-        key = k;
         hashes.clear();
         for (const std::string& e : entries) hashes += (hashes.empty() ? "" : ", ") + e;
-        return model.get();
+        key = k;
+        return ok();
+    }
+
+    Result<const Model*> merged_model() {
+        if (!merged) {
+            LoadOptions o = load;
+            o.keep_param_registry = false;
+            o.adapters = adapters;
+            EASEL_TRY_ASSIGN(merged, load_model(model_path, o));
+        }
+        return merged.get();
     }
 };
 
-json run_one(const Model& base, RefinerCache& refiners, LoraModelCache& lora_models, const Limits& limits, const json& msg,
+json run_one(Model& base, RefinerCache& refiners, LoraSets& lora_sets, const Limits& limits, const json& msg,
              Inbox& inbox, int fd) {
     const std::string id = msg.value("id", "");
     const std::string kind = msg.value("kind", "txt2img");
@@ -383,11 +400,21 @@ json run_one(const Model& base, RefinerCache& refiners, LoraModelCache& lora_mod
         req->params.refiner = *r;
     }
     const Model* chosen = &base;
+    std::unique_ptr<LivePatch> patch;  // taken off when the job ends, however it ends
     if (msg.contains("loras") && msg["loras"].is_array() && !msg["loras"].empty()) {
-        auto m = lora_models.get(msg["loras"]);
-        if (!m) return failed(m.error().within("prompt"));
-        chosen = *m;
-        req->params.infotext_extra.emplace_back("Lora hashes", lora_models.hashes);
+        if (Status st = lora_sets.prepare(msg["loras"]); !st) return failed(st.error().within("prompt"));
+        (void)base.wait_for_weight_cache();  // the cache writer must not see patched bytes
+        auto p = LivePatch::apply(base, lora_sets.adapters);
+        if (p) {
+            patch = std::move(p).value();
+        } else if (p.error().code() == ErrorCode::Unsupported) {
+            auto m = lora_sets.merged_model();
+            if (!m) return failed(m.error().within("prompt"));
+            chosen = *m;
+        } else {
+            return failed(p.error().within("prompt"));
+        }
+        req->params.infotext_extra.emplace_back("Lora hashes", lora_sets.hashes);
     }
     const Model& model = *chosen;
     int64_t last_preview_ms = 0;
@@ -456,6 +483,7 @@ int run_worker_main() {
     if (init.contains("threads") && init["threads"].is_number_integer()) set_num_threads(std::max(1, init["threads"].get<int>()));
     if (init.contains("isa") && init["isa"].is_number_integer()) set_isa_cap(Isa(std::clamp(init["isa"].get<int>(), 0, 3)));
     const std::string path = init.value("model", "");
+    lo->keep_param_registry = true;  // LoRAs are applied to the loaded model per job (LivePatch)
     auto model = load_model(path, *lo);
     if (!model) {
         (void)write_message(fd, {{"type", "load_failed"}, {"error", model.error().to_string()}});
@@ -465,9 +493,10 @@ int run_worker_main() {
     RefinerCache refiners;
     refiners.load = *lo;
     refiners.load.with_vae_encoder = false;
-    LoraModelCache lora_models;
-    lora_models.load = *lo;
-    lora_models.model_path = path;
+    refiners.load.keep_param_registry = false;
+    LoraSets lora_sets;
+    lora_sets.load = *lo;
+    lora_sets.model_path = path;
 
     Inbox inbox;
     // The reader: jobs go to the queue, stop and preview apply to the running job at once. The parent closing the
@@ -501,7 +530,7 @@ int run_worker_main() {
             inbox.current = job.value("id", "");
             inbox.stop = kRun;
         }
-        json answer = run_one(**model, refiners, lora_models, *limits, job, inbox, fd);
+        json answer = run_one(**model, refiners, lora_sets, *limits, job, inbox, fd);
         {
             std::lock_guard<std::mutex> lk(inbox.mu);
             inbox.current.clear();

@@ -54,6 +54,40 @@ void MappedFile::release_pages(const void* p, size_t n) {
     if (first < last) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
 }
 
+bool MappedFile::is_mapped(const void* p, size_t n) {
+    if (p == nullptr) return false;
+    const uintptr_t begin = reinterpret_cast<uintptr_t>(p), end = begin + n;
+    Registry& r = registry();
+    std::lock_guard<std::mutex> lk(r.mu);
+    auto it = r.maps.upper_bound(begin);
+    if (it == r.maps.begin()) return false;
+    --it;
+    return begin >= it->first && end <= it->first + it->second;
+}
+
+void MappedFile::prefault(const void* p, size_t n) {
+#ifdef MADV_POPULATE_READ
+    if (p == nullptr || n == 0 || !is_mapped(p, n)) return;
+    const uintptr_t page = uintptr_t(::sysconf(_SC_PAGESIZE));
+    const uintptr_t begin = reinterpret_cast<uintptr_t>(p) / page * page;
+    const uintptr_t end = (reinterpret_cast<uintptr_t>(p) + n + page - 1) / page * page;
+    (void)::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_POPULATE_READ);
+#else
+    (void)p;
+    (void)n;
+#endif
+}
+
+Status MappedFile::make_writable(const void* p, size_t n) {
+    if (p == nullptr || n == 0 || !is_mapped(p, n)) return ok();
+    const uintptr_t page = uintptr_t(::sysconf(_SC_PAGESIZE));
+    const uintptr_t begin = reinterpret_cast<uintptr_t>(p) / page * page;
+    const uintptr_t end = (reinterpret_cast<uintptr_t>(p) + n + page - 1) / page * page;
+    if (::mprotect(reinterpret_cast<void*>(begin), end - begin, PROT_READ | PROT_WRITE) != 0)
+        return Error::io(fmt::format("cannot make mapped memory writable: {}", std::strerror(errno)));
+    return ok();
+}
+
 Result<std::shared_ptr<const MappedFile>> MappedFile::open(const std::string& path, MapOptions options) {
     if (path.empty()) return Error::io("empty path", "<empty path>");
     FdGuard g{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};

@@ -49,6 +49,20 @@ public:
     // read-only, so nothing written can be lost. Model loading calls it once a weight has been packed.
     static void release_pages(const void* p, size_t n);
 
+    // Whether [p, p + n) lies wholly inside a live MappedFile (a weight read from a file, or a packed weight of
+    // the weight cache), as opposed to memory of the process's own.
+    static bool is_mapped(const void* p, size_t n);
+    // Makes the pages of [p, p + n) inside a live MappedFile writable (mprotect). Every mapping is private, so a
+    // write gives this process a copy of the page and never reaches the file; release_pages() on such a page
+    // would drop the copy (and the write). Memory of the process's own is already writable: a no-op. Used to
+    // patch packed weights in place (pipeline/lora.h LivePatch), which writes the original bytes back after.
+    static Status make_writable(const void* p, size_t n);
+
+    // Maps the pages of [p, p + n) inside a live MappedFile in one call (madvise MADV_POPULATE_READ) instead of
+    // one page fault per 4 KiB page when they are read: a weight read again after release_pages(). A no-op for
+    // other memory, and where the kernel lacks it (before Linux 5.14).
+    static void prefault(const void* p, size_t n);
+
     // How many bytes of this mapping the kernel maps with 2 MiB page-table entries right now (FilePmdMapped in
     // /proc/self/smaps, summed over its ranges); 0 where that cannot be read.
     uint64_t huge_mapped_bytes() const;

@@ -56,6 +56,9 @@ struct PackedConv2dWeight {
 Result<PackedConv2dWeight> pack_conv2d_weight(const void* w, DType src_dtype, int64_t cout, int64_t cin,
                                               int64_t kh, int64_t kw, Precision precision, Isa isa = active_isa());
 
+// Packs w again into memory that already holds a weight of exactly `layout` (see pack_linear_weight_into).
+Status pack_conv2d_weight_into(const void* w, DType src_dtype, const PackedConv2dWeight& layout, void* into);
+
 // The layout (every field but data) pack_conv2d_weight gives for these arguments, or its error (see
 // packed_linear_layout).
 Result<PackedConv2dWeight> packed_conv2d_layout(int64_t cout, int64_t cin, int64_t kh, int64_t kw, Precision precision,

@@ -61,6 +61,11 @@ struct PackedWeight {
 Result<PackedWeight> pack_linear_weight(const void* w, DType src_dtype, int64_t n, int64_t k, Precision precision,
                                         Isa isa = active_isa());
 
+// Packs w again into memory that already holds a weight of exactly `layout` (its padding words zero): what
+// applying a LoRA to a loaded model does, in place. Errors: as pack_linear_weight, or `layout` is not what
+// packed_linear_layout gives for its sizes, precision and ISA.
+Status pack_linear_weight_into(const void* w, DType src_dtype, const PackedWeight& layout, void* into);
+
 // The layout (every field but data) that pack_linear_weight gives for these arguments, or its error. A cache of
 // packed weights checks a stored entry against it: an entry is usable only if it matches field for field.
 Result<PackedWeight> packed_linear_layout(int64_t n, int64_t k, Precision precision, Isa isa = active_isa());

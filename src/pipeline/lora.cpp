@@ -1,6 +1,7 @@
 #include "pipeline/lora.h"
 
 #include <algorithm>
+#include <cstring>
 #include <charconv>
 #include <cmath>
 #include <filesystem>
@@ -9,7 +10,11 @@
 
 #include <fmt/format.h>
 
+#include "core/allocator.h"
+#include "core/half.h"
+#include "core/thread_pool.h"
 #include "io/file_hash.h"
+#include "io/mapped_file.h"
 #include "io/keymap_ldm.h"
 #include "io/model_file.h"
 #include "kernels/matmul.h"
@@ -271,6 +276,57 @@ const Tensor* part(const LoraModule& m, const char* name) {
     return it == m.parts.end() ? nullptr : &it->second;
 }
 
+// W (contiguous f32, the layer's shape) += mult (alpha / rank) up . down, for a LoRA/LoCon module without lora_mid.
+Status lora_accumulate(const LoraModule& m, Tensor& w, float mult) {
+    const Tensor& up = *part(m, "up");
+    const Tensor& down = *part(m, "down");
+    const Shape& shape = w.shape();
+    const int64_t out = shape[0], numel = shape.numel(), r = down.size(0);
+    if (up.size(0) != out) return misfit(m, shape, fmt::format("lora_up has {} outputs, the layer {}", up.size(0), out));
+    if (up.numel() != out * r) return misfit(m, shape, "lora_up's rank differs from lora_down's");
+    if (down.numel() / r * out != numel) return misfit(m, shape, "lora_down's input size differs from the layer's");
+    gemm(f32(up).data<float>(), f32(down).data<float>(), w.data<float>(), out, r, numel / out, float(m.scale()) * mult, true);
+    return ok();
+}
+
+Result<Tensor> lora_updown(const LoraModule& m, const Shape& shape);
+
+// DoRA as AUTOMATIC1111 (v1.10, after its PR 16151) and LyCORIS's default (wd_on_output false) define it: with
+// delta = (alpha / rank) up . down, merged = W + delta, and dora_scale [1, in(, 1, 1)] the magnitude of each
+// input column, W += mult (merged * dora_scale / ||merged column|| - W), the norm over every output (and tap)
+// of an input column.
+Status dora_apply(const LoraModule& m, Tensor& w, float mult) {
+    const Shape& shape = w.shape();
+    if (shape.rank() < 2) return misfit(m, shape, "DoRA needs a weight of rank 2 or more");
+    const int64_t out = shape[0], in = shape[1], inner = shape.numel() / (out * in);
+    const Tensor& ds_in = *part(m, "dora_scale");
+    if (ds_in.numel() != in)
+        return misfit(m, shape, fmt::format("dora_scale has {} values; this layer has {} input columns (a magnitude per "
+                                            "output, PEFT's layout, is not what AUTOMATIC1111 reads)", ds_in.numel(), in));
+    EASEL_TRY_ASSIGN(Tensor d, lora_updown(m, shape));
+    const Tensor ds = f32(ds_in);
+    const float* dsp = ds.data<float>();
+    float* wp = w.data<float>();
+    float* dp = d.data<float>();  // becomes merged
+    for (int64_t i = 0; i < shape.numel(); ++i) dp[i] += wp[i];
+    std::vector<double> norm(size_t(in), 0.0);
+    for (int64_t o = 0; o < out; ++o)
+        for (int64_t j = 0; j < in; ++j)
+            for (int64_t k = 0; k < inner; ++k) {
+                const double v = dp[(o * in + j) * inner + k];
+                norm[size_t(j)] += v * v;
+            }
+    for (int64_t o = 0; o < out; ++o)
+        for (int64_t j = 0; j < in; ++j) {
+            const float f = float(double(dsp[j]) / std::sqrt(norm[size_t(j)]));
+            for (int64_t k = 0; k < inner; ++k) {
+                const int64_t i = (o * in + j) * inner + k;
+                wp[i] += mult * (dp[i] * f - wp[i]);
+            }
+        }
+    return ok();
+}
+
 // The delta of a LoRA/LoCon module as [out, in * kh * kw].
 Result<Tensor> lora_updown(const LoraModule& m, const Shape& shape) {
     const Tensor& up = *part(m, "up");
@@ -386,11 +442,22 @@ public:
         if (it == by_target_.end()) return ok();
         for (size_t i : it->second) {
             const LoraModule& m = f_->modules[i];
-            EASEL_TRY_ASSIGN(Tensor d, lora_delta(m, w.shape()));
             const float mult = float(m.text_encoder ? te_ : unet_);
+            if (part(m, "dora_scale")) {
+                EASEL_TRY(dora_apply(m, w, mult));
+                continue;
+            }
+            if (m.kind == LoraModule::Kind::LoRA && !part(m, "mid")) {
+                // W += mult (alpha / rank) up . down, accumulated in place (no delta tensor).
+                EASEL_TRY(lora_accumulate(m, w, mult));
+                continue;
+            }
+            EASEL_TRY_ASSIGN(Tensor d, lora_delta(m, w.shape()));
             float* wp = w.data<float>();
             const float* dp = d.data<float>();
-            for (int64_t k = 0; k < w.numel(); ++k) wp[k] += mult * dp[k];
+            parallel_for((w.numel() + 65535) / 65536, [&](int64_t b, int64_t e) {
+                for (int64_t k = b * 65536, end = std::min(w.numel(), e * 65536); k < end; ++k) wp[k] += mult * dp[k];
+            });
         }
         return ok();
     }
@@ -454,7 +521,8 @@ std::string strip_extra_networks(std::string_view prompt) {
 }
 
 int64_t LoraModule::rank() const {
-    for (const char* p : {"down", "hada_w1_b", "lokr_w1_b", "lokr_w2_b"}) {
+    // A1111's LoKr takes lokr_w2_b's rank over lokr_w1_b's when both are there.
+    for (const char* p : {"down", "hada_w1_b", "lokr_w2_b", "lokr_w1_b"}) {
         auto it = parts.find(p);
         if (it != parts.end()) return it->second.rank() ? it->second.size(0) : 0;
     }
@@ -559,8 +627,8 @@ Result<std::shared_ptr<const LoraFile>> read_lora(const WeightSet& w, const Mode
         LoraModule& m = modules[key];
         m.key = key;
         auto has = [&](const char* p) { return m.parts.count(p) > 0; };
-        if (has("dora_scale"))
-            return Error::unsupported(fmt::format("{}: DoRA (dora_scale) is not supported yet", key), path);
+        if (has("dora_scale") && !(has("up") && has("down")))
+            return Error::bad_file(path, fmt::format("{}: dora_scale without lora_up and lora_down", key));
         if (has("up") || has("down")) {
             m.kind = LoraModule::Kind::LoRA;
             if (!has("up") || !has("down")) return Error::bad_file(path, fmt::format("{} has {} without {}", key, has("up") ? "an up" : "a down", has("up") ? "its down" : "its up"));
@@ -616,6 +684,146 @@ Result<std::shared_ptr<const LoraFile>> read_lora(const std::string& path, const
 std::shared_ptr<const WeightAdapter> lora_adapter(std::shared_ptr<const LoraFile> file, double unet, double te) {
     return std::make_shared<LoraAdapter>(std::move(file), unet, te);
 }
+
+namespace {
+
+// `t` (any float dtype, contiguous or not) as f32 into `out`, on every thread; f16 through a table of every
+// value (256 KiB, in L2), which the compiler keeps in a tight loop.
+void to_f32_parallel(const Tensor& t_in, float* out) {
+    static const std::unique_ptr<float[]> f16_table = [] {
+        std::unique_ptr<float[]> t(new float[65536]);
+        for (uint32_t h = 0; h < 65536; ++h) t[h] = f16_to_f32(uint16_t(h));
+        return t;
+    }();
+    Tensor t = t_in.is_contiguous() ? t_in : t_in.contiguous();
+    if (t.dtype() != DType::F16 && t.dtype() != DType::BF16 && t.dtype() != DType::F32) t = t.to(DType::F32);
+    const int64_t n = t.numel(), chunk = 1 << 16;
+    const DType d = t.dtype();
+    const void* raw = t.raw();
+    const float* table = f16_table.get();
+    parallel_for((n + chunk - 1) / chunk, [&](int64_t b, int64_t e) {
+        const int64_t i0 = b * chunk, i1 = std::min(n, e * chunk);
+        if (d == DType::F16) {
+            const uint16_t* h = static_cast<const uint16_t*>(raw);
+            for (int64_t i = i0; i < i1; ++i) out[i] = table[h[i]];
+        } else if (d == DType::BF16) {
+            const uint16_t* h = static_cast<const uint16_t*>(raw);
+            for (int64_t i = i0; i < i1; ++i) out[i] = bf16_to_f32(h[i]);
+        } else {
+            std::memcpy(out + i0, static_cast<const float*>(raw) + i0, size_t(i1 - i0) * 4);
+        }
+    });
+}
+
+// The bytes a packed parameter occupies, and where.
+std::pair<void*, size_t> packed_bytes(const PackedParam& p) {
+    switch (p.kind) {
+    case PackedParam::Kind::Linear:
+        return {const_cast<void*>(p.linear.data.get()),
+                p.linear.isa == Isa::Ref ? size_t(p.linear.n * p.linear.k) * 4 : p.linear.layout_bytes()};
+    case PackedParam::Kind::Conv2d: return {const_cast<void*>(p.conv.data.get()), p.conv.layout_bytes()};
+    case PackedParam::Kind::Bias: return {p.bias.raw(), p.bias.nbytes()};
+    }
+    return {nullptr, 0};
+}
+
+}  // namespace
+
+Result<std::unique_ptr<LivePatch>> LivePatch::apply(Model& m, const std::vector<std::shared_ptr<const WeightAdapter>>& adapters) {
+    if (!m.packed_params)
+        return Error::unsupported("the model was loaded without a parameter registry (LoadOptions::keep_param_registry)");
+    ParamRegistry& reg = *m.packed_params;
+    if (reg.patched) return Error::internal("the model is already patched");
+    // Every target, checked before anything is written.
+    std::vector<std::string> names;
+    for (const auto& a : adapters)
+        for (const std::string& n : a->targets()) names.push_back(n);
+    std::sort(names.begin(), names.end());
+    names.erase(std::unique(names.begin(), names.end()), names.end());
+    size_t total = 0;
+    std::vector<std::string> missing, fixed;
+    for (const std::string& n : names) {
+        auto it = reg.params.find(n);
+        if (it == reg.params.end()) {
+            missing.push_back(n);
+            continue;
+        }
+        const PackedParam& p = it->second;
+        if (p.kind != PackedParam::Kind::Bias && !p.source.storage()) fixed.push_back(n);
+        total += packed_bytes(p).second;
+    }
+    auto list = [](const std::vector<std::string>& v) {
+        std::string s;
+        for (size_t i = 0; i < v.size() && i < 8; ++i) s += (i ? ", " : "") + v[i];
+        if (v.size() > 8) s += fmt::format(", and {} more", v.size() - 8);
+        return s;
+    };
+    if (!missing.empty())
+        return Error::invalid_argument(fmt::format("{} adapter target(s) are not parameters of this model: {}", missing.size(), list(missing)));
+    if (!fixed.empty())
+        return Error::unsupported(fmt::format("{} weight(s) cannot be rebuilt in place (changed at load, or not a view "
+                                              "of the model file): {}", fixed.size(), list(fixed)));
+    if (total > reg.backup_bytes) {
+        reg.backup.reset();
+        reg.backup = allocate_zeroed_pages(total);
+        if (!reg.backup) return Error::exhausted(fmt::format("cannot allocate {} bytes to keep the base weights", total));
+        reg.backup_bytes = total;
+    }
+    size_t largest = 0;
+    for (const std::string& n : names) {
+        const PackedParam& p = reg.params.at(n);
+        largest = std::max(largest, size_t((p.kind == PackedParam::Kind::Bias ? p.bias : p.source).numel()) * 4);
+    }
+    if (largest > reg.scratch_bytes) {
+        reg.scratch.reset();
+        reg.scratch = allocate_zeroed_pages(largest);
+        if (!reg.scratch) return Error::exhausted(fmt::format("cannot allocate {} bytes for merging a weight", largest));
+        reg.scratch_bytes = largest;
+    }
+    std::unique_ptr<LivePatch> patch(new LivePatch());
+    patch->registry_ = m.packed_params;
+    reg.patched = true;
+    auto* backup = static_cast<std::byte*>(reg.backup.get());
+    size_t offset = 0;
+    for (const std::string& n : names) {
+        const PackedParam& p = reg.params.at(n);
+        auto [dst, bytes] = packed_bytes(p);
+        // The merged weight, as the loader would make it: the file's tensor in f32, each adapter in order.
+        const Tensor& src = p.kind == PackedParam::Kind::Bias ? p.bias : p.source;
+        MappedFile::prefault(src.raw(), src.nbytes());  // the file's pages left at load: one call, not a fault each
+        Tensor w = Tensor::wrap(reg.scratch.get(), src.shape(), DType::F32, reg.scratch);
+        to_f32_parallel(src, w.data<float>());
+        for (const auto& a : adapters) {
+            if (!a->touches(n)) continue;
+            if (Status st = a->apply(n, w); !st) return Error(st.error().code(), fmt::format("{}: {}", n, st.error().message()));
+        }
+        EASEL_TRY(MappedFile::make_writable(dst, bytes));
+        std::memcpy(backup + offset, dst, bytes);
+        patch->saved_.push_back({dst, offset, bytes});  // from here on the destructor restores it
+        offset += bytes;
+        patch->bytes_ += bytes;
+        switch (p.kind) {
+        case PackedParam::Kind::Linear: EASEL_TRY(pack_linear_weight_into(w.raw(), DType::F32, p.linear, dst)); break;
+        case PackedParam::Kind::Conv2d: EASEL_TRY(pack_conv2d_weight_into(w.raw(), DType::F32, p.conv, dst)); break;
+        case PackedParam::Kind::Bias:
+            if (w.nbytes() != bytes) return Error::internal(fmt::format("{}: the bias changed size", n));
+            std::memcpy(dst, w.raw(), bytes);
+            break;
+        }
+    }
+    return patch;
+}
+
+void LivePatch::restore() {
+    if (!registry_) return;
+    const auto* backup = static_cast<const std::byte*>(registry_->backup.get());
+    for (const Saved& s : saved_) std::memcpy(s.dst, backup + s.offset, s.bytes);
+    saved_.clear();
+    registry_->patched = false;
+    registry_.reset();
+}
+
+LivePatch::~LivePatch() { restore(); }
 
 std::vector<std::pair<std::string, std::string>> list_lora_files(const std::string& dir) {
     std::vector<std::pair<std::string, std::string>> out;

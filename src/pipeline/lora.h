@@ -36,6 +36,7 @@
 #include "core/error.h"
 #include "core/tensor.h"
 #include "models/detect.h"
+#include "pipeline/model.h"
 #include "runtime/param.h"
 
 namespace easel {
@@ -99,6 +100,39 @@ std::shared_ptr<const WeightAdapter> lora_adapter(std::shared_ptr<const LoraFile
 // The delta of one module for a parameter of `shape` (f32, contiguous, without multiplier but with alpha/rank).
 // Errors: the module's parts do not fit `shape` (the message gives both shapes).
 Result<Tensor> lora_delta(const LoraModule& m, const Shape& shape);
+
+// Adapters applied to a loaded model in place, for as long as this object lives (what `easel serve`'s workers do
+// per request, instead of loading the model again). Each parameter an adapter touches is rebuilt from the file's
+// tensor with every adapter applied in order (the same f32 merge as LoadOptions::adapters) and packed again into
+// the very bytes the model uses; their original bytes are kept and written back by the destructor, so the model
+// is then its base again bit for bit. Needs a model loaded with LoadOptions::keep_param_registry, no generation
+// running while it is made or destroyed, and no weight-cache write in progress (Model::wait_for_weight_cache).
+//
+//   { EASEL_TRY_ASSIGN(auto patch, LivePatch::apply(model, {lora_adapter(file, 0.8, 0.8)}));
+//     generate(model, params); }          // the LoRA's image; after the block, the base model's
+class LivePatch {
+public:
+    // Errors (the model is left as it was): no registry, a target the model lacks or whose weight cannot be
+    // rebuilt (changed by an adapter at load, or not read from a file: a GGUF weight), an adapter's error.
+    static Result<std::unique_ptr<LivePatch>> apply(Model& m, const std::vector<std::shared_ptr<const WeightAdapter>>& adapters);
+    ~LivePatch();
+    LivePatch(const LivePatch&) = delete;
+    LivePatch& operator=(const LivePatch&) = delete;
+
+    size_t params() const { return saved_.size(); }
+    size_t bytes() const { return bytes_; }  // of packed weights rewritten (and kept)
+
+private:
+    LivePatch() = default;
+    void restore();
+    struct Saved {
+        void* dst = nullptr;
+        size_t offset = 0, bytes = 0;
+    };
+    std::shared_ptr<ParamRegistry> registry_;
+    std::vector<Saved> saved_;
+    size_t bytes_ = 0;
+};
 
 // The LoRA files of a folder, searched recursively as A1111 lists its Lora folder: .safetensors, .pt, .ckpt.
 // Returns (name, path) pairs sorted by name. A missing folder is an empty list.

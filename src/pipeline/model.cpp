@@ -211,7 +211,11 @@ WeightCacheSession open_weight_cache(const std::string& path, const LoadOptions&
     auto key = PackCache::model_key(path, fmt::format("precision {} isa {} variant '{}'{}", precision_name(options.precision),
                                                       isa_name(active_isa()), options.variant, adapters_key(options)));
     if (key && key->total_bytes >= options.weight_cache_min_bytes) {
-        s.cache = PackCache::open(options.weight_cache_dir, key->key, options.weight_cache_max_bytes);
+        // A model whose weights get LoRAs applied in place (keep_param_registry: a server's worker) copies its
+        // cached weights into memory of its own: writing to a mapped file's pages would copy each 4 KiB page on
+        // its first write (seconds for SD 1.5).
+        s.cache = PackCache::open(options.weight_cache_dir, key->key, options.weight_cache_max_bytes,
+                                  options.keep_param_registry ? PackCache::Use::Copy : PackCache::Use::Auto);
         if (!s.cache->note().empty()) s.rebuilt = "the weight cache file was not used and is rebuilt: " + s.cache->note();
         loader.set_pack_cache(s.cache.get());
     }
@@ -249,6 +253,10 @@ Status load_networks(const WeightSet& weights, const std::string& path, const Lo
                      const std::function<void(ParamLoader&)>& declare, std::string_view strict_prefix) {
     ParamLoader loader(weights, options.precision);
     for (const auto& a : options.adapters) loader.add_adapter(a);
+    if (options.keep_param_registry) {
+        m.packed_params = std::make_shared<ParamRegistry>();
+        loader.set_registry(m.packed_params.get());
+    }
     WeightCacheSession cache = open_weight_cache(path, options, loader);
     declare(loader);
     EASEL_TRY(loader.finish(strict_prefix));

@@ -46,6 +46,10 @@ struct LoadOptions {
     // Weight changes applied to parameters before they are packed (LoRA and kin; runtime/param.h), in order.
     // Each one's identity() is part of the weight-cache key, so a cached model never comes back without them.
     std::vector<std::shared_ptr<const WeightAdapter>> adapters;
+    // Keep a registry of the packed weights (Model::packed_params), so that LoRAs can be applied to the loaded
+    // model and taken off again (pipeline/lora.h LivePatch): what `easel serve`'s workers do. It keeps every
+    // weight alive, so release_conditioner() / release_diffusion_model() no longer free memory; off for the CLI.
+    bool keep_param_registry = false;
 };
 
 // A diffusers scheduler_config.json as diffusers' `from_config` sees it: a field the file does not carry takes
@@ -146,6 +150,8 @@ struct Model : ModelSpec {
 
     WeightCacheUse weight_cache = WeightCacheUse::Off;
     std::string weight_cache_note;  // one line on what the cache did (also in notes); empty when Off
+    // Every packed parameter by name, when loaded with LoadOptions::keep_param_registry; else null.
+    std::shared_ptr<ParamRegistry> packed_params;
     // A weight cache file being written in the background (LoadOptions::weight_cache_write_in_background): true
     // when written. The packed weights it writes stay alive until it is done, and destroying the model waits for
     // it (a std::future from std::async).

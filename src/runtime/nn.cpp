@@ -1,5 +1,6 @@
 #include "runtime/nn.h"
 
+#include "io/mapped_file.h"
 #include "runtime/pack_cache.h"
 
 
@@ -9,6 +10,23 @@
 namespace easel {
 
 namespace {
+// Records a packed weight in the loader's registry (if any), with its source when that is the file's own tensor.
+void record(const ParamScope& s, const std::string& leaf, const Tensor& w, PackedParam p) {
+    ParamRegistry* r = s.loader().registry();
+    if (!r) return;
+    const std::string name = s.name(leaf);
+    if (w.storage() && !s.loader().adapted(name) && MappedFile::is_mapped(w.raw(), w.nbytes())) p.source = w;
+    r->params[name] = std::move(p);
+}
+
+void record_bias(const ParamScope& s, const Tensor& b) {
+    if (!b.storage() || !s.loader().registry()) return;
+    PackedParam p;
+    p.kind = PackedParam::Kind::Bias;
+    p.bias = b;
+    s.loader().registry()->params[s.name("bias")] = std::move(p);
+}
+
 // Packs a weight tensor viewed as [rows, cols]; records a problem (and returns an empty weight) on failure.
 PackedWeight pack(const ParamScope& s, const Tensor& w, int64_t rows, int64_t cols) {
     if (!w.storage()) return {};  // missing or mis-shaped: the loader has recorded it
@@ -36,7 +54,11 @@ Linear Linear::declare(const ParamScope& s, int64_t in, int64_t out, bool bias) 
     l.out = out;
     Tensor w = s.take("weight", {out, in});
     l.weight = pack(s, w, out, in);
-    if (bias) l.bias = s.take_f32("bias", {out});
+    if (!l.weight.empty()) record(s, "weight", w, {.kind = PackedParam::Kind::Linear, .linear = l.weight});
+    if (bias) {
+        l.bias = s.take_f32("bias", {out});
+        record_bias(s, l.bias);
+    }
     return l;
 }
 
@@ -46,7 +68,11 @@ Linear Linear::declare_conv1x1(const ParamScope& s, int64_t in, int64_t out, boo
     l.out = out;
     Tensor w = s.take("weight", {out, in, 1, 1});
     l.weight = pack(s, w, out, in);
-    if (bias) l.bias = s.take_f32("bias", {out});
+    if (!l.weight.empty()) record(s, "weight", w, {.kind = PackedParam::Kind::Linear, .linear = l.weight});
+    if (bias) {
+        l.bias = s.take_f32("bias", {out});
+        record_bias(s, l.bias);
+    }
     return l;
 }
 
@@ -90,7 +116,11 @@ Conv2d Conv2d::declare(const ParamScope& s, int64_t in, int64_t out, Conv2dSpec 
             s.loader().add_problem(fmt::format("{}: {}", s.name("weight"), p.error().message()));
         }
     }
-    if (bias) c.bias = s.take_f32("bias", {out});
+    if (!c.weight.empty()) record(s, "weight", w, {.kind = PackedParam::Kind::Conv2d, .conv = c.weight});
+    if (bias) {
+        c.bias = s.take_f32("bias", {out});
+        record_bias(s, c.bias);
+    }
     return c;
 }
 

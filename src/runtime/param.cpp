@@ -36,7 +36,10 @@ Tensor ParamLoader::take(const std::string& name, const Shape& expected) {
             return {};
         }
     }
-    if (adapted.storage()) return adapted;
+    if (adapted.storage()) {
+        adapted_.insert(name);
+        return adapted;
+    }
     return *t;
 }
 

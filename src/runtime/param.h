@@ -7,6 +7,7 @@
 //   EASEL_TRY(loader.finish());   // "3 tensors missing: unet.x (expected [320]), ...; 1 has the wrong shape: ..."
 #pragma once
 
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -16,6 +17,7 @@
 #include "core/error.h"
 #include "core/tensor.h"
 #include "io/weights.h"
+#include "kernels/conv2d.h"
 #include "kernels/matmul.h"
 
 namespace easel {
@@ -47,6 +49,34 @@ public:
     virtual std::vector<std::string> targets() const { return {}; }
 };
 
+// A packed parameter of a loaded model, kept so that its packed bytes can be rewritten in place and written
+// back later (LoRAs applied per request without reloading: pipeline/lora.h LivePatch). The packed structs share
+// their data with the model's Linear / Conv2d (a copy of a PackedWeight aliases the same bytes).
+struct PackedParam {
+    enum class Kind { Linear, Conv2d, Bias };
+    Kind kind = Kind::Linear;
+    // The weight as the file holds it (a view into a mapping of the model file; any float dtype), or undefined
+    // when it was not a view of a file (an adapter changed it at load, a GGUF weight was dequantized): such a
+    // parameter cannot be patched.
+    Tensor source;
+    PackedWeight linear;        // Kind::Linear: [out, in] (a 1x1 conv's weight too)
+    PackedConv2dWeight conv;    // Kind::Conv2d
+    Tensor bias;                // Kind::Bias: the model's f32 bias tensor itself (shares its storage)
+};
+
+// Every packed parameter of a model by its full diffusers name ("unet.conv_in.weight"), filled while loading
+// when ParamLoader::set_registry() is given one.
+struct ParamRegistry {
+    std::map<std::string, PackedParam> params;
+    // The original bytes of patched weights (pipeline/lora.h LivePatch), kept between patches so that a second
+    // one does not fault in fresh memory again.
+    std::shared_ptr<void> backup;
+    size_t backup_bytes = 0;
+    std::shared_ptr<void> scratch;  // one weight in f32 while it is merged
+    size_t scratch_bytes = 0;
+    bool patched = false;  // one LivePatch at a time
+};
+
 class ParamLoader {
 public:
     ParamLoader(const WeightSet& weights, Precision precision) : weights_(weights), precision_(precision) {}
@@ -68,6 +98,11 @@ public:
     PackCache* pack_cache() const { return pack_cache_; }
     // Records a problem found while packing or checking (e.g. an unsupported dtype).
     void add_problem(std::string message) { other_.push_back(std::move(message)); }
+    // Optional (not owned): Linear/Conv2d::declare record what they packed (and biases) there.
+    void set_registry(ParamRegistry* r) { registry_ = r; }
+    ParamRegistry* registry() const { return registry_; }
+    // Whether take() handed out an adapter-changed copy of `name` rather than the file's tensor.
+    bool adapted(const std::string& name) const { return adapted_.count(name) > 0; }
     // Adapters applied in take() to the parameters they touch, in the order added.
     void add_adapter(std::shared_ptr<const WeightAdapter> a) { adapters_.push_back(std::move(a)); }
     // After loading: an error naming every adapter target no declare() asked for (a LoRA for another model).
@@ -81,6 +116,8 @@ private:
     const WeightSet& weights_;
     Precision precision_;
     PackCache* pack_cache_ = nullptr;
+    ParamRegistry* registry_ = nullptr;
+    std::set<std::string> adapted_;
     std::vector<std::shared_ptr<const WeightAdapter>> adapters_;
     std::vector<std::string> missing_, wrong_shape_, other_;
     std::set<std::string> taken_;

@@ -102,24 +102,15 @@ Result<PackedConv2dWeight> packed_conv2d_layout(int64_t cout, int64_t cin, int64
     return pw;
 }
 
-Result<PackedConv2dWeight> pack_conv2d_weight(const void* w, DType src_dtype, int64_t cout, int64_t cin,
-                                              int64_t kh, int64_t kw, Precision precision, Isa isa) {
-    if (src_dtype != DType::F32 && src_dtype != DType::F16 && src_dtype != DType::BF16)
-        return Error::unsupported(
-            fmt::format("weight dtype is {}; conv2d weights must be float32, float16 or bfloat16", dtype_name(src_dtype)));
-    if (w == nullptr) return Error::invalid_argument("conv2d weight data is null");
-    EASEL_TRY_ASSIGN(PackedConv2dWeight pw, packed_conv2d_layout(cout, cin, kh, kw, precision, isa));
-    const int64_t K = pw.k(), taps = kh * kw;
-    const gemm::GemmKernel* kern = gemm::gemm_kernel_for(pw.isa, precision);
+namespace {
+// Fills `mem` (pw.layout_bytes(), its padding words zero) with w in pw's layout.
+void fill_conv2d(const void* w, DType src_dtype, const PackedConv2dWeight& pw, void* mem) {
+    const int64_t K = pw.k(), taps = pw.kh * pw.kw, cin = pw.cin;
+    const gemm::GemmKernel* kern = gemm::gemm_kernel_for(pw.isa, pw.precision);
     const int64_t cpairs = (cin + 1) / 2;
-    const size_t bytes = pw.layout_bytes();
-    std::shared_ptr<void> mem = allocate_zeroed_pages(bytes);  // zero: the padding words stay so
-    if (!mem) return Error::exhausted(fmt::format("cannot allocate {} bytes for a conv2d weight", bytes));
-    uint32_t* words = static_cast<uint32_t*>(mem.get());
-    pw.data = std::move(mem);
+    uint32_t* words = static_cast<uint32_t*>(mem);
     const bool round = kern && kern->round_bf16;
-
-    parallel_for(cout, [&](int64_t b, int64_t e) {
+    parallel_for(pw.cout, [&](int64_t b, int64_t e) {
         std::vector<float> src(static_cast<size_t>(K));
         for (int64_t co = b; co < e; ++co) {
             uint32_t* row = words + co * pw.ld_words;
@@ -139,7 +130,38 @@ Result<PackedConv2dWeight> pack_conv2d_weight(const void* w, DType src_dtype, in
             }
         }
     });
+}
+
+Status check_conv_source(const void* w, DType src_dtype) {
+    if (src_dtype != DType::F32 && src_dtype != DType::F16 && src_dtype != DType::BF16)
+        return Error::unsupported(
+            fmt::format("weight dtype is {}; conv2d weights must be float32, float16 or bfloat16", dtype_name(src_dtype)));
+    if (w == nullptr) return Error::invalid_argument("conv2d weight data is null");
+    return ok();
+}
+}  // namespace
+
+Result<PackedConv2dWeight> pack_conv2d_weight(const void* w, DType src_dtype, int64_t cout, int64_t cin,
+                                              int64_t kh, int64_t kw, Precision precision, Isa isa) {
+    EASEL_TRY(check_conv_source(w, src_dtype));
+    EASEL_TRY_ASSIGN(PackedConv2dWeight pw, packed_conv2d_layout(cout, cin, kh, kw, precision, isa));
+    const size_t bytes = pw.layout_bytes();
+    std::shared_ptr<void> mem = allocate_zeroed_pages(bytes);  // zero: the padding words stay so
+    if (!mem) return Error::exhausted(fmt::format("cannot allocate {} bytes for a conv2d weight", bytes));
+    fill_conv2d(w, src_dtype, pw, mem.get());
+    pw.data = std::move(mem);
     return pw;
+}
+
+Status pack_conv2d_weight_into(const void* w, DType src_dtype, const PackedConv2dWeight& layout, void* into) {
+    EASEL_TRY(check_conv_source(w, src_dtype));
+    if (into == nullptr) return Error::invalid_argument("destination is null");
+    EASEL_TRY_ASSIGN(PackedConv2dWeight pw, packed_conv2d_layout(layout.cout, layout.cin, layout.kh, layout.kw,
+                                                                 layout.precision, layout.isa));
+    if (pw.isa != layout.isa || pw.kpack != layout.kpack || pw.k_words != layout.k_words || pw.ld_words != layout.ld_words)
+        return Error::invalid_argument("the layout is not the one this build packs for its sizes, precision and ISA");
+    fill_conv2d(w, src_dtype, pw, into);
+    return ok();
 }
 
 void conv2d(const float* x, int64_t batch, int64_t h, int64_t w, const PackedConv2dWeight& wt, float* y,

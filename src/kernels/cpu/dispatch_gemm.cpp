@@ -308,31 +308,21 @@ Result<PackedWeight> packed_linear_layout(int64_t n, int64_t k, Precision precis
     return pw;
 }
 
-Result<PackedWeight> pack_linear_weight(const void* w, DType src_dtype, int64_t n, int64_t k, Precision precision,
-                                        Isa isa) {
-    if (src_dtype != DType::F32 && src_dtype != DType::F16 && src_dtype != DType::BF16)
-        return Error::unsupported(
-            fmt::format("weight dtype is {}; matmul weights must be float32, float16 or bfloat16", dtype_name(src_dtype)));
-    if (w == nullptr) return Error::invalid_argument("weight data is null");
-    EASEL_TRY_ASSIGN(PackedWeight pw, packed_linear_layout(n, k, precision, isa));
+namespace {
+// Fills `mem` (pw.layout_bytes(), its padding words zero) with w in pw's layout.
+void fill_linear(const void* w, DType src_dtype, const PackedWeight& pw, void* mem) {
+    const int64_t n = pw.n, k = pw.k;
     if (pw.isa == Isa::Ref) {
-        std::shared_ptr<void> mem = allocate_zeroed_pages(size_t(n * k) * 4);
-        if (!mem) return Error::exhausted(fmt::format("cannot allocate {} bytes for a packed weight", n * k * 4));
-        float* d = static_cast<float*>(mem.get());
-        pw.data = std::move(mem);
+        float* d = static_cast<float*>(mem);
         parallel_for(n, [&](int64_t b, int64_t e) {
             gemm::load_row_as_f32(w, src_dtype, b * k, (e - b) * k, d + b * k);
         });
-        return pw;
+        return;
     }
-    const GemmKernel* kern = gemm::gemm_kernel_for(pw.isa, precision);
+    const GemmKernel* kern = gemm::gemm_kernel_for(pw.isa, pw.precision);
     const int64_t panels = (n + pw.nr - 1) / pw.nr;
     const int64_t panel_stride = pw.k_words * pw.nr;
-    const size_t bytes = pw.layout_bytes();
-    std::shared_ptr<void> mem = allocate_zeroed_pages(bytes);
-    if (!mem) return Error::exhausted(fmt::format("cannot allocate {} bytes for a packed weight", bytes));
-    uint32_t* d = static_cast<uint32_t*>(mem.get());
-    pw.data = std::move(mem);
+    uint32_t* d = static_cast<uint32_t*>(mem);
     // Transposes [n, k] into panels one block of rows at a time; each B row is a column of w. The panel's
     // rows of w are converted to f32 first (contiguous reads), then gathered column by column.
     parallel_for(panels, [&](int64_t pb, int64_t pe) {
@@ -352,7 +342,37 @@ Result<PackedWeight> pack_linear_weight(const void* w, DType src_dtype, int64_t 
             }
         }
     });
+}
+
+Status check_pack_source(const void* w, DType src_dtype) {
+    if (src_dtype != DType::F32 && src_dtype != DType::F16 && src_dtype != DType::BF16)
+        return Error::unsupported(
+            fmt::format("weight dtype is {}; matmul weights must be float32, float16 or bfloat16", dtype_name(src_dtype)));
+    if (w == nullptr) return Error::invalid_argument("weight data is null");
+    return ok();
+}
+}  // namespace
+
+Result<PackedWeight> pack_linear_weight(const void* w, DType src_dtype, int64_t n, int64_t k, Precision precision,
+                                        Isa isa) {
+    EASEL_TRY(check_pack_source(w, src_dtype));
+    EASEL_TRY_ASSIGN(PackedWeight pw, packed_linear_layout(n, k, precision, isa));
+    const size_t bytes = pw.isa == Isa::Ref ? size_t(n * k) * 4 : pw.layout_bytes();
+    std::shared_ptr<void> mem = allocate_zeroed_pages(bytes);
+    if (!mem) return Error::exhausted(fmt::format("cannot allocate {} bytes for a packed weight", bytes));
+    fill_linear(w, src_dtype, pw, mem.get());
+    pw.data = std::move(mem);
     return pw;
+}
+
+Status pack_linear_weight_into(const void* w, DType src_dtype, const PackedWeight& layout, void* into) {
+    EASEL_TRY(check_pack_source(w, src_dtype));
+    if (into == nullptr) return Error::invalid_argument("destination is null");
+    EASEL_TRY_ASSIGN(PackedWeight pw, packed_linear_layout(layout.n, layout.k, layout.precision, layout.isa));
+    if (pw.isa != layout.isa || pw.nr != layout.nr || pw.kpack != layout.kpack || pw.k_words != layout.k_words)
+        return Error::invalid_argument("the layout is not the one this build packs for its sizes, precision and ISA");
+    fill_linear(w, src_dtype, pw, into);
+    return ok();
 }
 
 void linear(const float* x, int64_t m, const PackedWeight& w, float* y, const LinearOptions& options) {

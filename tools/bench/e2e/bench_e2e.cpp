@@ -2,10 +2,12 @@
 //
 //   easel_bench_e2e make-checkpoint --variant sd15 --out ~/.cache/easel-bench/sd15-random-fp16.safetensors
 //   easel_bench_e2e run --model CKPT --steps 3 --precision fast            (--vocab PATH: not the built-in one)
+//   easel_bench_e2e lora --model CKPT --rank 32 --precision fast --steps 3 --runs 3
 //
 // `run` prints one JSON line: load, text encoding (prompt and negative prompt), every sampler step (euler, one UNet
 // call on the CFG batch of 2 each), VAE decode, total, and the process's peak RSS (VmHWM). scripts/bench-e2e runs it
 // several times, interleaved with the peer, and prints medians and ratios.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -22,6 +24,7 @@
 #include "io/safetensors.h"
 #include "pipeline/families/sd.h"
 #include "pipeline/generate.h"
+#include "pipeline/lora.h"
 #include "runtime/pack_cache.h"
 
 using namespace easel;
@@ -161,6 +164,135 @@ int run(const std::map<std::string, std::string>& f) {
     return 0;
 }
 
+// Issue 21's warm-server cost of a LoRA: a rank-R kohya-ss LoRA on every Linear and Conv2d of the UNet (made once
+// next to the checkpoint, random fp16), applied to the loaded model in place and taken off again (LivePatch, what
+// `easel serve`'s workers do per request), RUNS times; then STEPS-step generations without and with it,
+// interleaved, to show a patched model steps as fast as the base. One JSON line.
+int lora(const std::map<std::string, std::string>& f) {
+    if (f.count("threads")) set_num_threads(std::stoi(f.at("threads")));
+    LoadOptions lo;
+    lo.vocab_path = get(f, "vocab", "");
+    lo.with_vae_encoder = false;
+    lo.keep_param_registry = true;
+    const std::string wc = get(f, "weight-cache", default_weight_cache_dir());
+    lo.weight_cache_dir = wc == "off" ? std::string() : wc;
+    lo.weight_cache_max_bytes = default_weight_cache_max_bytes();
+    const std::string precision = get(f, "precision", "fast");
+    lo.precision = precision == "fast" ? Precision::BF16 : Precision::F32;
+    const std::string model_path = get(f, "model", "");
+    const int rank = std::stoi(get(f, "rank", "32"));
+    const int runs = std::stoi(get(f, "runs", "3"));
+    const auto t_load = Clock::now();
+    auto m = load_model(model_path, lo);
+    if (!m) {
+        std::fprintf(stderr, "error: %s\n", m.error().to_string().c_str());
+        return 1;
+    }
+    (*m)->wait_for_weight_cache();
+    const double load_s = since(t_load);
+    const std::string lora_path = get(f, "lora", fmt::format("{}.lora-r{}.safetensors", model_path, rank));
+    size_t layers = 0;
+    if (FILE* probe = std::fopen(lora_path.c_str(), "rb")) {
+        std::fclose(probe);
+    } else {
+        std::fprintf(stderr, "making %s (once)\n", lora_path.c_str());
+        WeightSet w;
+        uint64_t seed = 1;
+        auto rnd = [&](const Shape& s, float scale) {
+            Tensor t = Tensor::empty(s);
+            float* p = t.data<float>();
+            for (int64_t i = 0; i < t.numel(); ++i) {  // a cheap deterministic spread in [-scale, scale)
+                seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+                p[i] = scale * (float(seed >> 40) / float(1ull << 24) * 2.0f - 1.0f);
+            }
+            return t.to(DType::F16);
+        };
+        for (const auto& [name, pp] : (*m)->packed_params->params) {
+            if (name.rfind("unet.", 0) != 0 || pp.kind == PackedParam::Kind::Bias || !pp.source.storage()) continue;
+            std::string key = "lora_unet_" + name.substr(5, name.size() - 5 - 7);
+            std::replace(key.begin(), key.end(), '.', '_');
+            const Shape& ws = pp.source.shape();
+            Shape down{rank, ws[1]}, up{ws[0], rank};
+            if (ws.rank() == 4) {
+                down = Shape{rank, ws[1], ws[2], ws[3]};
+                up = Shape{ws[0], rank, 1, 1};
+            }
+            (void)w.add(key + ".lora_down.weight", rnd(down, 0.05f));
+            (void)w.add(key + ".lora_up.weight", rnd(up, 0.05f));
+            (void)w.add(key + ".alpha", Tensor::full(Shape{}, float(rank) / 2).to(DType::F16));
+            ++layers;
+        }
+        if (auto st = write_safetensors(lora_path, w); !st) {
+            std::fprintf(stderr, "error: %s\n", st.error().to_string().c_str());
+            return 1;
+        }
+    }
+    const auto t_read = Clock::now();
+    auto file = read_lora(lora_path, (*m)->info);
+    if (!file) {
+        std::fprintf(stderr, "error: %s\n", file.error().to_string().c_str());
+        return 1;
+    }
+    const double read_s = since(t_read);
+    layers = (*file)->modules.size();
+    const std::vector<std::shared_ptr<const WeightAdapter>> adapters = {lora_adapter(*file, 1.0, 1.0)};
+    std::vector<double> patch_s, restore_s;
+    size_t bytes = 0;
+    for (int r = 0; r < runs; ++r) {
+        const auto t0 = Clock::now();
+        auto patch = LivePatch::apply(**m, adapters);
+        if (!patch) {
+            std::fprintf(stderr, "error: %s\n", patch.error().to_string().c_str());
+            return 1;
+        }
+        patch_s.push_back(since(t0));
+        bytes = (*patch)->bytes();
+        const auto t1 = Clock::now();
+        patch->reset();
+        restore_s.push_back(since(t1));
+        std::fprintf(stderr, "run %d: patch %.3f s, restore %.3f s\n", r + 1, patch_s.back(), restore_s.back());
+    }
+    // Steps with and without, interleaved.
+    GenerateParams p;
+    p.prompt = "a photograph of an astronaut riding a horse";
+    p.width = p.height = std::stoi(get(f, "size", "512"));
+    p.steps = std::stoi(get(f, "steps", "3"));
+    p.sampler = SamplerKind::Euler;
+    p.decode = false;
+    std::vector<double> base_step, lora_step;
+    for (int r = 0; r < std::stoi(get(f, "gen-runs", "1")); ++r)
+        for (const bool with : {false, true}) {
+            std::unique_ptr<LivePatch> patch;
+            if (with) patch = std::move(LivePatch::apply(**m, adapters)).value();
+            std::vector<double>& out = with ? lora_step : base_step;
+            Clock::time_point last;
+            auto g = generate(**m, p, [&](const ProgressEvent& e) -> Status {
+                if (e.phase == "sampling") {
+                    if (e.step > 0) out.push_back(since(last));
+                    last = Clock::now();
+                }
+                return ok();
+            });
+            if (!g) {
+                std::fprintf(stderr, "error: %s\n", g.error().to_string().c_str());
+                return 1;
+            }
+            std::fprintf(stderr, "%s: %zu steps\n", with ? "with the LoRA" : "base", out.size());
+        }
+    auto list = [](const std::vector<double>& v) {
+        std::string s;
+        for (size_t i = 0; i < v.size(); ++i) s += fmt::format("{}{:.3f}", i ? ", " : "", v[i]);
+        return s;
+    };
+    std::printf("{\"bench\": \"lora\", \"precision\": \"%s\", \"threads\": %d, \"rank\": %d, \"layers\": %zu, "
+                "\"patched_mb\": %.1f, \"load_s\": %.3f, \"read_lora_s\": %.3f, \"patch_s\": [%s], \"restore_s\": [%s], "
+                "\"base_steps_s\": [%s], \"lora_steps_s\": [%s], \"peak_rss_mb\": %.1f}\n",
+                precision.c_str(), num_threads(), rank, layers, double(bytes) / 1048576.0, load_s, read_s,
+                list(patch_s).c_str(), list(restore_s).c_str(), list(base_step).c_str(), list(lora_step).c_str(),
+                double(peak_rss_kb()) / 1024.0);
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -173,6 +305,7 @@ int main(int argc, char** argv) {
     const auto flags = parse_flags(argc, argv, 2);
     if (!std::strcmp(argv[1], "make-checkpoint")) return make_checkpoint(flags);
     if (!std::strcmp(argv[1], "run")) return run(flags);
+    if (!std::strcmp(argv[1], "lora")) return lora(flags);
     std::fprintf(stderr, "error: unknown command '%s'\n", argv[1]);
     return 2;
 }
