@@ -18,6 +18,7 @@
 #include "core/thread_pool.h"
 #include "io/image.h"
 #include "pipeline/families/sd.h"  // easel info / tokenize: CLIP tokenizer and SD detection details
+#include "pipeline/embeddings.h"
 #include "pipeline/generate.h"
 #include "pipeline/lora.h"
 #include "runtime/pack_cache.h"
@@ -92,6 +93,7 @@ int cmd_generate(int argc, char** argv) {
     auto& refiner_switch = a.add_double("--refiner-switch", "", 0.8, "with --refiner: the fraction of the training schedule the base runs (A1111's \"Switch at\"; diffusers denoising_end / denoising_start)");
     auto& lora = a.add_string("--lora", "", "", "apply a LoRA / LyCORIS file: NAME[:MULTIPLIER] or NAME:TE:UNET, a file in --lora-dir or a path; repeat for several (the same as <lora:NAME:MULTIPLIER> in the prompt, which is added to the image's infotext)");
     auto& lora_dir = a.add_string("--lora-dir", "", "", "folder of LoRA files that <lora:NAME> and --lora NAME look in, recursively (default: a Lora folder beside the model or beside its folder, as AUTOMATIC1111's models/Lora)");
+    auto& embeddings_dir = a.add_string("--embeddings-dir", "", "", "folder of textual-inversion embeddings a prompt names by file name (default: an embeddings folder beside the model, its folder or the one above, as AUTOMATIC1111's); files there that are not embeddings are skipped with a warning");
     auto& seed = a.add_int("--seed", "", -1, "random seed; -1 picks one and prints it");
     auto& steps = a.add_int("--steps", "", 20, "sampling steps");
     auto& cfg = a.add_double("--cfg-scale", "", kSdDefaultCfgScale, "classifier-free guidance scale");
@@ -238,6 +240,34 @@ int cmd_generate(int argc, char** argv) {
         std::string joined;
         for (const std::string& h : hashes) joined += (joined.empty() ? "" : ", ") + h;
         p.infotext_extra.emplace_back("Lora hashes", joined);
+    }
+    // Textual-inversion embeddings: the folder scanned as A1111 scans it. A skipped file is only an error when the
+    // prompt names it.
+    {
+        const std::string dir = embeddings_dir.seen ? embeddings_dir.s : default_embeddings_dir(model_path);
+        if (embeddings_dir.seen && !fs::is_directory(dir))
+            return fail(Error::not_found(fmt::format("no such folder: {}", dir), "--embeddings-dir"));
+        EmbeddingScan scan = load_embeddings_dir(dir);
+        for (const std::string& why : scan.skipped) {
+            const std::string stem = fs::path(why.substr(0, why.find(": "))).stem().string();
+            auto names = [&](const std::string& text) {
+                for (size_t at = text.find(stem); at != std::string::npos; at = text.find(stem, at + 1)) {
+                    const bool left = at == 0 || !std::isalnum(static_cast<unsigned char>(text[at - 1]));
+                    const size_t end = at + stem.size();
+                    const bool right = end == text.size() || !std::isalnum(static_cast<unsigned char>(text[end]));
+                    if (left && right) return true;
+                }
+                return false;
+            };
+            if (!stem.empty() && (names(p.prompt) || names(p.negative_prompt)))
+                return fail(Error::bad_file(why.substr(0, why.find(": ")), fmt::format("the prompt names the embedding '{}', "
+                                            "which cannot be used: {}", stem, why.substr(why.find(": ") + 2))));
+            std::fprintf(stderr, "warning: embeddings: skipped %s\n", why.c_str());
+        }
+        if (!scan.set->items.empty()) {
+            std::fprintf(stderr, "embeddings: %zu from %s\n", scan.set->items.size(), dir.c_str());
+            p.embeddings = scan.set;
+        }
     }
     std::fprintf(stderr, "%s (cpu isa %s, %d threads)\n", kVersion, std::string(isa_name(active_isa())).c_str(), num_threads());
     auto m = load_model(model_path, base_lo);
@@ -527,6 +557,7 @@ int cmd_serve(int argc, char** argv) {
     auto& data = a.add_string("--data", "", "", "folder for the job database and images (default: " + server::default_data_dir() + ")");
     a.add_string("--model", "-m", "", "model file or folder to serve; repeat -m (or separate with commas) for several; the first is the default");
     auto& models_dir = a.add_string("--models-dir", "", "", "folder of more models, loaded when first asked for");
+    auto& serve_embeddings_dir = a.add_string("--embeddings-dir", "", "", "folder of textual-inversion embeddings prompts may name (default: an embeddings folder beside the first model, its folder or the one above)");
     auto& serve_lora_dir = a.add_string("--lora-dir", "", "", "folder of LoRA files that <lora:NAME> in a prompt names (default: a Lora folder beside the first model or --models-dir, as AUTOMATIC1111's models/Lora)");
     auto& api_auth = a.add_string("--api-auth", "", "", "user:password[,user2:password2] for HTTP Basic, as A1111's --api-auth");
     auto& insecure = a.add_bool("--insecure-no-auth", "", "allow a non-loopback --host without keys or --api-auth");
@@ -585,6 +616,7 @@ int cmd_serve(int argc, char** argv) {
         }
     o.models_dir = models_dir.s;
     o.lora_dir = serve_lora_dir.s;
+    o.embeddings_dir = serve_embeddings_dir.s;
     if (o.models.empty() && o.models_dir.empty()) {
         auto d = default_model_path();
         if (!d) return fail(d.error());

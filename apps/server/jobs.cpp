@@ -345,6 +345,7 @@ void JobQueue::run_job(Slot& slot, const std::shared_ptr<Job>& job) {
         return;
     }
     if (!loras->empty()) msg["loras"] = *loras;
+    if (!embeddings_dir_.empty()) msg["embeddings_dir"] = embeddings_dir_;
     if (!slot.proc->send(msg)) {
         // The worker died while idle (killed from outside, say): not this job's doing. A fresh one, then once more.
         json ignored;

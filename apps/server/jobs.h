@@ -56,6 +56,9 @@ public:
     // The folder <lora:NAME> tags are looked up in (pipeline/lora.h find_lora_file); "" = none.
     void set_lora_dir(std::string dir) { lora_dir_ = std::move(dir); }
     const std::string& lora_dir() const { return lora_dir_; }
+    // The folder of textual-inversion embeddings every job may use (pipeline/embeddings.h); "" = none.
+    void set_embeddings_dir(std::string dir) { embeddings_dir_ = std::move(dir); }
+    const std::string& embeddings_dir() const { return embeddings_dir_; }
     std::string default_model() const;
     const ModelEntry* find_model(const std::string& name_or_title) const;
     // Makes a model the default, loading it first (blocks until loaded; the error says why it could not be).
@@ -124,6 +127,7 @@ private:
     std::string image_dir_;
     std::string worker_exe_;
     std::string lora_dir_;
+    std::string embeddings_dir_;
 
     mutable std::mutex mu_;
     std::condition_variable cv_;

@@ -19,6 +19,7 @@
 #include "core/log.h"
 #include "io/image.h"
 #include "io/safetensors.h"
+#include "pipeline/embeddings.h"
 #include "pipeline/lora.h"
 #include "jobs.h"
 #include "openapi.h"
@@ -495,6 +496,36 @@ void Server::install(httplib::Server& svr) {
         }
         send_json(res, list);
     }));
+    // A1111's embeddings list: those the default model can use under "loaded", the rest (other widths, files that
+    // are not embeddings) under "skipped", each with its vector count and width.
+    svr.Get("/sdapi/v1/embeddings", api([this](const httplib::Request&, httplib::Response& res, const Auth&) {
+        json loaded = json::object(), skipped = json::object();
+        EmbeddingScan scan = load_embeddings_dir(queue_.embeddings_dir());
+        std::optional<ModelInfo> info;
+        if (const ModelEntry* m = queue_.find_model(queue_.default_model()))
+            if (auto spec = load_model_spec(m->path, LoadOptions{})) info = spec->info;
+        for (const TextualInversion& e : scan.set->items) {
+            const bool xl = e.vectors.count("clip_g") > 0;
+            const Tensor& v = xl ? e.vectors.at("clip_g") : e.vectors.begin()->second;
+            int64_t shape = v.size(1);
+            if (xl) shape += e.vectors.at("clip_l").size(1);
+            bool fits = false;
+            if (info) {
+                fits = xl ? info->has_text_encoder_2 && info->text_2.hidden_size == v.size(1)
+                          : !info->has_text_encoder_2 && info->text.hidden_size == v.size(1);
+            }
+            json item = {{"step", nullptr}, {"sd_checkpoint", nullptr}, {"sd_checkpoint_name", nullptr},
+                         {"shape", shape}, {"vectors", v.size(0)}};
+            (fits ? loaded : skipped)[e.name] = item;
+        }
+        for (const std::string& why : scan.skipped) {
+            const std::string file = why.substr(0, why.find(": "));
+            skipped[fs::path(file).stem().string()] = {{"step", nullptr}, {"sd_checkpoint", nullptr},
+                                                        {"sd_checkpoint_name", nullptr}, {"shape", nullptr},
+                                                        {"vectors", nullptr}, {"error", why.substr(why.find(": ") + 2)}};
+        }
+        send_json(res, json{{"loaded", loaded}, {"skipped", skipped}});
+    }));
     svr.Get("/sdapi/v1/samplers", api([](const httplib::Request&, httplib::Response& res, const Auth&) { send_json(res, samplers_json()); }));
     svr.Get("/sdapi/v1/schedulers", api([](const httplib::Request&, httplib::Response& res, const Auth&) { send_json(res, schedulers_json()); }));
     svr.Get("/sdapi/v1/options", api([this](const httplib::Request&, httplib::Response& res, const Auth&) { send_json(res, options_json()); }));
@@ -545,7 +576,6 @@ void Server::install(httplib::Server& svr) {
         {"/sdapi/v1/latent-upscale-modes", json::array()}, {"/sdapi/v1/sd-vae", json::array()},
         {"/sdapi/v1/hypernetworks", json::array()}, {"/sdapi/v1/face-restorers", json::array()},
         {"/sdapi/v1/realesrgan-models", json::array()}, {"/sdapi/v1/prompt-styles", json::array()},
-        {"/sdapi/v1/embeddings", json{{"loaded", json::object()}, {"skipped", json::object()}}},
         {"/sdapi/v1/extensions", json::array()},
         {"/sdapi/v1/cmd-flags", json::object()}, {"/sdapi/v1/memory", json::object()},
     };
@@ -665,6 +695,11 @@ Status run_server(const ServeOptions& o) {
     if (lora_dir.empty() && !models.empty()) lora_dir = default_lora_dir(models.front().path);
     if (lora_dir.empty() && !o.models_dir.empty()) lora_dir = default_lora_dir(o.models_dir);
     queue.set_lora_dir(lora_dir);
+    std::string embeddings_dir = o.embeddings_dir;
+    if (embeddings_dir.empty() && !models.empty()) embeddings_dir = default_embeddings_dir(models.front().path);
+    if (embeddings_dir.empty() && !o.models_dir.empty()) embeddings_dir = default_embeddings_dir(o.models_dir);
+    queue.set_embeddings_dir(embeddings_dir);
+    if (!embeddings_dir.empty()) log_info("serve", "embeddings from {}", embeddings_dir);
     if (!lora_dir.empty()) log_info("serve", "LoRAs from {} ({} files)", lora_dir, list_lora_files(lora_dir).size());
     EASEL_TRY(queue.start());
 

@@ -25,6 +25,7 @@
 #include "core/log.h"
 #include "core/thread_pool.h"
 #include "io/image.h"
+#include "pipeline/embeddings.h"
 #include "pipeline/lora.h"
 #include "pipeline/tasks.h"
 #include "request.h"
@@ -380,8 +381,32 @@ struct LoraSets {
     }
 };
 
-json run_one(Model& base, RefinerCache& refiners, LoraSets& lora_sets, const Limits& limits, const json& msg,
-             Inbox& inbox, int fd) {
+// The embeddings folder, scanned again only when its files (names, sizes, modification times) change.
+struct EmbeddingCache {
+    std::string signature;
+    std::shared_ptr<const TextualInversions> set;
+
+    std::shared_ptr<const TextualInversions> get(const std::string& dir) {
+        std::string sig = dir + "\n";
+        std::error_code ec;
+        if (fs::is_directory(dir, ec))
+            for (auto it = fs::recursive_directory_iterator(dir, fs::directory_options::skip_permission_denied, ec);
+                 !ec && it != fs::recursive_directory_iterator(); it.increment(ec))
+                if (it->is_regular_file(ec))
+                    sig += fmt::format("{} {} {}\n", it->path().string(), it->file_size(ec),
+                                       it->last_write_time(ec).time_since_epoch().count());
+        if (sig != signature) {
+            EmbeddingScan scan = load_embeddings_dir(dir);
+            for (const std::string& why : scan.skipped) log_warn("worker", "embeddings: skipped {}", why);
+            set = scan.set->items.empty() ? nullptr : scan.set;
+            signature = sig;
+        }
+        return set;
+    }
+};
+
+json run_one(Model& base, RefinerCache& refiners, LoraSets& lora_sets, EmbeddingCache& embeddings, const Limits& limits,
+             const json& msg, Inbox& inbox, int fd) {
     const std::string id = msg.value("id", "");
     const std::string kind = msg.value("kind", "txt2img");
     const std::string dir = msg.value("dir", "");
@@ -417,6 +442,7 @@ json run_one(Model& base, RefinerCache& refiners, LoraSets& lora_sets, const Lim
         req->params.infotext_extra.emplace_back("Lora hashes", lora_sets.hashes);
     }
     const Model& model = *chosen;
+    if (const std::string ed = msg.value("embeddings_dir", ""); !ed.empty()) req->params.embeddings = embeddings.get(ed);
     int64_t last_preview_ms = 0;
     auto progress = [&](const ProgressEvent& e) -> Status {
         if (inbox.stop == kCancelJob) return Error::cancelled("cancelled");
@@ -494,6 +520,7 @@ int run_worker_main() {
     refiners.load = *lo;
     refiners.load.with_vae_encoder = false;
     refiners.load.keep_param_registry = false;
+    EmbeddingCache embeddings;
     LoraSets lora_sets;
     lora_sets.load = *lo;
     lora_sets.model_path = path;
@@ -530,7 +557,7 @@ int run_worker_main() {
             inbox.current = job.value("id", "");
             inbox.stop = kRun;
         }
-        json answer = run_one(**model, refiners, lora_sets, *limits, job, inbox, fd);
+        json answer = run_one(**model, refiners, lora_sets, embeddings, *limits, job, inbox, fd);
         {
             std::lock_guard<std::mutex> lk(inbox.mu);
             inbox.current.clear();

@@ -303,7 +303,8 @@ Result<std::vector<GeneratedImage>> generate_impl(const Model& m, Model* release
                                 .prompt_2 = strip_extra_networks(p.prompt_2),
                                 .negative_2 = p.negative_prompt_2, .clip_skip = p.clip_skip, .width = p.width,
                                 .height = p.height, .size = p.size_conditioning,
-                                .zero_empty_negative = kdiffusion ? std::optional<bool>(true) : std::nullopt};
+                                .zero_empty_negative = kdiffusion ? std::optional<bool>(true) : std::nullopt,
+                                .embeddings = p.embeddings};
     EASEL_TRY_ASSIGN(const ConditioningPair conds, m.conditioner().encode(c, request));
     // AUTOMATIC1111's refiner (k-diffusion mode; diffusers mode's hand-off is generate_with_refiner): the same
     // request through the refiner's conditioner, which A1111 runs at the switch.
@@ -383,6 +384,17 @@ Result<std::vector<GeneratedImage>> generate_impl(const Model& m, Model* release
             ip.extra.emplace_back("Refiner switch at", fmt::format("{}", p.refiner_switch_at));
         }
         for (const auto& kv : p.infotext_extra) ip.extra.push_back(kv);
+        if (!conds.embeddings_used.empty() && p.embeddings) {
+            // A1111's "TI hashes": each embedding the prompts used, with its short hash.
+            std::string v;
+            for (const std::string& n : conds.embeddings_used)
+                for (const TextualInversion& e : p.embeddings->items)
+                    if (e.name == n) {
+                        v += fmt::format("{}{}: {}", v.empty() ? "" : ", ", n, e.hash);
+                        break;
+                    }
+            ip.extra.emplace_back("TI hashes", v);
+        }
         g.infotext = format_infotext(ip);
         out.push_back(std::move(g));
         if (stopped == StopRequest::Interrupt) break;

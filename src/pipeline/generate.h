@@ -82,6 +82,8 @@ struct GenerateParams {
     // it (A1111's "Refiner", "Refiner switch at").
     std::string infotext_model;
     std::vector<std::pair<std::string, std::string>> infotext_extra;
+    // Textual-inversion embeddings the prompts may name (pipeline/embeddings.h); null: none.
+    std::shared_ptr<const TextualInversions> embeddings;
 };
 
 struct ProgressEvent {

@@ -16,6 +16,8 @@
 #pragma once
 
 #include <algorithm>
+#include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -50,6 +52,19 @@ struct SizeConditioning {
     double aesthetic_score = 6.0, negative_aesthetic_score = 2.5;
 };
 
+// Textual-inversion embeddings a prompt may use (pipeline/embeddings.h reads them): AUTOMATIC1111 replaces the
+// tokens of an embedding's name, wherever the prompt has them, by its vectors. `vectors` by the text encoder they
+// are for: "" for a one-encoder file ([n, D]: SD 1.x 768, SD 2.x 1024), "clip_l" and "clip_g" for SDXL's. A
+// conditioner uses those whose width fits its encoders and ignores the rest (A1111's "skipped").
+struct TextualInversion {
+    std::string name;  // the file name without extension: what a prompt writes
+    std::map<std::string, Tensor> vectors;
+    std::string hash;  // A1111's short hash (the file's SHA-256, 12 digits): "TI hashes" in the infotext
+};
+struct TextualInversions {
+    std::vector<TextualInversion> items;
+};
+
 struct PromptRequest {
     std::string prompt;
     std::string negative;
@@ -62,11 +77,14 @@ struct PromptRequest {
     // true in k-diffusion mode (AUTOMATIC1111 zeroes it for every SDXL model, the refiner too). Models whose
     // reference never zeroes (SD 1.x/2.x) ignore it.
     std::optional<bool> zero_empty_negative;
+    // Embeddings the prompts may use (null: none).
+    std::shared_ptr<const TextualInversions> embeddings;
 };
 // The conditional and unconditional conditionings of one request, shaped alike (a conditioner pads the shorter
 // one where its model needs equal lengths).
 struct ConditioningPair {
     Conditioning cond, uncond;
+    std::vector<std::string> embeddings_used;  // names of the embeddings the prompts used, first use first
 };
 
 class Conditioner {

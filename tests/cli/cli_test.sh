@@ -128,6 +128,15 @@ expect_error "bad LoRA multiplier" "'high' in <lora:sd1_kohya:high> is not a mul
 expect_error "LoRA of the wrong shape" "does not fit" -- generate -m "$model" -p "x <lora:bad_shape>" --lora-dir "$loras" -W 32 -H 32 -o "$tmp/a.png"
 expect_error "SDXL LoRA on SD 1.5" "text_encoder_2, which this model (sd1) does not have" -- generate -m "$model" -p "x" --lora "$loras/sdxl_kohya.safetensors" -W 32 -H 32 -o "$tmp/a.png"
 
+# Textual-inversion embeddings (tests/golden/data/embeddings, tools/reference/make_ti_goldens.py): a prompt naming one
+# records A1111's "TI hashes"; the LoRA kept among them is skipped with a warning, and an error only when named.
+emb=$golden/embeddings
+expect_ok "embedding in the prompt" -- generate -m "$model" -p "a red circle, sd1_style" -n "sd1_neg" --embeddings-dir "$emb" --seed 4 --steps 3 -W 32 -H 32 -o "$tmp/t1.png"
+if ! grep -a -q 'TI hashes: "sd1_style: [0-9a-f]\{12\}, sd1_neg: [0-9a-f]\{12\}"' "$tmp/t1.png"; then echo "FAIL the embedding image lacks TI hashes:"; grep -a -o 'Steps: .*' "$tmp/t1.png" | head -2; failures=$((failures + 1)); fi
+if ! grep -q "warning: embeddings: skipped .*not_an_embedding.safetensors" "$tmp/err"; then echo "FAIL no warning for the LoRA among the embeddings"; failures=$((failures + 1)); fi
+expect_error "a skipped file named in the prompt" "names the embedding 'not_an_embedding', which cannot be used" -- generate -m "$model" -p "x, not_an_embedding" --embeddings-dir "$emb" -W 32 -H 32 -o "$tmp/a.png"
+expect_error "missing embeddings folder" "embeddings-dir" -- generate -m "$model" -p x --embeddings-dir "$tmp/none" -W 32 -H 32 -o "$tmp/a.png"
+
 # A model's recommended guidance (easel_defaults.json): used when --cfg-scale is absent, overridden by it, and a bad
 # file is refused naming it.
 mkdir -p "$tmp/rec"

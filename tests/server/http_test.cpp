@@ -17,6 +17,7 @@
 
 #include "io/image.h"
 #include "pipeline/families/sd.h"
+#include "pipeline/embeddings.h"
 #include "pipeline/generate.h"
 #include "pipeline/lora.h"
 #include "server/request.h"
@@ -667,6 +668,46 @@ TEST_F(Http, AppliesLorasFromThePrompt) {
         EXPECT_EQ(sb, status) << prompt << ": " << rb.dump();
         EXPECT_NE(rb.dump().find(needle), std::string::npos) << rb.dump();
     }
+}
+
+// Textual-inversion embeddings: a prompt naming one gets the library's image with the same folder and "TI hashes";
+// /sdapi/v1/embeddings sorts the folder as A1111 does (usable by the default model, or skipped).
+TEST_F(Http, UsesEmbeddingsTheFolderHolds) {
+    const std::string dir = std::string(EASEL_GOLDEN_DIR) + "/embeddings";
+    server::ServeOptions o;
+    o.models = {std::string(EASEL_GOLDEN_DIR) + "/pipeline_sd1"};
+    o.embeddings_dir = dir;
+    start(o);
+    const json req = {{"prompt", "a red circle, sd1_style"}, {"negative_prompt", "sd1_neg"}, {"seed", 5}, {"steps", 4},
+                      {"width", 32}, {"height", 32}, {"sampler_name", "Euler"}};
+    auto [s1, r1] = post("/sdapi/v1/txt2img", req);
+    ASSERT_EQ(s1, 200) << r1.dump();
+    const std::string infotext = json::parse(r1["info"].get<std::string>())["infotexts"][0];
+    EXPECT_NE(infotext.find("TI hashes: \"sd1_style: "), std::string::npos) << infotext;
+    EXPECT_NE(infotext.find("sd1_neg: "), std::string::npos) << infotext;
+    auto m = load_model(o.models[0], LoadOptions{});
+    ASSERT_TRUE(m);
+    GenerateParams p;
+    p.prompt = "a red circle, sd1_style";
+    p.negative_prompt = "sd1_neg";
+    p.seed = 5;
+    p.steps = 4;
+    p.width = p.height = 32;
+    p.sampler = SamplerKind::Euler;
+    p.embeddings = load_embeddings_dir(dir).set;
+    auto want = generate(**m, p);
+    ASSERT_TRUE(want) << want.error().to_string();
+    EXPECT_EQ(decode_b64_png(r1["images"][0]).pixels, (*want)[0].image.pixels);
+    p.embeddings.reset();
+    auto plain = generate(**m, p);
+    ASSERT_TRUE(plain);
+    EXPECT_NE(decode_b64_png(r1["images"][0]).pixels, (*plain)[0].image.pixels) << "the embeddings changed nothing";
+
+    auto [se, list] = get("/sdapi/v1/embeddings");
+    ASSERT_EQ(se, 200) << list.dump();
+    for (const char* name : {"sd1_style", "sd1_neg", "sd1_one"}) EXPECT_TRUE(list["loaded"].contains(name)) << list.dump();
+    for (const char* name : {"sdxl_style", "sd2_dim", "not_an_embedding"}) EXPECT_TRUE(list["skipped"].contains(name)) << list.dump();
+    EXPECT_EQ(list["loaded"]["sd1_style"]["vectors"], 3) << list.dump();
 }
 
 TEST(ServeOptions, RefusesAnOpenAddressWithoutAuthentication) {

@@ -4,6 +4,9 @@
 // the same leftmost-first choices as Python's `re`.
 #include "models/clip/prompt_parser.h"
 
+#include <algorithm>
+#include <map>
+
 #include <charconv>
 
 #include <fmt/format.h>
@@ -193,6 +196,23 @@ Result<WeightedPrompt> tokenize_weighted(const CLIPTokenizer& tok, std::string_v
     std::vector<int32_t> ids;
     std::vector<double> mults;
     long last_comma = -1;
+    std::vector<PromptChunk::Fix> fixes;  // of the chunk being filled
+    // A1111's EmbeddingDatabase.ids_lookup: by first token, longest name first.
+    std::map<int32_t, std::vector<const Embedding*>> lookup;
+    if (options.embeddings)
+        for (const Embedding& e : *options.embeddings)
+            if (!e.ids.empty() && e.vectors.rank() == 2 && e.vectors.size(0) > 0) lookup[e.ids[0]].push_back(&e);
+    for (auto& [id, list] : lookup)
+        std::stable_sort(list.begin(), list.end(), [](const Embedding* a, const Embedding* b) { return a->ids.size() > b->ids.size(); });
+    auto embedding_at = [&](const std::vector<int32_t>& tokens, size_t position) -> const Embedding* {
+        auto it = lookup.find(tokens[position]);
+        if (it == lookup.end()) return nullptr;
+        for (const Embedding* e : it->second)
+            if (position + e->ids.size() <= tokens.size() &&
+                std::equal(e->ids.begin(), e->ids.end(), tokens.begin() + long(position)))
+                return e;
+        return nullptr;
+    };
 
     auto next_chunk = [&](bool is_last) {
         out.token_count += is_last ? int(ids.size()) : int(chunk_length);
@@ -201,6 +221,8 @@ Result<WeightedPrompt> tokenize_weighted(const CLIPTokenizer& tok, std::string_v
             ids.resize(chunk_length, tok.eos_id());
         }
         PromptChunk c;
+        c.fixes = std::move(fixes);
+        fixes.clear();
         c.ids.reserve(chunk_length + 2);
         c.ids.push_back(tok.bos_id());
         c.ids.insert(c.ids.end(), ids.begin(), ids.end());
@@ -220,7 +242,8 @@ Result<WeightedPrompt> tokenize_weighted(const CLIPTokenizer& tok, std::string_v
             next_chunk(false);
             continue;
         }
-        for (int32_t token : tokens) {
+        for (size_t position = 0; position < tokens.size();) {
+            const int32_t token = tokens[position];
             if (comma && token == *comma) {
                 last_comma = long(ids.size());
             } else if (options.comma_padding_backtrack != 0 && ids.size() == chunk_length && last_comma != -1 &&
@@ -236,11 +259,35 @@ Result<WeightedPrompt> tokenize_weighted(const CLIPTokenizer& tok, std::string_v
                 mults = std::move(moved_mults);
             }
             if (ids.size() == chunk_length) next_chunk(false);
-            ids.push_back(token);
-            mults.push_back(span.weight);
+            const Embedding* e = embedding_at(tokens, position);
+            if (!e) {
+                ids.push_back(token);
+                mults.push_back(span.weight);
+                ++position;
+                continue;
+            }
+            // An embedding: its vectors take as many positions (placeholder 0), in the next chunk if they would
+            // not fit in this one (A1111 does not split an embedding across chunks unless it is longer than one).
+            const size_t n = size_t(e->vectors.size(0));
+            if (ids.size() + n > chunk_length) next_chunk(false);
+            fixes.push_back({int(ids.size()) + 1, e});
+            if (std::find(out.embeddings_used.begin(), out.embeddings_used.end(), e->name) == out.embeddings_used.end())
+                out.embeddings_used.push_back(e->name);
+            ids.insert(ids.end(), n, 0);
+            mults.insert(mults.end(), n, span.weight);
+            position += e->ids.size();
         }
     }
     if (!ids.empty() || out.chunks.empty()) next_chunk(true);
+    // An embedding longer than a chunk overflows it (A1111 lets it); the chunk is cut back to its length, its
+    // fixes kept (the encoder applies what fits).
+    for (PromptChunk& c : out.chunks) {
+        if (c.ids.size() <= chunk_length + 2) continue;
+        c.ids.resize(chunk_length + 1);
+        c.ids.push_back(tok.eos_id());
+        c.weights.resize(chunk_length + 1);
+        c.weights.push_back(1.0f);
+    }
 
     // process_tokens: with a pad id other than EOS (SD 2.x), everything after a chunk's first EOS is padding.
     if (options.pad_id && *options.pad_id != tok.eos_id()) {

@@ -54,6 +54,17 @@ CLIPTextEncoder::Output CLIPTextEncoder::encode(const Ctx& c, const std::vector<
             float* row = xp + (n * L + t) * D;
             for (int64_t d = 0; d < D; ++d) row[d] = tok[int64_t(id) * D + d] + pos[t * D + d];
         }
+        if (size_t(n) >= o.fixes.size()) continue;
+        for (const Options::Fix& f : o.fixes[size_t(n)]) {
+            const Tensor v = f.vectors.to(DType::F32).contiguous();
+            EASEL_ASSERT(v.rank() == 2 && v.size(1) == D, "CLIPTextEncoder::encode: embedding vectors of the wrong width");
+            const int64_t count = std::min(v.size(0), L - f.position);
+            for (int64_t k = 0; k < count; ++k) {
+                const int64_t t = f.position + k;
+                float* row = xp + (n * L + t) * D;
+                for (int64_t d = 0; d < D; ++d) row[d] = v.data<float>()[k * D + d] + pos[t * D + d];
+            }
+        }
     }
     // The chosen layer's output; with pooled, the remaining layers run on for the pooled output.
     const int chosen = std::max(1, cfg_.num_layers - std::max(0, o.clip_skip - 1));

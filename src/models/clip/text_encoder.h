@@ -30,6 +30,13 @@ public:
         int clip_skip = 1;        // which layer's output: 1 = the last, k = k-1 layers before it
         bool final_norm = true;   // apply final_layer_norm to that layer (SD 1/2: yes; SDXL's penultimate: no)
         bool pooled = false;      // also the pooled output (runs every layer)
+        // Textual-inversion vectors per row: from `position`, the rows of `vectors` ([n, hidden]) replace the
+        // token embeddings (position embeddings are still added), as many as fit (A1111's EmbeddingsWithFixes).
+        struct Fix {
+            int64_t position = 0;
+            Tensor vectors;
+        };
+        std::vector<std::vector<Fix>> fixes;  // empty, or one list per row
     };
     struct Output {
         Tensor hidden;                 // [N, L, hidden]

@@ -30,4 +30,31 @@ Status pad_chunks(clip::WeightedPrompt& wp, const clip::CLIPTokenizer& tok, cons
     return ok();
 }
 
+std::vector<clip::Embedding> clip_embeddings(const TextualInversions* ti, const clip::CLIPTokenizer& tok,
+                                             const std::string& key, const std::string& need, int64_t width) {
+    std::vector<clip::Embedding> out;
+    if (!ti) return out;
+    for (const TextualInversion& e : ti->items) {
+        auto it = e.vectors.find(key);
+        if (it == e.vectors.end() || it->second.rank() != 2 || it->second.size(1) != width) continue;
+        if (!need.empty() && !e.vectors.count(need)) continue;
+        auto ids = tok.encode(e.name);
+        if (!ids || ids->empty()) continue;
+        out.push_back({e.name, *ids, it->second.to(DType::F32).contiguous()});
+    }
+    return out;
+}
+
+std::vector<std::vector<CLIPTextEncoder::Options::Fix>> chunk_fixes(const clip::PromptChunk& chunk) {
+    if (chunk.fixes.empty()) return {};
+    std::vector<CLIPTextEncoder::Options::Fix> row;
+    for (const clip::PromptChunk::Fix& f : chunk.fixes) row.push_back({f.position, f.embedding->vectors});
+    return {row};
+}
+
+void note_embeddings(const clip::WeightedPrompt& wp, std::vector<std::string>& used) {
+    for (const std::string& n : wp.embeddings_used)
+        if (std::find(used.begin(), used.end(), n) == used.end()) used.push_back(n);
+}
+
 }  // namespace easel

@@ -5,6 +5,8 @@
 
 #include "core/tensor.h"
 #include "models/clip/prompt_parser.h"
+#include "models/clip/text_encoder.h"
+#include "pipeline/interfaces.h"
 
 namespace easel {
 
@@ -15,5 +17,15 @@ void apply_a1111_emphasis(Tensor& z, const std::vector<float>& weights);
 // A1111 pads the shorter of two conditionings with empty chunks so both have the same length: appends the chunk
 // of "" (BOS, EOS, padding as `opt` says) until `wp` has `chunks`.
 Status pad_chunks(clip::WeightedPrompt& wp, const clip::CLIPTokenizer& tok, const clip::ChunkOptions& opt, int chunks);
+
+// The textual-inversion embeddings of `ti` that one text encoder can use: those with vectors under `key` ("" for
+// one-encoder files; "clip_l" / "clip_g" for SDXL's, which need `need` present too) of width `width`, their names
+// tokenized with `tok`. Others are skipped, as A1111 skips an embedding made for another model.
+std::vector<clip::Embedding> clip_embeddings(const TextualInversions* ti, const clip::CLIPTokenizer& tok,
+                                             const std::string& key, const std::string& need, int64_t width);
+// A chunk's embedding vectors as the encoder takes them (one row).
+std::vector<std::vector<CLIPTextEncoder::Options::Fix>> chunk_fixes(const clip::PromptChunk& chunk);
+// Adds the names `wp` used to `used`, each once.
+void note_embeddings(const clip::WeightedPrompt& wp, std::vector<std::string>& used);
 
 }  // namespace easel

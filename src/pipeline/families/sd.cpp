@@ -11,14 +11,17 @@
 
 namespace easel {
 
-Result<Tensor> encode_prompt(const Ctx& c, const SDModel& m, const std::string& prompt, int clip_skip, int min_chunks) {
+Result<Tensor> encode_prompt(const Ctx& c, const SDModel& m, const std::string& prompt, int clip_skip, int min_chunks,
+                             const std::vector<clip::Embedding>* embeddings, std::vector<std::string>* used) {
     clip::ChunkOptions opt;
     opt.pad_id = m.pad_id;
+    opt.embeddings = embeddings;
     EASEL_TRY_ASSIGN(clip::WeightedPrompt wp, clip::tokenize_weighted(m.tokenizer, prompt, opt));
     EASEL_TRY(pad_chunks(wp, m.tokenizer, opt, min_chunks));
+    if (used) note_embeddings(wp, *used);
     std::vector<Tensor> parts;
     for (const clip::PromptChunk& ch : wp.chunks) {
-        Tensor z = m.text_encoder.encode(c, {ch.ids}, clip_skip);  // [1, 77, D]
+        Tensor z = m.text_encoder.encode(c, {ch.ids}, {.clip_skip = clip_skip, .fixes = chunk_fixes(ch)}).hidden;  // [1, 77, D]
         apply_a1111_emphasis(z, ch.weights);
         parts.push_back(z);
     }
@@ -27,12 +30,16 @@ Result<Tensor> encode_prompt(const Ctx& c, const SDModel& m, const std::string& 
 
 Result<ConditioningPair> SDConditioner::encode(const Ctx& c, const PromptRequest& p) const {
     ConditioningPair r;
-    EASEL_TRY_ASSIGN(r.cond.context, encode_prompt(c, m_, p.prompt, p.clip_skip));
+    // One-encoder embeddings of this encoder's width (SD 1.x 768, SD 2.x 1024).
+    const std::vector<clip::Embedding> emb =
+        clip_embeddings(p.embeddings.get(), m_.tokenizer, "", "", m_.text_encoder.config().hidden_size);
+    std::vector<std::string>* used = &r.embeddings_used;
+    EASEL_TRY_ASSIGN(r.cond.context, encode_prompt(c, m_, p.prompt, p.clip_skip, 1, &emb, used));
     const int chunks = int(r.cond.context.size(1) / 77);
-    EASEL_TRY_ASSIGN(r.uncond.context, encode_prompt(c, m_, p.negative, p.clip_skip, chunks));
+    EASEL_TRY_ASSIGN(r.uncond.context, encode_prompt(c, m_, p.negative, p.clip_skip, chunks, &emb, used));
     if (r.uncond.context.size(1) > r.cond.context.size(1)) {
         // A1111 pads the shorter conditioning with empty chunks so both have the same length.
-        EASEL_TRY_ASSIGN(r.cond.context, encode_prompt(c, m_, p.prompt, p.clip_skip, int(r.uncond.context.size(1) / 77)));
+        EASEL_TRY_ASSIGN(r.cond.context, encode_prompt(c, m_, p.prompt, p.clip_skip, int(r.uncond.context.size(1) / 77), &emb));
     }
     return r;
 }

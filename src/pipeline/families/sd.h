@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "models/clip/text_encoder.h"
+#include "models/clip/prompt_parser.h"
 #include "models/clip/tokenizer.h"
 #include "models/unet/unet.h"
 #include "models/vae/vae.h"
@@ -69,7 +70,9 @@ private:
 };
 
 // Text conditioning for a prompt: [1, 77 * chunks, hidden], A1111's emphasis applied.
-Result<Tensor> encode_prompt(const Ctx& c, const SDModel& m, const std::string& prompt, int clip_skip, int min_chunks = 1);
+// With `embeddings`, their vectors where the prompt names them (the names used are added to `used`).
+Result<Tensor> encode_prompt(const Ctx& c, const SDModel& m, const std::string& prompt, int clip_skip, int min_chunks = 1,
+                             const std::vector<clip::Embedding>* embeddings = nullptr, std::vector<std::string>* used = nullptr);
 
 // What `easel info` shows: configs and weight names read without building the networks, and where the tokenizer
 // would come from (load_sd_model's choice for the same --vocab; empty when the file has no text encoder).

@@ -27,16 +27,30 @@ struct EncodedPrompt {
 
 // A prompt through both encoders (`text_2` for the second; empty: `text`), in at least `min_chunks` chunks of
 // 75 tokens, the shorter side padded with empty chunks.
+// SDXL embeddings (clip_l and clip_g vectors) for each encoder.
+struct XLEmbeddings {
+    std::vector<clip::Embedding> l, g;
+};
+
 Result<EncodedPrompt> encode_text(const Ctx& c, const SDXLModel& m, const std::string& text, const std::string& text_2,
-                                  int clip_skip, int min_chunks) {
+                                  int clip_skip, int min_chunks, const XLEmbeddings* emb = nullptr,
+                                  std::vector<std::string>* used = nullptr) {
     clip::ChunkOptions o1, o2;
     o1.pad_id = m.pad_id;
     o2.pad_id = m.pad_id_2;
+    if (emb) {
+        o1.embeddings = &emb->l;
+        o2.embeddings = &emb->g;
+    }
     EASEL_TRY_ASSIGN(clip::WeightedPrompt w1, clip::tokenize_weighted(m.tokenizer, text, o1));
     // The refiner's one tokenizer takes the first prompt: diffusers pairs [prompt, prompt_2] with its tokenizers
     // and so never reads prompt_2 there.
     const std::string& second = m.refiner || text_2.empty() ? text : text_2;
     EASEL_TRY_ASSIGN(clip::WeightedPrompt w2, clip::tokenize_weighted(m.tokenizer_2, second, o2));
+    if (used) {
+        note_embeddings(w1, *used);
+        note_embeddings(w2, *used);
+    }
     const int chunks = std::max({min_chunks, int(w1.chunks.size()), int(w2.chunks.size())});
     EASEL_TRY(pad_chunks(w1, m.tokenizer, o1, chunks));
     EASEL_TRY(pad_chunks(w2, m.tokenizer_2, o2, chunks));
@@ -46,13 +60,16 @@ Result<EncodedPrompt> encode_text(const Ctx& c, const SDXLModel& m, const std::s
     std::vector<Tensor> parts;
     EncodedPrompt out;
     for (size_t k = 0; k < w1.chunks.size(); ++k) {
-        CLIPTextEncoder::Output g =
-            m.text_encoder_2.encode(c, {w2.chunks[k].ids}, {.clip_skip = layer, .final_norm = false, .pooled = k == 0});
+        CLIPTextEncoder::Output g = m.text_encoder_2.encode(
+            c, {w2.chunks[k].ids},
+            {.clip_skip = layer, .final_norm = false, .pooled = k == 0, .fixes = chunk_fixes(w2.chunks[k])});
         apply_a1111_emphasis(g.hidden, w2.chunks[k].weights);
         if (m.refiner) {
             parts.push_back(g.hidden);  // the refiner cross-attends to bigG alone
         } else {
-            Tensor a = m.text_encoder.encode(c, {w1.chunks[k].ids}, {.clip_skip = layer, .final_norm = false}).hidden;
+            Tensor a = m.text_encoder.encode(c, {w1.chunks[k].ids},
+                                             {.clip_skip = layer, .final_norm = false, .fixes = chunk_fixes(w1.chunks[k])})
+                           .hidden;
             apply_a1111_emphasis(a, w1.chunks[k].weights);
             parts.push_back(ops::concat(c, {a, g.hidden}, 2));
         }
@@ -67,16 +84,22 @@ Tensor zeros_like(const Tensor& t) { return Tensor::zeros(t.shape()); }
 }  // namespace
 
 Result<ConditioningPair> SDXLConditioner::encode(const Ctx& c, const PromptRequest& p) const {
-    EASEL_TRY_ASSIGN(EncodedPrompt pos, encode_text(c, m_, p.prompt, p.prompt_2, p.clip_skip, 1));
+    // SDXL embeddings carry clip_l and clip_g vectors (A1111 skips one-encoder ones on SDXL); the refiner uses clip_g.
+    XLEmbeddings emb;
+    if (!m_.refiner) emb.l = clip_embeddings(p.embeddings.get(), m_.tokenizer, "clip_l", "clip_g", m_.text_encoder.config().hidden_size);
+    emb.g = clip_embeddings(p.embeddings.get(), m_.tokenizer_2, "clip_g", m_.refiner ? "" : "clip_l",
+                            m_.text_encoder_2.config().hidden_size);
+    std::vector<std::string> used;
+    EASEL_TRY_ASSIGN(EncodedPrompt pos, encode_text(c, m_, p.prompt, p.prompt_2, p.clip_skip, 1, &emb, &used));
     EncodedPrompt neg;
     if (p.negative.empty() && p.negative_2.empty() && p.zero_empty_negative.value_or(m_.zero_empty_negative)) {
         neg.context = zeros_like(pos.context);
         neg.pooled = zeros_like(pos.pooled);
     } else {
         const int chunks = int(pos.context.size(1) / 77);
-        EASEL_TRY_ASSIGN(neg, encode_text(c, m_, p.negative, p.negative_2, p.clip_skip, chunks));
+        EASEL_TRY_ASSIGN(neg, encode_text(c, m_, p.negative, p.negative_2, p.clip_skip, chunks, &emb, &used));
         if (neg.context.size(1) > pos.context.size(1)) {
-            EASEL_TRY_ASSIGN(pos, encode_text(c, m_, p.prompt, p.prompt_2, p.clip_skip, int(neg.context.size(1) / 77)));
+            EASEL_TRY_ASSIGN(pos, encode_text(c, m_, p.prompt, p.prompt_2, p.clip_skip, int(neg.context.size(1) / 77), &emb));
         }
     }
     // diffusers _get_add_time_ids: original_size + crops_coords_top_left + target_size, (height, width) order, the
@@ -99,6 +122,7 @@ Result<ConditioningPair> SDXLConditioner::encode(const Ctx& c, const PromptReque
     ConditioningPair r;
     r.cond = {.context = pos.context, .pooled = pos.pooled, .ids = ids(s.aesthetic_score)};
     r.uncond = {.context = neg.context, .pooled = neg.pooled, .ids = ids(s.negative_aesthetic_score)};
+    r.embeddings_used = std::move(used);
     return r;
 }
 
