@@ -750,7 +750,7 @@ Result<std::unique_ptr<LivePatch>> LivePatch::apply(Model& m, const std::vector<
         }
         const PackedParam& p = it->second;
         if (p.kind != PackedParam::Kind::Bias && !p.source.storage()) fixed.push_back(n);
-        total += packed_bytes(p).second;
+        if (!p.original) total += packed_bytes(p).second;  // kept in the arena (else written back from the cache file)
     }
     auto list = [](const std::vector<std::string>& v) {
         std::string s;
@@ -763,7 +763,7 @@ Result<std::unique_ptr<LivePatch>> LivePatch::apply(Model& m, const std::vector<
     if (!fixed.empty())
         return Error::unsupported(fmt::format("{} weight(s) cannot be rebuilt in place (changed at load, or not a view "
                                               "of the model file): {}", fixed.size(), list(fixed)));
-    if (total > reg.backup_bytes) {
+    if (total > 0 && total > reg.backup_bytes) {
         reg.backup.reset();
         reg.backup = allocate_zeroed_pages(total);
         if (!reg.backup) return Error::exhausted(fmt::format("cannot allocate {} bytes to keep the base weights", total));
@@ -798,9 +798,13 @@ Result<std::unique_ptr<LivePatch>> LivePatch::apply(Model& m, const std::vector<
             if (Status st = a->apply(n, w); !st) return Error(st.error().code(), fmt::format("{}: {}", n, st.error().message()));
         }
         EASEL_TRY(MappedFile::make_writable(dst, bytes));
-        std::memcpy(backup + offset, dst, bytes);
-        patch->saved_.push_back({dst, offset, bytes});  // from here on the destructor restores it
-        offset += bytes;
+        if (p.original) {
+            patch->saved_.push_back({dst, 0, bytes, p.original});  // from here on the destructor restores it
+        } else {
+            std::memcpy(backup + offset, dst, bytes);
+            patch->saved_.push_back({dst, offset, bytes, nullptr});
+            offset += bytes;
+        }
         patch->bytes_ += bytes;
         switch (p.kind) {
         case PackedParam::Kind::Linear: EASEL_TRY(pack_linear_weight_into(w.raw(), DType::F32, p.linear, dst)); break;
@@ -817,7 +821,16 @@ Result<std::unique_ptr<LivePatch>> LivePatch::apply(Model& m, const std::vector<
 void LivePatch::restore() {
     if (!registry_) return;
     const auto* backup = static_cast<const std::byte*>(registry_->backup.get());
-    for (const Saved& s : saved_) std::memcpy(s.dst, backup + s.offset, s.bytes);
+    for (const Saved& s : saved_) {
+        if (s.original) {
+            // From the weight cache file: mapped in at once, copied, and let go of again.
+            MappedFile::prefault(s.original.get(), s.bytes);
+            std::memcpy(s.dst, s.original.get(), s.bytes);
+            MappedFile::release_pages(s.original.get(), s.bytes);
+        } else {
+            std::memcpy(s.dst, backup + s.offset, s.bytes);
+        }
+    }
     saved_.clear();
     registry_->patched = false;
     registry_.reset();

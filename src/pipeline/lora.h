@@ -104,8 +104,9 @@ Result<Tensor> lora_delta(const LoraModule& m, const Shape& shape);
 // Adapters applied to a loaded model in place, for as long as this object lives (what `easel serve`'s workers do
 // per request, instead of loading the model again). Each parameter an adapter touches is rebuilt from the file's
 // tensor with every adapter applied in order (the same f32 merge as LoadOptions::adapters) and packed again into
-// the very bytes the model uses; their original bytes are kept and written back by the destructor, so the model
-// is then its base again bit for bit. Needs a model loaded with LoadOptions::keep_param_registry, no generation
+// the very bytes the model uses; their original bytes are written back by the destructor (from the weight cache
+// file where the model's weights were copied from it, else from a copy kept in a reused arena), so the model is
+// then its base again bit for bit. Needs a model loaded with LoadOptions::keep_param_registry, no generation
 // running while it is made or destroyed, and no weight-cache write in progress (Model::wait_for_weight_cache).
 //
 //   { EASEL_TRY_ASSIGN(auto patch, LivePatch::apply(model, {lora_adapter(file, 0.8, 0.8)}));
@@ -127,7 +128,8 @@ private:
     void restore();
     struct Saved {
         void* dst = nullptr;
-        size_t offset = 0, bytes = 0;
+        size_t offset = 0, bytes = 0;          // in the registry's arena
+        std::shared_ptr<const void> original;  // or: the weight cache file's bytes of it
     };
     std::shared_ptr<ParamRegistry> registry_;
     std::vector<Saved> saved_;

@@ -16,6 +16,7 @@ void record(const ParamScope& s, const std::string& leaf, const Tensor& w, Packe
     if (!r) return;
     const std::string name = s.name(leaf);
     if (w.storage() && !s.loader().adapted(name) && MappedFile::is_mapped(w.raw(), w.nbytes())) p.source = w;
+    if (PackCache* cache = s.loader().pack_cache()) p.original = cache->original(name);
     r->params[name] = std::move(p);
 }
 

@@ -361,7 +361,15 @@ std::optional<PackedWeight> PackCache::linear(const std::string& name, const Pac
     PackedWeight w = layout;
     w.data = entry_data(file_, *e, copy_);
     if (!w.data) return std::nullopt;  // no memory for the copy: packing will report it
+    handed_out_[name] = e;
     return w;
+}
+
+std::shared_ptr<const void> PackCache::original(const std::string& name) const {
+    if (!copy_ || !file_) return nullptr;
+    auto it = handed_out_.find(name);
+    if (it == handed_out_.end()) return nullptr;
+    return std::shared_ptr<const void>(file_, file_->data() + it->second->offset);
 }
 
 std::optional<PackedConv2dWeight> PackCache::conv2d(const std::string& name, const PackedConv2dWeight& layout) {
@@ -370,6 +378,7 @@ std::optional<PackedConv2dWeight> PackCache::conv2d(const std::string& name, con
     PackedConv2dWeight w = layout;
     w.data = entry_data(file_, *e, copy_);
     if (!w.data) return std::nullopt;
+    handed_out_[name] = e;
     return w;
 }
 

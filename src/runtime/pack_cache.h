@@ -96,6 +96,10 @@ public:
     uint64_t added_bytes() const;
     bool mapped() const { return file_ != nullptr; }
     bool copies() const { return copy_; }  // hits are copies (Use::Copy, or Auto on 4 KiB pages)
+    // For a weight a hit copied (copies()): its bytes in the cache file as it is mapped, kept alive with the
+    // mapping (the pages are not resident until read). A weight patched in place (LoRAs, pipeline/lora.h) is
+    // written back from there. Null for a name no hit handed out, or when hits are not copies.
+    std::shared_ptr<const void> original(const std::string& name) const;
 
     // Parses a cache file image: for the fuzzer and tests (open() goes through it). On success, the entries.
     struct Entry {
@@ -123,6 +127,7 @@ private:
     std::map<std::string, Added> added_;
     size_t hits_ = 0;
     uint64_t hit_bytes_ = 0;
+    std::map<std::string, const Entry*> handed_out_;  // hits, by name
     bool copy_ = false;
 };
 

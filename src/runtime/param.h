@@ -62,6 +62,9 @@ struct PackedParam {
     PackedWeight linear;        // Kind::Linear: [out, in] (a 1x1 conv's weight too)
     PackedConv2dWeight conv;    // Kind::Conv2d
     Tensor bias;                // Kind::Bias: the model's f32 bias tensor itself (shares its storage)
+    // The packed bytes as the weight cache file holds them, when the weight was copied from it: a patched weight
+    // is written back from there instead of from a copy kept in memory. Null otherwise.
+    std::shared_ptr<const void> original;
 };
 
 // Every packed parameter of a model by its full diffusers name ("unet.conv_in.weight"), filled while loading

@@ -37,7 +37,10 @@ cleanup() {
 trap cleanup EXIT
 
 mkdir "$tmp/data"
-"$bin" serve --port 0 --data "$tmp/data" >"$tmp/server.out" 2>"$tmp/server.err" &
+# The LoRAs and embeddings of the golden data, for the page's "Add to prompt" list (they are not generated with).
+golden=$here/../golden/data
+"$bin" serve --port 0 --data "$tmp/data" --lora-dir "$golden/lora" --embeddings-dir "$golden/embeddings" \
+  >"$tmp/server.out" 2>"$tmp/server.err" &
 server_pid=$!
 
 # The server prints "easel serve: listening on http://127.0.0.1:PORT" once it accepts connections.

@@ -190,6 +190,20 @@ async function main() {
   const picked = await evaluate(`document.getElementById('width').value + 'x' + document.getElementById('height').value`);
   if (picked !== presets[2]) fail(`choosing the size preset ${presets[2]} left the form at ${picked}`);
   pass(`size presets ${presets.filter(Boolean).join(', ')}; choosing ${presets[2]} sets the form's size`);
+  // "Add to prompt": the server's LoRAs and loaded embeddings; choosing a LoRA inserts A1111's tag into the prompt.
+  const loras = await (await fetch(new URL('/sdapi/v1/loras', serverUrl))).json();
+  const embeddings = Object.keys((await (await fetch(new URL('/sdapi/v1/embeddings', serverUrl))).json()).loaded);
+  const networks = await evaluate(`[...document.getElementById('extra-network').options].map((o) => o.value).filter(Boolean)`);
+  const wantNetworks = [...loras.map((l) => `<lora:${l.name}:1>`), ...embeddings];
+  if (JSON.stringify(networks) !== JSON.stringify(wantNetworks) || loras.length === 0) {
+    fail(`the "Add to prompt" list is ${JSON.stringify(networks)}, expected ${JSON.stringify(wantNetworks)}`);
+  }
+  await page.fill('#prompt', 'a red circle');
+  await page.selectOption('#extra-network', `<lora:${loras[0].name}:1>`);
+  const withLora = await evaluate(`document.getElementById('prompt').value`);
+  if (withLora !== `a red circle, <lora:${loras[0].name}:1>`) fail(`choosing a LoRA made the prompt '${withLora}'`);
+  await page.fill('#prompt', '');
+  pass(`"Add to prompt" lists ${loras.length} LoRA(s) and ${embeddings.length} embedding(s); choosing one inserts '<lora:${loras[0].name}:1>'`);
   checkClean('after loading');
 
   // Fill the form from the keyboard: Tab to the prompt, then on through the size and steps to the seed.

@@ -12,6 +12,8 @@
 #include "common/golden.h"
 #include "common/golden_case.h"
 #include "pipeline/embeddings.h"
+#include "pipeline/families/clip_prompt.h"
+#include "pipeline/families/sd.h"
 #include "pipeline/generate.h"
 #include "pipeline/model.h"
 
@@ -116,6 +118,44 @@ TEST(TextualInversionGolden, ConditioningMatchesEncodePrompt) {
         std::printf("%s: embeddings used: %s\n", name.c_str(), used.c_str());
         EXPECT_EQ(conds->embeddings_used.empty(), j["embeddings"].empty());
     }
+}
+
+// The token ids: where diffusers put an embedding's new tokens (ids past the vocabulary), A1111's tokenization has
+// its placeholders (0) covered by a fix of that embedding; every other id is the same.
+TEST(TextualInversionGolden, TokensMatchDiffusers) {
+    const auto* m = dynamic_cast<const SDModel*>(&model("sd1"));
+    ASSERT_NE(m, nullptr);
+    int checked = 0;
+    for (const std::string& name : case_names()) {
+        const nlohmann::json j = nlohmann::json::parse(cases().metadata.at(name + ".params"));
+        if (j["model"] != "sd1") continue;
+        const GenerateParams p = params_of(j);
+        const auto emb = clip_embeddings(p.embeddings.get(), m->tokenizer, "", "", m->text_encoder.config().hidden_size);
+        clip::ChunkOptions o;
+        o.pad_id = m->pad_id;
+        o.embeddings = &emb;
+        for (const auto& [text, key] : {std::pair{p.prompt, name + ".ids"}, std::pair{p.negative_prompt, name + ".neg_ids"}}) {
+            auto wp = clip::tokenize_weighted(m->tokenizer, text, o);
+            ASSERT_TRUE(wp) << wp.error().to_string();
+            const Tensor want = cases().find(key)->to(DType::I32).contiguous();
+            const std::vector<int32_t>& ids = wp->chunks[0].ids;
+            ASSERT_EQ(int64_t(ids.size()), want.numel()) << key;
+            for (size_t k = 0; k < ids.size(); ++k) {
+                const int32_t w = want.data<int32_t>()[k];
+                if (w >= m->text_encoder.config().vocab_size) {
+                    bool covered = false;
+                    for (const auto& f : wp->chunks[0].fixes)
+                        covered |= int(k) >= f.position && int(k) < f.position + int(f.embedding->vectors.size(0));
+                    EXPECT_TRUE(ids[k] == 0 && covered) << key << " position " << k << ": diffusers' id " << w << ", ours " << ids[k];
+                } else {
+                    EXPECT_EQ(ids[k], w) << key << " position " << k;
+                }
+            }
+            ++checked;
+        }
+    }
+    std::printf("%d token sequences checked\n", checked);
+    EXPECT_GT(checked, 0);
 }
 
 class TextualInversionCase : public ::testing::TestWithParam<std::string> {};

@@ -28,6 +28,7 @@ const ui = {
   sampler: byId('sampler'),
   scheduler: byId('scheduler'),
   model: byId('model'),
+  extraNetwork: byId('extra-network'),
   apiKey: byId('api-key'),
   generate: byId('generate'),
   cancel: byId('cancel'),
@@ -217,12 +218,37 @@ function applyModelDefaults(name, { keepEdits = false } = {}) {
   if (!(keepEdits && state.cfgEdited)) ui.cfgScale.value = model.cfg_scale ?? SD_DEFAULT_CFG_SCALE;
 }
 
+// The LoRAs and embeddings the server has, as one list: choosing one adds A1111's tag (<lora:NAME:1>) or the
+// embedding's name to the prompt, where the caret is.
+function fillExtraNetworks(loras, embeddings) {
+  const group = (label, items) => element('optgroup', { label }, ...items.map(({ value, label: text }) => element('option', { value }, text)));
+  const groups = [];
+  if (loras.length) groups.push(group('LoRA', loras.map((l) => ({ value: `<lora:${l.name}:1>`, label: l.alias && l.alias !== l.name ? `${l.name} (${l.alias})` : l.name }))));
+  if (embeddings.length) groups.push(group('Embeddings', embeddings.map((name) => ({ value: name, label: name }))));
+  const none = loras.length || embeddings.length ? 'Choose…' : 'None on this server';
+  ui.extraNetwork.replaceChildren(element('option', { value: '' }, none), ...groups);
+  ui.extraNetwork.disabled = !loras.length && !embeddings.length;
+}
+
+function insertIntoPrompt(text) {
+  const el = ui.prompt;
+  const at = el.selectionStart ?? el.value.length;
+  const before = el.value.slice(0, at), after = el.value.slice(el.selectionEnd ?? at);
+  const sep = before && !/[\s,]$/.test(before) ? ', ' : '';
+  el.value = `${before}${sep}${text}${after}`;
+  const caret = before.length + sep.length + text.length;
+  el.setSelectionRange(caret, caret);
+}
+
 async function loadOptions() {
-  const [models, samplers, schedulers] = await Promise.allSettled([
-    api('/v1/models'), api('/sdapi/v1/samplers'), api('/sdapi/v1/schedulers'),
+  const [models, samplers, schedulers, loras, embeddings] = await Promise.allSettled([
+    api('/v1/models'), api('/sdapi/v1/samplers'), api('/sdapi/v1/schedulers'), api('/sdapi/v1/loras'),
+    api('/sdapi/v1/embeddings'),
   ]);
-  const failed = [models, samplers, schedulers].find((r) => r.status === 'rejected');
+  const failed = [models, samplers, schedulers, loras, embeddings].find((r) => r.status === 'rejected');
   if (failed) showError(failed.reason);
+  fillExtraNetworks(loras.status === 'fulfilled' ? loras.value ?? [] : [],
+    embeddings.status === 'fulfilled' ? Object.keys(embeddings.value?.loaded ?? {}) : []);
   if (models.status === 'fulfilled') {
     state.models = models.value?.models ?? [];
     const preferred = state.models.find((m) => m.default) ?? state.models[0];
@@ -538,6 +564,11 @@ async function start() {
     state.sizeEdited = true;
   });
   ui.cfgScale.addEventListener('input', () => { state.cfgEdited = true; });
+  ui.extraNetwork.addEventListener('change', () => {
+    if (!ui.extraNetwork.value) return;
+    insertIntoPrompt(ui.extraNetwork.value);
+    ui.extraNetwork.value = '';
+  });
   ui.resultImage.addEventListener('load', onResultImageLoad);
   ui.apiKey.addEventListener('change', async () => {
     const key = ui.apiKey.value.trim();
