@@ -793,6 +793,8 @@ Result<std::unique_ptr<LivePatch>> LivePatch::apply(Model& m, const std::vector<
         MappedFile::prefault(src.raw(), src.nbytes());  // the file's pages left at load: one call, not a fault each
         Tensor w = Tensor::wrap(reg.scratch.get(), src.shape(), DType::F32, reg.scratch);
         to_f32_parallel(src, w.data<float>());
+        // The file's pages of it leave the resident set again (they stay in the page cache for the next patch).
+        if (p.kind != PackedParam::Kind::Bias) MappedFile::release_pages(src.raw(), src.nbytes());
         for (const auto& a : adapters) {
             if (!a->touches(n)) continue;
             if (Status st = a->apply(n, w); !st) return Error(st.error().code(), fmt::format("{}: {}", n, st.error().message()));
