@@ -3,6 +3,7 @@
 // The images against diffusers are in tests/golden/lora_test.cpp.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <random>
@@ -13,6 +14,7 @@
 
 #include "common/golden.h"
 #include "common/scoped_path.h"
+#include "io/file_hash.h"
 #include "io/safetensors.h"
 #include "pipeline/generate.h"
 #include "pipeline/lora.h"
@@ -169,6 +171,31 @@ TEST(LoraRead, BadFilesGetErrorsNamingTheKey) {
                  "input_blocks.99.1.proj_in");
     expect_error({{q + ".dora_scale", rnd(Shape{1, 16}, 2)}}, "dora_scale without lora_up");
     expect_error({}, "no LoRA modules");
+}
+
+// A LoRA saved with torch.save (.pt, through the pickle reader that never runs code) reads as its safetensors twin:
+// the same modules, targets, alphas and values. Its A1111 hash is the whole file's SHA-256 (not the data's).
+TEST(LoraRead, PickledFileEqualsSafetensors) {
+    const std::string dir = std::string(EASEL_GOLDEN_DIR) + "/lora/";
+    auto a = read_lora(dir + "sd1_kohya.safetensors", info_of(kTiny));
+    auto b = read_lora(dir + "sd1_kohya_pt.pt", info_of(kTiny));
+    ASSERT_TRUE(a) << a.error().to_string();
+    ASSERT_TRUE(b) << b.error().to_string();
+    ASSERT_EQ((*a)->modules.size(), (*b)->modules.size());
+    for (const LoraModule& ma : (*a)->modules) {
+        const auto it = std::find_if((*b)->modules.begin(), (*b)->modules.end(), [&](const LoraModule& x) { return x.key == ma.key; });
+        ASSERT_NE(it, (*b)->modules.end()) << ma.key;
+        EXPECT_EQ(it->target, ma.target);
+        EXPECT_EQ(it->alpha, ma.alpha) << ma.key;
+        for (const auto& [name, t] : ma.parts) {
+            ASSERT_TRUE(it->parts.count(name)) << ma.key << "." << name;
+            EXPECT_EQ(t.to_floats(), it->parts.at(name).to_floats()) << ma.key << "." << name;
+        }
+    }
+    auto whole = sha256_file(dir + "sd1_kohya_pt.pt");
+    ASSERT_TRUE(whole);
+    EXPECT_EQ((*b)->sha256, *whole);
+    EXPECT_NE((*a)->sha256, *sha256_file(dir + "sd1_kohya.safetensors")) << "a safetensors LoRA's hash skips its header";
 }
 
 // Each kind's delta against the formula written out as loops.

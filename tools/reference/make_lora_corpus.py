@@ -2,7 +2,7 @@
 the reader accepts (kohya-ss LoRA, LoCon with a CP core, LoHa, LoKr, a full `diff`, diffusers/PEFT names), the
 shapes fitting the 16x16 and 16x8x3x3 layers the target tries.
 
-    /work/refvenv/bin/python tools/reference/make_lora_corpus.py   # numpy only (any Python with numpy); writes tests/fuzz/corpus/lora/*.safetensors
+    /work/refvenv/bin/python tools/reference/make_lora_corpus.py   # numpy for the corpus, torch for the .pt copy; writes tests/fuzz/corpus/lora/*.safetensors
 """
 import os
 
@@ -43,5 +43,21 @@ def main():
         print("wrote", name)
 
 
+
+
+def write_pt_copy():
+    """tests/golden/data/lora/sd1_kohya_pt.pt: make_lora_goldens.py's sd1_kohya.safetensors saved again with
+    torch.save (the zip format, a plain dict of tensors), as older kohya-ss and A1111-era LoRAs ship: the unit test
+    reads both and expects the same modules (needs torch: the pip venv)."""
+    import torch
+    root = os.path.dirname(os.path.dirname(HERE))
+    src = os.path.join(root, "tests", "golden", "data", "lora", "sd1_kohya.safetensors")
+    out = os.path.join(root, "tests", "golden", "data", "lora", "sd1_kohya_pt.pt")
+    tensors = {k: torch.from_numpy(v) for k, v in safetensors_io.load_file(src).items()}
+    torch.save(tensors, out)
+    print("wrote", out)
+
+
 if __name__ == "__main__":
     main()
+    write_pt_copy()
