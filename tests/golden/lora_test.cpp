@@ -149,3 +149,43 @@ INSTANTIATE_TEST_SUITE_P(Cases, LoraCase, ::testing::ValuesIn(case_names()),
                              std::string n = i.param.substr(0, i.param.find('_')) + "_" + i.param.substr(i.param.find('/') + 1);
                              return n;  // "lora_sd1_kohya", "lycoris_sd1_loha"
                          });
+
+// Fast precision (bf16 compute) with LoRAs: the fp32 reference's image (diffusers) within the fast-mode bound the
+// base model is held to (PipelineFastMode: PSNR >= 35 dB against fp32), for a LoRA, LoCon, LoHa and DoRA.
+TEST(LoraGolden, FastModeStaysWithinTheFastBound) {
+    for (const auto& [golden, name] : {std::pair{"lora_cases.safetensors", "sd1_stacked"}, std::pair{"lora_cases.safetensors", "sdxl_kohya"},
+                                       std::pair{"lycoris_cases.safetensors", "sd1_stacked"}}) {
+        const WeightSet& cases = golden_file(golden);
+        const nlohmann::json j = nlohmann::json::parse(cases.metadata.at(std::string(name) + ".params"));
+        const std::string model = j["model"];
+        LoadOptions o;
+        o.precision = Precision::BF16;
+        o.adapters = adapters_of(j["loras"], model);
+        auto m = load_model(model_folder(model), o);
+        ASSERT_TRUE(m) << m.error().to_string();
+        GenerateParams p;
+        p.prompt = j["prompt"];
+        p.negative_prompt = j["negative"];
+        p.steps = j["steps"];
+        p.cfg_scale = j["cfg"];
+        p.seed = j["seed"];
+        p.width = j["width"];
+        p.height = j["height"];
+        easel::testing::use_diffusers_scheduler(j, p);
+        auto out = generate(**m, p);
+        ASSERT_TRUE(out) << out.error().to_string();
+        const Tensor& ref = *cases.find(std::string(name) + ".image");  // [1, 3, H, W] u8
+        const Image& img = (*out)[0].image;
+        double se = 0;
+        const int64_t h = ref.size(2), w = ref.size(3);
+        for (int64_t c = 0; c < 3; ++c)
+            for (int64_t i = 0; i < h * w; ++i) {
+                const double d = double(img.pixels[size_t(i * 3 + c)]) - ref.item({0, c, i / w, i % w});
+                se += d * d;
+            }
+        const double mse = se / double(3 * h * w);
+        const double psnr = mse == 0 ? 99.0 : 10.0 * std::log10(255.0 * 255.0 / mse);
+        std::printf("fast with LoRAs (%s %s): PSNR %.2f dB against the fp32 reference\n", golden, name, psnr);
+        EXPECT_GE(psnr, 35.0);
+    }
+}
