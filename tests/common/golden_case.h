@@ -98,6 +98,21 @@ inline GenerateParams sdxl_case_params(const nlohmann::json& j) {
     return p;
 }
 
+// A diffusers-mode case's request from the params the LoRA, LyCORIS and textual-inversion scripts write (prompt,
+// negative, steps, cfg, seed, width, height, scheduler).
+inline GenerateParams diffusers_case_params(const nlohmann::json& j) {
+    GenerateParams p;
+    p.prompt = j["prompt"];
+    p.negative_prompt = j["negative"];
+    p.steps = j["steps"];
+    p.cfg_scale = j["cfg"];
+    p.seed = j["seed"];
+    p.width = j["width"];
+    p.height = j["height"];
+    use_diffusers_scheduler(j, p);
+    return p;
+}
+
 // A k-diffusion SDXL case's request (make_sdxl_kdiffusion_goldens.py's params: sampler and schedule names).
 inline GenerateParams sdxl_kdiffusion_case_params(const nlohmann::json& j) {
     GenerateParams p;

@@ -85,15 +85,7 @@ void run_model(const std::string& model) {
         auto m = load_model(file.path.string(), o);
         ASSERT_TRUE(m) << m.error().to_string();
         std::printf("%s: loaded with %zu LoRA(s) in %.1f s\n", name.c_str(), o.adapters.size(), seconds_since(tl));
-        GenerateParams p;
-        p.prompt = j["prompt"];
-        p.negative_prompt = j["negative"];
-        p.steps = j["steps"];
-        p.cfg_scale = j["cfg"];
-        p.seed = j["seed"];
-        p.width = j["width"];
-        p.height = j["height"];
-        easel::testing::use_diffusers_scheduler(j, p);
+        GenerateParams p = easel::testing::diffusers_case_params(j);
         if (j.contains("embeddings_loaded") && !j["embeddings_loaded"].empty()) {
             auto set = std::make_shared<TextualInversions>();
             for (const std::string f : j["embeddings_loaded"]) {

@@ -128,15 +128,7 @@ TEST_P(LoraCase, MatchesDiffusers) {
     std::printf("%s: %s\n", name.c_str(), what.empty() ? "no LoRA" : what.c_str());
     auto m = load_model(model_folder(model), o);
     ASSERT_TRUE(m) << m.error().to_string();
-    GenerateParams p;
-    p.prompt = j["prompt"];
-    p.negative_prompt = j["negative"];
-    p.steps = j["steps"];
-    p.cfg_scale = j["cfg"];
-    p.seed = j["seed"];
-    p.width = j["width"];
-    p.height = j["height"];
-    easel::testing::use_diffusers_scheduler(j, p);
+    GenerateParams p = easel::testing::diffusers_case_params(j);
     auto out = generate(**m, p);
     ASSERT_TRUE(out) << out.error().to_string();
     const easel::testing::Tolerance tol{.atol = 2e-3, .rtol = 2e-4};
@@ -163,15 +155,7 @@ TEST(LoraGolden, FastModeStaysWithinTheFastBound) {
         o.adapters = adapters_of(j["loras"], model);
         auto m = load_model(model_folder(model), o);
         ASSERT_TRUE(m) << m.error().to_string();
-        GenerateParams p;
-        p.prompt = j["prompt"];
-        p.negative_prompt = j["negative"];
-        p.steps = j["steps"];
-        p.cfg_scale = j["cfg"];
-        p.seed = j["seed"];
-        p.width = j["width"];
-        p.height = j["height"];
-        easel::testing::use_diffusers_scheduler(j, p);
+        GenerateParams p = easel::testing::diffusers_case_params(j);
         auto out = generate(**m, p);
         ASSERT_TRUE(out) << out.error().to_string();
         const Tensor& ref = *cases.find(std::string(name) + ".image");  // [1, 3, H, W] u8

@@ -64,15 +64,7 @@ std::shared_ptr<TextualInversions> embeddings_of(const nlohmann::json& j) {
 }
 
 GenerateParams params_of(const nlohmann::json& j) {
-    GenerateParams p;
-    p.prompt = j["prompt"];
-    p.negative_prompt = j["negative"];
-    p.steps = j["steps"];
-    p.cfg_scale = j["cfg"];
-    p.seed = j["seed"];
-    p.width = j["width"];
-    p.height = j["height"];
-    easel::testing::use_diffusers_scheduler(j, p);
+    GenerateParams p = easel::testing::diffusers_case_params(j);
     p.embeddings = embeddings_of(j);
     return p;
 }
