@@ -105,6 +105,7 @@ int cmd_generate(int argc, char** argv) {
     auto& rng = a.add_string("--rng", "", "cpu", "cpu (torch CPU generator, as ComfyUI) or cuda (AUTOMATIC1111's GPU Philox)");
     auto& precision = a.add_string("--precision", "", "fp32", "fp32 (exact) or fast (bf16 compute, f32 accumulation)");
     auto& schedule_from = a.add_string("--schedule-from", "", "kdiffusion", "kdiffusion (AUTOMATIC1111, ComfyUI) or diffusers (the model's scheduler_config.json, as StableDiffusionPipeline)");
+    auto& spacing = a.add_string("--timestep-spacing", "", "", "diffusers mode: leading, linspace or trailing instead of the model's scheduler config (SDXL-Lightning / Hyper-SD LoRAs: trailing)");
     auto& prediction = a.add_string("--prediction", "", "",
                                     "eps or v, for checkpoints that cannot tell (SD 2.x single files: 512-base eps, "
                                     "768-v v; SD 2 inpainting is known to be eps)");
@@ -166,6 +167,14 @@ int cmd_generate(int argc, char** argv) {
         p.sampler = *sk;
     } else {
         return fail(Error::invalid_argument(fmt::format("expected kdiffusion or diffusers, got '{}'", schedule_from.s), "--schedule-from"));
+    }
+    if (spacing.seen) {
+        if (p.schedule_from != ScheduleFrom::Diffusers)
+            return fail(Error::invalid_argument("applies to --schedule-from diffusers (k-diffusion mode: --scheduler sgm_uniform is the trailing schedule)", "--timestep-spacing"));
+        if (spacing.s == "leading") p.timestep_spacing = TimestepSpacing::Leading;
+        else if (spacing.s == "linspace") p.timestep_spacing = TimestepSpacing::Linspace;
+        else if (spacing.s == "trailing") p.timestep_spacing = TimestepSpacing::Trailing;
+        else return fail(Error::invalid_argument(fmt::format("expected leading, linspace or trailing, got '{}'", spacing.s), "--timestep-spacing"));
     }
     auto sc = parse_schedule_name(scheduler.s);
     if (!sc) return fail(sc.error().within("--scheduler"));

@@ -254,6 +254,11 @@ InfotextParams infotext_params(const Model& m, const GenerateParams& p, int64_t 
     ip.sampler = diffusers_mode ? sampler_display_name(p.diffusers_scheduler) : sampler_display_name(p.sampler);
     ip.schedule_type = schedule_display_name(p.schedule);
     if (diffusers_mode) ip.extra.emplace_back("Schedule from", "diffusers");
+    if (diffusers_mode && p.timestep_spacing) {
+        const TimestepSpacing ts = *p.timestep_spacing;
+        ip.extra.emplace_back("Timestep spacing", ts == TimestepSpacing::Trailing ? "trailing"
+                                                  : ts == TimestepSpacing::Linspace ? "linspace" : "leading");
+    }
     ip.cfg_scale = p.cfg_scale;
     ip.seed = seed;
     ip.width = p.width;

@@ -41,6 +41,9 @@ struct GenerateParams {
     ScheduleKind schedule = ScheduleKind::Default;      // Default or Karras (use_karras_sigmas) in diffusers mode
     ScheduleFrom schedule_from = ScheduleFrom::KDiffusion;
     DiffusersScheduler diffusers_scheduler = DiffusersScheduler::Euler;  // diffusers mode
+    // Diffusers mode: the scheduler's timestep_spacing instead of the model's scheduler config's, as
+    // `Scheduler.from_config(config, timestep_spacing="trailing")` (what SDXL-Lightning's and Hyper-SD's cards use).
+    std::optional<TimestepSpacing> timestep_spacing;
     RngKind rng = RngKind::Cpu;
     int clip_skip = 1;
     int batch_size = 1;   // images per batch; image i uses seed + i (AUTOMATIC1111)

@@ -21,6 +21,7 @@ Result<SigmaPlan> plan_sigmas(const Model& m, const GenerateParams& p) {
         EASEL_TRY(m.scheduler_config.check_supported(p.diffusers_scheduler));
         DiffusersSchedulerConfig sc = m.scheduler_config.for_scheduler(p.diffusers_scheduler);
         if (p.schedule == ScheduleKind::Karras) sc.use_karras_sigmas = true;
+        if (p.timestep_spacing) sc.timestep_spacing = *p.timestep_spacing;
         EASEL_TRY_ASSIGN(s.plan, diffusers_plan(p.diffusers_scheduler, sc, p.steps));
         s.plan.v_prediction = m.sampling->prediction() == Prediction::V;
         s.sigmas = s.plan.sigmas;

@@ -128,6 +128,12 @@ expect_error "bad LoRA multiplier" "'high' in <lora:sd1_kohya:high> is not a mul
 expect_error "LoRA of the wrong shape" "does not fit" -- generate -m "$model" -p "x <lora:bad_shape>" --lora-dir "$loras" -W 32 -H 32 -o "$tmp/a.png"
 expect_error "SDXL LoRA on SD 1.5" "text_encoder_2, which this model (sd1) does not have" -- generate -m "$model" -p "x" --lora "$loras/sdxl_kohya.safetensors" -W 32 -H 32 -o "$tmp/a.png"
 
+# --timestep-spacing (diffusers mode): recorded in the infotext; refused in k-diffusion mode.
+expect_ok "trailing timestep spacing" -- generate -m "$model" -p "a red circle" --schedule-from diffusers --sampler euler --timestep-spacing trailing --seed 4 --steps 3 -W 32 -H 32 -o "$tmp/ts.png"
+if ! grep -a -q "Timestep spacing: trailing" "$tmp/ts.png"; then echo "FAIL the infotext lacks 'Timestep spacing: trailing'"; failures=$((failures + 1)); fi
+expect_error "timestep spacing in k-diffusion mode" "timestep-spacing: applies to --schedule-from diffusers" -- generate -m "$model" -p x --timestep-spacing trailing -W 32 -H 32 -o "$tmp/a.png"
+expect_error "unknown timestep spacing" "expected leading, linspace or trailing" -- generate -m "$model" -p x --schedule-from diffusers --timestep-spacing sideways -W 32 -H 32 -o "$tmp/a.png"
+
 # Textual-inversion embeddings (tests/golden/data/embeddings, tools/reference/make_ti_goldens.py): a prompt naming one
 # records A1111's "TI hashes"; the LoRA kept among them is skipped with a warning, and an error only when named.
 emb=$golden/embeddings

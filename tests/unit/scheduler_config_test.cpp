@@ -5,7 +5,12 @@
 #include <cstdio>
 #include <vector>
 
+#include "pipeline/generate.h"
 #include "pipeline/model.h"
+#include "pipeline/tasks.h"
+#include "sampling/diffusers_schedule.h"
+
+#include <fmt/format.h>
 
 using namespace easel;
 
@@ -126,4 +131,30 @@ TEST(SchedulerConfig, DefaultsAndCrossClassSolverTypesAreAccepted) {
             EXPECT_TRUE(st) << text << " with " << diffusers_scheduler_class(s) << ": " << st.error().to_string();
         }
     }
+}
+
+// GenerateParams::timestep_spacing (--timestep-spacing) replaces the model's spacing in diffusers mode: the plan is
+// the one of the model's config with timestep_spacing "trailing" (diffusers' from_config(..., timestep_spacing=)),
+// and differs from the model's own (SD 1.5's leading).
+TEST(SchedulerConfig, TimestepSpacingOverridesTheModelsConfig) {
+    auto m = load_model(std::string(EASEL_GOLDEN_DIR) + "/pipeline_sd1", LoadOptions{});
+    ASSERT_TRUE(m) << m.error().to_string();
+    GenerateParams p;
+    p.schedule_from = ScheduleFrom::Diffusers;
+    p.diffusers_scheduler = DiffusersScheduler::Euler;
+    p.steps = 4;
+    auto own = plan_sigmas(**m, p);
+    p.timestep_spacing = TimestepSpacing::Trailing;
+    auto trailing = plan_sigmas(**m, p);
+    ASSERT_TRUE(own && trailing);
+    DiffusersSchedulerConfig c = (*m)->scheduler_config.for_scheduler(DiffusersScheduler::Euler);
+    c.timestep_spacing = TimestepSpacing::Trailing;
+    auto want = diffusers_plan(DiffusersScheduler::Euler, c, 4);
+    ASSERT_TRUE(want);
+    EXPECT_EQ(trailing->plan.timesteps, want->timesteps);
+    EXPECT_NE(trailing->plan.timesteps, own->plan.timesteps);
+    std::string t;
+    for (float x : trailing->plan.timesteps) t += fmt::format("{} ", x);
+    std::printf("trailing timesteps: %s\n", t.c_str());
+    EXPECT_FLOAT_EQ(trailing->plan.timesteps.front(), 999.0f);  // trailing starts at T - 1
 }
