@@ -541,7 +541,7 @@ Result<json> JobQueue::resolve_loras(const GenerationRequest& r, const std::stri
         if (lora_dir_.empty())
             return Error::not_found(fmt::format("<lora:{}>: this server has no LoRA folder (easel serve --lora-dir)", t.name),
                                     "prompt");
-        auto path = find_lora_file(lora_dir_, t.name);
+        auto path = find_lora_file(lora_dir_, t.name, /*allow_path=*/false);
         if (!path) return Error(path.error().code(), path.error().message(), "prompt");
         auto file = read_lora(*path, spec.info);
         if (!file) return Error(file.error().code(), fmt::format("<lora:{}>: {}", t.name, file.error().to_string()), "prompt");

@@ -864,9 +864,9 @@ std::string default_lora_dir(const std::string& model_path) {
     return {};
 }
 
-Result<std::string> find_lora_file(const std::string& dir, const std::string& name) {
+Result<std::string> find_lora_file(const std::string& dir, const std::string& name, bool allow_path) {
     std::error_code ec;
-    if (fs::is_regular_file(name, ec)) return name;
+    if (allow_path && fs::is_regular_file(name, ec)) return name;
     std::vector<std::string> found;
     const auto files = list_lora_files(dir);
     for (const auto& [stem, path] : files)

@@ -142,9 +142,10 @@ std::vector<std::pair<std::string, std::string>> list_lora_files(const std::stri
 // AUTOMATIC1111 keeps models/Stable-diffusion/*.safetensors beside models/Lora: a Lora folder beside the model
 // (in a file's folder, or inside a diffusers folder), else beside that folder; "" when neither exists.
 std::string default_lora_dir(const std::string& model_path);
-// The file `name` names: `name` itself if it is a path to a file, else NAME.safetensors/.pt/.ckpt found by
+// The file `name` names: `name` itself if it is a path to a file (and `allow_path`), else NAME.safetensors/.pt/.ckpt found by
 // list_lora_files in `dir`, else a file whose ss_output_name alias is `name`. Errors: not found (naming the
 // folder), or two files with that name.
-Result<std::string> find_lora_file(const std::string& dir, const std::string& name);
+// `allow_path` false (a server's requests): only files in `dir`, never a path the name happens to be.
+Result<std::string> find_lora_file(const std::string& dir, const std::string& name, bool allow_path = true);
 
 }  // namespace easel

@@ -660,6 +660,7 @@ TEST_F(Http, AppliesLorasFromThePrompt) {
     for (const auto& [prompt, status, needle] :
          {std::tuple<std::string, int, std::string>{"x <lora:nope:1>", 404, "no LoRA named 'nope'"},
           {"x <lora:../pipeline_sd1/x:1>", 400, "not by a path"},
+          {"x <lora:CMakeCache.txt:1>", 404, "no LoRA named 'CMakeCache.txt'"},  // a file in the server's folder
           {"x <lora:sdxl_kohya:1>", 400, "text_encoder_2"},
           {"x <lora:sd1_kohya:lots>", 400, "not a multiplier"}}) {
         json bad = req;

@@ -119,6 +119,33 @@ TEST(EmbeddingTokens, PlaceholdersFixesAndChunks) {
     EXPECT_EQ(edge->chunks[1].fixes[0].position, 1);
 }
 
+// An embedding longer than a chunk (A1111 lets it overfill one): the chunk is cut back to 77 ids, the text after it
+// starts the next chunk, and every chunk the encoder gets is 77 long.
+TEST(EmbeddingTokens, LongerThanAChunk) {
+    const clip::CLIPTokenizer& tok = tiny().tokenizer;
+    auto name_ids = tok.encode("redsquare");
+    ASSERT_TRUE(name_ids);
+    std::vector<clip::Embedding> emb = {{"redsquare", *name_ids, vectors(100, 32, 0.3f)}};
+    clip::ChunkOptions o;
+    o.embeddings = &emb;
+    auto wp = clip::tokenize_weighted(tok, "a redsquare circle dog", o);
+    ASSERT_TRUE(wp) << wp.error().to_string();
+    ASSERT_EQ(wp->chunks.size(), 3u);
+    for (const auto& c : wp->chunks) {
+        EXPECT_EQ(c.ids.size(), 77u);
+        EXPECT_EQ(c.weights.size(), 77u);
+    }
+    ASSERT_EQ(wp->chunks[1].fixes.size(), 1u);
+    auto rest = tok.encode("circle dog");
+    ASSERT_TRUE(rest);
+    EXPECT_EQ(wp->chunks[2].ids[1], (*rest)[0]);
+    BufferPool pool;
+    Ctx c{&pool};
+    auto z = encode_prompt(c, tiny(), "a redsquare circle dog", 1, 1, &emb);
+    ASSERT_TRUE(z) << z.error().to_string();
+    EXPECT_EQ(z->size(1), 3 * 77);
+}
+
 // The encoder with fixes: vectors equal to the name's own token embeddings give exactly the prompt without the
 // embedding; other vectors change the output from the fix on.
 TEST(EmbeddingTokens, EncoderFixesReplaceTokenEmbeddings) {

@@ -258,7 +258,8 @@ Result<WeightedPrompt> tokenize_weighted(const CLIPTokenizer& tok, std::string_v
                 ids = std::move(moved_ids);
                 mults = std::move(moved_mults);
             }
-            if (ids.size() == chunk_length) next_chunk(false);
+            // ">=": an embedding longer than a chunk leaves it overfull; what follows starts the next one.
+            if (ids.size() >= chunk_length) next_chunk(false);
             const Embedding* e = embedding_at(tokens, position);
             if (!e) {
                 ids.push_back(token);

@@ -1,0 +1,652 @@
+#!/work/refvenv/bin/python
+"""(docstring written below, after the first measured runs)"""
+import collections
+import contextlib
+import gc
+import gzip
+import hashlib
+import io
+import json
+import os
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import make_fullsize_sdxl_goldens as fsx  # noqa: E402  (first: its kd import stubs `clip` before k_diffusion)
+import make_fullsize_goldens as fg  # noqa: E402  (the weight rule, SD scheduler config, pipeline tokenizer)
+import make_key_lists as mk  # noqa: E402  (SD 1.5 / 2.1 published configs)
+import make_lora_goldens as mlg  # noqa: E402  (Mod, kohya keys and files, fix_alphas, set_weights)
+import make_lycoris_goldens as mly  # noqa: E402  (LoHa drawing and A1111's merge)
+import make_model_goldens as mg  # noqa: E402  (git_hash, ZeroedAttnProcessor)
+import make_sdxl_goldens as sx  # noqa: E402  (SDXL scheduler config, decode_as_pipeline, versions)
+import make_sdxl_key_lists as kl  # noqa: E402  (meta-device builders)
+import make_ti_goldens as mti  # noqa: E402  (sd-scripts' textual-inversion metadata)
+import make_tokenizer_goldens as tg  # noqa: E402  (CLIP's vocabulary as vocab.json + merges.txt)
+import safetensors_io  # noqa: E402
+
+import diffusers  # noqa: E402
+import peft  # noqa: E402
+import transformers  # noqa: E402
+from diffusers import (AutoencoderKL, EulerDiscreteScheduler, StableDiffusionPipeline,  # noqa: E402
+                       StableDiffusionXLPipeline, UNet2DConditionModel)
+from diffusers.loaders import single_file_utils as sfu  # noqa: E402
+from peft.tuners.tuners_utils import BaseTunerLayer  # noqa: E402
+from safetensors import safe_open  # noqa: E402
+from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer  # noqa: E402
+
+ROOT, OUT, LORA_DIR = mlg.ROOT, mlg.OUT, mlg.LORA_DIR
+GOLDEN = os.path.join(OUT, "fullsize_lora_cases.safetensors")
+SCRIPT = "tools/reference/make_fullsize_lora_goldens.py"
+KEYS = os.path.join(ROOT, "tests", "data", "keys")
+VOCAB = os.path.join(ROOT, "data", "clip", "bpe_simple_vocab_16e6.txt.gz")
+THREADS = 1
+MODELS = ("sd15", "sd21", "sdxl")
+MIN_MEAN_DIFF = 2.0  # levels of 255: each file must change its case's image at least this much on average
+MAX_SAT_RISE = 0.05  # fraction of pixels newly at 0 or 255
+FUSED_ROWS = 8  # fused.* / base.* hold rows [0, FUSED_ROWS) of each weight (None: whole weights, ~10 MB more)
+
+SD_SPECS = {
+    "sd15": dict(keys="sd15", unet=mk.SD15_UNET, text=mk.CLIP_L, open_clip=False, v=False),
+    "sd21": dict(keys="sd21", unet=mk.SD21_UNET, text=mk.OPEN_CLIP_H, open_clip=True, v=True),
+}
+SD_PREFIXES = {"text_encoder": "cond_stage_model.", "vae": "first_stage_model.", "unet": "model.diffusion_model."}
+
+TE_RE = mlg.TE_RE
+ATTN_RE = mlg.ATTN_RE
+LOHA_RE = re.compile(r"transformer_blocks\.0\.attn[12]\.(to_q|to_k|to_v|to_out\.0)$")
+
+# LoRA / LoHa / embedding files: model, format, seed, values.
+#   unet_every: every unet_every-th attention module (ATTN_RE, named_modules order) gets a module, from the first;
+#   te_layers: {text encoder: layers whose q/k/v/out_proj and fc1/fc2 all get one}.
+FILES = {
+    "fullsize_sd15": dict(model="sd15", format="kohya", seed=1301, gain=1.0, unet_rank=2, te_rank=2, alpha=1.0,
+                          unet_every=5, te_layers={"text_encoder": (0, 5, 11)}),
+    "fullsize_sd21": dict(model="sd21", format="kohya", seed=1302, gain=1.0, unet_rank=2, te_rank=2, alpha=1.0,
+                          unet_every=5, te_layers={"text_encoder": (0, 11, 22)}),
+    "fullsize_sdxl": dict(model="sdxl", format="kohya_ldm", seed=1303, gain=1.0, unet_rank=1, te_rank=2, alpha=1.0,
+                          unet_every=7, te_layers={"text_encoder": (0, 5, 10), "text_encoder_2": (0, 15, 30, 31)}),
+    "fullsize_sd15_loha": dict(model="sd15", format="loha", seed=1304, gain=1.6, rank=2, alpha=1.0,
+                               attentions=("down_blocks.0.attentions.0.", "down_blocks.1.attentions.1.",
+                                           "mid_block.attentions.0.", "up_blocks.3.attentions.2.")),
+    "fullsize_sdxl_emb": dict(model="sdxl", format="sdxl_embedding", seed=1305, scale=1.0, vectors=2),
+}
+STEMS = {m: [s for s, f in FILES.items() if f["model"] == m] for m in MODELS}
+
+# Weights stored fused (component.module.weight), rows [0, FUSED_ROWS).
+FUSED_PARAMS = {
+    "fullsize_sd15": ["unet.down_blocks.0.attentions.0.proj_in.weight",
+                      "unet.down_blocks.1.attentions.0.transformer_blocks.0.attn2.to_k.weight",
+                      "text_encoder.text_model.encoder.layers.0.self_attn.q_proj.weight"],
+    "fullsize_sd15_loha": ["unet.down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q.weight",
+                           "unet.down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k.weight",
+                           "unet.mid_block.attentions.0.transformer_blocks.0.attn1.to_out.0.weight"],
+    "fullsize_sd21": ["unet.down_blocks.0.attentions.0.proj_in.weight",
+                      "unet.up_blocks.3.attentions.0.transformer_blocks.0.attn2.to_k.weight",
+                      "text_encoder.text_model.encoder.layers.22.self_attn.v_proj.weight"],
+    "fullsize_sdxl": ["unet.down_blocks.1.attentions.0.proj_in.weight",
+                      "unet.mid_block.attentions.0.transformer_blocks.5.attn1.to_k.weight",
+                      "text_encoder.text_model.encoder.layers.5.mlp.fc1.weight",
+                      "text_encoder_2.text_model.encoder.layers.30.self_attn.k_proj.weight"],
+}
+
+# Cases: name, model, [(file, unet multiplier, te multiplier)], [embedding files], steps, seed, prompt, negative.
+CASES = [
+    ("sd15_lora", "sd15", [("fullsize_sd15", 0.8, 0.8)], [], 8, 601, "a photo of a red fox in the snow", "blurry"),
+    ("sd15_loha", "sd15", [("fullsize_sd15_loha", 1.0, 1.0)], [], 8, 602, "a watercolor painting of a harbor", ""),
+    ("sd21_lora", "sd21", [("fullsize_sd21", 1.0, 1.0)], [], 8, 603, "an old stone bridge over a river", ""),
+    ("sdxl_lora", "sdxl", [("fullsize_sdxl", 1.0, 1.0)], [], 6, 604, "a cozy cabin in a pine forest",
+     "blurry, low quality"),
+    ("sdxl_emb", "sdxl", [], ["fullsize_sdxl_emb"], 6, 605, "a portrait of an old sailor, fullsize_sdxl_emb", "ugly"),
+]
+CFG, SIZE = 7.0, 64
+# The sibling goldens' first diffusers case, rerun on the rebuilt pipeline (same model, scheduler config, tokenizer).
+SIBLINGS = {"sd15": "fullsize_sd15_cases.safetensors", "sd21": "fullsize_sd21_cases.safetensors",
+            "sdxl": "fullsize_sdxl_base_cases.safetensors"}
+
+
+def peak_rss_gb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
+
+
+def sha256(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def fingerprint(t):
+    return hashlib.sha256(t.detach().contiguous().numpy().tobytes()).hexdigest()
+
+
+def tokenizers(tmp):
+    """CLIP's real BPE vocabulary: (tokenizer padding with <|endoftext|>, tokenizer padding with "!" = id 0)."""
+    files = tg.vocab_from_gz(VOCAB, tmp)
+    eos, bang = CLIPTokenizer(*files), CLIPTokenizer(*files)
+    fg.pipeline_tokenizer(eos, None)
+    fg.pipeline_tokenizer(bang, 0)
+    return eos, bang
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Models
+
+def meta_components(model):
+    """{component: model on the meta device} (shapes and names only): what the files are drawn from."""
+    if model == "sdxl":
+        return {"unet": kl.build_diffusers(UNet2DConditionModel, kl.SDXL_BASE_UNET),
+                "text_encoder": kl.build_text(CLIPTextModel, kl.CLIP_L),
+                "text_encoder_2": kl.build_text(CLIPTextModelWithProjection, kl.OPEN_CLIP_BIGG)}
+    spec = SD_SPECS[model]
+    return {"unet": kl.build_diffusers(UNet2DConditionModel, spec["unet"]),
+            "text_encoder": kl.build_text(CLIPTextModel, spec["text"])}
+
+
+def build_sd(model):
+    """SD 1.5 / 2.1 as make_fullsize_goldens.main builds them (the same weights, converters and configs), one
+    component generated, converted and loaded (assign=True into a meta-device model) at a time to keep the peak low.
+    Returns {component: fp32 model}."""
+    spec = SD_SPECS[model]
+    with gzip.open(os.path.join(KEYS, f"{spec['keys']}.ldm.json.gz"), "rt") as f:
+        names = json.load(f)["tensors"]
+    models = {}
+    for comp in ("text_encoder", "vae", "unet"):
+        t0 = time.time()
+        ck = {n: fg.weight(i, n, s) for i, (n, s, _) in enumerate(names) if n.startswith(SD_PREFIXES[comp])}
+        with contextlib.redirect_stdout(io.StringIO()):
+            if comp == "text_encoder":
+                m = kl.build_text(CLIPTextModel, spec["text"])
+                sd = sfu.convert_open_clip_checkpoint(m, ck) if spec["open_clip"] else sfu.convert_ldm_clip_checkpoint(ck)
+            elif comp == "vae":
+                m = kl.build_diffusers(AutoencoderKL, mk.SD_VAE)
+                sd = sfu.convert_ldm_vae_checkpoint(ck, dict(mk.SD_VAE))
+            else:
+                m = kl.build_diffusers(UNet2DConditionModel, spec["unet"])
+                sd = sfu.convert_ldm_unet_checkpoint(ck, dict(spec["unet"]))
+        sd.pop("text_model.embeddings.position_ids", None)
+        missing, unexpected = m.load_state_dict({k: v.contiguous() for k, v in sd.items()}, strict=False,
+                                                assign=True)
+        assert not missing, (comp, missing[:5])
+        assert all(k.startswith("text_projection") for k in unexpected), (comp, unexpected[:5])
+        if comp == "text_encoder":
+            m.text_model.embeddings.register_buffer("position_ids", torch.arange(77).expand((1, -1)),
+                                                    persistent=False)
+        left = [n for n, t in list(m.named_parameters()) + list(m.named_buffers()) if t.is_meta]
+        assert not left, (comp, left[:5])
+        models[comp] = m.eval()
+        print(f"{model} {comp}: {len(ck)} tensors -> {len(sd)} in {time.time() - t0:.0f} s; peak RSS "
+              f"{peak_rss_gb():.1f} GB", flush=True)
+        del ck, sd, m
+        gc.collect()
+    models["unet"].set_attn_processor(mg.ZeroedAttnProcessor())  # as make_fullsize_goldens.py
+    models["vae"].set_attn_processor(mg.ZeroedAttnProcessor())
+    return models
+
+
+def build_pipeline(model, tmp):
+    """(pipeline, scheduler config) as the siblings' diffusers-mode cases build it."""
+    eos_tok, bang_tok = tokenizers(tmp)
+    if model == "sdxl":
+        models = fsx.build_models("sdxl_base")
+        sched_cfg = dict(sx.SCHEDULER_CONFIG)
+        pipe = StableDiffusionXLPipeline(
+            vae=models["vae"], text_encoder=models["text_encoder"], text_encoder_2=models["text_encoder_2"],
+            tokenizer=eos_tok, tokenizer_2=bang_tok, unet=models["unet"],
+            scheduler=EulerDiscreteScheduler.from_config(sched_cfg), force_zeros_for_empty_prompt=True,
+            add_watermarker=False)
+        sched_cfg = fsx.scheduler_config(pipe)  # every key, checked equal to the tiny SDXL folder's
+    else:
+        spec = SD_SPECS[model]
+        models = build_sd(model)
+        sched_cfg = fg.sd_scheduler_config(spec["v"])
+        tok = bang_tok if spec["open_clip"] else eos_tok
+        pipe = StableDiffusionPipeline(vae=models["vae"], text_encoder=models["text_encoder"], tokenizer=tok,
+                                       unet=models["unet"], scheduler=EulerDiscreteScheduler.from_config(sched_cfg),
+                                       safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe, sched_cfg
+
+
+def encoders(pipe):
+    out = [("text_encoder", pipe.tokenizer, pipe.text_encoder)]
+    if isinstance(pipe, StableDiffusionXLPipeline):
+        out.append(("text_encoder_2", pipe.tokenizer_2, pipe.text_encoder_2))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Files
+
+def kohya_mods(stem, comps):
+    spec = FILES[stem]
+    gen = torch.Generator().manual_seed(spec["seed"])
+    mods = []
+    for i, (name, m) in enumerate(mlg.select(comps["unet"], ATTN_RE)):
+        if i % spec["unet_every"] == 0:
+            mods.append(mlg.Mod("unet", name, m, spec["unet_rank"], spec["alpha"], gen, spec["gain"], torch.float16))
+    for comp, layers in spec["te_layers"].items():
+        for name, m in mlg.select(comps[comp], TE_RE):
+            if int(name.split(".")[3]) in layers:
+                mods.append(mlg.Mod(comp, name, m, spec["te_rank"], spec["alpha"], gen, spec["gain"], torch.float16))
+    return mods
+
+
+def write_kohya(stem, mods, comps):
+    spec = FILES[stem]
+    model = spec["model"]
+    ldm = spec["format"] == "kohya_ldm"
+    sd = mlg.kohya_state(mods, comps["unet"], "sdxl" if model == "sdxl" else "sd1", ldm, torch.float16)
+    extra = {"ss_v2": "True", "ss_base_model_version": "sd_v2"} if model == "sd21" else {}
+    meta = mlg.kohya_metadata(stem, mods, "sdxl" if model == "sdxl" else "sd1", extra)
+    path = os.path.join(LORA_DIR, f"{stem}.safetensors")
+    safetensors_io.save_file(sd, path, dict(sorted(meta.items())))
+    return path, sd
+
+
+def loha_mods(stem, comps):
+    spec = FILES[stem]
+    d = mly.Drawer(dict(seed=spec["seed"], dtype=torch.float16, gain=spec["gain"]))
+    mods = []
+    for name, m in mlg.select(comps["unet"], LOHA_RE):
+        if name.startswith(spec["attentions"]):
+            mods.append(mly.LyMod("unet", name, m, "loha", mly.draw_loha(d, m, spec["rank"], False), spec["alpha"]))
+    return mods
+
+
+def write_loha(stem, mods, comps):
+    spec = FILES[stem]
+    sd = {}
+    for mod in mods:
+        key = mlg.kohya_key(mod, comps["unet"], "sd1", False)
+        for suffix, v in mod.t.items():
+            sd[f"{key}.{suffix}"] = v.to(torch.float16).contiguous()
+        sd[f"{key}.alpha"] = torch.tensor(mod.alpha, dtype=torch.float16)
+    args = {"algo": "loha", "conv_dim": str(spec["rank"]), "conv_alpha": str(spec["alpha"])}
+    meta = {"ss_network_module": "lycoris.kohya", "ss_network_dim": str(spec["rank"]),
+            "ss_network_alpha": str(spec["alpha"]), "ss_network_args": json.dumps(args, sort_keys=True),
+            "ss_base_model_version": "sd_v1", "ss_output_name": stem}
+    path = os.path.join(LORA_DIR, f"{stem}.safetensors")
+    safetensors_io.save_file(sd, path, dict(sorted(meta.items())))
+    back = mly.read_back(path)
+    assert set(back) == set(sd) and all(torch.equal(back[k], v) for k, v in sd.items()), stem
+    return path, sd
+
+
+def embedding_vectors(stem, comps):
+    """{"clip_l": [n, 768], "clip_g": [n, 1280]} float16: randn * scale / sqrt(width), the weight rule's standard
+    deviation of the token-embedding tables (make_fullsize_goldens.weight: randn / sqrt(width))."""
+    spec = FILES[stem]
+    gen = torch.Generator().manual_seed(spec["seed"])
+    out = {}
+    for key, comp in (("clip_l", "text_encoder"), ("clip_g", "text_encoder_2")):
+        width = comps[comp].get_input_embeddings().weight.shape[1]
+        out[key] = (torch.randn((spec["vectors"], width), generator=gen) * (spec["scale"] / width ** 0.5)).half()
+    return out
+
+
+def write_embedding(stem, vecs):
+    meta = dict(mti.KOHYA_TI_META, **{"modelspec.architecture": "stable-diffusion-xl-v1-base/textual-inversion",
+                                       "modelspec.title": stem, "modelspec.resolution": "1024x1024"})
+    path = os.path.join(LORA_DIR, f"{stem}.safetensors")
+    safetensors_io.save_file(vecs, path, dict(sorted(meta.items())))
+    return path, vecs
+
+
+def write_files(model):
+    """Draws and writes the model's files from meta-device models (the values depend on shapes only).
+    Returns ({stem: mods or vectors}, {stem: info})."""
+    os.makedirs(LORA_DIR, exist_ok=True)
+    comps = meta_components(model)
+    drawn, infos = {}, {}
+    for stem in STEMS[model]:
+        spec = FILES[stem]
+        if spec["format"].startswith("kohya"):
+            mods = kohya_mods(stem, comps)
+            path, sd = write_kohya(stem, mods, comps)
+            ranks = {c: sorted({m.rank for m in mods if m.comp == c}) for c in dict.fromkeys(m.comp for m in mods)}
+            info = dict(format=spec["format"], dtype="float16", modules=len(mods), ranks=ranks, alpha=spec["alpha"],
+                        scales={c: [spec["alpha"] / r for r in rs] for c, rs in ranks.items()},
+                        selection=dict(unet_every=spec["unet_every"], te_layers=spec["te_layers"]))
+        elif spec["format"] == "loha":
+            mods = loha_mods(stem, comps)
+            path, sd = write_loha(stem, mods, comps)
+            info = dict(format="lycoris_loha", dtype="float16", modules=len(mods), rank=spec["rank"],
+                        alpha=spec["alpha"], scale=spec["alpha"] / spec["rank"],
+                        selection=dict(attentions=spec["attentions"], modules="transformer_blocks.0 attn1/attn2 "
+                                                                              "to_q, to_k, to_v, to_out.0"))
+        else:
+            mods = embedding_vectors(stem, comps)
+            path, sd = write_embedding(stem, mods)
+            info = dict(format="sdxl_clip_l_clip_g", dtype="float16", vectors=FILES[stem]["vectors"])
+        drawn[stem] = mods
+        info.update(keys=len(sd), bytes=os.path.getsize(path), sha256=sha256(path))
+        infos[stem] = info
+        print(f"{os.path.relpath(path, ROOT)}: {info.get('modules', '-')} modules, {len(sd)} tensors, "
+              f"{info['bytes']} bytes, sha256 {info['sha256'][:16]}", flush=True)
+        kinds = {}
+        for k in sorted(sd):
+            kinds.setdefault(re.sub(r"\d+", "N", k), k)
+        for _, example in sorted(kinds.items()):
+            print(f"    {example}  {list(sd[example].shape)} {str(sd[example].dtype).replace('torch.', '')}")
+    return drawn, infos
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Runs
+
+def run(pipe, model, sched_cfg, steps, seed, prompt, negative):
+    """The pipeline's latent and the uint8 [1, 3, H, W] image, decoded as the siblings decode."""
+    pipe.scheduler = EulerDiscreteScheduler.from_config(sched_cfg)
+    with torch.no_grad():
+        lat = pipe(prompt, negative_prompt=negative, height=SIZE, width=SIZE, num_inference_steps=steps,
+                   guidance_scale=CFG, generator=torch.Generator("cpu").manual_seed(seed), output_type="latent").images
+        if model == "sdxl":
+            img = sx.decode_as_pipeline(pipe, lat).permute(2, 0, 1)[None]
+        else:
+            dec = pipe.vae.decode(lat / pipe.vae.config.scaling_factor).sample
+            img = ((dec / 2 + 0.5).clamp(0, 1) * 255).round().to(torch.uint8)
+    assert torch.isfinite(lat).all(), prompt
+    return lat.contiguous(), img.contiguous()
+
+
+def check_sibling(pipe, model, sched_cfg):
+    """The rebuilt pipeline reproduces the sibling full-size goldens' diffusers_euler latent."""
+    path = os.path.join(OUT, SIBLINGS[model])
+    with safe_open(path, "pt") as f:
+        want = f.get_tensor("diffusers_euler.latent")
+        p = json.loads(f.metadata()["diffusers_euler.params"])
+        sib_cfg = json.loads(f.metadata()["scheduler_config"])
+    assert sib_cfg == sched_cfg, (model, "scheduler config differs from the sibling's")
+    pipe.scheduler = EulerDiscreteScheduler.from_config(sched_cfg)
+    with torch.no_grad():
+        kw = dict(prompt_2=p.get("prompt_2"), negative_prompt_2=p.get("negative_2")) if model == "sdxl" else {}
+        lat = pipe(p["prompt"], negative_prompt=p["negative"], height=p.get("height", 64), width=p.get("width", 64),
+                   num_inference_steps=p["steps"], guidance_scale=p["cfg"],
+                   generator=torch.Generator("cpu").manual_seed(p["seed"]), output_type="latent", **kw).images
+    err = (lat - want).abs().max().item()
+    print(f"{model}: sibling {SIBLINGS[model]} diffusers_euler reproduced, max |latent diff| {err:.2e}", flush=True)
+    assert err < 1e-4, err
+    return err
+
+
+def lora_layer(pipe, comp, name):
+    m = mlg.components(pipe)[comp].get_submodule(name)
+    assert isinstance(m, BaseTunerLayer), (comp, name)
+    return m
+
+
+def fused_lora_params(pipe, stem, adapter, mods, unet_w, te_w):
+    """{param: fused weight} for FUSED_PARAMS[stem] as diffusers' fuse_lora makes it (peft's merge: W +
+    get_delta_weight), checked against W + multiplier * alpha / rank * up @ down and against the layer's own merge."""
+    out = {}
+    by_name = {f"{m.comp}.{m.name}.weight": m for m in mods}
+    for p in FUSED_PARAMS[stem]:
+        mod = by_name[p]
+        layer = lora_layer(pipe, mod.comp, mod.name)
+        w = layer.get_base_layer().weight
+        saved = w.detach().clone()
+        with torch.no_grad():
+            fused = saved + layer.get_delta_weight(adapter)
+        mult = unet_w if mod.comp == "unet" else te_w
+        ref = saved + mult * mod.scale * mod.delta()
+        err = (fused - ref).abs().max().item()
+        assert err <= 1e-5 * ref.abs().max().item(), (stem, p, err)
+        layer.merge(adapter_names=[adapter])  # what fuse_lora does per layer
+        assert torch.equal(w.detach(), fused), (stem, p, "peft merge differs")
+        layer.unmerge()
+        with torch.no_grad():
+            w.copy_(saved)
+        out[p] = fused
+    return out
+
+
+def loha_weights(pipe, mods, unet_w, te_w):
+    """{param: merged weight} of every LoHa module, A1111's arithmetic (make_lycoris_goldens.merge)."""
+    weights = {}
+    for mod in mods:
+        weights.setdefault(mod.comp, {})[mod.name + ".weight"] = \
+            mlg.components(pipe)[mod.comp].get_submodule(mod.name).weight.detach().clone()
+    merged = {c: dict(sd) for c, sd in weights.items()}
+    mly.merge(mods, merged, unet_w, te_w)
+    return weights, merged
+
+
+def set_module_weights(pipe, weights):
+    with torch.no_grad():
+        for comp, sd in weights.items():
+            for k, v in sd.items():
+                mlg.components(pipe)[comp].get_submodule(k[:-len(".weight")]).weight.copy_(v)
+
+
+def load_embedding(pipe, stem):
+    sd = safetensors_io.load_file(os.path.join(LORA_DIR, f"{stem}.safetensors"))
+    sd = {k: torch.from_numpy(v) for k, v in sd.items()}
+    pipe.load_textual_inversion(sd["clip_l"], token=stem, text_encoder=pipe.text_encoder, tokenizer=pipe.tokenizer)
+    pipe.load_textual_inversion(sd["clip_g"], token=stem, text_encoder=pipe.text_encoder_2,
+                                tokenizer=pipe.tokenizer_2)
+    for (label, tok, te), key in zip(encoders(pipe), ("clip_l", "clip_g")):
+        names = [stem] + [f"{stem}_{i}" for i in range(1, sd[key].shape[0])]
+        ids = tok.convert_tokens_to_ids(names)
+        assert ids == list(range(49408, 49408 + len(names))), (label, ids)
+        assert torch.equal(te.get_input_embeddings().weight[ids].detach(), sd[key].float()), label
+
+
+def unload_embeddings(pipe, snap):
+    for (label, tok, te), (n, fp) in zip(encoders(pipe), snap):
+        pipe.unload_textual_inversion(tokenizer=tok, text_encoder=te)
+        assert len(tok) == n and fingerprint(te.get_input_embeddings().weight) == fp, label
+
+
+class IdsRecorder:
+    def __init__(self):
+        self.seen = []
+
+    def __call__(self, module, args, kwargs):
+        self.seen.append((args[0] if args else kwargs["input_ids"]).clone())
+
+
+def embedding_ids(pipe, run_fn):
+    """Runs run_fn with the text encoders' input ids recorded: [(prompt ids, negative ids)] per encoder."""
+    recs = [IdsRecorder() for _ in encoders(pipe)]
+    handles = [te.register_forward_pre_hook(r, with_kwargs=True) for (_, _, te), r in zip(encoders(pipe), recs)]
+    try:
+        result = run_fn()
+    finally:
+        for h in handles:
+            h.remove()
+    return result, [(r.seen[0][0].tolist(), r.seen[1][0].tolist()) for r in recs]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The cases file (shared by the three models: a run replaces its own model's entries)
+
+def owner(key):
+    """The model an entry of the cases file belongs to."""
+    head, rest = key.split(".", 1) if "." in key else (key, "")
+    if head in ("fused", "files"):
+        return FILES[rest.split(".")[0]]["model"]
+    if head in ("base", "scheduler_config", "notes", "sibling_check"):
+        return rest.split(".")[0]
+    return head.split("_")[0] if head.split("_")[0] in MODELS else None
+
+
+def save_cases(model, tensors, meta):
+    old_t, old_m = {}, {}
+    if os.path.exists(GOLDEN):
+        with safe_open(GOLDEN, "pt") as f:
+            old_m = dict(f.metadata())
+            old_t = {k: f.get_tensor(k) for k in f.keys() if owner(k) not in (model, None)}
+        old_m = {k: v for k, v in old_m.items() if owner(k) not in (model, None)}
+    tensors = dict(old_t, **tensors)
+    meta = dict(old_m, **meta)
+    names = [c[0] for c in CASES if f"{c[0]}.latent" in tensors]
+    meta.update({"script": SCRIPT, "git": mg.git_hash(), "torch": torch.__version__,
+                 "diffusers": diffusers.__version__, "transformers": transformers.__version__,
+                 "peft": peft.__version__, "cases": json.dumps(names), "fused_rows": str(FUSED_ROWS),
+                 "weights": "make_fullsize_goldens.weight(i, name, shape) over tests/data/keys/<model>.ldm.json.gz "
+                            "(sdxl: sdxl_base), fp16-rounded, used in fp32"})
+    for k, v in tensors.items():
+        if v.is_floating_point():
+            assert v.dtype == torch.float32 and torch.isfinite(v).all(), k
+    safetensors_io.save_file({k: v.detach().clone().contiguous() for k, v in sorted(tensors.items())}, GOLDEN,
+                             dict(sorted(meta.items())))
+    print(f"wrote {os.path.relpath(GOLDEN, ROOT)}: {len(tensors)} tensors, {os.path.getsize(GOLDEN)} bytes "
+          f"(cases {names})", flush=True)
+
+
+def rows(t):
+    return t if FUSED_ROWS is None else t[:FUSED_ROWS]
+
+
+# ---------------------------------------------------------------------------------------------------------
+
+def run_model(model):
+    torch.set_num_threads(THREADS)
+    diffusers.utils.logging.disable_progress_bar()
+    start = time.time()
+    vocab_dir = tempfile.mkdtemp()
+    tok, _ = tokenizers(vocab_dir)
+    vocab = tok.get_vocab()
+    cases = [c for c in CASES if c[1] == model]
+    fsx.check_prompts([dict(name=c[0], prompt=" ".join(w for w in c[6].split() if w not in FILES),
+                            negative=c[7]) for c in cases], vocab)
+
+    # 1. Files (from meta-device models: shapes only).
+    drawn, infos = write_files(model)
+    for stem in STEMS[model]:
+        if FILES[stem]["format"] == "sdxl_embedding":
+            ids = tok(stem, add_special_tokens=False).input_ids
+            print(f"    name {stem!r} -> {len(ids)} tokens {tok.convert_ids_to_tokens(ids)}")
+            assert len(ids) > 1, stem
+            infos[stem]["name_tokens"] = tok.convert_ids_to_tokens(ids)
+    print(f"files written in {time.time() - start:.0f} s", flush=True)
+
+    # 2. The pipeline, checked against the sibling goldens.
+    pipe, sched_cfg = build_pipeline(model, vocab_dir)
+    print(f"{model}: pipeline built in {time.time() - start:.0f} s; peak RSS {peak_rss_gb():.1f} GB", flush=True)
+    sibling_err = check_sibling(pipe, model, sched_cfg)
+    processors = {type(p).__name__ for p in pipe.unet.attn_processors.values()}
+
+    tensors, notes = {}, []
+    meta = {f"scheduler_config.{model}": json.dumps(sched_cfg),
+            f"sibling_check.{model}": json.dumps(dict(file=SIBLINGS[model], case="diffusers_euler",
+                                                      max_abs_latent_diff=sibling_err))}
+    for stem, info in infos.items():
+        meta[f"files.{stem}"] = json.dumps(info)
+    latents = {}
+    for name, _, loras, embs, steps, seed, prompt, negative in cases:
+        t0 = time.time()
+        extra = {}
+        if loras and FILES[loras[0][0]]["format"].startswith("kohya"):
+            (stem, uw, tw), = loras
+            mods = drawn[stem]
+            prints = {(m.comp, m.name): fingerprint(mlg.components(pipe)[m.comp].get_submodule(m.name).weight)
+                      for m in mods}
+            pipe.load_lora_weights(LORA_DIR, weight_name=f"{stem}.safetensors", adapter_name="case")
+            mlg.fix_alphas(pipe, "case", mods, notes, stem)
+            mlg.set_weights(pipe, ["case"], [(stem, uw, tw)])
+            fused = fused_lora_params(pipe, stem, "case", mods, uw, tw)
+            assert {type(p).__name__ for p in pipe.unet.attn_processors.values()} == processors
+            lat, img = run(pipe, model, sched_cfg, steps, seed, prompt, negative)
+            pipe.unload_lora_weights()
+            for c, m in mlg.components(pipe).items():
+                assert not any(isinstance(x, BaseTunerLayer) for x in m.modules()), c
+            for (c, n), fp in prints.items():
+                assert fingerprint(mlg.components(pipe)[c].get_submodule(n).weight) == fp, (c, n)
+        elif loras:
+            (stem, uw, tw), = loras
+            base_w, merged = loha_weights(pipe, drawn[stem], uw, tw)
+            fused = {f"{c}.{k}": merged[c][k] for c in merged for k in merged[c]
+                     if f"{c}.{k}" in FUSED_PARAMS[stem]}
+            set_module_weights(pipe, merged)
+            lat, img = run(pipe, model, sched_cfg, steps, seed, prompt, negative)
+            set_module_weights(pipe, base_w)
+            for c, sd in base_w.items():
+                for k, v in sd.items():
+                    assert torch.equal(mlg.components(pipe)[c].get_submodule(k[:-7]).weight, v), (c, k)
+        else:
+            stem, = embs
+            snap = [(len(t), fingerprint(te.get_input_embeddings().weight)) for _, t, te in encoders(pipe)]
+            load_embedding(pipe, stem)
+            (lat, img), ids = embedding_ids(pipe, lambda: run(pipe, model, sched_cfg, steps, seed, prompt,
+                                                              negative))
+            # text_encoder_2's config has eos_token_id 2 (the legacy rule): transformers pools at the largest id,
+            # which is the embedding's last added token here, not the end token.
+            p_ids = ids[1][0]
+            pooled_at, first_eos = max(range(77), key=lambda i: (p_ids[i], -i)), p_ids.index(49407)
+            te2 = pipe.text_encoder_2.text_model
+            te2.eos_token_id = 49407  # pool at the first end token instead (what the newer configs do)
+            _, img_eos = run(pipe, model, sched_cfg, steps, seed, prompt, negative)
+            te2.eos_token_id = 2
+            unload_embeddings(pipe, snap)
+            added = [i for i, x in enumerate(p_ids) if x >= 49408]
+            extra = dict(embedding_positions=added, text_encoder_2_pooled_position=pooled_at,
+                         first_eos_position=first_eos,
+                         mean_abs_image_diff_if_pooled_at_eos=round(
+                             (img.float() - img_eos.float()).abs().mean().item(), 3))
+            print(f"    ids (text_encoder) {ids[0][0][:first_eos + 1]}; embedding at {added}; text_encoder_2 "
+                  f"pools at {pooled_at} (first end token {first_eos}); pooling at the end token instead moves the "
+                  f"image by {extra['mean_abs_image_diff_if_pooled_at_eos']:.2f} levels", flush=True)
+            fused = {}
+        ref_lat, ref_img = run(pipe, model, sched_cfg, steps, seed, prompt, negative)  # the same run without
+        diff = (img.float() - ref_img.float()).abs().mean().item()
+        sat = ((img == 0) | (img == 255)).float().mean().item()
+        sat0 = ((ref_img == 0) | (ref_img == 255)).float().mean().item()
+        print(f"{name:10s} {loras or embs}: mean |image - without| {diff:.2f} levels (max "
+              f"{(img.float() - ref_img.float()).abs().max().item():.0f}), image mean {img.float().mean().item():.1f} "
+              f"std {img.float().std().item():.1f}, saturated {sat:.1%} (without {sat0:.1%}), latent std "
+              f"{lat.std().item():.3f}; {time.time() - t0:.0f} s, peak RSS {peak_rss_gb():.1f} GB", flush=True)
+        assert diff > MIN_MEAN_DIFF and sat - sat0 < MAX_SAT_RISE, (name, diff, sat, sat0)
+        tensors[f"{name}.latent"] = lat
+        tensors[f"{name}.image"] = img
+        params = dict(model=model, loras=[dict(file=f"{s}.safetensors", unet=u, te=t) for s, u, t in loras],
+                      embeddings_loaded=[f"{s}.safetensors" for s in embs], mode="diffusers", scheduler="euler",
+                      spacing=pipe.scheduler.config.timestep_spacing, steps=steps, cfg=CFG, seed=seed, prompt=prompt,
+                      negative=negative, width=SIZE, height=SIZE, mean_abs_image_diff_vs_without=round(diff, 3))
+        params.update(extra)
+        meta[f"{name}.params"] = json.dumps(params)
+        latents[name] = lat
+        for (stem, uw, tw) in loras:
+            shapes = {}
+            for p, w in fused.items():
+                comp, mod = p.split(".", 1)
+                base = mlg.components(pipe)[comp].get_submodule(mod[:-7]).weight.detach()
+                tensors[f"fused.{stem}.{p}"] = rows(w).clone()
+                tensors[f"base.{model}.{p}"] = rows(base).clone()
+                shapes[p] = list(w.shape)
+                rel = (w - base).abs().mean().item() / base.abs().mean().item()
+                print(f"    fused.{stem}.{p} {list(w.shape)}: mean |delta| / mean |W| = {rel:.3f}")
+            assert sorted(fused) == sorted(FUSED_PARAMS[stem]), (stem, sorted(fused))
+            meta[f"fused.{stem}.params"] = json.dumps(dict(
+                file=f"{stem}.safetensors", model=model, unet=uw, te=tw, params=FUSED_PARAMS[stem],
+                rows=None if FUSED_ROWS is None else [0, FUSED_ROWS], shapes=shapes))
+    sx.assert_all_differ(latents)
+    meta[f"notes.{model}"] = json.dumps(list(dict.fromkeys(notes)))
+    for n in dict.fromkeys(notes):
+        print("  note: " + n)
+    del pipe
+    gc.collect()
+    save_cases(model, tensors, meta)
+    print(f"{model}: {time.time() - start:.0f} s in all; peak RSS {peak_rss_gb():.1f} GB", flush=True)
+
+
+def main():
+    arg = sys.argv[1] if len(sys.argv) > 1 else "all"
+    assert arg in MODELS + ("all", "files"), f"usage: {SCRIPT} [sd15|sd21|sdxl|all|files]"
+    if arg == "all":  # one process per model: each frees everything before the next
+        for model in MODELS:
+            subprocess.run([sys.executable, os.path.abspath(__file__), model], check=True)
+    elif arg == "files":
+        for model in MODELS:
+            write_files(model)
+    else:
+        run_model(arg)
+
+
+if __name__ == "__main__":
+    main()
