@@ -20,10 +20,14 @@
 //   LoHa           delta = (alpha / rank) x (w1_a . w1_b) * (w2_a . w2_b) (elementwise); with hada_t1/t2
 //                  each factor is rebuilt from its CP core
 //   LoKr           delta = (alpha / rank) x kron(w1, w2), w1 = lokr_w1 or w1_a . w1_b, w2 likewise (or from
-//                  lokr_t2); rank is w1_b's (else w2_b's) first dimension; without either, scale 1
+//                  lokr_t2); rank is w2_b's (else w1_b's) first dimension, as A1111 takes it; without either,
+//                  scale 1
 //   diff           delta = diff (and diff_b on the bias)
-// rank is down's (w1_b's) first dimension; without an alpha, alpha = rank. The result is reshaped to the
-// parameter's shape when the element counts agree (a linear-shaped LoRA on SD 1.x's 1x1-conv proj_in).
+//   DoRA           a LoRA with dora_scale [1, in(, 1, 1)]: merged = W + (alpha / rank) up . down, then
+//                  W' = W + multiplier x (merged x dora_scale / |merged's input column| - W) (A1111 v1.10)
+// rank is down's (hada_w1_b's) first dimension; without an alpha, alpha = rank. The result is reshaped to the
+// parameter's shape when the element counts agree (a linear-shaped LoRA on SD 1.x's 1x1-conv proj_in). Several
+// files apply in order, each to the weight the ones before it left (which only DoRA can tell apart).
 #pragma once
 
 #include <map>

@@ -66,16 +66,16 @@ LOHA_RE = re.compile(r"transformer_blocks\.0\.attn[12]\.(to_q|to_k|to_v|to_out\.
 #   unet_every: every unet_every-th attention module (ATTN_RE, named_modules order) gets a module, from the first;
 #   te_layers: {text encoder: layers whose q/k/v/out_proj and fc1/fc2 all get one}.
 FILES = {
-    "fullsize_sd15": dict(model="sd15", format="kohya", seed=1301, gain=1.0, unet_rank=2, te_rank=2, alpha=1.0,
+    "fullsize_sd15": dict(model="sd15", format="kohya", seed=1301, gain=2.0, unet_rank=2, te_rank=2, alpha=1.0,
                           unet_every=5, te_layers={"text_encoder": (0, 5, 11)}),
-    "fullsize_sd21": dict(model="sd21", format="kohya", seed=1302, gain=1.0, unet_rank=2, te_rank=2, alpha=1.0,
+    "fullsize_sd21": dict(model="sd21", format="kohya", seed=1302, gain=2.0, unet_rank=2, te_rank=2, alpha=1.0,
                           unet_every=5, te_layers={"text_encoder": (0, 11, 22)}),
     "fullsize_sdxl": dict(model="sdxl", format="kohya_ldm", seed=1303, gain=1.0, unet_rank=1, te_rank=2, alpha=1.0,
                           unet_every=7, te_layers={"text_encoder": (0, 5, 10), "text_encoder_2": (0, 15, 30, 31)}),
-    "fullsize_sd15_loha": dict(model="sd15", format="loha", seed=1304, gain=1.6, rank=2, alpha=1.0,
+    "fullsize_sd15_loha": dict(model="sd15", format="loha", seed=1304, gain=3.0, rank=2, alpha=1.0,
                                attentions=("down_blocks.0.attentions.0.", "down_blocks.1.attentions.1.",
                                            "mid_block.attentions.0.", "up_blocks.3.attentions.2.")),
-    "fullsize_sdxl_emb": dict(model="sdxl", format="sdxl_embedding", seed=1305, scale=1.0, vectors=2),
+    "fullsize_sdxl_emb": dict(model="sdxl", format="sdxl_embedding", seed=1305, scale=3.0, vectors=2),
 }
 STEMS = {m: [s for s, f in FILES.items() if f["model"] == m] for m in MODELS}
 
