@@ -1,5 +1,149 @@
 #!/work/refvenv/bin/python
-"""(docstring written below, after the first measured runs)"""
+"""LoRA, LoHa and SDXL-embedding goldens on the FULL-SIZE random SD 1.5, SD 2.1 (768-v) and SDXL base networks: the
+full-size counterpart of make_lora_goldens.py / make_lycoris_goldens.py / make_ti_goldens.py (tiny models), on the
+checkpoints of make_fullsize_goldens.py and make_fullsize_sdxl_goldens.py (weights a pure function of the published
+key lists tests/data/keys/{sd15,sd21,sdxl_base}.ldm.json.gz: make_fullsize_goldens.weight), in diffusers mode at
+64x64 (8x8 latents): small images, full-size networks, real module names and shapes.
+
+Run from the repository root with the pip venv (tools/reference/README.md, "The pip venv"), offline, one model or all
+three (`all` runs each model in a child process, one after the other, so each frees everything before the next):
+
+    HF_HUB_OFFLINE=1 /work/refvenv/bin/python tools/reference/make_fullsize_lora_goldens.py [sd15|sd21|sdxl|all]
+    HF_HUB_OFFLINE=1 /work/refvenv/bin/python tools/reference/make_fullsize_lora_goldens.py files   # files only, ~4 s
+
+Versions (requirements-pip.txt): torch 2.4.1 (CPU), diffusers 0.30.3, transformers 4.40.2, peft 0.12.0; float32 on
+the CPU, ONE torch thread (THREADS; make_fullsize_sdxl_goldens' docstring: the last bits depend on it).
+Measured on the shared 2-core machine (peak resident set size as getrusage / /usr/bin/time -v report it): sd15
+1.5 to 2 min, 5.0 GiB; sd21 1.3 to 1.8 min, 5.8 GiB; sdxl 4.5 to 5 min, 15.5 GiB (16.2 million KB; the fp32 SDXL
+models alone are 13.9 GB, built in 2 to 2.5 min); `all` 7 min 50 s.
+
+Writes
+------
+tests/golden/data/lora/ (5 files, 2.85 MB; every value from torch.Generators with fixed seeds, drawn from the
+models' shapes only (meta-device models), written by safetensors_io (fixed header order, sorted metadata): the same
+bytes on every run, checked across runs):
+  fullsize_sd15.safetensors       540,650 B. kohya-ss (sd-scripts LoRANetwork) layout, diffusers module naming,
+      F16, rank 2, alpha 1 (0-dim F16 ".alpha" on every module: scale 0.5), 57 modules:
+      UNet: every 5th of the 192 attention modules (mlg.ATTN_RE in named_modules order: proj_in, attn1.to_q/k/v/
+      to_out.0, attn2.to_q/k/v/to_out.0, ff.net.0.proj, ff.net.2, proj_out of each of the 16 attentions), the 1st,
+      6th, 11th, ... (12 modules per attention, so the kinds rotate: every kind at several levels; proj_in/proj_out
+      are 1x1 convs here: lora_down [2, in, 1, 1], lora_up [out, 2, 1, 1]); 39 modules.
+      Text encoder (CLIP-L, 12 layers): self_attn q/k/v/out_proj and mlp fc1/fc2 of layers 0, 5 and 11; 18 modules.
+      e.g. lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight [2, 320, 1, 1],
+      lora_unet_down_blocks_1_attentions_0_transformer_blocks_0_attn2_to_k.lora_down.weight [2, 768],
+      lora_unet_up_blocks_1_attentions_2_transformer_blocks_0_ff_net_0_proj.lora_up.weight [10240, 2],
+      lora_unet_mid_block_attentions_0_transformer_blocks_0_ff_net_2.alpha [],
+      lora_te_text_model_encoder_layers_11_mlp_fc2.lora_down.weight [2, 3072].
+      Values (make_lora_goldens.Mod): lora_down = randn / sqrt(in), lora_up = randn * GAIN / sqrt(rank) (GAIN 2),
+      so merged at multiplier 1 the delta's mean |.| is about 0.9 of W's (W: randn / sqrt(in) by the weight
+      rule); ss_* metadata as make_lora_goldens' kohya files.
+  fullsize_sd21.safetensors       602,122 B. The same for SD 2.1 (GAIN 2): linear proj_in/proj_out ([2, in]);
+      attn2 to_k/to_v from the 1024-wide context; text encoder = diffusers' 23-layer OpenCLIP-H (the single file's
+      24th layer is dropped, SD 2's penultimate-layer output), transformers naming lora_te_text_model_encoder_
+      layers_N_..., layers 0, 11 and 22 (22 = the last layer diffusers has; q/k/v come from the checkpoint's fused
+      attn.in_proj_weight, so a loader of the single file must add them to its row blocks 0-1023 / 1024-2047 /
+      2048-3071); ss_v2 "True", ss_base_model_version "sd_v2". 57 modules.
+      e.g. lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight [2, 320],
+      lora_te_text_model_encoder_layers_22_self_attn_v_proj.lora_up.weight [1024, 2].
+  fullsize_sdxl.safetensors     1,339,652 B. kohya SDXL as sd-scripts writes it: UNet in sgm/LDM naming
+      (make_lora_goldens.ldm_name: input_blocks.{4,5,7,8}.1, middle_block.1, output_blocks.{0..5}.1), F16,
+      alpha 1 everywhere; UNet rank 1 (scale 1) on every 7th of the 722 attention modules (the 1st, 8th, ...: every
+      kind, transformer_blocks 0-9, all 11 attentions but down_blocks.1.attentions.1's proj_in; 104 modules);
+      lora_te1_ (CLIP-L) rank 2 (scale 0.5) on all six Linears of layers 0, 5 and 10 (10 = the last one SDXL uses:
+      it takes CLIP-L's penultimate hidden state); lora_te2_ (OpenCLIP bigG, transformers naming) rank 2 on layers
+      0, 15, 30 (the last feeding the context) and 31 (feeds only the pooled embedding). 146 modules. GAIN 1.
+      e.g. lora_unet_input_blocks_4_1_proj_in.lora_down.weight [1, 640],
+      lora_unet_input_blocks_4_1_transformer_blocks_1_attn1_to_out_0.lora_up.weight [640, 1],
+      lora_unet_middle_block_1_transformer_blocks_5_attn1_to_k.alpha [],
+      lora_unet_output_blocks_0_1_transformer_blocks_3_ff_net_0_proj.lora_up.weight [10240, 1],
+      lora_te1_text_model_encoder_layers_5_mlp_fc1.lora_down.weight [2, 768],
+      lora_te2_text_model_encoder_layers_30_self_attn_k_proj.lora_up.weight [1280, 2].
+      Not every attention module nor every text-encoder layer: the whole of it would be 10.6 MB (UNet, rank 2) +
+      0.7 + 3.0 MB (text encoders), far over the ~4 MB budget for all new data.
+  fullsize_sd15_loha.safetensors  358,744 B. LyCORIS LoHa (lycoris.kohya layout, make_lycoris_goldens.draw_loha,
+      GAIN 3), F16, rank 2, alpha 1 (scale 0.5): hada_w1_a [out, 2], hada_w1_b [2, in], hada_w2_a, hada_w2_b on
+      attn1/attn2 to_q, to_k, to_v, to_out.0 of down_blocks.0.attentions.0, down_blocks.1.attentions.1,
+      mid_block.attentions.0 and up_blocks.3.attentions.2 (32 modules), diffusers naming,
+      e.g. lora_unet_mid_block_attentions_0_transformer_blocks_0_attn2_to_k.hada_w1_b [2, 768].
+  fullsize_sdxl_emb.safetensors     8,696 B. An SDXL textual inversion (kohya sdxl_train_textual_inversion /
+      CivitAI layout, make_ti_goldens' model-spec metadata): clip_l F16 [2, 768], clip_g F16 [2, 1280], randn *
+      1 / sqrt(width) (the weight rule's standard deviation of the token-embedding tables). Its name is
+      "fullsize_sdxl_emb": 8 tokens of CLIP's BPE (full, size</w>, _</w>, sd, xl</w>, _</w>, em, b</w>; checked).
+
+tests/golden/data/fullsize_lora_cases.safetensors (shared by the three models: a run replaces only its model's
+entries, see owner()):
+  <case>.latent  float32 [1, 4, 8, 8]   the pipeline's final latent (output_type="latent")
+  <case>.image   uint8 [1, 3, 64, 64]   CHW RGB: SD: round(clamp(vae.decode(latent / 0.18215) / 2 + 0.5) * 255);
+                                        SDXL: make_sdxl_goldens.decode_as_pipeline, permuted from HWC
+  metadata <case>.params (JSON): model ("sd15" | "sd21" | "sdxl"), loras ([{file, unet, te}]), embeddings_loaded
+      ([file names], in tests/golden/data/lora/), mode "diffusers", scheduler "euler", spacing (the scheduler's
+      timestep_spacing: "linspace" for the SD single-file config, "leading" for SDXL's), steps, cfg, seed, prompt,
+      negative, width, height, mean_abs_image_diff_vs_without (levels of 255); sdxl_emb also embedding_positions,
+      text_encoder_2_pooled_position, first_eos_position, max_abs_latent_diff_if_pooled_at_eos,
+      mean_abs_image_diff_if_pooled_at_eos (see below).
+  fused.<stem>.<component>.<module>.weight  float32  rows [0, FUSED_ROWS) = [0, 8) of the weight with the file
+      merged at the case's multipliers (LoRA: as diffusers' fuse_lora makes it, peft's merge W + get_delta_weight,
+      checked against W + multiplier * alpha / rank * up @ down (1e-5 relative) and against the layer's own merge
+      (bit for bit); LoHa: make_lycoris_goldens.merge, A1111's arithmetic)
+  base.<model>.<component>.<module>.weight  float32  the same rows of the base weight
+  metadata fused.<stem>.params (JSON): {file, model, unet, te, params: [<component>.<module>.weight, ...],
+      rows: [0, 8], shapes: {param: the whole weight's shape}}. Only rows, because whole weights are big (one SDXL
+      640x640 weight fused + base is 3.3 MB): row i of a merged LoRA / LoHa weight depends only on row i of W, so
+      a test can put the base rows into a zero tensor of the whole shape, merge, and compare those rows.
+      Params: fullsize_sd15: unet down_blocks.0.attentions.0.proj_in (1x1 conv), down_blocks.1.attentions.0
+      ...attn2.to_k (768-wide context), text_encoder layers.0.self_attn.q_proj; fullsize_sd15_loha: down_blocks.0
+      ...attn1.to_q, ...attn2.to_k, mid_block...attn1.to_out.0; fullsize_sd21: down_blocks.0.attentions.0.proj_in
+      (Linear), up_blocks.3...attn2.to_k, text_encoder layers.22.self_attn.v_proj (in_proj rows 2048+);
+      fullsize_sdxl: unet down_blocks.1.attentions.0.proj_in (input_blocks.4.1), mid_block...transformer_blocks.5
+      .attn1.to_k, text_encoder layers.5.mlp.fc1, text_encoder_2 layers.30.self_attn.k_proj (in_proj rows 1280+).
+  metadata also: script, git, torch, diffusers, transformers, peft, cases (names in order), fused_rows, weights,
+      files.<stem> (JSON: format, dtype, modules, ranks/rank, alpha, scale(s), selection, keys, bytes, sha256;
+      the embedding's name_tokens), scheduler_config.<model> (what each case's EulerDiscreteScheduler.from_config
+      got), sibling_check.<model>, notes.<model> (what diffusers did with the files).
+
+Pipelines (the siblings' diffusers-mode cases, rebuilt; checked: each reproduces its sibling's diffusers_euler
+latent: sd15 to 1.1e-5 and sd21 to 1.1e-6 (make_fullsize_goldens.py runs torch's default thread count), sdxl bit
+for bit)
+  sd15 / sd21: make_fullsize_goldens.main's model (the same weights, converters, configs; here one component at a
+      time, loaded with assign=True), mg.ZeroedAttnProcessor on UNet and VAE, StableDiffusionPipeline without
+      safety checker, CLIP's real BPE vocabulary padded with <|endoftext|> (sd15) or "!" = id 0 (sd21),
+      EulerDiscreteScheduler.from_config(make_fullsize_goldens.sd_scheduler_config(v)) (the single-file config
+      easel assumes: PNDM's fields, steps_offset 1; v_prediction for sd21; Euler's default "linspace" spacing).
+  sdxl: make_fullsize_sdxl_goldens.build_models("sdxl_base") and its StableDiffusionXLPipeline (tokenizer_2 pads
+      with "!", force_zeros_for_empty_prompt, no watermark), EulerDiscreteScheduler of make_sdxl_goldens'
+      SCHEDULER_CONFIG ("leading", steps_offset 1), diffusers' default attention processor.
+LoRAs: pipe.load_lora_weights(LORA_DIR, weight_name=file, adapter_name="case") (the SDXL pipeline maps the sgm names
+itself), make_lora_goldens.fix_alphas (every module of the file became a PEFT layer with its rank; alpha / scale
+checked, corrected where diffusers chose another alpha), pipe.set_adapters at the multipliers
+(make_lora_goldens.set_weights), the run, unload_lora_weights (no PEFT layer left, every touched weight's bytes
+unchanged). LoHa: diffusers cannot load it; the touched weights are replaced by make_lycoris_goldens.merge's result
+(A1111 v1.10's arithmetic: W + multiplier * alpha / rank * (w1_a @ w1_b) * (w2_a @ w2_b)), the unchanged pipeline
+runs, the weights are put back (checked). Embedding: as make_ti_goldens.py, load_textual_inversion(clip_l,
+token=name, text_encoder, tokenizer) and (clip_g, text_encoder_2, tokenizer_2): tokens NAME, NAME_1 = ids 49408,
+49409 in both tokenizers (checked, with the rows), maybe_convert_prompt turns NAME in the prompt into "NAME NAME_1";
+unload_textual_inversion afterwards (tokenizers and tables back, checked).
+
+Cases (64x64, Euler, cfg 7; the without-run: the same seed and prompt with nothing loaded)
+  sd15_lora   fullsize_sd15 at 0.8 (unet and te), 8 steps, seed 601, negative "blurry"
+  sd15_loha   fullsize_sd15_loha at 1.0, 8 steps, seed 602
+  sd21_lora   fullsize_sd21 at 1.0, 8 steps, seed 603
+  sdxl_lora   fullsize_sdxl at 1.0, 6 steps, seed 604, negative "blurry, low quality"
+  sdxl_emb    fullsize_sdxl_emb loaded, prompt "a fullsize_sdxl_emb" (the vectors at positions 2-3), negative
+              "ugly", 6 steps, seed 605. (Text matters little to these random networks: two unrelated prompts give
+              images 3.3 levels apart; with the name inside a longer prompt the embedding moved the image by only
+              1.6 levels, so the prompt is short.)
+  Mean |image - without| (levels of 255; max in brackets), measured: sd15_lora 3.6 (23), sd15_loha 3.2 (19),
+  sd21_lora 6.7 (48), sdxl_lora 6.1 (39), sdxl_emb 2.6 (16) (checked > MIN_MEAN_DIFF = 2; saturation rises by under
+  MAX_SAT_RISE; every latent finite and all pairwise different). The SD 1.5 network reacts least: GAIN 1 gave 3.1.
+  Pooling quirk (sdxl_emb): text_encoder_2's published config has eos_token_id 2, so transformers 4.40 pools at
+  input_ids.argmax(): the largest id, here the embedding's second token (position 3), not the end token (position
+  4) that AUTOMATIC1111 / sgm pool at (their ids keep the name's own BPE ids). Pooling at the end token instead
+  moves this case's latent by 2.2e-3 at most (about the C++ tests' latent tolerance) and its image by 0.01 levels;
+  the golden is what diffusers does.
+
+Alpha semantics: kohya's (scale = alpha / rank, and every module here has an alpha key); diffusers 0.30.3 kept every
+rank and alpha as the files have them (uniform per component), so fix_alphas corrected nothing (notes.<model>).
+"""
 import collections
 import contextlib
 import gc
@@ -50,7 +194,7 @@ THREADS = 1
 MODELS = ("sd15", "sd21", "sdxl")
 MIN_MEAN_DIFF = 2.0  # levels of 255: each file must change its case's image at least this much on average
 MAX_SAT_RISE = 0.05  # fraction of pixels newly at 0 or 255
-FUSED_ROWS = 8  # fused.* / base.* hold rows [0, FUSED_ROWS) of each weight (None: whole weights, ~10 MB more)
+FUSED_ROWS = 8  # fused.* / base.* hold rows [0, FUSED_ROWS) of each weight (None: whole weights, 85 MB)
 
 SD_SPECS = {
     "sd15": dict(keys="sd15", unet=mk.SD15_UNET, text=mk.CLIP_L, open_clip=False, v=False),
@@ -75,7 +219,7 @@ FILES = {
     "fullsize_sd15_loha": dict(model="sd15", format="loha", seed=1304, gain=3.0, rank=2, alpha=1.0,
                                attentions=("down_blocks.0.attentions.0.", "down_blocks.1.attentions.1.",
                                            "mid_block.attentions.0.", "up_blocks.3.attentions.2.")),
-    "fullsize_sdxl_emb": dict(model="sdxl", format="sdxl_embedding", seed=1305, scale=3.0, vectors=2),
+    "fullsize_sdxl_emb": dict(model="sdxl", format="sdxl_embedding", seed=1305, scale=1.0, vectors=2),
 }
 STEMS = {m: [s for s, f in FILES.items() if f["model"] == m] for m in MODELS}
 
@@ -103,7 +247,7 @@ CASES = [
     ("sd21_lora", "sd21", [("fullsize_sd21", 1.0, 1.0)], [], 8, 603, "an old stone bridge over a river", ""),
     ("sdxl_lora", "sdxl", [("fullsize_sdxl", 1.0, 1.0)], [], 6, 604, "a cozy cabin in a pine forest",
      "blurry, low quality"),
-    ("sdxl_emb", "sdxl", [], ["fullsize_sdxl_emb"], 6, 605, "a portrait of an old sailor, fullsize_sdxl_emb", "ugly"),
+    ("sdxl_emb", "sdxl", [], ["fullsize_sdxl_emb"], 6, 605, "a fullsize_sdxl_emb", "ugly"),
 ]
 CFG, SIZE = 7.0, 64
 # The sibling goldens' first diffusers case, rerun on the rebuilt pipeline (same model, scheduler config, tokenizer).
@@ -161,7 +305,8 @@ def build_sd(model):
         with contextlib.redirect_stdout(io.StringIO()):
             if comp == "text_encoder":
                 m = kl.build_text(CLIPTextModel, spec["text"])
-                sd = sfu.convert_open_clip_checkpoint(m, ck) if spec["open_clip"] else sfu.convert_ldm_clip_checkpoint(ck)
+                sd = (sfu.convert_open_clip_checkpoint(m, ck) if spec["open_clip"]
+                      else sfu.convert_ldm_clip_checkpoint(ck))
             elif comp == "vae":
                 m = kl.build_diffusers(AutoencoderKL, mk.SD_VAE)
                 sd = sfu.convert_ldm_vae_checkpoint(ck, dict(mk.SD_VAE))
@@ -327,12 +472,16 @@ def write_files(model):
         info.update(keys=len(sd), bytes=os.path.getsize(path), sha256=sha256(path))
         infos[stem] = info
         print(f"{os.path.relpath(path, ROOT)}: {info.get('modules', '-')} modules, {len(sd)} tensors, "
-              f"{info['bytes']} bytes, sha256 {info['sha256'][:16]}", flush=True)
-        kinds = {}
+              f"{info['bytes']} bytes, sha256 {info['sha256']}", flush=True)
+        kinds = {}  # one example module per kind (prefix and module type), with its tensors
         for k in sorted(sd):
-            kinds.setdefault(re.sub(r"\d+", "N", k), k)
-        for _, example in sorted(kinds.items()):
-            print(f"    {example}  {list(sd[example].shape)} {str(sd[example].dtype).replace('torch.', '')}")
+            module = k.split(".", 1)[0]
+            kind = re.sub(r"_\d+", "_N", module.replace("to_out_0", "to_out").replace("ff_net_0_proj", "ff_net0proj"))
+            kinds.setdefault(kind, module)
+        for _, module in sorted(kinds.items()):
+            parts = [f"{k.split('.', 1)[1] if '.' in k else k} {list(sd[k].shape)}" for k in sorted(sd)
+                     if k.split(".", 1)[0] == module]
+            print(f"    {module}: {', '.join(parts)}")
     return drawn, infos
 
 
@@ -548,7 +697,13 @@ def run_model(model):
             prints = {(m.comp, m.name): fingerprint(mlg.components(pipe)[m.comp].get_submodule(m.name).weight)
                       for m in mods}
             pipe.load_lora_weights(LORA_DIR, weight_name=f"{stem}.safetensors", adapter_name="case")
+            before = len(notes)
             mlg.fix_alphas(pipe, "case", mods, notes, stem)
+            layers = mlg.peft_layers(pipe, "case")
+            per = collections.Counter(c for c, _ in layers)
+            if len(notes) == before:
+                notes.append(f"{stem}: load_lora_weights made {len(layers)} PEFT layers {dict(per)} (every module "
+                             f"of the file), each with the file's rank and alpha: nothing to correct")
             mlg.set_weights(pipe, ["case"], [(stem, uw, tw)])
             fused = fused_lora_params(pipe, stem, "case", mods, uw, tw)
             assert {type(p).__name__ for p in pipe.unet.attn_processors.values()} == processors
@@ -580,18 +735,26 @@ def run_model(model):
             p_ids = ids[1][0]
             pooled_at, first_eos = max(range(77), key=lambda i: (p_ids[i], -i)), p_ids.index(49407)
             te2 = pipe.text_encoder_2.text_model
+            assert te2.eos_token_id == 2
             te2.eos_token_id = 49407  # pool at the first end token instead (what the newer configs do)
-            _, img_eos = run(pipe, model, sched_cfg, steps, seed, prompt, negative)
+            lat_eos, img_eos = run(pipe, model, sched_cfg, steps, seed, prompt, negative)
             te2.eos_token_id = 2
             unload_embeddings(pipe, snap)
             added = [i for i, x in enumerate(p_ids) if x >= 49408]
+            assert ids[0][0] == p_ids[:first_eos + 1] + [49407] * (76 - first_eos)  # tokenizer pads with the end
+            assert p_ids[first_eos + 1:] == [0] * (76 - first_eos)  # tokenizer_2 with "!"
             extra = dict(embedding_positions=added, text_encoder_2_pooled_position=pooled_at,
                          first_eos_position=first_eos,
+                         max_abs_latent_diff_if_pooled_at_eos=(lat - lat_eos).abs().max().item(),
                          mean_abs_image_diff_if_pooled_at_eos=round(
                              (img.float() - img_eos.float()).abs().mean().item(), 3))
-            print(f"    ids (text_encoder) {ids[0][0][:first_eos + 1]}; embedding at {added}; text_encoder_2 "
-                  f"pools at {pooled_at} (first end token {first_eos}); pooling at the end token instead moves the "
-                  f"image by {extra['mean_abs_image_diff_if_pooled_at_eos']:.2f} levels", flush=True)
+            notes.append(f"{stem}: load_textual_inversion added tokens {stem}, {stem}_1 (ids 49408, 49409) to both "
+                         f"tokenizers; text_encoder_2 (config eos_token_id 2: transformers' legacy argmax pooling) "
+                         f"pools the prompt at position {pooled_at} (id 49409), not at its end token ({first_eos}); "
+                         f"pooling at the end token moves the latent by "
+                         f"{extra['max_abs_latent_diff_if_pooled_at_eos']:.2e} (max) and the image by "
+                         f"{extra['mean_abs_image_diff_if_pooled_at_eos']:.2f} levels (mean)")
+            print(f"    ids {p_ids[:first_eos + 1]}; embedding at {added}; " + notes[-1], flush=True)
             fused = {}
         ref_lat, ref_img = run(pipe, model, sched_cfg, steps, seed, prompt, negative)  # the same run without
         diff = (img.float() - ref_img.float()).abs().mean().item()
