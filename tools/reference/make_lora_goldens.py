@@ -327,6 +327,17 @@ CASES = [
 ]
 
 
+def save_goldens(tensors, meta, path):
+    """Writes a goldens file (this script's, make_lycoris_goldens.py's, make_ti_goldens.py's): every float tensor
+    float32 and finite, the metadata sorted."""
+    for k, v in tensors.items():
+        if v.is_floating_point():
+            assert v.dtype == torch.float32 and torch.isfinite(v).all(), k
+    safetensors_io.save_file({k: v.detach().clone().contiguous() for k, v in tensors.items()}, path,
+                             dict(sorted(meta.items())))
+    print(f"wrote {os.path.relpath(path, ROOT)}: {len(tensors)} tensors, {os.path.getsize(path)} bytes")
+
+
 def sha256(path):
     with open(path, "rb") as f:
         return hashlib.sha256(f.read()).hexdigest()
@@ -832,12 +843,7 @@ def main():
     sg.assert_all_differ(latents)
     meta["cases"] = json.dumps([c[0] for c in CASES])
 
-    for k, v in tensors.items():
-        if v.is_floating_point():
-            assert v.dtype == torch.float32 and torch.isfinite(v).all(), k
-    safetensors_io.save_file({k: v.detach().clone().contiguous() for k, v in tensors.items()}, GOLDEN,
-                             dict(sorted(meta.items())))
-    print(f"wrote {os.path.relpath(GOLDEN, ROOT)}: {len(tensors)} tensors, {os.path.getsize(GOLDEN)} bytes")
+    save_goldens(tensors, meta, GOLDEN)
     print("MAPPING NOTES:")
     for n in dict.fromkeys(notes):
         print("  " + n)

@@ -849,12 +849,7 @@ def main():
     sg.assert_all_differ(latents)
     meta["cases"] = json.dumps([c[0] for c in CASES])
 
-    for k, v in tensors.items():
-        if v.is_floating_point():
-            assert v.dtype == torch.float32 and torch.isfinite(v).all(), k
-    safetensors_io.save_file({k: v.detach().clone().contiguous() for k, v in tensors.items()}, GOLDEN,
-                             dict(sorted(meta.items())))
-    print(f"wrote {os.path.relpath(GOLDEN, ROOT)}: {len(tensors)} tensors, {os.path.getsize(GOLDEN)} bytes")
+    mlg.save_goldens(tensors, meta, GOLDEN)
 
 
 if __name__ == "__main__":

@@ -547,12 +547,7 @@ def main():
 
     for stem, info in infos.items():
         meta[f"files.{stem}"] = json.dumps(info)
-    for k, v in tensors.items():
-        if v.is_floating_point():
-            assert v.dtype == torch.float32 and torch.isfinite(v).all(), k
-    safetensors_io.save_file({k: v.detach().clone().contiguous() for k, v in tensors.items()}, GOLDEN,
-                             dict(sorted(meta.items())))
-    print(f"wrote {os.path.relpath(GOLDEN, ROOT)}: {len(tensors)} tensors, {os.path.getsize(GOLDEN)} bytes")
+    lg.save_goldens(tensors, meta, GOLDEN)
 
 
 if __name__ == "__main__":
