@@ -327,6 +327,28 @@ CASES = [
 ]
 
 
+def record_case(name, model, loras, seed, prompt, negative, lat, img, ref_img, tensors, meta, latents):
+    """A case of this script or make_lycoris_goldens.py: prints how far its image is from the same run without its
+    files and stores its latent, image and params ("loras": [(stem, unet, te)]). Returns (mean |image diff| in
+    levels, saturated fraction, saturated fraction without the files)."""
+    diff = (img.float() - ref_img.float()).abs().mean().item()
+    sat = ((img == 0) | (img == 255)).float().mean().item()
+    sat0 = ((ref_img == 0) | (ref_img == 255)).float().mean().item()
+    print(f"{name:18s} {model:4s} {[(s, u, t) for s, u, t in loras]}: mean |image - no-LoRA image| {diff:.2f} "
+          f"(max {(img.float() - ref_img.float()).abs().max().item():.0f}), image mean "
+          f"{img.float().mean().item():.1f}, saturated {sat:.1%} (no LoRA {sat0:.1%}), latent std "
+          f"{lat.std().item():.3f}")
+    w, h = SIZES[model]
+    tensors[f"{name}.latent"] = lat
+    tensors[f"{name}.image"] = img
+    meta[f"{name}.params"] = json.dumps(dict(
+        model=model, loras=[dict(file=f"{s}.safetensors", unet=u, te=t) for s, u, t in loras],
+        scheduler="euler", steps=STEPS, cfg=CFG, seed=seed, prompt=prompt, negative=negative, width=w, height=h,
+        mean_abs_image_diff_vs_no_lora=round(diff, 3)))
+    latents[name] = lat
+    return diff, sat, sat0
+
+
 def save_goldens(tensors, meta, path):
     """Writes a goldens file (this script's, make_lycoris_goldens.py's, make_ti_goldens.py's): every float tensor
     float32 and finite, the metadata sorted."""
@@ -821,25 +843,11 @@ def main():
             pipe.unload_lora_weights()
         assert_base(pipe, bases[model])
         ref_lat, ref_img = run(pipe, model, seed, prompt, negative)  # the same run without the LoRAs
-        diff = (img.float() - ref_img.float()).abs().mean().item()
-        sat = ((img == 0) | (img == 255)).float().mean().item()
-        sat0 = ((ref_img == 0) | (ref_img == 255)).float().mean().item()
+        diff, _, _ = record_case(name, model, loras, seed, prompt, negative, lat, img, ref_img, tensors, meta, latents)
         if adapters:
             assert diff > MIN_MEAN_DIFF, (name, diff)
         else:
             assert torch.equal(lat, ref_lat)
-        print(f"{name:14s} {model:4s} {[(s, u, t) for s, u, t in loras]}: mean |image - no-LoRA image| {diff:.2f} "
-              f"(max {(img.float() - ref_img.float()).abs().max().item():.0f}), image mean "
-              f"{img.float().mean().item():.1f}, saturated {sat:.1%} (no LoRA {sat0:.1%}), latent std "
-              f"{lat.std().item():.3f}")
-        w, h = SIZES[model]
-        tensors[f"{name}.latent"] = lat
-        tensors[f"{name}.image"] = img
-        meta[f"{name}.params"] = json.dumps(dict(
-            model=model, loras=[dict(file=f"{s}.safetensors", unet=u, te=t) for s, u, t in loras],
-            scheduler="euler", steps=STEPS, cfg=CFG, seed=seed, prompt=prompt, negative=negative, width=w, height=h,
-            mean_abs_image_diff_vs_no_lora=round(diff, 3)))
-        latents[name] = lat
     sg.assert_all_differ(latents)
     meta["cases"] = json.dumps([c[0] for c in CASES])
 

@@ -825,26 +825,13 @@ def main():
         apply_weights(pipe, base)
         mlg.assert_base(pipe, base)
         ref_lat, ref_img = mlg.run(pipe, model, seed, prompt, negative)  # the same run without the files
-        diff = (img.float() - ref_img.float()).abs().mean().item()
-        sat = ((img == 0) | (img == 255)).float().mean().item()
-        sat0 = ((ref_img == 0) | (ref_img == 255)).float().mean().item()
         assert torch.isfinite(lat).all(), name
+        diff, sat, sat0 = mlg.record_case(name, model, loras, seed, prompt, negative, lat, img, ref_img, tensors, meta,
+                                          latents)
         if not loras:
             assert torch.equal(lat, ref_lat)
         elif not (diff > MIN_MEAN_DIFF and sat - sat0 < MAX_SAT_RISE):
             failed.append((name, diff, sat, sat0))
-        print(f"{name:18s} {model:4s} {loras}: mean |image - no-LoRA image| {diff:.2f} "
-              f"(max {(img.float() - ref_img.float()).abs().max().item():.0f}), image mean "
-              f"{img.float().mean().item():.1f}, saturated {sat:.1%} (no LoRA {sat0:.1%}), latent std "
-              f"{lat.std().item():.3f}")
-        w, h = SIZES[model]
-        tensors[f"{name}.latent"] = lat
-        tensors[f"{name}.image"] = img
-        meta[f"{name}.params"] = json.dumps(dict(
-            model=model, loras=[dict(file=f"{s}.safetensors", unet=u, te=t) for s, u, t in loras],
-            scheduler="euler", steps=STEPS, cfg=CFG, seed=seed, prompt=prompt, negative=negative, width=w, height=h,
-            mean_abs_image_diff_vs_no_lora=round(diff, 3)))
-        latents[name] = lat
     assert not failed, f"cases too close to their runs without the files, or saturated: {failed}"
     sg.assert_all_differ(latents)
     meta["cases"] = json.dumps([c[0] for c in CASES])
