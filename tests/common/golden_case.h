@@ -98,9 +98,8 @@ inline GenerateParams sdxl_case_params(const nlohmann::json& j) {
     return p;
 }
 
-// A diffusers-mode case's request from the params the LoRA, LyCORIS and textual-inversion scripts write (prompt,
-// negative, steps, cfg, seed, width, height, scheduler).
-inline GenerateParams diffusers_case_params(const nlohmann::json& j) {
+// The request fields most scripts' params carry: prompt, negative, steps, cfg, seed, width, height.
+inline GenerateParams sized_case_params(const nlohmann::json& j) {
     GenerateParams p;
     p.prompt = j["prompt"];
     p.negative_prompt = j["negative"];
@@ -109,20 +108,20 @@ inline GenerateParams diffusers_case_params(const nlohmann::json& j) {
     p.seed = j["seed"];
     p.width = j["width"];
     p.height = j["height"];
+    return p;
+}
+
+// A diffusers-mode case's request from the params the LoRA, LyCORIS and textual-inversion scripts write (the sized
+// fields and the scheduler).
+inline GenerateParams diffusers_case_params(const nlohmann::json& j) {
+    GenerateParams p = sized_case_params(j);
     use_diffusers_scheduler(j, p);
     return p;
 }
 
 // A k-diffusion SDXL case's request (make_sdxl_kdiffusion_goldens.py's params: sampler and schedule names).
 inline GenerateParams sdxl_kdiffusion_case_params(const nlohmann::json& j) {
-    GenerateParams p;
-    p.prompt = j["prompt"];
-    p.negative_prompt = j["negative"];
-    p.steps = j["steps"];
-    p.cfg_scale = j["cfg"];
-    p.seed = j["seed"];
-    p.width = j["width"];
-    p.height = j["height"];
+    GenerateParams p = sized_case_params(j);
     p.sampler = parse_sampler_name(j["sampler"].get<std::string>()).value();
     p.schedule = parse_schedule_name(j["schedule"].get<std::string>()).value();
     return p;
