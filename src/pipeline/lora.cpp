@@ -276,16 +276,16 @@ const Tensor* part(const LoraModule& m, const char* name) {
     return it == m.parts.end() ? nullptr : &it->second;
 }
 
-// W (contiguous f32, the layer's shape) += mult (alpha / rank) up . down, for a LoRA/LoCon module without lora_mid.
-Status lora_accumulate(const LoraModule& m, Tensor& w, float mult) {
+// w (contiguous f32, a layer of `shape`) += mult (alpha / rank) up . down, for a LoRA/LoCon module without
+// lora_mid: into the weight itself (LoraAdapter), or into zeros for the delta alone (lora_updown).
+Status lora_accumulate(const LoraModule& m, const Shape& shape, float* w, float mult) {
     const Tensor& up = *part(m, "up");
     const Tensor& down = *part(m, "down");
-    const Shape& shape = w.shape();
     const int64_t out = shape[0], numel = shape.numel(), r = down.size(0);
     if (up.size(0) != out) return misfit(m, shape, fmt::format("lora_up has {} outputs, the layer {}", up.size(0), out));
     if (up.numel() != out * r) return misfit(m, shape, "lora_up's rank differs from lora_down's");
     if (down.numel() / r * out != numel) return misfit(m, shape, "lora_down's input size differs from the layer's");
-    gemm(f32(up).data<float>(), f32(down).data<float>(), w.data<float>(), out, r, numel / out, float(m.scale()) * mult, true);
+    gemm(f32(up).data<float>(), f32(down).data<float>(), w, out, r, numel / out, float(m.scale()) * mult, true);
     return ok();
 }
 
@@ -332,15 +332,14 @@ Result<Tensor> lora_updown(const LoraModule& m, const Shape& shape) {
     const Tensor& up = *part(m, "up");
     const Tensor& down = *part(m, "down");
     const int64_t out = shape[0], numel = shape.numel(), r = down.size(0);
-    if (up.size(0) != out) return misfit(m, shape, fmt::format("lora_up has {} outputs, the layer {}", up.size(0), out));
-    if (up.numel() != out * r) return misfit(m, shape, "lora_up's rank differs from lora_down's");
     const Tensor* mid = part(m, "mid");
     if (!mid) {
-        if (down.numel() / r * out != numel) return misfit(m, shape, "lora_down's input size differs from the layer's");
-        Tensor d = Tensor::empty(Shape{out, numel / out});
-        gemm(f32(up).data<float>(), f32(down).data<float>(), d.data<float>(), out, r, numel / out, float(m.scale()), false);
+        Tensor d = Tensor::zeros(Shape{out, numel / out});
+        EASEL_TRY(lora_accumulate(m, shape, d.data<float>(), 1.0f));
         return d;
     }
+    if (up.size(0) != out) return misfit(m, shape, fmt::format("lora_up has {} outputs, the layer {}", up.size(0), out));
+    if (up.numel() != out * r) return misfit(m, shape, "lora_up's rank differs from lora_down's");
     // CP: down [r, in, 1, 1], mid [r, r, kh, kw], up [out, r, 1, 1]: rebuild(mid, up^T, down).
     if (mid->rank() < 2 || mid->size(0) != r || mid->size(1) != r)
         return misfit(m, shape, "lora_mid must be [rank, rank, kh, kw]");
@@ -449,7 +448,7 @@ public:
             }
             if (m.kind == LoraModule::Kind::LoRA && !part(m, "mid")) {
                 // W += mult (alpha / rank) up . down, accumulated in place (no delta tensor).
-                EASEL_TRY(lora_accumulate(m, w, mult));
+                EASEL_TRY(lora_accumulate(m, w.shape(), w.data<float>(), mult));
                 continue;
             }
             EASEL_TRY_ASSIGN(Tensor d, lora_delta(m, w.shape()));
