@@ -119,6 +119,9 @@ private:
     // The LoRAs the prompt's <lora:...> tags name, each read and matched against the model (`model_path`):
     // [{"path", "name", "te", "unet", "hash"}] for the worker. Errors name the tag (a 4xx for the client).
     Result<json> resolve_loras(const GenerationRequest& r, const std::string& model_path) const;
+    // LoRA files already read and matched: "model path, file path, size, modification time" -> short hash.
+    mutable std::mutex lora_mu_;
+    mutable std::map<std::string, std::string> lora_checked_;
 
     Store& store_;
     std::vector<ModelEntry> models_;

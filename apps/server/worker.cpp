@@ -16,6 +16,7 @@
 #include <deque>
 #include <filesystem>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include <fmt/format.h>
@@ -25,6 +26,7 @@
 #include "core/log.h"
 #include "core/thread_pool.h"
 #include "io/image.h"
+#include "io/model_file.h"
 #include "pipeline/embeddings.h"
 #include "pipeline/lora.h"
 #include "pipeline/tasks.h"
@@ -342,6 +344,7 @@ struct LoraSets {
     std::vector<std::shared_ptr<const WeightAdapter>> adapters;
     std::string hashes;  // A1111's "Lora hashes" value for it
     std::unique_ptr<Model> merged;  // the fallback: the model loaded with the set merged
+    std::optional<ModelSpec> spec;  // the served model's, read once
 
     Status prepare(const json& loras) {
         std::string k;
@@ -354,10 +357,21 @@ struct LoraSets {
         key.clear();
         adapters.clear();
         merged.reset();
-        EASEL_TRY_ASSIGN(ModelSpec spec, load_model_spec(model_path, load));
+        if (!spec) {
+            EASEL_TRY_ASSIGN(spec, load_model_spec(model_path, load));
+        }
         std::vector<std::string> entries;
         for (const json& l : loras) {
-            EASEL_TRY_ASSIGN(auto file, read_lora(l.value("path", ""), spec.info));
+            // The server hashed the file when it took the job (JobQueue::resolve_loras): its short hash is what the
+            // infotext needs, so the worker reads the tensors without hashing 100 MB again.
+            const std::string path = l.value("path", ""), hash = l.value("hash", "");
+            std::shared_ptr<const LoraFile> file;
+            if (hash.size() == 12) {
+                EASEL_TRY_ASSIGN(WeightSet w, read_weights(path));
+                EASEL_TRY_ASSIGN(file, read_lora(w, spec->info, path, hash));
+            } else {
+                EASEL_TRY_ASSIGN(file, read_lora(path, spec->info));
+            }
             adapters.push_back(lora_adapter(file, l.value("unet", 1.0), l.value("te", 1.0)));
             std::string alias = l.value("name", file->name);
             std::erase_if(alias, [](char c) { return c == ':' || c == ','; });
@@ -427,11 +441,15 @@ json run_one(Model& base, RefinerCache& refiners, LoraSets& lora_sets, Embedding
     const Model* chosen = &base;
     std::unique_ptr<LivePatch> patch;  // taken off when the job ends, however it ends
     if (msg.contains("loras") && msg["loras"].is_array() && !msg["loras"].empty()) {
+        const int64_t t0 = now_ms();
         if (Status st = lora_sets.prepare(msg["loras"]); !st) return failed(st.error().within("prompt"));
         (void)base.wait_for_weight_cache();  // the cache writer must not see patched bytes
+        const int64_t t1 = now_ms();
         auto p = LivePatch::apply(base, lora_sets.adapters);
         if (p) {
             patch = std::move(p).value();
+            log_info("worker", "job {}: LoRAs {} set up in {:.2f} s, merged into {} weights in {:.2f} s", id,
+                     lora_sets.hashes, double(t1 - t0) / 1000.0, patch->params(), double(now_ms() - t1) / 1000.0);
         } else if (p.error().code() == ErrorCode::Unsupported) {
             auto m = lora_sets.merged_model();
             if (!m) return failed(m.error().within("prompt"));
@@ -475,6 +493,11 @@ json run_one(Model& base, RefinerCache& refiners, LoraSets& lora_sets, Embedding
         return f == kInterruptJob ? StopRequest::Interrupt : StopRequest::None;
     };
     auto images = generate(model, req->params, progress, stop);
+    if (patch) {  // the base model back before anything else
+        const int64_t t0 = now_ms();
+        patch.reset();
+        log_info("worker", "job {}: LoRAs taken off in {:.2f} s", id, double(now_ms() - t0) / 1000.0);
+    }
     if (!images) return failed(images.error());
     std::error_code ec;
     fs::create_directories(dir, ec);
@@ -515,6 +538,8 @@ int run_worker_main() {
         (void)write_message(fd, {{"type", "load_failed"}, {"error", model.error().to_string()}});
         return 0;
     }
+    // The memory a LoRA's weights are merged in, faulted in now rather than by the first job with a LoRA.
+    if (Status st = LivePatch::reserve(**model); !st) log_warn("worker", "LoRAs: {}", st.error().to_string());
     if (!write_message(fd, {{"type", "ready"}, {"notes", (*model)->notes}})) return 0;
     RefinerCache refiners;
     refiners.load = *lo;

@@ -58,6 +58,10 @@ Result<PackedConv2dWeight> pack_conv2d_weight(const void* w, DType src_dtype, in
 
 // Packs w again into memory that already holds a weight of exactly `layout` (see pack_linear_weight_into).
 Status pack_conv2d_weight_into(const void* w, DType src_dtype, const PackedConv2dWeight& layout, void* into);
+// Packs output channels [row0, row0 + nrows) (`rows`: just those, [nrows, cin, kh, kw]) into their place in
+// `into` (see pack_linear_rows_into; any block of channels).
+Status pack_conv2d_rows_into(const void* rows, DType src_dtype, const PackedConv2dWeight& layout, int64_t row0,
+                             int64_t nrows, void* into);
 
 // The layout (every field but data) pack_conv2d_weight gives for these arguments, or its error (see
 // packed_linear_layout).

@@ -65,6 +65,12 @@ Result<PackedWeight> pack_linear_weight(const void* w, DType src_dtype, int64_t 
 // applying a LoRA to a loaded model does, in place. Errors: as pack_linear_weight, or `layout` is not what
 // packed_linear_layout gives for its sizes, precision and ISA.
 Status pack_linear_weight_into(const void* w, DType src_dtype, const PackedWeight& layout, void* into);
+// Packs rows [row0, row0 + nrows) of a weight (`rows`: just those, [nrows, k] row-major) into their place in
+// `into`, leaving the other rows as they are: the same bytes pack_linear_weight_into writes there. The block
+// starts on a panel (row0 a multiple of layout.nr, when nr > 0) and ends on one or at the last row. Errors: as
+// pack_linear_weight_into, or a block off the panels.
+Status pack_linear_rows_into(const void* rows, DType src_dtype, const PackedWeight& layout, int64_t row0, int64_t nrows,
+                             void* into);
 
 // The layout (every field but data) that pack_linear_weight gives for these arguments, or its error. A cache of
 // packed weights checks a stored entry against it: an entry is usable only if it matches field for field.

@@ -5,6 +5,7 @@
 #include <charconv>
 #include <cmath>
 #include <filesystem>
+#include <mutex>
 #include <set>
 #include <unordered_map>
 
@@ -289,6 +290,55 @@ Status lora_accumulate(const LoraModule& m, const Shape& shape, float* w, float 
     return ok();
 }
 
+// Buffers for the f32 copies of LoRA parts (reused from one layer to the next: fresh pages cost the kernel a
+// clear each).
+BufferPool& part_pool() {
+    static BufferPool* pool = new BufferPool;  // never destroyed: tensors from it may outlive static destruction
+    return *pool;
+}
+
+// `t` (contiguous f16, bf16 or f32, any shape) as f32 [rows, numel / rows] in pooled memory.
+Tensor pooled_f32(const Tensor& t, int64_t rows);
+
+// A LoRA/LoCon module without lora_mid, ready to add its delta to any block of rows of a layer of `shape`:
+// up in f32 with mult (alpha / rank) folded in, and down packed once as a Linear weight ([K, rank]: down
+// transposed; K the layer's inputs x taps), so that rows [r0, r0 + n) gain one linear() of up's rows:
+// delta[r0:r0 + n] = up[r0:r0 + n] . down.
+struct LoraRows {
+    Tensor up;          // [out, rank] f32, scaled
+    PackedWeight down;  // n = K, k = rank, in pooled memory
+    void add(int64_t row0, int64_t rows, float* w) const {
+        linear(up.data<float>() + row0 * down.k, rows, down, w, {.residual = w});
+    }
+};
+
+Result<LoraRows> lora_rows(const LoraModule& m, const Shape& shape, float mult) {
+    const Tensor& up = *part(m, "up");
+    const Tensor& down = *part(m, "down");
+    const int64_t out = shape[0], numel = shape.numel(), r = down.size(0), K = numel / out;
+    if (up.size(0) != out) return misfit(m, shape, fmt::format("lora_up has {} outputs, the layer {}", up.size(0), out));
+    if (up.numel() != out * r) return misfit(m, shape, "lora_up's rank differs from lora_down's");
+    if (down.numel() / r * out != numel) return misfit(m, shape, "lora_down's input size differs from the layer's");
+    LoraRows lr;
+    lr.up = pooled_f32(up, out);
+    const float s = float(m.scale()) * mult;
+    float* u = lr.up.data<float>();
+    for (int64_t i = 0; i < lr.up.numel(); ++i) u[i] *= s;
+    const Tensor d = pooled_f32(down, r);
+    Tensor dt = Tensor::empty(Shape{K, r}, DType::F32, &part_pool());
+    const float* dp = d.data<float>();
+    float* tp = dt.data<float>();
+    for (int64_t i = 0; i < r; ++i)
+        for (int64_t j = 0; j < K; ++j) tp[j * r + i] = dp[i * K + j];
+    EASEL_TRY_ASSIGN(lr.down, packed_linear_layout(K, r, Precision::F32));
+    const size_t bytes = lr.down.isa == Isa::Ref ? size_t(K * r) * 4 : lr.down.layout_bytes();
+    Tensor mem = Tensor::empty(Shape{int64_t(bytes)}, DType::U8, &part_pool());
+    std::memset(mem.raw(), 0, bytes);  // the layout's padding words are zero
+    EASEL_TRY(pack_linear_weight_into(dt.raw(), DType::F32, lr.down, mem.raw()));
+    lr.down.data = std::shared_ptr<const void>(mem.storage(), mem.raw());
+    return lr;
+}
+
 Result<Tensor> lora_updown(const LoraModule& m, const Shape& shape);
 
 // DoRA as AUTOMATIC1111 (v1.10, after its PR 16151) and LyCORIS's default (wd_on_output false) define it: with
@@ -446,9 +496,11 @@ public:
                 EASEL_TRY(dora_apply(m, w, mult));
                 continue;
             }
-            if (m.kind == LoraModule::Kind::LoRA && !part(m, "mid")) {
-                // W += mult (alpha / rank) up . down, accumulated in place (no delta tensor).
-                EASEL_TRY(lora_accumulate(m, w.shape(), w.data<float>(), mult));
+            if (plain(m)) {
+                // W += mult (alpha / rank) up . down, accumulated in place (no delta tensor); the same linear()
+                // as row_apply's, so that a model loaded with the LoRA and one patched live agree bit for bit.
+                EASEL_TRY_ASSIGN(LoraRows lr, lora_rows(m, w.shape(), mult));
+                lr.add(0, w.size(0), w.data<float>());
                 continue;
             }
             EASEL_TRY_ASSIGN(Tensor d, lora_delta(m, w.shape()));
@@ -461,7 +513,28 @@ public:
         return ok();
     }
 
+    Result<RowApply> row_apply(const std::string& name, const Shape& shape) const override {
+        auto it = by_target_.find(name);
+        if (it == by_target_.end()) return RowApply{};
+        for (size_t i : it->second)
+            if (!plain(f_->modules[i])) return RowApply{};
+        auto rows = std::make_shared<std::vector<LoraRows>>();
+        for (size_t i : it->second) {
+            const LoraModule& m = f_->modules[i];
+            EASEL_TRY_ASSIGN(LoraRows lr, lora_rows(m, shape, float(m.text_encoder ? te_ : unet_)));
+            rows->push_back(std::move(lr));
+        }
+        return RowApply([rows](int64_t row0, int64_t n, float* w) {
+            for (const LoraRows& lr : *rows) lr.add(row0, n, w);
+        });
+    }
+
 private:
+    // A LoRA/LoCon module that is up . down alone (no lora_mid, no DoRA): what row_apply handles.
+    static bool plain(const LoraModule& m) {
+        return m.kind == LoraModule::Kind::LoRA && !part(m, "mid") && !part(m, "dora_scale");
+    }
+
     std::shared_ptr<const LoraFile> f_;
     double unet_, te_;
     std::unordered_map<std::string, std::vector<size_t>> by_target_;
@@ -686,31 +759,44 @@ std::shared_ptr<const WeightAdapter> lora_adapter(std::shared_ptr<const LoraFile
 
 namespace {
 
-// `t` (any float dtype, contiguous or not) as f32 into `out`, on every thread; f16 through a table of every
-// value (256 KiB, in L2), which the compiler keeps in a tight loop.
-void to_f32_parallel(const Tensor& t_in, float* out) {
+// Elements [i0, i1) of a contiguous f16, bf16 or f32 buffer as f32 (out[0] is element i0); f16 through a table of
+// every value (256 KiB, in L2), which the compiler keeps in a tight loop.
+void to_f32_range(const void* raw, DType d, int64_t i0, int64_t i1, float* out) {
     static const std::unique_ptr<float[]> f16_table = [] {
         std::unique_ptr<float[]> t(new float[65536]);
         for (uint32_t h = 0; h < 65536; ++h) t[h] = f16_to_f32(uint16_t(h));
         return t;
     }();
+    if (d == DType::F16) {
+        const uint16_t* h = static_cast<const uint16_t*>(raw);
+        const float* table = f16_table.get();
+        for (int64_t i = i0; i < i1; ++i) out[i - i0] = table[h[i]];
+    } else if (d == DType::BF16) {
+        const uint16_t* h = static_cast<const uint16_t*>(raw);
+        for (int64_t i = i0; i < i1; ++i) out[i - i0] = bf16_to_f32(h[i]);
+    } else {
+        std::memcpy(out, static_cast<const float*>(raw) + i0, size_t(i1 - i0) * 4);
+    }
+}
+
+Tensor pooled_f32(const Tensor& t_in, int64_t rows) {
+    const Tensor t = t_in.is_contiguous() ? t_in : t_in.contiguous();
+    Tensor out = Tensor::empty(Shape{rows, t.numel() / rows}, DType::F32, &part_pool());
+    if (t.dtype() == DType::F16 || t.dtype() == DType::BF16 || t.dtype() == DType::F32)
+        to_f32_range(t.raw(), t.dtype(), 0, t.numel(), out.data<float>());
+    else
+        std::memcpy(out.raw(), t.to(DType::F32).contiguous().raw(), out.nbytes());
+    return out;
+}
+
+// `t` (any float dtype, contiguous or not) as f32 into `out`, on every thread.
+void to_f32_parallel(const Tensor& t_in, float* out) {
     Tensor t = t_in.is_contiguous() ? t_in : t_in.contiguous();
     if (t.dtype() != DType::F16 && t.dtype() != DType::BF16 && t.dtype() != DType::F32) t = t.to(DType::F32);
     const int64_t n = t.numel(), chunk = 1 << 16;
-    const DType d = t.dtype();
-    const void* raw = t.raw();
-    const float* table = f16_table.get();
     parallel_for((n + chunk - 1) / chunk, [&](int64_t b, int64_t e) {
         const int64_t i0 = b * chunk, i1 = std::min(n, e * chunk);
-        if (d == DType::F16) {
-            const uint16_t* h = static_cast<const uint16_t*>(raw);
-            for (int64_t i = i0; i < i1; ++i) out[i] = table[h[i]];
-        } else if (d == DType::BF16) {
-            const uint16_t* h = static_cast<const uint16_t*>(raw);
-            for (int64_t i = i0; i < i1; ++i) out[i] = bf16_to_f32(h[i]);
-        } else {
-            std::memcpy(out + i0, static_cast<const float*>(raw) + i0, size_t(i1 - i0) * 4);
-        }
+        to_f32_range(t.raw(), t.dtype(), i0, i1, out + i0);
     });
 }
 
@@ -727,6 +813,71 @@ std::pair<void*, size_t> packed_bytes(const PackedParam& p) {
 }
 
 }  // namespace
+
+namespace {
+
+// The bytes of one parameter merged in f32.
+size_t merge_bytes(const PackedParam& p) {
+    return size_t((p.kind == PackedParam::Kind::Bias ? p.bias : p.source).numel()) * sizeof(float);
+}
+
+// The f32 buffer a weight is merged in, grown to `bytes` and written once, so that its pages are faulted in
+// here and not while a request waits (fresh pages cost the kernel a clear each: about 0.5 s for SD 1.5's
+// largest weight on the 2-core development VM).
+Status reserve_scratch(ParamRegistry& reg, size_t bytes) {
+    if (bytes <= reg.scratch_bytes) return ok();
+    reg.scratch.reset();
+    reg.scratch_bytes = 0;
+    reg.scratch = allocate_zeroed_pages(bytes);
+    if (!reg.scratch) return Error::exhausted(fmt::format("cannot allocate {} bytes for merging a weight", bytes));
+    auto* p = static_cast<float*>(reg.scratch.get());
+    const int64_t n = int64_t(bytes / sizeof(float));
+    parallel_for(n, [&](int64_t b, int64_t e) { std::fill(p + b, p + e, 0.0f); }, int64_t(1) << 20);
+    reg.scratch_bytes = bytes;
+    return ok();
+}
+
+// A weight (Linear or Conv2d; `src` its contiguous f16/bf16/f32 tensor from the file) merged with `fns` and
+// packed into `dst`, a block of rows at a time (about 256 KB of f32, whole panels of a Linear's layout), the
+// blocks shared among the threads: each block is converted, merged and packed while it sits in cache, instead
+// of three passes over the whole weight in memory.
+Status merge_rows(const PackedParam& p, const Tensor& src, const std::vector<WeightAdapter::RowApply>& fns, void* dst) {
+    const int64_t out = src.size(0), K = src.numel() / out;
+    const int64_t step = p.kind == PackedParam::Kind::Linear ? std::max(1, p.linear.nr) : 1;
+    const int64_t R = std::max<int64_t>(step, (int64_t(1) << 16) / std::max<int64_t>(K, 1) / step * step);
+    const int64_t blocks = (out + R - 1) / R;
+    std::mutex mu;
+    Status first = ok();
+    parallel_for(blocks, [&](int64_t b, int64_t e) {
+        thread_local std::vector<float> buf;
+        if (buf.size() < size_t(R * K)) buf.resize(size_t(R * K));
+        for (int64_t blk = b; blk < e; ++blk) {
+            const int64_t row0 = blk * R, rows = std::min(R, out - row0);
+            to_f32_range(src.raw(), src.dtype(), row0 * K, (row0 + rows) * K, buf.data());
+            for (const auto& f : fns) f(row0, rows, buf.data());
+            const Status st = p.kind == PackedParam::Kind::Linear
+                                  ? pack_linear_rows_into(buf.data(), DType::F32, p.linear, row0, rows, dst)
+                                  : pack_conv2d_rows_into(buf.data(), DType::F32, p.conv, row0, rows, dst);
+            if (!st) {
+                std::lock_guard<std::mutex> lk(mu);
+                if (first) first = st;
+            }
+        }
+    });
+    return first;
+}
+
+}  // namespace
+
+Status LivePatch::reserve(Model& m) {
+    if (!m.packed_params)
+        return Error::unsupported("the model was loaded without a parameter registry (LoadOptions::keep_param_registry)");
+    ParamRegistry& reg = *m.packed_params;
+    size_t largest = 0;
+    for (const auto& [name, p] : reg.params)
+        if (p.kind == PackedParam::Kind::Bias || p.source.storage()) largest = std::max(largest, merge_bytes(p));
+    return reserve_scratch(reg, largest);
+}
 
 Result<std::unique_ptr<LivePatch>> LivePatch::apply(Model& m, const std::vector<std::shared_ptr<const WeightAdapter>>& adapters) {
     if (!m.packed_params)
@@ -769,16 +920,8 @@ Result<std::unique_ptr<LivePatch>> LivePatch::apply(Model& m, const std::vector<
         reg.backup_bytes = total;
     }
     size_t largest = 0;
-    for (const std::string& n : names) {
-        const PackedParam& p = reg.params.at(n);
-        largest = std::max(largest, size_t((p.kind == PackedParam::Kind::Bias ? p.bias : p.source).numel()) * 4);
-    }
-    if (largest > reg.scratch_bytes) {
-        reg.scratch.reset();
-        reg.scratch = allocate_zeroed_pages(largest);
-        if (!reg.scratch) return Error::exhausted(fmt::format("cannot allocate {} bytes for merging a weight", largest));
-        reg.scratch_bytes = largest;
-    }
+    for (const std::string& n : names) largest = std::max(largest, merge_bytes(reg.params.at(n)));
+    EASEL_TRY(reserve_scratch(reg, largest));
     std::unique_ptr<LivePatch> patch(new LivePatch());
     patch->registry_ = m.packed_params;
     reg.patched = true;
@@ -789,14 +932,30 @@ Result<std::unique_ptr<LivePatch>> LivePatch::apply(Model& m, const std::vector<
         auto [dst, bytes] = packed_bytes(p);
         // The merged weight, as the loader would make it: the file's tensor in f32, each adapter in order.
         const Tensor& src = p.kind == PackedParam::Kind::Bias ? p.bias : p.source;
-        MappedFile::prefault(src.raw(), src.nbytes());  // the file's pages left at load: one call, not a fault each
-        Tensor w = Tensor::wrap(reg.scratch.get(), src.shape(), DType::F32, reg.scratch);
-        to_f32_parallel(src, w.data<float>());
-        // The file's pages of it leave the resident set again (they stay in the page cache for the next patch).
-        if (p.kind != PackedParam::Kind::Bias) MappedFile::release_pages(src.raw(), src.nbytes());
+        // Where every adapter on it has a row form (LoRA and LoCon without lora_mid or DoRA), a block of rows
+        // at a time, merged and packed while it is in cache; else the whole weight in the scratch buffer.
+        std::vector<WeightAdapter::RowApply> row_fns;
+        bool by_rows = p.kind != PackedParam::Kind::Bias && src.is_contiguous() &&
+                       (src.dtype() == DType::F16 || src.dtype() == DType::BF16 || src.dtype() == DType::F32);
         for (const auto& a : adapters) {
+            if (!by_rows) break;
             if (!a->touches(n)) continue;
-            if (Status st = a->apply(n, w); !st) return Error(st.error().code(), fmt::format("{}: {}", n, st.error().message()));
+            auto f = a->row_apply(n, src.shape());
+            if (!f) return Error(f.error().code(), fmt::format("{}: {}", n, f.error().message()));
+            if (!*f) by_rows = false;
+            row_fns.push_back(std::move(f).value());
+        }
+        MappedFile::prefault(src.raw(), src.nbytes());  // the file's pages left at load: one call, not a fault each
+        Tensor w;
+        if (!by_rows) {
+            w = Tensor::wrap(reg.scratch.get(), src.shape(), DType::F32, reg.scratch);
+            to_f32_parallel(src, w.data<float>());
+            // The file's pages of it leave the resident set again (they stay in the page cache for the next patch).
+            if (p.kind != PackedParam::Kind::Bias) MappedFile::release_pages(src.raw(), src.nbytes());
+            for (const auto& a : adapters) {
+                if (!a->touches(n)) continue;
+                if (Status st = a->apply(n, w); !st) return Error(st.error().code(), fmt::format("{}: {}", n, st.error().message()));
+            }
         }
         EASEL_TRY(MappedFile::make_writable(dst, bytes));
         if (p.original) {
@@ -807,6 +966,12 @@ Result<std::unique_ptr<LivePatch>> LivePatch::apply(Model& m, const std::vector<
             offset += bytes;
         }
         patch->bytes_ += bytes;
+        if (by_rows) {
+            const Status st = merge_rows(p, src, row_fns, dst);
+            MappedFile::release_pages(src.raw(), src.nbytes());
+            if (!st) return Error(st.error().code(), fmt::format("{}: {}", n, st.error().message()));
+            continue;
+        }
         switch (p.kind) {
         case PackedParam::Kind::Linear: EASEL_TRY(pack_linear_weight_into(w.raw(), DType::F32, p.linear, dst)); break;
         case PackedParam::Kind::Conv2d: EASEL_TRY(pack_conv2d_weight_into(w.raw(), DType::F32, p.conv, dst)); break;

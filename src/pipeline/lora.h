@@ -120,6 +120,10 @@ public:
     // Errors (the model is left as it was): no registry, a target the model lacks or whose weight cannot be
     // rebuilt (changed by an adapter at load, or not read from a file: a GGUF weight), an adapter's error.
     static Result<std::unique_ptr<LivePatch>> apply(Model& m, const std::vector<std::shared_ptr<const WeightAdapter>>& adapters);
+    // Sets up, ahead of the first apply(), the memory a weight is merged in (one f32 copy of the model's
+    // largest patchable weight: 118 MB for SD 1.5), so that the first request with a LoRA does not wait for
+    // fresh pages. What a server's worker calls once its model is loaded. Errors: no registry, out of memory.
+    static Status reserve(Model& m);
     ~LivePatch();
     LivePatch(const LivePatch&) = delete;
     LivePatch& operator=(const LivePatch&) = delete;

@@ -7,6 +7,7 @@
 //   EASEL_TRY(loader.finish());   // "3 tensors missing: unet.x (expected [320]), ...; 1 has the wrong shape: ..."
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -45,6 +46,18 @@ public:
     // Changes `w` (contiguous f32, the parameter's shape) in place. Errors (a delta of another shape) are
     // collected by the loader like a missing tensor.
     virtual Status apply(const std::string& name, Tensor& w) const = 0;
+    // The same change, a block of rows at a time: rows [row0, row0 + rows) of the weight as contiguous f32
+    // [rows, shape.numel() / shape[0]], changed exactly as apply() changes them. What applying adapters to a
+    // loaded model in place uses (pipeline/lora.h LivePatch), so that a weight is merged and packed while its
+    // rows are in cache.
+    using RowApply = std::function<void(int64_t row0, int64_t rows, float* w)>;
+    // The row form for `name` (a weight of `shape`), or a null function where this adapter changes only whole
+    // tensors there (apply() runs instead). Errors (a delta of another shape) come here, before any row changes.
+    virtual Result<RowApply> row_apply(const std::string& name, const Shape& shape) const {
+        (void)name;
+        (void)shape;
+        return RowApply{};
+    }
     // The names it would touch, for the check that each was found in the model (empty: not checked).
     virtual std::vector<std::string> targets() const { return {}; }
 };

@@ -10,7 +10,9 @@
 //     measured worst 55%, 320->320 at 16x16 batch 2; one machine so far).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <map>
 #include <string>
 #include <vector>
@@ -20,6 +22,7 @@
 #include "common/compare.h"
 #include "core/half.h"
 #include "kernels/conv2d.h"
+#include "kernels/matmul.h"
 
 using namespace easel;
 using easel::testing::compare;
@@ -194,6 +197,32 @@ TEST(Conv2dDispatch, DefaultVariantMatchesReference) {
                     std::string(isa_name(packed->isa)).c_str(), r.summary().c_str());
         EXPECT_TRUE(r.passed()) << r.summary();
     }
+}
+
+// pack_conv2d_rows_into: output channels packed in blocks (a LoRA's row-blocked merge) give the bytes of the
+// weight packed whole, on every variant, precision and source dtype (odd cin: the bf16 pairs' zero partner).
+TEST(Conv2dPack, RowBlocksEqualTheWholeWeight) {
+    const int64_t cout = 23, cin = 7, k = 3, K = cin * k * k;
+    const std::vector<float> f = random_floats(size_t(cout * K), 5);
+    for (DType t : {DType::F32, DType::F16, DType::BF16})
+        for (Precision p : {Precision::F32, Precision::BF16})
+            for (Isa isa : gemm_supported_isas(p)) {
+                std::vector<uint16_t> half(f.size());
+                for (size_t i = 0; i < f.size(); ++i) half[i] = t == DType::F16 ? f32_to_f16(f[i]) : f32_to_bf16(f[i]);
+                const void* src = t == DType::F32 ? static_cast<const void*>(f.data()) : half.data();
+                const size_t elem = t == DType::F32 ? 4 : 2;
+                auto whole = pack_conv2d_weight(src, t, cout, cin, k, k, p, isa);
+                ASSERT_TRUE(whole) << whole.error().to_string();
+                std::vector<uint8_t> blocks(whole->layout_bytes(), 0);
+                for (int64_t r0 = 0; r0 < cout; r0 += 5) {
+                    const int64_t rows = std::min<int64_t>(5, cout - r0);
+                    ASSERT_TRUE(pack_conv2d_rows_into(static_cast<const uint8_t*>(src) + size_t(r0 * K) * elem, t, *whole,
+                                                      r0, rows, blocks.data()));
+                }
+                EXPECT_EQ(std::memcmp(blocks.data(), whole->data.get(), blocks.size()), 0)
+                    << precision_name(p) << " " << isa_name(isa);
+                EXPECT_FALSE(pack_conv2d_rows_into(src, t, *whole, 20, 4, blocks.data()));
+            }
 }
 
 TEST(Conv2dShape, OutputSizeAndErrors) {

@@ -13,7 +13,9 @@
 // bf16 rounding of both operands (relative 2^-9 each): atol = 2^-6 * rms(ref), rtol = 2^-6.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <map>
 #include <string>
 #include <vector>
@@ -224,6 +226,36 @@ TEST(LinearPack, RejectsBadInput) {
     auto e = pack_linear_weight(w, DType::I8, 2, 2, Precision::F32);
     ASSERT_FALSE(e);
     EXPECT_NE(e.error().message().find("int8"), std::string::npos) << e.error().to_string();
+}
+
+// pack_linear_rows_into: a weight packed block by block (what a LoRA's row-blocked merge writes) is byte for byte
+// the weight packed whole, on every variant, precision and source dtype, with a ragged last panel.
+TEST(LinearPack, RowBlocksEqualTheWholeWeight) {
+    const int64_t n = 77, k = 131;
+    for (DType t : {DType::F32, DType::F16, DType::BF16})
+        for (Precision p : {Precision::F32, Precision::BF16})
+            for (Isa isa : gemm_supported_isas(p)) {
+                const Weights w = make_weights(t, n, k, 17);
+                auto whole = pack_linear_weight(w.data(t), t, n, k, p, isa);
+                ASSERT_TRUE(whole) << whole.error().to_string();
+                const size_t bytes = whole->isa == Isa::Ref ? size_t(n * k) * 4 : whole->layout_bytes();
+                std::vector<uint8_t> blocks(bytes, 0);
+                const int64_t step = std::max(1, whole->nr) * 2;
+                const size_t elem = t == DType::F32 ? 4 : 2;
+                for (int64_t r0 = 0; r0 < n; r0 += step) {
+                    const int64_t rows = std::min(step, n - r0);
+                    const auto* src = static_cast<const uint8_t*>(w.data(t)) + size_t(r0 * k) * elem;
+                    ASSERT_TRUE(pack_linear_rows_into(src, t, *whole, r0, rows, blocks.data()));
+                }
+                EXPECT_EQ(std::memcmp(blocks.data(), whole->data.get(), bytes), 0)
+                    << short_name(t) << " " << precision_name(p) << " " << isa_name(isa);
+                if (whole->nr > 1) {  // a block that does not start on a panel
+                    auto bad = pack_linear_rows_into(w.data(t), t, *whole, 1, 2, blocks.data());
+                    ASSERT_FALSE(bad);
+                    EXPECT_NE(bad.error().message().find("panel"), std::string::npos) << bad.error().to_string();
+                }
+                EXPECT_FALSE(pack_linear_rows_into(w.data(t), t, *whole, 0, n + 1, blocks.data()));
+            }
 }
 
 // matmul_f32: batched, both operands in either orientation, alpha, accumulate.

@@ -103,18 +103,19 @@ Result<PackedConv2dWeight> packed_conv2d_layout(int64_t cout, int64_t cin, int64
 }
 
 namespace {
-// Fills `mem` (pw.layout_bytes(), its padding words zero) with w in pw's layout.
-void fill_conv2d(const void* w, DType src_dtype, const PackedConv2dWeight& pw, void* mem) {
+// Fills rows (output channels) [row0, row1) of `mem` (pw.layout_bytes(), its padding words zero) in pw's layout
+// from w, which holds those rows ([row1 - row0, cin, kh, kw]).
+void fill_conv2d(const void* w, DType src_dtype, const PackedConv2dWeight& pw, void* mem, int64_t row0, int64_t row1) {
     const int64_t K = pw.k(), taps = pw.kh * pw.kw, cin = pw.cin;
     const gemm::GemmKernel* kern = gemm::gemm_kernel_for(pw.isa, pw.precision);
     const int64_t cpairs = (cin + 1) / 2;
     uint32_t* words = static_cast<uint32_t*>(mem);
     const bool round = kern && kern->round_bf16;
-    parallel_for(pw.cout, [&](int64_t b, int64_t e) {
+    parallel_for(row1 - row0, [&](int64_t b, int64_t e) {
         std::vector<float> src(static_cast<size_t>(K));
-        for (int64_t co = b; co < e; ++co) {
-            uint32_t* row = words + co * pw.ld_words;
-            gemm::load_row_as_f32(w, src_dtype, co * K, K, src.data());  // k = ci * taps + tap, PyTorch order
+        for (int64_t i = b; i < e; ++i) {
+            uint32_t* row = words + (row0 + i) * pw.ld_words;
+            gemm::load_row_as_f32(w, src_dtype, i * K, K, src.data());  // k = ci * taps + tap, PyTorch order
             if (pw.kpack == 2) {  // word (tap, channel pair) = bf16(2c) | bf16(2c + 1) << 16; odd cin: partner 0
                 for (int64_t c = 0; c < cpairs; ++c) {
                     const float* even = src.data() + 2 * c * taps;
@@ -148,7 +149,7 @@ Result<PackedConv2dWeight> pack_conv2d_weight(const void* w, DType src_dtype, in
     const size_t bytes = pw.layout_bytes();
     std::shared_ptr<void> mem = allocate_zeroed_pages(bytes);  // zero: the padding words stay so
     if (!mem) return Error::exhausted(fmt::format("cannot allocate {} bytes for a conv2d weight", bytes));
-    fill_conv2d(w, src_dtype, pw, mem.get());
+    fill_conv2d(w, src_dtype, pw, mem.get(), 0, cout);
     pw.data = std::move(mem);
     return pw;
 }
@@ -160,7 +161,22 @@ Status pack_conv2d_weight_into(const void* w, DType src_dtype, const PackedConv2
                                                                  layout.precision, layout.isa));
     if (pw.isa != layout.isa || pw.kpack != layout.kpack || pw.k_words != layout.k_words || pw.ld_words != layout.ld_words)
         return Error::invalid_argument("the layout is not the one this build packs for its sizes, precision and ISA");
-    fill_conv2d(w, src_dtype, pw, into);
+    fill_conv2d(w, src_dtype, pw, into, 0, pw.cout);
+    return ok();
+}
+
+Status pack_conv2d_rows_into(const void* rows, DType src_dtype, const PackedConv2dWeight& layout, int64_t row0,
+                             int64_t nrows, void* into) {
+    EASEL_TRY(check_conv_source(rows, src_dtype));
+    if (into == nullptr) return Error::invalid_argument("destination is null");
+    EASEL_TRY_ASSIGN(PackedConv2dWeight pw, packed_conv2d_layout(layout.cout, layout.cin, layout.kh, layout.kw,
+                                                                 layout.precision, layout.isa));
+    if (pw.isa != layout.isa || pw.kpack != layout.kpack || pw.k_words != layout.k_words || pw.ld_words != layout.ld_words)
+        return Error::invalid_argument("the layout is not the one this build packs for its sizes, precision and ISA");
+    if (row0 < 0 || nrows <= 0 || row0 + nrows > pw.cout)
+        return Error::invalid_argument(fmt::format("output channels [{}, {}) of a conv2d weight with {}", row0,
+                                                   row0 + nrows, pw.cout));
+    fill_conv2d(rows, src_dtype, pw, into, row0, row0 + nrows);
     return ok();
 }
 

@@ -309,18 +309,19 @@ Result<PackedWeight> packed_linear_layout(int64_t n, int64_t k, Precision precis
 }
 
 namespace {
-// Fills `mem` (pw.layout_bytes(), its padding words zero) with w in pw's layout.
-void fill_linear(const void* w, DType src_dtype, const PackedWeight& pw, void* mem) {
-    const int64_t n = pw.n, k = pw.k;
+// Fills rows [row0, row1) of `mem` (pw.layout_bytes(), its padding words zero) in pw's layout from w, which holds
+// those rows ([row1 - row0, k] row-major). row0 is a multiple of pw.nr; row1 too, or n.
+void fill_linear(const void* w, DType src_dtype, const PackedWeight& pw, void* mem, int64_t row0, int64_t row1) {
+    const int64_t k = pw.k;
     if (pw.isa == Isa::Ref) {
         float* d = static_cast<float*>(mem);
-        parallel_for(n, [&](int64_t b, int64_t e) {
-            gemm::load_row_as_f32(w, src_dtype, b * k, (e - b) * k, d + b * k);
+        parallel_for(row1 - row0, [&](int64_t b, int64_t e) {
+            gemm::load_row_as_f32(w, src_dtype, b * k, (e - b) * k, d + (row0 + b) * k);
         });
         return;
     }
     const GemmKernel* kern = gemm::gemm_kernel_for(pw.isa, pw.precision);
-    const int64_t panels = (n + pw.nr - 1) / pw.nr;
+    const int64_t first = row0 / pw.nr, panels = (row1 - row0 + pw.nr - 1) / pw.nr;
     const int64_t panel_stride = pw.k_words * pw.nr;
     uint32_t* d = static_cast<uint32_t*>(mem);
     // Transposes [n, k] into panels one block of rows at a time; each B row is a column of w. The panel's
@@ -328,9 +329,9 @@ void fill_linear(const void* w, DType src_dtype, const PackedWeight& pw, void* m
     parallel_for(panels, [&](int64_t pb, int64_t pe) {
         std::vector<float> rows(size_t(2 * pw.nr));
         std::vector<float> src(size_t(pw.nr * k));
-        for (int64_t p = pb; p < pe; ++p) {
-            const int64_t j0 = p * pw.nr, cols = std::min<int64_t>(pw.nr, n - j0);
-            gemm::load_row_as_f32(w, src_dtype, j0 * k, cols * k, src.data());
+        for (int64_t p = first + pb; p < first + pe; ++p) {
+            const int64_t j0 = p * pw.nr, cols = std::min<int64_t>(pw.nr, row1 - j0);
+            gemm::load_row_as_f32(w, src_dtype, (j0 - row0) * k, cols * k, src.data());
             for (int64_t kk = 0; kk < k; kk += pw.kpack) {
                 const bool two = pw.kpack == 2 && kk + 1 < k;
                 for (int64_t j = 0; j < cols; ++j) {
@@ -360,7 +361,7 @@ Result<PackedWeight> pack_linear_weight(const void* w, DType src_dtype, int64_t 
     const size_t bytes = pw.isa == Isa::Ref ? size_t(n * k) * 4 : pw.layout_bytes();
     std::shared_ptr<void> mem = allocate_zeroed_pages(bytes);
     if (!mem) return Error::exhausted(fmt::format("cannot allocate {} bytes for a packed weight", bytes));
-    fill_linear(w, src_dtype, pw, mem.get());
+    fill_linear(w, src_dtype, pw, mem.get(), 0, n);
     pw.data = std::move(mem);
     return pw;
 }
@@ -371,7 +372,23 @@ Status pack_linear_weight_into(const void* w, DType src_dtype, const PackedWeigh
     EASEL_TRY_ASSIGN(PackedWeight pw, packed_linear_layout(layout.n, layout.k, layout.precision, layout.isa));
     if (pw.isa != layout.isa || pw.nr != layout.nr || pw.kpack != layout.kpack || pw.k_words != layout.k_words)
         return Error::invalid_argument("the layout is not the one this build packs for its sizes, precision and ISA");
-    fill_linear(w, src_dtype, pw, into);
+    fill_linear(w, src_dtype, pw, into, 0, pw.n);
+    return ok();
+}
+
+Status pack_linear_rows_into(const void* rows, DType src_dtype, const PackedWeight& layout, int64_t row0, int64_t nrows,
+                             void* into) {
+    EASEL_TRY(check_pack_source(rows, src_dtype));
+    if (into == nullptr) return Error::invalid_argument("destination is null");
+    EASEL_TRY_ASSIGN(PackedWeight pw, packed_linear_layout(layout.n, layout.k, layout.precision, layout.isa));
+    if (pw.isa != layout.isa || pw.nr != layout.nr || pw.kpack != layout.kpack || pw.k_words != layout.k_words)
+        return Error::invalid_argument("the layout is not the one this build packs for its sizes, precision and ISA");
+    const int64_t step = std::max(1, pw.nr);
+    if (row0 < 0 || nrows <= 0 || row0 + nrows > pw.n || row0 % step != 0 || (nrows % step != 0 && row0 + nrows != pw.n))
+        return Error::invalid_argument(fmt::format("rows [{}, {}) of a {}-row weight: the block must start on a panel "
+                                                   "({} rows) and end on one or at the last row", row0, row0 + nrows,
+                                                   pw.n, step));
+    fill_linear(rows, src_dtype, pw, into, row0, row0 + nrows);
     return ok();
 }
 

@@ -190,6 +190,13 @@ int lora(const std::map<std::string, std::string>& f) {
     }
     (*m)->wait_for_weight_cache();
     const double load_s = since(t_load);
+    const auto t_reserve = Clock::now();
+    if (get(f, "reserve", "1") == "1")  // as a server's worker does once its model is loaded
+        if (Status st = LivePatch::reserve(**m); !st) {
+            std::fprintf(stderr, "error: %s\n", st.error().to_string().c_str());
+            return 1;
+        }
+    const double reserve_s = since(t_reserve);
     const std::string lora_path = get(f, "lora", fmt::format("{}.lora-r{}.safetensors", model_path, rank));
     size_t layers = 0;
     if (FILE* probe = std::fopen(lora_path.c_str(), "rb")) {
@@ -285,9 +292,9 @@ int lora(const std::map<std::string, std::string>& f) {
         return s;
     };
     std::printf("{\"bench\": \"lora\", \"precision\": \"%s\", \"threads\": %d, \"rank\": %d, \"layers\": %zu, "
-                "\"patched_mb\": %.1f, \"load_s\": %.3f, \"read_lora_s\": %.3f, \"patch_s\": [%s], \"restore_s\": [%s], "
+                "\"patched_mb\": %.1f, \"load_s\": %.3f, \"reserve_s\": %.3f, \"read_lora_s\": %.3f, \"patch_s\": [%s], \"restore_s\": [%s], "
                 "\"base_steps_s\": [%s], \"lora_steps_s\": [%s], \"peak_rss_mb\": %.1f}\n",
-                precision.c_str(), num_threads(), rank, layers, double(bytes) / 1048576.0, load_s, read_s,
+                precision.c_str(), num_threads(), rank, layers, double(bytes) / 1048576.0, load_s, reserve_s, read_s,
                 list(patch_s).c_str(), list(restore_s).c_str(), list(base_step).c_str(), list(lora_step).c_str(),
                 double(peak_rss_kb()) / 1024.0);
     return 0;
