@@ -2,6 +2,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <charconv>
 #include <chrono>
 #include <cstdio>
@@ -20,6 +21,7 @@
 #include "pipeline/families/sd.h"  // easel info / tokenize: CLIP tokenizer and SD detection details
 #include "pipeline/embeddings.h"
 #include "pipeline/generate.h"
+#include "pipeline/controlnet.h"
 #include "pipeline/lora.h"
 #include "runtime/pack_cache.h"
 #include "progress.h"
@@ -94,6 +96,12 @@ int cmd_generate(int argc, char** argv) {
     auto& lora = a.add_string("--lora", "", "", "apply a LoRA / LyCORIS file: NAME[:MULTIPLIER] or NAME:TE:UNET, a file in --lora-dir or a path; repeat for several (the same as <lora:NAME:MULTIPLIER> in the prompt, which is added to the image's infotext)");
     auto& lora_dir = a.add_string("--lora-dir", "", "", "folder of LoRA files that <lora:NAME> and --lora NAME look in, recursively (default: a Lora folder beside the model or beside its folder, as AUTOMATIC1111's models/Lora)");
     auto& embeddings_dir = a.add_string("--embeddings-dir", "", "", "folder of textual-inversion embeddings a prompt names by file name (default: an embeddings folder beside the model, its folder or the one above, as AUTOMATIC1111's); files there that are not embeddings are skipped with a warning");
+    auto& controlnet = a.add_string("--controlnet", "", "", "a ControlNet (diffusers folder, or a .safetensors/.pth file in diffusers' or the original control_v11p_sd15_* layout) steering the image by --control-image; repeat for several");
+    auto& control_image = a.add_string("--control-image", "", "", "the control image (edges, pose, depth... already made; resized to the output size as diffusers does), one per --controlnet in order, or one for all");
+    auto& control_scale = a.add_string("--control-scale", "", "1", "ControlNet strength (diffusers controlnet_conditioning_scale, A1111's Weight), one per --controlnet or one for all");
+    auto& control_start = a.add_string("--control-start", "", "0", "fraction of the steps before a ControlNet starts acting (control_guidance_start), one per --controlnet or one for all");
+    auto& control_end = a.add_string("--control-end", "", "1", "fraction of the steps after which a ControlNet stops (control_guidance_end), one per --controlnet or one for all");
+    auto& guess_mode = a.add_bool("--guess-mode", "", "ControlNets act on the prompt's half of CFG only, more strongly deeper in the UNet (diffusers' guess_mode, A1111's \"ControlNet is more important\")");
     auto& seed = a.add_int("--seed", "", -1, "random seed; -1 picks one and prints it");
     auto& steps = a.add_int("--steps", "", 20, "sampling steps");
     auto& cfg = a.add_double("--cfg-scale", "", kSdDefaultCfgScale, "classifier-free guidance scale");
@@ -277,6 +285,61 @@ int cmd_generate(int argc, char** argv) {
             std::fprintf(stderr, "embeddings: %zu from %s\n", scan.set->items.size(), dir.c_str());
             p.embeddings = scan.set;
         }
+    }
+    // ControlNets: every flag checked and each network read and matched to the model's spec before the model loads.
+    if (!controlnet.all.empty() || control_image.seen) {
+        const size_t n = controlnet.all.size();
+        if (n == 0) return fail(Error::invalid_argument("needs --controlnet (the network the image steers)", "--control-image"));
+        auto per_unit = [&](const cli::Flag& f, const char* name) -> Result<std::vector<std::string>> {
+            std::vector<std::string> v = f.seen ? f.all : std::vector<std::string>{f.s};
+            if (v.size() == 1) v.assign(n, v[0]);
+            if (v.size() != n)
+                return Error::invalid_argument(fmt::format("given {} times for {} --controlnet; give it once or once per "
+                                                           "--controlnet", v.size(), n), name);
+            return v;
+        };
+        auto number = [](const std::string& text, const char* name) -> Result<double> {
+            size_t used = 0;
+            double v = 0;
+            try {
+                v = std::stod(text, &used);
+            } catch (...) {
+                used = 0;
+            }
+            if (used != text.size() || text.empty() || !std::isfinite(v))
+                return Error::invalid_argument(fmt::format("expected a number, got '{}'", text), name);
+            return v;
+        };
+        if (!control_image.seen) return fail(Error::invalid_argument("needs --control-image", "--controlnet"));
+        auto images = per_unit(control_image, "--control-image");
+        auto scales = per_unit(control_scale, "--control-scale");
+        auto starts = per_unit(control_start, "--control-start");
+        auto ends = per_unit(control_end, "--control-end");
+        for (const auto* r : {&images, &scales, &starts, &ends})
+            if (!*r) return fail(r->error());
+        auto spec = load_model_spec(model_path, lo);
+        if (!spec) return fail(spec.error());
+        for (size_t u = 0; u < n; ++u) {
+            ControlUnit cu;
+            cu.guess_mode = guess_mode.b;
+            auto weight = number((*scales)[u], "--control-scale");
+            auto begin = number((*starts)[u], "--control-start");
+            auto finish = number((*ends)[u], "--control-end");
+            for (const auto* r : {&weight, &begin, &finish})
+                if (!*r) return fail(r->error());
+            cu.scale = *weight;
+            cu.start = *begin;
+            cu.end = *finish;
+            auto img = read_image((*images)[u]);
+            if (!img) return fail(img.error().within("--control-image"));
+            cu.image = std::move(img).value();
+            std::fprintf(stderr, "ControlNet %s: loading\n", controlnet.all[u].c_str());
+            auto net = load_controlnet(controlnet.all[u], spec->info, lo.precision);
+            if (!net) return fail(net.error().within("--controlnet"));
+            cu.net = *net;
+            p.control.push_back(std::move(cu));
+        }
+        if (Status st = validate_control(p.control); !st) return fail(st.error());
     }
     std::fprintf(stderr, "%s (cpu isa %s, %d threads)\n", kVersion, std::string(isa_name(active_isa())).c_str(), num_threads());
     auto m = load_model(model_path, base_lo);

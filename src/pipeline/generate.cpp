@@ -92,6 +92,16 @@ Status validate_params(const GenerateParams& p, const ModelSpec& m, const ModelS
     };
     EASEL_TRY(side("width", p.width));
     EASEL_TRY(side("height", p.height));
+    EASEL_TRY(validate_control(p.control));
+    if (!p.control.empty() && (p.refiner || refiner))
+        return Error::unsupported("ControlNets with a refiner: the refiner is another UNet the ControlNet was not made "
+                                  "for", "control");
+    for (const ControlUnit& u : p.control) {
+        const UNetConfig& cu = u.net->config.unet;
+        if (cu.block_out_channels != m.info.unet.block_out_channels || cu.cross_attention_dim != m.info.unet.cross_attention_dim)
+            return Error::invalid_argument(fmt::format("the ControlNet {} was made for another model family than {}",
+                                                       u.net->name, model_kind_name(m.info)), "control");
+    }
     if (p.steps < 1 || p.steps > kMaxSteps)
         return Error::invalid_argument(fmt::format("must be between 1 and {}, got {}", kMaxSteps, p.steps), "steps");
     if (!std::isfinite(p.cfg_scale) || p.cfg_scale < 0 || p.cfg_scale > 100)
@@ -328,6 +338,7 @@ Result<std::vector<GeneratedImage>> generate_impl(const Model& m, Model* release
     EASEL_TRY_ASSIGN(const std::unique_ptr<ImageTask> task, make_image_task(c, m, p, plan));
     const ClassifierFreeGuidance guidance(p.cfg_scale, /*sequential=*/release != nullptr,
                                           /*off_at_or_below_one=*/plan.diffusers);
+    const ControlFn control = make_control_fn(p.control, p.width, p.height, plan.sigmas);
 
     // 3. Each image: its noise, sampling, decoding.
     std::vector<GeneratedImage> out;
@@ -335,6 +346,7 @@ Result<std::vector<GeneratedImage>> generate_impl(const Model& m, Model* release
         const int64_t seed = p.seed + i;
         SeededNoise noise(p.rng, seed);
         EASEL_TRY_ASSIGN(ImageStart start, task->start(c, noise));
+        if (control) start.hooks.control = control;
         Denoiser denoise = make_denoiser(c, m, guidance, conds, start.hooks);
         const auto switched = std::make_shared<bool>(false);
         if (p.refiner) {
@@ -387,6 +399,15 @@ Result<std::vector<GeneratedImage>> generate_impl(const Model& m, Model* release
         if (*switched) {
             ip.extra.emplace_back("Refiner", p.refiner->name);
             ip.extra.emplace_back("Refiner switch at", fmt::format("{}", p.refiner_switch_at));
+        }
+        for (size_t u = 0; u < p.control.size(); ++u) {
+            // As AUTOMATIC1111's ControlNet extension writes its units (no preprocessor: the image is the hint;
+            // the infotext quotes the value, which holds commas).
+            const ControlUnit& cu = p.control[u];
+            ip.extra.emplace_back(fmt::format("ControlNet {}", u),
+                                  fmt::format("Module: none, Model: {}, Weight: {}, Guidance Start: {}, Guidance End: {}, "
+                                              "Control Mode: {}", cu.net->name, cu.scale, cu.start, cu.end,
+                                              cu.guess_mode ? "ControlNet is more important" : "Balanced"));
         }
         for (const auto& kv : p.infotext_extra) ip.extra.push_back(kv);
         if (!conds.embeddings_used.empty() && p.embeddings) {

@@ -16,6 +16,7 @@
 
 #include "core/allocator.h"
 #include "io/image.h"
+#include "pipeline/controlnet.h"
 #include "pipeline/model.h"
 #include "sampling/sampler.h"
 #include "sampling/schedule.h"
@@ -87,6 +88,9 @@ struct GenerateParams {
     std::vector<std::pair<std::string, std::string>> infotext_extra;
     // Textual-inversion embeddings the prompts may name (pipeline/embeddings.h); null: none.
     std::shared_ptr<const TextualInversions> embeddings;
+    // ControlNets steering the sampling, each with its control image (pipeline/controlnet.h); their residuals
+    // are summed.
+    std::vector<ControlUnit> control;
 };
 
 struct ProgressEvent {

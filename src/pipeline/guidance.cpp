@@ -30,8 +30,14 @@ Result<Tensor> ClassifierFreeGuidance::guide(const Ctx& c, const Tensor& x, floa
     return den;
 }
 
-Denoiser make_denoiser(const Ctx& c, const Model& m, const Guidance& guidance, const ConditioningPair& conds,
+Denoiser make_denoiser(const Ctx& c, const Model& m, const Guidance& guidance, const ConditioningPair& conds_in,
                        const DenoiserHooks& hooks) {
+    // The negative prompt's items marked as such (what a guess-mode ControlNet needs to tell the halves apart).
+    ConditioningPair conds = conds_in;
+    if (hooks.control) {
+        const Tensor& u = conds.uncond.context.defined() ? conds.uncond.context : *conds.uncond.pooled;
+        conds.uncond.negative.assign(size_t(u.size(0)), true);
+    }
     std::shared_ptr<const Conditioning> batched;
     if (guidance.batches()) batched = std::make_shared<const Conditioning>(Conditioning::batch(c, conds.cond, conds.uncond));
     const ModelSampling& ms = *m.sampling;
@@ -45,7 +51,11 @@ Denoiser make_denoiser(const Ctx& c, const Model& m, const Guidance& guidance, c
             const int64_t n = x.size(0);
             in.concat = n == 1 ? *hooks.concat : ops::concat(c, std::vector<Tensor>(size_t(n), *hooks.concat), 0);
         }
-        EASEL_TRY_ASSIGN(Tensor out, dm.predict(c, ops::scale(c, x, ms.input_scale(sigma)), t, in));
+        const Tensor xin = ops::scale(c, x, ms.input_scale(sigma));
+        if (hooks.control) {
+            EASEL_TRY_ASSIGN(in.control, hooks.control(c, xin, t, cond, sigma));
+        }
+        EASEL_TRY_ASSIGN(Tensor out, dm.predict(c, xin, t, in));
         return ms.denoised(x, out, sigma);
     };
     return [c, &guidance, conds, batched, predict, hooks](const Tensor& x, float sigma) -> Result<Tensor> {

@@ -59,6 +59,11 @@ struct DenoiserHooks {
     std::optional<Tensor> concat;
     // Changes the guided estimate in place before the sampler sees it (A1111's inpainting blend).
     std::function<void(Tensor& denoised)> after_denoise;
+    // Residuals for every model call (ControlNet; pipeline/controlnet.h make_control_fn): from the model's input
+    // x, its time, the batch's conditioning and the sigma -> DiffusionInputs::control (empty: none this call).
+    std::function<Result<std::vector<Tensor>>(const Ctx& c, const Tensor& x_in, float t, const Conditioning& cond,
+                                              float sigma)>
+        control;
 };
 
 // The k-diffusion denoiser around the model's diffusion model: the model sampling's input scale and time,

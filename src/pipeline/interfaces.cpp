@@ -12,6 +12,15 @@ Conditioning Conditioning::batch(const Ctx& c, const Conditioning& a, const Cond
     if (a.context.defined() && a.context.numel() > 0) r.context = ops::concat(c, {a.context, b.context}, 0);
     if (a.pooled) r.pooled = ops::concat(c, {*a.pooled, *b.pooled}, 0);
     if (a.ids) r.ids = ops::concat(c, {*a.ids, *b.ids}, 0);
+    if (!a.negative.empty() || !b.negative.empty()) {
+        auto flags = [](const Conditioning& x) {
+            const int64_t n = x.context.defined() ? x.context.size(0) : x.pooled ? x.pooled->size(0) : 0;
+            return x.negative.empty() ? std::vector<bool>(size_t(n), false) : x.negative;
+        };
+        r.negative = flags(a);
+        const std::vector<bool> fb = flags(b);
+        r.negative.insert(r.negative.end(), fb.begin(), fb.end());
+    }
     return r;
 }
 

@@ -36,6 +36,9 @@ struct Conditioning {
     Tensor context;                 // [N, L, D] cross-attention context; undefined for a model without one
     std::optional<Tensor> pooled;   // [N, P] pooled text embedding (SDXL, SD3, Flux)
     std::optional<Tensor> ids;      // [N, K] extra conditioning numbers (SDXL's size and crop ids)
+    // Per batch item, whether it is the negative prompt's (a guess-mode ControlNet leaves those alone); empty:
+    // none is. make_denoiser marks the unconditional half.
+    std::vector<bool> negative;
 
     // `a` and `b` as one batch, a first: each field concatenated along dim 0. Both must carry the same fields
     // with the same shapes beyond the batch (a conditioner's pair does).
@@ -111,7 +114,9 @@ struct LatentFormat {
 struct DiffusionInputs {
     const Conditioning* cond = nullptr;  // batch N, as x
     std::optional<Tensor> concat;        // [N, K, h, w] appended to x's channels (inpainting models: mask, masked latent)
-    std::vector<Tensor> control;         // residuals added to the skip connections (ControlNet), outermost first
+    // Residuals (ControlNet): one per skip connection of the UNet in the order its down path makes them, then
+    // one for the mid block's output; empty: none.
+    std::vector<Tensor> control;
     std::vector<Tensor> extra_kv;        // extra attention key/value context (IP-Adapter)
 };
 

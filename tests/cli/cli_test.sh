@@ -128,6 +128,26 @@ expect_error "bad LoRA multiplier" "'high' in <lora:sd1_kohya:high> is not a mul
 expect_error "LoRA of the wrong shape" "does not fit" -- generate -m "$model" -p "x <lora:bad_shape>" --lora-dir "$loras" -W 32 -H 32 -o "$tmp/a.png"
 expect_error "SDXL LoRA on SD 1.5" "text_encoder_2, which this model (sd1) does not have" -- generate -m "$model" -p "x" --lora "$loras/sdxl_kohya.safetensors" -W 32 -H 32 -o "$tmp/a.png"
 
+# ControlNets (tests/golden/data/controlnet, tools/reference/make_controlnet_goldens.py): the diffusers folder and the
+# original single-file layout of the same weights give the same image, unlike none; the infotext records the unit;
+# flags that do not add up, and a ControlNet of another family, are errors before any work.
+cn=$golden/controlnet
+expect_ok "ControlNet folder" -- generate -m "$model" -p "a red circle" --controlnet "$cn/sd1_a" --control-image "$cn/control_a.png" --seed 4 --steps 3 -W 32 -H 32 -o "$tmp/c1.png"
+expect_ok "ControlNet single file" -- generate -m "$model" -p "a red circle" --controlnet "$cn/sd1_a_ldm.safetensors" --control-image "$cn/control_a.png" --seed 4 --steps 3 -W 32 -H 32 -o "$tmp/c2.png"
+expect_ok "two ControlNets" -- generate -m "$model" -p "a red circle" --controlnet "$cn/sd1_a" --controlnet "$cn/sd1_b_ldm.safetensors" --control-image "$cn/control_a.png" --control-image "$cn/control_c.png" --control-scale 0.8 --control-scale 0.5 --guess-mode --seed 4 --steps 3 -W 32 -H 32 -o "$tmp/c3.png"
+if [[ "$(pixels "$tmp/c1.png")" != "$(pixels "$tmp/c2.png")" ]]; then echo "FAIL the ControlNet folder and its single file differ"; failures=$((failures + 1)); fi
+if [[ "$(pixels "$tmp/l0.png")" == "$(pixels "$tmp/c1.png")" ]]; then echo "FAIL the ControlNet did not change the image"; failures=$((failures + 1)); fi
+if ! grep -a -q 'ControlNet 1: "Module: none, Model: sd1_b_ldm, Weight: 0.5, Guidance Start: 0, Guidance End: 1, Control Mode: ControlNet is more important"' "$tmp/c3.png"; then
+  echo "FAIL the infotext lacks the second ControlNet unit:"; grep -a -o 'Steps:.*' "$tmp/c3.png" | head -2; failures=$((failures + 1))
+fi
+expect_error "control image without a ControlNet" "needs --controlnet" -- generate -m "$model" -p x --control-image "$cn/control_a.png" -W 32 -H 32 -o "$tmp/a.png"
+expect_error "ControlNet without an image" "needs --control-image" -- generate -m "$model" -p x --controlnet "$cn/sd1_a" -W 32 -H 32 -o "$tmp/a.png"
+expect_error "ControlNet scale count" "given 3 times for 2 --controlnet" -- generate -m "$model" -p x --controlnet "$cn/sd1_a" --controlnet "$cn/sd1_a" --control-image "$cn/control_a.png" --control-scale 1 --control-scale 1 --control-scale 1 -W 32 -H 32 -o "$tmp/a.png"
+expect_error "ControlNet scale not a number" "expected a number, got '1,2'" -- generate -m "$model" -p x --controlnet "$cn/sd1_a" --control-image "$cn/control_a.png" --control-scale 1,2 -W 32 -H 32 -o "$tmp/a.png"
+expect_error "ControlNet window" "expected 0 <= start < end <= 1" -- generate -m "$model" -p x --controlnet "$cn/sd1_a" --control-image "$cn/control_a.png" --control-start 0.5 --control-end 0.5 -W 32 -H 32 -o "$tmp/a.png"
+expect_error "SDXL ControlNet on SD 1.5" "does not fit the model" -- generate -m "$model" -p x --controlnet "$cn/sdxl_a" --control-image "$cn/control_a.png" -W 32 -H 32 -o "$tmp/a.png"
+expect_error "a model as the ControlNet" "not a ControlNet" -- generate -m "$model" -p x --controlnet "$model/unet/diffusion_pytorch_model.safetensors" --control-image "$cn/control_a.png" -W 32 -H 32 -o "$tmp/a.png"
+
 # --timestep-spacing (diffusers mode): recorded in the infotext; refused in k-diffusion mode.
 expect_ok "trailing timestep spacing" -- generate -m "$model" -p "a red circle" --schedule-from diffusers --sampler euler --timestep-spacing trailing --seed 4 --steps 3 -W 32 -H 32 -o "$tmp/ts.png"
 if ! grep -a -q "Timestep spacing: trailing" "$tmp/ts.png"; then echo "FAIL the infotext lacks 'Timestep spacing: trailing'"; failures=$((failures + 1)); fi

@@ -111,15 +111,17 @@ Status set_head_dim(UNetConfig& c, int head_dim) {
     return ok();
 }
 
-Result<UNetConfig> UNetConfig::from_diffusers_json(const std::string& json_text) {
+Result<UNetConfig> UNetConfig::from_diffusers_json(const std::string& json_text, std::string_view class_name) {
     EASEL_TRY_ASSIGN(ConfigNode cfg, parse_json_config(json_text, "unet config.json"));
     if (!cfg.is_map()) return bad_config("unet config.json", "expected a JSON object");
     UNetConfig c;
 
-    EASEL_TRY_ASSIGN(const std::string cls, cfg.get_string_or("_class_name", "UNet2DConditionModel"));
-    if (cls != "UNet2DConditionModel")
-        return Error::unsupported(fmt::format("_class_name is '{}'; expected UNet2DConditionModel", cls),
-                                  "unet config.json");
+    EASEL_TRY_ASSIGN(const std::string cls, cfg.get_string_or("_class_name", std::string(class_name)));
+    if (cls != class_name)
+        return Error::unsupported(fmt::format("_class_name is '{}'; expected {}", cls, class_name), "unet config.json");
+    // A ControlNet (ControlNetModel) is the UNet's first half: no up blocks, and a mid block with or without
+    // attention.
+    const bool controlnet = class_name == "ControlNetModel";
 
     // Keys outside SD 1.x/2.x: present with a non-default value means a model we would run wrongly.
     struct Default { const char* key; const char* value; const char* why; };
@@ -166,7 +168,7 @@ Result<UNetConfig> UNetConfig::from_diffusers_json(const std::string& json_text)
     }
     for (const Default& d : kMustBeDefault) {
         const ConfigNode* n = cfg.get(d.key);
-        if (!n) continue;
+        if (!n || (controlnet && std::string_view(d.key) == "mid_block_type")) continue;
         std::string v = n->is_null() ? "null" : n->is_scalar() ? n->scalar() : "[...]";
         if (v == "1.0") v = "1";
         if (v == "False") v = "false";
@@ -207,9 +209,17 @@ Result<UNetConfig> UNetConfig::from_diffusers_json(const std::string& json_text)
     };
     EASEL_TRY_ASSIGN(c.down_attention, read_types("down_block_types", "CrossAttnDownBlock2D", "DownBlock2D",
                                                   {true, true, true, false}));
-    EASEL_TRY_ASSIGN(c.up_attention, read_types("up_block_types", "CrossAttnUpBlock2D", "UpBlock2D",
-                                                {false, true, true, true}));
-    c.mid_attention = true;  // mid_block_type was checked above to be UNetMidBlock2DCrossAttn
+    if (controlnet) {
+        c.up_attention.assign(c.down_attention.rbegin(), c.down_attention.rend());
+        EASEL_TRY_ASSIGN(const std::string mid, cfg.get_string_or("mid_block_type", "UNetMidBlock2DCrossAttn"));
+        if (mid != "UNetMidBlock2DCrossAttn" && mid != "UNetMidBlock2D")
+            return unsupported_key("mid_block_type", mid, "a different mid block");
+        c.mid_attention = mid == "UNetMidBlock2DCrossAttn";
+    } else {
+        EASEL_TRY_ASSIGN(c.up_attention, read_types("up_block_types", "CrossAttnUpBlock2D", "UpBlock2D",
+                                                    {false, true, true, true}));
+        c.mid_attention = true;  // mid_block_type was checked above to be UNetMidBlock2DCrossAttn
+    }
 
     EASEL_TRY_ASSIGN(c.layers_per_block, uniform(cfg, "layers_per_block", levels, 2));
     // Foreign key: diffusers' `attention_head_dim` holds the number of heads per level for this model class
@@ -345,7 +355,7 @@ Result<UNetConfig> UNetConfig::from_ldm_yaml(const ConfigNode& root) {
     return c;
 }
 
-Result<UNetConfig> UNetConfig::detect_from_weights(const WeightSet& w, std::string_view prefix_sv) {
+Result<UNetConfig> UNetConfig::detect_from_weights(const WeightSet& w, std::string_view prefix_sv, bool encoder_only) {
     const std::string prefix(prefix_sv);
     UNetConfig c;
     if (contains_prefix(w, prefix + "class_embedding."))
@@ -360,16 +370,21 @@ Result<UNetConfig> UNetConfig::detect_from_weights(const WeightSet& w, std::stri
     }
 
     EASEL_TRY_ASSIGN(const Tensor* conv_in, need(w, prefix + "conv_in.weight", 4));
-    EASEL_TRY_ASSIGN(const Tensor* conv_out, need(w, prefix + "conv_out.weight", 4));
     c.in_channels = int(conv_in->size(1));
-    c.out_channels = int(conv_out->size(0));
+    c.out_channels = c.in_channels;
+    if (!encoder_only) {
+        EASEL_TRY_ASSIGN(const Tensor* conv_out, need(w, prefix + "conv_out.weight", 4));
+        c.out_channels = int(conv_out->size(0));
+    }
 
     EASEL_TRY_ASSIGN(const int levels, dense_count(child_indices(w, prefix + "down_blocks."), prefix + "down_blocks"));
     if (levels < 1 || levels > kMaxLevels)
         return Error::bad_file(prefix + "down_blocks", fmt::format("{} levels; expected 1..{}", levels, kMaxLevels));
-    EASEL_TRY_ASSIGN(const int up_levels, dense_count(child_indices(w, prefix + "up_blocks."), prefix + "up_blocks"));
-    if (up_levels != levels)
-        return Error::bad_file(prefix + "up_blocks", fmt::format("{} up blocks but {} down blocks", up_levels, levels));
+    if (!encoder_only) {
+        EASEL_TRY_ASSIGN(const int up_levels, dense_count(child_indices(w, prefix + "up_blocks."), prefix + "up_blocks"));
+        if (up_levels != levels)
+            return Error::bad_file(prefix + "up_blocks", fmt::format("{} up blocks but {} down blocks", up_levels, levels));
+    }
 
     c.block_out_channels.clear();
     c.down_attention.clear();
@@ -426,7 +441,8 @@ Result<UNetConfig> UNetConfig::detect_from_weights(const WeightSet& w, std::stri
     if (c.layers_per_block < 1 || c.layers_per_block > kMaxLayersPerBlock)
         return Error::bad_file(prefix + "down_blocks.0.resnets", fmt::format("{} resnets per level", c.layers_per_block));
 
-    for (int i = 0; i < levels; ++i) {
+    if (encoder_only) c.up_attention.assign(c.down_attention.rbegin(), c.down_attention.rend());
+    for (int i = 0; i < (encoder_only ? 0 : levels); ++i) {
         const std::string block = fmt::format("{}up_blocks.{}.", prefix, i);
         EASEL_TRY_ASSIGN(const int resnets, dense_count(child_indices(w, block + "resnets."), block + "resnets"));
         if (resnets != c.layers_per_block + 1)

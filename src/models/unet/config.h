@@ -70,7 +70,10 @@ struct UNetConfig {
     // Reads diffusers' unet/config.json. Keys it lacks take diffusers' own defaults (not SD 1.5's), because
     // that is how diffusers reads the same file. Features outside SD 1.x/2.x/XL (class embeddings, other added
     // conditioning, dual cross-attention...) are refused with ErrorCode::Unsupported.
-    static Result<UNetConfig> from_diffusers_json(const std::string& json_text);
+    // `class_name` "ControlNetModel" reads a ControlNet's config.json: its UNet half (up blocks mirror the down
+    // ones; the mid block may lack attention); its own keys are ControlNetConfig's (models/unet/controlnet.h).
+    static Result<UNetConfig> from_diffusers_json(const std::string& json_text,
+                                                  std::string_view class_name = "UNet2DConditionModel");
     // Reads `model.params.unet_config.params` (and `parameterization`) of an LDM yaml (v1-inference.yaml,
     // v2-inference-v.yaml...), as AUTOMATIC1111 and diffusers' single-file loader read them.
     static Result<UNetConfig> from_ldm_yaml(const ConfigNode& root);
@@ -78,7 +81,8 @@ struct UNetConfig {
     // levels have attention, transformer depth, linear vs conv projections, cross-attention width, in/out
     // channels. Heads, norm groups, eps, upcast and prediction type are not in the shapes; they keep the
     // SD 1.x family defaults here, and detect_model() replaces them by what the model's config or family says.
-    static Result<UNetConfig> detect_from_weights(const WeightSet& w, std::string_view prefix);
+    // `encoder_only`: the tensors are a ControlNet's (no conv_out, no up blocks; up_attention mirrors down).
+    static Result<UNetConfig> detect_from_weights(const WeightSet& w, std::string_view prefix, bool encoder_only = false);
 
     Status validate() const;
     // One line for `easel info`: "levels 320/640/1280/1280, 2 res/level, attn 1110, heads 8/8/8/8, ..."

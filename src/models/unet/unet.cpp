@@ -4,8 +4,8 @@
 
 namespace easel {
 
-UNet UNet::declare(const ParamScope& s, const UNetConfig& cfg) {
-    UNet u;
+UNetEncoder UNetEncoder::declare(const ParamScope& s, const UNetConfig& cfg) {
+    UNetEncoder u;
     u.cfg_ = cfg;
     const auto& ch = cfg.block_out_channels;
     const int L = cfg.num_levels();
@@ -20,7 +20,7 @@ UNet UNet::declare(const ParamScope& s, const UNetConfig& cfg) {
         u.add_linear_1 = Linear::declare(s / "add_embedding" / "linear_1", cfg.addition_embed_input_dim, temb);
         u.add_linear_2 = Linear::declare(s / "add_embedding" / "linear_2", temb, temb);
     }
-    u.conv_in = Conv2d::declare(s / "conv_in", cfg.in_channels, ch[0], {.kernel = 3, .stride = 1, .padding = 1});
+    u.conv_in_ = Conv2d::declare(s / "conv_in", cfg.in_channels, ch[0], {.kernel = 3, .stride = 1, .padding = 1});
 
     // Down levels: resnets (+ transformers), then a stride-2 conv on all but the last level.
     int64_t prev = ch[0];
@@ -51,10 +51,67 @@ UNet UNet::declare(const ParamScope& s, const UNetConfig& cfg) {
                                                                 cfg.use_linear_projection));
         u.mid_resnets_.push_back(ResBlock::declare(s / "mid_block" / "resnets" / 1, top, top, temb, g, eps));
     }
+    return u;
+}
+
+Tensor UNetEncoder::time_embedding(const Ctx& c, int64_t N, float timestep, const AddedConditioning* added) const {
+    // Sinusoidal [N, C0] -> linear_1 -> SiLU -> linear_2.
+    std::vector<float> ts(size_t(N), timestep);
+    Tensor temb = ops::timestep_embedding(c, ts, cfg_.block_out_channels[0], cfg_.time_flip_sin_to_cos,
+                                          float(cfg_.time_freq_shift));
+    temb = time_linear_2(c, ops::silu(c, time_linear_1(c, temb)));
+    if (add_linear_1) {
+        // diffusers UNet2DConditionModel.get_aug_embed ("text_time"): add_time_proj(time_ids.flatten()) reshaped to
+        // [N, K * dim], after text_embeds; add_embedding (linear_1, SiLU, linear_2) added to the time embedding.
+        EASEL_ASSERT(added && added->text_embeds.size(0) == N && added->time_ids.size(0) == N,
+                     "UNet: added conditioning missing or of another batch");
+        const Tensor ids = added->time_ids.to(DType::F32).contiguous();
+        std::vector<float> flat(ids.data<float>(), ids.data<float>() + ids.numel());
+        Tensor tproj = ops::timestep_embedding(c, flat, cfg_.addition_time_embed_dim, cfg_.time_flip_sin_to_cos,
+                                               float(cfg_.time_freq_shift));
+        tproj = tproj.reshape({N, ids.size(1) * cfg_.addition_time_embed_dim});
+        Tensor in = ops::concat(c, {added->text_embeds.to(DType::F32).contiguous(), tproj}, 1);
+        EASEL_ASSERT(in.size(1) == cfg_.addition_embed_input_dim, "UNet: added conditioning of the wrong width");
+        temb = ops::add(c, temb, (*add_linear_2)(c, ops::silu(c, (*add_linear_1)(c, in))));
+    }
+    return temb;
+}
+
+Tensor UNetEncoder::down_and_mid(const Ctx& c, Tensor h, const Tensor& temb, const Tensor& context,
+                                 std::vector<Tensor>& skips) const {
+    skips.push_back(h);
+    for (const Level& lv : down_) {
+        for (size_t j = 0; j < lv.resnets.size(); ++j) {
+            h = lv.resnets[j].forward(c, h, temb);
+            if (!lv.attentions.empty()) h = lv.attentions[j].forward(c, h, context);
+            skips.push_back(h);
+        }
+        if (lv.sampler) {
+            h = (*lv.sampler)(c, h);
+            skips.push_back(h);
+        }
+    }
+    h = mid_resnets_[0].forward(c, h, temb);
+    for (size_t j = 0; j < mid_attentions_.size(); ++j) {
+        h = mid_attentions_[j].forward(c, h, context);
+        h = mid_resnets_[j + 1].forward(c, h, temb);
+    }
+    return h;
+}
+
+UNet UNet::declare(const ParamScope& s, const UNetConfig& cfg) {
+    UNet u;
+    u.enc_ = UNetEncoder::declare(s, cfg);
+    const auto& ch = cfg.block_out_channels;
+    const int L = cfg.num_levels();
+    const int64_t temb = cfg.time_embed_dim();
+    const int g = cfg.norm_num_groups;
+    const float eps = cfg.norm_eps;
+    const int64_t ctx = cfg.cross_attention_dim;
 
     // Up levels, lowest resolution first: layers_per_block + 1 resnets, each fed the concat of the running
     // tensor and one skip; an upsampler on all but the last (diffusers UNet2DConditionModel.__init__).
-    int64_t prev_out = top;
+    int64_t prev_out = ch[size_t(L - 1)];
     for (int i = 0; i < L; ++i) {
         const int level = L - 1 - i;
         const int64_t out = ch[size_t(level)];
@@ -81,51 +138,20 @@ UNet UNet::declare(const ParamScope& s, const UNetConfig& cfg) {
     return u;
 }
 
-Tensor UNet::forward(const Ctx& c, const Tensor& x, float timestep, const Tensor& context, const Added* added) const {
-    const int64_t N = x.size(0);
+Tensor UNet::forward(const Ctx& c, const Tensor& x, float timestep, const Tensor& context, const Added* added,
+                     const ControlResiduals* control) const {
     // validate_params refuses image sizes that break this (LatentFormat::image_multiple), so no request reaches it.
-    const int m = cfg_.latent_multiple();
+    const int m = config().latent_multiple();
     EASEL_ASSERT(x.size(2) % m == 0 && x.size(3) % m == 0,
                  fmt::format("UNet: latent {} must be a multiple of {} per side", x.shape().to_string(), m));
-
-    // Time embedding: sinusoidal [N, C0] -> linear_1 -> SiLU -> linear_2.
-    std::vector<float> ts(size_t(N), timestep);
-    Tensor temb = ops::timestep_embedding(c, ts, cfg_.block_out_channels[0], cfg_.time_flip_sin_to_cos,
-                                          float(cfg_.time_freq_shift));
-    temb = time_linear_2(c, ops::silu(c, time_linear_1(c, temb)));
-    if (add_linear_1) {
-        // diffusers UNet2DConditionModel.get_aug_embed ("text_time"): add_time_proj(time_ids.flatten()) reshaped to
-        // [N, K * dim], after text_embeds; add_embedding (linear_1, SiLU, linear_2) added to the time embedding.
-        EASEL_ASSERT(added && added->text_embeds.size(0) == N && added->time_ids.size(0) == N,
-                     "UNet: added conditioning missing or of another batch");
-        const Tensor ids = added->time_ids.to(DType::F32).contiguous();
-        std::vector<float> flat(ids.data<float>(), ids.data<float>() + ids.numel());
-        Tensor tproj = ops::timestep_embedding(c, flat, cfg_.addition_time_embed_dim, cfg_.time_flip_sin_to_cos,
-                                               float(cfg_.time_freq_shift));
-        tproj = tproj.reshape({N, ids.size(1) * cfg_.addition_time_embed_dim});
-        Tensor in = ops::concat(c, {added->text_embeds.to(DType::F32).contiguous(), tproj}, 1);
-        EASEL_ASSERT(in.size(1) == cfg_.addition_embed_input_dim, "UNet: added conditioning of the wrong width");
-        temb = ops::add(c, temb, (*add_linear_2)(c, ops::silu(c, (*add_linear_1)(c, in))));
-    }
-
-    Tensor h = conv_in(c, x);
-    std::vector<Tensor> skips{h};
-    for (const Level& lv : down_) {
-        for (size_t j = 0; j < lv.resnets.size(); ++j) {
-            h = lv.resnets[j].forward(c, h, temb);
-            if (!lv.attentions.empty()) h = lv.attentions[j].forward(c, h, context);
-            skips.push_back(h);
-        }
-        if (lv.sampler) {
-            h = (*lv.sampler)(c, h);
-            skips.push_back(h);
-        }
-    }
-
-    h = mid_resnets_[0].forward(c, h, temb);
-    for (size_t j = 0; j < mid_attentions_.size(); ++j) {
-        h = mid_attentions_[j].forward(c, h, context);
-        h = mid_resnets_[j + 1].forward(c, h, temb);
+    const Tensor temb = enc_.time_embedding(c, x.size(0), timestep, added);
+    std::vector<Tensor> skips;
+    Tensor h = enc_.down_and_mid(c, enc_.conv_in(c, x), temb, context, skips);
+    if (control) {
+        // diffusers UNet2DConditionModel.forward: each skip plus its residual, the mid block's output plus mid.
+        EASEL_ASSERT(control->down.size() == skips.size(), "UNet: control residuals do not match the skips");
+        for (size_t i = 0; i < skips.size(); ++i) skips[i] = ops::add(c, skips[i], control->down[i]);
+        h = ops::add(c, h, control->mid);
     }
 
     for (const Level& lv : up_) {

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "models/clip/prompt_parser.h"
+#include "pipeline/controlnet.h"
 #include "pipeline/families/clip_prompt.h"
 #include "runtime/ops.h"
 
@@ -45,14 +46,13 @@ Result<ConditioningPair> SDConditioner::encode(const Ctx& c, const PromptRequest
 }
 
 Result<Tensor> SDDiffusionModel::predict(const Ctx& c, const Tensor& x, float t, const DiffusionInputs& in) const {
-    if (!in.control.empty())
-        return Error::unsupported("control residuals (ControlNet) for an SD 1.x/2.x UNet: not implemented yet");
     if (!in.extra_kv.empty())
         return Error::unsupported("extra attention key/values (IP-Adapter) for an SD 1.x/2.x UNet: not implemented yet");
     const int expected = unet_.config().in_channels;
     const Tensor xin = in.concat ? ops::concat(c, {x, *in.concat}, 1) : x;
     EASEL_ASSERT(xin.size(1) == expected, "SDDiffusionModel: the driver's input channels differ from the UNet's");
-    return unet_.forward(c, xin, t, in.cond->context);
+    EASEL_TRY_ASSIGN(const auto control, control_residuals(in.control, unet_.config()));
+    return unet_.forward(c, xin, t, in.cond->context, nullptr, control ? &*control : nullptr);
 }
 
 std::string SDModel::describe() const {

@@ -11,6 +11,7 @@
 #include "io/keymap_config_doc.h"
 #include "models/clip/prompt_parser.h"
 #include "pipeline/families/checkpoint.h"
+#include "pipeline/controlnet.h"
 #include "pipeline/families/clip_prompt.h"
 #include "runtime/ops.h"
 #include "runtime/pack_cache.h"
@@ -127,14 +128,13 @@ Result<ConditioningPair> SDXLConditioner::encode(const Ctx& c, const PromptReque
 }
 
 Result<Tensor> SDXLDiffusionModel::predict(const Ctx& c, const Tensor& x, float t, const DiffusionInputs& in) const {
-    if (!in.control.empty())
-        return Error::unsupported("control residuals (ControlNet) for an SDXL UNet: not implemented yet");
     if (!in.extra_kv.empty())
         return Error::unsupported("extra attention key/values (IP-Adapter) for an SDXL UNet: not implemented yet");
     EASEL_ASSERT(in.cond->pooled && in.cond->ids, "SDXLDiffusionModel: conditioning without pooled vector or ids");
     const Tensor xin = in.concat ? ops::concat(c, {x, *in.concat}, 1) : x;
     const UNet::Added added{*in.cond->pooled, *in.cond->ids};
-    return unet_.forward(c, xin, t, in.cond->context, &added);
+    EASEL_TRY_ASSIGN(const auto control, control_residuals(in.control, unet_.config()));
+    return unet_.forward(c, xin, t, in.cond->context, &added, control ? &*control : nullptr);
 }
 
 std::string SDXLModel::describe() const {

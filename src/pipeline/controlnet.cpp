@@ -1,0 +1,330 @@
+#include "pipeline/controlnet.h"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <map>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "io/image_resize.h"
+#include "io/keymap_ldm.h"
+#include "io/model_file.h"
+#include "runtime/ops.h"
+#include "runtime/param.h"
+
+namespace easel {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
+
+std::string read_text(const fs::path& p) {
+    std::string s;
+    if (FILE* f = std::fopen(p.c_str(), "rb")) {
+        char buf[65536];
+        size_t n;
+        while ((n = std::fread(buf, 1, sizeof buf, f)) > 0 && s.size() < (size_t(1) << 24)) s.append(buf, n);
+        std::fclose(f);
+    }
+    return s;
+}
+
+// "7" -> 7; anything else -> -1.
+int index_of(std::string_view s) {
+    if (s.empty() || s.size() > 6) return -1;
+    int v = 0;
+    for (char ch : s) {
+        if (ch < '0' || ch > '9') return -1;
+        v = v * 10 + (ch - '0');
+    }
+    return v;
+}
+
+}  // namespace
+
+Result<WeightSet> controlnet_to_diffusers(WeightSet&& w) {
+    // The original layout: input_hint_block.* with or without control_model. in front.
+    std::string prefix;
+    bool ldm = false;
+    for (const std::string& n : w.names()) {
+        if (starts_with(n, "control_model.input_hint_block.")) {
+            prefix = "control_model.";
+            ldm = true;
+            break;
+        }
+        if (starts_with(n, "input_hint_block.")) ldm = true;
+    }
+    if (!ldm) return std::move(w);
+    WeightSet unet_part, out;
+    out.metadata = w.metadata;
+    out.source = w.source;
+    std::map<int, std::string> hint;  // input_hint_block index -> its conv's name stem
+    int max_in = -1, first_down = -1;
+    for (const std::string& n : w.names()) {
+        if (!starts_with(n, prefix)) continue;  // e.g. a full checkpoint's model.diffusion_model.*: not this net
+        const std::string rest = n.substr(prefix.size());
+        Tensor t = *w.find(n);
+        if (starts_with(rest, "input_hint_block.")) {
+            const std::string tail = rest.substr(17);
+            const size_t dot = tail.find('.');
+            const int i = index_of(tail.substr(0, dot));
+            if (i < 0 || dot == std::string::npos)
+                return Error::bad_file(n, "input_hint_block entries are numbered convolutions");
+            hint[i];
+            continue;
+        }
+        if (starts_with(rest, "zero_convs.")) {
+            const std::string tail = rest.substr(11);
+            const size_t dot = tail.find('.');
+            const int i = index_of(tail.substr(0, dot));
+            if (i < 0 || tail.compare(dot, 3, ".0.") != 0) return Error::bad_file(n, "expected zero_convs.N.0.weight/bias");
+            EASEL_TRY(out.add(fmt::format("controlnet_down_blocks.{}.{}", i, tail.substr(dot + 3)), t));
+            continue;
+        }
+        if (starts_with(rest, "middle_block_out.0.")) {
+            EASEL_TRY(out.add("controlnet_mid_block." + rest.substr(19), t));
+            continue;
+        }
+        if (starts_with(rest, "input_blocks.")) {
+            const std::string tail = rest.substr(13);
+            const size_t dot = tail.find('.');
+            const int i = index_of(tail.substr(0, dot));
+            if (i >= 0) {
+                max_in = std::max(max_in, i);
+                if (dot != std::string::npos && tail.compare(dot, 6, ".0.op.") == 0 && (first_down < 0 || i < first_down)) first_down = i;
+            }
+        }
+        EASEL_TRY(unet_part.add(std::string(kLdmUNetPrefix) + rest, t));
+    }
+    // The control image encoder: convs at the even indices (SiLU between them); the first is conv_in, the last
+    // conv_out, the ones between blocks.0, 1, ...
+    if (hint.size() < 2) return Error::bad_file(w.source, "input_hint_block has fewer than two convolutions");
+    int k = 0;
+    for (auto it = hint.begin(); it != hint.end(); ++it, ++k) {
+        const std::string to = it == hint.begin() ? "conv_in" : std::next(it) == hint.end() ? "conv_out" : fmt::format("blocks.{}", k - 1);
+        for (const char* part : {"weight", "bias"}) {
+            const std::string from = fmt::format("{}input_hint_block.{}.{}", prefix, it->first, part);
+            const Tensor* t = w.find(from);
+            if (!t) return Error::not_found("tensor is missing", from);
+            EASEL_TRY(out.add(fmt::format("controlnet_cond_embedding.{}.{}", to, part), *t));
+        }
+    }
+    // The UNet half in LDM names -> diffusers', its layout read off input_blocks (a ControlNet has no output blocks).
+    if (max_in < 1) return Error::not_found("no input_blocks: not a ControlNet", prefix + "input_blocks");
+    LdmKeymapOptions o;
+    LdmUNetLayout layout;
+    layout.layers_per_block = first_down > 0 ? first_down - 1 : max_in;
+    if (layout.layers_per_block < 1 || (max_in + 1) % (layout.layers_per_block + 1) != 0)
+        return Error::bad_file(prefix + "input_blocks", fmt::format("input blocks 0..{} with the first downsampler at {} fit "
+                                                                    "no UNet layout", max_in, first_down));
+    layout.num_levels = (max_in + 1) / (layout.layers_per_block + 1);
+    o.unet = layout;
+    EASEL_TRY_ASSIGN(WeightSet conv, ldm_to_diffusers(std::move(unet_part), o));
+    for (const std::string& n : conv.names()) {
+        if (!starts_with(n, "unet.")) return Error::bad_file(n, "not a part of the ControlNet's UNet half");
+        EASEL_TRY(out.add(n.substr(5), *conv.find(n)));
+    }
+    return out;
+}
+
+Result<std::shared_ptr<const ControlNetFile>> load_controlnet(const std::string& path, const ModelInfo& base,
+                                                              Precision precision) {
+    std::error_code ec;
+    std::string name, config_text;
+    std::string weights_path = path;
+    if (fs::is_directory(path, ec)) {
+        name = fs::path(path).filename().string();
+        config_text = read_text(fs::path(path) / "config.json");
+        if (config_text.empty())
+            return Error::not_found("a ControlNet folder needs a config.json (diffusers' ControlNetModel)", path);
+        weights_path.clear();
+        for (const char* file : {"diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.fp16.safetensors",
+                                 "diffusion_pytorch_model.bin", "diffusion_pytorch_model.fp16.bin"})
+            if (fs::is_regular_file(fs::path(path) / file, ec)) {
+                weights_path = (fs::path(path) / file).string();
+                break;
+            }
+        if (weights_path.empty())
+            return Error::not_found("no diffusion_pytorch_model[.fp16].safetensors or .bin in the ControlNet folder", path);
+    } else {
+        name = fs::path(path).stem().string();
+    }
+    EASEL_TRY_ASSIGN(WeightSet raw, read_weights(weights_path));
+    EASEL_TRY_ASSIGN(auto net, controlnet_from_weights(std::move(raw), config_text, base, precision, weights_path));
+    auto out = std::const_pointer_cast<ControlNetFile>(net);
+    out->path = path;
+    out->name = name;
+    return std::shared_ptr<const ControlNetFile>(out);
+}
+
+Result<std::shared_ptr<const ControlNetFile>> controlnet_from_weights(WeightSet&& raw, std::string config_text,
+                                                                      const ModelInfo& base, Precision precision,
+                                                                      const std::string& weights_path) {
+    auto f = std::make_shared<ControlNetFile>();
+    f->path = weights_path;
+    f->name = fs::path(weights_path).stem().string();
+    if (config_text.empty())
+        if (auto it = raw.metadata.find("easel.config.controlnet"); it != raw.metadata.end()) config_text = it->second;
+    EASEL_TRY_ASSIGN(WeightSet w, controlnet_to_diffusers(std::move(raw)));
+    if (!w.contains("controlnet_cond_embedding.conv_in.weight"))
+        return Error::bad_file(weights_path, w.contains("model.diffusion_model.input_blocks.0.0.weight") ||
+                                                     w.contains("conv_out.weight")
+                                                 ? "this is a Stable Diffusion model, not a ControlNet"
+                                                 : "no ControlNet tensors (controlnet_cond_embedding.*, or input_hint_block.* "
+                                                   "in the original layout)");
+    if (!config_text.empty()) {
+        auto cfg = ControlNetConfig::from_diffusers_json(config_text);
+        if (!cfg) return cfg.error().within(weights_path);
+        f->config = *cfg;
+    } else {
+        // Heads, norm groups and eps are not in the shapes: the model's own (a ControlNet copies its UNet).
+        auto detected = ControlNetConfig::detect_from_weights(w, "");
+        if (!detected) return detected.error().within(weights_path);
+        f->config = *detected;
+        if (base.unet.num_levels() == detected->unet.num_levels()) f->config.unet.num_heads = base.unet.num_heads;
+        f->config.unet.upcast_attention = base.unet.upcast_attention;
+        f->config.unet.norm_num_groups = base.unet.norm_num_groups;
+        f->config.unet.norm_eps = base.unet.norm_eps;
+        if (Status st = f->config.validate(); !st) return st.error().within(weights_path);
+    }
+    const UNetConfig& u = f->config.unet;
+    const UNetConfig& b = base.unet;
+    auto what = [](const UNetConfig& c) {
+        return fmt::format("widths {}, {} resnets per level, cross-attention width {}{}", fmt::join(c.block_out_channels, "/"),
+                           c.layers_per_block, c.cross_attention_dim, c.has_added_conditioning() ? ", SDXL's added conditioning" : "");
+    };
+    if (u.block_out_channels != b.block_out_channels || u.layers_per_block != b.layers_per_block ||
+        u.cross_attention_dim != b.cross_attention_dim || u.has_added_conditioning() != b.has_added_conditioning() ||
+        (u.has_added_conditioning() && u.addition_embed_input_dim != b.addition_embed_input_dim))
+        return Error::invalid_argument(fmt::format("this ControlNet ({}) does not fit the model ({}, {}): a ControlNet is "
+                                                   "made for one base model family", what(u), model_kind_name(base), what(b)),
+                                       weights_path);
+    if (u.in_channels != 4 && u.in_channels != b.in_channels)
+        return Error::unsupported(fmt::format("a ControlNet with {} input channels", u.in_channels), weights_path);
+    ParamLoader loader(w, precision);
+    f->net = ControlNet::declare(ParamScope(loader, ""), f->config);
+    if (Status st = loader.finish(""); !st) return st.error().within(weights_path);
+    return std::shared_ptr<const ControlNetFile>(std::move(f));
+}
+
+Status validate_control(const std::vector<ControlUnit>& units) {
+    for (size_t i = 0; i < units.size(); ++i) {
+        const ControlUnit& u = units[i];
+        const std::string where = fmt::format("ControlNet unit {}", i);
+        if (!u.net) return Error::invalid_argument("no ControlNet model", where);
+        if (u.image.width < 1 || u.image.height < 1 || u.image.pixels.empty())
+            return Error::invalid_argument("no control image", where);
+        if (!std::isfinite(u.scale) || std::fabs(u.scale) > 100)
+            return Error::invalid_argument(fmt::format("scale {} is out of range (-100..100)", u.scale), where);
+        if (!(u.start >= 0 && u.start < u.end && u.end <= 1))
+            return Error::invalid_argument(fmt::format("guidance start {} and end {}: expected 0 <= start < end <= 1", u.start, u.end),
+                                           where);
+    }
+    return ok();
+}
+
+Tensor prepare_control_image(const Image& image_in, int width, int height) {
+    // diffusers VaeImageProcessor(do_convert_rgb=True, do_normalize=False): RGB, resized with PIL LANCZOS, / 255.
+    Image rgb = image_in;
+    if (rgb.channels != 3) {
+        Image c;
+        c.width = rgb.width;
+        c.height = rgb.height;
+        c.channels = 3;
+        c.pixels.resize(size_t(rgb.width) * size_t(rgb.height) * 3);
+        for (size_t p = 0; p < size_t(rgb.width) * size_t(rgb.height); ++p)
+            for (size_t k = 0; k < 3; ++k)
+                c.pixels[p * 3 + k] = rgb.channels == 1 ? rgb.pixels[p] : rgb.pixels[p * size_t(rgb.channels) + k];
+        rgb = std::move(c);
+    }
+    if (rgb.width != width || rgb.height != height) rgb = resize_pillow(rgb, width, height, ResampleFilter::Lanczos);
+    Tensor t = Tensor::empty({1, 3, height, width});
+    float* o = t.data<float>();
+    const size_t plane = size_t(width) * size_t(height);
+    for (size_t p = 0; p < plane; ++p)
+        for (size_t k = 0; k < 3; ++k) o[k * plane + p] = float(rgb.pixels[p * 3 + k]) / 255.0f;
+    return t;
+}
+
+ControlFn make_control_fn(const std::vector<ControlUnit>& units, int width, int height, std::vector<float> sigmas) {
+    if (units.empty()) return {};
+    struct Unit {
+        ControlUnit u;
+        Tensor image;                         // [1, 3, H, W]
+        std::map<int64_t, Tensor> embedded;   // by batch size
+    };
+    auto state = std::make_shared<std::vector<Unit>>();
+    for (const ControlUnit& u : units) state->push_back({u, prepare_control_image(u.image, width, height), {}});
+    return [state, sigmas = std::move(sigmas)](const Ctx& c, const Tensor& x, float t, const Conditioning& cond,
+                                               float sigma) -> Result<std::vector<Tensor>> {
+        // The step this call belongs to: the last schedule sigma at or above its own.
+        const int steps = std::max<int>(1, int(sigmas.size()) - 1);
+        int step = 0;
+        for (int i = 0; i < steps; ++i)
+            if (sigmas[size_t(i)] >= sigma * (1.0f - 1e-6f)) step = i;
+        const int64_t N = x.size(0);
+        // Items of the batch from the prompt (a guess-mode unit leaves the negative prompt's items alone): the
+        // conditioner's pair is batched prompt first.
+        int64_t positive = N;
+        if (!cond.negative.empty()) {
+            positive = 0;
+            while (positive < N && !cond.negative[size_t(positive)]) ++positive;
+        }
+        std::vector<Tensor> sum;
+        for (Unit& s : *state) {
+            // diffusers: keep = 1 - (i / N < start or (i + 1) / N > end)
+            const double i = step, n = steps;
+            if (i / n < s.u.start || (i + 1) / n > s.u.end) continue;
+            const int64_t items = s.u.guess_mode ? positive : N;
+            if (items == 0) continue;
+            auto it = s.embedded.find(items);
+            if (it == s.embedded.end()) {
+                const Tensor img = items == 1 ? s.image : ops::concat(c, std::vector<Tensor>(size_t(items), s.image), 0);
+                it = s.embedded.emplace(items, s.u.net->net.embed_condition(c, img)).first;
+            }
+            const Tensor xs = items == N ? x : x.slice(0, 0, items).contiguous();
+            const Tensor ctx = items == N ? cond.context : cond.context.slice(0, 0, items).contiguous();
+            std::optional<AddedConditioning> added;
+            if (s.u.net->config.unet.has_added_conditioning()) {
+                if (!cond.pooled || !cond.ids)
+                    return Error::invalid_argument("this ControlNet needs SDXL's pooled text embedding and size ids");
+                added = AddedConditioning{items == N ? *cond.pooled : cond.pooled->slice(0, 0, items).contiguous(),
+                                          items == N ? *cond.ids : cond.ids->slice(0, 0, items).contiguous()};
+            }
+            ControlResiduals r = s.u.net->net.forward(c, xs, t, ctx, it->second, added ? &*added : nullptr,
+                                                      float(s.u.scale), s.u.guess_mode);
+            std::vector<Tensor> parts = std::move(r.down);
+            parts.push_back(std::move(r.mid));
+            if (items < N)  // zeros for the negative prompt's items (diffusers: torch.cat([zeros, d]) after chunking)
+                for (Tensor& p : parts) {
+                    Shape zs = p.shape();
+                    zs[0] = N - items;
+                    p = ops::concat(c, {p, Tensor::zeros(zs)}, 0);
+                }
+            if (sum.empty()) {
+                sum = std::move(parts);
+            } else {
+                for (size_t k = 0; k < sum.size(); ++k) sum[k] = ops::add(c, sum[k], parts[k]);
+            }
+        }
+        return sum;
+    };
+}
+
+Result<std::optional<ControlResiduals>> control_residuals(const std::vector<Tensor>& control, const UNetConfig& cfg) {
+    if (control.empty()) return std::optional<ControlResiduals>();
+    const size_t skips = size_t(1 + cfg.num_levels() * cfg.layers_per_block + (cfg.num_levels() - 1));
+    if (control.size() != skips + 1)
+        return Error::invalid_argument(fmt::format("{} control residuals for a UNet with {} skip connections and a mid block",
+                                                   control.size(), skips));
+    ControlResiduals r;
+    r.down.assign(control.begin(), control.end() - 1);
+    r.mid = control.back();
+    return std::optional<ControlResiduals>(std::move(r));
+}
+
+}  // namespace easel

@@ -1,0 +1,79 @@
+// ControlNets at sampling time: files read and matched to the model they steer, control images prepared as the
+// reference prepares them, and the residuals each model call gets (DenoiserHooks::control).
+//
+//   EASEL_TRY_ASSIGN(auto net, load_controlnet("control_v11p_sd15_canny.safetensors", model->info, Precision::F32));
+//   p.control.push_back({.net = net, .image = edges, .scale = 0.8});
+//   EASEL_TRY_ASSIGN(auto images, generate(*model, p));
+//
+// Files: a diffusers ControlNetModel folder (config.json + diffusion_pytorch_model[.fp16].safetensors or .bin),
+// or one file (.safetensors, .pth/.ckpt through the safe pickle reader) in diffusers' names or in the original
+// ControlNet layout (lllyasviel's cldm: control_model.input_hint_block.*, zero_convs.*, middle_block_out.*, the
+// UNet half in LDM names; with or without the control_model. prefix). Semantics are diffusers v0.30.3's
+// StableDiffusion[XL]ControlNetPipeline: the control image resized to the output size with Pillow's LANCZOS and
+// scaled to [0, 1]; residuals times the scale, in guess mode from 0.1 to 1 and only for the prompt's half of the
+// batch; a unit acts at step i of N unless i/N < start or (i+1)/N > end; several units' residuals summed.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "io/image.h"
+#include "models/detect.h"
+#include "models/unet/controlnet.h"
+#include "pipeline/interfaces.h"
+
+namespace easel {
+
+struct ControlNetFile {
+    std::string path;
+    std::string name;  // the file or folder name without extension
+    ControlNetConfig config;
+    ControlNet net;
+};
+
+// Reads a ControlNet and checks it fits a model described by `base`: the same UNet widths, levels, resnets
+// per level and cross-attention width, and SDXL's added conditioning exactly when the model has it. Errors name
+// the file and what differs ("a ControlNet for SDXL (cross-attention width 2048) given to an SD 1.x model (768)").
+Result<std::shared_ptr<const ControlNetFile>> load_controlnet(const std::string& path, const ModelInfo& base,
+                                                              Precision precision);
+
+// The same from weights already read (`config_text`: the folder's config.json, or empty: read off the tensors and
+// the model's own heads); `weights_path` names them in messages. For tests and fuzzing.
+Result<std::shared_ptr<const ControlNetFile>> controlnet_from_weights(WeightSet&& weights, std::string config_text,
+                                                                      const ModelInfo& base, Precision precision,
+                                                                      const std::string& weights_path);
+
+// The original layout's names (control_model. prefix optional) renamed to diffusers' ControlNetModel names;
+// a set already in diffusers names is returned as it is. Exposed for tests and fuzzing.
+Result<WeightSet> controlnet_to_diffusers(WeightSet&& w);
+
+// One ControlNet with its control image and settings (A1111's "ControlNet unit").
+struct ControlUnit {
+    std::shared_ptr<const ControlNetFile> net;
+    Image image;              // RGB(A) or gray, any size: resized to the output size (LANCZOS) when it differs
+    double scale = 1.0;       // controlnet_conditioning_scale (A1111's Weight)
+    double start = 0.0;       // control_guidance_start: fraction of the steps before it acts
+    double end = 1.0;         // control_guidance_end: fraction of the steps after which it stops
+    bool guess_mode = false;  // diffusers' guess_mode (A1111's "ControlNet is more important")
+};
+
+// Checks units before any work: a network, an image, finite scale, 0 <= start < end <= 1.
+Status validate_control(const std::vector<ControlUnit>& units);
+
+// The control image as the pipeline feeds it: resized to width x height (Pillow's LANCZOS) when its size
+// differs, RGB, [1, 3, height, width] in [0, 1].
+Tensor prepare_control_image(const Image& image, int width, int height);
+
+// The residuals for each model call of one image: `sigmas` is the run's schedule (steps + 1 values), from which
+// a call's step is found (the last sigma >= its own). Each unit's control image embedding is computed once per
+// batch size. Returns an empty function for no units.
+using ControlFn = std::function<Result<std::vector<Tensor>>(const Ctx& c, const Tensor& x_in, float t,
+                                                            const Conditioning& cond, float sigma)>;
+ControlFn make_control_fn(const std::vector<ControlUnit>& units, int width, int height, std::vector<float> sigmas);
+
+// DiffusionInputs::control as the UNet takes it (the last tensor is the mid block's); null for none.
+// Errors: a count that does not fit a UNet of `cfg` (skips + 1).
+Result<std::optional<ControlResiduals>> control_residuals(const std::vector<Tensor>& control, const UNetConfig& cfg);
+
+}  // namespace easel

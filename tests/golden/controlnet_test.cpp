@@ -1,0 +1,155 @@
+// ControlNets against diffusers 0.30.3 (tools/reference/make_controlnet_goldens.py): random-weight ControlNets
+// made from the tiny SD 1.x and SDXL UNets (ControlNetModel.from_unet, every weight redrawn), as a diffusers folder
+// and in the original layout (with and without the control_model. prefix).
+//  - Components: ControlNetModel.forward on fixed inputs (a non-square latent), its residuals and the control
+//    image's embedding; guess mode's scales.
+//  - Pipelines: StableDiffusion[XL]ControlNetPipeline with the Euler scheduler: one ControlNet, a guidance window,
+//    guess mode, two at once, a control image of another size (diffusers' LANCZOS resize), no CFG.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "common/golden.h"
+#include "common/golden_case.h"
+#include "io/image.h"
+#include "io/model_file.h"
+#include "pipeline/controlnet.h"
+#include "pipeline/generate.h"
+#include "pipeline/model.h"
+
+using namespace easel;
+using easel::testing::golden_file;
+using easel::testing::golden_tensor;
+
+namespace {
+
+const std::string kData = std::string(EASEL_GOLDEN_DIR) + "/";
+const char* const kGolden = "controlnet_cases.safetensors";
+
+std::string model_folder(const std::string& model) { return kData + (model == "sdxl" ? "pipeline_sdxl" : "pipeline_sd1"); }
+
+const ModelInfo& info_of(const std::string& model) {
+    static std::map<std::string, ModelInfo> cache;
+    auto it = cache.find(model);
+    if (it == cache.end()) {
+        auto s = load_model_spec(model_folder(model), LoadOptions{});
+        EASEL_ASSERT(s.has_value(), s ? "" : s.error().to_string());
+        it = cache.emplace(model, s->info).first;
+    }
+    return it->second;
+}
+
+std::vector<std::string> list_of(const char* key) {
+    const auto j = nlohmann::json::parse(golden_file(kGolden).metadata.at(key));
+    return j.get<std::vector<std::string>>();
+}
+
+}  // namespace
+
+class ControlNetComponent : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(ControlNetComponent, MatchesDiffusers) {
+    const std::string name = GetParam();
+    const WeightSet& g = golden_file(kGolden);
+    const nlohmann::json j = nlohmann::json::parse(g.metadata.at(name + ".component"));
+    const std::string model = j["controlnet"].get<std::string>().rfind("sdxl", 0) == 0 ? "sdxl" : "sd1";
+    auto net = load_controlnet(kData + j["file"].get<std::string>(), info_of(model), Precision::F32);
+    ASSERT_TRUE(net) << net.error().to_string();
+    BufferPool pool;
+    Ctx c{&pool};
+    const Tensor hint = (*net)->net.embed_condition(c, golden_tensor(g, name + ".controlnet_cond"));
+    easel::testing::expect_close(hint, golden_tensor(g, name + ".cond_embedding"), {.atol = 1e-5, .rtol = 1e-4},
+                                 name + ".cond_embedding");
+    std::optional<AddedConditioning> added;
+    if (g.contains(name + ".text_embeds"))
+        added = AddedConditioning{golden_tensor(g, name + ".text_embeds"), golden_tensor(g, name + ".time_ids")};
+    const ControlResiduals r = (*net)->net.forward(c, golden_tensor(g, name + ".sample"), j["timestep"].get<float>(),
+                                                   golden_tensor(g, name + ".encoder_hidden_states"), hint,
+                                                   added ? &*added : nullptr, j["conditioning_scale"].get<float>(),
+                                                   j["guess_mode"].get<bool>());
+    ASSERT_FALSE(r.down.empty());
+    for (size_t i = 0; i < r.down.size(); ++i) {
+        const std::string n = fmt::format("{}.down.{}", name, i);
+        ASSERT_TRUE(g.contains(n)) << n << ": easel made more residuals than diffusers";
+        easel::testing::expect_close(r.down[i], golden_tensor(g, n), {.atol = 1e-4, .rtol = 1e-4}, n);
+    }
+    EXPECT_FALSE(g.contains(fmt::format("{}.down.{}", name, r.down.size()))) << "diffusers made more residuals";
+    easel::testing::expect_close(r.mid, golden_tensor(g, name + ".mid"), {.atol = 1e-4, .rtol = 1e-4}, name + ".mid");
+}
+
+INSTANTIATE_TEST_SUITE_P(Goldens, ControlNetComponent, ::testing::ValuesIn(list_of("components")),
+                         [](const ::testing::TestParamInfo<std::string>& i) { return i.param; });
+
+// The same weights in three layouts load to the same network: the diffusers folder, the original layout with the
+// control_model. prefix (sd1_a_ldm) and, for another ControlNet, without it (sd1_b_ldm, checked by its own case).
+TEST(ControlNetFiles, OriginalLayoutEqualsTheDiffusersFolder) {
+    const WeightSet& g = golden_file(kGolden);
+    const std::string name = "cn_sd1_a";
+    BufferPool pool;
+    Ctx c{&pool};
+    std::vector<Tensor> mids;
+    for (const char* file : {"controlnet/sd1_a", "controlnet/sd1_a_ldm.safetensors"}) {
+        auto net = load_controlnet(kData + file, info_of("sd1"), Precision::F32);
+        ASSERT_TRUE(net) << net.error().to_string();
+        const Tensor hint = (*net)->net.embed_condition(c, golden_tensor(g, name + ".controlnet_cond"));
+        mids.push_back((*net)->net.forward(c, golden_tensor(g, name + ".sample"), 421.0f,
+                                           golden_tensor(g, name + ".encoder_hidden_states"), hint, nullptr, 1.0f, false)
+                           .mid.clone());
+    }
+    EXPECT_TRUE(easel::testing::compare(mids[0], mids[1], {.atol = 0, .rtol = 0}).passed());
+}
+
+TEST(ControlNetFiles, RefusesAControlNetOfAnotherFamily) {
+    auto net = load_controlnet(kData + "controlnet/sdxl_a", info_of("sd1"), Precision::F32);
+    ASSERT_FALSE(net);
+    EXPECT_NE(net.error().message().find("does not fit the model"), std::string::npos) << net.error().to_string();
+    auto unet = load_controlnet(kData + "pipeline_sd1/unet/diffusion_pytorch_model.safetensors", info_of("sd1"), Precision::F32);
+    ASSERT_FALSE(unet);
+    EXPECT_NE(unet.error().to_string().find("not a ControlNet"), std::string::npos) << unet.error().to_string();
+}
+
+// diffusers' control image preparation for an image of another size (49x35 -> 32x32): PIL's LANCZOS, / 255.
+TEST(ControlNetImage, ResizedAsDiffusersResizesIt) {
+    const WeightSet& g = golden_file(kGolden);
+    auto img = read_image(kData + "controlnet/control_c.png");
+    ASSERT_TRUE(img) << img.error().to_string();
+    const Tensor t = prepare_control_image(*img, 32, 32);
+    easel::testing::expect_close(t, golden_tensor(g, "sd1_cn_resize.control_input"), {.atol = 0, .rtol = 0},
+                                 "sd1_cn_resize.control_input");
+}
+
+class ControlNetCase : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(ControlNetCase, MatchesDiffusers) {
+    const std::string name = GetParam();
+    const WeightSet& cases = golden_file(kGolden);
+    const nlohmann::json j = nlohmann::json::parse(cases.metadata.at(name + ".params"));
+    const std::string model = j["model"];
+    auto m = load_model(model_folder(model), LoadOptions{});
+    ASSERT_TRUE(m) << m.error().to_string();
+    GenerateParams p = easel::testing::diffusers_case_params(j);
+    std::string what;
+    for (const auto& u : j["controlnets"]) {
+        auto net = load_controlnet(kData + u["file"].get<std::string>(), (*m)->info, Precision::F32);
+        ASSERT_TRUE(net) << net.error().to_string();
+        auto img = read_image(kData + u["image"].get<std::string>());
+        ASSERT_TRUE(img) << img.error().to_string();
+        p.control.push_back({.net = *net, .image = *img, .scale = u["scale"].get<double>(), .start = u["start"].get<double>(),
+                             .end = u["end"].get<double>(), .guess_mode = j["guess_mode"].get<bool>()});
+        what += fmt::format("{} x{} [{}, {}]; ", u["file"].get<std::string>(), u["scale"].get<double>(),
+                            u["start"].get<double>(), u["end"].get<double>());
+    }
+    std::printf("%s: %s%s\n", name.c_str(), what.c_str(), j["guess_mode"].get<bool>() ? "guess mode" : "");
+    auto out = generate(**m, p);
+    ASSERT_TRUE(out) << out.error().to_string();
+    EXPECT_NE((*out)[0].infotext.find("ControlNet 0: \"Module: none, Model: "), std::string::npos) << (*out)[0].infotext;
+    const easel::testing::Tolerance tol{.atol = 2e-3, .rtol = 2e-4};
+    if (cases.find(name + ".image")->rank() == 3) easel::testing::expect_matches_hwc_case((*out)[0], cases, name, name, tol);
+    else easel::testing::expect_matches_case((*out)[0], cases, name, name, tol);
+}
+
+INSTANTIATE_TEST_SUITE_P(Goldens, ControlNetCase, ::testing::ValuesIn(list_of("cases")),
+                         [](const ::testing::TestParamInfo<std::string>& i) { return i.param; });
