@@ -630,6 +630,7 @@ int cmd_serve(int argc, char** argv) {
     a.add_string("--model", "-m", "", "model file or folder to serve; repeat -m (or separate with commas) for several; the first is the default");
     auto& models_dir = a.add_string("--models-dir", "", "", "folder of more models, loaded when first asked for");
     auto& serve_embeddings_dir = a.add_string("--embeddings-dir", "", "", "folder of textual-inversion embeddings prompts may name (default: an embeddings folder beside the first model, its folder or the one above)");
+    auto& serve_controlnet_dir = a.add_string("--controlnet-dir", "", "", "folder of ControlNets that the ControlNet API's units name (default: a ControlNet folder beside the first model or --models-dir, as AUTOMATIC1111's models/ControlNet)");
     auto& serve_lora_dir = a.add_string("--lora-dir", "", "", "folder of LoRA files that <lora:NAME> in a prompt names (default: a Lora folder beside the first model or --models-dir, as AUTOMATIC1111's models/Lora)");
     auto& api_auth = a.add_string("--api-auth", "", "", "user:password[,user2:password2] for HTTP Basic, as A1111's --api-auth");
     auto& insecure = a.add_bool("--insecure-no-auth", "", "allow a non-loopback --host without keys or --api-auth");
@@ -688,6 +689,7 @@ int cmd_serve(int argc, char** argv) {
         }
     o.models_dir = models_dir.s;
     o.lora_dir = serve_lora_dir.s;
+    o.controlnet_dir = serve_controlnet_dir.s;
     o.embeddings_dir = serve_embeddings_dir.s;
     if (o.models.empty() && o.models_dir.empty()) {
         auto d = default_model_path();

@@ -11,6 +11,7 @@
 #include "core/allocator.h"
 #include "core/log.h"
 #include "io/image.h"
+#include "pipeline/controlnet.h"
 #include "pipeline/lora.h"
 #include "runtime/ops.h"
 #include "worker.h"
@@ -84,6 +85,13 @@ json strip_images(json params) {
     // The gallery and job status carry the parameters without the (large) base64 images.
     for (const char* k : {"init_images", "mask"})
         if (params.contains(k)) params[k] = "(omitted)";
+    if (auto s = params.find("alwayson_scripts"); s != params.end() && s->is_object())
+        for (auto& [name, script] : s->items())
+            if (script.is_object() && script.contains("args") && script["args"].is_array())
+                for (json& unit : script["args"])
+                    if (unit.is_object())
+                        for (const char* k : {"input_image", "image", "mask"})
+                            if (unit.contains(k)) unit[k] = "(omitted)";
     return params;
 }
 
@@ -345,6 +353,12 @@ void JobQueue::run_job(Slot& slot, const std::shared_ptr<Job>& job) {
         return;
     }
     if (!loras->empty()) msg["loras"] = *loras;
+    auto controlnets = resolve_controlnets(job->req, *slot.spec);
+    if (!controlnets) {
+        finish(job, "failed", controlnets.error().to_string(), json::object());
+        return;
+    }
+    if (!controlnets->empty()) msg["controlnets"] = *controlnets;
     if (!embeddings_dir_.empty()) msg["embeddings_dir"] = embeddings_dir_;
     if (!slot.proc->send(msg)) {
         // The worker died while idle (killed from outside, say): not this job's doing. A fresh one, then once more.
@@ -528,6 +542,33 @@ void JobQueue::prune() {
     }
 }
 
+Result<json> JobQueue::resolve_controlnets(const GenerationRequest& r, const ModelSpec& spec) const {
+    json out = json::array();
+    for (size_t i = 0; i < r.controlnets.size(); ++i) {
+        const std::string where = fmt::format("alwayson_scripts.controlnet.args[{}].model", i);
+        auto path = find_controlnet(controlnet_dir_, r.controlnets[i].model);
+        if (!path) return Error(path.error().code(), path.error().message(), where);
+        // Read (its names and config, no weights) and matched to the model once per file version.
+        std::error_code ec;
+        const std::string key = fmt::format("{}\n{}\n{}", spec.path, *path,
+                                            fs::last_write_time(*path, ec).time_since_epoch().count());
+        bool known = false;
+        {
+            std::lock_guard<std::mutex> lk(lora_mu_);
+            known = controlnet_checked_.count(key) > 0;
+        }
+        if (!known) {
+            auto cfg = check_controlnet(*path, spec.info);
+            if (!cfg) return Error(cfg.error().code(), cfg.error().to_string(), where);
+            std::lock_guard<std::mutex> lk(lora_mu_);
+            if (controlnet_checked_.size() >= 256) controlnet_checked_.clear();
+            controlnet_checked_.insert(key);
+        }
+        out.push_back({{"path", *path}});
+    }
+    return out;
+}
+
 Result<json> JobQueue::resolve_loras(const GenerationRequest& r, const std::string& model_path) const {
     EASEL_TRY_ASSIGN(ExtraNetworks x, parse_extra_networks(r.params.prompt));
     json out = json::array();
@@ -587,8 +628,13 @@ Result<JobQueue::Submitted> JobQueue::submit(const GenerationRequest& r, const C
         if (!spec) return spec.error().within("refiner_checkpoint");
         refiner_spec = std::move(spec).value();
     }
-    // <lora:...> tags: every one resolves and fits the model before the job is queued.
+    // <lora:...> tags and ControlNet units: every one resolves and fits the model before the job is queued.
     EASEL_TRY(resolve_loras(r, m->path));
+    if (!r.controlnets.empty()) {
+        if (!r.refiner.empty()) return Error::unsupported("ControlNet units with a refiner", "refiner_checkpoint");
+        EASEL_TRY_ASSIGN(ModelSpec spec, load_model_spec(m->path, load_));
+        EASEL_TRY(resolve_controlnets(r, spec));
+    }
     auto job = std::make_shared<Job>();
     job->id = random_id();
     job->model = m->name;

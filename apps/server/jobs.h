@@ -16,6 +16,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -55,6 +56,8 @@ public:
     const std::vector<ModelEntry>& models() const { return models_; }
     // The folder <lora:NAME> tags are looked up in (pipeline/lora.h find_lora_file); "" = none.
     void set_lora_dir(std::string dir) { lora_dir_ = std::move(dir); }
+    void set_controlnet_dir(std::string dir) { controlnet_dir_ = std::move(dir); }
+    const std::string& controlnet_dir() const { return controlnet_dir_; }
     const std::string& lora_dir() const { return lora_dir_; }
     // The folder of textual-inversion embeddings every job may use (pipeline/embeddings.h); "" = none.
     void set_embeddings_dir(std::string dir) { embeddings_dir_ = std::move(dir); }
@@ -122,6 +125,9 @@ private:
     // LoRA files already read and matched: "model path, file path, size, modification time" -> short hash.
     mutable std::mutex lora_mu_;
     mutable std::map<std::string, std::string> lora_checked_;
+    // The request's ControlNet units' files in the ControlNet folder, each checked against the model: [{"path"}].
+    Result<json> resolve_controlnets(const GenerationRequest& r, const ModelSpec& spec) const;
+    mutable std::set<std::string> controlnet_checked_;  // under lora_mu_: "model path, file path, mtime"
 
     Store& store_;
     std::vector<ModelEntry> models_;
@@ -130,6 +136,7 @@ private:
     std::string image_dir_;
     std::string worker_exe_;
     std::string lora_dir_;
+    std::string controlnet_dir_;
     std::string embeddings_dir_;
 
     mutable std::mutex mu_;

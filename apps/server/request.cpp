@@ -186,6 +186,97 @@ json schedulers_json() {
     return out;
 }
 
+namespace {
+
+// AUTOMATIC1111's ControlNet extension units: enabled ones with a model (A1111's "None" leaves a unit off).
+Status parse_controlnet_units(const json& args, const Image* init, const Limits& limits, std::vector<ControlRequest>& out) {
+    if (args.size() > 8) return Error::invalid_argument(fmt::format("{} units; easel takes at most 8", args.size()), "alwayson_scripts.controlnet.args");
+    for (size_t i = 0; i < args.size(); ++i) {
+        const std::string where = fmt::format("alwayson_scripts.controlnet.args[{}]", i);
+        const json& u = args[i];
+        if (!u.is_object()) return Error::invalid_argument("expected an object (a ControlNet unit)", where);
+        auto field = [&](const char* k) { return where + "." + k; };
+        auto within = [&](const Error& e) { return Error(e.code(), e.message(), where + "." + e.where()); };
+        auto enabled = get_bool(u, "enabled");
+        if (!enabled) return within(enabled.error());
+        auto model = get_string(u, "model");
+        if (!model) return within(model.error());
+        if (!enabled->value_or(true) || !*model || model->value().empty() || model->value() == "None") continue;
+        ControlRequest c;
+        c.model = **model;
+        auto module = get_string(u, "module");
+        if (!module) return within(module.error());
+        if (const std::string m = module->value_or("none"); m != "none" && m != "None")
+            return Error::unsupported(fmt::format("preprocessor '{}' is not available in easel; make the control map "
+                                                  "yourself and send it with module 'none'", m), field("module"));
+        // The image: "input_image" (a base64 string), or "image" as a string or {"image": ..., "mask": ...}; none
+        // in img2img: the init image (as A1111 does).
+        const json* img = nullptr;
+        for (const char* k : {"input_image", "image"})
+            if (auto it = u.find(k); it != u.end() && !it->is_null()) {
+                img = &*it;
+                if (img->is_object()) {
+                    auto inner = img->find("image");
+                    if (inner == img->end() || !inner->is_string())
+                        return Error::invalid_argument("expected {\"image\": base64, ...}", field(k));
+                    img = &*inner;
+                }
+                break;
+            }
+        if (img) {
+            EASEL_TRY_ASSIGN(c.image, decode_b64_image(*img, field("input_image"), int64_t(limits.max_width) * limits.max_height));
+        } else if (init) {
+            c.image = *init;
+        } else {
+            return Error::invalid_argument("no control image (input_image)", where);
+        }
+        auto weight = get_number(u, "weight");
+        auto start = get_number(u, "guidance_start");
+        auto end = get_number(u, "guidance_end");
+        for (const auto* r : {&weight, &start, &end})
+            if (!*r) return within(r->error());
+        c.weight = weight->value_or(1.0);
+        c.start = start->value_or(0.0);
+        c.end = end->value_or(1.0);
+        if (!(c.weight >= -10 && c.weight <= 10)) return Error::invalid_argument(fmt::format("must be between -10 and 10, got {}", c.weight), field("weight"));
+        if (!(c.start >= 0 && c.start < c.end && c.end <= 1))
+            return Error::invalid_argument(fmt::format("guidance_start {} and guidance_end {}: expected 0 <= start < end <= 1", c.start, c.end), where);
+        // control_mode and resize_mode: A1111 takes the index or the name.
+        auto mode_of = [&](const char* k, std::initializer_list<const char*> names, int def) -> Result<int> {
+            auto it = u.find(k);
+            if (it == u.end() || it->is_null()) return def;
+            if (it->is_number_integer()) {
+                const int64_t v = it->get<int64_t>();
+                if (v >= 0 && v < int64_t(names.size())) return int(v);
+            } else if (it->is_string()) {
+                int idx = 0;
+                for (const char* n : names) {
+                    if (it->get<std::string>() == n) return idx;
+                    ++idx;
+                }
+            }
+            std::string all;
+            int idx = 0;
+            for (const char* n : names) all += fmt::format("{}{} or \"{}\"", idx ? ", " : "", idx, n), ++idx;
+            return Error::invalid_argument(fmt::format("expected {}", all), field(k));
+        };
+        EASEL_TRY_ASSIGN(const int control_mode, mode_of("control_mode", {"Balanced", "My prompt is more important", "ControlNet is more important"}, 0));
+        if (control_mode == 1)
+            return Error::unsupported("\"My prompt is more important\" is not implemented by easel; use Balanced (0) or "
+                                      "\"ControlNet is more important\" (2, diffusers' guess mode)", field("control_mode"));
+        c.guess_mode = control_mode == 2;
+        EASEL_TRY_ASSIGN(const int resize_mode, mode_of("resize_mode", {"Just Resize", "Crop and Resize", "Resize and Fill"}, 1));
+        if (resize_mode == 2)
+            return Error::unsupported("\"Resize and Fill\" is not implemented by easel; use \"Just Resize\" (0) or "
+                                      "\"Crop and Resize\" (1)", field("resize_mode"));
+        c.crop = resize_mode == 1;
+        out.push_back(std::move(c));
+    }
+    return ok();
+}
+
+}  // namespace
+
 Result<GenerationRequest> parse_generation_request(const json& body, RequestKind kind, const RequestDefaults& d,
                                                    const Limits& limits) {
     if (!body.is_object()) return Error::invalid_argument(fmt::format("expected a JSON object, got {}", type_name(body)), "body");
@@ -209,8 +300,20 @@ Result<GenerationRequest> parse_generation_request(const json& body, RequestKind
     EASEL_TRY_ASSIGN(auto subseed_strength, get_number(body, "subseed_strength"));
     if (subseed_strength.value_or(0.0) != 0.0)
         return Error::unsupported("variation seeds are not implemented by easel; send 0 or leave it out", "subseed_strength");
-    if (auto it = body.find("alwayson_scripts"); it != body.end() && !it->is_null() && !(it->is_object() && it->empty()))
-        return Error::unsupported("easel has no scripts or extensions; send {} or leave it out", "alwayson_scripts");
+    // alwayson_scripts: AUTOMATIC1111's ControlNet extension (its units parsed below, once the image size is known);
+    // no other script.
+    const json* controlnet_args = nullptr;
+    if (auto it = body.find("alwayson_scripts"); it != body.end() && !it->is_null()) {
+        if (!it->is_object()) return Error::invalid_argument("expected an object", "alwayson_scripts");
+        for (const auto& [name, v] : it->items()) {
+            if (name != "controlnet" && name != "ControlNet")
+                return Error::unsupported(fmt::format("easel has no script '{}' (it runs the ControlNet extension's API "
+                                                      "only); leave it out", name), "alwayson_scripts");
+            if (!v.is_object() || !v.contains("args") || !v["args"].is_array())
+                return Error::invalid_argument("expected {\"args\": [unit, ...]}", "alwayson_scripts.controlnet");
+            controlnet_args = &v["args"];
+        }
+    }
     if (auto it = body.find("script_name"); it != body.end() && !it->is_null() && !(it->is_string() && it->get<std::string>().empty()))
         return Error::unsupported("easel has no scripts", "script_name");
 
@@ -350,6 +453,7 @@ Result<GenerationRequest> parse_generation_request(const json& body, RequestKind
             p.mask = std::move(mask);
         }
     }
+    if (controlnet_args) EASEL_TRY(parse_controlnet_units(*controlnet_args, p.init_image ? &*p.init_image : nullptr, limits, r.controlnets));
     EASEL_TRY(check_range("width", width, 8, limits.max_width));
     EASEL_TRY(check_range("height", height, 8, limits.max_height));
     if (width % 8 || height % 8)

@@ -28,6 +28,15 @@ struct RequestDefaults {
 };
 RequestDefaults a1111_defaults();
 
+// One unit of AUTOMATIC1111's ControlNet extension API (alwayson_scripts.controlnet.args[i]), enabled.
+struct ControlRequest {
+    std::string model;        // as the client names it ("control_v11p_sd15_canny [d14c016b]")
+    Image image;              // the control map (no preprocessor: module "none")
+    double weight = 1.0, start = 0.0, end = 1.0;
+    bool guess_mode = false;  // control_mode "ControlNet is more important" (2)
+    bool crop = true;         // resize_mode "Crop and Resize" (1, A1111's default); false: "Just Resize" (0)
+};
+
 struct GenerationRequest {
     RequestKind kind = RequestKind::Txt2Img;
     GenerateParams params;
@@ -36,6 +45,7 @@ struct GenerationRequest {
     bool send_images = true;
     std::string sampler_name;        // A1111's display name ("DPM++ 2M")
     std::string scheduler;           // A1111's scheduler name ("karras")
+    std::vector<ControlRequest> controlnets;  // alwayson_scripts.controlnet's enabled units
     json parameters;                 // the request with defaults filled and the seed resolved
     int images() const { return params.batch_size * params.batch_count; }
 };

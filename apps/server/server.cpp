@@ -19,6 +19,7 @@
 #include "core/log.h"
 #include "io/image.h"
 #include "io/safetensors.h"
+#include "pipeline/controlnet.h"
 #include "pipeline/embeddings.h"
 #include "pipeline/lora.h"
 #include "jobs.h"
@@ -475,6 +476,19 @@ void Server::install(httplib::Server& svr) {
         send_json(res, nullptr);
     }));
     svr.Get("/sdapi/v1/sd-models", api([this](const httplib::Request&, httplib::Response& res, const Auth&) { send_json(res, sd_models_json()); }));
+    // A1111's ControlNet extension: its models (the ControlNet folder's files and diffusers folders), its
+    // preprocessors (none: easel takes the control map as given) and its API version.
+    svr.Get("/controlnet/model_list", api([this](const httplib::Request&, httplib::Response& res, const Auth&) {
+        json list = json::array();
+        for (const auto& [name, path] : list_controlnets(queue_.controlnet_dir())) list.push_back(name);
+        send_json(res, {{"model_list", list}});
+    }));
+    svr.Get("/controlnet/module_list", api([](const httplib::Request&, httplib::Response& res, const Auth&) {
+        send_json(res, {{"module_list", json::array({"none"})}, {"module_detail", json::object()}});
+    }));
+    svr.Get("/controlnet/version", api([](const httplib::Request&, httplib::Response& res, const Auth&) {
+        send_json(res, {{"version", 2}});
+    }));
     // A1111's Lora extension: every file of the LoRA folder, with its kohya-ss training metadata (the safetensors
     // header's __metadata__; ss_* values that hold JSON are parsed, as A1111 does).
     svr.Get("/sdapi/v1/loras", api([this](const httplib::Request&, httplib::Response& res, const Auth&) {
@@ -695,6 +709,11 @@ Status run_server(const ServeOptions& o) {
     if (lora_dir.empty() && !models.empty()) lora_dir = default_lora_dir(models.front().path);
     if (lora_dir.empty() && !o.models_dir.empty()) lora_dir = default_lora_dir(o.models_dir);
     queue.set_lora_dir(lora_dir);
+    std::string controlnet_dir = o.controlnet_dir;
+    if (controlnet_dir.empty() && !models.empty()) controlnet_dir = default_controlnet_dir(models.front().path);
+    if (controlnet_dir.empty() && !o.models_dir.empty()) controlnet_dir = default_controlnet_dir(o.models_dir);
+    queue.set_controlnet_dir(controlnet_dir);
+    if (!controlnet_dir.empty()) log_info("serve", "ControlNets from {} ({})", controlnet_dir, list_controlnets(controlnet_dir).size());
     std::string embeddings_dir = o.embeddings_dir;
     if (embeddings_dir.empty() && !models.empty()) embeddings_dir = default_embeddings_dir(models.front().path);
     if (embeddings_dir.empty() && !o.models_dir.empty()) embeddings_dir = default_embeddings_dir(o.models_dir);

@@ -27,6 +27,7 @@
 #include "core/thread_pool.h"
 #include "io/image.h"
 #include "io/model_file.h"
+#include "pipeline/controlnet.h"
 #include "pipeline/embeddings.h"
 #include "pipeline/lora.h"
 #include "pipeline/tasks.h"
@@ -395,6 +396,29 @@ struct LoraSets {
     }
 };
 
+// ControlNets read for jobs, kept for the next (the last few by path and modification time).
+struct ControlNetCache {
+    std::vector<std::pair<std::string, std::shared_ptr<const ControlNetFile>>> items;  // most recent last
+
+    Result<std::shared_ptr<const ControlNetFile>> get(const std::string& path, const ModelInfo& base, Precision precision) {
+        std::error_code ec;
+        const std::string key = fmt::format("{}\n{}", path, fs::last_write_time(path, ec).time_since_epoch().count());
+        for (size_t i = 0; i < items.size(); ++i)
+            if (items[i].first == key) {
+                auto hit = items[i];
+                items.erase(items.begin() + ptrdiff_t(i));
+                items.push_back(hit);
+                return hit.second;
+            }
+        const int64_t t0 = now_ms();
+        EASEL_TRY_ASSIGN(auto net, load_controlnet(path, base, precision));
+        log_info("worker", "ControlNet {} loaded in {:.2f} s", path, double(now_ms() - t0) / 1000.0);
+        if (items.size() >= 4) items.erase(items.begin());
+        items.emplace_back(key, net);
+        return net;
+    }
+};
+
 // The embeddings folder, scanned again only when its files (names, sizes, modification times) change.
 struct EmbeddingCache {
     std::string signature;
@@ -419,8 +443,8 @@ struct EmbeddingCache {
     }
 };
 
-json run_one(Model& base, RefinerCache& refiners, LoraSets& lora_sets, EmbeddingCache& embeddings, const Limits& limits,
-             const json& msg, Inbox& inbox, int fd) {
+json run_one(Model& base, RefinerCache& refiners, LoraSets& lora_sets, EmbeddingCache& embeddings,
+             ControlNetCache& controlnets, const Limits& limits, const json& msg, Inbox& inbox, int fd) {
     const std::string id = msg.value("id", "");
     const std::string kind = msg.value("kind", "txt2img");
     const std::string dir = msg.value("dir", "");
@@ -437,6 +461,17 @@ json run_one(Model& base, RefinerCache& refiners, LoraSets& lora_sets, Embedding
         auto r = refiners.get(rp);
         if (!r) return failed(r.error().within("refiner_checkpoint"));
         req->params.refiner = *r;
+    }
+    // ControlNet units: the request's settings and images, the files the server resolved (in the same order).
+    const json cn_paths = msg.value("controlnets", json::array());
+    if (!cn_paths.is_array() || cn_paths.size() != req->controlnets.size())
+        return failed(Error::internal("the ControlNet units and their resolved files differ in number"));
+    for (size_t i = 0; i < req->controlnets.size(); ++i) {
+        const ControlRequest& cr = req->controlnets[i];
+        auto net = controlnets.get(cn_paths[i].value("path", ""), base.info, lora_sets.load.precision);
+        if (!net) return failed(net.error().within(fmt::format("alwayson_scripts.controlnet.args[{}]", i)));
+        req->params.control.push_back({.net = *net, .image = cr.image, .scale = cr.weight, .start = cr.start,
+                                       .end = cr.end, .guess_mode = cr.guess_mode, .crop = cr.crop});
     }
     const Model* chosen = &base;
     std::unique_ptr<LivePatch> patch;  // taken off when the job ends, however it ends
@@ -546,6 +581,7 @@ int run_worker_main() {
     refiners.load.with_vae_encoder = false;
     refiners.load.keep_param_registry = false;
     EmbeddingCache embeddings;
+    ControlNetCache controlnets;
     LoraSets lora_sets;
     lora_sets.load = *lo;
     lora_sets.model_path = path;
@@ -582,7 +618,7 @@ int run_worker_main() {
             inbox.current = job.value("id", "");
             inbox.stop = kRun;
         }
-        json answer = run_one(**model, refiners, lora_sets, embeddings, *limits, job, inbox, fd);
+        json answer = run_one(**model, refiners, lora_sets, embeddings, controlnets, *limits, job, inbox, fd);
         {
             std::lock_guard<std::mutex> lk(inbox.mu);
             inbox.current.clear();

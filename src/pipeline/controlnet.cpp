@@ -131,67 +131,37 @@ Result<WeightSet> controlnet_to_diffusers(WeightSet&& w) {
     return out;
 }
 
-Result<std::shared_ptr<const ControlNetFile>> load_controlnet(const std::string& path, const ModelInfo& base,
-                                                              Precision precision) {
-    std::error_code ec;
-    std::string name, config_text;
-    std::string weights_path = path;
-    if (fs::is_directory(path, ec)) {
-        name = fs::path(path).filename().string();
-        config_text = read_text(fs::path(path) / "config.json");
-        if (config_text.empty())
-            return Error::not_found("a ControlNet folder needs a config.json (diffusers' ControlNetModel)", path);
-        weights_path.clear();
-        for (const char* file : {"diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.fp16.safetensors",
-                                 "diffusion_pytorch_model.bin", "diffusion_pytorch_model.fp16.bin"})
-            if (fs::is_regular_file(fs::path(path) / file, ec)) {
-                weights_path = (fs::path(path) / file).string();
-                break;
-            }
-        if (weights_path.empty())
-            return Error::not_found("no diffusion_pytorch_model[.fp16].safetensors or .bin in the ControlNet folder", path);
-    } else {
-        name = fs::path(path).stem().string();
-    }
-    EASEL_TRY_ASSIGN(WeightSet raw, read_weights(weights_path));
-    EASEL_TRY_ASSIGN(auto net, controlnet_from_weights(std::move(raw), config_text, base, precision, weights_path));
-    auto out = std::const_pointer_cast<ControlNetFile>(net);
-    out->path = path;
-    out->name = name;
-    return std::shared_ptr<const ControlNetFile>(out);
-}
+namespace {
 
-Result<std::shared_ptr<const ControlNetFile>> controlnet_from_weights(WeightSet&& raw, std::string config_text,
-                                                                      const ModelInfo& base, Precision precision,
-                                                                      const std::string& weights_path) {
-    auto f = std::make_shared<ControlNetFile>();
-    f->path = weights_path;
-    f->name = fs::path(weights_path).stem().string();
+// The config of a ControlNet in diffusers names (`config_text`: its config.json, else read off the tensors with
+// the model's heads), checked against the model it is to steer.
+Result<ControlNetConfig> fit_controlnet(const WeightSet& w, std::string config_text, const ModelInfo& base,
+                                        const std::string& weights_path) {
     if (config_text.empty())
-        if (auto it = raw.metadata.find("easel.config.controlnet"); it != raw.metadata.end()) config_text = it->second;
-    EASEL_TRY_ASSIGN(WeightSet w, controlnet_to_diffusers(std::move(raw)));
+        if (auto it = w.metadata.find("easel.config.controlnet"); it != w.metadata.end()) config_text = it->second;
     if (!w.contains("controlnet_cond_embedding.conv_in.weight"))
         return Error::bad_file(weights_path, w.contains("model.diffusion_model.input_blocks.0.0.weight") ||
                                                      w.contains("conv_out.weight")
                                                  ? "this is a Stable Diffusion model, not a ControlNet"
                                                  : "no ControlNet tensors (controlnet_cond_embedding.*, or input_hint_block.* "
                                                    "in the original layout)");
+    ControlNetConfig config;
     if (!config_text.empty()) {
         auto cfg = ControlNetConfig::from_diffusers_json(config_text);
         if (!cfg) return cfg.error().within(weights_path);
-        f->config = *cfg;
+        config = *cfg;
     } else {
         // Heads, norm groups and eps are not in the shapes: the model's own (a ControlNet copies its UNet).
         auto detected = ControlNetConfig::detect_from_weights(w, "");
         if (!detected) return detected.error().within(weights_path);
-        f->config = *detected;
-        if (base.unet.num_levels() == detected->unet.num_levels()) f->config.unet.num_heads = base.unet.num_heads;
-        f->config.unet.upcast_attention = base.unet.upcast_attention;
-        f->config.unet.norm_num_groups = base.unet.norm_num_groups;
-        f->config.unet.norm_eps = base.unet.norm_eps;
-        if (Status st = f->config.validate(); !st) return st.error().within(weights_path);
+        config = *detected;
+        if (base.unet.num_levels() == config.unet.num_levels()) config.unet.num_heads = base.unet.num_heads;
+        config.unet.upcast_attention = base.unet.upcast_attention;
+        config.unet.norm_num_groups = base.unet.norm_num_groups;
+        config.unet.norm_eps = base.unet.norm_eps;
+        if (Status st = config.validate(); !st) return st.error().within(weights_path);
     }
-    const UNetConfig& u = f->config.unet;
+    const UNetConfig& u = config.unet;
     const UNetConfig& b = base.unet;
     auto what = [](const UNetConfig& c) {
         return fmt::format("widths {}, {} resnets per level, cross-attention width {}{}", fmt::join(c.block_out_channels, "/"),
@@ -205,10 +175,121 @@ Result<std::shared_ptr<const ControlNetFile>> controlnet_from_weights(WeightSet&
                                        weights_path);
     if (u.in_channels != 4 && u.in_channels != b.in_channels)
         return Error::unsupported(fmt::format("a ControlNet with {} input channels", u.in_channels), weights_path);
+    return config;
+}
+
+// A path's weights file and config text (a diffusers folder: its config.json and model file).
+struct ControlNetSource {
+    std::string name, weights_path, config_text;
+};
+
+Result<ControlNetSource> controlnet_source(const std::string& path) {
+    std::error_code ec;
+    ControlNetSource s;
+    s.weights_path = path;
+    if (fs::is_directory(path, ec)) {
+        s.name = fs::path(path).filename().string();
+        s.config_text = read_text(fs::path(path) / "config.json");
+        if (s.config_text.empty())
+            return Error::not_found("a ControlNet folder needs a config.json (diffusers' ControlNetModel)", path);
+        s.weights_path.clear();
+        for (const char* file : {"diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.fp16.safetensors",
+                                 "diffusion_pytorch_model.bin", "diffusion_pytorch_model.fp16.bin"})
+            if (fs::is_regular_file(fs::path(path) / file, ec)) {
+                s.weights_path = (fs::path(path) / file).string();
+                break;
+            }
+        if (s.weights_path.empty())
+            return Error::not_found("no diffusion_pytorch_model[.fp16].safetensors or .bin in the ControlNet folder", path);
+    } else {
+        s.name = fs::path(path).stem().string();
+    }
+    return s;
+}
+
+}  // namespace
+
+Result<std::shared_ptr<const ControlNetFile>> controlnet_from_weights(WeightSet&& raw, std::string config_text,
+                                                                      const ModelInfo& base, Precision precision,
+                                                                      const std::string& weights_path) {
+    auto f = std::make_shared<ControlNetFile>();
+    f->path = weights_path;
+    f->name = fs::path(weights_path).stem().string();
+    if (config_text.empty())
+        if (auto it = raw.metadata.find("easel.config.controlnet"); it != raw.metadata.end()) config_text = it->second;
+    EASEL_TRY_ASSIGN(WeightSet w, controlnet_to_diffusers(std::move(raw)));
+    EASEL_TRY_ASSIGN(f->config, fit_controlnet(w, config_text, base, weights_path));
     ParamLoader loader(w, precision);
     f->net = ControlNet::declare(ParamScope(loader, ""), f->config);
     if (Status st = loader.finish(""); !st) return st.error().within(weights_path);
     return std::shared_ptr<const ControlNetFile>(std::move(f));
+}
+
+Result<std::shared_ptr<const ControlNetFile>> load_controlnet(const std::string& path, const ModelInfo& base,
+                                                              Precision precision) {
+    EASEL_TRY_ASSIGN(ControlNetSource s, controlnet_source(path));
+    EASEL_TRY_ASSIGN(WeightSet raw, read_weights(s.weights_path));
+    EASEL_TRY_ASSIGN(auto net, controlnet_from_weights(std::move(raw), s.config_text, base, precision, s.weights_path));
+    auto out = std::const_pointer_cast<ControlNetFile>(net);
+    out->path = path;
+    out->name = s.name;
+    return std::shared_ptr<const ControlNetFile>(out);
+}
+
+Result<ControlNetConfig> check_controlnet(const std::string& path, const ModelInfo& base) {
+    EASEL_TRY_ASSIGN(ControlNetSource s, controlnet_source(path));
+    EASEL_TRY_ASSIGN(WeightSet raw, read_weights(s.weights_path));
+    std::string config_text = s.config_text;
+    if (config_text.empty())
+        if (auto it = raw.metadata.find("easel.config.controlnet"); it != raw.metadata.end()) config_text = it->second;
+    EASEL_TRY_ASSIGN(WeightSet w, controlnet_to_diffusers(std::move(raw)));
+    return fit_controlnet(w, config_text, base, s.weights_path);
+}
+
+std::vector<std::pair<std::string, std::string>> list_controlnets(const std::string& dir) {
+    std::vector<std::pair<std::string, std::string>> out;
+    std::error_code ec;
+    if (dir.empty() || !fs::is_directory(dir, ec)) return out;
+    for (auto it = fs::directory_iterator(dir, fs::directory_options::skip_permission_denied, ec);
+         !ec && it != fs::directory_iterator(); it.increment(ec)) {
+        const fs::path p = it->path();
+        if (it->is_directory(ec)) {
+            if (fs::is_regular_file(p / "config.json", ec)) out.emplace_back(p.filename().string(), p.string());
+            continue;
+        }
+        std::string ext = p.extension().string();
+        std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return char(std::tolower(c)); });
+        if (ext == ".safetensors" || ext == ".pth" || ext == ".pt" || ext == ".ckpt" || ext == ".bin")
+            out.emplace_back(p.stem().string(), p.string());
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+std::string default_controlnet_dir(const std::string& model_path) {
+    std::error_code ec;
+    const fs::path m = fs::absolute(model_path, ec);
+    const fs::path here = fs::is_directory(m, ec) ? m : m.parent_path();
+    for (const fs::path& d : {here / "ControlNet", here.parent_path() / "ControlNet"})
+        if (fs::is_directory(d, ec)) return d.string();
+    return {};
+}
+
+Result<std::string> find_controlnet(const std::string& dir, const std::string& name_in) {
+    std::string name = name_in;
+    // A1111's model list gives "control_v11p_sd15_canny [d14c016b]".
+    if (const size_t b = name.rfind(" ["); b != std::string::npos && !name.empty() && name.back() == ']') name = name.substr(0, b);
+    if (name.empty() || name.find('/') != std::string::npos || name.find("..") != std::string::npos)
+        return Error::invalid_argument(fmt::format("'{}': a ControlNet is named by its file or folder name in the server's "
+                                                   "ControlNet folder", name_in));
+    if (dir.empty()) return Error::not_found(fmt::format("'{}': this server has no ControlNet folder (easel serve --controlnet-dir)", name));
+    std::vector<std::string> found;
+    for (const auto& [stem, path] : list_controlnets(dir))
+        if (stem == name) found.push_back(path);
+    if (found.empty()) return Error::not_found(fmt::format("no ControlNet named '{}' in {}", name, dir));
+    if (found.size() > 1)
+        return Error::invalid_argument(fmt::format("'{}' names {} files in {}; rename one", name, found.size(), dir));
+    return found.front();
 }
 
 Status validate_control(const std::vector<ControlUnit>& units) {
@@ -227,7 +308,7 @@ Status validate_control(const std::vector<ControlUnit>& units) {
     return ok();
 }
 
-Tensor prepare_control_image(const Image& image_in, int width, int height) {
+Tensor prepare_control_image(const Image& image_in, int width, int height, bool crop) {
     // diffusers VaeImageProcessor(do_convert_rgb=True, do_normalize=False): RGB, resized with PIL LANCZOS, / 255.
     Image rgb = image_in;
     if (rgb.channels != 3) {
@@ -240,6 +321,22 @@ Tensor prepare_control_image(const Image& image_in, int width, int height) {
             for (size_t k = 0; k < 3; ++k)
                 c.pixels[p * 3 + k] = rgb.channels == 1 ? rgb.pixels[p] : rgb.pixels[p * size_t(rgb.channels) + k];
         rgb = std::move(c);
+    }
+    if (crop && int64_t(rgb.width) * height != int64_t(rgb.height) * width) {
+        // Scaled to cover the output, then its middle cut out.
+        const double s = std::max(double(width) / rgb.width, double(height) / rgb.height);
+        const int cw = std::max(width, int(std::lround(rgb.width * s))), ch = std::max(height, int(std::lround(rgb.height * s)));
+        const Image big = resize_pillow(rgb, cw, ch, ResampleFilter::Lanczos);
+        const int x0 = (cw - width) / 2, y0 = (ch - height) / 2;
+        Image cut;
+        cut.width = width;
+        cut.height = height;
+        cut.channels = 3;
+        cut.pixels.resize(size_t(width) * size_t(height) * 3);
+        for (int y = 0; y < height; ++y)
+            std::copy_n(big.pixels.begin() + (ptrdiff_t(y0 + y) * cw + x0) * 3, size_t(width) * 3,
+                        cut.pixels.begin() + ptrdiff_t(y) * width * 3);
+        rgb = std::move(cut);
     }
     if (rgb.width != width || rgb.height != height) rgb = resize_pillow(rgb, width, height, ResampleFilter::Lanczos);
     Tensor t = Tensor::empty({1, 3, height, width});
@@ -258,7 +355,7 @@ ControlFn make_control_fn(const std::vector<ControlUnit>& units, int width, int 
         std::map<int64_t, Tensor> embedded;   // by batch size
     };
     auto state = std::make_shared<std::vector<Unit>>();
-    for (const ControlUnit& u : units) state->push_back({u, prepare_control_image(u.image, width, height), {}});
+    for (const ControlUnit& u : units) state->push_back({u, prepare_control_image(u.image, width, height, u.crop), {}});
     return [state, sigmas = std::move(sigmas)](const Ctx& c, const Tensor& x, float t, const Conditioning& cond,
                                                float sigma) -> Result<std::vector<Tensor>> {
         // The step this call belongs to: the last schedule sigma at or above its own.

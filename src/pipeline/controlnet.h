@@ -56,14 +56,30 @@ struct ControlUnit {
     double start = 0.0;       // control_guidance_start: fraction of the steps before it acts
     double end = 1.0;         // control_guidance_end: fraction of the steps after which it stops
     bool guess_mode = false;  // diffusers' guess_mode (A1111's "ControlNet is more important")
+    // How an image of another shape becomes the output's: stretched (diffusers, A1111's "Just Resize"), or
+    // scaled to cover it and cropped in the middle (A1111's default "Crop and Resize").
+    bool crop = false;
 };
 
 // Checks units before any work: a network, an image, finite scale, 0 <= start < end <= 1.
 Status validate_control(const std::vector<ControlUnit>& units);
 
 // The control image as the pipeline feeds it: resized to width x height (Pillow's LANCZOS) when its size
-// differs, RGB, [1, 3, height, width] in [0, 1].
-Tensor prepare_control_image(const Image& image, int width, int height);
+// differs (with `crop`, scaled to cover it and cut to it in the middle), RGB, [1, 3, height, width] in [0, 1].
+Tensor prepare_control_image(const Image& image, int width, int height, bool crop = false);
+
+// What a server checks before it queues a job: the file's layout and config read (no weights loaded) and its
+// fit with the model, as load_controlnet checks them.
+Result<ControlNetConfig> check_controlnet(const std::string& path, const ModelInfo& base);
+
+// The ControlNets of a folder (A1111's models/ControlNet): files (.safetensors, .pth, .pt, .ckpt, .bin) by their
+// name without extension and diffusers folders (a config.json inside) by their name, sorted.
+std::vector<std::pair<std::string, std::string>> list_controlnets(const std::string& dir);
+// A ControlNet folder beside the model, or beside its folder ("ControlNet", as A1111's models/ControlNet); "" if none.
+std::string default_controlnet_dir(const std::string& model_path);
+// The file or folder `name` names in `dir`: A1111's "name [hash]" form is matched by its name. Errors: none or
+// several match, or the name holds a path.
+Result<std::string> find_controlnet(const std::string& dir, const std::string& name);
 
 // The residuals for each model call of one image: `sigmas` is the run's schedule (steps + 1 values), from which
 // a call's step is found (the last sigma >= its own). Each unit's control image embedding is computed once per

@@ -16,6 +16,7 @@
 #include <fmt/format.h>
 
 #include "io/image.h"
+#include "pipeline/controlnet.h"
 #include "pipeline/families/sd.h"
 #include "pipeline/embeddings.h"
 #include "pipeline/generate.h"
@@ -669,6 +670,79 @@ TEST_F(Http, AppliesLorasFromThePrompt) {
         EXPECT_EQ(sb, status) << prompt << ": " << rb.dump();
         EXPECT_NE(rb.dump().find(needle), std::string::npos) << rb.dump();
     }
+}
+
+// AUTOMATIC1111's ControlNet extension API: a unit in alwayson_scripts.controlnet.args names a model of the
+// server's ControlNet folder ("name [hash]" as A1111 lists them) and sends its control map; the image equals the
+// library's with the same unit, the infotext records it, and units that cannot run get a 4xx naming the field.
+TEST_F(Http, RunsControlNetUnits) {
+    const std::string dir = std::string(EASEL_GOLDEN_DIR) + "/controlnet";
+    server::ServeOptions o;
+    o.models = {std::string(EASEL_GOLDEN_DIR) + "/pipeline_sd1"};
+    o.controlnet_dir = dir;
+    start(o);
+    auto [sm, models] = get("/controlnet/model_list");
+    ASSERT_EQ(sm, 200);
+    EXPECT_EQ(models["model_list"], json::array({"sd1_a", "sd1_a_ldm", "sd1_b_ldm", "sdxl_a"})) << models.dump();
+    auto control_png = server::read_whole_file(dir + "/control_c.png");  // 49x35: cropped to the square output
+    ASSERT_TRUE(control_png);
+    const json unit = {{"enabled", true}, {"module", "none"}, {"model", "sd1_a_ldm [0123abcd]"},
+                       {"input_image", server::base64_encode(*control_png)}, {"weight", 0.7}, {"guidance_start", 0.0},
+                       {"guidance_end", 0.8}, {"control_mode", "Balanced"}, {"resize_mode", "Crop and Resize"}};
+    const json req = {{"prompt", "a red circle"}, {"seed", 3}, {"steps", 4}, {"width", 32}, {"height", 32},
+                      {"sampler_name", "Euler"}, {"alwayson_scripts", {{"controlnet", {{"args", json::array({unit})}}}}}};
+    auto [s1, r1] = post("/sdapi/v1/txt2img", req);
+    ASSERT_EQ(s1, 200) << r1.dump();
+    const std::string infotext = json::parse(r1["info"].get<std::string>())["infotexts"][0];
+    EXPECT_NE(infotext.find("ControlNet 0: \"Module: none, Model: sd1_a_ldm, Weight: 0.7, Guidance Start: 0, Guidance End: 0.8"),
+              std::string::npos) << infotext;
+
+    auto m = load_model(o.models[0], LoadOptions{});
+    ASSERT_TRUE(m);
+    auto net = load_controlnet(dir + "/sd1_a_ldm.safetensors", (*m)->info, Precision::F32);
+    ASSERT_TRUE(net) << net.error().to_string();
+    auto img = read_image(dir + "/control_c.png");
+    ASSERT_TRUE(img);
+    GenerateParams p;
+    p.prompt = "a red circle";
+    p.seed = 3;
+    p.steps = 4;
+    p.width = p.height = 32;
+    p.sampler = SamplerKind::Euler;
+    p.control.push_back({.net = *net, .image = *img, .scale = 0.7, .start = 0.0, .end = 0.8, .crop = true});
+    auto want = generate(**m, p);
+    ASSERT_TRUE(want) << want.error().to_string();
+    EXPECT_EQ(decode_b64_png(r1["images"][0]).pixels, (*want)[0].image.pixels);
+    p.control.clear();
+    auto plain = generate(**m, p);
+    ASSERT_TRUE(plain);
+    EXPECT_NE(decode_b64_png(r1["images"][0]).pixels, (*plain)[0].image.pixels) << "the ControlNet did nothing";
+
+    for (const auto& [field, value, status, needle] :
+         {std::tuple<std::string, json, int, std::string>{"model", "nope", 404, "no ControlNet named 'nope'"},
+          {"model", "../controlnet/sd1_a", 400, "by its file or folder name"},
+          {"model", "sdxl_a", 400, "does not fit the model"},
+          {"module", "canny", 400, "preprocessor 'canny' is not available"},
+          {"input_image", "not base64!", 400, "input_image"},
+          {"weight", "heavy", 400, "weight"},
+          {"guidance_end", 2.0, 400, "expected 0 <= start < end <= 1"},
+          {"control_mode", 1, 400, "My prompt is more important"},
+          {"resize_mode", "Stretch", 400, "resize_mode"}}) {
+        json bad = req;
+        bad["alwayson_scripts"]["controlnet"]["args"][0][field] = value;
+        auto [sb, rb] = post("/sdapi/v1/txt2img", bad);
+        EXPECT_EQ(sb, status) << field << ": " << rb.dump();
+        EXPECT_NE(rb.dump().find(needle), std::string::npos) << field << ": " << rb.dump();
+    }
+    json other = req;
+    other["alwayson_scripts"] = {{"ADetailer", {{"args", json::array()}}}};
+    auto [so, ro] = post("/sdapi/v1/txt2img", other);
+    EXPECT_EQ(so, 400) << ro.dump();
+    json off = req;
+    off["alwayson_scripts"]["controlnet"]["args"][0]["enabled"] = false;  // a unit turned off: a plain image
+    auto [s2, r2] = post("/sdapi/v1/txt2img", off);
+    ASSERT_EQ(s2, 200) << r2.dump();
+    EXPECT_EQ(decode_b64_png(r2["images"][0]).pixels, (*plain)[0].image.pixels);
 }
 
 // Textual-inversion embeddings: a prompt naming one gets the library's image with the same folder and "TI hashes";

@@ -89,7 +89,10 @@ TEST(Request, BadFieldsAreNamedInTheError) {
         {R"({"seed": -2})", "seed: must be -1 (random) or 0..2^53"},
         {R"({"enable_hr": true})", "enable_hr: is not implemented by easel"},
         {R"({"subseed_strength": 0.3})", "subseed_strength: variation seeds are not implemented"},
-        {R"({"alwayson_scripts": {"controlnet": {}}})", "alwayson_scripts: easel has no scripts"},
+        {R"({"alwayson_scripts": {"ADetailer": {}}})", "alwayson_scripts: easel has no script 'ADetailer'"},
+        {R"({"alwayson_scripts": {"controlnet": {}}})", "alwayson_scripts.controlnet: expected {\"args\""},
+        {R"({"alwayson_scripts": {"controlnet": {"args": [{"model": "m"}]}}})", "args[0]: no control image"},
+        {R"({"alwayson_scripts": {"controlnet": {"args": [{"model": "m", "input_image": 3}]}}})", "args[0].input_image: expected a base64 image"},
         {R"({"override_settings": {"CLIP_stop_at_last_layers": 40}})", "CLIP_stop_at_last_layers: must be between 1 and 12"},
         {R"({"override_settings": 3})", "override_settings: expected an object"},
     };
