@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdio>
+#include <map>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -14,6 +15,22 @@
 #include "pipeline/generate.h"
 
 namespace easel::testing {
+
+// The tiny test model ("sd1" or "sdxl": tests/golden/data/pipeline_sd1 or pipeline_sdxl) and its spec's ModelInfo,
+// read once (what LoRA and ControlNet files are matched against).
+inline std::string tiny_model_folder(const std::string& model) {
+    return std::string(EASEL_GOLDEN_DIR) + (model == "sdxl" ? "/pipeline_sdxl" : "/pipeline_sd1");
+}
+inline const ModelInfo& tiny_model_info(const std::string& model) {
+    static std::map<std::string, ModelInfo> cache;
+    auto it = cache.find(model);
+    if (it == cache.end()) {
+        auto s = load_model_spec(tiny_model_folder(model), LoadOptions{});
+        EASEL_ASSERT(s.has_value(), s ? "" : s.error().to_string());
+        it = cache.emplace(model, s->info).first;
+    }
+    return it->second;
+}
 
 inline GenerateParams case_params(const nlohmann::json& j, int side) {
     GenerateParams p;

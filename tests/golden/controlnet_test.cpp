@@ -29,18 +29,8 @@ namespace {
 const std::string kData = std::string(EASEL_GOLDEN_DIR) + "/";
 const char* const kGolden = "controlnet_cases.safetensors";
 
-std::string model_folder(const std::string& model) { return kData + (model == "sdxl" ? "pipeline_sdxl" : "pipeline_sd1"); }
-
-const ModelInfo& info_of(const std::string& model) {
-    static std::map<std::string, ModelInfo> cache;
-    auto it = cache.find(model);
-    if (it == cache.end()) {
-        auto s = load_model_spec(model_folder(model), LoadOptions{});
-        EASEL_ASSERT(s.has_value(), s ? "" : s.error().to_string());
-        it = cache.emplace(model, s->info).first;
-    }
-    return it->second;
-}
+const ModelInfo& info_of(const std::string& model) { return easel::testing::tiny_model_info(model); }
+std::string model_folder(const std::string& model) { return easel::testing::tiny_model_folder(model); }
 
 std::vector<std::string> list_of(const char* key) {
     const auto j = nlohmann::json::parse(golden_file(kGolden).metadata.at(key));

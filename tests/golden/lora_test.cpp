@@ -26,20 +26,8 @@ namespace {
 
 const std::string kLoraDir = std::string(EASEL_GOLDEN_DIR) + "/lora";
 
-std::string model_folder(const std::string& model) {
-    return std::string(EASEL_GOLDEN_DIR) + (model == "sdxl" ? "/pipeline_sdxl" : "/pipeline_sd1");
-}
-
-const ModelInfo& info_of(const std::string& model) {
-    static std::map<std::string, ModelInfo> cache;
-    auto it = cache.find(model);
-    if (it == cache.end()) {
-        auto s = load_model_spec(model_folder(model), LoadOptions{});
-        EASEL_ASSERT(s.has_value(), s ? "" : s.error().to_string());
-        it = cache.emplace(model, s->info).first;
-    }
-    return it->second;
-}
+const ModelInfo& info_of(const std::string& model) { return easel::testing::tiny_model_info(model); }
+std::string model_folder(const std::string& model) { return easel::testing::tiny_model_folder(model); }
 
 std::shared_ptr<const LoraFile> lora_file(const std::string& file, const std::string& model) {
     auto f = read_lora(kLoraDir + "/" + file, info_of(model));

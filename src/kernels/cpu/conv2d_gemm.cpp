@@ -155,14 +155,7 @@ Result<PackedConv2dWeight> pack_conv2d_weight(const void* w, DType src_dtype, in
 }
 
 Status pack_conv2d_weight_into(const void* w, DType src_dtype, const PackedConv2dWeight& layout, void* into) {
-    EASEL_TRY(check_conv_source(w, src_dtype));
-    if (into == nullptr) return Error::invalid_argument("destination is null");
-    EASEL_TRY_ASSIGN(PackedConv2dWeight pw, packed_conv2d_layout(layout.cout, layout.cin, layout.kh, layout.kw,
-                                                                 layout.precision, layout.isa));
-    if (pw.isa != layout.isa || pw.kpack != layout.kpack || pw.k_words != layout.k_words || pw.ld_words != layout.ld_words)
-        return Error::invalid_argument("the layout is not the one this build packs for its sizes, precision and ISA");
-    fill_conv2d(w, src_dtype, pw, into, 0, pw.cout);
-    return ok();
+    return pack_conv2d_rows_into(w, src_dtype, layout, 0, layout.cout, into);
 }
 
 Status pack_conv2d_rows_into(const void* rows, DType src_dtype, const PackedConv2dWeight& layout, int64_t row0,

@@ -367,13 +367,7 @@ Result<PackedWeight> pack_linear_weight(const void* w, DType src_dtype, int64_t 
 }
 
 Status pack_linear_weight_into(const void* w, DType src_dtype, const PackedWeight& layout, void* into) {
-    EASEL_TRY(check_pack_source(w, src_dtype));
-    if (into == nullptr) return Error::invalid_argument("destination is null");
-    EASEL_TRY_ASSIGN(PackedWeight pw, packed_linear_layout(layout.n, layout.k, layout.precision, layout.isa));
-    if (pw.isa != layout.isa || pw.nr != layout.nr || pw.kpack != layout.kpack || pw.k_words != layout.k_words)
-        return Error::invalid_argument("the layout is not the one this build packs for its sizes, precision and ISA");
-    fill_linear(w, src_dtype, pw, into, 0, pw.n);
-    return ok();
+    return pack_linear_rows_into(w, src_dtype, layout, 0, layout.n, into);
 }
 
 Status pack_linear_rows_into(const void* rows, DType src_dtype, const PackedWeight& layout, int64_t row0, int64_t nrows,

@@ -4,6 +4,16 @@
 
 namespace easel {
 
+namespace {
+
+// The transformer of a level (down order), `channels` wide, as diffusers names it under `s`.
+SpatialTransformer level_transformer(const ParamScope& s, const UNetConfig& cfg, int level, int64_t channels) {
+    return SpatialTransformer::declare(s, channels, cfg.cross_attention_dim, cfg.num_heads[size_t(level)],
+                                       cfg.transformer_depth[size_t(level)], cfg.norm_num_groups, cfg.use_linear_projection);
+}
+
+}  // namespace
+
 UNetEncoder UNetEncoder::declare(const ParamScope& s, const UNetConfig& cfg) {
     UNetEncoder u;
     u.cfg_ = cfg;
@@ -12,7 +22,6 @@ UNetEncoder UNetEncoder::declare(const ParamScope& s, const UNetConfig& cfg) {
     const int64_t temb = cfg.time_embed_dim();
     const int g = cfg.norm_num_groups;
     const float eps = cfg.norm_eps;
-    const int64_t ctx = cfg.cross_attention_dim;
 
     u.time_linear_1 = Linear::declare(s / "time_embedding" / "linear_1", ch[0], temb);
     u.time_linear_2 = Linear::declare(s / "time_embedding" / "linear_2", temb, temb);
@@ -30,10 +39,7 @@ UNetEncoder UNetEncoder::declare(const ParamScope& s, const UNetConfig& cfg) {
         const int64_t out = ch[size_t(i)];
         for (int j = 0; j < cfg.layers_per_block; ++j) {
             lv.resnets.push_back(ResBlock::declare(b / "resnets" / j, j == 0 ? prev : out, out, temb, g, eps));
-            if (cfg.down_attention[size_t(i)])
-                lv.attentions.push_back(SpatialTransformer::declare(b / "attentions" / j, out, ctx, cfg.num_heads[size_t(i)],
-                                                                    cfg.transformer_depth[size_t(i)], g,
-                                                                    cfg.use_linear_projection));
+            if (cfg.down_attention[size_t(i)]) lv.attentions.push_back(level_transformer(b / "attentions" / j, cfg, i, out));
         }
         if (i < L - 1)
             lv.sampler = Conv2d::declare(b / "downsamplers" / 0 / "conv", out, out, {.kernel = 3, .stride = 2, .padding = 1});
@@ -45,10 +51,7 @@ UNetEncoder UNetEncoder::declare(const ParamScope& s, const UNetConfig& cfg) {
     const int64_t top = ch[size_t(L - 1)];
     u.mid_resnets_.push_back(ResBlock::declare(s / "mid_block" / "resnets" / 0, top, top, temb, g, eps));
     if (cfg.mid_attention) {
-        u.mid_attentions_.push_back(SpatialTransformer::declare(s / "mid_block" / "attentions" / 0, top, ctx,
-                                                                cfg.num_heads[size_t(L - 1)],
-                                                                cfg.transformer_depth[size_t(L - 1)], g,
-                                                                cfg.use_linear_projection));
+        u.mid_attentions_.push_back(level_transformer(s / "mid_block" / "attentions" / 0, cfg, L - 1, top));
         u.mid_resnets_.push_back(ResBlock::declare(s / "mid_block" / "resnets" / 1, top, top, temb, g, eps));
     }
     return u;
@@ -107,7 +110,6 @@ UNet UNet::declare(const ParamScope& s, const UNetConfig& cfg) {
     const int64_t temb = cfg.time_embed_dim();
     const int g = cfg.norm_num_groups;
     const float eps = cfg.norm_eps;
-    const int64_t ctx = cfg.cross_attention_dim;
 
     // Up levels, lowest resolution first: layers_per_block + 1 resnets, each fed the concat of the running
     // tensor and one skip; an upsampler on all but the last (diffusers UNet2DConditionModel.__init__).
@@ -122,10 +124,7 @@ UNet UNet::declare(const ParamScope& s, const UNetConfig& cfg) {
             const int64_t skip = (j == cfg.layers_per_block) ? in_ch : out;
             const int64_t res_in = (j == 0) ? prev_out : out;
             lv.resnets.push_back(ResBlock::declare(b / "resnets" / j, res_in + skip, out, temb, g, eps));
-            if (cfg.up_attention[size_t(i)])
-                lv.attentions.push_back(SpatialTransformer::declare(b / "attentions" / j, out, ctx, cfg.num_heads[size_t(level)],
-                                                                    cfg.transformer_depth[size_t(level)], g,
-                                                                    cfg.use_linear_projection));
+            if (cfg.up_attention[size_t(i)]) lv.attentions.push_back(level_transformer(b / "attentions" / j, cfg, level, out));
         }
         if (i < L - 1)
             lv.sampler = Conv2d::declare(b / "upsamplers" / 0 / "conv", out, out, {.kernel = 3, .stride = 1, .padding = 1});
