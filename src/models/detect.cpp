@@ -12,8 +12,11 @@ namespace {
 // What kind of add-on file `w` is, from its tensor names ("" when none): LoRA / LyCORIS (kohya-ss, PEFT, LoHa,
 // LoKr), textual-inversion embeddings. People pass them as models by mistake.
 std::string add_on_kind(const WeightSet& w) {
-    bool lora = false, lycoris = false, embedding = false, sdxl = false;
+    bool lora = false, lycoris = false, embedding = false, sdxl = false, controlnet = false;
     for (const std::string& n : w.names()) {
+        if (n.rfind("input_hint_block.", 0) == 0 || n.rfind("control_model.input_hint_block.", 0) == 0 ||
+            n.rfind("controlnet_cond_embedding.", 0) == 0)
+            controlnet = true;
         if (n.find(".lora_down.") != std::string::npos || n.find(".lora_up.") != std::string::npos ||
             n.find(".lora_A.") != std::string::npos || n.find(".lora_B.") != std::string::npos)
             lora = true;
@@ -21,6 +24,7 @@ std::string add_on_kind(const WeightSet& w) {
         if (n == "emb_params" || n == "clip_l" || n == "clip_g" || n.rfind("string_to_param", 0) == 0) embedding = true;
         if (n.rfind("lora_te1_", 0) == 0 || n.rfind("lora_te2_", 0) == 0 || n == "clip_g") sdxl = true;
     }
+    if (controlnet) return "a ControlNet (give it with --controlnet)";
     const char* arch = sdxl ? "an SDXL " : "a ";
     if (lycoris) return fmt::format("{}LyCORIS (LoHa / LoKr) file", arch);
     if (lora) return fmt::format("{}LoRA file", arch);

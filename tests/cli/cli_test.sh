@@ -146,6 +146,7 @@ expect_error "ControlNet scale count" "given 3 times for 2 --controlnet" -- gene
 expect_error "ControlNet scale not a number" "expected a number, got '1,2'" -- generate -m "$model" -p x --controlnet "$cn/sd1_a" --control-image "$cn/control_a.png" --control-scale 1,2 -W 32 -H 32 -o "$tmp/a.png"
 expect_error "ControlNet window" "expected 0 <= start < end <= 1" -- generate -m "$model" -p x --controlnet "$cn/sd1_a" --control-image "$cn/control_a.png" --control-start 0.5 --control-end 0.5 -W 32 -H 32 -o "$tmp/a.png"
 expect_error "SDXL ControlNet on SD 1.5" "does not fit the model" -- generate -m "$model" -p x --controlnet "$cn/sdxl_a" --control-image "$cn/control_a.png" -W 32 -H 32 -o "$tmp/a.png"
+expect_error "a ControlNet as the model" "this is a ControlNet (give it with --controlnet), an add-on for a model" -- generate -m "$cn/sd1_b_ldm.safetensors" -p x -W 32 -H 32 -o "$tmp/a.png"
 expect_error "a model as the ControlNet" "not a ControlNet" -- generate -m "$model" -p x --controlnet "$model/unet/diffusion_pytorch_model.safetensors" --control-image "$cn/control_a.png" -W 32 -H 32 -o "$tmp/a.png"
 
 # --timestep-spacing (diffusers mode): recorded in the infotext; refused in k-diffusion mode.

@@ -49,8 +49,10 @@ dominate the skip features, which the up blocks' GroupNorms rescale); at GAIN 1 
                              .ckpt/.safetensors files hold it, ComfyUI's and AUTOMATIC1111's "control_model."
                              files): every key prefixed "control_model.".
   sd1_b_ldm.safetensors      another SD 1.x ControlNet (seed 3102, same config), LDM layout without the prefix
-                             (as ControlNet 1.1's .pth files and their safetensors conversions hold it:
-                             "input_hint_block.0.weight", "zero_convs.0.0.weight", ...). No diffusers folder.
+                             (as files extracted from a full checkpoint hold it, e.g. by sd-webui-controlnet's
+                             extract_controlnet.py: "input_hint_block.0.weight", "zero_convs.0.0.weight", ...;
+                             ControlNet 1.1's own .pth files keep the prefix, see
+                             make_fullsize_controlnet_goldens.py). No diffusers folder.
   sdxl_a/                    diffusers folder from the tiny SDXL UNet (seed 3103, GAIN["sdxl"]): add_embedding
                              (text_time: text_embeds 40 + 6 time ids x 8) comes along with the encoder.
 The LDM files' metadata: {"format": "pt", "easel.source": this script and the versions,

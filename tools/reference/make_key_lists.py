@@ -17,6 +17,12 @@ For each case it
 The C++ tests (tests/unit/keymap_ldm_test.cpp, model_config_test.cpp, detect_test.cpp) then check that our
 own map turns each LDM list into the diffusers list and that config detection recovers each config.
 
+It also writes controlnet_sd15.ldm.json.gz: an SD 1.5 ControlNet v1.1 single file as lllyasviel's
+control_v11p_sd15_*.pth hold it (see controlnet_ldm_list; used by tests/full/controlnet_test.cpp and
+make_fullsize_controlnet_goldens.py). `make_key_lists.py controlnet` writes only that list; it runs in either
+environment (the pip venv too: `HF_HUB_OFFLINE=1 /work/refvenv/bin/python tools/reference/make_key_lists.py
+controlnet`, about 5 s).
+
 Run:  source /work/refenv/env.sh && /usr/bin/python3 tools/reference/make_key_lists.py
 Pinned: diffusers v0.30.3, transformers 4.40 (see /work/refenv/VERSIONS), torch 1.13.1.
 """
@@ -30,7 +36,7 @@ import torch
 
 import diffusers
 import transformers
-from diffusers import AutoencoderKL, UNet2DConditionModel
+from diffusers import AutoencoderKL, ControlNetModel, UNet2DConditionModel
 from diffusers.loaders import single_file_utils as sfu
 from transformers import CLIPTextConfig, CLIPTextModel
 from transformers.modeling_utils import no_init_weights
@@ -218,6 +224,100 @@ def load_diffusers_script():
     return mod
 
 
+# --- ControlNet v1.1 (lllyasviel's cldm single-file layout) --------------------------------------------------
+# lllyasviel/control_v11p_sd15_canny config.json (= ControlNetModel.from_unet(SD 1.5's UNet) with these channels):
+# cldm's input_hint_block, 3 -> 16 -> 16 -> 32 (s2) -> 32 -> 96 (s2) -> 96 -> 256 (s2) -> 320.
+CONTROLNET_COND_CHANNELS = (16, 32, 96, 256)
+# lllyasviel's ControlNet-v1-1 .pth files store the ControlNet as ControlLDM's `control_model` submodule: every key
+# starts with "control_model." (the nightly repo's gradio_*.py load them with strict=False into ControlLDM, which
+# would silently skip bare keys; diffusers' infer_diffusers_model_type recognises a ControlNet file only by
+# "control_model.time_embed.0.weight", and its single-file test loads control_v11p_sd15_canny.pth without a config).
+# Files without the prefix are later extractions (sd-webui-controlnet's extract_controlnet.py strips it).
+CONTROLNET_PREFIX = "control_model."
+# (name, base UNet config, conditioning embedding channels, key prefix, dtype: the .pth files are float32)
+CONTROLNET_CASES = [("controlnet_sd15", SD15_UNET, CONTROLNET_COND_CHANNELS, CONTROLNET_PREFIX, "float32")]
+
+
+def build_controlnet(unet_cfg, cond_channels):
+    """diffusers' ControlNetModel.from_unet(the UNet of unet_cfg), weights neither initialised nor copied."""
+    unet = build(UNet2DConditionModel, unet_cfg)
+    with no_init_weights():
+        return ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=tuple(cond_channels),
+                                         load_weights_from_unet=False)
+
+
+def ldm_controlnet_name(name, levels, lpb, hint_blocks):
+    """diffusers ControlNetModel name -> cldm ControlNet name (no prefix). The encoder half is the UNet's
+    (ldm_unet_name); the rest is the ControlNet's own: controlnet_cond_embedding.conv_in / blocks.k / conv_out ->
+    input_hint_block.0 / .{2k+2} / .{2 * hint_blocks + 2} (the SiLUs sit at the odd indices; 14 for SD 1.5),
+    controlnet_down_blocks.i -> zero_convs.i.0, controlnet_mid_block -> middle_block_out.0."""
+    head, leaf = name.rsplit(".", 1)
+    p = head.split(".")
+    if head == "controlnet_cond_embedding.conv_in":
+        return f"input_hint_block.0.{leaf}"
+    if head == "controlnet_cond_embedding.conv_out":
+        return f"input_hint_block.{2 * hint_blocks + 2}.{leaf}"
+    if p[0] == "controlnet_cond_embedding" and p[1] == "blocks":
+        return f"input_hint_block.{2 * int(p[2]) + 2}.{leaf}"
+    if p[0] == "controlnet_down_blocks":
+        return f"zero_convs.{p[1]}.0.{leaf}"
+    if head == "controlnet_mid_block":
+        return f"middle_block_out.0.{leaf}"
+    n = ldm_unet_name(name, levels, lpb)
+    assert isinstance(n, str), name  # a ControlNet has no up blocks
+    return n
+
+
+def controlnet_ldm_list(unet_cfg, cond_channels, prefix):
+    """(LDM {name: shape} in the order of the diffusers state dict, diffusers {name: shape}, ControlNetModel config),
+    proved against diffusers' own single-file converter: convert_controlnet_checkpoint must give back exactly the
+    diffusers names and shapes, each from the LDM tensor our map names (checked with stand-ins that carry their
+    index), with the prefix and without it; and infer_diffusers_model_type must call the prefixed list a
+    ControlNet."""
+    cn = build_controlnet(unet_cfg, cond_channels)
+    diff = shapes(cn)
+    config = dict(cn.config)
+    del cn
+    levels, lpb = len(unet_cfg["block_out_channels"]), unet_cfg.get("layers_per_block", 2)
+    hint_blocks = len({k.split(".")[2] for k in diff if k.startswith("controlnet_cond_embedding.blocks.")})
+    assert hint_blocks == 2 * (len(cond_channels) - 1), hint_blocks
+    ldm = {}
+    for k, s in diff.items():
+        n = prefix + ldm_controlnet_name(k, levels, lpb, hint_blocks)
+        assert n not in ldm, (k, n)
+        ldm[n] = s
+    index = {n: i for i, n in enumerate(ldm)}
+    source_of = {k: prefix + ldm_controlnet_name(k, levels, lpb, hint_blocks) for k in diff}
+    for pre in dict.fromkeys((prefix, "")):
+        ck = {n[len(prefix):] if pre == "" else n: torch.full((), float(i)).expand(*s) for n, i, s in
+              ((n, index[n], ldm[n]) for n in ldm)}
+        conv = sfu.convert_controlnet_checkpoint(ck, dict(config))
+        got = {k: list(v.shape) for k, v in conv.items() if v is not None}
+        if got != diff or any(v is None for v in conv.values()):
+            missing = sorted(set(diff) - set(got))[:10]
+            extra = sorted(set(got) - set(diff))[:10]
+            bad = [k for k in diff if k in got and got[k] != diff[k]][:10]
+            sys.exit(f"controlnet (prefix {pre!r}): diffusers' convert_controlnet_checkpoint does not turn our LDM "
+                     f"list into ControlNetModel: missing {missing} extra {extra} shape {bad}")
+        wrong = [k for k, v in conv.items() if int(v.reshape(-1)[0].item()) != index[source_of[k]]]
+        if wrong:
+            sys.exit(f"controlnet (prefix {pre!r}): diffusers takes {wrong[:5]} from other LDM names than ours")
+    if prefix:
+        assert sfu.infer_diffusers_model_type({n: stand_in(s) for n, s in ldm.items()}) == "controlnet"
+    return ldm, diff, config
+
+
+def write_controlnet_lists():
+    for name, unet_cfg, cond_channels, prefix, dtype in CONTROLNET_CASES:
+        ldm, diff, _ = controlnet_ldm_list(unet_cfg, cond_channels, prefix)
+        source = (f"tools/reference/make_key_lists.py case {name}; diffusers {diffusers.__version__}, transformers "
+                  f"{transformers.__version__}, torch {torch.__version__}; LDM layout (lllyasviel's cldm ControlNet, "
+                  f"prefix {prefix!r})")
+        write_list(os.path.join(OUT, f"{name}.ldm.json.gz"), ldm, dtype, source)
+        print(f"{name}: {len(ldm)} LDM names -> {len(diff)} diffusers names, verified against "
+              f"convert_controlnet_checkpoint (with and without the prefix, each tensor from the name we map it to)")
+
+
 def write_list(path, names_shapes, dtype, source, metadata=None):
     tensors = [[k, list(s), "float32" if k in SCHEDULE_BUFFERS else dtype] for k, s in names_shapes.items()]
     doc = {"format": "easel-key-list-1", "source": source, "tensors": tensors}
@@ -229,6 +329,9 @@ def write_list(path, names_shapes, dtype, source, metadata=None):
 
 def main():
     os.makedirs(OUT, exist_ok=True)
+    if sys.argv[1:] == ["controlnet"]:
+        write_controlnet_lists()
+        return
     d2o = load_diffusers_script()
     import contextlib, io
     for name, unet_cfg, vae_cfg, text_cfg, text_layout, family, stored_layers, dtype in CASES:
@@ -314,6 +417,7 @@ def main():
             f.write("\n")
         print(f"{name}: {len(ldm)} LDM names -> {len(want)} diffusers names, verified against single_file_utils")
         del unet, vae, text
+    write_controlnet_lists()
 
 
 if __name__ == "__main__":
