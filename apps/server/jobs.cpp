@@ -554,13 +554,13 @@ Result<json> JobQueue::resolve_controlnets(const GenerationRequest& r, const Mod
                                             fs::last_write_time(*path, ec).time_since_epoch().count());
         bool known = false;
         {
-            std::lock_guard<std::mutex> lk(lora_mu_);
+            std::lock_guard<std::mutex> lk(checked_mu_);
             known = controlnet_checked_.count(key) > 0;
         }
         if (!known) {
             auto cfg = check_controlnet(*path, spec.info);
             if (!cfg) return Error(cfg.error().code(), cfg.error().to_string(), where);
-            std::lock_guard<std::mutex> lk(lora_mu_);
+            std::lock_guard<std::mutex> lk(checked_mu_);
             if (controlnet_checked_.size() >= 256) controlnet_checked_.clear();
             controlnet_checked_.insert(key);
         }
@@ -590,14 +590,14 @@ Result<json> JobQueue::resolve_loras(const GenerationRequest& r, const std::stri
                                             fs::last_write_time(*path, ec).time_since_epoch().count());
         std::string hash;
         {
-            std::lock_guard<std::mutex> lk(lora_mu_);
+            std::lock_guard<std::mutex> lk(checked_mu_);
             if (auto it = lora_checked_.find(key); it != lora_checked_.end()) hash = it->second;
         }
         if (hash.empty()) {
             auto file = read_lora(*path, spec.info);
             if (!file) return Error(file.error().code(), fmt::format("<lora:{}>: {}", t.name, file.error().to_string()), "prompt");
             hash = (*file)->short_hash();
-            std::lock_guard<std::mutex> lk(lora_mu_);
+            std::lock_guard<std::mutex> lk(checked_mu_);
             if (lora_checked_.size() >= 256) lora_checked_.clear();
             lora_checked_[key] = hash;
         }

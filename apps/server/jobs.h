@@ -122,12 +122,13 @@ private:
     // The LoRAs the prompt's <lora:...> tags name, each read and matched against the model (`model_path`):
     // [{"path", "name", "te", "unet", "hash"}] for the worker. Errors name the tag (a 4xx for the client).
     Result<json> resolve_loras(const GenerationRequest& r, const std::string& model_path) const;
-    // LoRA files already read and matched: "model path, file path, size, modification time" -> short hash.
-    mutable std::mutex lora_mu_;
+    // Files already read and matched (under checked_mu_): LoRAs, "model path, file path, size, modification time"
+    // -> short hash; ControlNets below.
+    mutable std::mutex checked_mu_;
     mutable std::map<std::string, std::string> lora_checked_;
     // The request's ControlNet units' files in the ControlNet folder, each checked against the model: [{"path"}].
     Result<json> resolve_controlnets(const GenerationRequest& r, const ModelSpec& spec) const;
-    mutable std::set<std::string> controlnet_checked_;  // under lora_mu_: "model path, file path, mtime"
+    mutable std::set<std::string> controlnet_checked_;  // "model path, file path, mtime"
 
     Store& store_;
     std::vector<ModelEntry> models_;

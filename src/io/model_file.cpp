@@ -4,6 +4,8 @@
 #include <cctype>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 
 #include <fmt/format.h>
 
@@ -76,6 +78,16 @@ Result<WeightSet> read_weights(const std::string& path) {
                                           "GGUF or a PyTorch checkpoint (.ckpt/.pt/.pth/.bin)",
                                           head.empty() ? "none, the file is empty" : head.substr(0, head.size() - 1)),
                               path);
+}
+
+std::optional<std::string> read_small_text_file(const std::string& path, size_t max_bytes) {
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(path, ec) || std::filesystem::file_size(path, ec) > max_bytes) return std::nullopt;
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return std::nullopt;
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
 }
 
 }  // namespace easel

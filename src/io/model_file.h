@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -28,5 +29,9 @@ std::string_view weight_format_name(WeightFormat f);
 WeightFormat sniff_weight_format(const uint8_t* data, size_t size, std::string_view path);
 
 Result<WeightSet> read_weights(const std::string& path);
+
+// A small text file that travels with a model (a config.json, an LDM .yaml, easel_defaults.json): its bytes, or
+// nullopt when it is not a regular file or is larger than `max_bytes` (so a huge file is never read into memory).
+std::optional<std::string> read_small_text_file(const std::string& path, size_t max_bytes = size_t(16) << 20);
 
 }  // namespace easel

@@ -22,17 +22,6 @@ namespace {
 
 bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
 
-std::string read_text(const fs::path& p) {
-    std::string s;
-    if (FILE* f = std::fopen(p.c_str(), "rb")) {
-        char buf[65536];
-        size_t n;
-        while ((n = std::fread(buf, 1, sizeof buf, f)) > 0 && s.size() < (size_t(1) << 24)) s.append(buf, n);
-        std::fclose(f);
-    }
-    return s;
-}
-
 // "7" -> 7; anything else -> -1.
 int index_of(std::string_view s) {
     if (s.empty() || s.size() > 6) return -1;
@@ -189,7 +178,7 @@ Result<ControlNetSource> controlnet_source(const std::string& path) {
     s.weights_path = path;
     if (fs::is_directory(path, ec)) {
         s.name = fs::path(path).filename().string();
-        s.config_text = read_text(fs::path(path) / "config.json");
+        s.config_text = read_small_text_file((fs::path(path) / "config.json").string()).value_or("");
         if (s.config_text.empty())
             return Error::not_found("a ControlNet folder needs a config.json (diffusers' ControlNetModel)", path);
         s.weights_path.clear();

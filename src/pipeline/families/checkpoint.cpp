@@ -1,8 +1,6 @@
 #include "pipeline/families/checkpoint.h"
 
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include <fmt/format.h>
 
@@ -16,16 +14,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::optional<std::string> read_text_if_exists(const fs::path& p) {
-    std::error_code ec;
-    if (!fs::is_regular_file(p, ec)) return std::nullopt;
-    if (fs::file_size(p, ec) > (16u << 20)) return std::nullopt;
-    std::ifstream in(p, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
 constexpr const char* kDefaultsFile = "easel_defaults.json";
 constexpr const char* kDefaultCfgKey = "easel.default_cfg_scale";
 
@@ -34,7 +22,7 @@ Status read_defaults(Checkpoint& g, const std::string& path, bool folder) {
         const fs::path f = fs::path(path) / kDefaultsFile;
         std::error_code ec;
         if (!fs::exists(f, ec)) return ok();
-        auto text = read_text_if_exists(f);
+        auto text = read_small_text_file(f.string());
         if (!text) return Error::bad_file(f.string(), "cannot be read as a file of at most 16 MiB");
         EASEL_TRY_ASSIGN(g.defaults, parse_model_defaults(*text, f.string()));
     } else {
@@ -95,7 +83,7 @@ Result<Checkpoint> read_checkpoint(const std::string& path) {
     if (!fs::exists(path, ec)) return Error::not_found("no such model file or folder", path);
     EASEL_TRY_ASSIGN(WeightSet w, read_weights(path));
     // What the weights cannot tell travels beside a single file as an LDM yaml (as AUTOMATIC1111 reads it).
-    g.sources.ldm_yaml = read_text_if_exists(fs::path(path).replace_extension(".yaml"));
+    g.sources.ldm_yaml = read_small_text_file(fs::path(path).replace_extension(".yaml").string());
     if (g.sources.ldm_yaml) g.notes.push_back("config: " + fs::path(path).replace_extension(".yaml").string());
     // easel's own single files may carry each component's diffusers config.json as metadata
     // (easel.config.unet, .vae, .text_encoder, .text_encoder_2): what a folder's configs would say.

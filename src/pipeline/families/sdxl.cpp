@@ -3,12 +3,11 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include <fmt/format.h>
 
 #include "io/keymap_config_doc.h"
+#include "io/model_file.h"
 #include "models/clip/prompt_parser.h"
 #include "pipeline/families/checkpoint.h"
 #include "pipeline/controlnet.h"
@@ -148,15 +147,6 @@ std::string SDXLModel::describe() const {
 
 namespace {
 
-std::optional<std::string> read_small_text(const fs::path& p) {
-    std::error_code ec;
-    if (!fs::is_regular_file(p, ec) || fs::file_size(p, ec) > (1u << 20)) return std::nullopt;
-    std::ifstream in(p, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
 struct TokenizerAndPad {
     clip::CLIPTokenizer tokenizer;
     int32_t pad_id = 0;
@@ -177,7 +167,7 @@ Result<TokenizerAndPad> load_tokenizer_and_pad(const std::string& dir, bool pad_
         EASEL_TRY_ASSIGN(r.tokenizer, clip::CLIPTokenizer::load(dir));
         r.describe = dir;
         const fs::path cfg = fs::path(dir) / "tokenizer_config.json";
-        if (auto text = read_small_text(cfg)) {
+        if (auto text = read_small_text_file(cfg.string(), size_t(1) << 20)) {
             EASEL_TRY_ASSIGN(ConfigNode doc, parse_json_config(*text, cfg.string()));
             if (const ConfigNode* n = doc.get("pad_token"); n && !n->is_null()) {
                 if (n->is_scalar()) pad = n->scalar();
