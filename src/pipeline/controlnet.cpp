@@ -162,8 +162,14 @@ Result<ControlNetConfig> fit_controlnet(const WeightSet& w, std::string config_t
         return Error::invalid_argument(fmt::format("this ControlNet ({}) does not fit the model ({}, {}): a ControlNet is "
                                                    "made for one base model family", what(u), model_kind_name(base), what(b)),
                                        weights_path);
-    if (u.in_channels != 4 && u.in_channels != b.in_channels)
-        return Error::unsupported(fmt::format("a ControlNet with {} input channels", u.in_channels), weights_path);
+    // It reads the sampler's latent (4 channels, also beside a 9-channel inpainting UNet) and an RGB control image:
+    // anything else would reach a convolution of another width.
+    if (u.in_channels != 4)
+        return Error::unsupported(fmt::format("a ControlNet with {} input channels (expected the latent's 4)", u.in_channels),
+                                  weights_path);
+    if (config.conditioning_channels != 3)
+        return Error::unsupported(fmt::format("a ControlNet whose control image has {} channels (expected RGB, 3)",
+                                              config.conditioning_channels), weights_path);
     return config;
 }
 
