@@ -8,6 +8,8 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <map>
+#include <optional>
 #include <random>
 #include <string>
 #include <tuple>
@@ -22,6 +24,7 @@
 #include "pipeline/embeddings.h"
 #include "pipeline/generate.h"
 #include "pipeline/controlnet.h"
+#include "pipeline/ip_adapter.h"
 #include "pipeline/lora.h"
 #include "runtime/pack_cache.h"
 #include "progress.h"
@@ -34,6 +37,15 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr const char* kVersion = "easel 0.1.0";
+
+// `text` cut at each `sep` (empty pieces kept, so "a,,b" names an empty file and fails to read).
+std::vector<std::string> split(const std::string& text, char sep) {
+    std::vector<std::string> out;
+    size_t at = 0;
+    for (size_t next; (next = text.find(sep, at)) != std::string::npos; at = next + 1) out.push_back(text.substr(at, next - at));
+    out.push_back(text.substr(at));
+    return out;
+}
 
 int fail(const Error& e) {
     std::fprintf(stderr, "error: %s\n", e.to_string().c_str());
@@ -101,6 +113,10 @@ int cmd_generate(int argc, char** argv) {
     auto& control_scale = a.add_string("--control-scale", "", "1", "ControlNet strength (diffusers controlnet_conditioning_scale, A1111's Weight), one per --controlnet or one for all");
     auto& control_start = a.add_string("--control-start", "", "0", "fraction of the steps before a ControlNet starts acting (control_guidance_start), one per --controlnet or one for all");
     auto& control_end = a.add_string("--control-end", "", "1", "fraction of the steps after which a ControlNet stops (control_guidance_end), one per --controlnet or one for all");
+    auto& ip_adapter = a.add_string("--ip-adapter", "", "", "an IP-Adapter (ip-adapter_sd15, ip-adapter-plus_sd15, ip-adapter_sdxl[_vit-h], ip-adapter-plus_sdxl_vit-h: .safetensors or .bin) prompting with the images of --ip-adapter-image; repeat for several");
+    auto& ip_image = a.add_string("--ip-adapter-image", "", "", "reference image(s) for an IP-Adapter, several of one adapter separated by ','; one per --ip-adapter in order, or one for all");
+    auto& ip_scale = a.add_string("--ip-adapter-scale", "", "1", "IP-Adapter strength (diffusers set_ip_adapter_scale, A1111's Weight), one per --ip-adapter or one for all");
+    auto& image_encoder = a.add_string("--image-encoder", "", "", "the CLIP image encoder an IP-Adapter reads (transformers CLIPVisionModelWithProjection folder or file), one per --ip-adapter or one for all (default: an image_encoder folder beside the adapter or one level up, as h94/IP-Adapter ships it, or a fitting one in a clip_vision folder beside the adapter's, as ComfyUI keeps them)");
     auto& guess_mode = a.add_bool("--guess-mode", "", "ControlNets act on the prompt's half of CFG only, more strongly deeper in the UNet (diffusers' guess_mode, A1111's \"ControlNet is more important\")");
     auto& seed = a.add_int("--seed", "", -1, "random seed; -1 picks one and prints it");
     auto& steps = a.add_int("--steps", "", 20, "sampling steps");
@@ -287,29 +303,40 @@ int cmd_generate(int argc, char** argv) {
         }
     }
     // ControlNets: every flag checked and each network read and matched to the model's spec before the model loads.
+    // A flag given once (for every unit) or once per unit of `unit_flag`.
+    auto per_unit_of = [](const cli::Flag& f, size_t n, const char* name, const char* unit_flag) -> Result<std::vector<std::string>> {
+        std::vector<std::string> v = f.seen ? f.all : std::vector<std::string>{f.s};
+        if (v.size() == 1) v.assign(n, v[0]);
+        if (v.size() != n)
+            return Error::invalid_argument(fmt::format("given {} times for {} {}; give it once or once per {}", v.size(), n,
+                                                       unit_flag, unit_flag), name);
+        return v;
+    };
+    auto number = [](const std::string& text, const char* name) -> Result<double> {
+        size_t used = 0;
+        double v = 0;
+        try {
+            v = std::stod(text, &used);
+        } catch (...) {
+            used = 0;
+        }
+        if (used != text.size() || text.empty() || !std::isfinite(v))
+            return Error::invalid_argument(fmt::format("expected a number, got '{}'", text), name);
+        return v;
+    };
+    std::optional<ModelSpec> unit_spec;  // the model's spec, read once for the add-ons that must fit it
+    auto model_spec = [&]() -> Result<const ModelSpec*> {
+        if (!unit_spec) {
+            auto spec = load_model_spec(model_path, lo);
+            if (!spec) return spec.error();
+            unit_spec = std::move(spec).value();
+        }
+        return &*unit_spec;
+    };
     if (!controlnet.all.empty() || control_image.seen) {
         const size_t n = controlnet.all.size();
         if (n == 0) return fail(Error::invalid_argument("needs --controlnet (the network the image steers)", "--control-image"));
-        auto per_unit = [&](const cli::Flag& f, const char* name) -> Result<std::vector<std::string>> {
-            std::vector<std::string> v = f.seen ? f.all : std::vector<std::string>{f.s};
-            if (v.size() == 1) v.assign(n, v[0]);
-            if (v.size() != n)
-                return Error::invalid_argument(fmt::format("given {} times for {} --controlnet; give it once or once per "
-                                                           "--controlnet", v.size(), n), name);
-            return v;
-        };
-        auto number = [](const std::string& text, const char* name) -> Result<double> {
-            size_t used = 0;
-            double v = 0;
-            try {
-                v = std::stod(text, &used);
-            } catch (...) {
-                used = 0;
-            }
-            if (used != text.size() || text.empty() || !std::isfinite(v))
-                return Error::invalid_argument(fmt::format("expected a number, got '{}'", text), name);
-            return v;
-        };
+        auto per_unit = [&](const cli::Flag& f, const char* name) { return per_unit_of(f, n, name, "--controlnet"); };
         if (!control_image.seen) return fail(Error::invalid_argument("needs --control-image", "--controlnet"));
         auto images = per_unit(control_image, "--control-image");
         auto scales = per_unit(control_scale, "--control-scale");
@@ -317,7 +344,7 @@ int cmd_generate(int argc, char** argv) {
         auto ends = per_unit(control_end, "--control-end");
         for (const auto* r : {&images, &scales, &starts, &ends})
             if (!*r) return fail(r->error());
-        auto spec = load_model_spec(model_path, lo);
+        auto spec = model_spec();
         if (!spec) return fail(spec.error());
         for (size_t u = 0; u < n; ++u) {
             ControlUnit cu;
@@ -334,12 +361,62 @@ int cmd_generate(int argc, char** argv) {
             if (!img) return fail(img.error().within("--control-image"));
             cu.image = std::move(img).value();
             std::fprintf(stderr, "ControlNet %s: loading\n", controlnet.all[u].c_str());
-            auto net = load_controlnet(controlnet.all[u], spec->info, lo.precision);
+            auto net = load_controlnet(controlnet.all[u], (*spec)->info, lo.precision);
             if (!net) return fail(net.error().within("--controlnet"));
             cu.net = *net;
             p.control.push_back(std::move(cu));
         }
         if (Status st = validate_control(p.control); !st) return fail(st.error());
+    }
+    // IP-Adapters: the same, and each one's image encoder (given or found beside it) read and matched to it.
+    if (!ip_adapter.all.empty() || ip_image.seen || image_encoder.seen) {
+        const size_t n = ip_adapter.all.size();
+        if (n == 0)
+            return fail(Error::invalid_argument("needs --ip-adapter (the adapter that reads the image)",
+                                                ip_image.seen ? "--ip-adapter-image" : "--image-encoder"));
+        if (!ip_image.seen) return fail(Error::invalid_argument("needs --ip-adapter-image", "--ip-adapter"));
+        auto images = per_unit_of(ip_image, n, "--ip-adapter-image", "--ip-adapter");
+        auto scales = per_unit_of(ip_scale, n, "--ip-adapter-scale", "--ip-adapter");
+        auto encoders = per_unit_of(image_encoder, n, "--image-encoder", "--ip-adapter");
+        for (const auto* r : {&images, &scales, &encoders})
+            if (!*r) return fail(r->error());
+        auto spec = model_spec();
+        if (!spec) return fail(spec.error());
+        std::map<std::string, std::shared_ptr<const ImageEncoderFile>> loaded_encoders;
+        for (size_t u = 0; u < n; ++u) {
+            IPAdapterUnit iu;
+            auto weight = number((*scales)[u], "--ip-adapter-scale");
+            if (!weight) return fail(weight.error());
+            iu.scale = *weight;
+            for (const std::string& file : split((*images)[u], ',')) {
+                auto img = read_image(file);
+                if (!img) return fail(img.error().within("--ip-adapter-image"));
+                iu.images.push_back(std::move(img).value());
+            }
+            std::fprintf(stderr, "IP-Adapter %s: loading\n", ip_adapter.all[u].c_str());
+            auto adapter = load_ip_adapter(ip_adapter.all[u], (*spec)->info, lo.precision);
+            if (!adapter) return fail(adapter.error().within("--ip-adapter"));
+            iu.adapter = *adapter;
+            std::string enc_path = (*encoders)[u];
+            if (enc_path.empty()) {
+                enc_path = find_image_encoder(ip_adapter.all[u], iu.adapter->config);
+                if (enc_path.empty())
+                    return fail(Error::not_found(
+                        fmt::format("no image encoder for {} found beside it (an image_encoder folder, or a clip_vision "
+                                    "folder); give one with --image-encoder", iu.adapter->name),
+                        "--ip-adapter"));
+            }
+            auto& enc = loaded_encoders[enc_path];
+            if (!enc) {
+                std::fprintf(stderr, "image encoder %s: loading\n", enc_path.c_str());
+                auto e = load_image_encoder(enc_path, lo.precision);
+                if (!e) return fail(e.error().within("--image-encoder"));
+                enc = *e;
+            }
+            iu.encoder = enc;
+            p.ip_adapters.push_back(std::move(iu));
+        }
+        if (Status st = validate_ip_adapters(p.ip_adapters); !st) return fail(st.error());
     }
     std::fprintf(stderr, "%s (cpu isa %s, %d threads)\n", kVersion, std::string(isa_name(active_isa())).c_str(), num_threads());
     auto m = load_model(model_path, base_lo);

@@ -457,4 +457,32 @@ Status write_image(const std::string& path, const Image& img, const TextChunks& 
     return ok();
 }
 
+Image to_rgb(const Image& img) {
+    if (img.channels == 3) return img;
+    Image c;
+    c.width = img.width;
+    c.height = img.height;
+    c.channels = 3;
+    const size_t n = size_t(img.width) * size_t(img.height), in = size_t(img.channels);
+    c.pixels.resize(n * 3);
+    for (size_t p = 0; p < n; ++p)
+        for (size_t k = 0; k < 3; ++k) c.pixels[p * 3 + k] = img.pixels[p * in + (in < 3 ? 0 : k)];
+    return c;
+}
+
+Image crop_image(const Image& img, int x, int y, int w, int h) {
+    EASEL_ASSERT(x >= 0 && y >= 0 && w >= 0 && h >= 0 && x + w <= img.width && y + h <= img.height,
+                 "crop_image: region outside the image");
+    Image cut;
+    cut.width = w;
+    cut.height = h;
+    cut.channels = img.channels;
+    const size_t ch = size_t(img.channels);
+    cut.pixels.resize(size_t(w) * size_t(h) * ch);
+    for (int r = 0; r < h; ++r)
+        std::copy_n(img.pixels.begin() + ptrdiff_t((size_t(y + r) * size_t(img.width) + size_t(x)) * ch), size_t(w) * ch,
+                    cut.pixels.begin() + ptrdiff_t(size_t(r) * size_t(w) * ch));
+    return cut;
+}
+
 }  // namespace easel

@@ -49,4 +49,9 @@ Result<std::vector<uint8_t>> encode_image(const Image& img, ImageFormat fmt, con
 // Writes through a temporary file and a rename, so a failed write never leaves a truncated image.
 Status write_image(const std::string& path, const Image& img, const TextChunks& text = {}, int quality = 95);
 
+// Pillow's convert("RGB"): gray replicated, alpha dropped (not composited); an RGB image as it is.
+Image to_rgb(const Image& img);
+// The w x h region at (x, y); the region must lie inside the image (the caller's contract).
+Image crop_image(const Image& img, int x, int y, int w, int h);
+
 }  // namespace easel

@@ -10,10 +10,14 @@ namespace easel {
 namespace {
 
 // What kind of add-on file `w` is, from its tensor names ("" when none): LoRA / LyCORIS (kohya-ss, PEFT, LoHa,
-// LoKr), textual-inversion embeddings. People pass them as models by mistake.
+// LoKr), textual-inversion embeddings, ControlNets, IP-Adapters and their image encoders. People pass them as
+// models by mistake.
 std::string add_on_kind(const WeightSet& w) {
-    bool lora = false, lycoris = false, embedding = false, sdxl = false, controlnet = false;
+    bool lora = false, lycoris = false, embedding = false, sdxl = false, controlnet = false, ip_adapter = false,
+         image_encoder = false;
     for (const std::string& n : w.names()) {
+        if (n.rfind("ip_adapter.", 0) == 0 || n.rfind("image_proj.", 0) == 0) ip_adapter = true;
+        if (n.rfind("vision_model.", 0) == 0 || n == "visual_projection.weight") image_encoder = true;
         if (n.rfind("input_hint_block.", 0) == 0 || n.rfind("control_model.input_hint_block.", 0) == 0 ||
             n.rfind("controlnet_cond_embedding.", 0) == 0)
             controlnet = true;
@@ -25,6 +29,8 @@ std::string add_on_kind(const WeightSet& w) {
         if (n.rfind("lora_te1_", 0) == 0 || n.rfind("lora_te2_", 0) == 0 || n == "clip_g") sdxl = true;
     }
     if (controlnet) return "a ControlNet (give it with --controlnet)";
+    if (ip_adapter) return "an IP-Adapter (give it with --ip-adapter)";
+    if (image_encoder) return "a CLIP image encoder (an IP-Adapter's: give it with --image-encoder)";
     const char* arch = sdxl ? "an SDXL " : "a ";
     if (lycoris) return fmt::format("{}LyCORIS (LoHa / LoKr) file", arch);
     if (lora) return fmt::format("{}LoRA file", arch);

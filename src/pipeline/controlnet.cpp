@@ -305,33 +305,13 @@ Status validate_control(const std::vector<ControlUnit>& units) {
 
 Tensor prepare_control_image(const Image& image_in, int width, int height, bool crop) {
     // diffusers VaeImageProcessor(do_convert_rgb=True, do_normalize=False): RGB, resized with PIL LANCZOS, / 255.
-    Image rgb = image_in;
-    if (rgb.channels != 3) {
-        Image c;
-        c.width = rgb.width;
-        c.height = rgb.height;
-        c.channels = 3;
-        c.pixels.resize(size_t(rgb.width) * size_t(rgb.height) * 3);
-        for (size_t p = 0; p < size_t(rgb.width) * size_t(rgb.height); ++p)
-            for (size_t k = 0; k < 3; ++k)
-                c.pixels[p * 3 + k] = rgb.channels == 1 ? rgb.pixels[p] : rgb.pixels[p * size_t(rgb.channels) + k];
-        rgb = std::move(c);
-    }
+    Image rgb = to_rgb(image_in);
     if (crop && int64_t(rgb.width) * height != int64_t(rgb.height) * width) {
         // Scaled to cover the output, then its middle cut out.
         const double s = std::max(double(width) / rgb.width, double(height) / rgb.height);
         const int cw = std::max(width, int(std::lround(rgb.width * s))), ch = std::max(height, int(std::lround(rgb.height * s)));
         const Image big = resize_pillow(rgb, cw, ch, ResampleFilter::Lanczos);
-        const int x0 = (cw - width) / 2, y0 = (ch - height) / 2;
-        Image cut;
-        cut.width = width;
-        cut.height = height;
-        cut.channels = 3;
-        cut.pixels.resize(size_t(width) * size_t(height) * 3);
-        for (int y = 0; y < height; ++y)
-            std::copy_n(big.pixels.begin() + (ptrdiff_t(y0 + y) * cw + x0) * 3, size_t(width) * 3,
-                        cut.pixels.begin() + ptrdiff_t(y) * width * 3);
-        rgb = std::move(cut);
+        rgb = crop_image(big, (cw - width) / 2, (ch - height) / 2, width, height);
     }
     if (rgb.width != width || rgb.height != height) rgb = resize_pillow(rgb, width, height, ResampleFilter::Lanczos);
     Tensor t = Tensor::empty({1, 3, height, width});

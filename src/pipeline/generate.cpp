@@ -96,6 +96,15 @@ Status validate_params(const GenerateParams& p, const ModelSpec& m, const ModelS
     if (!p.control.empty() && (p.refiner || refiner))
         return Error::unsupported("ControlNets with a refiner: the refiner is another UNet the ControlNet was not made "
                                   "for", "control");
+    EASEL_TRY(validate_ip_adapters(p.ip_adapters));
+    if (!p.ip_adapters.empty() && (p.refiner || refiner))
+        return Error::unsupported("IP-Adapters with a refiner: the refiner is another UNet the adapter was not made for",
+                                  "ip_adapter");
+    for (const IPAdapterUnit& u : p.ip_adapters)
+        if (u.adapter->config.block_widths != m.info.unet.cross_attention_blocks() ||
+            u.adapter->config.cross_attention_dim != m.info.unet.cross_attention_dim)
+            return Error::invalid_argument(fmt::format("the IP-Adapter {} was made for another model family than {}",
+                                                       u.adapter->name, model_kind_name(m.info)), "ip_adapter");
     for (const ControlUnit& u : p.control) {
         const UNetConfig& cu = u.net->config.unet;
         if (cu.block_out_channels != m.info.unet.block_out_channels || cu.cross_attention_dim != m.info.unet.cross_attention_dim)
@@ -320,7 +329,8 @@ Result<std::vector<GeneratedImage>> generate_impl(const Model& m, Model* release
                                 .height = p.height, .size = p.size_conditioning,
                                 .zero_empty_negative = kdiffusion ? std::optional<bool>(true) : std::nullopt,
                                 .embeddings = p.embeddings};
-    EASEL_TRY_ASSIGN(const ConditioningPair conds, m.conditioner().encode(c, request));
+    EASEL_TRY_ASSIGN(ConditioningPair conds, m.conditioner().encode(c, request));
+    EASEL_TRY(add_image_prompts(c, p.ip_adapters, conds));
     // AUTOMATIC1111's refiner (k-diffusion mode; diffusers mode's hand-off is generate_with_refiner): the same
     // request through the refiner's conditioner, which A1111 runs at the switch.
     std::optional<ConditioningPair> refiner_conds;
@@ -408,6 +418,14 @@ Result<std::vector<GeneratedImage>> generate_impl(const Model& m, Model* release
                                   fmt::format("Module: none, Model: {}, Weight: {}, Guidance Start: {}, Guidance End: {}, "
                                               "Control Mode: {}", cu.net->name, cu.scale, cu.start, cu.end,
                                               cu.guess_mode ? "ControlNet is more important" : "Balanced"));
+        }
+        for (size_t u = 0; u < p.ip_adapters.size(); ++u) {
+            // AUTOMATIC1111's ControlNet extension runs IP-Adapters as units too, numbered after the ControlNets,
+            // the image encoder named as its preprocessor.
+            const IPAdapterUnit& iu = p.ip_adapters[u];
+            ip.extra.emplace_back(fmt::format("ControlNet {}", p.control.size() + u),
+                                  fmt::format("Module: {}, Model: {}, Weight: {}, Guidance Start: 0, Guidance End: 1",
+                                              ip_adapter_module_name(iu), iu.adapter->name, iu.scale));
         }
         for (const auto& kv : p.infotext_extra) ip.extra.push_back(kv);
         if (!conds.embeddings_used.empty() && p.embeddings) {

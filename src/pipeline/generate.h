@@ -17,6 +17,7 @@
 #include "core/allocator.h"
 #include "io/image.h"
 #include "pipeline/controlnet.h"
+#include "pipeline/ip_adapter.h"
 #include "pipeline/model.h"
 #include "sampling/sampler.h"
 #include "sampling/schedule.h"
@@ -91,6 +92,9 @@ struct GenerateParams {
     // ControlNets steering the sampling, each with its control image (pipeline/controlnet.h); their residuals
     // are summed.
     std::vector<ControlUnit> control;
+    // IP-Adapters, each with its image encoder and reference images (pipeline/ip_adapter.h); each adds its own
+    // attention over its image tokens to every cross-attention.
+    std::vector<IPAdapterUnit> ip_adapters;
 };
 
 struct ProgressEvent {

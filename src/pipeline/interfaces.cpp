@@ -12,6 +12,17 @@ Conditioning Conditioning::batch(const Ctx& c, const Conditioning& a, const Cond
     if (a.context.defined() && a.context.numel() > 0) r.context = ops::concat(c, {a.context, b.context}, 0);
     if (a.pooled) r.pooled = ops::concat(c, {*a.pooled, *b.pooled}, 0);
     if (a.ids) r.ids = ops::concat(c, {*a.ids, *b.ids}, 0);
+    EASEL_ASSERT(a.extra_kv.size() == b.extra_kv.size(), "Conditioning::batch: image prompts on one side only");
+    r.extra_kv.resize(a.extra_kv.size());
+    for (size_t i = 0; i < a.extra_kv.size(); ++i) {
+        EASEL_ASSERT(a.extra_kv[i].size() == b.extra_kv[i].size(), "Conditioning::batch: image prompts differ");
+        for (size_t j = 0; j < a.extra_kv[i].size(); ++j) {
+            const ExtraKV& x = a.extra_kv[i][j];
+            const ExtraKV& y = b.extra_kv[i][j];
+            EASEL_ASSERT(x.scale == y.scale, "Conditioning::batch: image prompt scales differ");
+            r.extra_kv[i].push_back({ops::concat(c, {x.k, y.k}, 0), ops::concat(c, {x.v, y.v}, 0), x.scale});
+        }
+    }
     if (!a.negative.empty() || !b.negative.empty()) {
         auto flags = [](const Conditioning& x) {
             const int64_t n = x.context.defined() ? x.context.size(0) : x.pooled ? x.pooled->size(0) : 0;

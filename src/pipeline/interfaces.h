@@ -25,6 +25,7 @@
 
 #include "core/error.h"
 #include "core/tensor.h"
+#include "models/common/blocks.h"
 #include "models/unet/config.h"
 #include "runtime/nn.h"
 #include "sampling/schedule.h"
@@ -39,6 +40,10 @@ struct Conditioning {
     // Per batch item, whether it is the negative prompt's (a guess-mode ControlNet leaves those alone); empty:
     // none is. make_denoiser marks the unconditional half.
     std::vector<bool> negative;
+    // Image prompts (IP-Adapter): what each cross-attention block of the diffusion model adds (one entry per
+    // block, in the model's own order: UNetConfig::cross_attention_blocks), keys and values [N, T, width] of
+    // each adapter. Empty: none. pipeline/ip_adapter.h makes them; a model without the hook refuses them.
+    std::vector<BlockExtras> extra_kv;
 
     // `a` and `b` as one batch, a first: each field concatenated along dim 0. Both must carry the same fields
     // with the same shapes beyond the batch (a conditioner's pair does).
@@ -117,7 +122,6 @@ struct DiffusionInputs {
     // Residuals (ControlNet): one per skip connection of the UNet in the order its down path makes them, then
     // one for the mid block's output; empty: none.
     std::vector<Tensor> control;
-    std::vector<Tensor> extra_kv;        // extra attention key/value context (IP-Adapter)
 };
 
 class DiffusionModel {

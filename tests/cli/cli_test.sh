@@ -149,6 +149,25 @@ expect_error "SDXL ControlNet on SD 1.5" "does not fit the model" -- generate -m
 expect_error "a ControlNet as the model" "this is a ControlNet (give it with --controlnet), an add-on for a model" -- generate -m "$cn/sd1_b_ldm.safetensors" -p x -W 32 -H 32 -o "$tmp/a.png"
 expect_error "a model as the ControlNet" "not a ControlNet" -- generate -m "$model" -p x --controlnet "$model/unet/diffusion_pytorch_model.safetensors" --control-image "$cn/control_a.png" -W 32 -H 32 -o "$tmp/a.png"
 
+# IP-Adapters (tests/golden/data/ip_adapter, tools/reference/make_ip_adapter_goldens.py): the image encoder found
+# beside the adapter (ip_adapter/image_encoder), several images of one adapter, two adapters; flags that do not add
+# up, an adapter of another family, add-ons given as the model, are errors before any work.
+ipa=$golden/ip_adapter
+expect_ok "IP-Adapter" -- generate -m "$model" -p "a red circle" --ip-adapter "$ipa/sd1_plain.safetensors" --ip-adapter-image "$ipa/ip_ref_a.png" --seed 4 --steps 3 -W 32 -H 32 -o "$tmp/i1.png"
+expect_ok "IP-Adapter Plus, two images, and a plain one" -- generate -m "$model" -p "a red circle" --ip-adapter "$ipa/sd1_plus.bin" --ip-adapter "$ipa/sd1_plain.safetensors" --ip-adapter-image "$ipa/ip_ref_a.png,$ipa/ip_ref_b.png" --ip-adapter-image "$ipa/ip_ref_c.png" --ip-adapter-scale 0.8 --ip-adapter-scale 0.5 --image-encoder "$ipa/image_encoder" --seed 4 --steps 3 -W 32 -H 32 -o "$tmp/i2.png"
+if [[ "$(pixels "$tmp/l0.png")" == "$(pixels "$tmp/i1.png")" ]]; then echo "FAIL the IP-Adapter did not change the image"; failures=$((failures + 1)); fi
+if ! grep -a -q 'ControlNet 1: "Module: ip-adapter_clip (image_encoder), Model: sd1_plain, Weight: 0.5, Guidance Start: 0, Guidance End: 1"' "$tmp/i2.png"; then
+  echo "FAIL the infotext lacks the second IP-Adapter unit:"; grep -a -o 'Steps:.*' "$tmp/i2.png" | head -2; failures=$((failures + 1))
+fi
+expect_error "IP-Adapter image without an adapter" "needs --ip-adapter" -- generate -m "$model" -p x --ip-adapter-image "$ipa/ip_ref_a.png" -W 32 -H 32 -o "$tmp/a.png"
+expect_error "IP-Adapter without an image" "needs --ip-adapter-image" -- generate -m "$model" -p x --ip-adapter "$ipa/sd1_plain.safetensors" -W 32 -H 32 -o "$tmp/a.png"
+expect_error "IP-Adapter image count" "given 2 times for 1 --ip-adapter" -- generate -m "$model" -p x --ip-adapter "$ipa/sd1_plain.safetensors" --ip-adapter-image "$ipa/ip_ref_a.png" --ip-adapter-image "$ipa/ip_ref_b.png" -W 32 -H 32 -o "$tmp/a.png"
+expect_error "IP-Adapter image missing" "nothere.png" -- generate -m "$model" -p x --ip-adapter "$ipa/sd1_plain.safetensors" --ip-adapter-image "$ipa/ip_ref_a.png,$ipa/nothere.png" -W 32 -H 32 -o "$tmp/a.png"
+expect_error "SDXL IP-Adapter on SD 1.5" "does not fit the model" -- generate -m "$model" -p x --ip-adapter "$ipa/sdxl_plain.safetensors" --ip-adapter-image "$ipa/ip_ref_a.png" -W 32 -H 32 -o "$tmp/a.png"
+expect_error "an IP-Adapter as the model" "this is an IP-Adapter (give it with --ip-adapter)" -- generate -m "$ipa/sd1_plain.safetensors" -p x -W 32 -H 32 -o "$tmp/a.png"
+expect_error "an image encoder as the model" "a CLIP image encoder" -- generate -m "$ipa/image_encoder/model.safetensors" -p x -W 32 -H 32 -o "$tmp/a.png"
+expect_error "an adapter as the image encoder" "not its image encoder" -- generate -m "$model" -p x --ip-adapter "$ipa/sd1_plain.safetensors" --ip-adapter-image "$ipa/ip_ref_a.png" --image-encoder "$ipa/sd1_plus.safetensors" -W 32 -H 32 -o "$tmp/a.png"
+
 # --timestep-spacing (diffusers mode): recorded in the infotext; refused in k-diffusion mode.
 expect_ok "trailing timestep spacing" -- generate -m "$model" -p "a red circle" --schedule-from diffusers --sampler euler --timestep-spacing trailing --seed 4 --steps 3 -W 32 -H 32 -o "$tmp/ts.png"
 if ! grep -a -q "Timestep spacing: trailing" "$tmp/ts.png"; then echo "FAIL the infotext lacks 'Timestep spacing: trailing'"; failures=$((failures + 1)); fi

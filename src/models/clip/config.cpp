@@ -1,5 +1,6 @@
 #include "models/clip/config.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include <fmt/format.h>
@@ -207,6 +208,119 @@ std::string CLIPTextConfig::summary() const {
                        intermediate_size, num_layers, num_heads, clip_activation_name(hidden_act), layer_norm_eps,
                        vocab_size, max_positions,
                        has_projection ? fmt::format(", projection {}", projection_dim) : std::string());
+}
+
+Result<CLIPVisionConfig> CLIPVisionConfig::from_json(const std::string& json_text, const std::string& where) {
+    EASEL_TRY_ASSIGN(ConfigNode doc, parse_json_config(json_text, where));
+    if (!doc.is_map()) return bad_config(where, "expected a JSON object");
+    const ConfigNode* cfg = &doc;
+    if (const ConfigNode* t = doc.get("vision_config"); t && t->is_map()) cfg = t;
+    EASEL_TRY_ASSIGN(const std::string type, cfg->get_string_or("model_type", "clip_vision_model"));
+    if (type != "clip_vision_model" && type != "clip")
+        return Error::unsupported(fmt::format("model_type is '{}'; expected clip_vision_model (a CLIP image encoder)", type),
+                                  where);
+    CLIPVisionConfig c;
+    auto get_int = [&](const char* key, int fallback, int lo, int hi) -> Result<int> {
+        EASEL_TRY_ASSIGN(std::optional<int64_t> v, cfg->get_int(key));
+        if (!v) return fallback;
+        if (*v < lo || *v > hi) return bad_config(where, fmt::format("{}: value {} out of range {}..{}", key, *v, lo, hi));
+        return int(*v);
+    };
+    // transformers CLIPVisionConfig defaults for absent keys.
+    EASEL_TRY_ASSIGN(c.hidden_size, get_int("hidden_size", 768, 1, kMaxWidth));
+    EASEL_TRY_ASSIGN(c.intermediate_size, get_int("intermediate_size", 3072, 1, kMaxWidth * 8));
+    EASEL_TRY_ASSIGN(c.num_layers, get_int("num_hidden_layers", 12, 1, kMaxLayers));
+    EASEL_TRY_ASSIGN(c.num_heads, get_int("num_attention_heads", 12, 1, kMaxWidth));
+    EASEL_TRY_ASSIGN(c.image_size, get_int("image_size", 224, 1, 4096));
+    EASEL_TRY_ASSIGN(c.patch_size, get_int("patch_size", 32, 1, 4096));
+    EASEL_TRY_ASSIGN(c.num_channels, get_int("num_channels", 3, 1, 4));
+    EASEL_TRY_ASSIGN(c.projection_dim, get_int("projection_dim", 512, 1, kMaxWidth));
+    EASEL_TRY_ASSIGN(std::optional<double> eps, cfg->get_double("layer_norm_eps"));
+    c.layer_norm_eps = float(eps.value_or(1e-5));
+    EASEL_TRY_ASSIGN(const std::string act, cfg->get_string_or("hidden_act", "quick_gelu"));
+    if (act == "quick_gelu") c.hidden_act = CLIPActivation::QuickGelu;
+    else if (act == "gelu") c.hidden_act = CLIPActivation::Gelu;
+    else return Error::unsupported(fmt::format("hidden_act is '{}'; expected quick_gelu or gelu", act), where);
+    // A full CLIPConfig keeps the projection width at its top level.
+    if (cfg != &doc) {
+        EASEL_TRY_ASSIGN(std::optional<int64_t> pd, doc.get_int("projection_dim"));
+        if (pd) c.projection_dim = int(std::clamp<int64_t>(*pd, 0, kMaxWidth + 1));  // validate() names a bad one
+    }
+    EASEL_TRY(c.validate());
+    return c;
+}
+
+Result<CLIPVisionConfig> CLIPVisionConfig::detect_from_weights(const WeightSet& w, std::string_view prefix_sv) {
+    const std::string p(prefix_sv);
+    const std::string v = p + "vision_model.";
+    auto need_shape = [&](const std::string& name, int rank) -> Result<const Tensor*> {
+        const Tensor* t = w.find(name);
+        if (!t) return Error::not_found("tensor is missing; a CLIP image encoder has it", name);
+        if (t->rank() != rank)
+            return Error::bad_file(name, fmt::format("has shape {}, expected rank {}", t->shape().to_string(), rank));
+        return t;
+    };
+    CLIPVisionConfig c;
+    EASEL_TRY_ASSIGN(const Tensor* patch, need_shape(v + "embeddings.patch_embedding.weight", 4));
+    EASEL_TRY_ASSIGN(const Tensor* pos, need_shape(v + "embeddings.position_embedding.weight", 2));
+    EASEL_TRY_ASSIGN(const Tensor* fc1, need_shape(v + "encoder.layers.0.mlp.fc1.weight", 2));
+    EASEL_TRY_ASSIGN(const Tensor* proj, need_shape(p + "visual_projection.weight", 2));
+    c.hidden_size = int(std::min<int64_t>(patch->size(0), kMaxWidth + 1));
+    c.num_channels = int(std::min<int64_t>(patch->size(1), 5));
+    c.patch_size = int(std::min<int64_t>(patch->size(2), 4097));
+    if (patch->size(2) != patch->size(3) || c.hidden_size > kMaxWidth || c.num_channels > 4 || c.patch_size > 4096)
+        return Error::bad_file(v + "embeddings.patch_embedding.weight",
+                               fmt::format("shape {}; expected [hidden, 3, patch, patch]", patch->shape().to_string()));
+    const int64_t positions = pos->size(0);
+    int64_t grid = 0;
+    while ((grid + 1) * (grid + 1) + 1 <= positions) ++grid;
+    if (pos->size(1) != c.hidden_size || grid * grid + 1 != positions || grid * c.patch_size > 4096)
+        return Error::bad_file(v + "embeddings.position_embedding.weight",
+                               fmt::format("shape {}; expected [grid * grid + 1, {}]", pos->shape().to_string(), c.hidden_size));
+    c.image_size = int(grid * c.patch_size);
+    if (fc1->size(1) != c.hidden_size || fc1->size(0) < 1 || fc1->size(0) > int64_t(kMaxWidth) * 8)
+        return Error::bad_file(v + "encoder.layers.0.mlp.fc1.weight",
+                               fmt::format("shape {}; expected [intermediate, {}]", fc1->shape().to_string(), c.hidden_size));
+    c.intermediate_size = int(fc1->size(0));
+    if (proj->size(1) != c.hidden_size || proj->size(0) < 1 || proj->size(0) > kMaxWidth)
+        return Error::bad_file(p + "visual_projection.weight",
+                               fmt::format("shape {}; expected [projection_dim, {}]", proj->shape().to_string(), c.hidden_size));
+    c.projection_dim = int(proj->size(0));
+    int layers = 0;
+    while (layers <= kMaxLayers && contains_prefix(w, fmt::format("{}encoder.layers.{}.", v, layers))) ++layers;
+    if (layers > kMaxLayers) return Error::bad_file(v + "encoder.layers", "more layers than any CLIP has");
+    c.num_layers = layers;
+    if (c.hidden_size != 1024 && c.hidden_size != 1280 && c.hidden_size != 1664)
+        return Error::unsupported(fmt::format("a CLIP image encoder {} wide is none of the known towers (ViT-L/14 1024, "
+                                              "ViT-H/14 1280, ViT-bigG/14 1664): give its config.json beside it (a "
+                                              "folder with config.json and model.safetensors)", c.hidden_size),
+                                  p + "vision_model");
+    c.num_heads = 16;
+    c.hidden_act = c.hidden_size == 1024 && c.num_layers == 24 ? CLIPActivation::QuickGelu : CLIPActivation::Gelu;
+    EASEL_TRY(c.validate());
+    return c;
+}
+
+Status CLIPVisionConfig::validate() const {
+    auto bad = [](const std::string& msg) { return Error::invalid_argument("CLIP vision config: " + msg); };
+    if (hidden_size < 1 || hidden_size > kMaxWidth) return bad(fmt::format("hidden_size {} out of range", hidden_size));
+    if (intermediate_size < 1 || intermediate_size > kMaxWidth * 8)
+        return bad(fmt::format("intermediate_size {} out of range", intermediate_size));
+    if (num_layers < 1 || num_layers > kMaxLayers) return bad(fmt::format("num_layers {} out of range", num_layers));
+    if (num_heads < 1 || hidden_size % num_heads != 0)
+        return bad(fmt::format("hidden_size {} cannot be split into {} heads", hidden_size, num_heads));
+    if (patch_size < 1 || image_size < patch_size || image_size > 4096 || image_size % patch_size != 0)
+        return bad(fmt::format("image_size {} is not a multiple of patch_size {}", image_size, patch_size));
+    if (num_channels != 3) return bad(fmt::format("num_channels {}; an image encoder takes RGB (3)", num_channels));
+    if (projection_dim < 1 || projection_dim > kMaxWidth) return bad(fmt::format("projection_dim {} out of range", projection_dim));
+    if (!(layer_norm_eps > 0.0f) || !std::isfinite(layer_norm_eps)) return bad("layer_norm_eps must be positive");
+    return ok();
+}
+
+std::string CLIPVisionConfig::summary() const {
+    return fmt::format("hidden {}, mlp {}, {} layers, {} heads, {}, image {} in patches of {}, projection {}", hidden_size,
+                       intermediate_size, num_layers, num_heads, clip_activation_name(hidden_act), image_size,
+                       patch_size, projection_dim);
 }
 
 }  // namespace easel

@@ -62,4 +62,34 @@ struct CLIPTextConfig {
 // text_encoder): hidden 1024, intermediate 4096, 16 heads, gelu, 23 layers run, projection_dim 512.
 CLIPTextConfig open_clip_vit_h14_text_config();
 
+// The image tower of a CLIP model as transformers' CLIPVisionModelWithProjection builds it (IP-Adapter's image
+// encoders: OpenCLIP ViT-H/14, hidden 1280, 32 layers, 16 heads, patch 14, projection 1024; ViT-bigG/14, hidden
+// 1664, 48 layers, projection 1280; OpenAI ViT-L/14, hidden 1024, 24 layers, quick_gelu, projection 768).
+struct CLIPVisionConfig {
+    int hidden_size = 768;
+    int intermediate_size = 3072;
+    int num_layers = 12;
+    int num_heads = 12;
+    int image_size = 224;
+    int patch_size = 32;
+    int num_channels = 3;
+    int projection_dim = 512;
+    CLIPActivation hidden_act = CLIPActivation::QuickGelu;
+    float layer_norm_eps = 1e-5f;
+
+    int grid() const { return patch_size > 0 ? image_size / patch_size : 0; }
+    int tokens() const { return grid() * grid() + 1; }  // the class token, then one per patch
+
+    // transformers' CLIPVisionConfig keys (a CLIPVisionModel[WithProjection] config.json, or "vision_config" of a
+    // full CLIPConfig); absent keys take transformers' defaults (ViT-B/32).
+    static Result<CLIPVisionConfig> from_json(const std::string& json_text, const std::string& where);
+    // From transformers-named tensors under `prefix` (vision_model.*, visual_projection.weight): widths, layers,
+    // patch and image size. The head count and activation are not in the shapes: the three towers IP-Adapter
+    // uses (widths 1024, 1280, 1664) all have 16 heads, and only OpenAI's ViT-L/14 (1024 wide, 24 layers) uses
+    // quick_gelu; another width needs its config.json (an error says so).
+    static Result<CLIPVisionConfig> detect_from_weights(const WeightSet& w, std::string_view prefix);
+    Status validate() const;
+    std::string summary() const;
+};
+
 }  // namespace easel

@@ -14,19 +14,8 @@ CLIPTextEncoder CLIPTextEncoder::declare(const ParamScope& s0, const CLIPTextCon
     const int64_t D = cfg.hidden_size, F = cfg.intermediate_size;
     e.token_embedding_ = s.take_f32("embeddings.token_embedding.weight", {cfg.vocab_size, D});
     e.position_embedding_ = s.take_f32("embeddings.position_embedding.weight", {cfg.max_positions, D});
-    for (int i = 0; i < cfg.num_layers; ++i) {
-        const ParamScope l = s / "encoder" / "layers" / i;
-        Layer layer;
-        layer.ln1 = LayerNorm::declare(l / "layer_norm1", D, cfg.layer_norm_eps);
-        layer.q = Linear::declare(l / "self_attn" / "q_proj", D, D);
-        layer.k = Linear::declare(l / "self_attn" / "k_proj", D, D);
-        layer.v = Linear::declare(l / "self_attn" / "v_proj", D, D);
-        layer.out = Linear::declare(l / "self_attn" / "out_proj", D, D);
-        layer.ln2 = LayerNorm::declare(l / "layer_norm2", D, cfg.layer_norm_eps);
-        layer.fc1 = Linear::declare(l / "mlp" / "fc1", D, F);
-        layer.fc2 = Linear::declare(l / "mlp" / "fc2", F, D);
-        e.layers_.push_back(std::move(layer));
-    }
+    for (int i = 0; i < cfg.num_layers; ++i)
+        e.layers_.push_back(CLIPLayer::declare(s / "encoder" / "layers" / i, D, F, cfg.layer_norm_eps));
     e.final_ln_ = LayerNorm::declare(s / "final_layer_norm", D, cfg.layer_norm_eps);
     if (cfg.has_projection) e.projection_ = Linear::declare(s0 / "text_projection", D, cfg.projection_dim, /*bias=*/false);
     return e;
@@ -71,13 +60,7 @@ CLIPTextEncoder::Output CLIPTextEncoder::encode(const Ctx& c, const std::vector<
     const int run = o.pooled ? cfg_.num_layers : chosen;
     Output out;
     for (int i = 0; i < run; ++i) {
-        const Layer& l = layers_[size_t(i)];
-        Tensor h = l.ln1(c, x);
-        Tensor a = ops::attention(c, l.q(c, h), l.k(c, h), l.v(c, h), cfg_.num_heads, /*causal=*/true);
-        x = l.out(c, a, &x);
-        h = l.fc1(c, l.ln2(c, x));
-        h = cfg_.hidden_act == CLIPActivation::QuickGelu ? ops::quick_gelu(c, h) : ops::gelu(c, h);
-        x = l.fc2(c, h, &x);
+        x = layers_[size_t(i)].forward(c, x, cfg_.num_heads, cfg_.hidden_act, /*causal=*/true);
         if (i + 1 == chosen) out.hidden = o.final_norm ? final_ln_(c, x) : x.contiguous().clone();
     }
     if (!o.pooled) return out;

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "models/clip/config.h"
+#include "models/clip/layer.h"
 #include "runtime/nn.h"
 
 namespace easel {
@@ -51,14 +52,10 @@ public:
     const CLIPTextConfig& config() const { return cfg_; }
 
 private:
-    struct Layer {
-        LayerNorm ln1, ln2;
-        Linear q, k, v, out, fc1, fc2;
-    };
     CLIPTextConfig cfg_;
     Tensor token_embedding_;     // [V, D] f32
     Tensor position_embedding_;  // [P, D] f32
-    std::vector<Layer> layers_;
+    std::vector<CLIPLayer> layers_;
     LayerNorm final_ln_;
     std::optional<Linear> projection_;  // text_projection (no bias), CLIPTextModelWithProjection
 };

@@ -35,12 +35,21 @@ Attention Attention::declare(const ParamScope& s, int64_t dim, int64_t context_d
     return a;
 }
 
-Tensor Attention::forward(const Ctx& c, const Tensor& x, const Tensor& context, const Tensor* residual) const {
+Tensor Attention::forward(const Ctx& c, const Tensor& x, const Tensor& context, const Tensor* residual,
+                          const BlockExtras* extras) const {
     const Tensor& kv_src = context.storage() ? context : x;
     Tensor q = to_q(c, x);
     Tensor k = to_k(c, kv_src);
     Tensor v = to_v(c, kv_src);
     Tensor o = ops::attention(c, q, k, v, num_heads);
+    if (extras)
+        for (const ExtraKV& e : *extras) {
+            if (e.scale == 0.0f) continue;
+            EASEL_ASSERT(e.k.size(0) == q.size(0) && e.k.size(2) == q.size(2) && e.v.shape() == e.k.shape(),
+                         "Attention: extra keys/values of another batch or width");
+            // diffusers: hidden_states + scale * ip_hidden_states, in that rounding order.
+            o = ops::add(c, o, ops::scale(c, ops::attention(c, q, e.k, e.v, num_heads), e.scale));
+        }
     return to_out(c, o, residual);
 }
 
@@ -58,9 +67,9 @@ TransformerBlock TransformerBlock::declare(const ParamScope& s, int64_t dim, int
     return b;
 }
 
-Tensor TransformerBlock::forward(const Ctx& c, const Tensor& x0, const Tensor& context) const {
+Tensor TransformerBlock::forward(const Ctx& c, const Tensor& x0, const Tensor& context, const BlockExtras* extras) const {
     Tensor x = attn1.forward(c, norm1(c, x0), Tensor(), &x0);
-    x = attn2.forward(c, norm2(c, x), context, &x);
+    x = attn2.forward(c, norm2(c, x), context, &x, extras);
     Tensor h = ops::geglu(c, ff_in(c, norm3(c, x)));
     return ff_out(c, h, &x);
 }
@@ -113,10 +122,12 @@ SpatialTransformer SpatialTransformer::declare(const ParamScope& s, int64_t chan
 
 // A 1x1 conv on NCHW equals a Linear over channels on [N, HW, C], so both SD 1.x (conv) and SD 2.x (linear)
 // projections run as Linear after one layout change; the result is the same up to summation order.
-Tensor SpatialTransformer::forward(const Ctx& c, const Tensor& x, const Tensor& context) const {
+Tensor SpatialTransformer::forward(const Ctx& c, const Tensor& x, const Tensor& context,
+                                   std::span<const BlockExtras> extras) const {
+    EASEL_ASSERT(extras.empty() || extras.size() == blocks.size(), "SpatialTransformer: extras for another depth");
     const int64_t h = x.size(2), w = x.size(3);
     Tensor t = proj_in(c, nchw_to_nlc(c, norm(c, x)));
-    for (const TransformerBlock& b : blocks) t = b.forward(c, t, context);
+    for (size_t i = 0; i < blocks.size(); ++i) t = blocks[i].forward(c, t, context, extras.empty() ? nullptr : &extras[i]);
     t = proj_out(c, t);
     return ops::add(c, nlc_to_nchw(c, t, h, w), x);
 }

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <optional>
+#include <span>
 #include <vector>
 
 #include "runtime/nn.h"
@@ -23,6 +24,17 @@ struct ResBlock {
     Tensor forward(const Ctx& c, const Tensor& x, const Tensor& temb) const;
 };
 
+// Keys and values a cross-attention attends to besides its context: IP-Adapter's decoupled cross-attention
+// (diffusers IPAdapterAttnProcessor2_0). The same queries attend over k and v ([B, T, dim], already projected by
+// the adapter's to_k_ip / to_v_ip), and that result times `scale` is added to the context's before to_out; a
+// scale of 0 skips it, as diffusers does.
+struct ExtraKV {
+    Tensor k, v;
+    float scale = 1.0f;
+};
+// What one transformer block's cross-attention adds: one ExtraKV per adapter (empty: nothing).
+using BlockExtras = std::vector<ExtraKV>;
+
 // diffusers Attention (to_q, to_k, to_v, to_out.0). x: [B, L, dim], context: [B, Lc, context_dim].
 struct Attention {
     Linear to_q, to_k, to_v, to_out;
@@ -30,7 +42,9 @@ struct Attention {
 
     static Attention declare(const ParamScope& s, int64_t dim, int64_t context_dim, int num_heads, bool qkv_bias);
     // context undefined: self-attention. With `residual`, returns attention(x) + residual (fused epilogue).
-    Tensor forward(const Ctx& c, const Tensor& x, const Tensor& context, const Tensor* residual = nullptr) const;
+    // `extras` are added before to_out (see ExtraKV).
+    Tensor forward(const Ctx& c, const Tensor& x, const Tensor& context, const Tensor* residual = nullptr,
+                   const BlockExtras* extras = nullptr) const;
 };
 
 struct TransformerBlock {
@@ -39,8 +53,8 @@ struct TransformerBlock {
     Linear ff_in, ff_out;  // ff.net.0.proj (dim -> 2*inner, GEGLU), ff.net.2 (inner -> dim)
 
     static TransformerBlock declare(const ParamScope& s, int64_t dim, int64_t context_dim, int num_heads);
-    // x: [B, L, dim] -> [B, L, dim]
-    Tensor forward(const Ctx& c, const Tensor& x, const Tensor& context) const;
+    // x: [B, L, dim] -> [B, L, dim]; `extras` go to the cross-attention (attn2).
+    Tensor forward(const Ctx& c, const Tensor& x, const Tensor& context, const BlockExtras* extras = nullptr) const;
 };
 
 // Transformer2DModel: GroupNorm, proj_in (1x1 conv in SD 1.x, Linear in SD 2.x), blocks, proj_out, residual.
@@ -52,8 +66,8 @@ struct SpatialTransformer {
 
     static SpatialTransformer declare(const ParamScope& s, int64_t channels, int64_t context_dim, int num_heads,
                                       int depth, int groups, bool linear_projection);
-    // x: [N, C, H, W], context: [N, Lc, context_dim] -> [N, C, H, W]
-    Tensor forward(const Ctx& c, const Tensor& x, const Tensor& context) const;
+    // x: [N, C, H, W], context: [N, Lc, context_dim] -> [N, C, H, W]. `extras`: empty, or one entry per block.
+    Tensor forward(const Ctx& c, const Tensor& x, const Tensor& context, std::span<const BlockExtras> extras = {}) const;
 };
 
 // [N, C, H, W] <-> [N, H*W, C]

@@ -520,6 +520,21 @@ Status UNetConfig::validate() const {
     return ok();
 }
 
+std::vector<int64_t> UNetConfig::cross_attention_blocks() const {
+    std::vector<int64_t> r;
+    const int L = num_levels();
+    auto level = [&](int lv, int transformers) {
+        for (int j = 0; j < transformers; ++j)
+            for (int d = 0; d < transformer_depth[size_t(lv)]; ++d) r.push_back(block_out_channels[size_t(lv)]);
+    };
+    for (int i = 0; i < L; ++i)
+        if (down_attention[size_t(i)]) level(i, layers_per_block);
+    for (int i = 0; i < L; ++i)
+        if (up_attention[size_t(i)]) level(L - 1 - i, layers_per_block + 1);
+    if (mid_attention) level(L - 1, 1);
+    return r;
+}
+
 std::string UNetConfig::summary() const {
     std::string attn;
     for (bool a : down_attention) attn += a ? '1' : '0';

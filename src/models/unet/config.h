@@ -66,6 +66,10 @@ struct UNetConfig {
     int time_embed_dim() const { return block_out_channels.empty() ? 0 : 4 * block_out_channels[0]; }
     int head_dim(int level) const { return block_out_channels[size_t(level)] / num_heads[size_t(level)]; }
     bool has_added_conditioning() const { return addition_embed_input_dim > 0; }
+    // The width of each transformer block's cross-attention, in diffusers' attn_processors order (the down
+    // levels, then the up levels, then the mid block; blocks in order within each): the order IP-Adapter files
+    // number their layers in (ip_adapter.1, .3, ...).
+    std::vector<int64_t> cross_attention_blocks() const;
 
     // Reads diffusers' unet/config.json. Keys it lacks take diffusers' own defaults (not SD 1.5's), because
     // that is how diffusers reads the same file. Features outside SD 1.x/2.x/XL (class embeddings, other added

@@ -12,6 +12,15 @@ SpatialTransformer level_transformer(const ParamScope& s, const UNetConfig& cfg,
                                        cfg.transformer_depth[size_t(level)], cfg.norm_num_groups, cfg.use_linear_projection);
 }
 
+// The next `t.blocks.size()` entries of `extras` (none when it is empty), moving `at` past them.
+std::span<const BlockExtras> take_extras(std::span<const BlockExtras> extras, size_t& at, const SpatialTransformer& t) {
+    if (extras.empty()) return {};
+    EASEL_ASSERT(at + t.blocks.size() <= extras.size(), "UNet: fewer extras than transformer blocks");
+    const auto r = extras.subspan(at, t.blocks.size());
+    at += t.blocks.size();
+    return r;
+}
+
 }  // namespace
 
 UNetEncoder UNetEncoder::declare(const ParamScope& s, const UNetConfig& cfg) {
@@ -80,13 +89,29 @@ Tensor UNetEncoder::time_embedding(const Ctx& c, int64_t N, float timestep, cons
     return temb;
 }
 
+size_t UNetEncoder::down_blocks() const {
+    size_t n = 0;
+    for (const Level& lv : down_)
+        for (const SpatialTransformer& t : lv.attentions) n += t.blocks.size();
+    return n;
+}
+
+size_t UNetEncoder::mid_blocks() const {
+    size_t n = 0;
+    for (const SpatialTransformer& t : mid_attentions_) n += t.blocks.size();
+    return n;
+}
+
 Tensor UNetEncoder::down_and_mid(const Ctx& c, Tensor h, const Tensor& temb, const Tensor& context,
-                                 std::vector<Tensor>& skips) const {
+                                 std::vector<Tensor>& skips, std::span<const BlockExtras> down_extras,
+                                 std::span<const BlockExtras> mid_extras) const {
+    size_t at = 0, mid_at = 0;
     skips.push_back(h);
     for (const Level& lv : down_) {
         for (size_t j = 0; j < lv.resnets.size(); ++j) {
             h = lv.resnets[j].forward(c, h, temb);
-            if (!lv.attentions.empty()) h = lv.attentions[j].forward(c, h, context);
+            if (!lv.attentions.empty())
+                h = lv.attentions[j].forward(c, h, context, take_extras(down_extras, at, lv.attentions[j]));
             skips.push_back(h);
         }
         if (lv.sampler) {
@@ -96,7 +121,7 @@ Tensor UNetEncoder::down_and_mid(const Ctx& c, Tensor h, const Tensor& temb, con
     }
     h = mid_resnets_[0].forward(c, h, temb);
     for (size_t j = 0; j < mid_attentions_.size(); ++j) {
-        h = mid_attentions_[j].forward(c, h, context);
+        h = mid_attentions_[j].forward(c, h, context, take_extras(mid_extras, mid_at, mid_attentions_[j]));
         h = mid_resnets_[j + 1].forward(c, h, temb);
     }
     return h;
@@ -138,14 +163,21 @@ UNet UNet::declare(const ParamScope& s, const UNetConfig& cfg) {
 }
 
 Tensor UNet::forward(const Ctx& c, const Tensor& x, float timestep, const Tensor& context, const Added* added,
-                     const ControlResiduals* control) const {
+                     const ControlResiduals* control, std::span<const BlockExtras> extras) const {
     // validate_params refuses image sizes that break this (LatentFormat::image_multiple), so no request reaches it.
     const int m = config().latent_multiple();
     EASEL_ASSERT(x.size(2) % m == 0 && x.size(3) % m == 0,
                  fmt::format("UNet: latent {} must be a multiple of {} per side", x.shape().to_string(), m));
     const Tensor temb = enc_.time_embedding(c, x.size(0), timestep, added);
+    // extras in diffusers' order: the down levels' blocks, the up levels', the mid block's.
+    const size_t nd = enc_.down_blocks(), nm = enc_.mid_blocks();
+    EASEL_ASSERT(extras.empty() || extras.size() >= nd + nm, "UNet: extras for fewer transformer blocks");
+    const auto down_x = extras.empty() ? extras : extras.first(nd);
+    const auto mid_x = extras.empty() ? extras : extras.last(nm);
+    const auto up_x = extras.empty() ? extras : extras.subspan(nd, extras.size() - nd - nm);
+    size_t up_at = 0;
     std::vector<Tensor> skips;
-    Tensor h = enc_.down_and_mid(c, enc_.conv_in(c, x), temb, context, skips);
+    Tensor h = enc_.down_and_mid(c, enc_.conv_in(c, x), temb, context, skips, down_x, mid_x);
     if (control) {
         // diffusers UNet2DConditionModel.forward: each skip plus its residual, the mid block's output plus mid.
         EASEL_ASSERT(control->down.size() == skips.size(), "UNet: control residuals do not match the skips");
@@ -158,11 +190,12 @@ Tensor UNet::forward(const Ctx& c, const Tensor& x, float timestep, const Tensor
             Tensor skip = skips.back();
             skips.pop_back();
             h = lv.resnets[j].forward(c, ops::concat(c, {h, skip}, 1), temb);
-            if (!lv.attentions.empty()) h = lv.attentions[j].forward(c, h, context);
+            if (!lv.attentions.empty()) h = lv.attentions[j].forward(c, h, context, take_extras(up_x, up_at, lv.attentions[j]));
         }
         if (lv.sampler) h = (*lv.sampler)(c, ops::upsample_nearest2x(c, h));
     }
 
+    EASEL_ASSERT(up_at == up_x.size(), "UNet: more extras than transformer blocks");
     return conv_out(c, conv_norm_out(c, h, /*silu=*/true));
 }
 

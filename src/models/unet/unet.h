@@ -44,8 +44,13 @@ public:
     // conv_in (plus `residual`, fused: a ControlNet's control image embedding).
     Tensor conv_in(const Ctx& c, const Tensor& x, const Tensor* residual = nullptr) const { return conv_in_(c, x, residual); }
     // From conv_in's output h: the down levels, whose outputs (h first) are appended to `skips`, then the mid
-    // block; returns the mid block's output.
-    Tensor down_and_mid(const Ctx& c, Tensor h, const Tensor& temb, const Tensor& context, std::vector<Tensor>& skips) const;
+    // block; returns the mid block's output. `down_extras` / `mid_extras`: empty, or one entry per transformer
+    // block of the down levels / the mid block (see ExtraKV).
+    Tensor down_and_mid(const Ctx& c, Tensor h, const Tensor& temb, const Tensor& context, std::vector<Tensor>& skips,
+                        std::span<const BlockExtras> down_extras = {}, std::span<const BlockExtras> mid_extras = {}) const;
+    // Transformer blocks in the down levels and in the mid block.
+    size_t down_blocks() const;
+    size_t mid_blocks() const;
 
     const UNetConfig& config() const { return cfg_; }
 
@@ -73,9 +78,11 @@ public:
     // `timestep` is the (possibly fractional) DDPM timestep for every batch item. `added` is required exactly
     // when the config has added conditioning (the caller's contract; SDXL's family always passes it).
     // `control`, when given, is added to the skip connections and the mid block's output (a ControlNet's
-    // residuals: ControlNet::forward makes them to fit; a mismatch is the caller's bug).
+    // residuals: ControlNet::forward makes them to fit; a mismatch is the caller's bug). `extras`: empty, or
+    // what each transformer block's cross-attention adds (IP-Adapter), one entry per block in
+    // UNetConfig::cross_attention_blocks() order (down, up, mid).
     Tensor forward(const Ctx& c, const Tensor& x, float timestep, const Tensor& context, const Added* added = nullptr,
-                   const ControlResiduals* control = nullptr) const;
+                   const ControlResiduals* control = nullptr, std::span<const BlockExtras> extras = {}) const;
 
     const UNetConfig& config() const { return enc_.config(); }
 

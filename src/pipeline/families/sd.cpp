@@ -7,6 +7,7 @@
 
 #include "models/clip/prompt_parser.h"
 #include "pipeline/controlnet.h"
+#include "pipeline/ip_adapter.h"
 #include "pipeline/families/clip_prompt.h"
 #include "runtime/ops.h"
 
@@ -46,13 +47,12 @@ Result<ConditioningPair> SDConditioner::encode(const Ctx& c, const PromptRequest
 }
 
 Result<Tensor> SDDiffusionModel::predict(const Ctx& c, const Tensor& x, float t, const DiffusionInputs& in) const {
-    if (!in.extra_kv.empty())
-        return Error::unsupported("extra attention key/values (IP-Adapter) for an SD 1.x/2.x UNet: not implemented yet");
     const int expected = unet_.config().in_channels;
     const Tensor xin = in.concat ? ops::concat(c, {x, *in.concat}, 1) : x;
     EASEL_ASSERT(xin.size(1) == expected, "SDDiffusionModel: the driver's input channels differ from the UNet's");
     EASEL_TRY_ASSIGN(const auto control, control_residuals(in.control, unet_.config()));
-    return unet_.forward(c, xin, t, in.cond->context, nullptr, control ? &*control : nullptr);
+    EASEL_TRY(check_image_prompts(*in.cond, unet_.config()));
+    return unet_.forward(c, xin, t, in.cond->context, nullptr, control ? &*control : nullptr, in.cond->extra_kv);
 }
 
 std::string SDModel::describe() const {

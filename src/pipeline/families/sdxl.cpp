@@ -11,6 +11,7 @@
 #include "models/clip/prompt_parser.h"
 #include "pipeline/families/checkpoint.h"
 #include "pipeline/controlnet.h"
+#include "pipeline/ip_adapter.h"
 #include "pipeline/families/clip_prompt.h"
 #include "runtime/ops.h"
 #include "runtime/pack_cache.h"
@@ -127,13 +128,12 @@ Result<ConditioningPair> SDXLConditioner::encode(const Ctx& c, const PromptReque
 }
 
 Result<Tensor> SDXLDiffusionModel::predict(const Ctx& c, const Tensor& x, float t, const DiffusionInputs& in) const {
-    if (!in.extra_kv.empty())
-        return Error::unsupported("extra attention key/values (IP-Adapter) for an SDXL UNet: not implemented yet");
     EASEL_ASSERT(in.cond->pooled && in.cond->ids, "SDXLDiffusionModel: conditioning without pooled vector or ids");
     const Tensor xin = in.concat ? ops::concat(c, {x, *in.concat}, 1) : x;
     const UNet::Added added{*in.cond->pooled, *in.cond->ids};
     EASEL_TRY_ASSIGN(const auto control, control_residuals(in.control, unet_.config()));
-    return unet_.forward(c, xin, t, in.cond->context, &added, control ? &*control : nullptr);
+    EASEL_TRY(check_image_prompts(*in.cond, unet_.config()));
+    return unet_.forward(c, xin, t, in.cond->context, &added, control ? &*control : nullptr, in.cond->extra_kv);
 }
 
 std::string SDXLModel::describe() const {
