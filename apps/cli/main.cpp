@@ -707,7 +707,8 @@ int cmd_serve(int argc, char** argv) {
     a.add_string("--model", "-m", "", "model file or folder to serve; repeat -m (or separate with commas) for several; the first is the default");
     auto& models_dir = a.add_string("--models-dir", "", "", "folder of more models, loaded when first asked for");
     auto& serve_embeddings_dir = a.add_string("--embeddings-dir", "", "", "folder of textual-inversion embeddings prompts may name (default: an embeddings folder beside the first model, its folder or the one above)");
-    auto& serve_controlnet_dir = a.add_string("--controlnet-dir", "", "", "folder of ControlNets that the ControlNet API's units name (default: a ControlNet folder beside the first model or --models-dir, as AUTOMATIC1111's models/ControlNet)");
+    auto& serve_controlnet_dir = a.add_string("--controlnet-dir", "", "", "folder of ControlNets (and IP-Adapters) that the ControlNet API's units name (default: a ControlNet folder beside the first model or --models-dir, as AUTOMATIC1111's models/ControlNet)");
+    auto& serve_image_encoder_dir = a.add_string("--image-encoder-dir", "", "", "folder of CLIP image encoders for IP-Adapter units (as ComfyUI's models/clip_vision), looked in before an image_encoder or clip_vision folder beside each adapter; the first that fits the adapter and the unit's preprocessor (ip-adapter_clip_h: ViT-H/14, ip-adapter_clip_g: ViT-bigG/14) is used");
     auto& serve_lora_dir = a.add_string("--lora-dir", "", "", "folder of LoRA files that <lora:NAME> in a prompt names (default: a Lora folder beside the first model or --models-dir, as AUTOMATIC1111's models/Lora)");
     auto& api_auth = a.add_string("--api-auth", "", "", "user:password[,user2:password2] for HTTP Basic, as A1111's --api-auth");
     auto& insecure = a.add_bool("--insecure-no-auth", "", "allow a non-loopback --host without keys or --api-auth");
@@ -767,6 +768,7 @@ int cmd_serve(int argc, char** argv) {
     o.models_dir = models_dir.s;
     o.lora_dir = serve_lora_dir.s;
     o.controlnet_dir = serve_controlnet_dir.s;
+    o.image_encoder_dir = serve_image_encoder_dir.s;
     o.embeddings_dir = serve_embeddings_dir.s;
     if (o.models.empty() && o.models_dir.empty()) {
         auto d = default_model_path();

@@ -12,6 +12,7 @@
 #include "core/log.h"
 #include "io/image.h"
 #include "pipeline/controlnet.h"
+#include "pipeline/ip_adapter.h"
 #include "pipeline/lora.h"
 #include "runtime/ops.h"
 #include "worker.h"
@@ -556,6 +557,24 @@ Result<json> JobQueue::resolve_controlnets(const GenerationRequest& r, const Mod
         {
             std::lock_guard<std::mutex> lk(checked_mu_);
             known = controlnet_checked_.count(key) > 0;
+        }
+        const ControlRequest& unit = r.controlnets[i];
+        if (unit.ip_adapter) {
+            // Checked on every request: the encoder found depends on the unit's module as well as the file.
+            auto cfg = check_ip_adapter(*path, spec.info);
+            if (!cfg) return Error(cfg.error().code(), cfg.error().to_string(), where);
+            const std::string encoder = find_image_encoder(*path, *cfg, image_encoder_dir_,
+                                                           ip_adapter_module_width(unit.module));
+            if (encoder.empty())
+                return Error::not_found(fmt::format("no image encoder for {} that the preprocessor {} names (a CLIP "
+                                                    "image encoder {}) in {}, nor beside the adapter",
+                                                    unit.model, unit.module,
+                                                    cfg->reads_penultimate() ? fmt::format("with {}-wide hidden states", cfg->embed_dim)
+                                                                             : fmt::format("with {}-wide image embeddings", cfg->embed_dim),
+                                                    image_encoder_dir_.empty() ? "(no --image-encoder-dir)" : image_encoder_dir_),
+                                        fmt::format("alwayson_scripts.controlnet.args[{}]", i));
+            out.push_back({{"path", *path}, {"encoder", encoder}});
+            continue;
         }
         if (!known) {
             auto cfg = check_controlnet(*path, spec.info);

@@ -57,6 +57,7 @@ public:
     // The folder <lora:NAME> tags are looked up in (pipeline/lora.h find_lora_file); "" = none.
     void set_lora_dir(std::string dir) { lora_dir_ = std::move(dir); }
     void set_controlnet_dir(std::string dir) { controlnet_dir_ = std::move(dir); }
+    void set_image_encoder_dir(std::string dir) { image_encoder_dir_ = std::move(dir); }
     const std::string& controlnet_dir() const { return controlnet_dir_; }
     const std::string& lora_dir() const { return lora_dir_; }
     // The folder of textual-inversion embeddings every job may use (pipeline/embeddings.h); "" = none.
@@ -126,7 +127,8 @@ private:
     // -> short hash; ControlNets below.
     mutable std::mutex checked_mu_;
     mutable std::map<std::string, std::string> lora_checked_;
-    // The request's ControlNet units' files in the ControlNet folder, each checked against the model: [{"path"}].
+    // The request's ControlNet units' files in the ControlNet folder, each checked against the model: [{"path"}];
+    // an IP-Adapter unit's also names the image encoder that fits it: {"path", "encoder"}.
     Result<json> resolve_controlnets(const GenerationRequest& r, const ModelSpec& spec) const;
     mutable std::set<std::string> controlnet_checked_;  // "model path, file path, mtime"
 
@@ -138,6 +140,7 @@ private:
     std::string worker_exe_;
     std::string lora_dir_;
     std::string controlnet_dir_;
+    std::string image_encoder_dir_;
     std::string embeddings_dir_;
 
     mutable std::mutex mu_;

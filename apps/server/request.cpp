@@ -188,6 +188,22 @@ json schedulers_json() {
 
 namespace {
 
+}  // namespace
+
+int ip_adapter_module_width(const std::string& m) {
+    if (m == "ip-adapter_clip_h" || m == "ip-adapter_clip_sd15" || m == "ip-adapter_clip_sdxl_plus_vith") return 1280;
+    if (m == "ip-adapter_clip_g" || m == "ip-adapter_clip_sdxl" || m == "ip-adapter_clip_bigg") return 1664;
+    if (m == "ip-adapter-auto") return 0;
+    return -1;
+}
+
+std::vector<std::string> ip_adapter_modules() {
+    return {"ip-adapter-auto", "ip-adapter_clip_h", "ip-adapter_clip_g", "ip-adapter_clip_sd15", "ip-adapter_clip_sdxl",
+            "ip-adapter_clip_sdxl_plus_vith"};
+}
+
+namespace {
+
 // AUTOMATIC1111's ControlNet extension units: enabled ones with a model (A1111's "None" leaves a unit off).
 Status parse_controlnet_units(const json& args, const Image* init, const Limits& limits, std::vector<ControlRequest>& out) {
     if (args.size() > 8) return Error::invalid_argument(fmt::format("{} units; easel takes at most 8", args.size()), "alwayson_scripts.controlnet.args");
@@ -206,9 +222,13 @@ Status parse_controlnet_units(const json& args, const Image* init, const Limits&
         c.model = **model;
         auto module = get_string(u, "module");
         if (!module) return within(module.error());
-        if (const std::string m = module->value_or("none"); m != "none" && m != "None")
+        c.module = module->value_or("none");
+        c.ip_adapter = ip_adapter_module_width(c.module) >= 0;
+        if (!c.ip_adapter && c.module != "none" && c.module != "None")
             return Error::unsupported(fmt::format("preprocessor '{}' is not available in easel; make the control map "
-                                                  "yourself and send it with module 'none'", m), field("module"));
+                                                  "yourself and send it with module 'none' (IP-Adapter units: module "
+                                                  "ip-adapter_clip_h, ip-adapter_clip_g or ip-adapter-auto)", c.module),
+                                      field("module"));
         // The image: "input_image" (a base64 string), or "image" as a string or {"image": ..., "mask": ...}; none
         // in img2img: the init image (as A1111 does).
         const json* img = nullptr;
@@ -241,6 +261,9 @@ Status parse_controlnet_units(const json& args, const Image* init, const Limits&
         if (!(c.weight >= -10 && c.weight <= 10)) return Error::invalid_argument(fmt::format("must be between -10 and 10, got {}", c.weight), field("weight"));
         if (!(c.start >= 0 && c.start < c.end && c.end <= 1))
             return Error::invalid_argument(fmt::format("guidance_start {} and guidance_end {}: expected 0 <= start < end <= 1", c.start, c.end), where);
+        if (c.ip_adapter && (c.start != 0 || c.end != 1))
+            return Error::unsupported(fmt::format("guidance_start {} and guidance_end {} on an IP-Adapter unit: easel "
+                                                  "applies an IP-Adapter at every step (0 and 1)", c.start, c.end), where);
         // control_mode and resize_mode: A1111 takes the index or the name.
         auto mode_of = [&](const char* k, std::initializer_list<const char*> names, int def) -> Result<int> {
             auto it = u.find(k);
@@ -270,6 +293,7 @@ Status parse_controlnet_units(const json& args, const Image* init, const Limits&
             return Error::unsupported("\"Resize and Fill\" is not implemented by easel; use \"Just Resize\" (0) or "
                                       "\"Crop and Resize\" (1)", field("resize_mode"));
         c.crop = resize_mode == 1;
+        if (c.ip_adapter) c.guess_mode = false;  // the extension has no control mode for IP-Adapter units
         out.push_back(std::move(c));
     }
     return ok();

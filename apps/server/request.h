@@ -28,10 +28,21 @@ struct RequestDefaults {
 };
 RequestDefaults a1111_defaults();
 
+// The hidden width of the image encoder an IP-Adapter preprocessor of AUTOMATIC1111's ControlNet extension names:
+// 1280 (ViT-H/14: ip-adapter_clip_h, ip-adapter_clip_sd15, ip-adapter_clip_sdxl_plus_vith), 1664 (ViT-bigG/14:
+// ip-adapter_clip_g, ip-adapter_clip_sdxl, ip-adapter_clip_bigg), 0 (ip-adapter-auto: whichever fits), -1 (not an
+// IP-Adapter preprocessor).
+int ip_adapter_module_width(const std::string& module);
+std::vector<std::string> ip_adapter_modules();
+
 // One unit of AUTOMATIC1111's ControlNet extension API (alwayson_scripts.controlnet.args[i]), enabled.
 struct ControlRequest {
     std::string model;        // as the client names it ("control_v11p_sd15_canny [d14c016b]")
-    Image image;              // the control map (no preprocessor: module "none")
+    Image image;              // the control map (no preprocessor: module "none"), or an IP-Adapter's reference image
+    // An IP-Adapter unit (module ip-adapter_clip_*: the extension runs IP-Adapters as ControlNet units); `module`
+    // then names the image encoder's tower (ip_adapter_module_width).
+    bool ip_adapter = false;
+    std::string module = "none";
     double weight = 1.0, start = 0.0, end = 1.0;
     bool guess_mode = false;  // control_mode "ControlNet is more important" (2)
     bool crop = true;         // resize_mode "Crop and Resize" (1, A1111's default); false: "Just Resize" (0)

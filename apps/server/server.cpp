@@ -484,7 +484,9 @@ void Server::install(httplib::Server& svr) {
         send_json(res, {{"model_list", list}});
     }));
     svr.Get("/controlnet/module_list", api([](const httplib::Request&, httplib::Response& res, const Auth&) {
-        send_json(res, {{"module_list", json::array({"none"})}, {"module_detail", json::object()}});
+        json modules = json::array({"none"});
+        for (const std::string& m : ip_adapter_modules()) modules.push_back(m);
+        send_json(res, {{"module_list", modules}, {"module_detail", json::object()}});
     }));
     svr.Get("/controlnet/version", api([](const httplib::Request&, httplib::Response& res, const Auth&) {
         send_json(res, {{"version", 2}});
@@ -713,6 +715,7 @@ Status run_server(const ServeOptions& o) {
     if (controlnet_dir.empty() && !models.empty()) controlnet_dir = default_controlnet_dir(models.front().path);
     if (controlnet_dir.empty() && !o.models_dir.empty()) controlnet_dir = default_controlnet_dir(o.models_dir);
     queue.set_controlnet_dir(controlnet_dir);
+    queue.set_image_encoder_dir(o.image_encoder_dir);
     if (!controlnet_dir.empty()) log_info("serve", "ControlNets from {} ({})", controlnet_dir, list_controlnets(controlnet_dir).size());
     std::string embeddings_dir = o.embeddings_dir;
     if (embeddings_dir.empty() && !models.empty()) embeddings_dir = default_embeddings_dir(models.front().path);

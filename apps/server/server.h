@@ -37,6 +37,8 @@ struct ServeOptions {
     std::string models_dir;                 // more models, listed and loaded when first asked for
     std::string lora_dir;                   // <lora:NAME> files; "": a Lora folder beside the first model (default_lora_dir)
     std::string controlnet_dir;             // ControlNet units' models; "": a ControlNet folder beside the first model
+    // IP-Adapter units' image encoders, looked in first; then beside each adapter (pipeline/ip_adapter.h).
+    std::string image_encoder_dir;
     std::string embeddings_dir;             // textual-inversion embeddings; "": default_embeddings_dir of the first model
     std::string embedded_model;             // served when no -m is given
     std::string api_auth;                   // "user:pass[,user2:pass2]": HTTP Basic, as A1111's --api-auth

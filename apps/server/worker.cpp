@@ -28,6 +28,7 @@
 #include "io/image.h"
 #include "io/model_file.h"
 #include "pipeline/controlnet.h"
+#include "pipeline/ip_adapter.h"
 #include "pipeline/embeddings.h"
 #include "pipeline/lora.h"
 #include "pipeline/tasks.h"
@@ -419,6 +420,41 @@ struct ControlNetCache {
     }
 };
 
+// IP-Adapters and image encoders read for jobs, kept for the next (the last few adapters, the last two
+// encoders: a ViT-H is 2.5 GB in f32), by path and modification time.
+struct IPAdapterCache {
+    template <class T>
+    using Items = std::vector<std::pair<std::string, std::shared_ptr<const T>>>;  // most recent last
+    Items<IPAdapterFile> adapters;
+    Items<ImageEncoderFile> encoders;
+
+    template <class T, class Load>
+    static Result<std::shared_ptr<const T>> get(Items<T>& items, size_t keep, const std::string& path, const char* what,
+                                                Load load) {
+        std::error_code ec;
+        const std::string key = fmt::format("{}\n{}", path, fs::last_write_time(path, ec).time_since_epoch().count());
+        for (size_t i = 0; i < items.size(); ++i)
+            if (items[i].first == key) {
+                auto hit = items[i];
+                items.erase(items.begin() + ptrdiff_t(i));
+                items.push_back(hit);
+                return hit.second;
+            }
+        if (items.size() >= keep) items.erase(items.begin());  // before loading: never two encoders and a third
+        const int64_t t0 = now_ms();
+        EASEL_TRY_ASSIGN(std::shared_ptr<const T> v, load());
+        log_info("worker", "{} {} loaded in {:.2f} s", what, path, double(now_ms() - t0) / 1000.0);
+        items.emplace_back(key, v);
+        return v;
+    }
+    Result<std::shared_ptr<const IPAdapterFile>> adapter(const std::string& path, const ModelInfo& base, Precision pr) {
+        return get(adapters, 4, path, "IP-Adapter", [&] { return load_ip_adapter(path, base, pr); });
+    }
+    Result<std::shared_ptr<const ImageEncoderFile>> encoder(const std::string& path, Precision pr) {
+        return get(encoders, 2, path, "image encoder", [&] { return load_image_encoder(path, pr); });
+    }
+};
+
 // The embeddings folder, scanned again only when its files (names, sizes, modification times) change.
 struct EmbeddingCache {
     std::string signature;
@@ -444,7 +480,8 @@ struct EmbeddingCache {
 };
 
 json run_one(Model& base, RefinerCache& refiners, LoraSets& lora_sets, EmbeddingCache& embeddings,
-             ControlNetCache& controlnets, const Limits& limits, const json& msg, Inbox& inbox, int fd) {
+             ControlNetCache& controlnets, IPAdapterCache& ip_adapters, const Limits& limits, const json& msg, Inbox& inbox,
+             int fd) {
     const std::string id = msg.value("id", "");
     const std::string kind = msg.value("kind", "txt2img");
     const std::string dir = msg.value("dir", "");
@@ -468,6 +505,15 @@ json run_one(Model& base, RefinerCache& refiners, LoraSets& lora_sets, Embedding
         return failed(Error::internal("the ControlNet units and their resolved files differ in number"));
     for (size_t i = 0; i < req->controlnets.size(); ++i) {
         const ControlRequest& cr = req->controlnets[i];
+        if (cr.ip_adapter) {
+            const Precision pr = lora_sets.load.precision;
+            auto adapter = ip_adapters.adapter(cn_paths[i].value("path", ""), base.info, pr);
+            if (!adapter) return failed(adapter.error().within(fmt::format("alwayson_scripts.controlnet.args[{}]", i)));
+            auto encoder = ip_adapters.encoder(cn_paths[i].value("encoder", ""), pr);
+            if (!encoder) return failed(encoder.error().within(fmt::format("alwayson_scripts.controlnet.args[{}]", i)));
+            req->params.ip_adapters.push_back({.adapter = *adapter, .encoder = *encoder, .images = {cr.image}, .scale = cr.weight});
+            continue;
+        }
         auto net = controlnets.get(cn_paths[i].value("path", ""), base.info, lora_sets.load.precision);
         if (!net) return failed(net.error().within(fmt::format("alwayson_scripts.controlnet.args[{}]", i)));
         req->params.control.push_back({.net = *net, .image = cr.image, .scale = cr.weight, .start = cr.start,
@@ -582,6 +628,7 @@ int run_worker_main() {
     refiners.load.keep_param_registry = false;
     EmbeddingCache embeddings;
     ControlNetCache controlnets;
+    IPAdapterCache ip_adapters;
     LoraSets lora_sets;
     lora_sets.load = *lo;
     lora_sets.model_path = path;
@@ -618,7 +665,7 @@ int run_worker_main() {
             inbox.current = job.value("id", "");
             inbox.stop = kRun;
         }
-        json answer = run_one(**model, refiners, lora_sets, embeddings, controlnets, *limits, job, inbox, fd);
+        json answer = run_one(**model, refiners, lora_sets, embeddings, controlnets, ip_adapters, *limits, job, inbox, fd);
         {
             std::lock_guard<std::mutex> lk(inbox.mu);
             inbox.current.clear();

@@ -282,6 +282,16 @@ Result<std::string> find_controlnet(const std::string& dir, const std::string& n
     for (const auto& [stem, path] : list_controlnets(dir))
         if (stem == name) found.push_back(path);
     if (found.empty()) return Error::not_found(fmt::format("no ControlNet named '{}' in {}", name, dir));
+    if (found.size() > 1) {
+        // The same weights saved twice (ip-adapter-plus_sd15.bin and .safetensors, as h94 ships them): the
+        // .safetensors file, which holds nothing but tensors. A folder beside a file stays ambiguous.
+        std::error_code ec;
+        const auto st = std::find_if(found.begin(), found.end(), [&](const std::string& f) {
+            return fs::path(f).extension() == ".safetensors" && fs::is_regular_file(f, ec);
+        });
+        const bool all_files = std::all_of(found.begin(), found.end(), [&](const std::string& f) { return fs::is_regular_file(f, ec); });
+        if (st != found.end() && all_files) return *st;
+    }
     if (found.size() > 1)
         return Error::invalid_argument(fmt::format("'{}' names {} files in {}; rename one", name, found.size(), dir));
     return found.front();

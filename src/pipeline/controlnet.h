@@ -77,8 +77,8 @@ Result<ControlNetConfig> check_controlnet(const std::string& path, const ModelIn
 std::vector<std::pair<std::string, std::string>> list_controlnets(const std::string& dir);
 // A ControlNet folder beside the model, or beside its folder ("ControlNet", as A1111's models/ControlNet); "" if none.
 std::string default_controlnet_dir(const std::string& model_path);
-// The file or folder `name` names in `dir`: A1111's "name [hash]" form is matched by its name. Errors: none or
-// several match, or the name holds a path.
+// The file or folder `name` names in `dir`: A1111's "name [hash]" form is matched by its name; of several files
+// of that name, the .safetensors one. Errors: none or several others match, or the name holds a path.
 Result<std::string> find_controlnet(const std::string& dir, const std::string& name);
 
 // The residuals for each model call of one image: `sigmas` is the run's schedule (steps + 1 values), from which

@@ -138,6 +138,14 @@ Result<IPAdapterConfig> fit_ip_adapter(const WeightSet& w, const ModelInfo& base
     return cfg;
 }
 
+Result<WeightSet> read_ip_adapter(const std::string& path) {
+    std::error_code ec;
+    if (fs::is_directory(path, ec))
+        return Error::invalid_argument("a folder; an IP-Adapter is one file (.safetensors, or .bin as h94/IP-Adapter "
+                                       "ships it)", path);
+    return read_weights(path);
+}
+
 }  // namespace
 
 Result<std::shared_ptr<const IPAdapterFile>> ip_adapter_from_weights(WeightSet&& w, const ModelInfo& base,
@@ -154,12 +162,12 @@ Result<std::shared_ptr<const IPAdapterFile>> ip_adapter_from_weights(WeightSet&&
 
 Result<std::shared_ptr<const IPAdapterFile>> load_ip_adapter(const std::string& path, const ModelInfo& base,
                                                              Precision precision) {
-    EASEL_TRY_ASSIGN(WeightSet w, read_weights(path));
+    EASEL_TRY_ASSIGN(WeightSet w, read_ip_adapter(path));
     return ip_adapter_from_weights(std::move(w), base, precision, path);
 }
 
 Result<IPAdapterConfig> check_ip_adapter(const std::string& path, const ModelInfo& base) {
-    EASEL_TRY_ASSIGN(WeightSet w, read_weights(path));
+    EASEL_TRY_ASSIGN(WeightSet w, read_ip_adapter(path));
     return fit_ip_adapter(w, base, path);
 }
 
@@ -180,23 +188,30 @@ Status check_encoder_fits(const IPAdapterConfig& a, const CLIPVisionConfig& e, c
         where);
 }
 
-std::string find_image_encoder(const std::string& adapter_path, const IPAdapterConfig& adapter) {
+std::string find_image_encoder(const std::string& adapter_path, const IPAdapterConfig& adapter,
+                               const std::string& first_dir, int hidden_width) {
     std::error_code ec;
     const fs::path dir = fs::absolute(adapter_path, ec).parent_path();
-    std::vector<fs::path> candidates = {dir / "image_encoder", dir.parent_path() / "image_encoder"};
-    for (const fs::path& cv : {dir / "clip_vision", dir.parent_path() / "clip_vision"}) {
-        if (!fs::is_directory(cv, ec)) continue;
+    std::vector<fs::path> candidates;
+    auto add_inside = [&](const fs::path& d) {
+        if (!fs::is_directory(d, ec)) return;
         std::vector<fs::path> inside;
-        for (auto it = fs::directory_iterator(cv, fs::directory_options::skip_permission_denied, ec);
+        for (auto it = fs::directory_iterator(d, fs::directory_options::skip_permission_denied, ec);
              !ec && it != fs::directory_iterator(); it.increment(ec))
             inside.push_back(it->path());
         std::sort(inside.begin(), inside.end());
         candidates.insert(candidates.end(), inside.begin(), inside.end());
-    }
+    };
+    if (!first_dir.empty()) add_inside(first_dir);
+    candidates.push_back(dir / "image_encoder");
+    candidates.push_back(dir.parent_path() / "image_encoder");
+    add_inside(dir / "clip_vision");
+    add_inside(dir.parent_path() / "clip_vision");
     for (const fs::path& p : candidates) {
         if (!fs::exists(p, ec)) continue;
         Result<CLIPVisionConfig> cfg = check_image_encoder(p.string());
-        if (cfg && check_encoder_fits(adapter, *cfg, p.string())) return p.string();
+        if (cfg && check_encoder_fits(adapter, *cfg, p.string()) && (hidden_width <= 0 || cfg->hidden_size == hidden_width))
+            return p.string();
     }
     return {};
 }

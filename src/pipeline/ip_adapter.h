@@ -76,7 +76,10 @@ Status check_encoder_fits(const IPAdapterConfig& adapter, const CLIPVisionConfig
 // The image encoder an adapter needs, looked for where people keep it: an image_encoder folder beside the
 // adapter or one level up (h94/IP-Adapter's models/image_encoder, sdxl_models/image_encoder), then a clip_vision
 // folder beside the adapter's folder (ComfyUI's models/clip_vision); the first that fits. "" if none does.
-std::string find_image_encoder(const std::string& adapter_path, const IPAdapterConfig& adapter);
+// `first_dir`: a folder of encoders looked in before those; `hidden_width` > 0: only an encoder that wide (a
+// tower a client named).
+std::string find_image_encoder(const std::string& adapter_path, const IPAdapterConfig& adapter,
+                               const std::string& first_dir = "", int hidden_width = 0);
 
 // One adapter with its reference images and scale.
 struct IPAdapterUnit {

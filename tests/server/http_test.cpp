@@ -20,6 +20,7 @@
 #include "pipeline/families/sd.h"
 #include "pipeline/embeddings.h"
 #include "pipeline/generate.h"
+#include "pipeline/ip_adapter.h"
 #include "pipeline/lora.h"
 #include "server/request.h"
 #include "server_fixture.h"
@@ -743,6 +744,67 @@ TEST_F(Http, RunsControlNetUnits) {
     auto [s2, r2] = post("/sdapi/v1/txt2img", off);
     ASSERT_EQ(s2, 200) << r2.dump();
     EXPECT_EQ(decode_b64_png(r2["images"][0]).pixels, (*plain)[0].image.pixels);
+}
+
+// IP-Adapter units as AUTOMATIC1111's ControlNet extension takes them (module ip-adapter_clip_*, the adapter in the
+// ControlNet folder): the image encoder found beside the adapter, the library's image, the unit in the infotext;
+// a preprocessor that names another tower, a guidance window, an adapter of another family are 4xx.
+TEST_F(Http, RunsIPAdapterUnits) {
+    const std::string dir = std::string(EASEL_GOLDEN_DIR) + "/ip_adapter";
+    server::ServeOptions o;
+    o.models = {std::string(EASEL_GOLDEN_DIR) + "/pipeline_sd1"};
+    o.controlnet_dir = dir;
+    start(o);
+    auto [sl, modules] = get("/controlnet/module_list");
+    ASSERT_EQ(sl, 200);
+    EXPECT_NE(modules.dump().find("ip-adapter_clip_h"), std::string::npos) << modules.dump();
+    auto ref_png = server::read_whole_file(dir + "/ip_ref_b.png");
+    ASSERT_TRUE(ref_png);
+    const json unit = {{"enabled", true}, {"module", "ip-adapter-auto"}, {"model", "sd1_plus [0123abcd]"},
+                       {"image", server::base64_encode(*ref_png)}, {"weight", 0.6}, {"control_mode", 2}};
+    const json req = {{"prompt", "a red circle"}, {"seed", 3}, {"steps", 4}, {"width", 32}, {"height", 32},
+                      {"sampler_name", "Euler"}, {"alwayson_scripts", {{"controlnet", {{"args", json::array({unit})}}}}}};
+    auto [s1, r1] = post("/sdapi/v1/txt2img", req);
+    ASSERT_EQ(s1, 200) << r1.dump();
+    const std::string infotext = json::parse(r1["info"].get<std::string>())["infotexts"][0];
+    EXPECT_NE(infotext.find("ControlNet 0: \"Module: ip-adapter_clip (image_encoder), Model: sd1_plus, Weight: 0.6"),
+              std::string::npos) << infotext;
+
+    auto m = load_model(o.models[0], LoadOptions{});
+    ASSERT_TRUE(m);
+    auto adapter = load_ip_adapter(dir + "/sd1_plus.safetensors", (*m)->info, Precision::F32);
+    ASSERT_TRUE(adapter) << adapter.error().to_string();
+    auto encoder = load_image_encoder(dir + "/image_encoder", Precision::F32);
+    ASSERT_TRUE(encoder) << encoder.error().to_string();
+    auto img = read_image(dir + "/ip_ref_b.png");
+    ASSERT_TRUE(img);
+    GenerateParams p;
+    p.prompt = "a red circle";
+    p.seed = 3;
+    p.steps = 4;
+    p.width = p.height = 32;
+    p.sampler = SamplerKind::Euler;
+    p.ip_adapters.push_back({.adapter = *adapter, .encoder = *encoder, .images = {*img}, .scale = 0.6});
+    auto want = generate(**m, p);
+    ASSERT_TRUE(want) << want.error().to_string();
+    EXPECT_EQ(decode_b64_png(r1["images"][0]).pixels, (*want)[0].image.pixels);
+    p.ip_adapters.clear();
+    auto plain = generate(**m, p);
+    ASSERT_TRUE(plain);
+    EXPECT_NE(decode_b64_png(r1["images"][0]).pixels, (*plain)[0].image.pixels) << "the IP-Adapter did nothing";
+
+    for (const auto& [field, value, status, needle] :
+         {std::tuple<std::string, json, int, std::string>{"module", "ip-adapter_clip_g", 404, "no image encoder for sd1_plus"},
+          {"module", "ip-adapter_face_id", 400, "IP-Adapter units: module"},
+          {"model", "sdxl_plain", 400, "does not fit the model"},
+          {"model", "image_encoder", 400, "an IP-Adapter is one file"},
+          {"guidance_start", 0.2, 400, "applies an IP-Adapter at every step"}}) {
+        json bad = req;
+        bad["alwayson_scripts"]["controlnet"]["args"][0][field] = value;
+        auto [sb, rb] = post("/sdapi/v1/txt2img", bad);
+        EXPECT_EQ(sb, status) << field << ": " << rb.dump();
+        EXPECT_NE(rb.dump().find(needle), std::string::npos) << field << ": " << rb.dump();
+    }
 }
 
 // Textual-inversion embeddings: a prompt naming one gets the library's image with the same folder and "TI hashes";
