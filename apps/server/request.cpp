@@ -105,6 +105,8 @@ Status check_range(const char* field, int64_t v, int64_t lo, int64_t hi) {
     return ok();
 }
 
+}  // namespace
+
 // Images over the largest output size (`max_pixels`) are refused from their header, before decoding: an init image
 // or mask must match the output size anyway, and a decoded 8192x8192 picture would take 200 MB per request.
 Result<Image> decode_b64_image(const json& v, const std::string& field, int64_t max_pixels) {
@@ -114,8 +116,6 @@ Result<Image> decode_b64_image(const json& v, const std::string& field, int64_t 
     if (!img) return img.error().within(field);
     return img;
 }
-
-}  // namespace
 
 RequestDefaults a1111_defaults() { return {}; }
 
@@ -224,11 +224,25 @@ Status parse_controlnet_units(const json& args, const Image* init, const Limits&
         if (!module) return within(module.error());
         c.module = module->value_or("none");
         c.ip_adapter = ip_adapter_module_width(c.module) >= 0;
-        if (!c.ip_adapter && c.module != "none" && c.module != "None")
-            return Error::unsupported(fmt::format("preprocessor '{}' is not available in easel; make the control map "
-                                                  "yourself and send it with module 'none' (IP-Adapter units: module "
-                                                  "ip-adapter_clip_h, ip-adapter_clip_g or ip-adapter-auto)", c.module),
-                                      field("module"));
+        if (!c.ip_adapter) {
+            // The module's sliders; processor_res is read and not used (easel runs a preprocessor at the image's
+            // own size).
+            c.preprocessor.module = c.module;
+            auto ta = get_number(u, "threshold_a");
+            auto tb = get_number(u, "threshold_b");
+            auto res = get_number(u, "processor_res");
+            for (const auto* r : {&ta, &tb, &res})
+                if (!*r) return within(r->error());
+            // A1111 clients send -1 or a slider's generic default for modules without sliders.
+            if (*ta && **ta >= 0) c.preprocessor.threshold_a = **ta;
+            if (*tb && **tb >= 0) c.preprocessor.threshold_b = **tb;
+            if (Status st = validate_preprocessor(c.preprocessor); !st) {
+                if (st.error().code() == ErrorCode::Unsupported)
+                    return Error::unsupported(st.error().message() + " (IP-Adapter units: module ip-adapter_clip_h, "
+                                              "ip-adapter_clip_g or ip-adapter-auto)", field("module"));
+                return Error(st.error().code(), st.error().message(), where + "." + st.error().where());
+            }
+        }
         // The image: "input_image" (a base64 string), or "image" as a string or {"image": ..., "mask": ...}; none
         // in img2img: the init image (as A1111 does).
         const json* img = nullptr;

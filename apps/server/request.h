@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "pipeline/control_preprocess.h"
 #include "pipeline/generate.h"
 #include "server.h"
 
@@ -43,6 +44,7 @@ struct ControlRequest {
     // then names the image encoder's tower (ip_adapter_module_width).
     bool ip_adapter = false;
     std::string module = "none";
+    PreprocessorSpec preprocessor;  // a ControlNet unit's module and its sliders (threshold_a, threshold_b)
     double weight = 1.0, start = 0.0, end = 1.0;
     bool guess_mode = false;  // control_mode "ControlNet is more important" (2)
     bool crop = true;         // resize_mode "Crop and Resize" (1, A1111's default); false: "Just Resize" (0)
@@ -85,6 +87,8 @@ std::optional<std::string> read_whole_file(const std::string& path);
 
 // Base64 (RFC 4648, standard alphabet; decode also takes a data: URL and ignores whitespace).
 std::string base64_encode(const std::string& bytes);
+// A base64 image (PNG, JPEG, WebP; a data: URL prefix allowed) of at most `max_pixels`, refused from its header.
+Result<Image> decode_b64_image(const json& v, const std::string& field, int64_t max_pixels);
 std::string base64_encode(const uint8_t* data, size_t n);
 Result<std::string> base64_decode(std::string_view text, const std::string& field);
 

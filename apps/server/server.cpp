@@ -484,9 +484,42 @@ void Server::install(httplib::Server& svr) {
         send_json(res, {{"model_list", list}});
     }));
     svr.Get("/controlnet/module_list", api([](const httplib::Request&, httplib::Response& res, const Auth&) {
-        json modules = json::array({"none"});
+        json modules = json::array();
+        for (const std::string& m : preprocessor_modules()) modules.push_back(m);
         for (const std::string& m : ip_adapter_modules()) modules.push_back(m);
         send_json(res, {{"module_list", modules}, {"module_detail", json::object()}});
+    }));
+    // The extension's preprocessor preview: each image through the module, as PNG (what a unit would use).
+    svr.Post("/controlnet/detect", api([this](const httplib::Request& req, httplib::Response& res, const Auth&) {
+        auto body = parse_body(req);
+        if (!body) return send_error(res, body.error());
+        auto module = get_string(*body, "controlnet_module");
+        auto ta = get_number(*body, "controlnet_threshold_a");
+        auto tb = get_number(*body, "controlnet_threshold_b");
+        auto res_px = get_number(*body, "controlnet_processor_res");
+        if (!module) return send_error(res, module.error());
+        for (const auto* r : {&ta, &tb, &res_px})
+            if (!*r) return send_error(res, r->error());
+        PreprocessorSpec spec{.module = module->value_or("none")};
+        if (*ta && **ta >= 0) spec.threshold_a = **ta;
+        if (*tb && **tb >= 0) spec.threshold_b = **tb;
+        if (Status st = validate_preprocessor(spec); !st)
+            return send_error(res, Error(st.error().code(), st.error().message(), "controlnet_module"));
+        auto it = body->find("controlnet_input_images");
+        if (it == body->end() || !it->is_array() || it->empty() || it->size() > 8)
+            return send_error(res, 400, "invalid_argument", "controlnet_input_images: expected 1 to 8 base64 images");
+        json images = json::array();
+        for (size_t i = 0; i < it->size(); ++i) {
+            const std::string field = fmt::format("controlnet_input_images[{}]", i);
+            auto img = decode_b64_image((*it)[i], field, int64_t(opt_.limits.max_width) * opt_.limits.max_height);
+            if (!img) return send_error(res, img.error());
+            auto map = run_preprocessor(spec, *img);
+            if (!map) return send_error(res, map.error().within(field));
+            auto png = encode_image(*map, ImageFormat::Png);
+            if (!png) return send_error(res, png.error());
+            images.push_back(base64_encode(png->data(), png->size()));
+        }
+        send_json(res, {{"images", images}, {"info", "Success"}});
     }));
     svr.Get("/controlnet/version", api([](const httplib::Request&, httplib::Response& res, const Auth&) {
         send_json(res, {{"version", 2}});

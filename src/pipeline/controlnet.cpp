@@ -302,6 +302,7 @@ Status validate_control(const std::vector<ControlUnit>& units) {
         const ControlUnit& u = units[i];
         const std::string where = fmt::format("ControlNet unit {}", i);
         if (!u.net) return Error::invalid_argument("no ControlNet model", where);
+        if (Status st = validate_preprocessor(u.preprocessor); !st) return st.error().within(where);
         if (u.image.width < 1 || u.image.height < 1 || u.image.pixels.empty())
             return Error::invalid_argument("no control image", where);
         if (!std::isfinite(u.scale) || std::fabs(u.scale) > 100)
@@ -332,16 +333,19 @@ Tensor prepare_control_image(const Image& image_in, int width, int height, bool 
     return t;
 }
 
-ControlFn make_control_fn(const std::vector<ControlUnit>& units, int width, int height, std::vector<float> sigmas) {
-    if (units.empty()) return {};
+Result<ControlFn> make_control_fn(const std::vector<ControlUnit>& units, int width, int height, std::vector<float> sigmas) {
+    if (units.empty()) return ControlFn{};
     struct Unit {
         ControlUnit u;
         Tensor image;                         // [1, 3, H, W]
         std::map<int64_t, Tensor> embedded;   // by batch size
     };
     auto state = std::make_shared<std::vector<Unit>>();
-    for (const ControlUnit& u : units) state->push_back({u, prepare_control_image(u.image, width, height, u.crop), {}});
-    return [state, sigmas = std::move(sigmas)](const Ctx& c, const Tensor& x, float t, const Conditioning& cond,
+    for (const ControlUnit& u : units) {
+        EASEL_TRY_ASSIGN(const Image map, run_preprocessor(u.preprocessor, u.image));
+        state->push_back({u, prepare_control_image(map, width, height, u.crop), {}});
+    }
+    return ControlFn([state, sigmas = std::move(sigmas)](const Ctx& c, const Tensor& x, float t, const Conditioning& cond,
                                                float sigma) -> Result<std::vector<Tensor>> {
         // The step this call belongs to: the last schedule sigma at or above its own.
         const int steps = std::max<int>(1, int(sigmas.size()) - 1);
@@ -394,7 +398,7 @@ ControlFn make_control_fn(const std::vector<ControlUnit>& units, int width, int 
             }
         }
         return sum;
-    };
+    });
 }
 
 Result<std::optional<ControlResiduals>> control_residuals(const std::vector<Tensor>& control, const UNetConfig& cfg) {

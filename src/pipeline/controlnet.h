@@ -21,6 +21,7 @@
 #include "io/image.h"
 #include "models/detect.h"
 #include "models/unet/controlnet.h"
+#include "pipeline/control_preprocess.h"
 #include "pipeline/interfaces.h"
 
 namespace easel {
@@ -59,6 +60,8 @@ struct ControlUnit {
     // How an image of another shape becomes the output's: stretched (diffusers, A1111's "Just Resize"), or
     // scaled to cover it and cropped in the middle (A1111's default "Crop and Resize").
     bool crop = false;
+    // What makes the control map from `image` (canny, ...; "none": the image is the map), run once before sampling.
+    PreprocessorSpec preprocessor;
 };
 
 // Checks units before any work: a network, an image, finite scale, 0 <= start < end <= 1.
@@ -84,9 +87,10 @@ Result<std::string> find_controlnet(const std::string& dir, const std::string& n
 // The residuals for each model call of one image: `sigmas` is the run's schedule (steps + 1 values), from which
 // a call's step is found (the last sigma >= its own). Each unit's control image embedding is computed once per
 // batch size. Returns an empty function for no units.
+// Runs each unit's preprocessor first (its errors are returned).
 using ControlFn = std::function<Result<std::vector<Tensor>>(const Ctx& c, const Tensor& x_in, float t,
                                                             const Conditioning& cond, float sigma)>;
-ControlFn make_control_fn(const std::vector<ControlUnit>& units, int width, int height, std::vector<float> sigmas);
+Result<ControlFn> make_control_fn(const std::vector<ControlUnit>& units, int width, int height, std::vector<float> sigmas);
 
 // DiffusionInputs::control as the UNet takes it (the last tensor is the mid block's); null for none.
 // Errors: a count that does not fit a UNet of `cfg` (skips + 1).

@@ -348,7 +348,7 @@ Result<std::vector<GeneratedImage>> generate_impl(const Model& m, Model* release
     EASEL_TRY_ASSIGN(const std::unique_ptr<ImageTask> task, make_image_task(c, m, p, plan));
     const ClassifierFreeGuidance guidance(p.cfg_scale, /*sequential=*/release != nullptr,
                                           /*off_at_or_below_one=*/plan.diffusers);
-    const ControlFn control = make_control_fn(p.control, p.width, p.height, plan.sigmas);
+    EASEL_TRY_ASSIGN(const ControlFn control, make_control_fn(p.control, p.width, p.height, plan.sigmas));
 
     // 3. Each image: its noise, sampling, decoding.
     std::vector<GeneratedImage> out;
@@ -415,8 +415,9 @@ Result<std::vector<GeneratedImage>> generate_impl(const Model& m, Model* release
             // the infotext quotes the value, which holds commas).
             const ControlUnit& cu = p.control[u];
             ip.extra.emplace_back(fmt::format("ControlNet {}", u),
-                                  fmt::format("Module: none, Model: {}, Weight: {}, Guidance Start: {}, Guidance End: {}, "
-                                              "Control Mode: {}", cu.net->name, cu.scale, cu.start, cu.end,
+                                  fmt::format("Module: {}, Model: {}, Weight: {}{}, Guidance Start: {}, Guidance End: {}, "
+                                              "Control Mode: {}", preprocessor_name(cu.preprocessor), cu.net->name,
+                                              cu.scale, preprocessor_sliders(cu.preprocessor), cu.start, cu.end,
                                               cu.guess_mode ? "ControlNet is more important" : "Balanced"));
         }
         for (size_t u = 0; u < p.ip_adapters.size(); ++u) {

@@ -148,6 +148,12 @@ expect_error "ControlNet window" "expected 0 <= start < end <= 1" -- generate -m
 expect_error "SDXL ControlNet on SD 1.5" "does not fit the model" -- generate -m "$model" -p x --controlnet "$cn/sdxl_a" --control-image "$cn/control_a.png" -W 32 -H 32 -o "$tmp/a.png"
 expect_error "a ControlNet as the model" "this is a ControlNet (give it with --controlnet), an add-on for a model" -- generate -m "$cn/sd1_b_ldm.safetensors" -p x -W 32 -H 32 -o "$tmp/a.png"
 expect_error "a model as the ControlNet" "not a ControlNet" -- generate -m "$model" -p x --controlnet "$model/unet/diffusion_pytorch_model.safetensors" --control-image "$cn/control_a.png" -W 32 -H 32 -o "$tmp/a.png"
+expect_ok "ControlNet with the canny preprocessor" -- generate -m "$model" -p "a red circle" --controlnet "$cn/sd1_a" --control-image "$golden/preprocessors/shapes_150x113.png" --control-preprocessor canny:50:150 --seed 4 --steps 3 -W 32 -H 32 -o "$tmp/c4.png"
+if ! grep -a -q 'ControlNet 0: "Module: canny, Model: sd1_a, Weight: 1, Threshold A: 50, Threshold B: 150' "$tmp/c4.png"; then
+  echo "FAIL the infotext lacks the canny unit:"; grep -a -o 'Steps:.*' "$tmp/c4.png" | head -2; failures=$((failures + 1))
+fi
+expect_error "unknown preprocessor" "preprocessor 'depth' is not available" -- generate -m "$model" -p x --controlnet "$cn/sd1_a" --control-image "$cn/control_a.png" --control-preprocessor depth -W 32 -H 32 -o "$tmp/a.png"
+expect_error "canny threshold" "between 1 and 255" -- generate -m "$model" -p x --controlnet "$cn/sd1_a" --control-image "$cn/control_a.png" --control-preprocessor canny:0:300 -W 32 -H 32 -o "$tmp/a.png"
 
 # IP-Adapters (tests/golden/data/ip_adapter, tools/reference/make_ip_adapter_goldens.py): the image encoder found
 # beside the adapter (ip_adapter/image_encoder), several images of one adapter, two adapters; flags that do not add

@@ -16,6 +16,7 @@
 #include <fmt/format.h>
 
 #include "io/image.h"
+#include "io/image_filters.h"
 #include "pipeline/controlnet.h"
 #include "pipeline/families/sd.h"
 #include "pipeline/embeddings.h"
@@ -723,7 +724,7 @@ TEST_F(Http, RunsControlNetUnits) {
          {std::tuple<std::string, json, int, std::string>{"model", "nope", 404, "no ControlNet named 'nope'"},
           {"model", "../controlnet/sd1_a", 400, "by its file or folder name"},
           {"model", "sdxl_a", 400, "does not fit the model"},
-          {"module", "canny", 400, "preprocessor 'canny' is not available"},
+          {"module", "depth_midas", 400, "preprocessor 'depth_midas' is not available"},
           {"input_image", "not base64!", 400, "input_image"},
           {"weight", "heavy", 400, "weight"},
           {"guidance_end", 2.0, 400, "expected 0 <= start < end <= 1"},
@@ -744,6 +745,65 @@ TEST_F(Http, RunsControlNetUnits) {
     auto [s2, r2] = post("/sdapi/v1/txt2img", off);
     ASSERT_EQ(s2, 200) << r2.dump();
     EXPECT_EQ(decode_b64_png(r2["images"][0]).pixels, (*plain)[0].image.pixels);
+}
+
+// Model-free preprocessors: a canny unit gets the library's image (the map made by canny() at the image's own size),
+// /controlnet/detect shows the same map; an unknown module or a threshold out of range is 400.
+TEST_F(Http, RunsControlNetPreprocessors) {
+    const std::string dir = std::string(EASEL_GOLDEN_DIR) + "/controlnet";
+    server::ServeOptions o;
+    o.models = {std::string(EASEL_GOLDEN_DIR) + "/pipeline_sd1"};
+    o.controlnet_dir = dir;
+    start(o);
+    const std::string photo_path = std::string(EASEL_GOLDEN_DIR) + "/preprocessors/shapes_150x113.png";
+    auto photo_png = server::read_whole_file(photo_path);
+    ASSERT_TRUE(photo_png);
+    auto photo = read_image(photo_path);
+    ASSERT_TRUE(photo);
+    const json detect = {{"controlnet_module", "canny"}, {"controlnet_input_images", json::array({server::base64_encode(*photo_png)})},
+                         {"controlnet_processor_res", 512}, {"controlnet_threshold_a", 50}, {"controlnet_threshold_b", 150}};
+    auto [sd, rd] = post("/controlnet/detect", detect);
+    ASSERT_EQ(sd, 200) << rd.dump();
+    const Image map = decode_b64_png(rd["images"][0]);
+    EXPECT_EQ(map.pixels, to_rgb(canny(*photo, 50, 150)).pixels);
+
+    const json unit = {{"enabled", true}, {"module", "canny"}, {"model", "sd1_a"}, {"input_image", server::base64_encode(*photo_png)},
+                       {"threshold_a", 50}, {"threshold_b", 150}, {"processor_res", 512}, {"resize_mode", 0}};
+    const json req = {{"prompt", "a red circle"}, {"seed", 3}, {"steps", 4}, {"width", 32}, {"height", 32},
+                      {"sampler_name", "Euler"}, {"alwayson_scripts", {{"controlnet", {{"args", json::array({unit})}}}}}};
+    auto [s1, r1] = post("/sdapi/v1/txt2img", req);
+    ASSERT_EQ(s1, 200) << r1.dump();
+    const std::string infotext = json::parse(r1["info"].get<std::string>())["infotexts"][0];
+    EXPECT_NE(infotext.find("ControlNet 0: \"Module: canny, Model: sd1_a, Weight: 1, Threshold A: 50, Threshold B: 150"),
+              std::string::npos) << infotext;
+    auto m = load_model(o.models[0], LoadOptions{});
+    ASSERT_TRUE(m);
+    auto net = load_controlnet(dir + "/sd1_a", (*m)->info, Precision::F32);
+    ASSERT_TRUE(net) << net.error().to_string();
+    GenerateParams p;
+    p.prompt = "a red circle";
+    p.seed = 3;
+    p.steps = 4;
+    p.width = p.height = 32;
+    p.sampler = SamplerKind::Euler;
+    p.control.push_back({.net = *net, .image = to_rgb(canny(*photo, 50, 150))});
+    auto want = generate(**m, p);
+    ASSERT_TRUE(want) << want.error().to_string();
+    EXPECT_EQ(decode_b64_png(r1["images"][0]).pixels, (*want)[0].image.pixels);
+
+    for (const auto& [field, value, needle] :
+         {std::tuple<std::string, json, std::string>{"module", "depth_midas", "preprocessor 'depth_midas' is not available"},
+          {"threshold_b", 400, "between 1 and 255"}}) {
+        json bad = req;
+        bad["alwayson_scripts"]["controlnet"]["args"][0][field] = value;
+        auto [sb, rb] = post("/sdapi/v1/txt2img", bad);
+        EXPECT_EQ(sb, 400) << field << ": " << rb.dump();
+        EXPECT_NE(rb.dump().find(needle), std::string::npos) << field << ": " << rb.dump();
+    }
+    json bad_detect = detect;
+    bad_detect["controlnet_module"] = "openpose";
+    auto [sbd, rbd] = post("/controlnet/detect", bad_detect);
+    EXPECT_EQ(sbd, 400) << rbd.dump();
 }
 
 // IP-Adapter units as AUTOMATIC1111's ControlNet extension takes them (module ip-adapter_clip_*, the adapter in the

@@ -1,0 +1,147 @@
+#include "io/image_filters.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <vector>
+
+namespace easel {
+
+namespace {
+
+constexpr int kShift = 15;
+// tan(22.5 deg) in 15-bit fixed point: (int)(0.41421356... * 2^15 + 0.5).
+constexpr int kTan22 = 13573;
+
+// Sobel, aperture 3, int16, BORDER_REPLICATE: dx = [-1 0 1] x [1 2 1]^T, dy its transpose. Per channel.
+void sobel(const Image& img, int cn, std::vector<int16_t>& dx, std::vector<int16_t>& dy) {
+    const int W = img.width, H = img.height, stride = img.channels;
+    auto at = [&](int y, int x, int c) -> int {
+        y = std::clamp(y, 0, H - 1);
+        x = std::clamp(x, 0, W - 1);
+        return img.pixels[(size_t(y) * size_t(W) + size_t(x)) * size_t(stride) + size_t(c)];
+    };
+    dx.assign(size_t(W) * size_t(H) * size_t(cn), 0);
+    dy.assign(dx.size(), 0);
+    for (int y = 0; y < H; ++y)
+        for (int x = 0; x < W; ++x)
+            for (int c = 0; c < cn; ++c) {
+                const int gx = (at(y - 1, x + 1, c) - at(y - 1, x - 1, c)) + 2 * (at(y, x + 1, c) - at(y, x - 1, c)) +
+                               (at(y + 1, x + 1, c) - at(y + 1, x - 1, c));
+                const int gy = (at(y + 1, x - 1, c) - at(y - 1, x - 1, c)) + 2 * (at(y + 1, x, c) - at(y - 1, x, c)) +
+                               (at(y + 1, x + 1, c) - at(y - 1, x + 1, c));
+                const size_t i = (size_t(y) * size_t(W) + size_t(x)) * size_t(cn) + size_t(c);
+                dx[i] = int16_t(gx);
+                dy[i] = int16_t(gy);
+            }
+}
+
+}  // namespace
+
+Image canny(const Image& img, double low_thresh, double high_thresh, bool l2) {
+    const int W = img.width, H = img.height;
+    const int cn = img.channels >= 3 ? 3 : 1;
+    Image out;
+    out.width = W;
+    out.height = H;
+    out.channels = 1;
+    out.pixels.assign(size_t(W) * size_t(H), 0);
+    if (W < 1 || H < 1) return out;
+    if (low_thresh > high_thresh) std::swap(low_thresh, high_thresh);
+    if (l2) {
+        low_thresh = std::min(32767.0, low_thresh);
+        high_thresh = std::min(32767.0, high_thresh);
+        if (low_thresh > 0) low_thresh *= low_thresh;
+        if (high_thresh > 0) high_thresh *= high_thresh;
+    }
+    const int low = int(std::floor(low_thresh)), high = int(std::floor(high_thresh));
+
+    std::vector<int16_t> dxs, dys;
+    sobel(img, cn, dxs, dys);
+    // Per pixel: the largest channel magnitude and that channel's derivatives; rows padded by one zero column on
+    // each side, with a zero row above the first and below the last.
+    const int MW = W + 2;
+    std::vector<int> mag(size_t(MW) * size_t(H + 2), 0);
+    std::vector<int16_t> gx(size_t(W) * size_t(H)), gy(size_t(W) * size_t(H));
+    for (int y = 0; y < H; ++y)
+        for (int x = 0; x < W; ++x) {
+            const size_t p = size_t(y) * size_t(W) + size_t(x);
+            int best = -1, bc = 0;
+            for (int c = 0; c < cn; ++c) {
+                const int a = dxs[p * size_t(cn) + size_t(c)], b = dys[p * size_t(cn) + size_t(c)];
+                const int m = l2 ? a * a + b * b : std::abs(a) + std::abs(b);
+                if (m > best) best = m, bc = c;
+            }
+            mag[size_t(y + 1) * size_t(MW) + size_t(x + 1)] = best;
+            gx[p] = dxs[p * size_t(cn) + size_t(bc)];
+            gy[p] = dys[p * size_t(cn) + size_t(bc)];
+        }
+
+    // The map: 1 = not an edge, 0 = maybe (a local maximum above low), 2 = an edge; a border of 1s around it.
+    const int mapstep = W + 2;
+    std::vector<uint8_t> map(size_t(mapstep) * size_t(H + 2), 1);
+    std::vector<int> stack;
+    for (int y = 0; y < H; ++y) {
+        const int* mp = &mag[size_t(y) * size_t(MW) + 1];      // the row above
+        const int* mc = &mag[size_t(y + 1) * size_t(MW) + 1];  // this row
+        const int* mn = &mag[size_t(y + 2) * size_t(MW) + 1];  // the row below
+        uint8_t* row = &map[size_t(y + 1) * size_t(mapstep) + 1];
+        bool prev_flag = false;
+        for (int x = 0; x < W; ++x) {
+            const int m = mc[x];
+            bool local_max = false;
+            if (m > low) {
+                const size_t p = size_t(y) * size_t(W) + size_t(x);
+                const int xs = gx[p], ys = gy[p];
+                const int ax = std::abs(xs);
+                const int64_t ay = int64_t(std::abs(ys)) << kShift;
+                const int64_t tg22x = int64_t(ax) * kTan22;
+                if (ay < tg22x) {
+                    local_max = m > mc[x - 1] && m >= mc[x + 1];
+                } else {
+                    const int64_t tg67x = tg22x + (int64_t(ax) << (kShift + 1));
+                    if (ay > tg67x) {
+                        local_max = m > mp[x] && m >= mn[x];
+                    } else {
+                        const int s = (xs ^ ys) < 0 ? -1 : 1;
+                        local_max = m > mp[x - s] && m > mn[x + s];
+                    }
+                }
+            }
+            if (!local_max) {
+                prev_flag = false;
+                row[x] = 1;
+                continue;
+            }
+            if (!prev_flag && m > high && row[x - mapstep] != 2) {
+                row[x] = 2;
+                stack.push_back((y + 1) * mapstep + x + 1);
+                prev_flag = true;
+            } else {
+                row[x] = 0;
+            }
+        }
+    }
+    // Hysteresis: every "maybe" 8-connected to an edge becomes one.
+    while (!stack.empty()) {
+        const int at = stack.back();
+        stack.pop_back();
+        for (int d : {-mapstep - 1, -mapstep, -mapstep + 1, -1, 1, mapstep - 1, mapstep, mapstep + 1})
+            if (map[size_t(at + d)] == 0) {
+                map[size_t(at + d)] = 2;
+                stack.push_back(at + d);
+            }
+    }
+    for (int y = 0; y < H; ++y)
+        for (int x = 0; x < W; ++x)
+            if (map[size_t(y + 1) * size_t(mapstep) + size_t(x + 1)] == 2) out.pixels[size_t(y) * size_t(W) + size_t(x)] = 255;
+    return out;
+}
+
+Image invert(const Image& img) {
+    Image out = img;
+    for (uint8_t& v : out.pixels) v = uint8_t(255 - v);
+    return out;
+}
+
+}  // namespace easel

@@ -1,0 +1,72 @@
+#include "pipeline/control_preprocess.h"
+
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include "io/image_filters.h"
+
+namespace easel {
+
+namespace {
+
+struct Module {
+    const char* name;
+    bool sliders;
+    double a, b;  // defaults
+};
+
+constexpr Module kModules[] = {
+    {"none", false, 0, 0},
+    {"canny", true, 100, 200},
+    {"invert", false, 0, 0},
+};
+
+const Module* find_module(const std::string& name) {
+    for (const Module& m : kModules)
+        if (name == m.name) return &m;
+    return nullptr;
+}
+
+}  // namespace
+
+std::vector<std::string> preprocessor_modules() {
+    std::vector<std::string> r;
+    for (const Module& m : kModules) r.push_back(m.name);
+    return r;
+}
+
+Status validate_preprocessor(const PreprocessorSpec& s) {
+    const Module* m = find_module(s.module == "None" ? "none" : s.module);
+    if (!m) {
+        std::string all;
+        for (const Module& k : kModules) all += fmt::format("{}{}", all.empty() ? "" : ", ", k.name);
+        return Error::unsupported(fmt::format("preprocessor '{}' is not available in easel (it has {}); make the control "
+                                              "map yourself and give it with 'none'", s.module, all), "module");
+    }
+    if (std::string(m->name) == "canny")
+        for (const auto& [v, name] : {std::pair{s.threshold_a, "threshold_a"}, std::pair{s.threshold_b, "threshold_b"}})
+            if (v && !(*v >= 1 && *v <= 255))
+                return Error::invalid_argument(fmt::format("canny's threshold must be between 1 and 255, got {}", *v), name);
+    return ok();
+}
+
+Result<Image> run_preprocessor(const PreprocessorSpec& s, const Image& image) {
+    EASEL_TRY(validate_preprocessor(s));
+    const Module* m = find_module(s.module == "None" ? "none" : s.module);
+    const std::string name = m->name;
+    if (name == "none") return to_rgb(image);
+    if (name == "canny") return to_rgb(canny(to_rgb(image), s.threshold_a.value_or(m->a), s.threshold_b.value_or(m->b)));
+    if (name == "invert") return invert(to_rgb(image));
+    return Error::internal("preprocessor without an implementation: " + name);
+}
+
+std::string preprocessor_name(const PreprocessorSpec& s) { return s.module == "None" ? "none" : s.module; }
+
+std::string preprocessor_sliders(const PreprocessorSpec& s) {
+    const Module* m = find_module(preprocessor_name(s));
+    if (!m || !m->sliders) return "";
+    return fmt::format(", Threshold A: {}, Threshold B: {}", s.threshold_a.value_or(m->a), s.threshold_b.value_or(m->b));
+}
+
+}  // namespace easel

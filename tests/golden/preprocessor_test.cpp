@@ -1,0 +1,96 @@
+// ControlNet preprocessors against OpenCV 4.6 (Debian's python3-opencv) as AUTOMATIC1111's ControlNet extension
+// calls it (tools/reference/make_preprocessor_goldens.py): canny on the 3-channel image at several thresholds and
+// with the L2 gradient, invert. Images of odd sizes, smooth, hard-edged, noisy, flat and with 1-pixel lines.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "common/golden.h"
+#include "io/image.h"
+#include "io/image_filters.h"
+#include "pipeline/control_preprocess.h"
+
+using namespace easel;
+using easel::testing::golden_file;
+
+namespace {
+
+const char* const kGolden = "preprocessor_cases.safetensors";
+
+nlohmann::json meta(const std::string& key) { return nlohmann::json::parse(golden_file(kGolden).metadata.at(key)); }
+std::vector<std::string> cases_of(const char* op) { return meta("cases")[op].get<std::vector<std::string>>(); }
+
+Image input(const std::string& name) {
+    auto img = read_image(std::string(EASEL_GOLDEN_DIR) + "/preprocessors/" + name + ".png");
+    EXPECT_TRUE(img) << img.error().to_string();
+    return img ? *img : Image{};
+}
+
+// Pixels (of every channel) where `got` differs from the golden uint8 tensor of the same layout.
+int64_t differing(const Image& got, const Tensor& want) {
+    const Tensor w = want.contiguous();
+    EXPECT_EQ(int64_t(got.pixels.size()), w.numel());
+    if (int64_t(got.pixels.size()) != w.numel()) return w.numel();
+    int64_t n = 0;
+    for (int64_t i = 0; i < w.numel(); ++i) n += got.pixels[size_t(i)] != w.data<uint8_t>()[i];
+    return n;
+}
+
+}  // namespace
+
+class Canny : public ::testing::TestWithParam<std::string> {};
+
+// The bound is 0.1% of pixels; easel's port gives OpenCV's map exactly, which the test holds it to.
+TEST_P(Canny, EqualsOpenCV) {
+    const std::string name = GetParam();
+    const nlohmann::json j = meta(name + ".params");
+    const Image img = input(j["image"].get<std::string>());
+    const Image edges = canny(img, j["low"].get<double>(), j["high"].get<double>(), j["L2gradient"].get<bool>());
+    const Tensor* want = golden_file(kGolden).find(name);
+    ASSERT_TRUE(want);
+    const int64_t diff = differing(edges, *want);
+    int64_t on = 0;
+    for (uint8_t v : edges.pixels) on += v != 0;
+    std::printf("%-44s %lld of %lld pixels differ; %lld edge pixels\n", name.c_str(), (long long)diff,
+                (long long)edges.pixels.size(), (long long)on);
+    EXPECT_EQ(diff, 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Goldens, Canny, ::testing::ValuesIn(cases_of("canny_raw")),
+                         [](const ::testing::TestParamInfo<std::string>& i) {
+                             std::string s = i.param.substr(10);
+                             for (char& ch : s)
+                                 if (ch == '.') ch = '_';
+                             return s;
+                         });
+
+TEST(Preprocessors, InvertEqualsTheExtension) {
+    for (const std::string& name : cases_of("invert")) {
+        const nlohmann::json j = meta(name + ".params");
+        auto out = run_preprocessor({.module = "invert"}, input(j["image"].get<std::string>()));
+        ASSERT_TRUE(out) << out.error().to_string();
+        EXPECT_EQ(differing(*out, *golden_file(kGolden).find(name)), 0) << name;
+    }
+}
+
+// The canny module: 3 identical channels (the extension's GRAY2RGB), the thresholds checked first.
+TEST(Preprocessors, CannyModuleAndItsErrors) {
+    const Image img = input("shapes_150x113");
+    auto out = run_preprocessor({.module = "canny"}, img);
+    ASSERT_TRUE(out) << out.error().to_string();
+    ASSERT_EQ(out->channels, 3);
+    const Image gray = canny(img, 100, 200);
+    for (size_t p = 0; p < gray.pixels.size(); ++p)
+        ASSERT_TRUE(out->pixels[p * 3] == gray.pixels[p] && out->pixels[p * 3 + 2] == gray.pixels[p]) << p;
+    EXPECT_EQ(preprocessor_sliders({.module = "canny", .threshold_a = 50}), ", Threshold A: 50, Threshold B: 200");
+    EXPECT_EQ(preprocessor_sliders({.module = "invert"}), "");
+    auto bad = run_preprocessor({.module = "canny", .threshold_b = 300}, img);
+    ASSERT_FALSE(bad);
+    EXPECT_NE(bad.error().to_string().find("between 1 and 255"), std::string::npos) << bad.error().to_string();
+    auto unknown = run_preprocessor({.module = "openpose"}, img);
+    ASSERT_FALSE(unknown);
+    EXPECT_NE(unknown.error().to_string().find("'openpose' is not available"), std::string::npos) << unknown.error().to_string();
+}
