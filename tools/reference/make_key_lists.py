@@ -23,6 +23,18 @@ make_fullsize_controlnet_goldens.py). `make_key_lists.py controlnet` writes only
 environment (the pip venv too: `HF_HUB_OFFLINE=1 /work/refvenv/bin/python tools/reference/make_key_lists.py
 controlnet`, about 5 s).
 
+`make_key_lists.py ip_adapter` writes three more lists (used by make_fullsize_ip_adapter_goldens.py), in the pip
+venv only (`HF_HUB_OFFLINE=1 /work/refvenv/bin/python tools/reference/make_key_lists.py ip_adapter`, about 10 s;
+not part of the plain run, which has not been tried with torch 1.13's diffusers processors):
+  clip_vit_h14_vision.json.gz   transformers' CLIPVisionModelWithProjection with h94/IP-Adapter models/
+                                image_encoder's config (OpenCLIP ViT-H/14, CLIP_VIT_H14_VISION): its state dict
+                                (vision_model.*, visual_projection.weight), what save_pretrained writes; see
+                                clip_vision_list for the evidence.
+  ip_adapter_sd15.json.gz       h94's ip-adapter_sd15 (ImageProjModel: 4 tokens) for SD 1.5,
+  ip_adapter_plus_sd15.json.gz  ip-adapter-plus_sd15 (Resampler, 16 tokens): the original file layout, keys
+                                image_proj.* and ip_adapter.<K>.to_{k,v}_ip.weight; proved against diffusers' own
+                                IP-Adapter loader on SD 1.5's UNet (see ip_adapter_list).
+
 Run:  source /work/refenv/env.sh && /usr/bin/python3 tools/reference/make_key_lists.py
 Pinned: diffusers v0.30.3, transformers 4.40 (see /work/refenv/VERSIONS), torch 1.13.1.
 """
@@ -38,7 +50,7 @@ import diffusers
 import transformers
 from diffusers import AutoencoderKL, ControlNetModel, UNet2DConditionModel
 from diffusers.loaders import single_file_utils as sfu
-from transformers import CLIPTextConfig, CLIPTextModel
+from transformers import CLIPTextConfig, CLIPTextModel, CLIPVisionConfig, CLIPVisionModelWithProjection
 from transformers.modeling_utils import no_init_weights
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -318,6 +330,246 @@ def write_controlnet_lists():
               f"convert_controlnet_checkpoint (with and without the prefix, each tensor from the name we map it to)")
 
 
+# --- IP-Adapter (h94/IP-Adapter: the image encoder and the SD 1.5 adapters) ---------------------------------
+# h94/IP-Adapter models/image_encoder/config.json: OpenCLIP ViT-H/14's image tower as transformers'
+# CLIPVisionModelWithProjection (the encoder of every SD 1.5 IP-Adapter and of the SDXL "vit-h" ones).
+CLIP_VIT_H14_VISION = {
+    "architectures": ["CLIPVisionModelWithProjection"], "attention_dropout": 0.0, "dropout": 0.0,
+    "hidden_act": "gelu", "hidden_size": 1280, "image_size": 224, "initializer_factor": 1.0,
+    "initializer_range": 0.02, "intermediate_size": 5120, "layer_norm_eps": 1e-05,
+    "model_type": "clip_vision_model", "num_attention_heads": 16, "num_channels": 3, "num_hidden_layers": 32,
+    "patch_size": 14, "projection_dim": 1024,
+}
+# ip-adapter_sd15: ImageProjModel, clip_extra_context_tokens 4: proj Linear(1024 -> 4 * 768), norm LayerNorm(768).
+IP_ADAPTER_PLAIN_TOKENS = 4
+# ip-adapter-plus_sd15: the original Resampler(dim=768, depth=4, dim_head=64, heads=12, num_queries=16,
+# embedding_dim=1280 (the encoder's hidden width: it reads the penultimate hidden states), output_dim=768,
+# ff_mult=4), names as its state dict has them: latents, proj_in, proj_out, norm_out, layers.<i>.0 (PerceiverAttention:
+# norm1 on the image features, norm2 on the latents, to_q, to_kv (k rows first, then v), to_out, all without bias),
+# layers.<i>.1 (FeedForward: 0 LayerNorm, 1 Linear(768 -> 3072) no bias, 2 GELU, 3 Linear(3072 -> 768) no bias).
+IP_ADAPTER_PLUS = dict(dim=768, depth=4, dim_head=64, heads=12, num_queries=16, embedding_dim=1280, output_dim=768,
+                       ff_mult=4)
+# (name, kind, base UNet config, encoder config, dtype of the published file)
+# The dtype column is what the published files hold (informative only: random_checkpoint writes F16 anyway):
+# models/image_encoder/model.safetensors is float32 (2.53 GB for 632 M parameters), the adapters float16
+# (ip-adapter_sd15 22.3 M parameters, 44.6 MB; ip-adapter-plus_sd15 49.1 M, 98 MB).
+IP_ADAPTER_CASES = [("ip_adapter_sd15", "plain", SD15_UNET, CLIP_VIT_H14_VISION, "float16"),
+                    ("ip_adapter_plus_sd15", "plus", SD15_UNET, CLIP_VIT_H14_VISION, "float16")]
+
+
+def build_vision(cfg):
+    with no_init_weights():  # nothing initialised; the parameters' memory is reserved lazily, never touched
+        return CLIPVisionModelWithProjection(CLIPVisionConfig(**{k: v for k, v in cfg.items() if k != "architectures"}))
+
+
+def clip_vision_list(cfg):
+    """{name: shape} of CLIPVisionModelWithProjection(cfg) as save_pretrained writes it (state-dict order), proved:
+    the model's state dict has no position_ids (a non-persistent buffer in transformers 4.40; older exports that
+    carry it load anyway: from_pretrained drops a stored buffer silently) and nothing save_pretrained leaves out
+    (no tied or ignored-on-save keys); and a shallower model of the same widths (2 layers), written with save_pretrained
+    (safetensors) and read back with from_pretrained, stores exactly the list's names and shapes for those layers
+    and loads with no missing or unexpected key."""
+    import tempfile
+    model = build_vision(cfg)
+    names = shapes(model)
+    assert not any(k.endswith("position_ids") for k in names)
+    assert not getattr(model, "_keys_to_ignore_on_save", None) and not getattr(model, "_tied_weights_keys", None)
+    assert "vision_model.embeddings.position_ids" in dict(model.named_buffers())  # the buffer, not stored
+    layers = cfg["num_hidden_layers"]
+    del model
+    small_cfg = dict(cfg, num_hidden_layers=2)
+    small = build_vision(small_cfg)
+    with torch.no_grad():
+        for p in small.parameters():
+            p.zero_()  # defined values (the file is written from them)
+    with tempfile.TemporaryDirectory() as tmp:
+        small.save_pretrained(tmp, safe_serialization=True)
+        from safetensors import safe_open
+        with safe_open(os.path.join(tmp, "model.safetensors"), "pt") as f:
+            stored = {k: list(f.get_slice(k).get_shape()) for k in f.keys()}
+        back, info = CLIPVisionModelWithProjection.from_pretrained(tmp, output_loading_info=True)
+    want = {k: s for k, s in names.items()
+            if not k.startswith("vision_model.encoder.layers.") or int(k.split(".")[3]) < 2}
+    assert stored == want, sorted(set(stored) ^ set(want))[:6]
+    assert not any(info[k] for k in ("missing_keys", "unexpected_keys", "mismatched_keys")), info
+    assert {k: list(v.shape) for k, v in back.state_dict().items()} == want
+    assert len({k.split(".")[3] for k in names if k.startswith("vision_model.encoder.layers.")}) == layers
+    return names
+
+
+def ip_adapter_image_proj_list(kind, cross_dim, enc_cfg):
+    """{name: shape} of the original image_proj (no prefix), in the original module's state-dict order."""
+    if kind == "plain":
+        return {"proj.weight": [IP_ADAPTER_PLAIN_TOKENS * cross_dim, enc_cfg["projection_dim"]],
+                "proj.bias": [IP_ADAPTER_PLAIN_TOKENS * cross_dim], "norm.weight": [cross_dim],
+                "norm.bias": [cross_dim]}
+    r = IP_ADAPTER_PLUS
+    assert r["output_dim"] == cross_dim and r["embedding_dim"] == enc_cfg["hidden_size"]
+    dim, inner, ff = r["dim"], r["dim_head"] * r["heads"], r["dim"] * r["ff_mult"]
+    out = {"latents": [1, r["num_queries"], dim], "proj_in.weight": [dim, r["embedding_dim"]],
+           "proj_in.bias": [dim], "proj_out.weight": [r["output_dim"], dim], "proj_out.bias": [r["output_dim"]],
+           "norm_out.weight": [r["output_dim"]], "norm_out.bias": [r["output_dim"]]}
+    for i in range(r["depth"]):
+        p = f"layers.{i}"
+        out.update({f"{p}.0.norm1.weight": [dim], f"{p}.0.norm1.bias": [dim], f"{p}.0.norm2.weight": [dim],
+                    f"{p}.0.norm2.bias": [dim], f"{p}.0.to_q.weight": [inner, dim],
+                    f"{p}.0.to_kv.weight": [2 * inner, dim], f"{p}.0.to_out.weight": [dim, inner],
+                    f"{p}.1.0.weight": [dim], f"{p}.1.0.bias": [dim], f"{p}.1.1.weight": [ff, dim],
+                    f"{p}.1.3.weight": [dim, ff]})
+    return out
+
+
+def ip_adapter_layers(unet):
+    """[(K, attention module name, width)] for every cross-attention (attn2) of the UNet, in attn_processors order
+    (down_blocks, up_blocks, mid_block: the order UNet2DConditionModel.__init__ registers its children): K = 1, 3,
+    5, ... (the original code numbered every attention processor, attn1 even, attn2 odd; diffusers'
+    _convert_ip_adapter_attn_to_diffusers counts key_id from 1 in steps of 2 over the attn2 processors). width =
+    the layer's to_k out_features (its block's width)."""
+    out, key_id = [], 1
+    for name in unet.attn_processors:
+        if name.endswith("attn1.processor") or name.startswith("encoder_hid_proj."):
+            continue  # (a loaded IP-Adapter Plus's resampler shows its own attention processors)
+        assert name.endswith("attn2.processor"), name
+        attn = unet.get_submodule(name[: -len(".processor")])
+        assert attn.to_k.in_features == unet.config.cross_attention_dim
+        out.append((key_id, name[: -len(".processor")], attn.to_k.out_features))
+        key_id += 2
+    return out
+
+
+def ip_adapter_diffusers_names(kind, name):
+    """Original image_proj name (no prefix) -> [(diffusers name, row chunk of 2 or None)]: where diffusers 0.30.3's
+    loader puts it (ImageProjection / IPAdapterPlusImageProjection)."""
+    if kind == "plain":
+        return [(name.replace("proj.", "image_embeds."), None)]
+    p = name.split(".")
+    if p[0] != "layers":
+        return [(name, None)]
+    i, sub, rest = p[1], p[2], ".".join(p[3:])
+    if sub == "0":
+        if rest.startswith("norm1.") or rest.startswith("norm2."):
+            return [(f"layers.{i}.ln{int(rest[4]) - 1}.{rest.split('.')[1]}", None)]
+        if rest == "to_kv.weight":
+            return [(f"layers.{i}.attn.to_k.weight", 0), (f"layers.{i}.attn.to_v.weight", 1)]
+        return [({"to_q.weight": f"layers.{i}.attn.to_q.weight",
+                  "to_out.weight": f"layers.{i}.attn.to_out.0.weight"}[rest], None)]
+    idx, leaf = rest.split(".")
+    return [(f"layers.{i}.{ {'0': 'ff.0', '1': 'ff.1.net.0.proj', '3': 'ff.1.net.2'}[idx]}.{leaf}", None)]
+
+
+class _Recording(dict):
+    """A dict that remembers which keys were read."""
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.read = set()
+
+    def __getitem__(self, k):
+        self.read.add(k)
+        return super().__getitem__(k)
+
+
+def ip_adapter_list(kind, unet_cfg, enc_cfg):
+    """(original {name: shape}: image_proj.* then ip_adapter.<K>.to_k_ip / to_v_ip by K, [(K, layer, width)]),
+    proved against diffusers' own loader on the UNet of unet_cfg with stand-ins that carry their list index:
+    _convert_ip_adapter_attn_to_diffusers must read every ip_adapter.* key and put each into the processor of the
+    layer ip_adapter_layers names (to_k_ip.0 / to_v_ip.0, Linear(cross_attention_dim -> width), strict load);
+    _convert_ip_adapter_image_proj_to_diffusers must build the expected module (ImageProjection with 4 tokens, or
+    IPAdapterPlusImageProjection with 12 heads, 4 layers, 16 queries) and load the image_proj.* keys strictly,
+    each diffusers tensor from the original name ip_adapter_diffusers_names maps it from; and
+    _load_ip_adapter_weights (what load_ip_adapter calls) must go through, leaving every cross-attention with an
+    IP-Adapter processor of this many tokens."""
+    unet = build(UNet2DConditionModel, unet_cfg)
+    cross = unet_cfg["cross_attention_dim"]
+    layers = ip_adapter_layers(unet)
+    proj = ip_adapter_image_proj_list(kind, cross, enc_cfg)
+    names = {"image_proj." + k: s for k, s in proj.items()}
+    for k, _, width in layers:
+        names[f"ip_adapter.{k}.to_k_ip.weight"] = [width, cross]
+        names[f"ip_adapter.{k}.to_v_ip.weight"] = [width, cross]
+    index = {n: i for i, n in enumerate(names)}
+
+    def standins():
+        sd = {"image_proj": _Recording(), "ip_adapter": _Recording()}
+        for n, s in names.items():
+            part, rest = n.split(".", 1)
+            dict.__setitem__(sd[part], rest, torch.full((), float(index[n])).expand(*s))
+        return sd
+
+    def source(t):
+        v = t.detach().reshape(-1)
+        assert v.min().item() == v.max().item()
+        return int(v[0].item())
+
+    sd = standins()
+    procs = unet._convert_ip_adapter_attn_to_diffusers([sd], low_cpu_mem_usage=False)
+    assert sd["ip_adapter"].read == set(sd["ip_adapter"]), sorted(set(sd["ip_adapter"]) - sd["ip_adapter"].read)[:4]
+    tokens = IP_ADAPTER_PLAIN_TOKENS if kind == "plain" else IP_ADAPTER_PLUS["num_queries"]
+    for k, lname, width in layers:
+        proc = procs[lname + ".processor"]
+        assert list(proc.num_tokens) == [tokens], (lname, proc.num_tokens)
+        for kv in ("k", "v"):
+            lin = getattr(proc, f"to_{kv}_ip")[0]
+            assert list(lin.weight.shape) == [width, cross] and lin.bias is None, lname
+            assert source(lin.weight) == index[f"ip_adapter.{k}.to_{kv}_ip.weight"], (lname, kv)
+    image_proj = unet._convert_ip_adapter_image_proj_to_diffusers(sd["image_proj"], low_cpu_mem_usage=False)
+    got = image_proj.state_dict()
+    want_src = {}
+    for n in proj:
+        for dn, chunk in ip_adapter_diffusers_names(kind, n):
+            want_src[dn] = (index["image_proj." + n], chunk)
+    assert sorted(got) == sorted(want_src), sorted(set(got) ^ set(want_src))[:6]
+    for dn, (src, chunk) in want_src.items():
+        assert source(got[dn]) == src, dn
+    from diffusers.models.embeddings import ImageProjection, IPAdapterPlusImageProjection
+    if kind == "plain":
+        assert type(image_proj) is ImageProjection and image_proj.num_image_text_embeds == tokens
+    else:
+        r = IP_ADAPTER_PLUS
+        assert type(image_proj) is IPAdapterPlusImageProjection and len(image_proj.layers) == r["depth"]
+        assert {blk.attn.heads for blk in image_proj.layers} == {r["heads"]}
+        assert list(image_proj.latents.shape) == [1, r["num_queries"], r["dim"]]
+    del procs, image_proj, got
+    sd = standins()
+    unet._load_ip_adapter_weights([sd], low_cpu_mem_usage=False)
+    ip_procs = {n: p for n, p in unet.attn_processors.items()
+                if n.endswith("attn2.processor") and not n.startswith("encoder_hid_proj.")}
+    assert len(ip_procs) == len(layers) and all(list(p.num_tokens) == [tokens] for p in ip_procs.values())
+    assert len(unet.encoder_hid_proj.image_projection_layers) == 1
+    del unet
+    return names, layers
+
+
+def write_ip_adapter_lists():
+    enc = clip_vision_list(CLIP_VIT_H14_VISION)
+    source = (f"tools/reference/make_key_lists.py case clip_vit_h14_vision; diffusers {diffusers.__version__}, "
+              f"transformers {transformers.__version__}, torch {torch.__version__}; transformers "
+              f"CLIPVisionModelWithProjection (h94/IP-Adapter models/image_encoder: OpenCLIP ViT-H/14)")
+    write_list(os.path.join(OUT, "clip_vit_h14_vision.json.gz"), enc, "float32", source,
+               {"config": json.dumps(CLIP_VIT_H14_VISION, sort_keys=True)})
+    print(f"clip_vit_h14_vision: {len(enc)} tensors, {sum(math_prod(s) for s in enc.values())} parameters; "
+          f"= save_pretrained's keys (checked at depth 2, from_pretrained loads them all)")
+    for name, kind, unet_cfg, enc_cfg, dtype in IP_ADAPTER_CASES:
+        names, layers = ip_adapter_list(kind, unet_cfg, enc_cfg)
+        source = (f"tools/reference/make_key_lists.py case {name}; diffusers {diffusers.__version__}, transformers "
+                  f"{transformers.__version__}, torch {torch.__version__}; h94/IP-Adapter original layout "
+                  f"(image_proj.*, ip_adapter.<K>.to_k_ip/to_v_ip.weight)")
+        meta = {"kind": kind, "base": "sd15", "image_encoder": "clip_vit_h14_vision",
+                "encoder_output": "image_embeds" if kind == "plain" else "penultimate hidden states",
+                "layers": json.dumps([[k, n, w] for k, n, w in layers])}
+        write_list(os.path.join(OUT, f"{name}.json.gz"), names, dtype, source, meta)
+        print(f"{name}: {len(names)} tensors, {sum(math_prod(s) for s in names.values())} parameters, "
+              f"{len(layers)} cross-attention pairs (K 1..{layers[-1][0]}); verified against diffusers' IP-Adapter "
+              f"loader on SD 1.5's UNet (every key read, each tensor where our map puts it)")
+
+
+def math_prod(shape):
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
 def write_list(path, names_shapes, dtype, source, metadata=None):
     tensors = [[k, list(s), "float32" if k in SCHEDULE_BUFFERS else dtype] for k, s in names_shapes.items()]
     doc = {"format": "easel-key-list-1", "source": source, "tensors": tensors}
@@ -331,6 +583,9 @@ def main():
     os.makedirs(OUT, exist_ok=True)
     if sys.argv[1:] == ["controlnet"]:
         write_controlnet_lists()
+        return
+    if sys.argv[1:] == ["ip_adapter"]:
+        write_ip_adapter_lists()
         return
     d2o = load_diffusers_script()
     import contextlib, io
