@@ -3,6 +3,11 @@
 //   easel_bench_e2e make-checkpoint --variant sd15 --out ~/.cache/easel-bench/sd15-random-fp16.safetensors
 //   easel_bench_e2e run --model CKPT --steps 3 --precision fast            (--vocab PATH: not the built-in one)
 //   easel_bench_e2e lora --model CKPT --rank 32 --precision fast --steps 3 --runs 3
+//   easel_bench_e2e addons --model CKPT --precision fast --steps 3 --gen-runs 2
+//
+// `addons` times sampler steps without add-ons, with one ControlNet (control_v11p_sd15_* layout) and with one
+// IP-Adapter (ip-adapter_sd15 + ViT-H/14), interleaved, each a random file of its key list made once beside the
+// model; and the IP-Adapter's one-off image encoding.
 //
 // `run` prints one JSON line: load, text encoding (prompt and negative prompt), every sampler step (euler, one UNet
 // call on the CFG batch of 2 each), VAE decode, total, and the process's peak RSS (VmHWM). scripts/bench-e2e runs it
@@ -11,6 +16,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <string>
@@ -24,6 +30,7 @@
 #include "io/safetensors.h"
 #include "pipeline/families/sd.h"
 #include "pipeline/generate.h"
+#include "pipeline/ip_adapter.h"
 #include "pipeline/lora.h"
 #include "runtime/pack_cache.h"
 
@@ -168,6 +175,103 @@ int run(const std::map<std::string, std::string>& f) {
 // next to the checkpoint, random fp16), applied to the loaded model in place and taken off again (LivePatch, what
 // `easel serve`'s workers do per request), RUNS times; then STEPS-step generations without and with it,
 // interleaved, to show a patched model steps as fast as the base. One JSON line.
+// A key list's random checkpoint at `path`, written once (fp16, as make-checkpoint writes).
+Status ensure_random(const std::string& list, const std::string& path) {
+    if (FILE* probe = std::fopen(path.c_str(), "rb")) {
+        std::fclose(probe);
+        return ok();
+    }
+    std::fprintf(stderr, "making %s (once)\n", path.c_str());
+    EASEL_TRY_ASSIGN(WeightSet w, testing::random_checkpoint(std::string(EASEL_SOURCE_DIR) + "/tests/data/keys/" + list));
+    return write_safetensors(path, w);
+}
+
+double median(std::vector<double> v) {
+    if (v.empty()) return 0;
+    std::sort(v.begin(), v.end());
+    return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
+}
+
+int addons(const std::map<std::string, std::string>& f) {
+    if (f.count("threads")) set_num_threads(std::stoi(f.at("threads")));
+    LoadOptions lo;
+    lo.vocab_path = get(f, "vocab", "");
+    lo.with_vae_encoder = false;
+    const std::string wc = get(f, "weight-cache", default_weight_cache_dir());
+    lo.weight_cache_dir = wc == "off" ? std::string() : wc;
+    lo.weight_cache_max_bytes = default_weight_cache_max_bytes();
+    const std::string precision = get(f, "precision", "fast");
+    lo.precision = precision == "fast" ? Precision::BF16 : Precision::F32;
+    const std::string model_path = get(f, "model", "");
+    auto fail = [](const Error& e) {
+        std::fprintf(stderr, "error: %s\n", e.to_string().c_str());
+        return 1;
+    };
+    const std::string cn_path = model_path + ".controlnet.safetensors", ip_path = model_path + ".ip-adapter.safetensors";
+    const std::string enc_dir = model_path + ".image_encoder";
+    for (const auto& [list, path] : {std::pair{"controlnet_sd15.ldm.json.gz", cn_path}, std::pair{"ip_adapter_sd15.json.gz", ip_path}})
+        if (Status st = ensure_random(list, path); !st) return fail(st.error());
+    std::filesystem::create_directories(enc_dir);
+    {
+        std::ofstream cfg(enc_dir + "/config.json");
+        cfg << R"({"architectures": ["CLIPVisionModelWithProjection"], "hidden_act": "gelu", "hidden_size": 1280,
+  "image_size": 224, "intermediate_size": 5120, "layer_norm_eps": 1e-05, "model_type": "clip_vision_model",
+  "num_attention_heads": 16, "num_channels": 3, "num_hidden_layers": 32, "patch_size": 14, "projection_dim": 1024})";
+    }
+    if (Status st = ensure_random("clip_vit_h14_vision.json.gz", enc_dir + "/model.safetensors"); !st) return fail(st.error());
+    auto m = load_model(model_path, lo);
+    if (!m) return fail(m.error());
+    (*m)->wait_for_weight_cache();
+    auto net = load_controlnet(cn_path, (*m)->info, lo.precision);
+    if (!net) return fail(net.error());
+    auto adapter = load_ip_adapter(ip_path, (*m)->info, lo.precision);
+    if (!adapter) return fail(adapter.error());
+    auto encoder = load_image_encoder(enc_dir, lo.precision);
+    if (!encoder) return fail(encoder.error());
+    Image picture;  // a 512x512 gradient: the control map and the reference image
+    picture.width = picture.height = 512;
+    picture.channels = 3;
+    picture.pixels.resize(size_t(512) * 512 * 3);
+    for (size_t i = 0; i < picture.pixels.size(); ++i) picture.pixels[i] = uint8_t((i * 7) % 251);
+    GenerateParams p;
+    p.prompt = "a photograph of an astronaut riding a horse";
+    p.width = p.height = std::stoi(get(f, "size", "512"));
+    p.steps = std::stoi(get(f, "steps", "3"));
+    p.sampler = SamplerKind::Euler;
+    p.decode = false;
+    std::map<std::string, std::vector<double>> steps, encode;
+    for (int r = 0; r < std::stoi(get(f, "gen-runs", "2")); ++r)
+        for (const char* what : {"base", "controlnet", "ip_adapter"}) {
+            GenerateParams q = p;
+            if (std::string(what) == "controlnet") q.control.push_back({.net = *net, .image = picture});
+            if (std::string(what) == "ip_adapter") q.ip_adapters.push_back({.adapter = *adapter, .encoder = *encoder, .images = {picture}});
+            Clock::time_point last = Clock::now(), t0 = last;
+            auto g = generate(**m, q, [&](const ProgressEvent& e) -> Status {
+                if (e.phase == "sampling") {
+                    if (e.step == 0) encode[what].push_back(since(t0));
+                    else steps[what].push_back(since(last));
+                    last = Clock::now();
+                }
+                return ok();
+            });
+            if (!g) return fail(g.error());
+            std::fprintf(stderr, "%s: step median %.3f s\n", what, median(steps[what]));
+        }
+    auto list = [](const std::vector<double>& v) {
+        std::string s;
+        for (size_t i = 0; i < v.size(); ++i) s += fmt::format("{}{:.3f}", i ? ", " : "", v[i]);
+        return s;
+    };
+    std::printf("{\"bench\": \"addons\", \"precision\": \"%s\", \"threads\": %d, \"size\": %d, \"base_steps_s\": [%s], "
+                "\"controlnet_steps_s\": [%s], \"ip_adapter_steps_s\": [%s], \"base_encode_s\": [%s], \"ip_adapter_encode_s\": [%s], "
+                "\"controlnet_step_ratio\": %.3f, \"ip_adapter_step_ratio\": %.3f, \"peak_rss_mb\": %.1f}\n",
+                precision.c_str(), num_threads(), p.width, list(steps["base"]).c_str(), list(steps["controlnet"]).c_str(),
+                list(steps["ip_adapter"]).c_str(), list(encode["base"]).c_str(), list(encode["ip_adapter"]).c_str(),
+                median(steps["controlnet"]) / median(steps["base"]), median(steps["ip_adapter"]) / median(steps["base"]),
+                double(peak_rss_kb()) / 1024.0);
+    return 0;
+}
+
 int lora(const std::map<std::string, std::string>& f) {
     if (f.count("threads")) set_num_threads(std::stoi(f.at("threads")));
     LoadOptions lo;
@@ -306,13 +410,16 @@ int main(int argc, char** argv) {
     if (argc < 2) {
         std::fprintf(stderr, "usage: easel_bench_e2e make-checkpoint --out PATH [--variant sd15|sd21|sdxl_base|...: a tests/data/keys list]\n"
                              "       easel_bench_e2e run --model CKPT [--vocab VOCAB] [--steps 3] [--precision fp32|fast] "
-                             "[--threads N] [--width 512 --height 512] [--cfg 7] [--seed 42] [--vae-tile 0] [--weight-cache DIR|off]\n");
+                             "[--threads N] [--width 512 --height 512] [--cfg 7] [--seed 42] [--vae-tile 0] [--weight-cache DIR|off]\n"
+                             "       easel_bench_e2e lora --model CKPT [--rank 32] [--precision fast] [--runs 3] [--gen-runs 1]\n"
+                             "       easel_bench_e2e addons --model CKPT [--precision fast] [--steps 3] [--gen-runs 2]\n");
         return 2;
     }
     const auto flags = parse_flags(argc, argv, 2);
     if (!std::strcmp(argv[1], "make-checkpoint")) return make_checkpoint(flags);
     if (!std::strcmp(argv[1], "run")) return run(flags);
     if (!std::strcmp(argv[1], "lora")) return lora(flags);
+    if (!std::strcmp(argv[1], "addons")) return addons(flags);
     std::fprintf(stderr, "error: unknown command '%s'\n", argv[1]);
     return 2;
 }
