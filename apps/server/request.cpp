@@ -303,10 +303,7 @@ Status parse_controlnet_units(const json& args, const Image* init, const Limits&
                                       "\"ControlNet is more important\" (2, diffusers' guess mode)", field("control_mode"));
         c.guess_mode = control_mode == 2;
         EASEL_TRY_ASSIGN(const int resize_mode, mode_of("resize_mode", {"Just Resize", "Crop and Resize", "Resize and Fill"}, 1));
-        if (resize_mode == 2)
-            return Error::unsupported("\"Resize and Fill\" is not implemented by easel; use \"Just Resize\" (0) or "
-                                      "\"Crop and Resize\" (1)", field("resize_mode"));
-        c.crop = resize_mode == 1;
+        c.resize = resize_mode == 0 ? ControlResize::Stretch : resize_mode == 1 ? ControlResize::Crop : ControlResize::Fill;
         if (c.ip_adapter) c.guess_mode = false;  // the extension has no control mode for IP-Adapter units
         out.push_back(std::move(c));
     }

@@ -47,7 +47,8 @@ struct ControlRequest {
     PreprocessorSpec preprocessor;  // a ControlNet unit's module and its sliders (threshold_a, threshold_b)
     double weight = 1.0, start = 0.0, end = 1.0;
     bool guess_mode = false;  // control_mode "ControlNet is more important" (2)
-    bool crop = true;         // resize_mode "Crop and Resize" (1, A1111's default); false: "Just Resize" (0)
+    // resize_mode: "Just Resize" (0), "Crop and Resize" (1, A1111's default), "Resize and Fill" (2).
+    ControlResize resize = ControlResize::Crop;
 };
 
 struct GenerationRequest {

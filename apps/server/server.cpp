@@ -477,11 +477,9 @@ void Server::install(httplib::Server& svr) {
     }));
     svr.Get("/sdapi/v1/sd-models", api([this](const httplib::Request&, httplib::Response& res, const Auth&) { send_json(res, sd_models_json()); }));
     // A1111's ControlNet extension: its models (the ControlNet folder's files and diffusers folders), its
-    // preprocessors (none: easel takes the control map as given) and its API version.
+    // preprocessors (none, canny, invert, the IP-Adapter encoders) and its API version.
     svr.Get("/controlnet/model_list", api([this](const httplib::Request&, httplib::Response& res, const Auth&) {
-        json list = json::array();
-        for (const auto& [name, path] : list_controlnets(queue_.controlnet_dir())) list.push_back(name);
-        send_json(res, {{"model_list", list}});
+        send_json(res, {{"model_list", list_controlnet_names(queue_.controlnet_dir())}});
     }));
     svr.Get("/controlnet/module_list", api([](const httplib::Request&, httplib::Response& res, const Auth&) {
         json modules = json::array();
@@ -505,7 +503,9 @@ void Server::install(httplib::Server& svr) {
         if (*tb && **tb >= 0) spec.threshold_b = **tb;
         if (Status st = validate_preprocessor(spec); !st)
             return send_error(res, Error(st.error().code(), st.error().message(), "controlnet_module"));
+        // The extension's name, or webuiapi's (controlnet_images).
         auto it = body->find("controlnet_input_images");
+        if (it == body->end()) it = body->find("controlnet_images");
         if (it == body->end() || !it->is_array() || it->empty() || it->size() > 8)
             return send_error(res, 400, "invalid_argument", "controlnet_input_images: expected 1 to 8 base64 images");
         json images = json::array();

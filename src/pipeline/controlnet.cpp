@@ -249,7 +249,9 @@ std::vector<std::pair<std::string, std::string>> list_controlnets(const std::str
          !ec && it != fs::directory_iterator(); it.increment(ec)) {
         const fs::path p = it->path();
         if (it->is_directory(ec)) {
-            if (fs::is_regular_file(p / "config.json", ec)) out.emplace_back(p.filename().string(), p.string());
+            // A diffusers ControlNetModel folder (not another model's folder kept beside, such as an image encoder).
+            const std::string cfg = read_small_text_file((p / "config.json").string()).value_or("");
+            if (cfg.find("\"ControlNetModel\"") != std::string::npos) out.emplace_back(p.filename().string(), p.string());
             continue;
         }
         std::string ext = p.extension().string();
@@ -259,6 +261,13 @@ std::vector<std::pair<std::string, std::string>> list_controlnets(const std::str
     }
     std::sort(out.begin(), out.end());
     return out;
+}
+
+std::vector<std::string> list_controlnet_names(const std::string& dir) {
+    std::vector<std::string> names;
+    for (const auto& [name, path] : list_controlnets(dir))
+        if (names.empty() || names.back() != name) names.push_back(name);
+    return names;
 }
 
 std::string default_controlnet_dir(const std::string& model_path) {
@@ -314,10 +323,43 @@ Status validate_control(const std::vector<ControlUnit>& units) {
     return ok();
 }
 
-Tensor prepare_control_image(const Image& image_in, int width, int height, bool crop) {
+Tensor prepare_control_image(const Image& image_in, int width, int height, ControlResize resize) {
     // diffusers VaeImageProcessor(do_convert_rgb=True, do_normalize=False): RGB, resized with PIL LANCZOS, / 255.
     Image rgb = to_rgb(image_in);
-    if (crop && int64_t(rgb.width) * height != int64_t(rgb.height) * width) {
+    const bool other_shape = int64_t(rgb.width) * height != int64_t(rgb.height) * width;
+    if (resize == ControlResize::Fill && other_shape) {
+        // The median of the border pixels (top row, bottom row, left column, right column, corners counted in
+        // each), per channel: numpy's median (the mean of the middle two), truncated to 8 bits.
+        uint8_t fill[3];
+        for (int k = 0; k < 3; ++k) {
+            std::vector<int> v;
+            auto px = [&](int x, int y) { v.push_back(rgb.pixels[(size_t(y) * size_t(rgb.width) + size_t(x)) * 3 + size_t(k)]); };
+            for (int x = 0; x < rgb.width; ++x) px(x, 0);
+            for (int x = 0; x < rgb.width; ++x) px(x, rgb.height - 1);
+            for (int y = 0; y < rgb.height; ++y) px(0, y);
+            for (int y = 0; y < rgb.height; ++y) px(rgb.width - 1, y);
+            std::sort(v.begin(), v.end());
+            const size_t n = v.size();
+            fill[k] = uint8_t(n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2);
+        }
+        const double s = std::min(double(width) / rgb.width, double(height) / rgb.height);
+        const int fw = std::clamp(int(std::nearbyint(rgb.width * s)), 1, width);
+        const int fh = std::clamp(int(std::nearbyint(rgb.height * s)), 1, height);
+        const Image small = resize_pillow(rgb, fw, fh, ResampleFilter::Lanczos);
+        Image canvas;
+        canvas.width = width;
+        canvas.height = height;
+        canvas.channels = 3;
+        canvas.pixels.resize(size_t(width) * size_t(height) * 3);
+        for (size_t p = 0; p < size_t(width) * size_t(height); ++p)
+            for (size_t k = 0; k < 3; ++k) canvas.pixels[p * 3 + k] = fill[k];
+        const int x0 = (width - fw) / 2, y0 = (height - fh) / 2;
+        for (int y = 0; y < fh; ++y)
+            std::copy_n(small.pixels.begin() + ptrdiff_t(y) * fw * 3, size_t(fw) * 3,
+                        canvas.pixels.begin() + (ptrdiff_t(y0 + y) * width + x0) * 3);
+        rgb = std::move(canvas);
+    }
+    if (resize == ControlResize::Crop && other_shape) {
         // Scaled to cover the output, then its middle cut out.
         const double s = std::max(double(width) / rgb.width, double(height) / rgb.height);
         const int cw = std::max(width, int(std::lround(rgb.width * s))), ch = std::max(height, int(std::lround(rgb.height * s)));
@@ -343,7 +385,7 @@ Result<ControlFn> make_control_fn(const std::vector<ControlUnit>& units, int wid
     auto state = std::make_shared<std::vector<Unit>>();
     for (const ControlUnit& u : units) {
         EASEL_TRY_ASSIGN(const Image map, run_preprocessor(u.preprocessor, u.image));
-        state->push_back({u, prepare_control_image(map, width, height, u.crop), {}});
+        state->push_back({u, prepare_control_image(map, width, height, u.resize), {}});
     }
     return ControlFn([state, sigmas = std::move(sigmas)](const Ctx& c, const Tensor& x, float t, const Conditioning& cond,
                                                float sigma) -> Result<std::vector<Tensor>> {

@@ -49,6 +49,8 @@ Result<std::shared_ptr<const ControlNetFile>> controlnet_from_weights(WeightSet&
 // a set already in diffusers names is returned as it is. Exposed for tests and fuzzing.
 Result<WeightSet> controlnet_to_diffusers(WeightSet&& w);
 
+enum class ControlResize { Stretch, Crop, Fill };
+
 // One ControlNet with its control image and settings (A1111's "ControlNet unit").
 struct ControlUnit {
     std::shared_ptr<const ControlNetFile> net;
@@ -58,8 +60,9 @@ struct ControlUnit {
     double end = 1.0;         // control_guidance_end: fraction of the steps after which it stops
     bool guess_mode = false;  // diffusers' guess_mode (A1111's "ControlNet is more important")
     // How an image of another shape becomes the output's: stretched (diffusers, A1111's "Just Resize"), or
-    // scaled to cover it and cropped in the middle (A1111's default "Crop and Resize").
-    bool crop = false;
+    // scaled to cover it and cropped in the middle (A1111's default "Crop and Resize"), or scaled to fit inside it
+    // and centred on the median colour of its border ("Resize and Fill").
+    ControlResize resize = ControlResize::Stretch;
     // What makes the control map from `image` (canny, ...; "none": the image is the map), run once before sampling.
     PreprocessorSpec preprocessor;
 };
@@ -68,8 +71,10 @@ struct ControlUnit {
 Status validate_control(const std::vector<ControlUnit>& units);
 
 // The control image as the pipeline feeds it: resized to width x height (Pillow's LANCZOS) when its size
-// differs (with `crop`, scaled to cover it and cut to it in the middle), RGB, [1, 3, height, width] in [0, 1].
-Tensor prepare_control_image(const Image& image, int width, int height, bool crop = false);
+// differs (see ControlResize; Fill as the extension's OUTER_FIT: the image scaled by min(W/w, H/h) to
+// round(w * k) x round(h * k), placed at ((W - w') / 2, (H - h') / 2) on the per-channel median of its own border
+// pixels, truncated to 8 bits), RGB, [1, 3, height, width] in [0, 1].
+Tensor prepare_control_image(const Image& image, int width, int height, ControlResize resize = ControlResize::Stretch);
 
 // What a server checks before it queues a job: the file's layout and config read (no weights loaded) and its
 // fit with the model, as load_controlnet checks them.
@@ -78,6 +83,8 @@ Result<ControlNetConfig> check_controlnet(const std::string& path, const ModelIn
 // The ControlNets of a folder (A1111's models/ControlNet): files (.safetensors, .pth, .pt, .ckpt, .bin) by their
 // name without extension and diffusers folders (a config.json inside) by their name, sorted.
 std::vector<std::pair<std::string, std::string>> list_controlnets(const std::string& dir);
+// The names of list_controlnets, each once (a .bin and a .safetensors of one name are one entry).
+std::vector<std::string> list_controlnet_names(const std::string& dir);
 // A ControlNet folder beside the model, or beside its folder ("ControlNet", as A1111's models/ControlNet); "" if none.
 std::string default_controlnet_dir(const std::string& model_path);
 // The file or folder `name` names in `dir`: A1111's "name [hash]" form is matched by its name; of several files

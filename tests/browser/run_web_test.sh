@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The web page of `easel serve` in headless Chromium: starts the server on a free port with an empty data
-# folder, runs web_test.mjs (Playwright) against it, stops the server. Usage: run_web_test.sh EASEL_BINARY
+# folder (and the golden LoRAs, embeddings, ControlNets and IP-Adapter), runs web_test.mjs (Playwright) against it,
+# stops the server. Usage: run_web_test.sh EASEL_BINARY
 # Needs chromium, Node 20 or later and playwright-core in tests/browser/node_modules (scripts/setup installs all
 # three); without them it fails, it does not skip. EASEL_WEB_SCREENSHOT=FILE.png keeps a screenshot of the page
 # after a generation; CHROMIUM=/path/to/chromium picks the browser.
@@ -39,8 +40,15 @@ trap cleanup EXIT
 mkdir "$tmp/data"
 # The LoRAs and embeddings of the golden data, for the page's "Add to prompt" list (they are not generated with).
 golden=$here/../golden/data
+# Two models: the embedded tiny one (the default, which the page's form starts with) and the golden SD 1.5
+# pipeline, which the golden ControlNets and IP-Adapter fit. The ControlNet folder holds the golden ControlNets
+# (tests/golden/data/controlnet) and one IP-Adapter (ip_adapter/sd1_plus, its image encoder from
+# --image-encoder-dir), as links.
+mkdir "$tmp/controlnet"
+ln -s "$golden"/controlnet/* "$golden/ip_adapter/sd1_plus.safetensors" "$tmp/controlnet/"
 "$bin" serve --port 0 --data "$tmp/data" --lora-dir "$golden/lora" --embeddings-dir "$golden/embeddings" \
-  >"$tmp/server.out" 2>"$tmp/server.err" &
+  -m "$here/../../models/tiny" -m "$golden/pipeline_sd1" --controlnet-dir "$tmp/controlnet" \
+  --image-encoder-dir "$golden/ip_adapter" >"$tmp/server.out" 2>"$tmp/server.err" &
 server_pid=$!
 
 # The server prints "easel serve: listening on http://127.0.0.1:PORT" once it accepts connections.

@@ -2,14 +2,22 @@
 // download: Debian's chromium): it loads without errors or foreign requests, generates an image from the keyboard
 // with live progress, fills its gallery, refills the form from a gallery entry, generates again with a mouse click
 // on Generate and takes a screenshot, shows the server's error message for a bad request, sends and keeps the API
-// key, and cancels a running job from the keyboard.
+// key, and cancels a running job from the keyboard. Then the ControlNet / IP-Adapter section, closed until then (no
+// request so far carried a unit): a control image dropped on unit 1, canny and its thresholds, Preview shows the
+// server's /controlnet/detect map, a generation sends the unit and shows the infotext's "ControlNet 0"; unit 2 as an
+// IP-Adapter (its own module list, no preview or guidance fields, image from the file picker) generates with its
+// reference image; an SDXL ControlNet on the SD 1.5 model shows the server's 400; a unit that is on without a
+// model is stopped by the page; with every unit off nothing is sent.
+// run_web_test.sh serves the tiny model (the default) and the golden SD 1.5 pipeline, which the golden ControlNets
+// (tests/golden/data/controlnet) and IP-Adapter (ip_adapter/sd1_plus) fit.
 // Usage: node web_test.mjs SERVER_URL [CHROMIUM]   (Node 20+; `npm ci` in this folder, which scripts/setup runs)
 // Run through run_web_test.sh, which starts the server. EASEL_WEB_SCREENSHOT=FILE.png also keeps the screenshot
 // taken after the mouse-click generation there (it is always written to a temporary file, whose path is printed).
 
-import { copyFileSync, mkdtempSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
 if (!process.argv[2]) {
@@ -36,6 +44,14 @@ const CLICKED = [
   { prompt: 'a small green triangle at the top, white background', seed: '1' },
   { prompt: 'a large orange circle on the right, black background', seed: '2' },
 ];
+// ControlNet and IP-Adapter: the golden files, and the model of run_web_test.sh they fit.
+const GOLDEN = fileURLToPath(new URL('../golden/data/', import.meta.url));
+const CONTROL_IMAGE = join(GOLDEN, 'controlnet', 'control_a.png');  // 32x32
+const REFERENCE_IMAGE = join(GOLDEN, 'ip_adapter', 'ip_ref_b.png');
+const CONTROL_MODEL = 'pipeline_sd1';
+const CONTROLNET = 'sd1_a';
+const SDXL_CONTROLNET = 'sdxl_a';
+const IP_ADAPTER = 'sd1_plus';
 
 let browser = null;
 let page = null;
@@ -130,6 +146,7 @@ const problems = [];        // console errors and uncaught exceptions, as text
 const foreignRequests = [];
 const requests = [];        // every URL the page asked for
 const failedRequests = [];  // "URL: net::ERR_..." for each request that got no complete answer, shown on failure
+const jobBodies = [];       // the parsed body of every POST /v1/jobs the page sent
 
 async function main() {
   browser = await chromium.launch({ executablePath: chromiumPath, args: CHROMIUM_ARGS, timeout: 30_000 });
@@ -139,6 +156,7 @@ async function main() {
     requests.push(request.url());
     const url = new URL(request.url());
     if (!['data:', 'blob:'].includes(url.protocol) && url.origin !== serverUrl.origin) foreignRequests.push(request.url());
+    if (request.method() === 'POST' && url.pathname === '/v1/jobs') jobBodies.push(JSON.parse(request.postData() ?? 'null'));
   });
   context.on('requestfailed', (request) => failedRequests.push(`${request.url()}: ${request.failure()?.errorText}`));
   page = await context.newPage();
@@ -164,8 +182,10 @@ async function main() {
     height: document.getElementById('height').value,
     cfg: document.getElementById('cfg-scale').value,
     error: document.getElementById('error').hidden ? '' : document.getElementById('error').textContent,
+    controlnetOpen: document.getElementById('controlnet').open,
   })`);
   if (options.error) fail(`the page shows an error after loading: ${options.error}`);
+  if (options.controlnetOpen || await page.locator('#cn0-enabled').isVisible()) fail('the ControlNet / IP-Adapter section is open after loading');
   if (!options.models || !options.samplers || !options.schedulers) {
     fail(`the page's lists are not filled: ${JSON.stringify(options)}`);
   }
@@ -389,7 +409,187 @@ async function main() {
     return /150 steps/.test(text) && /cancelled/.test(text) ? text.replace(/\\s+/g, ' ') : '';
   })()`, 5_000);
   pass(`Cancel (keyboard) stopped the running job: status "${cancelled}", focus back on Generate, gallery: ${cancelledEntry}`);
+  checkClean('after cancelling');
+
+  await controlUnits();
   checkClean('at the end');
+}
+
+const fieldValue = (id) => evaluate(`document.getElementById(${JSON.stringify(id)}).value`);
+const isShown = (selector) => page.locator(selector).isVisible();
+const infotext = () => evaluate(`document.getElementById('result-infotext').textContent`);
+
+// Clicks Generate and waits for the image of a new job; returns the body the page sent.
+async function generateWithClick(what) {
+  const previousJob = await resultJobId();
+  const sent = jobBodies.length;
+  const started = Date.now();
+  await page.getByRole('button', { name: 'Generate', exact: true }).click();
+  const size = await finalImage(previousJob);
+  if (jobBodies.length !== sent + 1) fail(`${what}: the page sent ${jobBodies.length - sent} job requests`);
+  return { body: jobBodies.at(-1), size, seconds: ((Date.now() - started) / 1000).toFixed(1) };
+}
+
+// The ControlNet / IP-Adapter section (see the comment at the top).
+async function controlUnits() {
+  const withUnits = jobBodies.filter((b) => b && 'alwayson_scripts' in b);
+  if (jobBodies.length < 4 || withUnits.length) {
+    fail(`with the section closed, ${withUnits.length} of ${jobBodies.length} job request(s) carried alwayson_scripts`);
+  }
+  pass(`with the ControlNet / IP-Adapter section closed, none of the ${jobBodies.length} job requests carried alwayson_scripts`);
+  const serverModels = (await (await fetch(new URL('/controlnet/model_list', serverUrl))).json()).model_list;
+  const serverModules = (await (await fetch(new URL('/controlnet/module_list', serverUrl))).json()).module_list;
+
+  // Open the section from the keyboard.
+  await tabTo('controlnet-summary', { backwards: true });
+  await press('Enter');
+  if (!await evaluate(`document.getElementById('controlnet').open`) || !await isShown('#cn0-enabled')) {
+    fail('Enter on the section\'s summary did not open it');
+  }
+  const lists = await evaluate(`({
+    models: [...document.getElementById('cn0-model').options].map((o) => o.value).filter(Boolean),
+    modules: [...document.getElementById('cn0-module').options].map((o) => o.value),
+    enabled: [0, 1].map((i) => document.getElementById('cn' + i + '-enabled').checked),
+  })`);
+  const wantModules = serverModules.filter((m) => !m.startsWith('ip-adapter'));
+  if (JSON.stringify([...lists.models].sort()) !== JSON.stringify([...serverModels].sort()) || !serverModels.includes(CONTROLNET)) {
+    fail(`unit 1's model list is ${JSON.stringify(lists.models)}; GET /controlnet/model_list says ${JSON.stringify(serverModels)}`);
+  }
+  if (JSON.stringify(lists.modules) !== JSON.stringify(wantModules) || !wantModules.includes('canny')) {
+    fail(`unit 1's ControlNet modules are ${JSON.stringify(lists.modules)}, expected ${JSON.stringify(wantModules)}`);
+  }
+  if (lists.enabled.some(Boolean)) fail(`units are on before any was used: ${JSON.stringify(lists.enabled)}`);
+  if (await isShown('#cn0-threshold-a')) fail('the canny thresholds are shown for module none');
+  pass(`Enter opens the section: 2 units, off; models ${lists.models.join(', ')}; ControlNet modules ${lists.modules.join(', ')}`);
+
+  // Drop the control image on unit 1 (a DataTransfer holding the file, as a drag from the desktop gives).
+  const controlBase64 = readFileSync(CONTROL_IMAGE).toString('base64');
+  const transfer = await page.evaluateHandle((b64) => {
+    const data = new DataTransfer();
+    data.items.add(new File([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], 'control_a.png', { type: 'image/png' }));
+    return data;
+  }, controlBase64);
+  await page.dispatchEvent('#cn0-dropzone', 'dragover', { dataTransfer: transfer });
+  await page.dispatchEvent('#cn0-dropzone', 'drop', { dataTransfer: transfer });
+  const thumb = await waitFor('the dropped image shows as a thumbnail', `(() => {
+    const img = document.getElementById('cn0-thumb');
+    return !img.hidden && img.complete && img.naturalWidth > 0 ? img.naturalWidth + 'x' + img.naturalHeight : '';
+  })()`, 5_000, errorShown);
+  if (!await evaluate(`document.getElementById('cn0-enabled').checked`)) fail('dropping an image did not turn unit 1 on');
+  const count = await evaluate(`document.getElementById('controlnet-count').textContent`);
+  pass(`control_a.png dropped on unit 1: a ${thumb} thumbnail, the unit turned on, the summary says "${count}"`);
+
+  // canny with its thresholds; Preview shows the map the server makes of the image.
+  await page.selectOption('#cn0-module', 'canny');
+  if (!await isShown('#cn0-threshold-a') || !await isShown('#cn0-threshold-b')) fail('choosing canny did not show its thresholds');
+  await page.fill('#cn0-threshold-a', '50');
+  await page.fill('#cn0-threshold-b', '150');
+  await page.selectOption('#cn0-model', CONTROLNET);
+  await page.getByRole('button', { name: 'Preview' }).first().click();
+  const map = await waitFor('the preprocessed map appears beside the image', `(() => {
+    const img = document.getElementById('cn0-map');
+    return !img.hidden && img.complete && img.naturalWidth > 0 ? img.src : '';
+  })()`, 5_000, errorShown);
+  const detect = await (await fetch(new URL('/controlnet/detect', serverUrl), {
+    method: 'POST', headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ controlnet_module: 'canny', controlnet_input_images: [controlBase64], controlnet_threshold_a: 50, controlnet_threshold_b: 150 }),
+  })).json();
+  if (map !== `data:image/png;base64,${detect.images?.[0]}`) fail('the preview is not the map POST /controlnet/detect gives for canny 50/150');
+  pass('Preview shows the canny 50/150 map beside the image, the same as POST /controlnet/detect gives');
+
+  // Generate with the unit on the model the ControlNet fits.
+  await page.selectOption('#model', CONTROL_MODEL);
+  await page.fill('#prompt', 'a red circle');
+  for (const [id, value] of [['width', '32'], ['height', '32'], ['steps', '4'], ['seed', '5']]) await page.fill(`#${id}`, value);
+  const cn = await generateWithClick('ControlNet generation');
+  const args = cn.body?.alwayson_scripts?.controlnet?.args;
+  const want = { enabled: true, module: 'canny', model: CONTROLNET, image: controlBase64, weight: 1, guidance_start: 0,
+    guidance_end: 1, control_mode: 0, resize_mode: 1, threshold_a: 50, threshold_b: 150 };
+  if (!Array.isArray(args) || args.length !== 1 || JSON.stringify(args[0]) !== JSON.stringify(want)) {
+    fail(`the page sent the units ${JSON.stringify(args)?.slice(0, 400)}; expected [${JSON.stringify({ ...want, image: '(control_a.png)' })}]`);
+  }
+  const cnInfo = await infotext();
+  const wantInfo = `ControlNet 0: "Module: canny, Model: ${CONTROLNET}, Weight: 1, Threshold A: 50, Threshold B: 150`;
+  if (!cnInfo.includes(wantInfo)) fail(`the result's infotext lacks '${wantInfo}': ${cnInfo}`);
+  const cnEntry = await waitFor('the gallery shows the ControlNet job', `(() => {
+    const text = document.querySelector('#gallery-list li')?.innerText ?? '';
+    return text.includes('ControlNet ${CONTROLNET} (canny)') ? text.replace(/\\s+/g, ' ').trim() : '';
+  })()`, 5_000);
+  pass(`generated with the unit in ${cn.seconds} s (${cn.size}): the request carried it, the infotext has '${wantInfo}'; gallery: ${cnEntry}`);
+
+  // Unit 2 as an IP-Adapter: its own modules, no preview, guidance or modes; the image from the file picker.
+  await page.selectOption('#cn1-type', 'ip-adapter');
+  const ip = await evaluate(`({
+    modules: [...document.getElementById('cn1-module').options].map((o) => o.value),
+    module: document.getElementById('cn1-module').value,
+    label: document.querySelector('label[for="cn1-image"]').textContent,
+  })`);
+  const wantIp = serverModules.filter((m) => m.startsWith('ip-adapter'));
+  if (JSON.stringify(ip.modules) !== JSON.stringify(wantIp) || ip.module !== 'ip-adapter-auto') {
+    fail(`unit 2's IP-Adapter modules are ${JSON.stringify(ip.modules)} (${ip.module} chosen), expected ${JSON.stringify(wantIp)}`);
+  }
+  for (const hidden of ['#cn1-preview', '#cn1-guidance-start', '#cn1-guidance-end', '#cn1-control-mode', '#cn1-resize-mode', '#cn1-threshold-a']) {
+    if (await isShown(hidden)) fail(`${hidden} is shown for an IP-Adapter unit`);
+  }
+  await page.setInputFiles('#cn1-image', REFERENCE_IMAGE);
+  await waitFor('the reference image shows as a thumbnail', `(() => {
+    const img = document.getElementById('cn1-thumb');
+    return !img.hidden && img.complete && img.naturalWidth > 0;
+  })()`, 5_000, errorShown);
+  await page.selectOption('#cn1-model', IP_ADAPTER);
+  await page.fill('#cn1-weight', '0.6');
+  const both = await generateWithClick('ControlNet and IP-Adapter generation');
+  const ipArg = both.body?.alwayson_scripts?.controlnet?.args?.[1];
+  const wantIpArg = { enabled: true, module: 'ip-adapter-auto', model: IP_ADAPTER, image: readFileSync(REFERENCE_IMAGE).toString('base64'), weight: 0.6 };
+  if (JSON.stringify(ipArg) !== JSON.stringify(wantIpArg)) {
+    fail(`the IP-Adapter unit went as ${JSON.stringify(ipArg)?.slice(0, 300)}`);
+  }
+  const bothInfo = await infotext();
+  if (!bothInfo.includes(wantInfo) || !new RegExp(`ControlNet 1: "Module: ip-adapter[^,]*, Model: ${IP_ADAPTER}, Weight: 0.6`).test(bothInfo)) {
+    fail(`the infotext lacks the ControlNet or the IP-Adapter unit: ${bothInfo}`);
+  }
+  await screenshot('controlnet.png');
+  pass(`unit 2 as an IP-Adapter (${ip.modules.length} ip-adapter modules, ip-adapter-auto chosen, no preview or guidance fields, "${ip.label}" from the file picker): both units generated in ${both.seconds} s and are in the infotext`);
+
+  // A ControlNet of another family: the server's 400, shown as the page shows errors.
+  await page.uncheck('#cn1-enabled');
+  await page.selectOption('#cn0-model', SDXL_CONTROLNET);
+  const answer = page.waitForResponse((r) => r.request().method() === 'POST' && new URL(r.url()).pathname === '/v1/jobs');
+  await page.getByRole('button', { name: 'Generate', exact: true }).click();
+  const refused = await answer;
+  const refusal = (await refused.json())?.error?.message ?? '';
+  if (refused.status() !== 400 || !refusal.includes('does not fit the model')) {
+    fail(`${SDXL_CONTROLNET} on ${CONTROL_MODEL}: HTTP ${refused.status()} "${refusal}"`);
+  }
+  if (jobBodies.at(-1)?.alwayson_scripts?.controlnet?.args?.length !== 1) fail('with unit 2 off, the page still sent it');
+  const shownRefusal = await waitFor('the page shows the 400', `(() => {
+    const e = document.getElementById('error');
+    return !e.hidden && e.innerText.includes(${JSON.stringify(refusal)}) ? e.innerText.replace(/\\s+/g, ' ') : '';
+  })()`, 5_000);
+  pass(`${SDXL_CONTROLNET} on ${CONTROL_MODEL}: the page shows the server's 400: "${shownRefusal.slice(0, 160)}..."`);
+  forgiveFailedRequests(400);
+
+  // The page's own checks: a unit on without a model sends nothing.
+  await page.selectOption('#cn0-model', CONTROLNET);
+  await page.check('#cn1-enabled');
+  await page.selectOption('#cn1-model', '');
+  const before = jobBodies.length;
+  await page.getByRole('button', { name: 'Generate', exact: true }).click();
+  await waitFor('the page says unit 2 needs a model', `(() => {
+    const e = document.getElementById('error');
+    return !e.hidden && e.innerText.includes('Unit 2: choose a model');
+  })()`, 5_000);
+  await sleep(200);
+  if (jobBodies.length !== before) fail('the page sent a job with a unit that has no model');
+  pass('a unit on without a model: the page says "Unit 2: choose a model" and sends nothing');
+
+  // Every unit off: nothing of the section is sent.
+  await page.uncheck('#cn0-enabled');
+  await page.uncheck('#cn1-enabled');
+  const plain = await generateWithClick('generation with the units off');
+  if ('alwayson_scripts' in (plain.body ?? {})) fail(`with every unit off the page sent ${JSON.stringify(plain.body.alwayson_scripts).slice(0, 200)}`);
+  if ((await infotext()).includes('ControlNet')) fail(`with every unit off the infotext names a ControlNet: ${await infotext()}`);
+  pass(`with every unit off (section open) the request has no alwayson_scripts (${plain.size} in ${plain.seconds} s)`);
 }
 
 // A full-page screenshot in this run's temporary folder (its path printed), and at $EASEL_WEB_SCREENSHOT when set.

@@ -7,6 +7,7 @@
 //    guess mode, two at once, a control image of another size (diffusers' LANCZOS resize), no CFG.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdio>
 
 #include <fmt/format.h>
@@ -15,6 +16,7 @@
 #include "common/golden.h"
 #include "common/golden_case.h"
 #include "io/image.h"
+#include "io/image_resize.h"
 #include "io/model_file.h"
 #include "pipeline/controlnet.h"
 #include "pipeline/generate.h"
@@ -109,6 +111,31 @@ TEST(ControlNetImage, ResizedAsDiffusersResizesIt) {
     const Tensor t = prepare_control_image(*img, 32, 32);
     easel::testing::expect_close(t, golden_tensor(g, "sd1_cn_resize.control_input"), {.atol = 0, .rtol = 0},
                                  "sd1_cn_resize.control_input");
+}
+
+// A1111's "Resize and Fill": scaled to fit inside (49x35 -> 32x23 at 32x32: k = 32/49, round(35k) = 23), centred
+// (rows 4..26), the rest the median colour of the image's border.
+TEST(ControlNetImage, ResizeAndFillCentresOnTheBorderMedian) {
+    auto img = read_image(kData + "controlnet/control_c.png");
+    ASSERT_TRUE(img) << img.error().to_string();
+    const Image rgb = to_rgb(*img);
+    const Tensor t = prepare_control_image(*img, 32, 32, ControlResize::Fill);
+    const Image inner = resize_pillow(rgb, 32, 23, ResampleFilter::Lanczos);
+    for (int k = 0; k < 3; ++k) {
+        std::vector<int> border;
+        for (int x = 0; x < rgb.width; ++x) border.push_back(rgb.pixels[size_t(x) * 3 + size_t(k)]);
+        for (int x = 0; x < rgb.width; ++x) border.push_back(rgb.pixels[(size_t(rgb.height - 1) * size_t(rgb.width) + size_t(x)) * 3 + size_t(k)]);
+        for (int y = 0; y < rgb.height; ++y) border.push_back(rgb.pixels[size_t(y) * size_t(rgb.width) * 3 + size_t(k)]);
+        for (int y = 0; y < rgb.height; ++y) border.push_back(rgb.pixels[(size_t(y) * size_t(rgb.width) + size_t(rgb.width - 1)) * 3 + size_t(k)]);
+        std::sort(border.begin(), border.end());
+        const int median = (border[border.size() / 2 - 1] + border[border.size() / 2]) / 2;  // an even count
+        for (int y = 0; y < 32; ++y)
+            for (int x = 0; x < 32; ++x) {
+                const float got = t.data<float>()[(size_t(k) * 32 + size_t(y)) * 32 + size_t(x)];
+                const int want = (y >= 4 && y < 27) ? inner.pixels[(size_t(y - 4) * 32 + size_t(x)) * 3 + size_t(k)] : median;
+                ASSERT_EQ(got, float(want) / 255.0f) << "channel " << k << " at " << x << "," << y;
+            }
+    }
 }
 
 class ControlNetCase : public ::testing::TestWithParam<std::string> {};

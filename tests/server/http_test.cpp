@@ -711,7 +711,7 @@ TEST_F(Http, RunsControlNetUnits) {
     p.steps = 4;
     p.width = p.height = 32;
     p.sampler = SamplerKind::Euler;
-    p.control.push_back({.net = *net, .image = *img, .scale = 0.7, .start = 0.0, .end = 0.8, .crop = true});
+    p.control.push_back({.net = *net, .image = *img, .scale = 0.7, .start = 0.0, .end = 0.8, .resize = ControlResize::Crop});
     auto want = generate(**m, p);
     ASSERT_TRUE(want) << want.error().to_string();
     EXPECT_EQ(decode_b64_png(r1["images"][0]).pixels, (*want)[0].image.pixels);
@@ -729,7 +729,8 @@ TEST_F(Http, RunsControlNetUnits) {
           {"weight", "heavy", 400, "weight"},
           {"guidance_end", 2.0, 400, "expected 0 <= start < end <= 1"},
           {"control_mode", 1, 400, "My prompt is more important"},
-          {"resize_mode", "Stretch", 400, "resize_mode"}}) {
+          {"resize_mode", "Stretch", 400, "resize_mode"},
+          {"resize_mode", 3, 400, "resize_mode"}}) {
         json bad = req;
         bad["alwayson_scripts"]["controlnet"]["args"][0][field] = value;
         auto [sb, rb] = post("/sdapi/v1/txt2img", bad);

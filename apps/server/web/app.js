@@ -1,4 +1,5 @@
-// The page of `easel serve`: a form that queues a txt2img job, its live progress, and a gallery of past jobs.
+// The page of `easel serve`: a form that queues a txt2img job (with ControlNet and IP-Adapter units when enabled),
+// its live progress, and a gallery of past jobs.
 // It talks only to the server that served it (same origin); every request carries the API key when one is set.
 // Plain ES module, no build step: edit and reload with EASEL_WEB_DIR pointing at this folder.
 
@@ -13,6 +14,13 @@ const SMALL_IMAGE_PX = 256;
 const DEFAULT_SAMPLER = 'Euler a';
 // What POST /v1/jobs uses for a model that recommends no CFG scale (GET /v1/models gives cfg_scale null).
 const SD_DEFAULT_CFG_SCALE = 7;
+// ControlNet / IP-Adapter units on the page; the server takes up to 8 (alwayson_scripts.controlnet.args).
+const CONTROL_UNITS = 2;
+// The modules when GET /controlnet/module_list cannot be read (the ones easel has).
+const FALLBACK_MODULES = ['none', 'canny', 'invert', 'ip-adapter-auto', 'ip-adapter_clip_h', 'ip-adapter_clip_g'];
+// GET /controlnet/model_list does not say which file is which: names like these are listed first for IP-Adapter
+// units, the others first for ControlNet units.
+const IP_ADAPTER_NAME = /ip[-_ ]?adapter/i;
 
 const byId = (id) => document.getElementById(id);
 const ui = {
@@ -41,6 +49,12 @@ const ui = {
   result: byId('result'),
   resultImage: byId('result-image'),
   resultCaption: byId('result-caption'),
+  resultInfo: byId('result-info'),
+  resultInfotext: byId('result-infotext'),
+  controlnet: byId('controlnet'),
+  controlnetCount: byId('controlnet-count'),
+  cnUnits: byId('cn-units'),
+  cnTemplate: byId('cn-unit-template'),
   galleryList: byId('gallery-list'),
   galleryEmpty: byId('gallery-empty'),
 };
@@ -60,6 +74,9 @@ const state = {
   sizeEdited: false,  // the user typed a size: a model list arriving late must not overwrite it
   cfgEdited: false,   // the same for the CFG scale
   imageUrls: new Map(),  // server image path -> object URL, used when an API key must be sent with the request
+  controlModels: [],    // GET /controlnet/model_list
+  controlModules: FALLBACK_MODULES,  // GET /controlnet/module_list
+  units: [],            // the ControlNet / IP-Adapter units of the form (see buildUnits)
 };
 
 class ApiError extends Error {
@@ -151,7 +168,19 @@ function describeParams(job) {
   if (p.cfg_scale !== undefined) parts.push(`CFG ${p.cfg_scale}`);
   if (p.width && p.height) parts.push(`${p.width}×${p.height}`);
   if (p.model ?? job.model) parts.push(p.model ?? job.model);
+  parts.push(...describeUnits(p.alwayson_scripts));
   return parts.filter(Boolean).join(' · ');
+}
+
+// The ControlNet / IP-Adapter units a job ran, e.g. ["ControlNet sd1_a (canny)", "IP-Adapter ip-adapter_sd15"].
+function describeUnits(scripts) {
+  const args = scripts?.controlnet?.args ?? scripts?.ControlNet?.args;
+  if (!Array.isArray(args)) return [];
+  return args.filter((u) => u && u.enabled !== false && u.model && u.model !== 'None').map((u) => {
+    const module = typeof u.module === 'string' ? u.module : 'none';
+    if (isIpAdapterModule(module)) return `IP-Adapter ${u.model}`;
+    return `ControlNet ${u.model}${module !== 'none' ? ` (${module})` : ''}`;
+  });
 }
 
 // The seed the job really used: the image's, else the resolved one in its parameters.
@@ -241,12 +270,18 @@ function insertIntoPrompt(text) {
 }
 
 async function loadOptions() {
-  const [models, samplers, schedulers, loras, embeddings] = await Promise.allSettled([
+  const lists = await Promise.allSettled([
     api('/v1/models'), api('/sdapi/v1/samplers'), api('/sdapi/v1/schedulers'), api('/sdapi/v1/loras'),
-    api('/sdapi/v1/embeddings'),
+    api('/sdapi/v1/embeddings'), api('/controlnet/model_list'), api('/controlnet/module_list'),
   ]);
-  const failed = [models, samplers, schedulers, loras, embeddings].find((r) => r.status === 'rejected');
+  const [models, samplers, schedulers, loras, embeddings, controlModels, controlModules] = lists;
+  const failed = lists.find((r) => r.status === 'rejected');
   if (failed) showError(failed.reason);
+  if (controlModels.status === 'fulfilled') state.controlModels = controlModels.value?.model_list ?? [];
+  if (controlModules.status === 'fulfilled' && controlModules.value?.module_list?.length) {
+    state.controlModules = controlModules.value.module_list;
+  }
+  for (const unit of state.units) fillUnitLists(unit);
   fillExtraNetworks(loras.status === 'fulfilled' ? loras.value ?? [] : [],
     embeddings.status === 'fulfilled' ? Object.keys(embeddings.value?.loaded ?? {}) : []);
   if (models.status === 'fulfilled') {
@@ -277,6 +312,8 @@ function readForm() {
   for (const [key, select] of [['sampler_name', ui.sampler], ['scheduler', ui.scheduler], ['model', ui.model]]) {
     if (select.value) params[key] = select.value;
   }
+  const units = readUnits();
+  if (units.length) params.alwayson_scripts = { controlnet: { args: units } };
   return params;
 }
 
@@ -327,6 +364,7 @@ function showProgress(job) {
     ui.resultImage.src = job.preview;
     ui.resultImage.alt = `Preview of "${job.params?.prompt ?? ''}"`;
     ui.resultCaption.textContent = `Preview at step ${job.step ?? 0}`;
+    ui.resultInfo.hidden = true;
     ui.result.hidden = false;
   }
 }
@@ -355,6 +393,9 @@ async function showFinal(job) {
   ui.resultImage.dataset.final = 'true';
   ui.resultImage.dataset.jobId = job.id;
   ui.resultCaption.replaceChildren(describeParams(job), ' ', downloadLink(job, source));
+  // A1111's infotext: every parameter the image was made with, ControlNet units included.
+  ui.resultInfotext.textContent = image.infotext ?? '';
+  ui.resultInfo.hidden = !image.infotext;
   ui.result.hidden = false;
 }
 
@@ -468,6 +509,247 @@ async function cancelJob() {
   }
 }
 
+// ---- ControlNet / IP-Adapter units ----
+// AUTOMATIC1111's ControlNet extension API: each unit names a module (a preprocessor, or ip-adapter-* for an
+// IP-Adapter) and a model of the server's ControlNet folder, and carries its image as base64.
+
+const isIpAdapterModule = (module) => module.startsWith('ip-adapter');
+
+// Copies the template once per unit; each part is found by its data-id and gets the id cnN-PART.
+function buildUnits() {
+  for (let index = 0; index < CONTROL_UNITS; ++index) {
+    const root = ui.cnTemplate.content.firstElementChild.cloneNode(true);
+    const parts = {};
+    for (const node of root.querySelectorAll('[data-id]')) {
+      node.id = `cn${index}-${node.dataset.id}`;
+      parts[node.dataset.id.replace(/-(\w)/g, (_, c) => c.toUpperCase())] = node;
+    }
+    for (const label of root.querySelectorAll('label[data-for]')) label.htmlFor = `cn${index}-${label.dataset.for}`;
+    root.querySelector('[data-text="legend"]').textContent = `Use unit ${index + 1}`;
+    // The two units' buttons read alike: their accessible names say which unit they act on.
+    parts.preview.setAttribute('aria-label', `Preview unit ${index + 1}`);
+    parts.clear.setAttribute('aria-label', `Remove image of unit ${index + 1}`);
+    const unit = { index, root, parts, image: null, imageLabel: root.querySelector('[data-text="image-label"]') };
+    state.units.push(unit);
+    ui.cnUnits.append(root);
+    wireUnit(unit);
+    fillUnitLists(unit);
+  }
+  updateUnitCount();
+}
+
+function wireUnit(unit) {
+  const { parts } = unit;
+  parts.enabled.addEventListener('change', updateUnitCount);
+  parts.type.addEventListener('change', () => {
+    fillUnitLists(unit);
+    clearMap(unit);
+  });
+  parts.module.addEventListener('change', () => {
+    updateUnitFields(unit);
+    clearMap(unit);
+  });
+  for (const input of [parts.thresholdA, parts.thresholdB]) input.addEventListener('input', () => clearMap(unit));
+  parts.image.addEventListener('change', () => {
+    if (parts.image.files.length) setUnitImage(unit, parts.image.files[0]);
+  });
+  parts.clear.addEventListener('click', () => {
+    setUnitImageData(unit, null);
+    parts.image.focus();
+  });
+  parts.preview.addEventListener('click', () => previewUnit(unit));
+  for (const img of [parts.thumb, parts.map]) {
+    img.addEventListener('load', () => img.classList.toggle('pixelated', img.naturalWidth < 128));
+  }
+  // Drag and drop: the zone shows where a file may go; dropping one sets the unit's image.
+  const zone = parts.dropzone;
+  zone.addEventListener('dragover', (event) => {
+    if (![...(event.dataTransfer?.types ?? [])].includes('Files')) return;
+    event.preventDefault();
+    event.dataTransfer.dropEffect = 'copy';
+    zone.classList.add('dragging');
+  });
+  zone.addEventListener('dragleave', (event) => {
+    if (!zone.contains(event.relatedTarget)) zone.classList.remove('dragging');
+  });
+  zone.addEventListener('drop', (event) => {
+    event.preventDefault();
+    zone.classList.remove('dragging');
+    const file = event.dataTransfer?.files?.[0];
+    if (!file) return;
+    try {
+      unit.parts.image.files = event.dataTransfer.files;  // the file input then names the dropped file
+    } catch {
+      // A browser that cannot set a file input's files: the thumbnail still shows the image.
+    }
+    setUnitImage(unit, file);
+  });
+}
+
+// The module and model lists for the unit's type, keeping the choices that still fit.
+function fillUnitLists(unit) {
+  const ipAdapter = unit.parts.type.value === 'ip-adapter';
+  const modules = state.controlModules.filter((m) => isIpAdapterModule(m) === ipAdapter);
+  fillSelect(unit.parts.module, modules.map((m) => ({ value: m, label: m })), ipAdapter ? 'ip-adapter-auto' : 'none');
+
+  const select = unit.parts.model;
+  const previous = select.value;
+  const likely = state.controlModels.filter((name) => IP_ADAPTER_NAME.test(name) === ipAdapter);
+  const others = state.controlModels.filter((name) => IP_ADAPTER_NAME.test(name) !== ipAdapter);
+  const options = (names) => names.map((name) => element('option', { value: name }, name));
+  const children = [element('option', { value: '' }, state.controlModels.length ? 'Choose…' : 'None on this server'),
+    ...options(likely)];
+  if (others.length) {
+    children.push(likely.length ? element('optgroup', { label: 'Other files' }, ...options(others)) : options(others));
+  }
+  select.replaceChildren(...children.flat());
+  if (state.controlModels.includes(previous)) select.value = previous;
+  select.disabled = !state.controlModels.length;
+  updateUnitFields(unit);
+}
+
+// Shows the fields the unit's type and module use: IP-Adapters have no guidance window, modes or preview; only
+// canny has thresholds.
+function updateUnitFields(unit) {
+  const ipAdapter = unit.parts.type.value === 'ip-adapter';
+  for (const node of unit.root.querySelectorAll('[data-only="controlnet"]')) node.hidden = ipAdapter;
+  for (const node of unit.root.querySelectorAll('[data-only="canny"]')) {
+    node.hidden = ipAdapter || unit.parts.module.value !== 'canny';
+  }
+  unit.imageLabel.textContent = ipAdapter ? 'Reference image' : 'Control image';
+}
+
+function updateUnitCount() {
+  const n = state.units.filter((u) => u.parts.enabled.checked).length;
+  ui.controlnetCount.textContent = n ? `(${n} unit${n > 1 ? 's' : ''} on)` : '';
+}
+
+function readFileAsDataUrl(file) {
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(reader.result);
+    reader.onerror = () => reject(reader.error);
+    reader.readAsDataURL(file);
+  });
+}
+
+// Reads a chosen or dropped file; choosing an image turns its unit on.
+async function setUnitImage(unit, file) {
+  clearError();
+  if (!file.type.startsWith('image/')) {
+    showError(new ApiError(`Unit ${unit.index + 1}: ${file.name} is not an image`));
+    return;
+  }
+  try {
+    setUnitImageData(unit, await readFileAsDataUrl(file), file.name);
+  } catch (err) {
+    showError(new ApiError(`Unit ${unit.index + 1}: cannot read ${file.name}: ${err?.message ?? err}`));
+    return;
+  }
+  unit.parts.enabled.checked = true;
+  updateUnitCount();
+}
+
+// dataUrl null removes the image.
+function setUnitImageData(unit, dataUrl, name = '') {
+  const { parts } = unit;
+  unit.image = dataUrl;
+  clearMap(unit);
+  if (!dataUrl) {
+    parts.image.value = '';
+    parts.thumb.removeAttribute('src');
+  } else {
+    parts.thumb.src = dataUrl;
+  }
+  parts.thumb.alt = dataUrl ? `Unit ${unit.index + 1} image${name ? `: ${name}` : ''}` : '';
+  parts.thumb.hidden = !dataUrl;
+  parts.clear.hidden = !dataUrl;
+}
+
+function clearMap(unit) {
+  unit.parts.map.hidden = true;
+  unit.parts.map.removeAttribute('src');
+  unit.parts.map.alt = '';
+}
+
+const base64Of = (dataUrl) => dataUrl.slice(dataUrl.indexOf(',') + 1);
+
+function unitNumber(unit, input, label) {
+  if (input.validity.badInput) throw new ApiError(`Unit ${unit.index + 1}: ${label}: not a number`);
+  return input.value.trim() === '' ? undefined : Number(input.value);
+}
+
+function cannyThresholds(unit) {
+  if (unit.parts.module.value !== 'canny') return {};
+  return {
+    threshold_a: unitNumber(unit, unit.parts.thresholdA, 'Low threshold'),
+    threshold_b: unitNumber(unit, unit.parts.thresholdB, 'High threshold'),
+  };
+}
+
+// The units for alwayson_scripts.controlnet.args: none when no unit is on. A unit that is off before one that is on
+// goes as {enabled: false}, so that the server's "args[N]" in a message is unit N+1 of the page.
+function readUnits() {
+  const last = state.units.findLastIndex((u) => u.parts.enabled.checked);
+  const args = [];
+  for (const unit of state.units.slice(0, last + 1)) {
+    const { parts } = unit;
+    if (!parts.enabled.checked) {
+      args.push({ enabled: false });
+      continue;
+    }
+    const n = unit.index + 1;
+    if (!parts.model.value) throw new ApiError(`Unit ${n}: choose a model`);
+    if (!unit.image) throw new ApiError(`Unit ${n}: choose an image`);
+    const arg = {
+      enabled: true,
+      module: parts.module.value || (parts.type.value === 'ip-adapter' ? 'ip-adapter-auto' : 'none'),
+      model: parts.model.value,
+      image: base64Of(unit.image),
+      weight: unitNumber(unit, parts.weight, 'Weight'),
+    };
+    if (parts.type.value === 'controlnet') {
+      Object.assign(arg, {
+        guidance_start: unitNumber(unit, parts.guidanceStart, 'Guidance start'),
+        guidance_end: unitNumber(unit, parts.guidanceEnd, 'Guidance end'),
+        control_mode: Number(parts.controlMode.value),
+        resize_mode: Number(parts.resizeMode.value),
+        ...cannyThresholds(unit),
+      });
+    }
+    args.push(arg);  // undefined values are left out by JSON.stringify: the server's defaults apply
+  }
+  return args;
+}
+
+// The preprocessor's map of the unit's image (POST /controlnet/detect), shown beside it.
+async function previewUnit(unit) {
+  const { parts } = unit;
+  clearError();
+  if (!unit.image) {
+    showError(new ApiError(`Unit ${unit.index + 1}: choose an image to preview`));
+    return;
+  }
+  parts.preview.disabled = true;
+  try {
+    const body = {
+      controlnet_module: parts.module.value || 'none',
+      controlnet_input_images: [base64Of(unit.image)],
+      ...Object.fromEntries(Object.entries(cannyThresholds(unit)).map(([k, v]) => [`controlnet_${k}`, v])),
+    };
+    const answer = await api('/controlnet/detect', { method: 'POST', body });
+    const png = answer?.images?.[0];
+    if (!png) throw new ApiError('The server sent no preview image.');
+    parts.map.src = `data:image/png;base64,${png}`;
+    parts.map.alt = `Unit ${unit.index + 1}: ${body.controlnet_module} map`;
+    parts.map.hidden = false;
+  } catch (err) {
+    showError(err);
+  } finally {
+    parts.preview.disabled = false;
+  }
+}
+
 // ---- gallery ----
 
 async function refreshGallery() {
@@ -570,6 +852,7 @@ async function start() {
     ui.extraNetwork.value = '';
   });
   ui.resultImage.addEventListener('load', onResultImageLoad);
+  buildUnits();
   ui.apiKey.addEventListener('change', async () => {
     const key = ui.apiKey.value.trim();
     try {
