@@ -19,6 +19,7 @@
 #include "io/image_resize.h"
 #include "io/model_file.h"
 #include "pipeline/controlnet.h"
+#include "pipeline/ip_adapter.h"
 #include "pipeline/generate.h"
 #include "pipeline/model.h"
 
@@ -169,4 +170,65 @@ TEST_P(ControlNetCase, MatchesDiffusers) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Goldens, ControlNetCase, ::testing::ValuesIn(list_of("cases")),
+                         [](const ::testing::TestParamInfo<std::string>& i) { return i.param; });
+
+// ControlNets with the other tasks, against tools/reference/make_controlnet_more_goldens.py: diffusers'
+// StableDiffusion[XL]ControlNetImg2ImgPipeline (the guidance window counted over the steps that run),
+// StableDiffusionControlNetInpaintPipeline on the 4-channel UNet (latent blending), and a ControlNet with an
+// IP-Adapter (StableDiffusionControlNetPipeline + load_ip_adapter: the ControlNet reads the text alone).
+class ControlNetTaskCase : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(ControlNetTaskCase, MatchesDiffusers) {
+    const std::string name = GetParam();
+    const WeightSet& cases = golden_file("controlnet_more_cases.safetensors");
+    const nlohmann::json j = nlohmann::json::parse(cases.metadata.at(name + ".params"));
+    auto m = load_model(model_folder(j["model"]), LoadOptions{});
+    ASSERT_TRUE(m) << m.error().to_string();
+    GenerateParams p = easel::testing::diffusers_case_params(j);
+    if (j["pipeline"] != "txt2img") {
+        auto init = read_image(kData + j["init_image"].get<std::string>());
+        ASSERT_TRUE(init) << init.error().to_string();
+        p.init_image = *init;
+        p.denoising_strength = j["strength"].get<double>();
+    }
+    if (j["pipeline"] == "inpaint") {
+        auto mask = read_image(kData + j["mask"].get<std::string>());
+        ASSERT_TRUE(mask) << mask.error().to_string();
+        p.mask = *mask;
+    }
+    for (const auto& u : j["controlnets"]) {
+        auto net = load_controlnet(kData + u["file"].get<std::string>(), (*m)->info, Precision::F32);
+        ASSERT_TRUE(net) << net.error().to_string();
+        auto img = read_image(kData + u["image"].get<std::string>());
+        ASSERT_TRUE(img) << img.error().to_string();
+        p.control.push_back({.net = *net, .image = *img, .scale = u["scale"].get<double>(), .start = u["start"].get<double>(),
+                             .end = u["end"].get<double>()});
+    }
+    if (j.contains("adapters") && j["adapters"].is_array() && !j["adapters"].empty()) {
+        auto enc = load_image_encoder(kData + j["image_encoder"].get<std::string>(), Precision::F32);
+        ASSERT_TRUE(enc) << enc.error().to_string();
+        for (const auto& a : j["adapters"]) {
+            auto adapter = load_ip_adapter(kData + a["file"].get<std::string>(), (*m)->info, Precision::F32);
+            ASSERT_TRUE(adapter) << adapter.error().to_string();
+            IPAdapterUnit unit{.adapter = *adapter, .encoder = *enc, .scale = a["scale"].get<double>()};
+            for (const auto& im : a["images"]) {
+                auto img = read_image(kData + im.get<std::string>());
+                ASSERT_TRUE(img) << img.error().to_string();
+                unit.images.push_back(*img);
+            }
+            p.ip_adapters.push_back(std::move(unit));
+        }
+    }
+    std::printf("%s: %s, %zu ControlNet(s), %zu IP-Adapter(s)\n", name.c_str(), j["pipeline"].get<std::string>().c_str(),
+                p.control.size(), p.ip_adapters.size());
+    auto out = generate(**m, p);
+    ASSERT_TRUE(out) << out.error().to_string();
+    const easel::testing::Tolerance tol{.atol = 2e-3, .rtol = 2e-4};
+    if (cases.find(name + ".image")->rank() == 3) easel::testing::expect_matches_hwc_case((*out)[0], cases, name, name, tol);
+    else easel::testing::expect_matches_case((*out)[0], cases, name, name, tol);
+}
+
+INSTANTIATE_TEST_SUITE_P(Goldens, ControlNetTaskCase,
+                         ::testing::ValuesIn(nlohmann::json::parse(golden_file("controlnet_more_cases.safetensors").metadata.at("cases"))
+                                                 .get<std::vector<std::string>>()),
                          [](const ::testing::TestParamInfo<std::string>& i) { return i.param; });
