@@ -112,7 +112,7 @@ int cmd_generate(int argc, char** argv) {
     auto& control_image = a.add_string("--control-image", "", "", "the control image (edges, pose, depth... already made; resized to the output size as diffusers does), one per --controlnet in order, or one for all");
     auto& control_scale = a.add_string("--control-scale", "", "1", "ControlNet strength (diffusers controlnet_conditioning_scale, A1111's Weight), one per --controlnet or one for all");
     auto& control_start = a.add_string("--control-start", "", "0", "fraction of the steps before a ControlNet starts acting (control_guidance_start), one per --controlnet or one for all");
-    auto& control_pre = a.add_string("--control-preprocessor", "", "none", "what makes the control map from --control-image, as AUTOMATIC1111's ControlNet extension names it: none (the image is the map), canny[:LOW:HIGH] (OpenCV's Canny, thresholds 1..255, default 100:200), invert; one per --controlnet or one for all");
+    auto& control_pre = a.add_string("--control-preprocessor", "", "none", "what makes the control map from --control-image, as AUTOMATIC1111's ControlNet extension names it: none (the image is the map), canny[:LOW:HIGH] (OpenCV's Canny, thresholds 1..255, default 100:200), invert, threshold[:T] (white where R, G and B are all above T, default 127); one per --controlnet or one for all");
     auto& control_end = a.add_string("--control-end", "", "1", "fraction of the steps after which a ControlNet stops (control_guidance_end), one per --controlnet or one for all");
     auto& ip_adapter = a.add_string("--ip-adapter", "", "", "an IP-Adapter (ip-adapter_sd15, ip-adapter-plus_sd15, ip-adapter_sdxl[_vit-h], ip-adapter-plus_sdxl_vit-h: .safetensors or .bin) prompting with the images of --ip-adapter-image; repeat for several");
     auto& ip_image = a.add_string("--ip-adapter-image", "", "", "reference image(s) for an IP-Adapter, several of one adapter separated by ','; one per --ip-adapter in order, or one for all");
@@ -360,17 +360,14 @@ int cmd_generate(int argc, char** argv) {
             cu.start = *begin;
             cu.end = *finish;
             const std::vector<std::string> pre = split((*pres)[u], ':');
-            if (pre.size() != 1 && pre.size() != 3)
-                return fail(Error::invalid_argument(fmt::format("expected NAME or NAME:A:B (canny:100:200), got '{}'", (*pres)[u]),
-                                                    "--control-preprocessor"));
+            if (pre.size() > 3)
+                return fail(Error::invalid_argument(fmt::format("expected NAME, NAME:A or NAME:A:B (canny:100:200), got '{}'",
+                                                                (*pres)[u]), "--control-preprocessor"));
             cu.preprocessor.module = pre[0];
-            if (pre.size() == 3) {
-                auto ta = number(pre[1], "--control-preprocessor");
-                auto tb = number(pre[2], "--control-preprocessor");
-                for (const auto* r : {&ta, &tb})
-                    if (!*r) return fail(r->error());
-                cu.preprocessor.threshold_a = *ta;
-                cu.preprocessor.threshold_b = *tb;
+            for (size_t k = 1; k < pre.size(); ++k) {
+                auto t = number(pre[k], "--control-preprocessor");
+                if (!t) return fail(t.error());
+                (k == 1 ? cu.preprocessor.threshold_a : cu.preprocessor.threshold_b) = *t;
             }
             if (Status st = validate_preprocessor(cu.preprocessor); !st) return fail(st.error().within("--control-preprocessor"));
             auto img = read_image((*images)[u]);

@@ -138,6 +138,17 @@ Image canny(const Image& img, double low_thresh, double high_thresh, bool l2) {
     return out;
 }
 
+Image threshold(const Image& rgb, int t) {
+    Image out = rgb;
+    const size_t n = size_t(rgb.width) * size_t(rgb.height);
+    for (size_t p = 0; p < n; ++p) {
+        const uint8_t* px = &rgb.pixels[p * 3];
+        const uint8_t v = std::min({px[0], px[1], px[2]}) > t ? 255 : 0;
+        for (size_t k = 0; k < 3; ++k) out.pixels[p * 3 + k] = v;
+    }
+    return out;
+}
+
 Image invert(const Image& img) {
     Image out = img;
     for (uint8_t& v : out.pixels) v = uint8_t(255 - v);

@@ -18,4 +18,8 @@ Image canny(const Image& img, double low, double high, bool l2_gradient = false)
 // 255 - every value (the extension's "invert (from white bg & black line)").
 Image invert(const Image& img);
 
+// The extension's "threshold": white (every channel 255) where the smallest of R, G, B is above `t`, else black.
+// RGB in, RGB out.
+Image threshold(const Image& rgb, int t);
+
 }  // namespace easel

@@ -12,14 +12,16 @@ namespace {
 
 struct Module {
     const char* name;
-    bool sliders;
-    double a, b;  // defaults
+    int sliders;      // how many of threshold_a, threshold_b it reads
+    double a, b;      // their defaults
+    double lo, hi;    // their range
 };
 
 constexpr Module kModules[] = {
-    {"none", false, 0, 0},
-    {"canny", true, 100, 200},
-    {"invert", false, 0, 0},
+    {"none", 0, 0, 0, 0, 0},
+    {"canny", 2, 100, 200, 1, 255},
+    {"invert", 0, 0, 0, 0, 0},
+    {"threshold", 1, 127, 0, 0, 255},
 };
 
 const Module* find_module(const std::string& name) {
@@ -44,10 +46,11 @@ Status validate_preprocessor(const PreprocessorSpec& s) {
         return Error::unsupported(fmt::format("preprocessor '{}' is not available in easel (it has {}); make the control "
                                               "map yourself and give it with 'none'", s.module, all), "module");
     }
-    if (std::string(m->name) == "canny")
-        for (const auto& [v, name] : {std::pair{s.threshold_a, "threshold_a"}, std::pair{s.threshold_b, "threshold_b"}})
-            if (v && !(*v >= 1 && *v <= 255))
-                return Error::invalid_argument(fmt::format("canny's threshold must be between 1 and 255, got {}", *v), name);
+    int i = 0;
+    for (const auto& [v, name] : {std::pair{s.threshold_a, "threshold_a"}, std::pair{s.threshold_b, "threshold_b"}})
+        if (i++ < m->sliders && v && !(*v >= m->lo && *v <= m->hi))
+            return Error::invalid_argument(fmt::format("{}'s threshold must be between {} and {}, got {}", m->name, m->lo,
+                                                       m->hi, *v), name);
     return ok();
 }
 
@@ -58,6 +61,7 @@ Result<Image> run_preprocessor(const PreprocessorSpec& s, const Image& image) {
     if (name == "none") return to_rgb(image);
     if (name == "canny") return to_rgb(canny(to_rgb(image), s.threshold_a.value_or(m->a), s.threshold_b.value_or(m->b)));
     if (name == "invert") return invert(to_rgb(image));
+    if (name == "threshold") return threshold(to_rgb(image), int(std::floor(s.threshold_a.value_or(m->a))));
     return Error::internal("preprocessor without an implementation: " + name);
 }
 
@@ -65,7 +69,8 @@ std::string preprocessor_name(const PreprocessorSpec& s) { return s.module == "N
 
 std::string preprocessor_sliders(const PreprocessorSpec& s) {
     const Module* m = find_module(preprocessor_name(s));
-    if (!m || !m->sliders) return "";
+    if (!m || m->sliders == 0) return "";
+    if (m->sliders == 1) return fmt::format(", Threshold A: {}", s.threshold_a.value_or(m->a));
     return fmt::format(", Threshold A: {}, Threshold B: {}", s.threshold_a.value_or(m->a), s.threshold_b.value_or(m->b));
 }
 

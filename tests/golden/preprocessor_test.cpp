@@ -76,6 +76,16 @@ TEST(Preprocessors, InvertEqualsTheExtension) {
     }
 }
 
+TEST(Preprocessors, ThresholdEqualsTheExtension) {
+    for (const std::string& name : cases_of("threshold")) {
+        const nlohmann::json j = meta(name + ".params");
+        auto out = run_preprocessor({.module = "threshold", .threshold_a = j["thr"].get<double>()},
+                                    input(j["image"].get<std::string>()));
+        ASSERT_TRUE(out) << out.error().to_string();
+        EXPECT_EQ(differing(*out, *golden_file(kGolden).find(name)), 0) << name;
+    }
+}
+
 // The canny module: 3 identical channels (the extension's GRAY2RGB), the thresholds checked first.
 TEST(Preprocessors, CannyModuleAndItsErrors) {
     const Image img = input("shapes_150x113");
