@@ -118,7 +118,8 @@ int cmd_generate(int argc, char** argv) {
     auto& ip_image = a.add_string("--ip-adapter-image", "--ip-image", "", "reference image(s) for an IP-Adapter, several of one adapter separated by ','; one per --ip-adapter in order, or one for all");
     auto& ip_scale = a.add_string("--ip-adapter-scale", "--ip-scale", "1", "IP-Adapter strength (diffusers set_ip_adapter_scale, A1111's Weight), one per --ip-adapter or one for all");
     auto& image_encoder = a.add_string("--image-encoder", "", "", "the CLIP image encoder an IP-Adapter reads (transformers CLIPVisionModelWithProjection folder or file), one per --ip-adapter or one for all (default: an image_encoder folder beside the adapter or one level up, as h94/IP-Adapter ships it, or a fitting one in a clip_vision folder beside the adapter's, as ComfyUI keeps them)");
-    auto& guess_mode = a.add_bool("--guess-mode", "", "ControlNets act on the prompt's half of CFG only, more strongly deeper in the UNet (diffusers' guess_mode, A1111's \"ControlNet is more important\")");
+    auto& control_mode = a.add_string("--control-mode", "", "balanced", "A1111's control mode: balanced, prompt (\"My prompt is more important\": residuals weighted 0.825^(12 - i)) or controlnet (\"ControlNet is more important\": the same on the prompt's half of CFG only; with --schedule-from diffusers, diffusers' guess mode); one per --controlnet or one for all");
+    auto& guess_mode = a.add_bool("--guess-mode", "", "the same as --control-mode controlnet for every ControlNet (diffusers' guess_mode)");
     auto& seed = a.add_int("--seed", "", -1, "random seed; -1 picks one and prints it");
     auto& steps = a.add_int("--steps", "", 20, "sampling steps");
     auto& cfg = a.add_double("--cfg-scale", "", kSdDefaultCfgScale, "classifier-free guidance scale");
@@ -344,13 +345,19 @@ int cmd_generate(int argc, char** argv) {
         auto starts = per_unit(control_start, "--control-start");
         auto ends = per_unit(control_end, "--control-end");
         auto pres = per_unit(control_pre, "--control-preprocessor");
-        for (const auto* r : {&images, &scales, &starts, &ends, &pres})
+        auto modes = per_unit(control_mode, "--control-mode");
+        for (const auto* r : {&images, &scales, &starts, &ends, &pres, &modes})
             if (!*r) return fail(r->error());
         auto spec = model_spec();
         if (!spec) return fail(spec.error());
         for (size_t u = 0; u < n; ++u) {
             ControlUnit cu;
-            cu.guess_mode = guess_mode.b;
+            const std::string& mode = (*modes)[u];
+            if (guess_mode.b || mode == "controlnet") cu.mode = ControlMode::ControlNetMoreImportant;
+            else if (mode == "prompt") cu.mode = ControlMode::PromptMoreImportant;
+            else if (mode != "balanced")
+                return fail(Error::invalid_argument(fmt::format("expected balanced, prompt or controlnet, got '{}'", mode),
+                                                    "--control-mode"));
             auto weight = number((*scales)[u], "--control-scale");
             auto begin = number((*starts)[u], "--control-start");
             auto finish = number((*ends)[u], "--control-end");

@@ -246,17 +246,26 @@ Status parse_controlnet_units(const json& args, const Image* init, const Limits&
         // The image: "input_image" (a base64 string), or "image" as a string or {"image": ..., "mask": ...}; none
         // in img2img: the init image (as A1111 does).
         const json* img = nullptr;
+        const json* mask = nullptr;  // the inpaint preprocessor's: "mask", or the image object's "mask"
+        if (auto it = u.find("mask"); it != u.end() && !it->is_null() && !(it->is_string() && it->get_ref<const std::string&>().empty()))
+            mask = &*it;
         for (const char* k : {"input_image", "image"})
-            if (auto it = u.find(k); it != u.end() && !it->is_null()) {
+            if (auto it = u.find(k); it != u.end() && !it->is_null() &&
+                                     !(it->is_string() && it->get_ref<const std::string&>().empty())) {
                 img = &*it;
                 if (img->is_object()) {
                     auto inner = img->find("image");
                     if (inner == img->end() || !inner->is_string())
                         return Error::invalid_argument("expected {\"image\": base64, ...}", field(k));
+                    if (auto m = img->find("mask"); m != img->end() && m->is_string() && !m->get_ref<const std::string&>().empty())
+                        mask = &*m;
                     img = &*inner;
                 }
                 break;
             }
+        if (mask) {
+            EASEL_TRY_ASSIGN(c.mask, decode_b64_image(*mask, field("mask"), int64_t(limits.max_width) * limits.max_height));
+        }
         if (img) {
             EASEL_TRY_ASSIGN(c.image, decode_b64_image(*img, field("input_image"), int64_t(limits.max_width) * limits.max_height));
         } else if (init) {
@@ -298,13 +307,14 @@ Status parse_controlnet_units(const json& args, const Image* init, const Limits&
             return Error::invalid_argument(fmt::format("expected {}", all), field(k));
         };
         EASEL_TRY_ASSIGN(const int control_mode, mode_of("control_mode", {"Balanced", "My prompt is more important", "ControlNet is more important"}, 0));
-        if (control_mode == 1)
-            return Error::unsupported("\"My prompt is more important\" is not implemented by easel; use Balanced (0) or "
-                                      "\"ControlNet is more important\" (2, diffusers' guess mode)", field("control_mode"));
-        c.guess_mode = control_mode == 2;
+        c.mode = control_mode == 0 ? ControlMode::Balanced
+                 : control_mode == 1 ? ControlMode::PromptMoreImportant : ControlMode::ControlNetMoreImportant;
         EASEL_TRY_ASSIGN(const int resize_mode, mode_of("resize_mode", {"Just Resize", "Crop and Resize", "Resize and Fill"}, 1));
         c.resize = resize_mode == 0 ? ControlResize::Stretch : resize_mode == 1 ? ControlResize::Crop : ControlResize::Fill;
-        if (c.ip_adapter) c.guess_mode = false;  // the extension has no control mode for IP-Adapter units
+        if (c.ip_adapter) c.mode = ControlMode::Balanced;  // the extension has no control mode for IP-Adapter units
+        if (c.mask && (c.mask->width != c.image.width || c.mask->height != c.image.height))
+            return Error::invalid_argument(fmt::format("is {}x{}, the unit's image {}x{}", c.mask->width, c.mask->height,
+                                                       c.image.width, c.image.height), field("mask"));
         out.push_back(std::move(c));
     }
     return ok();

@@ -45,8 +45,9 @@ struct ControlRequest {
     bool ip_adapter = false;
     std::string module = "none";
     PreprocessorSpec preprocessor;  // a ControlNet unit's module and its sliders (threshold_a, threshold_b)
+    std::optional<Image> mask;      // the inpaint preprocessor's (white = repaint)
     double weight = 1.0, start = 0.0, end = 1.0;
-    bool guess_mode = false;  // control_mode "ControlNet is more important" (2)
+    ControlMode mode = ControlMode::Balanced;  // control_mode 0, 1, 2
     // resize_mode: "Just Resize" (0), "Crop and Resize" (1, A1111's default), "Resize and Fill" (2).
     ControlResize resize = ControlResize::Crop;
 };

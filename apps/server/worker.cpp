@@ -517,8 +517,8 @@ json run_one(Model& base, RefinerCache& refiners, LoraSets& lora_sets, Embedding
         auto net = controlnets.get(cn_paths[i].value("path", ""), base.info, lora_sets.load.precision);
         if (!net) return failed(net.error().within(fmt::format("alwayson_scripts.controlnet.args[{}]", i)));
         req->params.control.push_back({.net = *net, .image = cr.image, .scale = cr.weight, .start = cr.start,
-                                       .end = cr.end, .guess_mode = cr.guess_mode, .resize = cr.resize,
-                                       .preprocessor = cr.preprocessor});
+                                       .end = cr.end, .mode = cr.mode, .resize = cr.resize,
+                                       .preprocessor = cr.preprocessor, .mask = cr.mask});
     }
     const Model* chosen = &base;
     std::unique_ptr<LivePatch> patch;  // taken off when the job ends, however it ends

@@ -22,6 +22,8 @@ constexpr Module kModules[] = {
     {"canny", 2, 100, 200, 1, 255},
     {"invert", 0, 0, 0, 0, 0},
     {"threshold", 1, 127, 0, 0, 255},
+    {"inpaint", 0, 0, 0, 0, 0},
+    {"inpaint_global_harmonious", 0, 0, 0, 0, 0},
 };
 
 const Module* find_module(const std::string& name) {
@@ -40,6 +42,11 @@ std::vector<std::string> preprocessor_modules() {
 
 Status validate_preprocessor(const PreprocessorSpec& s) {
     const Module* m = find_module(s.module == "None" ? "none" : s.module);
+    if (s.module.rfind("inpaint_only", 0) == 0)
+        return Error::unsupported(fmt::format("preprocessor '{}' blends latents and pixels as the extension does; easel "
+                                              "has 'inpaint' (inpaint_global_harmonious): with an inpainting job (a mask) "
+                                              "it is the same ControlNet input, blended by easel's own inpainting",
+                                              s.module), "module");
     if (!m) {
         std::string all;
         for (const Module& k : kModules) all += fmt::format("{}{}", all.empty() ? "" : ", ", k.name);
@@ -61,8 +68,14 @@ Result<Image> run_preprocessor(const PreprocessorSpec& s, const Image& image) {
     if (name == "none") return to_rgb(image);
     if (name == "canny") return to_rgb(canny(to_rgb(image), s.threshold_a.value_or(m->a), s.threshold_b.value_or(m->b)));
     if (name == "invert") return invert(to_rgb(image));
+    if (is_inpaint_preprocessor(s))
+        return Error::internal("the inpaint preprocessor's map is made by control_hint (pipeline/controlnet.h)");
     if (name == "threshold") return threshold(to_rgb(image), int(std::floor(s.threshold_a.value_or(m->a))));
     return Error::internal("preprocessor without an implementation: " + name);
+}
+
+bool is_inpaint_preprocessor(const PreprocessorSpec& s) {
+    return s.module == "inpaint" || s.module == "inpaint_global_harmonious";
 }
 
 std::string preprocessor_name(const PreprocessorSpec& s) { return s.module == "None" ? "none" : s.module; }

@@ -25,8 +25,10 @@ struct PreprocessorSpec {
 std::vector<std::string> preprocessor_modules();
 // Checks the module and its thresholds (canny: 1..255 each, as the extension's sliders) before any work.
 Status validate_preprocessor(const PreprocessorSpec& spec);
-// The control map: RGB.
+// The control map: RGB. Not for the inpaint module, whose map is not an image (pipeline/controlnet.h control_hint).
 Result<Image> run_preprocessor(const PreprocessorSpec& spec, const Image& image);
+// The inpaint module ("inpaint", "inpaint_global_harmonious"): masked pixels become -1.
+bool is_inpaint_preprocessor(const PreprocessorSpec& spec);
 // The infotext's "Module" ("none" for "None") and, for modules with sliders, ", Threshold A: 100, Threshold B: 200"
 // (the extension writes them after the weight), else "".
 std::string preprocessor_name(const PreprocessorSpec& spec);

@@ -375,7 +375,50 @@ Tensor prepare_control_image(const Image& image_in, int width, int height, Contr
     return t;
 }
 
-Result<ControlFn> make_control_fn(const std::vector<ControlUnit>& units, int width, int height, std::vector<float> sigmas) {
+Result<Tensor> control_hint(const ControlUnit& u, int width, int height, const std::optional<Image>& generation_mask) {
+    if (!is_inpaint_preprocessor(u.preprocessor)) {
+        EASEL_TRY_ASSIGN(const Image map, run_preprocessor(u.preprocessor, u.image));
+        return prepare_control_image(map, width, height, u.resize);
+    }
+    Image mask;
+    if (u.mask) {
+        mask = *u.mask;
+    } else if (u.image.channels == 4) {
+        // The extension's canvas: the transparent part is what is repainted.
+        mask.width = u.image.width;
+        mask.height = u.image.height;
+        mask.channels = 1;
+        mask.pixels.resize(size_t(mask.width) * size_t(mask.height));
+        for (size_t p = 0; p < mask.pixels.size(); ++p) mask.pixels[p] = u.image.pixels[p * 4 + 3] > 127 ? 0 : 255;
+    } else if (generation_mask) {
+        mask = *generation_mask;
+    } else {
+        return Error::invalid_argument("the inpaint preprocessor needs a mask: the unit's, a transparent part of its image, "
+                                       "or the inpainting mask of the generation", "module");
+    }
+    if (mask.width != u.image.width || mask.height != u.image.height)
+        return Error::invalid_argument(fmt::format("the inpaint mask is {}x{}, its image {}x{}; they must be the same size",
+                                                   mask.width, mask.height, u.image.width, u.image.height), "mask");
+    Tensor hint = prepare_control_image(u.image, width, height, u.resize);
+    const Tensor m = prepare_control_image(mask, width, height, u.resize);  // gray, replicated to 3 channels
+    const size_t plane = size_t(width) * size_t(height);
+    for (size_t p = 0; p < plane; ++p)
+        if (m.data<float>()[p] > 0.5f)
+            for (size_t k = 0; k < 3; ++k) hint.data<float>()[k * plane + p] = -1.0f;
+    return hint;
+}
+
+std::string_view control_mode_name(ControlMode m) {
+    switch (m) {
+    case ControlMode::Balanced: return "Balanced";
+    case ControlMode::PromptMoreImportant: return "My prompt is more important";
+    case ControlMode::ControlNetMoreImportant: return "ControlNet is more important";
+    }
+    return "Balanced";
+}
+
+Result<ControlFn> make_control_fn(const std::vector<ControlUnit>& units, int width, int height, std::vector<float> sigmas,
+                                  const std::optional<Image>& generation_mask, bool a1111) {
     if (units.empty()) return ControlFn{};
     struct Unit {
         ControlUnit u;
@@ -383,17 +426,29 @@ Result<ControlFn> make_control_fn(const std::vector<ControlUnit>& units, int wid
         std::map<int64_t, Tensor> embedded;   // by batch size
     };
     auto state = std::make_shared<std::vector<Unit>>();
-    for (const ControlUnit& u : units) {
-        EASEL_TRY_ASSIGN(const Image map, run_preprocessor(u.preprocessor, u.image));
-        state->push_back({u, prepare_control_image(map, width, height, u.resize), {}});
+    for (size_t i = 0; i < units.size(); ++i) {
+        if (!a1111 && units[i].mode == ControlMode::PromptMoreImportant)
+            return Error::unsupported("\"My prompt is more important\" is AUTOMATIC1111's; diffusers has no such mode "
+                                      "(use k-diffusion mode, or Balanced / ControlNet is more important)",
+                                      fmt::format("ControlNet unit {}", i));
+        Result<Tensor> hint = control_hint(units[i], width, height, generation_mask);
+        if (!hint) return hint.error().within(fmt::format("ControlNet unit {}", i));
+        state->push_back({units[i], *hint, {}});
     }
-    return ControlFn([state, sigmas = std::move(sigmas)](const Ctx& c, const Tensor& x, float t, const Conditioning& cond,
-                                               float sigma) -> Result<std::vector<Tensor>> {
-        // The step this call belongs to: the last schedule sigma at or above its own.
+    return ControlFn([state, sigmas = std::move(sigmas), a1111](const Ctx& c, const Tensor& x, float t, const Conditioning& cond,
+                                                                float sigma) -> Result<std::vector<Tensor>> {
+        // The step this call belongs to: the last schedule sigma at or above its own; `exact` when it is one.
         const int steps = std::max<int>(1, int(sigmas.size()) - 1);
         int step = 0;
+        bool exact = false;
         for (int i = 0; i < steps; ++i)
-            if (sigmas[size_t(i)] >= sigma * (1.0f - 1e-6f)) step = i;
+            if (sigmas[size_t(i)] >= sigma * (1.0f - 1e-6f)) {
+                step = i;
+                exact = sigmas[size_t(i)] <= sigma * (1.0f + 1e-6f);
+            }
+        // A1111's counter: a call at a schedule sigma is a step's first call (or a previous step's second one,
+        // landing on it), which sees the step before; a call between two sigmas is its step's second call.
+        const int a_step = exact ? std::max(step - 1, 0) : step;
         const int64_t N = x.size(0);
         // Items of the batch from the prompt (a guess-mode unit leaves the negative prompt's items alone): the
         // conditioner's pair is batched prompt first.
@@ -404,10 +459,16 @@ Result<ControlFn> make_control_fn(const std::vector<ControlUnit>& units, int wid
         }
         std::vector<Tensor> sum;
         for (Unit& s : *state) {
-            // diffusers: keep = 1 - (i / N < start or (i + 1) / N > end)
-            const double i = step, n = steps;
-            if (i / n < s.u.start || (i + 1) / n > s.u.end) continue;
-            const int64_t items = s.u.guess_mode ? positive : N;
+            if (a1111) {
+                const double percent = double(a_step) / double(steps);
+                if (percent < s.u.start || percent > s.u.end) continue;
+            } else {
+                // diffusers: keep = 1 - (i / N < start or (i + 1) / N > end)
+                const double i = step, n = steps;
+                if (i / n < s.u.start || (i + 1) / n > s.u.end) continue;
+            }
+            const bool cond_only = s.u.mode == ControlMode::ControlNetMoreImportant;
+            const int64_t items = cond_only ? positive : N;
             if (items == 0) continue;
             auto it = s.embedded.find(items);
             if (it == s.embedded.end()) {
@@ -423,10 +484,14 @@ Result<ControlFn> make_control_fn(const std::vector<ControlUnit>& units, int wid
                 added = AddedConditioning{items == N ? *cond.pooled : cond.pooled->slice(0, 0, items).contiguous(),
                                           items == N ? *cond.ids : cond.ids->slice(0, 0, items).contiguous()};
             }
+            const bool soft = a1111 && s.u.mode != ControlMode::Balanced;
             ControlResiduals r = s.u.net->net.forward(c, xs, t, ctx, it->second, added ? &*added : nullptr,
-                                                      float(s.u.scale), s.u.guess_mode);
+                                                      soft ? 1.0f : float(s.u.scale), !a1111 && cond_only);
             std::vector<Tensor> parts = std::move(r.down);
             parts.push_back(std::move(r.mid));
+            if (soft)  // the extension's soft injection: residual i times weight x 0.825^(12 - i)
+                for (size_t k = 0; k < parts.size(); ++k)
+                    parts[k] = ops::scale(c, parts[k], float(s.u.scale * std::pow(0.825, 12.0 - double(k))));
             if (items < N)  // zeros for the negative prompt's items (diffusers: torch.cat([zeros, d]) after chunking)
                 for (Tensor& p : parts) {
                     Shape zs = p.shape();

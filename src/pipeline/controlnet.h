@@ -15,7 +15,9 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "io/image.h"
@@ -51,6 +53,14 @@ Result<WeightSet> controlnet_to_diffusers(WeightSet&& w);
 
 enum class ControlResize { Stretch, Crop, Fill };
 
+// A1111's control modes. In k-diffusion mode as the extension applies them (residual i of the ControlNet's
+// outputs, down first and the mid block's last, times weight x 0.825^(12 - i) in the two "important" modes; with
+// "ControlNet is more important" only on the prompt's half of CFG). In diffusers mode ControlNetMoreImportant is
+// diffusers' guess_mode (scales logspace(-1, 0), the ControlNet fed the prompt's half only) and
+// PromptMoreImportant has no counterpart (refused).
+enum class ControlMode { Balanced, PromptMoreImportant, ControlNetMoreImportant };
+std::string_view control_mode_name(ControlMode m);  // "Balanced", "My prompt is more important", ...
+
 // One ControlNet with its control image and settings (A1111's "ControlNet unit").
 struct ControlUnit {
     std::shared_ptr<const ControlNetFile> net;
@@ -58,13 +68,16 @@ struct ControlUnit {
     double scale = 1.0;       // controlnet_conditioning_scale (A1111's Weight)
     double start = 0.0;       // control_guidance_start: fraction of the steps before it acts
     double end = 1.0;         // control_guidance_end: fraction of the steps after which it stops
-    bool guess_mode = false;  // diffusers' guess_mode (A1111's "ControlNet is more important")
+    ControlMode mode = ControlMode::Balanced;
     // How an image of another shape becomes the output's: stretched (diffusers, A1111's "Just Resize"), or
     // scaled to cover it and cropped in the middle (A1111's default "Crop and Resize"), or scaled to fit inside it
     // and centred on the median colour of its border ("Resize and Fill").
     ControlResize resize = ControlResize::Stretch;
     // What makes the control map from `image` (canny, ...; "none": the image is the map), run once before sampling.
     PreprocessorSpec preprocessor;
+    // The inpaint preprocessor's mask (white = repaint); unset: the image's alpha (transparent = repaint, as the
+    // extension's canvas), else the generation's inpainting mask.
+    std::optional<Image> mask;
 };
 
 // Checks units before any work: a network, an image, finite scale, 0 <= start < end <= 1.
@@ -94,10 +107,21 @@ Result<std::string> find_controlnet(const std::string& dir, const std::string& n
 // The residuals for each model call of one image: `sigmas` is the run's schedule (steps + 1 values), from which
 // a call's step is found (the last sigma >= its own). Each unit's control image embedding is computed once per
 // batch size. Returns an empty function for no units.
-// Runs each unit's preprocessor first (its errors are returned).
+// The control tensor of one unit, [1, 3, height, width]: its preprocessor's map, resized (prepare_control_image).
+// The inpaint module (A1111's inpaint / inpaint_global_harmonious, diffusers' make_inpaint_condition): the image in
+// [0, 1] with every pixel the mask marks (above 0.5 after the same resize) set to -1; its mask is the unit's, or
+// the image's alpha (transparent, alpha <= 127, marks), or `generation_mask`.
+Result<Tensor> control_hint(const ControlUnit& unit, int width, int height, const std::optional<Image>& generation_mask = {});
+
+// Runs each unit's preprocessor first (its errors are returned). `a1111`: AUTOMATIC1111's semantics (k-diffusion
+// mode): a unit acts at a model call when start <= s / S <= end, S the steps that run and s the sampler's step
+// counter as A1111's callback leaves it (the previous step for a step's first call, this step for a second call
+// at a lower sigma), and the control modes as the extension weights them. Otherwise diffusers' (its
+// control_guidance_start / end per step: acts unless i / S < start or (i + 1) / S > end; guess mode).
 using ControlFn = std::function<Result<std::vector<Tensor>>(const Ctx& c, const Tensor& x_in, float t,
                                                             const Conditioning& cond, float sigma)>;
-Result<ControlFn> make_control_fn(const std::vector<ControlUnit>& units, int width, int height, std::vector<float> sigmas);
+Result<ControlFn> make_control_fn(const std::vector<ControlUnit>& units, int width, int height, std::vector<float> sigmas,
+                                  const std::optional<Image>& generation_mask = {}, bool a1111 = false);
 
 // DiffusionInputs::control as the UNet takes it (the last tensor is the mid block's); null for none.
 // Errors: a count that does not fit a UNet of `cfg` (skips + 1).

@@ -348,7 +348,8 @@ Result<std::vector<GeneratedImage>> generate_impl(const Model& m, Model* release
     EASEL_TRY_ASSIGN(const std::unique_ptr<ImageTask> task, make_image_task(c, m, p, plan));
     const ClassifierFreeGuidance guidance(p.cfg_scale, /*sequential=*/release != nullptr,
                                           /*off_at_or_below_one=*/plan.diffusers);
-    EASEL_TRY_ASSIGN(const ControlFn control, make_control_fn(p.control, p.width, p.height, plan.sigmas));
+    EASEL_TRY_ASSIGN(const ControlFn control, make_control_fn(p.control, p.width, p.height, plan.sigmas, p.mask,
+                                                                   /*a1111=*/!plan.diffusers));
 
     // 3. Each image: its noise, sampling, decoding.
     std::vector<GeneratedImage> out;
@@ -418,7 +419,7 @@ Result<std::vector<GeneratedImage>> generate_impl(const Model& m, Model* release
                                   fmt::format("Module: {}, Model: {}, Weight: {}{}, Guidance Start: {}, Guidance End: {}, "
                                               "Control Mode: {}", preprocessor_name(cu.preprocessor), cu.net->name,
                                               cu.scale, preprocessor_sliders(cu.preprocessor), cu.start, cu.end,
-                                              cu.guess_mode ? "ControlNet is more important" : "Balanced"));
+                                              control_mode_name(cu.mode)));
         }
         for (size_t u = 0; u < p.ip_adapters.size(); ++u) {
             // AUTOMATIC1111's ControlNet extension runs IP-Adapters as units too, numbered after the ControlNets,

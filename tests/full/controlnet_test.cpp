@@ -98,7 +98,8 @@ TEST(FullsizeControlNet, MatchesDiffusers) {
         auto img = read_image(std::string(EASEL_GOLDEN_DIR) + "/" + u["image"].get<std::string>());
         ASSERT_TRUE(img) << img.error().to_string();
         p.control.push_back({.net = *net, .image = *img, .scale = u["scale"].get<double>(), .start = u["start"].get<double>(),
-                             .end = u["end"].get<double>(), .guess_mode = j["guess_mode"].get<bool>()});
+                             .end = u["end"].get<double>(),
+                             .mode = j["guess_mode"].get<bool>() ? ControlMode::ControlNetMoreImportant : ControlMode::Balanced});
         const auto tg = std::chrono::steady_clock::now();
         auto out = generate(**m, p);
         ASSERT_TRUE(out) << out.error().to_string();

@@ -139,6 +139,47 @@ TEST(ControlNetImage, ResizeAndFillCentresOnTheBorderMedian) {
     }
 }
 
+// The inpaint preprocessor (diffusers' make_inpaint_condition, A1111's inpaint_global_harmonious): the image in
+// [0, 1], -1 where the mask is above 0.5; the mask from the unit, the image's alpha, or the generation's.
+TEST(ControlNetImage, InpaintHintMarksTheMaskWithMinusOne) {
+    auto init = read_image(kData + "controlnet/more_init_sd1.png");
+    auto mask = read_image(kData + "controlnet/more_mask_sd1.png");
+    ASSERT_TRUE(init && mask);
+    const Tensor plain = prepare_control_image(*init, 32, 32);
+    ControlUnit u{.image = *init, .preprocessor = {.module = "inpaint"}};
+    auto no_mask = control_hint(u, 32, 32);
+    ASSERT_FALSE(no_mask);
+    EXPECT_NE(no_mask.error().to_string().find("needs a mask"), std::string::npos) << no_mask.error().to_string();
+    auto from_generation = control_hint(u, 32, 32, *mask);
+    ASSERT_TRUE(from_generation) << from_generation.error().to_string();
+    int masked = 0;
+    for (int64_t p = 0; p < 32 * 32; ++p) {
+        const bool m = mask->pixels[size_t(p) * size_t(mask->channels)] > 127;  // at the output size: no resize
+        masked += m;
+        for (int64_t k = 0; k < 3; ++k)
+            ASSERT_EQ(from_generation->data<float>()[k * 1024 + p], m ? -1.0f : plain.data<float>()[k * 1024 + p]) << p;
+    }
+    EXPECT_GT(masked, 50);
+    EXPECT_LT(masked, 1000);
+    u.mask = *mask;
+    auto from_unit = control_hint(u, 32, 32);
+    ASSERT_TRUE(from_unit);
+    EXPECT_TRUE(easel::testing::compare(*from_unit, *from_generation, {.atol = 0, .rtol = 0}).passed());
+    // The extension's canvas: transparent (alpha <= 127) is what is repainted.
+    Image rgba = to_rgb(*init);
+    rgba.channels = 4;
+    rgba.pixels.clear();
+    const Image rgb = to_rgb(*init);
+    for (size_t p = 0; p < size_t(32 * 32); ++p) {
+        for (size_t k = 0; k < 3; ++k) rgba.pixels.push_back(rgb.pixels[p * 3 + k]);
+        rgba.pixels.push_back(mask->pixels[p * size_t(mask->channels)] > 127 ? 0 : 255);
+    }
+    auto from_alpha = control_hint({.image = rgba, .preprocessor = {.module = "inpaint_global_harmonious"}}, 32, 32);
+    ASSERT_TRUE(from_alpha) << from_alpha.error().to_string();
+    EXPECT_TRUE(easel::testing::compare(*from_alpha, *from_generation, {.atol = 0, .rtol = 0}).passed());
+    EXPECT_FALSE(validate_preprocessor({.module = "inpaint_only"}));
+}
+
 class ControlNetCase : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(ControlNetCase, MatchesDiffusers) {
@@ -156,7 +197,8 @@ TEST_P(ControlNetCase, MatchesDiffusers) {
         auto img = read_image(kData + u["image"].get<std::string>());
         ASSERT_TRUE(img) << img.error().to_string();
         p.control.push_back({.net = *net, .image = *img, .scale = u["scale"].get<double>(), .start = u["start"].get<double>(),
-                             .end = u["end"].get<double>(), .guess_mode = j["guess_mode"].get<bool>()});
+                             .end = u["end"].get<double>(),
+                             .mode = j["guess_mode"].get<bool>() ? ControlMode::ControlNetMoreImportant : ControlMode::Balanced});
         what += fmt::format("{} x{} [{}, {}]; ", u["file"].get<std::string>(), u["scale"].get<double>(),
                             u["start"].get<double>(), u["end"].get<double>());
     }
@@ -230,5 +272,44 @@ TEST_P(ControlNetTaskCase, MatchesDiffusers) {
 
 INSTANTIATE_TEST_SUITE_P(Goldens, ControlNetTaskCase,
                          ::testing::ValuesIn(nlohmann::json::parse(golden_file("controlnet_more_cases.safetensors").metadata.at("cases"))
+                                                 .get<std::vector<std::string>>()),
+                         [](const ::testing::TestParamInfo<std::string>& i) { return i.param; });
+
+// AUTOMATIC1111's ControlNet extension in k-diffusion mode, restated by tools/reference/make_controlnet_a1111_goldens.py
+// (the extension's rules on the tiny SD 1.x pipeline with k-diffusion's samplers): the guidance window as its
+// step counter sees it (inclusive, the previous step for a step's first call, Heun's second call), "My prompt is
+// more important" and "ControlNet is more important" (0.825^(12 - i) per residual; the latter on the prompt's half).
+class ControlNetA1111Case : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(ControlNetA1111Case, MatchesTheExtensionsRules) {
+    const std::string name = GetParam();
+    const WeightSet& cases = golden_file("controlnet_a1111_cases.safetensors");
+    const nlohmann::json j = nlohmann::json::parse(cases.metadata.at(name + ".params"));
+    auto m = load_model(model_folder(j["model"]), LoadOptions{});
+    ASSERT_TRUE(m) << m.error().to_string();
+    GenerateParams p = easel::testing::case_params(j, j["width"].get<int>());
+    for (const auto& u : j["controlnets"]) {
+        auto net = load_controlnet(kData + u["file"].get<std::string>(), (*m)->info, Precision::F32);
+        ASSERT_TRUE(net) << net.error().to_string();
+        auto img = read_image(kData + u["image"].get<std::string>());
+        ASSERT_TRUE(img) << img.error().to_string();
+        const int mode = u["control_mode"].get<int>();
+        p.control.push_back({.net = *net, .image = *img, .scale = u["scale"].get<double>(), .start = u["start"].get<double>(),
+                             .end = u["end"].get<double>(),
+                             .mode = mode == 0 ? ControlMode::Balanced
+                                     : mode == 1 ? ControlMode::PromptMoreImportant : ControlMode::ControlNetMoreImportant});
+    }
+    std::printf("%s: %s, %s, window %g..%g, %d active model calls in the reference\n", name.c_str(),
+                j["sampler"].get<std::string>().c_str(), j["control_mode_name"].get<std::string>().c_str(),
+                j["start"].get<double>(), j["end"].get<double>(), j["active_calls"].get<int>());
+    auto out = generate(**m, p);
+    ASSERT_TRUE(out) << out.error().to_string();
+    EXPECT_NE((*out)[0].infotext.find(fmt::format("Control Mode: {}", j["control_mode_name"].get<std::string>())),
+              std::string::npos) << (*out)[0].infotext;
+    easel::testing::expect_matches_case((*out)[0], cases, name, name, {.atol = 2e-3, .rtol = 2e-4});
+}
+
+INSTANTIATE_TEST_SUITE_P(Goldens, ControlNetA1111Case,
+                         ::testing::ValuesIn(nlohmann::json::parse(golden_file("controlnet_a1111_cases.safetensors").metadata.at("cases"))
                                                  .get<std::vector<std::string>>()),
                          [](const ::testing::TestParamInfo<std::string>& i) { return i.param; });

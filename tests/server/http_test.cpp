@@ -728,7 +728,7 @@ TEST_F(Http, RunsControlNetUnits) {
           {"input_image", "not base64!", 400, "input_image"},
           {"weight", "heavy", 400, "weight"},
           {"guidance_end", 2.0, 400, "expected 0 <= start < end <= 1"},
-          {"control_mode", 1, 400, "My prompt is more important"},
+          {"control_mode", 3, 400, "control_mode"},
           {"resize_mode", "Stretch", 400, "resize_mode"},
           {"resize_mode", 3, 400, "resize_mode"}}) {
         json bad = req;
@@ -858,7 +858,7 @@ TEST_F(Http, RunsIPAdapterUnits) {
          {std::tuple<std::string, json, int, std::string>{"module", "ip-adapter_clip_g", 404, "no image encoder for sd1_plus"},
           {"module", "ip-adapter_face_id", 400, "IP-Adapter units: module"},
           {"model", "sdxl_plain", 400, "does not fit the model"},
-          {"model", "image_encoder", 400, "an IP-Adapter is one file"},
+          {"model", "image_encoder", 404, "no ControlNet named 'image_encoder'"},
           {"guidance_start", 0.2, 400, "applies an IP-Adapter at every step"}}) {
         json bad = req;
         bad["alwayson_scripts"]["controlnet"]["args"][0][field] = value;
