@@ -21,7 +21,10 @@ It also writes controlnet_sd15.ldm.json.gz: an SD 1.5 ControlNet v1.1 single fil
 control_v11p_sd15_*.pth hold it (see controlnet_ldm_list; used by tests/full/controlnet_test.cpp and
 make_fullsize_controlnet_goldens.py). `make_key_lists.py controlnet` writes only that list; it runs in either
 environment (the pip venv too: `HF_HUB_OFFLINE=1 /work/refvenv/bin/python tools/reference/make_key_lists.py
-controlnet`, about 5 s).
+controlnet`, about 5 s). `make_key_lists.py controlnet_sd21` writes only controlnet_sd21.ldm.json.gz, the same for
+SD 2.1 (CONTROLNET_SD21_CASES: thibaud's community SD 2.1 ControlNets, cldm_v21.yaml's layout; used by
+tests/full/controlnet_sd21_test.cpp and make_fullsize_controlnet_sd21_goldens.py), proved the same way with
+SD 2.1's published UNet config; the plain run and `controlnet` do not write it.
 
 `make_key_lists.py ip_adapter` writes three more lists (used by make_fullsize_ip_adapter_goldens.py), in the pip
 venv only (`HF_HUB_OFFLINE=1 /work/refvenv/bin/python tools/reference/make_key_lists.py ip_adapter`, about 10 s;
@@ -248,6 +251,17 @@ CONTROLNET_COND_CHANNELS = (16, 32, 96, 256)
 CONTROLNET_PREFIX = "control_model."
 # (name, base UNet config, conditioning embedding channels, key prefix, dtype: the .pth files are float32)
 CONTROLNET_CASES = [("controlnet_sd15", SD15_UNET, CONTROLNET_COND_CHANNELS, CONTROLNET_PREFIX, "float32")]
+# SD 2.1 ControlNets (`make_key_lists.py controlnet_sd21`, used by make_fullsize_controlnet_sd21_goldens.py): there
+# is no official one (lllyasviel, ControlNet-v1-1-nightly issue 56: "2.1 models are only available from community
+# implementations"); the community's (thibaud's controlnet_sd21 / control_v11p_sd21_*) were trained with
+# lllyasviel's cldm code and load in AUTOMATIC1111's extension with its models/cldm_v21.yaml: cldm.cldm.ControlNet
+# with SD 2's UNet settings (use_linear_in_transformer, context_dim 1024, num_head_channels 64, legacy False) and the
+# same hint_channels 3 / input_hint_block (16, 16, 32, 32, 96, 96, 256) as SD 1.5's. So the layout is the SD 1.5
+# list's with SD 2.1's encoder: ControlNetModel.from_unet(SD 2.1's UNet, the same conditioning channels), linear
+# proj_in/proj_out, 1024-wide attn2 to_k/to_v. Assumed, not read from a real file: the "control_model." prefix
+# (what ControlLDM's state dict gives; loaders strip it or not alike) and fp16 (the community's .safetensors are
+# taken to be fp16: 364 M parameters, 728 MB; not checked). The dtype of a key list is informative only.
+CONTROLNET_SD21_CASES = [("controlnet_sd21", SD21_UNET, CONTROLNET_COND_CHANNELS, CONTROLNET_PREFIX, "float16")]
 
 
 def build_controlnet(unet_cfg, cond_channels):
@@ -319,8 +333,8 @@ def controlnet_ldm_list(unet_cfg, cond_channels, prefix):
     return ldm, diff, config
 
 
-def write_controlnet_lists():
-    for name, unet_cfg, cond_channels, prefix, dtype in CONTROLNET_CASES:
+def write_controlnet_lists(cases=CONTROLNET_CASES):
+    for name, unet_cfg, cond_channels, prefix, dtype in cases:
         ldm, diff, _ = controlnet_ldm_list(unet_cfg, cond_channels, prefix)
         source = (f"tools/reference/make_key_lists.py case {name}; diffusers {diffusers.__version__}, transformers "
                   f"{transformers.__version__}, torch {torch.__version__}; LDM layout (lllyasviel's cldm ControlNet, "
@@ -583,6 +597,9 @@ def main():
     os.makedirs(OUT, exist_ok=True)
     if sys.argv[1:] == ["controlnet"]:
         write_controlnet_lists()
+        return
+    if sys.argv[1:] == ["controlnet_sd21"]:
+        write_controlnet_lists(CONTROLNET_SD21_CASES)
         return
     if sys.argv[1:] == ["ip_adapter"]:
         write_ip_adapter_lists()
