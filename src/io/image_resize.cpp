@@ -1,5 +1,6 @@
 #include "io/image_resize.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -114,6 +115,85 @@ Image resize_pillow(const Image& in, int out_w, int out_h, ResampleFilter filter
     out.height = out_h;
     out.channels = ch;
     out.pixels = std::move(cur);
+    return out;
+}
+
+namespace {
+
+struct AreaTap {
+    int di, si;
+    float alpha;
+};
+
+// computeResizeAreaTab: for each output index, the input indices under it and their weights.
+std::vector<AreaTap> area_taps(int ssize, int dsize, int cn, double scale) {
+    std::vector<AreaTap> tab;
+    for (int dx = 0; dx < dsize; ++dx) {
+        const double fsx1 = dx * scale, fsx2 = fsx1 + scale;
+        const double cell = std::min(scale, ssize - fsx1);
+        int sx1 = int(std::ceil(fsx1)), sx2 = int(std::floor(fsx2));
+        sx2 = std::min(sx2, ssize - 1);
+        sx1 = std::min(sx1, sx2);
+        if (sx1 - fsx1 > 1e-3) tab.push_back({dx * cn, (sx1 - 1) * cn, float((sx1 - fsx1) / cell)});
+        for (int sx = sx1; sx < sx2; ++sx) tab.push_back({dx * cn, sx * cn, float(1.0 / cell)});
+        if (fsx2 - sx2 > 1e-3) tab.push_back({dx * cn, sx2 * cn, float(std::min(std::min(fsx2 - sx2, 1.0), cell) / cell)});
+    }
+    return tab;
+}
+
+uint8_t round_u8(float v) { return uint8_t(std::clamp(std::lrint(v), 0L, 255L)); }
+
+}  // namespace
+
+Image resize_area_opencv(const Image& in, int out_w, int out_h) {
+    const int cn = in.channels, W = in.width;
+    Image out;
+    out.width = out_w;
+    out.height = out_h;
+    out.channels = cn;
+    out.pixels.assign(size_t(out_w) * size_t(out_h) * size_t(cn), 0);
+    const double sx = double(in.width) / out_w, sy = double(in.height) / out_h;
+    const int ix = int(std::lround(sx)), iy = int(std::lround(sy));
+    if (std::fabs(sx - ix) < 1e-15 && std::fabs(sy - iy) < 1e-15) {
+        // The integer-scale path: block sums.
+        const int area = ix * iy;
+        const float inv = 1.0f / float(area);
+        for (int y = 0; y < out_h; ++y)
+            for (int x = 0; x < out_w; ++x)
+                for (int c = 0; c < cn; ++c) {
+                    int sum = 0;
+                    for (int dy = 0; dy < iy; ++dy)
+                        for (int dx = 0; dx < ix; ++dx)
+                            sum += in.pixels[(size_t(y * iy + dy) * size_t(W) + size_t(x * ix + dx)) * size_t(cn) + size_t(c)];
+                    out.pixels[(size_t(y) * size_t(out_w) + size_t(x)) * size_t(cn) + size_t(c)] =
+                        area == 4 ? uint8_t((sum + 2) >> 2) : round_u8(float(sum) * inv);
+                }
+        return out;
+    }
+    const std::vector<AreaTap> xtab = area_taps(in.width, out_w, cn, sx);
+    const std::vector<AreaTap> ytab = area_taps(in.height, out_h, 1, sy);
+    const int dw = out_w * cn;
+    std::vector<float> buf(static_cast<size_t>(dw), 0.0f), sum(static_cast<size_t>(dw), 0.0f);
+    int prev_dy = ytab.empty() ? 0 : ytab[0].di;
+    for (const AreaTap& yt : ytab) {
+        const float beta = yt.alpha;
+        const uint8_t* S = &in.pixels[size_t(yt.si) * size_t(W) * size_t(cn)];
+        std::fill(buf.begin(), buf.end(), 0.0f);
+        for (const AreaTap& xt : xtab)
+            for (int c = 0; c < cn; ++c) buf[size_t(xt.di + c)] = buf[size_t(xt.di + c)] + float(S[xt.si + c]) * xt.alpha;
+        if (yt.di != prev_dy) {
+            uint8_t* D = &out.pixels[size_t(prev_dy) * size_t(dw)];
+            for (int d = 0; d < dw; ++d) {
+                D[d] = round_u8(sum[size_t(d)]);
+                sum[size_t(d)] = beta * buf[size_t(d)];
+            }
+            prev_dy = yt.di;
+        } else {
+            for (int d = 0; d < dw; ++d) sum[size_t(d)] += beta * buf[size_t(d)];
+        }
+    }
+    uint8_t* D = &out.pixels[size_t(prev_dy) * size_t(dw)];
+    for (int d = 0; d < dw; ++d) D[d] = round_u8(sum[size_t(d)]);
     return out;
 }
 

@@ -16,4 +16,10 @@ enum class ResampleFilter { Bicubic, Lanczos };
 // the size does not change.
 Image resize_pillow(const Image& in, int out_w, int out_h, ResampleFilter filter);
 
+// OpenCV's cv::resize with INTER_AREA when shrinking, for 8-bit images (imgproc/resize.cpp, 4.x): each output pixel
+// the area-weighted mean of the input pixels under it (weights in float, rows summed in float, rounded to nearest
+// even); when both scales are whole numbers, the block mean (2x2: (sum + 2) >> 2, as its SIMD path; else rounded
+// sum x (1 / area)). out_w <= width and out_h <= height, both >= 1.
+Image resize_area_opencv(const Image& in, int out_w, int out_h);
+
 }  // namespace easel

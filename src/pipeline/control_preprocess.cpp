@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "io/image_filters.h"
+#include "io/image_resize.h"
 
 namespace easel {
 
@@ -22,6 +23,7 @@ constexpr Module kModules[] = {
     {"canny", 2, 100, 200, 1, 255},
     {"invert", 0, 0, 0, 0, 0},
     {"threshold", 1, 127, 0, 0, 255},
+    {"tile_resample", 1, 1, 0, 1, 8},
     {"inpaint", 0, 0, 0, 0, 0},
     {"inpaint_global_harmonious", 0, 0, 0, 0, 0},
 };
@@ -70,6 +72,14 @@ Result<Image> run_preprocessor(const PreprocessorSpec& s, const Image& image) {
     if (name == "invert") return invert(to_rgb(image));
     if (is_inpaint_preprocessor(s))
         return Error::internal("the inpaint preprocessor's map is made by control_hint (pipeline/controlnet.h)");
+    if (name == "tile_resample") {
+        // The extension: below 1.1 the image as it is; else INTER_AREA to int(w / rate) x int(h / rate).
+        const double rate = s.threshold_a.value_or(m->a);
+        const Image rgb = to_rgb(image);
+        if (rate < 1.1) return rgb;
+        const int w = std::max(1, int(double(rgb.width) / rate)), h = std::max(1, int(double(rgb.height) / rate));
+        return resize_area_opencv(rgb, w, h);
+    }
     if (name == "threshold") return threshold(to_rgb(image), int(std::floor(s.threshold_a.value_or(m->a))));
     return Error::internal("preprocessor without an implementation: " + name);
 }

@@ -86,6 +86,22 @@ TEST(Preprocessors, ThresholdEqualsTheExtension) {
     }
 }
 
+// tile_resample: OpenCV's INTER_AREA (fractional and whole-number scales), or the image itself below 1.1.
+TEST(Preprocessors, TileResampleEqualsTheExtension) {
+    for (const std::string& name : cases_of("tile_resample")) {
+        const nlohmann::json j = meta(name + ".params");
+        auto out = run_preprocessor({.module = "tile_resample", .threshold_a = j["rate"].get<double>()},
+                                    input(j["image"].get<std::string>()));
+        ASSERT_TRUE(out) << out.error().to_string();
+        const Tensor* want = golden_file(kGolden).find(name);
+        ASSERT_EQ(out->height, want->size(0)) << name;
+        ASSERT_EQ(out->width, want->size(1)) << name;
+        const int64_t diff = differing(*out, *want);
+        std::printf("%-44s %dx%d, %lld values differ\n", name.c_str(), out->width, out->height, (long long)diff);
+        EXPECT_EQ(diff, 0) << name;
+    }
+}
+
 // The canny module: 3 identical channels (the extension's GRAY2RGB), the thresholds checked first.
 TEST(Preprocessors, CannyModuleAndItsErrors) {
     const Image img = input("shapes_150x113");

@@ -372,6 +372,12 @@ def main():
             out = tile_resample(imgs[key], rate)
             add("tile_resample", f"tile_resample.{key}.rate{str(rate).replace('.', '_')}", out, image=key,
                 rate=rate, interpolation=("none (rate < 1.1 returns input)" if rate < 1.1 else "INTER_AREA"))
+    # Sizes the rate divides exactly: OpenCV's INTER_AREA then takes its integer-scale path (a block average).
+    for key, rate in [("strokes_64x80", 2.0), ("mixed_121x87", 3.0), ("noise_33x200", 4.0)]:
+        out = tile_resample(imgs[key], rate)
+        add("tile_resample", f"tile_resample.{key}.rate{str(rate).replace('.', '_')}", out, image=key,
+            rate=rate, interpolation="INTER_AREA (integer scale on both axes)"
+            if imgs[key].shape[1] % rate == 0 and imgs[key].shape[0] % rate == 0 else "INTER_AREA")
     for key in ["strokes_64x80", "shapes_150x113", "thinlines_301x223", "mixed_121x87", "noise_33x200"]:
         for t in (32, 8):
             out, wrapped = xdog(imgs[key], t)
