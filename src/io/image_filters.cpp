@@ -138,6 +138,58 @@ Image canny(const Image& img, double low_thresh, double high_thresh, bool l2) {
     return out;
 }
 
+std::vector<float> gaussian_blur_f32(const std::vector<float>& img, int w, int h, int c, double sigma) {
+    const int n = int(std::lround(sigma * 8 + 1)) | 1, r = n / 2;
+    std::vector<double> kd(static_cast<size_t>(n));
+    double sum = 0;
+    for (int i = 0; i < n; ++i) {
+        const double x = i - (n - 1) * 0.5;
+        kd[size_t(i)] = std::exp(-0.5 / (sigma * sigma) * x * x);
+        sum += kd[size_t(i)];
+    }
+    std::vector<float> k(static_cast<size_t>(n));
+    for (int i = 0; i < n; ++i) k[size_t(i)] = float(kd[size_t(i)] / sum);
+    auto reflect = [](int p, int len) {  // BORDER_REFLECT_101: gfedcb|abcdefgh|gfedcba
+        if (len == 1) return 0;
+        while (p < 0 || p >= len) p = p < 0 ? -p : 2 * len - 2 - p;
+        return p;
+    };
+    std::vector<float> tmp(img.size()), out(img.size());
+    for (int y = 0; y < h; ++y)
+        for (int x = 0; x < w; ++x)
+            for (int ch = 0; ch < c; ++ch) {
+                float s = 0;
+                for (int i = 0; i < n; ++i)
+                    s += k[size_t(i)] * img[(size_t(y) * size_t(w) + size_t(reflect(x + i - r, w))) * size_t(c) + size_t(ch)];
+                tmp[(size_t(y) * size_t(w) + size_t(x)) * size_t(c) + size_t(ch)] = s;
+            }
+    for (int y = 0; y < h; ++y)
+        for (int x = 0; x < w; ++x)
+            for (int ch = 0; ch < c; ++ch) {
+                float s = 0;
+                for (int i = 0; i < n; ++i)
+                    s += k[size_t(i)] * tmp[(size_t(reflect(y + i - r, h)) * size_t(w) + size_t(x)) * size_t(c) + size_t(ch)];
+                out[(size_t(y) * size_t(w) + size_t(x)) * size_t(c) + size_t(ch)] = s;
+            }
+    return out;
+}
+
+Image scribble_xdog(const Image& rgb, int t) {
+    const int w = rgb.width, h = rgb.height;
+    std::vector<float> f(rgb.pixels.begin(), rgb.pixels.end());
+    const std::vector<float> g1 = gaussian_blur_f32(f, w, h, 3, 0.5), g2 = gaussian_blur_f32(f, w, h, 3, 5.0);
+    Image out = rgb;
+    for (size_t p = 0; p < size_t(w) * size_t(h); ++p) {
+        float m = g2[p * 3] - g1[p * 3];
+        for (size_t k = 1; k < 3; ++k) m = std::min(m, g2[p * 3 + k] - g1[p * 3 + k]);
+        const uint8_t dog = uint8_t(std::clamp(255.0f - m, 0.0f, 255.0f));  // truncated, as astype(uint8)
+        const uint8_t twice = uint8_t(2 * uint8_t(255 - dog));              // uint8 arithmetic: wraps
+        const uint8_t v = twice > t ? 255 : 0;
+        for (size_t k = 0; k < 3; ++k) out.pixels[p * 3 + k] = v;
+    }
+    return out;
+}
+
 Image threshold(const Image& rgb, int t) {
     Image out = rgb;
     const size_t n = size_t(rgb.width) * size_t(rgb.height);

@@ -24,6 +24,7 @@ constexpr Module kModules[] = {
     {"invert", 0, 0, 0, 0, 0},
     {"threshold", 1, 127, 0, 0, 255},
     {"tile_resample", 1, 1, 0, 1, 8},
+    {"scribble_xdog", 1, 32, 0, 1, 64},
     {"inpaint", 0, 0, 0, 0, 0},
     {"inpaint_global_harmonious", 0, 0, 0, 0, 0},
 };
@@ -80,6 +81,7 @@ Result<Image> run_preprocessor(const PreprocessorSpec& s, const Image& image) {
         const int w = std::max(1, int(double(rgb.width) / rate)), h = std::max(1, int(double(rgb.height) / rate));
         return resize_area_opencv(rgb, w, h);
     }
+    if (name == "scribble_xdog") return scribble_xdog(to_rgb(image), int(std::floor(s.threshold_a.value_or(m->a))));
     if (name == "threshold") return threshold(to_rgb(image), int(std::floor(s.threshold_a.value_or(m->a))));
     return Error::internal("preprocessor without an implementation: " + name);
 }
