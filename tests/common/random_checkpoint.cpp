@@ -6,6 +6,7 @@
 
 #include "core/thread_pool.h"
 #include "io/keymap_key_list.h"
+#include "io/safetensors.h"
 #include "sampling/rng_torch_cpu.h"
 
 namespace easel::testing {
@@ -60,6 +61,28 @@ WeightSet component_weights(const WeightSet& diffusers_names, const std::string&
             EASEL_ASSERT(added, "component_weights: " + n);
         }
     return part;
+}
+
+Status write_random_checkpoint(const std::string& key_list_path, const std::string& out, double gain,
+                               const std::vector<std::string>& scaled) {
+    EASEL_TRY_ASSIGN(WeightSet built, random_checkpoint(key_list_path));
+    WeightSet w;
+    int changed = 0;
+    for (const std::string& n : built.names()) {
+        Tensor t = *built.find(n);
+        for (const std::string& prefix : scaled)
+            if (n.rfind(prefix, 0) == 0) {
+                Tensor f = t.to(DType::F32).contiguous().clone();
+                for (int64_t i = 0; i < f.numel(); ++i) f.data<float>()[i] *= float(gain);
+                t = f.to(DType::F16);
+                ++changed;
+                break;
+            }
+        EASEL_TRY(w.add(n, t));
+    }
+    if (!scaled.empty() && changed == 0)
+        return Error::invalid_argument("no tensor of the key list is under the prefixes to scale", key_list_path);
+    return write_safetensors(out, w);
 }
 
 }  // namespace easel::testing

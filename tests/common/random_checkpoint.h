@@ -8,6 +8,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "core/tensor.h"
 #include "io/weights.h"
@@ -20,6 +21,12 @@ Tensor random_checkpoint_weight(size_t index, const std::string& name, const Sha
 // Every tensor of a key list, in its order; the floating-point ones as `dtype`: F16, or F32 holding the same
 // fp16-rounded values exactly (what an fp32 export of the same checkpoint holds).
 Result<WeightSet> random_checkpoint(const std::string& key_list_path, DType dtype = DType::F16);
+
+// A key list's random checkpoint written as an fp16 .safetensors file; the tensors whose names start with one of
+// `scaled` multiplied by `gain` (the reference scripts' gains: powers of two, so exact in fp16). Errors: the list,
+// the write, or `scaled` given and no tensor under it.
+Status write_random_checkpoint(const std::string& key_list_path, const std::string& out, double gain = 1.0,
+                               const std::vector<std::string>& scaled = {});
 
 // One component of a checkpoint in diffusers names ("unet", "vae", "text_encoder", ...): its tensors without the
 // "<component>." prefix, as the folder's file for it holds them (metadata format "pt"); empty when it has none.

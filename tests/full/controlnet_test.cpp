@@ -36,30 +36,10 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 
 const WeightSet& cases() { return easel::testing::golden_file("fullsize_controlnet_cases.safetensors"); }
 
-// A key list's random checkpoint written as an fp16 single file; tensors whose name starts with one of
-// `scaled` multiplied by `gain` (the reference's gain on the ControlNet's zero convs: a power of two, exact in fp16).
-void write_random(const std::string& keys, const fs::path& to, double gain = 1.0,
-                  std::vector<std::string> scaled = {}) {
-    auto built = easel::testing::random_checkpoint(std::string(EASEL_TEST_DATA_DIR) + "/" + keys);
-    ASSERT_TRUE(built) << built.error().to_string();
-    WeightSet out;
-    int changed = 0;
-    for (const std::string& n : built->names()) {
-        Tensor t = *built->find(n);
-        for (const std::string& prefix : scaled)
-            if (n.rfind(prefix, 0) == 0) {
-                Tensor f = t.to(DType::F32).contiguous().clone();
-                for (int64_t i = 0; i < f.numel(); ++i) f.data<float>()[i] *= float(gain);
-                t = f.to(DType::F16);
-                ++changed;
-                break;
-            }
-        ASSERT_TRUE(out.add(n, t));
-    }
-    if (!scaled.empty()) {
-        ASSERT_GT(changed, 0) << "no tensor to scale";
-    }
-    ASSERT_TRUE(write_safetensors(to.string(), out));
+// A key list's random checkpoint as an fp16 file (tests/common/random_checkpoint.h), with the reference's gain.
+void write_random(const std::string& keys, const fs::path& to, double gain = 1.0, const std::vector<std::string>& scaled = {}) {
+    const Status st = easel::testing::write_random_checkpoint(std::string(EASEL_TEST_DATA_DIR) + "/" + keys, to.string(), gain, scaled);
+    ASSERT_TRUE(st) << st.error().to_string();
 }
 
 }  // namespace
