@@ -544,6 +544,23 @@ void JobQueue::prune() {
 }
 
 Result<json> JobQueue::resolve_controlnets(const GenerationRequest& r, const ModelSpec& spec) const {
+    Result<json> out = resolve_controlnet_files(r, spec);
+    if (out) return out;
+    // A client learns names, not the server's folders: the folders' paths leave the message.
+    std::string msg = out.error().message();
+    for (const auto& [dir, name] : {std::pair{controlnet_dir_, "the ControlNet folder"},
+                                    std::pair{image_encoder_dir_, "the image encoder folder"}}) {
+        if (dir.empty()) continue;
+        for (const std::string& d : {fs::absolute(dir).lexically_normal().string(), dir})
+            for (size_t at; !d.empty() && (at = msg.find(d)) != std::string::npos;) {
+                const bool inside = at + d.size() < msg.size() && msg[at + d.size()] == '/';
+                msg.replace(at, d.size() + (inside ? 1 : 0), inside ? "" : name);
+            }
+    }
+    return Error(out.error().code(), msg, out.error().where());
+}
+
+Result<json> JobQueue::resolve_controlnet_files(const GenerationRequest& r, const ModelSpec& spec) const {
     json out = json::array();
     for (size_t i = 0; i < r.controlnets.size(); ++i) {
         const std::string where = fmt::format("alwayson_scripts.controlnet.args[{}].model", i);

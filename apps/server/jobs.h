@@ -130,6 +130,7 @@ private:
     // The request's ControlNet units' files in the ControlNet folder, each checked against the model: [{"path"}];
     // an IP-Adapter unit's also names the image encoder that fits it: {"path", "encoder"}.
     Result<json> resolve_controlnets(const GenerationRequest& r, const ModelSpec& spec) const;
+    Result<json> resolve_controlnet_files(const GenerationRequest& r, const ModelSpec& spec) const;  // paths unscrubbed
     mutable std::set<std::string> controlnet_checked_;  // "model path, file path, mtime"
 
     Store& store_;

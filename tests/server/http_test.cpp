@@ -736,6 +736,7 @@ TEST_F(Http, RunsControlNetUnits) {
         auto [sb, rb] = post("/sdapi/v1/txt2img", bad);
         EXPECT_EQ(sb, status) << field << ": " << rb.dump();
         EXPECT_NE(rb.dump().find(needle), std::string::npos) << field << ": " << rb.dump();
+        EXPECT_EQ(rb.dump().find(dir), std::string::npos) << "the server's folder is in the answer: " << rb.dump();
     }
     json other = req;
     other["alwayson_scripts"] = {{"ADetailer", {{"args", json::array()}}}};
