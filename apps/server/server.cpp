@@ -482,10 +482,19 @@ void Server::install(httplib::Server& svr) {
         send_json(res, {{"model_list", list_controlnet_names(queue_.controlnet_dir())}});
     }));
     svr.Get("/controlnet/module_list", api([](const httplib::Request&, httplib::Response& res, const Auth&) {
-        json modules = json::array();
-        for (const std::string& m : preprocessor_modules()) modules.push_back(m);
-        for (const std::string& m : ip_adapter_modules()) modules.push_back(m);
-        send_json(res, {{"module_list", modules}, {"module_detail", json::object()}});
+        json modules = json::array(), detail = json::object();
+        for (const std::string& m : preprocessor_modules()) {
+            modules.push_back(m);
+            json sliders = json::array();
+            for (const PreprocessorSlider& s : preprocessor_slider_info(m))
+                sliders.push_back({{"name", s.name}, {"value", s.value}, {"min", s.min}, {"max", s.max}, {"step", s.step}});
+            detail[m] = {{"model_free", true}, {"sliders", sliders}};
+        }
+        for (const std::string& m : ip_adapter_modules()) {
+            modules.push_back(m);
+            detail[m] = {{"model_free", false}, {"sliders", json::array()}};
+        }
+        send_json(res, {{"module_list", modules}, {"module_detail", detail}});
     }));
     // The extension's preprocessor preview: each image through the module, as PNG (what a unit would use).
     svr.Post("/controlnet/detect", api([this](const httplib::Request& req, httplib::Response& res, const Auth&) {

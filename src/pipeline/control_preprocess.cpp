@@ -13,20 +13,22 @@ namespace {
 
 struct Module {
     const char* name;
-    int sliders;      // how many of threshold_a, threshold_b it reads
-    double a, b;      // their defaults
-    double lo, hi;    // their range
+    int sliders;                   // how many of threshold_a, threshold_b it reads
+    double a, b;                   // their defaults
+    double lo, hi, step;           // their range and step
+    const char* a_name = nullptr;  // their names in the extension's UI
+    const char* b_name = nullptr;
 };
 
 constexpr Module kModules[] = {
-    {"none", 0, 0, 0, 0, 0},
-    {"canny", 2, 100, 200, 1, 255},
-    {"invert", 0, 0, 0, 0, 0},
-    {"threshold", 1, 127, 0, 0, 255},
-    {"tile_resample", 1, 1, 0, 1, 8},
-    {"scribble_xdog", 1, 32, 0, 1, 64},
-    {"inpaint", 0, 0, 0, 0, 0},
-    {"inpaint_global_harmonious", 0, 0, 0, 0, 0},
+    {"none", 0, 0, 0, 0, 0, 0},
+    {"canny", 2, 100, 200, 1, 255, 1, "Canny Low Threshold", "Canny High Threshold"},
+    {"invert", 0, 0, 0, 0, 0, 0},
+    {"threshold", 1, 127, 0, 0, 255, 1, "Binarization Threshold"},
+    {"tile_resample", 1, 1, 0, 1, 8, 0.01, "Down Sampling Rate"},
+    {"scribble_xdog", 1, 32, 0, 1, 64, 1, "XDoG Threshold"},
+    {"inpaint", 0, 0, 0, 0, 0, 0},
+    {"inpaint_global_harmonious", 0, 0, 0, 0, 0, 0},
 };
 
 const Module* find_module(const std::string& name) {
@@ -84,6 +86,15 @@ Result<Image> run_preprocessor(const PreprocessorSpec& s, const Image& image) {
     if (name == "scribble_xdog") return scribble_xdog(to_rgb(image), int(std::floor(s.threshold_a.value_or(m->a))));
     if (name == "threshold") return threshold(to_rgb(image), int(std::floor(s.threshold_a.value_or(m->a))));
     return Error::internal("preprocessor without an implementation: " + name);
+}
+
+std::vector<PreprocessorSlider> preprocessor_slider_info(const std::string& module) {
+    const Module* m = find_module(module);
+    std::vector<PreprocessorSlider> r;
+    if (!m) return r;
+    if (m->sliders >= 1) r.push_back({m->a_name, m->a, m->lo, m->hi, m->step});
+    if (m->sliders >= 2) r.push_back({m->b_name, m->b, m->lo, m->hi, m->step});
+    return r;
 }
 
 bool is_inpaint_preprocessor(const PreprocessorSpec& s) {

@@ -23,6 +23,13 @@ struct PreprocessorSpec {
 
 // The modules run here, in the extension's names.
 std::vector<std::string> preprocessor_modules();
+// A module's sliders as the extension's /controlnet/module_list describes them (its module_detail): threshold_a
+// first, then threshold_b.
+struct PreprocessorSlider {
+    std::string name;
+    double value, min, max, step;
+};
+std::vector<PreprocessorSlider> preprocessor_slider_info(const std::string& module);
 // Checks the module and its thresholds (canny: 1..255 each, as the extension's sliders) before any work.
 Status validate_preprocessor(const PreprocessorSpec& spec);
 // The control map: RGB. Not for the inpaint module, whose map is not an image (pipeline/controlnet.h control_hint).

@@ -76,6 +76,7 @@ const state = {
   imageUrls: new Map(),  // server image path -> object URL, used when an API key must be sent with the request
   controlModels: [],    // GET /controlnet/model_list
   controlModules: FALLBACK_MODULES,  // GET /controlnet/module_list
+  moduleDetail: {},                  // its module_detail: each module's sliders (threshold_a, threshold_b)
   units: [],            // the ControlNet / IP-Adapter units of the form (see buildUnits)
 };
 
@@ -280,6 +281,7 @@ async function loadOptions() {
   if (controlModels.status === 'fulfilled') state.controlModels = controlModels.value?.model_list ?? [];
   if (controlModules.status === 'fulfilled' && controlModules.value?.module_list?.length) {
     state.controlModules = controlModules.value.module_list;
+    state.moduleDetail = controlModules.value.module_detail ?? {};
   }
   for (const unit of state.units) fillUnitLists(unit);
   fillExtraNetworks(loras.status === 'fulfilled' ? loras.value ?? [] : [],
@@ -608,14 +610,33 @@ function fillUnitLists(unit) {
   updateUnitFields(unit);
 }
 
-// Shows the fields the unit's type and module use: IP-Adapters have no guidance window, modes or preview; only
-// canny has thresholds.
+// The sliders of a module (the server's module_detail; canny's when the server did not say).
+function moduleSliders(module) {
+  const detail = state.moduleDetail[module];
+  if (detail) return detail.sliders ?? [];
+  return module === 'canny' ? [{ name: 'Low threshold', value: 100, min: 1, max: 255, step: 1 },
+    { name: 'High threshold', value: 200, min: 1, max: 255, step: 1 }] : [];
+}
+
+// Shows the fields the unit's type and module use: IP-Adapters have no guidance window, modes or preview; a
+// module's thresholds are its sliders (canny's two, threshold's one, ...), named, bounded and defaulted as it says.
 function updateUnitFields(unit) {
   const ipAdapter = unit.parts.type.value === 'ip-adapter';
   for (const node of unit.root.querySelectorAll('[data-only="controlnet"]')) node.hidden = ipAdapter;
-  for (const node of unit.root.querySelectorAll('[data-only="canny"]')) {
-    node.hidden = ipAdapter || unit.parts.module.value !== 'canny';
-  }
+  const sliders = ipAdapter ? [] : moduleSliders(unit.parts.module.value);
+  const fields = unit.root.querySelectorAll('[data-only="canny"]');
+  fields.forEach((node, i) => {
+    const slider = sliders[i];
+    node.hidden = !slider;
+    if (!slider) return;
+    const input = i === 0 ? unit.parts.thresholdA : unit.parts.thresholdB;
+    node.querySelector('label').textContent = slider.name;
+    if (unit.sliderModule !== unit.parts.module.value) {  // a new module: its own bounds and default
+      Object.assign(input, { min: slider.min, max: slider.max, step: slider.step });
+      input.value = slider.value;
+    }
+  });
+  unit.sliderModule = unit.parts.module.value;
   unit.imageLabel.textContent = ipAdapter ? 'Reference image' : 'Control image';
 }
 
@@ -679,12 +700,13 @@ function unitNumber(unit, input, label) {
   return input.value.trim() === '' ? undefined : Number(input.value);
 }
 
-function cannyThresholds(unit) {
-  if (unit.parts.module.value !== 'canny') return {};
-  return {
-    threshold_a: unitNumber(unit, unit.parts.thresholdA, 'Low threshold'),
-    threshold_b: unitNumber(unit, unit.parts.thresholdB, 'High threshold'),
-  };
+function moduleThresholds(unit) {
+  if (unit.parts.type.value === 'ip-adapter') return {};
+  const sliders = moduleSliders(unit.parts.module.value);
+  const out = {};
+  if (sliders[0]) out.threshold_a = unitNumber(unit, unit.parts.thresholdA, sliders[0].name);
+  if (sliders[1]) out.threshold_b = unitNumber(unit, unit.parts.thresholdB, sliders[1].name);
+  return out;
 }
 
 // The units for alwayson_scripts.controlnet.args: none when no unit is on. A unit that is off before one that is on
@@ -714,7 +736,7 @@ function readUnits() {
         guidance_end: unitNumber(unit, parts.guidanceEnd, 'Guidance end'),
         control_mode: Number(parts.controlMode.value),
         resize_mode: Number(parts.resizeMode.value),
-        ...cannyThresholds(unit),
+        ...moduleThresholds(unit),
       });
     }
     args.push(arg);  // undefined values are left out by JSON.stringify: the server's defaults apply
@@ -735,7 +757,7 @@ async function previewUnit(unit) {
     const body = {
       controlnet_module: parts.module.value || 'none',
       controlnet_input_images: [base64Of(unit.image)],
-      ...Object.fromEntries(Object.entries(cannyThresholds(unit)).map(([k, v]) => [`controlnet_${k}`, v])),
+      ...Object.fromEntries(Object.entries(moduleThresholds(unit)).map(([k, v]) => [`controlnet_${k}`, v])),
     };
     const answer = await api('/controlnet/detect', { method: 'POST', body });
     const png = answer?.images?.[0];
