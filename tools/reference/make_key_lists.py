@@ -24,7 +24,10 @@ environment (the pip venv too: `HF_HUB_OFFLINE=1 /work/refvenv/bin/python tools/
 controlnet`, about 5 s). `make_key_lists.py controlnet_sd21` writes only controlnet_sd21.ldm.json.gz, the same for
 SD 2.1 (CONTROLNET_SD21_CASES: thibaud's community SD 2.1 ControlNets, cldm_v21.yaml's layout; used by
 tests/full/controlnet_sd21_test.cpp and make_fullsize_controlnet_sd21_goldens.py), proved the same way with
-SD 2.1's published UNet config; the plain run and `controlnet` do not write it.
+SD 2.1's published UNet config; the plain run and `controlnet` do not write it. `make_key_lists.py controlnet_sdxl`
+(pip venv only) writes only controlnet_sdxl.json.gz: an SDXL ControlNet in diffusers' ControlNetModel names (see
+CONTROLNET_SDXL_CASES for why; used by tests/full/controlnet_sdxl_test.cpp and
+make_fullsize_controlnet_sdxl_goldens.py); no other run writes it.
 
 `make_key_lists.py ip_adapter` writes three more lists (used by make_fullsize_ip_adapter_goldens.py), in the pip
 venv only (`HF_HUB_OFFLINE=1 /work/refvenv/bin/python tools/reference/make_key_lists.py ip_adapter`, about 10 s;
@@ -344,6 +347,58 @@ def write_controlnet_lists(cases=CONTROLNET_CASES):
               f"convert_controlnet_checkpoint (with and without the prefix, each tensor from the name we map it to)")
 
 
+# --- SDXL ControlNet (diffusers' ControlNetModel names) ------------------------------------------------------
+# `make_key_lists.py controlnet_sdxl` (pip venv only; used by make_fullsize_controlnet_sdxl_goldens.py and
+# tests/full/controlnet_sdxl_test.cpp) writes controlnet_sdxl.json.gz: ControlNetModel.from_unet(SDXL base 1.0's
+# UNet (make_sdxl_key_lists.SDXL_BASE_UNET, its published unet/config.json), conditioning_embedding_out_channels
+# (16, 32, 96, 256)): the names, shapes and state-dict order of its state dict, in DIFFUSERS names, no prefix.
+# Why diffusers' names and not an original layout: SDXL had no cldm release; the SDXL ControlNets people download are
+# mostly diffusers-trained (diffusers/controlnet-canny-sdxl-1.0 and its -depth / -small siblings, xinsir's
+# controlnet-canny/-openpose/-union-sdxl-1.0, ...), published as a diffusers folder (config.json +
+# diffusion_pytorch_model[.fp16].safetensors) or as that safetensors file alone, renamed. Others differ (stabilityai's
+# control-lora files, kohya's sd-scripts ControlNets, the union model's extra blocks) and are not this list. Assumed,
+# not read from a real file: the full-size layout is what from_unet gives with these conditioning channels (the
+# diffusers training script's default, the canny/depth models' config.json) and fp16 (the .fp16 variants; a key
+# list's dtype is informative only). Checked here: each name outside controlnet_cond_embedding.* /
+# controlnet_down_blocks.* / controlnet_mid_block.* is a name of the SDXL UNet with the same shape (the encoder
+# half is the UNet's), and load_state_dict(strict) of the list into a ControlNetModel built from the list's config.
+CONTROLNET_SDXL_CASES = [("controlnet_sdxl", CONTROLNET_COND_CHANNELS, "float16")]
+
+
+def write_controlnet_sdxl_lists():
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import make_sdxl_key_lists as kl  # the published SDXL configs (imported here only: the other lists need not)
+    for name, cond_channels, dtype in CONTROLNET_SDXL_CASES:
+        diff, config = controlnet_sdxl_list(kl.SDXL_BASE_UNET, cond_channels)
+        source = (f"tools/reference/make_key_lists.py case {name}; diffusers {diffusers.__version__}, transformers "
+                  f"{transformers.__version__}, torch {torch.__version__}; diffusers layout (ControlNetModel."
+                  f"from_unet(SDXL base 1.0's UNet, conditioning_embedding_out_channels {tuple(cond_channels)}), "
+                  f"no prefix)")
+        write_list(os.path.join(OUT, f"{name}.json.gz"), diff, dtype, source)
+        print(f"{name}: {len(diff)} diffusers names, {sum(math_prod(s) for s in diff.values())} parameters")
+
+
+def controlnet_sdxl_list(unet_cfg, cond_channels):
+    """(diffusers {name: shape} in state-dict order, ControlNetModel config) of from_unet(unet_cfg), on the meta
+    device (nothing allocated), with the checks of the comment above."""
+    with torch.device("meta"):
+        unet = UNet2DConditionModel.from_config({k: v for k, v in unet_cfg.items() if not k.startswith("_")})
+        cn = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=tuple(cond_channels),
+                                       load_weights_from_unet=False)
+    diff, u = shapes(cn), shapes(unet)
+    own = ("controlnet_cond_embedding.", "controlnet_down_blocks.", "controlnet_mid_block.")
+    for k, s in diff.items():
+        if not k.startswith(own):
+            assert u.get(k) == s, (k, s, u.get(k))
+    config = {k: (list(v) if isinstance(v, tuple) else v) for k, v in cn.config.items() if not k.startswith("_")}
+    with torch.device("meta"):
+        again = ControlNetModel.from_config(config)
+    missing, unexpected = again.load_state_dict({k: torch.empty(s, device="meta") for k, s in diff.items()},
+                                                strict=True, assign=True)
+    assert not missing and not unexpected and shapes(again) == diff
+    return diff, config
+
+
 # --- IP-Adapter (h94/IP-Adapter: the image encoder and the SD 1.5 adapters) ---------------------------------
 # h94/IP-Adapter models/image_encoder/config.json: OpenCLIP ViT-H/14's image tower as transformers'
 # CLIPVisionModelWithProjection (the encoder of every SD 1.5 IP-Adapter and of the SDXL "vit-h" ones).
@@ -600,6 +655,9 @@ def main():
         return
     if sys.argv[1:] == ["controlnet_sd21"]:
         write_controlnet_lists(CONTROLNET_SD21_CASES)
+        return
+    if sys.argv[1:] == ["controlnet_sdxl"]:
+        write_controlnet_sdxl_lists()
         return
     if sys.argv[1:] == ["ip_adapter"]:
         write_ip_adapter_lists()
