@@ -67,6 +67,26 @@ std::string get(const std::map<std::string, std::string>& f, const std::string& 
     return it == f.end() ? def : it->second;
 }
 
+// The flags every generating subcommand reads: --threads, --vocab, and --weight-cache DIR|off, else
+// $EASEL_WEIGHT_CACHE (unset: off), as `easel generate` reads it; no VAE encoder.
+LoadOptions load_options(const std::map<std::string, std::string>& f) {
+    if (f.count("threads")) set_num_threads(std::stoi(f.at("threads")));
+    LoadOptions lo;
+    lo.vocab_path = get(f, "vocab", "");
+    lo.with_vae_encoder = false;
+    const std::string wc = get(f, "weight-cache", default_weight_cache_dir());
+    lo.weight_cache_dir = wc == "off" ? std::string() : wc;
+    lo.weight_cache_max_bytes = default_weight_cache_max_bytes();
+    return lo;
+}
+
+// Seconds as a JSON list's body: "1.234, 5.678".
+std::string list(const std::vector<double>& v) {
+    std::string s;
+    for (size_t i = 0; i < v.size(); ++i) s += fmt::format("{}{:.3f}", i ? ", " : "", v[i]);
+    return s;
+}
+
 int make_checkpoint(const std::map<std::string, std::string>& f) {
     const std::string variant = get(f, "variant", "sd15");
     const std::string keys = get(f, "keys", std::string(EASEL_SOURCE_DIR) + "/tests/data/keys/" + variant + ".ldm.json.gz");
@@ -91,14 +111,7 @@ int make_checkpoint(const std::map<std::string, std::string>& f) {
 }
 
 int run(const std::map<std::string, std::string>& f) {
-    if (f.count("threads")) set_num_threads(std::stoi(f.at("threads")));
-    LoadOptions lo;
-    lo.vocab_path = get(f, "vocab", "");
-    lo.with_vae_encoder = false;
-    // What `easel generate` does: --weight-cache DIR|off, else $EASEL_WEIGHT_CACHE (unset: off).
-    const std::string wc = get(f, "weight-cache", default_weight_cache_dir());
-    lo.weight_cache_dir = wc == "off" ? std::string() : wc;
-    lo.weight_cache_max_bytes = default_weight_cache_max_bytes();
+    LoadOptions lo = load_options(f);
     lo.weight_cache_write_in_background = true;  // as `easel generate`: the write overlaps the generation
     const std::string precision = get(f, "precision", "fp32");
     if (precision == "fast") lo.precision = Precision::BF16;
@@ -193,13 +206,7 @@ double median(std::vector<double> v) {
 }
 
 int addons(const std::map<std::string, std::string>& f) {
-    if (f.count("threads")) set_num_threads(std::stoi(f.at("threads")));
-    LoadOptions lo;
-    lo.vocab_path = get(f, "vocab", "");
-    lo.with_vae_encoder = false;
-    const std::string wc = get(f, "weight-cache", default_weight_cache_dir());
-    lo.weight_cache_dir = wc == "off" ? std::string() : wc;
-    lo.weight_cache_max_bytes = default_weight_cache_max_bytes();
+    LoadOptions lo = load_options(f);
     const std::string precision = get(f, "precision", "fast");
     lo.precision = precision == "fast" ? Precision::BF16 : Precision::F32;
     const std::string model_path = get(f, "model", "");
@@ -257,11 +264,6 @@ int addons(const std::map<std::string, std::string>& f) {
             if (!g) return fail(g.error());
             std::fprintf(stderr, "%s: step median %.3f s\n", what, median(steps[what]));
         }
-    auto list = [](const std::vector<double>& v) {
-        std::string s;
-        for (size_t i = 0; i < v.size(); ++i) s += fmt::format("{}{:.3f}", i ? ", " : "", v[i]);
-        return s;
-    };
     std::printf("{\"bench\": \"addons\", \"precision\": \"%s\", \"threads\": %d, \"size\": %d, \"base_steps_s\": [%s], "
                 "\"controlnet_steps_s\": [%s], \"ip_adapter_steps_s\": [%s], \"base_encode_s\": [%s], \"ip_adapter_encode_s\": [%s], "
                 "\"controlnet_step_ratio\": %.3f, \"ip_adapter_step_ratio\": %.3f, \"peak_rss_mb\": %.1f}\n",
@@ -273,14 +275,8 @@ int addons(const std::map<std::string, std::string>& f) {
 }
 
 int lora(const std::map<std::string, std::string>& f) {
-    if (f.count("threads")) set_num_threads(std::stoi(f.at("threads")));
-    LoadOptions lo;
-    lo.vocab_path = get(f, "vocab", "");
-    lo.with_vae_encoder = false;
+    LoadOptions lo = load_options(f);
     lo.keep_param_registry = true;
-    const std::string wc = get(f, "weight-cache", default_weight_cache_dir());
-    lo.weight_cache_dir = wc == "off" ? std::string() : wc;
-    lo.weight_cache_max_bytes = default_weight_cache_max_bytes();
     const std::string precision = get(f, "precision", "fast");
     lo.precision = precision == "fast" ? Precision::BF16 : Precision::F32;
     const std::string model_path = get(f, "model", "");
@@ -390,11 +386,6 @@ int lora(const std::map<std::string, std::string>& f) {
             }
             std::fprintf(stderr, "%s: %zu steps\n", with ? "with the LoRA" : "base", out.size());
         }
-    auto list = [](const std::vector<double>& v) {
-        std::string s;
-        for (size_t i = 0; i < v.size(); ++i) s += fmt::format("{}{:.3f}", i ? ", " : "", v[i]);
-        return s;
-    };
     std::printf("{\"bench\": \"lora\", \"precision\": \"%s\", \"threads\": %d, \"rank\": %d, \"layers\": %zu, "
                 "\"patched_mb\": %.1f, \"load_s\": %.3f, \"reserve_s\": %.3f, \"read_lora_s\": %.3f, \"patch_s\": [%s], \"restore_s\": [%s], "
                 "\"base_steps_s\": [%s], \"lora_steps_s\": [%s], \"peak_rss_mb\": %.1f}\n",
