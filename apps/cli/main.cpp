@@ -568,7 +568,23 @@ int cmd_info(int argc, char** argv) {
         path = *d;
     }
     auto inspected = inspect_model(path, vocab.s);
-    if (!inspected) return fail(inspected.error());
+    if (!inspected) {
+        // A family whose files SD's reader does not take (SD3's transformer folders): what its loader checks,
+        // every weight left unread.
+        LoadOptions o;
+        o.vocab_path = vocab.s;
+        auto spec = load_model_spec(path, o);
+        if (!spec) return fail(inspected.error());
+        std::printf("%s\n  family: %s\n  layout: %s\n  weights: %s\n", path.c_str(), spec->family.c_str(),
+                    std::string(layout_name(spec->info.layout)).c_str(), std::string(dtype_name(spec->info.weight_dtype)).c_str());
+        if (spec->info.has_text_encoder) std::printf("  text encoder: %s\n", spec->info.text.summary().c_str());
+        if (spec->info.has_text_encoder_2) std::printf("  text encoder 2: %s\n", spec->info.text_2.summary().c_str());
+        if (spec->info.has_vae) std::printf("  vae: %s\n", spec->info.vae.summary().c_str());
+        std::printf("  latent: %d channels, scaling %g, shift %g, native size %d\n", spec->latent.channels,
+                    double(spec->latent.scaling_factor), double(spec->latent.shift_factor), spec->native_image_side());
+        for (const auto& n : spec->notes) std::printf("  note: %s\n", n.c_str());
+        return 0;
+    }
     const ModelInfo* info = &inspected->info;
     std::printf("%s\n  family: %s\n  layout: %s\n  weights: %s\n", path.c_str(), model_kind_name(*info).c_str(),
                 std::string(layout_name(info->layout)).c_str(), std::string(dtype_name(info->weight_dtype)).c_str());

@@ -88,6 +88,10 @@ Status validate_params(const GenerateParams& p, const ModelSpec& m, const ModelS
                             "latent sides must be multiples of {}), got {}; nearest: {} or {}", multiple, f,
                             m.latent.side_multiple, v,
                             std::max(multiple, v / multiple * multiple), (v / multiple + 1) * multiple), name);
+        if (m.latent.max_side > 0 && v / f > m.latent.max_side)
+            return Error::invalid_argument(fmt::format("must be at most {} for this model (its position embeddings cover {} "
+                                                       "latent pixels a side), got {}", m.latent.max_side * f,
+                                                       m.latent.max_side, v), name);
         return ok();
     };
     EASEL_TRY(side("width", p.width));
@@ -101,18 +105,27 @@ Status validate_params(const GenerateParams& p, const ModelSpec& m, const ModelS
         return Error::unsupported("IP-Adapters with a refiner: the refiner is another UNet the adapter was not made for",
                                   "ip_adapter");
     for (const IPAdapterUnit& u : p.ip_adapters)
-        if (u.adapter->config.block_widths != m.info.unet.cross_attention_blocks() ||
+        if (!m.info.has_unet || u.adapter->config.block_widths != m.info.unet.cross_attention_blocks() ||
             u.adapter->config.cross_attention_dim != m.info.unet.cross_attention_dim)
             return Error::invalid_argument(fmt::format("the IP-Adapter {} was made for another model family than {}",
                                                        u.adapter->name, model_kind_name(m.info)), "ip_adapter");
     for (const ControlUnit& u : p.control) {
         const UNetConfig& cu = u.net->config.unet;
-        if (cu.block_out_channels != m.info.unet.block_out_channels || cu.cross_attention_dim != m.info.unet.cross_attention_dim)
+        if (!m.info.has_unet || cu.block_out_channels != m.info.unet.block_out_channels || cu.cross_attention_dim != m.info.unet.cross_attention_dim)
             return Error::invalid_argument(fmt::format("the ControlNet {} was made for another model family than {}",
                                                        u.net->name, model_kind_name(m.info)), "control");
     }
     if (p.steps < 1 || p.steps > kMaxSteps)
         return Error::invalid_argument(fmt::format("must be between 1 and {}, got {}", kMaxSteps, p.steps), "steps");
+    if (m.sampling && m.sampling->prediction() == Prediction::Flow && p.schedule_from != ScheduleFrom::Diffusers) {
+        // k-diffusion's ancestral and SDE steps add noise as x0 + sigma * noise; a flow model's x mixes them as
+        // (1 - sigma) x0 + sigma noise (ComfyUI runs its *_RF variants there). Deterministic samplers are exact.
+        const bool noisy = p.sampler == SamplerKind::DpmPP2MSde || p.sampler == SamplerKind::DpmPPSde;
+        if (p.sampler == SamplerKind::Lcm || (noisy && p.sampler_options.eta != 0.0))
+            return Error::unsupported(fmt::format("{} on a flow model (SD3): its noise step is made for eps/v models; use "
+                                                  "euler, euler_a, heun, dpm2, lms, dpm++2m or ddim (or eta 0)",
+                                                  sampler_name(p.sampler)), "sampler");
+    }
     if (!std::isfinite(p.cfg_scale) || p.cfg_scale < 0 || p.cfg_scale > 100)
         return Error::invalid_argument(fmt::format("must be between 0 and 100, got {}", p.cfg_scale), "cfg_scale");
     if (p.vae_tile != 0 && (p.vae_tile < 2 * f || p.vae_tile % f != 0 || p.vae_tile > kMaxSide))
@@ -183,7 +196,7 @@ Status validate_params(const GenerateParams& p, const ModelSpec& m, const ModelS
                                       "restart at the truncated timesteps; use ddim, euler or dpm++2m, or k-diffusion "
                                       "mode)",
                                       "schedule_from");
-        if (p.init_image && int(double(p.steps) * p.denoising_strength) < 1)
+        if (p.init_image && diffusers_img2img_steps(m, p.steps, p.denoising_strength) < 1)
             return Error::invalid_argument(fmt::format("strength {} x {} steps leaves no step to run in diffusers mode "
                                                        "(diffusers' int(steps * strength) must be at least 1)",
                                                        p.denoising_strength, p.steps),
@@ -352,6 +365,8 @@ Result<std::vector<GeneratedImage>> generate_impl(const Model& m, Model* release
                                                                    /*a1111=*/!plan.diffusers));
 
     // 3. Each image: its noise, sampling, decoding.
+    SamplerOptions sampler_options = p.sampler_options;
+    sampler_options.flow = m.sampling->prediction() == Prediction::Flow;
     std::vector<GeneratedImage> out;
     for (int i = 0; i < images; ++i) {
         const int64_t seed = p.seed + i;
@@ -385,7 +400,7 @@ Result<std::vector<GeneratedImage>> generate_impl(const Model& m, Model* release
         };
         Result<Tensor> sampled = plan.diffusers ? sample_diffusers(plan.plan, denoise, start.x, noise, on_step)
                                                 : sample(p.sampler, denoise, start.x, plan.sigmas, noise, on_step,
-                                                         p.sampler_options);
+                                                         sampler_options);
         if (!sampled && stopped == StopRequest::None) return sampled.error();
         Tensor x0 = sampled ? std::move(sampled).value() : partial;
         if (start.after_sampling) start.after_sampling(x0, sampled.has_value());

@@ -75,4 +75,24 @@ Result<std::vector<float>> DiscreteModelSampling::sigmas(ScheduleKind kind, int 
     return make_sigmas(kind, schedule_, steps);
 }
 
+Tensor FlowModelSampling::denoised(const Tensor& x, const Tensor& out, float sigma) const {
+    const int64_t n = x.numel();
+    Tensor den = Tensor::empty(x.shape());
+    const float* xp = x.data<float>();
+    const float* o = out.data<float>();
+    float* d = den.data<float>();
+    for (int64_t i = 0; i < n; ++i) d[i] = xp[i] - sigma * o[i];
+    return den;
+}
+
+// ComfyUI CONST.noise_scaling: sigma * noise + (1 - sigma) * latent (diffusers' scale_noise).
+Tensor FlowModelSampling::noise_latent(const Ctx&, const Tensor& latent, const Tensor& noise, float sigma) const {
+    const Tensor l = latent.contiguous(), e = noise.contiguous();
+    Tensor x = Tensor::empty(l.shape());
+    for (int64_t i = 0; i < l.numel(); ++i) x.data<float>()[i] = sigma * e.data<float>()[i] + (1.0f - sigma) * l.data<float>()[i];
+    return x;
+}
+
+Tensor FlowModelSampling::pure_noise(const Tensor& noise, float sigma) const { return scaled(noise, sigma); }
+
 }  // namespace easel

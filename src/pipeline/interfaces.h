@@ -109,6 +109,7 @@ struct LatentFormat {
     int downscale = 8;             // image pixels per latent pixel, per side
     int side_multiple = 1;         // each latent side must be a multiple of this (the UNet's down/up levels)
     int native_side = 64;          // the latent side the model was trained at
+    int max_side = 0;              // the largest latent side the model takes (SD3: its position grid); 0: no limit
 
     // What each image side must be a multiple of: downscale x side_multiple, at least 8.
     int image_multiple() const { return std::max(8, downscale * side_multiple); }
@@ -167,6 +168,8 @@ public:
     // How much of the training schedule lies above sigma, in [0, 1] (AUTOMATIC1111's refiner switch compares it
     // with "Switch at": for a discrete schedule of T steps, (T - 1 - the nearest training timestep) / T).
     virtual float schedule_fraction(float sigma) const = 0;
+    // A flow model's shift (diffusers' FlowMatchEulerDiscreteScheduler `shift`); empty for eps/v models.
+    virtual std::optional<double> flow_shift() const { return std::nullopt; }
 };
 
 // SD 1.x/2.x (and SDXL's) ModelSampling: a discrete DDPM training schedule, eps or v prediction, in k-diffusion's
@@ -188,6 +191,29 @@ public:
 private:
     DiscreteSchedule schedule_;
     Prediction prediction_;
+};
+
+// A rectified-flow model (SD3, Flux; ComfyUI's CONST model sampling with ModelSamplingDiscreteFlow): the model
+// predicts a velocity v, x = (1 - sigma) * x0 + sigma * noise, so denoised = x - sigma * v; the input is not
+// scaled; model time = sigma * 1000.
+class FlowModelSampling : public ModelSampling {
+public:
+    explicit FlowModelSampling(double shift) : schedule_(shift) {}
+    float input_scale(float) const override { return 1.0f; }
+    float timestep(float sigma) const override { return sigma * float(schedule_.size()); }
+    float schedule_fraction(float sigma) const override { return 1.0f - sigma; }
+    Tensor denoised(const Tensor& x, const Tensor& out, float sigma) const override;
+    Tensor noise_latent(const Ctx& c, const Tensor& latent, const Tensor& noise, float sigma) const override;
+    Tensor pure_noise(const Tensor& noise, float sigma) const override;
+    Result<std::vector<float>> sigmas(ScheduleKind kind, int steps) const override {
+        return make_flow_sigmas(kind, schedule_, steps);
+    }
+    Prediction prediction() const override { return Prediction::Flow; }
+    std::optional<double> flow_shift() const override { return schedule_.shift(); }
+    const FlowSchedule& schedule() const { return schedule_; }
+
+private:
+    FlowSchedule schedule_;
 };
 
 }  // namespace easel

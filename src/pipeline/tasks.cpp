@@ -14,10 +14,27 @@
 
 namespace easel {
 
+int diffusers_img2img_steps(const ModelSpec& m, int steps, double strength) {
+    // StableDiffusion3Img2ImgPipeline.get_timesteps: t_start = int(max(steps - steps * strength, 0)) (no int()
+    // around steps * strength, unlike StableDiffusionImg2ImgPipeline's).
+    if (m.sampling && m.sampling->flow_shift())
+        return steps - int(std::max(double(steps) - double(steps) * strength, 0.0));
+    return std::min(int(double(steps) * strength), steps);
+}
+
 Result<SigmaPlan> plan_sigmas(const Model& m, const GenerateParams& p) {
     SigmaPlan s;
     s.diffusers = p.schedule_from == ScheduleFrom::Diffusers;
-    if (s.diffusers) {
+    if (s.diffusers && m.sampling->flow_shift()) {
+        // A flow model's diffusers scheduler is FlowMatchEulerDiscreteScheduler (the only one diffusers 0.30 has).
+        if (p.diffusers_scheduler != DiffusersScheduler::Euler || p.schedule != ScheduleKind::Default)
+            return Error::unsupported("a flow model (SD3) in diffusers mode runs FlowMatchEulerDiscreteScheduler: sampler "
+                                      "euler with the automatic schedule; other samplers and schedules run in k-diffusion "
+                                      "mode", "sampler");
+        EASEL_TRY_ASSIGN(s.plan, flow_match_euler_plan(*m.sampling->flow_shift(), m.scheduler_config.base.num_train_timesteps,
+                                                       p.steps));
+        s.sigmas = s.plan.sigmas;
+    } else if (s.diffusers) {
         EASEL_TRY(m.scheduler_config.check_supported(p.diffusers_scheduler));
         DiffusersSchedulerConfig sc = m.scheduler_config.for_scheduler(p.diffusers_scheduler);
         if (p.schedule == ScheduleKind::Karras) sc.use_karras_sigmas = true;
@@ -57,8 +74,7 @@ Result<SigmaPlan> plan_sigmas(const Model& m, const GenerateParams& p) {
             // StableDiffusionImg2ImgPipeline.get_timesteps: init_timestep = min(int(steps * strength), steps),
             // t_start = steps - init_timestep; the schedule from there on (set_begin_index), and add_noise at
             // its first sigma, which in our variables is x = init latent + sigma * noise for every class.
-            const int init_steps = std::min(int(double(p.steps) * p.denoising_strength), p.steps);
-            s.plan.begin_at(p.steps - init_steps);
+            s.plan.begin_at(p.steps - diffusers_img2img_steps(m, p.steps, p.denoising_strength));
             s.sigmas = s.plan.sigmas;
         } else {
             // A1111 (img2img_fix_steps off): t_enc = int(min(strength, 0.999) * steps); run the last t_enc + 1

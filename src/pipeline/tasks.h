@@ -25,6 +25,8 @@ struct SigmaPlan {
     DiffusersPlan plan;
 };
 Result<SigmaPlan> plan_sigmas(const Model& m, const GenerateParams& p);
+// How many of `steps` an img2img run at `strength` takes in diffusers mode (the pipeline's get_timesteps).
+int diffusers_img2img_steps(const ModelSpec& m, int steps, double strength);
 
 // One image's start: the initial x and the hooks for its sampling.
 struct ImageStart {

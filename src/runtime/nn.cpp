@@ -168,6 +168,13 @@ LayerNorm LayerNorm::declare(const ParamScope& s, int64_t dim, float eps) {
     return l;
 }
 
+RMSNorm RMSNorm::declare(const ParamScope& s, int64_t dim, float eps) {
+    RMSNorm l;
+    l.eps = eps;
+    l.gamma = s.take_f32("weight", {dim});
+    return l;
+}
+
 Tensor LayerNorm::operator()(const Ctx& c, const Tensor& x) const { return ops::layer_norm(c, x, gamma, beta, eps); }
 
 }  // namespace easel

@@ -62,4 +62,13 @@ struct LayerNorm {
     Tensor operator()(const Ctx& c, const Tensor& x) const;
 };
 
+// T5's LayerNorm (RMSNorm): a weight, no bias.
+struct RMSNorm {
+    Tensor gamma;  // [D] f32
+    float eps = 1e-6f;
+
+    static RMSNorm declare(const ParamScope& s, int64_t dim, float eps);
+    Tensor operator()(const Ctx& c, const Tensor& x) const { return ops::rms_norm(c, x, gamma, eps); }
+};
+
 }  // namespace easel

@@ -113,6 +113,16 @@ Tensor layer_norm(const Ctx& c, const Tensor& x0, const Tensor& gamma, const Ten
     return y;
 }
 
+Tensor rms_norm(const Ctx& c, const Tensor& x0, const Tensor& gamma, float eps) {
+    Tensor x = f32_contiguous(c, x0);
+    const int64_t d = x.size(-1);
+    EASEL_ASSERT(!gamma.defined() || gamma.numel() == d, "rms_norm: gamma must have the last dim's size");
+    Tensor y = c.empty(x.shape());
+    rms_norm_f32(x.data<float>(), gamma.defined() ? gamma.data<float>() : nullptr, y.data<float>(),
+                 size_t(x.numel() / d), size_t(d), eps);
+    return y;
+}
+
 Tensor softmax(const Ctx& c, const Tensor& x0) {
     Tensor x = f32_contiguous(c, x0);
     const int64_t d = x.size(-1);

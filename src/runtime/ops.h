@@ -43,6 +43,8 @@ Tensor group_norm(const Ctx& c, const Tensor& x, int groups, const Tensor& gamma
                   bool fuse_silu = false);
 // x: [..., D], gamma/beta: [D]
 Tensor layer_norm(const Ctx& c, const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps);
+// x: [..., D], gamma: [D] or undefined (T5LayerNorm / RMSNorm: x / sqrt(mean(x^2) + eps) * gamma)
+Tensor rms_norm(const Ctx& c, const Tensor& x, const Tensor& gamma, float eps);
 // Softmax over the last dim.
 Tensor softmax(const Ctx& c, const Tensor& x);
 

@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "sampling/sampler_internal.h"
+#include "sampling/schedule.h"
 
 namespace easel {
 
@@ -167,6 +168,24 @@ float DiffusersPlan::timestep_for(float sigma) const {
     for (size_t i = 0; i + 1 < sigmas.size() && i < timesteps.size(); ++i)
         if (sigmas[i] == sigma) return timesteps[i];
     return -1.0f;
+}
+
+Result<DiffusersPlan> flow_match_euler_plan(double shift, int num_train_timesteps, int steps) {
+    if (steps < 1 || steps > 1000)
+        return Error::invalid_argument(fmt::format("must be between 1 and 1000, got {}", steps), "steps");
+    if (num_train_timesteps < 2 || num_train_timesteps > 100000)
+        return Error::invalid_argument(fmt::format("num_train_timesteps {} must be in [2, 100000]", num_train_timesteps),
+                                       "num_train_timesteps");
+    if (!(shift > 0.0 && shift < 1000.0)) return Error::invalid_argument(fmt::format("shift {} must be in (0, 1000)", shift), "shift");
+    const FlowSchedule table(shift, num_train_timesteps);
+    EASEL_TRY_ASSIGN(std::vector<float> sigmas, make_flow_sigmas(ScheduleKind::Default, table, steps));
+    DiffusersPlan plan;
+    plan.sampler = SamplerKind::Euler;
+    plan.sigmas = sigmas;
+    for (size_t i = 0; i + 1 < sigmas.size(); ++i) plan.timesteps.push_back(sigmas[i] * float(num_train_timesteps));
+    plan.init_noise_scale = 1.0f;
+    plan.full_sigmas = plan.sigmas;
+    return plan;
 }
 
 Result<DiffusersPlan> diffusers_plan(DiffusersScheduler scheduler, const DiffusersSchedulerConfig& c, int steps) {

@@ -50,6 +50,9 @@ struct SamplerOptions {
     double s_noise = 1.0;  // noise multiplier (same samplers)
     int lms_order = 4;     // 1..4
     double dpmpp_sde_r = 0.5;  // dpm++sde intermediate point, in (0, 1]
+    // The model is a rectified flow (x = (1 - sigma) x0 + sigma noise; the driver sets this from its model
+    // sampling): euler_a then takes ComfyUI's sample_euler_ancestral_RF step. The SDE samplers and lcm refuse it.
+    bool flow = false;
 };
 
 // Runs `kind` from x (which is at noise level sigmas[0]) down the list. Errors: x not F32 contiguous, sigmas

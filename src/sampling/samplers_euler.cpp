@@ -28,7 +28,30 @@ Result<Tensor> run_euler(const Run& r, Tensor x) {
     return x;
 }
 
+// ComfyUI's sample_euler_ancestral_RF: down to sigma_down = s_next (1 + (s_next / s - 1) eta) along the flow
+// (x -> (s_down / s) x + (1 - s_down / s) denoised), then back up to s_next: scaled by (1 - s_next) / (1 - s_down)
+// with fresh noise of sqrt(s_next^2 - s_down^2 (1 - s_next)^2 / (1 - s_down)^2).
+Result<Tensor> run_euler_ancestral_flow(const Run& r, Tensor x) {
+    for (int i = 0; i < r.steps(); ++i) {
+        const double s = r.sigmas[size_t(i)], s_next = r.sigmas[size_t(i + 1)];
+        EASEL_TRY_ASSIGN(Tensor den, r.denoise(x, s));
+        const double eta = r.options.eta;
+        const double s_down = s_next * (1.0 + (s_next / s - 1.0) * eta);
+        const double ratio = s_down / s;
+        x = lincomb({{ratio, &x}, {1.0 - ratio, &den}});
+        if (s_next > 0 && eta > 0) {
+            const double a_next = 1.0 - s_next, a_down = 1.0 - s_down;
+            const double renoise = std::sqrt(std::max(0.0, s_next * s_next - s_down * s_down * a_next * a_next / (a_down * a_down)));
+            EASEL_TRY_ASSIGN(Tensor n, r.fresh_noise(x));
+            x = lincomb({{a_next / a_down, &x}, {r.options.s_noise * renoise, &n}});
+        }
+        EASEL_TRY(r.step_done(i, x));
+    }
+    return x;
+}
+
 Result<Tensor> run_euler_ancestral(const Run& r, Tensor x) {
+    if (r.options.flow) return run_euler_ancestral_flow(r, x);
     for (int i = 0; i < r.steps(); ++i) {
         const double s = r.sigmas[size_t(i)], s_next = r.sigmas[size_t(i + 1)];
         EASEL_TRY_ASSIGN(Tensor den, r.denoise(x, s));

@@ -247,6 +247,53 @@ Result<std::vector<float>> make_sigmas(ScheduleKind kind, const DiscreteSchedule
     return Error::internal("make_sigmas: unknown schedule kind");
 }
 
+FlowSchedule::FlowSchedule(double shift, int num_train_timesteps) : shift_(shift), train_(std::max(num_train_timesteps, 1)) {
+    sigmas_.reserve(size_t(train_));
+    for (int i = 1; i <= train_; ++i) sigmas_.push_back(sigma_at(double(i)));
+}
+
+float FlowSchedule::sigma_at(double t) const {
+    const double u = t / double(train_);
+    return float(shift_ * u / (1.0 + (shift_ - 1.0) * u));
+}
+
+Result<std::vector<float>> make_flow_sigmas(ScheduleKind kind, const FlowSchedule& s, int steps) {
+    if (steps < 1 || steps > 10000)
+        return Error::invalid_argument(fmt::format("must be between 1 and 10000, got {}", steps), "steps");
+    const double T = double(s.size());
+    std::vector<float> out;
+    switch (kind) {
+        case ScheduleKind::Default:
+        case ScheduleKind::SgmUniform: {
+            // ComfyUI normal_scheduler: start = timestep(sigma_max), end = timestep(sigma_min); sgm: n + 1 points
+            // without the last. (Its "sigma(end) is ~0" branch needs shift < 0.01.)
+            const double start = double(s.sigma_max()) * T, end = double(s.sigma_min()) * T;
+            const int n = kind == ScheduleKind::SgmUniform ? steps + 1 : steps;
+            for (int i = 0; i < steps; ++i) {
+                const double t = n == 1 ? start : start + (end - start) * double(i) / double(n - 1);
+                out.push_back(s.sigma_at(t));
+            }
+            out.push_back(0.0f);
+            return out;
+        }
+        case ScheduleKind::Simple: {
+            const double ss = T / double(steps);
+            for (int x = 0; x < steps; ++x) out.push_back(s.sigmas()[size_t(s.size() - 1 - int(double(x) * ss))]);
+            out.push_back(0.0f);
+            return out;
+        }
+        case ScheduleKind::Karras: return karras_sigmas(steps, s.sigma_min(), s.sigma_max());
+        case ScheduleKind::Exponential: return exponential_sigmas(steps, s.sigma_min(), s.sigma_max());
+        case ScheduleKind::DdimUniform:
+        case ScheduleKind::AlignYourSteps:
+        case ScheduleKind::AlignYourStepsXL:
+            return Error::unsupported(fmt::format("the {} schedule is made for SD's noise schedule, not a flow model's; use "
+                                                  "normal, simple, sgm_uniform, karras or exponential", schedule_name(kind)),
+                                      "scheduler");
+    }
+    return Error::internal("make_flow_sigmas: unknown schedule kind");
+}
+
 Result<ScheduleKind> parse_schedule_name(std::string_view name) {
     std::string n;
     for (char c : name) n.push_back(c == '-' || c == ' ' ? '_' : char(std::tolower(static_cast<unsigned char>(c))));

@@ -67,6 +67,32 @@ enum class ScheduleKind {
 // does). Errors: n < 1 or n > 10000.
 Result<std::vector<float>> make_sigmas(ScheduleKind kind, const DiscreteSchedule& schedule, int steps);
 
+// A rectified-flow training schedule (SD3, Flux) as ComfyUI's ModelSamplingDiscreteFlow and diffusers'
+// FlowMatchEulerDiscreteScheduler define it: sigma(t) = shift * t / (1 + (shift - 1) * t) for t = i / T,
+// i = 1 .. T (T = 1000), model time = sigma * T. Sigma runs from sigma(1/T) (0.0029940 at shift 3) to 1.
+class FlowSchedule {
+public:
+    explicit FlowSchedule(double shift = 1.0, int num_train_timesteps = 1000);
+    double shift() const { return shift_; }
+    int size() const { return int(sigmas_.size()); }
+    const std::vector<float>& sigmas() const { return sigmas_; }  // ascending, float32 as torch holds them
+    float sigma_min() const { return sigmas_.front(); }
+    float sigma_max() const { return sigmas_.back(); }
+    // sigma(t / T) for a model time t, computed in double and rounded once.
+    float sigma_at(double t) const;
+
+private:
+    double shift_;
+    int train_ = 1000;
+    std::vector<float> sigmas_;
+};
+
+// k-diffusion-style lists over a flow schedule, as ComfyUI's schedulers compute them with that model sampling:
+// Default = "normal" (model times linspace(T sigma_max, T sigma_min, n), then sigma(t); the same list as
+// diffusers' FlowMatchEulerDiscreteScheduler.set_timesteps), SgmUniform, Simple, Karras and Exponential (between
+// sigma_min and sigma_max). DdimUniform and the AYS lists are SD's and are refused.
+Result<std::vector<float>> make_flow_sigmas(ScheduleKind kind, const FlowSchedule& schedule, int steps);
+
 // The building blocks, for callers with their own sigma range (n >= 1; each returns n + 1 values).
 std::vector<float> karras_sigmas(int n, float sigma_min, float sigma_max, double rho = 7.0);
 std::vector<float> exponential_sigmas(int n, float sigma_min, float sigma_max);

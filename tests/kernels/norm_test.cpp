@@ -117,6 +117,53 @@ INSTANTIATE_TEST_SUITE_P(Ops, LayerNormTest,
                                                 i.param.affine ? "" : "_noaffine", i.param.offset != 0 ? "_offset" : "");
                          });
 
+struct RmsNormCase {
+    size_t rows, dim;
+    bool affine;
+};
+
+class RmsNormTest : public ::testing::TestWithParam<RmsNormCase> {};
+
+TEST_P(RmsNormTest, MatchesReference) {
+    if (ops_variants().empty()) GTEST_SKIP() << "no SIMD variant under EASEL_CPU_ISA=" << isa_name(isa_cap());
+    const RmsNormCase& c = GetParam();
+    const size_t total = c.rows * c.dim;
+    const std::vector<float> x = random_floats(total, 31 + total, -2.0f, 2.0f);
+    const std::vector<float> gamma = random_floats(c.dim, 32, 0.5f, 1.5f);
+    const float* g = c.affine ? gamma.data() : nullptr;
+    std::vector<float> expect(total), got(total);
+    rms_norm_f32_ref(x.data(), g, expect.data(), c.rows, c.dim, 1e-6f);
+    const std::string name = fmt::format("rms_norm(f32,[{},{}],eps=1e-6{})", c.rows, c.dim, c.affine ? "" : ",no_affine");
+    // One multiply by a float rstd and one by gamma, against the double reference: a few ulp of |y| <= ~3.
+    const Tolerance tol{.atol = 1e-6, .rtol = 1e-6};
+    for (const OpsVariant& v : ops_variants()) {
+        std::fill(got.begin(), got.end(), std::nanf(""));
+        if (v.dispatched) rms_norm_f32(x.data(), g, got.data(), c.rows, c.dim, 1e-6f);
+        else rms_norm_f32_variant(v.isa)(x.data(), g, got.data(), c.rows, c.dim, 1e-6f);
+        report(name, v, compare(got.data(), expect.data(), total, tol, {int64_t(c.rows), int64_t(c.dim)}));
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(Ops, RmsNormTest,
+                         ::testing::Values(RmsNormCase{1, 1, true}, RmsNormCase{7, 17, true}, RmsNormCase{15, 7, false},
+                                           RmsNormCase{3, 4097, true},
+                                           RmsNormCase{256, 4096, true},  // T5-XXL, 256 tokens
+                                           RmsNormCase{64, 96, false}),
+                         [](const ::testing::TestParamInfo<RmsNormCase>& i) {
+                             return fmt::format("rows{}_dim{}{}", i.param.rows, i.param.dim, i.param.affine ? "" : "_noaffine");
+                         });
+
+// RMSNorm's reference: rows of a constant c come out as c / sqrt(c^2 + eps) * gamma; zeros stay zeros.
+TEST(RmsNormRef, Definition) {
+    const std::vector<float> x = {3.0f, 3.0f, 3.0f, 3.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+    const std::vector<float> gamma = {1.0f, 2.0f, 0.5f, -1.0f};
+    std::vector<float> y(8);
+    rms_norm_f32_ref(x.data(), gamma.data(), y.data(), 2, 4, 1e-6f);
+    const double r = 3.0 / std::sqrt(9.0 + 1e-6);
+    for (int i = 0; i < 4; ++i) EXPECT_FLOAT_EQ(y[size_t(i)], float(r * gamma[size_t(i)]));
+    for (int i = 4; i < 8; ++i) EXPECT_EQ(y[size_t(i)], 0.0f);
+}
+
 // The reference itself: normalised groups have mean 0 and variance var/(var+eps) (here var = 1/3 for U(-1,1)).
 TEST(GroupNormRef, NormalisedStatistics) {
     const GroupNormShape s{.batch = 1, .channels = 4, .spatial = 4096, .groups = 2, .eps = 1e-5f};

@@ -320,7 +320,11 @@ TEST(VAEConfig, PublishedSDAndDefaults) {
     auto sf = VAEConfig::from_diffusers_json(R"({"scaling_factor": 0.13025, "block_out_channels": [128]})");
     ASSERT_TRUE(sf);
     EXPECT_FLOAT_EQ(sf->scaling_factor, 0.13025f);
-    for (const char* bad : {R"({"shift_factor": 0.1159})", R"({"latents_mean": [0, 0, 0, 0]})",
+    // SD3's and Flux's VAEs shift the latent (model latent = (z - shift) * scaling).
+    auto shifted = VAEConfig::from_diffusers_json(R"({"shift_factor": 0.0609, "scaling_factor": 1.5305})");
+    ASSERT_TRUE(shifted) << shifted.error().to_string();
+    EXPECT_FLOAT_EQ(shifted->shift_factor, 0.0609f);
+    for (const char* bad : {R"({"shift_factor": "x"})", R"({"shift_factor": 1e9})", R"({"latents_mean": [0, 0, 0, 0]})",
                             R"({"scaling_factor": -1})", R"({"_class_name": "AutoencoderTiny"})",
                             R"({"down_block_types": ["DownEncoderBlock2D", "DownEncoderBlock2D"]})"})
         EXPECT_FALSE(VAEConfig::from_diffusers_json(bad)) << bad;

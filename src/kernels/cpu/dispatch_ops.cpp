@@ -39,6 +39,9 @@ GroupNormF32Fn group_norm_f32_variant(Isa isa) {
 LayerNormF32Fn layer_norm_f32_variant(Isa isa) {
     return pick<LayerNormF32Fn>(isa, layer_norm_f32_ref, layer_norm_f32_avx2, layer_norm_f32_avx512);
 }
+RmsNormF32Fn rms_norm_f32_variant(Isa isa) {
+    return pick<RmsNormF32Fn>(isa, rms_norm_f32_ref, rms_norm_f32_avx2, rms_norm_f32_avx512);
+}
 SoftmaxF32Fn softmax_f32_variant(Isa isa) {
     return pick<SoftmaxF32Fn>(isa, softmax_f32_ref, softmax_f32_avx2, softmax_f32_avx512);
 }
@@ -73,6 +76,11 @@ void layer_norm_f32(const float* x, const float* gamma, const float* beta, float
                     float eps) {
     EASEL_ASSERT(dim > 0, "layer_norm: dim must be positive");
     layer_norm_f32_variant(active_isa())(x, gamma, beta, y, rows, dim, eps);
+}
+
+void rms_norm_f32(const float* x, const float* gamma, float* y, size_t rows, size_t dim, float eps) {
+    EASEL_ASSERT(dim > 0, "rms_norm: dim must be positive");
+    rms_norm_f32_variant(active_isa())(x, gamma, y, rows, dim, eps);
 }
 
 void softmax_f32(const float* x, float* y, size_t rows, size_t dim) {

@@ -123,4 +123,22 @@ void layer_norm_f32_avx2(const float* x, const float* gamma, const float* beta, 
     }, grain);
 }
 
+void rms_norm_f32_avx2(const float* x, const float* gamma, float* y, size_t rows, size_t dim, float eps) {
+    const int64_t grain = std::max<int64_t>(1, 8192 / int64_t(dim));
+    parallel_for(int64_t(rows), [&](int64_t begin, int64_t end) {
+        for (int64_t r = begin; r < end; ++r) {
+            const float* xr = x + size_t(r) * dim;
+            float* yr = y + size_t(r) * dim;
+            const double ms = run_sum<true>(xr, dim, 0.0f) / double(dim);
+            const __m256 vr = _mm256_set1_ps(float(1.0 / std::sqrt(ms + double(eps))));
+            for (size_t i = 0; i < dim; i += 8) {
+                const __m256i m = avx2::tail_mask(dim - i);
+                __m256 v = _mm256_mul_ps(_mm256_maskload_ps(xr + i, m), vr);
+                if (gamma) v = _mm256_mul_ps(v, _mm256_maskload_ps(gamma + i, m));
+                _mm256_maskstore_ps(yr + i, m, v);
+            }
+        }
+    }, grain);
+}
+
 }  // namespace easel

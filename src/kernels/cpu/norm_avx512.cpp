@@ -125,4 +125,22 @@ void layer_norm_f32_avx512(const float* x, const float* gamma, const float* beta
     }, grain);
 }
 
+void rms_norm_f32_avx512(const float* x, const float* gamma, float* y, size_t rows, size_t dim, float eps) {
+    const int64_t grain = std::max<int64_t>(1, 8192 / int64_t(dim));
+    parallel_for(int64_t(rows), [&](int64_t begin, int64_t end) {
+        for (int64_t r = begin; r < end; ++r) {
+            const float* xr = x + size_t(r) * dim;
+            float* yr = y + size_t(r) * dim;
+            const double ms = run_sum<true>(xr, dim, 0.0f) / double(dim);
+            const __m512 vr = _mm512_set1_ps(float(1.0 / std::sqrt(ms + double(eps))));
+            for (size_t i = 0; i < dim; i += 16) {
+                const __mmask16 m = avx512::tail_mask(dim - i);
+                __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, xr + i), vr);
+                if (gamma) v = _mm512_mul_ps(v, _mm512_maskz_loadu_ps(m, gamma + i));
+                _mm512_mask_storeu_ps(yr + i, m, v);
+            }
+        }
+    }, grain);
+}
+
 }  // namespace easel

@@ -47,4 +47,15 @@ void layer_norm_f32_ref(const float* x, const float* gamma, const float* beta, f
     for (size_t r = 0; r < rows; ++r) normalize_run(x + r * dim, y + r * dim, dim, 1, gamma, beta, eps, false);
 }
 
+void rms_norm_f32_ref(const float* x, const float* gamma, float* y, size_t rows, size_t dim, float eps) {
+    for (size_t r = 0; r < rows; ++r) {
+        const float* xr = x + r * dim;
+        float* yr = y + r * dim;
+        double sq = 0.0;
+        for (size_t i = 0; i < dim; ++i) sq += double(xr[i]) * xr[i];
+        const double rstd = 1.0 / std::sqrt(sq / double(dim) + double(eps));
+        for (size_t i = 0; i < dim; ++i) yr[i] = float(double(xr[i]) * rstd * (gamma ? double(gamma[i]) : 1.0));
+    }
+}
+
 }  // namespace easel

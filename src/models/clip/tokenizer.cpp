@@ -406,12 +406,42 @@ Result<std::vector<std::string>> CLIPTokenizer::tokenize(std::string_view text) 
 }
 
 Result<std::vector<int32_t>> CLIPTokenizer::encode(std::string_view text) const {
-    EASEL_TRY_ASSIGN(std::vector<std::string> tokens, tokenize(text));
     std::vector<int32_t> ids;
-    ids.reserve(tokens.size());
-    for (const auto& tok : tokens) {
-        auto it = encoder_.find(tok);
-        ids.push_back(it == encoder_.end() ? unk_id() : it->second);
+    auto bpe_part = [&](std::string_view part) -> Status {
+        EASEL_TRY_ASSIGN(std::vector<std::string> tokens, tokenize(part));
+        for (const auto& tok : tokens) {
+            auto it = encoder_.find(tok);
+            ids.push_back(it == encoder_.end() ? unk_id() : it->second);
+        }
+        return ok();
+    };
+    if (split_tokens_.empty()) {
+        EASEL_TRY(bpe_part(text));
+        return ids;
+    }
+    if (text.size() > kMaxTextBytes)
+        return Error::invalid_argument(fmt::format("prompt of {} bytes; at most {}", text.size(), kMaxTextBytes), "prompt");
+    size_t pos = 0;
+    while (pos <= text.size()) {
+        // The earliest split token from here (the longest one at that place).
+        size_t best = std::string_view::npos, best_len = 0;
+        int32_t best_id = 0;
+        for (const auto& [tok, id] : split_tokens_) {
+            if (tok.empty()) continue;
+            const size_t at = text.find(tok, pos);
+            if (at != std::string_view::npos && (at < best || (at == best && tok.size() > best_len))) {
+                best = at;
+                best_len = tok.size();
+                best_id = id;
+            }
+        }
+        if (best == std::string_view::npos) {
+            EASEL_TRY(bpe_part(text.substr(pos)));
+            break;
+        }
+        EASEL_TRY(bpe_part(text.substr(pos, best - pos)));
+        ids.push_back(best_id);
+        pos = best + best_len;
     }
     return ids;
 }

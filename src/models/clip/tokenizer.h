@@ -65,6 +65,12 @@ public:
     // Text of ids: symbols back to bytes, "</w>" to spaces, stripped; invalid UTF-8 becomes U+FFFD.
     std::string decode(std::span<const int32_t> ids) const;
 
+    // Splits `token` out of every text before BPE and gives it `id`, as transformers does with a tokenizer's
+    // special added tokens (its trie). diffusers' SDXL and SD3 tokenizer_2 pads with "!", a special token there, so
+    // each "!" of a prompt is id 0 ("!" alone) rather than BPE's "!</w>". AUTOMATIC1111's OpenCLIP tokenizer does
+    // not split: the conditioner decides.
+    void split_out(std::string token, int32_t id) { split_tokens_.emplace_back(std::move(token), id); }
+
     std::optional<int32_t> token_to_id(std::string_view token) const;
     int32_t bos_id() const { return bos_id_; }
     int32_t eos_id() const { return eos_id_; }
@@ -88,6 +94,7 @@ private:
     std::string byte_symbol_[256];                          // byte -> its printable symbol, as UTF-8
     int32_t bos_id_ = -1;
     int32_t eos_id_ = -1;
+    std::vector<std::pair<std::string, int32_t>> split_tokens_;
 };
 
 // Where the CLIP vocabulary of a model that carries none (a single-file checkpoint) comes from: `explicit_path`

@@ -95,6 +95,7 @@ std::string_view prediction_name(Prediction p) {
         case Prediction::Unknown: return "unknown";
         case Prediction::Epsilon: return "epsilon";
         case Prediction::V: return "v";
+        case Prediction::Flow: return "flow";
     }
     return "unknown";
 }

@@ -25,7 +25,7 @@ namespace easel {
 
 // What the UNet output means. Not detectable from weights: SD 2.x 512-base predicts noise, 768-v predicts
 // velocity, with identical tensors. It comes from scheduler_config.json, an LDM yaml or a flag.
-enum class Prediction { Unknown, Epsilon, V };
+enum class Prediction { Unknown, Epsilon, V, Flow };  // Flow: a rectified-flow velocity (SD3, Flux)
 std::string_view prediction_name(Prediction p);  // "unknown", "epsilon", "v"
 
 struct UNetConfig {

@@ -45,11 +45,17 @@ Result<VAEConfig> VAEConfig::from_diffusers_json(const std::string& json_text) {
     EASEL_TRY_ASSIGN(const std::string cls, cfg.get_string_or("_class_name", "AutoencoderKL"));
     if (cls != "AutoencoderKL")
         return Error::unsupported(fmt::format("_class_name is '{}'; expected AutoencoderKL", cls), "vae config.json");
-    for (const char* key : {"latents_mean", "latents_std", "shift_factor"}) {
+    for (const char* key : {"latents_mean", "latents_std"}) {
         const ConfigNode* n = cfg.get(key);
         if (n && !n->is_null())
-            return Error::unsupported(fmt::format("{} is set: latent normalisation of SDXL-playground/SD3 VAEs", key),
+            return Error::unsupported(fmt::format("{} is set: per-channel latent normalisation (Playground's VAEs)", key),
                                       "vae config.json");
+    }
+    if (const ConfigNode* n = cfg.get("shift_factor"); n && !n->is_null()) {
+        EASEL_TRY_ASSIGN(std::optional<double> shift, cfg.get_double("shift_factor"));
+        if (!shift || !std::isfinite(*shift) || std::fabs(*shift) > 100)
+            return bad_config("shift_factor", "expected a number between -100 and 100");
+        c.shift_factor = float(*shift);
     }
     EASEL_TRY_ASSIGN(const std::string act, cfg.get_string_or("act_fn", "silu"));
     if (act != "silu") return Error::unsupported(fmt::format("act_fn is '{}'; expected silu", act), "vae config.json");

@@ -27,6 +27,7 @@ struct VAEConfig {
     int norm_num_groups = 32;
     float norm_eps = 1e-6f;        // fixed in diffusers' Encoder/Decoder (and ldm's Normalize), not a config key
     bool mid_attention = true;     // diffusers `mid_block_add_attention`
+    float shift_factor = 0.0f;     // model latent = (VAE latent - shift) * scaling (SD3: 0.0609, Flux); diffusers' key
     bool use_quant_conv = true;    // 1x1 conv on the encoder's moments [2*latent, 2*latent]
     bool use_post_quant_conv = true;
     // Latents the UNet sees are encoder means times this (diffusers `scaling_factor`, ldm `scale_factor`).

@@ -1,8 +1,15 @@
 #include "pipeline/families/clip_prompt.h"
 
 #include <algorithm>
+#include <filesystem>
+
+#include <fmt/format.h>
+
+#include "io/keymap_config_doc.h"
+#include "io/model_file.h"
 
 namespace easel {
+namespace fs = std::filesystem;
 
 void apply_a1111_emphasis(Tensor& z, const std::vector<float>& weights) {
     const bool weighted = std::any_of(weights.begin(), weights.end(), [](float w) { return w != 1.0f; });
@@ -55,6 +62,31 @@ std::vector<std::vector<CLIPTextEncoder::Options::Fix>> chunk_fixes(const clip::
 void note_embeddings(const clip::WeightedPrompt& wp, std::vector<std::string>& used) {
     for (const std::string& n : wp.embeddings_used)
         if (std::find(used.begin(), used.end(), n) == used.end()) used.push_back(n);
+}
+
+Result<ClipTokenizerAndPad> load_clip_tokenizer(const std::string& dir, bool pad_with_bang, const std::string& vocab_flag) {
+    ClipTokenizerAndPad r;
+    std::string pad = pad_with_bang ? "!" : "<|endoftext|>";
+    if (!vocab_flag.empty() || dir.empty()) {
+        EASEL_TRY_ASSIGN(clip::VocabSource v, clip::find_vocab(vocab_flag));
+        EASEL_TRY_ASSIGN(r.tokenizer, v.load());
+        r.describe = v.describe();
+    } else {
+        EASEL_TRY_ASSIGN(r.tokenizer, clip::CLIPTokenizer::load(dir));
+        r.describe = dir;
+        const fs::path cfg = fs::path(dir) / "tokenizer_config.json";
+        if (auto text = read_small_text_file(cfg.string(), size_t(1) << 20)) {
+            EASEL_TRY_ASSIGN(ConfigNode doc, parse_json_config(*text, cfg.string()));
+            if (const ConfigNode* n = doc.get("pad_token"); n && !n->is_null()) {
+                if (n->is_scalar()) pad = n->scalar();
+                else if (n->is_map()) { EASEL_TRY_ASSIGN(pad, n->get_string_or("content", pad)); }
+            }
+        }
+    }
+    const std::optional<int32_t> id = r.tokenizer.token_to_id(pad);
+    if (!id) return Error::bad_file(r.describe, fmt::format("the pad token '{}' is not in the vocabulary", pad));
+    r.pad_id = *id;
+    return r;
 }
 
 }  // namespace easel

@@ -1,4 +1,5 @@
-// What the CLIP-conditioned families (SD 1.x/2.x, SDXL) share on the prompt side: AUTOMATIC1111's emphasis.
+// What the CLIP-conditioned families (SD 1.x/2.x, SDXL, SD3) share on the prompt side: AUTOMATIC1111's emphasis,
+// the tokenizers.
 #pragma once
 
 #include <vector>
@@ -27,5 +28,15 @@ std::vector<clip::Embedding> clip_embeddings(const TextualInversions* ti, const 
 std::vector<std::vector<CLIPTextEncoder::Options::Fix>> chunk_fixes(const clip::PromptChunk& chunk);
 // Adds the names `wp` used to `used`, each once.
 void note_embeddings(const clip::WeightedPrompt& wp, std::vector<std::string>& used);
+
+struct ClipTokenizerAndPad {
+    clip::CLIPTokenizer tokenizer;
+    int32_t pad_id = 0;
+    std::string describe;
+};
+// A tokenizer as SD's are chosen (--vocab, else the model's own folder `dir`, else $EASEL_VOCAB, else the built-in
+// CLIP vocabulary) and its pad id: the folder's tokenizer_config.json pad_token, else "<|endoftext|>", or "!" with
+// `pad_with_bang` (SDXL's and SD3's tokenizer_2).
+Result<ClipTokenizerAndPad> load_clip_tokenizer(const std::string& dir, bool pad_with_bang, const std::string& vocab_flag);
 
 }  // namespace easel

@@ -1,11 +1,13 @@
 #include "pipeline/families/families.h"
 
 #include "pipeline/families/sd.h"
+#include "pipeline/families/sd3.h"
 #include "pipeline/families/sdxl.h"
 
 namespace easel {
 
-// SDXL first: its folders also hold what SD 1.x/2.x's detection reads.
-std::vector<Family> builtin_families() { return {sdxl_family(), sd_family()}; }
+// SD3 first (its folders have no UNet, which the others' reading requires), then SDXL: its folders also hold
+// what SD 1.x/2.x's detection reads.
+std::vector<Family> builtin_families() { return {sd3_family(), sdxl_family(), sd_family()}; }
 
 }  // namespace easel

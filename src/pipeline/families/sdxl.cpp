@@ -147,40 +147,6 @@ std::string SDXLModel::describe() const {
 
 namespace {
 
-struct TokenizerAndPad {
-    clip::CLIPTokenizer tokenizer;
-    int32_t pad_id = 0;
-    std::string describe;
-};
-
-// A tokenizer as SD's are chosen (--vocab, else the model's own folder, else $EASEL_VOCAB, else the built-in CLIP
-// vocabulary: both SDXL tokenizers use CLIP's) and its pad id: the folder's tokenizer_config.json pad_token, else
-// SDXL's ("<|endoftext|>" for tokenizer, "!" for tokenizer_2).
-Result<TokenizerAndPad> load_tokenizer_and_pad(const std::string& dir, bool pad_with_bang, const std::string& vocab_flag) {
-    TokenizerAndPad r;
-    std::string pad = pad_with_bang ? "!" : "<|endoftext|>";
-    if (!vocab_flag.empty() || dir.empty()) {
-        EASEL_TRY_ASSIGN(clip::VocabSource v, clip::find_vocab(vocab_flag));
-        EASEL_TRY_ASSIGN(r.tokenizer, v.load());
-        r.describe = v.describe();
-    } else {
-        EASEL_TRY_ASSIGN(r.tokenizer, clip::CLIPTokenizer::load(dir));
-        r.describe = dir;
-        const fs::path cfg = fs::path(dir) / "tokenizer_config.json";
-        if (auto text = read_small_text_file(cfg.string(), size_t(1) << 20)) {
-            EASEL_TRY_ASSIGN(ConfigNode doc, parse_json_config(*text, cfg.string()));
-            if (const ConfigNode* n = doc.get("pad_token"); n && !n->is_null()) {
-                if (n->is_scalar()) pad = n->scalar();
-                else if (n->is_map()) { EASEL_TRY_ASSIGN(pad, n->get_string_or("content", pad)); }
-            }
-        }
-    }
-    const std::optional<int32_t> id = r.tokenizer.token_to_id(pad);
-    if (!id) return Error::bad_file(r.describe, fmt::format("the pad token '{}' is not in the vocabulary", pad));
-    r.pad_id = *id;
-    return r;
-}
-
 // Everything but the weights: checks, configs, tokenizers (into `full` when given).
 Status fill_sdxl_spec(ModelSpec& m, SDXLModel* full, const Checkpoint& ck, const std::string& path,
                       const LoadOptions& options) {
@@ -232,9 +198,9 @@ Status fill_sdxl_spec(ModelSpec& m, SDXLModel* full, const Checkpoint& ck, const
                                                 "(assumed for a single file)"));
     }
     // The refiner has no tokenizer/: its first tokenizer is never used (a copy of the second stands in).
-    EASEL_TRY_ASSIGN(TokenizerAndPad t1, load_tokenizer_and_pad(refiner ? ck.tokenizer_2_dir : ck.tokenizer_dir, false,
+    EASEL_TRY_ASSIGN(ClipTokenizerAndPad t1, load_clip_tokenizer(refiner ? ck.tokenizer_2_dir : ck.tokenizer_dir, false,
                                                                 options.vocab_path));
-    EASEL_TRY_ASSIGN(TokenizerAndPad t2, load_tokenizer_and_pad(ck.tokenizer_2_dir, true, options.vocab_path));
+    EASEL_TRY_ASSIGN(ClipTokenizerAndPad t2, load_clip_tokenizer(ck.tokenizer_2_dir, true, options.vocab_path));
     for (auto [tok, cfg, name] : {std::tuple{&t1, &info.text, "text_encoder"}, std::tuple{&t2, &info.text_2, "text_encoder_2"}})
         if ((name != std::string_view("text_encoder") || !refiner) && int64_t(tok->tokenizer.id_limit()) > cfg->vocab_size)
             return Error::invalid_argument(

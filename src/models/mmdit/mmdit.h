@@ -1,0 +1,51 @@
+// SD3's diffusion transformer (MMDiT) as diffusers' SD3Transformer2DModel (0.30) computes it: 2x2 patches of the
+// latent embedded and offset by a crop of the fixed sin-cos position grid; a conditioning vector = timestep MLP +
+// pooled-text MLP; the context projected to the blocks' width; joint blocks in which image and context tokens
+// each get adaLN-zero modulation (shift, scale, gate for attention and for the MLP) from that vector, attend
+// together in one softmax over both, and keep their own output projections and MLPs (the last block updates the
+// image tokens only); a final modulated LayerNorm and projection, unpatchified. Parameters carry diffusers' names
+// under the declare() scope ("transformer_blocks.0.attn.to_q.weight").
+//
+//   MMDiT dit = MMDiT::declare(ParamScope(loader, "transformer"), cfg);
+//   Tensor v = dit.forward(ctx, x, /*t=*/1000 * sigma, context, pooled);   // x [N, 16, h, w] -> [N, 16, h, w]
+#pragma once
+
+#include <vector>
+
+#include "models/mmdit/config.h"
+#include "runtime/nn.h"
+
+namespace easel {
+
+class MMDiT {
+public:
+    static MMDiT declare(const ParamScope& s, const MMDiTConfig& cfg);
+    // x: [N, in_channels, h, w] with h and w multiples of the patch and at most pos_embed_max_size patches;
+    // t: the timestep (diffusers passes sigma * 1000); context: [N, L, joint_attention_dim]; pooled:
+    // [N, pooled_projection_dim] -> [N, out_channels, h, w].
+    Tensor forward(const Ctx& c, const Tensor& x, float t, const Tensor& context, const Tensor& pooled) const;
+    const MMDiTConfig& config() const { return cfg_; }
+    bool loaded() const { return !blocks_.empty(); }
+
+private:
+    struct Stream {  // one side (image or context) of a joint block
+        Linear ada;                  // adaLN: 6 x width (shift, scale, gate for attention and MLP), or 2 (scale, shift)
+        Linear q, k, v;
+        std::optional<Linear> out;   // attn.to_out.0 / attn.to_add_out (absent on the last block's context side)
+        std::optional<Linear> ff1, ff2;
+    };
+    struct Block {
+        Stream x, ctx;
+        bool context_pre_only = false;
+    };
+
+    MMDiTConfig cfg_;
+    Conv2d patch_;
+    Tensor pos_grid_;  // [M * M, width] f32
+    Linear t_lin1_, t_lin2_, p_lin1_, p_lin2_;
+    Linear context_embedder_;
+    std::vector<Block> blocks_;
+    Linear norm_out_, proj_out_;
+};
+
+}  // namespace easel

@@ -1,0 +1,392 @@
+// SD3 behind the family interfaces: three text encoders into one context, the MMDiT, flow sampling, loading a
+// diffusers folder.
+#include "pipeline/families/sd3.h"
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+
+#include <fmt/format.h>
+
+#include "io/diffusers_folder.h"
+#include "io/keymap_config_doc.h"
+#include "io/model_file.h"
+#include "models/clip/prompt_parser.h"
+#include "pipeline/families/clip_prompt.h"
+#include "runtime/ops.h"
+
+namespace easel {
+namespace fs = std::filesystem;
+
+namespace {
+
+struct EncodedPrompt {
+    Tensor context;  // [1, 77 * chunks + T5 tokens, joint width]
+    Tensor pooled;   // [1, P1 + P2]
+};
+
+// A prompt's text without A1111's emphasis markup: what T5 reads.
+Result<std::string> plain_text(std::string_view prompt) {
+    EASEL_TRY_ASSIGN(std::vector<clip::PromptSpan> spans, clip::parse_prompt_attention(prompt));
+    std::string s;
+    for (const clip::PromptSpan& sp : spans) s += sp.is_break() ? std::string(" ") : sp.text;
+    return s;
+}
+
+Result<EncodedPrompt> encode_text(const Ctx& c, const SD3Model& m, const std::string& text, const std::string& text_2,
+                                  int clip_skip, int min_chunks) {
+    clip::ChunkOptions o1, o2;
+    o1.pad_id = m.pad_id;
+    o2.pad_id = m.pad_id_2;
+    EASEL_TRY_ASSIGN(clip::WeightedPrompt w1, clip::tokenize_weighted(m.tokenizer, text, o1));
+    EASEL_TRY_ASSIGN(clip::WeightedPrompt w2, clip::tokenize_weighted(m.tokenizer_2, text_2.empty() ? text : text_2, o2));
+    const int chunks = std::max({min_chunks, int(w1.chunks.size()), int(w2.chunks.size())});
+    EASEL_TRY(pad_chunks(w1, m.tokenizer, o1, chunks));
+    EASEL_TRY(pad_chunks(w2, m.tokenizer_2, o2, chunks));
+    const int64_t joint = m.transformer_config.joint_attention_dim;
+    const int64_t d1 = m.text_config.hidden_size, d2 = m.text_2_config.hidden_size;
+    // diffusers _get_clip_prompt_embeds (clip_skip None): hidden_states[-2], no final norm; pooled = text_embeds.
+    const int layer = clip_skip + 1;
+    std::vector<Tensor> parts;
+    EncodedPrompt out;
+    for (size_t k = 0; k < w1.chunks.size(); ++k) {
+        CLIPTextEncoder::Output a = m.text_encoder.encode(c, {w1.chunks[k].ids},
+                                                          {.clip_skip = layer, .final_norm = false, .pooled = k == 0});
+        CLIPTextEncoder::Output g = m.text_encoder_2.encode(c, {w2.chunks[k].ids},
+                                                            {.clip_skip = layer, .final_norm = false, .pooled = k == 0});
+        apply_a1111_emphasis(a.hidden, w1.chunks[k].weights);
+        apply_a1111_emphasis(g.hidden, w2.chunks[k].weights);
+        // cat(L, G) along features, zero-padded to the T5 width (torch.nn.functional.pad).
+        Tensor block = Tensor::zeros({1, 77, joint});
+        const Tensor ah = a.hidden.contiguous(), gh = g.hidden.contiguous();
+        for (int64_t t = 0; t < 77; ++t) {
+            float* row = block.data<float>() + t * joint;
+            std::memcpy(row, ah.data<float>() + t * d1, size_t(d1) * sizeof(float));
+            std::memcpy(row + d1, gh.data<float>() + t * d2, size_t(d2) * sizeof(float));
+        }
+        parts.push_back(block);
+        if (k == 0) out.pooled = ops::concat(c, {a.pooled->contiguous(), g.pooled->contiguous()}, 1).clone();
+    }
+    // T5: the plain text, max_sequence_length tokens; without T5, diffusers' 77 rows of zeros.
+    if (m.tokenizer_3) {
+        EASEL_TRY_ASSIGN(const std::string plain, plain_text(text));
+        const std::vector<int32_t> ids = m.tokenizer_3->encode(plain, m.t5_tokens);
+        parts.push_back(m.text_encoder_3.encode(c, {ids}));
+    } else {
+        parts.push_back(Tensor::zeros({1, 77, joint}));
+    }
+    out.context = ops::concat(c, parts, 1).clone();
+    return out;
+}
+
+}  // namespace
+
+Result<ConditioningPair> SD3Conditioner::encode(const Ctx& c, const PromptRequest& p) const {
+    EASEL_TRY_ASSIGN(EncodedPrompt pos, encode_text(c, m_, p.prompt, p.prompt_2, p.clip_skip, 1));
+    const int64_t t5_rows = m_.tokenizer_3 ? m_.t5_tokens : 77;
+    const int pos_chunks = int((pos.context.size(1) - t5_rows) / 77);
+    EASEL_TRY_ASSIGN(EncodedPrompt neg, encode_text(c, m_, p.negative, p.negative_2, p.clip_skip, pos_chunks));
+    if (neg.context.size(1) > pos.context.size(1)) {
+        EASEL_TRY_ASSIGN(pos, encode_text(c, m_, p.prompt, p.prompt_2, p.clip_skip, int((neg.context.size(1) - t5_rows) / 77)));
+    }
+    ConditioningPair r;
+    r.cond = {.context = pos.context, .pooled = pos.pooled};
+    r.uncond = {.context = neg.context, .pooled = neg.pooled};
+    return r;
+}
+
+Result<Tensor> SD3DiffusionModel::predict(const Ctx& c, const Tensor& x, float t, const DiffusionInputs& in) const {
+    if (in.concat) return Error::unsupported("inpainting models: SD3 has no inpainting transformer", "mask");
+    if (!in.control.empty()) return Error::unsupported("ControlNets on an SD3 model", "control");
+    if (!in.cond->extra_kv.empty()) return Error::unsupported("IP-Adapters on an SD3 model", "ip_adapter");
+    EASEL_ASSERT(in.cond->pooled, "SD3DiffusionModel: conditioning without a pooled vector");
+    return dit_.forward(c, x, t, in.cond->context, *in.cond->pooled);
+}
+
+std::string SD3Model::describe() const {
+    std::string s = fmt::format("{}: sd3 (diffusers), weights {}\n  text encoder: {}\n  text encoder 2: {}\n  text encoder 3: {}"
+                                "\n  transformer: {}\n  vae: {}",
+                                path, dtype_name(info.weight_dtype), text_config.summary(), text_2_config.summary(),
+                                t5_config ? t5_config->summary() : std::string("none (zeros in its place)"),
+                                transformer_config.summary(), info.vae.summary());
+    for (const auto& n : notes) s += "\n  note: " + n;
+    return s;
+}
+
+Result<double> parse_flow_scheduler_shift(std::string_view json, const std::string& source) {
+    auto parsed = parse_json_config(json, source);
+    if (!parsed) return parsed.error().within(source);
+    const ConfigNode& cfg = *parsed;
+    if (!cfg.is_map()) return Error::bad_file(source, "expected a JSON object");
+    EASEL_TRY_ASSIGN(const std::string cls, cfg.get_string_or("_class_name", "FlowMatchEulerDiscreteScheduler"));
+    if (cls != "FlowMatchEulerDiscreteScheduler")
+        return Error::unsupported(fmt::format("_class_name '{}': an SD3 model samples with FlowMatchEulerDiscreteScheduler", cls),
+                                  source);
+    EASEL_TRY_ASSIGN(std::optional<bool> dynamic, cfg.get_bool("use_dynamic_shifting"));
+    if (dynamic.value_or(false))
+        return Error::unsupported("use_dynamic_shifting (Flux's resolution-dependent shift) for an SD3 model", source);
+    EASEL_TRY_ASSIGN(std::optional<int64_t> train, cfg.get_int("num_train_timesteps"));
+    if (train && *train != 1000)
+        return Error::unsupported(fmt::format("num_train_timesteps {}: easel's flow schedules have 1000", *train), source);
+    EASEL_TRY_ASSIGN(std::optional<double> shift, cfg.get_double("shift"));
+    const double v = shift.value_or(1.0);  // the class default
+    if (!(v > 0.0 && v < 1000.0)) return Error::bad_file(source, fmt::format("shift must be in (0, 1000), got {}", v));
+    return v;
+}
+
+namespace {
+
+// A CLIP text encoder's config: from its tensors, with what only the config file says (activation, eps, ids).
+Result<CLIPTextConfig> clip_config(const WeightSet& w, const std::string& prefix, const std::optional<std::string>& json,
+                                   const std::string& what) {
+    EASEL_TRY_ASSIGN(CLIPTextConfig c, CLIPTextConfig::detect_from_weights(w, prefix));
+    if (json) {
+        EASEL_TRY_ASSIGN(CLIPTextConfig f, CLIPTextConfig::from_diffusers_json(*json));
+        if (f.hidden_size != c.hidden_size || f.vocab_size != c.vocab_size || f.num_layers > c.num_layers)
+            return Error::bad_file(what, fmt::format("config.json says hidden {} / vocab {} / {} layers but the weights have "
+                                                     "{} / {} / {}", f.hidden_size, f.vocab_size, f.num_layers, c.hidden_size,
+                                                     c.vocab_size, c.num_layers));
+        c.num_heads = f.num_heads;
+        c.hidden_act = f.hidden_act;
+        c.layer_norm_eps = f.layer_norm_eps;
+        c.num_layers = f.num_layers;
+        c.bos_token_id = f.bos_token_id;
+        c.eos_token_id = f.eos_token_id;
+        c.pad_token_id = f.pad_token_id;
+    }
+    if (!c.has_projection)
+        return Error::bad_file(what, "no text_projection: SD3's pooled vector needs CLIPTextModelWithProjection");
+    EASEL_TRY(c.validate());
+    return c;
+}
+
+struct SD3Files {
+    DiffusersFolder folder;
+    WeightSet weights;  // transformer.*, vae.*, text_encoder.*, text_encoder_2.*, text_encoder_3.*
+    bool has_t5 = false;
+};
+
+bool is_sd3_folder(const DiffusersFolder& f) {
+    if (f.pipeline_class.rfind("StableDiffusion3", 0) == 0) return true;
+    const DiffusersComponent* t = f.component("transformer");
+    return t && t->class_name == "SD3Transformer2DModel";
+}
+
+Result<SD3Files> read_sd3_folder(const std::string& path, const LoadOptions& options) {
+    SD3Files r;
+    EASEL_TRY_ASSIGN(r.folder, open_diffusers_folder(path));
+    for (const char* comp : {"transformer", "vae", "text_encoder", "text_encoder_2", "text_encoder_3"}) {
+        const DiffusersComponent* dc = r.folder.component(comp);
+        const bool optional = std::string_view(comp) == "text_encoder_3";
+        if (!dc || !dc->enabled) {
+            if (optional) continue;
+            return Error::bad_file(path, fmt::format("an SD3 folder without {} (model_index.json lists {})", comp,
+                                                     dc ? "it as null" : "no such component"));
+        }
+        if (!dc->on_disk) return Error::bad_file(path, fmt::format("model_index.json lists {} but the folder has no {}/", comp, comp));
+        EASEL_TRY_ASSIGN(WeightSet w, load_component_weights(r.folder, comp, options.variant));
+        EASEL_TRY(r.weights.merge(std::move(w), std::string(comp) + "."));
+        if (optional) r.has_t5 = true;
+    }
+    r.weights.source = path;
+    return r;
+}
+
+Status fill_sd3_spec(ModelSpec& m, SD3Model* full, const SD3Files& f, const std::string& path, const LoadOptions& options) {
+    auto config = [&](const char* comp, const char* file = "config.json") -> std::optional<std::string> {
+        auto t = component_config(f.folder, comp, file);
+        if (t) return std::move(t).value();
+        return std::nullopt;
+    };
+    const std::string where = path;
+    // Transformer.
+    EASEL_TRY_ASSIGN(MMDiTConfig dit, MMDiTConfig::detect_from_weights(f.weights, "transformer."));
+    if (auto j = config("transformer")) {
+        EASEL_TRY_ASSIGN(MMDiTConfig fc, MMDiTConfig::from_diffusers_json(*j));
+        EASEL_TRY(check_mmdit_agrees(dit, fc, (fs::path(path) / "transformer" / "config.json").string()));
+        dit = fc;
+    }
+    // VAE.
+    EASEL_TRY_ASSIGN(VAEConfig vae, VAEConfig::detect_from_weights(f.weights, "vae."));
+    if (auto j = config("vae")) {
+        EASEL_TRY_ASSIGN(VAEConfig fc, VAEConfig::from_diffusers_json(*j));
+        if (fc.latent_channels != vae.latent_channels || fc.block_out_channels != vae.block_out_channels)
+            return Error::bad_file((fs::path(path) / "vae" / "config.json").string(), "does not match the VAE's weights");
+        vae.norm_num_groups = fc.norm_num_groups;
+        vae.scaling_factor = fc.scaling_factor;
+        vae.shift_factor = fc.shift_factor;
+    } else {
+        vae.scaling_factor = 1.5305f;  // SD3's VAE (stable-diffusion-3-medium vae/config.json)
+        vae.shift_factor = 0.0609f;
+    }
+    EASEL_TRY(vae.validate());
+    if (vae.latent_channels != dit.in_channels || dit.out_channels != dit.in_channels)
+        return Error::bad_file(where, fmt::format("the transformer takes {} channels and gives {}, the VAE's latent has {}",
+                                                  dit.in_channels, dit.out_channels, vae.latent_channels));
+    // Text encoders.
+    EASEL_TRY_ASSIGN(CLIPTextConfig t1, clip_config(f.weights, "text_encoder.", config("text_encoder"), path + " text_encoder"));
+    EASEL_TRY_ASSIGN(CLIPTextConfig t2, clip_config(f.weights, "text_encoder_2.", config("text_encoder_2"), path + " text_encoder_2"));
+    if (t1.hidden_size + t2.hidden_size > dit.joint_attention_dim)
+        return Error::bad_file(where, fmt::format("the CLIP states ({} + {}) are wider than the transformer's context ({})",
+                                                  t1.hidden_size, t2.hidden_size, dit.joint_attention_dim));
+    if (t1.projection_dim + t2.projection_dim != dit.pooled_projection_dim)
+        return Error::bad_file(where, fmt::format("the pooled CLIP vectors ({} + {}) do not fit the transformer's {}",
+                                                  t1.projection_dim, t2.projection_dim, dit.pooled_projection_dim));
+    std::optional<T5Config> t5;
+    if (f.has_t5) {
+        EASEL_TRY_ASSIGN(T5Config c, T5Config::detect_from_weights(f.weights, "text_encoder_3."));
+        if (auto j = config("text_encoder_3")) {
+            EASEL_TRY_ASSIGN(T5Config fc, T5Config::from_diffusers_json(*j));
+            EASEL_TRY(check_t5_agrees(c, fc, (fs::path(path) / "text_encoder_3" / "config.json").string()));
+            c = fc;
+        }
+        if (c.d_model != dit.joint_attention_dim)
+            return Error::bad_file(where, fmt::format("T5 is {} wide but the transformer's context is {}", c.d_model,
+                                                      dit.joint_attention_dim));
+        t5 = c;
+    }
+    // Scheduler.
+    double shift = 3.0;  // SD3 medium's scheduler_config.json
+    if (auto j = config("scheduler", "scheduler_config.json")) {
+        EASEL_TRY_ASSIGN(shift, parse_flow_scheduler_shift(*j, (fs::path(path) / "scheduler" / "scheduler_config.json").string()));
+    } else {
+        m.notes.push_back("no scheduler/scheduler_config.json: flow shift 3.0 (SD3 medium's)");
+    }
+
+    m.path = path;
+    m.name = fs::path(path).filename().string();
+    if (m.name.empty()) m.name = fs::path(path).parent_path().filename().string();
+    m.family = "sd3";
+    m.info = ModelInfo{};
+    m.info.family = ModelFamily::SD3;
+    m.info.layout = CheckpointLayout::Diffusers;
+    if (const Tensor* probe = f.weights.find("transformer.context_embedder.weight")) m.info.weight_dtype = probe->dtype();
+    m.info.has_vae = true;
+    m.info.vae = vae;
+    m.info.has_text_encoder = m.info.has_text_encoder_2 = true;
+    m.info.text = t1;
+    m.info.text_2 = t2;
+    m.latent.channels = vae.latent_channels;
+    m.latent.scaling_factor = vae.scaling_factor;
+    m.latent.shift_factor = vae.shift_factor;
+    m.latent.downscale = vae.downscale();
+    m.latent.side_multiple = dit.patch_size;
+    m.latent.native_side = dit.sample_size;
+    m.latent.max_side = dit.pos_embed_max_size * dit.patch_size;
+    m.sampling = std::make_shared<FlowModelSampling>(shift);
+    m.has_vae_encoder = options.with_vae_encoder;
+    m.notes.push_back(fmt::format("flow matching, shift {}", shift));
+    if (!t5) m.notes.push_back("no text_encoder_3 (T5): its part of the context is zeros, as diffusers does");
+
+    // Tokenizers.
+    auto dir = [&](const char* name) {
+        std::error_code ec;
+        const fs::path d = fs::path(path) / name;
+        return fs::is_directory(d, ec) ? d.string() : std::string();
+    };
+    EASEL_TRY_ASSIGN(ClipTokenizerAndPad k1, load_clip_tokenizer(dir("tokenizer"), false, options.vocab_path));
+    EASEL_TRY_ASSIGN(ClipTokenizerAndPad k2, load_clip_tokenizer(dir("tokenizer_2"), true, options.vocab_path));
+    for (auto [tok, cfg, name] : {std::tuple{&k1, &t1, "text_encoder"}, std::tuple{&k2, &t2, "text_encoder_2"}})
+        if (int64_t(tok->tokenizer.id_limit()) > cfg->vocab_size)
+            return Error::invalid_argument(fmt::format("the tokenizer ({}) gives ids up to {}, but {}'s token embedding has {} "
+                                                       "rows: this model needs its own vocabulary", tok->describe,
+                                                       tok->tokenizer.id_limit() - 1, name, cfg->vocab_size), path);
+    std::optional<T5Tokenizer> k3;
+    if (t5) {
+        const std::string d3 = dir("tokenizer_3");
+        if (d3.empty()) return Error::bad_file(path, "an SD3 folder with text_encoder_3 (T5) but no tokenizer_3/ (spiece.model)");
+        EASEL_TRY_ASSIGN(T5Tokenizer t, T5Tokenizer::load(d3));
+        if (t.id_limit() > t5->vocab_size)
+            return Error::bad_file(d3, fmt::format("the T5 tokenizer has {} pieces but text_encoder_3's embedding has {} rows",
+                                                   t.id_limit(), t5->vocab_size));
+        k3 = std::move(t);
+    }
+    m.notes.push_back(fmt::format("tokenizers: {}; {}{}", k1.describe, k2.describe, k3 ? "; " + k3->source() : std::string()));
+    // transformers splits a tokenizer's special tokens out of the text before BPE (diffusers and ComfyUI both
+    // tokenize that way): BOS and EOS, and tokenizer_2's "!" pad, so every "!" of a prompt is id 0 there.
+    for (ClipTokenizerAndPad* k : {&k1, &k2}) {
+        k->tokenizer.split_out("<|startoftext|>", k->tokenizer.bos_id());
+        k->tokenizer.split_out("<|endoftext|>", k->tokenizer.eos_id());
+        if (k->tokenizer.token_to_id("!") == k->pad_id) k->tokenizer.split_out("!", k->pad_id);
+    }
+    if (full) {
+        full->tokenizer = std::move(k1.tokenizer);
+        full->pad_id = k1.pad_id;
+        full->tokenizer_2 = std::move(k2.tokenizer);
+        full->pad_id_2 = k2.pad_id;
+        full->tokenizer_3 = std::move(k3);
+        full->text_config = t1;
+        full->text_2_config = t2;
+        full->t5_config = t5;
+        full->transformer_config = dit;
+    }
+    return ok();
+}
+
+// SD3 single files (sd3_medium*.safetensors): model.diffusion_model.joint_blocks.* and friends.
+bool has_name_part(const WeightSet& w, std::string_view part) {
+    for (const std::string& name : w.names())
+        if (name.find(part) != std::string::npos) return true;
+    return false;
+}
+
+}  // namespace
+
+Result<ModelSpec> load_sd3_model_spec(const std::string& path, const LoadOptions& options) {
+    std::error_code ec;
+    if (!fs::is_directory(path, ec))
+        return Error::unsupported("an SD3 single file: easel loads SD3 as a diffusers folder for now "
+                                  "(stable-diffusion-3-medium-diffusers layout)", path);
+    EASEL_TRY_ASSIGN(SD3Files f, read_sd3_folder(path, options));
+    ModelSpec m;
+    EASEL_TRY(fill_sd3_spec(m, nullptr, f, path, options));
+    return m;
+}
+
+Result<std::unique_ptr<SD3Model>> load_sd3_model(const std::string& path, const LoadOptions& options) {
+    std::error_code ec;
+    if (!fs::is_directory(path, ec))
+        return Error::unsupported("an SD3 single file: easel loads SD3 as a diffusers folder for now "
+                                  "(stable-diffusion-3-medium-diffusers layout)", path);
+    EASEL_TRY_ASSIGN(SD3Files f, read_sd3_folder(path, options));
+    auto m = std::make_unique<SD3Model>();
+    EASEL_TRY(fill_sd3_spec(*m, m.get(), f, path, options));
+    SD3Model& s = *m;
+    EASEL_TRY(load_networks(f.weights, path, options, s, [&s](ParamLoader& loader) {
+        s.text_encoder = CLIPTextEncoder::declare(ParamScope(loader, "text_encoder"), s.text_config);
+        s.text_encoder_2 = CLIPTextEncoder::declare(ParamScope(loader, "text_encoder_2"), s.text_2_config);
+        if (s.t5_config) s.text_encoder_3 = T5Encoder::declare(ParamScope(loader, "text_encoder_3"), *s.t5_config);
+        s.transformer = MMDiT::declare(ParamScope(loader, "transformer"), s.transformer_config);
+        s.vae = VAE::declare(ParamScope(loader, "vae"), s.info.vae, s.has_vae_encoder);
+    }, "transformer."));
+    return m;
+}
+
+Family sd3_family() {
+    Family f;
+    f.name = "sd3";
+    f.claim = [](const std::string& path) -> Result<Family::Claim> {
+        Family::Claim c;
+        std::error_code ec;
+        if (fs::is_directory(path, ec)) {
+            if (!fs::exists(fs::path(path) / "model_index.json", ec)) return c;
+            auto folder = open_diffusers_folder(path);
+            if (!folder) return c;  // the other families say what is wrong with it
+            if (is_sd3_folder(*folder)) c.mine = true;
+            else if (folder->pipeline_class.rfind("Flux", 0) == 0) c.what = "a Flux model (FluxPipeline)";
+            return c;
+        }
+        auto w = read_weights(path);
+        if (!w) return c;
+        if (has_name_part(*w, "joint_blocks.")) c.mine = true;
+        return c;
+    };
+    f.load = [](const std::string& path, const LoadOptions& o) -> Result<std::unique_ptr<Model>> {
+        EASEL_TRY_ASSIGN(std::unique_ptr<SD3Model> m, load_sd3_model(path, o));
+        return std::unique_ptr<Model>(std::move(m));
+    };
+    f.load_spec = load_sd3_model_spec;
+    return f;
+}
+
+}  // namespace easel

@@ -1,0 +1,304 @@
+// SD3 on a tiny random-weight SD3-medium-shaped model (tests/golden/data/pipeline_sd3: CLIP-L and CLIP-G with
+// projections, a 2-layer T5 v1.1 encoder with its own SentencePiece model, a 3-block MMDiT, a 16-channel 2-level
+// VAE, FlowMatchEulerDiscreteScheduler shift 3) against diffusers 0.30.3 (torch 2.4.1, transformers 4.40.2,
+// sentencepiece 0.1.99): tokenizers, each encoder, encode_prompt's context, the transformer at two timesteps and
+// a non-square size, the VAE, the scheduler's sigmas, and whole StableDiffusion3Pipeline / Img2ImgPipeline runs.
+// Goldens: tools/reference/make_sd3_goldens.py.
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "common/golden.h"
+#include "common/golden_case.h"
+#include "models/t5/encoder.h"
+#include "pipeline/families/sd3.h"
+#include "pipeline/generate.h"
+#include "pipeline/tasks.h"
+#include "sampling/diffusers_schedule.h"
+
+using namespace easel;
+using easel::testing::expect_close;
+using easel::testing::golden_file;
+using easel::testing::golden_tensor;
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::string kFolder = std::string(EASEL_GOLDEN_DIR) + "/pipeline_sd3";
+
+const SD3Model& model() {
+    static std::unique_ptr<SD3Model> m = [] {
+        auto r = load_sd3_model(kFolder, LoadOptions{});
+        EASEL_ASSERT(r.has_value(), r ? "" : r.error().to_string());
+        return std::move(r).value();
+    }();
+    return *m;
+}
+
+// The same model without T5, as a user's folder whose model_index.json lists text_encoder_3 as null (diffusers'
+// text_encoder_3=None): links to the other components.
+const std::string& no_t5_folder() {
+    static const std::string dir = [] {
+        const fs::path d = fs::temp_directory_path() / fmt::format("easel-sd3-no-t5-{}", ::getpid());
+        fs::remove_all(d);
+        fs::create_directories(d);
+        for (const char* c : {"transformer", "vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "scheduler"})
+            fs::create_directory_symlink(fs::path(kFolder) / c, d / c);
+        std::ifstream in(fs::path(kFolder) / "model_index.json");
+        nlohmann::json j = nlohmann::json::parse(in);
+        j["text_encoder_3"] = {nullptr, nullptr};
+        j["tokenizer_3"] = {nullptr, nullptr};
+        std::ofstream(d / "model_index.json") << j.dump(2);
+        return d.string();
+    }();
+    return dir;
+}
+
+const SD3Model& model_without_t5() {
+    static std::unique_ptr<SD3Model> m = [] {
+        auto r = load_sd3_model(no_t5_folder(), LoadOptions{});
+        EASEL_ASSERT(r.has_value(), r ? "" : r.error().to_string());
+        return std::move(r).value();
+    }();
+    return *m;
+}
+
+const WeightSet& components() { return golden_file("model_sd3_tiny.safetensors"); }
+const WeightSet& cases() { return golden_file("pipeline_sd3_cases.safetensors"); }
+
+// fp32 against torch's fp32 through two encoder layers or three joint blocks: measured max_abs printed; bound 1e-4.
+constexpr easel::testing::Tolerance kTol{.atol = 1e-4, .rtol = 1e-4};
+
+std::vector<int32_t> ids_of(const Tensor& t) {
+    const Tensor i = t.to(DType::I32).contiguous();
+    return {i.data<int32_t>(), i.data<int32_t>() + i.numel()};
+}
+
+}  // namespace
+
+TEST(SD3, IsDetectedAndLoadedThroughTheRegistry) {
+    auto m = load_model(kFolder, LoadOptions{});
+    ASSERT_TRUE(m) << m.error().to_string();
+    EXPECT_EQ((*m)->family, "sd3");
+    EXPECT_EQ((*m)->info.family, ModelFamily::SD3);
+    EXPECT_EQ((*m)->latent.channels, 16);
+    EXPECT_FLOAT_EQ((*m)->latent.scaling_factor, 1.5305f);
+    EXPECT_FLOAT_EQ((*m)->latent.shift_factor, 0.0609f);
+    EXPECT_EQ((*m)->latent.downscale, 2);
+    EXPECT_EQ((*m)->latent.side_multiple, 2);
+    EXPECT_EQ((*m)->latent.max_side, 32);  // 16 patches of 2
+    EXPECT_EQ((*m)->sampling->prediction(), Prediction::Flow);
+    EXPECT_EQ((*m)->sampling->flow_shift(), 3.0);
+    std::printf("%s\n", (*m)->describe().c_str());
+    auto spec = load_model_spec(kFolder, LoadOptions{});
+    ASSERT_TRUE(spec) << spec.error().to_string();
+    EXPECT_EQ(spec->family, "sd3");
+}
+
+TEST(SD3, SizesOffTheGridAreRefusedBeforeAnyWork) {
+    GenerateParams p;
+    p.prompt = "x";
+    p.steps = 1;
+    p.width = 32;
+    p.height = 30;  // not a multiple of 4 (VAE 2 x patch 2)
+    auto r = generate(model(), p);
+    ASSERT_FALSE(r);
+    EXPECT_NE(r.error().to_string().find("height"), std::string::npos) << r.error().to_string();
+    p.height = 32;
+    p.width = 72;  // 36 latent pixels: beyond the 16 x 2 position grid
+    r = generate(model(), p);
+    ASSERT_FALSE(r);
+    EXPECT_NE(r.error().to_string().find("at most 64"), std::string::npos) << r.error().to_string();
+    p.width = 32;
+    p.sampler = SamplerKind::DpmPP2MSde;  // its noise step is for eps/v models
+    r = generate(model(), p);
+    ASSERT_FALSE(r);
+    EXPECT_NE(r.error().to_string().find("flow model"), std::string::npos) << r.error().to_string();
+}
+
+TEST(SD3, TokenizersMatchThePipelines) {
+    const SD3Model& m = model();
+    const WeightSet& g = components();
+    for (const char* key : {"p0", "p1", "p2", "long", "case.a", "case.b", "case.c", "case.e"}) {
+        const std::string prompt = g.metadata.at(std::string("prompt.") + key);
+        auto t1 = m.tokenizer.encode_padded(prompt, m.pad_id);
+        auto t2 = m.tokenizer_2.encode_padded(prompt, m.pad_id_2);
+        ASSERT_TRUE(t1 && t2);
+        const std::string base = std::string("text.") + key;
+        EXPECT_EQ(*t1, ids_of(golden_tensor(g, base + ".ids_1"))) << key;
+        EXPECT_EQ(*t2, ids_of(golden_tensor(g, base + ".ids_2"))) << key;
+        EXPECT_EQ(m.tokenizer_3->encode(prompt, 256), ids_of(golden_tensor(g, base + ".ids_3"))) << key;
+    }
+    // Truncation to max_sequence_length 77 keeps 76 pieces and </s>.
+    const std::string long_prompt = g.metadata.at("prompt.long");
+    EXPECT_EQ(m.tokenizer_3->encode(long_prompt, 77), ids_of(golden_tensor(g, "text.long.ids_3_77")));
+}
+
+TEST(SD3, TextEncodersMatchTransformers) {
+    const SD3Model& m = model();
+    const WeightSet& g = components();
+    BufferPool pool;
+    Ctx c{&pool};
+    for (const char* key : {"p0", "p1", "p2"}) {
+        const std::string base = std::string("text.") + key;
+        const auto o1 = m.text_encoder.encode(c, {ids_of(golden_tensor(g, base + ".ids_1"))},
+                                              {.clip_skip = 2, .final_norm = false, .pooled = true});
+        const auto o2 = m.text_encoder_2.encode(c, {ids_of(golden_tensor(g, base + ".ids_2"))},
+                                                {.clip_skip = 2, .final_norm = false, .pooled = true});
+        expect_close(o1.hidden, golden_tensor(g, base + ".hidden_1"), kTol, base + ".hidden_1");
+        expect_close(o2.hidden, golden_tensor(g, base + ".hidden_2"), kTol, base + ".hidden_2");
+        expect_close(*o1.pooled, golden_tensor(g, base + ".pooled_1"), kTol, base + ".pooled_1");
+        expect_close(*o2.pooled, golden_tensor(g, base + ".pooled_2"), kTol, base + ".pooled_2");
+        const Tensor t5 = m.text_encoder_3.encode(c, {ids_of(golden_tensor(g, base + ".ids_3"))});
+        expect_close(t5, golden_tensor(g, base + ".t5"), kTol, base + ".t5");
+    }
+}
+
+// transformers' _relative_position_bucket over every offset of a 512-token sequence, as T5-XXL's 32 buckets up to
+// distance 128 place them: the exact-offset buckets, the log-spaced ones, their ends.
+TEST(SD3, T5PositionBucketsFollowTransformers) {
+    EXPECT_EQ(t5_relative_position_bucket(0, 32, 128), 0);
+    EXPECT_EQ(t5_relative_position_bucket(-1, 32, 128), 1);
+    EXPECT_EQ(t5_relative_position_bucket(1, 32, 128), 17);
+    EXPECT_EQ(t5_relative_position_bucket(-7, 32, 128), 7);
+    EXPECT_EQ(t5_relative_position_bucket(-8, 32, 128), 8);
+    EXPECT_EQ(t5_relative_position_bucket(-500, 32, 128), 15);
+    EXPECT_EQ(t5_relative_position_bucket(500, 32, 128), 31);
+    int last = 0;
+    for (int r = 0; r > -511; --r) {  // monotone in |r|, within the 16 key-before-query buckets
+        const int b = t5_relative_position_bucket(r, 32, 128);
+        EXPECT_GE(b, last);
+        EXPECT_LT(b, 16);
+        last = b;
+    }
+}
+
+TEST(SD3, ConditionerMatchesEncodePrompt) {
+    const WeightSet& g = components();
+    BufferPool pool;
+    Ctx c{&pool};
+    // The long prompt: diffusers truncates CLIP at 77 tokens; easel, as AUTOMATIC1111 and ComfyUI, encodes every
+    // 75-token chunk, so only the T5 rows and the pooled vector (from the first chunk) are diffusers'.
+    const std::string long_prompt = g.metadata.at("prompt.long");
+    auto conds = model().conditioner().encode(c, {.prompt = long_prompt, .negative = ""});
+    ASSERT_TRUE(conds) << conds.error().to_string();
+    const Tensor& ctx = conds->cond.context;
+    const Tensor want = golden_tensor(g, "encode.long.prompt_embeds");
+    ASSERT_EQ(ctx.size(2), 96);
+    ASSERT_EQ((ctx.size(1) - 256) % 77, 0);
+    expect_close(ctx.slice(1, ctx.size(1) - 256, ctx.size(1)).contiguous(), want.slice(1, 77, 333).contiguous(), kTol,
+                 "encode.long T5 rows");
+    if (ctx.size(1) == 333) expect_close(ctx, want, kTol, "encode.long prompt_embeds");
+    expect_close(*conds->cond.pooled, golden_tensor(g, "encode.long.pooled"), kTol, "encode.long pooled");
+    // Without T5: the CLIP block, then 77 rows of zeros.
+    auto no_t5 = model_without_t5().conditioner().encode(c, {.prompt = g.metadata.at("prompt.p0"), .negative = ""});
+    ASSERT_TRUE(no_t5) << no_t5.error().to_string();
+    expect_close(no_t5->cond.context, golden_tensor(g, "encode.not5.prompt_embeds"), kTol, "encode.not5 prompt_embeds");
+    const Tensor& n = no_t5->cond.context;
+    for (int64_t i = 77 * 96; i < n.numel(); ++i) ASSERT_EQ(n.data<float>()[i], 0.0f);
+    expect_close(*no_t5->cond.pooled, golden_tensor(g, "encode.not5.pooled"), kTol, "encode.not5 pooled");
+}
+
+TEST(SD3, TransformerMatchesDiffusers) {
+    const SD3Model& m = model();
+    const WeightSet& g = components();
+    BufferPool pool;
+    Ctx c{&pool};
+    const Tensor ts = golden_tensor(g, "transformer.timesteps");
+    for (const char* shape : {"sq", "wide"}) {
+        const std::string s = shape;
+        const Tensor x = golden_tensor(g, "transformer.x_" + s);
+        const Tensor ctx = golden_tensor(g, "transformer.ctx_" + s), pooled = golden_tensor(g, "transformer.pooled_" + s);
+        for (int i = 0; i < 2; ++i) {
+            const float t = ts.data<float>()[i];
+            const std::string name = fmt::format("transformer.{}_{}", s, i == 0 ? "t1000" : "t283_7");
+            expect_close(m.transformer.forward(c, x, t, ctx, pooled), golden_tensor(g, name), kTol, name);
+        }
+    }
+}
+
+TEST(SD3, FlowMatchSchedulerMatchesDiffusers) {
+    const WeightSet& g = components();
+    for (auto [shift, steps] : {std::pair{3.0, 4}, std::pair{3.0, 10}, std::pair{3.0, 28}, std::pair{1.0, 10}}) {
+        auto plan = flow_match_euler_plan(shift, 1000, steps);
+        ASSERT_TRUE(plan) << plan.error().to_string();
+        const std::string base = fmt::format("sched.s{}_n{}", int(shift), steps);
+        const Tensor sig = Tensor::from_floats({int64_t(plan->sigmas.size())}, plan->sigmas);
+        const Tensor ts = Tensor::from_floats({int64_t(plan->timesteps.size())}, plan->timesteps);
+        expect_close(sig, golden_tensor(g, base + ".sigmas"), {.atol = 0, .rtol = 1e-6}, base + ".sigmas");
+        expect_close(ts, golden_tensor(g, base + ".timesteps"), {.atol = 0, .rtol = 1e-6}, base + ".timesteps");
+    }
+}
+
+TEST(SD3, VAEMatches) {
+    const SD3Model& m = model();
+    const WeightSet& g = components();
+    BufferPool pool;
+    Ctx c{&pool};
+    // The pipeline's latents / scaling + shift is the VAE's input.
+    expect_close(to_autoencoder_units(m.latent, golden_tensor(g, "vae.latent")), golden_tensor(g, "vae.z"), {.atol = 1e-6, .rtol = 1e-6},
+                 "latent to VAE units");
+    expect_close(m.autoencoder().decode(c, golden_tensor(g, "vae.z"), 0), golden_tensor(g, "vae.decoded"), kTol, "vae.decoded");
+    auto [mean, logvar] = m.autoencoder().encode_moments(c, golden_tensor(g, "vae.image"), 0);
+    expect_close(mean, golden_tensor(g, "vae.mean"), kTol, "vae.mean");
+    expect_close(logvar, golden_tensor(g, "vae.logvar"), kTol, "vae.logvar");
+}
+
+namespace {
+
+GenerateParams sd3_case_params(const nlohmann::json& j) {
+    GenerateParams p = easel::testing::sized_case_params(j);
+    p.schedule_from = ScheduleFrom::Diffusers;
+    p.diffusers_scheduler = DiffusersScheduler::Euler;
+    return p;
+}
+
+}  // namespace
+
+class SD3Pipeline : public ::testing::TestWithParam<std::string> {};
+
+// fp32 through 4-6 steps of 3 joint blocks: rtol 1e-4 plus atol 1e-3, as the other pipeline goldens; the image
+// within mean |diff| 1 level, max 2.
+TEST_P(SD3Pipeline, MatchesDiffusers) {
+    const std::string name = GetParam();
+    const nlohmann::json j = nlohmann::json::parse(cases().metadata.at(name + ".params"));
+    GenerateParams p = sd3_case_params(j);
+    if (!j["strength"].is_null()) {
+        p.init_image = easel::testing::image_from_golden(golden_tensor(cases(), name + ".init"));
+        p.denoising_strength = j["strength"];
+    }
+    const SD3Model& m = j["t5"].get<bool>() ? model() : model_without_t5();
+    auto r = generate(m, p);
+    ASSERT_TRUE(r) << r.error().to_string();
+    easel::testing::expect_matches_hwc_case((*r)[0], cases(), name, "sd3 " + name, {.atol = 1e-3, .rtol = 1e-4});
+}
+
+INSTANTIATE_TEST_SUITE_P(Cases, SD3Pipeline, ::testing::Values("a", "b", "c", "d", "e"));
+
+// k-diffusion mode's euler on the default ("normal") schedule is the same list and the same step: it gives diffusers'
+// latent of case a too; euler_a (ComfyUI's RF ancestral step) runs and differs from it.
+TEST(SD3, KDiffusionEulerEqualsFlowMatchEuler) {
+    const nlohmann::json j = nlohmann::json::parse(cases().metadata.at("a.params"));
+    GenerateParams p = easel::testing::sized_case_params(j);
+    p.sampler = SamplerKind::Euler;
+    auto r = generate(model(), p);
+    ASSERT_TRUE(r) << r.error().to_string();
+    auto cmp = easel::testing::compare((*r)[0].latent, golden_tensor(cases(), "a.latent"), {.atol = 1e-3, .rtol = 1e-4});
+    std::printf("k-diffusion euler vs diffusers case a: %s\n", cmp.summary().c_str());
+    EXPECT_TRUE(cmp.passed()) << cmp.summary();
+    EXPECT_NE((*r)[0].infotext.find("Sampler: Euler"), std::string::npos) << (*r)[0].infotext;
+    p.sampler = SamplerKind::EulerAncestral;
+    auto a = generate(model(), p);
+    ASSERT_TRUE(a) << a.error().to_string();
+    auto diff = easel::testing::compare((*a)[0].latent, (*r)[0].latent, {.atol = 1e-3, .rtol = 1e-4});
+    EXPECT_FALSE(diff.passed());
+    for (int64_t i = 0; i < (*a)[0].latent.numel(); ++i) ASSERT_TRUE(std::isfinite((*a)[0].latent.data<float>()[i]));
+}
