@@ -136,6 +136,8 @@ int cmd_generate(int argc, char** argv) {
                                     "eps or v, for checkpoints that cannot tell (SD 2.x single files: 512-base eps, "
                                     "768-v v; SD 2 inpainting is known to be eps)");
     auto& clip_skip = a.add_int("--clip-skip", "", 1, "stop the text encoder this many layers early (1: last layer)");
+    auto& max_seq = a.add_int("--max-sequence-length", "", 0,
+                              "T5 tokens for SD3 and Flux (diffusers' max_sequence_length; 0: the model's, 256 SD3, 512 Flux)");
     auto& vocab = a.add_string("--vocab", "", "", "CLIP vocabulary (vocab.json folder or bpe_simple_vocab_16e6.txt.gz) instead of the built-in one (a diffusers folder's own tokenizer/ is used unless this is given)");
     auto& init = a.add_string("--init-image", "", "", "img2img: the starting image (PNG, JPEG or WebP, same size as the output)");
     auto& strength = a.add_double("--strength", "", 0.75, "img2img: how much of the image to repaint (0..1)");
@@ -213,6 +215,10 @@ int cmd_generate(int argc, char** argv) {
     p.cfg_scale = cfg.d;
     if (clip_skip.i < 1 || clip_skip.i > 12) return fail(Error::invalid_argument(fmt::format("must be between 1 and 12, got {}", clip_skip.i), "--clip-skip"));
     p.clip_skip = int(clip_skip.i);
+    if (max_seq.i < 0 || max_seq.i > 512)
+        return fail(Error::invalid_argument(fmt::format("must be between 1 and 512 (0: the model's), got {}", max_seq.i),
+                                            "--max-sequence-length"));
+    p.max_sequence_length = int(max_seq.i);
     if (batch_count.i < 1 || batch_count.i > 1000) return fail(Error::invalid_argument(fmt::format("must be between 1 and 1000, got {}", batch_count.i), "--batch-count"));
     if (batch_size.i < 1 || batch_size.i > 64) return fail(Error::invalid_argument(fmt::format("must be between 1 and 64, got {}", batch_size.i), "--batch-size"));
     p.batch_count = int(batch_count.i);

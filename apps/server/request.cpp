@@ -379,6 +379,18 @@ Result<GenerationRequest> parse_generation_request(const json& body, RequestKind
     p.cfg_scale = cfg.value_or(d.cfg_scale);
     if (p.cfg_scale < 0 || p.cfg_scale > 100)
         return Error::invalid_argument(fmt::format("must be between 0 and 100, got {}", p.cfg_scale), "cfg_scale");
+    // Forge's field for guidance-distilled models (Flux dev); other models ignore it.
+    EASEL_TRY_ASSIGN(auto dcfg, get_number(body, "distilled_cfg_scale"));
+    if (dcfg) {
+        if (!(*dcfg >= 0 && *dcfg <= 100))
+            return Error::invalid_argument(fmt::format("must be between 0 and 100, got {}", *dcfg), "distilled_cfg_scale");
+        p.distilled_cfg_scale = *dcfg;
+    }
+    EASEL_TRY_ASSIGN(auto msl, get_int(body, "max_sequence_length"));
+    if (msl) {
+        EASEL_TRY(check_range("max_sequence_length", *msl, 1, 512));
+        p.max_sequence_length = int(*msl);
+    }
 
     EASEL_TRY_ASSIGN(auto bs, get_int(body, "batch_size"));
     EASEL_TRY_ASSIGN(auto ni, get_int(body, "n_iter"));
@@ -513,6 +525,8 @@ Result<GenerationRequest> parse_generation_request(const json& body, RequestKind
     out["seed"] = p.seed;
     out["steps"] = p.steps;
     out["cfg_scale"] = p.cfg_scale;
+    if (p.distilled_cfg_scale) out["distilled_cfg_scale"] = *p.distilled_cfg_scale;
+    if (p.max_sequence_length) out["max_sequence_length"] = p.max_sequence_length;
     out["width"] = p.width;
     out["height"] = p.height;
     out["batch_size"] = p.batch_size;

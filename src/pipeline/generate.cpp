@@ -128,6 +128,9 @@ Status validate_params(const GenerateParams& p, const ModelSpec& m, const ModelS
     }
     if (!std::isfinite(p.cfg_scale) || p.cfg_scale < 0 || p.cfg_scale > 100)
         return Error::invalid_argument(fmt::format("must be between 0 and 100, got {}", p.cfg_scale), "cfg_scale");
+    if (p.distilled_cfg_scale && !(*p.distilled_cfg_scale >= 0 && *p.distilled_cfg_scale <= 100))
+        return Error::invalid_argument(fmt::format("must be between 0 and 100, got {}", *p.distilled_cfg_scale),
+                                       "distilled_cfg_scale");
     if (p.vae_tile != 0 && (p.vae_tile < 2 * f || p.vae_tile % f != 0 || p.vae_tile > kMaxSide))
         return Error::invalid_argument(fmt::format("must be 0 (off) or a multiple of {} between {} and {}, got {}", f, 2 * f,
                                                    kMaxSide, p.vae_tile), "vae_tile");
@@ -144,6 +147,9 @@ Status validate_params(const GenerateParams& p, const ModelSpec& m, const ModelS
         if (v < 0 || v > 4 * kMaxSide)
             return Error::invalid_argument(fmt::format("must be between 0 (the image's own) and {}, got {}", 4 * kMaxSide, v),
                                            name);
+    if (p.max_sequence_length < 0 || p.max_sequence_length > 512)
+        return Error::invalid_argument(fmt::format("must be between 1 and 512 (0: the model's default), got {}",
+                                                   p.max_sequence_length), "max_sequence_length");
     if (p.clip_skip < 1 || p.clip_skip > 12)
         return Error::invalid_argument(fmt::format("must be between 1 and 12, got {}", p.clip_skip), "clip_skip");
     if (p.init_image) {
@@ -292,6 +298,13 @@ InfotextParams infotext_params(const Model& m, const GenerateParams& p, int64_t 
                                                   : ts == TimestepSpacing::Linspace ? "linspace" : "leading");
     }
     ip.cfg_scale = p.cfg_scale;
+    // Forge's fields for a guidance-distilled model: the scale it was given, and CFG 1 (no unconditional pass).
+    if (m.guidance == GuidanceMode::Distilled) {
+        ip.cfg_scale = 1.0;
+        ip.extra.emplace_back("Distilled CFG Scale", python_float_str(p.distilled_cfg_scale.value_or(p.cfg_scale)));
+    } else if (m.guidance == GuidanceMode::None) {
+        ip.cfg_scale = 1.0;
+    }
     ip.seed = seed;
     ip.width = p.width;
     ip.height = p.height;
@@ -338,7 +351,8 @@ Result<std::vector<GeneratedImage>> generate_impl(const Model& m, Model* release
     // caller applied the LoRAs they name; pipeline/lora.h); the infotext keeps them, as A1111's does.
     const PromptRequest request{.prompt = strip_extra_networks(p.prompt), .negative = p.negative_prompt,
                                 .prompt_2 = strip_extra_networks(p.prompt_2),
-                                .negative_2 = p.negative_prompt_2, .clip_skip = p.clip_skip, .width = p.width,
+                                .negative_2 = p.negative_prompt_2, .clip_skip = p.clip_skip,
+                                .max_sequence_length = p.max_sequence_length, .width = p.width,
                                 .height = p.height, .size = p.size_conditioning,
                                 .zero_empty_negative = kdiffusion ? std::optional<bool>(true) : std::nullopt,
                                 .embeddings = p.embeddings};
@@ -359,7 +373,11 @@ Result<std::vector<GeneratedImage>> generate_impl(const Model& m, Model* release
     // 2. The sigmas, and what the task (txt2img, img2img, inpainting) adds to each image.
     EASEL_TRY_ASSIGN(const SigmaPlan plan, plan_sigmas(m, p));
     EASEL_TRY_ASSIGN(const std::unique_ptr<ImageTask> task, make_image_task(c, m, p, plan));
-    const ClassifierFreeGuidance guidance(p.cfg_scale, /*sequential=*/release != nullptr,
+    // A guidance-distilled model gets the scale as an input and no unconditional pass; an unguided one neither.
+    if (m.guidance == GuidanceMode::Distilled)
+        conds.cond.guidance = conds.uncond.guidance = float(p.distilled_cfg_scale.value_or(p.cfg_scale));
+    const ClassifierFreeGuidance guidance(m.guidance == GuidanceMode::Classifier ? p.cfg_scale : 1.0,
+                                          /*sequential=*/release != nullptr,
                                           /*off_at_or_below_one=*/plan.diffusers);
     EASEL_TRY_ASSIGN(const ControlFn control, make_control_fn(p.control, p.width, p.height, plan.sigmas, p.mask,
                                                                    /*a1111=*/!plan.diffusers));

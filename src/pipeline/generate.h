@@ -38,6 +38,8 @@ struct GenerateParams {
     int height = 512;
     int steps = 20;
     double cfg_scale = 7.0;
+    // The guidance a guidance-distilled model (Flux dev) takes as its input, as Forge names it; unset: cfg_scale.
+    std::optional<double> distilled_cfg_scale;
     int64_t seed = 0;  // resolved by the caller (-1 = random is a CLI/API concern)
     SamplerKind sampler = SamplerKind::EulerAncestral;  // k-diffusion mode
     ScheduleKind schedule = ScheduleKind::Default;      // Default or Karras (use_karras_sigmas) in diffusers mode
@@ -48,6 +50,7 @@ struct GenerateParams {
     std::optional<TimestepSpacing> timestep_spacing;
     RngKind rng = RngKind::Cpu;
     int clip_skip = 1;
+    int max_sequence_length = 0;  // T5 tokens (SD3, Flux: diffusers' max_sequence_length); 0: the model's default
     int batch_size = 1;   // images per batch; image i uses seed + i (AUTOMATIC1111)
     int batch_count = 1;  // batches; seeds continue across batches
     SamplerOptions sampler_options;

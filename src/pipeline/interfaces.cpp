@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include <fmt/format.h>
+
 #include "runtime/ops.h"
 #include "sampling/sampler.h"
 
@@ -12,6 +14,8 @@ Conditioning Conditioning::batch(const Ctx& c, const Conditioning& a, const Cond
     if (a.context.defined() && a.context.numel() > 0) r.context = ops::concat(c, {a.context, b.context}, 0);
     if (a.pooled) r.pooled = ops::concat(c, {*a.pooled, *b.pooled}, 0);
     if (a.ids) r.ids = ops::concat(c, {*a.ids, *b.ids}, 0);
+    EASEL_ASSERT(a.guidance == b.guidance, "Conditioning::batch: different guidance inputs");
+    r.guidance = a.guidance;
     EASEL_ASSERT(a.extra_kv.size() == b.extra_kv.size(), "Conditioning::batch: image prompts on one side only");
     r.extra_kv.resize(a.extra_kv.size());
     for (size_t i = 0; i < a.extra_kv.size(); ++i) {
@@ -91,6 +95,33 @@ Tensor FlowModelSampling::noise_latent(const Ctx&, const Tensor& latent, const T
     Tensor x = Tensor::empty(l.shape());
     for (int64_t i = 0; i < l.numel(); ++i) x.data<float>()[i] = sigma * e.data<float>()[i] + (1.0f - sigma) * l.data<float>()[i];
     return x;
+}
+
+double DynamicShift::mu(double image_seq_len) const {
+    const double m = (max_shift - base_shift) / double(max_seq_len - base_seq_len);
+    const double b = base_shift - m * double(base_seq_len);
+    return image_seq_len * m + b;
+}
+
+std::shared_ptr<const ModelSampling> FlowModelSampling::at_size(int64_t h, int64_t w) const {
+    if (!dynamic_) return nullptr;
+    return std::make_shared<FlowModelSampling>(std::exp(dynamic_->mu(double((h / 2) * (w / 2)))), linear_);
+}
+
+Result<std::vector<float>> FlowModelSampling::sigmas(ScheduleKind kind, int steps) const {
+    if (kind == ScheduleKind::Default && linear_) {
+        if (steps < 1 || steps > 10000)
+            return Error::invalid_argument(fmt::format("must be between 1 and 10000, got {}", steps), "steps");
+        // FluxPipeline: np.linspace(1.0, 1 / steps, steps), shifted, then 0.
+        std::vector<float> out;
+        for (int i = 0; i < steps; ++i) {
+            const double s = steps == 1 ? 1.0 : 1.0 + (1.0 / steps - 1.0) * double(i) / double(steps - 1);
+            out.push_back(schedule_.sigma_at(s * double(schedule_.size())));
+        }
+        out.push_back(0.0f);
+        return out;
+    }
+    return make_flow_sigmas(kind, schedule_, steps);
 }
 
 Tensor FlowModelSampling::pure_noise(const Tensor& noise, float sigma) const { return scaled(noise, sigma); }

@@ -44,6 +44,9 @@ struct Conditioning {
     // block, in the model's own order: UNetConfig::cross_attention_blocks), keys and values [N, T, width] of
     // each adapter. Empty: none. pipeline/ip_adapter.h makes them; a model without the hook refuses them.
     std::vector<BlockExtras> extra_kv;
+    // The guidance scale a guidance-distilled model takes as an input (Flux dev's guidance embedding); set by the
+    // driver for models whose ModelSpec::guidance is Distilled.
+    std::optional<float> guidance;
 
     // `a` and `b` as one batch, a first: each field concatenated along dim 0. Both must carry the same fields
     // with the same shapes beyond the batch (a conditioner's pair does).
@@ -79,6 +82,7 @@ struct PromptRequest {
     // For a second text encoder (SDXL's bigG; diffusers prompt_2 / negative_prompt_2); empty: the same text.
     std::string prompt_2, negative_2;
     int clip_skip = 1;  // 1 = the model's usual layer; k stops k-1 layers earlier (A1111's "Clip skip")
+    int max_sequence_length = 0;  // T5 tokens (SD3, Flux); 0: the model's default (diffusers': 256 SD3, 512 Flux)
     int width = 0, height = 0;  // the image size
     SizeConditioning size;
     // An empty negative prompt as all zeros: empty = the model's own rule (diffusers' force_zeros_for_empty_prompt);
@@ -170,6 +174,12 @@ public:
     virtual float schedule_fraction(float sigma) const = 0;
     // A flow model's shift (diffusers' FlowMatchEulerDiscreteScheduler `shift`); empty for eps/v models.
     virtual std::optional<double> flow_shift() const { return std::nullopt; }
+    // The model sampling for a latent of h x w, when it depends on the size (Flux's resolution-dependent shift);
+    // null: this one.
+    virtual std::shared_ptr<const ModelSampling> at_size(int64_t h, int64_t w) const { return nullptr; }
+    // FluxPipeline's sigma list in diffusers mode and for the automatic schedule: linspace(1, 1/n, n) shifted,
+    // instead of SD3's linspace over the shifted training range.
+    virtual bool linear_sigmas() const { return false; }
 };
 
 // SD 1.x/2.x (and SDXL's) ModelSampling: a discrete DDPM training schedule, eps or v prediction, in k-diffusion's
@@ -196,24 +206,41 @@ private:
 // A rectified-flow model (SD3, Flux; ComfyUI's CONST model sampling with ModelSamplingDiscreteFlow): the model
 // predicts a velocity v, x = (1 - sigma) * x0 + sigma * noise, so denoised = x - sigma * v; the input is not
 // scaled; model time = sigma * 1000.
+// diffusers' use_dynamic_shifting (Flux): shift = exp(mu), mu linear in the packed image's token count between
+// (base_seq_len, base_shift) and (max_seq_len, max_shift) (FluxPipeline's calculate_shift).
+struct DynamicShift {
+    double base_shift = 0.5, max_shift = 1.15;
+    int base_seq_len = 256, max_seq_len = 4096;
+    double mu(double image_seq_len) const;
+};
+
 class FlowModelSampling : public ModelSampling {
 public:
-    explicit FlowModelSampling(double shift) : schedule_(shift) {}
+    explicit FlowModelSampling(double shift, bool linear_sigmas = false, std::optional<DynamicShift> dynamic = {})
+        : schedule_(shift), linear_(linear_sigmas), dynamic_(dynamic) {}
     float input_scale(float) const override { return 1.0f; }
     float timestep(float sigma) const override { return sigma * float(schedule_.size()); }
     float schedule_fraction(float sigma) const override { return 1.0f - sigma; }
     Tensor denoised(const Tensor& x, const Tensor& out, float sigma) const override;
     Tensor noise_latent(const Ctx& c, const Tensor& latent, const Tensor& noise, float sigma) const override;
     Tensor pure_noise(const Tensor& noise, float sigma) const override;
-    Result<std::vector<float>> sigmas(ScheduleKind kind, int steps) const override {
-        return make_flow_sigmas(kind, schedule_, steps);
-    }
+    Result<std::vector<float>> sigmas(ScheduleKind kind, int steps) const override;
     Prediction prediction() const override { return Prediction::Flow; }
     std::optional<double> flow_shift() const override { return schedule_.shift(); }
+    // With dynamic shifting: the shift for an h x w latent (2x2-packed tokens: h w / 4).
+    std::shared_ptr<const ModelSampling> at_size(int64_t h, int64_t w) const override;
+    bool linear_sigmas() const override { return linear_; }
     const FlowSchedule& schedule() const { return schedule_; }
 
 private:
     FlowSchedule schedule_;
+    bool linear_ = false;
+    std::optional<DynamicShift> dynamic_;
 };
+
+// How a model is guided. Classifier: classifier-free guidance over the negative prompt. Distilled: the guidance
+// scale is an input of the model (Flux dev's guidance embedding, Conditioning::guidance) and there is no
+// unconditional pass. None: the model takes no guidance at all (Flux schnell); the scale is ignored.
+enum class GuidanceMode { Classifier, Distilled, None };
 
 }  // namespace easel

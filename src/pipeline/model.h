@@ -119,6 +119,7 @@ struct ModelSpec {
     // (DiffusionInputs::concat); they need the VAE encoder even for txt2img.
     bool inpainting = false;
     std::shared_ptr<const ModelSampling> sampling;  // eps / v / flow: how predictions become denoised estimates
+    GuidanceMode guidance = GuidanceMode::Classifier;
     // What diffusers mode (--schedule-from diffusers) reads: the folder's scheduler/scheduler_config.json, or
     // SD 1.5's own scheduler_config.json for a single file (what diffusers' from_single_file uses).
     SchedulerFileConfig scheduler_config;

@@ -25,14 +25,16 @@ int diffusers_img2img_steps(const ModelSpec& m, int steps, double strength) {
 Result<SigmaPlan> plan_sigmas(const Model& m, const GenerateParams& p) {
     SigmaPlan s;
     s.diffusers = p.schedule_from == ScheduleFrom::Diffusers;
-    if (s.diffusers && m.sampling->flow_shift()) {
+    // A model sampling that depends on the size (Flux's resolution-dependent shift), resolved for this request.
+    const auto sized = m.sampling->at_size(p.height / m.latent.downscale, p.width / m.latent.downscale);
+    const ModelSampling& ms = sized ? *sized : *m.sampling;
+    if (s.diffusers && ms.flow_shift()) {
         // A flow model's diffusers scheduler is FlowMatchEulerDiscreteScheduler (the only one diffusers 0.30 has).
         if (p.diffusers_scheduler != DiffusersScheduler::Euler || p.schedule != ScheduleKind::Default)
             return Error::unsupported("a flow model (SD3) in diffusers mode runs FlowMatchEulerDiscreteScheduler: sampler "
                                       "euler with the automatic schedule; other samplers and schedules run in k-diffusion "
                                       "mode", "sampler");
-        EASEL_TRY_ASSIGN(s.plan, flow_match_euler_plan(*m.sampling->flow_shift(), m.scheduler_config.base.num_train_timesteps,
-                                                       p.steps));
+        EASEL_TRY_ASSIGN(s.plan, flow_match_euler_plan(*ms.flow_shift(), 1000, p.steps, ms.linear_sigmas()));
         s.sigmas = s.plan.sigmas;
     } else if (s.diffusers) {
         EASEL_TRY(m.scheduler_config.check_supported(p.diffusers_scheduler));
@@ -43,7 +45,7 @@ Result<SigmaPlan> plan_sigmas(const Model& m, const GenerateParams& p) {
         s.plan.v_prediction = m.sampling->prediction() == Prediction::V;
         s.sigmas = s.plan.sigmas;
     } else {
-        EASEL_TRY_ASSIGN(s.sigmas, m.sampling->sigmas(p.schedule, p.steps));
+        EASEL_TRY_ASSIGN(s.sigmas, ms.sigmas(p.schedule, p.steps));
     }
     // diffusers' hand-off: the cut is at timestep int(round(T - f * T)); the base keeps the steps at or above
     // it, the refiner the ones below (StableDiffusionXLPipeline / ...Img2ImgPipeline, denoising_end / _start).

@@ -170,7 +170,7 @@ float DiffusersPlan::timestep_for(float sigma) const {
     return -1.0f;
 }
 
-Result<DiffusersPlan> flow_match_euler_plan(double shift, int num_train_timesteps, int steps) {
+Result<DiffusersPlan> flow_match_euler_plan(double shift, int num_train_timesteps, int steps, bool linear) {
     if (steps < 1 || steps > 1000)
         return Error::invalid_argument(fmt::format("must be between 1 and 1000, got {}", steps), "steps");
     if (num_train_timesteps < 2 || num_train_timesteps > 100000)
@@ -178,7 +178,16 @@ Result<DiffusersPlan> flow_match_euler_plan(double shift, int num_train_timestep
                                        "num_train_timesteps");
     if (!(shift > 0.0 && shift < 1000.0)) return Error::invalid_argument(fmt::format("shift {} must be in (0, 1000)", shift), "shift");
     const FlowSchedule table(shift, num_train_timesteps);
-    EASEL_TRY_ASSIGN(std::vector<float> sigmas, make_flow_sigmas(ScheduleKind::Default, table, steps));
+    std::vector<float> sigmas;
+    if (linear) {
+        for (int i = 0; i < steps; ++i) {
+            const double s = steps == 1 ? 1.0 : 1.0 + (1.0 / steps - 1.0) * double(i) / double(steps - 1);
+            sigmas.push_back(table.sigma_at(s * double(num_train_timesteps)));
+        }
+        sigmas.push_back(0.0f);
+    } else {
+        EASEL_TRY_ASSIGN(sigmas, make_flow_sigmas(ScheduleKind::Default, table, steps));
+    }
     DiffusersPlan plan;
     plan.sampler = SamplerKind::Euler;
     plan.sigmas = sigmas;

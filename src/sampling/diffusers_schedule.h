@@ -93,7 +93,9 @@ Result<DiffusersPlan> diffusers_plan(DiffusersScheduler scheduler, const Diffuse
 // linspace(T sigma_max, T sigma_min, steps) of its shifted training table, shifted again, as sigmas (ending in 0);
 // timestep = sigma * T in float32; the Euler step x + (sigma_next - sigma) v, which k-diffusion's Euler is for a
 // flow model's denoised = x - sigma v. x starts as the noise itself (init_noise_scale 1).
-Result<DiffusersPlan> flow_match_euler_plan(double shift, int num_train_timesteps, int steps);
+// `linear`: FluxPipeline's explicit sigmas, linspace(1, 1/steps, steps) shifted (its dynamic shift comes in as
+// `shift` = exp(mu)).
+Result<DiffusersPlan> flow_match_euler_plan(double shift, int num_train_timesteps, int steps, bool linear = false);
 
 // Runs a plan: sample(plan.sampler, ...) or sample_plms, then multiplies by plan.final_scale. `x` is at
 // plan.sigmas[0] (randn * plan.init_noise_scale for txt2img). After begin_at(t_start > 0), LMS runs as

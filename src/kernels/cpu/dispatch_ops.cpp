@@ -8,6 +8,7 @@
 #include "kernels/attention.h"
 #include "kernels/elementwise.h"
 #include "kernels/norm.h"
+#include "kernels/rope.h"
 #include "kernels/softmax.h"
 #include "kernels/upsample.h"
 
@@ -42,6 +43,7 @@ LayerNormF32Fn layer_norm_f32_variant(Isa isa) {
 RmsNormF32Fn rms_norm_f32_variant(Isa isa) {
     return pick<RmsNormF32Fn>(isa, rms_norm_f32_ref, rms_norm_f32_avx2, rms_norm_f32_avx512);
 }
+RopeF32Fn rope_f32_variant(Isa isa) { return pick<RopeF32Fn>(isa, rope_f32_ref, rope_f32_avx2, rope_f32_avx512); }
 SoftmaxF32Fn softmax_f32_variant(Isa isa) {
     return pick<SoftmaxF32Fn>(isa, softmax_f32_ref, softmax_f32_avx2, softmax_f32_avx512);
 }
@@ -81,6 +83,11 @@ void layer_norm_f32(const float* x, const float* gamma, const float* beta, float
 void rms_norm_f32(const float* x, const float* gamma, float* y, size_t rows, size_t dim, float eps) {
     EASEL_ASSERT(dim > 0, "rms_norm: dim must be positive");
     rms_norm_f32_variant(active_isa())(x, gamma, y, rows, dim, eps);
+}
+
+void rope_f32(float* x, const float* cos, const float* sin, size_t rows, size_t heads, size_t head_dim) {
+    EASEL_ASSERT(head_dim % 2 == 0, "rope: head_dim must be even");
+    rope_f32_variant(active_isa())(x, cos, sin, rows, heads, head_dim);
 }
 
 void softmax_f32(const float* x, float* y, size_t rows, size_t dim) {

@@ -4,39 +4,9 @@
 
 #include <fmt/format.h>
 
-#include "kernels/norm.h"
+#include "models/common/dit.h"
 
 namespace easel {
-namespace {
-
-// LayerNorm (no affine, eps 1e-6) of each row of x [N, T, D], then * (1 + scale[n]) + shift[n]: adaLN's
-// modulation, one gamma/beta pair per batch item. `mod` is [N, k * D]; shift and scale are its chunks.
-Tensor modulated_norm(const Ctx& c, const Tensor& x, const Tensor& mod, int shift_chunk, int scale_chunk) {
-    const int64_t N = x.size(0), T = x.size(1), D = x.size(2), K = mod.size(1);
-    Tensor y = c.empty(x.shape());
-    std::vector<float> gamma(size_t(D), 0.0f);
-    for (int64_t n = 0; n < N; ++n) {
-        const float* m = mod.data<float>() + n * K;
-        for (int64_t d = 0; d < D; ++d) gamma[size_t(d)] = 1.0f + m[scale_chunk * D + d];
-        layer_norm_f32(x.data<float>() + n * T * D, gamma.data(), m + shift_chunk * D, y.data<float>() + n * T * D,
-                       size_t(T), size_t(D), 1e-6f);
-    }
-    return y;
-}
-
-// x[n] += gate[n] * y[n], gate the `chunk`-th D-wide chunk of mod [N, k * D]; x is updated in place.
-void gated_add(Tensor& x, const Tensor& y, const Tensor& mod, int chunk) {
-    const int64_t N = x.size(0), T = x.size(1), D = x.size(2), K = mod.size(1);
-    for (int64_t n = 0; n < N; ++n) {
-        const float* g = mod.data<float>() + n * K + chunk * D;
-        float* xp = x.data<float>() + n * T * D;
-        const float* yp = y.data<float>() + n * T * D;
-        for (int64_t i = 0; i < T; ++i)
-            for (int64_t d = 0; d < D; ++d) xp[i * D + d] += g[d] * yp[i * D + d];
-    }
-}
-
-}  // namespace
 
 MMDiT MMDiT::declare(const ParamScope& s, const MMDiTConfig& cfg) {
     MMDiT m;

@@ -1,5 +1,6 @@
 #include "pipeline/families/checkpoint.h"
 
+#include <algorithm>
 #include <filesystem>
 
 #include <fmt/format.h>
@@ -116,6 +117,46 @@ Result<Checkpoint> read_checkpoint(const std::string& path) {
     return g;
 }
 
+
+bool ComponentSet::has(std::string_view name) const {
+    return std::find(present.begin(), present.end(), name) != present.end();
+}
+
+std::optional<std::string> ComponentSet::config(std::string_view component, std::string_view file) const {
+    auto t = component_config(folder, component, file);
+    if (t) return std::move(t).value();
+    return std::nullopt;
+}
+
+std::string ComponentSet::subfolder(std::string_view name) const {
+    std::error_code ec;
+    const fs::path d = fs::path(folder.path) / name;
+    return fs::is_directory(d, ec) ? d.string() : std::string();
+}
+
+Result<ComponentSet> read_component_set(const std::string& path, const std::vector<std::string>& required,
+                                        const std::vector<std::string>& optional, const std::string& variant,
+                                        const std::string& what) {
+    ComponentSet r;
+    EASEL_TRY_ASSIGN(r.folder, open_diffusers_folder(path));
+    auto read = [&](const std::string& comp, bool needed) -> Status {
+        const DiffusersComponent* dc = r.folder.component(comp);
+        if (!dc || !dc->enabled) {
+            if (!needed) return ok();
+            return Error::bad_file(path, fmt::format("{} without {} (model_index.json lists {})", what, comp,
+                                                     dc ? "it as null" : "no such component"));
+        }
+        if (!dc->on_disk) return Error::bad_file(path, fmt::format("model_index.json lists {} but the folder has no {}/", comp, comp));
+        EASEL_TRY_ASSIGN(WeightSet w, load_component_weights(r.folder, comp, variant));
+        EASEL_TRY(r.weights.merge(std::move(w), comp + "."));
+        r.present.push_back(comp);
+        return ok();
+    };
+    for (const std::string& c : required) EASEL_TRY(read(c, true));
+    for (const std::string& c : optional) EASEL_TRY(read(c, false));
+    r.weights.source = path;
+    return r;
+}
 
 Status fill_unet_vae_spec(ModelSpec& m, const ModelInfo& info, const LoadOptions& options, const std::string& path) {
     const int c = info.unet.out_channels;

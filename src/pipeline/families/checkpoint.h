@@ -7,9 +7,11 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "io/diffusers_folder.h"
 #include "models/detect.h"
 #include "pipeline/model.h"
 
@@ -27,6 +29,23 @@ struct Checkpoint {
 };
 
 Result<Checkpoint> read_checkpoint(const std::string& path);
+
+// A diffusers folder of a transformer family (SD3, Flux): the listed components' weights as one set, each under
+// "<name>.". Required ones must be listed in model_index.json and on disk; optional ones may be absent or null
+// (a pipeline saved without T5). `what` names the family in messages ("an SD3 folder").
+struct ComponentSet {
+    DiffusersFolder folder;
+    WeightSet weights;
+    std::vector<std::string> present;
+    bool has(std::string_view name) const;
+    // The component's config.json (or `file`) text, if it has one.
+    std::optional<std::string> config(std::string_view component, std::string_view file = "config.json") const;
+    // path/name when that folder exists (tokenizers), else "".
+    std::string subfolder(std::string_view name) const;
+};
+Result<ComponentSet> read_component_set(const std::string& path, const std::vector<std::string>& required,
+                                        const std::vector<std::string>& optional, const std::string& variant,
+                                        const std::string& what);
 
 // What every UNet + KL-VAE family (SD 1.x/2.x, SDXL) fills the same way from its detected configs: the channel
 // check (the UNet takes the latent alone, or for inpainting models the latent, the mask and the masked image's

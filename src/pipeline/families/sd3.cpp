@@ -12,6 +12,7 @@
 #include "io/keymap_config_doc.h"
 #include "io/model_file.h"
 #include "models/clip/prompt_parser.h"
+#include "pipeline/families/checkpoint.h"
 #include "pipeline/families/clip_prompt.h"
 #include "runtime/ops.h"
 
@@ -34,7 +35,7 @@ Result<std::string> plain_text(std::string_view prompt) {
 }
 
 Result<EncodedPrompt> encode_text(const Ctx& c, const SD3Model& m, const std::string& text, const std::string& text_2,
-                                  int clip_skip, int min_chunks) {
+                                  int clip_skip, int min_chunks, int t5_tokens) {
     clip::ChunkOptions o1, o2;
     o1.pad_id = m.pad_id;
     o2.pad_id = m.pad_id_2;
@@ -70,7 +71,7 @@ Result<EncodedPrompt> encode_text(const Ctx& c, const SD3Model& m, const std::st
     // T5: the plain text, max_sequence_length tokens; without T5, diffusers' 77 rows of zeros.
     if (m.tokenizer_3) {
         EASEL_TRY_ASSIGN(const std::string plain, plain_text(text));
-        const std::vector<int32_t> ids = m.tokenizer_3->encode(plain, m.t5_tokens);
+        const std::vector<int32_t> ids = m.tokenizer_3->encode(plain, t5_tokens);
         parts.push_back(m.text_encoder_3.encode(c, {ids}));
     } else {
         parts.push_back(Tensor::zeros({1, 77, joint}));
@@ -82,12 +83,13 @@ Result<EncodedPrompt> encode_text(const Ctx& c, const SD3Model& m, const std::st
 }  // namespace
 
 Result<ConditioningPair> SD3Conditioner::encode(const Ctx& c, const PromptRequest& p) const {
-    EASEL_TRY_ASSIGN(EncodedPrompt pos, encode_text(c, m_, p.prompt, p.prompt_2, p.clip_skip, 1));
-    const int64_t t5_rows = m_.tokenizer_3 ? m_.t5_tokens : 77;
+    const int t5 = p.max_sequence_length > 0 ? p.max_sequence_length : m_.t5_tokens;
+    EASEL_TRY_ASSIGN(EncodedPrompt pos, encode_text(c, m_, p.prompt, p.prompt_2, p.clip_skip, 1, t5));
+    const int64_t t5_rows = m_.tokenizer_3 ? t5 : 77;  // without T5: diffusers' 77 zero rows whatever the length
     const int pos_chunks = int((pos.context.size(1) - t5_rows) / 77);
-    EASEL_TRY_ASSIGN(EncodedPrompt neg, encode_text(c, m_, p.negative, p.negative_2, p.clip_skip, pos_chunks));
+    EASEL_TRY_ASSIGN(EncodedPrompt neg, encode_text(c, m_, p.negative, p.negative_2, p.clip_skip, pos_chunks, t5));
     if (neg.context.size(1) > pos.context.size(1)) {
-        EASEL_TRY_ASSIGN(pos, encode_text(c, m_, p.prompt, p.prompt_2, p.clip_skip, int((neg.context.size(1) - t5_rows) / 77)));
+        EASEL_TRY_ASSIGN(pos, encode_text(c, m_, p.prompt, p.prompt_2, p.clip_skip, int((neg.context.size(1) - t5_rows) / 77), t5));
     }
     ConditioningPair r;
     r.cond = {.context = pos.context, .pooled = pos.pooled};
@@ -160,44 +162,19 @@ Result<CLIPTextConfig> clip_config(const WeightSet& w, const std::string& prefix
     return c;
 }
 
-struct SD3Files {
-    DiffusersFolder folder;
-    WeightSet weights;  // transformer.*, vae.*, text_encoder.*, text_encoder_2.*, text_encoder_3.*
-    bool has_t5 = false;
-};
-
 bool is_sd3_folder(const DiffusersFolder& f) {
     if (f.pipeline_class.rfind("StableDiffusion3", 0) == 0) return true;
     const DiffusersComponent* t = f.component("transformer");
     return t && t->class_name == "SD3Transformer2DModel";
 }
 
-Result<SD3Files> read_sd3_folder(const std::string& path, const LoadOptions& options) {
-    SD3Files r;
-    EASEL_TRY_ASSIGN(r.folder, open_diffusers_folder(path));
-    for (const char* comp : {"transformer", "vae", "text_encoder", "text_encoder_2", "text_encoder_3"}) {
-        const DiffusersComponent* dc = r.folder.component(comp);
-        const bool optional = std::string_view(comp) == "text_encoder_3";
-        if (!dc || !dc->enabled) {
-            if (optional) continue;
-            return Error::bad_file(path, fmt::format("an SD3 folder without {} (model_index.json lists {})", comp,
-                                                     dc ? "it as null" : "no such component"));
-        }
-        if (!dc->on_disk) return Error::bad_file(path, fmt::format("model_index.json lists {} but the folder has no {}/", comp, comp));
-        EASEL_TRY_ASSIGN(WeightSet w, load_component_weights(r.folder, comp, options.variant));
-        EASEL_TRY(r.weights.merge(std::move(w), std::string(comp) + "."));
-        if (optional) r.has_t5 = true;
-    }
-    r.weights.source = path;
-    return r;
+Result<ComponentSet> read_sd3_folder(const std::string& path, const LoadOptions& options) {
+    return read_component_set(path, {"transformer", "vae", "text_encoder", "text_encoder_2"}, {"text_encoder_3"},
+                              options.variant, "an SD3 folder");
 }
 
-Status fill_sd3_spec(ModelSpec& m, SD3Model* full, const SD3Files& f, const std::string& path, const LoadOptions& options) {
-    auto config = [&](const char* comp, const char* file = "config.json") -> std::optional<std::string> {
-        auto t = component_config(f.folder, comp, file);
-        if (t) return std::move(t).value();
-        return std::nullopt;
-    };
+Status fill_sd3_spec(ModelSpec& m, SD3Model* full, const ComponentSet& f, const std::string& path, const LoadOptions& options) {
+    auto config = [&](const char* comp, const char* file = "config.json") { return f.config(comp, file); };
     const std::string where = path;
     // Transformer.
     EASEL_TRY_ASSIGN(MMDiTConfig dit, MMDiTConfig::detect_from_weights(f.weights, "transformer."));
@@ -233,7 +210,7 @@ Status fill_sd3_spec(ModelSpec& m, SD3Model* full, const SD3Files& f, const std:
         return Error::bad_file(where, fmt::format("the pooled CLIP vectors ({} + {}) do not fit the transformer's {}",
                                                   t1.projection_dim, t2.projection_dim, dit.pooled_projection_dim));
     std::optional<T5Config> t5;
-    if (f.has_t5) {
+    if (f.has("text_encoder_3")) {
         EASEL_TRY_ASSIGN(T5Config c, T5Config::detect_from_weights(f.weights, "text_encoder_3."));
         if (auto j = config("text_encoder_3")) {
             EASEL_TRY_ASSIGN(T5Config fc, T5Config::from_diffusers_json(*j));
@@ -279,11 +256,7 @@ Status fill_sd3_spec(ModelSpec& m, SD3Model* full, const SD3Files& f, const std:
     if (!t5) m.notes.push_back("no text_encoder_3 (T5): its part of the context is zeros, as diffusers does");
 
     // Tokenizers.
-    auto dir = [&](const char* name) {
-        std::error_code ec;
-        const fs::path d = fs::path(path) / name;
-        return fs::is_directory(d, ec) ? d.string() : std::string();
-    };
+    auto dir = [&](const char* name) { return f.subfolder(name); };
     EASEL_TRY_ASSIGN(ClipTokenizerAndPad k1, load_clip_tokenizer(dir("tokenizer"), false, options.vocab_path));
     EASEL_TRY_ASSIGN(ClipTokenizerAndPad k2, load_clip_tokenizer(dir("tokenizer_2"), true, options.vocab_path));
     for (auto [tok, cfg, name] : {std::tuple{&k1, &t1, "text_encoder"}, std::tuple{&k2, &t2, "text_encoder_2"}})
@@ -337,7 +310,7 @@ Result<ModelSpec> load_sd3_model_spec(const std::string& path, const LoadOptions
     if (!fs::is_directory(path, ec))
         return Error::unsupported("an SD3 single file: easel loads SD3 as a diffusers folder for now "
                                   "(stable-diffusion-3-medium-diffusers layout)", path);
-    EASEL_TRY_ASSIGN(SD3Files f, read_sd3_folder(path, options));
+    EASEL_TRY_ASSIGN(ComponentSet f, read_sd3_folder(path, options));
     ModelSpec m;
     EASEL_TRY(fill_sd3_spec(m, nullptr, f, path, options));
     return m;
@@ -348,7 +321,7 @@ Result<std::unique_ptr<SD3Model>> load_sd3_model(const std::string& path, const 
     if (!fs::is_directory(path, ec))
         return Error::unsupported("an SD3 single file: easel loads SD3 as a diffusers folder for now "
                                   "(stable-diffusion-3-medium-diffusers layout)", path);
-    EASEL_TRY_ASSIGN(SD3Files f, read_sd3_folder(path, options));
+    EASEL_TRY_ASSIGN(ComponentSet f, read_sd3_folder(path, options));
     auto m = std::make_unique<SD3Model>();
     EASEL_TRY(fill_sd3_spec(*m, m.get(), f, path, options));
     SD3Model& s = *m;
@@ -373,7 +346,6 @@ Family sd3_family() {
             auto folder = open_diffusers_folder(path);
             if (!folder) return c;  // the other families say what is wrong with it
             if (is_sd3_folder(*folder)) c.mine = true;
-            else if (folder->pipeline_class.rfind("Flux", 0) == 0) c.what = "a Flux model (FluxPipeline)";
             return c;
         }
         auto w = read_weights(path);

@@ -1,0 +1,289 @@
+// Flux behind the family interfaces: CLIP pooled + T5 context, the packed transformer, dynamic-shift flow
+// sampling, guidance as an input; loading a diffusers folder.
+#include "pipeline/families/flux.h"
+
+#include <filesystem>
+
+#include <fmt/format.h>
+
+#include "io/keymap_config_doc.h"
+#include "io/model_file.h"
+#include "models/clip/prompt_parser.h"
+#include "pipeline/families/checkpoint.h"
+#include "pipeline/families/clip_prompt.h"
+#include "runtime/ops.h"
+
+namespace easel {
+namespace fs = std::filesystem;
+
+namespace {
+
+// The prompt's text without A1111's emphasis markup (Flux runs it as the reference does, unweighted).
+Result<std::string> plain_text(std::string_view prompt) {
+    EASEL_TRY_ASSIGN(std::vector<clip::PromptSpan> spans, clip::parse_prompt_attention(prompt));
+    std::string s;
+    for (const clip::PromptSpan& sp : spans) s += sp.is_break() ? std::string(" ") : sp.text;
+    return s;
+}
+
+}  // namespace
+
+Result<ConditioningPair> FluxConditioner::encode(const Ctx& c, const PromptRequest& p) const {
+    EASEL_TRY_ASSIGN(const std::string text, plain_text(p.prompt));
+    EASEL_TRY_ASSIGN(const std::string text_2, plain_text(p.prompt_2.empty() ? p.prompt : p.prompt_2));
+    EASEL_TRY_ASSIGN(std::vector<int32_t> ids, m_.tokenizer.encode_padded(text, m_.pad_id));
+    const CLIPTextEncoder::Output o = m_.text_encoder.encode(c, {ids}, {.pooled = true});
+    const int t5 = p.max_sequence_length > 0 ? p.max_sequence_length : m_.t5_tokens;
+    const Tensor ctx = m_.text_encoder_2.encode(c, {m_.tokenizer_2.encode(text_2, t5)});
+    ConditioningPair r;
+    r.cond = {.context = ctx, .pooled = o.pooled->contiguous().clone()};
+    r.uncond = r.cond;
+    return r;
+}
+
+Result<Tensor> FluxDiffusionModel::predict(const Ctx& c, const Tensor& x, float t, const DiffusionInputs& in) const {
+    if (in.concat) return Error::unsupported("inpainting models on Flux", "mask");
+    if (!in.control.empty()) return Error::unsupported("ControlNets on a Flux model", "control");
+    if (!in.cond->extra_kv.empty()) return Error::unsupported("IP-Adapters on a Flux model", "ip_adapter");
+    EASEL_ASSERT(in.cond->pooled, "FluxDiffusionModel: conditioning without a pooled vector");
+    const FluxConfig& cfg = f_.config();
+    std::optional<float> guidance;
+    if (cfg.guidance_embeds) guidance = in.cond->guidance.value_or(3.5f);
+    const int64_t h = x.size(2), w = x.size(3), L = in.cond->context.size(1);
+    const std::vector<std::array<float, 3>> txt_ids(size_t(L), {0.0f, 0.0f, 0.0f});
+    const Tensor out = f_.forward(c, flux_pack(x), t, guidance, in.cond->context, *in.cond->pooled, flux_image_ids(h, w), txt_ids);
+    return flux_unpack(out, h, w);
+}
+
+std::string FluxModel::describe() const {
+    std::string s = fmt::format("{}: flux (diffusers), weights {}\n  text encoder: {}\n  text encoder 2: {}\n  transformer: {}\n  vae: {}",
+                                path, dtype_name(info.weight_dtype), text_config.summary(), t5_config.summary(),
+                                transformer_config.summary(), info.vae.summary());
+    for (const auto& n : notes) s += "\n  note: " + n;
+    return s;
+}
+
+namespace {
+
+bool is_flux_folder(const DiffusersFolder& f) {
+    if (f.pipeline_class.rfind("Flux", 0) == 0) return true;
+    const DiffusersComponent* t = f.component("transformer");
+    return t && t->class_name == "FluxTransformer2DModel";
+}
+
+struct FluxScheduler {
+    double shift = 1.0;
+    std::optional<DynamicShift> dynamic;
+};
+
+Result<FluxScheduler> parse_flux_scheduler(std::string_view json, const std::string& source) {
+    auto parsed = parse_json_config(json, source);
+    if (!parsed) return parsed.error().within(source);
+    const ConfigNode& cfg = *parsed;
+    if (!cfg.is_map()) return Error::bad_file(source, "expected a JSON object");
+    EASEL_TRY_ASSIGN(const std::string cls, cfg.get_string_or("_class_name", "FlowMatchEulerDiscreteScheduler"));
+    if (cls != "FlowMatchEulerDiscreteScheduler")
+        return Error::unsupported(fmt::format("_class_name '{}': a Flux model samples with FlowMatchEulerDiscreteScheduler", cls),
+                                  source);
+    EASEL_TRY_ASSIGN(std::optional<int64_t> train, cfg.get_int("num_train_timesteps"));
+    if (train && *train != 1000)
+        return Error::unsupported(fmt::format("num_train_timesteps {}: easel's flow schedules have 1000", *train), source);
+    FluxScheduler r;
+    EASEL_TRY_ASSIGN(std::optional<double> shift, cfg.get_double("shift"));
+    r.shift = shift.value_or(1.0);
+    if (!(r.shift > 0.0 && r.shift < 1000.0)) return Error::bad_file(source, fmt::format("shift must be in (0, 1000), got {}", r.shift));
+    EASEL_TRY_ASSIGN(std::optional<bool> dynamic, cfg.get_bool("use_dynamic_shifting"));
+    if (dynamic.value_or(false)) {
+        DynamicShift d;
+        EASEL_TRY_ASSIGN(std::optional<double> bs, cfg.get_double("base_shift"));
+        EASEL_TRY_ASSIGN(std::optional<double> ms, cfg.get_double("max_shift"));
+        EASEL_TRY_ASSIGN(std::optional<int64_t> bl, cfg.get_int("base_image_seq_len"));
+        EASEL_TRY_ASSIGN(std::optional<int64_t> ml, cfg.get_int("max_image_seq_len"));
+        d.base_shift = bs.value_or(0.5);
+        d.max_shift = ms.value_or(1.15);
+        d.base_seq_len = int(bl.value_or(256));
+        d.max_seq_len = int(ml.value_or(4096));
+        if (d.base_seq_len < 1 || d.max_seq_len <= d.base_seq_len || d.max_seq_len > (1 << 24) || std::fabs(d.base_shift) > 20 ||
+            std::fabs(d.max_shift) > 20)
+            return Error::bad_file(source, "base/max_image_seq_len or base/max_shift out of range");
+        r.dynamic = d;
+    }
+    return r;
+}
+
+Status fill_flux_spec(ModelSpec& m, FluxModel* full, const ComponentSet& f, const std::string& path, const LoadOptions& options) {
+    EASEL_TRY_ASSIGN(FluxConfig fx, FluxConfig::detect_from_weights(f.weights, "transformer."));
+    if (auto j = f.config("transformer")) {
+        EASEL_TRY_ASSIGN(FluxConfig fc, FluxConfig::from_diffusers_json(*j));
+        EASEL_TRY(check_flux_agrees(fx, fc, (fs::path(path) / "transformer" / "config.json").string()));
+        fx = fc;
+    }
+    EASEL_TRY(fx.validate());
+    EASEL_TRY_ASSIGN(VAEConfig vae, VAEConfig::detect_from_weights(f.weights, "vae."));
+    if (auto j = f.config("vae")) {
+        EASEL_TRY_ASSIGN(VAEConfig vc, VAEConfig::from_diffusers_json(*j));
+        if (vc.latent_channels != vae.latent_channels || vc.block_out_channels != vae.block_out_channels)
+            return Error::bad_file((fs::path(path) / "vae" / "config.json").string(), "does not match the VAE's weights");
+        vae.norm_num_groups = vc.norm_num_groups;
+        vae.scaling_factor = vc.scaling_factor;
+        vae.shift_factor = vc.shift_factor;
+    } else {
+        vae.scaling_factor = 0.3611f;  // FLUX.1 vae/config.json
+        vae.shift_factor = 0.1159f;
+    }
+    EASEL_TRY(vae.validate());
+    if (vae.latent_channels * 4 != fx.in_channels)
+        return Error::bad_file(path, fmt::format("the transformer takes {} packed channels, the VAE's latent has {} (x 4 = {})",
+                                                 fx.in_channels, vae.latent_channels, vae.latent_channels * 4));
+    EASEL_TRY_ASSIGN(CLIPTextConfig t1, CLIPTextConfig::detect_from_weights(f.weights, "text_encoder."));
+    if (auto j = f.config("text_encoder")) {
+        EASEL_TRY_ASSIGN(CLIPTextConfig c, CLIPTextConfig::from_diffusers_json(*j));
+        if (c.hidden_size != t1.hidden_size || c.num_layers > t1.num_layers)
+            return Error::bad_file(path + " text_encoder", "config.json does not match the weights");
+        t1.num_heads = c.num_heads;
+        t1.hidden_act = c.hidden_act;
+        t1.layer_norm_eps = c.layer_norm_eps;
+        t1.num_layers = c.num_layers;
+        t1.bos_token_id = c.bos_token_id;
+        t1.eos_token_id = c.eos_token_id;
+        t1.pad_token_id = c.pad_token_id;
+    }
+    EASEL_TRY(t1.validate());
+    const int pooled = t1.has_projection ? t1.projection_dim : t1.hidden_size;
+    if (t1.has_projection || pooled != fx.pooled_projection_dim)
+        return Error::bad_file(path, fmt::format("the transformer takes a {}-wide pooled vector; text_encoder gives {}{}",
+                                                 fx.pooled_projection_dim, pooled,
+                                                 t1.has_projection ? " through a projection (Flux uses CLIPTextModel's pooler output)" : ""));
+    EASEL_TRY_ASSIGN(T5Config t5, T5Config::detect_from_weights(f.weights, "text_encoder_2."));
+    if (auto j = f.config("text_encoder_2")) {
+        EASEL_TRY_ASSIGN(T5Config c, T5Config::from_diffusers_json(*j));
+        EASEL_TRY(check_t5_agrees(t5, c, (fs::path(path) / "text_encoder_2" / "config.json").string()));
+        t5 = c;
+    }
+    if (t5.d_model != fx.joint_attention_dim)
+        return Error::bad_file(path, fmt::format("T5 is {} wide but the transformer's context is {}", t5.d_model, fx.joint_attention_dim));
+    FluxScheduler sched;
+    if (auto j = f.config("scheduler", "scheduler_config.json")) {
+        EASEL_TRY_ASSIGN(sched, parse_flux_scheduler(*j, (fs::path(path) / "scheduler" / "scheduler_config.json").string()));
+    } else {
+        sched.dynamic = DynamicShift{};  // FLUX.1-dev's
+        m.notes.push_back("no scheduler/scheduler_config.json: FLUX.1-dev's dynamic shift");
+    }
+
+    m.path = path;
+    m.name = fs::path(path).filename().string();
+    if (m.name.empty()) m.name = fs::path(path).parent_path().filename().string();
+    m.family = "flux";
+    m.info = ModelInfo{};
+    m.info.family = ModelFamily::Flux;
+    m.info.layout = CheckpointLayout::Diffusers;
+    if (const Tensor* probe = f.weights.find("transformer.x_embedder.weight")) m.info.weight_dtype = probe->dtype();
+    m.info.has_vae = true;
+    m.info.vae = vae;
+    m.info.has_text_encoder = true;
+    m.info.text = t1;
+    m.latent.channels = vae.latent_channels;
+    m.latent.scaling_factor = vae.scaling_factor;
+    m.latent.shift_factor = vae.shift_factor;
+    m.latent.downscale = vae.downscale();
+    m.latent.side_multiple = 2;  // 2x2 packing
+    m.latent.native_side = std::max(2, 1024 / m.latent.downscale / 2 * 2);  // FLUX.1 is trained at 1024 px
+    m.sampling = std::make_shared<FlowModelSampling>(sched.shift, /*linear_sigmas=*/true, sched.dynamic);
+    m.guidance = fx.guidance_embeds ? GuidanceMode::Distilled : GuidanceMode::None;
+    if (fx.guidance_embeds && !m.defaults.cfg_scale) {
+        m.defaults.cfg_scale = 3.5;  // FLUX.1-dev's model card and ComfyUI's FluxGuidance default
+        m.defaults.source = "FLUX.1-dev's recommended guidance";
+    }
+    m.has_vae_encoder = options.with_vae_encoder;
+    m.notes.push_back(sched.dynamic ? fmt::format("flow matching, resolution-dependent shift (mu {}..{} over {}..{} tokens)",
+                                                  sched.dynamic->base_shift, sched.dynamic->max_shift,
+                                                  sched.dynamic->base_seq_len, sched.dynamic->max_seq_len)
+                                    : fmt::format("flow matching, shift {}", sched.shift));
+    m.notes.push_back(fx.guidance_embeds ? "guidance-distilled (dev): the guidance scale is an input; no negative prompt"
+                                         : "no guidance (schnell): the guidance scale and negative prompt are ignored");
+
+    EASEL_TRY_ASSIGN(ClipTokenizerAndPad k1, load_clip_tokenizer(f.subfolder("tokenizer"), false, options.vocab_path));
+    if (int64_t(k1.tokenizer.id_limit()) > t1.vocab_size)
+        return Error::invalid_argument(fmt::format("the tokenizer ({}) gives ids up to {}, but text_encoder's embedding has {} rows",
+                                                   k1.describe, k1.tokenizer.id_limit() - 1, t1.vocab_size), path);
+    k1.tokenizer.split_out("<|startoftext|>", k1.tokenizer.bos_id());
+    k1.tokenizer.split_out("<|endoftext|>", k1.tokenizer.eos_id());
+    const std::string d2 = f.subfolder("tokenizer_2");
+    if (d2.empty()) return Error::bad_file(path, "a Flux folder without tokenizer_2/ (T5's spiece.model)");
+    EASEL_TRY_ASSIGN(T5Tokenizer k2, T5Tokenizer::load(d2));
+    if (k2.id_limit() > t5.vocab_size)
+        return Error::bad_file(d2, fmt::format("the T5 tokenizer has {} pieces but text_encoder_2's embedding has {} rows",
+                                               k2.id_limit(), t5.vocab_size));
+    m.notes.push_back(fmt::format("tokenizers: {}; {}", k1.describe, k2.source()));
+    if (full) {
+        full->tokenizer = std::move(k1.tokenizer);
+        full->pad_id = k1.pad_id;
+        full->tokenizer_2 = std::move(k2);
+        full->text_config = t1;
+        full->t5_config = t5;
+        full->transformer_config = fx;
+    }
+    return ok();
+}
+
+Result<ComponentSet> read_flux_folder(const std::string& path, const LoadOptions& options) {
+    std::error_code ec;
+    if (!fs::is_directory(path, ec))
+        return Error::unsupported("a Flux single file: easel loads Flux as a diffusers folder for now (FLUX.1-dev layout)", path);
+    return read_component_set(path, {"transformer", "vae", "text_encoder", "text_encoder_2"}, {}, options.variant,
+                              "a Flux folder");
+}
+
+}  // namespace
+
+Result<ModelSpec> load_flux_model_spec(const std::string& path, const LoadOptions& options) {
+    EASEL_TRY_ASSIGN(ComponentSet f, read_flux_folder(path, options));
+    ModelSpec m;
+    EASEL_TRY(fill_flux_spec(m, nullptr, f, path, options));
+    return m;
+}
+
+Result<std::unique_ptr<FluxModel>> load_flux_model(const std::string& path, const LoadOptions& options) {
+    EASEL_TRY_ASSIGN(ComponentSet f, read_flux_folder(path, options));
+    auto m = std::make_unique<FluxModel>();
+    EASEL_TRY(fill_flux_spec(*m, m.get(), f, path, options));
+    FluxModel& s = *m;
+    EASEL_TRY(load_networks(f.weights, path, options, s, [&s](ParamLoader& loader) {
+        s.text_encoder = CLIPTextEncoder::declare(ParamScope(loader, "text_encoder"), s.text_config);
+        s.text_encoder_2 = T5Encoder::declare(ParamScope(loader, "text_encoder_2"), s.t5_config);
+        s.transformer = FluxTransformer::declare(ParamScope(loader, "transformer"), s.transformer_config);
+        s.vae = VAE::declare(ParamScope(loader, "vae"), s.info.vae, s.has_vae_encoder);
+    }, "transformer."));
+    return m;
+}
+
+Family flux_family() {
+    Family f;
+    f.name = "flux";
+    f.claim = [](const std::string& path) -> Result<Family::Claim> {
+        Family::Claim c;
+        std::error_code ec;
+        if (fs::is_directory(path, ec)) {
+            if (!fs::exists(fs::path(path) / "model_index.json", ec)) return c;
+            auto folder = open_diffusers_folder(path);
+            if (folder && is_flux_folder(*folder)) c.mine = true;
+            return c;
+        }
+        auto w = read_weights(path);
+        if (!w) return c;
+        for (const std::string& name : w->names())
+            if (name.find("double_blocks.") != std::string::npos) {
+                c.mine = true;
+                break;
+            }
+        return c;
+    };
+    f.load = [](const std::string& path, const LoadOptions& o) -> Result<std::unique_ptr<Model>> {
+        EASEL_TRY_ASSIGN(std::unique_ptr<FluxModel> m, load_flux_model(path, o));
+        return std::unique_ptr<Model>(std::move(m));
+    };
+    f.load_spec = load_flux_model_spec;
+    return f;
+}
+
+}  // namespace easel
