@@ -136,6 +136,11 @@ int cmd_generate(int argc, char** argv) {
                                     "eps or v, for checkpoints that cannot tell (SD 2.x single files: 512-base eps, "
                                     "768-v v; SD 2 inpainting is known to be eps)");
     auto& clip_skip = a.add_int("--clip-skip", "", 1, "stop the text encoder this many layers early (1: last layer)");
+    auto& text_encoder_file = a.add_string("--text-encoder", "", "",
+        "a text encoder file a single-file SD3 or Flux checkpoint does not carry (ComfyUI's clip_l, clip_g, t5xxl .safetensors); repeat for several");
+    auto& vae_file = a.add_string("--vae", "", "", "the autoencoder of a single-file SD3 or Flux checkpoint that has none (BFL's ae.safetensors)");
+    auto& t5_tokenizer = a.add_string("--t5-tokenizer", "", "",
+        "T5's spiece.model (or a folder with it) for a model that carries none (single files; also $EASEL_T5_TOKENIZER)");
     auto& max_seq = a.add_int("--max-sequence-length", "", 0,
                               "T5 tokens for SD3 and Flux (diffusers' max_sequence_length; 0: the model's, 256 SD3, 512 Flux)");
     auto& vocab = a.add_string("--vocab", "", "", "CLIP vocabulary (vocab.json folder or bpe_simple_vocab_16e6.txt.gz) instead of the built-in one (a diffusers folder's own tokenizer/ is used unless this is given)");
@@ -239,6 +244,9 @@ int cmd_generate(int argc, char** argv) {
         else return fail(Error::invalid_argument(fmt::format("expected eps or v, got '{}'", prediction.s), "--prediction"));
     }
     lo.vocab_path = vocab.s;
+    lo.component_files = text_encoder_file.all;
+    if (vae_file.seen) lo.component_files.push_back(vae_file.s);
+    lo.t5_tokenizer = t5_tokenizer.s;
     lo.with_vae_encoder = !init.s.empty();
     lo.weight_cache_dir = weight_cache.seen ? (weight_cache.s == "off" ? std::string() : weight_cache.s) : default_weight_cache_dir();
     lo.weight_cache_max_bytes = default_weight_cache_max_bytes();
@@ -580,7 +588,7 @@ int cmd_info(int argc, char** argv) {
         LoadOptions o;
         o.vocab_path = vocab.s;
         auto spec = load_model_spec(path, o);
-        if (!spec) return fail(inspected.error());
+        if (!spec) return fail(spec.error());
         std::printf("%s\n  family: %s\n  layout: %s\n  weights: %s\n", path.c_str(), spec->family.c_str(),
                     std::string(layout_name(spec->info.layout)).c_str(), std::string(dtype_name(spec->info.weight_dtype)).c_str());
         if (spec->info.has_text_encoder) std::printf("  text encoder: %s\n", spec->info.text.summary().c_str());

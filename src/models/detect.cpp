@@ -291,9 +291,10 @@ Result<ModelInfo> detect_model(const WeightSet& w_in, const ModelConfigSources& 
     const std::string& src = w_in.source;
     // Families we recognise but do not run: say so by name instead of failing on a missing tensor.
     if (has_part(w_in, "joint_blocks."))
-        return Error::unsupported("this is an SD3 (MMDiT) checkpoint; easel runs SD 1.x, 2.x and SDXL for now", src);
+        return Error::unsupported("this is an SD3 (MMDiT) checkpoint, which the sd3 family reads, not SD 1.x/2.x/SDXL's "
+                                  "detection", src);
     if (has_part(w_in, "double_blocks."))
-        return Error::unsupported("this is a Flux checkpoint; easel runs SD 1.x, 2.x and SDXL for now", src);
+        return Error::unsupported("this is a Flux checkpoint, which the flux family reads, not SD 1.x/2.x/SDXL's detection", src);
     if (has_prefix(w_in, kSgmPrefix) || has_prefix(w_in, "model.diffusion_model.label_emb.")) {
         // An SDXL single file (Stability's sgm layout): renamed to diffusers names, then detected as a folder is.
         WeightSet renamed;

@@ -30,6 +30,12 @@ class PackCache;
 struct LoadOptions {
     Precision precision = Precision::F32;
     std::string vocab_path;                 // --vocab; empty: the model's own, else $EASEL_VOCAB, else the built-in one
+    // What a single-file SD3 or Flux checkpoint may not carry, as ComfyUI keeps them beside it: text encoder files
+    // (CLIP-L, CLIP-G, T5 in transformers' names; which is which from names and shapes) and the autoencoder (LDM or
+    // diffusers names): --text-encoder, --vae. And T5's tokenizer (spiece.model, or a folder holding it):
+    // --t5-tokenizer, else $EASEL_T5_TOKENIZER.
+    std::vector<std::string> component_files;
+    std::string t5_tokenizer;
     std::optional<Prediction> prediction;   // --prediction: overrides what the model's config says
     std::string variant;                    // diffusers weight variant, e.g. "fp16"
     bool with_vae_encoder = true;           // img2img and inpainting need it; inpainting models always get it

@@ -258,3 +258,39 @@ TEST(Flux, KDiffusionEulerEqualsFluxPipeline) {
     std::printf("k-diffusion euler vs FluxPipeline case a: %s\n", cmp.summary().c_str());
     EXPECT_TRUE(cmp.passed()) << cmp.summary();
 }
+
+// BFL's single-file layout with ComfyUI's separate files (tools/reference/make_dit_single_files.py): the same
+// weights as the folders, so FluxPipeline's cases come out the same.
+TEST(FluxSingleFile, DevAndSchnellWithSeparateFilesMatchFluxPipeline) {
+    const std::string dir = std::string(EASEL_GOLDEN_DIR) + "/flux_single/";
+    for (const char* name : {"a", "c"}) {
+        const nlohmann::json j = nlohmann::json::parse(cases().metadata.at(std::string(name) + ".params"));
+        LoadOptions o;
+        o.vocab_path = kDev + "/tokenizer";
+        o.t5_tokenizer = kDev + "/tokenizer_2";
+        o.component_files = {dir + "t5xxl.safetensors", dir + "ae.safetensors", dir + "clip_l.safetensors"};
+        const std::string file = dir + (j["model"] == "dev" ? "tiny-flux-dev.safetensors" : "tiny-flux-schnell.safetensors");
+        auto m = load_model(file, o);
+        ASSERT_TRUE(m) << m.error().to_string();
+        EXPECT_EQ((*m)->family, "flux");
+        EXPECT_EQ((*m)->info.layout, CheckpointLayout::LdmSingleFile);
+        GenerateParams p;
+        p.prompt = j["prompt"];
+        p.steps = j["steps"];
+        p.cfg_scale = j["guidance"];
+        p.seed = j["seed"];
+        p.width = j["width"];
+        p.height = j["height"];
+        p.max_sequence_length = j["max_sequence_length"];
+        p.schedule_from = ScheduleFrom::Diffusers;
+        p.diffusers_scheduler = DiffusersScheduler::Euler;
+        auto r = generate(**m, p);
+        ASSERT_TRUE(r) << r.error().to_string();
+        easel::testing::expect_matches_hwc_case((*r)[0], cases(), name, std::string("flux single ") + name, {.atol = 1e-3, .rtol = 1e-4});
+    }
+    LoadOptions missing;
+    missing.t5_tokenizer = kDev + "/tokenizer_2";
+    auto r = load_model(dir + "tiny-flux-dev.safetensors", missing);
+    ASSERT_FALSE(r);
+    EXPECT_NE(r.error().to_string().find("--vae"), std::string::npos) << r.error().to_string();
+}

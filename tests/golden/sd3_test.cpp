@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -301,4 +302,161 @@ TEST(SD3, KDiffusionEulerEqualsFlowMatchEuler) {
     auto diff = easel::testing::compare((*a)[0].latent, (*r)[0].latent, {.atol = 1e-3, .rtol = 1e-4});
     EXPECT_FALSE(diff.passed());
     for (int64_t i = 0; i < (*a)[0].latent.numel(); ++i) ASSERT_TRUE(std::isfinite((*a)[0].latent.data<float>()[i]));
+}
+
+// SD3.5 (diffusers 0.31.0, where it first appeared; tools/reference/make_sd35_goldens.py): large's per-head q/k
+// RMSNorm, medium's MMDiT-X second attention in blocks 0 and 1, each as a folder whose other components are
+// pipeline_sd3's (linked).
+namespace {
+
+const SD3Model& sd35(const std::string& variant) {
+    static std::map<std::string, std::unique_ptr<SD3Model>> models;
+    auto& m = models[variant];
+    if (!m) {
+        auto r = load_sd3_model(std::string(EASEL_GOLDEN_DIR) + "/pipeline_sd35_" + variant, LoadOptions{});
+        EASEL_ASSERT(r.has_value(), r ? "" : r.error().to_string());
+        m = std::move(r).value();
+    }
+    return *m;
+}
+
+const WeightSet& sd35_cases() { return golden_file("sd35_cases.safetensors"); }
+
+}  // namespace
+
+TEST(SD35, ConfigsComeFromTheFolders) {
+    EXPECT_TRUE(sd35("large").transformer_config.qk_norm);
+    EXPECT_TRUE(sd35("large").transformer_config.dual_attention_layers.empty());
+    EXPECT_TRUE(sd35("medium").transformer_config.qk_norm);
+    EXPECT_EQ(sd35("medium").transformer_config.dual_attention_layers, (std::vector<int>{0, 1}));
+    std::printf("%s\n", sd35("medium").describe().c_str());
+}
+
+TEST(SD35, TransformersMatchDiffusers) {
+    const WeightSet& g = sd35_cases();
+    BufferPool pool;
+    Ctx c{&pool};
+    const Tensor ts = golden_tensor(g, "transformer.timesteps");
+    for (const char* variant : {"large", "medium"}) {
+        for (const char* shape : {"sq", "wide"}) {
+            const std::string s = shape;
+            const Tensor x = golden_tensor(g, "transformer.x_" + s);
+            const Tensor ctx = golden_tensor(g, "transformer.ctx_" + s), pooled = golden_tensor(g, "transformer.pooled_" + s);
+            for (int i = 0; i < 2; ++i) {
+                const std::string name = fmt::format("transformer.{}.{}_{}", variant, s, i == 0 ? "t1000" : "t283_7");
+                expect_close(sd35(variant).transformer.forward(c, x, ts.data<float>()[i], ctx, pooled), golden_tensor(g, name), kTol, name);
+            }
+        }
+    }
+}
+
+class SD35Pipeline : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(SD35Pipeline, MatchesDiffusers) {
+    const std::string name = GetParam();
+    const nlohmann::json j = nlohmann::json::parse(sd35_cases().metadata.at(name + ".params"));
+    GenerateParams p = sd3_case_params(j);
+    auto r = generate(sd35(name.substr(0, name.find('_'))), p);
+    ASSERT_TRUE(r) << r.error().to_string();
+    easel::testing::expect_matches_hwc_case((*r)[0], sd35_cases(), name, "sd3.5 " + name, {.atol = 1e-3, .rtol = 1e-4});
+}
+
+INSTANTIATE_TEST_SUITE_P(Cases, SD35Pipeline, ::testing::Values("large_a", "medium_a", "medium_b"));
+
+// Stability's single-file layouts (tools/reference/make_dit_single_files.py, proven with diffusers' own single-file
+// loaders): the same weights as pipeline_sd3 / pipeline_sd35_medium, so every network computes exactly what the
+// folder's does; CLIP-L pools unprojected there, as diffusers' single-file loader and ComfyUI make it.
+namespace {
+
+const std::string kSingle = std::string(EASEL_GOLDEN_DIR) + "/sd3_single/";
+
+LoadOptions single_options(std::vector<std::string> files = {}) {
+    LoadOptions o;
+    o.vocab_path = kFolder + "/tokenizer";  // the tiny model's own vocabulary (real ones use the built-in CLIP one)
+    o.t5_tokenizer = kFolder + "/tokenizer_3";
+    for (std::string& f : files) f = kSingle + f;
+    o.component_files = std::move(files);
+    return o;
+}
+
+std::unique_ptr<SD3Model> load_single(const std::string& file, const LoadOptions& o) {
+    auto r = load_sd3_model(kSingle + file, o);
+    EASEL_ASSERT(r.has_value(), r ? "" : r.error().to_string());
+    return std::move(r).value();
+}
+
+void expect_identical(const Tensor& a, const Tensor& b, const std::string& what) {
+    expect_close(a, b, {.atol = 0, .rtol = 0}, what);
+}
+
+}  // namespace
+
+TEST(SD3SingleFile, EveryNetworkEqualsTheFolders) {
+    const auto s = load_single("tiny-sd3-incl-clips-t5.safetensors", single_options());
+    EXPECT_EQ(s->family, "sd3");
+    EXPECT_EQ(s->info.layout, CheckpointLayout::LdmSingleFile);
+    EXPECT_FALSE(s->text_config.has_projection);
+    const SD3Model& f = model();
+    const WeightSet& g = components();
+    BufferPool pool;
+    Ctx c{&pool};
+    const Tensor x = golden_tensor(g, "transformer.x_wide"), ctx = golden_tensor(g, "transformer.ctx_wide");
+    const Tensor pooled = golden_tensor(g, "transformer.pooled_wide");
+    expect_identical(s->transformer.forward(c, x, 283.7f, ctx, pooled), f.transformer.forward(c, x, 283.7f, ctx, pooled), "transformer");
+    expect_identical(s->autoencoder().decode(c, golden_tensor(g, "vae.z"), 0), f.autoencoder().decode(c, golden_tensor(g, "vae.z"), 0), "vae");
+    const auto ids1 = ids_of(golden_tensor(g, "text.p0.ids_1")), ids2 = ids_of(golden_tensor(g, "text.p0.ids_2"));
+    const auto l_s = s->text_encoder.encode(c, {ids1}, {.clip_skip = 2, .final_norm = false, .pooled = true});
+    const auto l_f = f.text_encoder.encode(c, {ids1}, {.clip_skip = 2, .final_norm = false, .pooled = true});
+    expect_identical(l_s.hidden, l_f.hidden, "CLIP-L states");
+    EXPECT_EQ(l_s.pooled->shape(), Shape({1, 32}));  // unprojected: the pooler output's width
+    expect_identical(s->text_encoder_2.encode(c, {ids2}, {.clip_skip = 2, .final_norm = false, .pooled = true}).hidden,
+                     f.text_encoder_2.encode(c, {ids2}, {.clip_skip = 2, .final_norm = false, .pooled = true}).hidden, "CLIP-G states");
+    const auto ids3 = ids_of(golden_tensor(g, "text.p0.ids_3"));
+    expect_identical(s->text_encoder_3.encode(c, {ids3}), f.text_encoder_3.encode(c, {ids3}), "T5");
+}
+
+TEST(SD3SingleFile, SeparateEncoderFilesEqualTheIncludedOnes) {
+    GenerateParams p;
+    p.prompt = "a red circle on a (blue:1.2) background";
+    p.negative_prompt = "a green square";
+    p.width = 32;
+    p.height = 48;
+    p.steps = 3;
+    p.seed = 5;
+    p.sampler = SamplerKind::Euler;
+    const auto incl = load_single("tiny-sd3-incl-clips-t5.safetensors", single_options());
+    const auto sep = load_single("tiny-sd3.safetensors",
+                                 single_options({"clip_g.safetensors", "t5xxl.safetensors", "clip_l.safetensors"}));
+    auto a = generate(*incl, p);
+    auto b = generate(*sep, p);
+    ASSERT_TRUE(a && b);
+    expect_identical((*a)[0].latent, (*b)[0].latent, "separate files vs included");
+    // What a single file lacks is named with the flag that gives it.
+    auto missing = load_sd3_model(kSingle + "tiny-sd3.safetensors", single_options({"clip_l.safetensors"}));
+    ASSERT_FALSE(missing);
+    EXPECT_NE(missing.error().to_string().find("--text-encoder"), std::string::npos) << missing.error().to_string();
+    LoadOptions no_tok = single_options();
+    no_tok.t5_tokenizer.clear();
+    ::unsetenv("EASEL_T5_TOKENIZER");
+    auto tok = load_sd3_model(kSingle + "tiny-sd3-incl-clips-t5.safetensors", no_tok);
+    ASSERT_FALSE(tok);
+    EXPECT_NE(tok.error().to_string().find("--t5-tokenizer"), std::string::npos) << tok.error().to_string();
+    auto twice = load_sd3_model(kSingle + "tiny-sd3-incl-clips-t5.safetensors", single_options({"t5xxl.safetensors"}));
+    ASSERT_FALSE(twice);
+    EXPECT_NE(twice.error().to_string().find("two sources"), std::string::npos) << twice.error().to_string();
+}
+
+TEST(SD3SingleFile, SD35MediumEqualsItsFolder) {
+    const auto s = load_single("tiny-sd35-medium.safetensors",
+                               single_options({"clip_g.safetensors", "t5xxl.safetensors", "clip_l.safetensors"}));
+    EXPECT_EQ(s->transformer_config.dual_attention_layers, (std::vector<int>{0, 1}));
+    const WeightSet& g = sd35_cases();
+    BufferPool pool;
+    Ctx c{&pool};
+    const Tensor x = golden_tensor(g, "transformer.x_sq"), ctx = golden_tensor(g, "transformer.ctx_sq");
+    const Tensor pooled = golden_tensor(g, "transformer.pooled_sq");
+    expect_identical(s->transformer.forward(c, x, 1000.0f, ctx, pooled), sd35("medium").transformer.forward(c, x, 1000.0f, ctx, pooled),
+                     "SD3.5 medium transformer");
+    expect_close(s->transformer.forward(c, x, 1000.0f, ctx, pooled), golden_tensor(g, "transformer.medium.sq_t1000"), kTol,
+                 "SD3.5 medium single file vs diffusers");
 }

@@ -1,6 +1,9 @@
 #include "models/mmdit/config.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "io/keymap_config_doc.h"
 
@@ -42,13 +45,22 @@ Result<MMDiTConfig> MMDiTConfig::from_diffusers_json(const std::string& json_tex
     EASEL_TRY_ASSIGN(c.caption_projection_dim, get_int("caption_projection_dim", 1152, 1, kMaxWidth));
     EASEL_TRY_ASSIGN(c.pooled_projection_dim, get_int("pooled_projection_dim", 2048, 1, kMaxWidth));
     EASEL_TRY_ASSIGN(c.pos_embed_max_size, get_int("pos_embed_max_size", 96, 1, 1 << 12));
-    // SD3.5's additions (diffusers 0.31): refuse them by name instead of running a different network.
-    if (const ConfigNode* n = doc.get("qk_norm"); n && !n->is_null())
-        return Error::unsupported("qk_norm (SD3.5 large/medium): easel runs SD3 medium's transformer so far",
-                                  "transformer config.json");
-    if (const ConfigNode* n = doc.get("dual_attention_layers"); n && n->is_list() && !n->items().empty())
-        return Error::unsupported("dual_attention_layers (SD3.5 medium's MMDiT-X): easel runs SD3 medium's transformer so far",
-                                  "transformer config.json");
+    // SD3.5's additions (diffusers 0.31).
+    if (const ConfigNode* n = doc.get("qk_norm"); n && !n->is_null()) {
+        EASEL_TRY_ASSIGN(const std::string qk, doc.get_string_or("qk_norm", ""));
+        if (qk != "rms_norm")
+            return Error::unsupported(fmt::format("qk_norm '{}': SD3.5 uses rms_norm, the one easel runs", qk),
+                                      "transformer config.json");
+        c.qk_norm = true;
+    }
+    if (const ConfigNode* n = doc.get("dual_attention_layers"); n && !n->is_null()) {
+        EASEL_TRY_ASSIGN(std::vector<int64_t> layers, n->as_int_list("dual_attention_layers"));
+        for (int64_t l : layers) {
+            if (l < 0 || l >= c.num_layers)
+                return bad_config("dual_attention_layers", fmt::format("block {} outside 0..{}", l, c.num_layers - 1));
+            c.dual_attention_layers.push_back(int(l));
+        }
+    }
     EASEL_TRY(c.validate());
     return c;
 }
@@ -88,17 +100,19 @@ Result<MMDiTConfig> MMDiTConfig::detect_from_weights(const WeightSet& w, std::st
     c.num_layers = 0;
     while (c.num_layers < kMaxLayers && w.contains(fmt::format("{}transformer_blocks.{}.norm1.linear.weight", p, c.num_layers)))
         ++c.num_layers;
-    if (w.contains(p + "transformer_blocks.0.attn.norm_q.weight"))
-        return Error::unsupported("an SD3.5 transformer (qk RMSNorm): easel runs SD3 medium's transformer so far", w.source);
-    if (w.contains(p + "transformer_blocks.0.attn2.to_q.weight"))
-        return Error::unsupported("an SD3.5 medium transformer (MMDiT-X dual attention): easel runs SD3 medium's so far",
-                                  w.source);
+    c.qk_norm = w.contains(p + "transformer_blocks.0.attn.norm_q.weight");
+    for (int i = 0; i < c.num_layers; ++i)
+        if (w.contains(fmt::format("{}transformer_blocks.{}.attn2.to_q.weight", p, i))) c.dual_attention_layers.push_back(i);
     c.head_dim = 64;
     c.num_heads = inner % 64 == 0 ? inner / 64 : 1;
     if (inner % 64 != 0) c.head_dim = inner;
     c.sample_size = 128;
     EASEL_TRY(c.validate());
     return c;
+}
+
+bool MMDiTConfig::dual(int block) const {
+    return std::find(dual_attention_layers.begin(), dual_attention_layers.end(), block) != dual_attention_layers.end();
 }
 
 Status MMDiTConfig::validate() const {
@@ -115,8 +129,12 @@ Status MMDiTConfig::validate() const {
 
 std::string MMDiTConfig::summary() const {
     return fmt::format("MMDiT, {} joint blocks, {} heads x {}, patch {}, {} -> {} channels, context {}, pooled {}, "
-                       "position grid {}, sample {}", num_layers, num_heads, head_dim, patch_size, in_channels,
-                       out_channels, joint_attention_dim, pooled_projection_dim, pos_embed_max_size, sample_size);
+                       "position grid {}, sample {}{}{}", num_layers, num_heads, head_dim, patch_size, in_channels,
+                       out_channels, joint_attention_dim, pooled_projection_dim, pos_embed_max_size, sample_size,
+                       qk_norm ? ", qk RMSNorm (SD3.5)" : "",
+                       dual_attention_layers.empty() ? std::string()
+                                                     : fmt::format(", dual attention in {} blocks (MMDiT-X)",
+                                                                   dual_attention_layers.size()));
 }
 
 Status check_mmdit_agrees(const MMDiTConfig& w, const MMDiTConfig& f, const std::string& source) {
@@ -133,6 +151,10 @@ Status check_mmdit_agrees(const MMDiTConfig& w, const MMDiTConfig& f, const std:
     EASEL_TRY(differ("caption_projection_dim", w.caption_projection_dim, f.caption_projection_dim));
     EASEL_TRY(differ("pooled_projection_dim", w.pooled_projection_dim, f.pooled_projection_dim));
     EASEL_TRY(differ("pos_embed_max_size", w.pos_embed_max_size, f.pos_embed_max_size));
+    EASEL_TRY(differ("qk_norm (norm_q weights)", int(w.qk_norm), int(f.qk_norm)));
+    if (w.dual_attention_layers != f.dual_attention_layers)
+        return Error::bad_file(source, fmt::format("dual_attention_layers {} but the weights have attn2 in blocks {}",
+                                                   f.dual_attention_layers, w.dual_attention_layers));
     return ok();
 }
 

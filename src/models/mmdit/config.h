@@ -10,6 +10,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/error.h"
 #include "io/weights.h"
@@ -28,6 +29,11 @@ struct MMDiTConfig {
     int caption_projection_dim = 1536;
     int pooled_projection_dim = 2048;
     int pos_embed_max_size = 192;     // the stored grid of position embeddings is this many patches a side
+    // SD3.5 (diffusers 0.31): RMSNorm over each head of q and k (qk_norm "rms_norm": SD3.5 large, large-turbo and
+    // medium), and the blocks with MMDiT-X's second, image-only self-attention (SD3.5 medium: 0..12).
+    bool qk_norm = false;
+    std::vector<int> dual_attention_layers;
+    bool dual(int block) const;
 
     int inner_dim() const { return head_dim * num_heads; }
 

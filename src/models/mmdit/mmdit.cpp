@@ -21,11 +21,26 @@ MMDiT MMDiT::declare(const ParamScope& s, const MMDiTConfig& cfg) {
     m.p_lin1_ = Linear::declare(te / "text_embedder" / "linear_1", cfg.pooled_projection_dim, W);
     m.p_lin2_ = Linear::declare(te / "text_embedder" / "linear_2", W, W);
     m.context_embedder_ = Linear::declare(s / "context_embedder", cfg.joint_attention_dim, cfg.caption_projection_dim);
+    const int64_t D = cfg.head_dim;
+    auto qk = [&](const ParamScope& a, const char* q, const char* k, std::optional<RMSNorm>& nq, std::optional<RMSNorm>& nk) {
+        if (!cfg.qk_norm) return;
+        nq = RMSNorm::declare(a / q, D, 1e-6f);
+        nk = RMSNorm::declare(a / k, D, 1e-6f);
+    };
     for (int i = 0; i < cfg.num_layers; ++i) {
         const ParamScope b = s / "transformer_blocks" / i;
         Block blk;
         blk.context_pre_only = i == cfg.num_layers - 1;
-        blk.x.ada = Linear::declare(b / "norm1" / "linear", W, 6 * W);
+        blk.x.ada = Linear::declare(b / "norm1" / "linear", W, (cfg.dual(i) ? 9 : 6) * W);
+        qk(b / "attn", "norm_q", "norm_k", blk.x.norm_q, blk.x.norm_k);
+        qk(b / "attn", "norm_added_q", "norm_added_k", blk.ctx.norm_q, blk.ctx.norm_k);
+        if (cfg.dual(i)) {
+            const ParamScope a2 = b / "attn2";
+            SelfAttention sa{Linear::declare(a2 / "to_q", W, W), Linear::declare(a2 / "to_k", W, W), Linear::declare(a2 / "to_v", W, W),
+                             Linear::declare(a2 / "to_out" / 0, W, W), {}, {}};
+            qk(a2, "norm_q", "norm_k", sa.norm_q, sa.norm_k);
+            blk.attn2 = std::move(sa);
+        }
         blk.x.q = Linear::declare(b / "attn" / "to_q", W, W);
         blk.x.k = Linear::declare(b / "attn" / "to_k", W, W);
         blk.x.v = Linear::declare(b / "attn" / "to_v", W, W);
@@ -47,6 +62,16 @@ MMDiT MMDiT::declare(const ParamScope& s, const MMDiTConfig& cfg) {
     m.proj_out_ = Linear::declare(s / "proj_out", W, P * P * cfg.out_channels);
     return m;
 }
+
+namespace {
+
+// q or k ([N, L, H * D]) through a per-head RMSNorm when the model has one.
+Tensor normed(const Ctx& c, const Tensor& x, const std::optional<RMSNorm>& n, int64_t D) {
+    if (!n) return x;
+    return (*n)(c, x.contiguous().reshape({x.numel() / D, D})).reshape(x.shape());
+}
+
+}  // namespace
 
 Tensor MMDiT::forward(const Ctx& c, const Tensor& x_in, float t, const Tensor& context, const Tensor& pooled) const {
     const int64_t N = x_in.size(0), H = x_in.size(2), Wd = x_in.size(3), P = cfg_.patch_size, W = cfg_.inner_dim();
@@ -84,12 +109,24 @@ Tensor MMDiT::forward(const Ctx& c, const Tensor& x_in, float t, const Tensor& c
         const Tensor mc = blk.ctx.ada(c, act); // the same, or (scale, shift) on the last block
         const Tensor nx = modulated_norm(c, x, mx, 0, 1);
         const Tensor nc = blk.context_pre_only ? modulated_norm(c, ctx, mc, 1, 0) : modulated_norm(c, ctx, mc, 0, 1);
-        const Tensor q = ops::concat(c, {blk.x.q(c, nx), blk.ctx.q(c, nc)}, 1);
-        const Tensor k = ops::concat(c, {blk.x.k(c, nx), blk.ctx.k(c, nc)}, 1);
+        const int64_t D = cfg_.head_dim;
+        const Tensor q = ops::concat(c, {normed(c, blk.x.q(c, nx), blk.x.norm_q, D), normed(c, blk.ctx.q(c, nc), blk.ctx.norm_q, D)}, 1);
+        const Tensor k = ops::concat(c, {normed(c, blk.x.k(c, nx), blk.x.norm_k, D), normed(c, blk.ctx.k(c, nc), blk.ctx.norm_k, D)}, 1);
         const Tensor v = ops::concat(c, {blk.x.v(c, nx), blk.ctx.v(c, nc)}, 1);
         const Tensor att = ops::attention(c, q, k, v, heads);  // [N, T + L, W]
         const Tensor ax = (*blk.x.out)(c, att.slice(1, 0, T).contiguous());
-        gated_add(x, ax, mx, 2);
+        if (blk.attn2) {
+            // MMDiT-X (SD3.5 medium): the block input's norm modulated by the 7th-8th chunks, self-attention over the
+            // image tokens alone, added after the joint attention's output with the 9th chunk as its gate.
+            const SelfAttention& a2 = *blk.attn2;
+            const Tensor nx2 = modulated_norm(c, x, mx, 6, 7);
+            const Tensor att2 = ops::attention(c, normed(c, a2.q(c, nx2), a2.norm_q, D), normed(c, a2.k(c, nx2), a2.norm_k, D),
+                                               a2.v(c, nx2), heads);
+            gated_add(x, ax, mx, 2);
+            gated_add(x, a2.out(c, att2), mx, 8);
+        } else {
+            gated_add(x, ax, mx, 2);
+        }
         const Tensor nx2 = modulated_norm(c, x, mx, 3, 4);
         gated_add(x, (*blk.x.ff2)(c, ops::gelu(c, (*blk.x.ff1)(c, nx2), true)), mx, 5);
         if (!blk.context_pre_only) {

@@ -1,4 +1,5 @@
-// SD3's diffusion transformer (MMDiT) as diffusers' SD3Transformer2DModel (0.30) computes it: 2x2 patches of the
+// SD3's diffusion transformer (MMDiT) as diffusers' SD3Transformer2DModel (0.30; SD3.5's additions as 0.31 has them:
+// per-head RMSNorm of q and k, and MMDiT-X's second, image-only self-attention in some blocks) computes it: 2x2 patches of the
 // latent embedded and offset by a crop of the fixed sin-cos position grid; a conditioning vector = timestep MLP +
 // pooled-text MLP; the context projected to the blocks' width; joint blocks in which image and context tokens
 // each get adaLN-zero modulation (shift, scale, gate for attention and for the MLP) from that vector, attend
@@ -10,6 +11,7 @@
 //   Tensor v = dit.forward(ctx, x, /*t=*/1000 * sigma, context, pooled);   // x [N, 16, h, w] -> [N, 16, h, w]
 #pragma once
 
+#include <optional>
 #include <vector>
 
 #include "models/mmdit/config.h"
@@ -29,13 +31,20 @@ public:
 
 private:
     struct Stream {  // one side (image or context) of a joint block
-        Linear ada;                  // adaLN: 6 x width (shift, scale, gate for attention and MLP), or 2 (scale, shift)
+        Linear ada;                  // adaLN: 6 x width (shift, scale, gate for attention and MLP; 9 with the second
+                                     // attention's three), or 2 (scale, shift) on the last block's context side
         Linear q, k, v;
+        std::optional<RMSNorm> norm_q, norm_k;  // SD3.5: over each head
         std::optional<Linear> out;   // attn.to_out.0 / attn.to_add_out (absent on the last block's context side)
         std::optional<Linear> ff1, ff2;
     };
+    struct SelfAttention {  // MMDiT-X's attn2: image tokens alone
+        Linear q, k, v, out;
+        std::optional<RMSNorm> norm_q, norm_k;
+    };
     struct Block {
         Stream x, ctx;
+        std::optional<SelfAttention> attn2;
         bool context_pre_only = false;
     };
 

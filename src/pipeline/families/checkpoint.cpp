@@ -7,6 +7,7 @@
 
 #include "io/diffusers_folder.h"
 #include "io/keymap_config_doc.h"
+#include "io/keymap_dit.h"
 #include "io/keymap_ldm.h"
 #include "io/model_file.h"
 
@@ -123,12 +124,18 @@ bool ComponentSet::has(std::string_view name) const {
 }
 
 std::optional<std::string> ComponentSet::config(std::string_view component, std::string_view file) const {
+    if (folder.path.empty()) {
+        auto it = configs.find(std::string(component));
+        if (it == configs.end()) return std::nullopt;
+        return it->second;
+    }
     auto t = component_config(folder, component, file);
     if (t) return std::move(t).value();
     return std::nullopt;
 }
 
 std::string ComponentSet::subfolder(std::string_view name) const {
+    if (folder.path.empty()) return {};
     std::error_code ec;
     const fs::path d = fs::path(folder.path) / name;
     return fs::is_directory(d, ec) ? d.string() : std::string();
@@ -154,6 +161,143 @@ Result<ComponentSet> read_component_set(const std::string& path, const std::vect
     };
     for (const std::string& c : required) EASEL_TRY(read(c, true));
     for (const std::string& c : optional) EASEL_TRY(read(c, false));
+    r.weights.source = path;
+    return r;
+}
+
+namespace {
+
+// The tensors of `w` under `prefix`, prefix removed; they leave `w`.
+WeightSet take_prefix(WeightSet& w, std::string_view prefix) {
+    WeightSet out;
+    std::vector<std::string> names;
+    for (const std::string& n : w.names())
+        if (n.compare(0, prefix.size(), prefix) == 0) names.push_back(n);
+    for (const std::string& n : names) {
+        (void)out.add(n.substr(prefix.size()), *w.find(n));
+        w.erase(n);
+    }
+    out.source = w.source;
+    return out;
+}
+
+bool has_any_prefix(const WeightSet& w, std::string_view prefix) {
+    for (const std::string& n : w.names())
+        if (n.compare(0, prefix.size(), prefix) == 0) return true;
+    return false;
+}
+
+// An autoencoder in LDM names (encoder.down.0.block.0.*, Stability's first_stage_model.* and BFL's ae) or
+// diffusers names, as "vae.".
+Result<WeightSet> vae_to_diffusers(WeightSet vae) {
+    WeightSet out;
+    if (vae.contains("encoder.down_blocks.0.resnets.0.norm1.weight") || vae.contains("decoder.up_blocks.0.resnets.0.norm1.weight")) {
+        EASEL_TRY(out.merge(std::move(vae), "vae."));
+        return out;
+    }
+    WeightSet prefixed;
+    for (const std::string& n : vae.names()) EASEL_TRY(prefixed.add(std::string(kLdmVAEPrefix) + n, *vae.find(n)));
+    prefixed.source = vae.source;
+    LdmKeymapOptions opt;
+    EASEL_TRY_ASSIGN(out, ldm_to_diffusers(std::move(prefixed), opt));
+    return out;
+}
+
+}  // namespace
+
+Result<ComponentSet> read_dit_single_file(const std::string& path, DiTFamily family, const LoadOptions& options) {
+    ComponentSet r;
+    EASEL_TRY_ASSIGN(WeightSet w, read_weights(path));
+    for (const char* comp : {"transformer", "vae", "text_encoder", "text_encoder_2", "text_encoder_3"})
+        if (auto it = w.metadata.find(std::string("easel.config.") + comp); it != w.metadata.end()) r.configs[comp] = it->second;
+    const bool flux = family == DiTFamily::Flux;
+    const std::string t5_slot = flux ? "text_encoder_2" : "text_encoder_3";
+    auto add = [&](WeightSet part, const std::string& comp, const std::string& from) -> Status {
+        if (r.has(comp))
+            return Error::invalid_argument(fmt::format("two sources for the {} ({} and an earlier one)", comp, from), path);
+        EASEL_TRY(r.weights.merge(std::move(part), comp + "."));
+        r.present.push_back(comp);
+        return ok();
+    };
+    // The transformer.
+    if (flux) {
+        const std::string prefix = has_any_prefix(w, "model.diffusion_model.double_blocks.") ? "model.diffusion_model." : "";
+        WeightSet t = prefix.empty() ? WeightSet{} : take_prefix(w, prefix);
+        if (prefix.empty()) {
+            for (const char* p : {"double_blocks.", "single_blocks.", "img_in.", "txt_in.", "time_in.", "vector_in.",
+                                  "guidance_in.", "final_layer."}) {
+                WeightSet part = take_prefix(w, p);
+                EASEL_TRY(t.merge(std::move(part), p));
+            }
+        }
+        t.source = path;
+        EASEL_TRY_ASSIGN(WeightSet renamed, flux_transformer_to_diffusers(std::move(t), "", ""));
+        EASEL_TRY(add(std::move(renamed), "transformer", path));
+    } else {
+        WeightSet t = take_prefix(w, "model.diffusion_model.");
+        t.source = path;
+        EASEL_TRY_ASSIGN(WeightSet renamed, sd3_transformer_to_diffusers(std::move(t), "", ""));
+        EASEL_TRY(add(std::move(renamed), "transformer", path));
+    }
+    // What else the file carries.
+    for (const char* p : {"first_stage_model.", "vae."})
+        if (has_any_prefix(w, p)) {
+            WeightSet v = take_prefix(w, p);
+            v.source = path;
+            EASEL_TRY_ASSIGN(WeightSet renamed, vae_to_diffusers(std::move(v)));
+            EASEL_TRY(add(take_prefix(renamed, "vae."), "vae", path));
+        }
+    for (auto [p, comp] : {std::pair<std::string, std::string>{"text_encoders.clip_l.transformer.", "text_encoder"},
+                           {"text_encoders.clip_g.transformer.", "text_encoder_2"},
+                           {"text_encoders.t5xxl.transformer.", t5_slot}})
+        if (has_any_prefix(w, p)) EASEL_TRY(add(take_prefix(w, p), comp, path));
+    if (w.size() > 0)
+        return Error::bad_file(path, fmt::format("{} tensor(s) of no known part of a {} checkpoint, e.g. {}", w.size(),
+                                                 flux ? "Flux" : "SD3", w.names().front()));
+    // Component files, told apart by their names and shapes.
+    std::vector<std::pair<int64_t, WeightSet>> clips;
+    // A component file's own config (easel's metadata key easel.config.<component>, whatever it is named there).
+    auto config_of = [](const WeightSet& c) -> std::optional<std::string> {
+        for (const auto& [k, v] : c.metadata)
+            if (k.rfind("easel.config.", 0) == 0) return v;
+        return std::nullopt;
+    };
+    auto add_file = [&](WeightSet part, const std::string& comp, const std::string& from) -> Status {
+        std::optional<std::string> cfg = config_of(part);
+        EASEL_TRY(add(std::move(part), comp, from));
+        if (cfg) r.configs[comp] = *cfg;
+        return ok();
+    };
+    for (const std::string& f : options.component_files) {
+        EASEL_TRY_ASSIGN(WeightSet c, read_weights(f));
+        for (const char* p : {"text_encoders.clip_l.transformer.", "text_encoders.clip_g.transformer.",
+                              "text_encoders.t5xxl.transformer.", "first_stage_model.", "vae."})
+            if (has_any_prefix(c, p)) {
+                auto md = c.metadata;
+                c = take_prefix(c, p);
+                c.metadata = std::move(md);
+            }
+        c.source = f;
+        if (const Tensor* e = c.find("text_model.embeddings.token_embedding.weight")) {
+            clips.emplace_back(e->size(1), std::move(c));
+        } else if (c.contains("encoder.block.0.layer.0.SelfAttention.q.weight")) {
+            EASEL_TRY(add_file(std::move(c), t5_slot, f));
+        } else if (c.contains("encoder.conv_in.weight") || c.contains("decoder.conv_in.weight")) {
+            const std::optional<std::string> cfg = config_of(c);
+            EASEL_TRY_ASSIGN(WeightSet renamed, vae_to_diffusers(std::move(c)));
+            EASEL_TRY(add(take_prefix(renamed, "vae."), "vae", f));
+            if (cfg) r.configs["vae"] = *cfg;
+        } else {
+            return Error::bad_file(f, "neither a CLIP text encoder, a T5 encoder nor an autoencoder (by its tensor names)");
+        }
+    }
+    std::sort(clips.begin(), clips.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    for (auto& [width, c] : clips) {
+        std::string slot = "text_encoder";
+        if (!flux && (r.has("text_encoder") || (clips.size() == 2 && &c == &clips.back().second))) slot = "text_encoder_2";
+        const std::string from = c.source;
+        EASEL_TRY(add_file(std::move(c), slot, from));
+    }
     r.weights.source = path;
     return r;
 }

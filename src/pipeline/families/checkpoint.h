@@ -34,9 +34,12 @@ Result<Checkpoint> read_checkpoint(const std::string& path);
 // "<name>.". Required ones must be listed in model_index.json and on disk; optional ones may be absent or null
 // (a pipeline saved without T5). `what` names the family in messages ("an SD3 folder").
 struct ComponentSet {
-    DiffusersFolder folder;
+    DiffusersFolder folder;  // empty for a single file
     WeightSet weights;
     std::vector<std::string> present;
+    // A single file's component configs (easel's metadata keys easel.config.<component>, as easel's own single
+    // files carry them); a folder's come from its files.
+    std::map<std::string, std::string> configs;
     bool has(std::string_view name) const;
     // The component's config.json (or `file`) text, if it has one.
     std::optional<std::string> config(std::string_view component, std::string_view file = "config.json") const;
@@ -46,6 +49,15 @@ struct ComponentSet {
 Result<ComponentSet> read_component_set(const std::string& path, const std::vector<std::string>& required,
                                         const std::vector<std::string>& optional, const std::string& variant,
                                         const std::string& what);
+
+// A single-file SD3 / Flux checkpoint and the component files beside it (LoadOptions::component_files), as one
+// set in diffusers' names: "transformer." (Stability's model.diffusion_model.* or BFL's names, renamed),
+// "vae." (first_stage_model.* / vae.* / BFL's ae names in LDM layout, renamed), the text encoders in transformers'
+// names (Stability's text_encoders.clip_l/clip_g/t5xxl.transformer.*, or files): SD3: CLIP-L text_encoder, CLIP-G
+// text_encoder_2, T5 text_encoder_3; Flux: CLIP-L text_encoder, T5 text_encoder_2. Two CLIP files are told apart
+// by width (L is the narrower). A tensor nothing claims, or two sources for one component, is an error.
+enum class DiTFamily { SD3, Flux };
+Result<ComponentSet> read_dit_single_file(const std::string& path, DiTFamily family, const LoadOptions& options);
 
 // What every UNet + KL-VAE family (SD 1.x/2.x, SDXL) fills the same way from its detected configs: the channel
 // check (the UNet takes the latent alone, or for inpainting models the latent, the mask and the masked image's

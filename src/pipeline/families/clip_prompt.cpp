@@ -1,6 +1,7 @@
 #include "pipeline/families/clip_prompt.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 
 #include <fmt/format.h>
@@ -87,6 +88,16 @@ Result<ClipTokenizerAndPad> load_clip_tokenizer(const std::string& dir, bool pad
     if (!id) return Error::bad_file(r.describe, fmt::format("the pad token '{}' is not in the vocabulary", pad));
     r.pad_id = *id;
     return r;
+}
+
+Result<T5Tokenizer> load_t5_tokenizer(const std::string& dir, const LoadOptions& options, const std::string& model_path) {
+    if (!options.t5_tokenizer.empty()) return T5Tokenizer::load(options.t5_tokenizer);
+    if (!dir.empty()) return T5Tokenizer::load(dir);
+    if (const char* env = std::getenv("EASEL_T5_TOKENIZER"); env && *env) return T5Tokenizer::load(env);
+    return Error::invalid_argument("this model has no T5 tokenizer with it: give the spiece.model of google/t5-v1_1-xxl "
+                                   "(e.g. the tokenizer_3/ folder of stabilityai/stable-diffusion-3-medium-diffusers or "
+                                   "tokenizer_2/ of black-forest-labs/FLUX.1-dev) with --t5-tokenizer PATH or "
+                                   "$EASEL_T5_TOKENIZER", model_path);
 }
 
 }  // namespace easel

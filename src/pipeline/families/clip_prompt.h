@@ -7,7 +7,9 @@
 #include "core/tensor.h"
 #include "models/clip/prompt_parser.h"
 #include "models/clip/text_encoder.h"
+#include "models/t5/tokenizer.h"
 #include "pipeline/interfaces.h"
+#include "pipeline/model.h"
 
 namespace easel {
 
@@ -38,5 +40,9 @@ struct ClipTokenizerAndPad {
 // CLIP vocabulary) and its pad id: the folder's tokenizer_config.json pad_token, else "<|endoftext|>", or "!" with
 // `pad_with_bang` (SDXL's and SD3's tokenizer_2).
 Result<ClipTokenizerAndPad> load_clip_tokenizer(const std::string& dir, bool pad_with_bang, const std::string& vocab_flag);
+
+// T5's tokenizer: the model folder's (`dir`, "" when it has none), else --t5-tokenizer, else $EASEL_T5_TOKENIZER;
+// a single file carries none, and the error says where to get it.
+Result<T5Tokenizer> load_t5_tokenizer(const std::string& dir, const LoadOptions& options, const std::string& model_path);
 
 }  // namespace easel

@@ -56,8 +56,8 @@ Result<Tensor> FluxDiffusionModel::predict(const Ctx& c, const Tensor& x, float 
 }
 
 std::string FluxModel::describe() const {
-    std::string s = fmt::format("{}: flux (diffusers), weights {}\n  text encoder: {}\n  text encoder 2: {}\n  transformer: {}\n  vae: {}",
-                                path, dtype_name(info.weight_dtype), text_config.summary(), t5_config.summary(),
+    std::string s = fmt::format("{}: flux ({}), weights {}\n  text encoder: {}\n  text encoder 2: {}\n  transformer: {}\n  vae: {}",
+                                path, layout_name(info.layout), dtype_name(info.weight_dtype), text_config.summary(), t5_config.summary(),
                                 transformer_config.summary(), info.vae.summary());
     for (const auto& n : notes) s += "\n  note: " + n;
     return s;
@@ -165,9 +165,12 @@ Status fill_flux_spec(ModelSpec& m, FluxModel* full, const ComponentSet& f, cons
     FluxScheduler sched;
     if (auto j = f.config("scheduler", "scheduler_config.json")) {
         EASEL_TRY_ASSIGN(sched, parse_flux_scheduler(*j, (fs::path(path) / "scheduler" / "scheduler_config.json").string()));
+    } else if (fx.guidance_embeds) {
+        sched.dynamic = DynamicShift{};  // FLUX.1-dev's scheduler_config.json
+        m.notes.push_back("no scheduler config: FLUX.1-dev's (resolution-dependent shift)");
     } else {
-        sched.dynamic = DynamicShift{};  // FLUX.1-dev's
-        m.notes.push_back("no scheduler/scheduler_config.json: FLUX.1-dev's dynamic shift");
+        sched.shift = 1.0;  // FLUX.1-schnell's: shift 1, no dynamic shifting
+        m.notes.push_back("no scheduler config: FLUX.1-schnell's (shift 1)");
     }
 
     m.path = path;
@@ -176,7 +179,7 @@ Status fill_flux_spec(ModelSpec& m, FluxModel* full, const ComponentSet& f, cons
     m.family = "flux";
     m.info = ModelInfo{};
     m.info.family = ModelFamily::Flux;
-    m.info.layout = CheckpointLayout::Diffusers;
+    m.info.layout = f.folder.path.empty() ? CheckpointLayout::LdmSingleFile : CheckpointLayout::Diffusers;
     if (const Tensor* probe = f.weights.find("transformer.x_embedder.weight")) m.info.weight_dtype = probe->dtype();
     m.info.has_vae = true;
     m.info.vae = vae;
@@ -208,11 +211,9 @@ Status fill_flux_spec(ModelSpec& m, FluxModel* full, const ComponentSet& f, cons
                                                    k1.describe, k1.tokenizer.id_limit() - 1, t1.vocab_size), path);
     k1.tokenizer.split_out("<|startoftext|>", k1.tokenizer.bos_id());
     k1.tokenizer.split_out("<|endoftext|>", k1.tokenizer.eos_id());
-    const std::string d2 = f.subfolder("tokenizer_2");
-    if (d2.empty()) return Error::bad_file(path, "a Flux folder without tokenizer_2/ (T5's spiece.model)");
-    EASEL_TRY_ASSIGN(T5Tokenizer k2, T5Tokenizer::load(d2));
+    EASEL_TRY_ASSIGN(T5Tokenizer k2, load_t5_tokenizer(f.subfolder("tokenizer_2"), options, path));
     if (k2.id_limit() > t5.vocab_size)
-        return Error::bad_file(d2, fmt::format("the T5 tokenizer has {} pieces but text_encoder_2's embedding has {} rows",
+        return Error::bad_file(k2.source(), fmt::format("the T5 tokenizer has {} pieces but text_encoder_2's embedding has {} rows",
                                                k2.id_limit(), t5.vocab_size));
     m.notes.push_back(fmt::format("tokenizers: {}; {}", k1.describe, k2.source()));
     if (full) {
@@ -228,8 +229,17 @@ Status fill_flux_spec(ModelSpec& m, FluxModel* full, const ComponentSet& f, cons
 
 Result<ComponentSet> read_flux_folder(const std::string& path, const LoadOptions& options) {
     std::error_code ec;
-    if (!fs::is_directory(path, ec))
-        return Error::unsupported("a Flux single file: easel loads Flux as a diffusers folder for now (FLUX.1-dev layout)", path);
+    if (!fs::is_directory(path, ec)) {
+        EASEL_TRY_ASSIGN(ComponentSet f, read_dit_single_file(path, DiTFamily::Flux, options));
+        for (auto [comp, how] : {std::pair{"vae", "--vae FILE (BFL's ae.safetensors)"},
+                                 std::pair{"text_encoder", "--text-encoder FILE (ComfyUI's clip_l)"},
+                                 std::pair{"text_encoder_2", "--text-encoder FILE (ComfyUI's t5xxl)"}})
+            if (!f.has(comp))
+                return Error::invalid_argument(fmt::format("this Flux single file has no {}: give it with {}", comp, how), path);
+        return f;
+    }
+    if (!options.component_files.empty())
+        return Error::invalid_argument("--text-encoder / --vae files are for single-file checkpoints; a folder has its own", path);
     return read_component_set(path, {"transformer", "vae", "text_encoder", "text_encoder_2"}, {}, options.variant,
                               "a Flux folder");
 }

@@ -106,9 +106,9 @@ Result<Tensor> SD3DiffusionModel::predict(const Ctx& c, const Tensor& x, float t
 }
 
 std::string SD3Model::describe() const {
-    std::string s = fmt::format("{}: sd3 (diffusers), weights {}\n  text encoder: {}\n  text encoder 2: {}\n  text encoder 3: {}"
+    std::string s = fmt::format("{}: sd3 ({}), weights {}\n  text encoder: {}\n  text encoder 2: {}\n  text encoder 3: {}"
                                 "\n  transformer: {}\n  vae: {}",
-                                path, dtype_name(info.weight_dtype), text_config.summary(), text_2_config.summary(),
+                                path, layout_name(info.layout), dtype_name(info.weight_dtype), text_config.summary(), text_2_config.summary(),
                                 t5_config ? t5_config->summary() : std::string("none (zeros in its place)"),
                                 transformer_config.summary(), info.vae.summary());
     for (const auto& n : notes) s += "\n  note: " + n;
@@ -139,8 +139,10 @@ Result<double> parse_flow_scheduler_shift(std::string_view json, const std::stri
 namespace {
 
 // A CLIP text encoder's config: from its tensors, with what only the config file says (activation, eps, ids).
+// `projection_optional`: CLIP-L, whose pooled vector SD3 takes unprojected where the file has no projection
+// (diffusers' single-file loader then uses an identity, as Stability's and ComfyUI's code do).
 Result<CLIPTextConfig> clip_config(const WeightSet& w, const std::string& prefix, const std::optional<std::string>& json,
-                                   const std::string& what) {
+                                   const std::string& what, bool projection_optional = false) {
     EASEL_TRY_ASSIGN(CLIPTextConfig c, CLIPTextConfig::detect_from_weights(w, prefix));
     if (json) {
         EASEL_TRY_ASSIGN(CLIPTextConfig f, CLIPTextConfig::from_diffusers_json(*json));
@@ -156,7 +158,8 @@ Result<CLIPTextConfig> clip_config(const WeightSet& w, const std::string& prefix
         c.eos_token_id = f.eos_token_id;
         c.pad_token_id = f.pad_token_id;
     }
-    if (!c.has_projection)
+    if (!c.has_projection && projection_optional) c.projection_dim = c.hidden_size;
+    if (!c.has_projection && !projection_optional)
         return Error::bad_file(what, "no text_projection: SD3's pooled vector needs CLIPTextModelWithProjection");
     EASEL_TRY(c.validate());
     return c;
@@ -169,6 +172,22 @@ bool is_sd3_folder(const DiffusersFolder& f) {
 }
 
 Result<ComponentSet> read_sd3_folder(const std::string& path, const LoadOptions& options) {
+    std::error_code ec;
+    if (!fs::is_directory(path, ec)) {
+        EASEL_TRY_ASSIGN(ComponentSet f, read_dit_single_file(path, DiTFamily::SD3, options));
+        // A single file's CLIP-L pools unprojected: diffusers' single-file loader puts an identity in place of any
+        // text_projection, ComfyUI and Stability's sd3_infer.py take CLIP-L's pooled output as it is.
+        f.weights.erase("text_encoder.text_projection.weight");
+        for (const char* comp : {"vae", "text_encoder", "text_encoder_2"})
+            if (!f.has(comp))
+                return Error::invalid_argument(fmt::format("this SD3 single file has no {}: give it with {}", comp,
+                                                           std::string_view(comp) == "vae" ? "--vae FILE"
+                                                                                           : "--text-encoder FILE (ComfyUI's clip_l / clip_g)"),
+                                               path);
+        return f;
+    }
+    if (!options.component_files.empty())
+        return Error::invalid_argument("--text-encoder / --vae files are for single-file checkpoints; a folder has its own", path);
     return read_component_set(path, {"transformer", "vae", "text_encoder", "text_encoder_2"}, {"text_encoder_3"},
                               options.variant, "an SD3 folder");
 }
@@ -201,7 +220,8 @@ Status fill_sd3_spec(ModelSpec& m, SD3Model* full, const ComponentSet& f, const 
         return Error::bad_file(where, fmt::format("the transformer takes {} channels and gives {}, the VAE's latent has {}",
                                                   dit.in_channels, dit.out_channels, vae.latent_channels));
     // Text encoders.
-    EASEL_TRY_ASSIGN(CLIPTextConfig t1, clip_config(f.weights, "text_encoder.", config("text_encoder"), path + " text_encoder"));
+    EASEL_TRY_ASSIGN(CLIPTextConfig t1, clip_config(f.weights, "text_encoder.", config("text_encoder"), path + " text_encoder",
+                                                    /*projection_optional=*/true));
     EASEL_TRY_ASSIGN(CLIPTextConfig t2, clip_config(f.weights, "text_encoder_2.", config("text_encoder_2"), path + " text_encoder_2"));
     if (t1.hidden_size + t2.hidden_size > dit.joint_attention_dim)
         return Error::bad_file(where, fmt::format("the CLIP states ({} + {}) are wider than the transformer's context ({})",
@@ -236,7 +256,7 @@ Status fill_sd3_spec(ModelSpec& m, SD3Model* full, const ComponentSet& f, const 
     m.family = "sd3";
     m.info = ModelInfo{};
     m.info.family = ModelFamily::SD3;
-    m.info.layout = CheckpointLayout::Diffusers;
+    m.info.layout = f.folder.path.empty() ? CheckpointLayout::LdmSingleFile : CheckpointLayout::Diffusers;
     if (const Tensor* probe = f.weights.find("transformer.context_embedder.weight")) m.info.weight_dtype = probe->dtype();
     m.info.has_vae = true;
     m.info.vae = vae;
@@ -266,11 +286,9 @@ Status fill_sd3_spec(ModelSpec& m, SD3Model* full, const ComponentSet& f, const 
                                                        tok->tokenizer.id_limit() - 1, name, cfg->vocab_size), path);
     std::optional<T5Tokenizer> k3;
     if (t5) {
-        const std::string d3 = dir("tokenizer_3");
-        if (d3.empty()) return Error::bad_file(path, "an SD3 folder with text_encoder_3 (T5) but no tokenizer_3/ (spiece.model)");
-        EASEL_TRY_ASSIGN(T5Tokenizer t, T5Tokenizer::load(d3));
+        EASEL_TRY_ASSIGN(T5Tokenizer t, load_t5_tokenizer(dir("tokenizer_3"), options, path));
         if (t.id_limit() > t5->vocab_size)
-            return Error::bad_file(d3, fmt::format("the T5 tokenizer has {} pieces but text_encoder_3's embedding has {} rows",
+            return Error::bad_file(t.source(), fmt::format("the T5 tokenizer has {} pieces but text_encoder_3's embedding has {} rows",
                                                    t.id_limit(), t5->vocab_size));
         k3 = std::move(t);
     }
@@ -306,10 +324,6 @@ bool has_name_part(const WeightSet& w, std::string_view part) {
 }  // namespace
 
 Result<ModelSpec> load_sd3_model_spec(const std::string& path, const LoadOptions& options) {
-    std::error_code ec;
-    if (!fs::is_directory(path, ec))
-        return Error::unsupported("an SD3 single file: easel loads SD3 as a diffusers folder for now "
-                                  "(stable-diffusion-3-medium-diffusers layout)", path);
     EASEL_TRY_ASSIGN(ComponentSet f, read_sd3_folder(path, options));
     ModelSpec m;
     EASEL_TRY(fill_sd3_spec(m, nullptr, f, path, options));
@@ -317,10 +331,6 @@ Result<ModelSpec> load_sd3_model_spec(const std::string& path, const LoadOptions
 }
 
 Result<std::unique_ptr<SD3Model>> load_sd3_model(const std::string& path, const LoadOptions& options) {
-    std::error_code ec;
-    if (!fs::is_directory(path, ec))
-        return Error::unsupported("an SD3 single file: easel loads SD3 as a diffusers folder for now "
-                                  "(stable-diffusion-3-medium-diffusers layout)", path);
     EASEL_TRY_ASSIGN(ComponentSet f, read_sd3_folder(path, options));
     auto m = std::make_unique<SD3Model>();
     EASEL_TRY(fill_sd3_spec(*m, m.get(), f, path, options));

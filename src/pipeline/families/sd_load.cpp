@@ -76,6 +76,8 @@ namespace {
 Status fill_spec(ModelSpec& m, clip::CLIPTokenizer& tokenizer, int32_t& pad_id, const Checkpoint& g,
                  const std::string& path, const LoadOptions& options) {
     ModelInfo info = g.info;
+    if (!options.component_files.empty())
+        return Error::unsupported("--text-encoder / --vae files: easel reads them for single-file SD3 and Flux checkpoints", path);
     if (info.family != ModelFamily::SD1 && info.family != ModelFamily::SD2)
         return Error::unsupported(fmt::format("{} models are not supported yet", family_name(info.family)), path);
     if (!info.has_unet || !info.has_vae || !info.has_text_encoder)

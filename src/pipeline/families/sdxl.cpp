@@ -151,6 +151,8 @@ namespace {
 Status fill_sdxl_spec(ModelSpec& m, SDXLModel* full, const Checkpoint& ck, const std::string& path,
                       const LoadOptions& options) {
     ModelInfo info = ck.info;
+    if (!options.component_files.empty())
+        return Error::unsupported("--text-encoder / --vae files: easel reads them for single-file SD3 and Flux checkpoints", path);
     if (info.family != ModelFamily::SDXL)
         return Error::invalid_argument(fmt::format("a {} model, not SDXL", family_name(info.family)), path);
     if (!info.has_unet || !info.has_vae || !info.has_text_encoder_2)
