@@ -131,7 +131,7 @@ TEST(PackCache, EntriesAcrossTheWriteChunksAreBitIdentical) {
         std::string name;
         int64_t n, k;
     };
-    const std::vector<W> ws = {{"a", 5, 7}, {"b", 1024, 1300}, {"c", 333, 2049}, {"d", 9, 4097}, {"e", 700, 1500}};
+    const std::vector<W> ws = {{"a", 5, 7}, {"b", 1024, 1300}, {"c", 333, 2049}, {"d", 9, 4097}, {"e", 800, 1500}};
     std::vector<PackedWeight> packed;
     size_t total = 0;
     for (size_t i = 0; i < ws.size(); ++i) {
@@ -141,7 +141,9 @@ TEST(PackCache, EntriesAcrossTheWriteChunksAreBitIdentical) {
         total += p->bytes();
         packed.push_back(std::move(p).value());
     }
-    ASSERT_GT(total, size_t(12) << 20);  // several chunks, and "b" alone is bigger than one
+    // Several chunks, and "b" alone is bigger than one, whatever padding the ISA's layout adds.
+    std::printf("packed %zu bytes (%s layout)\n", total, std::string(isa_name(active_isa())).c_str());
+    ASSERT_GT(total, size_t(12) << 20);
     {
         auto c = PackCache::open(dir.string(), key);
         for (size_t i = 0; i < ws.size(); ++i) c->add(ws[i].name, packed[i]);
