@@ -136,6 +136,12 @@ int cmd_generate(int argc, char** argv) {
                                     "eps or v, for checkpoints that cannot tell (SD 2.x single files: 512-base eps, "
                                     "768-v v; SD 2 inpainting is known to be eps)");
     auto& clip_skip = a.add_int("--clip-skip", "", 1, "stop the text encoder this many layers early (1: last layer)");
+    auto& guidance = a.add_double("--guidance", "", 0.0, "the guidance a guidance-distilled model takes as an input (Flux dev; default the model's, 3.5); --cfg-scale stays classifier-free guidance");
+    auto& shift = a.add_double("--shift", "", 0.0, "the flow shift of SD3 / Flux sampling instead of the model's (SD3: 3; Flux: by image size)");
+    auto& no_t5 = a.add_bool("--no-t5", "", "SD3 without its T5 encoder (zeros in its place, as diffusers' text_encoder_3=None): less memory and time");
+    auto& t5_file = a.add_string("--t5", "", "", "a T5 encoder file for a single-file SD3 / Flux checkpoint (ComfyUI's t5xxl_fp16.safetensors)");
+    auto& clip_l_file = a.add_string("--clip-l", "", "", "a CLIP-L text encoder file for a single-file SD3 / Flux checkpoint (ComfyUI's clip_l.safetensors)");
+    auto& clip_g_file = a.add_string("--clip-g", "", "", "a CLIP-G text encoder file for a single-file SD3 checkpoint (ComfyUI's clip_g.safetensors)");
     auto& text_encoder_file = a.add_string("--text-encoder", "", "",
         "a text encoder file a single-file SD3 or Flux checkpoint does not carry (ComfyUI's clip_l, clip_g, t5xxl .safetensors); repeat for several");
     auto& vae_file = a.add_string("--vae", "", "", "the autoencoder of a single-file SD3 or Flux checkpoint that has none (BFL's ae.safetensors)");
@@ -224,6 +230,8 @@ int cmd_generate(int argc, char** argv) {
         return fail(Error::invalid_argument(fmt::format("must be between 1 and 512 (0: the model's), got {}", max_seq.i),
                                             "--max-sequence-length"));
     p.max_sequence_length = int(max_seq.i);
+    if (guidance.seen) p.guidance = guidance.d;
+    if (shift.seen) p.shift = shift.d;
     if (batch_count.i < 1 || batch_count.i > 1000) return fail(Error::invalid_argument(fmt::format("must be between 1 and 1000, got {}", batch_count.i), "--batch-count"));
     if (batch_size.i < 1 || batch_size.i > 64) return fail(Error::invalid_argument(fmt::format("must be between 1 and 64, got {}", batch_size.i), "--batch-size"));
     p.batch_count = int(batch_count.i);
@@ -245,7 +253,10 @@ int cmd_generate(int argc, char** argv) {
     }
     lo.vocab_path = vocab.s;
     lo.component_files = text_encoder_file.all;
+    for (const cli::Flag* f : {&t5_file, &clip_l_file, &clip_g_file})
+        lo.component_files.insert(lo.component_files.end(), f->all.begin(), f->all.end());
     if (vae_file.seen) lo.component_files.push_back(vae_file.s);
+    lo.skip_t5 = no_t5.b;
     lo.t5_tokenizer = t5_tokenizer.s;
     lo.with_vae_encoder = !init.s.empty();
     lo.weight_cache_dir = weight_cache.seen ? (weight_cache.s == "off" ? std::string() : weight_cache.s) : default_weight_cache_dir();

@@ -379,12 +379,13 @@ Result<GenerationRequest> parse_generation_request(const json& body, RequestKind
     p.cfg_scale = cfg.value_or(d.cfg_scale);
     if (p.cfg_scale < 0 || p.cfg_scale > 100)
         return Error::invalid_argument(fmt::format("must be between 0 and 100, got {}", p.cfg_scale), "cfg_scale");
-    // Forge's field for guidance-distilled models (Flux dev); other models ignore it.
-    EASEL_TRY_ASSIGN(auto dcfg, get_number(body, "distilled_cfg_scale"));
-    if (dcfg) {
-        if (!(*dcfg >= 0 && *dcfg <= 100))
-            return Error::invalid_argument(fmt::format("must be between 0 and 100, got {}", *dcfg), "distilled_cfg_scale");
-        p.distilled_cfg_scale = *dcfg;
+    // The guidance a guidance-distilled model (Flux dev) takes as an input: easel's "guidance", Forge's
+    // "distilled_cfg_scale"; other models ignore it.
+    for (const char* key : {"distilled_cfg_scale", "guidance"}) {
+        EASEL_TRY_ASSIGN(auto g, get_number(body, key));
+        if (!g) continue;
+        if (!(*g >= 0 && *g <= 100)) return Error::invalid_argument(fmt::format("must be between 0 and 100, got {}", *g), key);
+        p.guidance = *g;
     }
     EASEL_TRY_ASSIGN(auto msl, get_int(body, "max_sequence_length"));
     if (msl) {
@@ -525,7 +526,7 @@ Result<GenerationRequest> parse_generation_request(const json& body, RequestKind
     out["seed"] = p.seed;
     out["steps"] = p.steps;
     out["cfg_scale"] = p.cfg_scale;
-    if (p.distilled_cfg_scale) out["distilled_cfg_scale"] = *p.distilled_cfg_scale;
+    if (p.guidance) out["guidance"] = *p.guidance;
     if (p.max_sequence_length) out["max_sequence_length"] = p.max_sequence_length;
     out["width"] = p.width;
     out["height"] = p.height;

@@ -128,9 +128,13 @@ Status validate_params(const GenerateParams& p, const ModelSpec& m, const ModelS
     }
     if (!std::isfinite(p.cfg_scale) || p.cfg_scale < 0 || p.cfg_scale > 100)
         return Error::invalid_argument(fmt::format("must be between 0 and 100, got {}", p.cfg_scale), "cfg_scale");
-    if (p.distilled_cfg_scale && !(*p.distilled_cfg_scale >= 0 && *p.distilled_cfg_scale <= 100))
-        return Error::invalid_argument(fmt::format("must be between 0 and 100, got {}", *p.distilled_cfg_scale),
-                                       "distilled_cfg_scale");
+    if (p.guidance && !(*p.guidance >= 0 && *p.guidance <= 100))
+        return Error::invalid_argument(fmt::format("must be between 0 and 100, got {}", *p.guidance), "guidance");
+    if (p.shift && !(m.sampling && m.sampling->flow_shift()))
+        return Error::invalid_argument("a flow shift is for flow models (SD3, Flux); this model samples a DDPM schedule",
+                                       "shift");
+    if (p.shift && !(*p.shift > 0 && *p.shift <= 100))
+        return Error::invalid_argument(fmt::format("must be in (0, 100], got {}", *p.shift), "shift");
     if (p.vae_tile != 0 && (p.vae_tile < 2 * f || p.vae_tile % f != 0 || p.vae_tile > kMaxSide))
         return Error::invalid_argument(fmt::format("must be 0 (off) or a multiple of {} between {} and {}, got {}", f, 2 * f,
                                                    kMaxSide, p.vae_tile), "vae_tile");
@@ -298,13 +302,10 @@ InfotextParams infotext_params(const Model& m, const GenerateParams& p, int64_t 
                                                   : ts == TimestepSpacing::Linspace ? "linspace" : "leading");
     }
     ip.cfg_scale = p.cfg_scale;
-    // Forge's fields for a guidance-distilled model: the scale it was given, and CFG 1 (no unconditional pass).
-    if (m.guidance == GuidanceMode::Distilled) {
-        ip.cfg_scale = 1.0;
-        ip.extra.emplace_back("Distilled CFG Scale", python_float_str(p.distilled_cfg_scale.value_or(p.cfg_scale)));
-    } else if (m.guidance == GuidanceMode::None) {
-        ip.cfg_scale = 1.0;
-    }
+    // Forge's field for the guidance a guidance-distilled model was given.
+    if (m.guidance == GuidanceMode::Distilled)
+        ip.extra.emplace_back("Distilled CFG Scale", python_float_str(p.guidance.value_or(m.default_guidance)));
+    if (p.shift) ip.extra.emplace_back("Shift", python_float_str(*p.shift));
     ip.seed = seed;
     ip.width = p.width;
     ip.height = p.height;
@@ -329,6 +330,12 @@ private:
     std::optional<PhiloxGenerator> cuda_;
 };
 
+// Whether classifier-free guidance runs (ClassifierFreeGuidance's rule: off at 1, and at or below 1 in diffusers
+// mode), so that the unconditional half is needed.
+bool cfg_used(const GenerateParams& p) {
+    return p.cfg_scale != 1.0 && !(p.schedule_from == ScheduleFrom::Diffusers && p.cfg_scale <= 1.0);
+}
+
 // generate() and generate_once(): with `release` (the same model, writable), networks are dropped after use.
 Result<std::vector<GeneratedImage>> generate_impl(const Model& m, Model* release, const GenerateParams& p,
                                                   const ProgressFn& progress, const StopFn& stop) {
@@ -352,7 +359,8 @@ Result<std::vector<GeneratedImage>> generate_impl(const Model& m, Model* release
     const PromptRequest request{.prompt = strip_extra_networks(p.prompt), .negative = p.negative_prompt,
                                 .prompt_2 = strip_extra_networks(p.prompt_2),
                                 .negative_2 = p.negative_prompt_2, .clip_skip = p.clip_skip,
-                                .max_sequence_length = p.max_sequence_length, .width = p.width,
+                                .max_sequence_length = p.max_sequence_length,
+                                .unconditional = cfg_used(p), .width = p.width,
                                 .height = p.height, .size = p.size_conditioning,
                                 .zero_empty_negative = kdiffusion ? std::optional<bool>(true) : std::nullopt,
                                 .embeddings = p.embeddings};
@@ -373,11 +381,10 @@ Result<std::vector<GeneratedImage>> generate_impl(const Model& m, Model* release
     // 2. The sigmas, and what the task (txt2img, img2img, inpainting) adds to each image.
     EASEL_TRY_ASSIGN(const SigmaPlan plan, plan_sigmas(m, p));
     EASEL_TRY_ASSIGN(const std::unique_ptr<ImageTask> task, make_image_task(c, m, p, plan));
-    // A guidance-distilled model gets the scale as an input and no unconditional pass; an unguided one neither.
+    // A guidance-distilled model gets its guidance as an input, on both halves when CFG runs too.
     if (m.guidance == GuidanceMode::Distilled)
-        conds.cond.guidance = conds.uncond.guidance = float(p.distilled_cfg_scale.value_or(p.cfg_scale));
-    const ClassifierFreeGuidance guidance(m.guidance == GuidanceMode::Classifier ? p.cfg_scale : 1.0,
-                                          /*sequential=*/release != nullptr,
+        conds.cond.guidance = conds.uncond.guidance = float(p.guidance.value_or(m.default_guidance));
+    const ClassifierFreeGuidance guidance(p.cfg_scale, /*sequential=*/release != nullptr,
                                           /*off_at_or_below_one=*/plan.diffusers);
     EASEL_TRY_ASSIGN(const ControlFn control, make_control_fn(p.control, p.width, p.height, plan.sigmas, p.mask,
                                                                    /*a1111=*/!plan.diffusers));

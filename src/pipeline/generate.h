@@ -38,8 +38,11 @@ struct GenerateParams {
     int height = 512;
     int steps = 20;
     double cfg_scale = 7.0;
-    // The guidance a guidance-distilled model (Flux dev) takes as its input, as Forge names it; unset: cfg_scale.
-    std::optional<double> distilled_cfg_scale;
+    // The guidance a guidance-distilled model (Flux dev) takes as its input (--guidance; Forge's
+    // distilled_cfg_scale); unset: the model's default (3.5). Other models ignore it.
+    std::optional<double> guidance;
+    // The flow shift (SD3, Flux) instead of the model's (its scheduler config's, or Flux's resolution-dependent one).
+    std::optional<double> shift;
     int64_t seed = 0;  // resolved by the caller (-1 = random is a CLI/API concern)
     SamplerKind sampler = SamplerKind::EulerAncestral;  // k-diffusion mode
     ScheduleKind schedule = ScheduleKind::Default;      // Default or Karras (use_karras_sigmas) in diffusers mode

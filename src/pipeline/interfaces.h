@@ -83,6 +83,9 @@ struct PromptRequest {
     std::string prompt_2, negative_2;
     int clip_skip = 1;  // 1 = the model's usual layer; k stops k-1 layers earlier (A1111's "Clip skip")
     int max_sequence_length = 0;  // T5 tokens (SD3, Flux); 0: the model's default (diffusers': 256 SD3, 512 Flux)
+    // Whether the unconditional half will be used (classifier-free guidance on); a conditioner whose model needs
+    // no negative otherwise (Flux) may skip encoding it and hand back the conditional one.
+    bool unconditional = true;
     int width = 0, height = 0;  // the image size
     SizeConditioning size;
     // An empty negative prompt as all zeros: empty = the model's own rule (diffusers' force_zeros_for_empty_prompt);
@@ -238,9 +241,10 @@ private:
     std::optional<DynamicShift> dynamic_;
 };
 
-// How a model is guided. Classifier: classifier-free guidance over the negative prompt. Distilled: the guidance
-// scale is an input of the model (Flux dev's guidance embedding, Conditioning::guidance) and there is no
-// unconditional pass. None: the model takes no guidance at all (Flux schnell); the scale is ignored.
+// What guidance a model takes besides classifier-free guidance (which the driver applies to any model whose CFG
+// scale is not 1). Classifier: nothing else. Distilled: a guidance scale is an input of the model (Flux dev's
+// guidance embedding, Conditioning::guidance; GenerateParams::guidance). None: the model was distilled to run
+// without any (Flux schnell); its default CFG scale is 1.
 enum class GuidanceMode { Classifier, Distilled, None };
 
 }  // namespace easel

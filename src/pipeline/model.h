@@ -36,6 +36,8 @@ struct LoadOptions {
     // --t5-tokenizer, else $EASEL_T5_TOKENIZER.
     std::vector<std::string> component_files;
     std::string t5_tokenizer;
+    // SD3 without its T5 encoder, even where the model has one (--no-t5; diffusers' text_encoder_3=None).
+    bool skip_t5 = false;
     std::optional<Prediction> prediction;   // --prediction: overrides what the model's config says
     std::string variant;                    // diffusers weight variant, e.g. "fp16"
     bool with_vae_encoder = true;           // img2img and inpainting need it; inpainting models always get it
@@ -125,7 +127,10 @@ struct ModelSpec {
     // (DiffusionInputs::concat); they need the VAE encoder even for txt2img.
     bool inpainting = false;
     std::shared_ptr<const ModelSampling> sampling;  // eps / v / flow: how predictions become denoised estimates
+    // Whether the model takes a guidance scale as an input (Flux dev: Distilled), and the one it is given when a
+    // request names none (FLUX.1-dev's 3.5). --cfg-scale keeps its meaning (classifier-free guidance) for every model.
     GuidanceMode guidance = GuidanceMode::Classifier;
+    double default_guidance = 3.5;
     // What diffusers mode (--schedule-from diffusers) reads: the folder's scheduler/scheduler_config.json, or
     // SD 1.5's own scheduler_config.json for a single file (what diffusers' from_single_file uses).
     SchedulerFileConfig scheduler_config;

@@ -26,7 +26,8 @@ Result<SigmaPlan> plan_sigmas(const Model& m, const GenerateParams& p) {
     SigmaPlan s;
     s.diffusers = p.schedule_from == ScheduleFrom::Diffusers;
     // A model sampling that depends on the size (Flux's resolution-dependent shift), resolved for this request.
-    const auto sized = m.sampling->at_size(p.height / m.latent.downscale, p.width / m.latent.downscale);
+    std::shared_ptr<const ModelSampling> sized = m.sampling->at_size(p.height / m.latent.downscale, p.width / m.latent.downscale);
+    if (p.shift) sized = std::make_shared<FlowModelSampling>(*p.shift, m.sampling->linear_sigmas());  // --shift
     const ModelSampling& ms = sized ? *sized : *m.sampling;
     if (s.diffusers && ms.flow_shift()) {
         // A flow model's diffusers scheduler is FlowMatchEulerDiscreteScheduler (the only one diffusers 0.30 has).

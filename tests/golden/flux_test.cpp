@@ -77,7 +77,8 @@ TEST(Flux, IsDetectedAndLoadedThroughTheRegistry) {
         ASSERT_TRUE(spec) << spec.error().to_string();
         EXPECT_EQ(spec->family, "flux");
     }
-    EXPECT_EQ(dev().default_cfg_scale(), 3.5);
+    EXPECT_EQ(dev().default_cfg_scale(), 1.0);  // distilled: no CFG pass unless asked
+    EXPECT_EQ(dev().default_guidance, 3.5);
 }
 
 TEST(Flux, TokenizersMatchThePipeline) {
@@ -220,7 +221,8 @@ TEST_P(FluxPipeline, MatchesDiffusers) {
     GenerateParams p;
     p.prompt = j["prompt"];
     p.steps = j["steps"];
-    p.cfg_scale = j["guidance"];
+    p.cfg_scale = 1.0;  // FluxPipeline 0.30 has no CFG pass; its guidance_scale is the model's guidance input
+    p.guidance = j["guidance"].get<double>();
     p.seed = j["seed"];
     p.width = j["width"];
     p.height = j["height"];
@@ -245,9 +247,10 @@ TEST(Flux, KDiffusionEulerEqualsFluxPipeline) {
     const nlohmann::json j = nlohmann::json::parse(cases().metadata.at("a.params"));
     GenerateParams p;
     p.prompt = j["prompt"];
-    p.negative_prompt = "anything at all";
+    p.negative_prompt = "anything at all";  // unused at CFG 1
     p.steps = j["steps"];
-    p.cfg_scale = j["guidance"];
+    p.cfg_scale = 1.0;
+    p.guidance = j["guidance"].get<double>();
     p.seed = j["seed"];
     p.width = j["width"];
     p.height = j["height"];
@@ -257,6 +260,23 @@ TEST(Flux, KDiffusionEulerEqualsFluxPipeline) {
     auto cmp = easel::testing::compare((*r)[0].latent, golden_tensor(cases(), "a.latent"), {.atol = 1e-3, .rtol = 1e-4});
     std::printf("k-diffusion euler vs FluxPipeline case a: %s\n", cmp.summary().c_str());
     EXPECT_TRUE(cmp.passed()) << cmp.summary();
+    // True CFG when asked for: the negative prompt is encoded and the image changes; a shift of our own too.
+    p.cfg_scale = 3.0;
+    auto cfg = generate(dev(), p);
+    ASSERT_TRUE(cfg) << cfg.error().to_string();
+    EXPECT_FALSE(easel::testing::compare((*cfg)[0].latent, (*r)[0].latent, {.atol = 1e-3, .rtol = 1e-4}).passed());
+    EXPECT_NE((*cfg)[0].infotext.find("CFG scale: 3"), std::string::npos) << (*cfg)[0].infotext;
+    p.cfg_scale = 1.0;
+    p.shift = 3.0;
+    auto shifted = generate(dev(), p);
+    ASSERT_TRUE(shifted) << shifted.error().to_string();
+    EXPECT_FALSE(easel::testing::compare((*shifted)[0].latent, (*r)[0].latent, {.atol = 1e-3, .rtol = 1e-4}).passed());
+    EXPECT_NE((*shifted)[0].infotext.find("Shift: 3"), std::string::npos) << (*shifted)[0].infotext;
+    LoadOptions no_t5;
+    no_t5.skip_t5 = true;
+    auto refused = load_model(kDev, no_t5);
+    ASSERT_FALSE(refused);
+    EXPECT_NE(refused.error().to_string().find("--no-t5"), std::string::npos);
 }
 
 // BFL's single-file layout with ComfyUI's separate files (tools/reference/make_dit_single_files.py): the same
@@ -277,7 +297,8 @@ TEST(FluxSingleFile, DevAndSchnellWithSeparateFilesMatchFluxPipeline) {
         GenerateParams p;
         p.prompt = j["prompt"];
         p.steps = j["steps"];
-        p.cfg_scale = j["guidance"];
+        p.cfg_scale = 1.0;
+        p.guidance = j["guidance"].get<double>();
         p.seed = j["seed"];
         p.width = j["width"];
         p.height = j["height"];

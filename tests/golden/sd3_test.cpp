@@ -284,6 +284,24 @@ TEST_P(SD3Pipeline, MatchesDiffusers) {
 
 INSTANTIATE_TEST_SUITE_P(Cases, SD3Pipeline, ::testing::Values("a", "b", "c", "d", "e"));
 
+// --no-t5 on a folder that has T5 is diffusers' text_encoder_3=None (case d); --shift 3 is SD3's own shift.
+TEST(SD3, NoT5AndShiftFlags) {
+    LoadOptions o;
+    o.skip_t5 = true;
+    auto r = load_sd3_model(kFolder, o);
+    ASSERT_TRUE(r) << r.error().to_string();
+    EXPECT_FALSE((*r)->t5_config);
+    const nlohmann::json j = nlohmann::json::parse(cases().metadata.at("d.params"));
+    GenerateParams p = sd3_case_params(j);
+    auto d = generate(**r, p);
+    ASSERT_TRUE(d) << d.error().to_string();
+    easel::testing::expect_matches_hwc_case((*d)[0], cases(), "d", "sd3 d (--no-t5)", {.atol = 1e-3, .rtol = 1e-4});
+    p.shift = 3.0;
+    auto s3 = generate(**r, p);
+    ASSERT_TRUE(s3) << s3.error().to_string();
+    expect_close((*s3)[0].latent, (*d)[0].latent, {.atol = 0, .rtol = 0}, "--shift 3 = the model's shift");
+}
+
 // k-diffusion mode's euler on the default ("normal") schedule is the same list and the same step: it gives diffusers'
 // latent of case a too; euler_a (ComfyUI's RF ancestral step) runs and differs from it.
 TEST(SD3, KDiffusionEulerEqualsFlowMatchEuler) {

@@ -37,7 +37,16 @@ Result<ConditioningPair> FluxConditioner::encode(const Ctx& c, const PromptReque
     const Tensor ctx = m_.text_encoder_2.encode(c, {m_.tokenizer_2.encode(text_2, t5)});
     ConditioningPair r;
     r.cond = {.context = ctx, .pooled = o.pooled->contiguous().clone()};
-    r.uncond = r.cond;
+    if (!p.unconditional) {
+        r.uncond = r.cond;  // never evaluated: FluxPipeline's way (no negative prompt, no CFG pass)
+        return r;
+    }
+    // True CFG, when asked for (--cfg-scale other than 1): the negative prompt through both encoders.
+    EASEL_TRY_ASSIGN(const std::string neg, plain_text(p.negative));
+    EASEL_TRY_ASSIGN(const std::string neg_2, plain_text(p.negative_2.empty() ? p.negative : p.negative_2));
+    EASEL_TRY_ASSIGN(std::vector<int32_t> nids, m_.tokenizer.encode_padded(neg, m_.pad_id));
+    const CLIPTextEncoder::Output no = m_.text_encoder.encode(c, {nids}, {.pooled = true});
+    r.uncond = {.context = m_.text_encoder_2.encode(c, {m_.tokenizer_2.encode(neg_2, t5)}), .pooled = no.pooled->contiguous().clone()};
     return r;
 }
 
@@ -48,7 +57,7 @@ Result<Tensor> FluxDiffusionModel::predict(const Ctx& c, const Tensor& x, float 
     EASEL_ASSERT(in.cond->pooled, "FluxDiffusionModel: conditioning without a pooled vector");
     const FluxConfig& cfg = f_.config();
     std::optional<float> guidance;
-    if (cfg.guidance_embeds) guidance = in.cond->guidance.value_or(3.5f);
+    if (cfg.guidance_embeds) guidance = in.cond->guidance.value_or(3.5f);  // the driver sets it
     const int64_t h = x.size(2), w = x.size(3), L = in.cond->context.size(1);
     const std::vector<std::array<float, 3>> txt_ids(size_t(L), {0.0f, 0.0f, 0.0f});
     const Tensor out = f_.forward(c, flux_pack(x), t, guidance, in.cond->context, *in.cond->pooled, flux_image_ids(h, w), txt_ids);
@@ -112,6 +121,7 @@ Result<FluxScheduler> parse_flux_scheduler(std::string_view json, const std::str
 }
 
 Status fill_flux_spec(ModelSpec& m, FluxModel* full, const ComponentSet& f, const std::string& path, const LoadOptions& options) {
+    if (options.skip_t5) return Error::invalid_argument("--no-t5: Flux has no context without T5 (its CLIP gives the pooled vector only)", path);
     EASEL_TRY_ASSIGN(FluxConfig fx, FluxConfig::detect_from_weights(f.weights, "transformer."));
     if (auto j = f.config("transformer")) {
         EASEL_TRY_ASSIGN(FluxConfig fc, FluxConfig::from_diffusers_json(*j));
@@ -193,17 +203,18 @@ Status fill_flux_spec(ModelSpec& m, FluxModel* full, const ComponentSet& f, cons
     m.latent.native_side = std::max(2, 1024 / m.latent.downscale / 2 * 2);  // FLUX.1 is trained at 1024 px
     m.sampling = std::make_shared<FlowModelSampling>(sched.shift, /*linear_sigmas=*/true, sched.dynamic);
     m.guidance = fx.guidance_embeds ? GuidanceMode::Distilled : GuidanceMode::None;
-    if (fx.guidance_embeds && !m.defaults.cfg_scale) {
-        m.defaults.cfg_scale = 3.5;  // FLUX.1-dev's model card and ComfyUI's FluxGuidance default
-        m.defaults.source = "FLUX.1-dev's recommended guidance";
+    m.default_guidance = 3.5;  // FLUX.1-dev's model card, FluxPipeline's examples and ComfyUI's FluxGuidance default
+    if (!m.defaults.cfg_scale) {
+        m.defaults.cfg_scale = 1.0;  // both were distilled to run without CFG (FluxPipeline has no CFG pass)
+        m.defaults.source = "Flux runs without classifier-free guidance";
     }
     m.has_vae_encoder = options.with_vae_encoder;
     m.notes.push_back(sched.dynamic ? fmt::format("flow matching, resolution-dependent shift (mu {}..{} over {}..{} tokens)",
                                                   sched.dynamic->base_shift, sched.dynamic->max_shift,
                                                   sched.dynamic->base_seq_len, sched.dynamic->max_seq_len)
                                     : fmt::format("flow matching, shift {}", sched.shift));
-    m.notes.push_back(fx.guidance_embeds ? "guidance-distilled (dev): the guidance scale is an input; no negative prompt"
-                                         : "no guidance (schnell): the guidance scale and negative prompt are ignored");
+    m.notes.push_back(fx.guidance_embeds ? "guidance-distilled (dev): --guidance is an input (3.5); CFG 1 (no negative prompt) unless asked"
+                                         : "distilled to run unguided (schnell): CFG 1 (no negative prompt) unless asked");
 
     EASEL_TRY_ASSIGN(ClipTokenizerAndPad k1, load_clip_tokenizer(f.subfolder("tokenizer"), false, options.vocab_path));
     if (int64_t(k1.tokenizer.id_limit()) > t1.vocab_size)

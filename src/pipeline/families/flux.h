@@ -1,7 +1,8 @@
 // The Flux.1 family (dev and schnell): CLIP-L's pooled output and T5-XXL's states (512 tokens) condition the Flux
 // transformer (models/flux) on 2x2-packed 16-channel latents of the Flux VAE (scaling 0.3611, shift 0.1159);
 // rectified-flow sampling whose shift grows with the image (diffusers' dynamic shifting: exp(mu)) over FluxPipeline's
-// sigma list; dev takes the guidance scale as an input (no negative prompt, no CFG pass), schnell no guidance.
+// sigma list; dev takes a guidance scale as an input (--guidance, 3.5), and both run without CFG (scale 1: no
+// negative prompt) unless a CFG scale is asked for.
 // Loads diffusers folders (FluxPipeline). Prompt emphasis markup is removed, not applied.
 // The driver reaches it only through pipeline/model.h (flux_family(), registered in families/families.cpp).
 //
@@ -26,7 +27,8 @@ namespace easel {
 struct FluxModel;
 
 // FluxPipeline.encode_prompt: CLIP-L's pooler_output of the prompt (77 tokens, truncated) and T5's last hidden
-// states (max_sequence_length tokens). The negative prompt is not used (no CFG pass): uncond is cond.
+// states (max_sequence_length tokens). The negative prompt is encoded the same way only when CFG runs
+// (PromptRequest::unconditional); otherwise uncond is cond, as FluxPipeline has no CFG pass.
 class FluxConditioner : public Conditioner {
 public:
     explicit FluxConditioner(const FluxModel& m) : m_(m) {}

@@ -230,7 +230,7 @@ Status fill_sd3_spec(ModelSpec& m, SD3Model* full, const ComponentSet& f, const 
         return Error::bad_file(where, fmt::format("the pooled CLIP vectors ({} + {}) do not fit the transformer's {}",
                                                   t1.projection_dim, t2.projection_dim, dit.pooled_projection_dim));
     std::optional<T5Config> t5;
-    if (f.has("text_encoder_3")) {
+    if (f.has("text_encoder_3") && !options.skip_t5) {
         EASEL_TRY_ASSIGN(T5Config c, T5Config::detect_from_weights(f.weights, "text_encoder_3."));
         if (auto j = config("text_encoder_3")) {
             EASEL_TRY_ASSIGN(T5Config fc, T5Config::from_diffusers_json(*j));
