@@ -1,6 +1,7 @@
 #include "pipeline/families/checkpoint.h"
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 
 #include <fmt/format.h>
@@ -300,6 +301,77 @@ Result<ComponentSet> read_dit_single_file(const std::string& path, DiTFamily fam
     }
     r.weights.source = path;
     return r;
+}
+
+Result<VAEConfig> component_vae_config(const ComponentSet& f, const std::string& path, float scaling, float shift) {
+    EASEL_TRY_ASSIGN(VAEConfig vae, VAEConfig::detect_from_weights(f.weights, "vae."));
+    if (auto j = f.config("vae")) {
+        EASEL_TRY_ASSIGN(VAEConfig fc, VAEConfig::from_diffusers_json(*j));
+        if (fc.latent_channels != vae.latent_channels || fc.block_out_channels != vae.block_out_channels)
+            return Error::bad_file(path + " vae config", "does not match the VAE's weights");
+        vae.norm_num_groups = fc.norm_num_groups;
+        vae.scaling_factor = fc.scaling_factor;
+        vae.shift_factor = fc.shift_factor;
+    } else {
+        vae.scaling_factor = scaling;
+        vae.shift_factor = shift;
+    }
+    EASEL_TRY(vae.validate());
+    return vae;
+}
+
+Result<FlowSchedulerConfig> parse_flow_scheduler_config(std::string_view json, const std::string& source) {
+    auto parsed = parse_json_config(json, source);
+    if (!parsed) return parsed.error().within(source);
+    const ConfigNode& cfg = *parsed;
+    if (!cfg.is_map()) return Error::bad_file(source, "expected a JSON object");
+    EASEL_TRY_ASSIGN(const std::string cls, cfg.get_string_or("_class_name", "FlowMatchEulerDiscreteScheduler"));
+    if (cls != "FlowMatchEulerDiscreteScheduler")
+        return Error::unsupported(fmt::format("_class_name '{}': flow models sample with FlowMatchEulerDiscreteScheduler", cls),
+                                  source);
+    EASEL_TRY_ASSIGN(std::optional<int64_t> train, cfg.get_int("num_train_timesteps"));
+    if (train && *train != 1000)
+        return Error::unsupported(fmt::format("num_train_timesteps {}: easel's flow schedules have 1000", *train), source);
+    FlowSchedulerConfig r;
+    EASEL_TRY_ASSIGN(std::optional<double> shift, cfg.get_double("shift"));
+    r.shift = shift.value_or(1.0);  // the class default
+    if (!(r.shift > 0.0 && r.shift < 1000.0)) return Error::bad_file(source, fmt::format("shift must be in (0, 1000), got {}", r.shift));
+    EASEL_TRY_ASSIGN(std::optional<bool> dynamic, cfg.get_bool("use_dynamic_shifting"));
+    if (dynamic.value_or(false)) {
+        DynamicShift d;
+        EASEL_TRY_ASSIGN(std::optional<double> bs, cfg.get_double("base_shift"));
+        EASEL_TRY_ASSIGN(std::optional<double> ms, cfg.get_double("max_shift"));
+        EASEL_TRY_ASSIGN(std::optional<int64_t> bl, cfg.get_int("base_image_seq_len"));
+        EASEL_TRY_ASSIGN(std::optional<int64_t> ml, cfg.get_int("max_image_seq_len"));
+        d.base_shift = bs.value_or(0.5);
+        d.max_shift = ms.value_or(1.15);
+        d.base_seq_len = int(bl.value_or(256));
+        d.max_seq_len = int(ml.value_or(4096));
+        if (d.base_seq_len < 1 || d.max_seq_len <= d.base_seq_len || d.max_seq_len > (1 << 24) || std::fabs(d.base_shift) > 20 ||
+            std::fabs(d.max_shift) > 20)
+            return Error::bad_file(source, "base/max_image_seq_len or base/max_shift out of range");
+        r.dynamic = d;
+    }
+    return r;
+}
+
+Family::Claim claim_dit(const std::string& path, bool (*is_mine)(const DiffusersFolder&), std::string_view single_file_part) {
+    Family::Claim c;
+    std::error_code ec;
+    if (fs::is_directory(path, ec)) {
+        if (!fs::exists(fs::path(path) / "model_index.json", ec)) return c;
+        auto folder = open_diffusers_folder(path);
+        c.mine = folder && is_mine(*folder);
+        return c;
+    }
+    auto w = read_weights(path);
+    if (!w) return c;
+    for (const std::string& name : w->names())
+        if (name.find(single_file_part) != std::string::npos) {
+            c.mine = true;
+            break;
+        }
+    return c;
 }
 
 Status fill_unet_vae_spec(ModelSpec& m, const ModelInfo& info, const LoadOptions& options, const std::string& path) {

@@ -59,6 +59,23 @@ Result<ComponentSet> read_component_set(const std::string& path, const std::vect
 enum class DiTFamily { SD3, Flux };
 Result<ComponentSet> read_dit_single_file(const std::string& path, DiTFamily family, const LoadOptions& options);
 
+// The autoencoder's config of a component set: from the "vae." tensors, with norm groups, scaling and shift from its
+// config (a folder's vae/config.json, a single file's metadata), else the given family values.
+Result<VAEConfig> component_vae_config(const ComponentSet& f, const std::string& path, float scaling, float shift);
+
+// A FlowMatchEulerDiscreteScheduler scheduler_config.json: the shift, and diffusers' dynamic shifting when it is on
+// (Flux's). Refuses other classes and training schedules other than 1000 steps, naming `source`.
+struct FlowSchedulerConfig {
+    double shift = 1.0;
+    std::optional<DynamicShift> dynamic;
+};
+Result<FlowSchedulerConfig> parse_flow_scheduler_config(std::string_view json, const std::string& source);
+
+// The registry claim of a transformer family: a diffusers folder `is_mine` says is one, or a single file with a
+// tensor whose name contains `single_file_part` ("joint_blocks.", "double_blocks."). Unreadable or foreign input
+// is not claimed (the other families report it).
+Family::Claim claim_dit(const std::string& path, bool (*is_mine)(const DiffusersFolder&), std::string_view single_file_part);
+
 // What every UNet + KL-VAE family (SD 1.x/2.x, SDXL) fills the same way from its detected configs: the channel
 // check (the UNet takes the latent alone, or for inpainting models the latent, the mask and the masked image's
 // latent), the latent format, the inpainting capability, the DDPM model sampling with the UNet's prediction, and

@@ -90,6 +90,13 @@ Result<ClipTokenizerAndPad> load_clip_tokenizer(const std::string& dir, bool pad
     return r;
 }
 
+Result<std::string> prompt_plain_text(std::string_view prompt) {
+    EASEL_TRY_ASSIGN(std::vector<clip::PromptSpan> spans, clip::parse_prompt_attention(prompt));
+    std::string s;
+    for (const clip::PromptSpan& sp : spans) s += sp.is_break() ? std::string(" ") : sp.text;
+    return s;
+}
+
 Result<T5Tokenizer> load_t5_tokenizer(const std::string& dir, const LoadOptions& options, const std::string& model_path) {
     if (!options.t5_tokenizer.empty()) return T5Tokenizer::load(options.t5_tokenizer);
     if (!dir.empty()) return T5Tokenizer::load(dir);

@@ -41,6 +41,9 @@ struct ClipTokenizerAndPad {
 // `pad_with_bang` (SDXL's and SD3's tokenizer_2).
 Result<ClipTokenizerAndPad> load_clip_tokenizer(const std::string& dir, bool pad_with_bang, const std::string& vocab_flag);
 
+// A prompt's text without AUTOMATIC1111's emphasis markup (a BREAK as a space): what T5 reads, unweighted.
+Result<std::string> prompt_plain_text(std::string_view prompt);
+
 // T5's tokenizer: the model folder's (`dir`, "" when it has none), else --t5-tokenizer, else $EASEL_T5_TOKENIZER;
 // a single file carries none, and the error says where to get it.
 Result<T5Tokenizer> load_t5_tokenizer(const std::string& dir, const LoadOptions& options, const std::string& model_path);

@@ -16,21 +16,9 @@
 namespace easel {
 namespace fs = std::filesystem;
 
-namespace {
-
-// The prompt's text without A1111's emphasis markup (Flux runs it as the reference does, unweighted).
-Result<std::string> plain_text(std::string_view prompt) {
-    EASEL_TRY_ASSIGN(std::vector<clip::PromptSpan> spans, clip::parse_prompt_attention(prompt));
-    std::string s;
-    for (const clip::PromptSpan& sp : spans) s += sp.is_break() ? std::string(" ") : sp.text;
-    return s;
-}
-
-}  // namespace
-
 Result<ConditioningPair> FluxConditioner::encode(const Ctx& c, const PromptRequest& p) const {
-    EASEL_TRY_ASSIGN(const std::string text, plain_text(p.prompt));
-    EASEL_TRY_ASSIGN(const std::string text_2, plain_text(p.prompt_2.empty() ? p.prompt : p.prompt_2));
+    EASEL_TRY_ASSIGN(const std::string text, prompt_plain_text(p.prompt));
+    EASEL_TRY_ASSIGN(const std::string text_2, prompt_plain_text(p.prompt_2.empty() ? p.prompt : p.prompt_2));
     EASEL_TRY_ASSIGN(std::vector<int32_t> ids, m_.tokenizer.encode_padded(text, m_.pad_id));
     const CLIPTextEncoder::Output o = m_.text_encoder.encode(c, {ids}, {.pooled = true});
     const int t5 = p.max_sequence_length > 0 ? p.max_sequence_length : m_.t5_tokens;
@@ -42,8 +30,8 @@ Result<ConditioningPair> FluxConditioner::encode(const Ctx& c, const PromptReque
         return r;
     }
     // True CFG, when asked for (--cfg-scale other than 1): the negative prompt through both encoders.
-    EASEL_TRY_ASSIGN(const std::string neg, plain_text(p.negative));
-    EASEL_TRY_ASSIGN(const std::string neg_2, plain_text(p.negative_2.empty() ? p.negative : p.negative_2));
+    EASEL_TRY_ASSIGN(const std::string neg, prompt_plain_text(p.negative));
+    EASEL_TRY_ASSIGN(const std::string neg_2, prompt_plain_text(p.negative_2.empty() ? p.negative : p.negative_2));
     EASEL_TRY_ASSIGN(std::vector<int32_t> nids, m_.tokenizer.encode_padded(neg, m_.pad_id));
     const CLIPTextEncoder::Output no = m_.text_encoder.encode(c, {nids}, {.pooled = true});
     r.uncond = {.context = m_.text_encoder_2.encode(c, {m_.tokenizer_2.encode(neg_2, t5)}), .pooled = no.pooled->contiguous().clone()};
@@ -80,46 +68,6 @@ bool is_flux_folder(const DiffusersFolder& f) {
     return t && t->class_name == "FluxTransformer2DModel";
 }
 
-struct FluxScheduler {
-    double shift = 1.0;
-    std::optional<DynamicShift> dynamic;
-};
-
-Result<FluxScheduler> parse_flux_scheduler(std::string_view json, const std::string& source) {
-    auto parsed = parse_json_config(json, source);
-    if (!parsed) return parsed.error().within(source);
-    const ConfigNode& cfg = *parsed;
-    if (!cfg.is_map()) return Error::bad_file(source, "expected a JSON object");
-    EASEL_TRY_ASSIGN(const std::string cls, cfg.get_string_or("_class_name", "FlowMatchEulerDiscreteScheduler"));
-    if (cls != "FlowMatchEulerDiscreteScheduler")
-        return Error::unsupported(fmt::format("_class_name '{}': a Flux model samples with FlowMatchEulerDiscreteScheduler", cls),
-                                  source);
-    EASEL_TRY_ASSIGN(std::optional<int64_t> train, cfg.get_int("num_train_timesteps"));
-    if (train && *train != 1000)
-        return Error::unsupported(fmt::format("num_train_timesteps {}: easel's flow schedules have 1000", *train), source);
-    FluxScheduler r;
-    EASEL_TRY_ASSIGN(std::optional<double> shift, cfg.get_double("shift"));
-    r.shift = shift.value_or(1.0);
-    if (!(r.shift > 0.0 && r.shift < 1000.0)) return Error::bad_file(source, fmt::format("shift must be in (0, 1000), got {}", r.shift));
-    EASEL_TRY_ASSIGN(std::optional<bool> dynamic, cfg.get_bool("use_dynamic_shifting"));
-    if (dynamic.value_or(false)) {
-        DynamicShift d;
-        EASEL_TRY_ASSIGN(std::optional<double> bs, cfg.get_double("base_shift"));
-        EASEL_TRY_ASSIGN(std::optional<double> ms, cfg.get_double("max_shift"));
-        EASEL_TRY_ASSIGN(std::optional<int64_t> bl, cfg.get_int("base_image_seq_len"));
-        EASEL_TRY_ASSIGN(std::optional<int64_t> ml, cfg.get_int("max_image_seq_len"));
-        d.base_shift = bs.value_or(0.5);
-        d.max_shift = ms.value_or(1.15);
-        d.base_seq_len = int(bl.value_or(256));
-        d.max_seq_len = int(ml.value_or(4096));
-        if (d.base_seq_len < 1 || d.max_seq_len <= d.base_seq_len || d.max_seq_len > (1 << 24) || std::fabs(d.base_shift) > 20 ||
-            std::fabs(d.max_shift) > 20)
-            return Error::bad_file(source, "base/max_image_seq_len or base/max_shift out of range");
-        r.dynamic = d;
-    }
-    return r;
-}
-
 Status fill_flux_spec(ModelSpec& m, FluxModel* full, const ComponentSet& f, const std::string& path, const LoadOptions& options) {
     if (options.skip_t5) return Error::invalid_argument("--no-t5: Flux has no context without T5 (its CLIP gives the pooled vector only)", path);
     EASEL_TRY_ASSIGN(FluxConfig fx, FluxConfig::detect_from_weights(f.weights, "transformer."));
@@ -129,19 +77,7 @@ Status fill_flux_spec(ModelSpec& m, FluxModel* full, const ComponentSet& f, cons
         fx = fc;
     }
     EASEL_TRY(fx.validate());
-    EASEL_TRY_ASSIGN(VAEConfig vae, VAEConfig::detect_from_weights(f.weights, "vae."));
-    if (auto j = f.config("vae")) {
-        EASEL_TRY_ASSIGN(VAEConfig vc, VAEConfig::from_diffusers_json(*j));
-        if (vc.latent_channels != vae.latent_channels || vc.block_out_channels != vae.block_out_channels)
-            return Error::bad_file((fs::path(path) / "vae" / "config.json").string(), "does not match the VAE's weights");
-        vae.norm_num_groups = vc.norm_num_groups;
-        vae.scaling_factor = vc.scaling_factor;
-        vae.shift_factor = vc.shift_factor;
-    } else {
-        vae.scaling_factor = 0.3611f;  // FLUX.1 vae/config.json
-        vae.shift_factor = 0.1159f;
-    }
-    EASEL_TRY(vae.validate());
+    EASEL_TRY_ASSIGN(const VAEConfig vae, component_vae_config(f, path, 0.3611f, 0.1159f));  // FLUX.1's ae
     if (vae.latent_channels * 4 != fx.in_channels)
         return Error::bad_file(path, fmt::format("the transformer takes {} packed channels, the VAE's latent has {} (x 4 = {})",
                                                  fx.in_channels, vae.latent_channels, vae.latent_channels * 4));
@@ -172,9 +108,9 @@ Status fill_flux_spec(ModelSpec& m, FluxModel* full, const ComponentSet& f, cons
     }
     if (t5.d_model != fx.joint_attention_dim)
         return Error::bad_file(path, fmt::format("T5 is {} wide but the transformer's context is {}", t5.d_model, fx.joint_attention_dim));
-    FluxScheduler sched;
+    FlowSchedulerConfig sched;
     if (auto j = f.config("scheduler", "scheduler_config.json")) {
-        EASEL_TRY_ASSIGN(sched, parse_flux_scheduler(*j, (fs::path(path) / "scheduler" / "scheduler_config.json").string()));
+        EASEL_TRY_ASSIGN(sched, parse_flow_scheduler_config(*j, (fs::path(path) / "scheduler" / "scheduler_config.json").string()));
     } else if (fx.guidance_embeds) {
         sched.dynamic = DynamicShift{};  // FLUX.1-dev's scheduler_config.json
         m.notes.push_back("no scheduler config: FLUX.1-dev's (resolution-dependent shift)");
@@ -281,24 +217,7 @@ Result<std::unique_ptr<FluxModel>> load_flux_model(const std::string& path, cons
 Family flux_family() {
     Family f;
     f.name = "flux";
-    f.claim = [](const std::string& path) -> Result<Family::Claim> {
-        Family::Claim c;
-        std::error_code ec;
-        if (fs::is_directory(path, ec)) {
-            if (!fs::exists(fs::path(path) / "model_index.json", ec)) return c;
-            auto folder = open_diffusers_folder(path);
-            if (folder && is_flux_folder(*folder)) c.mine = true;
-            return c;
-        }
-        auto w = read_weights(path);
-        if (!w) return c;
-        for (const std::string& name : w->names())
-            if (name.find("double_blocks.") != std::string::npos) {
-                c.mine = true;
-                break;
-            }
-        return c;
-    };
+    f.claim = [](const std::string& path) -> Result<Family::Claim> { return claim_dit(path, is_flux_folder, "double_blocks."); };
     f.load = [](const std::string& path, const LoadOptions& o) -> Result<std::unique_ptr<Model>> {
         EASEL_TRY_ASSIGN(std::unique_ptr<FluxModel> m, load_flux_model(path, o));
         return std::unique_ptr<Model>(std::move(m));

@@ -26,14 +26,6 @@ struct EncodedPrompt {
     Tensor pooled;   // [1, P1 + P2]
 };
 
-// A prompt's text without A1111's emphasis markup: what T5 reads.
-Result<std::string> plain_text(std::string_view prompt) {
-    EASEL_TRY_ASSIGN(std::vector<clip::PromptSpan> spans, clip::parse_prompt_attention(prompt));
-    std::string s;
-    for (const clip::PromptSpan& sp : spans) s += sp.is_break() ? std::string(" ") : sp.text;
-    return s;
-}
-
 Result<EncodedPrompt> encode_text(const Ctx& c, const SD3Model& m, const std::string& text, const std::string& text_2,
                                   int clip_skip, int min_chunks, int t5_tokens) {
     clip::ChunkOptions o1, o2;
@@ -70,7 +62,7 @@ Result<EncodedPrompt> encode_text(const Ctx& c, const SD3Model& m, const std::st
     }
     // T5: the plain text, max_sequence_length tokens; without T5, diffusers' 77 rows of zeros.
     if (m.tokenizer_3) {
-        EASEL_TRY_ASSIGN(const std::string plain, plain_text(text));
+        EASEL_TRY_ASSIGN(const std::string plain, prompt_plain_text(text));
         const std::vector<int32_t> ids = m.tokenizer_3->encode(plain, t5_tokens);
         parts.push_back(m.text_encoder_3.encode(c, {ids}));
     } else {
@@ -113,27 +105,6 @@ std::string SD3Model::describe() const {
                                 transformer_config.summary(), info.vae.summary());
     for (const auto& n : notes) s += "\n  note: " + n;
     return s;
-}
-
-Result<double> parse_flow_scheduler_shift(std::string_view json, const std::string& source) {
-    auto parsed = parse_json_config(json, source);
-    if (!parsed) return parsed.error().within(source);
-    const ConfigNode& cfg = *parsed;
-    if (!cfg.is_map()) return Error::bad_file(source, "expected a JSON object");
-    EASEL_TRY_ASSIGN(const std::string cls, cfg.get_string_or("_class_name", "FlowMatchEulerDiscreteScheduler"));
-    if (cls != "FlowMatchEulerDiscreteScheduler")
-        return Error::unsupported(fmt::format("_class_name '{}': an SD3 model samples with FlowMatchEulerDiscreteScheduler", cls),
-                                  source);
-    EASEL_TRY_ASSIGN(std::optional<bool> dynamic, cfg.get_bool("use_dynamic_shifting"));
-    if (dynamic.value_or(false))
-        return Error::unsupported("use_dynamic_shifting (Flux's resolution-dependent shift) for an SD3 model", source);
-    EASEL_TRY_ASSIGN(std::optional<int64_t> train, cfg.get_int("num_train_timesteps"));
-    if (train && *train != 1000)
-        return Error::unsupported(fmt::format("num_train_timesteps {}: easel's flow schedules have 1000", *train), source);
-    EASEL_TRY_ASSIGN(std::optional<double> shift, cfg.get_double("shift"));
-    const double v = shift.value_or(1.0);  // the class default
-    if (!(v > 0.0 && v < 1000.0)) return Error::bad_file(source, fmt::format("shift must be in (0, 1000), got {}", v));
-    return v;
 }
 
 namespace {
@@ -203,19 +174,7 @@ Status fill_sd3_spec(ModelSpec& m, SD3Model* full, const ComponentSet& f, const 
         dit = fc;
     }
     // VAE.
-    EASEL_TRY_ASSIGN(VAEConfig vae, VAEConfig::detect_from_weights(f.weights, "vae."));
-    if (auto j = config("vae")) {
-        EASEL_TRY_ASSIGN(VAEConfig fc, VAEConfig::from_diffusers_json(*j));
-        if (fc.latent_channels != vae.latent_channels || fc.block_out_channels != vae.block_out_channels)
-            return Error::bad_file((fs::path(path) / "vae" / "config.json").string(), "does not match the VAE's weights");
-        vae.norm_num_groups = fc.norm_num_groups;
-        vae.scaling_factor = fc.scaling_factor;
-        vae.shift_factor = fc.shift_factor;
-    } else {
-        vae.scaling_factor = 1.5305f;  // SD3's VAE (stable-diffusion-3-medium vae/config.json)
-        vae.shift_factor = 0.0609f;
-    }
-    EASEL_TRY(vae.validate());
+    EASEL_TRY_ASSIGN(const VAEConfig vae, component_vae_config(f, path, 1.5305f, 0.0609f));  // SD3's VAE
     if (vae.latent_channels != dit.in_channels || dit.out_channels != dit.in_channels)
         return Error::bad_file(where, fmt::format("the transformer takes {} channels and gives {}, the VAE's latent has {}",
                                                   dit.in_channels, dit.out_channels, vae.latent_channels));
@@ -245,7 +204,10 @@ Status fill_sd3_spec(ModelSpec& m, SD3Model* full, const ComponentSet& f, const 
     // Scheduler.
     double shift = 3.0;  // SD3 medium's scheduler_config.json
     if (auto j = config("scheduler", "scheduler_config.json")) {
-        EASEL_TRY_ASSIGN(shift, parse_flow_scheduler_shift(*j, (fs::path(path) / "scheduler" / "scheduler_config.json").string()));
+        const std::string source = (fs::path(path) / "scheduler" / "scheduler_config.json").string();
+        EASEL_TRY_ASSIGN(const FlowSchedulerConfig sc, parse_flow_scheduler_config(*j, source));
+        if (sc.dynamic) return Error::unsupported("use_dynamic_shifting (Flux's resolution-dependent shift) for an SD3 model", source);
+        shift = sc.shift;
     } else {
         m.notes.push_back("no scheduler/scheduler_config.json: flow shift 3.0 (SD3 medium's)");
     }
@@ -314,13 +276,6 @@ Status fill_sd3_spec(ModelSpec& m, SD3Model* full, const ComponentSet& f, const 
     return ok();
 }
 
-// SD3 single files (sd3_medium*.safetensors): model.diffusion_model.joint_blocks.* and friends.
-bool has_name_part(const WeightSet& w, std::string_view part) {
-    for (const std::string& name : w.names())
-        if (name.find(part) != std::string::npos) return true;
-    return false;
-}
-
 }  // namespace
 
 Result<ModelSpec> load_sd3_model_spec(const std::string& path, const LoadOptions& options) {
@@ -348,21 +303,7 @@ Result<std::unique_ptr<SD3Model>> load_sd3_model(const std::string& path, const 
 Family sd3_family() {
     Family f;
     f.name = "sd3";
-    f.claim = [](const std::string& path) -> Result<Family::Claim> {
-        Family::Claim c;
-        std::error_code ec;
-        if (fs::is_directory(path, ec)) {
-            if (!fs::exists(fs::path(path) / "model_index.json", ec)) return c;
-            auto folder = open_diffusers_folder(path);
-            if (!folder) return c;  // the other families say what is wrong with it
-            if (is_sd3_folder(*folder)) c.mine = true;
-            return c;
-        }
-        auto w = read_weights(path);
-        if (!w) return c;
-        if (has_name_part(*w, "joint_blocks.")) c.mine = true;
-        return c;
-    };
+    f.claim = [](const std::string& path) -> Result<Family::Claim> { return claim_dit(path, is_sd3_folder, "joint_blocks."); };
     f.load = [](const std::string& path, const LoadOptions& o) -> Result<std::unique_ptr<Model>> {
         EASEL_TRY_ASSIGN(std::unique_ptr<SD3Model> m, load_sd3_model(path, o));
         return std::unique_ptr<Model>(std::move(m));

@@ -86,10 +86,6 @@ private:
 Result<std::unique_ptr<SD3Model>> load_sd3_model(const std::string& path, const LoadOptions& options);
 Result<ModelSpec> load_sd3_model_spec(const std::string& path, const LoadOptions& options);
 
-// The shift of a FlowMatchEulerDiscreteScheduler scheduler_config.json (SD3 medium's: 3.0). Refuses other classes
-// and dynamic shifting (Flux's), naming `source`.
-Result<double> parse_flow_scheduler_shift(std::string_view json, const std::string& source);
-
 Family sd3_family();
 
 }  // namespace easel
