@@ -320,6 +320,27 @@ Result<VAEConfig> component_vae_config(const ComponentSet& f, const std::string&
     return vae;
 }
 
+Result<CLIPTextConfig> component_clip_config(const ComponentSet& f, const std::string& component, const std::string& path) {
+    EASEL_TRY_ASSIGN(CLIPTextConfig c, CLIPTextConfig::detect_from_weights(f.weights, component + "."));
+    if (auto json = f.config(component)) {
+        EASEL_TRY_ASSIGN(const CLIPTextConfig j, CLIPTextConfig::from_diffusers_json(*json));
+        if (j.hidden_size != c.hidden_size || j.vocab_size != c.vocab_size || j.num_layers > c.num_layers)
+            return Error::bad_file(path + " " + component,
+                                   fmt::format("config.json says hidden {} / vocab {} / {} layers but the weights have {} / {} / {}",
+                                               j.hidden_size, j.vocab_size, j.num_layers, c.hidden_size, c.vocab_size,
+                                               c.num_layers));
+        c.num_heads = j.num_heads;
+        c.hidden_act = j.hidden_act;
+        c.layer_norm_eps = j.layer_norm_eps;
+        c.num_layers = j.num_layers;
+        c.bos_token_id = j.bos_token_id;
+        c.eos_token_id = j.eos_token_id;
+        c.pad_token_id = j.pad_token_id;
+    }
+    EASEL_TRY(c.validate());
+    return c;
+}
+
 Result<FlowSchedulerConfig> parse_flow_scheduler_config(std::string_view json, const std::string& source) {
     auto parsed = parse_json_config(json, source);
     if (!parsed) return parsed.error().within(source);

@@ -63,6 +63,10 @@ Result<ComponentSet> read_dit_single_file(const std::string& path, DiTFamily fam
 // config (a folder's vae/config.json, a single file's metadata), else the given family values.
 Result<VAEConfig> component_vae_config(const ComponentSet& f, const std::string& path, float scaling, float shift);
 
+// A CLIP text encoder's config of a component set: from its tensors under "<component>.", with what only its config
+// says (heads, activation, eps, layers run, token ids); the config must agree with the weights' widths.
+Result<CLIPTextConfig> component_clip_config(const ComponentSet& f, const std::string& component, const std::string& path);
+
 // A FlowMatchEulerDiscreteScheduler scheduler_config.json: the shift, and diffusers' dynamic shifting when it is on
 // (Flux's). Refuses other classes and training schedules other than 1000 steps, naming `source`.
 struct FlowSchedulerConfig {

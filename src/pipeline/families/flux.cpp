@@ -81,20 +81,7 @@ Status fill_flux_spec(ModelSpec& m, FluxModel* full, const ComponentSet& f, cons
     if (vae.latent_channels * 4 != fx.in_channels)
         return Error::bad_file(path, fmt::format("the transformer takes {} packed channels, the VAE's latent has {} (x 4 = {})",
                                                  fx.in_channels, vae.latent_channels, vae.latent_channels * 4));
-    EASEL_TRY_ASSIGN(CLIPTextConfig t1, CLIPTextConfig::detect_from_weights(f.weights, "text_encoder."));
-    if (auto j = f.config("text_encoder")) {
-        EASEL_TRY_ASSIGN(CLIPTextConfig c, CLIPTextConfig::from_diffusers_json(*j));
-        if (c.hidden_size != t1.hidden_size || c.num_layers > t1.num_layers)
-            return Error::bad_file(path + " text_encoder", "config.json does not match the weights");
-        t1.num_heads = c.num_heads;
-        t1.hidden_act = c.hidden_act;
-        t1.layer_norm_eps = c.layer_norm_eps;
-        t1.num_layers = c.num_layers;
-        t1.bos_token_id = c.bos_token_id;
-        t1.eos_token_id = c.eos_token_id;
-        t1.pad_token_id = c.pad_token_id;
-    }
-    EASEL_TRY(t1.validate());
+    EASEL_TRY_ASSIGN(const CLIPTextConfig t1, component_clip_config(f, "text_encoder", path));
     const int pooled = t1.has_projection ? t1.projection_dim : t1.hidden_size;
     if (t1.has_projection || pooled != fx.pooled_projection_dim)
         return Error::bad_file(path, fmt::format("the transformer takes a {}-wide pooled vector; text_encoder gives {}{}",

@@ -109,30 +109,15 @@ std::string SD3Model::describe() const {
 
 namespace {
 
-// A CLIP text encoder's config: from its tensors, with what only the config file says (activation, eps, ids).
-// `projection_optional`: CLIP-L, whose pooled vector SD3 takes unprojected where the file has no projection
-// (diffusers' single-file loader then uses an identity, as Stability's and ComfyUI's code do).
-Result<CLIPTextConfig> clip_config(const WeightSet& w, const std::string& prefix, const std::optional<std::string>& json,
-                                   const std::string& what, bool projection_optional = false) {
-    EASEL_TRY_ASSIGN(CLIPTextConfig c, CLIPTextConfig::detect_from_weights(w, prefix));
-    if (json) {
-        EASEL_TRY_ASSIGN(CLIPTextConfig f, CLIPTextConfig::from_diffusers_json(*json));
-        if (f.hidden_size != c.hidden_size || f.vocab_size != c.vocab_size || f.num_layers > c.num_layers)
-            return Error::bad_file(what, fmt::format("config.json says hidden {} / vocab {} / {} layers but the weights have "
-                                                     "{} / {} / {}", f.hidden_size, f.vocab_size, f.num_layers, c.hidden_size,
-                                                     c.vocab_size, c.num_layers));
-        c.num_heads = f.num_heads;
-        c.hidden_act = f.hidden_act;
-        c.layer_norm_eps = f.layer_norm_eps;
-        c.num_layers = f.num_layers;
-        c.bos_token_id = f.bos_token_id;
-        c.eos_token_id = f.eos_token_id;
-        c.pad_token_id = f.pad_token_id;
-    }
-    if (!c.has_projection && projection_optional) c.projection_dim = c.hidden_size;
+// SD3's CLIP configs: CLIP-G must have its projection (the pooled vector is projected); CLIP-L may lack it, and then
+// pools unprojected (diffusers' single-file loader puts an identity in its place, as Stability's and ComfyUI's code
+// take it).
+Result<CLIPTextConfig> sd3_clip_config(const ComponentSet& f, const std::string& component, const std::string& path,
+                                       bool projection_optional) {
+    EASEL_TRY_ASSIGN(CLIPTextConfig c, component_clip_config(f, component, path));
     if (!c.has_projection && !projection_optional)
-        return Error::bad_file(what, "no text_projection: SD3's pooled vector needs CLIPTextModelWithProjection");
-    EASEL_TRY(c.validate());
+        return Error::bad_file(path + " " + component, "no text_projection: SD3's pooled vector needs CLIPTextModelWithProjection");
+    if (!c.has_projection) c.projection_dim = c.hidden_size;
     return c;
 }
 
@@ -179,9 +164,8 @@ Status fill_sd3_spec(ModelSpec& m, SD3Model* full, const ComponentSet& f, const 
         return Error::bad_file(where, fmt::format("the transformer takes {} channels and gives {}, the VAE's latent has {}",
                                                   dit.in_channels, dit.out_channels, vae.latent_channels));
     // Text encoders.
-    EASEL_TRY_ASSIGN(CLIPTextConfig t1, clip_config(f.weights, "text_encoder.", config("text_encoder"), path + " text_encoder",
-                                                    /*projection_optional=*/true));
-    EASEL_TRY_ASSIGN(CLIPTextConfig t2, clip_config(f.weights, "text_encoder_2.", config("text_encoder_2"), path + " text_encoder_2"));
+    EASEL_TRY_ASSIGN(CLIPTextConfig t1, sd3_clip_config(f, "text_encoder", path, /*projection_optional=*/true));
+    EASEL_TRY_ASSIGN(CLIPTextConfig t2, sd3_clip_config(f, "text_encoder_2", path, /*projection_optional=*/false));
     if (t1.hidden_size + t2.hidden_size > dit.joint_attention_dim)
         return Error::bad_file(where, fmt::format("the CLIP states ({} + {}) are wider than the transformer's context ({})",
                                                   t1.hidden_size, t2.hidden_size, dit.joint_attention_dim));
