@@ -26,6 +26,7 @@
 #include "pipeline/controlnet.h"
 #include "pipeline/ip_adapter.h"
 #include "pipeline/lora.h"
+#include "pipeline/quantize.h"
 #include "runtime/pack_cache.h"
 #include "progress.h"
 #include "server/server.h"
@@ -624,6 +625,47 @@ int cmd_info(int argc, char** argv) {
     return 0;
 }
 
+int cmd_quantize(int argc, char** argv) {
+    cli::Args a("quantize", "Rewrite a model file as GGUF with its Linear weights quantized (loaded like any single file, "
+                            "multiplied as stored). Usage: easel quantize IN OUT --type TYPE");
+    auto& type = a.add_string("--type", "-t", "q8_0", fmt::format("quantized type: {}", quantizable_names()));
+    auto& quiet = a.add_bool("--quiet", "-q", "no progress lines");
+    std::vector<char*> rest;
+    std::vector<std::string> positional;
+    for (int i = 0; i < argc; ++i) {
+        if (argv[i][0] != '-' && (i == 0 || std::strcmp(argv[i - 1], "--type") != 0) &&
+            (i == 0 || std::strcmp(argv[i - 1], "-t") != 0))
+            positional.push_back(argv[i]);
+        else
+            rest.push_back(argv[i]);
+    }
+    if (auto st = a.parse(int(rest.size()), rest.data()); !st) return fail(st.error());
+    if (a.help_requested()) {
+        std::printf("%s", a.help().c_str());
+        return 0;
+    }
+    if (positional.size() != 2)
+        return fail(Error::invalid_argument(fmt::format("expected an input and an output file, got {} path(s); usage: "
+                                                        "easel quantize IN OUT --type {}", positional.size(), type.s)));
+    const auto t = quant_from_name(type.s);
+    if (!t) return fail(Error::invalid_argument(fmt::format("unknown type '{}'; expected one of {}", type.s, quantizable_names()), "--type"));
+    QuantizeOptions o;
+    o.type = *t;
+    const bool tty = ::isatty(2);
+    if (!quiet.b)
+        o.progress = [&](size_t i, size_t n, const std::string& name, const std::string& as) {
+            std::fprintf(stderr, tty ? "\r\033[K[%zu/%zu] %s -> %s" : "[%zu/%zu] %s -> %s\n", i + 1, n, name.c_str(), as.c_str());
+        };
+    auto r = quantize_model_file(positional[0], positional[1], o);
+    if (!quiet.b && tty) std::fprintf(stderr, "\n");
+    if (!r) return fail(r.error());
+    std::printf("%s: %zu tensors %s, %zu in a fallback type, %zu kept; %.1f MB of tensors -> %.1f MB%s%s\n",
+                positional[1].c_str(), r->quantized, std::string(quant_info(*t).name).c_str(), r->fell_back, r->kept,
+                double(r->bytes_in) / 1e6, double(r->bytes_out) / 1e6, r->architecture.empty() ? "" : "; architecture ",
+                r->architecture.c_str());
+    return 0;
+}
+
 int cmd_tokenize(int argc, char** argv) {
     cli::Args a("tokenize", "Print the CLIP token ids of a prompt (unpadded and untruncated, with BOS and EOS).");
     auto& model = a.add_string("--model", "-m", "", "model whose tokenizer to use");
@@ -931,6 +973,7 @@ void print_help() {
         "  generate     make images from a prompt (txt2img, img2img)\n"
         "  info         show what a model file or folder holds\n"
         "  tokenize     print the CLIP token ids of a prompt\n"
+        "  quantize     rewrite a model file as GGUF with quantized weights (q8_0, q4_K, ...)\n"
         "  demo         draw a grid of example prompts with the embedded model\n"
         "  serve        HTTP server: A1111-compatible API, job queue with API keys, web page\n"
         "  keys         create, list and revoke the server's API keys\n"
@@ -955,6 +998,7 @@ int main(int argc, char** argv) {
     if (cmd == "generate") return cmd_generate(argc - 2, argv + 2);
     if (cmd == "info") return cmd_info(argc - 2, argv + 2);
     if (cmd == "tokenize") return cmd_tokenize(argc - 2, argv + 2);
+    if (cmd == "quantize") return cmd_quantize(argc - 2, argv + 2);
     if (cmd == "demo") return cmd_demo(argc - 2, argv + 2);
     if (cmd == "serve") return cmd_serve(argc - 2, argv + 2);
     if (cmd == "__worker") return server::run_worker_main();  // started by `easel serve` only (apps/server/worker.h)

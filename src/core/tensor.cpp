@@ -189,6 +189,15 @@ Tensor Tensor::wrap_strided(void* data, const Shape& shape, const Shape& strides
     return t;
 }
 
+Tensor Tensor::wrap_quantized(const void* data, const Shape& shape, QuantType type, std::shared_ptr<void> keep_alive) {
+    EASEL_ASSERT(type != QuantType::None, "wrap_quantized: no quantized type");
+    EASEL_ASSERT(shape.rank() >= 1 && shape.dim(-1) % quant_info(type).block_elems == 0,
+                 "wrap_quantized: the innermost dimension of " + shape.to_string() + " is not a multiple of the block");
+    Tensor t = wrap_strided(const_cast<void*>(data), shape, contiguous_strides(shape), DType::U8, std::move(keep_alive));
+    t.quant_ = type;
+    return t;
+}
+
 bool Tensor::is_contiguous() const {
     int64_t acc = 1;
     for (int i = rank() - 1; i >= 0; --i) {
@@ -216,6 +225,8 @@ Tensor Tensor::reshape(const Shape& shape) const {
         s[infer] = numel() / known;
     }
     EASEL_ASSERT(s.numel() == numel(), "reshape " + shape_.to_string() + " -> " + s.to_string() + " changes the element count");
+    // A quantized tensor stays one while its rows stay whole blocks (the new innermost size a multiple of the block).
+    if (quantized() && (s.rank() == 0 || s.dim(-1) % quant_info(quant_).block_elems != 0)) return to(DType::F32).reshape(s);
     Tensor t = *this;
     t.shape_ = s;
     t.strides_ = contiguous_strides(s);
@@ -223,6 +234,7 @@ Tensor Tensor::reshape(const Shape& shape) const {
 }
 
 Tensor Tensor::permute(std::initializer_list<int> dims) const {
+    if (quantized()) return to(DType::F32).permute(dims);
     EASEL_ASSERT(int(dims.size()) == rank(), "permute: wrong number of dims");
     Tensor t = *this;
     int i = 0;
@@ -239,6 +251,7 @@ Tensor Tensor::permute(std::initializer_list<int> dims) const {
 }
 
 Tensor Tensor::transpose(int a, int b) const {
+    if (quantized()) return to(DType::F32).transpose(a, b);
     a = a < 0 ? a + rank() : a;
     b = b < 0 ? b + rank() : b;
     EASEL_ASSERT(a >= 0 && a < rank() && b >= 0 && b < rank(), "transpose: dim out of range");
@@ -252,6 +265,15 @@ Tensor Tensor::slice(int dim, int64_t start, int64_t end) const {
     dim = dim < 0 ? dim + rank() : dim;
     EASEL_ASSERT(dim >= 0 && dim < rank(), "slice: dim out of range");
     EASEL_ASSERT(0 <= start && start <= end && end <= shape_[dim], "slice: range out of bounds");
+    if (quantized()) {
+        if (dim != 0) return to(DType::F32).slice(dim, start, end);
+        // Whole rows: index i of dim 0 starts at byte quant_bytes(numel / shape[0] * i).
+        Tensor t = *this;
+        t.shape_[0] = end - start;
+        const int64_t per = shape_[0] > 0 ? numel() / shape_[0] : 0;
+        t.data_ = std::shared_ptr<std::byte>(data_, data_.get() + quant_bytes(quant_, per * start));
+        return t;
+    }
     Tensor t = *this;
     t.shape_[dim] = end - start;
     t.data_ = std::shared_ptr<std::byte>(data_, data_.get() + start * strides_[dim] * int64_t(dtype_size(dtype_)));
@@ -259,6 +281,7 @@ Tensor Tensor::slice(int dim, int64_t start, int64_t end) const {
 }
 
 Tensor Tensor::select(int dim, int64_t index) const {
+    if (quantized()) return to(DType::F32).select(dim, index);
     dim = dim < 0 ? dim + rank() : dim;
     Tensor s = slice(dim, index, index + 1);
     Tensor t;
@@ -275,6 +298,14 @@ Tensor Tensor::select(int dim, int64_t index) const {
 Tensor Tensor::unsqueeze(int dim) const {
     dim = dim < 0 ? dim + rank() + 1 : dim;
     EASEL_ASSERT(dim >= 0 && dim <= rank(), "unsqueeze: dim out of range");
+    if (quantized()) {
+        Shape s;
+        for (int i = 0; i <= rank(); ++i) {
+            if (i == dim) s.push_back(1);
+            if (i < rank()) s.push_back(shape_[i]);
+        }
+        return reshape(s);  // stays quantized unless the new innermost dimension is 1
+    }
     Tensor t;
     t.data_ = data_;
     t.dtype_ = dtype_;
@@ -292,6 +323,11 @@ Tensor Tensor::unsqueeze(int dim) const {
 }
 
 void Tensor::copy_from(const Tensor& src) {
+    EASEL_ASSERT(!quantized(), "copy_from: the destination is quantized");
+    if (src.quantized()) {
+        copy_from(src.to(DType::F32));
+        return;
+    }
     EASEL_ASSERT(src.shape() == shape_, "copy_from: shape " + src.shape().to_string() + " into " + shape_.to_string());
     EASEL_ASSERT(is_contiguous(), "copy_from: destination must be contiguous");
     auto* dst = static_cast<std::byte*>(raw());
@@ -327,12 +363,25 @@ Tensor Tensor::contiguous() const {
 }
 
 Tensor Tensor::clone() const {
+    if (quantized()) {
+        Tensor t = empty(Shape{int64_t(nbytes())}, DType::U8);
+        if (nbytes()) std::memcpy(t.raw(), raw(), nbytes());
+        t.shape_ = shape_;
+        t.strides_ = strides_;
+        t.quant_ = quant_;
+        return t;
+    }
     Tensor t = empty(shape_, dtype_);
     t.copy_from(*this);
     return t;
 }
 
 Tensor Tensor::to(DType dtype) const {
+    if (quantized()) {
+        Tensor f = empty(shape_, DType::F32);
+        dequantize(quant_, static_cast<const uint8_t*>(raw()), f.data<float>(), size_t(numel()) / quant_info(quant_).block_elems);
+        return f.to(dtype);
+    }
     if (dtype == dtype_) return *this;
     Tensor t = empty(shape_, dtype);
     t.copy_from(*this);
@@ -340,6 +389,7 @@ Tensor Tensor::to(DType dtype) const {
 }
 
 double Tensor::item(std::initializer_list<int64_t> index) const {
+    if (quantized()) return to(DType::F32).item(index);
     EASEL_ASSERT(int(index.size()) == rank(), "item: wrong number of indices");
     int64_t off = 0;
     int i = 0;

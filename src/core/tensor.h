@@ -8,6 +8,13 @@
 //
 // Views share their memory through a shared_ptr that also keeps the owner (an allocation, a mapped file)
 // alive. Strides are in elements. Kernels take raw pointers; this class only does layout.
+//
+// A quantized tensor (core/quant.h: a GGUF q4_K weight, an fp8 one) has its logical shape, dtype U8 and its
+// blocks as stored, contiguous, each row (innermost dimension, a multiple of the block) whole blocks:
+//   Tensor q = Tensor::wrap_quantized(p, {3072, 3072}, QuantType::Q8_0, mapping);
+//   q.slice(0, 0, 1024);        // rows stay quantized (a view); q.to(DType::F32) decodes
+// Views that keep rows whole (slice of dim 0, reshape keeping the innermost size a multiple of the block,
+// unsqueeze before it) stay quantized; any other view or read decodes to f32 first.
 #pragma once
 
 #include <array>
@@ -21,6 +28,7 @@
 
 #include "core/dtype.h"
 #include "core/error.h"
+#include "core/quant.h"
 
 namespace easel {
 
@@ -83,6 +91,9 @@ public:
     static Tensor wrap(void* data, const Shape& shape, DType dtype, std::shared_ptr<void> keep_alive);
     static Tensor wrap_strided(void* data, const Shape& shape, const Shape& strides, DType dtype,
                                std::shared_ptr<void> keep_alive);
+    // Zero-copy over quant_bytes(type, shape.numel()) bytes of blocks. The innermost dimension must be a
+    // multiple of the block (checked by the caller: a reader reports it as a bad file).
+    static Tensor wrap_quantized(const void* data, const Shape& shape, QuantType type, std::shared_ptr<void> keep_alive);
 
     bool defined() const { return data_ != nullptr || numel() == 0; }
     const Shape& shape() const { return shape_; }
@@ -92,7 +103,9 @@ public:
     int64_t stride(int dim) const { return strides_.dim(dim); }
     int64_t numel() const { return shape_.numel(); }
     DType dtype() const { return dtype_; }
-    size_t nbytes() const { return size_t(numel()) * dtype_size(dtype_); }
+    QuantType quant() const { return quant_; }
+    bool quantized() const { return quant_ != QuantType::None; }
+    size_t nbytes() const { return quantized() ? quant_bytes(quant_, numel()) : size_t(numel()) * dtype_size(dtype_); }
     bool is_contiguous() const;
 
     void* raw() const { return data_.get(); }
@@ -126,6 +139,7 @@ private:
     Shape shape_;
     Shape strides_;
     DType dtype_ = DType::F32;
+    QuantType quant_ = QuantType::None;
 };
 
 template <class T>

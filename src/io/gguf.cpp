@@ -311,11 +311,8 @@ Result<WeightSet> read_gguf_bytes(const uint8_t* data, size_t size, std::shared_
                 tensor = Tensor::empty(shape, *dt);
                 if (t.nbytes) std::memcpy(tensor.raw(), p, size_t(t.nbytes));
             }
-        } else {
-            tensor = Tensor::empty(shape, DType::F32);
-            const size_t n_blocks = size_t(shape.numel()) / t.type->block_elems;
-            EASEL_ASSERT(dequantize_blocks(t.type->type, p, tensor.data<float>(), n_blocks),
-                         "readable quantized type without a dequantizer");
+        } else {  // kept as stored: Linear layers multiply it as it is (kernels/matmul.h), others decode it
+            tensor = Tensor::wrap_quantized(p, shape, ggml_quant_type(t.type->type), owner);
         }
         EASEL_TRY(out.add(t.name, std::move(tensor)));
     }

@@ -1,18 +1,18 @@
-// ggml block types found in GGUF files, and scalar dequantizers for the ones stable-diffusion.cpp writes.
-// Each quantized type stores a row as consecutive fixed-size blocks; a block decodes to block_elems floats.
+// ggml's type ids as GGUF files store them, and their mapping to easel's quantized formats (core/quant.h,
+// where the block layouts and the scalar dequantizers live). Each quantized type stores a row as consecutive
+// fixed-size blocks; a block decodes to block_elems floats.
 //
 //   const GgmlTypeInfo* info = ggml_type_info(12);           // q4_K: 256 elements in 144 bytes
 //   std::vector<float> out(n_blocks * info->block_elems);
 //   dequantize_blocks(GgmlType::Q4_K, bytes, out.data(), n_blocks);
 //
-// Block layouts (byte counts; f16 = IEEE half, little-endian; facts from ggml's ggml-common.h, written here
-// from that description): see the comment above each dequantize_* function in gguf_dequant.cpp. These are
-// the reference (scalar, one function per type); they run once at load time, not in the sampling loop.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
+
+#include "core/quant.h"
 
 namespace easel {
 
@@ -30,26 +30,19 @@ struct GgmlTypeInfo {
     uint32_t block_elems;   // elements per block (1 for plain types)
     uint32_t block_bytes;   // bytes per block
     bool readable;          // easel can load it (plain types, or a dequantizer below exists)
-    bool quantized;         // block type, dequantized to f32 on load
+    bool quantized;         // a block type (kept as stored: a quantized Tensor, core/tensor.h)
 };
 
 // nullptr for an id ggml never defined. Types that exist but easel cannot read have readable == false.
 const GgmlTypeInfo* ggml_type_info(uint32_t id);
 
+// The QuantType of a quantized ggml type easel reads (core/quant.h), or None for plain and unreadable types.
+QuantType ggml_quant_type(GgmlType type);
+// The ggml type id of a quantized type (what a GGUF writer stores).
+GgmlType ggml_type_of(QuantType type);
+
 // Decodes n_blocks consecutive blocks of a quantized, readable type into n_blocks * block_elems floats.
 // `src` needs no alignment. Returns false (writing nothing) for a type that is not a readable quantized one.
 bool dequantize_blocks(GgmlType type, const uint8_t* src, float* dst, size_t n_blocks);
-
-void dequantize_q4_0(const uint8_t* src, float* dst, size_t n_blocks);
-void dequantize_q4_1(const uint8_t* src, float* dst, size_t n_blocks);
-void dequantize_q5_0(const uint8_t* src, float* dst, size_t n_blocks);
-void dequantize_q5_1(const uint8_t* src, float* dst, size_t n_blocks);
-void dequantize_q8_0(const uint8_t* src, float* dst, size_t n_blocks);
-void dequantize_q2_K(const uint8_t* src, float* dst, size_t n_blocks);
-void dequantize_q3_K(const uint8_t* src, float* dst, size_t n_blocks);
-void dequantize_q4_K(const uint8_t* src, float* dst, size_t n_blocks);
-void dequantize_q5_K(const uint8_t* src, float* dst, size_t n_blocks);
-void dequantize_q6_K(const uint8_t* src, float* dst, size_t n_blocks);
-void dequantize_q8_K(const uint8_t* src, float* dst, size_t n_blocks);
 
 }  // namespace easel

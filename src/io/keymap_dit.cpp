@@ -13,11 +13,11 @@ namespace {
 
 bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
 
-// The rows [n/2, n) then [0, n/2) of t, in a copy of t's dtype.
+// The rows [n/2, n) then [0, n/2) of t, in a copy of t's dtype (or quantized type: rows are whole blocks).
 Tensor swap_row_halves(const Tensor& t) {
     const int64_t n = t.size(0);
     const Tensor a = t.slice(0, n / 2, n).contiguous(), b = t.slice(0, 0, n / 2).contiguous();
-    Tensor out = Tensor::empty(t.shape(), t.dtype());
+    Tensor out = t.quantized() ? t.clone() : Tensor::empty(t.shape(), t.dtype());  // quantized rows stay so
     std::memcpy(out.raw(), a.raw(), a.nbytes());
     std::memcpy(static_cast<std::byte*>(out.raw()) + a.nbytes(), b.raw(), b.nbytes());
     return out;

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <optional>
 #include <string_view>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -60,6 +61,7 @@ uint64_t load_le_u64(const uint8_t* p) {
 struct Entry {
     std::string name;
     DType dtype;
+    QuantType quant = QuantType::None;  // F8_E4M3 / F8_E5M2: one byte per element, kept as stored
     Shape shape;
     uint64_t begin;
     uint64_t end;
@@ -99,12 +101,15 @@ Result<Entry> parse_entry(const std::string& file, const std::string& name, cons
     const std::string& dts = dt->get_ref<const std::string&>();
     if (auto d = dtype_from_st(dts)) {
         e.dtype = *d;
+    } else if (dts == "F8_E4M3" || dts == "F8_E5M2") {
+        e.dtype = DType::U8;
+        e.quant = dts == "F8_E4M3" ? QuantType::F8_E4M3 : QuantType::F8_E5M2;
     } else if (dts.rfind("F8", 0) == 0) {
-        return Error::unsupported(fmt::format("tensor '{}': dtype {} (8-bit float) is not supported; convert the "
-                                              "file to F16 or BF16", name, dts), file);
+        return Error::unsupported(fmt::format("tensor '{}': dtype {} (8-bit float) is not supported; supported 8-bit "
+                                              "floats: F8_E4M3, F8_E5M2", name, dts), file);
     } else {
-        return bad(fmt::format("unknown dtype \"{}\"; expected one of F64 F32 F16 BF16 I64 I32 I16 I8 U64 U32 U16 U8 "
-                               "BOOL", dts.substr(0, 40)));
+        return bad(fmt::format("unknown dtype \"{}\"; expected one of F64 F32 F16 BF16 F8_E4M3 F8_E5M2 I64 I32 I16 "
+                               "I8 U64 U32 U16 U8 BOOL", dts.substr(0, 40)));
     }
 
     auto sh = v.find("shape");
@@ -219,7 +224,11 @@ Result<WeightSet> read_safetensors_bytes(const uint8_t* data, size_t size, std::
     for (const Entry& e : entries) {
         const uint8_t* p = data + data_start + e.begin;
         Tensor t;
-        if (reinterpret_cast<uintptr_t>(p) % dtype_size(e.dtype) != 0) {
+        if (e.quant != QuantType::None) {
+            t = e.shape.rank() == 0 ? Tensor::empty(e.shape, DType::F32)  // a scalar: decoded
+                                    : Tensor::wrap_quantized(p, e.shape, e.quant, owner);
+            if (e.shape.rank() == 0) t.data<float>()[0] = e.quant == QuantType::F8_E4M3 ? f8_e4m3_to_f32(*p) : f8_e5m2_to_f32(*p);
+        } else if (reinterpret_cast<uintptr_t>(p) % dtype_size(e.dtype) != 0) {
             // Misaligned for its element type: typed loads through this pointer would be undefined behaviour.
             t = Tensor::empty(e.shape, e.dtype);
             if (e.end > e.begin) std::memcpy(t.raw(), p, size_t(e.end - e.begin));
@@ -240,9 +249,21 @@ Result<WeightSet> read_safetensors(const std::string& path) {
 }
 
 Result<std::string> serialize_safetensors(const WeightSet& weights, const std::map<std::string, std::string>& metadata) {
+    // fp8 tensors are written as stored; ggml's block types have no safetensors dtype and are written decoded.
+    std::unordered_map<std::string, Tensor> ready;
+    for (const std::string& n : weights.names()) {
+        const Tensor& t = *weights.find(n);
+        const bool f8 = t.quant() == QuantType::F8_E4M3 || t.quant() == QuantType::F8_E5M2;
+        ready.emplace(n, t.quantized() && !f8 ? t.to(DType::F32) : t);
+    }
+    auto dtype_text = [](const Tensor& t) -> std::string_view {
+        if (t.quant() == QuantType::F8_E4M3) return "F8_E4M3";
+        if (t.quant() == QuantType::F8_E5M2) return "F8_E5M2";
+        return st_from_dtype(t.dtype());
+    };
     std::vector<std::string> order = weights.names();
     std::stable_sort(order.begin(), order.end(), [&](const std::string& a, const std::string& b) {
-        const size_t sa = dtype_size(weights.find(a)->dtype()), sb = dtype_size(weights.find(b)->dtype());
+        const size_t sa = dtype_size(ready.at(a).dtype()), sb = dtype_size(ready.at(b).dtype());
         return sa != sb ? sa > sb : a < b;
     });
     std::map<std::string, std::string> meta = weights.metadata;
@@ -269,12 +290,12 @@ Result<std::string> serialize_safetensors(const WeightSet& weights, const std::m
     }
     uint64_t offset = 0;
     for (const std::string& n : order) {
-        const Tensor& t = *weights.find(n);
+        const Tensor& t = ready.at(n);
         EASEL_TRY_ASSIGN(std::string qn, quoted(n));
         std::string dims;
         for (int i = 0; i < t.rank(); ++i) dims += fmt::format("{}{}", i ? "," : "", t.size(i));
         header += fmt::format("{}{}:{{\"dtype\":\"{}\",\"shape\":[{}],\"data_offsets\":[{},{}]}}",
-                              header.size() > 1 ? "," : "", qn, st_from_dtype(t.dtype()), dims, offset,
+                              header.size() > 1 ? "," : "", qn, dtype_text(t), dims, offset,
                               offset + t.nbytes());
         offset += t.nbytes();
     }
@@ -287,7 +308,7 @@ Result<std::string> serialize_safetensors(const WeightSet& weights, const std::m
     out.append(reinterpret_cast<const char*>(&n), 8);
     out += header;
     for (const std::string& name : order) {
-        const Tensor c = weights.find(name)->contiguous();
+        const Tensor c = ready.at(name).contiguous();
         if (c.nbytes() > 0) out.append(reinterpret_cast<const char*>(c.raw()), c.nbytes());
     }
     return out;

@@ -27,6 +27,7 @@
 #include "core/cpu_features.h"
 #include "core/dtype.h"
 #include "core/error.h"
+#include "core/quant.h"
 
 namespace easel {
 
@@ -47,6 +48,10 @@ struct PackedWeight {
     int nr = 0;
     int kpack = 1;
     int64_t k_words = 0;
+    // Quantized (quantized_linear_weight): data is the n rows of blocks as stored (core/quant.h), usually a view
+    // of the model file; linear() decodes a block of columns at a time into the isa kernel's panels, in scratch
+    // (the reference decodes the whole weight and runs linear_f32_ref). nr, kpack and k_words are unused then.
+    QuantType quant = QuantType::None;
     std::shared_ptr<const void> data;
 
     bool empty() const { return data == nullptr; }
@@ -60,6 +65,13 @@ struct PackedWeight {
 // exact mode), so the result's isa() may be lower than asked.
 Result<PackedWeight> pack_linear_weight(const void* w, DType src_dtype, int64_t n, int64_t k, Precision precision,
                                         Isa isa = active_isa());
+
+// A weight kept as stored in a quantized format (core/quant.h): `blocks` holds n rows of k elements (k a
+// multiple of the block), row after row; it is shared, not copied. Errors: sizes, a type that is not quantized,
+// an `isa` this CPU lacks. linear() with it gives what linear() gives with the decoded f32 weight packed for the
+// same isa and precision (the same kernel on the same values).
+Result<PackedWeight> quantized_linear_weight(std::shared_ptr<const void> blocks, QuantType type, int64_t n, int64_t k,
+                                             Precision precision, Isa isa = active_isa());
 
 // Packs w again into memory that already holds a weight of exactly `layout` (its padding words zero): what
 // applying a LoRA to a loaded model does, in place. Errors: as pack_linear_weight, or `layout` is not what

@@ -15,7 +15,9 @@ void record(const ParamScope& s, const std::string& leaf, const Tensor& w, Packe
     ParamRegistry* r = s.loader().registry();
     if (!r) return;
     const std::string name = s.name(leaf);
-    if (w.storage() && !s.loader().adapted(name) && MappedFile::is_mapped(w.raw(), w.nbytes())) p.source = w;
+    // A quantized weight is multiplied as stored: there is nothing packed to rebuild in place.
+    if (w.storage() && !w.quantized() && !s.loader().adapted(name) && MappedFile::is_mapped(w.raw(), w.nbytes()))
+        p.source = w;
     if (PackCache* cache = s.loader().pack_cache()) p.original = cache->original(name);
     r->params[name] = std::move(p);
 }
@@ -31,6 +33,15 @@ void record_bias(const ParamScope& s, const Tensor& b) {
 // Packs a weight tensor viewed as [rows, cols]; records a problem (and returns an empty weight) on failure.
 PackedWeight pack(const ParamScope& s, const Tensor& w, int64_t rows, int64_t cols) {
     if (!w.storage()) return {};  // missing or mis-shaped: the loader has recorded it
+    if (w.quantized()) {  // kept as stored (a view of the file): nothing to pack, cache or release
+        auto p = quantized_linear_weight(std::shared_ptr<const void>(w.storage(), w.raw()), w.quant(), rows, cols,
+                                         s.loader().precision());
+        if (!p) {
+            s.loader().add_problem(fmt::format("{}: {}", s.name("weight"), p.error().message()));
+            return {};
+        }
+        return std::move(p).value();
+    }
     PackCache* cache = s.loader().pack_cache();
     if (cache) {
         // A hit never touches the file's bytes of this weight. Any layout error is left to pack_linear_weight.
@@ -53,7 +64,7 @@ Linear Linear::declare(const ParamScope& s, int64_t in, int64_t out, bool bias) 
     Linear l;
     l.in = in;
     l.out = out;
-    Tensor w = s.take("weight", {out, in});
+    Tensor w = s.take_stored("weight", {out, in});
     l.weight = pack(s, w, out, in);
     if (!l.weight.empty()) record(s, "weight", w, {.kind = PackedParam::Kind::Linear, .linear = l.weight});
     if (bias) {

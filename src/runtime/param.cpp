@@ -6,7 +6,13 @@
 
 namespace easel {
 
-Tensor ParamLoader::take(const std::string& name, const Shape& expected) {
+Tensor ParamLoader::take(const std::string& name, const Shape& expected) { return take_impl(name, expected, false); }
+
+Tensor ParamLoader::take_stored(const std::string& name, const Shape& expected) {
+    return take_impl(name, expected, true);
+}
+
+Tensor ParamLoader::take_impl(const std::string& name, const Shape& expected, bool keep_quantized) {
     const Tensor* t = weights_.find(name);
     if (!t) {
         missing_.push_back(fmt::format("{} (expected {})", name, expected.to_string()));
@@ -17,7 +23,7 @@ Tensor ParamLoader::take(const std::string& name, const Shape& expected) {
         wrong_shape_.push_back(fmt::format("{} is {}, expected {}", name, t->shape().to_string(), expected.to_string()));
         return {};
     }
-    if (!dtype_is_float(t->dtype())) {
+    if (!t->quantized() && !dtype_is_float(t->dtype())) {
         other_.push_back(fmt::format("{} has dtype {}, expected a floating-point type", name, dtype_name(t->dtype())));
         return {};
     }
@@ -40,6 +46,7 @@ Tensor ParamLoader::take(const std::string& name, const Shape& expected) {
         adapted_.insert(name);
         return adapted;
     }
+    if (t->quantized() && !keep_quantized) return t->to(DType::F32);
     return *t;
 }
 

@@ -97,8 +97,12 @@ class ParamLoader {
 public:
     ParamLoader(const WeightSet& weights, Precision precision) : weights_(weights), precision_(precision) {}
 
-    // The tensor `name` as stored (any dtype, zero-copy), or an undefined Tensor after recording a problem.
+    // The tensor `name` as stored (any float dtype, zero-copy), or an undefined Tensor after recording a problem.
+    // A quantized tensor (GGUF blocks, fp8) comes decoded to f32.
     Tensor take(const std::string& name, const Shape& expected);
+    // Like take, but a quantized tensor comes as stored (Linear weights, multiplied as they are), unless an
+    // adapter changes it.
+    Tensor take_stored(const std::string& name, const Shape& expected);
     // Like take, converted to contiguous f32 (norm scales, biases, embeddings: small tensors).
     Tensor take_f32(const std::string& name, const Shape& expected);
     // True if `name` exists (for optional parameters such as conv_shortcut).
@@ -135,6 +139,7 @@ private:
     ParamRegistry* registry_ = nullptr;
     std::set<std::string> adapted_;
     std::vector<std::shared_ptr<const WeightAdapter>> adapters_;
+    Tensor take_impl(const std::string& name, const Shape& expected, bool keep_quantized);
     std::vector<std::string> missing_, wrong_shape_, other_;
     std::set<std::string> taken_;
 };
@@ -147,6 +152,9 @@ public:
     ParamScope operator/(int index) const { return {*loader_, join(std::to_string(index))}; }
 
     Tensor take(std::string_view leaf, const Shape& shape) const { return loader_->take(join(std::string(leaf)), shape); }
+    Tensor take_stored(std::string_view leaf, const Shape& shape) const {
+        return loader_->take_stored(join(std::string(leaf)), shape);
+    }
     Tensor take_f32(std::string_view leaf, const Shape& shape) const {
         return loader_->take_f32(join(std::string(leaf)), shape);
     }

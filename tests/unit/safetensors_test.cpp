@@ -272,11 +272,22 @@ TEST(SafetensorsErrors, UnknownDtype) {
                  {"'w'", "unknown dtype \"Q4\"", "F32"});
 }
 
-TEST(SafetensorsErrors, Float8IsUnsupportedAndNamesTheTensor) {
-    expect_error(make_file(R"({"unet.w":{"dtype":"F8_E4M3","shape":[2],"data_offsets":[0,2]}})", "ab"),
-                 ErrorCode::Unsupported, {"'unet.w'", "F8_E4M3"});
-    expect_error(make_file(R"({"x":{"dtype":"F8_E5M2","shape":[1],"data_offsets":[0,1]}})", "a"),
-                 ErrorCode::Unsupported, {"'x'", "F8_E5M2"});
+TEST(Safetensors, Float8IsReadAsStored) {
+    // float8_e4m3fn / float8_e5m2 (Flux and T5 fp8 files): one byte per value, kept quantized, decoded on demand.
+    auto r = parse(make_file(R"({"unet.w":{"dtype":"F8_E4M3","shape":[2],"data_offsets":[0,2]},)"
+                             R"("x":{"dtype":"F8_E5M2","shape":[1],"data_offsets":[2,3]}})", "\x38\xb8\x3c"));
+    ASSERT_TRUE(r) << r.error().to_string();
+    EXPECT_EQ(r->find("unet.w")->quant(), QuantType::F8_E4M3);
+    EXPECT_EQ(r->find("unet.w")->to_floats(), (std::vector<float>{1.0f, -1.0f}));
+    EXPECT_EQ(r->find("x")->quant(), QuantType::F8_E5M2);
+    EXPECT_EQ(r->find("x")->to_floats(), (std::vector<float>{1.0f}));
+}
+
+TEST(SafetensorsErrors, OtherFloat8IsUnsupportedAndNamesTheTensor) {
+    expect_error(make_file(R"({"unet.w":{"dtype":"F8_E8M0","shape":[2],"data_offsets":[0,2]}})", "ab"),
+                 ErrorCode::Unsupported, {"'unet.w'", "F8_E8M0", "F8_E4M3, F8_E5M2"});
+    expect_error(make_file(R"({"x":{"dtype":"F8_E4M3","shape":[3],"data_offsets":[0,2]}})", "ab"), ErrorCode::BadFile,
+                 {"'x'"});
 }
 
 TEST(SafetensorsErrors, NegativeDimension) {

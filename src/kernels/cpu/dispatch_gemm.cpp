@@ -135,12 +135,13 @@ void gemm_run(const GemmKernel& kern, int64_t M, int64_t N, int64_t K, const Gem
     int64_t np = std::min(panels, std::max<int64_t>(1, kMaxTileCols / nr));
     // A in kernel words already (conv weights) needs no scratch: take all rows, so each B block (an im2col
     // tile) is built once, not once per row block.
-    int64_t mc = a.words ? M : std::min(M, round_up(kMaxTileRows, mr));
+    // So does a B that is costly to build (quantized weights decoded per block): each block is built once.
+    int64_t mc = a.words || b.build_once ? M : std::min(M, round_up(kMaxTileRows, mr));
     const int threads = num_threads();
     const bool serial = 2.0 * double(M) * double(N) * double(K) < double(kSerialFlops) || threads == 1;
     auto tile_count = [&] { return ceil_div(M, mc) * ceil_div(panels, np); };
     while (!serial && tile_count() < 4 * threads) {
-        const bool can_m = mc > mr, can_n = np > 1;
+        const bool can_m = mc > mr && !b.build_once, can_n = np > 1;
         if (can_m && (!can_n || mc >= np * nr)) {
             mc = round_up(ceil_div(mc, 2), mr);
         } else if (can_n) {
@@ -154,7 +155,7 @@ void gemm_run(const GemmKernel& kern, int64_t M, int64_t N, int64_t K, const Gem
     // (or 6 and 3, as chunks were claimed), ~10% of a linear layer idle. Spread the rows evenly over a tile
     // count that is a multiple of the thread count, and hand each thread a fixed run of tiles (below). Conv
     // weights (A in words, all rows in one tile so that each B block is built once) keep their single row tile.
-    if (!serial && !a.words) {
+    if (!serial && !a.words && !b.build_once) {
         int64_t row_tiles = ceil_div(M, mc);
         const int64_t most = ceil_div(M, mr);
         while ((row_tiles * tiles_n) % threads != 0 && row_tiles < most) ++row_tiles;
@@ -269,6 +270,7 @@ using gemm::GemmKernel;
 std::string_view precision_name(Precision p) { return p == Precision::F32 ? "f32" : "bf16"; }
 
 size_t PackedWeight::layout_bytes() const {
+    if (quant != QuantType::None) return size_t(n) * quant_bytes(quant, k);
     if (nr == 0) return size_t(n * k) * 4;
     return size_t((n + nr - 1) / nr * nr * k_words) * 4;
 }
@@ -386,9 +388,91 @@ Status pack_linear_rows_into(const void* rows, DType src_dtype, const PackedWeig
     return ok();
 }
 
+Result<PackedWeight> quantized_linear_weight(std::shared_ptr<const void> blocks, QuantType type, int64_t n, int64_t k,
+                                             Precision precision, Isa isa) {
+    if (type == QuantType::None) return Error::invalid_argument("quantized_linear_weight: the type is not quantized");
+    if (blocks == nullptr) return Error::invalid_argument("weight data is null");
+    const QuantInfo& q = quant_info(type);
+    if (k % q.block_elems != 0)
+        return Error::invalid_argument(fmt::format("a {} weight's rows ({} elements) must be whole blocks of {}", q.name,
+                                                   k, q.block_elems));
+    EASEL_TRY_ASSIGN(PackedWeight pw, packed_linear_layout(n, k, precision, isa));
+    pw.quant = type;
+    pw.data = std::move(blocks);
+    return pw;
+}
+
+namespace {
+// y = x · Wᵀ for a quantized W: each B block (k0..k0+kc, columns n0..n0+nc) is decoded from the stored rows into
+// scratch, one panel of nr rows at a time, and laid out as the kernel's panels; gemm_run builds each block once.
+void linear_quantized(const float* x, int64_t m, const PackedWeight& w, float* y, const LinearOptions& options) {
+    const QuantInfo& q = quant_info(w.quant);
+    const size_t row_bytes = quant_bytes(w.quant, w.k);
+    const uint8_t* base = static_cast<const uint8_t*>(w.data.get());
+    if (w.isa == Isa::Ref) {
+        std::vector<float> f(size_t(w.n * w.k));
+        parallel_for(w.n, [&](int64_t b, int64_t e) {
+            for (int64_t r = b; r < e; ++r)
+                dequantize(w.quant, base + size_t(r) * row_bytes, f.data() + r * w.k, size_t(w.k) / q.block_elems);
+        });
+        linear_f32_ref(x, m, f.data(), w.n, w.k, y, options, w.precision);
+        return;
+    }
+    const GemmKernel* kern = gemm::gemm_kernel_for(w.isa, w.precision);
+    EASEL_ASSERT(kern != nullptr && kern->nr == w.nr && kern->kpack == w.kpack, "PackedWeight layout mismatch");
+    const int64_t nr = kern->nr, kp = kern->kpack, be = q.block_elems;
+    gemm::GemmB b;
+    b.build_once = true;
+    b.build = [&](int64_t k0, int64_t kc, int64_t n0, int64_t nc, uint32_t* dst) {
+        const int64_t blk0 = k0 / be, blk1 = (k0 + kc + be - 1) / be;
+        const int64_t span = (blk1 - blk0) * be, off = k0 - blk0 * be;
+        const int64_t kw = (kc + kp - 1) / kp;
+        float* rows = reinterpret_cast<float*>(gemm::thread_scratch(5, size_t(nr * span + 2 * nr)));
+        float* g = rows + nr * span;
+        for (int64_t p0 = 0; p0 < nc; p0 += nr) {
+            const int64_t cols = std::min(nr, nc - p0);
+            for (int64_t j = 0; j < cols; ++j)
+                dequantize(w.quant, base + size_t(n0 + p0 + j) * row_bytes + size_t(blk0) * q.block_bytes, rows + j * span,
+                           size_t(blk1 - blk0));
+            uint32_t* panel = dst + (p0 / nr) * kw * nr;
+            if (kern->pack_row == nullptr) {  // f32 words as they are: a plain transpose of the decoded rows
+                float* out = reinterpret_cast<float*>(panel);
+                for (int64_t j = 0; j < cols; ++j) {
+                    const float* src = rows + j * span + off;
+                    for (int64_t kk = 0; kk < kc; ++kk) out[kk * nr + j] = src[kk];
+                }
+                for (int64_t j = cols; j < nr; ++j)
+                    for (int64_t kk = 0; kk < kc; ++kk) out[kk * nr + j] = 0.0f;
+                continue;
+            }
+            for (int64_t kk = 0; kk < kc; kk += kp) {
+                const bool two = kp == 2 && kk + 1 < kc;
+                for (int64_t j = 0; j < cols; ++j) {
+                    g[j] = rows[j * span + off + kk];
+                    if (two) g[nr + j] = rows[j * span + off + kk + 1];
+                }
+                gemm::pack_b_row(*kern, g, two ? g + nr : nullptr, cols, panel + (kk / kp) * nr, kw * nr);
+            }
+        }
+    };
+    gemm::GemmA a;
+    a.f32 = x;
+    a.row_stride = options.ldx ? options.ldx : w.k;
+    gemm::GemmEpilogue ep;
+    ep.cin = options.residual;
+    ep.ldcin = options.ld_residual ? options.ld_residual : w.n;
+    ep.bias_col = options.bias;
+    gemm::gemm_run(*kern, m, w.n, w.k, a, b, y, options.ldy ? options.ldy : w.n, ep);
+}
+}  // namespace
+
 void linear(const float* x, int64_t m, const PackedWeight& w, float* y, const LinearOptions& options) {
     EASEL_ASSERT(!w.empty(), "linear() called with an empty PackedWeight");
     if (m <= 0) return;
+    if (w.quant != QuantType::None) {
+        linear_quantized(x, m, w, y, options);
+        return;
+    }
     if (w.isa == Isa::Ref) {
         linear_f32_ref(x, m, static_cast<const float*>(w.data.get()), w.n, w.k, y, options, w.precision);
         return;

@@ -85,6 +85,8 @@ struct GemmB {
     // Or B read in place: rows(kw0, kwn, n0, out) stores in out[r] the address of the nr words of word row
     // kw0 + r at columns [n0, n0 + nr), for r in [0, kwn). Needs kern.ukernel_rows and N a multiple of nr.
     std::function<void(int64_t kw0, int64_t kwn, int64_t n0, const uint32_t** out)> rows;
+    // build is costly (decoding quantized weights): tiles take every row, so each B block is built once.
+    bool build_once = false;
 };
 
 struct GemmEpilogue {
@@ -111,7 +113,8 @@ void pack_b_row(const GemmKernel& kern, const float* row0, const float* row1, in
                 int64_t panel_stride);
 
 // 64-byte aligned scratch owned by the calling thread, reused across calls; grows, never shrinks.
-// Slots 0-5: gemm_run uses 0-2, the f32 pack path of linear 3, conv2d its channel-pair image 4.
+// Slots 0-5: gemm_run uses 0-2, the f32 pack path of linear 3, conv2d its channel-pair image 4, quantized
+// linear weights their decoded rows 5.
 uint32_t* thread_scratch(int slot, size_t words);
 
 }  // namespace easel::gemm

@@ -32,7 +32,7 @@ T5Encoder T5Encoder::declare(const ParamScope& s, const T5Config& cfg) {
     const int64_t d = cfg.d_model, inner = cfg.inner_dim();
     t.embedding_ = s.has("shared.weight") ? s.take_f32("shared.weight", {cfg.vocab_size, d})
                                           : s.take_f32("encoder.embed_tokens.weight", {cfg.vocab_size, d});
-    if (s.has("encoder.embed_tokens.weight") && s.has("shared.weight")) (void)s.take("encoder.embed_tokens.weight", {cfg.vocab_size, d});
+    if (s.has("encoder.embed_tokens.weight") && s.has("shared.weight")) (void)s.take_stored("encoder.embed_tokens.weight", {cfg.vocab_size, d});
     const ParamScope e = s / "encoder";
     t.rel_bias_ = e.take_f32("block.0.layer.0.SelfAttention.relative_attention_bias.weight", {cfg.num_buckets, cfg.num_heads});
     for (int i = 0; i < cfg.num_layers; ++i) {

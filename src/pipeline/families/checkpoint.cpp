@@ -1,6 +1,7 @@
 #include "pipeline/families/checkpoint.h"
 
 #include <algorithm>
+#include <map>
 #include <cmath>
 #include <filesystem>
 
@@ -206,6 +207,24 @@ Result<WeightSet> vae_to_diffusers(WeightSet vae) {
 
 }  // namespace
 
+std::string quantized_weights_note(const WeightSet& w) {
+    std::map<std::string, std::map<std::string, size_t>> counts;  // component -> type -> tensors
+    for (const std::string& n : w.names())
+        if (const Tensor* t = w.find(n); t->quantized())
+            ++counts[n.substr(0, n.find('.'))][std::string(quant_info(t->quant()).name)];
+    std::string s;
+    for (const auto& [comp, types] : counts) {
+        s += s.empty() ? "quantized, multiplied as stored: " : "; ";
+        s += comp;
+        bool first = true;
+        for (const auto& [type, k] : types) {
+            s += fmt::format("{}{} {}", first ? " " : " + ", k, type);
+            first = false;
+        }
+    }
+    return s;
+}
+
 Result<ComponentSet> read_dit_single_file(const std::string& path, DiTFamily family, const LoadOptions& options) {
     ComponentSet r;
     EASEL_TRY_ASSIGN(WeightSet w, read_weights(path));
@@ -235,7 +254,21 @@ Result<ComponentSet> read_dit_single_file(const std::string& path, DiTFamily fam
         EASEL_TRY_ASSIGN(WeightSet renamed, flux_transformer_to_diffusers(std::move(t), "", ""));
         EASEL_TRY(add(std::move(renamed), "transformer", path));
     } else {
-        WeightSet t = take_prefix(w, "model.diffusion_model.");
+        // Stability's files put it under model.diffusion_model.; ComfyUI-GGUF's have its names bare (joint_blocks.*,
+        // x_embedder.*, ...): then it is every tensor outside the other parts' prefixes.
+        WeightSet t;
+        if (has_any_prefix(w, "model.diffusion_model.")) {
+            t = take_prefix(w, "model.diffusion_model.");
+        } else {
+            std::vector<std::string> bare;
+            for (const std::string& n : w.names())
+                if (n.rfind("first_stage_model.", 0) != 0 && n.rfind("vae.", 0) != 0 && n.rfind("text_encoders.", 0) != 0)
+                    bare.push_back(n);
+            for (const std::string& n : bare) {
+                EASEL_TRY(t.add(n, *w.find(n)));
+                w.erase(n);
+            }
+        }
         t.source = path;
         EASEL_TRY_ASSIGN(WeightSet renamed, sd3_transformer_to_diffusers(std::move(t), "", ""));
         EASEL_TRY(add(std::move(renamed), "transformer", path));

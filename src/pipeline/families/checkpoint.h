@@ -73,6 +73,10 @@ struct FlowSchedulerConfig {
     double shift = 1.0;
     std::optional<DynamicShift> dynamic;
 };
+// A note for `easel info` on the quantized tensors of `w` (GGUF blocks, fp8), counted per component and type:
+// "quantized, multiplied as stored: transformer 494 q4_K + 10 q4_1; text_encoder_2 169 q8_0"; empty when none.
+std::string quantized_weights_note(const WeightSet& w);
+
 Result<FlowSchedulerConfig> parse_flow_scheduler_config(std::string_view json, const std::string& source);
 
 // The registry claim of a transformer family: a diffusers folder `is_mine` says is one, or a single file with a

@@ -114,6 +114,7 @@ Status fill_flux_spec(ModelSpec& m, FluxModel* full, const ComponentSet& f, cons
     m.info.family = ModelFamily::Flux;
     m.info.layout = f.folder.path.empty() ? CheckpointLayout::LdmSingleFile : CheckpointLayout::Diffusers;
     if (const Tensor* probe = f.weights.find("transformer.x_embedder.weight")) m.info.weight_dtype = probe->dtype();
+    if (std::string q = quantized_weights_note(f.weights); !q.empty()) m.notes.push_back(std::move(q));
     m.info.has_vae = true;
     m.info.vae = vae;
     m.info.has_text_encoder = true;

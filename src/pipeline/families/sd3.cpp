@@ -204,6 +204,7 @@ Status fill_sd3_spec(ModelSpec& m, SD3Model* full, const ComponentSet& f, const 
     m.info.family = ModelFamily::SD3;
     m.info.layout = f.folder.path.empty() ? CheckpointLayout::LdmSingleFile : CheckpointLayout::Diffusers;
     if (const Tensor* probe = f.weights.find("transformer.context_embedder.weight")) m.info.weight_dtype = probe->dtype();
+    if (std::string q = quantized_weights_note(f.weights); !q.empty()) m.notes.push_back(std::move(q));
     m.info.has_vae = true;
     m.info.vae = vae;
     m.info.has_text_encoder = m.info.has_text_encoder_2 = true;

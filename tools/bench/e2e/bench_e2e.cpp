@@ -4,6 +4,15 @@
 //   easel_bench_e2e run --model CKPT --steps 3 --precision fast            (--vocab PATH: not the built-in one)
 //   easel_bench_e2e lora --model CKPT --rank 32 --precision fast --steps 3 --runs 3
 //   easel_bench_e2e addons --model CKPT --precision fast --steps 3 --gen-runs 2
+//   easel_bench_e2e make-gguf --variant flux1_dev_original --type q4_K --out flux1-dev-random-q4_K.gguf
+//   easel_bench_e2e make-flux-parts --dir DIR         (clip_l.safetensors, ae.safetensors: random, fp16)
+//
+// `make-gguf` writes a key list's random model (the make-checkpoint rule) straight to GGUF one tensor at a time,
+// quantized as `easel quantize` would quantize it (pipeline/quantize.h), so that a model larger than memory (Flux
+// dev: 12 B parameters) is made without ever holding it. `make-flux-parts` makes the two small files a Flux
+// single file needs beside it: CLIP-L in ComfyUI's clip_l layout (SD 1.5's text encoder names without
+// cond_stage_model.transformer.) and BFL's ae (SD 1.5's autoencoder names with 16 latent channels and no
+// quant convs).
 //
 // `addons` times sampler steps without add-ons, with one ControlNet (control_v11p_sd15_* layout) and with one
 // IP-Adapter (ip-adapter_sd15 + ViT-H/14), interleaved, each a random file of its key list made once beside the
@@ -27,11 +36,14 @@
 #include "common/random_checkpoint.h"
 #include "core/cpu_features.h"
 #include "core/thread_pool.h"
+#include "io/gguf.h"
+#include "io/keymap_key_list.h"
 #include "io/safetensors.h"
 #include "pipeline/families/sd.h"
 #include "pipeline/generate.h"
 #include "pipeline/ip_adapter.h"
 #include "pipeline/lora.h"
+#include "pipeline/quantize.h"
 #include "runtime/pack_cache.h"
 
 using namespace easel;
@@ -73,6 +85,13 @@ LoadOptions load_options(const std::map<std::string, std::string>& f) {
     if (f.count("threads")) set_num_threads(std::stoi(f.at("threads")));
     LoadOptions lo;
     lo.vocab_path = get(f, "vocab", "");
+    lo.t5_tokenizer = get(f, "t5-tokenizer", "");
+    // --components a,b,c: component files beside a single file (a Flux file's T5, CLIP-L and VAE).
+    for (std::string rest = get(f, "components", ""); !rest.empty();) {
+        const size_t comma = rest.find(',');
+        lo.component_files.push_back(rest.substr(0, comma));
+        rest = comma == std::string::npos ? "" : rest.substr(comma + 1);
+    }
     lo.with_vae_encoder = false;
     const std::string wc = get(f, "weight-cache", default_weight_cache_dir());
     lo.weight_cache_dir = wc == "off" ? std::string() : wc;
@@ -107,6 +126,95 @@ int make_checkpoint(const std::map<std::string, std::string>& f) {
     }
     std::fprintf(stderr, "wrote %s (%zu tensors, random weights as tools/reference/make_fullsize_goldens.py) in %.1f s\n",
                  out.c_str(), w->size(), since(t0));
+    return 0;
+}
+
+int make_gguf(const std::map<std::string, std::string>& f) {
+    const std::string variant = get(f, "variant", "flux1_dev_original");
+    const std::string keys = get(f, "keys", std::string(EASEL_SOURCE_DIR) + "/tests/data/keys/" + variant + ".json.gz");
+    const std::string out = get(f, "out", "");
+    const auto type = quant_from_name(get(f, "type", "q8_0"));
+    if (out.empty() || !type) {
+        std::fprintf(stderr, "error: --out PATH and --type (%s) are required\n", std::string(quantizable_names()).c_str());
+        return 2;
+    }
+    const auto t0 = Clock::now();
+    auto list = read_key_list_file(keys);
+    if (!list) {
+        std::fprintf(stderr, "error: %s\n", list.error().to_string().c_str());
+        return 1;
+    }
+    std::vector<GgufTensorPlan> plan;
+    for (const std::string& n : list->names()) {
+        const Tensor& t = *list->find(n);
+        GgufTensorPlan p{n, t.shape(), quantize_choice(n, t, *type), DType::F16};
+        if (!dtype_is_float(t.dtype())) p.dtype = t.dtype();
+        plan.push_back(p);
+    }
+    size_t quantized = 0;
+    for (const auto& p : plan) quantized += p.quant != QuantType::None;
+    std::map<std::string, std::string> meta{{"easel.source", fmt::format("random weights for {} ({})", variant, keys)}};
+    if (variant.rfind("flux", 0) == 0) meta["general.architecture"] = "flux";
+    if (variant.rfind("sd3", 0) == 0) meta["general.architecture"] = "sd3";
+    auto st = write_gguf(out, meta, plan, [&](size_t i) -> Result<Tensor> {
+        const GgufTensorPlan& p = plan[i];
+        std::fprintf(stderr, "\r[%zu/%zu] %s", i + 1, plan.size(), p.name.c_str());
+        Tensor w = testing::random_checkpoint_weight(i, p.name, p.shape);
+        if (p.quant == QuantType::None) return p.dtype == w.dtype() ? w : w.to(p.dtype);
+        const Tensor x = w.to(DType::F32).contiguous();
+        auto bytes = std::make_shared<std::vector<uint8_t>>(quant_bytes(p.quant, x.numel()));
+        const int64_t rows = x.size(0), k = x.size(1);
+        parallel_for(rows, [&](int64_t r0, int64_t r1) {
+            quantize(p.quant, x.data<float>() + r0 * k, bytes->data() + quant_bytes(p.quant, r0 * k),
+                     size_t((r1 - r0) * k) / quant_info(p.quant).block_elems);
+        });
+        return Tensor::wrap_quantized(bytes->data(), p.shape, p.quant, std::shared_ptr<void>(bytes, bytes->data()));
+    });
+    std::fprintf(stderr, "\n");
+    if (!st) {
+        std::fprintf(stderr, "error: %s\n", st.error().to_string().c_str());
+        return 1;
+    }
+    std::fprintf(stderr, "wrote %s (%zu tensors, %zu quantized as %s or a fallback) in %.1f s\n", out.c_str(), plan.size(),
+                 quantized, std::string(quant_info(*type).name).c_str(), since(t0));
+    return 0;
+}
+
+int make_flux_parts(const std::map<std::string, std::string>& f) {
+    const std::string dir = get(f, "dir", "");
+    if (dir.empty()) {
+        std::fprintf(stderr, "error: --dir DIR is required\n");
+        return 2;
+    }
+    auto sd15 = read_key_list_file(std::string(EASEL_SOURCE_DIR) + "/tests/data/keys/sd15.ldm.json.gz");
+    if (!sd15) {
+        std::fprintf(stderr, "error: %s\n", sd15.error().to_string().c_str());
+        return 1;
+    }
+    WeightSet clip, ae;
+    size_t i = 0;
+    for (const std::string& n : sd15->names()) {
+        Shape s = sd15->find(n)->shape();
+        const std::string te = "cond_stage_model.transformer.", vae = "first_stage_model.";
+        if (n.rfind(te, 0) == 0) {
+            const std::string name = n.substr(te.size());
+            (void)clip.add(name, testing::random_checkpoint_weight(i++, name, s));
+        } else if (n.rfind(vae, 0) == 0) {
+            const std::string name = n.substr(vae.size());
+            if (name.find("quant_conv") != std::string::npos) continue;  // BFL's ae has none
+            if (name == "encoder.conv_out.weight" || name == "encoder.conv_out.bias") s[0] = 32;  // 2 x 16 channels
+            if (name == "decoder.conv_in.weight") s[1] = 16;
+            (void)ae.add(name, testing::random_checkpoint_weight(i++, name, s));
+        }
+    }
+    std::filesystem::create_directories(dir);
+    for (auto [w, name] : {std::pair<WeightSet*, const char*>{&clip, "clip_l.safetensors"}, {&ae, "ae.safetensors"}})
+        if (auto st = write_safetensors(dir + "/" + name, *w); !st) {
+            std::fprintf(stderr, "error: %s\n", st.error().to_string().c_str());
+            return 1;
+        }
+    std::fprintf(stderr, "wrote %s/clip_l.safetensors (%zu tensors) and %s/ae.safetensors (%zu)\n", dir.c_str(), clip.size(),
+                 dir.c_str(), ae.size());
     return 0;
 }
 
@@ -147,6 +255,7 @@ int run(const std::map<std::string, std::string>& f) {
     p.seed = std::stoll(get(f, "seed", "42"));
     p.sampler = SamplerKind::Euler;
     p.vae_tile = std::stoi(get(f, "vae-tile", "0"));
+    if (f.count("guidance")) p.guidance = std::stod(f.at("guidance"));
     std::map<std::string, double> mark;
     std::vector<double> step_times;
     Clock::time_point last_step;
@@ -403,12 +512,17 @@ int main(int argc, char** argv) {
                              "       easel_bench_e2e run --model CKPT [--vocab VOCAB] [--steps 3] [--precision fp32|fast] "
                              "[--threads N] [--width 512 --height 512] [--cfg 7] [--seed 42] [--vae-tile 0] [--weight-cache DIR|off]\n"
                              "       easel_bench_e2e lora --model CKPT [--rank 32] [--precision fast] [--runs 3] [--gen-runs 1]\n"
-                             "       easel_bench_e2e addons --model CKPT [--precision fast] [--steps 3] [--gen-runs 2]\n");
+                             "       easel_bench_e2e addons --model CKPT [--precision fast] [--steps 3] [--gen-runs 2]\n"
+                             "       easel_bench_e2e make-gguf --variant KEYS --type q4_K|q8_0|... --out PATH\n"
+                             "       easel_bench_e2e make-flux-parts --dir DIR\n"
+                             "       (run also takes --components A,B,C --t5-tokenizer PATH --guidance G)\n");
         return 2;
     }
     const auto flags = parse_flags(argc, argv, 2);
     if (!std::strcmp(argv[1], "make-checkpoint")) return make_checkpoint(flags);
     if (!std::strcmp(argv[1], "run")) return run(flags);
+    if (!std::strcmp(argv[1], "make-gguf")) return make_gguf(flags);
+    if (!std::strcmp(argv[1], "make-flux-parts")) return make_flux_parts(flags);
     if (!std::strcmp(argv[1], "lora")) return lora(flags);
     if (!std::strcmp(argv[1], "addons")) return addons(flags);
     std::fprintf(stderr, "error: unknown command '%s'\n", argv[1]);
