@@ -173,40 +173,23 @@ void dq_q3_K(const uint8_t* src, float* dst, size_t n_blocks) {
 // 8 sub-blocks of 32 with 6-bit scale and min (k4_scale_min). Element e = 64*p + 32*k + l (p < 4, k < 2,
 // l < 32) is the low (k = 0) or high (k = 1) nibble of qs[32*p + l], in sub-block 2*p + k;
 // x = d * scale * q - dmin * min.
-void dq_q4_K(const uint8_t* src, float* dst, size_t n_blocks) {
-    for (size_t b = 0; b < n_blocks; ++b, src += 144, dst += kQK_K) {
-        const float d = load_f16(src), dmin = load_f16(src + 2);
-        const uint8_t* sc = src + 4;
-        const uint8_t* qs = src + 16;
-        for (int p = 0; p < 4; ++p)
-            for (int k = 0; k < 2; ++k) {
-                int scale, min;
-                k4_scale_min(sc, 2 * p + k, scale, min);
-                const float dl = d * float(scale), ml = dmin * float(min);
-                for (int l = 0; l < 32; ++l) {
-                    const int q = k == 0 ? (qs[32 * p + l] & 15) : (qs[32 * p + l] >> 4);
-                    dst[64 * p + 32 * k + l] = dl * float(q) - ml;
-                }
-            }
-    }
-}
-
 // q5_K, 176 bytes / 256 elements: f16 d | f16 dmin | u8 scales[12] | u8 qh[32] | u8 qs[128].
 // As q4_K, plus a 5th bit (value 16): element 64*p + 32*k + l takes bit (2*p + k) of qh[l].
-void dq_q5_K(const uint8_t* src, float* dst, size_t n_blocks) {
-    for (size_t b = 0; b < n_blocks; ++b, src += 176, dst += kQK_K) {
+void dq_k45(const uint8_t* src, float* dst, size_t n_blocks, bool five) {
+    const size_t bytes = five ? 176 : 144;
+    for (size_t b = 0; b < n_blocks; ++b, src += bytes, dst += kQK_K) {
         const float d = load_f16(src), dmin = load_f16(src + 2);
         const uint8_t* sc = src + 4;
-        const uint8_t* qh = src + 16;
-        const uint8_t* qs = src + 48;
+        const uint8_t* qh = five ? src + 16 : nullptr;
+        const uint8_t* qs = src + (five ? 48 : 16);
         for (int p = 0; p < 4; ++p)
             for (int k = 0; k < 2; ++k) {
                 int scale, min;
                 k4_scale_min(sc, 2 * p + k, scale, min);
                 const float dl = d * float(scale), ml = dmin * float(min);
                 for (int l = 0; l < 32; ++l) {
-                    const int lo = k == 0 ? (qs[32 * p + l] & 15) : (qs[32 * p + l] >> 4);
-                    const int q = lo | (((qh[l] >> (2 * p + k)) & 1) << 4);
+                    int q = k == 0 ? (qs[32 * p + l] & 15) : (qs[32 * p + l] >> 4);
+                    if (qh) q |= ((qh[l] >> (2 * p + k)) & 1) << 4;
                     dst[64 * p + 32 * k + l] = dl * float(q) - ml;
                 }
             }
@@ -462,8 +445,8 @@ void dequantize(QuantType t, const uint8_t* src, float* dst, size_t n_blocks) {
         case QuantType::Q8_0: dq_q8_0(src, dst, n_blocks); return;
         case QuantType::Q2_K: dq_q2_K(src, dst, n_blocks); return;
         case QuantType::Q3_K: dq_q3_K(src, dst, n_blocks); return;
-        case QuantType::Q4_K: dq_q4_K(src, dst, n_blocks); return;
-        case QuantType::Q5_K: dq_q5_K(src, dst, n_blocks); return;
+        case QuantType::Q4_K: dq_k45(src, dst, n_blocks, false); return;
+        case QuantType::Q5_K: dq_k45(src, dst, n_blocks, true); return;
         case QuantType::Q6_K: dq_q6_K(src, dst, n_blocks); return;
         case QuantType::Q8_K: dq_q8_K(src, dst, n_blocks); return;
         case QuantType::F8_E4M3: {

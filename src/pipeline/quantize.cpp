@@ -56,6 +56,17 @@ QuantType quantize_choice(const std::string& name, const Tensor& t, QuantType ty
     return f != QuantType::None && k % quant_info(f).block_elems == 0 ? f : QuantType::None;
 }
 
+Tensor quantize_tensor(const Tensor& t, QuantType type) {
+    const Tensor f = t.to(DType::F32).contiguous();
+    auto bytes = std::make_shared<std::vector<uint8_t>>(quant_bytes(type, f.numel()));
+    const int64_t rows = f.size(0), k = f.size(1);
+    parallel_for(rows, [&](int64_t r0, int64_t r1) {
+        quantize(type, f.data<float>() + r0 * k, bytes->data() + quant_bytes(type, r0 * k),
+                 size_t((r1 - r0) * k) / quant_info(type).block_elems);
+    });
+    return Tensor::wrap_quantized(bytes->data(), f.shape(), type, std::shared_ptr<void>(bytes, bytes->data()));
+}
+
 Result<QuantizeReport> quantize_model_file(const std::string& in, const std::string& out, const QuantizeOptions& options) {
     const QuantInfo& target = quant_info(options.type);
     if (!target.can_quantize)
@@ -111,15 +122,7 @@ Result<QuantizeReport> quantize_model_file(const std::string& in, const std::str
         if (p.quant != QuantType::None && t.quant() == p.quant) {
             result = t;
         } else if (p.quant != QuantType::None) {
-            const Tensor f = t.to(DType::F32).contiguous();
-            auto bytes = std::make_shared<std::vector<uint8_t>>(quant_bytes(p.quant, f.numel()));
-            const QuantInfo& qi = quant_info(p.quant);
-            const int64_t rows = f.size(0), k = f.size(1);
-            parallel_for(rows, [&](int64_t r0, int64_t r1) {
-                quantize(p.quant, f.data<float>() + r0 * k, bytes->data() + quant_bytes(p.quant, r0 * k),
-                         size_t((r1 - r0) * k) / qi.block_elems);
-            });
-            result = Tensor::wrap_quantized(bytes->data(), p.shape, p.quant, std::shared_ptr<void>(bytes, bytes->data()));
+            result = quantize_tensor(t, p.quant);
         } else {
             result = t.to(p.dtype).contiguous().reshape(p.shape);
         }

@@ -42,6 +42,10 @@ struct QuantizeReport {
 // The type tensor `name` of `t` is written as (None: as stored, see above) for target `type`.
 QuantType quantize_choice(const std::string& name, const Tensor& t, QuantType type);
 
+// `t` (2-D, any float dtype or quantized, rows whole blocks of `type`) encoded as `type`, rows in parallel: a new
+// quantized Tensor of its own memory.
+Tensor quantize_tensor(const Tensor& t, QuantType type);
+
 // Errors: unreadable input, a target type easel cannot write (q2_K, q3_K...), an output that cannot be written.
 // A diffusers folder is refused (quantize its single-file form, or each component file).
 Result<QuantizeReport> quantize_model_file(const std::string& in, const std::string& out, const QuantizeOptions& options);

@@ -20,6 +20,7 @@
 #include <fmt/format.h>
 
 #include "common/compare.h"
+#include "common/gemm_tolerance.h"
 #include "core/half.h"
 #include "kernels/conv2d.h"
 #include "kernels/matmul.h"
@@ -32,13 +33,8 @@ using easel::testing::Tolerance;
 
 namespace {
 
-constexpr double kEpsF32 = 1.1920928955078125e-07;
-
-double rms(const std::vector<float>& v) {
-    double s = 0;
-    for (float x : v) s += double(x) * x;
-    return v.empty() ? 0.0 : std::sqrt(s / double(v.size()));
-}
+using easel::testing::kEpsF32;
+using easel::testing::rms;
 
 struct ConvCase {
     int64_t batch, cin, cout, h, w, k;  // k x k kernel

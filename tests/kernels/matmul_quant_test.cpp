@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 
 #include "common/compare.h"
+#include "common/gemm_tolerance.h"
 #include "core/half.h"
 #include "core/quant.h"
 #include "kernels/matmul.h"
@@ -26,14 +27,6 @@ using easel::testing::random_floats;
 using easel::testing::Tolerance;
 
 namespace {
-
-constexpr double kEpsF32 = 1.1920928955078125e-07;
-
-double rms(const std::vector<float>& v) {
-    double s = 0;
-    for (float x : v) s += double(x) * x;
-    return v.empty() ? 0.0 : std::sqrt(s / double(v.size()));
-}
 
 uint64_t next(uint64_t& s) {
     s = s * 6364136223846793005ull + 1442695040888963407ull;
@@ -101,8 +94,7 @@ TEST_P(QuantLinear, MatchesDecodedReference) {
     if (c.residual) opt.residual = res.data();
     std::vector<float> ref(size_t(c.m * c.n));
     linear_f32_ref(x.data(), c.m, w.data(), c.n, c.k, ref.data(), opt, c.precision);
-    const double r = 2.0 * std::sqrt(double(c.k)) * kEpsF32;
-    const Tolerance tol{r * rms(ref), r};
+    const Tolerance tol = easel::testing::f32_accumulation_tolerance(c.k, ref);
 
     auto shared = std::make_shared<std::vector<uint8_t>>(blocks);
     const std::shared_ptr<const void> data(shared, shared->data());

@@ -23,6 +23,7 @@
 #include <fmt/format.h>
 
 #include "common/compare.h"
+#include "common/gemm_tolerance.h"
 #include "core/half.h"
 #include "kernels/matmul.h"
 
@@ -33,8 +34,6 @@ using easel::testing::random_floats;
 using easel::testing::Tolerance;
 
 namespace {
-
-constexpr double kEpsF32 = 1.1920928955078125e-07;
 
 std::string short_name(DType t) { return t == DType::F32 ? "f32w" : t == DType::F16 ? "f16w" : "bf16w"; }
 
@@ -58,18 +57,8 @@ Weights make_weights(DType t, int64_t n, int64_t k, uint64_t seed) {
     return w;
 }
 
-double rms(const std::vector<float>& v) {
-    double s = 0;
-    for (float x : v) s += double(x) * x;
-    return v.empty() ? 0.0 : std::sqrt(s / double(v.size()));
-}
-
-Tolerance f32_tolerance(int64_t k, const std::vector<float>& ref) {
-    const double r = 2.0 * std::sqrt(double(std::max<int64_t>(k, 1))) * kEpsF32;
-    return {r * rms(ref), r};
-}
-
-Tolerance bf16_vs_exact_tolerance(const std::vector<float>& ref) { return {rms(ref) / 64.0, 1.0 / 64.0}; }
+Tolerance f32_tolerance(int64_t k, const std::vector<float>& ref) { return easel::testing::f32_accumulation_tolerance(k, ref); }
+using easel::testing::bf16_vs_exact_tolerance;
 
 struct LinearCase {
     DType wdtype;

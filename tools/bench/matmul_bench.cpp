@@ -5,6 +5,7 @@
 #include <benchmark/benchmark.h>
 
 #include <chrono>
+#include <string>
 #include <vector>
 
 #include "core/half.h"
@@ -15,29 +16,35 @@
 namespace easel::bench {
 namespace {
 
-void BM_linear(benchmark::State& state) {
-    const int64_t m = state.range(0), k = state.range(1), n = state.range(2);
-    const Precision p = state.range(3) ? Precision::BF16 : Precision::F32;
-    std::vector<uint16_t> w(size_t(n * k));
-    for (size_t i = 0; i < w.size(); ++i) w[i] = f32_to_f16(float(int(i % 17) - 8) * 0.01f);
+// Times linear() with `packed` and sets the counters: GFLOP/s and the fraction of the precision's measured peak.
+void time_linear(benchmark::State& state, const PackedWeight& packed, int64_t m, Precision p, const std::string& label) {
+    const int64_t n = packed.n, k = packed.k;
     std::vector<float> x(size_t(m * k), 0.5f), y(size_t(m * n)), bias(size_t(n), 0.1f);
-    auto packed = pack_linear_weight(w.data(), DType::F16, n, k, p);
-    if (!packed) {
-        state.SkipWithError(packed.error().to_string().c_str());
-        return;
-    }
     const double peak = measured_peak_gflops(p);
     double seconds = 0.0;
     for (auto _ : state) {
         const auto t0 = std::chrono::steady_clock::now();
-        linear(x.data(), m, *packed, y.data(), {.bias = bias.data()});
+        linear(x.data(), m, packed, y.data(), {.bias = bias.data()});
         seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         benchmark::DoNotOptimize(y.data());
     }
     const double gflops = 2.0 * double(m) * double(n) * double(k) * double(state.iterations()) / seconds * 1e-9;
     state.counters["GFLOP/s"] = gflops;
     state.counters["peak_fraction"] = peak > 0 ? gflops / peak : 0.0;
-    state.SetLabel(std::string(isa_name(packed->isa)) + " " + std::string(precision_name(p)));
+    state.SetLabel(std::string(isa_name(packed.isa)) + " " + std::string(precision_name(p)) + label);
+}
+
+void BM_linear(benchmark::State& state) {
+    const int64_t m = state.range(0), k = state.range(1), n = state.range(2);
+    const Precision p = state.range(3) ? Precision::BF16 : Precision::F32;
+    std::vector<uint16_t> w(size_t(n * k));
+    for (size_t i = 0; i < w.size(); ++i) w[i] = f32_to_f16(float(int(i % 17) - 8) * 0.01f);
+    auto packed = pack_linear_weight(w.data(), DType::F16, n, k, p);
+    if (!packed) {
+        state.SkipWithError(packed.error().to_string().c_str());
+        return;
+    }
+    time_linear(state, *packed, m, p, "");
 }
 
 // {M, K, N, bf16}: x[M, K] · W[N, K]ᵀ.
@@ -63,7 +70,6 @@ void BM_linear_quant(benchmark::State& state) {
     const QuantType type = QuantType(state.range(4));
     std::vector<float> wf(size_t(n * k));
     for (size_t i = 0; i < wf.size(); ++i) wf[i] = float(int(i % 17) - 8) * 0.01f;
-    std::vector<float> x(size_t(m * k), 0.5f), y(size_t(m * n)), bias(size_t(n), 0.1f);
     std::shared_ptr<std::vector<uint8_t>> blocks;
     Result<PackedWeight> packed = Error::internal("unset");
     if (type == QuantType::None) {
@@ -79,19 +85,7 @@ void BM_linear_quant(benchmark::State& state) {
         state.SkipWithError(packed.error().to_string().c_str());
         return;
     }
-    const double peak = measured_peak_gflops(p);
-    double seconds = 0.0;
-    for (auto _ : state) {
-        const auto t0 = std::chrono::steady_clock::now();
-        linear(x.data(), m, *packed, y.data(), {.bias = bias.data()});
-        seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        benchmark::DoNotOptimize(y.data());
-    }
-    const double gflops = 2.0 * double(m) * double(n) * double(k) * double(state.iterations()) / seconds * 1e-9;
-    state.counters["GFLOP/s"] = gflops;
-    state.counters["peak_fraction"] = peak > 0 ? gflops / peak : 0.0;
-    state.SetLabel(std::string(isa_name(packed->isa)) + " " + std::string(precision_name(p)) + " " +
-                   std::string(type == QuantType::None ? "f16" : quant_info(type).name));
+    time_linear(state, *packed, m, p, " " + std::string(type == QuantType::None ? "f16" : quant_info(type).name));
 }
 
 // {M, K, N, bf16, type}: type 0 = fp16 packed; else a QuantType value (5 = q8_0, 8 = q4_K, 10 = q6_K).

@@ -147,7 +147,7 @@ int make_gguf(const std::map<std::string, std::string>& f) {
     std::vector<GgufTensorPlan> plan;
     for (const std::string& n : list->names()) {
         const Tensor& t = *list->find(n);
-        GgufTensorPlan p{n, t.shape(), quantize_choice(n, t, *type), DType::F16};
+        GgufTensorPlan p{n, t.rank() == 0 ? Shape{1} : t.shape(), quantize_choice(n, t, *type), DType::F16};  // GGUF: rank >= 1
         if (!dtype_is_float(t.dtype())) p.dtype = t.dtype();
         plan.push_back(p);
     }
@@ -159,16 +159,9 @@ int make_gguf(const std::map<std::string, std::string>& f) {
     auto st = write_gguf(out, meta, plan, [&](size_t i) -> Result<Tensor> {
         const GgufTensorPlan& p = plan[i];
         std::fprintf(stderr, "\r[%zu/%zu] %s", i + 1, plan.size(), p.name.c_str());
-        Tensor w = testing::random_checkpoint_weight(i, p.name, p.shape);
+        Tensor w = testing::random_checkpoint_weight(i, p.name, p.shape);  // a rank-0 tensor's one value as [1]
         if (p.quant == QuantType::None) return p.dtype == w.dtype() ? w : w.to(p.dtype);
-        const Tensor x = w.to(DType::F32).contiguous();
-        auto bytes = std::make_shared<std::vector<uint8_t>>(quant_bytes(p.quant, x.numel()));
-        const int64_t rows = x.size(0), k = x.size(1);
-        parallel_for(rows, [&](int64_t r0, int64_t r1) {
-            quantize(p.quant, x.data<float>() + r0 * k, bytes->data() + quant_bytes(p.quant, r0 * k),
-                     size_t((r1 - r0) * k) / quant_info(p.quant).block_elems);
-        });
-        return Tensor::wrap_quantized(bytes->data(), p.shape, p.quant, std::shared_ptr<void>(bytes, bytes->data()));
+        return quantize_tensor(w, p.quant);
     });
     std::fprintf(stderr, "\n");
     if (!st) {
