@@ -241,6 +241,34 @@ TEST_P(FluxPipeline, MatchesDiffusers) {
 
 INSTANTIATE_TEST_SUITE_P(Cases, FluxPipeline, ::testing::Values("a", "b", "c"));
 
+// img2img against diffusers 0.31.0's FluxImg2ImgPipeline (tools/reference/make_flux_img2img_goldens.py; 0.30.3 has
+// none): the same folders, the init image encoded by sampling the VAE posterior (the generator's first draw), noised
+// to the schedule's sigma at t_start = int(N - N * strength) (the second draw), then the remaining Euler steps.
+// f: dev, 32x32, strength 0.6, 6 steps (4 run); g: schnell, 48x32, strength 0.75, 4 steps (3 run).
+TEST(FluxImg2Img, MatchesDiffusers) {
+    const WeightSet& g = golden_file("pipeline_flux_img2img_cases.safetensors");
+    for (const char* name : {"f", "g"}) {
+        const nlohmann::json j = nlohmann::json::parse(g.metadata.at(std::string(name) + ".params"));
+        GenerateParams p;
+        p.prompt = j["prompt"];
+        p.steps = j["steps"];
+        p.cfg_scale = 1.0;
+        p.guidance = j["guidance"].get<double>();
+        p.seed = j["seed"];
+        p.width = j["width"];
+        p.height = j["height"];
+        p.max_sequence_length = j["max_sequence_length"];
+        p.schedule_from = ScheduleFrom::Diffusers;
+        p.diffusers_scheduler = DiffusersScheduler::Euler;
+        p.init_image = easel::testing::image_from_golden(golden_tensor(g, std::string(name) + ".init"));
+        p.denoising_strength = j["strength"];
+        const FluxModel& m = j["model"] == "dev" ? dev() : schnell();
+        auto r = generate(m, p);
+        ASSERT_TRUE(r) << r.error().to_string();
+        easel::testing::expect_matches_hwc_case((*r)[0], g, name, std::string("flux img2img ") + name, {.atol = 1e-3, .rtol = 1e-4});
+    }
+}
+
 // k-diffusion mode: euler on the automatic schedule is FluxPipeline's loop, so case a comes out the same; the
 // negative prompt changes nothing (no unconditional pass).
 TEST(Flux, KDiffusionEulerEqualsFluxPipeline) {
