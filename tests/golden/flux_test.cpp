@@ -58,6 +58,24 @@ std::vector<std::array<float, 3>> id_rows(const Tensor& t) {  // [1, n, 3]
     return r;
 }
 
+// A FluxPipeline / FluxImg2ImgPipeline case's settings (its .params JSON) as easel's: diffusers' Euler on the
+// folder's scheduler config; CFG 1 (FluxPipeline 0.30 has no CFG pass; its guidance_scale is the model's guidance
+// input).
+GenerateParams pipeline_case_params(const nlohmann::json& j) {
+    GenerateParams p;
+    p.prompt = j["prompt"];
+    p.steps = j["steps"];
+    p.cfg_scale = 1.0;
+    p.guidance = j["guidance"].get<double>();
+    p.seed = j["seed"];
+    p.width = j["width"];
+    p.height = j["height"];
+    p.max_sequence_length = j["max_sequence_length"];
+    p.schedule_from = ScheduleFrom::Diffusers;
+    p.diffusers_scheduler = DiffusersScheduler::Euler;
+    return p;
+}
+
 }  // namespace
 
 TEST(Flux, IsDetectedAndLoadedThroughTheRegistry) {
@@ -218,17 +236,7 @@ class FluxPipeline : public ::testing::TestWithParam<std::string> {};
 TEST_P(FluxPipeline, MatchesDiffusers) {
     const std::string name = GetParam();
     const nlohmann::json j = nlohmann::json::parse(cases().metadata.at(name + ".params"));
-    GenerateParams p;
-    p.prompt = j["prompt"];
-    p.steps = j["steps"];
-    p.cfg_scale = 1.0;  // FluxPipeline 0.30 has no CFG pass; its guidance_scale is the model's guidance input
-    p.guidance = j["guidance"].get<double>();
-    p.seed = j["seed"];
-    p.width = j["width"];
-    p.height = j["height"];
-    p.max_sequence_length = j["max_sequence_length"];
-    p.schedule_from = ScheduleFrom::Diffusers;
-    p.diffusers_scheduler = DiffusersScheduler::Euler;
+    GenerateParams p = pipeline_case_params(j);
     const FluxModel& m = j["model"] == "dev" ? dev() : schnell();
     auto r = generate(m, p);
     ASSERT_TRUE(r) << r.error().to_string();
@@ -249,17 +257,7 @@ TEST(FluxImg2Img, MatchesDiffusers) {
     const WeightSet& g = golden_file("pipeline_flux_img2img_cases.safetensors");
     for (const char* name : {"f", "g"}) {
         const nlohmann::json j = nlohmann::json::parse(g.metadata.at(std::string(name) + ".params"));
-        GenerateParams p;
-        p.prompt = j["prompt"];
-        p.steps = j["steps"];
-        p.cfg_scale = 1.0;
-        p.guidance = j["guidance"].get<double>();
-        p.seed = j["seed"];
-        p.width = j["width"];
-        p.height = j["height"];
-        p.max_sequence_length = j["max_sequence_length"];
-        p.schedule_from = ScheduleFrom::Diffusers;
-        p.diffusers_scheduler = DiffusersScheduler::Euler;
+        GenerateParams p = pipeline_case_params(j);
         p.init_image = easel::testing::image_from_golden(golden_tensor(g, std::string(name) + ".init"));
         p.denoising_strength = j["strength"];
         const FluxModel& m = j["model"] == "dev" ? dev() : schnell();
@@ -322,17 +320,7 @@ TEST(FluxSingleFile, DevAndSchnellWithSeparateFilesMatchFluxPipeline) {
         ASSERT_TRUE(m) << m.error().to_string();
         EXPECT_EQ((*m)->family, "flux");
         EXPECT_EQ((*m)->info.layout, CheckpointLayout::LdmSingleFile);
-        GenerateParams p;
-        p.prompt = j["prompt"];
-        p.steps = j["steps"];
-        p.cfg_scale = 1.0;
-        p.guidance = j["guidance"].get<double>();
-        p.seed = j["seed"];
-        p.width = j["width"];
-        p.height = j["height"];
-        p.max_sequence_length = j["max_sequence_length"];
-        p.schedule_from = ScheduleFrom::Diffusers;
-        p.diffusers_scheduler = DiffusersScheduler::Euler;
+        GenerateParams p = pipeline_case_params(j);
         auto r = generate(**m, p);
         ASSERT_TRUE(r) << r.error().to_string();
         easel::testing::expect_matches_hwc_case((*r)[0], cases(), name, std::string("flux single ") + name, {.atol = 1e-3, .rtol = 1e-4});
