@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <deque>
 #include <filesystem>
 #include <map>
 #include <optional>
@@ -29,6 +30,7 @@
 #include "pipeline/quantize.h"
 #include "runtime/pack_cache.h"
 #include "progress.h"
+#include "server/cluster_worker.h"
 #include "server/server.h"
 #include "server/worker.h"
 
@@ -802,31 +804,56 @@ int cmd_demo(int argc, char** argv) {
     return 0;
 }
 
-int cmd_serve(int argc, char** argv) {
-    cli::Args a("serve", "Serve the AUTOMATIC1111-compatible API (/sdapi/v1), the job API (/v1) and the web page.");
-    auto& host = a.add_string("--host", "", "127.0.0.1", "address to listen on (another than loopback needs API keys or --api-auth)");
-    auto& port = a.add_int("--port", "", 7860, "port (0: any free port, printed)");
-    auto& data = a.add_string("--data", "", "", "folder for the job database and images (default: " + server::default_data_dir() + ")");
-    a.add_string("--model", "-m", "", "model file or folder to serve; repeat -m (or separate with commas) for several; the first is the default");
+// `easel serve`, and `easel worker` (worker: the jobs of a PostgreSQL store, without the HTTP side's flags).
+int cmd_serve(int argc, char** argv, bool worker = false) {
+    cli::Args a(worker ? "worker" : "serve",
+                worker ? "Run the jobs of a PostgreSQL store (easel serve --store) on this machine, beside any number of other workers."
+                       : "Serve the AUTOMATIC1111-compatible API (/sdapi/v1), the job API (/v1) and the web page.");
+    std::deque<cli::Flag> unused;  // a worker's stand-ins for the HTTP side's flags
+    auto serve_string = [&](const std::string& name, const std::string& def, const std::string& help) -> cli::Flag& {
+        if (!worker) return a.add_string(name, "", def, help);
+        unused.emplace_back();
+        unused.back().s = def;
+        return unused.back();
+    };
+    auto serve_int = [&](const std::string& name, int64_t def, const std::string& help) -> cli::Flag& {
+        if (!worker) return a.add_int(name, "", def, help);
+        unused.emplace_back();
+        unused.back().i = def;
+        unused.back().name = name;
+        return unused.back();
+    };
+    auto& host = serve_string("--host", "127.0.0.1", "address to listen on (another than loopback needs API keys or --api-auth)");
+    auto& port = serve_int("--port", 7860, "port (0: any free port, printed)");
+    auto& data = serve_string("--data", "", "folder for the job database and images (default: " + server::default_data_dir() + ")");
+    auto& store = a.add_string("--store", "", "", worker ? "postgresql://USER@HOST/DB: the store whose jobs to run (required)"
+                                                         : "postgresql://USER@HOST/DB: be one of many front ends of a shared store; `easel worker` processes run the jobs (default: the data folder's SQLite, with workers here)");
+    auto& lease = a.add_int("--lease", "", 30, worker ? "seconds a claimed job stays this worker's without a heartbeat; after that another worker takes it"
+                                                      : "with --store: seconds after its last heartbeat that a worker no longer counts as alive (/readyz, /metrics)");
+    cli::Flag migrate_off;
+    auto& migrate = worker ? migrate_off : a.add_bool("--migrate", "", "bring the store's schema up to date, then exit (it is also migrated at start, with a log line)");
+    a.add_string("--model", "-m", "", worker ? "model file or folder whose jobs to run; repeat -m (or separate with commas) for several; its name (the file name without extension) is what jobs name"
+                                             : "model file or folder to serve; repeat -m (or separate with commas) for several; the first is the default");
     auto& models_dir = a.add_string("--models-dir", "", "", "folder of more models, loaded when first asked for");
     auto& serve_embeddings_dir = a.add_string("--embeddings-dir", "", "", "folder of textual-inversion embeddings prompts may name (default: an embeddings folder beside the first model, its folder or the one above)");
     auto& serve_controlnet_dir = a.add_string("--controlnet-dir", "", "", "folder of ControlNets (and IP-Adapters) that the ControlNet API's units name (default: a ControlNet folder beside the first model or --models-dir, as AUTOMATIC1111's models/ControlNet)");
     auto& serve_image_encoder_dir = a.add_string("--image-encoder-dir", "", "", "folder of CLIP image encoders for IP-Adapter units (as ComfyUI's models/clip_vision), looked in before an image_encoder or clip_vision folder beside each adapter; the first that fits the adapter and the unit's preprocessor (ip-adapter_clip_h: ViT-H/14, ip-adapter_clip_g: ViT-bigG/14) is used");
     auto& serve_lora_dir = a.add_string("--lora-dir", "", "", "folder of LoRA files that <lora:NAME> in a prompt names (default: a Lora folder beside the first model or --models-dir, as AUTOMATIC1111's models/Lora)");
-    auto& api_auth = a.add_string("--api-auth", "", "", "user:password[,user2:password2] for HTTP Basic, as A1111's --api-auth");
-    auto& insecure = a.add_bool("--insecure-no-auth", "", "allow a non-loopback --host without keys or --api-auth");
+    auto& api_auth = serve_string("--api-auth", "", "user:password[,user2:password2] for HTTP Basic, as A1111's --api-auth");
+    cli::Flag insecure_off;
+    auto& insecure = worker ? insecure_off : a.add_bool("--insecure-no-auth", "", "allow a non-loopback --host without keys or --api-auth");
     auto& precision = a.add_string("--precision", "", "fp32", "fp32 (exact) or fast (bf16 compute, f32 accumulation)");
     auto& vocab = a.add_string("--vocab", "", "", "CLIP vocabulary instead of the built-in one, for single-file checkpoints");
     auto& weight_cache = a.add_string("--weight-cache", "", "", "folder of packed weights: a big model's first load writes them, later loads map them (SD 1.5: ~1 s instead of ~4.5 s); off: none (default: $EASEL_WEIGHT_CACHE, else ~/.cache/easel/weights; at most $EASEL_WEIGHT_CACHE_MAX_GB = 8 GB, least recently used first)");
     auto& max_size = a.add_int("--max-size", "", 2048, "largest width or height a request may ask for");
     auto& max_steps = a.add_int("--max-steps", "", 150, "most sampling steps a request may ask for");
     auto& max_images = a.add_int("--max-images", "", 16, "most images (batch_size x n_iter) per request");
-    auto& max_body = a.add_int("--max-body-mb", "", 32, "largest request body in MiB");
-    auto& queue = a.add_int("--queue-size", "", 32, "most queued jobs; beyond it requests get 429");
+    auto& max_body = serve_int("--max-body-mb", 32, "largest request body in MiB");
+    auto& queue = serve_int("--queue-size", 32, "most queued jobs (over every front end of a --store); beyond it requests get 429");
     auto& keep = a.add_int("--keep-jobs", "", 1000, "finished jobs (and images) kept; older ones are deleted");
-    auto& read_timeout = a.add_int("--read-timeout", "", 30, "seconds a client may stay silent mid-request before it is cut off");
+    auto& read_timeout = serve_int("--read-timeout", 30, "seconds a client may stay silent mid-request before it is cut off");
     auto& job_timeout = a.add_int("--job-timeout", "", 3600, "seconds a job may run; past it the job fails and its worker process is restarted");
-    auto& web_dir = a.add_string("--web-dir", "", "", "serve the web page from this folder instead of the built-in copy");
+    auto& web_dir = serve_string("--web-dir", "", "serve the web page from this folder instead of the built-in copy");
     auto& threads = a.add_int("--threads", "", num_threads(), "CPU threads");
     auto& isa = a.add_string("--cpu-isa", "", "", "cap the SIMD level: ref, avx2, avx512, avx512bf16");
     // -m may be given several times (and each may list several, comma-separated): collect them all here, since
@@ -855,12 +882,16 @@ int cmd_serve(int argc, char** argv) {
     };
     for (auto [f, lo, hi] : {std::tuple{&port, 0, 65535}, {&max_size, 64, 16384}, {&max_steps, 1, 10000}, {&max_images, 1, 1000},
                              {&max_body, 1, 4096}, {&queue, 1, 100000}, {&keep, 1, 100000000},
-                             {&read_timeout, 1, 3600}, {&job_timeout, 1, 7 * 24 * 3600}})
+                             {&read_timeout, 1, 3600}, {&job_timeout, 1, 7 * 24 * 3600}, {&lease, 2, 3600}})
         if (auto st = bounded(*f, lo, hi); !st) return fail(st.error());
     server::ServeOptions o;
     o.host = host.s;
     o.port = int(port.i);
     o.data_dir = data.s;
+    o.store = store.s;
+    o.migrate_only = migrate.b;
+    o.worker_max_age_s = int(lease.i);
+    if (worker && o.store.empty()) return fail(Error::invalid_argument("is required: the postgresql://... store whose jobs to run", "--store"));
     for (const std::string& list : model_args)
         for (size_t start = 0; !list.empty() && start <= list.size();) {
             const size_t comma = list.find(',', start);
@@ -902,15 +933,26 @@ int cmd_serve(int argc, char** argv) {
         std::fflush(stdout);
     };
     std::fprintf(stderr, "%s (cpu isa %s, %d threads)\n", kVersion, std::string(isa_name(active_isa())).c_str(), num_threads());
+    if (worker) {
+        server::ClusterWorkerOptions w;
+        w.lease_s = int(lease.i);
+        w.on_ready = [](const std::string& id) {
+            std::printf("easel worker: ready as %s\n", id.c_str());
+            std::fflush(stdout);
+        };
+        if (auto st = server::run_cluster_worker(o, w); !st) return fail(st.error());
+        return 0;
+    }
     if (auto st = server::run_server(o); !st) return fail(st.error());
+    if (o.migrate_only) std::fprintf(stderr, "the store's schema is up to date\n");
     return 0;
 }
 
 int cmd_keys(int argc, char** argv) {
     const std::string usage =
-        "usage: easel keys create --name NAME [--quota IMAGES_PER_DAY] [--rate REQUESTS_PER_MIN] [--data DIR]\n"
-        "       easel keys list [--data DIR]\n"
-        "       easel keys revoke ID_OR_NAME [--data DIR]\n";
+        "usage: easel keys create --name NAME [--quota IMAGES_PER_DAY] [--rate REQUESTS_PER_MIN] [--admin] [--data DIR | --store URL]\n"
+        "       easel keys list [--data DIR | --store URL]\n"
+        "       easel keys revoke ID_OR_NAME [--data DIR | --store URL]\n";
     if (argc < 1 || !std::strcmp(argv[0], "--help") || !std::strcmp(argv[0], "-h")) {
         std::printf("%s", usage.c_str());
         return argc < 1 ? 2 : 0;
@@ -924,6 +966,7 @@ int cmd_keys(int argc, char** argv) {
     }
     cli::Args a("keys " + sub, "Manage the API keys of 'easel serve'.");
     auto& data = a.add_string("--data", "", "", "the server's data folder (default: " + server::default_data_dir() + ")");
+    auto& key_store = a.add_string("--store", "", "", "postgresql://...: the keys of a shared store (easel serve --store) instead of a data folder's");
     auto& name = a.add_string("--name", "", "", "create: the key's name (unique)");
     auto& quota = a.add_int("--quota", "", 0, "create: images per UTC day (0: unlimited)");
     auto& rate = a.add_int("--rate", "", 0, "create: requests per minute (0: unlimited)");
@@ -933,7 +976,9 @@ int cmd_keys(int argc, char** argv) {
         std::printf("%s%s", usage.c_str(), a.help().c_str());
         return 0;
     }
-    const std::string dir = data.s.empty() ? server::default_data_dir() : data.s;
+    const std::string dir = !key_store.s.empty() ? key_store.s : data.s.empty() ? server::default_data_dir() : data.s;
+    if (!key_store.s.empty() && !server::is_store_url(key_store.s))
+        return fail(Error::invalid_argument(fmt::format("expected a postgresql://... URL, got '{}'", key_store.s), "--store"));
     if (sub == "create") {
         if (!name.seen) return fail(Error::invalid_argument("is required", "--name"));
         auto k = server::create_key(dir, name.s, quota.i, rate.i, admin.b);
@@ -977,6 +1022,7 @@ void print_help() {
         "  demo         draw a grid of example prompts with the embedded model\n"
         "  serve        HTTP server: A1111-compatible API, job queue with API keys, web page\n"
         "  keys         create, list and revoke the server's API keys\n"
+        "  worker       run the jobs of a PostgreSQL store (easel serve --store) on this machine\n"
         "  --version    print the version, the CPU ISA in use and the thread count\n"
         "  --help       this text\n"
         "\n"
@@ -1003,6 +1049,7 @@ int main(int argc, char** argv) {
     if (cmd == "serve") return cmd_serve(argc - 2, argv + 2);
     if (cmd == "__worker") return server::run_worker_main();  // started by `easel serve` only (apps/server/worker.h)
     if (cmd == "keys") return cmd_keys(argc - 2, argv + 2);
+    if (cmd == "worker") return cmd_serve(argc - 2, argv + 2, /*worker=*/true);
     std::fprintf(stderr, "error: unknown command '%s'; see 'easel --help'\n", cmd.c_str());
     return 2;
 }

@@ -20,7 +20,6 @@ std::string sha256_hex(const std::string& data) {
     return out;
 }
 
-namespace {
 std::string random_hex(int bytes) {
     std::vector<unsigned char> b(static_cast<size_t>(bytes));
     if (RAND_bytes(b.data(), bytes) != 1) {  // OpenSSL's CSPRNG; std::random_device as a fallback
@@ -31,7 +30,6 @@ std::string random_hex(int bytes) {
     for (unsigned char c : b) out += fmt::format("{:02x}", c);
     return out;
 }
-}  // namespace
 
 std::string new_key_secret() { return "easel_" + random_hex(20); }
 std::string new_key_id() { return "k" + random_hex(6); }

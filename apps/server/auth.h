@@ -15,6 +15,7 @@
 namespace easel::server {
 
 std::string sha256_hex(const std::string& data);
+std::string random_hex(int bytes);  // from OpenSSL's CSPRNG
 std::string new_key_secret();
 std::string new_key_id();
 bool constant_time_equal(const std::string& a, const std::string& b);

@@ -75,13 +75,6 @@ std::string iso_time(int64_t ms) {
                        tm.tm_min, tm.tm_sec, int(ms % 1000));
 }
 
-std::string job_timestamp(int64_t ms) {  // A1111's info "job_timestamp": local time, YYYYmmddHHMMSS
-    const std::time_t t = std::time_t(ms / 1000);
-    std::tm tm{};
-    localtime_r(&t, &tm);
-    return fmt::format("{:04}{:02}{:02}{:02}{:02}{:02}", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
-}
-
 json strip_images(json params) {
     // The gallery and job status carry the parameters without the (large) base64 images.
     for (const char* k : {"init_images", "mask"})
@@ -98,10 +91,23 @@ json strip_images(json params) {
 
 }  // namespace
 
+std::string job_timestamp(int64_t ms) {
+    const std::time_t t = std::time_t(ms / 1000);
+    std::tm tm{};
+    localtime_r(&t, &tm);
+    return fmt::format("{:04}{:02}{:02}{:02}{:02}{:02}", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
 JobQueue::JobQueue(Store& store, std::vector<ModelEntry> models, LoadOptions load, Limits limits, std::string image_dir,
                    std::string worker_exe)
-    : store_(store), models_(std::move(models)), load_(std::move(load)), limits_(limits), image_dir_(std::move(image_dir)),
+    : store_(&store), models_(std::move(models)), load_(std::move(load)), limits_(limits), image_dir_(std::move(image_dir)),
       worker_exe_(std::move(worker_exe)) {
+    if (!models_.empty()) default_model_ = models_.front().name;
+}
+
+JobQueue::JobQueue(PgStore& cluster, std::vector<ModelEntry> models, LoadOptions load, Limits limits, int64_t worker_max_age_ms)
+    : cluster_(&cluster), worker_max_age_ms_(worker_max_age_ms), models_(std::move(models)), load_(std::move(load)),
+      limits_(limits) {
     if (!models_.empty()) default_model_ = models_.front().name;
 }
 
@@ -154,8 +160,9 @@ void JobQueue::start_worker(Slot& slot) {
 
 Status JobQueue::start() {
     if (models_.empty()) return Error::not_found("no model to serve");
+    if (cluster_) return cluster_start();
     EASEL_TRY(set_default_model(models_.front().name));
-    EASEL_TRY_ASSIGN(std::vector<JobRecord> pending, store_.requeue_unfinished());
+    EASEL_TRY_ASSIGN(std::vector<JobRecord> pending, store_->requeue_unfinished());
     int requeued = 0;
     for (const JobRecord& r : pending) {
         const ModelEntry* m = find_model(r.model);
@@ -166,7 +173,7 @@ Status JobQueue::start() {
         if (!m || !parsed) {
             const std::string why = !m ? fmt::format("model '{}' is not served by this server any more", r.model)
                                        : "after a restart: " + parsed.error().to_string();
-            EASEL_TRY(store_.finish_job(r.id, "failed", why, now_ms(), "{}"));
+            EASEL_TRY(store_->finish_job(r.id, "failed", why, now_ms(), "{}"));
             continue;
         }
         auto job = std::make_shared<Job>();
@@ -198,14 +205,28 @@ Status JobQueue::set_default_model(const std::string& name_or_title) {
     }
     std::unique_lock<std::mutex> lk(mu_);
     Slot& s = slot_for(m->name);
-    start_worker(s);
+    if (!cluster_) start_worker(s);  // a front end loaded every model's spec at start (cluster_start)
     cv_.wait(lk, [&] { return s.loaded || s.failed || stopping_; });
     if (s.failed) return Error::bad_file(m->path, s.load_error);
     default_model_ = m->name;
     return ok();
 }
 
+Status JobQueue::cluster_set_spec(const std::string& name, std::unique_ptr<ModelSpec> spec, std::string error) {
+    {
+        std::lock_guard<std::mutex> lk(mu_);
+        Slot& s = slot_for(name);
+        s.loaded = spec != nullptr;
+        s.failed = spec == nullptr;
+        s.spec = std::move(spec);
+        s.load_error = std::move(error);
+    }
+    cv_.notify_all();
+    return ok();
+}
+
 bool JobQueue::is_loaded(const std::string& name) const {
+    if (cluster_) return cluster_serves(name);
     std::lock_guard<std::mutex> lk(mu_);
     auto it = slots_.find(name);
     return it != slots_.end() && it->second->loaded;
@@ -299,7 +320,7 @@ void JobQueue::worker(Slot* slot) {
             ++job->version;
         }
         cv_.notify_all();
-        (void)store_.set_running(job->id, job->started_ms);
+        (void)store_->set_running(job->id, job->started_ms);
         run_job(*slot, job);
         prune();
     }
@@ -319,7 +340,7 @@ void JobQueue::requeue_crashed(Slot& slot, const std::shared_ptr<Job>& job, cons
                json::object());
         return;
     }
-    (void)store_.set_queued(job->id, /*count_attempt=*/true);
+    (void)store_->set_queued(job->id, /*count_attempt=*/true);
     {
         std::lock_guard<std::mutex> lk(mu_);
         job->status = "queued";
@@ -457,7 +478,7 @@ void JobQueue::run_job(Slot& slot, const std::shared_ptr<Job>& job) {
         } else if (type == "failed") {
             if (m.value("cancelled", false)) {
                 if (stopping) {  // shutting down: back to the queue for the next start, not counted as an attempt
-                    (void)store_.set_queued(job->id, /*count_attempt=*/false);
+                    (void)store_->set_queued(job->id, /*count_attempt=*/false);
                     return;
                 }
                 finish(job, "cancelled", "cancelled", json::object());
@@ -502,14 +523,12 @@ json JobQueue::result_json(const Slot& slot, const Job& job, const json& files, 
 }
 
 namespace {
-// Seconds from submission to the end of a job: the histogram's upper bounds (a tiny-model job takes ~0.1 s, an SD 1.5
-// job on a CPU a minute or more).
-constexpr double kLatencyBounds[] = {0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600};
+constexpr const auto& kLatencyBounds = kJobLatencyBounds;
 }  // namespace
 
 void JobQueue::finish(const std::shared_ptr<Job>& job, const std::string& status, const std::string& error, const json& result) {
     const int64_t t = now_ms();
-    if (auto st = store_.finish_job(job->id, status, error, t, safe_dump(result)); !st)
+    if (auto st = store_->finish_job(job->id, status, error, t, safe_dump(result)); !st)
         log_warn("serve", "job {}: {}", job->id, st.error().to_string());
     {
         std::lock_guard<std::mutex> lk(mu_);
@@ -535,7 +554,7 @@ void JobQueue::finish(const std::shared_ptr<Job>& job, const std::string& status
 }
 
 void JobQueue::prune() {
-    auto pruned = store_.prune_finished(limits_.keep_jobs);
+    auto pruned = store_->prune_finished(limits_.keep_jobs);
     if (!pruned) return;
     for (const JobRecord& r : *pruned) {
         std::error_code ec;
@@ -642,7 +661,7 @@ Result<json> JobQueue::resolve_loras(const GenerationRequest& r, const std::stri
     return out;
 }
 
-Result<JobQueue::Submitted> JobQueue::submit(const GenerationRequest& r, const Caller& caller) {
+Result<JobQueue::Submitted> JobQueue::submit(const GenerationRequest& r, const Caller& caller, const QuotaCharge* charge) {
     std::string model = r.model.empty() ? default_model() : r.model;
     const ModelEntry* m = find_model(model);
     if (!m) {
@@ -679,6 +698,22 @@ Result<JobQueue::Submitted> JobQueue::submit(const GenerationRequest& r, const C
     job->created_ms = now_ms();
     job->req = r;
     job->images = r.images();
+    if (cluster_) {
+        {
+            std::lock_guard<std::mutex> lk(mu_);
+            if (stopping_) return Error::exhausted("the server is shutting down");
+            Slot& s = slot_for(m->name);
+            if (s.loaded)
+                if (auto st = validate_params(r.params, *s.spec, refiner_spec ? &*refiner_spec : nullptr); !st) return st.error();
+        }
+        JobRecord rec;
+        rec.id = job->id;
+        rec.key_id = caller.key_id;
+        rec.model = m->name;
+        rec.kind = job->kind;
+        rec.request_json = safe_dump(r.parameters);
+        return cluster_submit(rec, charge);
+    }
     int position = 0;
     {
         std::lock_guard<std::mutex> lk(mu_);
@@ -699,7 +734,7 @@ Result<JobQueue::Submitted> JobQueue::submit(const GenerationRequest& r, const C
         rec.request_json = safe_dump(r.parameters);
         rec.status = "queued";
         rec.created_ms = job->created_ms;
-        EASEL_TRY(store_.insert_job(rec));  // durable before it is acknowledged
+        EASEL_TRY(store_->insert_job(rec));  // durable before it is acknowledged
         position = int(s.queue.size());
         for (const auto& [id, j] : active_)
             if (j->model == m->name && j->status == "running") ++position;
@@ -786,6 +821,7 @@ json JobQueue::record_json(const JobRecord& r) const {
 }
 
 Result<json> JobQueue::job_json(const std::string& id, const Caller& caller, bool with_preview) {
+    if (cluster_) return cluster_job_json(id, caller, with_preview);
     {
         std::lock_guard<std::mutex> lk(mu_);
         auto it = active_.find(id);
@@ -796,13 +832,14 @@ Result<json> JobQueue::job_json(const std::string& id, const Caller& caller, boo
             return live_json(j, with_preview);
         }
     }
-    EASEL_TRY_ASSIGN(auto rec, store_.get_job(id));
+    EASEL_TRY_ASSIGN(auto rec, store_->get_job(id));
     if (!rec || (!caller.all_jobs && rec->key_id != caller.key_id)) return Error::not_found(fmt::format("no job '{}'", id));
     return record_json(*rec);  // finished (or between the store and the queue: what the store says)
 }
 
 Result<json> JobQueue::list_json(const Caller& caller, int limit) {
-    EASEL_TRY_ASSIGN(auto recs, store_.list_jobs(caller.key_id, caller.all_jobs, limit));
+    if (cluster_) return cluster_list_json(caller, limit);
+    EASEL_TRY_ASSIGN(auto recs, store_->list_jobs(caller.key_id, caller.all_jobs, limit));
     json jobs = json::array();
     for (const JobRecord& r : recs) {
         std::lock_guard<std::mutex> lk(mu_);
@@ -813,6 +850,7 @@ Result<json> JobQueue::list_json(const Caller& caller, int limit) {
 }
 
 Result<json> JobQueue::cancel(const std::string& id, const Caller& caller) {
+    if (cluster_) return cluster_cancel(id, caller);
     std::shared_ptr<Job> queued;
     {
         std::lock_guard<std::mutex> lk(mu_);
@@ -841,7 +879,7 @@ Result<json> JobQueue::cancel(const std::string& id, const Caller& caller) {
 }
 
 Result<std::string> JobQueue::image_file(const std::string& id, int index, const Caller& caller) {
-    EASEL_TRY_ASSIGN(auto rec, store_.get_job(id));
+    EASEL_TRY_ASSIGN(auto rec, store_->get_job(id));
     if (!rec || (!caller.all_jobs && rec->key_id != caller.key_id)) return Error::not_found(fmt::format("no job '{}'", id));
     json result = json::parse(rec->result_json.empty() ? "{}" : rec->result_json, nullptr, false);
     if (!result.is_object() || !result.contains("images") || !result["images"].is_array() || index < 0 ||
@@ -852,8 +890,17 @@ Result<std::string> JobQueue::image_file(const std::string& id, int index, const
     return im["file"].get<std::string>();
 }
 
+Result<std::string> JobQueue::image_png(const std::string& id, int index, const Caller& caller) {
+    if (cluster_) return cluster_image_png(id, index, caller);
+    EASEL_TRY_ASSIGN(std::string path, image_file(id, index, caller));
+    auto bytes = read_whole_file(path);
+    if (!bytes) return Error::not_found("the image file is gone (retention limit)");
+    return std::move(bytes).value();
+}
+
 Result<json> JobQueue::a1111_result(const std::string& id) {
-    EASEL_TRY_ASSIGN(auto rec, store_.get_job(id));
+    if (cluster_) return cluster_a1111_result(id);
+    EASEL_TRY_ASSIGN(auto rec, store_->get_job(id));
     if (!rec) return Error::not_found(fmt::format("no job '{}'", id));
     if (rec->status == "failed") return Error::invalid_argument(rec->error);
     json result = json::parse(rec->result_json.empty() ? "{}" : rec->result_json, nullptr, false);
@@ -876,18 +923,27 @@ bool sees(const Caller& c, const std::string& key_id) { return c.all_jobs || key
 }  // namespace
 
 void JobQueue::interrupt_running(const Caller& caller) {
+    if (cluster_) {
+        (void)cluster_->set_control_running(caller.key_id, caller.all_jobs, kControlInterrupt);
+        return;
+    }
     std::lock_guard<std::mutex> lk(mu_);
     for (auto& [id, j] : active_)
         if (j->status == "running" && sees(caller, j->key_id)) j->stop = kInterrupt;
 }
 
 void JobQueue::skip_running(const Caller& caller) {
+    if (cluster_) {
+        (void)cluster_->set_control_running(caller.key_id, caller.all_jobs, kControlSkip);
+        return;
+    }
     std::lock_guard<std::mutex> lk(mu_);
     for (auto& [id, j] : active_)
         if (j->status == "running" && sees(caller, j->key_id)) j->stop = kSkip;
 }
 
 json JobQueue::a1111_progress(bool with_image, const Caller& caller) {
+    if (cluster_) return cluster_a1111_progress(with_image, caller);
     std::lock_guard<std::mutex> lk(mu_);
     Job* running = nullptr;
     int queued = 0;
@@ -920,6 +976,7 @@ json JobQueue::a1111_progress(bool with_image, const Caller& caller) {
 }
 
 uint64_t JobQueue::wait_change(const std::string& id, uint64_t seen, int timeout_ms) {
+    if (cluster_) return cluster_wait_change(id, seen, timeout_ms);
     std::unique_lock<std::mutex> lk(mu_);
     auto version = [&]() -> uint64_t {
         auto it = active_.find(id);
@@ -945,6 +1002,7 @@ std::string prometheus_label(const std::string& value) {
 }
 
 std::string JobQueue::metrics_text() const {
+    if (cluster_) return cluster_metrics_text();
     std::lock_guard<std::mutex> lk(mu_);
     std::string o;
     auto family = [&](const char* name, const char* type, const char* help) {
@@ -985,6 +1043,7 @@ std::string JobQueue::metrics_text() const {
 }
 
 bool JobQueue::ready(std::string* why) const {
+    if (cluster_) return cluster_ready(why);
     std::lock_guard<std::mutex> lk(mu_);
     if (stopping_) {
         *why = "the server is stopping";

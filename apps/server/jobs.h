@@ -5,6 +5,11 @@
 // crashes, is killed or exceeds Limits::job_timeout_s ends its job with the cause and is started again; a job that
 // crashed its worker twice is quarantined (failed, with the reason).
 //
+//
+// A front end of a PostgreSQL store (`easel serve --store postgresql://...`, jobs_cluster.cpp) is the same queue
+// without workers: it validates and stores jobs, and reads their progress, previews and images from the store,
+// where `easel worker` processes on any machines run them (cluster_worker.h).
+//
 //   JobQueue q(store, models, load_options, limits, data_dir + "/images", "/usr/bin/easel");
 //   EASEL_TRY(q.start());                                  // re-queues what a previous run left unfinished
 //   EASEL_TRY_ASSIGN(auto sub, q.submit(request, key_id)); // {id, queue_position}
@@ -21,6 +26,7 @@
 #include <thread>
 #include <vector>
 
+#include "pg_store.h"
 #include "request.h"
 #include "store.h"
 
@@ -38,6 +44,9 @@ struct Caller {
     bool all_jobs = true;
 };
 
+// A1111's info "job_timestamp": local time, YYYYmmddHHMMSS.
+std::string job_timestamp(int64_t ms);
+
 // A Prometheus label value with what its syntax needs escaped (backslash, double quote, newline).
 std::string prometheus_label(const std::string& value);
 
@@ -45,6 +54,9 @@ class JobQueue {
 public:
     JobQueue(Store& store, std::vector<ModelEntry> models, LoadOptions load, Limits limits, std::string image_dir,
              std::string worker_exe);
+    // A front end of a shared PostgreSQL store: no worker processes here. `worker_max_age_ms`: a worker whose last
+    // heartbeat is older is not counted as alive (/readyz, /metrics, "loaded").
+    JobQueue(PgStore& cluster, std::vector<ModelEntry> models, LoadOptions load, Limits limits, int64_t worker_max_age_ms);
     ~JobQueue();
     JobQueue(const JobQueue&) = delete;
     JobQueue& operator=(const JobQueue&) = delete;
@@ -77,14 +89,17 @@ public:
         std::string id;
         int queue_position = 0;
     };
-    Result<Submitted> submit(const GenerationRequest& r, const Caller& caller);
+    // `charge`: a front end of a PostgreSQL store charges the key's quota in the transaction that queues the job
+    // (charges_on_submit()); the local queue leaves charging to its caller and ignores it.
+    Result<Submitted> submit(const GenerationRequest& r, const Caller& caller, const QuotaCharge* charge = nullptr);
+    bool charges_on_submit() const { return cluster_ != nullptr; }
 
     // Status of one job as /v1/jobs/{id} shows it; not_found for unknown ids and other keys' jobs.
     Result<json> job_json(const std::string& id, const Caller& caller, bool with_preview);
     Result<json> list_json(const Caller& caller, int limit);
     Result<json> cancel(const std::string& id, const Caller& caller);
-    // The image file of a finished job.
-    Result<std::string> image_file(const std::string& id, int index, const Caller& caller);
+    // The PNG of a finished job's image `index`.
+    Result<std::string> image_png(const std::string& id, int index, const Caller& caller);
     // What A1111's synchronous endpoints return once a job has finished: images as base64, parameters, info.
     Result<json> a1111_result(const std::string& id);
     // A1111's interrupt and skip: applied to every running job the caller can see (its own, or all).
@@ -109,6 +124,22 @@ public:
 private:
     struct Job;
     struct Slot;
+    Result<std::string> image_file(const std::string& id, int index, const Caller& caller);
+    // The front end's side of each call (jobs_cluster.cpp), when cluster_ is set.
+    Status cluster_start();
+    Status cluster_set_spec(const std::string& name, std::unique_ptr<ModelSpec> spec, std::string error);
+    Result<Submitted> cluster_submit(JobRecord& rec, const QuotaCharge* charge);
+    Result<json> cluster_job_json(const std::string& id, const Caller& caller, bool with_preview);
+    Result<json> cluster_list_json(const Caller& caller, int limit);
+    Result<json> cluster_cancel(const std::string& id, const Caller& caller);
+    Result<std::string> cluster_image_png(const std::string& id, int index, const Caller& caller);
+    Result<json> cluster_a1111_result(const std::string& id);
+    json cluster_a1111_progress(bool with_image, const Caller& caller);
+    std::string cluster_metrics_text() const;
+    bool cluster_ready(std::string* why) const;
+    bool cluster_serves(const std::string& model) const;  // a live worker has the model
+    uint64_t cluster_wait_change(const std::string& id, uint64_t seen, int timeout_ms);
+    json cluster_record_json(const JobRecord& r, bool with_preview);
     void worker(Slot* slot);
     void run_job(Slot& slot, const std::shared_ptr<Job>& job);
     Status start_process(Slot& slot);  // spawns the slot's worker and waits until its model is loaded
@@ -133,7 +164,9 @@ private:
     Result<json> resolve_controlnet_files(const GenerationRequest& r, const ModelSpec& spec) const;  // paths unscrubbed
     mutable std::set<std::string> controlnet_checked_;  // "model path, file path, mtime"
 
-    Store& store_;
+    Store* store_ = nullptr;     // the local queue's SQLite store
+    PgStore* cluster_ = nullptr;  // a front end's PostgreSQL store
+    int64_t worker_max_age_ms_ = 0;
     std::vector<ModelEntry> models_;
     LoadOptions load_;
     Limits limits_;
@@ -157,5 +190,12 @@ private:
     std::vector<int64_t> latency_buckets_;  // cumulative counts per kLatencyBounds entry, then +Inf
     double latency_sum_s_ = 0;
 };
+
+// Shared by `easel serve` and `easel worker` (server.cpp): the models of -m and --models-dir (empty, with `error`
+// set, when there are none or one is missing), the program to start as each model's worker process, and the
+// add-on folders (LoRAs, ControlNets, image encoders, embeddings: the flags, else beside the first model).
+std::vector<ModelEntry> collect_models(const ServeOptions& o, std::string* error);
+Result<std::string> resolve_worker_exe(const ServeOptions& o);
+void configure_addon_dirs(JobQueue& queue, const ServeOptions& o, const std::vector<ModelEntry>& models);
 
 }  // namespace easel::server

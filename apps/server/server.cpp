@@ -24,6 +24,7 @@
 #include "pipeline/lora.h"
 #include "jobs.h"
 #include "openapi.h"
+#include "pg_store.h"
 #include "pipeline/infotext.h"
 #include "request.h"
 #include "store.h"
@@ -110,7 +111,7 @@ int64_t seconds_to_utc_midnight(int64_t ms) { return 86400 - (ms / 1000) % 86400
 
 class Server {
 public:
-    Server(const ServeOptions& o, Store& store, JobQueue& queue, BasicCredentials basic)
+    Server(const ServeOptions& o, KeyStore& store, JobQueue& queue, BasicCredentials basic)
         : opt_(o), store_(store), queue_(queue), basic_(std::move(basic)) {}
 
     void install(httplib::Server& svr);
@@ -123,8 +124,9 @@ private:
     };
     // Authenticates and rate-limits an API request; on failure the response is filled and ok is false.
     Auth authenticate(const httplib::Request& req, httplib::Response& res);
-    // Daily image quota of a key; on failure the response is filled.
-    bool charge(const Auth& a, int images, httplib::Response& res);
+    // Daily image quota of a key, charged at once (exact over every front end of a shared store); on failure the
+    // response is filled. `day` is set to the UTC day charged ("" when there is no key).
+    bool charge(const Auth& a, int images, httplib::Response& res, std::string* day);
     using ApiHandler = std::function<void(const httplib::Request&, httplib::Response&, const Auth&)>;
     httplib::Server::Handler api(ApiHandler h);
 
@@ -136,10 +138,9 @@ private:
     json options_json();
 
     const ServeOptions& opt_;
-    Store& store_;
+    KeyStore& store_;
     JobQueue& queue_;
     BasicCredentials basic_;
-    RateLimiter limiter_;
 };
 
 Server::Auth Server::authenticate(const httplib::Request& req, httplib::Response& res) {
@@ -171,7 +172,12 @@ Server::Auth Server::authenticate(const httplib::Request& req, httplib::Response
             return a;
         }
         int retry = 0;
-        if (!limiter_.allow((*key)->id, (*key)->rate_per_min, now_ms(), &retry)) {
+        auto allowed = store_.allow_request((*key)->id, (*key)->rate_per_min, now_ms(), &retry);
+        if (!allowed) {
+            send_error(res, allowed.error());
+            return a;
+        }
+        if (!*allowed) {
             res.set_header("Retry-After", std::to_string(retry));
             send_error(res, 429, "rate_limited",
                        fmt::format("the key '{}' is limited to {} requests per minute; retry in {} s", (*key)->name,
@@ -203,26 +209,24 @@ Server::Auth Server::authenticate(const httplib::Request& req, httplib::Response
 }
 
 // Every key's images are counted (easel keys list, /metrics); only a key with a quota is refused past it.
-bool Server::charge(const Auth& a, int images, httplib::Response& res) {
+bool Server::charge(const Auth& a, int images, httplib::Response& res, std::string* charged_day) {
+    charged_day->clear();
     if (!a.key) return true;
     const int64_t t = now_ms();
     const std::string day = utc_day(t);
-    auto used = store_.images_on_day(a.key->id, day);
-    if (!used) {
-        send_error(res, used.error());
+    auto refused = store_.charge_images(a.key->id, day, images, a.key->quota_per_day);
+    if (!refused) {
+        send_error(res, refused.error());
         return false;
     }
-    if (a.key->quota_per_day > 0 && *used + images > a.key->quota_per_day) {
+    if (*refused) {
         res.set_header("Retry-After", std::to_string(seconds_to_utc_midnight(t)));
         send_error(res, 429, "quota_exceeded",
                    fmt::format("the key '{}' has used {} of its {} images today (UTC); this request asks for {}", a.key->name,
-                               *used, a.key->quota_per_day, images));
+                               **refused, a.key->quota_per_day, images));
         return false;
     }
-    if (auto st = store_.add_images(a.key->id, day, images); !st) {
-        send_error(res, st.error());
-        return false;
-    }
+    *charged_day = day;
     return true;
 }
 
@@ -317,9 +321,22 @@ void Server::submit(const httplib::Request& req, httplib::Response& res, const A
     }
     auto r = parse_generation_request(*body, kind, d, opt_.limits);
     if (!r) return send_error(res, r.error());
-    if (!charge(a, r->images(), res)) return;
-    auto sub = queue_.submit(*r, a.caller);
+    // A key's images: charged with the job in one transaction by a front end of a shared store, else here (and
+    // given back when the job is not queued).
+    std::string day;
+    std::optional<QuotaCharge> with_job;
+    if (queue_.charges_on_submit()) {
+        if (a.key) with_job = QuotaCharge{a.key->id, a.key->name, utc_day(now_ms()), r->images(), a.key->quota_per_day};
+    } else if (!charge(a, r->images(), res, &day)) {
+        return;
+    }
+    auto sub = queue_.submit(*r, a.caller, with_job ? &*with_job : nullptr);
     if (!sub) {
+        if (!day.empty()) (void)store_.add_images(a.key->id, day, -int64_t(r->images()));  // not queued: not spent
+        if (sub.error().code() == ErrorCode::ResourceExhausted && sub.error().where() == "quota") {
+            res.set_header("Retry-After", std::to_string(seconds_to_utc_midnight(now_ms())));
+            return send_error(res, 429, "quota_exceeded", sub.error().message());
+        }
         if (sub.error().code() == ErrorCode::ResourceExhausted) res.set_header("Retry-After", "10");
         return send_error(res, sub.error());
     }
@@ -409,10 +426,8 @@ void Server::install(httplib::Server& svr) {
         send_json(res, *j);
     }));
     svr.Get(R"(/v1/jobs/([0-9a-f]{1,64})/images/(\d{1,4}))", api([this](const httplib::Request& req, httplib::Response& res, const Auth& a) {
-        auto path = queue_.image_file(req.matches[1], std::stoi(req.matches[2]), a.caller);
-        if (!path) return send_error(res, path.error());
-        auto bytes = read_whole_file(*path);
-        if (!bytes) return send_error(res, 404, "not_found", "the image file is gone (retention limit)");
+        auto bytes = queue_.image_png(req.matches[1], std::stoi(req.matches[2]), a.caller);
+        if (!bytes) return send_error(res, bytes.error());
         res.set_header("Content-Disposition", fmt::format("inline; filename=\"easel-{}-{}.png\"", std::string(req.matches[1]),
                                                           std::string(req.matches[2])));
         res.set_content(*bytes, "image/png");
@@ -666,6 +681,35 @@ void Server::install(httplib::Server& svr) {
     });
 }
 
+
+}  // namespace
+
+std::string default_data_dir() {
+    if (const char* e = std::getenv("EASEL_DATA_DIR"); e && *e) return e;
+    if (const char* x = std::getenv("XDG_DATA_HOME"); x && *x) return (fs::path(x) / "easel").string();
+    if (const char* h = std::getenv("HOME"); h && *h) return (fs::path(h) / ".local/share/easel").string();
+    return "easel-data";
+}
+
+namespace {
+Result<std::unique_ptr<Store>> open_store(const std::string& data_dir) {
+    std::error_code ec;
+    fs::create_directories(data_dir, ec);
+    if (ec) return Error::io(fmt::format("cannot create the data folder: {}", ec.message()), data_dir);
+    return Store::open((fs::path(data_dir) / "easel.db").string());
+}
+
+// Keys live in the data folder's database, or in PostgreSQL when `where` is a postgresql:// URL.
+Result<std::unique_ptr<KeyStore>> open_key_store(const std::string& where) {
+    if (is_postgres_url(where)) {
+        EASEL_TRY_ASSIGN(auto pg, PgStore::open(where, PgStore::Migrate::AtStart));
+        return std::unique_ptr<KeyStore>(std::move(pg));
+    }
+    EASEL_TRY_ASSIGN(auto st, open_store(where));
+    return std::unique_ptr<KeyStore>(std::move(st));
+}
+}  // namespace
+
 std::vector<ModelEntry> collect_models(const ServeOptions& o, std::string* error) {
     std::vector<ModelEntry> out;
     auto add = [&](const fs::path& p) {
@@ -706,48 +750,15 @@ std::vector<ModelEntry> collect_models(const ServeOptions& o, std::string* error
     return out;
 }
 
-}  // namespace
-
-std::string default_data_dir() {
-    if (const char* e = std::getenv("EASEL_DATA_DIR"); e && *e) return e;
-    if (const char* x = std::getenv("XDG_DATA_HOME"); x && *x) return (fs::path(x) / "easel").string();
-    if (const char* h = std::getenv("HOME"); h && *h) return (fs::path(h) / ".local/share/easel").string();
-    return "easel-data";
-}
-
-namespace {
-Result<std::unique_ptr<Store>> open_store(const std::string& data_dir) {
+Result<std::string> resolve_worker_exe(const ServeOptions& o) {
+    if (!o.worker_exe.empty()) return o.worker_exe;
     std::error_code ec;
-    fs::create_directories(data_dir, ec);
-    if (ec) return Error::io(fmt::format("cannot create the data folder: {}", ec.message()), data_dir);
-    return Store::open((fs::path(data_dir) / "easel.db").string());
+    std::string exe = fs::read_symlink("/proc/self/exe", ec).string();
+    if (ec) return Error::io(fmt::format("cannot find this program to start worker processes: {}", ec.message()), "/proc/self/exe");
+    return exe;
 }
-}  // namespace
 
-Status run_server(const ServeOptions& o) {
-    BasicCredentials basic;
-    if (!o.api_auth.empty()) {
-        std::string err;
-        if (!parse_basic_credentials(o.api_auth, &basic, &err)) return Error::invalid_argument(err, "--api-auth");
-    }
-    const std::string data_dir = o.data_dir.empty() ? default_data_dir() : o.data_dir;
-    EASEL_TRY_ASSIGN(auto store, open_store(data_dir));
-    EASEL_TRY_ASSIGN(int64_t keys, store->active_key_count());
-    if (!is_loopback(o.host) && keys == 0 && basic.empty() && !o.insecure_no_auth)
-        return Error::refused(fmt::format("refusing to listen on {} without authentication: create an API key with 'easel keys "
-                                          "create --name NAME --data {}', or pass --api-auth user:password, or (on a trusted "
-                                          "network only) --insecure-no-auth", o.host, data_dir), "--host");
-    std::string err;
-    std::vector<ModelEntry> models = collect_models(o, &err);
-    if (models.empty()) return Error::not_found(err);
-
-    std::string worker_exe = o.worker_exe;
-    if (worker_exe.empty()) {
-        std::error_code ec;
-        worker_exe = fs::read_symlink("/proc/self/exe", ec).string();
-        if (ec) return Error::io(fmt::format("cannot find this program to start worker processes: {}", ec.message()), "/proc/self/exe");
-    }
-    JobQueue queue(*store, models, o.load, o.limits, (fs::path(data_dir) / "images").string(), worker_exe);
+void configure_addon_dirs(JobQueue& queue, const ServeOptions& o, const std::vector<ModelEntry>& models) {
     // <lora:NAME> files: --lora-dir, else a Lora folder beside the first model (A1111's models/Lora).
     std::string lora_dir = o.lora_dir;
     if (lora_dir.empty() && !models.empty()) lora_dir = default_lora_dir(models.front().path);
@@ -765,6 +776,45 @@ Status run_server(const ServeOptions& o) {
     queue.set_embeddings_dir(embeddings_dir);
     if (!embeddings_dir.empty()) log_info("serve", "embeddings from {}", embeddings_dir);
     if (!lora_dir.empty()) log_info("serve", "LoRAs from {} ({} files)", lora_dir, list_lora_files(lora_dir).size());
+}
+
+Status run_server(const ServeOptions& o) {
+    BasicCredentials basic;
+    if (!o.api_auth.empty()) {
+        std::string err;
+        if (!parse_basic_credentials(o.api_auth, &basic, &err)) return Error::invalid_argument(err, "--api-auth");
+    }
+    const std::string data_dir = o.data_dir.empty() ? default_data_dir() : o.data_dir;
+    // The store: the data folder's SQLite (this machine's workers), or PostgreSQL shared with other front ends and
+    // `easel worker` processes.
+    std::unique_ptr<Store> local;
+    std::unique_ptr<PgStore> pg;
+    if (!o.store.empty() && !is_postgres_url(o.store))
+        return Error::invalid_argument(fmt::format("expected a postgresql://... URL, got '{}' (the SQLite store is the data "
+                                                   "folder: --data)", o.store), "--store");
+    if (!o.store.empty()) {
+        EASEL_TRY_ASSIGN(pg, PgStore::open(o.store, PgStore::Migrate::AtStart));
+    } else {
+        EASEL_TRY_ASSIGN(local, open_store(data_dir));
+    }
+    if (o.migrate_only) return ok();  // opening migrated it
+    KeyStore& store = pg ? static_cast<KeyStore&>(*pg) : *local;
+    EASEL_TRY_ASSIGN(int64_t keys, store.active_key_count());
+    if (!is_loopback(o.host) && keys == 0 && basic.empty() && !o.insecure_no_auth)
+        return Error::refused(fmt::format("refusing to listen on {} without authentication: create an API key with 'easel keys "
+                                          "create --name NAME {}', or pass --api-auth user:password, or (on a trusted "
+                                          "network only) --insecure-no-auth", o.host, pg ? "--store URL" : "--data " + data_dir), "--host");
+    std::string err;
+    std::vector<ModelEntry> models = collect_models(o, &err);
+    if (models.empty()) return Error::not_found(err);
+
+    EASEL_TRY_ASSIGN(std::string worker_exe, resolve_worker_exe(o));
+    std::unique_ptr<JobQueue> queue_owner =
+        pg ? std::make_unique<JobQueue>(*pg, models, o.load, o.limits, int64_t(o.worker_max_age_s) * 1000)
+           : std::make_unique<JobQueue>(*local, models, o.load, o.limits, (fs::path(data_dir) / "images").string(), worker_exe);
+    JobQueue& queue = *queue_owner;
+    if (pg) log_info("serve", "a front end of the PostgreSQL store: `easel worker --store URL` processes run the jobs");
+    configure_addon_dirs(queue, o, models);
     EASEL_TRY(queue.start());
 
     httplib::Server svr;
@@ -772,7 +822,7 @@ Status run_server(const ServeOptions& o) {
     svr.set_payload_max_length(o.limits.max_body_bytes);
     svr.set_read_timeout(o.limits.read_timeout_s);  // slow or stalled clients are cut off
     svr.set_write_timeout(30);
-    Server server(o, *store, queue, basic);
+    Server server(o, store, queue, basic);
     server.install(svr);
     // cpp-httplib 0.11 listens with a backlog of 5: a burst of clients overflows it and connections are dropped
     // (seen in the load test as clients that got no answer). Remember the socket and listen again with a real one.
@@ -835,7 +885,7 @@ Result<std::pair<std::string, KeyInfo>> create_key(const std::string& data_dir, 
     if (name.empty() || name.size() > 100) return Error::invalid_argument("expected a name of 1 to 100 characters", "--name");
     if (quota < 0) return Error::invalid_argument(fmt::format("must be 0 (unlimited) or more, got {}", quota), "--quota");
     if (rate < 0) return Error::invalid_argument(fmt::format("must be 0 (unlimited) or more, got {}", rate), "--rate");
-    EASEL_TRY_ASSIGN(auto store, open_store(data_dir));
+    EASEL_TRY_ASSIGN(auto store, open_key_store(data_dir));
     const std::string secret = new_key_secret();
     KeyRecord k;
     k.id = new_key_id();
@@ -851,7 +901,7 @@ Result<std::pair<std::string, KeyInfo>> create_key(const std::string& data_dir, 
 }
 
 Result<std::vector<KeyInfo>> list_keys(const std::string& data_dir) {
-    EASEL_TRY_ASSIGN(auto store, open_store(data_dir));
+    EASEL_TRY_ASSIGN(auto store, open_key_store(data_dir));
     EASEL_TRY_ASSIGN(auto keys, store->list_keys());
     std::vector<KeyInfo> out;
     const std::string today = utc_day(now_ms());
@@ -862,8 +912,10 @@ Result<std::vector<KeyInfo>> list_keys(const std::string& data_dir) {
     return out;
 }
 
+bool is_store_url(const std::string& s) { return is_postgres_url(s); }
+
 Status revoke_key(const std::string& data_dir, const std::string& id_or_name) {
-    EASEL_TRY_ASSIGN(auto store, open_store(data_dir));
+    EASEL_TRY_ASSIGN(auto store, open_key_store(data_dir));
     return store->revoke_key(id_or_name);
 }
 

@@ -33,6 +33,11 @@ struct ServeOptions {
     std::string host = "127.0.0.1";
     int port = 7860;                        // 0: any free port (printed)
     std::string data_dir;                   // SQLite database and images; created if missing
+    // postgresql://...: a front end of a shared store instead (jobs, images, keys, usage in PostgreSQL); the jobs
+    // run in `easel worker` processes (run_cluster_worker) on any machines.
+    std::string store;
+    bool migrate_only = false;              // --migrate: bring the store's schema up to date, then return
+    int worker_max_age_s = 30;              // a worker silent for longer is not alive (/readyz, /metrics)
     std::vector<std::string> models;        // -m: model files or folders, loaded at start; the first is the default
     std::string models_dir;                 // more models, listed and loaded when first asked for
     std::string lora_dir;                   // <lora:NAME> files; "": a Lora folder beside the first model (default_lora_dir)
@@ -60,7 +65,8 @@ void stop_server();
 // The data folder's default: $EASEL_DATA_DIR, else $XDG_DATA_HOME/easel, else ~/.local/share/easel.
 std::string default_data_dir();
 
-// `easel keys`: API keys live in the data folder's database, hashed (SHA-256); the key itself is shown once.
+// `easel keys`: API keys live in the data folder's database (or the PostgreSQL store when `data_dir` is a
+// postgresql:// URL), hashed (SHA-256); the key itself is shown once.
 struct KeyInfo {
     std::string id;
     std::string name;
@@ -76,5 +82,7 @@ Result<std::pair<std::string, KeyInfo>> create_key(const std::string& data_dir, 
                                                    int64_t quota_per_day, int64_t rate_per_min, bool admin = false);
 Result<std::vector<KeyInfo>> list_keys(const std::string& data_dir);
 Status revoke_key(const std::string& data_dir, const std::string& id_or_name);
+// Whether `s` is a postgresql:// (or postgres://) store URL rather than a data folder.
+bool is_store_url(const std::string& s);
 
 }  // namespace easel::server

@@ -327,4 +327,25 @@ Status Store::add_images(const std::string& key_id, const std::string& day, int6
     return s.bind(key_id).bind(day).bind(n).run();
 }
 
+Result<std::optional<int64_t>> Store::charge_images(const std::string& key_id, const std::string& day, int64_t n,
+                                                   int64_t quota) {
+    std::lock_guard<std::mutex> lk(mu_);  // one connection, and every caller holds mu_: the read and the add are one step
+    int64_t used = 0;
+    {
+        Stmt s(db_, "SELECT images FROM usage WHERE key_id = ? AND day = ?");
+        s.bind(key_id).bind(day);
+        EASEL_TRY_ASSIGN(bool row, s.step());
+        if (row) used = s.integer(0);
+    }
+    if (quota > 0 && used + n > quota) return std::optional<int64_t>(used);
+    Stmt s(db_, "INSERT INTO usage (key_id, day, images) VALUES (?, ?, ?) "
+                "ON CONFLICT(key_id, day) DO UPDATE SET images = images + excluded.images");
+    EASEL_TRY(s.bind(key_id).bind(day).bind(n).run());
+    return std::optional<int64_t>();
+}
+
+Result<bool> Store::allow_request(const std::string& key_id, int64_t per_minute, int64_t now, int* retry_after_s) {
+    return limiter_.allow(key_id, per_minute, now, retry_after_s);
+}
+
 }  // namespace easel::server

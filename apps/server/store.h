@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "auth.h"
 #include "core/error.h"
 
 struct sqlite3;
@@ -30,9 +31,26 @@ struct JobRecord {
     std::string error;           // why it failed
     int64_t created_ms = 0, started_ms = 0, finished_ms = 0;
     std::string result_json;     // {"images":[{"file","seed","infotext"}], "info": {...}}
+    // PostgreSQL only (pg_store.h): the live state a worker on another machine reports.
+    std::string progress_json;   // {"step", "total_steps", "image_index", "image_count", "progress"} while running
+    int64_t version = 0;         // bumped on every change (status, progress, preview)
+    int attempts = 0;            // claims of the job by workers
 };
 
-constexpr int kStoreMaxAttempts = 2;  // starts of a job that a restart found cut off, before it is quarantined
+constexpr int kStoreMaxAttempts = 2;
+
+// Seconds from submission to the end of a job: the upper bounds of /metrics' easel_job_latency_seconds histogram
+// (a tiny-model job takes ~0.1 s, an SD 1.5 job on a CPU a minute or more).
+inline constexpr double kJobLatencyBounds[] = {0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600};  // starts of a job that a restart found cut off, before it is quarantined
+
+// A key's images, charged against its daily quota in the same transaction that queues its job (PostgreSQL front
+// ends): a refusal is Error::exhausted with where() == "quota".
+struct QuotaCharge {
+    std::string key_id, key_name;
+    std::string day;            // UTC, "2026-12-06"
+    int64_t images = 0;
+    int64_t quota = 0;          // per day; 0 = unlimited
+};
 
 struct KeyRecord {
     std::string id;
@@ -45,7 +63,29 @@ struct KeyRecord {
     bool admin = false;          // sees (and may cancel) every key's jobs, and per-key usage in /metrics
 };
 
-class Store {
+// API keys and their usage, where every front end of a service reads them: the SQLite Store of one machine, or
+// PostgreSQL (pg_store.h) shared by many. Quota charges and the request rate are exact over every process that
+// shares the store.
+class KeyStore {
+public:
+    virtual ~KeyStore() = default;
+    virtual Status insert_key(const KeyRecord& key) = 0;
+    virtual Result<std::vector<KeyRecord>> list_keys() = 0;
+    virtual Result<std::optional<KeyRecord>> find_key_by_hash(const std::string& hash) = 0;
+    virtual Status revoke_key(const std::string& id_or_name) = 0;  // not_found when no such key
+    virtual Result<int64_t> active_key_count() = 0;
+    virtual Result<int64_t> images_on_day(const std::string& key_id, const std::string& day) = 0;
+    virtual Status add_images(const std::string& key_id, const std::string& day, int64_t n) = 0;
+    // Adds n images to the key's count for `day` unless the sum would pass `quota` (0 = unlimited), in one atomic
+    // step: nullopt when charged, else the count so far (nothing charged).
+    virtual Result<std::optional<int64_t>> charge_images(const std::string& key_id, const std::string& day, int64_t n,
+                                                         int64_t quota) = 0;
+    // Records a request of `key_id` if it fits in `per_minute` (0 = unlimited) over a sliding one-minute window;
+    // otherwise false, with the seconds until one fits.
+    virtual Result<bool> allow_request(const std::string& key_id, int64_t per_minute, int64_t now_ms, int* retry_after_s) = 0;
+};
+
+class Store : public KeyStore {
 public:
     static Result<std::unique_ptr<Store>> open(const std::string& path);
     ~Store();
@@ -68,13 +108,17 @@ public:
     // Finished jobs beyond the newest `keep`, oldest first (their images are deleted by the caller), removed.
     Result<std::vector<JobRecord>> prune_finished(int keep);
 
-    Status insert_key(const KeyRecord& key);
-    Result<std::vector<KeyRecord>> list_keys();
-    Result<std::optional<KeyRecord>> find_key_by_hash(const std::string& hash);
-    Status revoke_key(const std::string& id_or_name);  // not_found when no such key
-    Result<int64_t> active_key_count();
-    Result<int64_t> images_on_day(const std::string& key_id, const std::string& day);
-    Status add_images(const std::string& key_id, const std::string& day, int64_t n);
+    Status insert_key(const KeyRecord& key) override;
+    Result<std::vector<KeyRecord>> list_keys() override;
+    Result<std::optional<KeyRecord>> find_key_by_hash(const std::string& hash) override;
+    Status revoke_key(const std::string& id_or_name) override;
+    Result<int64_t> active_key_count() override;
+    Result<int64_t> images_on_day(const std::string& key_id, const std::string& day) override;
+    Status add_images(const std::string& key_id, const std::string& day, int64_t n) override;
+    Result<std::optional<int64_t>> charge_images(const std::string& key_id, const std::string& day, int64_t n,
+                                                 int64_t quota) override;
+    // One machine's requests: counted in this process (keys are per server here).
+    Result<bool> allow_request(const std::string& key_id, int64_t per_minute, int64_t now_ms, int* retry_after_s) override;
 
 private:
     Store() = default;
@@ -83,6 +127,7 @@ private:
     sqlite3* db_ = nullptr;
     std::string path_;
     std::mutex mu_;
+    RateLimiter limiter_;
 };
 
 int64_t now_ms();

@@ -18,11 +18,9 @@ struct Child {
     std::string first_line;  // what it printed first on stdout
 };
 
-// Starts `easel serve --port 0 --data DIR [extra...]` and reads the port from its first stdout line
-// ("easel serve: listening on http://127.0.0.1:PORT").
-inline Child start_server(const std::filesystem::path& data, const std::vector<std::string>& extra = {}) {
-    std::vector<std::string> args = {EASEL_CLI, "serve", "--port", "0", "--data", data.string()};
-    args.insert(args.end(), extra.begin(), extra.end());
+// Starts `easel ARGS...` and reads its first stdout line.
+inline Child start_easel(std::vector<std::string> args) {
+    args.insert(args.begin(), EASEL_CLI);
     std::vector<char*> argv;
     for (std::string& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -42,6 +40,15 @@ inline Child start_server(const std::filesystem::path& data, const std::vector<s
     char c;
     while (read(out[0], &c, 1) == 1 && c != '\n') ch.first_line.push_back(c);
     close(out[0]);
+    return ch;
+}
+
+// Starts `easel serve --port 0 --data DIR [extra...]` and reads the port from its first stdout line
+// ("easel serve: listening on http://127.0.0.1:PORT").
+inline Child start_server(const std::filesystem::path& data, const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> args = {"serve", "--port", "0", "--data", data.string()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    Child ch = start_easel(args);
     const size_t colon = ch.first_line.rfind(':');
     if (ch.first_line.rfind("easel serve: listening on", 0) == 0 && colon != std::string::npos)
         ch.port = std::stoi(ch.first_line.substr(colon + 1));
