@@ -4,7 +4,7 @@ JOBS ?= $(shell nproc)
 PRESET ?= release
 BUILD := build/$(PRESET)
 
-.PHONY: setup build demo test test-full test-asan bench bench-e2e fuzz fuzz-smoke train-tiny clean
+.PHONY: setup build demo test test-full test-asan bench bench-e2e bench-cluster fuzz fuzz-smoke train-tiny clean
 
 setup:
 	@scripts/setup
@@ -37,6 +37,11 @@ bench: build
 # End to end on a random-weight SD 1.5 (scripts/bench-e2e): PEER=/path/to/sd-cli adds stable-diffusion.cpp, interleaved.
 bench-e2e: build
 	@scripts/bench-e2e $(BUILD)
+
+# easel serve on PostgreSQL with 1, 2 and 3 `easel worker` processes against one machine's SQLite server: jobs/s and
+# p50/p99 latency (tools/bench/cluster; it starts its own PostgreSQL server). The table in docs/server.md.
+bench-cluster: build
+	@$(BUILD)/tools/bench/easel_bench_cluster
 
 # libFuzzer targets under ASan+UBSan. FUZZ_SECONDS per target (default 60).
 FUZZ_SECONDS ?= 60

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <atomic>
 #include <csignal>
 #include <filesystem>
@@ -17,6 +18,7 @@
 
 #include "auth.h"
 #include "core/log.h"
+#include "core/log_fields.h"
 #include "io/image.h"
 #include "io/safetensors.h"
 #include "pipeline/controlnet.h"
@@ -41,6 +43,18 @@ std::mutex g_server_mu;
 httplib::Server* g_server = nullptr;
 int g_signal_pipe[2] = {-1, -1};
 std::atomic<bool> g_stopping{false};  // long-lived responses (SSE, A1111's blocking calls) end when set
+
+// The request this thread is handling, for the access log (httplib routes and logs a request on one thread).
+thread_local std::chrono::steady_clock::time_point t_request_start;
+thread_local std::string t_request_key;  // the API key's name, once authenticated
+
+// A client's X-Request-Id is kept when it is a plain token (at most 64 of [A-Za-z0-9._-]); else one is made.
+std::string request_id_for(const httplib::Request& req) {
+    const std::string given = req.get_header_value("X-Request-Id");
+    bool plain = !given.empty() && given.size() <= 64;
+    for (char c : given) plain = plain && (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-');
+    return plain ? given : random_hex(8);
+}
 
 void on_stop_signal(int) {
     const char c = 1;
@@ -186,6 +200,7 @@ Server::Auth Server::authenticate(const httplib::Request& req, httplib::Response
         }
         a.caller = {(*key)->id, (*key)->admin};  // an admin key sees every key's jobs
         a.key = *key;
+        t_request_key = (*key)->name;
         a.ok = true;
         return a;
     }
@@ -340,6 +355,10 @@ void Server::submit(const httplib::Request& req, httplib::Response& res, const A
         if (sub.error().code() == ErrorCode::ResourceExhausted) res.set_header("Retry-After", "10");
         return send_error(res, sub.error());
     }
+    if (log_level() <= LogLevel::Info)
+        log_fields(LogLevel::Info, "jobs", "queued " + sub->id,
+                   {{"request_id", res.get_header_value("X-Request-Id")}, {"job", sub->id}, {"images", std::to_string(r->images())},
+                    {"key", t_request_key}});
     if (!a1111) {
         res.set_header("Location", "/v1/jobs/" + sub->id);
         return send_json(res, {{"id", sub->id}, {"queue_position", sub->queue_position}}, 202);
@@ -824,6 +843,22 @@ Status run_server(const ServeOptions& o) {
     svr.set_write_timeout(30);
     Server server(o, store, queue, basic);
     server.install(svr);
+    // Every request gets an id (X-Request-Id, the client's when it sends a plain one), in its answer and in the
+    // access log: one line per request at level info (EASEL_LOG_LEVEL=info), JSON with EASEL_LOG_FORMAT=json.
+    svr.set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
+        t_request_start = std::chrono::steady_clock::now();
+        t_request_key.clear();
+        res.set_header("X-Request-Id", request_id_for(req));
+        return httplib::Server::HandlerResponse::Unhandled;
+    });
+    svr.set_logger([](const httplib::Request& req, const httplib::Response& res) {
+        if (log_level() > LogLevel::Info) return;
+        const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t_request_start).count();
+        log_fields(LogLevel::Info, "http", fmt::format("{} {} {}", req.method, req.path, res.status),
+                   {{"request_id", res.get_header_value("X-Request-Id")}, {"method", req.method}, {"path", req.path},
+                    {"status", std::to_string(res.status)}, {"ms", fmt::format("{:.1f}", ms)}, {"key", t_request_key},
+                    {"remote", req.remote_addr}});
+    });
     // cpp-httplib 0.11 listens with a backlog of 5: a burst of clients overflows it and connections are dropped
     // (seen in the load test as clients that got no answer). Remember the socket and listen again with a real one.
     int listen_fd = -1;

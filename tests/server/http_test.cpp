@@ -68,6 +68,23 @@ TEST_F(Http, PageAndOpenApiAreServed) {
     EXPECT_EQ(stf, 404);
 }
 
+// Every answer carries a request id for the access log: the client's when it is a plain token, else a new one.
+TEST_F(Http, EveryAnswerCarriesARequestId) {
+    start();
+    auto given = client_->Get("/healthz", {{"X-Request-Id", "trace-42.a_b"}});
+    ASSERT_TRUE(given);
+    EXPECT_EQ(given->get_header_value("X-Request-Id"), "trace-42.a_b");
+    auto odd = client_->Get("/v1/models", {{"X-Request-Id", "no spaces\"allowed"}});
+    ASSERT_TRUE(odd);
+    const std::string made = odd->get_header_value("X-Request-Id");
+    EXPECT_EQ(made.size(), 16u) << made;
+    auto missing = client_->Get("/no/such/route");
+    ASSERT_TRUE(missing);
+    EXPECT_EQ(missing->status, 404);
+    EXPECT_EQ(missing->get_header_value("X-Request-Id").size(), 16u);
+    EXPECT_NE(missing->get_header_value("X-Request-Id"), made);
+}
+
 TEST_F(Http, A1111Txt2ImgGivesTheLibrarysImageAndInfotext) {
     start();
     const json req = {{"prompt", "a red circle on a blue background"}, {"negative_prompt", ""}, {"seed", 7}, {"steps", 8},

@@ -10,6 +10,7 @@
 #include "core/allocator.h"
 #include "core/cpu_features.h"
 #include "core/half.h"
+#include "core/log_fields.h"
 #include "core/tensor.h"
 #include "core/thread_pool.h"
 
@@ -173,4 +174,19 @@ TEST(BufferPool, LargeBlocksAreReusedAndTrimmed) {
     b = Tensor();
     pool.trim();
     EXPECT_EQ(pool.stats().bytes_cached, 0u);
+}
+
+// Structured log lines (core/log_fields.h): text "level component: message k=v", or one JSON object per line.
+TEST(Log, FieldsAsTextAndAsJson) {
+    const easel::LogFields fields = {{"request_id", "r1"}, {"path", "/a\"b\\c\n"}};
+    EXPECT_EQ(easel::format_log_line(easel::LogLevel::Info, "http", "GET /x 200", fields, false),
+              "info http: GET /x 200 request_id=r1 path=/a\"b\\c\\n\n");  // a newline cannot start a forged line
+    const std::string j = easel::format_log_line(easel::LogLevel::Warn, "http", "m\x01", fields, true);
+    ASSERT_EQ(j.rfind("{\"time\":\"", 0), 0u) << j;
+    const size_t after_time = j.find("\",\"level\"");
+    ASSERT_NE(after_time, std::string::npos) << j;
+    EXPECT_EQ(after_time, std::string("{\"time\":\"2026-12-06T03:54:26.550Z").size()) << j;
+    EXPECT_EQ(j.substr(after_time),
+              "\",\"level\":\"warn\",\"component\":\"http\",\"message\":\"m\\u0001\",\"request_id\":\"r1\","
+              "\"path\":\"/a\\\"b\\\\c\\n\"}\n");
 }
