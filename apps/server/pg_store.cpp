@@ -60,6 +60,22 @@ private:
     PGresult* r_;
 };
 
+// libpq's message on one line (it may span several: "...failed: ...\n\tIs the server running...?").
+std::string one_line(std::string msg) {
+    std::string o;
+    bool space = false;
+    for (char c : msg) {
+        if (c == '\n' || c == '\t' || c == '\r') {
+            space = !o.empty();
+            continue;
+        }
+        if (space) o += "; ";
+        space = false;
+        o += c;
+    }
+    return o.empty() ? "the statement failed" : o;
+}
+
 // A PostgreSQL text[] literal of the given strings.
 std::string text_array(const std::vector<std::string>& items) {
     std::string s = "{";
@@ -173,9 +189,7 @@ public:
                             binary_result ? 1 : 0));
         const ExecStatusType st = PQresultStatus(r.raw());
         if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-            std::string msg = PQerrorMessage(c_);
-            while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
-            return Error::io(fmt::format("PostgreSQL: {}", msg.empty() ? "the statement failed" : msg));
+            return Error::io(fmt::format("PostgreSQL: {}", one_line(PQerrorMessage(c_))));
         }
         return r;
     }
@@ -263,9 +277,8 @@ Result<std::unique_ptr<PgStore>> PgStore::open(const std::string& url, Migrate m
         if (!c->connected()) {
             // libpq's message says why (refused, no such database, authentication).
             PGconn* probe = PQconnectdb(url.c_str());
-            std::string msg = PQerrorMessage(probe);
+            const std::string msg = one_line(PQerrorMessage(probe));
             PQfinish(probe);
-            while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
             return Error::io(fmt::format("cannot connect to PostgreSQL at {}: {}", redacted_url(url), msg), "--store");
         }
         st->release(std::move(c));

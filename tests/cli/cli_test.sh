@@ -56,6 +56,14 @@ expect_error "unreadable init image" "init-image" -- generate -m "$model" -p x -
 expect_error "bad vae tile" "vae_tile: must be 0 (off) or a multiple of" -- generate -m "$model" -p x -W 32 -H 32 --vae-tile 7 -o "$tmp/a.png"
 expect_error "mask without init image" "mask" -- generate -m "$model" -p x -W 32 -H 32 --mask "$tmp/bad.png" -o "$tmp/a.png"
 expect_error "bad steps" "steps" -- generate -m "$model" -p x --steps 0 -o "$tmp/a.png"
+# The PostgreSQL store's flags: checked before anything starts.
+expect_error "worker without a store" "--store: is required" -- worker
+expect_error "worker with a folder for a store" "--store: expected a postgresql://" -- worker --store "$tmp"
+expect_error "serve with a folder for a store" "--store: expected a postgresql://" -- serve --store "$tmp" --port 0
+expect_error "worker lease out of range" "--lease: must be between 2 and 3600" -- worker --store postgresql:///x --lease 1
+expect_error "unreachable store" "cannot connect to PostgreSQL" -- worker --store "postgresql:///easel?host=$tmp/no-socket-here"
+expect_error "a store URL's password is not shown" "postgresql://easel:\*\*\*@127.0.0.1:1/x" -- worker --store "postgresql://easel:hunter2@127.0.0.1:1/x"
+expect_error "keys with a folder for a store" "--store: expected a postgresql://" -- keys list --store "$tmp"
 expect_error "missing vocabulary" "vocab" -- generate -m "$tmp/novocab" -p x --vocab "$tmp/none.json" -o "$tmp/a.png"
 # Without a tokenizer/ folder the model gets the built-in CLIP vocabulary, which this 591-token model cannot take.
 expect_error "built-in vocabulary too large" "token embedding has 591 rows" -- generate -m "$tmp/novocab" -p x -W 32 -H 32 -o "$tmp/a.png"
