@@ -30,6 +30,7 @@
 #include "pipeline/quantize.h"
 #include "runtime/pack_cache.h"
 #include "progress.h"
+#include "pipeline/provenance.h"
 #include "server/cluster_worker.h"
 #include "server/server.h"
 #include "server/worker.h"
@@ -148,6 +149,7 @@ int cmd_generate(int argc, char** argv) {
     auto& text_encoder_file = a.add_string("--text-encoder", "", "",
         "a text encoder file a single-file SD3 or Flux checkpoint does not carry (ComfyUI's clip_l, clip_g, t5xxl .safetensors); repeat for several");
     auto& vae_file = a.add_string("--vae", "", "", "the autoencoder of a single-file SD3 or Flux checkpoint that has none (BFL's ae.safetensors)");
+    auto& gen_license = a.add_string("--license", "", "", "the model's licence, written into every image's XMP (default: what the model names: safetensors modelspec.license, GGUF general.license, or its model card's license:)");
     auto& t5_tokenizer = a.add_string("--t5-tokenizer", "", "",
         "T5's spiece.model (or a folder with it) for a model that carries none (single files; also $EASEL_T5_TOKENIZER)");
     auto& max_seq = a.add_int("--max-sequence-length", "", 0,
@@ -263,6 +265,9 @@ int cmd_generate(int argc, char** argv) {
     lo.t5_tokenizer = t5_tokenizer.s;
     lo.with_vae_encoder = !init.s.empty();
     lo.weight_cache_dir = weight_cache.seen ? (weight_cache.s == "off" ? std::string() : weight_cache.s) : default_weight_cache_dir();
+    lo.license = gen_license.s;
+    lo.model_hash = true;  // A1111's "Model hash" in the infotext and the XMP (remembered after the first time)
+    lo.hash_cache_file = default_hash_cache_file();
     lo.weight_cache_max_bytes = default_weight_cache_max_bytes();
     lo.weight_cache_write_in_background = true;  // overlaps the first generation; printed when done
 
@@ -567,7 +572,7 @@ int cmd_generate(int argc, char** argv) {
     for (size_t i = 0; i < images->size(); ++i) {
         const GeneratedImage& g = (*images)[i];
         const std::string path = output_path(output.s, int(i), int(images->size()));
-        if (auto st = write_image(path, g.image, {{"parameters", g.infotext}}); !st) return fail(st.error());
+        if (auto st = write_image(path, g.image, g.metadata); !st) return fail(st.error());
         std::printf("%s\n", path.c_str());
     }
     if (const std::string note = (*m)->wait_for_weight_cache(); !note.empty()) std::fprintf(stderr, "%s\n", note.c_str());
@@ -603,8 +608,9 @@ int cmd_info(int argc, char** argv) {
         o.vocab_path = vocab.s;
         auto spec = load_model_spec(path, o);
         if (!spec) return fail(spec.error());
-        std::printf("%s\n  family: %s\n  layout: %s\n  weights: %s\n", path.c_str(), spec->family.c_str(),
-                    std::string(layout_name(spec->info.layout)).c_str(), std::string(dtype_name(spec->info.weight_dtype)).c_str());
+        std::printf("%s\n  family: %s\n  layout: %s\n  weights: %s\n  licence: %s\n", path.c_str(), spec->family.c_str(),
+                    std::string(layout_name(spec->info.layout)).c_str(), std::string(dtype_name(spec->info.weight_dtype)).c_str(),
+                    spec->license.empty() ? "unknown (the model names none; --license sets one)" : spec->license.c_str());
         if (spec->info.has_text_encoder) std::printf("  text encoder: %s\n", spec->info.text.summary().c_str());
         if (spec->info.has_text_encoder_2) std::printf("  text encoder 2: %s\n", spec->info.text_2.summary().c_str());
         if (spec->info.has_vae) std::printf("  vae: %s\n", spec->info.vae.summary().c_str());
@@ -614,8 +620,10 @@ int cmd_info(int argc, char** argv) {
         return 0;
     }
     const ModelInfo* info = &inspected->info;
-    std::printf("%s\n  family: %s\n  layout: %s\n  weights: %s\n", path.c_str(), model_kind_name(*info).c_str(),
-                std::string(layout_name(info->layout)).c_str(), std::string(dtype_name(info->weight_dtype)).c_str());
+    const std::string license = detect_model_license(path);
+    std::printf("%s\n  family: %s\n  layout: %s\n  weights: %s\n  licence: %s\n", path.c_str(), model_kind_name(*info).c_str(),
+                std::string(layout_name(info->layout)).c_str(), std::string(dtype_name(info->weight_dtype)).c_str(),
+                license.empty() ? "unknown (the model names none; --license sets one)" : license.c_str());
     if (info->has_text_encoder) std::printf("  text encoder: %s\n  tokenizer: %s\n", info->text.summary().c_str(),
                                             inspected->tokenizer.c_str());
     if (info->has_text_encoder_2) std::printf("  text encoder 2: %s\n", info->text_2.summary().c_str());
@@ -776,6 +784,7 @@ int cmd_demo(int argc, char** argv) {
     std::vector<Image> tiles;
     std::string listing;
     std::string first_infotext;
+    TextChunks first_metadata;
     const auto t0 = std::chrono::steady_clock::now();
     for (size_t i = 0; i < std::size(kDemoPrompts); ++i) {
         GenerateParams p;
@@ -789,6 +798,7 @@ int cmd_demo(int argc, char** argv) {
         if (!r) return fail(r.error().within(fmt::format("prompt {} '{}'", i + 1, kDemoPrompts[i])));
         tiles.push_back((*r)[0].image);
         if (i == 0) first_infotext = (*r)[0].infotext;
+        if (i == 0) first_metadata = (*r)[0].metadata;
         listing += fmt::format("  {} (row {}, column {}): {}  [seed {}]\n", i + 1, i / 4 + 1, i % 4 + 1, kDemoPrompts[i], p.seed);
     }
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -796,7 +806,9 @@ int cmd_demo(int argc, char** argv) {
     std::error_code ec;
     const fs::path parent = fs::path(output.s).parent_path();
     if (!parent.empty()) fs::create_directories(parent, ec);
-    if (auto st = write_image(output.s, grid, {{"parameters", first_infotext}, {"Description", "easel demo grid:\n" + listing}}); !st)
+    TextChunks grid_text = first_metadata;
+    grid_text["Description"] = "easel demo grid:\n" + listing;
+    if (auto st = write_image(output.s, grid, grid_text); !st)
         return fail(st.error());
     std::fprintf(stderr, "%s: %zu images of %dx%d, %lld steps each, in %.2f s\n%s", (*m)->name.c_str(), tiles.size(), native,
                  native, static_cast<long long>(steps.i), secs, listing.c_str());
@@ -844,6 +856,7 @@ int cmd_serve(int argc, char** argv, bool worker = false) {
     auto& insecure = worker ? insecure_off : a.add_bool("--insecure-no-auth", "", "allow a non-loopback --host without keys or --api-auth");
     auto& precision = a.add_string("--precision", "", "fp32", "fp32 (exact) or fast (bf16 compute, f32 accumulation)");
     auto& vocab = a.add_string("--vocab", "", "", "CLIP vocabulary instead of the built-in one, for single-file checkpoints");
+    auto& serve_license = a.add_string("--license", "", "", "the licence of the models, over what each names (written into every image's XMP, shown by /v1/models)");
     auto& weight_cache = a.add_string("--weight-cache", "", "", "folder of packed weights: a big model's first load writes them, later loads map them (SD 1.5: ~1 s instead of ~4.5 s); off: none (default: $EASEL_WEIGHT_CACHE, else ~/.cache/easel/weights; at most $EASEL_WEIGHT_CACHE_MAX_GB = 8 GB, least recently used first)");
     auto& max_size = a.add_int("--max-size", "", 2048, "largest width or height a request may ask for");
     auto& max_steps = a.add_int("--max-steps", "", 150, "most sampling steps a request may ask for");
@@ -917,6 +930,9 @@ int cmd_serve(int argc, char** argv, bool worker = false) {
     else return fail(Error::invalid_argument(fmt::format("expected fp32 or fast, got '{}'", precision.s), "--precision"));
     o.load.vocab_path = vocab.s;
     o.load.weight_cache_dir = weight_cache.seen ? (weight_cache.s == "off" ? std::string() : weight_cache.s) : default_weight_cache_dir();
+    o.load.license = serve_license.s;
+    o.load.model_hash = true;
+    o.load.hash_cache_file = default_hash_cache_file();
     o.load.weight_cache_max_bytes = default_weight_cache_max_bytes();
     o.load.weight_cache_write_in_background = true;
     o.limits.max_width = o.limits.max_height = int(max_size.i);

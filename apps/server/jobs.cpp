@@ -240,6 +240,13 @@ std::pair<int, int> JobQueue::native_size(const std::string& name) const {
     return {s, s};
 }
 
+std::string JobQueue::model_license(const std::string& name) const {
+    std::lock_guard<std::mutex> lk(mu_);
+    auto it = slots_.find(name);
+    if (it == slots_.end() || !it->second->loaded) return {};
+    return it->second->spec->license;
+}
+
 std::optional<double> JobQueue::recommended_cfg_scale(const std::string& name) const {
     std::lock_guard<std::mutex> lk(mu_);
     auto it = slots_.find(name);

@@ -84,6 +84,8 @@ public:
     std::pair<int, int> native_size(const std::string& name) const;
     // The model's recommended guidance scale (ModelSpec::defaults); nullopt when it has none or is not loaded yet.
     std::optional<double> recommended_cfg_scale(const std::string& name) const;
+    // The model's licence (--license, else what it names; pipeline/provenance.h); "" when unknown or not loaded.
+    std::string model_license(const std::string& name) const;
 
     struct Submitted {
         std::string id;

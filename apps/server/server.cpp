@@ -288,6 +288,8 @@ json Server::models_json() {
         e["height"] = h ? json(h) : json(nullptr);
         const auto cfg = queue_.recommended_cfg_scale(m.name);
         e["cfg_scale"] = cfg ? json(*cfg) : json(nullptr);
+        const std::string license = queue_.model_license(m.name);
+        e["license"] = license.empty() ? json(nullptr) : json(license);
         list.push_back(e);
     }
     return json{{"models", list}};

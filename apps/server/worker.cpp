@@ -114,7 +114,10 @@ json worker_init_json(const std::string& model_path, const LoadOptions& load, co
               {"weight_cache_dir", load.weight_cache_dir},
               {"weight_cache_max_bytes", load.weight_cache_max_bytes},
               {"weight_cache_min_bytes", load.weight_cache_min_bytes},
-              {"weight_cache_write_in_background", load.weight_cache_write_in_background}};
+              {"weight_cache_write_in_background", load.weight_cache_write_in_background},
+              {"license", load.license},
+              {"model_hash", load.model_hash},
+              {"hash_cache_file", load.hash_cache_file}};
     json lim = {{"max_width", limits.max_width}, {"max_height", limits.max_height}, {"max_steps", limits.max_steps},
                 {"max_images", limits.max_images}, {"max_body_bytes", limits.max_body_bytes},
                 {"queue_size", limits.queue_size}, {"keep_jobs", limits.keep_jobs},
@@ -283,6 +286,9 @@ Result<LoadOptions> load_options_from(const json& j) {
         o.weight_cache_max_bytes = j.at("weight_cache_max_bytes").get<uint64_t>();
         o.weight_cache_min_bytes = j.at("weight_cache_min_bytes").get<uint64_t>();
         o.weight_cache_write_in_background = j.at("weight_cache_write_in_background").get<bool>();
+        o.license = j.at("license").get<std::string>();
+        o.model_hash = j.at("model_hash").get<bool>();
+        o.hash_cache_file = j.at("hash_cache_file").get<std::string>();
     } catch (const std::exception& e) {
         return Error::invalid_argument(fmt::format("worker init: {}", e.what()));
     }
@@ -587,7 +593,7 @@ json run_one(Model& base, RefinerCache& refiners, LoraSets& lora_sets, Embedding
     for (size_t i = 0; i < images->size(); ++i) {
         const GeneratedImage& g = (*images)[i];
         const std::string path = (fs::path(dir) / fmt::format("{}.png", i)).string();
-        if (auto st = write_image(path, g.image, {{"parameters", g.infotext}}); !st)
+        if (auto st = write_image(path, g.image, g.metadata); !st)
             return failed(Error::io("could not save the image: " + st.error().to_string()));
         files.push_back({{"file", path}, {"seed", g.seed}, {"infotext", g.infotext}});
     }

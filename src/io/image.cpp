@@ -4,6 +4,9 @@
 #include <png.h>
 #include <webp/decode.h>
 #include <webp/encode.h>
+#include <webp/mux.h>
+
+#include "io/xmp.h"
 
 #include <algorithm>
 #include <csetjmp>
@@ -12,10 +15,16 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <memory>
 
 #include <fmt/format.h>
 
 namespace easel {
+
+namespace {
+// The namespace that opens a JPEG APP1 segment holding XMP, with its terminating NUL.
+constexpr char kJpegXmpSignature[] = "http://ns.adobe.com/xap/1.0/";
+}  // namespace
 namespace {
 
 std::string lower_ext(const std::string& path) {
@@ -326,6 +335,12 @@ Result<std::vector<uint8_t>> encode_jpeg(const Image& src, const TextChunks& tex
         const size_t n = std::min<size_t>(it->second.size(), 65533);
         jpeg_write_marker(&cinfo, JPEG_COM, reinterpret_cast<const JOCTET*>(it->second.data()), unsigned(n));
     }
+    if (auto x = text.find(std::string(kXmpKey)); x != text.end()) {
+        // XMP in APP1 (XMP specification part 3): its namespace, a NUL, the packet; one segment holds 65502 bytes.
+        const std::string seg = std::string(kJpegXmpSignature, sizeof kJpegXmpSignature) + x->second;
+        if (seg.size() > 65533) return Error::invalid_argument(fmt::format("the XMP packet is {} bytes; a JPEG segment holds 65502", x->second.size()));
+        jpeg_write_marker(&cinfo, JPEG_APP0 + 1, reinterpret_cast<const JOCTET*>(seg.data()), unsigned(seg.size()));
+    }
     while (cinfo.next_scanline < cinfo.image_height) {
         JSAMPROW row = img.pixels.data() + size_t(cinfo.next_scanline) * size_t(img.width) * size_t(img.channels);
         jpeg_write_scanlines(&cinfo, &row, 1);
@@ -353,6 +368,19 @@ Result<Image> decode_webp(const uint8_t* data, size_t size, const std::string& n
     if (!WebPDecodeRGBAInto(data, size, img.pixels.data(), img.pixels.size(), w * 4))
         return Error::bad_file(name, "WebP image data is corrupt");
     return img;
+}
+
+// Adds an XMP packet to a simple WebP file: the extended format (VP8X) with an "XMP " chunk, by libwebpmux.
+Result<std::vector<uint8_t>> webp_with_xmp(const std::vector<uint8_t>& webp, const std::string& xmp) {
+    WebPData image{webp.data(), webp.size()}, meta{reinterpret_cast<const uint8_t*>(xmp.data()), xmp.size()};
+    std::unique_ptr<WebPMux, void (*)(WebPMux*)> mux(WebPMuxNew(), WebPMuxDelete);
+    if (!mux || WebPMuxSetImage(mux.get(), &image, 1) != WEBP_MUX_OK || WebPMuxSetChunk(mux.get(), "XMP ", &meta, 1) != WEBP_MUX_OK)
+        return Error::internal("cannot add XMP to the WebP image");
+    WebPData out{};
+    if (WebPMuxAssemble(mux.get(), &out) != WEBP_MUX_OK) return Error::internal("cannot assemble the WebP image with its XMP");
+    std::vector<uint8_t> bytes(out.bytes, out.bytes + out.size);
+    WebPDataClear(&out);
+    return bytes;
 }
 
 Result<std::vector<uint8_t>> encode_webp(const Image& img, int quality) {
@@ -418,6 +446,43 @@ Result<TextChunks> read_png_text(const uint8_t* data, size_t size, const std::st
     return text;
 }
 
+Result<TextChunks> read_image_text(const uint8_t* data, size_t size, const std::string& name) {
+    static const uint8_t kPng[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    TextChunks text;
+    if (size >= 8 && std::memcmp(data, kPng, 8) == 0) return read_png_text(data, size, name);
+    if (size >= 3 && data[0] == 0xff && data[1] == 0xd8 && data[2] == 0xff) {
+        // The markers before the image data: each 0xFF, a code, a big-endian length that counts itself.
+        for (size_t i = 2; i + 4 <= size;) {
+            if (data[i] != 0xff) return Error::bad_file(name, fmt::format("JPEG marker expected at byte {}", i));
+            const uint8_t code = data[i + 1];
+            if (code == 0xd8 || (code >= 0xd0 && code <= 0xd7) || code == 0x01 || code == 0xff) {
+                i += code == 0xff ? 1 : 2;
+                continue;
+            }
+            if (code == 0xda || code == 0xd9) break;  // start of scan / end of image: no metadata after this
+            const size_t len = (size_t(data[i + 2]) << 8) | data[i + 3];
+            if (len < 2 || i + 2 + len > size) return Error::bad_file(name, fmt::format("JPEG segment at byte {} runs past the end", i));
+            const char* body = reinterpret_cast<const char*>(data + i + 4);
+            const size_t n = len - 2;
+            if (code == 0xfe) text["parameters"] = std::string(body, n);
+            if (code == 0xe1 && n >= sizeof kJpegXmpSignature && std::memcmp(body, kJpegXmpSignature, sizeof kJpegXmpSignature) == 0)
+                text[std::string(kXmpKey)] = std::string(body + sizeof kJpegXmpSignature, n - sizeof kJpegXmpSignature);
+            i += 2 + len;
+        }
+        return text;
+    }
+    if (size >= 12 && std::memcmp(data, "RIFF", 4) == 0 && std::memcmp(data + 8, "WEBP", 4) == 0) {
+        WebPData in{data, size};
+        std::unique_ptr<WebPMux, void (*)(WebPMux*)> mux(WebPMuxCreate(&in, 0), WebPMuxDelete);
+        if (!mux) return Error::bad_file(name, "not a valid WebP file");
+        WebPData xmp{};
+        if (WebPMuxGetChunk(mux.get(), "XMP ", &xmp) == WEBP_MUX_OK)
+            text[std::string(kXmpKey)] = std::string(reinterpret_cast<const char*>(xmp.bytes), xmp.size);
+        return text;
+    }
+    return Error::bad_file(name, "not a PNG, JPEG or WebP image (unrecognised first bytes)");
+}
+
 Result<std::vector<uint8_t>> encode_image(const Image& img, ImageFormat fmt, const TextChunks& text, int quality) {
     if (img.width <= 0 || img.height <= 0 || img.width > kMaxImageSide || img.height > kMaxImageSide)
         return Error::invalid_argument(fmt::format("cannot encode a {}x{} image", img.width, img.height));
@@ -428,7 +493,11 @@ Result<std::vector<uint8_t>> encode_image(const Image& img, ImageFormat fmt, con
     switch (fmt) {
         case ImageFormat::Png: return encode_png(img, text);
         case ImageFormat::Jpeg: return encode_jpeg(img, text, quality);
-        case ImageFormat::Webp: return encode_webp(img, quality);
+        case ImageFormat::Webp: {
+            EASEL_TRY_ASSIGN(std::vector<uint8_t> webp, encode_webp(img, quality));
+            auto x = text.find(std::string(kXmpKey));
+            return x == text.end() ? Result<std::vector<uint8_t>>(std::move(webp)) : webp_with_xmp(webp, x->second);
+        }
     }
     return Error::internal("unknown image format");
 }

@@ -43,9 +43,14 @@ Result<Image> read_image(const std::string& path);
 Result<TextChunks> read_png_text(const uint8_t* data, size_t size, const std::string& name_for_errors = "image");
 
 // `text` goes into PNG text chunks (tEXt when the value is Latin-1, else iTXt in UTF-8, as PIL does) and into a
-// JPEG COM segment (key "parameters" only); WebP has no standard place for it and gets none.
+// JPEG COM segment (key "parameters" only); WebP has no standard place for it and gets none. The key
+// "XML:com.adobe.xmp" (io/xmp.h kXmpKey) is an XMP packet, written where each format keeps XMP: PNG's iTXt chunk
+// of that name, JPEG's APP1 segment ("http://ns.adobe.com/xap/1.0/"), WebP's "XMP " chunk (extended format).
 Result<std::vector<uint8_t>> encode_image(const Image& img, ImageFormat fmt, const TextChunks& text = {},
                                           int quality = 95);
+// What encode_image wrote: "parameters" (PNG text, JPEG COM) and "XML:com.adobe.xmp" (all three formats), and any
+// other PNG text chunks.
+Result<TextChunks> read_image_text(const uint8_t* data, size_t size, const std::string& name_for_errors = "image");
 // Writes through a temporary file and a rename, so a failed write never leaves a truncated image.
 Status write_image(const std::string& path, const Image& img, const TextChunks& text = {}, int quality = 95);
 

@@ -1,5 +1,7 @@
 #include "pipeline/generate.h"
 
+#include "pipeline/provenance.h"
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -310,9 +312,10 @@ InfotextParams infotext_params(const Model& m, const GenerateParams& p, int64_t 
     ip.width = p.width;
     ip.height = p.height;
     ip.model_name = p.infotext_model.empty() ? m.name : p.infotext_model;
+    if (p.infotext_model.empty()) ip.model_hash = m.short_hash;  // A1111's "Model hash" (when the model was hashed)
     ip.clip_skip = p.clip_skip;
     ip.rng = p.rng == RngKind::Cpu ? "CPU" : "GPU";
-    ip.version = "easel 0.1.0";
+    ip.version = kEaselGenerator;
     return ip;
 }
 
@@ -482,6 +485,12 @@ Result<std::vector<GeneratedImage>> generate_impl(const Model& m, Model* release
             ip.extra.emplace_back("TI hashes", v);
         }
         g.infotext = format_infotext(ip);
+        // The XMP beside it: the label, the generator, the model (with the refiner's when one finished the image,
+        // A1111's "Model" stays the base), its hash and licence, the LoRAs.
+        Provenance prov{ip.model_name, ip.model_hash, m.license, {}, ip.version.empty() ? kEaselGenerator : ip.version};
+        for (const auto& [k, v] : ip.extra)
+            if (k == "Lora hashes") prov.lora_hashes = v;
+        g.metadata = image_metadata(g.infotext, prov);
         out.push_back(std::move(g));
         if (stopped == StopRequest::Interrupt) break;
     }

@@ -125,6 +125,9 @@ struct GeneratedImage {
     Image image;
     int64_t seed = 0;
     std::string infotext;  // AUTOMATIC1111's `parameters` text
+    // What to write into its file: the infotext and the XMP packet (pipeline/provenance.h); write_image(path,
+    // g.image, g.metadata).
+    TextChunks metadata;
     Tensor latent;         // the sampler's final x0 (before decoding), [1, C, h, w]
 };
 

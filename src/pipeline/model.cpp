@@ -1,4 +1,5 @@
 #include "pipeline/model.h"
+#include "pipeline/provenance.h"
 
 #include <algorithm>
 #include <chrono>
@@ -304,14 +305,31 @@ void register_family(Family f) {
     registered().insert(registered().begin(), std::move(f));
 }
 
+namespace {
+// The licence and hash that images made with the model carry (pipeline/provenance.h).
+Status describe_provenance(ModelSpec& m, const std::string& path, const LoadOptions& options) {
+    m.license = options.license.empty() ? detect_model_license(path) : options.license;
+    if (options.model_hash) {
+        EASEL_TRY_ASSIGN(m.short_hash, model_short_hash(path, options.hash_cache_file));
+    }
+    return ok();
+}
+}  // namespace
+
 Result<std::unique_ptr<Model>> load_model(const std::string& path, const LoadOptions& options) {
     EASEL_TRY_ASSIGN(Family f, find_family(path));
-    return f.load(path, options);
+    EASEL_TRY_ASSIGN(std::unique_ptr<Model> m, f.load(path, options));
+    EASEL_TRY(describe_provenance(*m, path, options));
+    return m;
 }
 
 Result<ModelSpec> load_model_spec(const std::string& path, const LoadOptions& options) {
     EASEL_TRY_ASSIGN(Family f, find_family(path));
-    return f.load_spec(path, options);
+    EASEL_TRY_ASSIGN(ModelSpec spec, f.load_spec(path, options));
+    LoadOptions no_hash = options;  // a spec is for checking requests: no file read in full
+    no_hash.model_hash = false;
+    EASEL_TRY(describe_provenance(spec, path, no_hash));
+    return spec;
 }
 
 }  // namespace easel

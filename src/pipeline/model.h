@@ -58,6 +58,12 @@ struct LoadOptions {
     // model and taken off again (pipeline/lora.h LivePatch): what `easel serve`'s workers do. It keeps every
     // weight alive, so release_conditioner() / release_diffusion_model() no longer free memory; off for the CLI.
     bool keep_param_registry = false;
+    // The model's licence as the user states it (--license), over what the model names (provenance.h).
+    std::string license;
+    // Hash the model file (A1111's "Model hash" in infotext and XMP), remembered in hash_cache_file ("" = no
+    // cache; the CLI and server use default_hash_cache_file()). Off by default: a multi-GB file takes seconds.
+    bool model_hash = false;
+    std::string hash_cache_file;
 };
 
 // A diffusers scheduler_config.json as diffusers' `from_config` sees it: a field the file does not carry takes
@@ -121,6 +127,10 @@ struct ModelSpec {
     std::string path;
     std::string name;    // file or folder name without extension (A1111's "Model" infotext field)
     std::string family;  // the registered family that loaded it ("sd", ...)
+    // What images made with it say about it (pipeline/provenance.h): its licence (LoadOptions::license, else what
+    // the model names; "" = unknown) and AUTOMATIC1111's short hash ("" unless LoadOptions::model_hash, or a folder).
+    std::string license;
+    std::string short_hash;
     ModelInfo info;      // what detection found (configs of each network)
     LatentFormat latent;
     // Inpainting models take [mask, masked-image latent] concatenated to their input's channels

@@ -77,6 +77,35 @@ expect_error "unknown flag" "--frobnicate" -- generate -m "$model" -p x --frobni
 expect_ok "txt2img k-diffusion" -- generate -m "$model" -p "a red circle" --seed 1 --steps 4 -W 32 -H 32 -o "$tmp/k.png"
 expect_ok "txt2img diffusers mode" -- generate -m "$model" -p "a red circle" --seed 1 --steps 4 -W 32 -H 32 --schedule-from diffusers --sampler dpm++2m -o "$tmp/d.png"
 if ! grep -a -q "Schedule from: diffusers" "$tmp/d.png"; then echo "FAIL diffusers-mode PNG lacks its parameters"; failures=$((failures + 1)); fi
+# Provenance: every format carries the IPTC label, the generator, the model, its hash and licence in XMP, as an
+# independent reader (exiftool, scripts/setup) sees it; the infotext carries A1111's "Model hash".
+expect_ok "embedded model as JPEG" -- generate -p "a red circle" --seed 1 --steps 2 -W 32 -H 32 -o "$tmp/e.jpg"
+expect_ok "embedded model as WebP" -- generate -p "a red circle" --seed 1 --steps 2 -W 32 -H 32 -o "$tmp/e.webp"
+expect_ok "a stated licence" -- generate -m "$model" -p "a red circle" --seed 1 --steps 2 -W 32 -H 32 --license "my-licence-1.0" -o "$tmp/lic.png"
+expect_ok "a single file" -- generate -m "$golden/pipeline_sd1_single/tiny-sd1.safetensors" --vocab "$model/tokenizer" -p "a red circle" --seed 1 --steps 2 -W 32 -H 32 -o "$tmp/single.jpg"
+single_hash=$(sha256sum "$golden/pipeline_sd1_single/tiny-sd1.safetensors" | cut -c1-10)
+check_xmp() {  # FILE TAG EXPECTED
+  local got
+  got=$(exiftool -s -s -s "-$2" "$1" 2>&1)
+  if [[ "$got" != "$3" ]]; then echo "FAIL $1: exiftool $2 is '$got', expected '$3'"; failures=$((failures + 1)); else echo "ok   $(basename "$1"): $2 = $got"; fi
+}
+if ! command -v exiftool >/dev/null; then
+  echo "FAIL exiftool is not installed (scripts/setup installs libimage-exiftool-perl)"; failures=$((failures + 1))
+else
+  for f in "$tmp/k.png" "$tmp/e.jpg" "$tmp/e.webp"; do
+    check_xmp "$f" XMP-iptcExt:DigitalSourceType "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
+    check_xmp "$f" XMP-xmp:CreatorTool "easel 0.1.0"
+  done
+  check_xmp "$tmp/e.jpg" XMP-easel:ModelLicense "easel"
+  check_xmp "$tmp/e.webp" XMP-easel:Model "tiny"
+  check_xmp "$tmp/lic.png" XMP-easel:ModelLicense "my-licence-1.0"
+  check_xmp "$tmp/k.png" XMP-easel:ModelLicense "unknown"
+  check_xmp "$tmp/single.jpg" XMP-easel:ModelHash "$single_hash"
+  check_xmp "$tmp/e.jpg" XMP-easel:ModelHash ""  # a folder has none, as in AUTOMATIC1111
+  if ! exiftool -s -s -s -Comment "$tmp/single.jpg" | grep -q "Model hash: $single_hash, Model: tiny-sd1"; then
+    echo "FAIL the infotext lacks 'Model hash: $single_hash, Model: tiny-sd1':"; exiftool -s -s -s -Comment "$tmp/single.jpg"; failures=$((failures + 1))
+  fi
+fi
 expect_ok "img2img" -- generate -m "$model" -p "a blue square" --seed 2 --steps 4 -W 32 -H 32 --init-image "$tmp/k.png" --strength 0.5 -o "$tmp/i.png"
 expect_ok "inpainting" -- generate -m "$model" -p "a blue square" --seed 2 --steps 4 -W 32 -H 32 --init-image "$tmp/k.png" --mask "$tmp/d.png" -o "$tmp/m.png"
 if ! grep -a -q "Mask blur: 4" "$tmp/m.png"; then echo "FAIL inpainting PNG lacks 'Mask blur'"; failures=$((failures + 1)); fi
