@@ -8,6 +8,8 @@
 #include <cstdio>
 #include <cstring>
 #include <deque>
+#include <iterator>
+#include <fstream>
 #include <filesystem>
 #include <map>
 #include <optional>
@@ -30,7 +32,9 @@
 #include "pipeline/quantize.h"
 #include "runtime/pack_cache.h"
 #include "progress.h"
+#include "io/xmp.h"
 #include "pipeline/provenance.h"
+#include "pipeline/watermark.h"
 #include "server/cluster_worker.h"
 #include "server/server.h"
 #include "server/worker.h"
@@ -149,6 +153,7 @@ int cmd_generate(int argc, char** argv) {
     auto& text_encoder_file = a.add_string("--text-encoder", "", "",
         "a text encoder file a single-file SD3 or Flux checkpoint does not carry (ComfyUI's clip_l, clip_g, t5xxl .safetensors); repeat for several");
     auto& vae_file = a.add_string("--vae", "", "", "the autoencoder of a single-file SD3 or Flux checkpoint that has none (BFL's ae.safetensors)");
+    auto& no_watermark = a.add_bool("--no-watermark", "", "leave out the invisible watermark (on by default for images of at least 256x256: Stable Diffusion's or SDXL's mark, as their reference tools apply it, and easel's own; recorded in the XMP)");
     auto& gen_license = a.add_string("--license", "", "", "the model's licence, written into every image's XMP (default: what the model names: safetensors modelspec.license, GGUF general.license, or its model card's license:)");
     auto& t5_tokenizer = a.add_string("--t5-tokenizer", "", "",
         "T5's spiece.model (or a folder with it) for a model that carries none (single files; also $EASEL_T5_TOKENIZER)");
@@ -243,6 +248,7 @@ int cmd_generate(int argc, char** argv) {
     p.batch_size = int(batch_size.i);
     if (vae_tile.i < 0 || vae_tile.i > 4096) return fail(Error::invalid_argument(fmt::format("must be between 0 and 4096, got {}", vae_tile.i), "--vae-tile"));
     p.vae_tile = int(vae_tile.i);
+    p.watermark = !no_watermark.b;
     if (width.i < 0 || width.i > 4096 || height.i < 0 || height.i > 4096)
         return fail(Error::invalid_argument(fmt::format("size {}x{} is outside 8..4096", width.i, height.i), "-W/-H"));
     if (auto f = image_format_from_path(output.s); !f) return fail(f.error().within("--output"));
@@ -784,7 +790,6 @@ int cmd_demo(int argc, char** argv) {
     std::vector<Image> tiles;
     std::string listing;
     std::string first_infotext;
-    TextChunks first_metadata;
     const auto t0 = std::chrono::steady_clock::now();
     for (size_t i = 0; i < std::size(kDemoPrompts); ++i) {
         GenerateParams p;
@@ -798,15 +803,21 @@ int cmd_demo(int argc, char** argv) {
         if (!r) return fail(r.error().within(fmt::format("prompt {} '{}'", i + 1, kDemoPrompts[i])));
         tiles.push_back((*r)[0].image);
         if (i == 0) first_infotext = (*r)[0].infotext;
-        if (i == 0) first_metadata = (*r)[0].metadata;
         listing += fmt::format("  {} (row {}, column {}): {}  [seed {}]\n", i + 1, i / 4 + 1, i % 4 + 1, kDemoPrompts[i], p.seed);
     }
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const Image grid = make_grid(tiles, 4, int(scale.i), 4);
+    Image grid = make_grid(tiles, 4, int(scale.i), 4);
+    // The grid is an image easel made: its own XMP and, at its size, the watermark (the tiles are too small).
+    Provenance prov{(*m)->name, (*m)->short_hash, (*m)->license, {}, kEaselGenerator, "none: smaller than 256x256"};
+    if (int64_t(grid.width) * grid.height >= kWatermarkMinPixels && grid.channels == 3) {
+        if (auto st = embed_watermarks(grid, (*m)->family == "sd" ? &sd_watermark_bits() : nullptr, &easel_watermark_bits()); !st)
+            return fail(st.error());
+        prov.watermark = (*m)->family == "sd" ? "StableDiffusionV1 (U), easel (V)" : "easel (V)";
+    }
     std::error_code ec;
     const fs::path parent = fs::path(output.s).parent_path();
     if (!parent.empty()) fs::create_directories(parent, ec);
-    TextChunks grid_text = first_metadata;
+    TextChunks grid_text = image_metadata(first_infotext, prov);
     grid_text["Description"] = "easel demo grid:\n" + listing;
     if (auto st = write_image(output.s, grid, grid_text); !st)
         return fail(st.error());
@@ -814,6 +825,69 @@ int cmd_demo(int argc, char** argv) {
                  native, static_cast<long long>(steps.i), secs, listing.c_str());
     std::printf("%s\n", output.s.c_str());
     return 0;
+}
+
+// `easel verify IMAGE...`: what an image says about itself (the XMP label, generator, model, licence) and which
+// invisible watermarks a decoder finds in it. Exit 0 when every image shows a label or a watermark, 1 when one
+// shows neither, 2 when one cannot be read.
+int cmd_verify(int argc, char** argv) {
+    if (argc < 1 || !std::strcmp(argv[0], "--help") || !std::strcmp(argv[0], "-h")) {
+        std::printf("usage: easel verify IMAGE...\n\nPrints what each PNG, JPEG or WebP image says about itself (XMP: IPTC's "
+                    "digital source type, the generator, the model, its hash and licence) and which invisible watermarks are "
+                    "in it (Stable Diffusion's, SDXL's, easel's: bits read against each message; a message counts as found "
+                    "at 85%% of its bits or more). Exit status: 0 when every image has a label or a watermark, 1 when one "
+                    "has neither, 2 when one cannot be read.\n");
+        return argc < 1 ? 2 : 0;
+    }
+    int status = 0;
+    for (int i = 0; i < argc; ++i) {
+        const std::string path = argv[i];
+        std::ifstream in(path, std::ios::binary);
+        if (!in) {
+            std::fprintf(stderr, "error: %s: cannot open the file\n", path.c_str());
+            status = 2;
+            continue;
+        }
+        const std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        auto text = read_image_text(bytes.data(), bytes.size(), path);
+        auto img = decode_image(bytes.data(), bytes.size(), path);
+        if (!text || !img) {
+            std::fprintf(stderr, "error: %s\n", (!text ? text.error() : img.error()).to_string().c_str());
+            status = 2;
+            continue;
+        }
+        std::printf("%s\n", path.c_str());
+        const XmpFields xmp = parse_xmp((*text)[std::string(kXmpKey)]);
+        const std::string source = xmp_value(xmp, "Iptc4xmpExt:DigitalSourceType");
+        const bool labelled = source == kIptcTrainedAlgorithmicMedia;
+        std::printf("  label: %s\n", labelled ? "AI-generated (IPTC trainedAlgorithmicMedia)" : source.empty() ? "none" : source.c_str());
+        for (const char* k : {"xmp:CreatorTool", "easel:Model", "easel:ModelHash", "easel:ModelLicense", "easel:LoraHashes", "easel:Watermark"})
+            if (const std::string v = xmp_value(xmp, k); !v.empty()) std::printf("  %s: %s\n", k, v.c_str());
+        bool marked = false;
+        if (int64_t(img->width) * img->height < kWatermarkMinPixels) {
+            std::printf("  watermark: not readable (smaller than 256x256)\n");
+        } else {
+            const Image rgb = to_rgb(*img);
+            struct Candidate {
+                const char* name;
+                const WatermarkBits* bits;
+                WatermarkChannel channel;
+            };
+            for (const Candidate& c : {Candidate{"Stable Diffusion (StableDiffusionV1, U)", &sd_watermark_bits(), WatermarkChannel::U},
+                                       Candidate{"SDXL (diffusers, U)", &sdxl_watermark_bits(), WatermarkChannel::U},
+                                       Candidate{"easel (V)", &easel_watermark_bits(), WatermarkChannel::V}}) {
+                auto got = decode_watermark(rgb, c.bits->size(), c.channel);
+                if (!got) continue;
+                size_t right = 0;
+                for (size_t b = 0; b < got->size(); ++b) right += (*got)[b] == (*c.bits)[b];
+                const bool found = right * 100 >= c.bits->size() * 85;
+                marked = marked || found;
+                std::printf("  watermark %s: %zu/%zu bits%s\n", c.name, right, c.bits->size(), found ? ": found" : "");
+            }
+        }
+        if (!labelled && !marked && status == 0) status = 1;
+    }
+    return status;
 }
 
 // `easel serve`, and `easel worker` (worker: the jobs of a PostgreSQL store, without the HTTP side's flags).
@@ -856,6 +930,7 @@ int cmd_serve(int argc, char** argv, bool worker = false) {
     auto& insecure = worker ? insecure_off : a.add_bool("--insecure-no-auth", "", "allow a non-loopback --host without keys or --api-auth");
     auto& precision = a.add_string("--precision", "", "fp32", "fp32 (exact) or fast (bf16 compute, f32 accumulation)");
     auto& vocab = a.add_string("--vocab", "", "", "CLIP vocabulary instead of the built-in one, for single-file checkpoints");
+    auto& serve_no_watermark = a.add_bool("--no-watermark", "", "leave out the invisible watermark on the images (on by default for images of at least 256x256; recorded in the XMP)");
     auto& serve_license = a.add_string("--license", "", "", "the licence of the models, over what each names (written into every image's XMP, shown by /v1/models)");
     auto& weight_cache = a.add_string("--weight-cache", "", "", "folder of packed weights: a big model's first load writes them, later loads map them (SD 1.5: ~1 s instead of ~4.5 s); off: none (default: $EASEL_WEIGHT_CACHE, else ~/.cache/easel/weights; at most $EASEL_WEIGHT_CACHE_MAX_GB = 8 GB, least recently used first)");
     auto& max_size = a.add_int("--max-size", "", 2048, "largest width or height a request may ask for");
@@ -943,6 +1018,7 @@ int cmd_serve(int argc, char** argv, bool worker = false) {
     o.limits.keep_jobs = int(keep.i);
     o.limits.read_timeout_s = int(read_timeout.i);
     o.limits.job_timeout_s = int(job_timeout.i);
+    o.limits.watermark = !serve_no_watermark.b;
     const std::string shown_host = o.host.find(':') != std::string::npos ? "[" + o.host + "]" : o.host;
     o.on_listening = [&](int p) {
         std::printf("easel serve: listening on http://%s:%d\n", shown_host.c_str(), p);
@@ -1039,6 +1115,7 @@ void print_help() {
         "  serve        HTTP server: A1111-compatible API, job queue with API keys, web page\n"
         "  keys         create, list and revoke the server's API keys\n"
         "  worker       run the jobs of a PostgreSQL store (easel serve --store) on this machine\n"
+        "  verify       show an image's AI label, model, licence and invisible watermarks\n"
         "  --version    print the version, the CPU ISA in use and the thread count\n"
         "  --help       this text\n"
         "\n"
@@ -1065,6 +1142,7 @@ int main(int argc, char** argv) {
     if (cmd == "serve") return cmd_serve(argc - 2, argv + 2);
     if (cmd == "__worker") return server::run_worker_main();  // started by `easel serve` only (apps/server/worker.h)
     if (cmd == "keys") return cmd_keys(argc - 2, argv + 2);
+    if (cmd == "verify") return cmd_verify(argc - 2, argv + 2);
     if (cmd == "worker") return cmd_serve(argc - 2, argv + 2, /*worker=*/true);
     std::fprintf(stderr, "error: unknown command '%s'; see 'easel --help'\n", cmd.c_str());
     return 2;

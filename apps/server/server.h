@@ -27,6 +27,9 @@ struct Limits {
     int keep_jobs = 1000;                   // finished jobs (and their images) kept; older ones are deleted
     int read_timeout_s = 30;                // a client that sends nothing for this long is disconnected
     int job_timeout_s = 3600;               // a job running longer fails, and its worker process is restarted
+    // Not a request's limit but the operator's choice, carried to the workers with the limits: the invisible
+    // watermark on every image of at least 256x256 (--no-watermark turns it off; requests cannot).
+    bool watermark = true;
 };
 
 struct ServeOptions {

@@ -121,7 +121,8 @@ json worker_init_json(const std::string& model_path, const LoadOptions& load, co
     json lim = {{"max_width", limits.max_width}, {"max_height", limits.max_height}, {"max_steps", limits.max_steps},
                 {"max_images", limits.max_images}, {"max_body_bytes", limits.max_body_bytes},
                 {"queue_size", limits.queue_size}, {"keep_jobs", limits.keep_jobs},
-                {"read_timeout_s", limits.read_timeout_s}, {"job_timeout_s", limits.job_timeout_s}};
+                {"read_timeout_s", limits.read_timeout_s}, {"job_timeout_s", limits.job_timeout_s},
+                {"watermark", limits.watermark}};
     return {{"type", "init"}, {"model", model_path}, {"load", l}, {"limits", lim},
             {"threads", num_threads()}, {"isa", int(isa_cap())}};
 }
@@ -308,6 +309,7 @@ Result<Limits> limits_from(const json& j) {
         l.keep_jobs = j.at("keep_jobs").get<int>();
         l.read_timeout_s = j.at("read_timeout_s").get<int>();
         l.job_timeout_s = j.at("job_timeout_s").get<int>();
+        l.watermark = j.at("watermark").get<bool>();
     } catch (const std::exception& e) {
         return Error::invalid_argument(fmt::format("worker init: {}", e.what()));
     }
@@ -499,6 +501,7 @@ json run_one(Model& base, RefinerCache& refiners, LoraSets& lora_sets, Embedding
     auto req = parse_generation_request(msg["request"], kind == "img2img" ? RequestKind::Img2Img : RequestKind::Txt2Img,
                                         a1111_defaults(), limits);
     if (!req) return failed(req.error());
+    req->params.watermark = limits.watermark;
     test_faults(req->params.prompt);
     if (const std::string rp = msg.value("refiner", ""); !rp.empty()) {
         auto r = refiners.get(rp);

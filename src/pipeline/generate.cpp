@@ -1,6 +1,7 @@
 #include "pipeline/generate.h"
 
 #include "pipeline/provenance.h"
+#include "pipeline/watermark.h"
 
 #include <algorithm>
 #include <chrono>
@@ -443,8 +444,23 @@ Result<std::vector<GeneratedImage>> generate_impl(const Model& m, Model* release
             const Model& finisher = *switched ? *p.refiner : m;  // A1111 decodes with the model loaded last
             Tensor img = finisher.autoencoder().decode(c, to_autoencoder_units(finisher.latent, x0), tile);
             EASEL_TRY(emit({.phase = "decode", .image = i, .step = 1, .total = 1}));
+            // The invisible watermark: SDXL's as diffusers applies it (on the decoder's float output), the others'
+            // on the 8-bit image, as the SD scripts do.
+            const int64_t ih = img.shape()[2], iw = img.shape()[3];
+            const bool mark = p.watermark && ih * iw >= kWatermarkMinPixels;
+            std::string marks;
+            if (mark && finisher.family == "sdxl" && iw >= 256 && img.dtype() == DType::F32 && img.is_contiguous()) {
+                EASEL_TRY(embed_watermark_sdxl(img.data<float>(), int(ih), int(iw)));
+                marks = "diffusers SDXL 0xB3EC907BB19E (U)";
+            }
             g.image = tensor_to_image(img);
             task->after_decode(g.image);
+            if (mark && g.image.channels == 3) {
+                const bool sd = finisher.family == "sd";
+                EASEL_TRY(embed_watermarks(g.image, sd ? &sd_watermark_bits() : nullptr, &easel_watermark_bits()));
+                marks += std::string(marks.empty() ? "" : ", ") + (sd ? "StableDiffusionV1 (U), " : "") + "easel (V)";
+            }
+            g.watermark = mark ? marks : p.watermark ? "none: smaller than 256x256" : "none: turned off";
         }
         g.seed = seed;
         g.latent = x0;
@@ -487,7 +503,8 @@ Result<std::vector<GeneratedImage>> generate_impl(const Model& m, Model* release
         g.infotext = format_infotext(ip);
         // The XMP beside it: the label, the generator, the model (with the refiner's when one finished the image,
         // A1111's "Model" stays the base), its hash and licence, the LoRAs.
-        Provenance prov{ip.model_name, ip.model_hash, m.license, {}, ip.version.empty() ? kEaselGenerator : ip.version};
+        Provenance prov{ip.model_name, ip.model_hash, m.license, {}, ip.version.empty() ? kEaselGenerator : ip.version,
+                        g.watermark};
         for (const auto& [k, v] : ip.extra)
             if (k == "Lora hashes") prov.lora_hashes = v;
         g.metadata = image_metadata(g.infotext, prov);

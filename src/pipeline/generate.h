@@ -80,6 +80,10 @@ struct GenerateParams {
     std::optional<Tensor> init_latent;
     double denoising_start = 0.0;
     bool decode = true;  // false: GeneratedImage::image is left empty (a stage whose latent goes on elsewhere)
+    // The invisible watermark (pipeline/watermark.h) on images of at least 256x256 pixels: the SD 1.x/2.x scripts'
+    // "StableDiffusionV1" in U for SD 1.x/2.x models, diffusers' SDXL mark for SDXL, and easel's own message in V
+    // for every model. Off in the library (reference images have none); the CLI and server turn it on.
+    bool watermark = false;
     // A second model that finishes each image (an SDXL refiner after its base), switched to at refiner_switch_at:
     // - k-diffusion mode, AUTOMATIC1111's "Refiner" / "Switch at": the sampler's loop goes on unchanged (sigmas,
     //   noise, its state) and, from the first model evaluation whose sigma has schedule_fraction >= switch_at,
@@ -128,6 +132,7 @@ struct GeneratedImage {
     // What to write into its file: the infotext and the XMP packet (pipeline/provenance.h); write_image(path,
     // g.image, g.metadata).
     TextChunks metadata;
+    std::string watermark;  // what it carries ("StableDiffusionV1 (U), easel (V)"), or why none
     Tensor latent;         // the sampler's final x0 (before decoding), [1, C, h, w]
 };
 

@@ -25,6 +25,7 @@ std::string provenance_xmp(const Provenance& p) {
     if (!p.model_hash.empty()) f.emplace_back("easel:ModelHash", p.model_hash);
     f.emplace_back("easel:ModelLicense", p.license.empty() ? "unknown" : p.license);
     if (!p.lora_hashes.empty()) f.emplace_back("easel:LoraHashes", p.lora_hashes);
+    if (!p.watermark.empty()) f.emplace_back("easel:Watermark", p.watermark);
     f.emplace_back("xmpRights:UsageTerms",
                    p.license.empty() ? "Made by a trained model (AI-generated) whose licence easel could not tell."
                                      : fmt::format("Made by a trained model (AI-generated) under the model's licence: {}.", p.license));

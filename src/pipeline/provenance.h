@@ -22,6 +22,7 @@ struct Provenance {
     std::string license;      // "" = the model does not say
     std::string lora_hashes;  // A1111's "Lora hashes" value ("name: 0123456789ab, ..."); "" = none
     std::string generator = kEaselGenerator;
+    std::string watermark;    // what invisible watermark the image carries, or why none ("" = not said)
 };
 
 std::string provenance_xmp(const Provenance& p);
