@@ -705,6 +705,15 @@ Result<JobQueue::Submitted> JobQueue::submit(const GenerationRequest& r, const C
     job->created_ms = now_ms();
     job->req = r;
     job->images = r.images();
+    auto record = [&] {  // what the store keeps: the request as received (a restart or a worker parses it again)
+        JobRecord rec;
+        rec.id = job->id;
+        rec.key_id = caller.key_id;
+        rec.model = m->name;
+        rec.kind = job->kind;
+        rec.request_json = safe_dump(r.parameters);
+        return rec;
+    };
     if (cluster_) {
         {
             std::lock_guard<std::mutex> lk(mu_);
@@ -713,12 +722,7 @@ Result<JobQueue::Submitted> JobQueue::submit(const GenerationRequest& r, const C
             if (s.loaded)
                 if (auto st = validate_params(r.params, *s.spec, refiner_spec ? &*refiner_spec : nullptr); !st) return st.error();
         }
-        JobRecord rec;
-        rec.id = job->id;
-        rec.key_id = caller.key_id;
-        rec.model = m->name;
-        rec.kind = job->kind;
-        rec.request_json = safe_dump(r.parameters);
+        JobRecord rec = record();
         return cluster_submit(rec, charge);
     }
     int position = 0;
@@ -733,12 +737,7 @@ Result<JobQueue::Submitted> JobQueue::submit(const GenerationRequest& r, const C
         if (s.loaded) {
             if (auto st = validate_params(r.params, *s.spec, refiner_spec ? &*refiner_spec : nullptr); !st) return st.error();
         }
-        JobRecord rec;
-        rec.id = job->id;
-        rec.key_id = caller.key_id;
-        rec.model = m->name;
-        rec.kind = job->kind;
-        rec.request_json = safe_dump(r.parameters);
+        JobRecord rec = record();
         rec.status = "queued";
         rec.created_ms = job->created_ms;
         EASEL_TRY(store_->insert_job(rec));  // durable before it is acknowledged

@@ -44,6 +44,21 @@ Image image_of(const std::string& name) {
     return img;
 }
 
+// A photo-like image: colours that vary smoothly, with noise, and no flat saturated areas (where the colour
+// conversion clips the marks away: the library's as much as easel's).
+Image photo_like(int w, int h, uint32_t seed) {
+    Image img{w, h, 3, std::vector<uint8_t>(size_t(w) * size_t(h) * 3)};
+    uint32_t r = seed;
+    for (int y = 0; y < h; ++y)
+        for (int x = 0; x < w; ++x)
+            for (int c = 0; c < 3; ++c) {
+                r = r * 1664525u + 1013904223u;
+                const double phase = c == 0 ? x / 37.0 : c == 1 ? y / 23.0 + x / 91.0 : (x + y) / 29.0;
+                img.pixels[(size_t(y) * w + x) * 3 + c] = uint8_t(std::clamp(int(128 + 70 * std::sin(phase)) + int(r >> 28) - 8, 0, 255));
+            }
+    return img;
+}
+
 TEST(Watermark, MessagesAreTheLibrarysBits) {
     EXPECT_EQ(sd_watermark_bits(), bits_of("sd1.message_bits"));
     EXPECT_EQ(sdxl_watermark_bits(), bits_of("sdxl.message_bits"));
@@ -102,15 +117,7 @@ TEST(Watermark, DiffusersSdxlMarkOnFloatImages) {
 }
 
 TEST(Watermark, EaselsOwnMessageInVBesideTheLibrarysInU) {
-    // A photo-like 512x512 image (smooth gradients and noise).
-    Image img{512, 512, 3, std::vector<uint8_t>(512 * 512 * 3)};
-    uint32_t r = 12345;
-    for (int y = 0; y < 512; ++y)
-        for (int x = 0; x < 512; ++x)
-            for (int c = 0; c < 3; ++c) {
-                r = r * 1664525u + 1013904223u;
-                img.pixels[(size_t(y) * 512 + x) * 3 + c] = uint8_t(std::clamp(40 + (x * (c + 1) + y * (3 - c)) / 6 + int(r >> 28) - 8, 0, 255));
-            }
+    Image img = photo_like(512, 512, 12345);
     ASSERT_TRUE(embed_watermark(img, sd_watermark_bits(), WatermarkChannel::U));
     ASSERT_TRUE(embed_watermark(img, easel_watermark_bits(), WatermarkChannel::V));
     auto u = decode_watermark(img, 136, WatermarkChannel::U);
@@ -125,21 +132,10 @@ TEST(Watermark, EaselsOwnMessageInVBesideTheLibrarysInU) {
 }
 
 // How the marks survive what happens to images on the way (printed for docs/provenance.md; only the lossless
-// format is held to a bound), on a photo-like image: smooth, textured, no saturated areas (in flat, saturated
-// colours the colour conversion clips the marks away: the library's as much as easel's): PNG, WebP lossless is not what libwebp's simple API writes, so WebP at quality 90;
-// JPEG at 90 and 75; a 10% crop from the top-left; a 0.5x area resize of a 1024x1024 image.
+// format is held to a bound): PNG; WebP at quality 90 (libwebp's simple API is lossy); JPEG at 90 and 75; a 10%
+// crop from the top-left; a 0.5x area resize, of a 1024x1024 photo-like image.
 TEST(Watermark, RobustnessIsMeasured) {
-    Image img{1024, 1024, 3, std::vector<uint8_t>(1024 * 1024 * 3)};
-    uint32_t r = 777;
-    for (int y = 0; y < 1024; ++y)
-        for (int x = 0; x < 1024; ++x)
-            for (int c = 0; c < 3; ++c) {
-                r = r * 1664525u + 1013904223u;
-                {
-                const double phase = c == 0 ? x / 37.0 : c == 1 ? y / 23.0 + x / 91.0 : (x + y) / 29.0;  // colours that vary
-                img.pixels[(size_t(y) * 1024 + x) * 3 + c] = uint8_t(std::clamp(int(128 + 70 * std::sin(phase)) + int(r >> 28) - 8, 0, 255));
-            }
-            }
+    Image img = photo_like(1024, 1024, 777);
     ASSERT_TRUE(embed_watermarks(img, &sd_watermark_bits(), &easel_watermark_bits()));
     auto score = [](const Image& im, const WatermarkBits& want, WatermarkChannel ch) {
         auto got = decode_watermark(to_rgb(im), want.size(), ch);
