@@ -495,14 +495,15 @@ void JobQueue::run_job(Slot& slot, const std::shared_ptr<Job>& job) {
             return;
         } else if (type == "done") {
             const json files = m.contains("images") && m["images"].is_array() ? m["images"] : json::array();
-            finish(job, "done", "", result_json(slot, *job, files, m.value("interrupted", false)));
+            finish(job, "done", "", result_json(slot, *job, files, m.value("interrupted", false), m.value("model_hash", "")));
             return;
         }
     }
 }
 
 // What a finished job stores: its image files (with seeds and infotexts) and A1111's info object.
-json JobQueue::result_json(const Slot& slot, const Job& job, const json& files, bool interrupted) const {
+json JobQueue::result_json(const Slot& slot, const Job& job, const json& files, bool interrupted,
+                           const std::string& model_hash) const {
     json infotexts = json::array(), seeds = json::array(), prompts = json::array(), negs = json::array();
     for (const json& f : files) {
         infotexts.push_back(f.value("infotext", ""));
@@ -518,7 +519,8 @@ json JobQueue::result_json(const Slot& slot, const Job& job, const json& files, 
         {"seed", p.seed}, {"all_seeds", seeds}, {"subseed", -1}, {"all_subseeds", seeds}, {"subseed_strength", 0},
         {"width", p.width}, {"height", p.height}, {"sampler_name", job.req.sampler_name}, {"cfg_scale", p.cfg_scale},
         {"steps", p.steps}, {"batch_size", p.batch_size}, {"restore_faces", false}, {"face_restoration_model", nullptr},
-        {"sd_model_name", slot.spec->name}, {"sd_model_hash", nullptr}, {"sd_vae_name", nullptr}, {"sd_vae_hash", nullptr},
+        {"sd_model_name", slot.spec->name},
+        {"sd_model_hash", model_hash.empty() ? json(nullptr) : json(model_hash)}, {"sd_vae_name", nullptr}, {"sd_vae_hash", nullptr},
         {"seed_resize_from_w", -1}, {"seed_resize_from_h", -1},
         {"denoising_strength", p.init_image ? json(p.denoising_strength) : json(nullptr)},
         {"extra_generation_params", extra}, {"index_of_first_image", 0}, {"infotexts", infotexts}, {"styles", json::array()},

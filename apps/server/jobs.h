@@ -146,7 +146,7 @@ private:
     void run_job(Slot& slot, const std::shared_ptr<Job>& job);
     Status start_process(Slot& slot);  // spawns the slot's worker and waits until its model is loaded
     void requeue_crashed(Slot& slot, const std::shared_ptr<Job>& job, const std::string& cause);
-    json result_json(const Slot& slot, const Job& job, const json& files, bool interrupted) const;
+    json result_json(const Slot& slot, const Job& job, const json& files, bool interrupted, const std::string& model_hash) const;
     void finish(const std::shared_ptr<Job>& job, const std::string& status, const std::string& error, const json& result);
     Slot& slot_for(const std::string& name);  // mu_ held
     void start_worker(Slot& slot);            // mu_ held

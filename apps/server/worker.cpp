@@ -600,7 +600,8 @@ json run_one(Model& base, RefinerCache& refiners, LoraSets& lora_sets, Embedding
             return failed(Error::io("could not save the image: " + st.error().to_string()));
         files.push_back({{"file", path}, {"seed", g.seed}, {"infotext", g.infotext}});
     }
-    return {{"type", "done"}, {"id", id}, {"images", files}, {"interrupted", inbox.stop == kInterruptJob}};
+    return {{"type", "done"}, {"id", id}, {"images", files}, {"interrupted", inbox.stop == kInterruptJob},
+            {"model_hash", base.short_hash}};  // A1111's info.sd_model_hash
 }
 
 }  // namespace

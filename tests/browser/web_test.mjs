@@ -196,6 +196,12 @@ async function main() {
     fail(`the form's size is ${options.width}x${options.height}, the default model's ${native.width}x${native.height}`);
   }
   pass(`the form's size is the default model's (${native.name}, ${options.width}x${options.height})`);
+  // The model picker names each model's licence (the embedded model's card: easel's own).
+  const pickerText = await evaluate(`document.getElementById('model').selectedOptions[0].textContent`);
+  if (!native.license || !pickerText.includes(`licence: ${native.license}`)) {
+    fail(`the model picker shows '${pickerText}'; GET /v1/models gives the licence '${native.license}'`);
+  }
+  pass(`the model picker names the licence: '${pickerText}'`);
   const wantCfg = String(native.cfg_scale ?? 7);
   if (options.cfg !== wantCfg) fail(`the form's CFG scale is ${options.cfg}, the default model's recommended ${wantCfg}`);
   pass(`the form's CFG scale is the default model's recommended one (${options.cfg}; GET /v1/models says ${native.cfg_scale})`);

@@ -18,6 +18,10 @@
 #include <nlohmann/json.hpp>
 
 #include "child_server.h"
+#include "io/file_hash.h"
+#include "io/image.h"
+#include "io/xmp.h"
+#include "server/request.h"
 
 using json = nlohmann::json;
 namespace fs = std::filesystem;
@@ -115,6 +119,47 @@ TEST(Keys, CreateListRevokeFromTheCommandLine) {
     EXPECT_NE(two.find("error: -m /nonexistent/first.safetensors: no such file or folder"), std::string::npos) << two;
     const std::string bad = run_cli("serve --port 99999" + d);
     EXPECT_NE(bad.find("error: --port: must be between 0 and 65535, got 99999"), std::string::npos) << bad;
+    fs::remove_all(data);
+}
+
+// What the real server's images say about themselves: A1111's info.sd_model_hash and the infotext's "Model hash"
+// (the first 10 hex digits of the file's SHA-256), and the XMP label with the model's licence (--license).
+TEST(Restart, ImagesCarryTheModelHashAndLicence) {
+    const std::string golden = EASEL_GOLDEN_DIR;
+    const std::string model = golden + "/pipeline_sd1_single/tiny-sd1.safetensors";
+    const fs::path data = fs::temp_directory_path() / ("easel_hash_" + std::to_string(getpid()));
+    fs::remove_all(data);
+    easel::testing::Child s = easel::testing::start_server(
+        data, {"-m", model, "--vocab", golden + "/pipeline_sd1/tokenizer", "--license", "test-licence-2.0"});
+    ASSERT_GT(s.port, 0) << s.first_line;
+    httplib::Client cl("127.0.0.1", s.port);
+    cl.set_read_timeout(60);
+    auto r = cl.Post("/sdapi/v1/txt2img", json({{"prompt", "a red circle"}, {"steps", 1}, {"width", 32}, {"height", 32}}).dump(),
+                     "application/json");
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->status, 200) << r->body.substr(0, 300);
+    const json out = json::parse(r->body);
+    const json info = json::parse(out["info"].get<std::string>());
+    auto sha = easel::sha256_file(model);
+    ASSERT_TRUE(sha);
+    const std::string short_hash = sha->substr(0, 10);
+    EXPECT_EQ(info["sd_model_hash"], short_hash) << info.dump().substr(0, 300);
+    EXPECT_NE(info["infotexts"][0].get<std::string>().find("Model hash: " + short_hash + ", Model: tiny-sd1"), std::string::npos)
+        << info["infotexts"][0];
+    auto png = easel::server::base64_decode(out["images"][0].get<std::string>(), "image");
+    ASSERT_TRUE(png);
+    auto text = easel::read_image_text(reinterpret_cast<const uint8_t*>(png->data()), png->size());
+    ASSERT_TRUE(text);
+    const easel::XmpFields x = easel::parse_xmp((*text)[std::string(easel::kXmpKey)]);
+    EXPECT_EQ(easel::xmp_value(x, "Iptc4xmpExt:DigitalSourceType"), easel::kIptcTrainedAlgorithmicMedia);
+    EXPECT_EQ(easel::xmp_value(x, "easel:ModelLicense"), "test-licence-2.0");
+    EXPECT_EQ(easel::xmp_value(x, "easel:ModelHash"), short_hash);
+    auto models = cl.Get("/v1/models");
+    ASSERT_TRUE(models);
+    EXPECT_EQ(json::parse(models->body)["models"][0]["license"], "test-licence-2.0");
+    kill(s.pid, SIGTERM);
+    int st = 0;
+    waitpid(s.pid, &st, 0);
     fs::remove_all(data);
 }
 

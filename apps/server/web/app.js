@@ -290,7 +290,10 @@ async function loadOptions() {
     state.models = models.value?.models ?? [];
     const preferred = state.models.find((m) => m.default) ?? state.models[0];
     const before = ui.model.value;
-    fillSelect(ui.model, state.models.map((m) => ({ value: m.name, label: m.title || m.name })), preferred?.name);
+    // Each model with its licence, as the model names it (GET /v1/models), so that nobody picks one blind to it.
+    fillSelect(ui.model, state.models.map((m) => ({
+      value: m.name, label: `${m.title || m.name} (licence: ${m.license ?? 'unknown'})`,
+    })), preferred?.name);
     if (!before) applyModelDefaults(ui.model.value, { keepEdits: true });
   }
   if (samplers.status === 'fulfilled') {
