@@ -238,11 +238,11 @@ TEST(Cluster, TwoFrontEndsThreeWorkersSurviveKills) {
     ASSERT_TRUE(ready);
     EXPECT_EQ(ready->status, 200) << ready->body;
 
-    std::printf("cluster: 2 front ends, 3 workers, %d clients x %d submissions: %zu accepted (+%lld whose answer was lost), "
-                "%d refused for quota, %d answers 429 queue full, %d jobs run twice after a worker was killed; "
-                "%.1f s to submit, %.1f s until all done (%.1f jobs/s)\n",
+    std::printf("cluster: 2 front ends, 3 workers, %d clients x %d submissions: %zu accepted (+%lld whose answer was lost; "
+                "%d submissions found their front end gone), %d refused for quota, %d answers 429 queue full, %d jobs run "
+                "twice after a worker was killed; %.1f s to submit, %.1f s until all done (%.1f jobs/s)\n",
                 kClients, kJobsPerClient, accepted.size(), static_cast<long long>(listed_total) - static_cast<long long>(accepted.size()),
-                quota_refused.load(), queue_full.load(), rerun, submit_s, total_s, double(listed_total) / total_s);
+                lost_answers.load(), quota_refused.load(), queue_full.load(), rerun, submit_s, total_s, double(listed_total) / total_s);
     // A graceful stop of each.
     for (Child* c : reaper.children) {
         kill_and_reap(*c, SIGTERM);
