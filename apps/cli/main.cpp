@@ -34,6 +34,7 @@
 #include "progress.h"
 #include "io/xmp.h"
 #include "pipeline/provenance.h"
+#include "pipeline/verify_image.h"
 #include "pipeline/watermark.h"
 #include "server/cluster_worker.h"
 #include "server/server.h"
@@ -155,6 +156,8 @@ int cmd_generate(int argc, char** argv) {
     auto& vae_file = a.add_string("--vae", "", "", "the autoencoder of a single-file SD3 or Flux checkpoint that has none (BFL's ae.safetensors)");
     auto& no_watermark = a.add_bool("--no-watermark", "", "leave out the invisible watermark (on by default for images of at least 256x256: Stable Diffusion's or SDXL's mark, as their reference tools apply it, and easel's own; recorded in the XMP)");
     auto& gen_license = a.add_string("--license", "", "", "the model's licence, written into every image's XMP (default: what the model names: safetensors modelspec.license, GGUF general.license, or its model card's license:)");
+    auto& sign_key = a.add_string("--sign-key", "", "", "sign every image with a C2PA content credential (PNG, JPEG): the PEM private key (EC P-256/384/521 or RSA); with --sign-cert. `easel keys signer` makes a test pair");
+    auto& sign_cert = a.add_string("--sign-cert", "", "", "the PEM certificate chain of --sign-key, the signer's certificate first");
     auto& t5_tokenizer = a.add_string("--t5-tokenizer", "", "",
         "T5's spiece.model (or a folder with it) for a model that carries none (single files; also $EASEL_T5_TOKENIZER)");
     auto& max_seq = a.add_int("--max-sequence-length", "", 0,
@@ -252,6 +255,16 @@ int cmd_generate(int argc, char** argv) {
     if (width.i < 0 || width.i > 4096 || height.i < 0 || height.i > 4096)
         return fail(Error::invalid_argument(fmt::format("size {}x{} is outside 8..4096", width.i, height.i), "-W/-H"));
     if (auto f = image_format_from_path(output.s); !f) return fail(f.error().within("--output"));
+    std::optional<C2paSigner> signer;
+    if (!sign_key.s.empty() || !sign_cert.s.empty()) {
+        if (sign_key.s.empty() || sign_cert.s.empty())
+            return fail(Error::invalid_argument("give both --sign-key and --sign-cert (a key and its certificate chain)", sign_key.s.empty() ? "--sign-cert" : "--sign-key"));
+        auto s = load_c2pa_signer(sign_key.s, sign_cert.s);
+        if (!s) return fail(s.error());
+        if (*image_format_from_path(output.s) == ImageFormat::Webp)
+            return fail(Error::unsupported("C2PA content credentials go into PNG and JPEG files; write PNG or JPEG, or leave out --sign-key", "--output"));
+        signer = std::move(*s);
+    }
 
     LoadOptions lo;
     if (precision.s == "fp32") lo.precision = Precision::F32;
@@ -578,7 +591,8 @@ int cmd_generate(int argc, char** argv) {
     for (size_t i = 0; i < images->size(); ++i) {
         const GeneratedImage& g = (*images)[i];
         const std::string path = output_path(output.s, int(i), int(images->size()));
-        if (auto st = write_image(path, g.image, g.metadata); !st) return fail(st.error());
+        if (auto st = write_provenance_image(path, g.image, g.metadata, g.provenance, g.infotext, signer ? &*signer : nullptr); !st)
+            return fail(st.error());
         std::printf("%s\n", path.c_str());
     }
     if (const std::string note = (*m)->wait_for_weight_cache(); !note.empty()) std::fprintf(stderr, "%s\n", note.c_str());
@@ -827,65 +841,71 @@ int cmd_demo(int argc, char** argv) {
     return 0;
 }
 
-// `easel verify IMAGE...`: what an image says about itself (the XMP label, generator, model, licence) and which
-// invisible watermarks a decoder finds in it. Exit 0 when every image shows a label or a watermark, 1 when one
-// shows neither, 2 when one cannot be read.
+// `easel verify IMAGE...`: what an image says about where it came from (pipeline/verify_image.h): the XMP label,
+// the watermarks, the C2PA content credential, and a verdict with its exit status.
 int cmd_verify(int argc, char** argv) {
-    if (argc < 1 || !std::strcmp(argv[0], "--help") || !std::strcmp(argv[0], "-h")) {
-        std::printf("usage: easel verify IMAGE...\n\nPrints what each PNG, JPEG or WebP image says about itself (XMP: IPTC's "
-                    "digital source type, the generator, the model, its hash and licence) and which invisible watermarks are "
-                    "in it (Stable Diffusion's, SDXL's, easel's: bits read against each message; a message counts as found "
-                    "at 85%% of its bits or more). Exit status: 0 when every image has a label or a watermark, 1 when one "
-                    "has neither, 2 when one cannot be read.\n");
-        return argc < 1 ? 2 : 0;
+    const char* usage =
+        "usage: easel verify [--json] [--trust-anchor ROOT.pem]... IMAGE...\n\n"
+        "Checks where each PNG, JPEG or WebP image says it came from:\n"
+        "  - its XMP: IPTC's digital source type (the AI-generated label), the generator, the model, its hash and licence;\n"
+        "  - the invisible watermarks in it (Stable Diffusion's, SDXL's, easel's: bits read against each message; found at\n"
+        "    85%% of the bits or more);\n"
+        "  - its C2PA content credential: the manifest's structure, the assertions' hashes, the hard binding to the\n"
+        "    image's bytes, the signature, the certificate chain (trusted when it ends at a --trust-anchor) and the\n"
+        "    signer certificate's profile.\n"
+        "Verdicts and exit status: signed, labelled, watermark-only: 0; none (no mark at all): 1; a file that cannot be\n"
+        "read: 2; tampered (a credential whose checks fail): 3. With several images, the highest status.\n"
+        "  --json               one JSON object per image, one per line\n"
+        "  --trust-anchor FILE  PEM certificates whose chains count as trusted (repeatable)\n";
+    std::vector<std::string> paths;
+    std::vector<DerCertificate> anchors;
+    bool as_json = false;
+    for (int i = 0; i < argc; ++i) {
+        const std::string arg = argv[i];
+        if (arg == "--help" || arg == "-h") {
+            std::printf("%s", usage);
+            return 0;
+        } else if (arg == "--json") {
+            as_json = true;
+        } else if (arg == "--trust-anchor") {
+            if (i + 1 >= argc) return fail(Error::invalid_argument("give a PEM file after --trust-anchor", "--trust-anchor"));
+            auto certs = load_pem_certificates(argv[++i]);
+            if (!certs) return fail(certs.error().within("--trust-anchor"));
+            anchors.insert(anchors.end(), certs->begin(), certs->end());
+        } else if (arg.rfind("--", 0) == 0) {
+            std::fprintf(stderr, "error: unknown option '%s'\n%s", arg.c_str(), usage);
+            return 2;
+        } else {
+            paths.push_back(arg);
+        }
+    }
+    if (paths.empty()) {
+        std::fprintf(stderr, "%s", usage);
+        return 2;
     }
     int status = 0;
-    for (int i = 0; i < argc; ++i) {
-        const std::string path = argv[i];
+    for (const std::string& path : paths) {
         std::ifstream in(path, std::ios::binary);
         if (!in) {
             std::fprintf(stderr, "error: %s: cannot open the file\n", path.c_str());
-            status = 2;
+            status = std::max(status, 2);
             continue;
         }
         const std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-        auto text = read_image_text(bytes.data(), bytes.size(), path);
-        auto img = decode_image(bytes.data(), bytes.size(), path);
-        if (!text || !img) {
-            std::fprintf(stderr, "error: %s\n", (!text ? text.error() : img.error()).to_string().c_str());
-            status = 2;
+        auto p = inspect_image_provenance(bytes.data(), bytes.size(), anchors, path);
+        if (!p) {
+            std::fprintf(stderr, "error: %s\n", p.error().to_string().c_str());
+            status = std::max(status, 2);
             continue;
         }
-        std::printf("%s\n", path.c_str());
-        const XmpFields xmp = parse_xmp((*text)[std::string(kXmpKey)]);
-        const std::string source = xmp_value(xmp, "Iptc4xmpExt:DigitalSourceType");
-        const bool labelled = source == kIptcTrainedAlgorithmicMedia;
-        std::printf("  label: %s\n", labelled ? "AI-generated (IPTC trainedAlgorithmicMedia)" : source.empty() ? "none" : source.c_str());
-        for (const char* k : {"xmp:CreatorTool", "easel:Model", "easel:ModelHash", "easel:ModelLicense", "easel:LoraHashes", "easel:Watermark"})
-            if (const std::string v = xmp_value(xmp, k); !v.empty()) std::printf("  %s: %s\n", k, v.c_str());
-        bool marked = false;
-        if (int64_t(img->width) * img->height < kWatermarkMinPixels) {
-            std::printf("  watermark: not readable (smaller than 256x256)\n");
+        if (as_json) {
+            nlohmann::json j = provenance_report_json(*p);
+            j["file"] = path;
+            std::printf("%s\n", j.dump().c_str());
         } else {
-            const Image rgb = to_rgb(*img);
-            struct Candidate {
-                const char* name;
-                const WatermarkBits* bits;
-                WatermarkChannel channel;
-            };
-            for (const Candidate& c : {Candidate{"Stable Diffusion (StableDiffusionV1, U)", &sd_watermark_bits(), WatermarkChannel::U},
-                                       Candidate{"SDXL (diffusers, U)", &sdxl_watermark_bits(), WatermarkChannel::U},
-                                       Candidate{"easel (V)", &easel_watermark_bits(), WatermarkChannel::V}}) {
-                auto got = decode_watermark(rgb, c.bits->size(), c.channel);
-                if (!got) continue;
-                size_t right = 0;
-                for (size_t b = 0; b < got->size(); ++b) right += (*got)[b] == (*c.bits)[b];
-                const bool found = right * 100 >= c.bits->size() * 85;
-                marked = marked || found;
-                std::printf("  watermark %s: %zu/%zu bits%s\n", c.name, right, c.bits->size(), found ? ": found" : "");
-            }
+            std::printf("%s\n%s", path.c_str(), provenance_report_text(*p).c_str());
         }
-        if (!labelled && !marked && status == 0) status = 1;
+        status = std::max(status, p->exit_status());
     }
     return status;
 }
@@ -931,6 +951,9 @@ int cmd_serve(int argc, char** argv, bool worker = false) {
     auto& precision = a.add_string("--precision", "", "fp32", "fp32 (exact) or fast (bf16 compute, f32 accumulation)");
     auto& vocab = a.add_string("--vocab", "", "", "CLIP vocabulary instead of the built-in one, for single-file checkpoints");
     auto& serve_no_watermark = a.add_bool("--no-watermark", "", "leave out the invisible watermark on the images (on by default for images of at least 256x256; recorded in the XMP)");
+    auto& serve_sign_key = a.add_string("--sign-key", "", "", "sign every image with a C2PA content credential: the PEM private key (with --sign-cert; `easel keys signer` makes a test pair)");
+    auto& serve_sign_cert = a.add_string("--sign-cert", "", "", "the PEM certificate chain of --sign-key, the signer's certificate first");
+    auto& serve_anchor = serve_string("--trust-anchor", "", "PEM certificates (one file) whose chains /v1/verify reports as trusted");
     auto& serve_license = a.add_string("--license", "", "", "the licence of the models, over what each names (written into every image's XMP, shown by /v1/models)");
     auto& weight_cache = a.add_string("--weight-cache", "", "", "folder of packed weights: a big model's first load writes them, later loads map them (SD 1.5: ~1 s instead of ~4.5 s); off: none (default: $EASEL_WEIGHT_CACHE, else ~/.cache/easel/weights; at most $EASEL_WEIGHT_CACHE_MAX_GB = 8 GB, least recently used first)");
     auto& max_size = a.add_int("--max-size", "", 2048, "largest width or height a request may ask for");
@@ -1019,6 +1042,19 @@ int cmd_serve(int argc, char** argv, bool worker = false) {
     o.limits.read_timeout_s = int(read_timeout.i);
     o.limits.job_timeout_s = int(job_timeout.i);
     o.limits.watermark = !serve_no_watermark.b;
+    if (!serve_anchor.s.empty()) {
+        auto certs = load_pem_certificates(serve_anchor.s);
+        if (!certs) return fail(certs.error().within("--trust-anchor"));
+        o.trust_anchors = std::move(*certs);
+    }
+    if (!serve_sign_key.s.empty() || !serve_sign_cert.s.empty()) {
+        if (serve_sign_key.s.empty() || serve_sign_cert.s.empty())
+            return fail(Error::invalid_argument("give both --sign-key and --sign-cert (a key and its certificate chain)", serve_sign_key.s.empty() ? "--sign-cert" : "--sign-key"));
+        if (auto s = load_c2pa_signer(serve_sign_key.s, serve_sign_cert.s); !s) return fail(s.error());
+        std::error_code ec;
+        o.limits.sign_key = std::filesystem::absolute(serve_sign_key.s, ec).string();
+        o.limits.sign_cert = std::filesystem::absolute(serve_sign_cert.s, ec).string();
+    }
     const std::string shown_host = o.host.find(':') != std::string::npos ? "[" + o.host + "]" : o.host;
     o.on_listening = [&](int p) {
         std::printf("easel serve: listening on http://%s:%d\n", shown_host.c_str(), p);
@@ -1044,12 +1080,32 @@ int cmd_keys(int argc, char** argv) {
     const std::string usage =
         "usage: easel keys create --name NAME [--quota IMAGES_PER_DAY] [--rate REQUESTS_PER_MIN] [--admin] [--data DIR | --store URL]\n"
         "       easel keys list [--data DIR | --store URL]\n"
-        "       easel keys revoke ID_OR_NAME [--data DIR | --store URL]\n";
+        "       easel keys revoke ID_OR_NAME [--data DIR | --store URL]\n"
+        "       easel keys signer --out PREFIX [--org NAME] [--days N]   (a C2PA signing key and test certificates; --alg es256|es384|es512|ps256|ed25519)\n";
     if (argc < 1 || !std::strcmp(argv[0], "--help") || !std::strcmp(argv[0], "-h")) {
         std::printf("%s", usage.c_str());
         return argc < 1 ? 2 : 0;
     }
     const std::string sub = argv[0];
+    if (sub == "signer") {
+        cli::Args s("keys signer", "Make a key and test certificates for signing images' C2PA content credentials (--sign-key, --sign-cert): "
+                                   "PREFIX.key (the signer's EC P-256 key, mode 0600), PREFIX.pem (its certificate and the root's: the chain "
+                                   "for --sign-cert) and PREFIX-root.pem (a new root, for easel verify --trust-anchor). For testing: a "
+                                   "credential that others trust needs a certificate from a CA on their trust list.");
+        auto& out = s.add_string("--out", "", "", "path prefix of the three files", true);
+        auto& org = s.add_string("--org", "", "easel", "organisation named in the certificates");
+        auto& days = s.add_int("--days", "", 365, "days the certificates are valid (1 to 3650)");
+        auto& alg = s.add_string("--alg", "", "es256", "the signer's algorithm: es256, es384, es512 (EC P-256/384/521), ps256 (RSA 2048) or ed25519");
+        if (auto st = s.parse(argc - 1, argv + 1); !st) return fail(st.error());
+        if (s.help_requested()) {
+            std::printf("%s", s.help().c_str());
+            return 0;
+        }
+        if (auto st = make_c2pa_test_credentials(out.s + ".key", out.s + ".pem", out.s + "-root.pem", org.s, int(days.i), alg.s); !st)
+            return fail(st.error());
+        std::printf("%s.key\n%s.pem\n%s-root.pem\n", out.s.c_str(), out.s.c_str(), out.s.c_str());
+        return 0;
+    }
     std::string positional;
     int rest_start = 1;
     if (sub == "revoke" && argc >= 2 && argv[1][0] != '-') {
@@ -1115,7 +1171,7 @@ void print_help() {
         "  serve        HTTP server: A1111-compatible API, job queue with API keys, web page\n"
         "  keys         create, list and revoke the server's API keys\n"
         "  worker       run the jobs of a PostgreSQL store (easel serve --store) on this machine\n"
-        "  verify       show an image's AI label, model, licence and invisible watermarks\n"
+        "  verify       check an image's AI label, model, licence, watermarks and C2PA content credential\n"
         "  --version    print the version, the CPU ISA in use and the thread count\n"
         "  --help       this text\n"
         "\n"

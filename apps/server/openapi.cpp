@@ -130,6 +130,14 @@ json openapi_json() {
     paths["/sdapi/v1/options"]["get"] = op("A1111 options (the subset easel has)", {{"200", reply("options", any)}});
     paths["/sdapi/v1/options"]["post"] = op("Set options; sd_model_checkpoint loads and selects a model",
                                             {{"200", reply("null", any)}}, {{"requestBody", json_body(any)}});
+    const json binary = {{"schema", {{"type", "string"}, {"format", "binary"}}}};
+    json verify_body = json_body({{"type", "object"}, {"properties", {{"image", {{"type", "string"}}}}}});
+    for (const char* type : {"image/png", "image/jpeg", "image/webp", "application/octet-stream"}) verify_body["content"][type] = binary;
+    paths["/v1/verify"]["post"] = op(
+        "Check where an image came from: its AI-generated label (XMP), invisible watermarks and C2PA content credential "
+        "(assertions, hard binding, signature, chain, trust). The body is the image itself or JSON {\"image\": base64 or "
+        "a data: URL}. verdict: signed, labelled, watermark-only, none or tampered",
+        {{"200", reply("the report", any)}}, {{"requestBody", verify_body}});
     paths["/sdapi/v1/png-info"]["post"] = op("Read a PNG's generation parameters", {{"200", reply("info", any)}},
                                              {{"requestBody", json_body({{"type", "object"}, {"properties", {{"image", {{"type", "string"}}}}}})}});
     return {{"openapi", "3.0.3"},

@@ -28,6 +28,7 @@
 #include "openapi.h"
 #include "pg_store.h"
 #include "pipeline/infotext.h"
+#include "pipeline/verify_image.h"
 #include "request.h"
 #include "store.h"
 
@@ -632,6 +633,30 @@ void Server::install(httplib::Server& svr) {
             if (auto st = queue_.set_default_model(**ck); !st) return send_error(res, st.error().within("sd_model_checkpoint"));
         }
         send_json(res, nullptr);  // other options are accepted and ignored, as settings easel does not have
+    }));
+    // What an image says about where it came from (pipeline/verify_image.h): the body is the image itself (Content-Type
+    // image/png, image/jpeg, image/webp or application/octet-stream) or JSON {"image": base64 or a data: URL}.
+    svr.Post("/v1/verify", api([this](const httplib::Request& req, httplib::Response& res, const Auth&) {
+        const std::string type = req.get_header_value("Content-Type");
+        std::string bytes;
+        if (type.rfind("image/", 0) == 0 || type.rfind("application/octet-stream", 0) == 0) {
+            bytes = req.body;
+        } else {
+            auto body = parse_body(req);
+            if (!body) return send_error(res, body.error());
+            auto img = get_string(*body, "image");
+            if (!img) return send_error(res, img.error());
+            if (!*img) return send_error(res, 400, "invalid_argument", "image: expected a base64 PNG, JPEG or WebP (or send the image itself as the body)");
+            std::string b64 = **img;
+            if (b64.rfind("data:", 0) == 0) b64 = b64.substr(std::min(b64.size(), b64.find(',') + 1));
+            auto decoded = base64_decode(b64, "image");
+            if (!decoded) return send_error(res, decoded.error());
+            bytes = std::move(*decoded);
+        }
+        auto p = inspect_image_provenance(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), opt_.trust_anchors, "image",
+                                          int64_t(opt_.limits.max_width) * opt_.limits.max_height);
+        if (!p) return send_error(res, p.error());
+        send_json(res, provenance_report_json(*p));
     }));
     svr.Post("/sdapi/v1/png-info", api([](const httplib::Request& req, httplib::Response& res, const Auth&) {
         auto body = parse_body(req);

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "io/c2pa.h"
 #include "pipeline/model.h"
 
 namespace easel::server {
@@ -30,6 +31,10 @@ struct Limits {
     // Not a request's limit but the operator's choice, carried to the workers with the limits: the invisible
     // watermark on every image of at least 256x256 (--no-watermark turns it off; requests cannot).
     bool watermark = true;
+    // The operator's C2PA signing key and certificate chain (PEM paths; --sign-key, --sign-cert): every image gets a
+    // signed content credential. "": none.
+    std::string sign_key;
+    std::string sign_cert;
 };
 
 struct ServeOptions {
@@ -52,6 +57,8 @@ struct ServeOptions {
     std::string api_auth;                   // "user:pass[,user2:pass2]": HTTP Basic, as A1111's --api-auth
     bool insecure_no_auth = false;          // allow a non-loopback host without keys or --api-auth
     std::string web_dir;                    // serve the page from here instead of the embedded copy
+    // Certificates whose chains /v1/verify reports as trusted (--trust-anchor, PEM).
+    std::vector<DerCertificate> trust_anchors;
     LoadOptions load;
     Limits limits;
     // The program started as `worker_exe __worker` for each model's worker process (apps/server/worker.h); empty:

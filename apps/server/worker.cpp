@@ -122,7 +122,7 @@ json worker_init_json(const std::string& model_path, const LoadOptions& load, co
                 {"max_images", limits.max_images}, {"max_body_bytes", limits.max_body_bytes},
                 {"queue_size", limits.queue_size}, {"keep_jobs", limits.keep_jobs},
                 {"read_timeout_s", limits.read_timeout_s}, {"job_timeout_s", limits.job_timeout_s},
-                {"watermark", limits.watermark}};
+                {"watermark", limits.watermark}, {"sign_key", limits.sign_key}, {"sign_cert", limits.sign_cert}};
     return {{"type", "init"}, {"model", model_path}, {"load", l}, {"limits", lim},
             {"threads", num_threads()}, {"isa", int(isa_cap())}};
 }
@@ -310,6 +310,8 @@ Result<Limits> limits_from(const json& j) {
         l.read_timeout_s = j.at("read_timeout_s").get<int>();
         l.job_timeout_s = j.at("job_timeout_s").get<int>();
         l.watermark = j.at("watermark").get<bool>();
+        l.sign_key = j.value("sign_key", "");
+        l.sign_cert = j.value("sign_cert", "");
     } catch (const std::exception& e) {
         return Error::invalid_argument(fmt::format("worker init: {}", e.what()));
     }
@@ -488,8 +490,8 @@ struct EmbeddingCache {
 };
 
 json run_one(Model& base, RefinerCache& refiners, LoraSets& lora_sets, EmbeddingCache& embeddings,
-             ControlNetCache& controlnets, IPAdapterCache& ip_adapters, const Limits& limits, const json& msg, Inbox& inbox,
-             int fd) {
+             ControlNetCache& controlnets, IPAdapterCache& ip_adapters, const Limits& limits, const C2paSigner* signer,
+             const json& msg, Inbox& inbox, int fd) {
     const std::string id = msg.value("id", "");
     const std::string kind = msg.value("kind", "txt2img");
     const std::string dir = msg.value("dir", "");
@@ -596,7 +598,7 @@ json run_one(Model& base, RefinerCache& refiners, LoraSets& lora_sets, Embedding
     for (size_t i = 0; i < images->size(); ++i) {
         const GeneratedImage& g = (*images)[i];
         const std::string path = (fs::path(dir) / fmt::format("{}.png", i)).string();
-        if (auto st = write_image(path, g.image, g.metadata); !st)
+        if (auto st = write_provenance_image(path, g.image, g.metadata, g.provenance, g.infotext, signer); !st)
             return failed(Error::io("could not save the image: " + st.error().to_string()));
         files.push_back({{"file", path}, {"seed", g.seed}, {"infotext", g.infotext}});
     }
@@ -620,6 +622,15 @@ int run_worker_main() {
     if (!lo || !limits) {
         (void)write_message(fd, {{"type", "load_failed"}, {"error", (!lo ? lo.error() : limits.error()).to_string()}});
         return 2;
+    }
+    std::optional<C2paSigner> signer;
+    if (!limits->sign_key.empty()) {
+        auto s = load_c2pa_signer(limits->sign_key, limits->sign_cert);
+        if (!s) {
+            (void)write_message(fd, {{"type", "load_failed"}, {"error", s.error().to_string()}});
+            return 2;
+        }
+        signer = std::move(*s);
     }
     if (init.contains("threads") && init["threads"].is_number_integer()) set_num_threads(std::max(1, init["threads"].get<int>()));
     if (init.contains("isa") && init["isa"].is_number_integer()) set_isa_cap(Isa(std::clamp(init["isa"].get<int>(), 0, 3)));
@@ -676,7 +687,7 @@ int run_worker_main() {
             inbox.current = job.value("id", "");
             inbox.stop = kRun;
         }
-        json answer = run_one(**model, refiners, lora_sets, embeddings, controlnets, ip_adapters, *limits, job, inbox, fd);
+        json answer = run_one(**model, refiners, lora_sets, embeddings, controlnets, ip_adapters, *limits, signer ? &*signer : nullptr, job, inbox, fd);
         {
             std::lock_guard<std::mutex> lk(inbox.mu);
             inbox.current.clear();

@@ -505,6 +505,10 @@ Result<std::vector<uint8_t>> encode_image(const Image& img, ImageFormat fmt, con
 Status write_image(const std::string& path, const Image& img, const TextChunks& text, int quality) {
     EASEL_TRY_ASSIGN(ImageFormat fmt, image_format_from_path(path));
     EASEL_TRY_ASSIGN(std::vector<uint8_t> bytes, encode_image(img, fmt, text, quality));
+    return write_file_atomically(path, bytes);
+}
+
+Status write_file_atomically(const std::string& path, const std::vector<uint8_t>& bytes) {
     const std::string tmp = path + ".tmp";
     {
         std::ofstream out(tmp, std::ios::binary | std::ios::trunc);

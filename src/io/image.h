@@ -52,6 +52,7 @@ Result<std::vector<uint8_t>> encode_image(const Image& img, ImageFormat fmt, con
 // other PNG text chunks.
 Result<TextChunks> read_image_text(const uint8_t* data, size_t size, const std::string& name_for_errors = "image");
 // Writes through a temporary file and a rename, so a failed write never leaves a truncated image.
+Status write_file_atomically(const std::string& path, const std::vector<uint8_t>& bytes);
 Status write_image(const std::string& path, const Image& img, const TextChunks& text = {}, int quality = 95);
 
 // Pillow's convert("RGB"): gray replicated, alpha dropped (not composited); an RGB image as it is.

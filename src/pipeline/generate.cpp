@@ -508,6 +508,7 @@ Result<std::vector<GeneratedImage>> generate_impl(const Model& m, Model* release
         for (const auto& [k, v] : ip.extra)
             if (k == "Lora hashes") prov.lora_hashes = v;
         g.metadata = image_metadata(g.infotext, prov);
+        g.provenance = std::move(prov);
         out.push_back(std::move(g));
         if (stopped == StopRequest::Interrupt) break;
     }

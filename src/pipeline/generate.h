@@ -19,6 +19,7 @@
 #include "pipeline/controlnet.h"
 #include "pipeline/ip_adapter.h"
 #include "pipeline/model.h"
+#include "pipeline/provenance.h"
 #include "sampling/sampler.h"
 #include "sampling/schedule.h"
 
@@ -132,6 +133,7 @@ struct GeneratedImage {
     // What to write into its file: the infotext and the XMP packet (pipeline/provenance.h); write_image(path,
     // g.image, g.metadata).
     TextChunks metadata;
+    Provenance provenance;  // what the metadata says, for a C2PA manifest (write_provenance_image)
     std::string watermark;  // what it carries ("StableDiffusionV1 (U), easel (V)"), or why none
     Tensor latent;         // the sampler's final x0 (before decoding), [1, C, h, w]
 };

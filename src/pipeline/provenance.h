@@ -10,6 +10,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "io/c2pa.h"
 #include "io/image.h"
 
 namespace easel {
@@ -28,6 +29,19 @@ struct Provenance {
 std::string provenance_xmp(const Provenance& p);
 // A1111's `parameters` text and the XMP packet (io/xmp.h kXmpKey), for write_image / encode_image.
 TextChunks image_metadata(const std::string& infotext, const Provenance& p);
+
+// The C2PA assertions of an image easel made: c2pa.actions.v2 with one c2pa.created action (IPTC's
+// trainedAlgorithmicMedia, easel as the software agent) and easel.generation (model, hash, licence, LoRA hashes,
+// watermark, and A1111's `parameters` text).
+std::vector<C2paAssertion> provenance_assertions(const Provenance& p, const std::string& infotext);
+// The encoded file of an image easel made: `text` (image_metadata) in the file, and with a signer a C2PA manifest
+// signed by it (PNG and JPEG; a WebP with a signer is refused).
+Result<std::vector<uint8_t>> encode_provenance_image(const Image& img, ImageFormat fmt, const TextChunks& text, const Provenance& p,
+                                                     const std::string& infotext, const C2paSigner* signer,
+                                                     const std::string& title);
+// encode_provenance_image into `path` (format from its extension), through a temporary file and a rename.
+Status write_provenance_image(const std::string& path, const Image& img, const TextChunks& text, const Provenance& p,
+                              const std::string& infotext, const C2paSigner* signer);
 
 // The licence a model names, or "" when it names none:
 //  - safetensors: __metadata__ "modelspec.license" (Stability's model spec), else "license";

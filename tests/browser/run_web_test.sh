@@ -46,7 +46,10 @@ golden=$here/../golden/data
 # --image-encoder-dir), as links.
 mkdir "$tmp/controlnet"
 ln -s "$golden"/controlnet/* "$golden/ip_adapter/sd1_plus.safetensors" "$tmp/controlnet/"
-"$bin" serve --port 0 --data "$tmp/data" --lora-dir "$golden/lora" --embeddings-dir "$golden/embeddings" \
+# A C2PA signing key and test certificates: the server signs every image, and trusts its own test root.
+"$bin" keys signer --out "$tmp/signer" --org "easel web test" >/dev/null || { echo "FAIL web page test: easel keys signer failed"; exit 1; }
+"$bin" serve --port 0 --data "$tmp/data" --sign-key "$tmp/signer.key" --sign-cert "$tmp/signer.pem" \
+  --trust-anchor "$tmp/signer-root.pem" --lora-dir "$golden/lora" --embeddings-dir "$golden/embeddings" \
   -m "$here/../../models/tiny" -m "$golden/pipeline_sd1" --controlnet-dir "$tmp/controlnet" \
   --image-encoder-dir "$golden/ip_adapter" >"$tmp/server.out" 2>"$tmp/server.err" &
 server_pid=$!

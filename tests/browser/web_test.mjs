@@ -7,7 +7,8 @@
 // server's /controlnet/detect map, a generation sends the unit and shows the infotext's "ControlNet 0"; unit 2 as an
 // IP-Adapter (its own module list, no preview or guidance fields, image from the file picker) generates with its
 // reference image; an SDXL ControlNet on the SD 1.5 model shows the server's 400; a unit that is on without a
-// model is stopped by the page; with every unit off nothing is sent.
+// model is stopped by the page; with every unit off nothing is sent. Last, "Check an image" reports a generated
+// image as signed, a changed copy as tampered and another image as unmarked.
 // run_web_test.sh serves the tiny model (the default) and the golden SD 1.5 pipeline, which the golden ControlNets
 // (tests/golden/data/controlnet) and IP-Adapter (ip_adapter/sd1_plus) fit.
 // Usage: node web_test.mjs SERVER_URL [CHROMIUM]   (Node 20+; `npm ci` in this folder, which scripts/setup runs)
@@ -418,7 +419,47 @@ async function main() {
   checkClean('after cancelling');
 
   await controlUnits();
+  await checkImages();
   checkClean('at the end');
+}
+
+// "Check an image" (POST /v1/verify): the newest gallery image, which run_web_test.sh's server signed, dropped on
+// the zone shows "signed" by a trusted signer; a copy with one byte of image data changed shows "tampered"; an
+// image from elsewhere (the control image, no marks) chosen with the file picker shows "none".
+async function checkImages() {
+  const href = await evaluate(`document.querySelector('#gallery-list li a[download]')?.getAttribute('href') ?? ''`);
+  if (!href) fail('no gallery image to check');
+  const verdict = (previous) => waitFor('the check shows its verdict', `(() => {
+    const v = document.getElementById('verify-verdict');
+    return v.dataset.verdict && v.textContent !== ${JSON.stringify(previous)} && !v.textContent.startsWith('Checking')
+      ? { verdict: v.dataset.verdict, text: v.textContent, details: document.getElementById('verify-details').innerText } : '';
+  })()`, 10_000, `(() => { const v = document.getElementById('verify-verdict'); return v.getAttribute('role') === 'alert' ? v.textContent : ''; })()`);
+  const drop = async (flip) => {
+    const transfer = await page.evaluateHandle(async ({ url, flip }) => {
+      const bytes = new Uint8Array(await (await fetch(url)).arrayBuffer());
+      if (flip) bytes[bytes.length - 20] ^= 1;  // inside the last IDAT chunk's data
+      const data = new DataTransfer();
+      data.items.add(new File([bytes], flip ? 'changed.png' : 'generated.png', { type: 'image/png' }));
+      return data;
+    }, { url: href, flip });
+    await page.dispatchEvent('#verify-drop', 'dragover', { dataTransfer: transfer });
+    await page.dispatchEvent('#verify-drop', 'drop', { dataTransfer: transfer });
+  };
+  await page.locator('#verify-file').scrollIntoViewIfNeeded();
+  await drop(false);
+  const signed = await verdict('');
+  if (signed.verdict !== 'signed' || !/Trusted\s*yes/.test(signed.details) || !/AI-generated/.test(signed.details)) {
+    fail(`the generated image checks as ${JSON.stringify(signed)}`);
+  }
+  pass(`a generated image dropped on "Check an image": "${signed.text}", trusted signer, AI label shown`);
+  await drop(true);
+  const tampered = await verdict(signed.text);
+  if (tampered.verdict !== 'tampered' || !/do not match/.test(tampered.details)) fail(`the changed image checks as ${JSON.stringify(tampered)}`);
+  pass(`the same image with one byte changed: "${tampered.text}"`);
+  await page.setInputFiles('#verify-file', CONTROL_IMAGE);
+  const none = await verdict(tampered.text);
+  if (none.verdict !== 'none') fail(`an unmarked image checks as ${JSON.stringify(none)}`);
+  pass(`an image from elsewhere, from the file picker: "${none.text}"`);
 }
 
 const fieldValue = (id) => evaluate(`document.getElementById(${JSON.stringify(id)}).value`);

@@ -4,6 +4,7 @@
 set -uo pipefail
 bin=$1
 golden=$2
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 failures=0
@@ -125,6 +126,72 @@ else
   echo "ok   an unmarked image says so"
 fi
 expect_error "verify a missing file" "cannot open" -- verify "$tmp/none.png"
+# C2PA content credentials: a test signer from `easel keys signer`, signed PNG and JPEG outputs read by exiftool
+# (the JUMBF boxes) and checked by the independent Python verifier (tools/reference/c2pa_verify.py, on Debian's
+# python3-cbor2 and python3-cryptography); one changed byte fails in both verifiers; `easel verify` tells a signed,
+# a tampered, an unmarked and an unreadable image apart by its exit status.
+expect_ok "a C2PA test signer" -- keys signer --out "$tmp/signer" --org "easel cli test" --days 2
+if [[ $(stat -c %a "$tmp/signer.key") != 600 ]]; then echo "FAIL the signing key is not mode 600"; failures=$((failures + 1)); fi
+sign=(--sign-key "$tmp/signer.key" --sign-cert "$tmp/signer.pem")
+expect_ok "a signed PNG" -- generate -p "a red circle" --seed 1 --steps 2 -W 32 -H 32 "${sign[@]}" -o "$tmp/c.png"
+expect_ok "a signed JPEG" -- generate -p "a red circle" --seed 1 --steps 2 -W 32 -H 32 "${sign[@]}" -o "$tmp/c.jpg"
+expect_error "a signed WebP" "PNG and JPEG" -- generate -p x -W 32 -H 32 "${sign[@]}" -o "$tmp/c.webp"
+expect_error "a key without its certificate" "sign-cert" -- generate -p x -W 32 -H 32 --sign-key "$tmp/signer.key" -o "$tmp/x.png"
+expect_error "a certificate of another key" "not the signing key's" -- generate -p x -W 32 -H 32 --sign-key "$tmp/signer.key" --sign-cert "$tmp/signer-root.pem" -o "$tmp/x.png"
+expect_error "a certificate file that is not one" "no PEM certificate" -- generate -p x -W 32 -H 32 --sign-key "$tmp/signer.key" --sign-cert "$tmp/signer.key" -o "$tmp/x.png"
+python3_debian=/usr/bin/python3
+for f in "$tmp/c.png" "$tmp/c.jpg"; do
+  boxes=$(exiftool -a -s -s -s -JUMBF:JUMDLabel "$f" 2>&1 | tr '\n' ' ')
+  if [[ $boxes != *"c2pa.claim.v2"* || $boxes != *"c2pa.signature"* || $boxes != *"c2pa.hash.data"* || $boxes != *"c2pa.actions.v2"* ]]; then
+    echo "FAIL exiftool lists the JUMBF boxes of $(basename "$f") as: $boxes"; failures=$((failures + 1))
+  else
+    echo "ok   exiftool lists $(basename "$f")'s C2PA boxes: $boxes"
+  fi
+  if ! "$python3_debian" "$here/../../tools/reference/c2pa_verify.py" --trust-anchor "$tmp/signer-root.pem" "$f" >"$tmp/pyverify" 2>&1; then
+    echo "FAIL the independent verifier refuses $(basename "$f"):"; sed 's/^/    /' "$tmp/pyverify"; failures=$((failures + 1))
+  else
+    echo "ok   the independent verifier: $(grep '^RESULT' "$tmp/pyverify")"
+  fi
+  # One byte of the image data, 20 bytes from the end (PNG: in the last IDAT chunk; JPEG: the entropy-coded data).
+  changed="$tmp/changed_$(basename "$f")"
+  cp "$f" "$changed"
+  size=$(stat -c %s "$changed")
+  printf '\x55' | dd of="$changed" bs=1 seek=$((size - 20)) conv=notrunc status=none
+  "$python3_debian" "$here/../../tools/reference/c2pa_verify.py" "$changed" >"$tmp/pyverify" 2>&1
+  py=$?
+  "$bin" verify "$changed" >"$tmp/verify3" 2>&1
+  ev=$?
+  if [[ $py -ne 1 || $ev -ne 3 ]] || ! grep -q "verdict: tampered" "$tmp/verify3"; then
+    echo "FAIL a changed byte in $(basename "$f"): the independent verifier exits $py (want 1), easel verify $ev (want 3):"
+    sed 's/^/    /' "$tmp/pyverify" "$tmp/verify3"; failures=$((failures + 1))
+  else
+    echo "ok   a changed byte in $(basename "$f") fails both verifiers: $(grep -m1 'hard binding' "$tmp/pyverify" | sed 's/^ *//'); easel: $(grep 'verdict' "$tmp/verify3" | sed 's/^ *//')"
+  fi
+done
+"$bin" verify --trust-anchor "$tmp/signer-root.pem" "$tmp/c.png" >"$tmp/verify4" 2>&1
+rc=$?
+if [[ $rc -ne 0 ]] || ! grep -q "verdict: signed: .*easel cli test content signer (test).*(trusted)" "$tmp/verify4" || ! grep -q "hard binding: the image's bytes match" "$tmp/verify4"; then
+  echo "FAIL easel verify on a signed image (exit $rc):"; sed 's/^/    /' "$tmp/verify4"; failures=$((failures + 1))
+else
+  echo "ok   easel verify: $(grep verdict "$tmp/verify4" | sed 's/^ *//')"
+fi
+"$bin" verify --json "$tmp/c.jpg" >"$tmp/verify5" 2>&1
+if ! grep -q '"verdict":"signed"' "$tmp/verify5" || ! grep -q '"trusted":false' "$tmp/verify5"; then
+  echo "FAIL easel verify --json on a signed JPEG without an anchor:"; sed 's/^/    /' "$tmp/verify5"; failures=$((failures + 1))
+else
+  echo "ok   easel verify --json: signed, not trusted without an anchor"
+fi
+"$bin" verify "$golden/controlnet/control_a.png" >"$tmp/verify6" 2>&1
+rc=$?
+if [[ $rc -ne 1 ]] || ! grep -q "verdict: none" "$tmp/verify6"; then
+  echo "FAIL easel verify on another tool's image: exit $rc (want 1):"; sed 's/^/    /' "$tmp/verify6"; failures=$((failures + 1))
+else
+  echo "ok   another tool's image: exit 1, $(grep verdict "$tmp/verify6" | sed 's/^ *//')"
+fi
+head -c 100 "$tmp/c.png" >"$tmp/cut.png"
+"$bin" verify "$tmp/cut.png" >"$tmp/verify7" 2>&1
+rc=$?
+if [[ $rc -ne 2 ]]; then echo "FAIL easel verify on a cut-off file: exit $rc (want 2)"; failures=$((failures + 1)); else echo "ok   a cut-off file: exit 2"; fi
 expect_ok "img2img" -- generate -m "$model" -p "a blue square" --seed 2 --steps 4 -W 32 -H 32 --init-image "$tmp/k.png" --strength 0.5 -o "$tmp/i.png"
 expect_ok "inpainting" -- generate -m "$model" -p "a blue square" --seed 2 --steps 4 -W 32 -H 32 --init-image "$tmp/k.png" --mask "$tmp/d.png" -o "$tmp/m.png"
 if ! grep -a -q "Mask blur: 4" "$tmp/m.png"; then echo "FAIL inpainting PNG lacks 'Mask blur'"; failures=$((failures + 1)); fi

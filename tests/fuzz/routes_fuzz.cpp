@@ -85,7 +85,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     if (id.empty()) id = "0";
     auto request = [&]() -> httplib::Result {
-        switch (data[0] % 10) {
+        switch (data[0] % 12) {
             case 0: return s.client->Post("/v1/jobs", body, "application/json");
             case 1: return s.client->Post("/sdapi/v1/txt2img", body, "application/json");
             case 2: return s.client->Post("/sdapi/v1/img2img", body, "application/json");
@@ -95,17 +95,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             case 6: return s.client->Delete(("/v1/jobs/" + id).c_str());
             case 7: return s.client->Get(("/v1/jobs/" + id + "/images/0").c_str());
             case 8: return s.client->Get("/sdapi/v1/progress?skip_current_image=false");
-            default: return s.client->Post("/sdapi/v1/interrupt", body, "application/json");
+            case 9: return s.client->Post("/sdapi/v1/interrupt", body, "application/json");
+            case 10: return s.client->Post("/v1/verify", body, "image/png");
+            default: return s.client->Post("/v1/verify", body, "application/json");
         }
     };
     const httplib::Result r = request();
     if (!r) {
-        std::fprintf(stderr, "routes fuzz: no answer (route %d, %zu bytes)\n", data[0] % 10, size);
+        std::fprintf(stderr, "routes fuzz: no answer (route %d, %zu bytes)\n", data[0] % 12, size);
         std::abort();
     }
-    if (std::getenv("EASEL_ROUTES_FUZZ_VERBOSE")) std::fprintf(stderr, "route %d: %d %s\n", data[0] % 10, r->status, r->body.substr(0, 100).c_str());
+    if (std::getenv("EASEL_ROUTES_FUZZ_VERBOSE")) std::fprintf(stderr, "route %d: %d %s\n", data[0] % 12, r->status, r->body.substr(0, 100).c_str());
     if (r->status >= 500) {
-        std::fprintf(stderr, "routes fuzz: status %d (route %d): %s\n", r->status, data[0] % 10, r->body.substr(0, 500).c_str());
+        std::fprintf(stderr, "routes fuzz: status %d (route %d): %s\n", r->status, data[0] % 12, r->body.substr(0, 500).c_str());
         std::abort();
     }
     return 0;

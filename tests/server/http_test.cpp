@@ -15,6 +15,7 @@
 
 #include <fmt/format.h>
 
+#include "io/c2pa.h"
 #include "io/image.h"
 #include "io/image_filters.h"
 #include "pipeline/controlnet.h"
@@ -66,6 +67,54 @@ TEST_F(Http, PageAndOpenApiAreServed) {
     EXPECT_TRUE(is_error_envelope(e404, "not_found")) << e404.dump();
     auto [stf, ef] = get("/..%2f..%2fetc%2fpasswd.js");
     EXPECT_EQ(stf, 404);
+}
+
+// --sign-key/--sign-cert: every image the workers write carries a signed C2PA credential, and POST /v1/verify
+// reports it (raw bytes or JSON base64), trusted by the server's --trust-anchor; an unmarked image is "none", a
+// changed one "tampered", and a body that is no image a 400 naming the field.
+TEST_F(Http, ImagesAreSignedAndVerified) {
+    const std::filesystem::path dir = data_ / "signer";
+    std::filesystem::create_directories(dir);
+    ASSERT_TRUE(make_c2pa_test_credentials((dir / "k.pem").string(), (dir / "c.pem").string(), (dir / "r.pem").string(), "server test", 1));
+    server::ServeOptions o;
+    o.limits.sign_key = (dir / "k.pem").string();
+    o.limits.sign_cert = (dir / "c.pem").string();
+    auto anchors = load_pem_certificates((dir / "r.pem").string());
+    ASSERT_TRUE(anchors);
+    o.trust_anchors = *anchors;
+    start(o);
+    auto [st, out] = post("/sdapi/v1/txt2img", {{"prompt", "a red circle"}, {"steps", 2}, {"width", 32}, {"height", 32}, {"seed", 3}});
+    ASSERT_EQ(st, 200) << out.dump();
+    const std::string b64 = out["images"][0].get<std::string>();
+    auto [vs, v] = post("/v1/verify", {{"image", "data:image/png;base64," + b64}});
+    ASSERT_EQ(vs, 200) << v.dump();
+    EXPECT_EQ(v["verdict"], "signed") << v.dump(2);
+    EXPECT_EQ(v["content_credential"]["trusted"], true);
+    EXPECT_EQ(v["content_credential"]["assertions"]["easel.generation"]["model"], "tiny");
+    EXPECT_EQ(v["content_credential"]["claim_generator"], "easel 0.1.0");
+    auto bytes = server::base64_decode(b64, "image");
+    ASSERT_TRUE(bytes);
+    auto raw = client_->Post("/v1/verify", *bytes, "image/png");
+    ASSERT_TRUE(raw);
+    EXPECT_EQ(raw->status, 200);
+    EXPECT_NE(raw->body.find("\"verdict\":\"signed\""), std::string::npos) << raw->body.substr(0, 300);
+    std::string changed = *bytes;
+    changed[changed.size() - 20] = char(changed[changed.size() - 20] ^ 1);
+    auto bad = client_->Post("/v1/verify", changed, "image/png");
+    ASSERT_TRUE(bad);
+    EXPECT_EQ(bad->status, 200);
+    EXPECT_NE(bad->body.find("\"verdict\":\"tampered\""), std::string::npos) << bad->body.substr(0, 300);
+    auto plain = encode_image(Image{32, 32, 3, std::vector<uint8_t>(32 * 32 * 3, 90)}, ImageFormat::Png);
+    ASSERT_TRUE(plain);
+    auto none = client_->Post("/v1/verify", std::string(plain->begin(), plain->end()), "image/png");
+    ASSERT_TRUE(none);
+    EXPECT_NE(none->body.find("\"verdict\":\"none\""), std::string::npos) << none->body.substr(0, 300);
+    auto [es, e] = post("/v1/verify", {{"image", "bm90IGFuIGltYWdl"}});
+    EXPECT_EQ(es, 400);
+    EXPECT_TRUE(is_error_envelope(e, "bad_file") || is_error_envelope(e, "invalid_argument")) << e.dump();
+    auto [ms, m] = post("/v1/verify", json::object());
+    EXPECT_EQ(ms, 400);
+    EXPECT_NE(m.dump().find("image"), std::string::npos) << m.dump();
 }
 
 // Every answer carries a request id for the access log: the client's when it is a plain token, else a new one.

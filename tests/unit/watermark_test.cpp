@@ -7,8 +7,15 @@
 #include <cmath>
 #include <cstring>
 
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "common/scoped_path.h"
 #include "io/image_resize.h"
 #include "io/safetensors.h"
+#include "pipeline/provenance.h"
+#include "pipeline/verify_image.h"
 #include "pipeline/watermark.h"
 
 using namespace easel;
@@ -166,6 +173,72 @@ TEST(Watermark, RobustnessIsMeasured) {
     // a block's largest coefficient, which can make another one the largest) and all of easel's 40, repeated more.
     EXPECT_GE(score(cases[0].im, sd_watermark_bits(), WatermarkChannel::U), 124);
     EXPECT_EQ(score(cases[0].im, easel_watermark_bits(), WatermarkChannel::V), 40);
+}
+
+// `easel verify`'s verdicts (pipeline/verify_image.h) on the four kinds of image a user brings: one easel signed;
+// the same pixels re-encoded without their metadata (only the watermark is left); the signed file with one byte
+// of its metadata changed; and an image no tool marked. Photo-like, so that the watermark survives.
+TEST(Watermark, VerifyVerdictsTellTheFourCasesApart) {
+    const easel::testing::ScopedPath dir{std::filesystem::temp_directory_path() / ("easel_verdicts_" + std::to_string(getpid()))};
+    std::filesystem::create_directories(dir.path);
+    const std::string key = (dir.path / "s.key").string(), chain = (dir.path / "s.pem").string(), root = (dir.path / "r.pem").string();
+    ASSERT_TRUE(make_c2pa_test_credentials(key, chain, root, "verdict test", 1));
+    auto signer = load_c2pa_signer(key, chain);
+    ASSERT_TRUE(signer);
+    auto anchors = load_pem_certificates(root);
+    ASSERT_TRUE(anchors);
+
+    const Image plain = photo_like(512, 512, 99);
+    Image marked = plain;
+    ASSERT_TRUE(embed_watermarks(marked, &sd_watermark_bits(), &easel_watermark_bits()));
+    const Provenance prov{"model-x", "0123456789", "openrail", {}, kEaselGenerator, "StableDiffusionV1 (U), easel (V)"};
+    const std::string infotext = "a photo\nSteps: 20, Seed: 1, Model: model-x";
+    auto file = encode_provenance_image(marked, ImageFormat::Png, image_metadata(infotext, prov), prov, infotext, &*signer, "x.png");
+    ASSERT_TRUE(file) << file.error().to_string();
+    auto verdict = [&](const std::vector<uint8_t>& bytes, const char* what) {
+        auto p = inspect_image_provenance(bytes.data(), bytes.size(), *anchors, what);
+        EXPECT_TRUE(p) << what;
+        if (!p) return ProvenanceVerdict::None;
+        std::printf("  %-22s exit %d, %s\n", what, p->exit_status(), p->verdict_text().c_str());
+        return p->verdict;
+    };
+    auto signed_p = inspect_image_provenance(file->data(), file->size(), *anchors, "signed");
+    ASSERT_TRUE(signed_p);
+    EXPECT_EQ(signed_p->verdict, ProvenanceVerdict::Signed);
+    EXPECT_TRUE(signed_p->c2pa.trusted);
+    EXPECT_EQ(xmp_value(signed_p->xmp, "easel:ModelLicense"), "openrail");
+    const Cbor* gen = signed_p->c2pa.assertion("easel.generation");
+    ASSERT_NE(gen, nullptr);
+    EXPECT_EQ(gen->get("license")->str(), "openrail");
+    EXPECT_EQ(gen->get("model_hash")->str(), "0123456789");
+    EXPECT_EQ(gen->get("parameters")->str(), infotext);
+    EXPECT_EQ(verdict(*file, "signed"), ProvenanceVerdict::Signed);
+    EXPECT_EQ(provenance_report_json(*signed_p)["content_credential"]["assertions"]["easel.generation"]["model"], "model-x");
+
+    auto stripped = encode_image(marked, ImageFormat::Png);  // the pixels alone, as a re-encode leaves them
+    ASSERT_TRUE(stripped);
+    EXPECT_EQ(verdict(*stripped, "re-encoded, stripped"), ProvenanceVerdict::WatermarkOnly);
+    // (JPEG keeps too few bits for the 85% a "found" needs: docs/provenance.md's robustness table.)
+
+    std::vector<uint8_t> tampered = *file;
+    const std::string needle = "a photo";
+    // The last copy of the infotext: PNG's `parameters` chunk, after the manifest store (the first is inside it).
+    auto at = std::find_end(tampered.begin(), tampered.end(), needle.begin(), needle.end());
+    ASSERT_NE(at, tampered.end());
+    at[2] = 'P';  // "a Photo"
+    auto changed = inspect_image_provenance(tampered.data(), tampered.size(), *anchors, "metadata changed");
+    ASSERT_TRUE(changed);
+    EXPECT_FALSE(changed->c2pa.binding_intact);
+    EXPECT_TRUE(changed->c2pa.assertions_intact && changed->c2pa.signature_valid);
+    EXPECT_EQ(verdict(tampered, "metadata changed"), ProvenanceVerdict::Tampered);
+
+    auto unmarked = encode_image(plain, ImageFormat::Png);
+    ASSERT_TRUE(unmarked);
+    EXPECT_EQ(verdict(*unmarked, "unmarked"), ProvenanceVerdict::None);
+
+    auto labelled = encode_image(plain, ImageFormat::Png, image_metadata(infotext, prov));
+    ASSERT_TRUE(labelled);
+    EXPECT_EQ(verdict(*labelled, "labelled, unsigned"), ProvenanceVerdict::Labelled);
 }
 
 TEST(Watermark, RefusesWhatItCannotMark) {

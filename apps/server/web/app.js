@@ -57,6 +57,11 @@ const ui = {
   cnTemplate: byId('cn-unit-template'),
   galleryList: byId('gallery-list'),
   galleryEmpty: byId('gallery-empty'),
+  verifyDrop: byId('verify-drop'),
+  verifyFile: byId('verify-file'),
+  verifyResult: byId('verify-result'),
+  verifyVerdict: byId('verify-verdict'),
+  verifyDetails: byId('verify-details'),
 };
 
 // Number inputs and the request fields they fill.
@@ -555,9 +560,7 @@ function wireUnit(unit) {
     clearMap(unit);
   });
   for (const input of [parts.thresholdA, parts.thresholdB]) input.addEventListener('input', () => clearMap(unit));
-  parts.image.addEventListener('change', () => {
-    if (parts.image.files.length) setUnitImage(unit, parts.image.files[0]);
-  });
+
   parts.clear.addEventListener('click', () => {
     setUnitImageData(unit, null);
     parts.image.focus();
@@ -566,8 +569,15 @@ function wireUnit(unit) {
   for (const img of [parts.thumb, parts.map]) {
     img.addEventListener('load', () => img.classList.toggle('pixelated', img.naturalWidth < 128));
   }
-  // Drag and drop: the zone shows where a file may go; dropping one sets the unit's image.
-  const zone = parts.dropzone;
+  wireDropZone(parts.dropzone, parts.image, (file) => setUnitImage(unit, file));
+}
+
+// A file input inside a drop zone: choosing a file or dropping one on the zone calls onFile with it; the zone
+// shows where a file may go while one is dragged over it.
+function wireDropZone(zone, input, onFile) {
+  input.addEventListener('change', () => {
+    if (input.files.length) onFile(input.files[0]);
+  });
   zone.addEventListener('dragover', (event) => {
     if (![...(event.dataTransfer?.types ?? [])].includes('Files')) return;
     event.preventDefault();
@@ -583,12 +593,61 @@ function wireUnit(unit) {
     const file = event.dataTransfer?.files?.[0];
     if (!file) return;
     try {
-      unit.parts.image.files = event.dataTransfer.files;  // the file input then names the dropped file
+      input.files = event.dataTransfer.files;  // the file input then names the dropped file
     } catch {
-      // A browser that cannot set a file input's files: the thumbnail still shows the image.
+      // A browser that cannot set a file input's files: the file is used all the same.
     }
-    setUnitImage(unit, file);
+    onFile(file);
   });
+}
+
+// ---- checking an image (/v1/verify) ----
+
+const VERDICTS = {
+  signed: 'Signed: an intact content credential',
+  labelled: 'Labelled AI-generated (no content credential)',
+  'watermark-only': 'Watermarked only: its metadata was stripped or the image re-encoded',
+  none: 'No AI label, content credential or known watermark',
+  tampered: 'Tampered: the content credential fails',
+};
+
+async function verifyImage(file) {
+  ui.verifyResult.hidden = false;
+  ui.verifyVerdict.replaceChildren(`Checking ${file.name}…`);
+  ui.verifyVerdict.removeAttribute('role');
+  ui.verifyDetails.replaceChildren();
+  let report;
+  try {
+    report = await api('/v1/verify', { method: 'POST', body: { image: await readFileAsDataUrl(file) } });
+  } catch (err) {
+    ui.verifyVerdict.setAttribute('role', 'alert');
+    ui.verifyVerdict.replaceChildren(`${file.name}: ${err.message}`);
+    return;
+  }
+  ui.verifyVerdict.dataset.verdict = report.verdict;
+  ui.verifyVerdict.replaceChildren(element('strong', {}, VERDICTS[report.verdict] ?? report.verdict), ` — ${file.name}`);
+  const rows = [];
+  const row = (term, value) => { if (value !== undefined && value !== '') rows.push(element('dt', {}, term), element('dd', {}, String(value))); };
+  row('AI label (XMP)', report.ai_generated_label ? 'AI-generated (IPTC trained algorithmic media)' : report.label || 'none');
+  row('Model', report.xmp['easel:Model']);
+  row('Model hash', report.xmp['easel:ModelHash']);
+  row('Licence', report.xmp['easel:ModelLicense']);
+  row('Generator', report.xmp['xmp:CreatorTool']);
+  if (!report.watermark_readable) row('Watermark', 'not readable (smaller than 256×256)');
+  for (const w of report.watermarks) row(`Watermark ${w.name}`, `${w.bits_right}/${w.bits} bits${w.found ? ': found' : ''}`);
+  const c = report.content_credential;
+  if (!c.present) {
+    row('Content credential', c.error ? `unreadable: ${c.error}` : 'none');
+  } else {
+    row('Content credential', c.valid ? 'intact' : 'fails');
+    row('Signed by', c.signer);
+    row('Issued by', c.issuer);
+    row('Trusted', c.trusted ? 'yes' : 'no: no trust anchor of this server vouches for the signer');
+    row('Claim generator', c.claim_generator);
+    for (const f of c.failures ?? []) row('Failure', f);
+    for (const w of c.warnings ?? []) row('Warning', w);
+  }
+  ui.verifyDetails.replaceChildren(...rows);
 }
 
 // The module and model lists for the unit's type, keeping the choices that still fit.
@@ -877,6 +936,7 @@ async function start() {
     ui.extraNetwork.value = '';
   });
   ui.resultImage.addEventListener('load', onResultImageLoad);
+  wireDropZone(ui.verifyDrop, ui.verifyFile, verifyImage);
   buildUnits();
   ui.apiKey.addEventListener('change', async () => {
     const key = ui.apiKey.value.trim();
