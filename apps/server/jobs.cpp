@@ -247,6 +247,13 @@ std::string JobQueue::model_license(const std::string& name) const {
     return it->second->spec->license;
 }
 
+std::string JobQueue::model_family(const std::string& name) const {
+    std::lock_guard<std::mutex> lk(mu_);
+    auto it = slots_.find(name);
+    if (it == slots_.end() || !it->second->loaded) return {};
+    return it->second->spec->family;
+}
+
 std::optional<double> JobQueue::recommended_cfg_scale(const std::string& name) const {
     std::lock_guard<std::mutex> lk(mu_);
     auto it = slots_.find(name);

@@ -86,6 +86,8 @@ public:
     std::optional<double> recommended_cfg_scale(const std::string& name) const;
     // The model's licence (--license, else what it names; pipeline/provenance.h); "" when unknown or not loaded.
     std::string model_license(const std::string& name) const;
+    // The family that loads it ("sd", "sdxl", "sd3", "flux", ...); "" until it is loaded.
+    std::string model_family(const std::string& name) const;
 
     struct Submitted {
         std::string id;

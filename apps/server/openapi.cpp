@@ -91,7 +91,7 @@ json openapi_json() {
     json id = path_param("id", "job id");
 
     json paths;
-    paths["/v1/models"]["get"] = op("Models this server serves: name, title, default, loaded, width, height, cfg_scale, license",
+    paths["/v1/models"]["get"] = op("Models this server serves: name, title, default, loaded, family, width, height, cfg_scale, license",
                                     {{"200", reply("models", any)}});
     paths["/healthz"]["get"] = op("Liveness: the HTTP side answers (no key needed)", {{"200", reply("ok", any)}});
     paths["/readyz"]["get"] = op("Readiness: the default model's worker is up (no key needed)",

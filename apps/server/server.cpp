@@ -291,6 +291,8 @@ json Server::models_json() {
         e["cfg_scale"] = cfg ? json(*cfg) : json(nullptr);
         const std::string license = queue_.model_license(m.name);
         e["license"] = license.empty() ? json(nullptr) : json(license);
+        const std::string family = queue_.model_family(m.name);
+        e["family"] = family.empty() ? json(nullptr) : json(family);
         list.push_back(e);
     }
     return json{{"models", list}};

@@ -9,58 +9,42 @@
 
 namespace easel {
 
+namespace {
+// A value of type `t`, with `set` filling its one payload member.
+template <class F>
+Cbor make(Cbor::Type t, F&& set) {
+    Cbor c;
+    c.type = t;
+    set(c);
+    return c;
+}
+Cbor of_type(Cbor::Type t) {
+    return make(t, [](Cbor&) {});
+}
+}  // namespace
+
 Cbor Cbor::integer(int64_t v) {
-    Cbor c;
-    c.type = v >= 0 ? Type::Uint : Type::Negint;
-    c.u = v >= 0 ? uint64_t(v) : uint64_t(-(v + 1));
-    return c;
+    return make(v >= 0 ? Type::Uint : Type::Negint, [&](Cbor& c) { c.u = v >= 0 ? uint64_t(v) : uint64_t(-(v + 1)); });
 }
-Cbor Cbor::text(std::string v) {
-    Cbor c;
-    c.type = Type::Text;
-    c.s = std::move(v);
-    return c;
-}
-Cbor Cbor::bytes(std::vector<uint8_t> v) {
-    Cbor c;
-    c.type = Type::Bytes;
-    c.bin = std::move(v);
-    return c;
-}
-Cbor Cbor::array(std::vector<Cbor> v) {
-    Cbor c;
-    c.type = Type::Array;
-    c.items = std::move(v);
-    return c;
-}
-Cbor Cbor::map(std::vector<CborEntry> v) {
-    Cbor c;
-    c.type = Type::Map;
-    c.entries = std::move(v);
-    return c;
-}
+Cbor Cbor::text(std::string v) { return make(Type::Text, [&](Cbor& c) { c.s = std::move(v); }); }
+Cbor Cbor::bytes(std::vector<uint8_t> v) { return make(Type::Bytes, [&](Cbor& c) { c.bin = std::move(v); }); }
+Cbor Cbor::array(std::vector<Cbor> v) { return make(Type::Array, [&](Cbor& c) { c.items = std::move(v); }); }
+Cbor Cbor::map(std::vector<CborEntry> v) { return make(Type::Map, [&](Cbor& c) { c.entries = std::move(v); }); }
 Cbor Cbor::object(std::vector<std::pair<std::string, Cbor>> v) {
-    Cbor c;
-    c.type = Type::Map;
+    Cbor c = of_type(Type::Map);
     for (auto& [k, val] : v) c.entries.push_back({text(k), std::move(val)});
     return c;
 }
 void Cbor::add(std::string key, Cbor value) { entries.push_back({text(std::move(key)), std::move(value)}); }
 
 Cbor Cbor::tag(uint64_t number, Cbor item) {
-    Cbor c;
-    c.type = Type::Tag;
-    c.u = number;
-    c.items.push_back(std::move(item));
-    return c;
+    return make(Type::Tag, [&](Cbor& c) {
+        c.u = number;
+        c.items.push_back(std::move(item));
+    });
 }
 Cbor Cbor::null() { return Cbor{}; }
-Cbor Cbor::boolean(bool v) {
-    Cbor c;
-    c.type = Type::Bool;
-    c.b = v;
-    return c;
-}
+Cbor Cbor::boolean(bool v) { return make(Type::Bool, [&](Cbor& c) { c.b = v; }); }
 
 int64_t Cbor::as_int(int64_t fallback) const {
     constexpr uint64_t kMax = uint64_t(std::numeric_limits<int64_t>::max());
@@ -194,11 +178,6 @@ struct Builder {
 };
 
 Builder& B(void* ctx) { return *static_cast<Builder*>(ctx); }
-Cbor of_type(Cbor::Type t) {
-    Cbor c;
-    c.type = t;
-    return c;
-}
 void on_uint(void* c, uint64_t v) {
     Cbor x;
     x.type = Cbor::Type::Uint;

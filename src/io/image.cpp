@@ -6,6 +6,7 @@
 #include <webp/encode.h>
 #include <webp/mux.h>
 
+#include "io/jpeg_segments.h"
 #include "io/xmp.h"
 
 #include <algorithm>
@@ -451,23 +452,13 @@ Result<TextChunks> read_image_text(const uint8_t* data, size_t size, const std::
     TextChunks text;
     if (size >= 8 && std::memcmp(data, kPng, 8) == 0) return read_png_text(data, size, name);
     if (size >= 3 && data[0] == 0xff && data[1] == 0xd8 && data[2] == 0xff) {
-        // The markers before the image data: each 0xFF, a code, a big-endian length that counts itself.
-        for (size_t i = 2; i + 4 <= size;) {
-            if (data[i] != 0xff) return Error::bad_file(name, fmt::format("JPEG marker expected at byte {}", i));
-            const uint8_t code = data[i + 1];
-            if (code == 0xd8 || (code >= 0xd0 && code <= 0xd7) || code == 0x01 || code == 0xff) {
-                i += code == 0xff ? 1 : 2;
-                continue;
-            }
-            if (code == 0xda || code == 0xd9) break;  // start of scan / end of image: no metadata after this
-            const size_t len = (size_t(data[i + 2]) << 8) | data[i + 3];
-            if (len < 2 || i + 2 + len > size) return Error::bad_file(name, fmt::format("JPEG segment at byte {} runs past the end", i));
-            const char* body = reinterpret_cast<const char*>(data + i + 4);
-            const size_t n = len - 2;
-            if (code == 0xfe) text["parameters"] = std::string(body, n);
-            if (code == 0xe1 && n >= sizeof kJpegXmpSignature && std::memcmp(body, kJpegXmpSignature, sizeof kJpegXmpSignature) == 0)
+        EASEL_TRY_ASSIGN(std::vector<JpegSegment> segments, jpeg_head_segments(data, size, name));
+        for (const JpegSegment& seg : segments) {
+            const char* body = reinterpret_cast<const char*>(seg.body);
+            const size_t n = seg.body_size;
+            if (seg.code == 0xfe) text["parameters"] = std::string(body, n);
+            if (seg.code == 0xe1 && n >= sizeof kJpegXmpSignature && std::memcmp(body, kJpegXmpSignature, sizeof kJpegXmpSignature) == 0)
                 text[std::string(kXmpKey)] = std::string(body + sizeof kJpegXmpSignature, n - sizeof kJpegXmpSignature);
-            i += 2 + len;
         }
         return text;
     }

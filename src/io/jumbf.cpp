@@ -7,6 +7,8 @@
 #include <fmt/format.h>
 #include <zlib.h>
 
+#include "io/jpeg_segments.h"
+
 namespace easel {
 
 JumbfUuid jumbf_uuid(std::string_view four_letters) {
@@ -186,18 +188,12 @@ Result<C2paStoreLocation> find_c2pa_store(const uint8_t* data, size_t size, cons
     size_t first = 0, last_end = 0;
     uint16_t store_en = 0;
     bool ended = false;  // a non-C2PA segment came after the store's segments
-    for (size_t i = 2; i + 4 <= size;) {
-        if (data[i] != 0xff) return Error::bad_file(name, fmt::format("JPEG marker expected at byte {}", i));
-        const uint8_t code = data[i + 1];
-        if (code == 0xd8 || (code >= 0xd0 && code <= 0xd7) || code == 0x01 || code == 0xff) {
-            i += code == 0xff ? 1 : 2;
-            continue;
-        }
-        if (code == 0xda || code == 0xd9) break;  // the image data: metadata segments come before it
-        const size_t len = size_t(data[i + 2]) << 8 | data[i + 3];
-        if (len < 2 || i + 2 + len > size) return Error::bad_file(name, fmt::format("JPEG segment at byte {} runs past the end", i));
-        const uint8_t* body = data + i + 4;
-        const size_t n = len - 2;
+    EASEL_TRY_ASSIGN(std::vector<JpegSegment> segments, jpeg_head_segments(data, size, name));
+    for (const JpegSegment& seg : segments) {
+        const uint8_t code = seg.code;
+        const size_t i = seg.offset;
+        const uint8_t* body = seg.body;
+        const size_t n = seg.body_size;
         // A C2PA packet: "JP", our instance or any, a sequence number, then (packet 1) a jumb whose jumd is "c2pa"
         // or (later packets) the repeated box header of an instance already seen.
         bool c2pa = false;
@@ -221,11 +217,10 @@ Result<C2paStoreLocation> find_c2pa_store(const uint8_t* data, size_t size, cons
         }
         if (c2pa) {
             if (ended) return Error::bad_file(name, fmt::format("JPEG: the C2PA manifest store's segments are not consecutive (byte {})", i));
-            last_end = i + 2 + len;
+            last_end = i + seg.size;
         } else if (!packets.empty()) {
             ended = true;
         }
-        i += 2 + len;
     }
     if (packets.empty()) return loc;
     uint32_t expect = 1;
@@ -247,13 +242,13 @@ Result<size_t> c2pa_store_offset(const std::vector<uint8_t>& file, const std::st
         return size_t(33);
     }
     if (!is_jpeg(file.data(), file.size())) return Error::invalid_argument("C2PA manifests are embedded in PNG and JPEG files only", name);
-    size_t i = 2;
-    while (i + 4 <= file.size() && file[i] == 0xff && file[i + 1] >= 0xe0 && file[i + 1] <= 0xef) {
-        const size_t len = size_t(file[i + 2]) << 8 | file[i + 3];
-        if (len < 2 || i + 2 + len > file.size()) return Error::bad_file(name, fmt::format("JPEG segment at byte {} runs past the end", i));
-        i += 2 + len;
+    EASEL_TRY_ASSIGN(std::vector<JpegSegment> segments, jpeg_head_segments(file.data(), file.size(), name));
+    size_t at = 2;
+    for (const JpegSegment& seg : segments) {
+        if (seg.code < 0xe0 || seg.code > 0xef || seg.offset != at) break;
+        at += seg.size;
     }
-    return i;
+    return at;
 }
 
 size_t c2pa_store_container_size(const std::vector<uint8_t>& file, size_t store_size) {

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "io/image.h"
+#include "pipeline/infotext.h"
 #include "pipeline/watermark.h"
 
 namespace easel {
@@ -203,6 +204,15 @@ nlohmann::json provenance_report_json(const ImageProvenance& p) {
     } else if (!c.error.empty()) {
         cred["error"] = c.error;
     }
+    // A1111's settings, in the infotext's order (what /sdapi/v1/png-info returns as an object): the page lists them
+    // and restores the ones its form has.
+    nlohmann::json parameters = nlohmann::json::array();
+    if (!p.infotext.empty()) {
+        const ParsedInfotext parsed = parse_infotext(p.infotext);
+        parameters.push_back({{"name", "Prompt"}, {"value", parsed.prompt}});
+        parameters.push_back({{"name", "Negative prompt"}, {"value", parsed.negative_prompt}});
+        for (const auto& [k, v] : parsed.params) parameters.push_back({{"name", k}, {"value", v}});
+    }
     return {{"verdict", verdict_name(p.verdict)},
             {"verdict_text", p.verdict_text()},
             {"exit_status", p.exit_status()},
@@ -213,6 +223,7 @@ nlohmann::json provenance_report_json(const ImageProvenance& p) {
             {"ai_generated_label", p.label == kIptcTrainedAlgorithmicMedia},
             {"xmp", xmp},
             {"infotext", p.infotext},
+            {"parameters", parameters},
             {"watermark_readable", p.watermark_readable},
             {"watermarks", marks},
             {"content_credential", cred}};

@@ -7,8 +7,9 @@
 // server's /controlnet/detect map, a generation sends the unit and shows the infotext's "ControlNet 0"; unit 2 as an
 // IP-Adapter (its own module list, no preview or guidance fields, image from the file picker) generates with its
 // reference image; an SDXL ControlNet on the SD 1.5 model shows the server's 400; a unit that is on without a
-// model is stopped by the page; with every unit off nothing is sent. Last, "Check an image" reports a generated
-// image as signed, a changed copy as tampered and another image as unmarked.
+// model is stopped by the page; with every unit off nothing is sent. Last, "Image info" reports a generated image
+// as signed, lists its settings and restores them into the form, reports a changed copy as tampered and another
+// image as unmarked.
 // run_web_test.sh serves the tiny model (the default) and the golden SD 1.5 pipeline, which the golden ControlNets
 // (tests/golden/data/controlnet) and IP-Adapter (ip_adapter/sd1_plus) fit.
 // Usage: node web_test.mjs SERVER_URL [CHROMIUM]   (Node 20+; `npm ci` in this folder, which scripts/setup runs)
@@ -199,10 +200,11 @@ async function main() {
   pass(`the form's size is the default model's (${native.name}, ${options.width}x${options.height})`);
   // The model picker names each model's licence (the embedded model's card: easel's own).
   const pickerText = await evaluate(`document.getElementById('model').selectedOptions[0].textContent`);
-  if (!native.license || !pickerText.includes(`licence: ${native.license}`)) {
-    fail(`the model picker shows '${pickerText}'; GET /v1/models gives the licence '${native.license}'`);
+  if (!native.license || !native.family || !pickerText.includes(`licence: ${native.license}`)
+      || !pickerText.includes(`${native.family} ${native.width}×${native.height}`)) {
+    fail(`the model picker shows '${pickerText}'; GET /v1/models gives ${JSON.stringify(native)}`);
   }
-  pass(`the model picker names the licence: '${pickerText}'`);
+  pass(`the model picker names the family, native size and licence: '${pickerText}'`);
   const wantCfg = String(native.cfg_scale ?? 7);
   if (options.cfg !== wantCfg) fail(`the form's CFG scale is ${options.cfg}, the default model's recommended ${wantCfg}`);
   pass(`the form's CFG scale is the default model's recommended one (${options.cfg}; GET /v1/models says ${native.cfg_scale})`);
@@ -423,7 +425,7 @@ async function main() {
   checkClean('at the end');
 }
 
-// "Check an image" (POST /v1/verify): the newest gallery image, which run_web_test.sh's server signed, dropped on
+// "Image info" (POST /v1/verify): the newest gallery image, which run_web_test.sh's server signed, dropped on
 // the zone shows "signed" by a trusted signer; a copy with one byte of image data changed shows "tampered"; an
 // image from elsewhere (the control image, no marks) chosen with the file picker shows "none".
 async function checkImages() {
@@ -451,7 +453,35 @@ async function checkImages() {
   if (signed.verdict !== 'signed' || !/Trusted\s*yes/.test(signed.details) || !/AI-generated/.test(signed.details)) {
     fail(`the generated image checks as ${JSON.stringify(signed)}`);
   }
-  pass(`a generated image dropped on "Check an image": "${signed.text}", trusted signer, AI label shown`);
+  pass(`a generated image dropped on "Image info": "${signed.text}", trusted signer, AI label shown`);
+
+  // Its settings (PNG info): every infotext field listed; "Restore these settings" puts them back into the form.
+  const settings = await evaluate(`(() => {
+    const list = document.getElementById('image-settings-list');
+    const names = [...list.querySelectorAll('dt')].map((d) => d.textContent);
+    const values = [...list.querySelectorAll('dd')].map((d) => d.textContent);
+    return { shown: !document.getElementById('image-settings').hidden, fields: Object.fromEntries(names.map((n, i) => [n, values[i]])) };
+  })()`);
+  const f = settings.fields;
+  if (!settings.shown || !f.Prompt || !f.Seed || !f.Steps || !f.Size || !f.Model) {
+    fail(`the image's settings are not listed: ${JSON.stringify(settings)}`);
+  }
+  await page.fill('#prompt', 'something else');
+  await page.fill('#seed', '424242');
+  await page.fill('#steps', '3');
+  await page.getByRole('button', { name: 'Restore these settings' }).click();
+  const form = await evaluate(`({
+    prompt: document.getElementById('prompt').value, seed: document.getElementById('seed').value,
+    steps: document.getElementById('steps').value,
+    size: document.getElementById('width').value + 'x' + document.getElementById('height').value,
+    model: document.getElementById('model').value, note: document.getElementById('restore-note').textContent,
+    focus: document.activeElement?.id,
+  })`);
+  if (form.prompt !== f.Prompt || form.seed !== f.Seed || form.steps !== f.Steps || form.size !== f.Size || form.model !== f.Model
+      || form.focus !== 'prompt') {
+    fail(`"Restore these settings" filled ${JSON.stringify(form)} from ${JSON.stringify(f)}`);
+  }
+  pass(`its ${Object.keys(f).length} settings are listed (${Object.keys(f).join(', ')}) and restored into the form: "${form.note}"`);
   await drop(true);
   const tampered = await verdict(signed.text);
   if (tampered.verdict !== 'tampered' || !/do not match/.test(tampered.details)) fail(`the changed image checks as ${JSON.stringify(tampered)}`);

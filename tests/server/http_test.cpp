@@ -308,6 +308,7 @@ TEST_F(Http, JobApiStreamsProgressAndKeepsImages) {
     const json listed = get("/v1/models").second["models"][0];
     ASSERT_TRUE(listed["cfg_scale"].is_number()) << listed.dump();
     EXPECT_EQ(job["params"]["cfg_scale"], listed["cfg_scale"]);
+    EXPECT_EQ(listed["family"], "sd") << listed.dump();  // the page's model picker shows it
     EXPECT_EQ(job["images"].size(), 1u);
     EXPECT_EQ(job["images"][0]["seed"], 11);
     auto png = client_->Get(job["images"][0]["url"].get<std::string>().c_str());

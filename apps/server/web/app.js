@@ -62,6 +62,10 @@ const ui = {
   verifyResult: byId('verify-result'),
   verifyVerdict: byId('verify-verdict'),
   verifyDetails: byId('verify-details'),
+  imageSettings: byId('image-settings'),
+  imageSettingsList: byId('image-settings-list'),
+  restoreSettings: byId('restore-settings'),
+  restoreNote: byId('restore-note'),
 };
 
 // Number inputs and the request fields they fill.
@@ -83,6 +87,7 @@ const state = {
   controlModules: FALLBACK_MODULES,  // GET /controlnet/module_list
   moduleDetail: {},                  // its module_detail: each module's sliders (threshold_a, threshold_b)
   units: [],            // the ControlNet / IP-Adapter units of the form (see buildUnits)
+  imageParameters: [],  // the settings of the image last checked in "Image info" ({name, value}, infotext order)
 };
 
 class ApiError extends Error {
@@ -295,10 +300,12 @@ async function loadOptions() {
     state.models = models.value?.models ?? [];
     const preferred = state.models.find((m) => m.default) ?? state.models[0];
     const before = ui.model.value;
-    // Each model with its licence, as the model names it (GET /v1/models), so that nobody picks one blind to it.
-    fillSelect(ui.model, state.models.map((m) => ({
-      value: m.name, label: `${m.title || m.name} (licence: ${m.license ?? 'unknown'})`,
-    })), preferred?.name);
+    // Each model with its family, native size and licence, as the model names it (GET /v1/models), so that nobody
+    // picks one blind to what it is or may be used for.
+    fillSelect(ui.model, state.models.map((m) => {
+      const kind = [m.family, m.width ? `${m.width}×${m.height}` : ''].filter(Boolean).join(' ');
+      return { value: m.name, label: `${m.title || m.name} (${kind ? `${kind}, ` : ''}licence: ${m.license ?? 'unknown'})` };
+    }), preferred?.name);
     if (!before) applyModelDefaults(ui.model.value, { keepEdits: true });
   }
   if (samplers.status === 'fulfilled') {
@@ -622,6 +629,7 @@ async function verifyImage(file) {
   } catch (err) {
     ui.verifyVerdict.setAttribute('role', 'alert');
     ui.verifyVerdict.replaceChildren(`${file.name}: ${err.message}`);
+    showImageSettings([]);
     return;
   }
   ui.verifyVerdict.dataset.verdict = report.verdict;
@@ -648,6 +656,47 @@ async function verifyImage(file) {
     for (const w of c.warnings ?? []) row('Warning', w);
   }
   ui.verifyDetails.replaceChildren(...rows);
+  showImageSettings(report.parameters ?? []);
+}
+
+// ---- an image's generation settings (PNG info) ----
+
+// The infotext's fields, every one listed (those the form has no place for too); "Restore" fills the form.
+function showImageSettings(parameters) {
+  state.imageParameters = parameters;
+  ui.imageSettings.hidden = parameters.length === 0;
+  ui.restoreNote.replaceChildren();
+  ui.imageSettingsList.replaceChildren(...parameters.flatMap(({ name, value }) => [
+    element('dt', {}, name), element('dd', {}, value === '' ? '(empty)' : value),
+  ]));
+}
+
+// AUTOMATIC1111's field names and the form's request fields. The model is chosen only when this server has it.
+function restoreSettings() {
+  const fields = new Map((state.imageParameters ?? []).map(({ name, value }) => [name, value]));
+  const params = { prompt: fields.get('Prompt') ?? '', negative_prompt: fields.get('Negative prompt') ?? '' };
+  const number = (name, key) => {
+    const v = Number(fields.get(name));
+    if (fields.has(name) && Number.isFinite(v)) params[key] = v;
+  };
+  number('Steps', 'steps');
+  number('CFG scale', 'cfg_scale');
+  number('Seed', 'seed');
+  const size = /^(\d+)x(\d+)$/.exec(fields.get('Size') ?? '');
+  if (size) [params.width, params.height] = [Number(size[1]), Number(size[2])];
+  if (fields.has('Sampler')) params.sampler_name = fields.get('Sampler');
+  if (fields.has('Schedule type')) params.scheduler = fields.get('Schedule type');
+  const model = fields.get('Model');
+  const served = model && [...ui.model.options].find((o) => o.value.toLowerCase() === model.toLowerCase());
+  if (served) params.model = served.value;
+  fillForm({ params });
+  state.sizeEdited = true;
+  state.cfgEdited = state.cfgEdited || 'cfg_scale' in params;
+  syncSizePreset();
+  const notes = [`Restored ${Object.keys(params).length} settings.`];
+  if (model && !served) notes.push(`This server has no model "${model}"; the form keeps ${ui.model.value}.`);
+  ui.restoreNote.replaceChildren(notes.join(' '));
+  ui.prompt.focus();
 }
 
 // The module and model lists for the unit's type, keeping the choices that still fit.
@@ -937,6 +986,7 @@ async function start() {
   });
   ui.resultImage.addEventListener('load', onResultImageLoad);
   wireDropZone(ui.verifyDrop, ui.verifyFile, verifyImage);
+  ui.restoreSettings.addEventListener('click', restoreSettings);
   buildUnits();
   ui.apiKey.addEventListener('change', async () => {
     const key = ui.apiKey.value.trim();
