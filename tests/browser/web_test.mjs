@@ -9,7 +9,7 @@
 // reference image; an SDXL ControlNet on the SD 1.5 model shows the server's 400; a unit that is on without a
 // model is stopped by the page; with every unit off nothing is sent. Last, "Image info" reports a generated image
 // as signed, lists its settings and restores them into the form, reports a changed copy as tampered and another
-// image as unmarked.
+// image as unmarked; then "Send to img2img", a mask painted with the mouse, inpainting, and back to txt2img.
 // run_web_test.sh serves the tiny model (the default) and the golden SD 1.5 pipeline, which the golden ControlNets
 // (tests/golden/data/controlnet) and IP-Adapter (ip_adapter/sd1_plus) fit.
 // Usage: node web_test.mjs SERVER_URL [CHROMIUM]   (Node 20+; `npm ci` in this folder, which scripts/setup runs)
@@ -422,7 +422,67 @@ async function main() {
 
   await controlUnits();
   await checkImages();
+  await imageToImage();
   checkClean('at the end');
+}
+
+// Image to image and inpainting: "Send to img2img" under the result opens the section with the image as the
+// starting image (the size fields follow it); a stroke painted with the mouse becomes the mask; the request
+// carries init_images, denoising_strength, the mask (white where painted) and mask_blur, and the infotext says
+// so. "Remove image" sends plain txt2img again.
+async function imageToImage() {
+  await page.locator('#result-caption').getByRole('button', { name: 'Send to img2img' }).click();
+  const editor = await waitFor('the starting image is in the editor', `(() => {
+    const c = document.getElementById('init-canvas');
+    return !document.getElementById('init-editor').hidden && document.getElementById('img2img').open && c.width > 0
+      ? { w: c.width, h: c.height, width: document.getElementById('width').value, height: document.getElementById('height').value,
+          focus: document.activeElement?.id } : '';
+  })()`, 5_000, errorShown);
+  if (editor.width !== String(editor.w) || editor.height !== String(editor.h) || editor.focus !== 'denoising') {
+    fail(`after "Send to img2img": ${JSON.stringify(editor)}`);
+  }
+  pass(`"Send to img2img" put the ${editor.w}x${editor.h} result into the editor; the size follows it, focus on Denoising strength`);
+
+  await page.fill('#denoising', '0.6');
+  await evaluate(`document.getElementById('brush-size').value = '4'`);
+  await page.locator('#mask-canvas').scrollIntoViewIfNeeded();
+  const box = await page.locator('#mask-canvas').boundingBox();
+  await page.mouse.move(box.x + box.width * 0.2, box.y + box.height * 0.2);
+  await page.mouse.down();
+  await page.mouse.move(box.x + box.width * 0.7, box.y + box.height * 0.6, { steps: 8 });
+  await page.mouse.up();
+  const stateText = await evaluate(`document.getElementById('img2img-state').textContent`);
+  if (stateText !== '(inpainting)') fail(`after painting, the section says "${stateText}"`);
+  const inpaint = await generateWithClick('inpainting');
+  const b = inpaint.body;
+  if (!b.init_images?.[0] || !b.mask || b.denoising_strength !== 0.6 || b.mask_blur !== 4 || b.inpainting_mask_invert !== 0
+      || b.width !== editor.w || b.height !== editor.h) {
+    fail(`the inpainting request: ${JSON.stringify({ ...b, init_images: b.init_images?.length, mask: b.mask?.length })}`);
+  }
+  const painted = await page.evaluate(async (mask) => {
+    const img = new Image();
+    img.src = `data:image/png;base64,${mask}`;
+    await img.decode();
+    const c = document.createElement('canvas');
+    c.width = img.naturalWidth;
+    c.height = img.naturalHeight;
+    const ctx = c.getContext('2d');
+    ctx.drawImage(img, 0, 0);
+    const px = ctx.getImageData(0, 0, c.width, c.height).data;
+    let white = 0;
+    for (let i = 0; i < px.length; i += 4) white += px[i] > 128;
+    return { white, total: c.width * c.height, corner: px[0] };
+  }, b.mask);
+  // A 4-pixel stroke from 20% to 70% across: some pixels white, the top-left corner black.
+  if (painted.white === 0 || painted.white > painted.total / 2 || painted.corner !== 0) fail(`the mask sent: ${JSON.stringify(painted)}`);
+  const info = await infotext();
+  if (!info.includes('Denoising strength: 0.6') || !info.includes('Mask blur: 4')) fail(`the inpainted image's infotext: ${info}`);
+  pass(`a painted stroke inpainted (${inpaint.size} in ${inpaint.seconds} s): mask ${painted.white}/${painted.total} px white, denoising 0.6, mask blur 4, in the infotext`);
+
+  await page.locator('#init-remove').click();
+  const plain = await generateWithClick('txt2img after removing the image');
+  if ('init_images' in plain.body || 'mask' in plain.body) fail(`after "Remove image" the page still sent ${Object.keys(plain.body).join(', ')}`);
+  pass('"Remove image": the next request is txt2img again');
 }
 
 // "Image info" (POST /v1/verify): the newest gallery image, which run_web_test.sh's server signed, dropped on

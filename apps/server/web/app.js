@@ -66,6 +66,20 @@ const ui = {
   imageSettingsList: byId('image-settings-list'),
   restoreSettings: byId('restore-settings'),
   restoreNote: byId('restore-note'),
+  img2img: byId('img2img'),
+  img2imgState: byId('img2img-state'),
+  initDrop: byId('init-drop'),
+  initFile: byId('init-file'),
+  initEditor: byId('init-editor'),
+  initCanvas: byId('init-canvas'),
+  maskCanvas: byId('mask-canvas'),
+  denoising: byId('denoising'),
+  brushSize: byId('brush-size'),
+  maskBlur: byId('mask-blur'),
+  brushErase: byId('brush-erase'),
+  maskInvert: byId('mask-invert'),
+  maskClear: byId('mask-clear'),
+  initRemove: byId('init-remove'),
 };
 
 // Number inputs and the request fields they fill.
@@ -88,6 +102,8 @@ const state = {
   moduleDetail: {},                  // its module_detail: each module's sliders (threshold_a, threshold_b)
   units: [],            // the ControlNet / IP-Adapter units of the form (see buildUnits)
   imageParameters: [],  // the settings of the image last checked in "Image info" ({name, value}, infotext order)
+  initImage: null,      // img2img: the starting image as a data: URL, or null
+  maskPainted: false,   // a stroke is on the mask canvas
 };
 
 class ApiError extends Error {
@@ -331,6 +347,7 @@ function readForm() {
   }
   const units = readUnits();
   if (units.length) params.alwayson_scripts = { controlnet: { args: units } };
+  if (state.initImage) Object.assign(params, readImg2img());
   return params;
 }
 
@@ -409,7 +426,7 @@ async function showFinal(job) {
   ui.resultImage.alt = job.params?.prompt ?? '';
   ui.resultImage.dataset.final = 'true';
   ui.resultImage.dataset.jobId = job.id;
-  ui.resultCaption.replaceChildren(describeParams(job), ' ', downloadLink(job, source));
+  ui.resultCaption.replaceChildren(describeParams(job), ' ', downloadLink(job, source), ' ', sendButton(source, `easel-${job.id}.png`));
   // A1111's infotext: every parameter the image was made with, ControlNet units included.
   ui.resultInfotext.textContent = image.infotext ?? '';
   ui.resultInfo.hidden = !image.infotext;
@@ -606,6 +623,129 @@ function wireDropZone(zone, input, onFile) {
     }
     onFile(file);
   });
+}
+
+// ---- image to image and inpainting ----
+
+// The starting image: drawn on the image canvas at its own size, which the form's size follows (the server takes
+// init images at the output size); the mask canvas over it starts empty.
+async function setInitImage(dataUrl, name = '') {
+  const img = new Image();
+  img.src = dataUrl;
+  try {
+    await img.decode();
+  } catch {
+    showError(new ApiError(`${name || 'The starting image'}: not an image this browser can read`));
+    return;
+  }
+  state.initImage = dataUrl;
+  for (const canvas of [ui.initCanvas, ui.maskCanvas]) {
+    canvas.width = img.naturalWidth;
+    canvas.height = img.naturalHeight;
+  }
+  ui.initCanvas.getContext('2d').drawImage(img, 0, 0);
+  clearMask();
+  ui.width.value = img.naturalWidth;
+  ui.height.value = img.naturalHeight;
+  state.sizeEdited = true;
+  syncSizePreset();
+  ui.initEditor.hidden = false;
+  ui.img2img.open = true;
+  ui.initCanvas.parentElement.classList.toggle('pixelated', img.naturalWidth < 128);
+  updateImg2imgState();
+}
+
+function removeInitImage() {
+  state.initImage = null;
+  ui.initFile.value = '';
+  ui.initEditor.hidden = true;
+  clearMask();
+  updateImg2imgState();
+  ui.initFile.focus();
+}
+
+function clearMask() {
+  ui.maskCanvas.getContext('2d').clearRect(0, 0, ui.maskCanvas.width, ui.maskCanvas.height);
+  state.maskPainted = false;
+  updateImg2imgState();
+}
+
+function updateImg2imgState() {
+  ui.img2imgState.textContent = !state.initImage ? '' : state.maskPainted ? '(inpainting)' : '(image to image)';
+}
+
+// Painting with a pointer (mouse, pen, touch): round strokes in image pixels, white on the mask canvas (shown
+// translucent over the image), or erasing.
+function wireMaskPainting() {
+  const canvas = ui.maskCanvas;
+  let last = null;
+  const at = (event) => {
+    const rect = canvas.getBoundingClientRect();
+    return [(event.clientX - rect.left) * canvas.width / rect.width, (event.clientY - rect.top) * canvas.height / rect.height];
+  };
+  const stroke = (from, to) => {
+    const ctx = canvas.getContext('2d');
+    ctx.globalCompositeOperation = ui.brushErase.checked ? 'destination-out' : 'source-over';
+    ctx.strokeStyle = ctx.fillStyle = '#fff';
+    ctx.lineWidth = Number(ui.brushSize.value);
+    ctx.lineCap = ctx.lineJoin = 'round';
+    ctx.beginPath();
+    ctx.moveTo(...from);
+    ctx.lineTo(...to);
+    ctx.stroke();
+    if (!ui.brushErase.checked) state.maskPainted = true;
+    updateImg2imgState();
+  };
+  canvas.addEventListener('pointerdown', (event) => {
+    if (!state.initImage) return;
+    canvas.setPointerCapture(event.pointerId);
+    last = at(event);
+    stroke(last, last);
+  });
+  canvas.addEventListener('pointermove', (event) => {
+    if (!last) return;
+    const point = at(event);
+    stroke(last, point);
+    last = point;
+  });
+  for (const type of ['pointerup', 'pointercancel']) canvas.addEventListener(type, () => { last = null; });
+}
+
+// The request's img2img fields; the mask as A1111 takes it: white = repaint, black = keep, the image's size.
+function readImg2img() {
+  const denoising = Number(ui.denoising.value);
+  if (ui.denoising.value.trim() === '' || !(denoising >= 0 && denoising <= 1)) throw new ApiError('Denoising strength: a number from 0 to 1');
+  const fields = { init_images: [base64Of(state.initImage)], denoising_strength: denoising };
+  if (state.maskPainted) {
+    const mask = document.createElement('canvas');
+    mask.width = ui.maskCanvas.width;
+    mask.height = ui.maskCanvas.height;
+    const ctx = mask.getContext('2d');
+    ctx.fillStyle = '#000';
+    ctx.fillRect(0, 0, mask.width, mask.height);
+    ctx.drawImage(ui.maskCanvas, 0, 0);
+    fields.mask = base64Of(mask.toDataURL('image/png'));
+    fields.mask_blur = Number(ui.maskBlur.value);
+    fields.inpainting_mask_invert = ui.maskInvert.checked ? 1 : 0;
+  }
+  return fields;
+}
+
+// "Send to img2img": a finished image becomes the starting image.
+async function sendToImg2img(source, name) {
+  try {
+    const blob = await (await fetch(source)).blob();
+    await setInitImage(await readFileAsDataUrl(blob), name);
+    ui.denoising.focus();
+  } catch (err) {
+    showError(err);
+  }
+}
+
+function sendButton(source, name) {
+  const button = element('button', { type: 'button' }, 'Send to img2img');
+  button.addEventListener('click', () => sendToImg2img(source, name));
+  return button;
 }
 
 // ---- checking an image (/v1/verify) ----
@@ -920,7 +1060,7 @@ async function galleryEntry(job, index) {
     ui.prompt.focus();
   });
   const actions = element('div', { class: 'entry-actions' }, again);
-  if (source) actions.append(' ', downloadLink(job, source));
+  if (source) actions.append(' ', downloadLink(job, source), ' ', sendButton(source, `easel-${job.id}.png`));
 
   const created = job.created ? new Date(job.created) : null;
   const when = created && !Number.isNaN(created.getTime())
@@ -986,6 +1126,10 @@ async function start() {
   });
   ui.resultImage.addEventListener('load', onResultImageLoad);
   wireDropZone(ui.verifyDrop, ui.verifyFile, verifyImage);
+  wireDropZone(ui.initDrop, ui.initFile, async (file) => setInitImage(await readFileAsDataUrl(file), file.name));
+  wireMaskPainting();
+  ui.maskClear.addEventListener('click', clearMask);
+  ui.initRemove.addEventListener('click', removeInitImage);
   ui.restoreSettings.addEventListener('click', restoreSettings);
   buildUnits();
   ui.apiKey.addEventListener('change', async () => {
