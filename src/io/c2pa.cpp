@@ -6,6 +6,7 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <map>
 
 #include <fmt/format.h>
 #include <openssl/bn.h>
@@ -513,8 +514,17 @@ C2paReport verify_c2pa(const uint8_t* data, size_t size, const std::vector<DerCe
         r.assertions.emplace_back(a.label, std::move(content));
     }
 
-    // The hashed URIs of the claim against the boxes they name.
+    // The hashed URIs of the claim against the boxes they name. Each box is hashed once per algorithm however many
+    // URIs name it, and a claim naming more than 1,000 is refused: a hostile claim cannot make the hashing quadratic.
     r.assertions_intact = true;
+    std::map<std::pair<const JumbfBox*, const EVP_MD*>, std::vector<uint8_t>> hashed;
+    size_t uri_count = 0;
+    for (const char* list : {"created_assertions", "gathered_assertions", "assertions"})
+        if (const Cbor* uris = claim->get(list); uris && uris->type == Cbor::Type::Array) uri_count += uris->items.size();
+    if (uri_count > 1000) {
+        r.error = fmt::format("the claim names {} assertions; easel reads claims of up to 1,000", uri_count);
+        return r;
+    }
     const Cbor* hard_binding_box = nullptr;
     std::string hard_binding_label;
     for (const char* list : {"created_assertions", "gathered_assertions", "assertions"}) {
@@ -535,7 +545,8 @@ C2paReport verify_c2pa(const uint8_t* data, size_t size, const std::vector<DerCe
                 r.assertions_intact = false;
                 continue;
             }
-            const std::vector<uint8_t> got = digest(h.md, {{where->store.data() + box->offset + 8, box->size - 8}});
+            std::vector<uint8_t>& got = hashed[{box, h.md}];
+            if (got.empty()) got = digest(h.md, {{where->store.data() + box->offset + box->header, box->size - box->header}});
             if (got != want->bin) {
                 r.failures.push_back(fmt::format("assertion {} does not match its hash in the claim (it was changed)", box->label));
                 r.assertions_intact = false;

@@ -77,6 +77,7 @@ struct Parser {
         box.type = h.type;
         box.offset = pos;
         box.size = h.size;
+        box.header = h.header;
         const size_t body = pos + h.header, box_end = pos + h.size;
         if (h.type != "jumb") {
             box.data.assign(data + body, data + box_end);

@@ -43,6 +43,7 @@ struct JumbfBox {
     // Where a parsed box lies in the parsed buffer (its header included); 0 for a built one.
     size_t offset = 0;
     size_t size = 0;
+    size_t header = 8;  // its LBox and TBox, and XLBox when present (16)
 };
 
 JumbfBox jumbf_superbox(const JumbfUuid& uuid, std::string label, std::vector<JumbfBox> children);

@@ -354,3 +354,15 @@ TEST(C2pa, SignsWithEveryAlgorithm) {
     }
     EXPECT_FALSE(make_c2pa_test_credentials("/tmp/x", "/tmp/y", "/tmp/z", "o", 1, "dsa"));
 }
+
+// A claim naming more assertions than any real one (1,000) is refused before they are hashed: the hashing of a
+// hostile claim stays linear in the file's size.
+TEST(C2pa, RefusesAClaimOfTooManyAssertions) {
+    C2paClaimInput c = claim_for("many");
+    for (int i = 0; i < 1000; ++i) c.assertions.push_back({fmt::format("easel.filler.{}", i), Cbor::integer(i)});
+    const std::vector<uint8_t> file = signed_file(ImageFormat::Png, c);
+    const C2paReport r = verify_c2pa(file.data(), file.size(), {}, "many");
+    EXPECT_TRUE(r.present);
+    EXPECT_FALSE(r.valid());
+    EXPECT_NE(r.error.find("1002 assertions"), std::string::npos) << r.error;
+}
