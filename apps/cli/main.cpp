@@ -885,14 +885,13 @@ int cmd_verify(int argc, char** argv) {
     }
     int status = 0;
     for (const std::string& path : paths) {
-        std::ifstream in(path, std::ios::binary);
-        if (!in) {
-            std::fprintf(stderr, "error: %s: cannot open the file\n", path.c_str());
+        auto bytes = read_image_file(path);
+        if (!bytes) {
+            std::fprintf(stderr, "error: %s\n", bytes.error().to_string().c_str());
             status = std::max(status, 2);
             continue;
         }
-        const std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-        auto p = inspect_image_provenance(bytes.data(), bytes.size(), anchors, path);
+        auto p = inspect_image_provenance(bytes->data(), bytes->size(), anchors, path);
         if (!p) {
             std::fprintf(stderr, "error: %s\n", p.error().to_string().c_str());
             status = std::max(status, 2);

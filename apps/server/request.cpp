@@ -3,6 +3,7 @@
 #include <array>
 #include <cctype>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <random>
 
@@ -549,6 +550,8 @@ Result<GenerationRequest> parse_generation_request(const json& body, RequestKind
 }
 
 std::optional<std::string> read_whole_file(const std::string& path) {
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(path, ec)) return std::nullopt;  // reading a folder throws
     std::ifstream f(path, std::ios::binary);
     if (!f) return std::nullopt;
     return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());

@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <map>
@@ -46,7 +47,11 @@ std::string openssl_error() {
     return buf;
 }
 
+// A PEM file: a regular file of at most 1 MiB (a folder or a device is refused, not read).
 std::string read_file(const std::string& path, bool& ok) {
+    std::error_code ec;
+    ok = std::filesystem::is_regular_file(path, ec) && std::filesystem::file_size(path, ec) <= (1u << 20) && !ec;
+    if (!ok) return {};
     std::ifstream in(path, std::ios::binary);
     ok = bool(in);
     return ok ? std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>()) : std::string();

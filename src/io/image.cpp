@@ -427,7 +427,7 @@ Result<Image> decode_image(const uint8_t* data, size_t size, const std::string& 
     return Error::bad_file(name, "not a PNG, JPEG or WebP image (unrecognised first bytes)");
 }
 
-Result<Image> read_image(const std::string& path) {
+Result<std::vector<uint8_t>> read_image_file(const std::string& path) {
     std::error_code ec;
     if (!std::filesystem::is_regular_file(path, ec)) return Error::not_found("no such image file", path);
     const auto size = std::filesystem::file_size(path, ec);
@@ -435,7 +435,11 @@ Result<Image> read_image(const std::string& path) {
     if (size > (512u << 20)) return Error::bad_file(path, fmt::format("image file is {} bytes; the limit is 512 MiB", size));
     std::ifstream in(path, std::ios::binary);
     if (!in) return Error::io("cannot open for reading", path);
-    std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    return std::vector<uint8_t>((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+Result<Image> read_image(const std::string& path) {
+    EASEL_TRY_ASSIGN(std::vector<uint8_t> bytes, read_image_file(path));
     return decode_image(bytes.data(), bytes.size(), path);
 }
 

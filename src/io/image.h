@@ -38,6 +38,8 @@ Result<ImageFormat> image_format_from_path(const std::string& path);  // by exte
 Result<Image> decode_image(const uint8_t* data, size_t size, const std::string& name_for_errors = "image",
                            int64_t max_pixels = kMaxImagePixels);
 Result<Image> read_image(const std::string& path);
+// The bytes of an image file: a regular file of at most 512 MiB (a folder, a device or a larger file is refused).
+Result<std::vector<uint8_t>> read_image_file(const std::string& path);
 
 // PNG text chunks (tEXt, zTXt and iTXt) of a PNG in memory.
 Result<TextChunks> read_png_text(const uint8_t* data, size_t size, const std::string& name_for_errors = "image");

@@ -125,7 +125,9 @@ if ! grep -q "easel:Watermark: none: turned off" "$tmp/verify2"; then
 else
   echo "ok   an unmarked image says so"
 fi
-expect_error "verify a missing file" "cannot open" -- verify "$tmp/none.png"
+expect_error "verify a missing file" "no such image file" -- verify "$tmp/none.png"
+expect_error "verify a folder" "no such image file" -- verify "$tmp"
+expect_error "a folder as the signing key" "cannot open the signing key" -- generate -p x -W 32 -H 32 --sign-key "$tmp" --sign-cert "$tmp" -o "$tmp/x.png"
 # C2PA content credentials: a test signer from `easel keys signer`, signed PNG and JPEG outputs read by exiftool
 # (the JUMBF boxes) and checked by the independent Python verifier (tools/reference/c2pa_verify.py, on Debian's
 # python3-cbor2 and python3-cryptography); one changed byte fails in both verifiers; `easel verify` tells a signed,
