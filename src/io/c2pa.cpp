@@ -47,6 +47,10 @@ std::string openssl_error() {
     return buf;
 }
 
+// OpenSSL's PEM readers ask for a passphrase on the terminal unless given a callback: this one declines, so an
+// encrypted key is an error, never a prompt that a server or a script would wait on forever.
+int no_passphrase(char*, int, int, void*) { return 0; }
+
 // A PEM file: a regular file of at most 1 MiB (a folder or a device is refused, not read).
 std::string read_file(const std::string& path, bool& ok) {
     std::error_code ec;
@@ -320,7 +324,7 @@ Result<std::vector<DerCertificate>> load_pem_certificates(const std::string& pat
     BioPtr b(BIO_new_mem_buf(text.data(), int(text.size())));
     std::vector<DerCertificate> out;
     while (true) {
-        X509Ptr x(PEM_read_bio_X509(b.get(), nullptr, nullptr, nullptr));
+        X509Ptr x(PEM_read_bio_X509(b.get(), nullptr, no_passphrase, nullptr));
         if (!x) break;
         const int n = i2d_X509(x.get(), nullptr);
         DerCertificate der(size_t(std::max(n, 0)));
@@ -338,8 +342,13 @@ Result<C2paSigner> load_c2pa_signer(const std::string& key_path, const std::stri
     const std::string key_text = read_file(key_path, read);
     if (!read) return Error::io("cannot open the signing key", key_path);
     BioPtr b(BIO_new_mem_buf(key_text.data(), int(key_text.size())));
-    PkeyPtr key(PEM_read_bio_PrivateKey(b.get(), nullptr, nullptr, nullptr));
-    if (!key) return Error::bad_file(key_path, "not a PEM private key without a passphrase: " + openssl_error());
+    PkeyPtr key(PEM_read_bio_PrivateKey(b.get(), nullptr, no_passphrase, nullptr));
+    if (!key) {
+        const bool encrypted = key_text.find("ENCRYPTED") != std::string::npos;
+        ERR_clear_error();
+        return Error::bad_file(key_path, encrypted ? "the key is encrypted; easel reads keys without a passphrase (decrypt it with `openssl pkey`)"
+                                                   : "not a PEM private key (-----BEGIN PRIVATE KEY-----)");
+    }
     EASEL_TRY_ASSIGN(int alg, alg_for_key(key.get(), key_path));
     EASEL_TRY_ASSIGN(std::vector<DerCertificate> chain, load_pem_certificates(chain_path));
     X509Ptr leaf = parse_der(chain[0]);

@@ -8,6 +8,8 @@
 #include <fstream>
 
 #include <fmt/format.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 
 #include "common/scoped_path.h"
 #include "io/c2pa.h"
@@ -290,6 +292,23 @@ TEST(C2pa, SignerFilesAreChecked) {
     ASSERT_FALSE(not_key);
     std::printf("  %s\n", not_key.error().to_string().c_str());
     EXPECT_FALSE(load_c2pa_signer(key, (c.dir.path / "missing.pem").string()));
+    // An encrypted key is refused at once (OpenSSL would otherwise prompt for its passphrase on the terminal).
+    {
+        BIO* in = BIO_new_file(key.c_str(), "r");
+        EVP_PKEY* k = PEM_read_bio_PrivateKey(in, nullptr, nullptr, nullptr);
+        BIO_free(in);
+        ASSERT_NE(k, nullptr);
+        const std::string enc = (c.dir.path / "encrypted.key").string();
+        BIO* out = BIO_new_file(enc.c_str(), "w");
+        static char pass[] = "secret";
+        ASSERT_EQ(PEM_write_bio_PKCS8PrivateKey(out, k, EVP_aes_128_cbc(), nullptr, 0, nullptr, pass), 1);
+        BIO_free(out);
+        EVP_PKEY_free(k);
+        auto refused = load_c2pa_signer(enc, chain);
+        ASSERT_FALSE(refused);
+        std::printf("  %s\n", refused.error().to_string().c_str());
+        EXPECT_NE(refused.error().to_string().find("encrypted"), std::string::npos);
+    }
     EXPECT_EQ(fs::status(key).permissions() & fs::perms::others_read, fs::perms::none);
     // Refused before any work: a WebP, and a file that already holds a store.
     auto webp = encode_image(gradient(16, 16), ImageFormat::Webp);
