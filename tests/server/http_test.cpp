@@ -1061,8 +1061,10 @@ TEST_F(Http, CrashingHangingAndKilledWorkersFailOnlyTheirJob) {
     ASSERT_TRUE(png);
     EXPECT_EQ(png->status, 200);
 
-    // A worker killed mid-job (as the OOM killer would): the job runs again in a new worker and finishes.
-    const std::string victim = submit("a purple circle", 150);
+    // A worker killed mid-job (as the OOM killer would): the job runs again in a new worker and finishes. 50 steps:
+    // long enough to be killed mid-way, short enough that the rerun (a new worker's load and all 50 steps) stays
+    // within this server's 3 s job limit on a slow machine (150 steps timed out there about once in 8 runs).
+    const std::string victim = submit("a purple circle", 50);
     for (int i = 0; i < 1000; ++i) {
         const json j = get("/v1/jobs/" + victim).second;
         if (j["status"] == "running" && j["step"].get<int>() >= 1) break;
