@@ -167,6 +167,13 @@ int cmd_generate(int argc, char** argv) {
     auto& strength = a.add_double("--strength", "", 0.75, "img2img: how much of the image to repaint (0..1)");
     auto& mask = a.add_string("--mask", "", "", "inpainting mask, same size as --init-image (white = repaint; or the alpha channel, except in diffusers mode, which reads grey and binarises at 0.5)");
     auto& mask_blur = a.add_int("--mask-blur", "", 4, "inpainting: blur the mask edge by this many pixels (0..64; k-diffusion mode only, diffusers does not blur)");
+    auto& masked_content = a.add_string("--masked-content", "", "original",
+        "inpainting (k-diffusion mode): what the repainted part starts from, as AUTOMATIC1111's \"Masked content\": "
+        "original, fill (colours from around the mask), latent-noise or latent-nothing");
+    auto& inpaint_area = a.add_string("--inpaint-area", "", "whole",
+        "inpainting (k-diffusion mode): whole (the picture) or masked (AUTOMATIC1111's \"Only masked\": the box around "
+        "the mask is inpainted at --width x --height and pasted back; the output has the init image's size)");
+    auto& inpaint_padding = a.add_int("--inpaint-padding", "", 32, "--inpaint-area masked: pixels added around the mask's box (0..256)");
     auto& vae_tile = a.add_int("--vae-tile", "", 0, "VAE decode and encode in tiles of this many pixels (diffusers' enable_tiling; 512 for SD 1.5), for large images in little memory; 0: whole");
     auto& batch_count = a.add_int("--batch-count", "", 1, "batches to run (seeds continue: seed, seed+1, ...)");
     auto& batch_size = a.add_int("--batch-size", "", 1, "images per batch");
@@ -513,6 +520,25 @@ int cmd_generate(int argc, char** argv) {
         if (!mi) return fail(mi.error().within("--mask"));
         p.mask = std::move(mi).value();
         p.mask_blur = int(mask_blur.i);
+    }
+    {
+        static const std::pair<const char*, MaskedContent> kContents[] = {
+            {"original", MaskedContent::Original}, {"fill", MaskedContent::Fill},
+            {"latent-noise", MaskedContent::LatentNoise}, {"latent-nothing", MaskedContent::LatentNothing}};
+        const auto* hit = std::find_if(std::begin(kContents), std::end(kContents),
+                                       [&](const auto& e) { return masked_content.s == e.first; });
+        if (hit == std::end(kContents))
+            return fail(Error::invalid_argument(fmt::format("expected original, fill, latent-noise or latent-nothing, "
+                                                            "got '{}'", masked_content.s), "--masked-content"));
+        if (inpaint_area.s != "whole" && inpaint_area.s != "masked")
+            return fail(Error::invalid_argument(fmt::format("expected whole or masked, got '{}'", inpaint_area.s),
+                                                "--inpaint-area"));
+        if (mask.s.empty() && (hit->second != MaskedContent::Original || inpaint_area.s != "whole"))
+            return fail(Error::invalid_argument("needs --mask (the part to repaint)",
+                                                inpaint_area.s != "whole" ? "--inpaint-area" : "--masked-content"));
+        p.masked_content = hit->second;
+        p.inpaint_only_masked = inpaint_area.s == "masked";
+        p.inpaint_padding = int(inpaint_padding.i);
     }
     if (seed.i == -1) {
         std::random_device rd;

@@ -852,9 +852,9 @@ Result<json> JobQueue::job_json(const std::string& id, const Caller& caller, boo
     return record_json(*rec);  // finished (or between the store and the queue: what the store says)
 }
 
-Result<json> JobQueue::list_json(const Caller& caller, int limit) {
-    if (cluster_) return cluster_list_json(caller, limit);
-    EASEL_TRY_ASSIGN(auto recs, store_->list_jobs(caller.key_id, caller.all_jobs, limit));
+Result<json> JobQueue::list_json(const Caller& caller, int limit, const JobFilter& filter) {
+    if (cluster_) return cluster_list_json(caller, limit, filter);
+    EASEL_TRY_ASSIGN(auto recs, store_->list_jobs(caller.key_id, caller.all_jobs, limit, filter));
     json jobs = json::array();
     for (const JobRecord& r : recs) {
         std::lock_guard<std::mutex> lk(mu_);
@@ -891,6 +891,27 @@ Result<json> JobQueue::cancel(const std::string& id, const Caller& caller) {
     if (queued) finish(queued, "cancelled", "cancelled", json::object());
     cv_.notify_all();
     return job_json(id, caller, false);
+}
+
+Result<json> JobQueue::purge(const std::string& id, const Caller& caller) {
+    std::optional<JobRecord> gone;
+    if (cluster_) {
+        EASEL_TRY_ASSIGN(gone, cluster_->delete_finished(id, caller.key_id, caller.all_jobs));
+    } else {
+        EASEL_TRY_ASSIGN(gone, store_->delete_finished(id, caller.key_id, caller.all_jobs));
+    }
+    if (!gone) {
+        // Why not: unknown (or another key's), or not finished yet.
+        EASEL_TRY_ASSIGN(auto rec, cluster_ ? cluster_->get_job(id) : store_->get_job(id));
+        if (!rec || (!caller.all_jobs && rec->key_id != caller.key_id)) return Error::not_found(fmt::format("no job '{}'", id));
+        return Error::refused(fmt::format("job '{}' is {}: cancel it first (DELETE without purge), then remove it", id,
+                                          rec->status), "purge");
+    }
+    if (!cluster_) {
+        std::error_code ec;
+        fs::remove_all(fs::path(image_dir_) / gone->id, ec);
+    }
+    return json{{"id", gone->id}, {"deleted", true}};
 }
 
 Result<std::string> JobQueue::image_file(const std::string& id, int index, const Caller& caller) {

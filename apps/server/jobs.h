@@ -100,8 +100,11 @@ public:
 
     // Status of one job as /v1/jobs/{id} shows it; not_found for unknown ids and other keys' jobs.
     Result<json> job_json(const std::string& id, const Caller& caller, bool with_preview);
-    Result<json> list_json(const Caller& caller, int limit);
+    Result<json> list_json(const Caller& caller, int limit, const JobFilter& filter = {});
     Result<json> cancel(const std::string& id, const Caller& caller);
+    // Removes a finished job and its images from the history (DELETE /v1/jobs/{id}?purge=1): not_found for unknown
+    // ids and other keys' jobs, refused (where "purge": HTTP 409) while it is queued or running.
+    Result<json> purge(const std::string& id, const Caller& caller);
     // The PNG of a finished job's image `index`.
     Result<std::string> image_png(const std::string& id, int index, const Caller& caller);
     // What A1111's synchronous endpoints return once a job has finished: images as base64, parameters, info.
@@ -134,7 +137,7 @@ private:
     Status cluster_set_spec(const std::string& name, std::unique_ptr<ModelSpec> spec, std::string error);
     Result<Submitted> cluster_submit(JobRecord& rec, const QuotaCharge* charge);
     Result<json> cluster_job_json(const std::string& id, const Caller& caller, bool with_preview);
-    Result<json> cluster_list_json(const Caller& caller, int limit);
+    Result<json> cluster_list_json(const Caller& caller, int limit, const JobFilter& filter);
     Result<json> cluster_cancel(const std::string& id, const Caller& caller);
     Result<std::string> cluster_image_png(const std::string& id, int index, const Caller& caller);
     Result<json> cluster_a1111_result(const std::string& id);

@@ -70,8 +70,8 @@ Result<json> JobQueue::cluster_job_json(const std::string& id, const Caller& cal
     return cluster_record_json(*rec, with_preview);
 }
 
-Result<json> JobQueue::cluster_list_json(const Caller& caller, int limit) {
-    EASEL_TRY_ASSIGN(auto recs, cluster_->list_jobs(caller.key_id, caller.all_jobs, limit));
+Result<json> JobQueue::cluster_list_json(const Caller& caller, int limit, const JobFilter& filter) {
+    EASEL_TRY_ASSIGN(auto recs, cluster_->list_jobs(caller.key_id, caller.all_jobs, limit, filter));
     json jobs = json::array();
     for (const JobRecord& r : recs) jobs.push_back(cluster_record_json(r, false));
     return json{{"jobs", jobs}};

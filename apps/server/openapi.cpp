@@ -61,7 +61,12 @@ json openapi_json() {
           {"denoising_strength", {{"type", "number"}, {"default", 0.75}}},
           {"mask", {{"type", "string"}, {"format", "byte"}, {"description", "inpainting: white = repaint"}}},
           {"mask_blur", {{"type", "integer"}, {"default", 4}}},
-          {"inpainting_mask_invert", {{"type", "integer"}, {"default", 0}}}}}};
+          {"inpainting_mask_invert", {{"type", "integer"}, {"default", 0}}},
+          {"inpainting_fill", {{"type", "integer"}, {"minimum", 0}, {"maximum", 3}, {"default", 1},
+                               {"description", "masked content: 0 fill, 1 original, 2 latent noise, 3 latent nothing"}}},
+          {"inpaint_full_res", {{"type", "boolean"}, {"default", false},
+                                {"description", "only masked: the mask's box is inpainted at width x height and pasted back"}}},
+          {"inpaint_full_res_padding", {{"type", "integer"}, {"minimum", 0}, {"maximum", 256}, {"default", 32}}}}}};
     json job = {
         {"type", "object"},
         {"properties",
@@ -102,11 +107,22 @@ json openapi_json() {
     paths["/v1/jobs"]["post"] = op("Queue a generation (txt2img; img2img when init_images is given)",
                                    {{"202", reply("queued", {{"type", "object"}, {"properties", {{"id", {{"type", "string"}}}, {"queue_position", {{"type", "integer"}}}}}})}},
                                    {{"requestBody", json_body(ref("Generation"))}});
-    paths["/v1/jobs"]["get"] = op("Recent jobs, newest first (a key sees its own)", {{"200", reply("jobs", any)}},
-                                  {{"parameters", {{{"name", "limit"}, {"in", "query"}, {"schema", {{"type", "integer"}, {"default", 50}}}}}}});
+    paths["/v1/jobs"]["get"] = op(
+        "Recent jobs, newest first (a key sees its own); q: the prompt contains it (case-insensitive), model: ran it",
+        {{"200", reply("jobs", any)}},
+        {{"parameters", {{{"name", "limit"}, {"in", "query"}, {"schema", {{"type", "integer"}, {"default", 50}}}},
+                         {{"name", "q"}, {"in", "query"}, {"schema", {{"type", "string"}, {"maxLength", 1000}}}},
+                         {{"name", "model"}, {"in", "query"}, {"schema", {{"type", "string"}, {"maxLength", 1000}}}}}}});
+    paths["/v1/usage"]["get"] = op(
+        "The caller's key today: images used, its daily quota and what is left (null: unlimited), when the day resets "
+        "(UTC), its rate limit; key null on an open server",
+        {{"200", reply("usage", any)}});
     paths["/v1/jobs/{id}"]["get"] = op("A job's status", {{"200", reply("the job", ref("Job"))}},
                                        {{"parameters", {id, {{"name", "preview"}, {"in", "query"}, {"schema", {{"type", "integer"}}}}}}});
-    paths["/v1/jobs/{id}"]["delete"] = op("Cancel a job", {{"200", reply("the job", ref("Job"))}}, {{"parameters", {id}}});
+    paths["/v1/jobs/{id}"]["delete"] = op(
+        "Cancel a job; with purge=1, remove a finished job and its images from the history (409 while it runs)",
+        {{"200", reply("the job, or {id, deleted: true} with purge", any)}},
+        {{"parameters", {id, {{"name", "purge"}, {"in", "query"}, {"schema", {{"type", "integer"}}}}}}});
     paths["/v1/jobs/{id}/images/{n}"]["get"] =
         op("An image of a finished job (PNG with its infotext)",
            {{"200", {{"description", "PNG"}, {"content", {{"image/png", {{"schema", {{"type", "string"}, {"format", "binary"}}}}}}}}}},

@@ -462,13 +462,25 @@ Result<std::optional<JobRecord>> PgStore::get_job(const std::string& id) {
     return std::optional<JobRecord>(read_job(r, 0));
 }
 
-Result<std::vector<JobRecord>> PgStore::list_jobs(const std::string& key_id, bool all_keys, int limit) {
+Result<std::vector<JobRecord>> PgStore::list_jobs(const std::string& key_id, bool all_keys, int limit, const JobFilter& filter) {
     EASEL_PG_LEASE(c);
-    EASEL_TRY_ASSIGN(Rows r, c->exec(fmt::format("SELECT {} FROM easel_jobs WHERE $1::boolean OR key_id = $2 ORDER BY seq "
-                                                 "DESC LIMIT $3", kJobColumns).c_str(), {all_keys, key_id, limit}));
+    EASEL_TRY_ASSIGN(Rows r, c->exec(fmt::format("SELECT {} FROM easel_jobs WHERE ($1::boolean OR key_id = $2) AND ($4 = '' "
+                                                 "OR strpos(lower(coalesce(request_json::jsonb->>'prompt', '')), lower($4)) "
+                                                 "> 0) AND ($5 = '' OR model = $5) ORDER BY seq DESC LIMIT $3",
+                                                 kJobColumns).c_str(),
+                                     {all_keys, key_id, limit, filter.prompt, filter.model}));
     std::vector<JobRecord> out;
     for (int i = 0; i < r.size(); ++i) out.push_back(read_job(r, i));
     return out;
+}
+
+Result<std::optional<JobRecord>> PgStore::delete_finished(const std::string& id, const std::string& key_id, bool all_keys) {
+    EASEL_PG_LEASE(c);
+    EASEL_TRY_ASSIGN(Rows r, c->exec(fmt::format("DELETE FROM easel_jobs WHERE id = $1 AND ($2::boolean OR key_id = $3) AND "
+                                                 "status IN ('done', 'failed', 'cancelled') RETURNING {}", kJobColumns).c_str(),
+                                     {id, all_keys, key_id}));
+    if (!r.size()) return std::optional<JobRecord>();
+    return std::optional<JobRecord>(read_job(r, 0));
 }
 
 Result<std::vector<JobRecord>> PgStore::active_jobs(const std::string& key_id, bool all_keys) {

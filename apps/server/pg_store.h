@@ -66,7 +66,10 @@ public:
     // created_ms; returns the job's position in its model's line (running jobs included).
     Result<int> submit_job(JobRecord& job, int queue_bound, const QuotaCharge* charge = nullptr);
     Result<std::optional<JobRecord>> get_job(const std::string& id);
-    Result<std::vector<JobRecord>> list_jobs(const std::string& key_id, bool all_keys, int limit);
+    Result<std::vector<JobRecord>> list_jobs(const std::string& key_id, bool all_keys, int limit,
+                                             const JobFilter& filter = {});
+    // As Store::delete_finished; the images go with the record (ON DELETE CASCADE).
+    Result<std::optional<JobRecord>> delete_finished(const std::string& id, const std::string& key_id, bool all_keys);
     // Queued and running jobs, oldest first.
     Result<std::vector<JobRecord>> active_jobs(const std::string& key_id, bool all_keys);
     // The job's change counter (nullopt: no such job).

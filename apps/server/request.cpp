@@ -484,7 +484,11 @@ Result<GenerationRequest> parse_generation_request(const json& body, RequestKind
         // Without width/height the output takes the init image's size (A1111 would resize it to 512x512).
         if (!w) width = init.width;
         if (!h) height = init.height;
-        if (init.width != width || init.height != height)
+        // A1111's "Only masked" (inpaint_full_res, with a mask): width x height is the size the masked area is
+        // inpainted at, the output the init image's size.
+        EASEL_TRY_ASSIGN(auto full_res, get_bool(body, "inpaint_full_res"));
+        const bool only_masked = full_res.value_or(false) && body.contains("mask") && !body["mask"].is_null();
+        if (!only_masked && (init.width != width || init.height != height))
             return Error::unsupported(fmt::format("the init image is {}x{} but the request asks for {}x{}; easel does not "
                                                   "resize init images, so send them at the output size",
                                                   init.width, init.height, width, height), "init_images[0]");
@@ -495,20 +499,23 @@ Result<GenerationRequest> parse_generation_request(const json& body, RequestKind
         p.init_image = std::move(init);
         if (auto m = body.find("mask"); m != body.end() && !m->is_null()) {
             EASEL_TRY_ASSIGN(Image mask, decode_b64_image(*m, "mask", int64_t(limits.max_width) * limits.max_height));
-            if (mask.width != width || mask.height != height)
-                return Error::invalid_argument(fmt::format("is {}x{}, the init image {}x{}", mask.width, mask.height, width, height), "mask");
+            if (mask.width != p.init_image->width || mask.height != p.init_image->height)
+                return Error::invalid_argument(fmt::format("is {}x{}, the init image {}x{}", mask.width, mask.height,
+                                                           p.init_image->width, p.init_image->height), "mask");
             EASEL_TRY_ASSIGN(auto invert, get_int(body, "inpainting_mask_invert"));
             if (invert.value_or(0) == 1)
                 for (uint8_t& v : mask.pixels) v = uint8_t(255 - v);
             EASEL_TRY_ASSIGN(auto blur, get_int(body, "mask_blur"));
             EASEL_TRY(check_range("mask_blur", blur.value_or(4), 0, 64));
             p.mask_blur = int(blur.value_or(4));
+            // A1111's "Masked content": 0 fill, 1 original (its API's default), 2 latent noise, 3 latent nothing.
             EASEL_TRY_ASSIGN(auto fill, get_int(body, "inpainting_fill"));
-            if (fill && *fill != 1)
-                return Error::unsupported("easel implements masked content 'original' (1) only", "inpainting_fill");
-            EASEL_TRY_ASSIGN(auto full_res, get_bool(body, "inpaint_full_res"));
-            if (full_res.value_or(false))
-                return Error::unsupported("easel inpaints the whole picture; send false or leave it out", "inpaint_full_res");
+            EASEL_TRY(check_range("inpainting_fill", fill.value_or(1), 0, 3));
+            p.masked_content = MaskedContent(fill.value_or(1));
+            p.inpaint_only_masked = only_masked;
+            EASEL_TRY_ASSIGN(auto padding, get_int(body, "inpaint_full_res_padding"));
+            EASEL_TRY(check_range("inpaint_full_res_padding", padding.value_or(32), 0, 256));
+            p.inpaint_padding = int(padding.value_or(32));
             p.mask = std::move(mask);
         }
     }
@@ -543,7 +550,12 @@ Result<GenerationRequest> parse_generation_request(const json& body, RequestKind
     }
     if (kind == RequestKind::Img2Img) {
         out["denoising_strength"] = p.denoising_strength;
-        if (p.mask) out["mask_blur"] = p.mask_blur;
+        if (p.mask) {
+            out["mask_blur"] = p.mask_blur;
+            out["inpainting_fill"] = int(p.masked_content);
+            out["inpaint_full_res"] = p.inpaint_only_masked;
+            out["inpaint_full_res_padding"] = p.inpaint_padding;
+        }
     }
     if (p.clip_skip != 1) out["override_settings"]["CLIP_stop_at_last_layers"] = p.clip_skip;
     return r;

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <atomic>
 #include <csignal>
+#include <ctime>
 #include <filesystem>
 #include <mutex>
 #include <optional>
@@ -420,6 +421,30 @@ void Server::install(httplib::Server& svr) {
     }));
 
     // Our API.
+    // What the caller's key has used today and may still use, as DreamStudio shows credits.
+    svr.Get("/v1/usage", api([this](const httplib::Request&, httplib::Response& res, const Auth& a) {
+        const int64_t t = now_ms();
+        const std::string day = utc_day(t);
+        const std::time_t reset = std::time_t(t / 1000 + seconds_to_utc_midnight(t));
+        std::tm tm{};
+        gmtime_r(&reset, &tm);
+        char resets_at[32];
+        std::strftime(resets_at, sizeof resets_at, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        json out = {{"key", nullptr}, {"day", day}, {"images_today", 0}, {"quota_per_day", nullptr},
+                    {"images_left_today", nullptr}, {"resets_at", resets_at}, {"rate_per_min", nullptr}};
+        if (a.key) {
+            auto used = store_.images_on_day(a.key->id, day);
+            if (!used) return send_error(res, used.error());
+            out["key"] = {{"id", a.key->id}, {"name", a.key->name}};
+            out["images_today"] = *used;
+            if (a.key->quota_per_day > 0) {
+                out["quota_per_day"] = a.key->quota_per_day;
+                out["images_left_today"] = std::max<int64_t>(0, a.key->quota_per_day - *used);
+            }
+            if (a.key->rate_per_min > 0) out["rate_per_min"] = a.key->rate_per_min;
+        }
+        send_json(res, out);
+    }));
     svr.Get("/v1/models", api([this](const httplib::Request&, httplib::Response& res, const Auth&) { send_json(res, models_json()); }));
     svr.Post("/v1/jobs", api([this](const httplib::Request& req, httplib::Response& res, const Auth& a) {
         submit(req, res, a, std::nullopt, false);
@@ -434,7 +459,14 @@ void Server::install(httplib::Server& svr) {
                 return send_error(res, 400, "invalid_argument", fmt::format("limit: expected 1..1000, got '{}'", v));
             limit = int(n);
         }
-        auto j = queue_.list_json(a.caller, limit);
+        JobFilter filter;
+        for (auto [param, field] : {std::pair{"q", &filter.prompt}, std::pair{"model", &filter.model}}) {
+            if (!req.has_param(param)) continue;
+            *field = req.get_param_value(param);
+            if (field->size() > 1000)
+                return send_error(res, 400, "invalid_argument", fmt::format("{}: at most 1000 bytes, got {}", param, field->size()));
+        }
+        auto j = queue_.list_json(a.caller, limit, filter);
         if (!j) return send_error(res, j.error());
         send_json(res, *j);
     }));
@@ -445,6 +477,13 @@ void Server::install(httplib::Server& svr) {
         send_json(res, *j);
     }));
     svr.Delete(R"(/v1/jobs/([0-9a-f]{1,64}))", api([this](const httplib::Request& req, httplib::Response& res, const Auth& a) {
+        if (req.has_param("purge") && req.get_param_value("purge") != "0") {
+            auto j = queue_.purge(req.matches[1], a.caller);
+            if (!j && j.error().code() == ErrorCode::Refused && j.error().where() == "purge")
+                return send_error(res, 409, "conflict", j.error().message());
+            if (!j) return send_error(res, j.error());
+            return send_json(res, *j);
+        }
         auto j = queue_.cancel(req.matches[1], a.caller);
         if (!j) return send_error(res, j.error());
         send_json(res, *j);

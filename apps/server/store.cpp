@@ -218,14 +218,29 @@ Result<std::optional<JobRecord>> Store::get_job(const std::string& id) {
     return std::optional<JobRecord>(read_job(s));
 }
 
-Result<std::vector<JobRecord>> Store::list_jobs(const std::string& key_id, bool all_keys, int limit) {
+Result<std::vector<JobRecord>> Store::list_jobs(const std::string& key_id, bool all_keys, int limit, const JobFilter& filter) {
     std::lock_guard<std::mutex> lk(mu_);
-    const std::string sql = all_keys ? fmt::format("SELECT {} FROM jobs ORDER BY seq DESC LIMIT ?", kJobColumns)
-                                     : fmt::format("SELECT {} FROM jobs WHERE key_id = ? ORDER BY seq DESC LIMIT ?", kJobColumns);
+    const std::string sql = fmt::format(
+        "SELECT {} FROM jobs WHERE (? OR key_id = ?) AND (? = '' OR instr(lower(CASE WHEN json_valid(request_json) THEN "
+        "coalesce(json_extract(request_json, '$.prompt'), '') ELSE '' END), lower(?)) > 0) AND (? = '' OR model = ?) "
+        "ORDER BY seq DESC LIMIT ?", kJobColumns);
     Stmt s(db_, sql.c_str());
-    if (!all_keys) s.bind(key_id);
-    s.bind(int64_t(limit));
+    s.bind(int64_t(all_keys ? 1 : 0)).bind(key_id).bind(filter.prompt).bind(filter.prompt).bind(filter.model)
+        .bind(filter.model).bind(int64_t(limit));
     return read_rows(s, read_job);
+}
+
+Result<std::optional<JobRecord>> Store::delete_finished(const std::string& id, const std::string& key_id, bool all_keys) {
+    std::lock_guard<std::mutex> lk(mu_);
+    Stmt q(db_, fmt::format("SELECT {} FROM jobs WHERE id = ? AND (? OR key_id = ?) AND status IN ('done', 'failed', "
+                            "'cancelled')", kJobColumns).c_str());
+    q.bind(id).bind(int64_t(all_keys ? 1 : 0)).bind(key_id);
+    EASEL_TRY_ASSIGN(bool row, q.step());
+    if (!row) return std::optional<JobRecord>();
+    JobRecord rec = read_job(q);
+    Stmt d(db_, "DELETE FROM jobs WHERE id = ?");
+    EASEL_TRY(d.bind(id).run());
+    return std::optional<JobRecord>(std::move(rec));
 }
 
 Status Store::set_queued(const std::string& id, bool count_attempt) {

@@ -52,6 +52,13 @@ struct QuotaCharge {
     int64_t quota = 0;          // per day; 0 = unlimited
 };
 
+// What GET /v1/jobs narrows the history to: jobs whose prompt contains `prompt` (case-insensitive; SQLite folds
+// ASCII letters only) and that ran `model` (exact name); empty: any.
+struct JobFilter {
+    std::string prompt;
+    std::string model;
+};
+
 struct KeyRecord {
     std::string id;
     std::string name;
@@ -100,7 +107,11 @@ public:
                       const std::string& result_json);
     Result<std::optional<JobRecord>> get_job(const std::string& id);
     // Newest first; key_id empty = every key's.
-    Result<std::vector<JobRecord>> list_jobs(const std::string& key_id, bool all_keys, int limit);
+    Result<std::vector<JobRecord>> list_jobs(const std::string& key_id, bool all_keys, int limit,
+                                             const JobFilter& filter = {});
+    // Removes a finished job (done, failed, cancelled) of `key_id` (all_keys: anyone's): the record, returned so
+    // the caller deletes its images; nullopt when there is no such finished job.
+    Result<std::optional<JobRecord>> delete_finished(const std::string& id, const std::string& key_id, bool all_keys);
     // Oldest first: what a restart must run again. Running jobs were cut off and go back to the queue, unless they
     // had been started kStoreMaxAttempts times: those fail as quarantined, so a job that crashes the server is not
     // replayed by every restart.

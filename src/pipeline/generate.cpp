@@ -14,12 +14,23 @@
 
 #include "pipeline/infotext.h"
 #include "pipeline/lora.h"
+#include "pipeline/mask.h"
 #include "pipeline/tasks.h"
 #include "sampling/noise.h"
 #include "sampling/rng_philox.h"
 #include "sampling/rng_torch_cpu.h"
 
 namespace easel {
+
+const char* masked_content_name(MaskedContent m) {
+    switch (m) {
+        case MaskedContent::Fill: return "fill";
+        case MaskedContent::Original: return "original";
+        case MaskedContent::LatentNoise: return "latent noise";
+        case MaskedContent::LatentNothing: return "latent nothing";
+    }
+    return "unknown";
+}
 
 namespace {
 constexpr int kMaxSide = 4096;
@@ -163,7 +174,7 @@ Status validate_params(const GenerateParams& p, const ModelSpec& m, const ModelS
         if (!(p.denoising_strength >= 0.0 && p.denoising_strength <= 1.0))
             return Error::invalid_argument(fmt::format("must be between 0 and 1, got {}", p.denoising_strength),
                                            "denoising_strength");
-        if (p.init_image->width != p.width || p.init_image->height != p.height)
+        if ((p.init_image->width != p.width || p.init_image->height != p.height) && !(p.mask && p.inpaint_only_masked))
             return Error::invalid_argument(fmt::format("init image is {}x{}, expected {}x{}", p.init_image->width,
                                                        p.init_image->height, p.width, p.height), "init_image");
         if (!m.has_vae_encoder) return Error::invalid_argument("the model was loaded without its VAE encoder", "init_image");
@@ -223,6 +234,32 @@ Status validate_params(const GenerateParams& p, const ModelSpec& m, const ModelS
                                                        p.init_image->height), "mask");
         if (p.mask_blur < 0 || p.mask_blur > 64)
             return Error::invalid_argument(fmt::format("must be between 0 and 64, got {}", p.mask_blur), "mask_blur");
+    }
+    const int fill = int(p.masked_content);
+    if (fill < 0 || fill > 3)
+        return Error::invalid_argument(fmt::format("must be 0 (fill), 1 (original), 2 (latent noise) or 3 (latent nothing), "
+                                                   "got {}", fill), "inpainting_fill");
+    if ((p.masked_content != MaskedContent::Original || p.inpaint_only_masked) && !p.mask)
+        return Error::invalid_argument(p.inpaint_only_masked ? "'only masked' needs a mask" : "masked content needs a mask",
+                                       p.inpaint_only_masked ? "inpaint_full_res" : "inpainting_fill");
+    if (p.mask && p.schedule_from == ScheduleFrom::Diffusers) {
+        if (p.masked_content != MaskedContent::Original)
+            return Error::unsupported(fmt::format("masked content '{}' in diffusers mode (it is AUTOMATIC1111's option; "
+                                                  "use k-diffusion mode)", masked_content_name(p.masked_content)),
+                                      "inpainting_fill");
+        if (p.inpaint_only_masked)
+            return Error::unsupported("'only masked' in diffusers mode (it is AUTOMATIC1111's option; use k-diffusion mode)",
+                                      "inpaint_full_res");
+    }
+    if (p.mask && p.inpaint_only_masked) {
+        if (p.inpaint_padding < 0 || p.inpaint_padding > 256)
+            return Error::invalid_argument(fmt::format("must be between 0 and 256, got {}", p.inpaint_padding),
+                                           "inpaint_full_res_padding");
+        if (!mask_crop_region(mask_to_gray(*p.mask), 0))
+            return Error::invalid_argument("the mask is blank: 'only masked' needs a painted area to cut out", "mask");
+        if (!p.control.empty())
+            return Error::unsupported("ControlNet with 'only masked' (the control image would need the same cut)",
+                                      "inpaint_full_res");
     }
     if (!refiner) refiner = p.refiner;
     if (refiner) {

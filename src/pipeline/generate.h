@@ -30,6 +30,10 @@ enum class RngKind { Cpu, Cuda };
 // classes driven by the model's scheduler_config.json (StableDiffusionPipeline).
 enum class ScheduleFrom { KDiffusion, Diffusers };
 
+// AUTOMATIC1111's "Masked content" choices, numbered as its API's inpainting_fill.
+enum class MaskedContent { Fill = 0, Original = 1, LatentNoise = 2, LatentNothing = 3 };
+const char* masked_content_name(MaskedContent m);  // "fill", "original", "latent noise", "latent nothing"
+
 struct GenerateParams {
     std::string prompt;
     std::string negative_prompt;
@@ -67,6 +71,15 @@ struct GenerateParams {
     // (mask binarised at 0.5, no blur, mask_blur ignored, no paste-back; see README).
     std::optional<Image> mask;
     int mask_blur = 4;
+    // A1111's "Masked content" (k-diffusion mode): what the repainted part starts from. Original: the init image;
+    // Fill: the init image with the masked part filled from its surroundings (pipeline/mask.h fill_masked_area);
+    // LatentNoise: the masked part of the init latent replaced by the image's noise; LatentNothing: set to 0.
+    MaskedContent masked_content = MaskedContent::Original;
+    // A1111's "Inpaint area: Only masked" (k-diffusion mode): the box around the (blurred) mask, grown by
+    // inpaint_padding pixels and to the aspect ratio of width x height, is cut out, resized to width x height,
+    // inpainted there and pasted back; the init image and mask may then have any size, and the output has theirs.
+    bool inpaint_only_masked = false;
+    int inpaint_padding = 32;
     // Decode (and, for img2img and inpainting, encode) in tiles of this many pixels (diffusers' enable_tiling: 512
     // for SD 1.5, 768 for SD 2.x 768-v), so large images need the memory of one tile; 0: whole. A multiple of the
     // VAE's downscale.

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "core/error.h"
@@ -33,5 +34,32 @@ Image blur_mask(const Image& gray, int blur);
 
 // Pillow's Image.resize(size, BICUBIC) of a one-channel 8-bit image (horizontal pass first, then vertical).
 std::vector<uint8_t> resize_bicubic_u8(const Image& gray, int out_w, int out_h);
+
+// A1111's masked content "fill" (masking.fill): the masked part of an RGB image replaced by colours blurred in
+// from what is not masked. The unmasked pixels (alpha 255 - mask) are blurred, premultiplied, with Gaussians of
+// radius 256, 64, 16 (twice), 4 (four times), 2 (twice) and 0, and each blur is alpha-composited over the last, so
+// a pixel takes its colour from the nearest unmasked surroundings. Pillow's arithmetic throughout (three extended
+// box passes per axis in its fixed point, its premultiplied paste, unpremultiply and alpha_composite), so the
+// result is Pillow's, bit for bit. `gray`: one channel, the size of `rgb`.
+Image fill_masked_area(const Image& rgb, const Image& gray);
+
+// A1111's "Inpaint area: Only masked": a box of the picture (x2, y2 exclusive).
+struct CropRegion {
+    int x1 = 0, y1 = 0, x2 = 0, y2 = 0;
+    int width() const { return x2 - x1; }
+    int height() const { return y2 - y1; }
+};
+// The box around the mask's non-zero pixels grown by `pad` on every side and clipped to the picture (masking.py's
+// get_crop_region); nullopt for a blank mask.
+std::optional<CropRegion> mask_crop_region(const Image& gray, int pad);
+// The box grown to the processing size's aspect ratio, centred on the old one and moved back inside the picture
+// where it can be (masking.py's expand_crop_region).
+CropRegion expand_crop_region(CropRegion r, int processing_w, int processing_h, int image_w, int image_h);
+Image crop_image(const Image& in, const CropRegion& r);
+// A1111's images.resize_image with Pillow's LANCZOS (no upscaler), output RGB, or gray for a gray input:
+// mode 1 "crop and resize" (scaled to cover, centred, cut) and mode 2 "resize and fill" (scaled to fit, centred,
+// the bands beside it filled from the picture's edge rows or columns, as Pillow resizes a zero-size box there).
+Image resize_crop_a1111(const Image& in, int out_w, int out_h);
+Image resize_fill_a1111(const Image& in, int out_w, int out_h);
 
 }  // namespace easel

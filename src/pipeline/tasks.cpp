@@ -147,24 +147,40 @@ struct TaskBase {
     }
 };
 
-// txt2img, img2img and AUTOMATIC1111's inpainting (processing.py, "Inpaint upload", whole picture, "original"
-// fill), in k-diffusion or diffusers sampling; and an inpainting model's extra input for all of them.
+// txt2img, img2img and AUTOMATIC1111's inpainting (processing.py, "Inpaint upload": whole picture or only masked;
+// masked content fill, original, latent noise or latent nothing), in k-diffusion or diffusers sampling; and an
+// inpainting model's extra input for all of them.
 class Img2ImgTask : public ImageTask, TaskBase {
 public:
     Img2ImgTask(const Ctx& c, const Model& m_, const GenerateParams& p_, const SigmaPlan& plan_) : TaskBase(m_, p_, plan_) {
-        if (p.init_image) std::tie(init_mean_, init_std_) = posterior(c, image_to_tensor(*p.init_image));
-        std::optional<Image> blurred;  // the mask as A1111 prepares it (grey, blurred); both uses below read it
-        if (p.mask) blurred = blur_mask(mask_to_gray(*p.mask), p.mask_blur);
-        if (blurred) {
+        std::optional<Image> src;      // the picture at the processing size (width x height)
+        std::optional<Image> blurred;  // the mask as A1111 prepares it (grey, blurred), at the processing size
+        if (p.init_image) src = *p.init_image;
+        if (p.mask) {
+            Image full = blur_mask(mask_to_gray(*p.mask), p.mask_blur);
+            if (p.inpaint_only_masked) {
+                // "Only masked": the box around the blurred mask, grown by the padding and to width:height, cut
+                // out of the picture and the mask and resized (A1111's resize mode 2, LANCZOS) to width x height.
+                // The paste-back weighs by the blurred mask itself.
+                const CropRegion box = expand_crop_region(*mask_crop_region(full, p.inpaint_padding), p.width,
+                                                          p.height, full.width, full.height);
+                crop_ = box;
+                src = resize_fill_a1111(crop_image(*p.init_image, box), p.width, p.height);
+                blurred = resize_fill_a1111(crop_image(full, box), p.width, p.height);
+                overlay_ = std::move(full);
+            } else {
+                blurred = full;
+                // How much of the generated pixel to keep: the blurred mask doubled and clipped.
+                for (uint8_t& v : full.pixels) v = uint8_t(std::min(255, 2 * int(v)));
+                overlay_ = std::move(full);
+            }
+            if (p.masked_content == MaskedContent::Fill) src = fill_masked_area(*src, *blurred);  // "fill": on the picture, before it is encoded
             // The latent mask: the blurred mask resized (PIL BICUBIC) to the latent size, /255, rounded.
             const std::vector<uint8_t> lat = resize_bicubic_u8(*blurred, lw, lh);
             keep_ = Tensor::empty({1, 1, lh, lw});
             for (size_t i = 0; i < lat.size(); ++i) keep_->data<float>()[i] = lat[i] >= 128 ? 0.0f : 1.0f;
-            // How much of the generated pixel to keep: the blurred mask doubled and clipped.
-            Image o = *blurred;
-            for (uint8_t& v : o.pixels) v = uint8_t(std::min(255, 2 * int(v)));
-            overlay_ = std::move(o);
         }
+        if (src) std::tie(init_mean_, init_std_) = posterior(c, image_to_tensor(*src));
         if (m.inpainting) {
             // The inpainting model's extra input: the full-size mask rounded to 0/1 (txt2img: all 1) and the latent
             // of the image with the masked part set to 0 (mid-grey; txt2img: all grey), mask resized (nearest) to
@@ -174,11 +190,11 @@ public:
             Tensor full_mask = Tensor::empty({1, 1, H, W});
             for (int64_t i = 0; i < int64_t(H) * W; ++i)
                 full_mask.data<float>()[i] = !blurred || blurred->pixels[size_t(i)] >= 128 ? 1.0f : 0.0f;
-            Tensor src = p.init_image ? image_to_tensor(*p.init_image) : Tensor::zeros({1, 3, H, W});
+            Tensor masked = src ? image_to_tensor(*src) : Tensor::zeros({1, 3, H, W});
             for (int64_t ch = 0; ch < 3; ++ch)
                 for (int64_t i = 0; i < int64_t(H) * W; ++i)
-                    src.data<float>()[ch * H * W + i] *= 1.0f - full_mask.data<float>()[i];
-            auto [mean, logvar] = encode(c, src);
+                    masked.data<float>()[ch * H * W + i] *= 1.0f - full_mask.data<float>()[i];
+            auto [mean, logvar] = encode(c, masked);
             const int C = m.latent.channels;
             Tensor cc = Tensor::empty({1, 1 + C, lh, lw});
             float* o = cc.data<float>();
@@ -200,6 +216,17 @@ public:
             // the noise (diffusers' img2img order).
             Tensor lat = sample_latent(*init_mean_, *init_std_, noise);
             Tensor n0 = noise.randn_like(lat);
+            if (keep_ && (p.masked_content == MaskedContent::LatentNoise || p.masked_content == MaskedContent::LatentNothing)) {
+                // A1111: init_latent = init_latent * mask + noise * nmask ("latent noise": the seed's first
+                // noise, which is the sampling noise), or init_latent * mask ("latent nothing").
+                const bool noise_in = p.masked_content == MaskedContent::LatentNoise;
+                float* lp = lat.data<float>();
+                const float* np0 = n0.data<float>();
+                const float* kp = keep_->data<float>();
+                const int64_t plane = keep_->numel();
+                for (int64_t j = 0; j < lat.numel(); ++j)
+                    lp[j] = lp[j] * kp[j % plane] + (noise_in ? np0[j] * (1.0f - kp[j % plane]) : 0.0f);
+            }
             s.x = m.sampling->noise_latent(c, lat, n0, plan.sigmas[0]);
             if (keep_) {
                 // A1111's CFGDenoiser: denoised = init_latent * mask + nmask * denoised (masks 0/1, nmask = 1 - mask).
@@ -233,9 +260,22 @@ public:
 
     void after_decode(Image& img) const override {
         if (!overlay_) return;
-        // A1111 pastes the original back over what was not repainted, weighted by the doubled blurred mask.
         const Image& orig = *p.init_image;
-        for (size_t k = 0; k < size_t(p.width) * size_t(p.height); ++k) {
+        if (crop_) {
+            // "Only masked": the picture resized back to the box (A1111's resize mode 1) and put in its place on
+            // the original.
+            const Image gen = resize_crop_a1111(img, crop_->width(), crop_->height());
+            Image full{orig.width, orig.height, 3, std::vector<uint8_t>(size_t(orig.width) * size_t(orig.height) * 3)};
+            for (size_t k = 0; k < size_t(orig.width) * size_t(orig.height); ++k)
+                for (size_t ch = 0; ch < 3; ++ch)
+                    full.pixels[k * 3 + ch] = orig.pixels[k * size_t(orig.channels) + (orig.channels == 1 ? 0 : ch)];
+            for (int y = 0; y < gen.height; ++y)
+                std::copy_n(&gen.pixels[size_t(y) * size_t(gen.width) * 3], size_t(gen.width) * 3,
+                            &full.pixels[(size_t(crop_->y1 + y) * size_t(orig.width) + size_t(crop_->x1)) * 3]);
+            img = std::move(full);
+        }
+        // A1111 pastes the original back over what was not repainted, weighted by the overlay mask.
+        for (size_t k = 0; k < size_t(orig.width) * size_t(orig.height); ++k) {
             const int a = overlay_->pixels[k];
             for (size_t ch = 0; ch < 3; ++ch) {
                 const int o = orig.pixels[k * size_t(orig.channels) + (orig.channels == 1 ? 0 : ch)];
@@ -250,12 +290,19 @@ public:
         if (p.denoising_end < 1.0) ip.extra.emplace_back("Denoising end", fmt::format("{}", p.denoising_end));
         if (p.init_latent) ip.extra.emplace_back("Denoising start", fmt::format("{}", p.denoising_start));
         if (p.mask) ip.extra.emplace_back("Mask blur", std::to_string(p.mask_blur));
+        if (p.mask && p.masked_content != MaskedContent::Original)
+            ip.extra.emplace_back("Masked content", masked_content_name(p.masked_content));
+        if (crop_) {
+            ip.extra.emplace_back("Inpaint area", "Only masked");
+            ip.extra.emplace_back("Masked area padding", std::to_string(p.inpaint_padding));
+        }
     }
 
 private:
     std::optional<Tensor> init_mean_, init_std_;
     std::optional<Tensor> keep_;     // [1, 1, h, w]: 1 where the picture is kept
-    std::optional<Image> overlay_;
+    std::optional<Image> overlay_;   // the paste-back's weight of the generated pixel, at the init image's size
+    std::optional<CropRegion> crop_;  // "only masked": the box inpainted
     std::optional<Tensor> concat_;   // inpainting models: [1, 1 + C, h, w]
 };
 

@@ -202,6 +202,24 @@ expect_ok "inpainting diffusers mode, 9-channel model" -- generate -m "$golden/p
 expect_ok "inpainting diffusers mode, blending" -- generate -m "$model" -p "a blue square" --seed 2 --steps 4 -W 32 -H 32 --init-image "$tmp/k.png" --mask "$tmp/d.png" --strength 1 --schedule-from diffusers --sampler ddim -o "$tmp/r.png"
 if grep -a -q "Mask blur" "$tmp/r.png"; then echo "FAIL diffusers-mode inpainting PNG claims a mask blur (diffusers does not blur)"; failures=$((failures + 1)); fi
 expect_error "diffusers-mode inpainting with heun" "heun" -- generate -m "$model" -p x -W 32 -H 32 --init-image "$tmp/k.png" --mask "$tmp/d.png" --schedule-from diffusers --sampler heun -o "$tmp/a.png"
+# A1111's other inpainting options: masked content, and "Only masked" (the 48x32 picture's masked box inpainted at
+# 32x32, the output 48x32).
+expect_ok "make a 48x32 picture" -- generate -m "$model" -p "a red circle" --seed 4 --steps 2 -W 48 -H 32 -o "$tmp/wide.png"
+expect_ok "inpainting, only masked, fill" -- generate -m "$model" -p "a blue square" --seed 2 --steps 4 -W 32 -H 32 --init-image "$tmp/wide.png" --mask "$tmp/wide.png" --inpaint-area masked --inpaint-padding 8 --masked-content fill -o "$tmp/om.png"
+if ! grep -a -q "Inpaint area: Only masked" "$tmp/om.png" || ! grep -a -q "Masked content: fill" "$tmp/om.png"; then
+  echo "FAIL only-masked PNG lacks 'Inpaint area' or 'Masked content'"; failures=$((failures + 1))
+fi
+if ! python3 -c 'import struct, sys; d = open(sys.argv[1], "rb").read(); sys.exit(struct.unpack(">II", d[16:24]) != (48, 32))' "$tmp/om.png"; then
+  echo "FAIL only-masked output is not the init image's 48x32"; failures=$((failures + 1))
+fi
+for content in latent-noise latent-nothing original; do
+  expect_ok "inpainting, masked content $content" -- generate -m "$model" -p "a blue square" --seed 2 --steps 4 -W 32 -H 32 --init-image "$tmp/k.png" --mask "$tmp/d.png" --masked-content $content -o "$tmp/mc.png"
+done
+expect_error "unknown masked content" "latent-noise" -- generate -m "$model" -p x -W 32 -H 32 --init-image "$tmp/k.png" --mask "$tmp/d.png" --masked-content noise -o "$tmp/a.png"
+expect_error "unknown inpaint area" "whole or masked" -- generate -m "$model" -p x -W 32 -H 32 --init-image "$tmp/k.png" --mask "$tmp/d.png" --inpaint-area all -o "$tmp/a.png"
+expect_error "masked content without a mask" "needs --mask" -- generate -m "$model" -p x -W 32 -H 32 --masked-content fill -o "$tmp/a.png"
+expect_error "only masked with a padding out of range" "between 0 and 256" -- generate -m "$model" -p x -W 32 -H 32 --init-image "$tmp/wide.png" --mask "$tmp/wide.png" --inpaint-area masked --inpaint-padding 300 -o "$tmp/a.png"
+expect_error "masked content in diffusers mode" "k-diffusion mode" -- generate -m "$model" -p x -W 32 -H 32 --init-image "$tmp/k.png" --mask "$tmp/d.png" --masked-content fill --schedule-from diffusers -o "$tmp/a.png"
 expect_ok "make a 16x32 mask" -- generate -m "$model" -p x --seed 1 --steps 1 -W 16 -H 32 -o "$tmp/small.png"
 expect_error "mask size mismatch" "16x32" -- generate -m "$model" -p x -W 32 -H 32 --init-image "$tmp/k.png" --mask "$tmp/small.png" -o "$tmp/a.png"
 

@@ -17,6 +17,7 @@
 
 #include <unistd.h>
 
+#include <fmt/format.h>
 #include <httplib.h>
 
 #include "server/server.h"
@@ -73,6 +74,8 @@ LiveServer& live_server() {
 
 }  // namespace
 
+constexpr int kRoutes = 15;
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (size == 0) return 0;
     LiveServer& s = live_server();
@@ -84,8 +87,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         id += char(std::tolower(static_cast<unsigned char>(c)));
     }
     if (id.empty()) id = "0";
+    // The body as a query value (the history search), every byte percent-encoded.
+    std::string query;
+    for (unsigned char c : body) query += fmt::format("%{:02X}", c);
     auto request = [&]() -> httplib::Result {
-        switch (data[0] % 12) {
+        switch (data[0] % kRoutes) {
             case 0: return s.client->Post("/v1/jobs", body, "application/json");
             case 1: return s.client->Post("/sdapi/v1/txt2img", body, "application/json");
             case 2: return s.client->Post("/sdapi/v1/img2img", body, "application/json");
@@ -97,17 +103,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             case 8: return s.client->Get("/sdapi/v1/progress?skip_current_image=false");
             case 9: return s.client->Post("/sdapi/v1/interrupt", body, "application/json");
             case 10: return s.client->Post("/v1/verify", body, "image/png");
-            default: return s.client->Post("/v1/verify", body, "application/json");
+            case 11: return s.client->Post("/v1/verify", body, "application/json");
+            case 12: return s.client->Get(("/v1/jobs?q=" + query + "&model=" + query.substr(0, 30)).c_str());
+            case 13: return s.client->Delete(("/v1/jobs/" + id + "?purge=1").c_str());
+            default: return s.client->Get("/v1/usage");
         }
     };
     const httplib::Result r = request();
     if (!r) {
-        std::fprintf(stderr, "routes fuzz: no answer (route %d, %zu bytes)\n", data[0] % 12, size);
+        std::fprintf(stderr, "routes fuzz: no answer (route %d, %zu bytes)\n", data[0] % kRoutes, size);
         std::abort();
     }
-    if (std::getenv("EASEL_ROUTES_FUZZ_VERBOSE")) std::fprintf(stderr, "route %d: %d %s\n", data[0] % 12, r->status, r->body.substr(0, 100).c_str());
+    if (std::getenv("EASEL_ROUTES_FUZZ_VERBOSE")) std::fprintf(stderr, "route %d: %d %s\n", data[0] % kRoutes, r->status, r->body.substr(0, 100).c_str());
     if (r->status >= 500) {
-        std::fprintf(stderr, "routes fuzz: status %d (route %d): %s\n", r->status, data[0] % 12, r->body.substr(0, 500).c_str());
+        std::fprintf(stderr, "routes fuzz: status %d (route %d): %s\n", r->status, data[0] % kRoutes, r->body.substr(0, 500).c_str());
         std::abort();
     }
     return 0;

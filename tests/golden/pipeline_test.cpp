@@ -20,6 +20,7 @@
 #include "io/safetensors.h"
 #include "pipeline/families/sd.h"
 #include "pipeline/generate.h"
+#include "pipeline/mask.h"
 
 using namespace easel;
 using easel::testing::image_from_golden;
@@ -292,6 +293,54 @@ TEST_P(InpaintGolden, MatchesReference) {
 
 INSTANTIATE_TEST_SUITE_P(SD1Tiny, InpaintGolden,
                          ::testing::Values("blend_euler_a", "blend_dpmpp2m", "inpaint9_euler_a", "inpaint9_euler"));
+
+// The other "Masked content" choices and "Only masked" (tools/reference/make_inpaint_more_goldens.py): fill,
+// latent noise, latent nothing on the 32x32 input; only masked on 48x40 inputs inpainted at 32x32, once with a box
+// that outgrows the picture (resize mode 2's bands) and once with the 9-channel model and fill.
+class InpaintMoreGolden : public ::testing::TestWithParam<std::string> {};
+
+TEST(InpaintMoreGolden, FillIsPillowsBitForBit) {
+    const WeightSet& cases = golden_cases("inpaint_more_cases.safetensors");
+    const Image init = image_from_golden(*cases.find("square.init_image"));
+    const Image blurred = blur_mask(mask_from_golden(*cases.find("square.mask")), 4);
+    const Image want = image_from_golden(*cases.find("square.fill"));
+    const Image got = fill_masked_area(init, blurred);
+    const auto [mean, worst] = easel::testing::image_diff_levels(got, *cases.find("square.fill"));
+    std::printf("fill (A1111 masking.fill on Pillow): mean |diff| %.4f levels, max %d (bound 0)\n", mean, worst);
+    EXPECT_EQ(worst, 0);
+    EXPECT_EQ(got.pixels.size(), want.pixels.size());
+}
+
+TEST_P(InpaintMoreGolden, MatchesReference) {
+    const WeightSet& cases = golden_cases("inpaint_more_cases.safetensors");
+    const std::string name = GetParam();
+    const auto j = nlohmann::json::parse(cases.metadata.at(name + ".params"));
+    const SDModel& model = j["model"] == "inpaint" ? inpaint_model() : *fixture().model;
+    GenerateParams p = easel::testing::case_params(j, 32);
+    p.denoising_strength = j["strength"];
+    p.mask_blur = std::stoi(cases.metadata.at("mask_blur"));
+    const std::string input = j["input"];
+    p.init_image = image_from_golden(*cases.find(input + ".init_image"));
+    p.mask = mask_from_golden(*cases.find(input + ".mask"));
+    p.masked_content = MaskedContent(j["inpainting_fill"].get<int>());
+    if (!j["padding"].is_null()) {
+        p.inpaint_only_masked = true;
+        p.inpaint_padding = j["padding"];
+    }
+    auto out = generate(model, p);
+    ASSERT_TRUE(out) << out.error().to_string();
+    EXPECT_EQ((*out)[0].image.width, p.init_image->width);
+    EXPECT_EQ((*out)[0].image.height, p.init_image->height);
+    expect_matches_case((*out)[0], cases, name, "inpaint " + name);
+    if (p.inpaint_only_masked) {
+        const std::string& info = (*out)[0].infotext;
+        EXPECT_NE(info.find("Inpaint area: Only masked"), std::string::npos) << info;
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(SD1Tiny, InpaintMoreGolden,
+                         ::testing::Values("fill_euler_a", "latent_noise_euler", "latent_nothing_dpmpp2m",
+                                           "only_masked_euler_a", "only_masked_fill_inpaint9"));
 
 // Inpainting in diffusers mode: StableDiffusionInpaintPipeline (tools/reference/make_inpaint_diffusers_goldens.py),
 // with the ordinary model (blend_*: the original re-noised to the next timestep outside the mask after every step)

@@ -359,6 +359,20 @@ TEST(Cluster, ProgressCancelTenantsAndReadinessAcrossFrontEnds) {
     ASSERT_EQ(out["images"].size(), 1u);
     EXPECT_EQ(out["images"][0].get<std::string>().rfind("iVBORw0KGgo", 0), 0u);  // a PNG
     EXPECT_NE(out["info"].get<std::string>().find("\"all_seeds\""), std::string::npos);
+    // The history through either front end: found by its prompt on A, removed with its image on B.
+    auto found = ca.Get("/v1/jobs?q=RED%20CIRCLE", k0);
+    ASSERT_TRUE(found);
+    const json hits = json::parse(found->body)["jobs"];
+    ASSERT_FALSE(hits.empty()) << found->body;
+    const std::string done_id = hits[0]["id"];
+    EXPECT_EQ(json::parse(ca.Get("/v1/jobs?q=no%20such%20prompt", k0)->body)["jobs"].size(), 0u);
+    auto other_purge = cb.Delete(("/v1/jobs/" + done_id + "?purge=1").c_str(), k1);
+    ASSERT_TRUE(other_purge);
+    EXPECT_EQ(other_purge->status, 404);
+    auto purged = cb.Delete(("/v1/jobs/" + done_id + "?purge=1").c_str(), k0);
+    ASSERT_TRUE(purged);
+    EXPECT_EQ(purged->status, 200) << purged->body;
+    EXPECT_EQ(ca.Get(("/v1/jobs/" + done_id + "/images/0").c_str(), k0)->status, 404);
 
     // A job that crashes the model's process: run again once, then quarantined; the worker keeps serving.
     auto poison = ca.Post("/v1/jobs", k0, json({{"prompt", "CRASH-HERE"}, {"steps", 2}}).dump(), "application/json");

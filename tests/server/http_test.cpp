@@ -25,6 +25,7 @@
 #include "pipeline/ip_adapter.h"
 #include "pipeline/lora.h"
 #include "server/request.h"
+#include "server/store.h"
 #include "server_fixture.h"
 
 using namespace easel;
@@ -38,6 +39,12 @@ Image decode_b64_png(const std::string& b64) {
     auto img = decode_image(reinterpret_cast<const uint8_t*>(bytes->data()), bytes->size());
     EXPECT_TRUE(img) << img.error().to_string();
     return img ? *img : Image{};
+}
+
+std::string png_b64(const Image& img) {
+    auto png = encode_image(img, ImageFormat::Png, {});
+    EXPECT_TRUE(png);
+    return png ? server::base64_encode(png->data(), png->size()) : std::string();
 }
 
 bool is_error_envelope(const json& j, const std::string& code) {
@@ -227,6 +234,121 @@ TEST_F(Http, A1111Img2ImgAndTheSmallEndpoints) {
     auto [spr, prog] = get("/sdapi/v1/progress");
     ASSERT_EQ(spr, 200);
     EXPECT_TRUE(prog.contains("progress") && prog.contains("state") && prog.contains("eta_relative"));
+}
+
+// AUTOMATIC1111's other inpainting options: masked content (inpainting_fill) and "Only masked"
+// (inpaint_full_res), where width x height is the size the masked box is inpainted at and the output keeps the
+// init image's size; outpainting is an init image grown by a side, the new part masked and filled.
+TEST_F(Http, InpaintingOptionsAndOutpainting) {
+    start();
+    auto [st, t2i] = post("/sdapi/v1/txt2img", {{"prompt", "a green square"}, {"seed", 3}, {"steps", 4}, {"width", 48}, {"height", 32}});
+    ASSERT_EQ(st, 200) << t2i.dump();
+    Image mask{48, 32, 1, std::vector<uint8_t>(48 * 32, 0)};
+    for (int y = 8; y < 20; ++y)
+        for (int x = 28; x < 44; ++x) mask.pixels[size_t(y * 48 + x)] = 255;
+    const std::string mask_b64 = png_b64(mask);
+    json req = {{"prompt", "a red circle"}, {"seed", 5}, {"steps", 6}, {"denoising_strength", 0.8},
+                {"init_images", {t2i["images"][0]}}, {"mask", mask_b64}, {"inpainting_fill", 0},
+                {"inpaint_full_res", true}, {"inpaint_full_res_padding", 8}, {"width", 32}, {"height", 32}};
+    auto [s1, r1] = post("/sdapi/v1/img2img", req);
+    ASSERT_EQ(s1, 200) << r1.dump();
+    const Image img = decode_b64_png(r1["images"][0].get<std::string>());
+    EXPECT_EQ(img.width, 48);  // the init image's size, not the 32x32 the box was inpainted at
+    EXPECT_EQ(img.height, 32);
+    const std::string info = json::parse(r1["info"].get<std::string>())["infotexts"][0];
+    for (const char* field : {"Size: 32x32", "Masked content: fill", "Inpaint area: Only masked", "Masked area padding: 8"})
+        EXPECT_NE(info.find(field), std::string::npos) << field << " in " << info;
+    // Outside the box (the mask's box grown by 8 and to 1:1) the picture is the init image's.
+    const Image init = decode_b64_png(t2i["images"][0].get<std::string>());
+    ASSERT_EQ(init.pixels.size(), img.pixels.size());
+    EXPECT_EQ(img.pixels[0], init.pixels[0]);
+    for (int fill : {1, 2, 3}) {
+        json r = req;
+        r["inpainting_fill"] = fill;
+        r["inpaint_full_res"] = false;
+        r.erase("width");
+        r.erase("height");
+        auto [s, out] = post("/sdapi/v1/img2img", r);
+        EXPECT_EQ(s, 200) << fill << ": " << out.dump();
+    }
+    // Outpainting: 16 more pixels on the right, the new part masked, masked content "fill".
+    Image wide{64, 32, 3, std::vector<uint8_t>(64 * 32 * 3, 0)};
+    Image wide_mask{64, 32, 1, std::vector<uint8_t>(64 * 32, 0)};
+    for (int y = 0; y < 32; ++y) {
+        for (int x = 0; x < 48; ++x)
+            for (int c = 0; c < 3; ++c) wide.pixels[size_t((y * 64 + x) * 3 + c)] = init.pixels[size_t((y * 48 + x) * 3 + c)];
+        for (int x = 44; x < 64; ++x) wide_mask.pixels[size_t(y * 64 + x)] = 255;
+    }
+    json out_req = {{"prompt", "a field"}, {"seed", 6}, {"steps", 6}, {"denoising_strength", 1.0},
+                    {"init_images", {png_b64(wide)}}, {"mask", png_b64(wide_mask)}, {"inpainting_fill", 0}};
+    auto [so, outp] = post("/sdapi/v1/img2img", out_req);
+    ASSERT_EQ(so, 200) << outp.dump();
+    EXPECT_EQ(decode_b64_png(outp["images"][0].get<std::string>()).width, 64);
+    // Bad values are refused with the field named, before any work.
+    for (auto [field, value] : {std::pair{"inpainting_fill", json(4)}, std::pair{"inpaint_full_res_padding", json(-1)},
+                                std::pair{"inpaint_full_res_padding", json(257)}, std::pair{"inpainting_fill", json("fill")}}) {
+        json r = req;
+        r[field] = value;
+        auto [s, e] = post("/sdapi/v1/img2img", r);
+        EXPECT_EQ(s, 400) << field << " " << value.dump() << ": " << e.dump();
+        EXPECT_NE(e["error"]["message"].get<std::string>().find(field), std::string::npos) << e.dump();
+    }
+    json blank = req;
+    blank["mask"] = png_b64(Image{48, 32, 1, std::vector<uint8_t>(48 * 32, 0)});
+    auto [sb, eb] = post("/sdapi/v1/img2img", blank);
+    EXPECT_EQ(sb, 400) << eb.dump();
+    EXPECT_NE(eb["error"]["message"].get<std::string>().find("the mask is blank"), std::string::npos) << eb.dump();
+    json no_full_res = req;
+    no_full_res["inpaint_full_res"] = false;  // then the size must be the init image's
+    EXPECT_EQ(post("/sdapi/v1/img2img", no_full_res).first, 400);
+}
+
+// The history: search by prompt, filter by model, remove a finished job with its images.
+TEST_F(Http, HistorySearchFilterAndPurge) {
+    start();
+    std::vector<std::string> ids;
+    for (const char* prompt : {"a Red circle", "a blue square", "a red square"}) {
+        auto [s, j] = post("/v1/jobs", {{"prompt", prompt}, {"steps", 2}, {"seed", 1}});
+        ASSERT_EQ(s, 202) << j.dump();
+        ids.push_back(j["id"]);
+    }
+    for (const std::string& id : ids) ASSERT_EQ(wait_job(id)["status"], "done");
+    auto [s1, red] = get("/v1/jobs?q=RED");
+    ASSERT_EQ(s1, 200) << red.dump();
+    ASSERT_EQ(red["jobs"].size(), 2u) << red.dump();
+    EXPECT_EQ(red["jobs"][0]["id"], ids[2]);  // newest first
+    EXPECT_EQ(red["jobs"][1]["id"], ids[0]);
+    EXPECT_EQ(get("/v1/jobs?q=red%20square").second["jobs"].size(), 1u);
+    EXPECT_EQ(get("/v1/jobs?model=tiny").second["jobs"].size(), 3u);
+    EXPECT_EQ(get("/v1/jobs?model=other&q=red").second["jobs"].size(), 0u);
+    EXPECT_EQ(get("/v1/jobs?q=%25").second["jobs"].size(), 0u);  // no wildcard: a literal %
+    EXPECT_EQ(get("/v1/jobs?q=" + std::string(1001, 'a')).first, 400);
+
+    // Purge: the record and its images go; a second purge finds nothing; a plain DELETE still only cancels.
+    ASSERT_EQ(client_->Get("/v1/jobs/" + ids[0] + "/images/0")->status, 200);
+    auto d = client_->Delete("/v1/jobs/" + ids[0] + "?purge=1");
+    ASSERT_TRUE(d);
+    EXPECT_EQ(d->status, 200) << d->body;
+    EXPECT_EQ(json::parse(d->body), json({{"id", ids[0]}, {"deleted", true}}));
+    EXPECT_EQ(get("/v1/jobs/" + ids[0]).first, 404);
+    EXPECT_EQ(client_->Get("/v1/jobs/" + ids[0] + "/images/0")->status, 404);
+    EXPECT_FALSE(std::filesystem::exists(data_ / "images" / ids[0]));
+    EXPECT_EQ(client_->Delete("/v1/jobs/" + ids[0] + "?purge=1")->status, 404);
+    EXPECT_EQ(get("/v1/jobs?q=red").second["jobs"].size(), 1u);
+    EXPECT_EQ(client_->Delete("/v1/jobs/" + ids[1])->status, 200);
+    EXPECT_EQ(get("/v1/jobs/" + ids[1]).first, 200);  // a finished job's cancel leaves it
+
+    // A job still running cannot be purged: 409, cancel first.
+    auto [sl, long_job] = post("/v1/jobs", {{"prompt", "slow"}, {"width", 128}, {"height", 128}, {"steps", 150}});
+    ASSERT_EQ(sl, 202);
+    const std::string lid = long_job["id"];
+    auto busy = client_->Delete("/v1/jobs/" + lid + "?purge=1");
+    ASSERT_TRUE(busy);
+    EXPECT_EQ(busy->status, 409) << busy->body;
+    EXPECT_TRUE(is_error_envelope(json::parse(busy->body), "conflict")) << busy->body;
+    EXPECT_EQ(client_->Delete("/v1/jobs/" + lid)->status, 200);
+    EXPECT_NE(wait_job(lid)["status"], "running");
+    EXPECT_EQ(client_->Delete("/v1/jobs/" + lid + "?purge=1")->status, 200);
 }
 
 TEST_F(Http, ModelsDirAndSwitchingTheCheckpoint) {
@@ -541,13 +663,34 @@ TEST_F(Http, ApiKeysQuotasRateLimitsAndIsolation) {
     EXPECT_NE(rq->body.find("the key 'alice' has used 2 of its 3 images today"), std::string::npos) << rq->body;
     EXPECT_FALSE(rq->get_header_value("Retry-After").empty());
 
+    // Usage, as the page shows it: alice's 2 of 3 images; bob's rate and no quota; an open caller has no key.
+    auto [su, ua] = get("/v1/usage", ka);
+    ASSERT_EQ(su, 200) << ua.dump();
+    EXPECT_EQ(ua["key"]["name"], "alice");
+    EXPECT_EQ(ua["images_today"], 2);
+    EXPECT_EQ(ua["quota_per_day"], 3);
+    EXPECT_EQ(ua["images_left_today"], 1);
+    EXPECT_TRUE(ua["rate_per_min"].is_null());
+    EXPECT_EQ(ua["day"], server::utc_day(server::now_ms()));
+    EXPECT_EQ(ua["resets_at"].get<std::string>().size(), 20u) << ua.dump();  // 2026-12-07T00:00:00Z
+    EXPECT_NE(ua["resets_at"].get<std::string>().find("T00:00:00Z"), std::string::npos) << ua.dump();
+    EXPECT_EQ(get("/v1/usage").first, 401);
+
     // Isolation: bob does not see alice's job.
     const std::string id = j1["id"];
     EXPECT_EQ(wait_job(id, ka)["status"], "done");
     auto [sb, eb] = get("/v1/jobs/" + id, kb);
     EXPECT_EQ(sb, 404);
-    // Rate: bob has 4 requests a minute, and used one above.
-    for (int i = 0; i < 3; ++i) EXPECT_EQ(get("/v1/models", kb).first, 200);
+    // Bob cannot purge alice's job either (it is not his to see), and his usage has a rate and no quota.
+    auto rp = client_->Delete("/v1/jobs/" + id + "?purge=1", auth(kb));
+    ASSERT_TRUE(rp);
+    EXPECT_EQ(rp->status, 404) << rp->body;
+    auto [sub, ub] = get("/v1/usage", kb);
+    ASSERT_EQ(sub, 200) << ub.dump();
+    EXPECT_EQ(ub["rate_per_min"], 4);
+    EXPECT_TRUE(ub["quota_per_day"].is_null() && ub["images_left_today"].is_null()) << ub.dump();
+    // Rate: bob has 4 requests a minute, and used three above.
+    for (int i = 0; i < 1; ++i) EXPECT_EQ(get("/v1/models", kb).first, 200);
     auto rr = client_->Get("/v1/models", auth(kb));
     ASSERT_TRUE(rr);
     EXPECT_EQ(rr->status, 429);

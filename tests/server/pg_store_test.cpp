@@ -10,7 +10,10 @@
 #include <mutex>
 #include <set>
 #include <thread>
+#include <tuple>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "postgres_server.h"
 #include "server/pg_store.h"
@@ -292,6 +295,41 @@ TEST_F(PgStoreTest, KeysAndPruning) {
     int finished = 0;
     for (const JobRecord& r : *left) finished += r.status == "done" || r.status == "failed" || r.status == "cancelled";
     EXPECT_EQ(finished, 3);
+}
+
+// The history as GET /v1/jobs narrows it (prompt text, case-insensitive; the model), and DELETE ?purge=1: only a
+// finished job of the caller's key goes, with its images.
+TEST_F(PgStoreTest, HistoryFilterAndDeleteFinished) {
+    int n = 0;
+    for (auto [prompt, model, key] : {std::tuple{"a Red circle", "hist_a", "kh"}, std::tuple{"a blue square", "hist_a", "kh"},
+                                      std::tuple{"a red square", "hist_b", "other"}}) {
+        JobRecord j = job("hist" + std::to_string(n++), model, key);
+        j.request_json = nlohmann::json{{"prompt", prompt}}.dump();
+        ASSERT_TRUE(store_->submit_job(j, 1000));
+    }
+    auto red = store_->list_jobs("kh", false, 100, {.prompt = "RED", .model = ""});
+    ASSERT_TRUE(red) << red.error().to_string();
+    ASSERT_EQ(red->size(), 1u);
+    EXPECT_EQ((*red)[0].id, "hist0");
+    auto all_red = store_->list_jobs("", true, 100, {.prompt = "red", .model = ""});
+    ASSERT_TRUE(all_red);
+    EXPECT_EQ(all_red->size(), 2u);
+    EXPECT_EQ(store_->list_jobs("", true, 100, {.prompt = "", .model = "hist_b"})->size(), 1u);
+    EXPECT_EQ(store_->list_jobs("", true, 100, {.prompt = "%", .model = ""})->size(), 0u);
+    // Queued: not deleted. Finished: deleted with its images, once; another key's: not found.
+    EXPECT_FALSE(*store_->delete_finished("hist0", "kh", false));
+    auto c = store_->claim_job("w", {"hist_a"}, 60000);
+    ASSERT_TRUE(c && *c);
+    const std::string claimed = (*c)->job.id;
+    ASSERT_TRUE(*store_->finish_claimed(claimed, (*c)->token, "done", "", "{}", {"png"}));
+    EXPECT_EQ(*store_->image_count(claimed), 1);
+    EXPECT_FALSE(*store_->delete_finished(claimed, "other", false));
+    auto gone = store_->delete_finished(claimed, "kh", false);
+    ASSERT_TRUE(gone && *gone) << (gone ? "not deleted" : gone.error().to_string());
+    EXPECT_EQ((*gone)->id, claimed);
+    EXPECT_FALSE(*store_->get_job(claimed));
+    EXPECT_EQ(*store_->image_count(claimed), 0);
+    EXPECT_FALSE(*store_->delete_finished(claimed, "kh", false));
 }
 
 }  // namespace

@@ -138,15 +138,31 @@ TEST(Request, Img2ImgNeedsOneInitImageOfTheOutputSize) {
     EXPECT_FALSE(not_image);
     EXPECT_NE(message_of(not_image).find("init_images[0]"), std::string::npos) << message_of(not_image);
 
-    // Inpainting: the mask must match; "only masked" and fills other than "original" are refused, invert works.
+    // Inpainting: the mask must match the init image; invert works; masked content and "only masked" (whose width
+    // and height are the size the masked box is inpainted at) are parsed; out of range values are refused.
     auto mask_ok = parse(json{{"init_images", {b64}}, {"mask", b64}, {"inpainting_mask_invert", 1}}.dump(), RequestKind::Img2Img);
     ASSERT_TRUE(mask_ok) << message_of(mask_ok);
     ASSERT_TRUE(mask_ok->params.mask);
     EXPECT_EQ(mask_ok->params.mask->pixels[0], 127);  // 255 - 128
-    auto full_res = parse(json{{"init_images", {b64}}, {"mask", b64}, {"inpaint_full_res", true}}.dump(), RequestKind::Img2Img);
-    EXPECT_NE(message_of(full_res).find("inpaint_full_res"), std::string::npos);
+    EXPECT_EQ(mask_ok->params.masked_content, MaskedContent::Original);
+    EXPECT_FALSE(mask_ok->params.inpaint_only_masked);
+    auto full_res = parse(json{{"init_images", {b64}}, {"mask", b64}, {"inpaint_full_res", true}, {"inpaint_full_res_padding", 0},
+                               {"width", 64}, {"height", 64}}.dump(), RequestKind::Img2Img);
+    ASSERT_TRUE(full_res) << message_of(full_res);
+    EXPECT_TRUE(full_res->params.inpaint_only_masked);
+    EXPECT_EQ(full_res->params.inpaint_padding, 0);
+    EXPECT_EQ(full_res->params.width, 64);  // the processing size; the init image stays 16x24
+    EXPECT_EQ(full_res->params.init_image->width, 16);
+    auto full_res_no_mask = parse(json{{"init_images", {b64}}, {"inpaint_full_res", true}, {"width", 64}, {"height", 64}}.dump(),
+                                  RequestKind::Img2Img);
+    EXPECT_NE(message_of(full_res_no_mask).find("the init image is 16x24 but the request asks for 64x64"), std::string::npos);
     auto fill = parse(json{{"init_images", {b64}}, {"mask", b64}, {"inpainting_fill", 0}}.dump(), RequestKind::Img2Img);
-    EXPECT_NE(message_of(fill).find("inpainting_fill"), std::string::npos);
+    ASSERT_TRUE(fill) << message_of(fill);
+    EXPECT_EQ(fill->params.masked_content, MaskedContent::Fill);
+    auto bad_fill = parse(json{{"init_images", {b64}}, {"mask", b64}, {"inpainting_fill", 4}}.dump(), RequestKind::Img2Img);
+    EXPECT_NE(message_of(bad_fill).find("inpainting_fill"), std::string::npos) << message_of(bad_fill);
+    auto bad_pad = parse(json{{"init_images", {b64}}, {"mask", b64}, {"inpaint_full_res_padding", 999}}.dump(), RequestKind::Img2Img);
+    EXPECT_NE(message_of(bad_pad).find("inpaint_full_res_padding"), std::string::npos) << message_of(bad_pad);
 }
 
 TEST(Request, Base64RoundTripAndErrors) {
