@@ -210,3 +210,30 @@ TEST(Quantized, EmbeddedSDModelQ8MatchesItsF16Original) {
     std::printf("  embedded SD model in q8_0: PSNR %.1f dB against f16\n", db);
     EXPECT_GE(db, 33.0);
 }
+
+// stable-diffusion.cpp's own SDXL GGUF files (tests/golden/data/sdxl_gguf_sdcpp, written by its `sd-cli -M convert`
+// from the tiny SDXL single file: tools/reference/make_sdcpp_gguf_fixtures.py). The peer keeps the checkpoint's
+// names and quantizes every tensor whose rows are whole blocks of 32, 1-D norm weights and 2-D embeddings
+// included; easel decodes what it does not multiply quantized. Against the f16 original: q8_0 >= 35 dB, q4_0 >= 22.
+TEST(Quantized, StableDiffusionCppSDXLFilesMatchTheF16Original) {
+    const std::string dir = std::string(EASEL_GOLDEN_DIR) + "/sdxl_gguf_sdcpp/";
+    LoadOptions o;
+    o.vocab_path = std::string(EASEL_GOLDEN_DIR) + "/pipeline_sdxl/tokenizer";
+    const Image ref = run(std::string(EASEL_GOLDEN_DIR) + "/pipeline_sdxl_single/tiny-sdxl.safetensors", o, false);
+    for (auto [name, bound] : {std::pair{"q8_0", 35.0}, std::pair{"q4_0", 22.0}}) {
+        const std::string file = dir + "tiny-sdxl-" + name + ".gguf";
+        auto w = read_gguf(file);
+        ASSERT_TRUE(w) << w.error().to_string();
+        size_t quantized_1d = 0, quantized_all = 0;
+        for (const std::string& n : w->names()) {
+            const Tensor* t = w->find(n);
+            quantized_all += t->quantized();
+            quantized_1d += t->quantized() && t->shape().rank() == 1;
+        }
+        EXPECT_GT(quantized_1d, 0u) << name << ": the peer's file should have quantized norm weights";
+        const double db = psnr(run(file, o, false), ref);
+        std::printf("  sdxl from stable-diffusion.cpp in %s (%zu quantized tensors, %zu of them 1-D): PSNR %.1f dB "
+                    "against f16 (bound %.0f)\n", name, quantized_all, quantized_1d, db, bound);
+        EXPECT_GE(db, bound) << name;
+    }
+}
