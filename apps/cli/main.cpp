@@ -33,6 +33,7 @@
 #include "runtime/pack_cache.h"
 #include "progress.h"
 #include "io/xmp.h"
+#include "pipeline/preview.h"
 #include "pipeline/provenance.h"
 #include "pipeline/verify_image.h"
 #include "pipeline/watermark.h"
@@ -174,6 +175,14 @@ int cmd_generate(int argc, char** argv) {
         "inpainting (k-diffusion mode): whole (the picture) or masked (AUTOMATIC1111's \"Only masked\": the box around "
         "the mask is inpainted at --width x --height and pasted back; the output has the init image's size)");
     auto& inpaint_padding = a.add_int("--inpaint-padding", "", 32, "--inpaint-area masked: pixels added around the mask's box (0..256)");
+    auto& preview = a.add_string("--preview", "", "",
+        "write a preview of the image being sampled to this PNG every --preview-every steps (replaced atomically, so a "
+        "viewer can reload it)");
+    auto& preview_every = a.add_int("--preview-every", "", 5, "steps between --preview images (1..1000; the last step too)");
+    auto& taesd = a.add_string("--taesd", "", "",
+        "a tiny autoencoder for --preview: madebyollin's taesd_decoder (SD 1.x/2.x), taesdxl_decoder (SDXL), "
+        "taesd3_decoder, taef1_decoder, or a diffusers AutoencoderTiny; without it the preview is AUTOMATIC1111's "
+        "linear approximation at the latent's size (4-channel latents)");
     auto& vae_tile = a.add_int("--vae-tile", "", 0, "VAE decode and encode in tiles of this many pixels (diffusers' enable_tiling; 512 for SD 1.5), for large images in little memory; 0: whole");
     auto& batch_count = a.add_int("--batch-count", "", 1, "batches to run (seeds continue: seed, seed+1, ...)");
     auto& batch_size = a.add_int("--batch-size", "", 1, "images per batch");
@@ -271,6 +280,22 @@ int cmd_generate(int argc, char** argv) {
         if (*image_format_from_path(output.s) == ImageFormat::Webp)
             return fail(Error::unsupported("C2PA content credentials go into PNG and JPEG files; write PNG or JPEG, or leave out --sign-key", "--output"));
         signer = std::move(*s);
+    }
+
+    // Live previews: checked and loaded before any work.
+    std::shared_ptr<const TinyAutoencoder> preview_decoder;
+    if (!taesd.s.empty()) {
+        if (preview.s.empty()) return fail(Error::invalid_argument("needs --preview FILE (where the previews go)", "--taesd"));
+        auto t = load_preview_decoder(taesd.s);
+        if (!t) return fail(t.error().within("--taesd"));
+        preview_decoder = std::move(t).value();
+    }
+    if (!preview.s.empty()) {
+        if (auto f = image_format_from_path(preview.s); !f || *f != ImageFormat::Png)
+            return fail(Error::invalid_argument(fmt::format("'{}' should be a .png file", preview.s), "--preview"));
+        if (preview_every.i < 1 || preview_every.i > 1000)
+            return fail(Error::invalid_argument(fmt::format("must be between 1 and 1000, got {}", preview_every.i),
+                                                "--preview-every"));
     }
 
     LoadOptions lo;
@@ -584,9 +609,16 @@ int cmd_generate(int argc, char** argv) {
     if (auto st = validate_params(p, **m); !st) return fail(st.error());
 
     cli::ProgressPrinter printer;
+    // Previews: every preview_every-th sampling step and the last, timed against the sampling they sit in.
+    PreviewWriter previews(preview.s, int(preview_every.i), preview_decoder.get());
+    auto on_event = [&](const ProgressEvent& e) -> Status {
+        EASEL_TRY(previews.on_event(e));
+        return printer.on_event(e);
+    };
     // One generation per run: each network's weights go as soon as they are no longer needed (peak memory).
-    auto images = generate_once(**m, p, [&](const ProgressEvent& e) { return printer.on_event(e); });
+    auto images = generate_once(**m, p, on_event);
     printer.finish();
+    if (!preview.s.empty()) std::fprintf(stderr, "%s\n", previews.summary().c_str());
     if (!images) return fail(images.error());
     if (refiner_spec) {
         // Each base latent goes to the refiner, which finishes and decodes it.
@@ -607,7 +639,7 @@ int cmd_generate(int argc, char** argv) {
             rp.infotext_model = base_name;
             rp.infotext_extra.emplace_back("Refiner", refiner_spec->name);
             rp.infotext_extra.emplace_back("Refiner switch at", fmt::format("{}", refiner_switch.d));
-            auto out = generate(**r, rp, [&](const ProgressEvent& e) { return printer.on_event(e); });
+            auto out = generate(**r, rp, on_event);
             printer.finish();
             if (!out) return fail(out.error());
             g = std::move((*out)[0]);
@@ -976,6 +1008,10 @@ int cmd_serve(int argc, char** argv, bool worker = false) {
     auto& precision = a.add_string("--precision", "", "fp32", "fp32 (exact) or fast (bf16 compute, f32 accumulation)");
     auto& vocab = a.add_string("--vocab", "", "", "CLIP vocabulary instead of the built-in one, for single-file checkpoints");
     auto& serve_no_watermark = a.add_bool("--no-watermark", "", "leave out the invisible watermark on the images (on by default for images of at least 256x256; recorded in the XMP)");
+    auto& serve_taesd = a.add_string("--taesd", "", "",
+        "a tiny autoencoder for live previews: [FAMILY=]FILE, FAMILY one of sd (the default), sdxl, sd3, flux (madebyollin's "
+        "taesd/taesdxl/taesd3/taef1 decoder, or a diffusers AutoencoderTiny); repeat for several families");
+    auto& serve_preview_every = a.add_int("--preview-every", "", 5, "with --taesd: steps between its previews (1..1000)");
     auto& serve_sign_key = a.add_string("--sign-key", "", "", "sign every image with a C2PA content credential: the PEM private key (with --sign-cert; `easel keys signer` makes a test pair)");
     auto& serve_sign_cert = a.add_string("--sign-cert", "", "", "the PEM certificate chain of --sign-key, the signer's certificate first");
     auto& serve_anchor = serve_string("--trust-anchor", "", "PEM certificates (one file) whose chains /v1/verify reports as trusted");
@@ -1067,6 +1103,23 @@ int cmd_serve(int argc, char** argv, bool worker = false) {
     o.limits.read_timeout_s = int(read_timeout.i);
     o.limits.job_timeout_s = int(job_timeout.i);
     o.limits.watermark = !serve_no_watermark.b;
+    for (const std::string& t : serve_taesd.all) {
+        const size_t eq = t.find('=');
+        const std::string family = eq == std::string::npos ? "sd" : t.substr(0, eq);
+        const std::string file = eq == std::string::npos ? t : t.substr(eq + 1);
+        if (family != "sd" && family != "sdxl" && family != "sd3" && family != "flux")
+            return fail(Error::invalid_argument(fmt::format("unknown family '{}' in '{}': expected sd, sdxl, sd3 or flux", family, t),
+                                                "--taesd"));
+        if (o.limits.taesd.count(family))
+            return fail(Error::invalid_argument(fmt::format("two files for the family '{}'", family), "--taesd"));
+        auto d = load_preview_decoder(file);  // checked now, loaded again by each worker of that family
+        if (!d) return fail(d.error().within("--taesd"));
+        std::error_code ec;
+        o.limits.taesd[family] = std::filesystem::absolute(file, ec).string();
+    }
+    if (serve_preview_every.i < 1 || serve_preview_every.i > 1000)
+        return fail(Error::invalid_argument(fmt::format("must be between 1 and 1000, got {}", serve_preview_every.i), "--preview-every"));
+    o.limits.preview_every = int(serve_preview_every.i);
     if (!serve_anchor.s.empty()) {
         auto certs = load_pem_certificates(serve_anchor.s);
         if (!certs) return fail(certs.error().within("--trust-anchor"));

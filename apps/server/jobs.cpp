@@ -254,6 +254,13 @@ std::string JobQueue::model_family(const std::string& name) const {
     return it->second->spec->family;
 }
 
+int JobQueue::model_size_multiple(const std::string& name) const {
+    std::lock_guard<std::mutex> lk(mu_);
+    auto it = slots_.find(name);
+    if (it == slots_.end() || !it->second->loaded) return 0;
+    return it->second->spec->latent.image_multiple();
+}
+
 std::optional<double> JobQueue::recommended_cfg_scale(const std::string& name) const {
     std::lock_guard<std::mutex> lk(mu_);
     auto it = slots_.find(name);

@@ -88,6 +88,8 @@ public:
     std::string model_license(const std::string& name) const;
     // The family that loads it ("sd", "sdxl", "sd3", "flux", ...); "" until it is loaded.
     std::string model_family(const std::string& name) const;
+    // What the width and height must be multiples of (the latent grid's side multiple in pixels); 0 until loaded.
+    int model_size_multiple(const std::string& name) const;
 
     struct Submitted {
         std::string id;

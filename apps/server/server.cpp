@@ -294,6 +294,8 @@ json Server::models_json() {
         e["license"] = license.empty() ? json(nullptr) : json(license);
         const std::string family = queue_.model_family(m.name);
         e["family"] = family.empty() ? json(nullptr) : json(family);
+        const int multiple = queue_.model_size_multiple(m.name);
+        e["size_multiple"] = multiple ? json(multiple) : json(nullptr);
         list.push_back(e);
     }
     return json{{"models", list}};
@@ -430,7 +432,8 @@ void Server::install(httplib::Server& svr) {
         gmtime_r(&reset, &tm);
         char resets_at[32];
         std::strftime(resets_at, sizeof resets_at, "%Y-%m-%dT%H:%M:%SZ", &tm);
-        json out = {{"key", nullptr}, {"day", day}, {"images_today", 0}, {"quota_per_day", nullptr},
+        // Without a key (an open server, Basic auth) nothing is counted: images_today is null.
+        json out = {{"key", nullptr}, {"day", day}, {"images_today", nullptr}, {"quota_per_day", nullptr},
                     {"images_left_today", nullptr}, {"resets_at", resets_at}, {"rate_per_min", nullptr}};
         if (a.key) {
             auto used = store_.images_on_day(a.key->id, day);

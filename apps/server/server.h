@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,11 @@ struct Limits {
     // signed content credential. "": none.
     std::string sign_key;
     std::string sign_cert;
+    // Tiny autoencoders for live previews by model family ("sd", "sdxl", "sd3", "flux": --taesd FAMILY=FILE):
+    // while a client asks for previews, the worker decodes one every preview_every steps (and the last) with the
+    // family's; without one, A1111's linear approximation every step.
+    std::map<std::string, std::string> taesd;
+    int preview_every = 5;
 };
 
 struct ServeOptions {

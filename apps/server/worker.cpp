@@ -31,6 +31,7 @@
 #include "pipeline/ip_adapter.h"
 #include "pipeline/embeddings.h"
 #include "pipeline/lora.h"
+#include "pipeline/preview.h"
 #include "pipeline/tasks.h"
 #include "request.h"
 #include "store.h"
@@ -122,7 +123,8 @@ json worker_init_json(const std::string& model_path, const LoadOptions& load, co
                 {"max_images", limits.max_images}, {"max_body_bytes", limits.max_body_bytes},
                 {"queue_size", limits.queue_size}, {"keep_jobs", limits.keep_jobs},
                 {"read_timeout_s", limits.read_timeout_s}, {"job_timeout_s", limits.job_timeout_s},
-                {"watermark", limits.watermark}, {"sign_key", limits.sign_key}, {"sign_cert", limits.sign_cert}};
+                {"watermark", limits.watermark}, {"sign_key", limits.sign_key}, {"sign_cert", limits.sign_cert},
+                {"taesd", limits.taesd}, {"preview_every", limits.preview_every}};
     return {{"type", "init"}, {"model", model_path}, {"load", l}, {"limits", lim},
             {"threads", num_threads()}, {"isa", int(isa_cap())}};
 }
@@ -229,32 +231,23 @@ WorkerProcess::Got WorkerProcess::receive(json& out, int timeout_ms) {
 
 namespace {
 
-// A1111's "Approx cheap" live preview: a fixed linear map from SD's 4 latent channels to RGB.
+// A1111's "Approx cheap" live preview (pipeline/preview.h): a fixed linear map from SD's 4 latent channels to RGB.
 std::string cheap_preview_png(const Tensor& x) {
-    if (x.rank() != 4 || x.size(1) != 4) return "";
-    static const float coef[4][3] = {{0.298f, 0.207f, 0.208f}, {0.187f, 0.286f, 0.173f},
-                                     {-0.158f, 0.189f, 0.264f}, {-0.184f, -0.271f, -0.473f}};
-    const int h = int(x.size(2)), w = int(x.size(3));
-    const Tensor xc = x.contiguous();
-    const float* p = xc.data<float>();
-    Image img;
-    img.width = w;
-    img.height = h;
-    img.channels = 3;
-    img.pixels.resize(size_t(w) * size_t(h) * 3);
-    for (int i = 0; i < h * w; ++i)
-        for (int c = 0; c < 3; ++c) {
-            float v = 0;
-            for (int l = 0; l < 4; ++l) v += p[l * h * w + i] * coef[l][c];
-            v = std::clamp((v + 1.0f) * 0.5f, 0.0f, 1.0f);
-            img.pixels[size_t(i) * 3 + size_t(c)] = uint8_t(v * 255.0f + 0.5f);
-        }
+    const Image img = latent_preview_approx(x);
+    if (img.pixels.empty()) return "";
     auto png = encode_image(img, ImageFormat::Png);
     return png ? std::string(png->begin(), png->end()) : std::string();
 }
 
-// Small latents (the embedded model's 8x8) get a real VAE decode; big ones the cheap linear preview.
-std::string preview_png(const Model& model, const Tensor& latent) {
+// With a tiny autoencoder for the model's family, its picture; else small latents (the embedded model's 8x8) get
+// a real VAE decode and big ones the cheap linear preview.
+std::string preview_png(const Model& model, const TinyAutoencoder* taesd, const Tensor& latent) {
+    if (taesd && latent.size(1) == taesd->config().latent_channels) {
+        BufferPool pool;
+        Ctx c{&pool};
+        auto png = encode_image(preview_image(c, taesd, latent), ImageFormat::Png);
+        return png ? std::string(png->begin(), png->end()) : std::string();
+    }
     if (latent.size(2) * latent.size(3) > 32 * 32) return cheap_preview_png(latent);
     BufferPool pool;
     Ctx c{&pool};
@@ -312,6 +305,8 @@ Result<Limits> limits_from(const json& j) {
         l.watermark = j.at("watermark").get<bool>();
         l.sign_key = j.value("sign_key", "");
         l.sign_cert = j.value("sign_cert", "");
+        if (j.contains("taesd")) l.taesd = j.at("taesd").get<std::map<std::string, std::string>>();
+        l.preview_every = std::clamp(j.value("preview_every", 5), 1, 1000);
     } catch (const std::exception& e) {
         return Error::invalid_argument(fmt::format("worker init: {}", e.what()));
     }
@@ -491,7 +486,8 @@ struct EmbeddingCache {
 
 json run_one(Model& base, RefinerCache& refiners, LoraSets& lora_sets, EmbeddingCache& embeddings,
              ControlNetCache& controlnets, IPAdapterCache& ip_adapters, const Limits& limits, const C2paSigner* signer,
-             const json& msg, Inbox& inbox, int fd) {
+             const TinyAutoencoder* taesd, const json& msg, Inbox& inbox, int fd) {
+    const int preview_every = limits.preview_every;
     const std::string id = msg.value("id", "");
     const std::string kind = msg.value("kind", "txt2img");
     const std::string dir = msg.value("dir", "");
@@ -563,8 +559,16 @@ json run_one(Model& base, RefinerCache& refiners, LoraSets& lora_sets, Embedding
         if (e.latent) {
             const int64_t now = now_ms();
             std::string png;
-            if (now - inbox.preview_wanted_ms.load() < 3000) png = preview_png(model, *e.latent);
-            else if (now - last_preview_ms >= 250) png = cheap_preview_png(*e.latent);
+            const bool wanted = now - inbox.preview_wanted_ms.load() < 3000;
+            if (wanted && taesd) {
+                // The tiny autoencoder's picture every preview_every steps and at the last (its cost stays a few
+                // per cent of the sampling); nothing between, so the page does not flicker between two kinds.
+                if (e.step % preview_every == 0 || e.step == e.total) png = preview_png(model, taesd, *e.latent);
+            } else if (wanted) {
+                png = preview_png(model, nullptr, *e.latent);
+            } else if (now - last_preview_ms >= 250) {
+                png = cheap_preview_png(*e.latent);
+            }
             if (!png.empty()) {
                 last_preview_ms = now;
                 EASEL_TRY(write_message(fd, {{"type", "preview"}, {"id", id}, {"png", base64_encode(png)}}));
@@ -644,6 +648,13 @@ int run_worker_main() {
     // The memory a LoRA's weights are merged in, faulted in now rather than by the first job with a LoRA.
     if (Status st = LivePatch::reserve(**model); !st) log_warn("worker", "LoRAs: {}", st.error().to_string());
     if (!write_message(fd, {{"type", "ready"}, {"notes", (*model)->notes}})) return 0;
+    // The family's tiny autoencoder for previews (the server checked the file before starting).
+    std::shared_ptr<const TinyAutoencoder> taesd;
+    if (auto it = limits->taesd.find((*model)->family); it != limits->taesd.end()) {
+        auto t = load_preview_decoder(it->second);
+        if (t) taesd = std::move(t).value();
+        else log_warn("worker", "previews: {}", t.error().to_string());
+    }
     RefinerCache refiners;
     refiners.load = *lo;
     refiners.load.with_vae_encoder = false;
@@ -687,7 +698,8 @@ int run_worker_main() {
             inbox.current = job.value("id", "");
             inbox.stop = kRun;
         }
-        json answer = run_one(**model, refiners, lora_sets, embeddings, controlnets, ip_adapters, *limits, signer ? &*signer : nullptr, job, inbox, fd);
+        json answer = run_one(**model, refiners, lora_sets, embeddings, controlnets, ip_adapters, *limits,
+                              signer ? &*signer : nullptr, taesd.get(), job, inbox, fd);
         {
             std::lock_guard<std::mutex> lk(inbox.mu);
             inbox.current.clear();

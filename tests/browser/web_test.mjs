@@ -9,17 +9,28 @@
 // reference image; an SDXL ControlNet on the SD 1.5 model shows the server's 400; a unit that is on without a
 // model is stopped by the page; with every unit off nothing is sent. Last, "Image info" reports a generated image
 // as signed, lists its settings and restores them into the form, reports a changed copy as tampered and another
-// image as unmarked; then "Send to img2img", a mask painted with the mouse, inpainting, and back to txt2img.
+// image as unmarked. Then the studio walk of issue 24: txt2img (its live previews counted: a new one at least every
+// 5 steps), "Send to img2img", a mask painted with the mouse, inpainting (whole picture, then only masked at the
+// model's size with its padding and masked content), outpainting one side (the canvas extended, its new strip
+// stretched from the edge and masked with an overlap, masked content "fill"), the settings restored from the result
+// dropped as a PNG, the image found in the history by a search and by model, downloaded (its PNG with parameters),
+// its seed reused and a job deleted; the usage line (GET /v1/usage) for the open server, and on a second server
+// that needs a key, for a key with a daily quota and a rate limit, before and after a job. At desktop width and at 360 px: a screenshot, no sideways scrolling, and axe-core with
+// no serious or critical violation; every control is reached with Tab.
 // run_web_test.sh serves the tiny model (the default) and the golden SD 1.5 pipeline, which the golden ControlNets
 // (tests/golden/data/controlnet) and IP-Adapter (ip_adapter/sd1_plus) fit.
 // Usage: node web_test.mjs SERVER_URL [CHROMIUM]   (Node 20+; `npm ci` in this folder, which scripts/setup runs)
-// Run through run_web_test.sh, which starts the server. EASEL_WEB_SCREENSHOT=FILE.png also keeps the screenshot
-// taken after the mouse-click generation there (it is always written to a temporary file, whose path is printed).
+// EASEL_WEB_KEYED_URL and EASEL_WEB_KEY: the second server and its key (quota 100 a day, 60 requests a minute), as
+// run_web_test.sh starts it; without them the key's usage line is not checked (and the test says so).
+// Run through run_web_test.sh, which starts the server. Screenshots and the downloaded PNG go to the folder
+// $EASEL_WEB_ARTIFACTS (default: browser-artifacts in the working directory; their paths are printed);
+// EASEL_WEB_SCREENSHOT=FILE.png also keeps the screenshot taken after the mouse-click generation there.
 
-import { copyFileSync, mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { AxeBuilder } from '@axe-core/playwright';
+import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { inflateSync } from 'node:zlib';
 import { chromium } from 'playwright-core';
 
 if (!process.argv[2]) {
@@ -27,13 +38,16 @@ if (!process.argv[2]) {
   process.exit(2);
 }
 const serverUrl = new URL(process.argv[2]);
+const keyedUrl = process.env.EASEL_WEB_KEYED_URL ? new URL(process.env.EASEL_WEB_KEYED_URL) : null;
+const keyedSecret = process.env.EASEL_WEB_KEY ?? '';
 const chromiumPath = process.argv[3] ?? process.env.CHROMIUM ?? '/usr/bin/chromium';
 // Debian's chromium in a closed network: without these it spends seconds on requests that cannot succeed.
 const CHROMIUM_ARGS = [
   '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
   '--disable-sync', '--no-first-run',
 ];
-const TOTAL_TIMEOUT_MS = 90_000;
+// ctest gives the whole run (server start included) 180 s.
+const TOTAL_TIMEOUT_MS = 150_000;
 const GENERATE_TIMEOUT_MS = 30_000;
 const PROMPT = 'a red circle on a blue background';
 const SEED = '7';
@@ -54,6 +68,19 @@ const CONTROL_MODEL = 'pipeline_sd1';
 const CONTROLNET = 'sd1_a';
 const SDXL_CONTROLNET = 'sdxl_a';
 const IP_ADAPTER = 'sd1_plus';
+// The studio walk: its prompt (searched for in another case), size and steps. 64x64 in 20 steps takes about a
+// second on 2 cores, long enough for the page to see previews.
+const STUDIO_PROMPT = 'studio walk: a yellow square on green grass';
+const STUDIO_SEARCH = 'YELLOW Square';
+const STUDIO_SIZE = 64;
+const STUDIO_STEPS = 20;
+// Issue 24: a new preview image at least every this many steps.
+const MAX_PREVIEW_GAP = 5;
+// The widths of the screenshots and accessibility checks: a desktop and a small phone.
+const DESKTOP = { width: 1280, height: 900 };
+const PHONE = { width: 360, height: 740 };
+// axe-core impacts that fail the test (all violations are printed).
+const FAILING_IMPACTS = new Set(['serious', 'critical']);
 
 let browser = null;
 let page = null;
@@ -79,7 +106,8 @@ for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => abort(`inte
 setTimeout(() => abort(`the whole test took longer than ${TOTAL_TIMEOUT_MS / 1000} s`), TOTAL_TIMEOUT_MS).unref();
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-const screenshotDir = mkdtempSync(join(tmpdir(), 'easel-web-test-'));
+const artifactsDir = resolve(process.env.EASEL_WEB_ARTIFACTS || 'browser-artifacts');
+mkdirSync(artifactsDir, { recursive: true });
 
 // ---- page helpers ----
 
@@ -157,7 +185,9 @@ async function main() {
   context.on('request', (request) => {
     requests.push(request.url());
     const url = new URL(request.url());
-    if (!['data:', 'blob:'].includes(url.protocol) && url.origin !== serverUrl.origin) foreignRequests.push(request.url());
+    if (!['data:', 'blob:'].includes(url.protocol) && url.origin !== serverUrl.origin && url.origin !== keyedUrl?.origin) {
+      foreignRequests.push(request.url());
+    }
     if (request.method() === 'POST' && url.pathname === '/v1/jobs') jobBodies.push(JSON.parse(request.postData() ?? 'null'));
   });
   context.on('requestfailed', (request) => failedRequests.push(`${request.url()}: ${request.failure()?.errorText}`));
@@ -349,7 +379,14 @@ async function main() {
     const e = document.getElementById('error');
     return !e.hidden && e.getAttribute('role') === 'alert' && e.innerText.includes(${JSON.stringify(expected)}) ? e.innerText.replace(/\\s+/g, ' ') : '';
   })()`, 5_000);
-  pass(`steps 0: the page shows the server's error in role=alert: "${shown}"`);
+  const beside = await evaluate(`({ text: document.getElementById('steps-error')?.textContent ?? '',
+    invalid: document.getElementById('steps').getAttribute('aria-invalid'),
+    described: document.getElementById('steps').getAttribute('aria-describedby') ?? '',
+    inField: document.getElementById('steps-error')?.closest('.field')?.contains(document.getElementById('steps')) ?? false })`);
+  if (beside.text !== expected.replace(/^steps: /, '') || beside.invalid !== 'true' || !beside.described.includes('steps-error') || !beside.inField) {
+    fail(`the error is not shown next to the Steps field: ${JSON.stringify(beside)}`);
+  }
+  pass(`steps 0: the page shows the server's error in role=alert: "${shown}", and next to the Steps field (aria-invalid, described by it)`);
   forgiveFailedRequests(400);
 
   // The API key travels as a Bearer token (an unknown one gets the server's 401 message) and outlives a reload.
@@ -371,6 +408,11 @@ async function main() {
     return !e.hidden && e.innerText.includes(${JSON.stringify(text)});
   })()`;
   await waitFor('the page shows the 401 for an unknown API key', errorIs(keyMessage), 5_000);
+  // Next to the key field too: the usage line (GET /v1/usage) shows the refusal.
+  await waitFor('the usage line under the API key shows the 401', `(() => {
+    const u = document.getElementById('usage');
+    return u.classList.contains('failed') && u.textContent.includes(${JSON.stringify(keyMessage)});
+  })()`, 5_000, null, `'the usage line says: ' + document.getElementById('usage').textContent`);
   page.off('request', recordKey);
   if (!sentKeys.length || sentKeys.some((k) => k !== `Bearer ${wrongKey}`)) {
     fail(`the page should send "Authorization: Bearer ${wrongKey}", it sent: ${JSON.stringify(sentKeys)}`);
@@ -422,29 +464,167 @@ async function main() {
 
   await controlUnits();
   await checkImages();
-  await imageToImage();
+  await studio(native);
+  checkClean('after the studio walk');
+  await keyUsage();
   checkClean('at the end');
 }
 
-// Image to image and inpainting: "Send to img2img" under the result opens the section with the image as the
-// starting image (the size fields follow it); a stroke painted with the mouse becomes the mask; the request
-// carries init_images, denoising_strength, the mask (white where painted) and mask_blur, and the infotext says
-// so. "Remove image" sends plain txt2img again.
-async function imageToImage() {
+// ---- the studio walk (issue 24) ----
+
+// Decodes an image in the page (a data: or server URL, or a PNG as base64): its size and RGBA pixels.
+function decodeImage(source) {
+  return page.evaluate(async (src) => {
+    const img = new Image();
+    img.src = /^(data:|blob:|\/|https?:)/.test(src) ? src : `data:image/png;base64,${src}`;
+    await img.decode();
+    const c = document.createElement('canvas');
+    c.width = img.naturalWidth;
+    c.height = img.naturalHeight;
+    const ctx = c.getContext('2d', { willReadFrequently: true });
+    ctx.drawImage(img, 0, 0);
+    return { w: c.width, h: c.height, px: [...ctx.getImageData(0, 0, c.width, c.height).data] };
+  }, source);
+}
+
+// The largest difference of any channel between image `got` and what `want(x, y)` says its pixel [r, g, b] should be.
+function maxPixelDifference(got, want) {
+  let worst = { diff: 0, at: '' };
+  for (let y = 0; y < got.h; ++y) {
+    for (let x = 0; x < got.w; ++x) {
+      const expected = want(x, y);
+      for (let c = 0; c < 3; ++c) {
+        const diff = Math.abs(got.px[(y * got.w + x) * 4 + c] - expected[c]);
+        if (diff > worst.diff) worst = { diff, at: `(${x}, ${y})` };
+      }
+    }
+  }
+  return worst;
+}
+
+const pixelOf = (image, x, y) => image.px.slice((y * image.w + x) * 4, (y * image.w + x) * 4 + 3);
+
+// The text chunks of a PNG file (tEXt, iTXt and zTXt), keyword -> text.
+function pngText(bytes) {
+  const signature = [137, 80, 78, 71, 13, 10, 26, 10];
+  if (!signature.every((b, i) => bytes[i] === b)) fail('the download is not a PNG file');
+  const chunks = {};
+  for (let at = 8; at + 8 <= bytes.length;) {
+    const length = bytes.readUInt32BE(at);
+    const type = bytes.toString('latin1', at + 4, at + 8);
+    const data = bytes.subarray(at + 8, at + 8 + length);
+    const nul = data.indexOf(0);
+    const keyword = data.toString('latin1', 0, nul);
+    if (type === 'tEXt') chunks[keyword] = data.toString('latin1', nul + 1);
+    if (type === 'zTXt') chunks[keyword] = inflateSync(data.subarray(nul + 2)).toString('latin1');
+    if (type === 'iTXt') {
+      const compressed = data[nul + 1] === 1;
+      let rest = nul + 3;
+      rest = data.indexOf(0, rest) + 1;  // language tag
+      rest = data.indexOf(0, rest) + 1;  // translated keyword
+      const text = data.subarray(rest);
+      chunks[keyword] = (compressed ? inflateSync(text) : text).toString('utf8');
+    }
+    at += 12 + length;
+  }
+  return chunks;
+}
+
+// Polls `check` (in this process) until it returns something truthy.
+async function until(description, check, timeoutMs = 5_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) fail(`${description}: not within ${timeoutMs / 1000} s`);
+    await sleep(100);
+  }
+}
+
+const galleryIds = () => evaluate(`[...document.querySelectorAll('#gallery-list li')].map((li) => li.dataset.jobId)`);
+const serverJobs = async (query) => (await (await fetch(new URL(`/v1/jobs?limit=50&${query}`, serverUrl))).json()).jobs;
+const usageText = () => evaluate(`document.getElementById('usage').textContent`);
+const isJobsList = (url) => new URL(url).pathname === '/v1/jobs';
+
+// Issue 24's walk, on the embedded model: txt2img -> send to img2img -> paint a mask -> inpaint (whole picture,
+// then only masked) -> outpaint one side -> restore the settings from the result dropped as a PNG -> find it in the
+// history -> download; then reuse a seed, delete a job, the page at two widths, and back to txt2img.
+async function studio(native) {
+  // txt2img, its live previews recorded: the step shown with each new preview image, and the first step the page
+  // saw at all (the job starts before the page has its id and connects to its events: steps before it are not seen).
+  await page.selectOption('#model', native.name);
+  await page.fill('#prompt', STUDIO_PROMPT);
+  for (const [id, value] of [['width', STUDIO_SIZE], ['height', STUDIO_SIZE], ['steps', STUDIO_STEPS], ['seed', 11]]) {
+    await page.fill(`#${id}`, String(value));
+  }
+  await evaluate(`(() => {
+    window.previewSteps = [];
+    window.stepsSeen = [];
+    new MutationObserver(() => {
+      const step = /^step (\\d+)\\//.exec(document.getElementById('step-text').textContent);
+      if (step) window.stepsSeen.push(Number(step[1]));
+    }).observe(document.getElementById('step-text'), { childList: true, characterData: true, subtree: true });
+    let shown = '';
+    new MutationObserver(() => {
+      const src = document.getElementById('result-image').getAttribute('src') ?? '';
+      if (!src.startsWith('data:') || src === shown) return;
+      shown = src;
+      const step = /step (\\d+)/.exec(document.getElementById('result-caption').textContent);
+      window.previewSteps.push(step ? Number(step[1]) : -1);
+    }).observe(document.getElementById('result-image'), { attributeFilter: ['src'] });
+  })()`);
+  const usageAsked = requests.filter((r) => new URL(r).pathname === '/v1/usage').length;
+  const t2i = await generateWithClick('the studio txt2img');
+  const t2iJob = await resultJobId();
+  if (t2i.size !== `${STUDIO_SIZE}x${STUDIO_SIZE}` || 'init_images' in t2i.body) fail(`the studio txt2img: ${t2i.size}, ${Object.keys(t2i.body)}`);
+  const previewSteps = await evaluate('window.previewSteps');
+  const firstSeen = (await evaluate('window.stepsSeen'))[0] ?? STUDIO_STEPS;
+  // From the first step the page saw to the last step: each new preview is a mark.
+  const marks = [firstSeen, ...previewSteps, STUDIO_STEPS];
+  const gaps = marks.slice(1).map((step, i) => step - marks[i]);
+  console.log(`     the page saw its first step at ${firstSeen} of ${STUDIO_STEPS}; new preview images at steps ${previewSteps.join(', ') || '(none)'}`);
+  if (previewSteps.includes(-1) || Math.max(...gaps) > MAX_PREVIEW_GAP) {
+    fail(`a new preview image should show at least every ${MAX_PREVIEW_GAP} steps; over ${STUDIO_STEPS} steps at `
+      + `${STUDIO_SIZE}x${STUDIO_SIZE} on ${native.name} the page saw step ${firstSeen} first and new previews at steps [${previewSteps}] `
+      + `(gaps from the first step seen to the last step: ${gaps})`);
+  }
+  pass(`txt2img ${t2i.size} in ${t2i.seconds} s: ${previewSteps.length} new preview images from step ${firstSeen}, at most ${Math.max(...gaps)} steps apart`);
+  // Not failed: the steps before the page's event stream is open are not the preview cadence (on a loaded 2-core
+  // machine the stream has opened as late as step 11 of 20).
+  if (firstSeen > MAX_PREVIEW_GAP) {
+    console.log(`note the page saw no step before step ${firstSeen}: the job ran that far before its event stream was open`);
+  }
+
+  // The usage line: asked for again after the job; on this open server, no key, unlimited, no rate limit.
+  await until('the page asks GET /v1/usage after the job', () => requests.filter((r) => new URL(r).pathname === '/v1/usage').length > usageAsked);
+  const usageAnswer = await fetch(new URL('/v1/usage', serverUrl));
+  if (!usageAnswer.ok) fail(`GET /v1/usage answered HTTP ${usageAnswer.status}: ${(await usageAnswer.text()).slice(0, 200)}`);
+  const usage = await usageAnswer.json();
+  const wantUsage = 'No key (open server): not counted, unlimited · no rate limit';
+  if (usage.key !== null || usage.quota_per_day !== null || usage.rate_per_min !== null || usage.images_today !== null) {
+    fail(`GET /v1/usage on the open test server: ${JSON.stringify(usage)}`);
+  }
+  await until(`the usage line reads '${wantUsage}'`, async () => await usageText() === wantUsage);
+  pass(`the usage line after the job: "${wantUsage}" (GET /v1/usage: ${JSON.stringify(usage)})`);
+
+  // Send to img2img; the inpainting options at their defaults.
   await page.locator('#result-caption').getByRole('button', { name: 'Send to img2img' }).click();
   const editor = await waitFor('the starting image is in the editor', `(() => {
     const c = document.getElementById('init-canvas');
     return !document.getElementById('init-editor').hidden && document.getElementById('img2img').open && c.width > 0
       ? { w: c.width, h: c.height, width: document.getElementById('width').value, height: document.getElementById('height').value,
-          focus: document.activeElement?.id } : '';
+          focus: document.activeElement?.id, fill: document.getElementById('inpainting-fill').value,
+          area: document.getElementById('inpaint-area').value, padding: document.getElementById('inpaint-padding').disabled } : '';
   })()`, 5_000, errorShown);
-  if (editor.width !== String(editor.w) || editor.height !== String(editor.h) || editor.focus !== 'denoising') {
+  if (editor.width !== String(editor.w) || editor.height !== String(editor.h) || editor.focus !== 'denoising'
+      || editor.fill !== '1' || editor.area !== 'whole' || !editor.padding) {
     fail(`after "Send to img2img": ${JSON.stringify(editor)}`);
   }
-  pass(`"Send to img2img" put the ${editor.w}x${editor.h} result into the editor; the size follows it, focus on Denoising strength`);
+  pass(`"Send to img2img" put the ${editor.w}x${editor.h} result into the editor; the size follows it, focus on Denoising strength; masked content "original", whole picture`);
 
+  // Paint a stroke with the mouse and inpaint the whole picture.
   await page.fill('#denoising', '0.6');
-  await evaluate(`document.getElementById('brush-size').value = '4'`);
+  await evaluate(`document.getElementById('brush-size').value = '6'`);
   await page.locator('#mask-canvas').scrollIntoViewIfNeeded();
   const box = await page.locator('#mask-canvas').boundingBox();
   await page.mouse.move(box.x + box.width * 0.2, box.y + box.height * 0.2);
@@ -456,33 +636,354 @@ async function imageToImage() {
   const inpaint = await generateWithClick('inpainting');
   const b = inpaint.body;
   if (!b.init_images?.[0] || !b.mask || b.denoising_strength !== 0.6 || b.mask_blur !== 4 || b.inpainting_mask_invert !== 0
+      || b.inpainting_fill !== 1 || b.inpaint_full_res !== false || 'inpaint_full_res_padding' in b
       || b.width !== editor.w || b.height !== editor.h) {
     fail(`the inpainting request: ${JSON.stringify({ ...b, init_images: b.init_images?.length, mask: b.mask?.length })}`);
   }
-  const painted = await page.evaluate(async (mask) => {
-    const img = new Image();
-    img.src = `data:image/png;base64,${mask}`;
-    await img.decode();
-    const c = document.createElement('canvas');
-    c.width = img.naturalWidth;
-    c.height = img.naturalHeight;
-    const ctx = c.getContext('2d');
-    ctx.drawImage(img, 0, 0);
-    const px = ctx.getImageData(0, 0, c.width, c.height).data;
-    let white = 0;
-    for (let i = 0; i < px.length; i += 4) white += px[i] > 128;
-    return { white, total: c.width * c.height, corner: px[0] };
-  }, b.mask);
-  // A 4-pixel stroke from 20% to 70% across: some pixels white, the top-left corner black.
-  if (painted.white === 0 || painted.white > painted.total / 2 || painted.corner !== 0) fail(`the mask sent: ${JSON.stringify(painted)}`);
+  const mask = await decodeImage(b.mask);
+  let white = 0;
+  for (let i = 0; i < mask.px.length; i += 4) white += mask.px[i] > 128;
+  // A 6-pixel stroke from 20% to 70% across: some pixels white, the top-left corner black.
+  if (white === 0 || white > mask.w * mask.h / 2 || mask.px[0] !== 0 || mask.w !== editor.w) fail(`the mask sent: ${white} white of ${mask.w}x${mask.h}`);
+  if (inpaint.size !== `${editor.w}x${editor.h}`) fail(`the inpainted image is ${inpaint.size}`);
   const info = await infotext();
   if (!info.includes('Denoising strength: 0.6') || !info.includes('Mask blur: 4')) fail(`the inpainted image's infotext: ${info}`);
-  pass(`a painted stroke inpainted (${inpaint.size} in ${inpaint.seconds} s): mask ${painted.white}/${painted.total} px white, denoising 0.6, mask blur 4, in the infotext`);
+  pass(`a painted stroke inpainted (${inpaint.size} in ${inpaint.seconds} s): mask ${white}/${mask.w * mask.h} px white; inpainting_fill 1, inpaint_full_res false, denoising 0.6, mask blur 4 sent; the infotext has them`);
 
+  // Only masked: the masked area drawn at the model's native size (the size fields), the result at the image's.
+  await page.selectOption('#inpaint-area', 'masked');
+  const onlyMasked = await evaluate(`({ size: document.getElementById('width').value + 'x' + document.getElementById('height').value,
+    padding: !document.getElementById('inpaint-padding').disabled && document.getElementById('inpaint-padding').value })`);
+  if (onlyMasked.size !== `${native.width}x${native.height}` || onlyMasked.padding !== '32') {
+    fail(`"Only masked" should set the size fields to ${native.width}x${native.height} and offer padding 32: ${JSON.stringify(onlyMasked)}`);
+  }
+  await page.fill('#inpaint-padding', '16');
+  await page.selectOption('#inpainting-fill', { label: 'latent noise' });
+  const masked = await generateWithClick('inpainting only masked');
+  const maskedJob = await resultJobId();
+  const mb = masked.body;
+  const maskedInit = await decodeImage(mb.init_images?.[0] ?? '');
+  if (mb.inpainting_fill !== 2 || mb.inpaint_full_res !== true || mb.inpaint_full_res_padding !== 16 || !mb.mask
+      || mb.width !== native.width || mb.height !== native.height || maskedInit.w !== editor.w || maskedInit.h !== editor.h) {
+    fail(`the "only masked" request: ${JSON.stringify({ ...mb, init_images: `${maskedInit.w}x${maskedInit.h}`, mask: mb.mask?.length })}`);
+  }
+  if (masked.size !== `${editor.w}x${editor.h}`) {
+    fail(`inpainting only masked (processed at ${mb.width}x${mb.height}) gave a ${masked.size} image; the contract: the init image's size, ${editor.w}x${editor.h}`);
+  }
+  pass(`"Only masked": inpaint_full_res true, padding 16, masked content "latent noise" (2), processed at ${mb.width}x${mb.height}; the result keeps the image's ${masked.size} (${masked.seconds} s)`);
+
+  // Outpainting: the inpainted result sent on, extended on the left by the default 64 px.
+  const inpainted = await evaluate(`document.getElementById('result-image').getAttribute('src')`);
+  await page.locator('#result-caption').getByRole('button', { name: 'Send to img2img' }).click();
+  await waitFor('the inpainted result is the starting image, whole picture again', `(() => {
+    return document.getElementById('img2img-state').textContent === '(image to image)'
+      && document.getElementById('inpaint-area').value === 'whole'
+      && document.getElementById('width').value === '${editor.w}' && document.activeElement?.id === 'denoising';
+  })()`, 5_000, errorShown);
+  const source = await decodeImage(inpainted);
+  await page.selectOption('#outpaint-side', 'left');
+  const added = Number(await fieldValue('outpaint-pixels'));
+  if (added !== 64) fail(`"Pixels to add" starts at ${added}, not 64`);
+  await page.getByRole('button', { name: 'Extend canvas' }).click();
+  const wide = { w: source.w + added, h: source.h };
+  const extended = await evaluate(`({
+    w: document.getElementById('init-canvas').width, h: document.getElementById('init-canvas').height,
+    size: document.getElementById('width').value + 'x' + document.getElementById('height').value,
+    fill: document.getElementById('inpainting-fill').value, state: document.getElementById('img2img-state').textContent,
+    note: document.getElementById('outpaint-note').textContent,
+  })`);
+  if (extended.w !== wide.w || extended.h !== wide.h || extended.size !== `${wide.w}x${wide.h}` || extended.fill !== '0'
+      || extended.state !== '(inpainting)') {
+    fail(`after "Extend canvas" (left, ${added} px): ${JSON.stringify(extended)}`);
+  }
+  const blur = 4;
+  const out = await generateWithClick('outpainting');
+  const outJob = await resultJobId();
+  const ob = out.body;
+  const outInit = await decodeImage(ob.init_images?.[0] ?? '');
+  const outMask = await decodeImage(ob.mask ?? '');
+  if (outInit.w !== wide.w || outInit.h !== wide.h || outMask.w !== wide.w || ob.inpainting_fill !== 0 || ob.inpaint_full_res !== false
+      || ob.width !== wide.w || ob.height !== wide.h || ob.mask_blur !== blur) {
+    fail(`the outpainting request: ${JSON.stringify({ ...ob, init_images: `${outInit.w}x${outInit.h}`, mask: `${outMask.w}x${outMask.h}` })}`);
+  }
+  // The old image on the right, the new strip its first column stretched; the mask white over the strip and `blur`
+  // pixels into the old image, black elsewhere.
+  const placed = maxPixelDifference(outInit, (x, y) => pixelOf(source, Math.max(0, x - added), y));
+  const masking = maxPixelDifference(outMask, (x) => (x < added + blur ? [255, 255, 255] : [0, 0, 0]));
+  if (placed.diff > 1 || masking.diff > 1) {
+    fail(`the outpainting init image differs from the expected one by ${placed.diff} at ${placed.at}, its mask by ${masking.diff} at ${masking.at}`);
+  }
+  if (out.size !== `${wide.w}x${wide.h}`) fail(`the outpainted image is ${out.size}`);
+  pass(`outpainted left by ${added} px (${out.size} in ${out.seconds} s): the image placed right, the strip stretched from its edge, the mask over the strip and ${blur} px into the image, inpainting_fill 0; "${extended.note}"`);
+
+  // The result dropped on "Image info" as a PNG; its settings restored into the form.
+  const outSrc = await evaluate(`document.getElementById('result-image').getAttribute('src')`);
+  const transfer = await page.evaluateHandle(async (url) => {
+    const data = new DataTransfer();
+    data.items.add(new File([await (await fetch(url)).arrayBuffer()], 'outpainted.png', { type: 'image/png' }));
+    return data;
+  }, outSrc);
+  await page.locator('#verify-drop').scrollIntoViewIfNeeded();
+  await page.dispatchEvent('#verify-drop', 'dragover', { dataTransfer: transfer });
+  await page.dispatchEvent('#verify-drop', 'drop', { dataTransfer: transfer });
+  const fields = await waitFor('the dropped PNG\'s settings are listed', `(() => {
+    if (!document.getElementById('verify-verdict').textContent.includes('outpainted.png')) return '';
+    const list = document.getElementById('image-settings-list');
+    const names = [...list.querySelectorAll('dt')].map((d) => d.textContent);
+    const values = [...list.querySelectorAll('dd')].map((d) => d.textContent);
+    return !document.getElementById('image-settings').hidden && names.length ? Object.fromEntries(names.map((n, i) => [n, values[i]])) : '';
+  })()`, 10_000, errorShown);
+  if (fields.Prompt !== STUDIO_PROMPT || fields.Size !== `${wide.w}x${wide.h}` || !fields.Seed) fail(`the outpainted PNG's settings: ${JSON.stringify(fields)}`);
+  await page.fill('#prompt', 'something else');
+  await page.fill('#seed', '424242');
+  await page.getByRole('button', { name: 'Restore these settings' }).click();
+  const restored = await evaluate(`({ prompt: document.getElementById('prompt').value, seed: document.getElementById('seed').value,
+    steps: document.getElementById('steps').value, size: document.getElementById('width').value + 'x' + document.getElementById('height').value })`);
+  if (restored.prompt !== STUDIO_PROMPT || restored.seed !== fields.Seed || restored.steps !== fields.Steps || restored.size !== fields.Size) {
+    fail(`"Restore these settings" from the dropped PNG filled ${JSON.stringify(restored)} from ${JSON.stringify(fields)}`);
+  }
+  pass(`the outpainted PNG dropped on "Image info": ${Object.keys(fields).length} settings listed, restored (seed ${restored.seed}, ${restored.size})`);
+
+  // History: the studio's jobs found by a search in another case, then by model.
+  const studioJobs = (await serverJobs(`q=${encodeURIComponent(STUDIO_SEARCH)}`)).map((j) => j.id);
+  const allJobs = await serverJobs('');
+  const wantStudio = [outJob, maskedJob, inpaint.jobId, t2iJob];
+  if (JSON.stringify(studioJobs) !== JSON.stringify(wantStudio) || allJobs.length <= wantStudio.length) {
+    fail(`GET /v1/jobs?q=${STUDIO_SEARCH} gives ${JSON.stringify(studioJobs)} of ${allJobs.length} jobs; the studio's jobs, newest first, are ${JSON.stringify(wantStudio)}`);
+  }
+  await page.locator('#gallery-search').scrollIntoViewIfNeeded();
+  await page.locator('#gallery-search').click();
+  await page.keyboard.type(STUDIO_SEARCH);
+  await until(`the gallery shows the ${wantStudio.length} studio jobs`, async () => JSON.stringify(await galleryIds()) === JSON.stringify(wantStudio));
+  const searched = requests.filter((r) => isJobsList(r) && new URL(r).searchParams.get('q') === STUDIO_SEARCH);
+  if (!searched.length) fail(`no GET /v1/jobs carried q=${STUDIO_SEARCH}`);
+  pass(`searching "${STUDIO_SEARCH}" shows the ${wantStudio.length} studio jobs of ${allJobs.length} (${new URL(searched.at(-1)).search})`);
+
+  await page.selectOption('#gallery-model', CONTROL_MODEL);
+  await waitFor(`no studio job on ${CONTROL_MODEL}`, `document.querySelectorAll('#gallery-list li').length === 0
+    && !document.getElementById('gallery-empty').hidden && document.getElementById('gallery-empty').textContent === 'No images match.'`, 5_000);
+  await page.fill('#gallery-search', '');
+  const onModel = (await serverJobs(`model=${CONTROL_MODEL}`)).map((j) => j.id);
+  await until(`the gallery shows the ${onModel.length} jobs on ${CONTROL_MODEL}`, async () => JSON.stringify(await galleryIds()) === JSON.stringify(onModel));
+  const modelTexts = await evaluate(`[...document.querySelectorAll('#gallery-list .entry-params')].map((p) => p.textContent)`);
+  if (!onModel.length || onModel.length >= allJobs.length || !modelTexts.every((t) => t.includes(CONTROL_MODEL))) {
+    fail(`filtering by ${CONTROL_MODEL}: ${onModel.length} of ${allJobs.length} jobs; entries ${JSON.stringify(modelTexts)}`);
+  }
+  await page.selectOption('#gallery-model', native.name);
+  await page.fill('#gallery-search', STUDIO_SEARCH);
+  await until('the studio jobs again, searched on the tiny model', async () => JSON.stringify(await galleryIds()) === JSON.stringify(wantStudio));
+  const filtered = requests.filter((r) => isJobsList(r) && new URL(r).searchParams.get('model') === native.name && new URL(r).searchParams.get('q'));
+  if (!filtered.length) fail(`no GET /v1/jobs carried both q and model=${native.name}`);
+  pass(`filtering by model: ${onModel.length} job(s) on ${CONTROL_MODEL} (none of the studio's), the ${wantStudio.length} studio jobs on ${native.name} (${new URL(filtered.at(-1)).search})`);
+
+  // Download the outpainted image from its entry: the PNG with its parameters.
+  const entry = page.locator(`#gallery-list li[data-job-id="${outJob}"]`);
+  const [download] = await Promise.all([page.waitForEvent('download'), entry.getByRole('link', { name: 'Download' }).click()]);
+  const downloaded = join(artifactsDir, download.suggestedFilename());
+  await download.saveAs(downloaded);
+  const text = pngText(readFileSync(downloaded));
+  if (download.suggestedFilename() !== `easel-${outJob}-0.png` || !text.parameters?.includes(STUDIO_PROMPT) || !text.parameters.includes(`Size: ${wide.w}x${wide.h}`)) {
+    fail(`the download ${download.suggestedFilename()} has the text chunks ${JSON.stringify(text).slice(0, 400)}`);
+  }
+  console.log(`     download: ${downloaded}`);
+  pass(`Download saved ${download.suggestedFilename()}: a PNG whose parameters name the prompt and ${wide.w}x${wide.h}`);
+
+  // Reuse seed: the seed field only.
+  await page.fill('#seed', '-1');
+  const reuse = entry.getByRole('button', { name: 'Reuse seed' });
+  const wantSeed = String(allJobs.find((j) => j.id === outJob)?.images?.[0]?.seed ?? allJobs.find((j) => j.id === outJob)?.params?.seed);
+  await reuse.click();
+  const reused = await evaluate(`({ seed: document.getElementById('seed').value, focus: document.activeElement?.id, prompt: document.getElementById('prompt').value })`);
+  if (reused.seed !== wantSeed || reused.focus !== 'seed' || reused.prompt !== STUDIO_PROMPT) fail(`"Reuse seed": ${JSON.stringify(reused)}, the job's seed ${wantSeed}`);
+  pass(`"Reuse seed" put seed ${wantSeed} into the seed field (focus there), the rest of the form untouched`);
+
+  // Delete: answering "Cancel" to the question keeps the job; "OK" removes it and its images (DELETE ?purge=1).
+  const deletes = [];
+  const recordDelete = (request) => { if (request.method() === 'DELETE') deletes.push(request.url()); };
+  page.on('request', recordDelete);
+  page.once('dialog', (dialog) => dialog.dismiss());
+  await page.locator(`#gallery-list li[data-job-id="${t2iJob}"]`).getByRole('button', { name: 'Delete' }).click();
+  await sleep(300);
+  if (deletes.length) fail(`dismissing the question still sent ${deletes}`);
+  page.once('dialog', (dialog) => dialog.accept());
+  const answer = page.waitForResponse((r) => r.request().method() === 'DELETE');
+  await page.locator(`#gallery-list li[data-job-id="${maskedJob}"]`).getByRole('button', { name: 'Delete' }).click();
+  const deleted = await answer;
+  page.off('request', recordDelete);
+  const deletedBody = await deleted.json().catch(() => null);
+  if (new URL(deleted.url()).searchParams.get('purge') !== '1' || deleted.status() !== 200 || deletedBody?.deleted !== true || deletedBody?.id !== maskedJob) {
+    fail(`DELETE ${deleted.url()}: HTTP ${deleted.status()} ${JSON.stringify(deletedBody)}`);
+  }
+  const left = wantStudio.filter((id) => id !== maskedJob);
+  await until('the deleted job leaves the gallery', async () => JSON.stringify(await galleryIds()) === JSON.stringify(left));
+  const gone = await fetch(new URL(`/v1/jobs/${maskedJob}`, serverUrl));
+  const goneImage = await fetch(new URL(`/v1/jobs/${maskedJob}/images/0`, serverUrl));
+  const afterDelete = await evaluate(`({ note: document.getElementById('gallery-note').textContent,
+    focus: document.activeElement?.closest('li')?.dataset.jobId ?? document.activeElement?.id })`);
+  if (gone.status !== 404 || goneImage.status !== 404 || !afterDelete.note.startsWith('Deleted') || afterDelete.focus !== left[1]) {
+    fail(`after deleting: GET the job ${gone.status}, its image ${goneImage.status}, the page ${JSON.stringify(afterDelete)}`);
+  }
+  pass(`Delete asks first (dismissed: nothing sent), then DELETE ?purge=1 answers ${JSON.stringify(deletedBody)}; the job and its image are gone (404), focus on the next entry`);
+
+  await accessibility();
+  await keyboardReach();
+  await outpaintSides();
+
+  // "Remove image": txt2img again.
   await page.locator('#init-remove').click();
   const plain = await generateWithClick('txt2img after removing the image');
-  if ('init_images' in plain.body || 'mask' in plain.body) fail(`after "Remove image" the page still sent ${Object.keys(plain.body).join(', ')}`);
+  if ('init_images' in plain.body || 'mask' in plain.body || 'inpainting_fill' in plain.body) {
+    fail(`after "Remove image" the page still sent ${Object.keys(plain.body).join(', ')}`);
+  }
   pass('"Remove image": the next request is txt2img again');
+}
+
+// The second server needs a key: the usage line says so until the key is typed, then shows the key's day (as
+// DreamStudio shows credits), and counts the job made with it.
+async function keyUsage() {
+  if (!keyedUrl || !keyedSecret) {
+    console.log('note the usage of a key with a quota is not checked: EASEL_WEB_KEYED_URL and EASEL_WEB_KEY are not set (run_web_test.sh sets them)');
+    return;
+  }
+  const usageOf = async () => (await (await fetch(new URL('/v1/usage', keyedUrl), { headers: { Authorization: `Bearer ${keyedSecret}` } })).json());
+  const describe = (u) => `Key "${u.key?.name}": ${u.images_today} of ${u.quota_per_day} images today (${u.images_left_today} left) · resets at `
+    + `${u.resets_at?.slice(11, 16)} UTC · ${u.rate_per_min} requests/min`;
+  await navigate(() => page.goto(keyedUrl.href));
+  const refusal = await waitFor('the usage line says the server needs a key', `(() => {
+    const u = document.getElementById('usage');
+    return u.classList.contains('failed') && /API key/.test(u.textContent) ? u.textContent : '';
+  })()`, 5_000, null, `'the usage line says: ' + document.getElementById('usage').textContent`);
+  pass(`a server that needs a key, opened without one: "${refusal}" under the API key field`);
+
+  await tabTo('api-key');
+  await typeInto('api-key', keyedSecret);
+  await press('Tab');  // the key is stored and the lists, the gallery and the usage are asked for again with it
+  const before = await usageOf();
+  if (before.quota_per_day !== 100 || before.rate_per_min !== 60 || before.key?.name !== 'web test' || before.images_left_today !== 100 - before.images_today) {
+    fail(`GET /v1/usage for the key: ${JSON.stringify(before)}`);
+  }
+  await until(`the usage line reads '${describe(before)}'`, async () => await usageText() === describe(before));
+  pass(`the key typed: "${describe(before)}" (GET /v1/usage: ${JSON.stringify(before)})`);
+
+  await page.fill('#prompt', 'a key of its own');
+  await page.fill('#steps', '4');
+  const job = await generateWithClick('a job with the key');
+  const after = await usageOf();
+  if (after.images_today !== before.images_today + 1 || after.images_left_today !== before.images_left_today - 1) {
+    fail(`after one image, GET /v1/usage says ${JSON.stringify(after)} (before: ${JSON.stringify(before)})`);
+  }
+  await until(`the usage line reads '${describe(after)}'`, async () => await usageText() === describe(after));
+  pass(`a job with the key (${job.size} in ${job.seconds} s): "${describe(after)}"`);
+  forgiveFailedRequests(401);
+}
+
+// "Extend canvas" on the other sides, without generating: a 48x32 image with a distinct colour in every pixel and
+// one painted mask pixel; right, up, and down with "Invert mask" on (the inversion is kept in the new mask). Each
+// time the old image must sit in place, the strip repeat the nearest row or column, and the mask cover the strip,
+// "mask blur" pixels of the old image and the painted pixel (or all but it, inverted).
+async function outpaintSides() {
+  const results = [];
+  for (const [side, invert] of [['right', false], ['up', false], ['down', true]]) {
+    results.push(await page.evaluate(async ({ side, invert }) => {
+      const w = 48, h = 32, add = 16, blur = 3;
+      const c = document.createElement('canvas');
+      c.width = w;
+      c.height = h;
+      const ctx = c.getContext('2d');
+      const data = ctx.createImageData(w, h);
+      for (let y = 0; y < h; ++y) for (let x = 0; x < w; ++x) data.data.set([x * 5, y * 8, (x + y) * 3, 255], (y * w + x) * 4);
+      ctx.putImageData(data, 0, 0);
+      const transfer = new DataTransfer();
+      transfer.items.add(new File([await new Promise((done) => c.toBlob(done))], 'pattern.png', { type: 'image/png' }));
+      const input = document.getElementById('init-file');
+      input.files = transfer.files;
+      input.dispatchEvent(new Event('change'));
+      const image = document.getElementById('init-canvas'), mask = document.getElementById('mask-canvas');
+      for (let i = 0; i < 50 && (image.width !== w || image.height !== h); ++i) await new Promise((done) => setTimeout(done, 20));
+      mask.getContext('2d').fillStyle = '#fff';
+      mask.getContext('2d').fillRect(2, 2, 1, 1);
+      document.getElementById('mask-invert').checked = invert;
+      document.getElementById('outpaint-side').value = side;
+      document.getElementById('outpaint-pixels').value = String(add);
+      document.getElementById('mask-blur').value = String(blur);
+      document.getElementById('outpaint-extend').click();
+      const W = image.width, H = image.height;
+      // Read through a copy: reading the page's own canvases back makes Chromium warn about slow readbacks.
+      const pixels = (canvas) => {
+        const copy = document.createElement('canvas');
+        copy.width = W;
+        copy.height = H;
+        const copyCtx = copy.getContext('2d', { willReadFrequently: true });
+        copyCtx.drawImage(canvas, 0, 0);
+        return copyCtx.getImageData(0, 0, W, H).data;
+      };
+      const px = pixels(image), mpx = pixels(mask);
+      const oy = side === 'up' ? add : 0;
+      let wrongPixels = 0, wrongMask = 0;
+      for (let y = 0; y < H; ++y) {
+        for (let x = 0; x < W; ++x) {
+          const sx = Math.min(w - 1, x), sy = Math.min(h - 1, Math.max(0, y - oy));
+          const i = (y * W + x) * 4;
+          if ([sx * 5, sy * 8, (sx + sy) * 3].some((v, k) => Math.abs(px[i + k] - v) > 1)) ++wrongPixels;
+          const inOld = x < w && y >= oy && y < oy + h;
+          const fromEdge = side === 'right' ? w - 1 - x : side === 'up' ? y - oy : oy + h - 1 - y;
+          const dot = x === 2 && y - oy === 2;
+          if ((mpx[i + 3] > 128) !== (!inOld || fromEdge < blur || (invert ? !dot : dot))) ++wrongMask;
+        }
+      }
+      return { side, invert, size: `${W}x${H}`, wrongPixels, wrongMask, invertAfter: document.getElementById('mask-invert').checked };
+    }, { side, invert }));
+  }
+  const want = { right: '64x32', up: '48x48', down: '48x48' };
+  const bad = results.filter((r) => r.size !== want[r.side] || r.wrongPixels || r.wrongMask || r.invertAfter);
+  if (bad.length) fail(`"Extend canvas": ${JSON.stringify(bad)}`);
+  pass(`"Extend canvas" right, up and down (inverted mask) on a 48x32 pattern: ${results.map((r) => `${r.side} ${r.size}`).join(', ')}, every pixel and mask pixel as expected`);
+  await evaluate(`document.getElementById('mask-blur').value = '4'`);
+}
+
+// At desktop width and at 360 px: no sideways scrolling, a screenshot, and axe-core's rules with no serious or
+// critical violation (every violation is printed). Every section is open, so that all controls are checked.
+async function accessibility() {
+  await evaluate(`document.querySelectorAll('details').forEach((d) => { d.open = true; })`);
+  for (const [name, viewport] of [['desktop', DESKTOP], ['360px', PHONE]]) {
+    await page.setViewportSize(viewport);
+    await sleep(100);
+    const overflow = await evaluate(`(() => {
+      const extra = document.documentElement.scrollWidth - document.documentElement.clientWidth;
+      const wide = [...document.querySelectorAll('body *')].filter((e) => e.getBoundingClientRect().right > innerWidth + 0.5)
+        .slice(0, 6).map((e) => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + ' to ' + Math.round(e.getBoundingClientRect().right) + ' px');
+      return extra > 0 ? extra + ' px; too wide: ' + wide.join(', ') : '';
+    })()`);
+    if (overflow) fail(`at ${viewport.width} px the page scrolls sideways by ${overflow}`);
+    await screenshot(`studio-${name}.png`);
+    const results = await new AxeBuilder({ page }).analyze();
+    for (const v of results.violations) {
+      console.log(`     axe (${viewport.width} px) ${v.impact} ${v.id}: ${v.help}; ${v.nodes.length} node(s): ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
+    }
+    const bad = results.violations.filter((v) => FAILING_IMPACTS.has(v.impact));
+    if (bad.length) fail(`axe-core finds ${bad.length} serious or critical violation(s) at ${viewport.width} px: ${bad.map((v) => v.id).join(', ')}`);
+    pass(`axe-core ${results.testEngine.version} at ${viewport.width} px: ${results.passes.length} rules pass, `
+      + `${results.violations.length} violation(s), none serious or critical; ${results.incomplete.length} rule(s) to review by hand; no sideways scrolling`);
+  }
+  await page.setViewportSize({ width: 1024, height: 768 });
+}
+
+// Every visible, enabled control is reached by Tab from the top of the page.
+async function keyboardReach() {
+  const count = await evaluate(`(() => {
+    window.reached = new Set();
+    document.addEventListener('focusin', (event) => window.reached.add(event.target));
+    document.activeElement?.blur();
+    window.scrollTo(0, 0);
+    window.controls = [...document.querySelectorAll('input, select, textarea, button, a[href], summary, [tabindex]')]
+      .filter((e) => e.checkVisibility() && !e.disabled && e.tabIndex >= 0);
+    return window.controls.length;
+  })()`);
+  for (let i = 0; i < count + 10; ++i) await press('Tab');
+  const missed = await evaluate(`window.controls.filter((e) => !window.reached.has(e))
+    .map((e) => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + ' "' + (e.labels?.[0]?.textContent ?? e.textContent).trim().slice(0, 30) + '"')`);
+  if (missed.length) fail(`${missed.length} of ${count} controls are not reached with Tab: ${missed.join(', ')}`);
+  pass(`all ${count} visible controls are reached with Tab`);
 }
 
 // "Image info" (POST /v1/verify): the newest gallery image, which run_web_test.sh's server signed, dropped on
@@ -564,7 +1065,7 @@ async function generateWithClick(what) {
   await page.getByRole('button', { name: 'Generate', exact: true }).click();
   const size = await finalImage(previousJob);
   if (jobBodies.length !== sent + 1) fail(`${what}: the page sent ${jobBodies.length - sent} job requests`);
-  return { body: jobBodies.at(-1), size, seconds: ((Date.now() - started) / 1000).toFixed(1) };
+  return { body: jobBodies.at(-1), size, seconds: ((Date.now() - started) / 1000).toFixed(1), jobId: await resultJobId() };
 }
 
 // The ControlNet / IP-Adapter section (see the comment at the top).
@@ -729,9 +1230,9 @@ async function controlUnits() {
   pass(`with every unit off (section open) the request has no alwayson_scripts (${plain.size} in ${plain.seconds} s)`);
 }
 
-// A full-page screenshot in this run's temporary folder (its path printed), and at $EASEL_WEB_SCREENSHOT when set.
+// A full-page screenshot in the artifacts folder (its path printed), and at $EASEL_WEB_SCREENSHOT when set.
 async function screenshot(name) {
-  const file = join(screenshotDir, name);
+  const file = join(artifactsDir, name);
   await page.screenshot({ path: file, fullPage: true, animations: 'disabled', caret: 'hide' });
   console.log(`     screenshot: ${file}`);
   const wanted = name === 'page.png' ? process.env.EASEL_WEB_SCREENSHOT : '';

@@ -220,6 +220,19 @@ expect_error "unknown inpaint area" "whole or masked" -- generate -m "$model" -p
 expect_error "masked content without a mask" "needs --mask" -- generate -m "$model" -p x -W 32 -H 32 --masked-content fill -o "$tmp/a.png"
 expect_error "only masked with a padding out of range" "between 0 and 256" -- generate -m "$model" -p x -W 32 -H 32 --init-image "$tmp/wide.png" --mask "$tmp/wide.png" --inpaint-area masked --inpaint-padding 300 -o "$tmp/a.png"
 expect_error "masked content in diffusers mode" "k-diffusion mode" -- generate -m "$model" -p x -W 32 -H 32 --init-image "$tmp/k.png" --mask "$tmp/d.png" --masked-content fill --schedule-from diffusers -o "$tmp/a.png"
+# Live previews: the tiny autoencoder's picture (8x the latent) or the linear approximation (the latent's size).
+expect_ok "previews with a tiny autoencoder" -- generate -m "$model" -p "a red circle" --seed 1 --steps 4 -W 32 -H 32 --preview "$tmp/prev.png" --preview-every 2 --taesd "$golden/taesd/tiny4_decoder.safetensors" -o "$tmp/a.png"
+if ! grep -q "^previews: 2 (tiny autoencoder 128x128)" "$tmp/err"; then echo "FAIL previews: $(grep previews "$tmp/err")"; failures=$((failures + 1)); fi
+if ! python3 -c 'import struct, sys; d = open(sys.argv[1], "rb").read(); sys.exit(struct.unpack(">II", d[16:24]) != (128, 128))' "$tmp/prev.png"; then
+  echo "FAIL the tiny autoencoder's preview is not 128x128 (8x the 16x16 latent)"; failures=$((failures + 1))
+fi
+expect_ok "previews without one" -- generate -m "$model" -p "a red circle" --seed 1 --steps 3 -W 32 -H 32 --preview "$tmp/prev2.png" -o "$tmp/a.png"
+if ! grep -q "^previews: 1 (linear approximation 16x16)" "$tmp/err"; then echo "FAIL previews without TAESD: $(grep previews "$tmp/err")"; failures=$((failures + 1)); fi
+expect_error "--taesd without --preview" "needs --preview" -- generate -m "$model" -p x -W 32 -H 32 --taesd "$golden/taesd/tiny4" -o "$tmp/a.png"
+expect_error "--taesd naming a checkpoint" "not a tiny autoencoder" -- generate -m "$model" -p x -W 32 -H 32 --preview "$tmp/p.png" --taesd "$golden/pipeline_sdxl_single/tiny-sdxl.safetensors" -o "$tmp/a.png"
+expect_error "--preview not a PNG" "should be a .png" -- generate -m "$model" -p x -W 32 -H 32 --preview "$tmp/p.jpg" -o "$tmp/a.png"
+expect_error "--preview-every 0" "between 1 and 1000" -- generate -m "$model" -p x -W 32 -H 32 --preview "$tmp/p.png" --preview-every 0 -o "$tmp/a.png"
+expect_error "serve --taesd with an unknown family" "unknown family" -- serve --port 0 --data "$tmp/srv" -m "$model" --taesd "sd4=$golden/taesd/tiny4"
 expect_ok "make a 16x32 mask" -- generate -m "$model" -p x --seed 1 --steps 1 -W 16 -H 32 -o "$tmp/small.png"
 expect_error "mask size mismatch" "16x32" -- generate -m "$model" -p x -W 32 -H 32 --init-image "$tmp/k.png" --mask "$tmp/small.png" -o "$tmp/a.png"
 

@@ -351,6 +351,31 @@ TEST_F(Http, HistorySearchFilterAndPurge) {
     EXPECT_EQ(client_->Delete("/v1/jobs/" + lid + "?purge=1")->status, 200);
 }
 
+// --taesd sd=FILE: while a client asks for previews, the worker draws them with the tiny autoencoder (8x the
+// latent: 256x256 for this 128x128 job on the embedded model, whose VAE would give 128x128 and the linear map
+// 32x32), every --preview-every steps.
+TEST_F(Http, PreviewsComeFromTheTinyAutoencoder) {
+    server::ServeOptions o;
+    o.limits.taesd["sd"] = std::string(EASEL_GOLDEN_DIR) + "/taesd/tiny4_decoder.safetensors";
+    o.limits.preview_every = 2;
+    start(o);
+    auto [s, j] = post("/v1/jobs", {{"prompt", "a red circle"}, {"width", 128}, {"height", 128}, {"steps", 150}});
+    ASSERT_EQ(s, 202) << j.dump();
+    const std::string id = j["id"];
+    std::string preview;
+    for (int i = 0; i < 1500 && preview.empty(); ++i) {
+        const json pj = get("/v1/jobs/" + id + "?preview=1").second;
+        preview = pj.value("preview", "");
+        if (preview.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    ASSERT_EQ(preview.rfind("data:image/png;base64,", 0), 0u) << "no preview while the job ran";
+    const Image img = decode_b64_png(preview.substr(std::string("data:image/png;base64,").size()));
+    EXPECT_EQ(img.width, 256);
+    EXPECT_EQ(img.height, 256);
+    EXPECT_EQ(del("/v1/jobs/" + id).first, 200);
+    EXPECT_EQ(wait_job(id)["status"], "cancelled");
+}
+
 TEST_F(Http, ModelsDirAndSwitchingTheCheckpoint) {
     // Two entries for the same weights: the diffusers folder and the LDM single file (with its yaml).
     const auto dir = fresh_dir("models");
@@ -675,6 +700,9 @@ TEST_F(Http, ApiKeysQuotasRateLimitsAndIsolation) {
     EXPECT_EQ(ua["resets_at"].get<std::string>().size(), 20u) << ua.dump();  // 2026-12-07T00:00:00Z
     EXPECT_NE(ua["resets_at"].get<std::string>().find("T00:00:00Z"), std::string::npos) << ua.dump();
     EXPECT_EQ(get("/v1/usage").first, 401);
+    auto [sm, models] = get("/v1/models", ka);
+    ASSERT_EQ(sm, 200);
+    EXPECT_EQ(models["models"][0]["size_multiple"], 16) << models.dump();  // the embedded model: 4x down, sides of 4
 
     // Isolation: bob does not see alice's job.
     const std::string id = j1["id"];

@@ -1,5 +1,6 @@
-// The page of `easel serve`: a form that queues a txt2img job (with ControlNet and IP-Adapter units when enabled),
-// its live progress, and a gallery of past jobs.
+// The page of `easel serve`: a form that queues a txt2img or img2img job (with ControlNet and IP-Adapter units when
+// enabled, inpainting and outpainting on a starting image), its live progress, a searchable history of past jobs and
+// what the API key has spent today.
 // It talks only to the server that served it (same origin); every request carries the API key when one is set.
 // Plain ES module, no build step: edit and reload with EASEL_WEB_DIR pointing at this folder.
 
@@ -21,6 +22,22 @@ const FALLBACK_MODULES = ['none', 'canny', 'invert', 'ip-adapter-auto', 'ip-adap
 // GET /controlnet/model_list does not say which file is which: names like these are listed first for IP-Adapter
 // units, the others first for ControlNet units.
 const IP_ADAPTER_NAME = /ip[-_ ]?adapter/i;
+// The largest side easel serve takes by default (--max-size); a server with another limit answers with its own.
+const MAX_SIDE = 2048;
+// Image sides are multiples of this unless GET /v1/models gives a model's own size_multiple (the embedded model's
+// autoencoder and latent need 16).
+const DEFAULT_SIZE_MULTIPLE = 8;
+// The gallery asks the server again this long after the last key press in its search field.
+const SEARCH_DELAY_MS = 250;
+// Request fields the server names in its messages ("steps: must be between 1 and 150, got 0") and the control of
+// the page each one is shown next to; a name not listed here is looked up as an element id.
+const FIELD_CONTROLS = {
+  prompt: 'prompt', negative_prompt: 'negative-prompt', width: 'width', height: 'height', steps: 'steps',
+  cfg_scale: 'cfg-scale', seed: 'seed', sampler_name: 'sampler', scheduler: 'scheduler', model: 'model',
+  denoising_strength: 'denoising', mask_blur: 'mask-blur', inpainting_fill: 'inpainting-fill',
+  inpaint_full_res: 'inpaint-area', inpaint_full_res_padding: 'inpaint-padding', 'init_images[0]': 'init-file',
+  init_images: 'init-file', mask: 'mask-canvas',
+};
 
 const byId = (id) => document.getElementById(id);
 const ui = {
@@ -80,6 +97,17 @@ const ui = {
   maskInvert: byId('mask-invert'),
   maskClear: byId('mask-clear'),
   initRemove: byId('init-remove'),
+  inpaintingFill: byId('inpainting-fill'),
+  inpaintArea: byId('inpaint-area'),
+  inpaintPadding: byId('inpaint-padding'),
+  outpaintSide: byId('outpaint-side'),
+  outpaintPixels: byId('outpaint-pixels'),
+  outpaintExtend: byId('outpaint-extend'),
+  outpaintNote: byId('outpaint-note'),
+  usage: byId('usage'),
+  gallerySearch: byId('gallery-search'),
+  galleryModel: byId('gallery-model'),
+  galleryNote: byId('gallery-note'),
 };
 
 // Number inputs and the request fields they fill.
@@ -104,12 +132,16 @@ const state = {
   imageParameters: [],  // the settings of the image last checked in "Image info" ({name, value}, infotext order)
   initImage: null,      // img2img: the starting image as a data: URL, or null
   maskPainted: false,   // a stroke is on the mask canvas
+  galleryRequest: 0,    // counts gallery requests, so that an answer overtaken by a newer one is dropped
+  usageRequest: 0,      // the same for GET /v1/usage
 };
 
+// param: the request field (or the page's element id) the message is about, when known.
 class ApiError extends Error {
-  constructor(message, detail) {
+  constructor(message, detail, param) {
     super(message);
     this.detail = detail;
+    this.param = param;
   }
 }
 
@@ -138,7 +170,9 @@ async function api(path, { method = 'GET', body } = {}) {
   if (!response.ok) {
     const message = data?.error?.message
       ?? `${response.status} ${response.statusText} ${data === null ? text.slice(0, 200) : ''}`.trim();
-    throw new ApiError(message, data?.detail);
+    const error = new ApiError(message, data?.detail, data?.error?.param);
+    error.status = response.status;
+    throw error;
   }
   return data;
 }
@@ -165,11 +199,50 @@ function showError(err) {
     ui.error.append(element('small', {}, err.detail));
   }
   ui.error.hidden = false;
+  showFieldError(err);
 }
 
 function clearError() {
   ui.error.hidden = true;
   ui.error.replaceChildren();
+  for (const node of document.querySelectorAll('.field-error')) node.remove();
+  for (const node of document.querySelectorAll('[aria-invalid]')) {
+    node.removeAttribute('aria-invalid');
+    const ids = (node.getAttribute('aria-describedby') ?? '').split(' ').filter((id) => id && !id.endsWith('-error'));
+    if (ids.length) node.setAttribute('aria-describedby', ids.join(' '));
+    else node.removeAttribute('aria-describedby');
+  }
+}
+
+// The control an error is about: the error's param, else the field its message starts with ("steps: must be ..."),
+// and the message without that field's name.
+function errorControl(err) {
+  const message = err.message ?? '';
+  const prefix = /^([A-Za-z_][\w.]*(?:\[\d+\])?): /.exec(message);
+  const name = err.param ?? prefix?.[1];
+  const control = name ? byId(FIELD_CONTROLS[name] ?? name) : null;
+  if (!control?.closest('form, #gallery')) return null;
+  return { control, text: prefix && prefix[1] === name ? message.slice(prefix[0].length) : message };
+}
+
+// The message again next to the control it names (the one in #error is announced; this one is where the eye is),
+// and the control marked invalid and described by it.
+function showFieldError(err) {
+  const found = errorControl(err);
+  if (!found) return;
+  const { control, text } = found;
+  const id = `${control.id}-error`;
+  byId(id)?.remove();
+  const note = element('small', { id, class: 'field-error' }, text);
+  const holder = control.closest('.field, .dropzone') ?? control.parentElement;
+  if (control.id === 'mask-canvas') ui.maskCanvas.parentElement.after(note);
+  else holder.append(note);
+  control.setAttribute('aria-invalid', 'true');
+  const described = (control.getAttribute('aria-describedby') ?? '').split(' ').filter(Boolean);
+  control.setAttribute('aria-describedby', [...described, id].join(' '));
+  // A closed section hides the field: open it.
+  const section = control.closest('details');
+  if (section) section.open = true;
 }
 
 function element(tag, attributes = {}, ...children) {
@@ -193,7 +266,8 @@ function describeParams(job) {
   if (p.steps !== undefined) parts.push(`${p.steps} steps`);
   parts.push([p.sampler_name, p.scheduler].filter(Boolean).join(', '));
   if (p.cfg_scale !== undefined) parts.push(`CFG ${p.cfg_scale}`);
-  if (p.width && p.height) parts.push(`${p.width}×${p.height}`);
+  // "Only masked" inpainting draws the masked area at width x height; the image keeps its starting image's size.
+  if (p.width && p.height) parts.push(p.inpaint_full_res && p.mask ? `only masked at ${p.width}×${p.height}` : `${p.width}×${p.height}`);
   if (p.model ?? job.model) parts.push(p.model ?? job.model);
   parts.push(...describeUnits(p.alwayson_scripts));
   return parts.filter(Boolean).join(' · ');
@@ -235,16 +309,21 @@ function setSelect(select, value) {
 
 // The sizes a model draws well: its native area at the aspect ratios SDXL was trained on (1024x1024, 1152x896,
 // 1216x832, 1344x768, 1536x640 and their portraits), scaled to its native side (512: 512x512, 576x448, ...),
-// each side a multiple of 8.
+// each side a multiple of the model's size multiple.
 const ASPECT_BUCKETS = [[1024, 1024], [1152, 896], [896, 1152], [1216, 832], [832, 1216], [1344, 768], [768, 1344],
   [1536, 640], [640, 1536]];
 
-function sizePresets(side) {
+function sizePresets(side, multiple) {
   if (!side) return [];
-  const round8 = (v) => Math.max(8, Math.round(v / 8) * 8);
+  const round = (v) => Math.max(multiple, Math.round(v / multiple) * multiple);
   const seen = new Set();
-  return ASPECT_BUCKETS.map(([w, h]) => [round8((w * side) / 1024), round8((h * side) / 1024)])
+  return ASPECT_BUCKETS.map(([w, h]) => [round((w * side) / 1024), round((h * side) / 1024)])
     .filter(([w, h]) => !seen.has(`${w}x${h}`) && seen.add(`${w}x${h}`));
+}
+
+// What a model's sides must be a multiple of (the form's model when none is given).
+function sizeMultiple(model = state.models.find((m) => m.name === ui.model.value)) {
+  return model?.size_multiple ?? DEFAULT_SIZE_MULTIPLE;
 }
 
 // The preset matching the form's width and height, or "Custom".
@@ -255,7 +334,7 @@ function syncSizePreset() {
 }
 
 function fillSizePresets(model) {
-  const presets = sizePresets(model?.width);
+  const presets = sizePresets(model?.width, sizeMultiple(model));
   fillSelect(ui.sizePreset, [{ value: '', label: 'Custom' },
     ...presets.map(([w, h]) => ({ value: `${w}x${h}`, label: `${w} × ${h}` }))]);
   syncSizePreset();
@@ -323,6 +402,7 @@ async function loadOptions() {
       return { value: m.name, label: `${m.title || m.name} (${kind ? `${kind}, ` : ''}licence: ${m.license ?? 'unknown'})` };
     }), preferred?.name);
     if (!before) applyModelDefaults(ui.model.value, { keepEdits: true });
+    fillGalleryModels();
   }
   if (samplers.status === 'fulfilled') {
     fillSelect(ui.sampler, (samplers.value ?? []).map((s) => ({ value: s.name, label: s.name })), DEFAULT_SAMPLER);
@@ -433,8 +513,49 @@ async function showFinal(job) {
   ui.result.hidden = false;
 }
 
+// The PNG as the server stores it, with its parameters, XMP label and content credential; named as the server's
+// Content-Disposition names it (which the browser prefers when both are given).
 function downloadLink(job, href) {
-  return element('a', { href, download: `easel-${job.id}.png` }, 'Download');
+  return element('a', { href, download: `easel-${job.id}-0.png` }, 'Download');
+}
+
+// ---- usage ----
+
+// Today's images of the key (or of the open server) against its quota, and its rate limit, from GET /v1/usage:
+// "3 of 100 images today (97 left) · resets at 00:00 UTC · 30 requests/min". A server without the route says nothing.
+async function refreshUsage() {
+  const request = ++state.usageRequest;
+  let usage;
+  try {
+    usage = await api('/v1/usage');
+  } catch (err) {
+    if (request !== state.usageRequest) return;
+    ui.usage.classList.toggle('failed', err.status !== 404);
+    ui.usage.textContent = err.status === 404 ? '' : `Usage: ${err.message}`;
+    return;
+  }
+  if (request !== state.usageRequest) return;
+  ui.usage.classList.remove('failed');
+  ui.usage.textContent = describeUsage(usage);
+  ui.usage.dataset.left = usage?.images_left_today ?? '';
+}
+
+function describeUsage(u) {
+  const who = u.key ? `Key "${u.key.name || u.key.id}"` : 'No key (open server)';
+  const images = (n) => `${n} image${n === 1 ? '' : 's'}`;
+  const parts = [];
+  if (!u.key) {
+    parts.push('not counted, unlimited');
+  } else if (u.quota_per_day === null || u.quota_per_day === undefined) {
+    parts.push(`${images(u.images_today ?? 0)} today, unlimited`);
+  } else {
+    const left = u.images_left_today ?? Math.max(0, u.quota_per_day - (u.images_today ?? 0));
+    parts.push(`${u.images_today ?? 0} of ${images(u.quota_per_day)} today (${left ? `${left} left` : 'none left'})`);
+    const reset = new Date(u.resets_at);
+    if (!Number.isNaN(reset.getTime())) parts.push(`resets at ${reset.toISOString().slice(11, 16)} UTC`);
+  }
+  parts.push(u.rate_per_min ? `${u.rate_per_min} requests/min` : 'no rate limit');
+  return `${who}: ${parts.join(' · ')}`;
 }
 
 // Follows the job's Server-Sent Events (read with fetch, because EventSource cannot send the API key).
@@ -529,7 +650,7 @@ async function generate() {
     state.job = null;
     setBusy(false);
   }
-  await refreshGallery();
+  await Promise.all([refreshGallery(), refreshUsage()]);
 }
 
 async function cancelJob() {
@@ -645,18 +766,38 @@ async function setInitImage(dataUrl, name = '') {
   }
   ui.initCanvas.getContext('2d').drawImage(img, 0, 0);
   clearMask();
-  ui.width.value = img.naturalWidth;
-  ui.height.value = img.naturalHeight;
-  state.sizeEdited = true;
-  syncSizePreset();
+  showInitCanvas();
+}
+
+// After the image canvas changed: the editor shown, the whole picture inpainted at the image's size.
+function showInitCanvas() {
+  ui.inpaintArea.value = 'whole';
+  updateInpaintArea();
+  ui.outpaintNote.replaceChildren();
   ui.initEditor.hidden = false;
   ui.img2img.open = true;
-  ui.initCanvas.parentElement.classList.toggle('pixelated', img.naturalWidth < 128);
+  ui.initCanvas.parentElement.classList.toggle('pixelated', ui.initCanvas.width < 128);
   updateImg2imgState();
+}
+
+// "Whole picture" draws at the image's size, so the size fields show it; "Only masked" draws the masked area at the
+// size fields' size, which start at the model's native size (what it draws best).
+function updateInpaintArea() {
+  const masked = ui.inpaintArea.value === 'masked';
+  const model = state.models.find((m) => m.name === ui.model.value);
+  const [w, h] = masked && model?.width ? [model.width, model.height] : [ui.initCanvas.width, ui.initCanvas.height];
+  if (masked || state.initImage) {
+    ui.width.value = w;
+    ui.height.value = h;
+    state.sizeEdited = true;
+    syncSizePreset();
+  }
+  ui.inpaintPadding.disabled = !masked;
 }
 
 function removeInitImage() {
   state.initImage = null;
+  ui.outpaintNote.replaceChildren();
   ui.initFile.value = '';
   ui.initEditor.hidden = true;
   clearMask();
@@ -727,8 +868,97 @@ function readImg2img() {
     fields.mask = base64Of(mask.toDataURL('image/png'));
     fields.mask_blur = Number(ui.maskBlur.value);
     fields.inpainting_mask_invert = ui.maskInvert.checked ? 1 : 0;
+    fields.inpainting_fill = Number(ui.inpaintingFill.value);
+    fields.inpaint_full_res = ui.inpaintArea.value === 'masked';
+    if (fields.inpaint_full_res) {
+      const padding = Number(ui.inpaintPadding.value);
+      if (ui.inpaintPadding.value.trim() === '' || !Number.isInteger(padding) || padding < 0 || padding > 256) {
+        throw new ApiError('Only masked padding: a whole number of pixels from 0 to 256', undefined, 'inpaint-padding');
+      }
+      fields.inpaint_full_res_padding = padding;
+    }
   }
   return fields;
+}
+
+// ---- outpainting ----
+
+const OUTPAINT_SIDES = { left: [-1, 0], right: [1, 0], up: [0, -1], down: [0, 1] };
+
+// Extends the starting image on one side as AUTOMATIC1111's outpainting scripts prepare it: the image is placed on
+// a bigger canvas, the new strip filled by stretching the image's nearest row or column, and the mask made white
+// over the strip and "mask blur" pixels into the old image, so that the seam is repainted too. Masked content
+// becomes "fill". The new side is rounded up to a multiple of the model's size multiple (the server takes no other
+// sizes).
+function extendCanvas() {
+  clearError();
+  const side = ui.outpaintSide.value;
+  const [dx, dy] = OUTPAINT_SIDES[side];
+  const pixels = Number(ui.outpaintPixels.value);
+  if (ui.outpaintPixels.value.trim() === '' || !Number.isInteger(pixels) || pixels < 8 || pixels % 8) {
+    showError(new ApiError('Pixels to add: a multiple of 8, at least 8', undefined, 'outpaint-pixels'));
+    return;
+  }
+  const multiple = sizeMultiple();
+  const w = ui.initCanvas.width, h = ui.initCanvas.height;
+  const roundUp = (v) => Math.ceil(v / multiple) * multiple;
+  const newW = dx ? roundUp(w + pixels) : w;
+  const newH = dy ? roundUp(h + pixels) : h;
+  if (newW > MAX_SIDE || newH > MAX_SIDE) {
+    showError(new ApiError(`Pixels to add: the image would be ${newW}×${newH}; the server takes at most ${MAX_SIDE} pixels a side`,
+      undefined, 'outpaint-pixels'));
+    return;
+  }
+  if (newW % multiple || newH % multiple) {
+    showError(new ApiError(`Pixels to add: the image is ${w}×${h}; extending ${side} keeps a side that is not a multiple `
+      + `of ${multiple}, which the model does not take; extend that side first`, undefined, 'outpaint-pixels'));
+    return;
+  }
+  const added = dx ? newW - w : newH - h;
+  // Where the old image goes, and the strip: x, y, width, height on the new canvas.
+  const ox = dx < 0 ? added : 0, oy = dy < 0 ? added : 0;
+  const strip = { left: [0, 0, added, h], right: [w, 0, added, h], up: [0, 0, w, added], down: [0, h, w, added] }[side];
+  // The row or column of the old image next to the strip, stretched over it (nearest neighbour: no blending).
+  const edge = { left: [0, 0, 1, h], right: [w - 1, 0, 1, h], up: [0, 0, w, 1], down: [0, h - 1, w, 1] }[side];
+
+  const image = document.createElement('canvas');
+  image.width = newW;
+  image.height = newH;
+  const ictx = image.getContext('2d');
+  ictx.imageSmoothingEnabled = false;
+  ictx.drawImage(ui.initCanvas, ox, oy);
+  ictx.drawImage(ui.initCanvas, ...edge, ...strip);
+
+  // The old mask moves with the image; an inverted one is turned into what it means first.
+  const mask = document.createElement('canvas');
+  mask.width = newW;
+  mask.height = newH;
+  const mctx = mask.getContext('2d');
+  if (ui.maskInvert.checked) {
+    mctx.fillStyle = '#fff';
+    mctx.fillRect(ox, oy, w, h);
+    mctx.globalCompositeOperation = 'destination-out';
+    ui.maskInvert.checked = false;
+  }
+  mctx.drawImage(ui.maskCanvas, ox, oy);
+  mctx.globalCompositeOperation = 'source-over';
+  const overlap = Math.min(Number(ui.maskBlur.value) || 0, dx ? w : h);
+  const [sx, sy, sw, sh] = strip;
+  mctx.fillStyle = '#fff';
+  mctx.fillRect(sx - (side === 'right' ? overlap : 0), sy - (side === 'down' ? overlap : 0),
+    sw + (dx ? overlap : 0), sh + (dy ? overlap : 0));
+
+  for (const [canvas, source] of [[ui.initCanvas, image], [ui.maskCanvas, mask]]) {
+    canvas.width = newW;
+    canvas.height = newH;
+    canvas.getContext('2d').drawImage(source, 0, 0);
+  }
+  state.initImage = image.toDataURL('image/png');
+  state.maskPainted = true;
+  ui.inpaintingFill.value = '0';
+  showInitCanvas();
+  ui.outpaintNote.replaceChildren(`Extended ${side} by ${added} px to ${newW}×${newH}: the new strip and ${overlap} px `
+    + 'of the image are masked, masked content is "fill". Generate to paint it.');
 }
 
 // "Send to img2img": a finished image becomes the starting image.
@@ -1025,17 +1255,60 @@ async function previewUnit(unit) {
 
 // ---- gallery ----
 
+// The newest jobs, those whose prompt holds the search text (any case) and of the chosen model when set.
 async function refreshGallery() {
+  const query = new URLSearchParams({ limit: GALLERY_LIMIT });
+  const text = ui.gallerySearch.value.trim();
+  if (text) query.set('q', text);
+  if (ui.galleryModel.value) query.set('model', ui.galleryModel.value);
+  const request = ++state.galleryRequest;
   let jobs;
   try {
-    jobs = (await api(`/v1/jobs?limit=${GALLERY_LIMIT}`))?.jobs ?? [];
+    jobs = (await api(`/v1/jobs?${query}`))?.jobs ?? [];
   } catch (err) {
-    showError(err);
+    if (request === state.galleryRequest) showError(err);
     return;
   }
   const entries = await Promise.all(jobs.map((job, index) => galleryEntry(job, index)));
+  if (request !== state.galleryRequest) return;  // a newer search has answered or will
   ui.galleryList.replaceChildren(...entries);
   ui.galleryEmpty.hidden = entries.length > 0;
+  const filtered = text || ui.galleryModel.value;
+  ui.galleryEmpty.textContent = filtered ? 'No images match.' : 'No images yet.';
+  ui.galleryNote.textContent = filtered ? `${jobs.length} job${jobs.length === 1 ? '' : 's'} found` : '';
+}
+
+// The served models in the history's filter, keeping the chosen one.
+function fillGalleryModels() {
+  fillSelect(ui.galleryModel, [{ value: '', label: 'All models' },
+    ...state.models.map((m) => ({ value: m.name, label: m.title || m.name }))]);
+}
+
+let searchTimer = 0;
+function scheduleGalleryRefresh() {
+  clearTimeout(searchTimer);
+  searchTimer = setTimeout(refreshGallery, SEARCH_DELAY_MS);
+}
+
+// Removes a finished job and its images from the history (DELETE ?purge=1); focus goes to the entry that takes its
+// place, else to the search field.
+async function deleteJob(job, entry) {
+  const what = job.params?.prompt ? `"${job.params.prompt}"` : 'this job';
+  if (!window.confirm(`Delete ${what} and its images from the history? This cannot be undone.`)) return;
+  clearError();
+  try {
+    await api(`/v1/jobs/${encodeURIComponent(job.id)}?purge=1`, { method: 'DELETE' });
+  } catch (err) {
+    showError(err);
+    entry.querySelector('.entry-error')?.remove();
+    entry.querySelector('.meta').append(element('p', { class: 'entry-error field-error' }, err.message));
+    return;
+  }
+  const index = [...ui.galleryList.children].indexOf(entry);
+  await refreshGallery();
+  ui.galleryNote.textContent = `Deleted ${what}.`;
+  const next = ui.galleryList.children[Math.min(index, ui.galleryList.children.length - 1)];
+  (next?.querySelector('button') ?? ui.gallerySearch).focus();
 }
 
 async function galleryEntry(job, index) {
@@ -1060,7 +1333,22 @@ async function galleryEntry(job, index) {
     ui.prompt.focus();
   });
   const actions = element('div', { class: 'entry-actions' }, again);
-  if (source) actions.append(' ', downloadLink(job, source), ' ', sendButton(source, `easel-${job.id}.png`));
+  const seed = seedOf(job);
+  if (seed !== undefined && seed !== null) {
+    const reuse = element('button', { type: 'button', 'aria-describedby': promptId, 'data-seed': seed }, 'Reuse seed');
+    reuse.addEventListener('click', () => {
+      ui.seed.value = seed;
+      ui.seed.focus();
+    });
+    actions.append(reuse);
+  }
+  if (source) actions.append(downloadLink(job, source), sendButton(source, `easel-${job.id}.png`));
+  let item;
+  if (TERMINAL_STATUSES.has(job.status)) {
+    const remove = element('button', { type: 'button', class: 'danger', 'aria-describedby': promptId }, 'Delete');
+    remove.addEventListener('click', () => deleteJob(job, item));
+    actions.append(remove);
+  }
 
   const created = job.created ? new Date(job.created) : null;
   const when = created && !Number.isNaN(created.getTime())
@@ -1078,7 +1366,8 @@ async function galleryEntry(job, index) {
     statusLine.append(when ? ' · ' : '', job.status + why);
   }
   meta.append(statusLine, actions);
-  return element('li', {}, picture, meta);
+  item = element('li', { 'data-job-id': job.id }, picture, meta);
+  return item;
 }
 
 // ---- start ----
@@ -1104,7 +1393,10 @@ async function start() {
     }
   });
   ui.cancel.addEventListener('click', cancelJob);
-  ui.model.addEventListener('change', () => applyModelDefaults(ui.model.value));
+  ui.model.addEventListener('change', () => {
+    applyModelDefaults(ui.model.value);
+    if (state.initImage) updateInpaintArea();  // img2img keeps the image's size (or, only masked, takes the model's)
+  });
   for (const input of [ui.width, ui.height]) {
     input.addEventListener('input', () => {
       state.sizeEdited = true;
@@ -1142,10 +1434,20 @@ async function start() {
     }
     clearError();
     await loadOptions();
-    await refreshGallery();
+    await Promise.all([refreshGallery(), refreshUsage()]);
   });
+  ui.gallerySearch.addEventListener('input', scheduleGalleryRefresh);
+  ui.gallerySearch.addEventListener('keydown', (event) => {
+    if (event.key !== 'Enter') return;
+    event.preventDefault();  // not a form, but keep Enter from doing anything else: search now
+    clearTimeout(searchTimer);
+    refreshGallery();
+  });
+  ui.galleryModel.addEventListener('change', refreshGallery);
+  ui.inpaintArea.addEventListener('change', updateInpaintArea);
+  ui.outpaintExtend.addEventListener('click', extendCanvas);
   await loadOptions();
-  await refreshGallery();
+  await Promise.all([refreshGallery(), refreshUsage()]);
   document.body.dataset.ready = 'true';
 }
 
