@@ -63,6 +63,22 @@ int fail(const Error& e) {
 }
 
 // The embedded default model: $EASEL_MODELS_DIR/tiny, next to the binary's tree, or the source tree it was built from.
+// --precision: auto (pipeline/model.h auto_precision), fp32, or fast (the bf16 kernels only where this CPU's
+// measurement favours them: kernels/matmul.h fast_precision). Sets `out` and says what runs.
+std::string resolve_precision(const std::string& mode, const std::string& model_path, Precision& out) {
+    std::string why;
+    if (mode == "fp32") {
+        out = Precision::F32;
+        return "fp32 (exact)";
+    }
+    if (mode == "auto") {
+        out = auto_precision(model_path, &why);
+        return why;
+    }
+    out = fast_precision(&why);
+    return "fast: " + why;
+}
+
 Result<std::string> default_model_path() {
     std::vector<fs::path> candidates;
     if (const char* e = std::getenv("EASEL_MODELS_DIR")) candidates.emplace_back(fs::path(e) / "tiny");
@@ -139,7 +155,9 @@ int cmd_generate(int argc, char** argv) {
     auto& sampler = a.add_string("--sampler", "", "euler_a", "euler, euler_a, heun, dpm2, lms, dpm++2m, dpm++2m_sde, dpm++sde, ddim, lcm (diffusers mode: euler, euler_a, heun, lms, dpm++2m, ddim, pndm, unipc, lcm)");
     auto& scheduler = a.add_string("--scheduler", "", "automatic", "automatic, karras, exponential, sgm_uniform, simple, ddim_uniform, ays");
     auto& rng = a.add_string("--rng", "", "cpu", "cpu (torch CPU generator, as ComfyUI) or cuda (AUTOMATIC1111's GPU Philox)");
-    auto& precision = a.add_string("--precision", "", "fp32", "fp32 (exact) or fast (bf16 compute, f32 accumulation)");
+    auto& precision = a.add_string("--precision", "", "auto",
+        "auto (fast for models of 64 MiB or more, else fp32), fp32 (exact) or fast (bf16 compute with f32 accumulation "
+        "where this CPU's bf16 kernels are the faster, measured at start; else the f32 kernels)");
     auto& schedule_from = a.add_string("--schedule-from", "", "kdiffusion", "kdiffusion (AUTOMATIC1111, ComfyUI) or diffusers (the model's scheduler_config.json, as StableDiffusionPipeline)");
     auto& spacing = a.add_string("--timestep-spacing", "", "", "diffusers mode: leading, linspace or trailing instead of the model's scheduler config (SDXL-Lightning / Hyper-SD LoRAs: trailing)");
     auto& prediction = a.add_string("--prediction", "", "",
@@ -299,9 +317,8 @@ int cmd_generate(int argc, char** argv) {
     }
 
     LoadOptions lo;
-    if (precision.s == "fp32") lo.precision = Precision::F32;
-    else if (precision.s == "fast") lo.precision = Precision::BF16;
-    else return fail(Error::invalid_argument(fmt::format("expected fp32 or fast, got '{}'", precision.s), "--precision"));
+    if (precision.s != "auto" && precision.s != "fp32" && precision.s != "fast")
+        return fail(Error::invalid_argument(fmt::format("expected auto, fp32 or fast, got '{}'", precision.s), "--precision"));
     if (!prediction.s.empty()) {
         if (prediction.s == "eps" || prediction.s == "epsilon") lo.prediction = Prediction::Epsilon;
         else if (prediction.s == "v" || prediction.s == "v_prediction") lo.prediction = Prediction::V;
@@ -327,6 +344,10 @@ int cmd_generate(int argc, char** argv) {
         auto d = default_model_path();
         if (!d) return fail(d.error());
         model_path = *d;
+    }
+    {
+        const std::string how = resolve_precision(precision.s, model_path, lo.precision);
+        std::fprintf(stderr, "precision: %s\n", how.c_str());
     }
     // LoRAs: --lora flags become prompt tags (so the infotext carries them, as A1111's does), then every tag
     // is resolved and read against the model's spec before any weight is loaded.
@@ -1005,7 +1026,9 @@ int cmd_serve(int argc, char** argv, bool worker = false) {
     auto& api_auth = serve_string("--api-auth", "", "user:password[,user2:password2] for HTTP Basic, as A1111's --api-auth");
     cli::Flag insecure_off;
     auto& insecure = worker ? insecure_off : a.add_bool("--insecure-no-auth", "", "allow a non-loopback --host without keys or --api-auth");
-    auto& precision = a.add_string("--precision", "", "fp32", "fp32 (exact) or fast (bf16 compute, f32 accumulation)");
+    auto& precision = a.add_string("--precision", "", "auto",
+        "auto (fast for models of 64 MiB or more, else fp32), fp32 (exact) or fast (bf16 compute with f32 accumulation "
+        "where this CPU's bf16 kernels are the faster, measured at start; else the f32 kernels)");
     auto& vocab = a.add_string("--vocab", "", "", "CLIP vocabulary instead of the built-in one, for single-file checkpoints");
     auto& serve_no_watermark = a.add_bool("--no-watermark", "", "leave out the invisible watermark on the images (on by default for images of at least 256x256; recorded in the XMP)");
     auto& serve_taesd = a.add_string("--taesd", "", "",
@@ -1084,9 +1107,10 @@ int cmd_serve(int argc, char** argv, bool worker = false) {
     o.api_auth = api_auth.s;
     o.insecure_no_auth = insecure.b;
     o.web_dir = web_dir.s;
-    if (precision.s == "fp32") o.load.precision = Precision::F32;
-    else if (precision.s == "fast") o.load.precision = Precision::BF16;
-    else return fail(Error::invalid_argument(fmt::format("expected fp32 or fast, got '{}'", precision.s), "--precision"));
+    if (precision.s != "auto" && precision.s != "fp32" && precision.s != "fast")
+        return fail(Error::invalid_argument(fmt::format("expected auto, fp32 or fast, got '{}'", precision.s), "--precision"));
+    o.load.precision = precision.s == "fast" ? fast_precision() : Precision::F32;
+    o.load.precision_auto = precision.s == "auto";
     o.load.vocab_path = vocab.s;
     o.load.weight_cache_dir = weight_cache.seen ? (weight_cache.s == "off" ? std::string() : weight_cache.s) : default_weight_cache_dir();
     o.load.license = serve_license.s;

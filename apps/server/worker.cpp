@@ -109,6 +109,7 @@ std::string describe_status(int status) {
 
 json worker_init_json(const std::string& model_path, const LoadOptions& load, const Limits& limits) {
     json l = {{"precision", int(load.precision)},
+              {"precision_auto", load.precision_auto},
               {"vocab_path", load.vocab_path},
               {"prediction", load.prediction ? int(*load.prediction) : -1},
               {"variant", load.variant},
@@ -272,6 +273,7 @@ Result<LoadOptions> load_options_from(const json& j) {
     LoadOptions o;
     try {
         o.precision = Precision(j.at("precision").get<int>());
+        o.precision_auto = j.value("precision_auto", false);
         o.vocab_path = j.at("vocab_path").get<std::string>();
         const int pred = j.at("prediction").get<int>();
         if (pred >= 0) o.prediction = Prediction(pred);
@@ -640,6 +642,11 @@ int run_worker_main() {
     if (init.contains("isa") && init["isa"].is_number_integer()) set_isa_cap(Isa(std::clamp(init["isa"].get<int>(), 0, 3)));
     const std::string path = init.value("model", "");
     lo->keep_param_registry = true;  // LoRAs are applied to the loaded model per job (LivePatch)
+    if (lo->precision_auto) {
+        std::string why;
+        lo->precision = auto_precision(path, &why);
+        log_info("worker", "{}: precision {}", path, why);
+    }
     auto model = load_model(path, *lo);
     if (!model) {
         (void)write_message(fd, {{"type", "load_failed"}, {"error", model.error().to_string()}});

@@ -1,4 +1,6 @@
 #include "pipeline/model.h"
+
+#include <filesystem>
 #include "pipeline/provenance.h"
 
 #include <algorithm>
@@ -315,6 +317,29 @@ Status describe_provenance(ModelSpec& m, const std::string& path, const LoadOpti
     return ok();
 }
 }  // namespace
+
+uint64_t model_weight_bytes(const std::string& path) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    if (fs::is_regular_file(path, ec)) return fs::file_size(path, ec);
+    uint64_t total = 0;
+    if (!fs::is_directory(path, ec)) return 0;
+    for (auto it = fs::recursive_directory_iterator(path, ec); !ec && it != fs::end(it); it.increment(ec))
+        if (it->is_regular_file(ec)) total += it->file_size(ec);
+    return total;
+}
+
+Precision auto_precision(const std::string& path, std::string* why) {
+    const uint64_t bytes = model_weight_bytes(path);
+    if (bytes < (uint64_t(64) << 20)) {
+        if (why) *why = fmt::format("fp32 (auto: the model's weights are {:.1f} MiB, under 64)", double(bytes) / 1048576.0);
+        return Precision::F32;
+    }
+    std::string how;
+    const Precision p = fast_precision(&how);
+    if (why) *why = "fast (auto): " + how;
+    return p;
+}
 
 Result<std::unique_ptr<Model>> load_model(const std::string& path, const LoadOptions& options) {
     EASEL_TRY_ASSIGN(Family f, find_family(path));

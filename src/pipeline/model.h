@@ -29,6 +29,8 @@ class PackCache;
 
 struct LoadOptions {
     Precision precision = Precision::F32;
+    // `--precision auto` of a server's workers: each model gets auto_precision(its path) when it loads.
+    bool precision_auto = false;
     std::string vocab_path;                 // --vocab; empty: the model's own, else $EASEL_VOCAB, else the built-in one
     // What a single-file SD3 or Flux checkpoint may not carry, as ComfyUI keeps them beside it: text encoder files
     // (CLIP-L, CLIP-G, T5 in transformers' names; which is which from names and shapes) and the autoencoder (LDM or
@@ -223,6 +225,13 @@ struct Family {
 std::vector<Family> families();
 // Adds a family ahead of the built-in ones (for the rest of the process).
 void register_family(Family f);
+
+// The bytes of a model's weight files: a file's size, or every file of a folder, recursively (0: unreadable).
+uint64_t model_weight_bytes(const std::string& path);
+// `--precision auto`: fast (kernels/matmul.h fast_precision: bf16 only where this CPU's measurement favours it)
+// for models whose weights are 64 MiB or more, where the speed matters, and F32 for smaller ones. `why` gets one
+// line on the choice.
+Precision auto_precision(const std::string& path, std::string* why = nullptr);
 
 // The first family that claims `path` loads it. Errors: unreadable files, or no family takes the model (the
 // message says what was recognised).

@@ -2,7 +2,13 @@
 // download: Debian's chromium): it loads without errors or foreign requests, generates an image from the keyboard
 // with live progress, fills its gallery, refills the form from a gallery entry, generates again with a mouse click
 // on Generate and takes a screenshot, shows the server's error message for a bad request, sends and keeps the API
-// key, and cancels a running job from the keyboard. Then the ControlNet / IP-Adapter section, closed until then (no
+// key, and cancels a running job from the keyboard. Then several jobs at once: three long jobs queued by three
+// clicks, the queue list with the running one's step and the others' positions ("1 ahead", "2 ahead"), the middle one
+// cancelled from its own button (reached with Tab: DELETE for its id), the running one too, the last one followed
+// over its events and ended by Skip (POST /sdapi/v1/skip); a batch (batch count 2 x batch size 2) whose 4 images the
+// result area and the gallery entry show; the server's 400 for too many images next to Batch size; Skip in a job of
+// two images (the first stops early, the job ends with both); the server's 429 for a full queue, shown; axe-core on
+// the queue and the batch. Then the ControlNet / IP-Adapter section, closed until then (no
 // request so far carried a unit): a control image dropped on unit 1, canny and its thresholds, Preview shows the
 // server's /controlnet/detect map, a generation sends the unit and shows the infotext's "ControlNet 0"; unit 2 as an
 // IP-Adapter (its own module list, no preview or guidance fields, image from the file picker) generates with its
@@ -76,6 +82,15 @@ const STUDIO_SIZE = 64;
 const STUDIO_STEPS = 20;
 // Issue 24: a new preview image at least every this many steps.
 const MAX_PREVIEW_GAP = 5;
+// Several jobs at once: each long enough not to finish while the page queues the others (128x128 in 150 steps,
+// the server's most, runs about ten seconds on 2 cores; the test cancels or skips them early).
+const QUEUE_PROMPT = 'queued: a blue triangle';
+const QUEUE_SIZE = 128;
+const QUEUE_STEPS = '150';
+// Skip in a job of two 64x64 images of this many steps (about 2 s each on 2 cores).
+const SKIP_STEPS = 80;
+const BATCH_PROMPT = 'a batch of four: small purple dots';
+const BATCH_SEED = '100';
 // The widths of the screenshots and accessibility checks: a desktop and a small phone.
 const DESKTOP = { width: 1280, height: 900 };
 const PHONE = { width: 360, height: 740 };
@@ -462,12 +477,231 @@ async function main() {
   pass(`Cancel (keyboard) stopped the running job: status "${cancelled}", focus back on Generate, gallery: ${cancelledEntry}`);
   checkClean('after cancelling');
 
+  await queueAndBatches();
   await controlUnits();
   await checkImages();
   await studio(native);
   checkClean('after the studio walk');
   await keyUsage();
   checkClean('at the end');
+}
+
+// ---- several jobs, batches and skip (issue 24, item 2) ----
+
+const queueEntries = () => evaluate(`[...document.querySelectorAll('#queue-list li')].map((li) => ({
+  id: li.dataset.jobId, state: li.querySelector('.queue-state').textContent }))`);
+const isJobRequest = (request, method, path) => request.method() === method && new URL(request.url()).pathname === path;
+const serverJob = async (id) => (await fetch(new URL(`/v1/jobs/${id}`, serverUrl))).json();
+
+// Three long jobs queued by three quick clicks: the queue list shows the running one with its step and the others
+// with their positions; the middle one is cancelled from its own button, the running one too, and the last one,
+// now followed, is ended by Skip (a single image: it ends, done). Then a batch of 2 x 2 images, the server's 400
+// for too many images next to the field, Skip in a job of two images, and the server's 429 for a full queue.
+async function queueAndBatches() {
+  await page.fill('#prompt', QUEUE_PROMPT);
+  for (const [id, value] of [['width', QUEUE_SIZE], ['height', QUEUE_SIZE], ['steps', QUEUE_STEPS], ['seed', '-1']]) {
+    await page.fill(`#${id}`, String(value));
+  }
+  const live = await evaluate(`(() => { const l = document.getElementById('queue-list');
+    return l.getAttribute('aria-live') + ' ' + document.getElementById(l.getAttribute('aria-labelledby'))?.textContent; })()`);
+  if (live !== 'polite Queue') fail(`the queue list is not a polite live region labelled "Queue": ${live}`);
+  const generate = page.getByRole('button', { name: 'Generate', exact: true });
+  const ids = [];
+  const queuedAt = Date.now();
+  for (let i = 0; i < 3; ++i) {
+    const answer = page.waitForResponse((r) => isJobRequest(r.request(), 'POST', '/v1/jobs'));
+    await generate.click();
+    const created = await (await answer).json();
+    if (!created?.id) fail(`queueing job ${i + 1}: POST /v1/jobs answered ${JSON.stringify(created)}`);
+    ids.push(created.id);
+  }
+  const listed = await until('the queue lists the three jobs: one running, the others 1 and 2 ahead', async () => {
+    const entries = await queueEntries();
+    return JSON.stringify(entries.map((e) => e.id)) === JSON.stringify(ids) && /^running: step \d+\/\d+$/.test(entries[0].state)
+      && entries[1].state === 'queued, 1 ahead' && entries[2].state === 'queued, 2 ahead' ? entries : null;
+  }, 10_000);
+  const controls = await evaluate(`({ generate: !document.getElementById('generate').disabled,
+    skip: !document.getElementById('skip').hidden, cancel: !document.getElementById('cancel').hidden })`);
+  if (!controls.generate || !controls.skip || !controls.cancel) fail(`while jobs run: ${JSON.stringify(controls)}`);
+  pass(`three jobs queued in ${((Date.now() - queuedAt) / 1000).toFixed(1)} s by three clicks (Generate stays usable): the queue shows ${listed.map((e) => `"${e.state}"`).join(', ')}`);
+
+  await accessibility('queue', [['desktop', DESKTOP]], { reclose: true, include: ['#generate-form .actions', '#status', '#queue'] });
+
+  // The middle one cancelled from its own button, reached with Tab from Generate: DELETE for its id, the list drops
+  // it, the last one moves up.
+  await evaluate(`document.getElementById('generate').focus()`);
+  for (let i = 0; i < 10 && await evaluate(`document.activeElement?.closest('li')?.dataset.jobId ?? ''`) !== ids[1]; ++i) await press('Tab');
+  const focused = await evaluate(`document.activeElement?.closest('li')?.dataset.jobId === ${JSON.stringify(ids[1])} ? document.activeElement.getAttribute('aria-label') : ''`);
+  if (!focused.startsWith('Cancel')) fail(`Tab from Generate does not reach the middle job's Cancel (focus on "${await activeId()}")`);
+  const deleted = page.waitForRequest((r) => isJobRequest(r, 'DELETE', `/v1/jobs/${ids[1]}`));
+  await press('Enter');
+  await deleted;
+  await until('the cancelled job leaves the queue list, the last one is 1 ahead', async () => {
+    const entries = await queueEntries();
+    return JSON.stringify(entries.map((e) => e.id)) === JSON.stringify([ids[0], ids[2]]) && entries[1].state === 'queued, 1 ahead';
+  });
+  const middle = await serverJob(ids[1]);
+  const focus = await evaluate(`document.activeElement?.closest('li')?.dataset.jobId ?? document.activeElement?.id`);
+  if (middle.status !== 'cancelled' || focus !== ids[2]) fail(`after cancelling the middle job: its status ${middle.status}, focus on ${focus}`);
+  pass(`the middle job's own Cancel ("${focused}", reached with Tab) sent DELETE /v1/jobs/${ids[1]} (now ${middle.status}); the list dropped it, the last job is "queued, 1 ahead"; focus on the next entry's Cancel`);
+
+  // The running one cancelled from its button: the last job runs and is followed over its events.
+  await page.locator(`#queue-list li[data-job-id="${ids[0]}"]`).getByRole('button', { name: 'Cancel' }).click();
+  const followed = await until('the last job runs, is followed and shows its step', async () => {
+    const entries = await queueEntries();
+    const step = await evaluate(`document.getElementById('step-text').textContent`);
+    return entries.length === 1 && entries[0].id === ids[2] && /^running: step [1-9]\d*\/\d+$/.test(entries[0].state)
+      && /^step [1-9]/.test(step) && requests.some((u) => u.includes(`/v1/jobs/${ids[2]}/events`)) ? `${entries[0].state}; progress ${step}` : '';
+  }, 15_000);
+  const first = await serverJob(ids[0]);
+  if (first.status !== 'cancelled') fail(`the first job, cancelled while it ran, is ${first.status}`);
+  pass(`the running job cancelled from its entry (${first.status}); the next one is followed over its events: "${followed}"`);
+
+  // Skip on the single-image job: it ends at once with the image as it stood.
+  const previous = await resultJobId();
+  const skip = page.waitForRequest((r) => isJobRequest(r, 'POST', '/sdapi/v1/skip'));
+  await page.getByRole('button', { name: 'Skip', exact: true }).click();
+  await skip;
+  const skippedSize = await finalImage(previous);
+  const last = await serverJob(ids[2]);
+  const after = await evaluate(`({ queue: document.querySelectorAll('#queue-list li').length, skip: document.getElementById('skip').hidden,
+    cancel: document.getElementById('cancel').hidden, status: document.getElementById('status-text').textContent,
+    shown: document.getElementById('result-image').dataset.jobId })`);
+  if (last.status !== 'done' || last.images?.length !== 1 || after.shown !== ids[2] || after.queue || !after.skip || !after.cancel) {
+    fail(`Skip on the single-image job: the job is ${last.status} with ${last.images?.length} image(s); the page ${JSON.stringify(after)}`);
+  }
+  pass(`Skip (POST /sdapi/v1/skip) ended the single-image job with its image as it stood (${skippedSize}, "${after.status}"); the queue is empty, Skip and Cancel hidden`);
+  checkClean('after the queue');
+
+  // A batch: batch count 2 x batch size 2 on the embedded model; the result area and the gallery show the 4 images.
+  await page.fill('#prompt', BATCH_PROMPT);
+  for (const [id, value] of [['width', 32], ['height', 32], ['steps', 4], ['seed', BATCH_SEED], ['batch-count', 2], ['batch-size', 2]]) {
+    await page.fill(`#${id}`, String(value));
+  }
+  const batch = await generateWithClick('a batch of 2 x 2');
+  if (batch.body.n_iter !== 2 || batch.body.batch_size !== 2) fail(`the batch request sent n_iter ${batch.body.n_iter}, batch_size ${batch.body.batch_size}`);
+  const shown = await waitFor('the result area lists the batch\'s 4 images', `(() => {
+    const buttons = [...document.querySelectorAll('#result-images button')];
+    return !document.getElementById('result-images').hidden && buttons.length === 4
+      && buttons.every((b) => b.querySelector('img')?.complete && b.querySelector('img').naturalWidth > 0)
+      ? { names: buttons.map((b) => b.getAttribute('aria-label')), pressed: buttons.map((b) => b.getAttribute('aria-pressed')),
+          status: document.getElementById('status-text').textContent } : '';
+  })()`, 5_000, errorShown);
+  const seeds = shown.names.map((n) => Number(/seed (\d+)/.exec(n)?.[1]));
+  if (seeds[0] !== Number(BATCH_SEED) || seeds.some((s, i) => s !== seeds[0] + i) || shown.pressed.join() !== 'true,false,false,false'
+      || !/: 4 images$/.test(shown.status)) {
+    fail(`the batch's images in the result area: ${JSON.stringify(shown)}`);
+  }
+  await page.locator('#result-images button').nth(2).click();
+  const third = await evaluate(`({ index: document.getElementById('result-image').dataset.index,
+    download: document.querySelector('#result-caption a[download]')?.getAttribute('download'),
+    send: document.querySelectorAll('#result-caption button').length, info: document.getElementById('result-infotext').textContent,
+    pressed: [...document.querySelectorAll('#result-images button')].map((b) => b.getAttribute('aria-pressed')).join() })`);
+  if (third.index !== '2' || third.download !== `easel-${batch.jobId}-2.png` || third.send !== 1 || !third.info.includes(`Seed: ${seeds[2]}`)
+      || third.pressed !== 'false,false,true,false') {
+    fail(`choosing the third image: ${JSON.stringify(third)}`);
+  }
+  const entryThumbs = await waitFor('the gallery entry shows the batch\'s 4 images', `(() => {
+    const li = document.querySelector('#gallery-list li[data-job-id="${batch.jobId}"]');
+    const imgs = li ? [...li.querySelectorAll('.thumbs img')] : [];
+    return imgs.length === 4 && imgs.every((img) => img.complete && img.naturalWidth > 0) ? imgs.length : 0;
+  })()`, 5_000);
+  await page.locator(`#gallery-list li[data-job-id="${batch.jobId}"] .thumbs button`).nth(3).click();
+  const fromGallery = await evaluate(`({ index: document.getElementById('result-image').dataset.index,
+    focus: document.activeElement?.getAttribute('aria-label'), inResult: document.getElementById('result-images').contains(document.activeElement) })`);
+  if (fromGallery.index !== '3' || !fromGallery.inResult || !fromGallery.focus?.startsWith('Image 4 of 4')) {
+    fail(`the gallery's fourth thumbnail: ${JSON.stringify(fromGallery)}`);
+  }
+  await accessibility('batch', undefined, { reclose: true, include: ['#generate-form .grid', '#result', '#gallery'] });
+  pass(`batch count 2 x batch size 2: ${batch.size} images in ${batch.seconds} s, "${shown.status}"; 4 thumbnails (seeds ${seeds.join(', ')}), the third chosen shows its download easel-…-2.png and infotext; the gallery entry shows ${entryThumbs} images, its fourth opens in the result area`);
+
+  // Too many images: the server's 400 names the field, shown next to it (n_iter past its range: Batch count; a
+  // product past --max-images: batch_size).
+  await page.fill('#batch-count', '17');
+  await page.fill('#batch-size', '1');
+  await generate.click();
+  const countNote = await waitFor('the 400 for batch count 17 shows next to Batch count', `(() => {
+    const note = document.getElementById('batch-count-error');
+    return note && document.getElementById('batch-count').getAttribute('aria-invalid') === 'true' ? note.textContent : '';
+  })()`, 5_000);
+  await page.fill('#batch-count', '16');
+  await page.fill('#batch-size', '2');
+  const refusedAnswer = page.waitForResponse((r) => isJobRequest(r.request(), 'POST', '/v1/jobs'));
+  await generate.click();
+  const refused = await refusedAnswer;
+  const refusal = (await refused.json())?.error?.message ?? '';
+  const beside = await waitFor('the 400 shows next to Batch size', `(() => {
+    const note = document.getElementById('batch-size-error');
+    return note && document.getElementById('batch-size').getAttribute('aria-invalid') === 'true' ? note.textContent : '';
+  })()`, 5_000);
+  if (refused.status() !== 400 || !refusal.startsWith('batch_size: ') || beside !== refusal.slice('batch_size: '.length)) {
+    fail(`batch count 16 x batch size 2: HTTP ${refused.status()} "${refusal}"; next to the field: "${beside}"`);
+  }
+  pass(`batch count 17: "${countNote}" next to Batch count; batch count 16 x batch size 2: the server's 400 "${refusal}" is shown next to Batch size`);
+  forgiveFailedRequests(400);
+
+  // Skip in a job of two images: the first stops early, the job goes on with the second and ends with both.
+  await page.fill('#batch-count', '2');
+  await page.fill('#batch-size', '1');
+  for (const [id, value] of [['width', 64], ['height', 64], ['steps', SKIP_STEPS]]) await page.fill(`#${id}`, String(value));
+  await evaluate(`window.imageSteps = [];
+    window.stepObserver?.disconnect();
+    window.stepObserver = new MutationObserver(() => window.imageSteps.push(document.getElementById('status-text').textContent
+      + ' | ' + document.getElementById('step-text').textContent));
+    window.stepObserver.observe(document.getElementById('status'),
+      { childList: true, characterData: true, subtree: true });`);
+  const before = await resultJobId();
+  const skipJob = page.waitForResponse((r) => isJobRequest(r.request(), 'POST', '/v1/jobs'));
+  await generate.click();
+  const skipId = (await (await skipJob).json()).id;
+  await waitFor('the first of two images runs', `/^Running: image 1 of 2$/.test(document.getElementById('status-text').textContent)
+    && Number(/^step (\\d+)\\//.exec(document.getElementById('step-text').textContent)?.[1]) >= 3`, 10_000, errorShown);
+  const skipped = page.waitForRequest((r) => isJobRequest(r, 'POST', '/sdapi/v1/skip'));
+  await page.getByRole('button', { name: 'Skip', exact: true }).click();
+  await skipped;
+  await finalImage(before);
+  const twoImages = await serverJob(skipId);
+  const seen = await evaluate('window.imageSteps');
+  const stepsOf = (n) => seen.filter((t) => t.startsWith(`Running: image ${n} of 2 | step`)).map((t) => Number(/step (\d+)/.exec(t)[1]));
+  const firstSteps = stepsOf(1), secondSteps = stepsOf(2);
+  const thumbCount = await evaluate(`document.querySelectorAll('#result-images button').length`);
+  if (twoImages.status !== 'done' || twoImages.images?.length !== 2 || thumbCount !== 2 || !secondSteps.length
+      || Math.max(...firstSteps) >= SKIP_STEPS) {
+    fail(`Skip in a job of two images: the job is ${twoImages.status} with ${twoImages.images?.length} image(s), ${thumbCount} shown; `
+      + `steps seen of image 1: ${firstSteps.at(-1)}, of image 2: ${secondSteps.at(-1)}`);
+  }
+  pass(`Skip in a job of two images: image 1 stopped at step ${Math.max(...firstSteps)} of ${SKIP_STEPS}, image 2 ran to step ${Math.max(...secondSteps)}; the job ended done with its 2 images shown`);
+  await evaluate('window.stepObserver.disconnect()');
+  await page.fill('#batch-count', '1');
+
+  // A full queue: jobs sent directly until the server answers 429, then the page's job gets the same answer, shown.
+  const direct = [];
+  let full = null;
+  for (let i = 0; i < 40 && !full; ++i) {
+    const answer = await fetch(new URL('/v1/jobs', serverUrl), {
+      method: 'POST', headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ prompt: 'filling the queue', width: QUEUE_SIZE, height: QUEUE_SIZE, steps: Number(QUEUE_STEPS) }),
+    });
+    const body = await answer.json();
+    if (answer.status === 429) full = body?.error?.message ?? '';
+    else if (answer.status === 202) direct.push(body.id);
+    else fail(`filling the queue: HTTP ${answer.status} ${JSON.stringify(body)}`);
+  }
+  if (full === null) fail(`the server took ${direct.length} jobs without a 429`);
+  await page.fill('#prompt', 'one job too many');
+  await generate.click();
+  const fullShown = await waitFor('the page shows the 429', `(() => {
+    const e = document.getElementById('error');
+    return !e.hidden && e.innerText.includes(${JSON.stringify(full)}) ? e.innerText.replace(/\\s+/g, ' ') : '';
+  })()`, 5_000);
+  for (const id of direct) await fetch(new URL(`/v1/jobs/${id}`, serverUrl), { method: 'DELETE' });
+  await until('the jobs that filled the queue are cancelled', async () => (await Promise.all(direct.map(serverJob))).every((j) => j.status === 'cancelled'), 15_000);
+  for (const id of direct) await fetch(new URL(`/v1/jobs/${id}?purge=1`, serverUrl), { method: 'DELETE' });
+  const queueEmpty = await evaluate(`document.querySelectorAll('#queue-list li').length === 0 && document.getElementById('cancel').hidden`);
+  if (!queueEmpty) fail('the refused job shows in the queue list');
+  pass(`with the queue full (${direct.length} jobs sent directly, one running) the page shows the server's 429: "${fullShown}"`);
+  forgiveFailedRequests(429);
+  checkClean('after batches and skip');
 }
 
 // ---- the studio walk (issue 24) ----
@@ -943,9 +1177,12 @@ async function outpaintSides() {
 
 // At desktop width and at 360 px: no sideways scrolling, a screenshot, and axe-core's rules with no serious or
 // critical violation (every violation is printed). Every section is open, so that all controls are checked.
-async function accessibility() {
-  await evaluate(`document.querySelectorAll('details').forEach((d) => { d.open = true; })`);
-  for (const [name, viewport] of [['desktop', DESKTOP], ['360px', PHONE]]) {
+// `label` names the screenshots (LABEL-desktop.png, LABEL-360px.png); with `reclose`, the sections closed before
+// are closed again afterwards; `include` (CSS selectors) limits axe-core to those parts of the page.
+async function accessibility(label = 'studio', viewports = [['desktop', DESKTOP], ['360px', PHONE]], { reclose = false, include = [] } = {}) {
+  await evaluate(`window.closedSections = [...document.querySelectorAll('details')].filter((d) => !d.open);
+    document.querySelectorAll('details').forEach((d) => { d.open = true; })`);
+  for (const [name, viewport] of viewports) {
     await page.setViewportSize(viewport);
     await sleep(100);
     const overflow = await evaluate(`(() => {
@@ -955,17 +1192,20 @@ async function accessibility() {
       return extra > 0 ? extra + ' px; too wide: ' + wide.join(', ') : '';
     })()`);
     if (overflow) fail(`at ${viewport.width} px the page scrolls sideways by ${overflow}`);
-    await screenshot(`studio-${name}.png`);
-    const results = await new AxeBuilder({ page }).analyze();
+    await screenshot(`${label}-${name}.png`);
+    const builder = new AxeBuilder({ page });
+    for (const selector of include) builder.include(selector);
+    const results = await builder.analyze();
     for (const v of results.violations) {
       console.log(`     axe (${viewport.width} px) ${v.impact} ${v.id}: ${v.help}; ${v.nodes.length} node(s): ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
     }
     const bad = results.violations.filter((v) => FAILING_IMPACTS.has(v.impact));
     if (bad.length) fail(`axe-core finds ${bad.length} serious or critical violation(s) at ${viewport.width} px: ${bad.map((v) => v.id).join(', ')}`);
-    pass(`axe-core ${results.testEngine.version} at ${viewport.width} px: ${results.passes.length} rules pass, `
+    pass(`axe-core ${results.testEngine.version} at ${viewport.width} px${include.length ? ` on ${include.join(', ')}` : ''}: ${results.passes.length} rules pass, `
       + `${results.violations.length} violation(s), none serious or critical; ${results.incomplete.length} rule(s) to review by hand; no sideways scrolling`);
   }
   await page.setViewportSize({ width: 1024, height: 768 });
+  if (reclose) await evaluate(`window.closedSections.forEach((d) => { d.open = false; })`);
 }
 
 // Every visible, enabled control is reached by Tab from the top of the page.

@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <string>
@@ -321,3 +322,20 @@ INSTANTIATE_TEST_SUITE_P(Kernels, Matmul, ::testing::ValuesIn(matmul_cases()),
                          });
 
 }  // namespace
+
+// "fast" precision is chosen by measurement: f32 wherever the active ISA has no bf16 dot product (this binary runs
+// once per EASEL_CPU_ISA cap), and either kind where it has one, with a line saying why.
+TEST(FastPrecision, F32WithoutABf16DotProduct) {
+    if (std::getenv("EASEL_FAST_PRECISION")) GTEST_SKIP() << "EASEL_FAST_PRECISION is set";
+    std::string why;
+    const Precision p = fast_precision(&why);
+    std::printf("fast precision on %s: %s\n", std::string(isa_name(active_isa())).c_str(), why.c_str());
+    EXPECT_FALSE(why.empty());
+    if (active_isa() != Isa::Avx512Bf16) {
+        EXPECT_EQ(p, Precision::F32) << why;
+        EXPECT_NE(why.find("no bf16 dot product"), std::string::npos) << why;
+    } else {
+        EXPECT_NE(why.find("GFLOP/s"), std::string::npos) << why;  // it measured
+    }
+    EXPECT_EQ(fast_precision(), p);  // once per process
+}

@@ -1,12 +1,18 @@
-// The page of `easel serve`: a form that queues a txt2img or img2img job (with ControlNet and IP-Adapter units when
-// enabled, inpainting and outpainting on a starting image), its live progress, a searchable history of past jobs and
-// what the API key has spent today.
+// The page of `easel serve`: a form that queues txt2img or img2img jobs (with ControlNet and IP-Adapter units when
+// enabled, inpainting and outpainting on a starting image, batches of images), the page's queue of jobs with their
+// positions, the running job's live progress (skip, cancel), a searchable history of past jobs and what the API key
+// has spent today.
 // It talks only to the server that served it (same origin); every request carries the API key when one is set.
 // Plain ES module, no build step: edit and reload with EASEL_WEB_DIR pointing at this folder.
 
 const API_KEY_STORAGE = 'easel.api_key';
 const TERMINAL_STATUSES = new Set(['done', 'failed', 'cancelled']);
 const POLL_INTERVAL_MS = 300;
+// The page's other unfinished jobs (queued ones, whose position the event stream does not update) are asked for this
+// often; the job whose progress is shown is followed over its Server-Sent Events.
+const QUEUE_POLL_MS = 1000;
+// The longest prompt a queue entry shows.
+const QUEUE_PROMPT_CHARS = 60;
 const GALLERY_LIMIT = 50;
 // Images narrower than this (the embedded model draws 32x32) are shown enlarged with square pixels.
 const SMALL_IMAGE_PX = 256;
@@ -36,7 +42,7 @@ const FIELD_CONTROLS = {
   cfg_scale: 'cfg-scale', seed: 'seed', sampler_name: 'sampler', scheduler: 'scheduler', model: 'model',
   denoising_strength: 'denoising', mask_blur: 'mask-blur', inpainting_fill: 'inpainting-fill',
   inpaint_full_res: 'inpaint-area', inpaint_full_res_padding: 'inpaint-padding', 'init_images[0]': 'init-file',
-  init_images: 'init-file', mask: 'mask-canvas',
+  init_images: 'init-file', mask: 'mask-canvas', n_iter: 'batch-count', batch_size: 'batch-size',
 };
 
 const byId = (id) => document.getElementById(id);
@@ -56,7 +62,13 @@ const ui = {
   extraNetwork: byId('extra-network'),
   apiKey: byId('api-key'),
   generate: byId('generate'),
+  skip: byId('skip'),
   cancel: byId('cancel'),
+  batchCount: byId('batch-count'),
+  batchSize: byId('batch-size'),
+  queueList: byId('queue-list'),
+  queueNote: byId('queue-note'),
+  resultImages: byId('result-images'),
   error: byId('error'),
   progressRow: byId('progress-row'),
   statusText: byId('status-text'),
@@ -115,13 +127,22 @@ const NUMBER_FIELDS = [
   ['width', ui.width, 'Width'],
   ['height', ui.height, 'Height'],
   ['steps', ui.steps, 'Steps'],
+  ['n_iter', ui.batchCount, 'Batch count'],
+  ['batch_size', ui.batchSize, 'Batch size'],
   ['cfg_scale', ui.cfgScale, 'CFG scale'],
   ['seed', ui.seed, 'Seed'],
 ];
 
 const state = {
   models: [],
-  job: null,          // {id, started} while a job of this page is queued or running
+  // This page's unfinished jobs in the order they were queued: {id, number, prompt, started, status, position, step,
+  // total, image, images, cancelling, finished}.
+  jobs: [],
+  jobCount: 0,        // numbers the page's jobs (1, 2, ...) for the queue list
+  followed: null,     // {job, abort}: the job whose progress is shown, followed over its events
+  following: false,   // the loop that follows one job after another is running
+  pollTimer: 0,
+  shown: null,        // {job, index}: the finished job whose image the result area shows
   sizeEdited: false,  // the user typed a size: a model list arriving late must not overwrite it
   cfgEdited: false,   // the same for the CFG scale
   imageUrls: new Map(),  // server image path -> object URL, used when an API key must be sent with the request
@@ -257,12 +278,15 @@ function formatSeconds(seconds) {
   return s < 60 ? `${s} s` : `${Math.floor(s / 60)} min ${s % 60} s`;
 }
 
-// One line with the parameters of a job, e.g. "seed 7 · 20 steps · Euler a, automatic · CFG 7 · 32×32 · tiny".
-function describeParams(job) {
+// One line with the parameters of a job, e.g. "seed 7 · 20 steps · Euler a, automatic · CFG 7 · 32×32 · tiny"; the
+// seed is that of image `index` (image 0, the job's seed, unless given).
+function describeParams(job, index = 0) {
   const p = job.params ?? {};
   const parts = [];
-  const seed = seedOf(job);
+  const seed = job.images?.[index]?.seed ?? seedOf(job);
   if (seed !== undefined) parts.push(`seed ${seed}`);
+  const count = (p.n_iter ?? 1) * (p.batch_size ?? 1);
+  if (count > 1) parts.push(`${count} images (${p.n_iter ?? 1} × ${p.batch_size ?? 1})`);
   if (p.steps !== undefined) parts.push(`${p.steps} steps`);
   parts.push([p.sampler_name, p.scheduler].filter(Boolean).join(', '));
   if (p.cfg_scale !== undefined) parts.push(`CFG ${p.cfg_scale}`);
@@ -445,16 +469,23 @@ function fillForm(job) {
   setSelect(ui.model, p.model ?? job.model);  // params name the model only when the request did
 }
 
-// ---- a job ----
+// ---- the page's jobs ----
+// Every click on Generate queues another job (POST /v1/jobs). The queue list shows the page's unfinished jobs in
+// order; one of them is followed over its Server-Sent Events (its progress and previews shown, Skip and Cancel act
+// on it): the first running one, else the first queued one. The others are asked for every QUEUE_POLL_MS for their
+// positions. When a job ends its images are shown, the gallery refreshed, and the next job followed.
 
-function setBusy(busy) {
+// Skip shows while a job of the page runs, Cancel while one is unfinished; focus that was on a button that goes
+// moves to Generate.
+function updateJobControls() {
   const hadFocus = document.activeElement;
-  ui.generate.disabled = busy;
-  ui.cancel.hidden = !busy;
-  ui.cancel.disabled = false;
-  // Keep keyboard focus on a live control when the focused one is disabled or hidden.
-  if (busy && hadFocus === ui.generate) ui.cancel.focus();
-  if (!busy && (hadFocus === ui.cancel || hadFocus === document.body)) ui.generate.focus();
+  const followed = state.followed?.job;
+  ui.cancel.hidden = state.jobs.length === 0;
+  ui.cancel.disabled = Boolean(followed?.cancelling);
+  ui.skip.hidden = !state.jobs.some((j) => j.status === 'running');
+  const lost = (hadFocus === ui.cancel && ui.cancel.hidden) || (hadFocus === ui.skip && ui.skip.hidden)
+    || (hadFocus === document.body && state.jobs.length === 0);
+  if (lost) ui.generate.focus();
 }
 
 function showProgress(job) {
@@ -467,7 +498,8 @@ function showProgress(job) {
     ui.etaText.textContent = '';
     return;
   }
-  ui.statusText.textContent = 'Running';
+  const images = job.image_count ?? 1;
+  ui.statusText.textContent = images > 1 ? `Running: image ${(job.image_index ?? 0) + 1} of ${images}` : 'Running';
   const total = job.total_steps ?? 0;
   const fraction = job.progress ?? (total ? job.step / total : 0);
   ui.progress.value = fraction;
@@ -477,46 +509,233 @@ function showProgress(job) {
     delete ui.resultImage.dataset.final;
     ui.resultImage.src = job.preview;
     ui.resultImage.alt = `Preview of "${job.params?.prompt ?? ''}"`;
-    ui.resultCaption.textContent = `Preview at step ${job.step ?? 0}`;
+    ui.resultCaption.textContent = `Preview at step ${job.step ?? 0}${images > 1 ? ` of image ${(job.image_index ?? 0) + 1}` : ''}`;
     ui.resultInfo.hidden = true;
+    ui.resultImages.hidden = true;
     ui.result.hidden = false;
   }
 }
 
-async function showFinal(job) {
-  const elapsed = (performance.now() - state.job.started) / 1000;
+// The status line when the followed job has ended; its images in the result area.
+async function showFinal(job, data) {
+  const elapsed = (performance.now() - job.started) / 1000;
   ui.stepText.textContent = '';
   ui.etaText.textContent = '';
-  if (job.status !== 'done' && ui.resultImage.dataset.final !== 'true') ui.result.hidden = true;  // a stale preview
-  if (job.status === 'failed') {
+  if (data.status !== 'done' && ui.resultImage.dataset.final !== 'true') ui.result.hidden = true;  // a stale preview
+  if (data.status === 'failed') {
     ui.statusText.textContent = 'Failed';
-    showError(new ApiError(job.error || 'The job failed.'));
+    showError(new ApiError(data.error || 'The job failed.'));
     return;
   }
-  if (job.status === 'cancelled') {
+  if (data.status === 'cancelled') {
     ui.statusText.textContent = 'Cancelled';
     return;
   }
-  ui.statusText.textContent = `Done in ${elapsed.toFixed(1)} s`;
+  const count = data.images?.length ?? 0;
+  ui.statusText.textContent = `Done in ${elapsed.toFixed(1)} s${count > 1 ? `: ${count} images` : ''}`;
   ui.progress.value = 1;
-  const image = job.images?.[0];
+  await showResult(data, 0);
+}
+
+// Image `index` of a finished job in the result area, with its parameters, download, "Send to img2img" and
+// infotext; a job of several images lists them all as thumbnails that choose the one shown.
+async function showResult(data, index) {
+  const images = data.images ?? [];
+  const image = images[index];
   if (!image) return;
   const source = await imageSource(image.url);
+  const several = images.length > 1;
   ui.resultImage.src = source;
-  ui.resultImage.alt = job.params?.prompt ?? '';
+  ui.resultImage.alt = `${data.params?.prompt ?? ''}${several ? ` (image ${index + 1} of ${images.length})` : ''}`;
   ui.resultImage.dataset.final = 'true';
-  ui.resultImage.dataset.jobId = job.id;
-  ui.resultCaption.replaceChildren(describeParams(job), ' ', downloadLink(job, source), ' ', sendButton(source, `easel-${job.id}.png`));
+  ui.resultImage.dataset.jobId = data.id;
+  ui.resultImage.dataset.index = index;
+  ui.resultCaption.replaceChildren(several ? `Image ${index + 1} of ${images.length} · ` : '', describeParams(data, index), ' ',
+    downloadLink(data, source, index), ' ', sendButton(source, `easel-${data.id}-${index}.png`));
   // A1111's infotext: every parameter the image was made with, ControlNet units included.
   ui.resultInfotext.textContent = image.infotext ?? '';
   ui.resultInfo.hidden = !image.infotext;
+  if (several && state.shown?.job.id !== data.id) {
+    ui.resultImages.replaceChildren(...await thumbnails(data, (i) => showResult(data, i)));
+  }
+  for (const [i, button] of [...ui.resultImages.querySelectorAll('button')].entries()) {
+    button.setAttribute('aria-pressed', String(i === index));
+  }
+  ui.resultImages.hidden = !several;
+  state.shown = { job: data, index };
   ui.result.hidden = false;
+}
+
+// One button per image of a finished job (its picture, named "Image 2 of 4, seed N"), each calling onChoose(i).
+async function thumbnails(data, onChoose, describedBy) {
+  const images = data.images ?? [];
+  const sources = await Promise.all(images.map((im) => imageSource(im.url).catch(() => null)));
+  return images.map((im, i) => {
+    const attributes = { type: 'button', 'aria-label': `Image ${i + 1} of ${images.length}${im.seed !== undefined ? `, seed ${im.seed}` : ''}` };
+    if (describedBy) attributes['aria-describedby'] = describedBy;
+    const button = element('button', attributes,
+      sources[i] ? element('img', { src: sources[i], alt: '', loading: 'lazy' }) : String(i + 1));
+    button.addEventListener('click', () => Promise.resolve(onChoose(i)).catch(showError));
+    return element('li', {}, button);
+  });
 }
 
 // The PNG as the server stores it, with its parameters, XMP label and content credential; named as the server's
 // Content-Disposition names it (which the browser prefers when both are given).
-function downloadLink(job, href) {
-  return element('a', { href, download: `easel-${job.id}-0.png` }, 'Download');
+function downloadLink(job, href, index = 0) {
+  return element('a', { href, download: `easel-${job.id}-${index}.png` }, 'Download');
+}
+
+// ---- the queue list ----
+
+// "running: step 12/20, image 1/4", "queued, 2 ahead" or "queued, next".
+function queueState(job) {
+  if (job.cancelling) return 'cancelling…';
+  if (job.status === 'running') {
+    const parts = [job.total ? `step ${job.step ?? 0}/${job.total}` : 'starting'];
+    if (job.images > 1) parts.push(`image ${(job.image ?? 0) + 1}/${job.images}`);
+    return `running: ${parts.join(', ')}`;
+  }
+  return job.position > 0 ? `queued, ${job.position} ahead` : 'queued, next';
+}
+
+// The job's entry, made when missing, its text and button brought up to date.
+function renderQueueEntry(job) {
+  let entry = ui.queueList.querySelector(`li[data-job-id="${job.id}"]`);
+  if (!entry) {
+    const prompt = job.prompt.length > QUEUE_PROMPT_CHARS ? `${job.prompt.slice(0, QUEUE_PROMPT_CHARS)}…` : job.prompt;
+    const label = `Job ${job.number}${job.images > 1 ? ` (${job.images} images)` : ''}: ${prompt ? `"${prompt}"` : '(no prompt)'}`;
+    const cancel = element('button', { type: 'button', 'aria-label': `Cancel job ${job.number}` }, 'Cancel');
+    cancel.addEventListener('click', () => cancelJob(job));
+    entry = element('li', { 'data-job-id': job.id }, element('span', { class: 'queue-label' }, label),
+      element('span', { class: 'queue-state' }), cancel);
+    ui.queueList.append(entry);
+  }
+  entry.dataset.status = job.status;
+  const text = queueState(job);
+  const stateNode = entry.querySelector('.queue-state');
+  if (stateNode.textContent !== text) stateNode.textContent = text;
+  // Not disabled, which would take the focus away from it: a second click does nothing.
+  entry.querySelector('button').setAttribute('aria-disabled', String(Boolean(job.cancelling)));
+}
+
+// Removes a job's entry; focus on its button goes to the next entry's (else the previous one's, else Generate).
+function removeQueueEntry(job) {
+  const entry = ui.queueList.querySelector(`li[data-job-id="${job.id}"]`);
+  if (!entry) return;
+  const hadFocus = entry.contains(document.activeElement);
+  const neighbour = entry.nextElementSibling ?? entry.previousElementSibling;
+  entry.remove();
+  if (hadFocus) (neighbour?.querySelector('button') ?? ui.generate).focus();
+}
+
+// ---- following and polling ----
+
+// What the server says of a job of the page (an event, a poll, a DELETE's answer).
+function onJobUpdate(job, data) {
+  if (job.finished || !data) return;
+  if (TERMINAL_STATUSES.has(data.status)) {
+    finishJob(job, data);
+    return;
+  }
+  if (job.status === 'running' && data.status === 'queued') return;  // an answer overtaken by a newer one
+  Object.assign(job, {
+    status: data.status, position: data.queue_position ?? 0, step: data.step, total: data.total_steps,
+    image: data.image_index, images: data.status === 'running' ? data.image_count ?? job.images : job.images,
+  });
+  renderQueueEntry(job);
+  const followed = state.followed;
+  if (followed?.job === job) showProgress(data);
+  else if (data.status === 'running' && followed && followed.job.status !== 'running') followed.abort.abort();  // follow this one
+  updateJobControls();
+}
+
+// A job of the page has ended: out of the queue list, its images shown, the gallery and usage asked for again.
+// Called once per job, by whichever of its event stream, the poll or its DELETE's answer sees the end first.
+async function finishJob(job, data) {
+  if (job.finished) return;
+  job.finished = true;
+  job.status = data.status;
+  const followed = state.followed?.job === job;
+  state.jobs = state.jobs.filter((j) => j !== job);
+  removeQueueEntry(job);
+  if (followed) state.followed.abort.abort();  // the follower moves on to the next job
+  try {
+    if (followed) await showFinal(job, data);
+    else if (data.status === 'done') await showResult(data, 0);
+  } catch (err) {
+    showError(err);  // an image that cannot be loaded
+  }
+  if (!followed) {
+    const what = data.status === 'done' ? 'done' : data.status === 'failed' ? `failed: ${data.error ?? ''}` : 'cancelled';
+    ui.queueNote.textContent = `Job ${job.number} ${what}`;
+  }
+  updateJobControls();
+  followQueue();
+  // Not waited for: the follower goes on to the next job at once.
+  refreshGallery();
+  refreshUsage();
+}
+
+// The job to follow: the first running one, else the first queued one.
+function nextToFollow() {
+  return state.jobs.find((j) => j.status === 'running') ?? state.jobs[0] ?? null;
+}
+
+// Follows one job after another until none is left.
+async function followQueue() {
+  if (state.following) return;
+  state.following = true;
+  try {
+    for (let job = nextToFollow(); job; job = nextToFollow()) await follow(job);
+  } finally {
+    state.following = false;
+    state.followed = null;
+    updateJobControls();
+  }
+}
+
+// Follows a job until it ends, or until another job of the page runs while it waits (abort).
+async function follow(job) {
+  const abort = new AbortController();
+  state.followed = { job, abort };
+  updateJobControls();
+  showProgress({ status: job.status, queue_position: job.position, step: job.step, total_steps: job.total,
+    image_index: job.image, image_count: job.images });
+  const onProgress = (data) => onJobUpdate(job, data);
+  let final = null;
+  try {
+    final = await followEvents(job.id, onProgress, abort.signal);
+  } catch (err) {
+    if (!abort.signal.aborted) console.warn('easel: progress stream failed, polling instead:', err);
+  }
+  try {
+    if (!final && !abort.signal.aborted) final = await pollJob(job.id, onProgress, abort.signal);
+  } catch (err) {
+    if (!abort.signal.aborted) final = { status: 'failed', error: err.message };
+  }
+  if (final && !job.finished) await finishJob(job, final);
+  if (state.followed?.job === job) state.followed = null;
+}
+
+// Asks for the page's unfinished jobs that are not followed over events (and the followed one while it waits
+// behind others: the event stream does not say when its position changes).
+function schedulePoll() {
+  if (!state.pollTimer) state.pollTimer = setTimeout(pollQueue, QUEUE_POLL_MS);
+}
+
+async function pollQueue() {
+  const asked = state.jobs.filter((j) => j !== state.followed?.job || (j.status === 'queued' && j.position > 0));
+  await Promise.all(asked.map(async (job) => {
+    try {
+      onJobUpdate(job, await api(`/v1/jobs/${encodeURIComponent(job.id)}`));
+    } catch (err) {
+      if (err.status === 404) finishJob(job, { status: 'failed', error: err.message });  // purged elsewhere
+      else console.warn(`easel: job ${job.id}:`, err.message);
+    }
+  }));
+  state.pollTimer = 0;
+  if (state.jobs.length) schedulePoll();
 }
 
 // ---- usage ----
@@ -560,9 +779,10 @@ function describeUsage(u) {
 
 // Follows the job's Server-Sent Events (read with fetch, because EventSource cannot send the API key).
 // Returns the final job status, or null when the stream could not be read to its end.
-async function followEvents(id, onProgress) {
+// `signal` stops following (the returned promise then rejects with an AbortError).
+async function followEvents(id, onProgress, signal) {
   const response = await fetch(`/v1/jobs/${encodeURIComponent(id)}/events?preview=1`, {
-    headers: authHeaders({ Accept: 'text/event-stream' }),
+    headers: authHeaders({ Accept: 'text/event-stream' }), signal,
   });
   if (!response.ok || !response.body) return null;
   const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
@@ -609,17 +829,18 @@ function parseEvent(block) {
   return event;
 }
 
-async function pollJob(id, onProgress) {
-  for (;;) {
+async function pollJob(id, onProgress, signal) {
+  while (!signal?.aborted) {
     const job = await api(`/v1/jobs/${encodeURIComponent(id)}?preview=1`);
     if (TERMINAL_STATUSES.has(job.status)) return job;
     onProgress(job);
     await new Promise((resolve) => setTimeout(resolve, POLL_INTERVAL_MS));
   }
+  return null;
 }
 
+// Queues a job with the form's settings; the page goes on following the jobs before it, if any.
 async function generate() {
-  if (state.job) return;
   clearError();
   let params;
   try {
@@ -628,39 +849,56 @@ async function generate() {
     showError(err);
     return;
   }
-  setBusy(true);
-  state.job = { id: null, started: performance.now() };
+  const job = {
+    id: null, number: ++state.jobCount, prompt: params.prompt ?? '', started: performance.now(), status: 'queued',
+    position: 0, images: (params.n_iter ?? 1) * (params.batch_size ?? 1),
+  };
+  let created;
   try {
-    const created = await api('/v1/jobs', { method: 'POST', body: params });
-    state.job.id = created.id;
-    showProgress({ status: 'queued', queue_position: created.queue_position });
-    let job = null;
-    try {
-      job = await followEvents(created.id, showProgress);
-    } catch (err) {
-      console.warn('easel: progress stream failed, polling instead:', err);
-    }
-    job ??= await pollJob(created.id, showProgress);
-    await showFinal(job);
+    created = await api('/v1/jobs', { method: 'POST', body: params });
   } catch (err) {
-    showError(err);
-    ui.statusText.textContent = '';
-    ui.progressRow.hidden = true;
-  } finally {
-    state.job = null;
-    setBusy(false);
+    showError(err);  // a 429 (the queue is full, or the key's quota or rate) too
+    if (!state.jobs.length) {
+      ui.statusText.textContent = '';
+      ui.progressRow.hidden = true;
+    }
+    return;
   }
-  await Promise.all([refreshGallery(), refreshUsage()]);
+  job.id = created.id;
+  job.position = created.queue_position ?? 0;
+  state.jobs.push(job);
+  ui.queueNote.textContent = '';
+  renderQueueEntry(job);
+  updateJobControls();
+  schedulePoll();
+  followQueue();
 }
 
-async function cancelJob() {
-  if (!state.job?.id) return;
-  ui.cancel.disabled = true;
+// Cancels a job of the page (DELETE /v1/jobs/{id}); the followed one when none is given. A queued job ends at once,
+// a running one at its next step.
+async function cancelJob(job = state.followed?.job) {
+  if (!job?.id || job.finished || job.cancelling) return;
+  job.cancelling = true;
+  renderQueueEntry(job);
+  updateJobControls();
   try {
-    await api(`/v1/jobs/${encodeURIComponent(state.job.id)}`, { method: 'DELETE' });
+    onJobUpdate(job, await api(`/v1/jobs/${encodeURIComponent(job.id)}`, { method: 'DELETE' }));
+  } catch (err) {
+    job.cancelling = false;
+    showError(err);
+    if (!job.finished) renderQueueEntry(job);
+    updateJobControls();
+  }
+}
+
+// AUTOMATIC1111's skip: the caller's running jobs stop their current image at its next step and decode it as it
+// stands; a job goes on with its next image (one of a single image simply ends).
+async function skipImage() {
+  try {
+    await api('/sdapi/v1/skip', { method: 'POST' });
+    ui.queueNote.textContent = 'Skipped: the running image stops at its next step.';
   } catch (err) {
     showError(err);
-    ui.cancel.disabled = false;
   }
 }
 
@@ -1322,10 +1560,20 @@ async function galleryEntry(job, index) {
       console.warn('easel:', err.message);
     }
   }
-  const picture = source
+  let picture = source
     ? element('img', { src: source, alt: job.params?.prompt ?? '', loading: 'lazy' })
     : element('div', { class: 'placeholder' }, job.status);
   if (source && job.params?.width < SMALL_IMAGE_PX) picture.classList.add('small');
+  if (source && job.images.length > 1) {
+    // Every image of a batch: each thumbnail shows its image in the result area, with its own download.
+    const thumbs = await thumbnails(job, async (i) => {
+      await showResult(job, i);
+      ui.result.scrollIntoView({ block: 'nearest' });
+      ui.resultImages.querySelectorAll('button')[i]?.focus();
+    }, promptId);
+    picture = element('div', { class: 'entry-images' }, picture,
+      element('ol', { class: 'thumbs', 'aria-label': `The ${job.images.length} images of this job` }, ...thumbs));
+  }
 
   const again = element('button', { type: 'button', 'aria-describedby': promptId }, 'Same seed again');
   again.addEventListener('click', () => {
@@ -1392,7 +1640,8 @@ async function start() {
       generate();
     }
   });
-  ui.cancel.addEventListener('click', cancelJob);
+  ui.cancel.addEventListener('click', () => cancelJob());
+  ui.skip.addEventListener('click', skipImage);
   ui.model.addEventListener('change', () => {
     applyModelDefaults(ui.model.value);
     if (state.initImage) updateInpaintArea();  // img2img keeps the image's size (or, only masked, takes the model's)

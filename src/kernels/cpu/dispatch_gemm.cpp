@@ -6,9 +6,11 @@
 // resident, 6 KiB) the microkernel sweeps the tile's panels (a 256-word x 384-column B block = 384 KiB, L2).
 // Plain C++: no intrinsics here (STYLE.md section 5).
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include <fmt/format.h>
@@ -276,6 +278,46 @@ size_t PackedWeight::layout_bytes() const {
 }
 
 size_t PackedWeight::bytes() const { return data ? layout_bytes() : 0; }
+
+Precision fast_precision(std::string* why) {
+    struct Choice {
+        Precision precision;
+        std::string why;
+    };
+    static const Choice choice = []() -> Choice {
+        if (const char* e = std::getenv("EASEL_FAST_PRECISION")) {
+            const std::string v = e;
+            if (v == "bf16") return {Precision::BF16, "bf16 kernels (EASEL_FAST_PRECISION=bf16)"};
+            if (v == "f32") return {Precision::F32, "f32 kernels (EASEL_FAST_PRECISION=f32)"};
+        }
+        const Isa isa = active_isa();
+        if (isa != Isa::Avx512Bf16)
+            return {Precision::F32, fmt::format("f32 kernels: {} has no bf16 dot product, so bf16 would only round the "
+                                                "operands", isa_name(isa))};
+        constexpr int64_t m = 256, n = 1024, k = 1024;
+        std::vector<float> x(size_t(m * k)), w(size_t(n * k)), y(size_t(m * n));
+        for (size_t i = 0; i < x.size(); ++i) x[i] = float(int(i * 2654435761u % 2001) - 1000) * 1e-3f;
+        for (size_t i = 0; i < w.size(); ++i) w[i] = float(int(i * 40503u % 2001) - 1000) * 1e-3f;
+        double best[2] = {1e30, 1e30};
+        for (int which = 0; which < 2; ++which) {
+            const Precision pr = which == 0 ? Precision::F32 : Precision::BF16;
+            auto pw = pack_linear_weight(w.data(), DType::F32, n, k, pr, isa);
+            if (!pw) return {Precision::F32, "f32 kernels (the bf16 timing could not pack its weight)"};
+            for (int rep = 0; rep < 3; ++rep) {
+                const auto t0 = std::chrono::steady_clock::now();
+                linear(x.data(), m, *pw, y.data());
+                best[which] = std::min(best[which], std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+            }
+        }
+        const double gf = 2.0 * double(m) * double(n) * double(k) * 1e-9;
+        const std::string timing = fmt::format("f32 {:.0f} GFLOP/s, bf16 {:.0f} GFLOP/s on a {}x{}x{} GEMM", gf / best[0],
+                                               gf / best[1], m, k, n);
+        if (best[1] < 0.95 * best[0]) return {Precision::BF16, "bf16 kernels: " + timing};
+        return {Precision::F32, "f32 kernels, the faster here: " + timing};
+    }();
+    if (why) *why = choice.why;
+    return choice.precision;
+}
 
 std::vector<Isa> gemm_supported_isas(Precision precision) {
     std::vector<Isa> out;

@@ -41,6 +41,7 @@
 #include "io/safetensors.h"
 #include "pipeline/families/sd.h"
 #include "pipeline/generate.h"
+#include "pipeline/preview.h"
 #include "pipeline/ip_adapter.h"
 #include "pipeline/lora.h"
 #include "pipeline/quantize.h"
@@ -249,6 +250,20 @@ int run(const std::map<std::string, std::string>& f) {
     p.sampler = SamplerKind::Euler;
     p.vae_tile = std::stoi(get(f, "vae-tile", "0"));
     if (f.count("guidance")) p.guidance = std::stod(f.at("guidance"));
+    // --taesd FILE [--preview-every N]: a live preview every N steps (and the last), timed apart from the steps
+    // (what `easel generate --preview` costs).
+    std::shared_ptr<const TinyAutoencoder> taesd;
+    if (f.count("taesd")) {
+        auto t = load_preview_decoder(f.at("taesd"));
+        if (!t) {
+            std::fprintf(stderr, "error: --taesd: %s\n", t.error().to_string().c_str());
+            return 1;
+        }
+        taesd = *t;
+    }
+    const int preview_every = f.count("preview-every") ? std::stoi(f.at("preview-every")) : 0;
+    std::vector<double> preview_times;
+    BufferPool preview_pool;
     std::map<std::string, double> mark;
     std::vector<double> step_times;
     Clock::time_point last_step;
@@ -259,6 +274,13 @@ int run(const std::map<std::string, std::string>& f) {
         if (e.phase == "sampling") {
             if (e.step > 0) step_times.push_back(std::chrono::duration<double>(now - last_step).count());
             last_step = now;
+            if (preview_every > 0 && e.step > 0 && e.latent && (e.step % preview_every == 0 || e.step == e.total)) {
+                Ctx c{&preview_pool};
+                const Image img = preview_image(c, taesd.get(), *e.latent);
+                preview_pool.trim();
+                last_step = Clock::now();
+                if (!img.pixels.empty()) preview_times.push_back(std::chrono::duration<double>(last_step - now).count());
+            }
             std::fprintf(stderr, "\rstep %d/%d", e.step, e.total);
         } else {
             mark[fmt::format("{}{}", e.phase, e.step)] = since(t_gen);
@@ -275,14 +297,16 @@ int run(const std::map<std::string, std::string>& f) {
         std::fprintf(stderr, "error: %s\n", r.error().to_string().c_str());
         return 1;
     }
-    std::string steps;
+    std::string steps, previews;
     for (size_t i = 0; i < step_times.size(); ++i) steps += fmt::format("{}{:.3f}", i ? ", " : "", step_times[i]);
+    for (size_t i = 0; i < preview_times.size(); ++i) previews += fmt::format("{}{:.4f}", i ? ", " : "", preview_times[i]);
     std::printf("{\"engine\": \"easel\", \"model\": \"%s\", \"cfg\": %g, \"precision\": \"%s\", \"threads\": %d, \"isa\": \"%s\", \"width\": %d, \"height\": %d, "
                 "\"load_s\": %.3f, \"text_s\": %.3f, \"steps_s\": [%s], \"decode_s\": %.3f, \"generate_s\": %.3f, "
-                "\"peak_rss_mb\": %.1f, \"weight_cache\": \"%s\", \"cache_wait_s\": %.3f}\n",
+                "\"peak_rss_mb\": %.1f, \"weight_cache\": \"%s\", \"cache_wait_s\": %.3f, \"preview\": \"%s\", \"previews_s\": [%s]}\n",
                 (*m)->family.c_str(), p.cfg_scale, precision.c_str(), num_threads(), std::string(isa_name(active_isa())).c_str(), p.width, p.height, load_s,
                 mark["encode1"] - mark["encode0"], steps.c_str(), mark["decode1"] - mark["decode0"], total_s,
-                double(peak_rss_kb()) / 1024.0, cache_state(), cache_wait_s);
+                double(peak_rss_kb()) / 1024.0, cache_state(), cache_wait_s,
+                preview_every <= 0 ? "none" : taesd ? "taesd" : "approx", previews.c_str());
     return 0;
 }
 
