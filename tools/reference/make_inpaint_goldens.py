@@ -109,6 +109,43 @@ class ConcatWrapper(pg.LdmWrapper):
         return self.unet(x, t, encoder_hidden_states=cond).sample
 
 
+def inpaint_concat(vae, sf, src, mask_u8):
+    """Step 5: a 9-channel model's extra input, the rounded mask (nearest to the latent) and the latent mean of the
+    picture with the masked part zeroed."""
+    cmask = torch.round(torch.from_numpy(mask_u8.astype(np.float32) / 255.0))[None, None]
+    mean, _ = torch.chunk(vae.quant_conv(vae.encoder(src * (1.0 - cmask))), 2, dim=1)
+    cm = torch.nn.functional.interpolate(cmask, size=mean.shape[-2:])
+    return torch.cat([cm, mean * sf], dim=1)
+
+
+def a1111_inpaint(vae, unet, concat, tok, te, src, keep, repaint, sampler, steps, cfg, seed, prompt, strength,
+                  edit_init=None):
+    """Steps 3 and 4: the init latent (drawn before the noise), the blend in every denoiser call and after sampling.
+    edit_init(init, noise) may change the init latent first (make_inpaint_more_goldens.py's masked content).
+    Returns (x0, init)."""
+    sf = vae.config.scaling_factor
+    model = K.external.CompVisDenoiser(ConcatWrapper(unet, concat), quantize=False)
+    cond, uncond = pg.encode(tok, te, prompt), pg.encode(tok, te, "")
+    sigmas = model.get_sigmas(steps)
+    t_enc = int(min(strength, 0.999) * steps)
+    sigmas = sigmas[steps - t_enc - 1:]
+    g = torch.Generator().manual_seed(seed)
+    mean, logvar = torch.chunk(vae.quant_conv(vae.encoder(src)), 2, dim=1)
+    std = torch.exp(0.5 * torch.clamp(logvar, -30.0, 20.0))
+    init = (mean + std * torch.randn(mean.shape, generator=g)) * sf
+    noise = torch.randn(init.shape, generator=g)
+    if edit_init is not None:
+        init = edit_init(init, noise)
+    x = init + noise * sigmas[0]
+    base = pg.cfg_denoiser(model, cond, uncond, cfg)
+
+    def den(xx, sigma):
+        return init * keep + repaint * base(xx, sigma)
+
+    x0 = pg.run_sampler(sampler, den, x, sigmas, g)
+    return x0 * repaint + init * keep, init
+
+
 def write_inpaint_model(gen):
     for comp in ("vae", "text_encoder", "tokenizer", "scheduler"):
         shutil.copytree(os.path.join(BASE, comp), os.path.join(INPAINT, comp), dirs_exist_ok=True)
@@ -159,28 +196,9 @@ def main():
             unet = unet4
             if which == "inpaint":
                 unet = unet9
-                cmask = torch.round(torch.from_numpy(blurred.astype(np.float32) / 255.0))[None, None]
-                masked = src * (1.0 - cmask)
-                mean, _ = torch.chunk(vae.quant_conv(vae.encoder(masked)), 2, dim=1)
-                cm = torch.nn.functional.interpolate(cmask, size=mean.shape[-2:])
-                concat = torch.cat([cm, mean * sf], dim=1)
-            model = K.external.CompVisDenoiser(ConcatWrapper(unet, concat), quantize=False)
-            cond, uncond = pg.encode(tok, te, prompt), pg.encode(tok, te, "")
-            sigmas = model.get_sigmas(steps)
-            t_enc = int(min(strength, 0.999) * steps)
-            sigmas = sigmas[steps - t_enc - 1:]
-            g = torch.Generator().manual_seed(seed)
-            mean, logvar = torch.chunk(vae.quant_conv(vae.encoder(src)), 2, dim=1)
-            std = torch.exp(0.5 * torch.clamp(logvar, -30.0, 20.0))
-            init = (mean + std * torch.randn(mean.shape, generator=g)) * sf
-            x = init + torch.randn(init.shape, generator=g) * sigmas[0]
-            base = pg.cfg_denoiser(model, cond, uncond, cfg)
-
-            def den(xx, sigma, base=base, init=init, keep=keep, repaint=repaint):
-                return init * keep + repaint * base(xx, sigma)
-
-            x0 = pg.run_sampler(sampler, den, x, sigmas, g)
-            x0 = x0 * repaint + init * keep
+                concat = inpaint_concat(vae, sf, src, blurred)
+            x0, init = a1111_inpaint(vae, unet, concat, tok, te, src, keep, repaint, sampler, steps, cfg, seed, prompt,
+                                     strength)
             img = vae.decode(x0 / sf).sample
             gen8 = ((img / 2 + 0.5).clamp(0, 1) * 255).round().to(torch.int64)
             overlay = torch.from_numpy(np.clip(blurred.astype(np.int64) * 2, 0, 255))[None, None]

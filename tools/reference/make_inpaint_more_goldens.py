@@ -71,24 +71,22 @@ def crop_region(mask, pad):
             min(int(ys.max()) + 1 + pad, h))
 
 
+def grow_span(lo, hi, diff, size):
+    """One axis of expand_crop_region: half the growth before, the rest after, then back inside [0, size)."""
+    lo, hi = lo - diff // 2, hi + diff - diff // 2
+    if hi >= size:
+        lo, hi = lo - (hi - size), size
+    if lo < 0:
+        lo, hi = 0, hi - lo
+    return lo, min(hi, size)
+
+
 def expand_crop_region(region, pw, ph, iw, ih):
     x1, y1, x2, y2 = region
     if (x2 - x1) / (y2 - y1) > pw / ph:
-        diff = int((x2 - x1) / (pw / ph) - (y2 - y1))
-        y1, y2 = y1 - diff // 2, y2 + diff - diff // 2
-        if y2 >= ih:
-            y1, y2 = y1 - (y2 - ih), ih
-        if y1 < 0:
-            y1, y2 = 0, y2 - y1
-        y2 = min(y2, ih)
+        y1, y2 = grow_span(y1, y2, int((x2 - x1) / (pw / ph) - (y2 - y1)), ih)
     else:
-        diff = int((y2 - y1) * (pw / ph) - (x2 - x1))
-        x1, x2 = x1 - diff // 2, x2 + diff - diff // 2
-        if x2 >= iw:
-            x1, x2 = x1 - (x2 - iw), iw
-        if x1 < 0:
-            x1, x2 = 0, x2 - x1
-        x2 = min(x2, iw)
+        x1, x2 = grow_span(x1, x2, int((y2 - y1) * (pw / ph) - (x2 - x1)), iw)
     return x1, y1, x2, y2
 
 
@@ -184,32 +182,17 @@ def main():
             concat, unet = None, unet4
             if which == "inpaint":
                 unet = unet9
-                cmask = torch.round(torch.from_numpy(pmask.astype(np.float32) / 255.0))[None, None]
-                mean, _ = torch.chunk(vae.quant_conv(vae.encoder(src * (1.0 - cmask))), 2, dim=1)
-                cm = torch.nn.functional.interpolate(cmask, size=mean.shape[-2:])
-                concat = torch.cat([cm, mean * sf], dim=1)
-            model = K.external.CompVisDenoiser(ig.ConcatWrapper(unet, concat), quantize=False)
-            cond, uncond = pg.encode(tok, te, prompt), pg.encode(tok, te, "")
-            sigmas = model.get_sigmas(steps)
-            t_enc = int(min(strength, 0.999) * steps)
-            sigmas = sigmas[steps - t_enc - 1:]
-            g = torch.Generator().manual_seed(seed)
-            mean, logvar = torch.chunk(vae.quant_conv(vae.encoder(src)), 2, dim=1)
-            std = torch.exp(0.5 * torch.clamp(logvar, -30.0, 20.0))
-            init = (mean + std * torch.randn(mean.shape, generator=g)) * sf
-            noise = torch.randn(init.shape, generator=g)
-            if content == LATENT_NOISE:
-                init = init * keep + noise * repaint
-            elif content == LATENT_NOTHING:
-                init = init * keep
-            x = init + noise * sigmas[0]
-            base = pg.cfg_denoiser(model, cond, uncond, cfg)
+                concat = ig.inpaint_concat(vae, sf, src, pmask)
 
-            def den(xx, sigma, base=base, init=init, keep=keep, repaint=repaint):
-                return init * keep + repaint * base(xx, sigma)
+            def edit_init(init, noise, content=content, keep=keep, repaint=repaint):
+                if content == LATENT_NOISE:  # the seed's noise, which is the sampling noise
+                    return init * keep + noise * repaint
+                if content == LATENT_NOTHING:
+                    return init * keep
+                return init
 
-            x0 = pg.run_sampler(sampler, den, x, sigmas, g)
-            x0 = x0 * repaint + init * keep
+            x0, _ = ig.a1111_inpaint(vae, unet, concat, tok, te, src, keep, repaint, sampler, steps, cfg, seed, prompt,
+                                     strength, edit_init)
             img = vae.decode(x0 / sf).sample
             gen8 = ((img / 2 + 0.5).clamp(0, 1) * 255).round().to(torch.uint8)[0].permute(1, 2, 0).numpy()
             if region is not None:
