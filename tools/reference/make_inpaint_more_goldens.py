@@ -37,7 +37,7 @@ sys.path.insert(0, HERE)
 # stand-in in its place (its docstring explains) when imported, before k_diffusion is.
 import make_sdxl_kdiffusion_goldens  # noqa: E402,F401
 import make_inpaint_goldens as ig  # noqa: E402
-from make_inpaint_goldens import K, mg, pg, export, safetensors_io, UNet2DConditionModel, CLIPTokenizer  # noqa: E402
+from make_inpaint_goldens import mg, export, safetensors_io, UNet2DConditionModel, CLIPTokenizer  # noqa: E402
 
 OUT, BASE, INPAINT, SIZE, MASK_BLUR = ig.OUT, ig.BASE, ig.INPAINT, ig.SIZE, ig.MASK_BLUR
 FILL, ORIGINAL, LATENT_NOISE, LATENT_NOTHING = 0, 1, 2, 3
