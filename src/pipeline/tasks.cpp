@@ -152,21 +152,21 @@ struct TaskBase {
 // inpainting model's extra input for all of them.
 class Img2ImgTask : public ImageTask, TaskBase {
 public:
-    Img2ImgTask(const Ctx& c, const Model& m_, const GenerateParams& p_, const SigmaPlan& plan_) : TaskBase(m_, p_, plan_) {
+    // `blurred_mask`: the mask blurred at the init image's size (with a mask); `box`: "only masked"'s box in it.
+    Img2ImgTask(const Ctx& c, const Model& m_, const GenerateParams& p_, const SigmaPlan& plan_,
+                std::optional<Image> blurred_mask, std::optional<CropRegion> box)
+        : TaskBase(m_, p_, plan_) {
         std::optional<Image> src;      // the picture at the processing size (width x height)
         std::optional<Image> blurred;  // the mask as A1111 prepares it (grey, blurred), at the processing size
         if (p.init_image) src = *p.init_image;
-        if (p.mask) {
-            Image full = blur_mask(mask_to_gray(*p.mask), p.mask_blur);
-            if (p.inpaint_only_masked) {
-                // "Only masked": the box around the blurred mask, grown by the padding and to width:height, cut
-                // out of the picture and the mask and resized (A1111's resize mode 2, LANCZOS) to width x height.
-                // The paste-back weighs by the blurred mask itself.
-                const CropRegion box = expand_crop_region(*mask_crop_region(full, p.inpaint_padding), p.width,
-                                                          p.height, full.width, full.height);
+        if (blurred_mask) {
+            Image full = std::move(*blurred_mask);
+            if (box) {
+                // "Only masked": the box cut out of the picture and the mask and resized (A1111's resize mode 2,
+                // LANCZOS) to width x height. The paste-back weighs by the blurred mask itself.
                 crop_ = box;
-                src = resize_fill_a1111(crop_image(*p.init_image, box), p.width, p.height);
-                blurred = resize_fill_a1111(crop_image(full, box), p.width, p.height);
+                src = resize_fill_a1111(crop_image(*p.init_image, *box), p.width, p.height);
+                blurred = resize_fill_a1111(crop_image(full, *box), p.width, p.height);
                 overlay_ = std::move(full);
             } else {
                 blurred = full;
@@ -174,7 +174,8 @@ public:
                 for (uint8_t& v : full.pixels) v = uint8_t(std::min(255, 2 * int(v)));
                 overlay_ = std::move(full);
             }
-            if (p.masked_content == MaskedContent::Fill) src = fill_masked_area(*src, *blurred);  // "fill": on the picture, before it is encoded
+            // "fill": on the picture, before it is encoded.
+            if (p.masked_content == MaskedContent::Fill) src = fill_masked_area(*src, *blurred);
             // The latent mask: the blurred mask resized (PIL BICUBIC) to the latent size, /255, rounded.
             const std::vector<uint8_t> lat = resize_bicubic_u8(*blurred, lw, lh);
             keep_ = Tensor::empty({1, 1, lh, lw});
@@ -394,7 +395,22 @@ private:
 Result<std::unique_ptr<ImageTask>> make_image_task(const Ctx& c, const Model& m, const GenerateParams& p,
                                                    const SigmaPlan& plan) {
     if (p.mask && plan.diffusers) return std::unique_ptr<ImageTask>(new DiffusersInpaintTask(c, m, p, plan));
-    return std::unique_ptr<ImageTask>(new Img2ImgTask(c, m, p, plan));
+    std::optional<Image> full;  // the mask as A1111 prepares it (grey, blurred), at the init image's size
+    std::optional<CropRegion> box;
+    if (p.mask) {
+        full = blur_mask(mask_to_gray(*p.mask), p.mask_blur);
+        if (p.inpaint_only_masked) {
+            // "Only masked": the box around the blurred mask, grown by the padding and to width:height. A mask of
+            // a few pixels can blur away to nothing (each pass rounds to 8 bits).
+            const std::optional<CropRegion> r = mask_crop_region(*full, p.inpaint_padding);
+            if (!r)
+                return Error::invalid_argument(fmt::format("the mask is blank once blurred by {} px: 'only masked' needs "
+                                                           "a painted area to cut out (paint more, or lower mask_blur)",
+                                                           p.mask_blur), "mask");
+            box = expand_crop_region(*r, p.width, p.height, full->width, full->height);
+        }
+    }
+    return std::unique_ptr<ImageTask>(new Img2ImgTask(c, m, p, plan, std::move(full), box));
 }
 
 }  // namespace easel

@@ -298,6 +298,18 @@ TEST_F(Http, InpaintingOptionsAndOutpainting) {
     auto [sb, eb] = post("/sdapi/v1/img2img", blank);
     EXPECT_EQ(sb, 400) << eb.dump();
     EXPECT_NE(eb["error"]["message"].get<std::string>().find("the mask is blank"), std::string::npos) << eb.dump();
+    // One painted pixel blurs away to nothing at mask_blur 64: a clear error from the job, not a crash. (The worker
+    // finds it, and a failed job's error reaches the client as A1111's 500 "generation_failed".)
+    Image dot{48, 32, 1, std::vector<uint8_t>(48 * 32, 0)};
+    dot.pixels[16 * 48 + 24] = 255;
+    json blurred_away = req;
+    blurred_away["mask"] = png_b64(dot);
+    blurred_away["mask_blur"] = 64;
+    auto [sd, ed] = post("/sdapi/v1/img2img", blurred_away);
+    EXPECT_EQ(sd, 500) << ed.dump();
+    EXPECT_TRUE(is_error_envelope(ed, "generation_failed")) << ed.dump();
+    EXPECT_NE(ed.dump().find("the mask is blank once blurred by 64 px"), std::string::npos) << ed.dump();
+    EXPECT_EQ(post("/sdapi/v1/img2img", req).first, 200);  // the worker is still there
     json no_full_res = req;
     no_full_res["inpaint_full_res"] = false;  // then the size must be the init image's
     EXPECT_EQ(post("/sdapi/v1/img2img", no_full_res).first, 400);
