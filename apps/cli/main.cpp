@@ -178,7 +178,7 @@ int cmd_generate(int argc, char** argv) {
     auto& sign_key = a.add_string("--sign-key", "", "", "sign every image with a C2PA content credential (PNG, JPEG): the PEM private key (EC P-256/384/521 or RSA); with --sign-cert. `easel keys signer` makes a test pair");
     auto& sign_cert = a.add_string("--sign-cert", "", "", "the PEM certificate chain of --sign-key, the signer's certificate first");
     auto& t5_tokenizer = a.add_string("--t5-tokenizer", "", "",
-        "T5's spiece.model (or a folder with it) for a model that carries none (single files; also $EASEL_T5_TOKENIZER)");
+        "T5's spiece.model (or a folder with it) instead of the model's own or the built-in T5 v1.1 vocabulary (also $EASEL_T5_TOKENIZER)");
     auto& max_seq = a.add_int("--max-sequence-length", "", 0,
                               "T5 tokens for SD3 and Flux (diffusers' max_sequence_length; 0: the model's, 256 SD3, 512 Flux)");
     auto& vocab = a.add_string("--vocab", "", "", "CLIP vocabulary (vocab.json folder or bpe_simple_vocab_16e6.txt.gz) instead of the built-in one (a diffusers folder's own tokenizer/ is used unless this is given)");

@@ -27,15 +27,24 @@ namespace easel {
 
 class PackCache;
 
+// What loading does with Linear weights a file stores in f16/bf16 where the kernels multiply f32 panels (fp32
+// precision, or fast without a bf16 dot product): pack them (twice the memory, nothing to decode per call) or keep
+// them as stored and widen a block at a time per call (kernels/matmul.h stored_linear_weight). `--weights`.
+enum class WeightLayout { Auto, Packed, Stored };
+std::string_view weight_layout_name(WeightLayout w);  // "auto", "packed", "stored"
+std::optional<WeightLayout> weight_layout_from_name(std::string_view s);
+
 struct LoadOptions {
     Precision precision = Precision::F32;
+    // Auto: stored, except where LoRAs are applied in place (keep_param_registry), which needs packed weights.
+    WeightLayout weights = WeightLayout::Auto;
     // `--precision auto` of a server's workers: each model gets auto_precision(its path) when it loads.
     bool precision_auto = false;
     std::string vocab_path;                 // --vocab; empty: the model's own, else $EASEL_VOCAB, else the built-in one
     // What a single-file SD3 or Flux checkpoint may not carry, as ComfyUI keeps them beside it: text encoder files
     // (CLIP-L, CLIP-G, T5 in transformers' names; which is which from names and shapes) and the autoencoder (LDM or
     // diffusers names): --text-encoder, --vae. And T5's tokenizer (spiece.model, or a folder holding it):
-    // --t5-tokenizer, else $EASEL_T5_TOKENIZER.
+    // --t5-tokenizer, else the model's own, else $EASEL_T5_TOKENIZER, else the built-in T5 v1.1 vocabulary.
     std::vector<std::string> component_files;
     std::string t5_tokenizer;
     // SD3 without its T5 encoder, even where the model has one (--no-t5; diffusers' text_encoder_3=None).

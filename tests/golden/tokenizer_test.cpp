@@ -1,4 +1,4 @@
-// CLIP tokenizer and A1111 prompt parsing against their Python references.
+// CLIP tokenizer and A1111 prompt parsing against their Python references, and T5's built-in tokenizer.
 // Goldens made by tools/reference/make_tokenizer_goldens.py (transformers 4.40 slow CLIPTokenizer + ftfy 6.1.1;
 // AUTOMATIC1111 prompt_parser.py / sd_hijack_clip.py). The vocabulary is the one built into easel (CLIP's
 // bpe_simple_vocab_16e6.txt.gz, data/clip/): what a single-file checkpoint gets without --vocab.
@@ -14,6 +14,7 @@
 #include "models/clip/prompt_parser.h"
 #include "models/clip/text_clean.h"
 #include "models/clip/tokenizer.h"
+#include "models/t5/tokenizer.h"
 
 namespace easel::clip {
 namespace {
@@ -217,6 +218,49 @@ TEST_F(ClipGolden, A1111ParseAndChunksMatch) {
     std::printf("a1111: parse %zu/%zu identical, chunks %zu/%zu identical; weights: %s\n", same_parse, total,
                 same_chunks, total, r.summary().c_str());
     EXPECT_TRUE(r.passed()) << r.summary();
+}
+
+// T5 v1.1's built-in vocabulary (data/t5/spiece.model) against transformers' T5TokenizerFast on T5's own
+// tokenizer.json, the tokenizer diffusers' SD3 and Flux pipelines run (tools/reference/make_t5_spiece.py): every
+// prompt of the CLIP set, untruncated. A case with "easel_ids" is where tokenizers' normalization differs from
+// sentencepiece's (stacked combining marks); easel gives sentencepiece's ids there, and the case says so.
+TEST(T5Golden, BuiltinIdsMatchT5TokenizerFast) {
+    auto tok = T5Tokenizer::builtin();
+    ASSERT_TRUE(tok) << tok.error().to_string();
+    EXPECT_EQ(tok->id_limit(), 32000);
+    EXPECT_EQ(tok->eos_id(), 1);
+    EXPECT_EQ(tok->pad_id(), 0);
+    const nlohmann::json g = load_golden("tokenizer_t5.json");
+    ASSERT_TRUE(g.contains("cases"));
+    size_t same = 0, known = 0, total = 0;
+    for (const auto& c : g["cases"]) {
+        const std::string prompt = c["prompt"];
+        const std::vector<int32_t> fast = c["ids"];
+        const std::vector<int32_t> want = c.contains("easel_ids") ? c["easel_ids"].get<std::vector<int32_t>>() : fast;
+        const int n = tok->count(prompt);
+        std::vector<int32_t> got = tok->encode(prompt, n + 1);  // untruncated: the pieces and </s>
+        ++total;
+        if (got != want) {
+            ADD_FAILURE() << "prompt \"" << escaped(prompt) << "\"\n  want " << ids_str(want) << "\n  got  " << ids_str(got);
+            continue;
+        }
+        ++(c.contains("easel_ids") ? known : same);
+    }
+    std::printf("tokenizer_t5: %zu/%zu prompts give T5TokenizerFast's ids; %zu give sentencepiece's where the two "
+                "normalizers differ (recorded in the golden)\n", same, total, known);
+    EXPECT_GE(total, 100u);
+    EXPECT_LE(known, 1u);
+    // Padding and truncation as diffusers asks for them (max_length, truncation): the last id is always </s>.
+    const int pieces = tok->count("a photo of a cat ");
+    EXPECT_EQ(pieces, tok->count("a photo of a cat") + 1);
+    const std::vector<int32_t> ids = tok->encode("a photo of a cat ", pieces + 2);
+    ASSERT_EQ(ids.size(), size_t(pieces + 2));
+    EXPECT_EQ(ids[ids.size() - 3], 3) << "a trailing space is a lone \u2581 piece, as in T5TokenizerFast";
+    EXPECT_EQ(ids[ids.size() - 2], 1);
+    EXPECT_EQ(ids.back(), 0);
+    const std::vector<int32_t> cut = tok->encode(std::string(400, 'a') + " b", 4);
+    EXPECT_EQ(cut.size(), 4u);
+    EXPECT_EQ(cut.back(), 1);
 }
 
 }  // namespace

@@ -4,6 +4,11 @@
 //
 //   EASEL_TRY_ASSIGN(T5Tokenizer t, T5Tokenizer::load("sd3/tokenizer_3"));     // a folder or the .model file
 //   std::vector<int32_t> ids = t.encode("a photo of a cat", 256);              // 256 ids: ..., 1, 0, 0, ...
+//   EASEL_TRY_ASSIGN(T5Tokenizer b, T5Tokenizer::builtin());                  // T5 v1.1's own (data/t5)
+//
+// Whitespace follows T5TokenizerFast, which diffusers' SD3 and Flux pipelines and ComfyUI run, where it differs
+// from sentencepiece: a prompt ending in a space (or a character T5's normalizer makes one: tab, newline,
+// no-break and other Unicode spaces, zero-width characters) gets a "▁" piece before </s>.
 #pragma once
 
 #include <cstdint>
@@ -23,6 +28,9 @@ public:
     static Result<T5Tokenizer> load(const std::string& path);
     // The same from the model file's bytes (`source` for messages).
     static Result<T5Tokenizer> from_bytes(std::string_view bytes, const std::string& source);
+    // T5 v1.1's vocabulary as easel carries it (data/t5/spiece.model, Apache-2.0; built into the library), for
+    // single files and component files that carry no tokenizer.
+    static Result<T5Tokenizer> builtin();
 
     T5Tokenizer();
     ~T5Tokenizer();
@@ -43,7 +51,9 @@ public:
 private:
     struct Impl;
     std::unique_ptr<Impl> impl_;
+    std::vector<int> pieces(std::string_view text) const;
     int32_t pad_id_ = 0, eos_id_ = 1;
+    int32_t space_id_ = -1;  // the lone "▁" piece, if the model has one
     std::string source_;
 };
 

@@ -97,14 +97,20 @@ Result<std::string> prompt_plain_text(std::string_view prompt) {
     return s;
 }
 
-Result<T5Tokenizer> load_t5_tokenizer(const std::string& dir, const LoadOptions& options, const std::string& model_path) {
-    if (!options.t5_tokenizer.empty()) return T5Tokenizer::load(options.t5_tokenizer);
-    if (!dir.empty()) return T5Tokenizer::load(dir);
-    if (const char* env = std::getenv("EASEL_T5_TOKENIZER"); env && *env) return T5Tokenizer::load(env);
-    return Error::invalid_argument("this model has no T5 tokenizer with it: give the spiece.model of google/t5-v1_1-xxl "
-                                   "(e.g. the tokenizer_3/ folder of stabilityai/stable-diffusion-3-medium-diffusers or "
-                                   "tokenizer_2/ of black-forest-labs/FLUX.1-dev) with --t5-tokenizer PATH or "
-                                   "$EASEL_T5_TOKENIZER", model_path);
+Result<T5Tokenizer> load_t5_tokenizer(const std::string& dir, const LoadOptions& options, const std::string& model_path,
+                                      int64_t vocab_rows, std::string_view encoder) {
+    Result<T5Tokenizer> t = Error::internal("unset");
+    if (!options.t5_tokenizer.empty()) t = T5Tokenizer::load(options.t5_tokenizer);
+    else if (!dir.empty()) t = T5Tokenizer::load(dir);
+    else if (const char* env = std::getenv("EASEL_T5_TOKENIZER"); env && *env) t = T5Tokenizer::load(env);
+    else t = T5Tokenizer::builtin();
+    if (!t) return t;
+    if (t->id_limit() > vocab_rows)
+        return Error::invalid_argument(fmt::format("the T5 tokenizer ({}) has {} pieces but {}'s embedding has {} rows: "
+                                                   "give this model's own spiece.model with --t5-tokenizer PATH or "
+                                                   "$EASEL_T5_TOKENIZER", t->source(), t->id_limit(), encoder, vocab_rows),
+                                       model_path);
+    return t;
 }
 
 }  // namespace easel

@@ -44,8 +44,10 @@ Result<ClipTokenizerAndPad> load_clip_tokenizer(const std::string& dir, bool pad
 // A prompt's text without AUTOMATIC1111's emphasis markup (a BREAK as a space): what T5 reads, unweighted.
 Result<std::string> prompt_plain_text(std::string_view prompt);
 
-// T5's tokenizer: the model folder's (`dir`, "" when it has none), else --t5-tokenizer, else $EASEL_T5_TOKENIZER;
-// a single file carries none, and the error says where to get it.
-Result<T5Tokenizer> load_t5_tokenizer(const std::string& dir, const LoadOptions& options, const std::string& model_path);
+// T5's tokenizer: --t5-tokenizer, else the model folder's (`dir`, "" when it has none), else $EASEL_T5_TOKENIZER,
+// else easel's built-in T5 v1.1 vocabulary. Errors: an unreadable file, or a tokenizer with more pieces than the
+// encoder (`encoder`, for messages) has embedding rows (`vocab_rows`), which names --t5-tokenizer.
+Result<T5Tokenizer> load_t5_tokenizer(const std::string& dir, const LoadOptions& options, const std::string& model_path,
+                                      int64_t vocab_rows, std::string_view encoder);
 
 }  // namespace easel

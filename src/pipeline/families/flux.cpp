@@ -146,10 +146,7 @@ Status fill_flux_spec(ModelSpec& m, FluxModel* full, const ComponentSet& f, cons
                                                    k1.describe, k1.tokenizer.id_limit() - 1, t1.vocab_size), path);
     k1.tokenizer.split_out("<|startoftext|>", k1.tokenizer.bos_id());
     k1.tokenizer.split_out("<|endoftext|>", k1.tokenizer.eos_id());
-    EASEL_TRY_ASSIGN(T5Tokenizer k2, load_t5_tokenizer(f.subfolder("tokenizer_2"), options, path));
-    if (k2.id_limit() > t5.vocab_size)
-        return Error::bad_file(k2.source(), fmt::format("the T5 tokenizer has {} pieces but text_encoder_2's embedding has {} rows",
-                                               k2.id_limit(), t5.vocab_size));
+    EASEL_TRY_ASSIGN(T5Tokenizer k2, load_t5_tokenizer(f.subfolder("tokenizer_2"), options, path, t5.vocab_size, "text_encoder_2"));
     m.notes.push_back(fmt::format("tokenizers: {}; {}", k1.describe, k2.source()));
     if (full) {
         full->tokenizer = std::move(k1.tokenizer);

@@ -233,10 +233,7 @@ Status fill_sd3_spec(ModelSpec& m, SD3Model* full, const ComponentSet& f, const 
                                                        tok->tokenizer.id_limit() - 1, name, cfg->vocab_size), path);
     std::optional<T5Tokenizer> k3;
     if (t5) {
-        EASEL_TRY_ASSIGN(T5Tokenizer t, load_t5_tokenizer(dir("tokenizer_3"), options, path));
-        if (t.id_limit() > t5->vocab_size)
-            return Error::bad_file(t.source(), fmt::format("the T5 tokenizer has {} pieces but text_encoder_3's embedding has {} rows",
-                                                   t.id_limit(), t5->vocab_size));
+        EASEL_TRY_ASSIGN(T5Tokenizer t, load_t5_tokenizer(dir("tokenizer_3"), options, path, t5->vocab_size, "text_encoder_3"));
         k3 = std::move(t);
     }
     m.notes.push_back(fmt::format("tokenizers: {}; {}{}", k1.describe, k2.describe, k3 ? "; " + k3->source() : std::string()));
