@@ -166,6 +166,12 @@ int cmd_generate(int argc, char** argv) {
     auto& clip_skip = a.add_int("--clip-skip", "", 1, "stop the text encoder this many layers early (1: last layer)");
     auto& guidance = a.add_double("--guidance", "", 0.0, "the guidance a guidance-distilled model takes as an input (Flux dev; default the model's, 3.5); --cfg-scale stays classifier-free guidance");
     auto& shift = a.add_double("--shift", "", 0.0, "the flow shift of SD3 / Flux sampling instead of the model's (SD3: 3; Flux: by image size)");
+    auto& slg_layers = a.add_string("--slg-layers", "", "",
+        "skip-layer guidance (SD3, SD3.5; SD3.5 medium's card: 7,8,9): transformer blocks left out of an extra prediction that "
+        "the image moves away from (diffusers' skip_guidance_layers, ComfyUI's SkipLayerGuidanceSD3)");
+    auto& slg_scale = a.add_double("--slg-scale", "", 2.8, "with --slg-layers: how far (diffusers' 2.8; ComfyUI's node: 3)");
+    auto& slg_start = a.add_double("--slg-start", "", 0.01, "with --slg-layers: where in the schedule it starts (0..1)");
+    auto& slg_stop = a.add_double("--slg-stop", "", 0.2, "with --slg-layers: where it stops (0..1; diffusers' 0.2, ComfyUI's node: 0.15)");
     auto& no_t5 = a.add_bool("--no-t5", "", "SD3 without its T5 encoder (zeros in its place, as diffusers' text_encoder_3=None): less memory and time");
     auto& t5_file = a.add_string("--t5", "", "", "a T5 encoder file for a single-file SD3 / Flux checkpoint (ComfyUI's t5xxl_fp16.safetensors)");
     auto& clip_l_file = a.add_string("--clip-l", "", "", "a CLIP-L text encoder file for a single-file SD3 / Flux checkpoint (ComfyUI's clip_l.safetensors)");
@@ -279,6 +285,26 @@ int cmd_generate(int argc, char** argv) {
     p.max_sequence_length = int(max_seq.i);
     if (guidance.seen) p.guidance = guidance.d;
     if (shift.seen) p.shift = shift.d;
+    if (!slg_layers.s.empty()) {
+        for (std::string_view rest = slg_layers.s; !rest.empty();) {
+            const size_t comma = rest.find(',');
+            const std::string item(rest.substr(0, comma));
+            rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+            int v = 0;
+            const char* b = item.data();
+            while (*b == ' ') ++b;
+            const auto [end, ec] = std::from_chars(b, item.data() + item.size(), v);
+            if (ec != std::errc() || end != item.data() + item.size() || v < 0 || v > 1000)
+                return fail(Error::invalid_argument(fmt::format("expected block numbers separated by commas (e.g. 7,8,9), "
+                                                                "got '{}'", slg_layers.s), "--slg-layers"));
+            p.slg.layers.push_back(v);
+        }
+    } else if (slg_scale.seen || slg_start.seen || slg_stop.seen) {
+        return fail(Error::invalid_argument("--slg-scale, --slg-start and --slg-stop go with --slg-layers", "--slg-layers"));
+    }
+    p.slg.scale = slg_scale.d;
+    p.slg.start = slg_start.d;
+    p.slg.stop = slg_stop.d;
     if (batch_count.i < 1 || batch_count.i > 1000) return fail(Error::invalid_argument(fmt::format("must be between 1 and 1000, got {}", batch_count.i), "--batch-count"));
     if (batch_size.i < 1 || batch_size.i > 64) return fail(Error::invalid_argument(fmt::format("must be between 1 and 64, got {}", batch_size.i), "--batch-size"));
     p.batch_count = int(batch_count.i);

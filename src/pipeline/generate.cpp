@@ -11,6 +11,7 @@
 #include <utility>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "pipeline/infotext.h"
 #include "pipeline/lora.h"
@@ -149,6 +150,23 @@ Status validate_params(const GenerateParams& p, const ModelSpec& m, const ModelS
                                        "shift");
     if (p.shift && !(*p.shift > 0 && *p.shift <= 100))
         return Error::invalid_argument(fmt::format("must be in (0, 100], got {}", *p.shift), "shift");
+    if (!p.slg.layers.empty()) {
+        if (m.skippable_blocks == 0)
+            return Error::invalid_argument("skip-layer guidance leaves out transformer blocks; this model's diffusion model "
+                                           "has none it can skip (SD3 and SD3.5 have)", "slg_layers");
+        for (int b : p.slg.layers)
+            if (b < 0 || b >= m.skippable_blocks)
+                return Error::invalid_argument(fmt::format("block {} is not one of this transformer's blocks 0 to {}", b,
+                                                           m.skippable_blocks - 1), "slg_layers");
+        if (p.cfg_scale == 1.0 || (p.schedule_from == ScheduleFrom::Diffusers && p.cfg_scale <= 1.0))
+            return Error::invalid_argument("skip-layer guidance works with classifier-free guidance; cfg_scale turns it off",
+                                           "slg_layers");
+        if (!(std::isfinite(p.slg.scale) && p.slg.scale >= 0 && p.slg.scale <= 100))
+            return Error::invalid_argument(fmt::format("must be between 0 and 100, got {}", p.slg.scale), "slg_scale");
+        if (!(p.slg.start >= 0 && p.slg.start <= 1 && p.slg.stop >= 0 && p.slg.stop <= 1 && p.slg.start <= p.slg.stop))
+            return Error::invalid_argument(fmt::format("start {} and stop {} must be fractions of the schedule with "
+                                                       "0 <= start <= stop <= 1", p.slg.start, p.slg.stop), "slg_start");
+    }
     if (p.vae_tile != 0 && (p.vae_tile < 2 * f || p.vae_tile % f != 0 || p.vae_tile > kMaxSide))
         return Error::invalid_argument(fmt::format("must be 0 (off) or a multiple of {} between {} and {}, got {}", f, 2 * f,
                                                    kMaxSide, p.vae_tile), "vae_tile");
@@ -346,6 +364,12 @@ InfotextParams infotext_params(const Model& m, const GenerateParams& p, int64_t 
     if (m.guidance == GuidanceMode::Distilled)
         ip.extra.emplace_back("Distilled CFG Scale", python_float_str(p.guidance.value_or(m.default_guidance)));
     if (p.shift) ip.extra.emplace_back("Shift", python_float_str(*p.shift));
+    if (!p.slg.layers.empty()) {
+        ip.extra.emplace_back("SLG layers", fmt::format("{}", fmt::join(p.slg.layers, ",")));
+        ip.extra.emplace_back("SLG scale", python_float_str(p.slg.scale));
+        ip.extra.emplace_back("SLG start", python_float_str(p.slg.start));
+        ip.extra.emplace_back("SLG stop", python_float_str(p.slg.stop));
+    }
     ip.seed = seed;
     ip.width = p.width;
     ip.height = p.height;
@@ -375,6 +399,29 @@ private:
 // mode), so that the unconditional half is needed.
 bool cfg_used(const GenerateParams& p) {
     return p.cfg_scale != 1.0 && !(p.schedule_from == ScheduleFrom::Diffusers && p.cfg_scale <= 1.0);
+}
+
+// Skip-layer guidance's layers, scale and window (GenerateParams::slg), or none. Diffusers mode: the steps i with
+// start * steps < i < stop * steps, told apart by their sigma (one model call per step in diffusers' loop for flow
+// models; a sigma not in the list is outside). k-diffusion mode: ComfyUI's SkipLayerGuidanceSD3, the calls with
+// sigma(stop) <= sigma <= sigma(start), where sigma(percent) is the model sampling's percent_to_sigma.
+std::optional<SkipLayers> skip_layers(const GenerateParams& p, const ModelSpec& m, const SigmaPlan& plan) {
+    if (p.slg.layers.empty()) return std::nullopt;
+    SkipLayers s{.layers = p.slg.layers, .scale = p.slg.scale, .active = {}};
+    if (plan.diffusers) {
+        const std::vector<float> sig = plan.sigmas;
+        const double steps = double(sig.size()) - 1;
+        const double start = p.slg.start, stop = p.slg.stop;
+        s.active = [sig, steps, start, stop](float sigma) {
+            for (size_t i = 0; i + 1 < sig.size(); ++i)
+                if (sig[i] == sigma) return double(i) > steps * start && double(i) < steps * stop;
+            return false;
+        };
+    } else {
+        const double hi = m.sampling->percent_to_sigma(p.slg.start), lo = m.sampling->percent_to_sigma(p.slg.stop);
+        s.active = [hi, lo](float sigma) { return double(sigma) >= lo && double(sigma) <= hi; };
+    }
+    return s;
 }
 
 // generate() and generate_once(): with `release` (the same model, writable), networks are dropped after use.
@@ -426,7 +473,7 @@ Result<std::vector<GeneratedImage>> generate_impl(const Model& m, Model* release
     if (m.guidance == GuidanceMode::Distilled)
         conds.cond.guidance = conds.uncond.guidance = float(p.guidance.value_or(m.default_guidance));
     const ClassifierFreeGuidance guidance(p.cfg_scale, /*sequential=*/release != nullptr,
-                                          /*off_at_or_below_one=*/plan.diffusers);
+                                          /*off_at_or_below_one=*/plan.diffusers, skip_layers(p, m, plan));
     EASEL_TRY_ASSIGN(const ControlFn control, make_control_fn(p.control, p.width, p.height, plan.sigmas, p.mask,
                                                                    /*a1111=*/!plan.diffusers));
 

@@ -34,6 +34,16 @@ enum class ScheduleFrom { KDiffusion, Diffusers };
 enum class MaskedContent { Fill = 0, Original = 1, LatentNoise = 2, LatentNothing = 3 };
 const char* masked_content_name(MaskedContent m);  // "fill", "original", "latent noise", "latent nothing"
 
+// Skip-layer guidance's settings (GenerateParams::slg). The window is a fraction of the schedule: in diffusers mode
+// the steps i with start * steps < i < stop * steps (StableDiffusion3Pipeline), in k-diffusion mode the model calls
+// whose sigma lies in [sigma(stop), sigma(start)] of the model's schedule (ComfyUI's SkipLayerGuidanceDiT with
+// percent_to_sigma).
+struct SkipLayerParams {
+    std::vector<int> layers;
+    double scale = 2.8;  // diffusers' defaults
+    double start = 0.01, stop = 0.2;
+};
+
 struct GenerateParams {
     std::string prompt;
     std::string negative_prompt;
@@ -46,6 +56,11 @@ struct GenerateParams {
     // The guidance a guidance-distilled model (Flux dev) takes as its input (--guidance; Forge's
     // distilled_cfg_scale); unset: the model's default (3.5). Other models ignore it.
     std::optional<double> guidance;
+    // Skip-layer guidance (SD3.5 medium's model card: layers 7, 8, 9): each step in the window also predicts the
+    // prompt's estimate with these transformer blocks left out, and the result moves away from it by `slg.scale`
+    // (diffusers 0.32's skip_guidance_layers, ComfyUI's SkipLayerGuidanceSD3). Needs CFG; a model whose diffusion
+    // model has no such blocks refuses it. Empty layers: off.
+    SkipLayerParams slg;
     // The flow shift (SD3, Flux) instead of the model's (its scheduler config's, or Flux's resolution-dependent one).
     std::optional<double> shift;
     int64_t seed = 0;  // resolved by the caller (-1 = random is a CLI/API concern)

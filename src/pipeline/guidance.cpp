@@ -27,6 +27,14 @@ Result<Tensor> ClassifierFreeGuidance::guide(const Ctx& c, const Tensor& x, floa
     float* d = den.data<float>();
     const float s = float(scale_);
     for (int64_t i = 0; i < x.numel(); ++i) d[i] = du[i] + (dc[i] - du[i]) * s;
+    if (skip_ && !skip_->layers.empty() && skip_->active && skip_->active(sigma)) {
+        Conditioning skipping = conds.cond;
+        skipping.skip_layers = skip_->layers;
+        EASEL_TRY_ASSIGN(const Tensor skipped, predict(x, sigma, skipping));
+        const float* ds = skipped.data<float>();
+        const float k = float(skip_->scale);
+        for (int64_t i = 0; i < x.numel(); ++i) d[i] += (dc[i] - ds[i]) * k;
+    }
     return den;
 }
 

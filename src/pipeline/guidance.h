@@ -7,6 +7,7 @@
 
 #include <functional>
 #include <optional>
+#include <vector>
 
 #include "pipeline/interfaces.h"
 #include "sampling/sampler.h"
@@ -36,10 +37,23 @@ public:
 // guidance_scale 0 relies on), while k-diffusion applies the formula to any scale (0: the unconditional estimate).
 // `sequential` runs the two halves as two batch-1 calls (A1111's low-memory modes): the same numbers, about half
 // the activation memory.
+//
+// With skip layers (skip-layer guidance): at a sigma where `active` says so, and only while CFG runs, the
+// conditional estimate is predicted once more with those blocks of the diffusion model left out (batch 1), and
+// the guided estimate becomes cfg + (cond - skipped) * scale (diffusers 0.32's StableDiffusion3Pipeline on the
+// velocities; the same on denoised estimates, whose x terms cancel).
+struct SkipLayers {
+    std::vector<int> layers;
+    double scale = 0.0;
+    std::function<bool(float sigma)> active;
+};
+
 class ClassifierFreeGuidance : public Guidance {
 public:
-    explicit ClassifierFreeGuidance(double scale, bool sequential = false, bool off_at_or_below_one = false)
-        : scale_(scale), sequential_(sequential), off_(scale == 1.0 || (off_at_or_below_one && scale <= 1.0)) {}
+    explicit ClassifierFreeGuidance(double scale, bool sequential = false, bool off_at_or_below_one = false,
+                                    std::optional<SkipLayers> skip = std::nullopt)
+        : scale_(scale), sequential_(sequential), off_(scale == 1.0 || (off_at_or_below_one && scale <= 1.0)),
+          skip_(std::move(skip)) {}
     Result<Tensor> guide(const Ctx& c, const Tensor& x, float sigma, const ConditioningPair& conds,
                          const Conditioning* batched, const PredictDenoised& predict) const override;
     bool batches() const override { return !off_ && !sequential_; }
@@ -48,6 +62,7 @@ private:
     double scale_;
     bool sequential_;
     bool off_;  // the conditional estimate alone
+    std::optional<SkipLayers> skip_;
 };
 
 // What a task (img2img, an inpainting method) adds to each model call.

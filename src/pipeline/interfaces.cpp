@@ -67,6 +67,19 @@ Tensor DiscreteModelSampling::noise_latent(const Ctx& c, const Tensor& latent, c
     return ops::add(c, latent, scaled(noise, sigma));
 }
 
+double DiscreteModelSampling::percent_to_sigma(double percent) const {
+    if (percent <= 0.0) return 999999999.9;  // ComfyUI's "above every sigma"
+    if (percent >= 1.0) return 0.0;
+    return schedule_.t_to_sigma(float((1.0 - percent) * double(schedule_.size() - 1)));
+}
+
+double FlowModelSampling::percent_to_sigma(double percent) const {
+    if (percent <= 0.0) return 1.0;
+    if (percent >= 1.0) return 0.0;
+    const double t = 1.0 - percent, a = schedule_.shift();
+    return a * t / (1.0 + (a - 1.0) * t);
+}
+
 float DiscreteModelSampling::schedule_fraction(float sigma) const {
     // A1111: (999 - argmin |sigmas - sigma|) / 1000 as a float32 tensor.
     const int n = schedule_.size();

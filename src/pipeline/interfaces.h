@@ -47,6 +47,9 @@ struct Conditioning {
     // The guidance scale a guidance-distilled model takes as an input (Flux dev's guidance embedding); set by the
     // driver for models whose ModelSpec::guidance is Distilled.
     std::optional<float> guidance;
+    // Blocks of the diffusion model to leave out in this call (skip-layer guidance's extra prediction; never
+    // batched). Empty: none. A diffusion model without the hook refuses a non-empty list.
+    std::vector<int> skip_layers;
 
     // `a` and `b` as one batch, a first: each field concatenated along dim 0. Both must carry the same fields
     // with the same shapes beyond the batch (a conditioner's pair does).
@@ -175,6 +178,10 @@ public:
     // How much of the training schedule lies above sigma, in [0, 1] (AUTOMATIC1111's refiner switch compares it
     // with "Switch at": for a discrete schedule of T steps, (T - 1 - the nearest training timestep) / T).
     virtual float schedule_fraction(float sigma) const = 0;
+    // ComfyUI's percent_to_sigma: the sigma a fraction of the way through the training schedule (0: above every
+    // sigma, 1: 0). Discrete: t_to_sigma((1 - percent) * (T - 1)) (float32, as torch); flow: the shifted time
+    // shift * t / (1 + (shift - 1) * t) at t = 1 - percent, in double as Python computes it.
+    virtual double percent_to_sigma(double percent) const = 0;
     // A flow model's shift (diffusers' FlowMatchEulerDiscreteScheduler `shift`); empty for eps/v models.
     virtual std::optional<double> flow_shift() const { return std::nullopt; }
     // The model sampling for a latent of h x w, when it depends on the size (Flux's resolution-dependent shift);
@@ -194,6 +201,7 @@ public:
     float input_scale(float sigma) const override;
     float timestep(float sigma) const override { return schedule_.sigma_to_t(sigma); }
     float schedule_fraction(float sigma) const override;
+    double percent_to_sigma(double percent) const override;
     Tensor denoised(const Tensor& x, const Tensor& out, float sigma) const override;
     Tensor noise_latent(const Ctx& c, const Tensor& latent, const Tensor& noise, float sigma) const override;
     Tensor pure_noise(const Tensor& noise, float sigma) const override;
@@ -224,6 +232,7 @@ public:
     float input_scale(float) const override { return 1.0f; }
     float timestep(float sigma) const override { return sigma * float(schedule_.size()); }
     float schedule_fraction(float sigma) const override { return 1.0f - sigma; }
+    double percent_to_sigma(double percent) const override;
     Tensor denoised(const Tensor& x, const Tensor& out, float sigma) const override;
     Tensor noise_latent(const Ctx& c, const Tensor& latent, const Tensor& noise, float sigma) const override;
     Tensor pure_noise(const Tensor& noise, float sigma) const override;

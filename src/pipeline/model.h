@@ -152,6 +152,9 @@ struct ModelSpec {
     // request names none (FLUX.1-dev's 3.5). --cfg-scale keeps its meaning (classifier-free guidance) for every model.
     GuidanceMode guidance = GuidanceMode::Classifier;
     double default_guidance = 3.5;
+    // How many transformer blocks skip-layer guidance may leave out (GenerateParams::slg: indices below it); 0: the
+    // diffusion model has no such hook, and skip-layer guidance is refused.
+    int skippable_blocks = 0;
     // What diffusers mode (--schedule-from diffusers) reads: the folder's scheduler/scheduler_config.json, or
     // SD 1.5's own scheduler_config.json for a single file (what diffusers' from_single_file uses).
     SchedulerFileConfig scheduler_config;

@@ -381,6 +381,66 @@ TEST_P(SD35Pipeline, MatchesDiffusers) {
 
 INSTANTIATE_TEST_SUITE_P(Cases, SD35Pipeline, ::testing::Values("large_a", "medium_a", "medium_b"));
 
+// Skip-layer guidance on the tiny SD3.5 medium (tools/reference/make_sd35_slg_goldens.py): diffusers 0.32.2's
+// StableDiffusion3Pipeline(skip_guidance_layers=...) in diffusers mode, with its defaults (one step in the window)
+// and with a wider window skipping the first and the last (context_pre_only) block; and ComfyUI's
+// SkipLayerGuidanceDiT rule on k-diffusion euler, restated by the script on diffusers' networks.
+namespace {
+const WeightSet& slg_cases() { return golden_file("sd35_slg_cases.safetensors"); }
+}  // namespace
+
+class SD35SkipLayers : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(SD35SkipLayers, MatchesTheReference) {
+    const std::string name = GetParam();
+    const nlohmann::json j = nlohmann::json::parse(slg_cases().metadata.at(name + ".params"));
+    GenerateParams p = easel::testing::sized_case_params(j);
+    if (j["mode"] == "diffusers") {
+        p.schedule_from = ScheduleFrom::Diffusers;
+        p.diffusers_scheduler = DiffusersScheduler::Euler;
+    } else {
+        p.sampler = SamplerKind::Euler;
+    }
+    p.slg = {.layers = j["slg_layers"].get<std::vector<int>>(), .scale = j["slg_scale"], .start = j["slg_start"],
+             .stop = j["slg_stop"]};
+    auto r = generate(sd35("medium"), p);
+    ASSERT_TRUE(r) << r.error().to_string();
+    easel::testing::expect_matches_hwc_case((*r)[0], slg_cases(), name, "sd3.5 medium " + name, {.atol = 1e-3, .rtol = 1e-4});
+    EXPECT_NE((*r)[0].infotext.find("SLG layers: "), std::string::npos) << (*r)[0].infotext;
+    // The same request without skip layers is another image.
+    p.slg.layers.clear();
+    auto off = generate(sd35("medium"), p);
+    ASSERT_TRUE(off) << off.error().to_string();
+    EXPECT_FALSE(easel::testing::compare((*off)[0].latent, golden_tensor(slg_cases(), name + ".latent"),
+                                         {.atol = 1e-3, .rtol = 1e-4}).passed());
+}
+
+INSTANTIATE_TEST_SUITE_P(Cases, SD35SkipLayers, ::testing::Values("slg_a", "slg_b", "slg_k"));
+
+TEST(SD35SkipLayers, BadSettingsAreRefusedBeforeAnyWork) {
+    GenerateParams p;
+    p.prompt = "a red circle";
+    p.width = p.height = 32;
+    p.steps = 2;
+    p.cfg_scale = 5;
+    auto expect_error = [&](const GenerateParams& q, const std::string& field, const std::string& words) {
+        auto r = generate(sd35("medium"), q);
+        ASSERT_FALSE(r);
+        EXPECT_EQ(r.error().where(), field) << r.error().to_string();
+        EXPECT_NE(r.error().to_string().find(words), std::string::npos) << r.error().to_string();
+    };
+    GenerateParams q = p;
+    q.slg.layers = {3};  // the tiny transformer has blocks 0..2
+    expect_error(q, "slg_layers", "blocks 0 to 2");
+    q.slg.layers = {1};
+    q.cfg_scale = 1;
+    expect_error(q, "slg_layers", "classifier-free guidance");
+    q.cfg_scale = 5;
+    q.slg.start = 0.5;
+    q.slg.stop = 0.2;
+    expect_error(q, "slg_start", "start <= stop");
+}
+
 // Stability's single-file layouts (tools/reference/make_dit_single_files.py, proven with diffusers' own single-file
 // loaders): the same weights as pipeline_sd3 / pipeline_sd35_medium, so every network computes exactly what the
 // folder's does; CLIP-L pools unprojected there, as diffusers' single-file loader and ComfyUI make it.

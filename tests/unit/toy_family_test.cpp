@@ -106,6 +106,7 @@ public:
     }
     Prediction prediction() const override { return Prediction::Epsilon; }
     float schedule_fraction(float sigma) const override { return std::clamp(1.0f - sigma / 8.0f, 0.0f, 1.0f); }
+    double percent_to_sigma(double percent) const override { return 8.0 * (1.0 - std::clamp(percent, 0.0, 1.0)); }
 };
 
 struct ToyModel : Model {

@@ -153,8 +153,12 @@ from diffusers.models.normalization import RMSNorm, SD35AdaLayerNormZeroX  # noq
 from safetensors.torch import load_file  # noqa: E402
 from transformers.models.t5.modeling_t5 import T5LayerNorm  # noqa: E402
 
-assert diffusers.__version__ == "0.31.0", (
-    f"diffusers {diffusers.__version__} from {diffusers.__file__}: run with PYTHONPATH=/work/refvenv-diffusers031")
+
+
+def require_diffusers_031():
+    # Checked when this script runs, not on import: make_sd35_slg_goldens.py imports its loader under 0.32.
+    assert diffusers.__version__ == "0.31.0", (
+        f"diffusers {diffusers.__version__} from {diffusers.__file__}: run with PYTHONPATH=/work/refvenv-diffusers031")
 
 SCRIPT = "tools/reference/make_sd35_goldens.py"
 SD3_FOLDER = os.path.join(OUT, "pipeline_sd3")
@@ -502,6 +506,7 @@ def run_cases(pipes):
 
 
 def main():
+    require_diffusers_031()
     torch.set_num_threads(1)
     check_prompts()
     rounded = write_folders()

@@ -1,5 +1,6 @@
 #include "models/mmdit/mmdit.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include <fmt/format.h>
@@ -73,7 +74,8 @@ Tensor normed(const Ctx& c, const Tensor& x, const std::optional<RMSNorm>& n, in
 
 }  // namespace
 
-Tensor MMDiT::forward(const Ctx& c, const Tensor& x_in, float t, const Tensor& context, const Tensor& pooled) const {
+Tensor MMDiT::forward(const Ctx& c, const Tensor& x_in, float t, const Tensor& context, const Tensor& pooled,
+                      std::span<const int> skip) const {
     const int64_t N = x_in.size(0), H = x_in.size(2), Wd = x_in.size(3), P = cfg_.patch_size, W = cfg_.inner_dim();
     const int64_t h = H / P, w = Wd / P, T = h * w, M = cfg_.pos_embed_max_size;
     EASEL_ASSERT(x_in.size(1) == cfg_.in_channels && H % P == 0 && Wd % P == 0 && h <= M && w <= M,
@@ -104,7 +106,9 @@ Tensor MMDiT::forward(const Ctx& c, const Tensor& x_in, float t, const Tensor& c
     Tensor ctx = context_embedder_(c, context);  // [N, L, W]
     const int64_t L = ctx.size(1);
     const int heads = cfg_.num_heads;
-    for (const Block& blk : blocks_) {
+    for (size_t bi = 0; bi < blocks_.size(); ++bi) {
+        if (std::find(skip.begin(), skip.end(), int(bi)) != skip.end()) continue;
+        const Block& blk = blocks_[bi];
         const Tensor mx = blk.x.ada(c, act);   // shift, scale, gate (attention), shift, scale, gate (MLP)
         const Tensor mc = blk.ctx.ada(c, act); // the same, or (scale, shift) on the last block
         const Tensor nx = modulated_norm(c, x, mx, 0, 1);

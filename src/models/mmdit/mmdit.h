@@ -12,6 +12,7 @@
 #pragma once
 
 #include <optional>
+#include <span>
 #include <vector>
 
 #include "models/mmdit/config.h"
@@ -25,7 +26,11 @@ public:
     // x: [N, in_channels, h, w] with h and w multiples of the patch and at most pos_embed_max_size patches;
     // t: the timestep (diffusers passes sigma * 1000); context: [N, L, joint_attention_dim]; pooled:
     // [N, pooled_projection_dim] -> [N, out_channels, h, w].
-    Tensor forward(const Ctx& c, const Tensor& x, float t, const Tensor& context, const Tensor& pooled) const;
+    // skip: indices of transformer blocks to leave out (skip-layer guidance; diffusers' skip_layers): both streams
+    // pass them unchanged. Indices must be below num_blocks().
+    Tensor forward(const Ctx& c, const Tensor& x, float t, const Tensor& context, const Tensor& pooled,
+                   std::span<const int> skip = {}) const;
+    int num_blocks() const { return int(blocks_.size()); }
     const MMDiTConfig& config() const { return cfg_; }
     bool loaded() const { return !blocks_.empty(); }
 

@@ -94,7 +94,11 @@ Result<Tensor> SD3DiffusionModel::predict(const Ctx& c, const Tensor& x, float t
     if (!in.control.empty()) return Error::unsupported("ControlNets on an SD3 model", "control");
     if (!in.cond->extra_kv.empty()) return Error::unsupported("IP-Adapters on an SD3 model", "ip_adapter");
     EASEL_ASSERT(in.cond->pooled, "SD3DiffusionModel: conditioning without a pooled vector");
-    return dit_.forward(c, x, t, in.cond->context, *in.cond->pooled);
+    for (int b : in.cond->skip_layers)
+        if (b < 0 || b >= dit_.num_blocks())
+            return Error::invalid_argument(fmt::format("block {} to skip; this transformer has blocks 0 to {}", b,
+                                                       dit_.num_blocks() - 1), "skip_layers");
+    return dit_.forward(c, x, t, in.cond->context, *in.cond->pooled, in.cond->skip_layers);
 }
 
 std::string SD3Model::describe() const {
@@ -255,6 +259,7 @@ Status fill_sd3_spec(ModelSpec& m, SD3Model* full, const ComponentSet& f, const 
         full->t5_config = t5;
         full->transformer_config = dit;
     }
+    m.skippable_blocks = dit.num_layers;
     return ok();
 }
 
