@@ -158,6 +158,10 @@ int cmd_generate(int argc, char** argv) {
     auto& precision = a.add_string("--precision", "", "auto",
         "auto (fast for models of 64 MiB or more, else fp32), fp32 (exact) or fast (bf16 compute with f32 accumulation "
         "where this CPU's bf16 kernels are the faster, measured at start; else the f32 kernels)");
+    auto& weights_layout = a.add_string("--weights", "", "auto",
+        "what loading does with f16/bf16 Linear weights where the kernels multiply in f32: stored (kept as the file "
+        "has them, widened per call: half the memory), packed (widened once at load) or auto (stored; packed in a "
+        "server that applies LoRAs per request)");
     auto& schedule_from = a.add_string("--schedule-from", "", "kdiffusion", "kdiffusion (AUTOMATIC1111, ComfyUI) or diffusers (the model's scheduler_config.json, as StableDiffusionPipeline)");
     auto& spacing = a.add_string("--timestep-spacing", "", "", "diffusers mode: leading, linspace or trailing instead of the model's scheduler config (SDXL-Lightning / Hyper-SD LoRAs: trailing)");
     auto& prediction = a.add_string("--prediction", "", "",
@@ -350,6 +354,8 @@ int cmd_generate(int argc, char** argv) {
         else if (prediction.s == "v" || prediction.s == "v_prediction") lo.prediction = Prediction::V;
         else return fail(Error::invalid_argument(fmt::format("expected eps or v, got '{}'", prediction.s), "--prediction"));
     }
+    if (auto w = weight_layout_from_name(weights_layout.s)) lo.weights = *w;
+    else return fail(Error::invalid_argument(fmt::format("expected auto, packed or stored, got '{}'", weights_layout.s), "--weights"));
     lo.vocab_path = vocab.s;
     lo.component_files = text_encoder_file.all;
     for (const cli::Flag* f : {&t5_file, &clip_l_file, &clip_g_file})
@@ -1055,6 +1061,10 @@ int cmd_serve(int argc, char** argv, bool worker = false) {
     auto& precision = a.add_string("--precision", "", "auto",
         "auto (fast for models of 64 MiB or more, else fp32), fp32 (exact) or fast (bf16 compute with f32 accumulation "
         "where this CPU's bf16 kernels are the faster, measured at start; else the f32 kernels)");
+    auto& serve_weights = a.add_string("--weights", "", "auto",
+        "what loading does with f16/bf16 Linear weights where the kernels multiply in f32: stored (kept as the file "
+        "has them, widened per call: half the memory), packed (widened once at load) or auto (stored; packed in a "
+        "server that applies LoRAs per request)");
     auto& vocab = a.add_string("--vocab", "", "", "CLIP vocabulary instead of the built-in one, for single-file checkpoints");
     auto& serve_no_watermark = a.add_bool("--no-watermark", "", "leave out the invisible watermark on the images (on by default for images of at least 256x256; recorded in the XMP)");
     auto& serve_taesd = a.add_string("--taesd", "", "",
@@ -1137,6 +1147,8 @@ int cmd_serve(int argc, char** argv, bool worker = false) {
         return fail(Error::invalid_argument(fmt::format("expected auto, fp32 or fast, got '{}'", precision.s), "--precision"));
     o.load.precision = precision.s == "fast" ? fast_precision() : Precision::F32;
     o.load.precision_auto = precision.s == "auto";
+    if (auto w = weight_layout_from_name(serve_weights.s)) o.load.weights = *w;
+    else return fail(Error::invalid_argument(fmt::format("expected auto, packed or stored, got '{}'", serve_weights.s), "--weights"));
     o.load.vocab_path = vocab.s;
     o.load.weight_cache_dir = weight_cache.seen ? (weight_cache.s == "off" ? std::string() : weight_cache.s) : default_weight_cache_dir();
     o.load.license = serve_license.s;

@@ -110,6 +110,7 @@ std::string describe_status(int status) {
 json worker_init_json(const std::string& model_path, const LoadOptions& load, const Limits& limits) {
     json l = {{"precision", int(load.precision)},
               {"precision_auto", load.precision_auto},
+              {"weights", int(load.weights)},
               {"vocab_path", load.vocab_path},
               {"prediction", load.prediction ? int(*load.prediction) : -1},
               {"variant", load.variant},
@@ -274,6 +275,7 @@ Result<LoadOptions> load_options_from(const json& j) {
     try {
         o.precision = Precision(j.at("precision").get<int>());
         o.precision_auto = j.value("precision_auto", false);
+        o.weights = WeightLayout(std::clamp(j.value("weights", 0), 0, 2));
         o.vocab_path = j.at("vocab_path").get<std::string>();
         const int pred = j.at("prediction").get<int>();
         if (pred >= 0) o.prediction = Prediction(pred);

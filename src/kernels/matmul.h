@@ -53,6 +53,9 @@ struct PackedWeight {
     // of the model file; linear() decodes a block of columns at a time into the isa kernel's panels, in scratch
     // (the reference decodes the whole weight and runs linear_f32_ref). nr, kpack and k_words are unused then.
     QuantType quant = QuantType::None;
+    // Kept as f16/bf16 rows (stored_linear_weight): data is the [n, k] row-major weight as stored, decoded like a
+    // quantized one. F32: not kept as stored.
+    DType stored = DType::F32;
     std::shared_ptr<const void> data;
 
     bool empty() const { return data == nullptr; }
@@ -73,6 +76,13 @@ Result<PackedWeight> pack_linear_weight(const void* w, DType src_dtype, int64_t 
 // same isa and precision (the same kernel on the same values).
 Result<PackedWeight> quantized_linear_weight(std::shared_ptr<const void> blocks, QuantType type, int64_t n, int64_t k,
                                              Precision precision, Isa isa = active_isa());
+
+// A weight kept as its f16 or bf16 rows ([n, k] row-major, shared, not copied), widened a block of columns at a
+// time in linear() exactly as a quantized one: half the memory of f32 panels, for what decoding costs per call
+// (tools/bench: linear_stored). linear() gives what it gives with pack_linear_weight of the same rows, bit for bit.
+// Errors: sizes, a dtype other than F16/BF16, an `isa` this CPU lacks.
+Result<PackedWeight> stored_linear_weight(std::shared_ptr<const void> rows, DType dtype, int64_t n, int64_t k,
+                                          Precision precision, Isa isa = active_isa());
 
 // Packs w again into memory that already holds a weight of exactly `layout` (its padding words zero): what
 // applying a LoRA to a loaded model does, in place. Errors: as pack_linear_weight, or `layout` is not what

@@ -199,6 +199,21 @@ std::string Model::wait_for_weight_cache() {
     return note;
 }
 
+std::string_view weight_layout_name(WeightLayout w) {
+    switch (w) {
+        case WeightLayout::Auto: return "auto";
+        case WeightLayout::Packed: return "packed";
+        case WeightLayout::Stored: return "stored";
+    }
+    return "?";
+}
+
+std::optional<WeightLayout> weight_layout_from_name(std::string_view s) {
+    for (WeightLayout w : {WeightLayout::Auto, WeightLayout::Packed, WeightLayout::Stored})
+        if (s == weight_layout_name(w)) return w;
+    return std::nullopt;
+}
+
 std::string adapters_key(const LoadOptions& options) {
     std::string k;
     for (const auto& a : options.adapters) k += fmt::format(" adapter '{}'", a->identity());
@@ -211,8 +226,11 @@ WeightCacheSession open_weight_cache(const std::string& path, const LoadOptions&
     // The key covers what decides the packed bytes: the files, the precision, the kernel variant, the variant
     // of a diffusers folder's weights and the adapters applied before packing. A model that cannot be keyed is
     // simply packed.
-    auto key = PackCache::model_key(path, fmt::format("precision {} isa {} variant '{}'{}", precision_name(options.precision),
-                                                      isa_name(active_isa()), options.variant, adapters_key(options)));
+    // Linear weights kept as stored are not in the file: a key of their own, so that the two uses do not rewrite
+    // each other's file.
+    auto key = PackCache::model_key(path, fmt::format("precision {} isa {} variant '{}'{}{}", precision_name(options.precision),
+                                                      isa_name(active_isa()), options.variant, adapters_key(options),
+                                                      loader.keep_half_weights() ? " linear weights stored" : ""));
     if (key && key->total_bytes >= options.weight_cache_min_bytes) {
         // A model whose weights get LoRAs applied in place (keep_param_registry: a server's worker) copies its
         // cached weights into memory of its own: writing to a mapped file's pages would copy each 4 KiB page on
@@ -255,6 +273,8 @@ void finish_weight_cache(WeightCacheSession session, const LoadOptions& options,
 Status load_networks(const WeightSet& weights, const std::string& path, const LoadOptions& options, Model& m,
                      const std::function<void(ParamLoader&)>& declare, std::string_view strict_prefix) {
     ParamLoader loader(weights, options.precision);
+    loader.set_keep_half_weights(options.weights == WeightLayout::Stored ||
+                                 (options.weights == WeightLayout::Auto && !options.keep_param_registry));
     for (const auto& a : options.adapters) loader.add_adapter(a);
     if (options.keep_param_registry) {
         m.packed_params = std::make_shared<ParamRegistry>();

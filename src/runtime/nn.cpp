@@ -16,7 +16,7 @@ void record(const ParamScope& s, const std::string& leaf, const Tensor& w, Packe
     if (!r) return;
     const std::string name = s.name(leaf);
     // A quantized weight is multiplied as stored: there is nothing packed to rebuild in place.
-    if (w.storage() && !w.quantized() && !s.loader().adapted(name) && MappedFile::is_mapped(w.raw(), w.nbytes()))
+    if (w.storage() && !w.quantized() && p.linear.stored == DType::F32 && !s.loader().adapted(name) && MappedFile::is_mapped(w.raw(), w.nbytes()))
         p.source = w;
     if (PackCache* cache = s.loader().pack_cache()) p.original = cache->original(name);
     r->params[name] = std::move(p);
@@ -41,6 +41,22 @@ PackedWeight pack(const ParamScope& s, const Tensor& w, int64_t rows, int64_t co
             return {};
         }
         return std::move(p).value();
+    }
+    if (s.loader().keep_half_weights() && (w.dtype() == DType::F16 || w.dtype() == DType::BF16) && w.is_contiguous()) {
+        auto layout = packed_linear_layout(rows, cols, s.loader().precision());
+        if (layout && layout->nr > 0 && layout->kpack == 1) {  // f32 panels: twice what is stored
+            // The rows stay where they are (usually the mapped file); when the last layer holding them goes,
+            // their pages leave the resident set.
+            std::shared_ptr<const void> data(w.raw(), [keep = w.storage(), n = w.nbytes()](const void* p) {
+                MappedFile::release_pages(p, n);
+            });
+            auto p = stored_linear_weight(std::move(data), w.dtype(), rows, cols, s.loader().precision());
+            if (!p) {
+                s.loader().add_problem(fmt::format("{}: {}", s.name("weight"), p.error().message()));
+                return {};
+            }
+            return std::move(p).value();
+        }
     }
     PackCache* cache = s.loader().pack_cache();
     if (cache) {

@@ -116,6 +116,11 @@ public:
     // Optional (not owned): Linear/Conv2d::declare take packed weights from it and add what they pack.
     void set_pack_cache(PackCache* cache) { pack_cache_ = cache; }
     PackCache* pack_cache() const { return pack_cache_; }
+    // Keep f16/bf16 Linear weights as stored (kernels/matmul.h stored_linear_weight: widened per call) where the
+    // kernels would pack them into f32 panels of twice the size; their pages of a mapped file leave the resident
+    // set when the last layer using them goes. Off: every weight is packed.
+    void set_keep_half_weights(bool on) { keep_half_ = on; }
+    bool keep_half_weights() const { return keep_half_; }
     // Records a problem found while packing or checking (e.g. an unsupported dtype).
     void add_problem(std::string message) { other_.push_back(std::move(message)); }
     // Optional (not owned): Linear/Conv2d::declare record what they packed (and biases) there.
@@ -136,6 +141,7 @@ private:
     const WeightSet& weights_;
     Precision precision_;
     PackCache* pack_cache_ = nullptr;
+    bool keep_half_ = false;
     ParamRegistry* registry_ = nullptr;
     std::set<std::string> adapted_;
     std::vector<std::shared_ptr<const WeightAdapter>> adapters_;

@@ -73,6 +73,17 @@ if ! grep -q "tokenizer: built-in CLIP vocabulary" "$tmp/out"; then echo "FAIL e
 expect_ok "tokenize with the built-in vocabulary" -- tokenize -m "$tmp/novocab" -p "a photo of a cat"
 if ! grep -q "^49406,320,1125,539,320,2368,49407$" "$tmp/out"; then echo "FAIL built-in tokenizer ids: $(cat "$tmp/out")"; failures=$((failures + 1)); fi
 expect_error "unknown flag" "--frobnicate" -- generate -m "$model" -p x --frobnicate -o "$tmp/a.png"
+expect_error "unknown weight layout" "--weights: expected auto, packed or stored" -- generate -m "$model" -p x --weights half -o "$tmp/a.png"
+expect_error "skip layers that are not numbers" "--slg-layers: expected block numbers" -- generate -m "$model" -p x --slg-layers 7,x -o "$tmp/a.png"
+expect_error "skip-layer settings without layers" "go with --slg-layers" -- generate -m "$model" -p x --slg-scale 3 -o "$tmp/a.png"
+expect_error "skip layers on a UNet" "slg_layers: skip-layer guidance leaves out transformer blocks" -- generate -m "$model" -p x -W 32 -H 32 --slg-layers 1 -o "$tmp/a.png"
+expect_error "skip layers beyond the transformer" "slg_layers: block 5 is not one of this transformer's blocks 0 to 2" -- generate -m "$golden/pipeline_sd3" -p x -W 32 -H 32 --slg-layers 5 -o "$tmp/a.png"
+# f16 Linear weights kept as stored or packed at load: the same kernel on the same values, the same image.
+expect_ok "weights stored" -- generate -m "$model" -p "a red circle" --seed 3 --steps 2 -W 32 -H 32 --weights stored -o "$tmp/ws.png"
+expect_ok "weights packed" -- generate -m "$model" -p "a red circle" --seed 3 --steps 2 -W 32 -H 32 --weights packed -o "$tmp/wp.png"
+if ! cmp -s "$tmp/ws.png" "$tmp/wp.png"; then echo "FAIL --weights stored and packed give different images"; failures=$((failures + 1)); fi
+expect_ok "SD3 with skip-layer guidance" -- generate -m "$golden/pipeline_sd3" -p "a red circle" --seed 3 --steps 3 -W 32 -H 32 --cfg-scale 5 --slg-layers 1 --slg-start 0 --slg-stop 1 -o "$tmp/slg.png"
+if ! grep -a -q "SLG layers: 1, SLG scale: 2.8, SLG start: 0.0, SLG stop: 1.0" "$tmp/slg.png"; then echo "FAIL the SLG run's PNG lacks its parameters"; failures=$((failures + 1)); fi
 
 # Good runs: txt2img in both modes, img2img, inpainting in both modes (mask of another size must be refused).
 expect_ok "txt2img k-diffusion" -- generate -m "$model" -p "a red circle" --seed 1 --steps 4 -W 32 -H 32 -o "$tmp/k.png"

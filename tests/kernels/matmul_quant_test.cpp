@@ -9,6 +9,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -136,6 +137,58 @@ TEST(QuantLinear, RejectsRowsOfPartialBlocks) {
     EXPECT_NE(pw.error().message().find("whole blocks of 256"), std::string::npos) << pw.error().message();
     EXPECT_FALSE(quantized_linear_weight(p, QuantType::None, 2, 256, Precision::F32));
     EXPECT_FALSE(quantized_linear_weight(nullptr, QuantType::Q8_0, 2, 32, Precision::F32));
+}
+
+// f16/bf16 weights kept as stored (stored_linear_weight) give what the same rows packed at load give, bit for
+// bit: both run one kernel on the same widened values in the same order. Every variant, both precisions, shapes
+// with a panel tail, several k blocks and an odd K.
+TEST(StoredLinear, SameAsPackedBitForBit) {
+    struct Shape {
+        int64_t m, n, k;
+    };
+    for (DType dt : {DType::F16, DType::BF16})
+        for (Precision p : {Precision::F32, Precision::BF16})
+            for (Shape sh : {Shape{7, 37, 96}, Shape{70, 150, 1283}, Shape{1, 33, 512}, Shape{300, 64, 640}}) {
+                const uint64_t seed = uint64_t(sh.m * 1000003 + sh.n * 1009 + sh.k) + (dt == DType::F16 ? 0 : 7);
+                const std::vector<float> wf = random_floats(size_t(sh.n * sh.k), seed);
+                auto rows = std::make_shared<std::vector<uint16_t>>(wf.size());
+                for (size_t i = 0; i < wf.size(); ++i) (*rows)[i] = dt == DType::F16 ? f32_to_f16(wf[i]) : f32_to_bf16(wf[i]);
+                const std::vector<float> x = random_floats(size_t(sh.m * sh.k), seed + 1);
+                const std::vector<float> bias = random_floats(size_t(sh.n), seed + 2);
+                std::vector<float> widened(wf.size());
+                for (size_t i = 0; i < wf.size(); ++i)
+                    widened[i] = dt == DType::F16 ? f16_to_f32((*rows)[i]) : bf16_to_f32((*rows)[i]);
+                std::vector<float> ref(size_t(sh.m * sh.n));
+                linear_f32_ref(x.data(), sh.m, widened.data(), sh.n, sh.k, ref.data(), {.bias = bias.data()}, p);
+                const Tolerance tol = easel::testing::f32_accumulation_tolerance(sh.k, ref);
+                for (Isa isa : gemm_supported_isas(p)) {
+                    const std::string label = fmt::format("{} {} {} M{} N{} K{}", dtype_name(dt), precision_name(p),
+                                                          isa_name(isa), sh.m, sh.n, sh.k);
+                    auto stored = stored_linear_weight(std::shared_ptr<const void>(rows, rows->data()), dt, sh.n, sh.k, p, isa);
+                    auto packed = pack_linear_weight(rows->data(), dt, sh.n, sh.k, p, isa);
+                    ASSERT_TRUE(stored) << stored.error().to_string();
+                    ASSERT_TRUE(packed) << packed.error().to_string();
+                    EXPECT_EQ(stored->bytes(), rows->size() * 2) << label;
+                    std::vector<float> a(ref.size(), NAN), b(ref.size(), NAN);
+                    linear(x.data(), sh.m, *stored, a.data(), {.bias = bias.data()});
+                    linear(x.data(), sh.m, *packed, b.data(), {.bias = bias.data()});
+                    const CompareReport rep = compare(a.data(), ref.data(), a.size(), tol, {sh.m, sh.n});
+                    std::printf("%s: %s\n", label.c_str(), rep.summary().c_str());
+                    EXPECT_TRUE(rep.passed()) << label << ": " << rep.summary();
+                    EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)), 0)
+                        << label << ": stored and packed weights differ";
+                }
+            }
+}
+
+TEST(StoredLinear, RejectsOtherDtypes) {
+    auto data = std::make_shared<std::vector<uint16_t>>(64);
+    const std::shared_ptr<const void> p(data, data->data());
+    auto pw = stored_linear_weight(p, DType::F32, 2, 16, Precision::F32);
+    ASSERT_FALSE(pw);
+    EXPECT_NE(pw.error().message().find("expected f16 or bf16"), std::string::npos) << pw.error().message();
+    EXPECT_FALSE(stored_linear_weight(nullptr, DType::F16, 2, 16, Precision::F32));
+    EXPECT_FALSE(stored_linear_weight(p, DType::F16, 0, 16, Precision::F32));
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <benchmark/benchmark.h>
 
 #include <chrono>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -93,6 +94,35 @@ BENCHMARK(BM_linear_quant)
     ->ArgNames({"M", "K", "N", "bf16", "type"})
     ->ArgsProduct({{1536}, {3072}, {3072}, {0, 1}, {0, int(QuantType::Q8_0), int(QuantType::Q4_K)}})
     ->ArgsProduct({{512}, {4096}, {10240}, {0, 1}, {0, int(QuantType::Q8_0)}})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+// f16 weights kept as stored (stored_linear_weight: widened a block of columns at a time per call, half the memory
+// of f32 panels) against the same weight packed at load, at SDXL's shapes at 1024x1024 with CFG: 8192 tokens at
+// 640 wide, 2048 at 1280 (attention and its GEGLU feed-forward), and the cross-attention's keys (154 x 2048).
+//   easel_bench_kernels --benchmark_filter=linear_stored
+void BM_linear_stored(benchmark::State& state) {
+    const int64_t m = state.range(0), k = state.range(1), n = state.range(2);
+    const Precision p = state.range(3) ? Precision::BF16 : Precision::F32;
+    const bool stored = state.range(4) != 0;
+    auto w = std::make_shared<std::vector<uint16_t>>(size_t(n * k));
+    for (size_t i = 0; i < w->size(); ++i) (*w)[i] = f32_to_f16(float(int(i % 17) - 8) * 0.01f);
+    auto packed = stored ? stored_linear_weight(std::shared_ptr<const void>(w, w->data()), DType::F16, n, k, p)
+                         : pack_linear_weight(w->data(), DType::F16, n, k, p);
+    if (!packed) {
+        state.SkipWithError(packed.error().to_string().c_str());
+        return;
+    }
+    time_linear(state, *packed, m, p, stored ? " f16 stored" : " f16 packed");
+}
+
+// {M, K, N, bf16, stored}
+BENCHMARK(BM_linear_stored)
+    ->ArgNames({"M", "K", "N", "bf16", "stored"})
+    ->ArgsProduct({{8192}, {640}, {640}, {0}, {0, 1}})
+    ->ArgsProduct({{2048}, {1280}, {1280, 10240}, {0}, {0, 1}})
+    ->ArgsProduct({{2048}, {5120}, {1280}, {0}, {0, 1}})
+    ->ArgsProduct({{154}, {2048}, {1280}, {0}, {0, 1}})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 

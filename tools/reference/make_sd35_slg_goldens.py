@@ -4,11 +4,12 @@ skip_guidance_layers, huggingface/diffusers#9880), on the tiny SD3.5 medium of m
 
     python3 -m venv /work/refvenv-d032
     echo /work/refvenv/lib/python3.11/site-packages > /work/refvenv-d032/lib/python3.11/site-packages/refvenv.pth
-    /work/refvenv-d032/bin/pip install --no-deps diffusers==0.32.2
+    /work/refvenv-d032/bin/pip install --no-deps diffusers==0.32.2 transformers==4.44.2
     HF_HUB_OFFLINE=1 /work/refvenv-d032/bin/python tools/reference/make_sd35_slg_goldens.py
 
-(The venv sees the pip venv's packages (tools/reference/README.md, "The pip venv": torch 2.4.1, transformers
-4.40.2, ...) through the .pth file, with diffusers 0.32.2 first on the path.) The script refuses any other
+(The venv sees the pip venv's packages (tools/reference/README.md, "The pip venv": torch 2.4.1, tokenizers
+0.19.1, ...) through the .pth file, with diffusers 0.32.2 and transformers 4.44.2 first on the path: diffusers
+0.32's SD3 pipeline imports transformers' BaseImageProcessor, which 4.40.2 does not export.) The script refuses any other
 diffusers. It reads tests/golden/data/pipeline_sd35_medium (and pipeline_sd3's shared components, linked as
 make_sd35_goldens.linked_view does) and writes tests/golden/data/sd35_slg_cases.safetensors: for each case
 <name>.latent [1, 16, 16, 16], <name>.image uint8 [32, 32, 3], <name>.sigmas, and <name>.params (JSON) with

@@ -28,6 +28,8 @@ namespace {
 constexpr int64_t kKcWords = 256;       // k block, in words (256 f32 or 512 bf16 values)
 constexpr int64_t kMaxTileCols = 384;   // columns per tile: the k block of B stays in L2
 constexpr int64_t kMaxTileRows = 480;   // rows per tile (bounds the converted A block: 480 KiB)
+constexpr int64_t kBuildRows = 2048;    // rows per tile when B blocks are decoded from stored weights
+constexpr int64_t kMinBuildRows = 256;  // ... and no fewer when splitting for threads
 constexpr int64_t kSerialFlops = 4'000'000;  // below this, threading costs more than it saves
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
@@ -137,13 +139,15 @@ void gemm_run(const GemmKernel& kern, int64_t M, int64_t N, int64_t K, const Gem
     int64_t np = std::min(panels, std::max<int64_t>(1, kMaxTileCols / nr));
     // A in kernel words already (conv weights) needs no scratch: take all rows, so each B block (an im2col
     // tile) is built once, not once per row block.
-    // So does a B that is costly to build (quantized weights decoded per block): each block is built once.
-    int64_t mc = a.words || b.build_once ? M : std::min(M, round_up(kMaxTileRows, mr));
+    // A B that is costly to build (weights decoded per block: quantized, or f16 kept as stored) takes tall row
+    // tiles, so that each block is built at most once per kMinBuildRows rows: splitting columns instead would
+    // stream all of A once per narrow column tile (35% slower at 8192 x 640 x 640 on Zen 3).
+    int64_t mc = a.words ? M : std::min(M, round_up(b.build_once ? kBuildRows : kMaxTileRows, mr));
     const int threads = num_threads();
     const bool serial = 2.0 * double(M) * double(N) * double(K) < double(kSerialFlops) || threads == 1;
     auto tile_count = [&] { return ceil_div(M, mc) * ceil_div(panels, np); };
     while (!serial && tile_count() < 4 * threads) {
-        const bool can_m = mc > mr && !b.build_once, can_n = np > 1;
+        const bool can_m = mc > (b.build_once ? kMinBuildRows : mr), can_n = np > 1;
         if (can_m && (!can_n || mc >= np * nr)) {
             mc = round_up(ceil_div(mc, 2), mr);
         } else if (can_n) {
@@ -157,7 +161,7 @@ void gemm_run(const GemmKernel& kern, int64_t M, int64_t N, int64_t K, const Gem
     // (or 6 and 3, as chunks were claimed), ~10% of a linear layer idle. Spread the rows evenly over a tile
     // count that is a multiple of the thread count, and hand each thread a fixed run of tiles (below). Conv
     // weights (A in words, all rows in one tile so that each B block is built once) keep their single row tile.
-    if (!serial && !a.words && !b.build_once) {
+    if (!serial && !a.words) {
         int64_t row_tiles = ceil_div(M, mc);
         const int64_t most = ceil_div(M, mr);
         while ((row_tiles * tiles_n) % threads != 0 && row_tiles < most) ++row_tiles;
@@ -273,6 +277,7 @@ std::string_view precision_name(Precision p) { return p == Precision::F32 ? "f32
 
 size_t PackedWeight::layout_bytes() const {
     if (quant != QuantType::None) return size_t(n) * quant_bytes(quant, k);
+    if (stored != DType::F32) return size_t(n * k) * dtype_size(stored);
     if (nr == 0) return size_t(n * k) * 4;
     return size_t((n + nr - 1) / nr * nr * k_words) * 4;
 }
@@ -444,38 +449,84 @@ Result<PackedWeight> quantized_linear_weight(std::shared_ptr<const void> blocks,
     return pw;
 }
 
+Result<PackedWeight> stored_linear_weight(std::shared_ptr<const void> rows, DType dtype, int64_t n, int64_t k,
+                                          Precision precision, Isa isa) {
+    if (dtype != DType::F16 && dtype != DType::BF16)
+        return Error::invalid_argument(fmt::format("stored_linear_weight: {} rows; expected f16 or bf16", dtype_name(dtype)));
+    if (rows == nullptr) return Error::invalid_argument("weight data is null");
+    EASEL_TRY_ASSIGN(PackedWeight pw, packed_linear_layout(n, k, precision, isa));
+    pw.stored = dtype;
+    pw.data = std::move(rows);
+    return pw;
+}
+
 namespace {
-// y = x · Wᵀ for a quantized W: each B block (k0..k0+kc, columns n0..n0+nc) is decoded from the stored rows into
-// scratch, one panel of nr rows at a time, and laid out as the kernel's panels; gemm_run builds each block once.
-void linear_quantized(const float* x, int64_t m, const PackedWeight& w, float* y, const LinearOptions& options) {
-    const QuantInfo& q = quant_info(w.quant);
-    const size_t row_bytes = quant_bytes(w.quant, w.k);
-    const uint8_t* base = static_cast<const uint8_t*>(w.data.get());
+// How a weight kept as stored decodes: `elems` elements per unit of `unit_bytes` bytes (a quantized block, or one
+// f16/bf16 value), rows of `row_bytes`.
+struct StoredRows {
+    const uint8_t* base = nullptr;
+    size_t row_bytes = 0, unit_bytes = 0;
+    int64_t elems = 1;
+    QuantType quant = QuantType::None;
+    DType dtype = DType::F32;
+
+    explicit StoredRows(const PackedWeight& w) : base(static_cast<const uint8_t*>(w.data.get())) {
+        if (w.quant != QuantType::None) {
+            const QuantInfo& q = quant_info(w.quant);
+            quant = w.quant;
+            elems = q.block_elems;
+            unit_bytes = q.block_bytes;
+        } else {
+            dtype = w.stored;
+            unit_bytes = dtype_size(dtype);
+        }
+        row_bytes = size_t(w.k / elems) * unit_bytes;
+    }
+    // Units [u0, u0 + count) of row r, as count * elems floats.
+    void decode(int64_t r, int64_t u0, int64_t count, float* dst) const {
+        const uint8_t* src = base + size_t(r) * row_bytes + size_t(u0) * unit_bytes;
+        if (quant != QuantType::None) {
+            dequantize(quant, src, dst, size_t(count));
+            return;
+        }
+        gemm::load_row_as_f32(src, dtype, 0, count, dst);
+    }
+};
+
+// y = x · Wᵀ for a W kept as stored (quantized blocks, or f16/bf16 rows): each B block (k0..k0+kc, columns
+// n0..n0+nc) is decoded from the stored rows into scratch, one panel of nr rows at a time, and laid out as the
+// kernel's panels; gemm_run builds each block once.
+void linear_stored(const float* x, int64_t m, const PackedWeight& w, float* y, const LinearOptions& options) {
+    const StoredRows stored(w);
     if (w.isa == Isa::Ref) {
         std::vector<float> f(size_t(w.n * w.k));
         parallel_for(w.n, [&](int64_t b, int64_t e) {
-            for (int64_t r = b; r < e; ++r)
-                dequantize(w.quant, base + size_t(r) * row_bytes, f.data() + r * w.k, size_t(w.k) / q.block_elems);
+            for (int64_t r = b; r < e; ++r) stored.decode(r, 0, w.k / stored.elems, f.data() + r * w.k);
         });
         linear_f32_ref(x, m, f.data(), w.n, w.k, y, options, w.precision);
         return;
     }
     const GemmKernel* kern = gemm::gemm_kernel_for(w.isa, w.precision);
     EASEL_ASSERT(kern != nullptr && kern->nr == w.nr && kern->kpack == w.kpack, "PackedWeight layout mismatch");
-    const int64_t nr = kern->nr, kp = kern->kpack, be = q.block_elems;
+    const int64_t nr = kern->nr, kp = kern->kpack, be = stored.elems;
     gemm::GemmB b;
     b.build_once = true;
     b.build = [&](int64_t k0, int64_t kc, int64_t n0, int64_t nc, uint32_t* dst) {
         const int64_t blk0 = k0 / be, blk1 = (k0 + kc + be - 1) / be;
         const int64_t span = (blk1 - blk0) * be, off = k0 - blk0 * be;
         const int64_t kw = (kc + kp - 1) / kp;
+        if (w.stored == DType::F16 && kern->panel_f16) {  // straight from the stored rows into each panel
+            const uint16_t* h = static_cast<const uint16_t*>(w.data.get());
+            for (int64_t p0 = 0; p0 < nc; p0 += nr)
+                kern->panel_f16(h + (n0 + p0) * w.k + k0, w.k, std::min(nr, nc - p0), kc, nr,
+                                reinterpret_cast<float*>(dst + (p0 / nr) * kw * nr));
+            return;
+        }
         float* rows = reinterpret_cast<float*>(gemm::thread_scratch(5, size_t(nr * span + 2 * nr)));
         float* g = rows + nr * span;
         for (int64_t p0 = 0; p0 < nc; p0 += nr) {
             const int64_t cols = std::min(nr, nc - p0);
-            for (int64_t j = 0; j < cols; ++j)
-                dequantize(w.quant, base + size_t(n0 + p0 + j) * row_bytes + size_t(blk0) * q.block_bytes, rows + j * span,
-                           size_t(blk1 - blk0));
+            for (int64_t j = 0; j < cols; ++j) stored.decode(n0 + p0 + j, blk0, blk1 - blk0, rows + j * span);
             uint32_t* panel = dst + (p0 / nr) * kw * nr;
             if (kern->pack_row == nullptr) {  // f32 words as they are: a plain transpose of the decoded rows
                 float* out = reinterpret_cast<float*>(panel);
@@ -511,8 +562,8 @@ void linear_quantized(const float* x, int64_t m, const PackedWeight& w, float* y
 void linear(const float* x, int64_t m, const PackedWeight& w, float* y, const LinearOptions& options) {
     EASEL_ASSERT(!w.empty(), "linear() called with an empty PackedWeight");
     if (m <= 0) return;
-    if (w.quant != QuantType::None) {
-        linear_quantized(x, m, w, y, options);
+    if (w.quant != QuantType::None || w.stored != DType::F32) {
+        linear_stored(x, m, w, y, options);
         return;
     }
     if (w.isa == Isa::Ref) {

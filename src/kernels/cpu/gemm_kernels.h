@@ -46,6 +46,12 @@ using ConvertRowsFn = void (*)(const float* src, int64_t lds, int64_t rows, int6
 // may equal row0 then). Used for B panel rows and, in conv2d, to turn whole channel planes into pair planes.
 using PackRowFn = void (*)(const float* row0, const float* row1, int64_t n, uint32_t* dst);
 
+// Widens a block of an f16 weight kept as stored into one f32 panel (kpack 1): out[kk * nr + j] =
+// w[j * ldw + kk] for kk < kc, j < cols, and 0 for cols <= j < nr (nr a multiple of 8).
+using PanelF16Fn = void (*)(const uint16_t* w, int64_t ldw, int64_t cols, int64_t kc, int64_t nr, float* out);
+// F16C's (matmul_avx2.cpp; the AVX-512 f32 kernel uses it too).
+void panel_f16_avx2(const uint16_t* w, int64_t ldw, int64_t cols, int64_t kc, int64_t nr, float* out);
+
 struct GemmKernel {
     Isa isa = Isa::Ref;
     Precision precision = Precision::F32;
@@ -56,6 +62,7 @@ struct GemmKernel {
     UkernelFn ukernel_rows = nullptr;      // the same with B rows by address (UkernelArgs::b_rows); may be null
     ConvertRowsFn convert_rows = nullptr;  // null: A is used as f32 as it is
     PackRowFn pack_row = nullptr;          // null: B words are row0 as it is (f32)
+    PanelF16Fn panel_f16 = nullptr;        // f16 weights kept as stored, into this kernel's panels; null: generic
 };
 
 // Per-ISA tables (defined in matmul_<isa>.cpp). Null if that ISA file has no kernel for the precision.

@@ -109,12 +109,53 @@ void round_rows_bf16_avx2(const float* src, int64_t lds, int64_t rows, int64_t k
     }
 }
 
+// r[j] (8 values of row j) -> r[t] (value t of rows 0..7).
+inline void transpose8(__m256 r[8]) {
+    const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    const __m256 s0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)), s1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+    const __m256 s2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)), s3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+    const __m256 s4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0)), s5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
+    const __m256 s6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0)), s7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
+    r[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
+    r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
+    r[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
+    r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
+    r[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
+    r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
+    r[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
+    r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
+
+}  // namespace
+
+// 8 rows x 8 k values at a time: F16C widens each row's 8 halves, an 8x8 transpose turns them into 8 panel rows.
+void panel_f16_avx2(const uint16_t* w, int64_t ldw, int64_t cols, int64_t kc, int64_t nr, float* out) {
+    for (int64_t j0 = 0; j0 < nr; j0 += 8) {
+        int64_t kk = 0;
+        for (; kk + 8 <= kc; kk += 8) {
+            __m256 r[8];
+            for (int j = 0; j < 8; ++j)
+                r[j] = j0 + j < cols ? _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + (j0 + j) * ldw + kk)))
+                                     : _mm256_setzero_ps();
+            transpose8(r);
+            for (int t = 0; t < 8; ++t) _mm256_storeu_ps(out + (kk + t) * nr + j0, r[t]);
+        }
+        for (; kk < kc; ++kk)
+            for (int64_t j = j0; j < j0 + 8; ++j) out[kk * nr + j] = j < cols ? _cvtsh_ss(w[j * ldw + kk]) : 0.0f;
+    }
+}
+
+namespace {
+
 void pack_row_bf16_avx2(const float* row0, const float*, int64_t n, uint32_t* dst) {
     round_rows_bf16_avx2(row0, n, 1, n, dst, n);
 }
 
 const GemmKernel kF32 = {Isa::Avx2, Precision::F32, kMr, 8 * kNv, 1, false, ukernel_f32_avx2, nullptr, nullptr,
-                         nullptr};
+                         nullptr, panel_f16_avx2};
 const GemmKernel kBf16Widened = {Isa::Avx2, Precision::BF16, kMr, 8 * kNv, 1, true, ukernel_f32_avx2, nullptr,
                                  round_rows_bf16_avx2, pack_row_bf16_avx2};
 

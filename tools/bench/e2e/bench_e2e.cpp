@@ -94,6 +94,9 @@ LoadOptions load_options(const std::map<std::string, std::string>& f) {
         rest = comma == std::string::npos ? "" : rest.substr(comma + 1);
     }
     lo.with_vae_encoder = false;
+    // --weights auto|packed|stored, as `easel generate --weights`.
+    if (auto w = weight_layout_from_name(get(f, "weights", "auto"))) lo.weights = *w;
+    else std::fprintf(stderr, "warning: --weights: expected auto, packed or stored; using auto\n");
     const std::string wc = get(f, "weight-cache", default_weight_cache_dir());
     lo.weight_cache_dir = wc == "off" ? std::string() : wc;
     lo.weight_cache_max_bytes = default_weight_cache_max_bytes();
@@ -527,7 +530,7 @@ int main(int argc, char** argv) {
     if (argc < 2) {
         std::fprintf(stderr, "usage: easel_bench_e2e make-checkpoint --out PATH [--variant sd15|sd21|sdxl_base|...: a tests/data/keys list]\n"
                              "       easel_bench_e2e run --model CKPT [--vocab VOCAB] [--steps 3] [--precision fp32|fast] "
-                             "[--threads N] [--width 512 --height 512] [--cfg 7] [--seed 42] [--vae-tile 0] [--weight-cache DIR|off]\n"
+                             "[--threads N] [--width 512 --height 512] [--cfg 7] [--seed 42] [--vae-tile 0] [--weight-cache DIR|off] [--weights auto|packed|stored]\n"
                              "       easel_bench_e2e lora --model CKPT [--rank 32] [--precision fast] [--runs 3] [--gen-runs 1]\n"
                              "       easel_bench_e2e addons --model CKPT [--precision fast] [--steps 3] [--gen-runs 2]\n"
                              "       easel_bench_e2e make-gguf --variant KEYS --type q4_K|q8_0|... --out PATH\n"
