@@ -710,6 +710,13 @@ int cmd_generate(int argc, char** argv) {
     return 0;
 }
 
+// What `--precision auto` (the default of generate and serve) runs this model in on this CPU, and why.
+void print_auto_precision(const std::string& path) {
+    std::string why;
+    const Precision p = auto_precision(path, &why);
+    std::printf("  precision (--precision auto on this CPU): %s: %s\n", p == Precision::BF16 ? "bf16" : "fp32", why.c_str());
+}
+
 int cmd_info(int argc, char** argv) {
     cli::Args a("info", "Print what a model file or folder holds: family, layout, dtype and each component's config, or why it was refused.");
     auto& model = a.add_string("--model", "-m", "", "model file or folder (also accepted as the first argument)");
@@ -748,6 +755,7 @@ int cmd_info(int argc, char** argv) {
         std::printf("  latent: %d channels, scaling %g, shift %g, native size %d\n", spec->latent.channels,
                     double(spec->latent.scaling_factor), double(spec->latent.shift_factor), spec->native_image_side());
         for (const auto& n : spec->notes) std::printf("  note: %s\n", n.c_str());
+        print_auto_precision(path);
         return 0;
     }
     const ModelInfo* info = &inspected->info;
@@ -763,6 +771,7 @@ int cmd_info(int argc, char** argv) {
     if (info->has_vae) std::printf("  vae: %s\n", info->vae.summary().c_str());
     for (const auto& n : info->notes) std::printf("  note: %s\n", n.c_str());
     for (const auto& n : inspected->notes) std::printf("  note: %s\n", n.c_str());
+    print_auto_precision(path);
     return 0;
 }
 

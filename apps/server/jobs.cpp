@@ -261,6 +261,18 @@ int JobQueue::model_size_multiple(const std::string& name) const {
     return it->second->spec->latent.image_multiple();
 }
 
+std::optional<JobQueue::ModelControls> JobQueue::model_controls(const std::string& name) const {
+    std::lock_guard<std::mutex> lk(mu_);
+    auto it = slots_.find(name);
+    if (it == slots_.end() || !it->second->loaded) return std::nullopt;
+    const ModelSpec& m = *it->second->spec;
+    ModelControls c;
+    if (m.guidance == GuidanceMode::Distilled) c.distilled_guidance = m.default_guidance;
+    c.flow = m.sampling && m.sampling->flow_shift().has_value();
+    c.skippable_blocks = m.skippable_blocks;
+    return c;
+}
+
 std::optional<double> JobQueue::recommended_cfg_scale(const std::string& name) const {
     std::lock_guard<std::mutex> lk(mu_);
     auto it = slots_.find(name);

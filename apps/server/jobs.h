@@ -90,6 +90,15 @@ public:
     std::string model_family(const std::string& name) const;
     // What the width and height must be multiples of (the latent grid's side multiple in pixels); 0 until loaded.
     int model_size_multiple(const std::string& name) const;
+    // What the page offers for a loaded model beyond A1111's fields: the guidance a guidance-distilled model takes
+    // (Flux dev: 3.5; nullopt for others), whether it samples a flow (a shift applies), and how many transformer
+    // blocks skip-layer guidance may name (0: none). Empty until loaded.
+    struct ModelControls {
+        std::optional<double> distilled_guidance;
+        bool flow = false;
+        int skippable_blocks = 0;
+    };
+    std::optional<ModelControls> model_controls(const std::string& name) const;
 
     struct Submitted {
         std::string id;

@@ -2,6 +2,7 @@
 
 #include <array>
 #include <cctype>
+#include <charconv>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -392,6 +393,49 @@ Result<GenerationRequest> parse_generation_request(const json& body, RequestKind
     if (msl) {
         EASEL_TRY(check_range("max_sequence_length", *msl, 1, 512));
         p.max_sequence_length = int(*msl);
+    }
+
+    // SD3 and Flux: the flow shift instead of the model's, and SD3's skip-layer guidance (easel's names, as its CLI
+    // flags: slg_layers as [7, 8, 9] or "7,8,9"; the model's diffusion model checks them before any work).
+    EASEL_TRY_ASSIGN(auto shift, get_number(body, "shift"));
+    if (shift) {
+        if (!(*shift > 0 && *shift <= 100)) return Error::invalid_argument(fmt::format("must be in (0, 100], got {}", *shift), "shift");
+        p.shift = *shift;
+    }
+    if (auto it = body.find("slg_layers"); it != body.end() && !it->is_null()) {
+        std::vector<json> items;
+        if (it->is_array()) {
+            items.assign(it->begin(), it->end());
+        } else if (it->is_string()) {
+            for (std::string_view rest = it->get_ref<const std::string&>(); !rest.empty();) {
+                const size_t comma = rest.find(',');
+                std::string item(rest.substr(0, comma));
+                rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+                item.erase(0, item.find_first_not_of(' '));
+                item.erase(item.find_last_not_of(' ') + 1);
+                int v = 0;
+                const auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), v);
+                if (item.empty() || ec != std::errc() || end != item.data() + item.size())
+                    return Error::invalid_argument(fmt::format("expected block numbers such as \"7,8,9\", got \"{}\"",
+                                                               it->get_ref<const std::string&>()), "slg_layers");
+                items.emplace_back(v);
+            }
+        } else {
+            return Error::invalid_argument("expected a list of block numbers, e.g. [7, 8, 9]", "slg_layers");
+        }
+        if (items.size() > 64) return Error::invalid_argument("at most 64 blocks", "slg_layers");
+        for (const json& v : items) {
+            if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > 1000)
+                return Error::invalid_argument(fmt::format("expected block numbers from 0, got {}", v.dump()), "slg_layers");
+            p.slg.layers.push_back(int(v.get<int64_t>()));
+        }
+    }
+    for (auto [key, field] : {std::pair{"slg_scale", &p.slg.scale}, std::pair{"slg_start", &p.slg.start},
+                              std::pair{"slg_stop", &p.slg.stop}}) {
+        EASEL_TRY_ASSIGN(auto v, get_number(body, key));
+        if (!v) continue;
+        if (p.slg.layers.empty()) return Error::invalid_argument("goes with slg_layers", key);
+        *field = *v;
     }
 
     EASEL_TRY_ASSIGN(auto bs, get_int(body, "batch_size"));

@@ -296,6 +296,12 @@ json Server::models_json() {
         e["family"] = family.empty() ? json(nullptr) : json(family);
         const int multiple = queue_.model_size_multiple(m.name);
         e["size_multiple"] = multiple ? json(multiple) : json(nullptr);
+        // Beyond A1111's fields: Flux dev's distilled guidance (its default; null for other models), whether a flow
+        // shift applies (SD3, Flux), and how many transformer blocks skip-layer guidance may name (null: none).
+        const auto controls = queue_.model_controls(m.name);
+        e["distilled_guidance"] = controls && controls->distilled_guidance ? json(*controls->distilled_guidance) : json(nullptr);
+        e["flow"] = controls ? json(controls->flow) : json(nullptr);
+        e["skip_layer_blocks"] = controls && controls->skippable_blocks ? json(controls->skippable_blocks) : json(nullptr);
         list.push_back(e);
     }
     return json{{"models", list}};

@@ -364,6 +364,8 @@ InfotextParams infotext_params(const Model& m, const GenerateParams& p, int64_t 
     if (m.guidance == GuidanceMode::Distilled)
         ip.extra.emplace_back("Distilled CFG Scale", python_float_str(p.guidance.value_or(m.default_guidance)));
     if (p.shift) ip.extra.emplace_back("Shift", python_float_str(*p.shift));
+    // "fast" where it ran the bf16 kernels (on CPUs without a bf16 dot product it runs the f32 ones, which are exact).
+    if (m.precision == Precision::BF16) ip.extra.emplace_back("Precision", "bf16");
     if (!p.slg.layers.empty()) {
         ip.extra.emplace_back("SLG layers", fmt::format("{}", fmt::join(p.slg.layers, ",")));
         ip.extra.emplace_back("SLG scale", python_float_str(p.slg.scale));

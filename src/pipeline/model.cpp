@@ -272,6 +272,7 @@ void finish_weight_cache(WeightCacheSession session, const LoadOptions& options,
 
 Status load_networks(const WeightSet& weights, const std::string& path, const LoadOptions& options, Model& m,
                      const std::function<void(ParamLoader&)>& declare, std::string_view strict_prefix) {
+    m.precision = options.precision;
     ParamLoader loader(weights, options.precision);
     loader.set_keep_half_weights(options.weights == WeightLayout::Stored ||
                                  (options.weights == WeightLayout::Auto && !options.keep_param_registry));

@@ -155,6 +155,8 @@ struct ModelSpec {
     // How many transformer blocks skip-layer guidance may leave out (GenerateParams::slg: indices below it); 0: the
     // diffusion model has no such hook, and skip-layer guidance is refused.
     int skippable_blocks = 0;
+    // What its networks compute in (LoadOptions::precision as loaded); images made in BF16 say so in their infotext.
+    Precision precision = Precision::F32;
     // What diffusers mode (--schedule-from diffusers) reads: the folder's scheduler/scheduler_config.json, or
     // SD 1.5's own scheduler_config.json for a single file (what diffusers' from_single_file uses).
     SchedulerFileConfig scheduler_config;

@@ -152,6 +152,9 @@ TEST(TinyModel, FastModeStaysCloseToFp32) {
         const double psnr = mse == 0 ? 99.0 : 10.0 * std::log10(255.0 * 255.0 / mse);
         std::printf("fast vs fp32, '%s' seed %lld: PSNR %.1f dB\n", p.prompt.c_str(), static_cast<long long>(p.seed), psnr);
         EXPECT_GE(psnr, 35.0) << p.prompt;
+        // The infotext says which precision ran (only bf16 is named: fp32 is A1111's own).
+        EXPECT_NE((*b)[0].infotext.find("Precision: bf16"), std::string::npos) << (*b)[0].infotext;
+        EXPECT_EQ((*a)[0].infotext.find("Precision:"), std::string::npos) << (*a)[0].infotext;
     }
 }
 

@@ -95,6 +95,11 @@ TEST(Request, BadFieldsAreNamedInTheError) {
         {R"({"alwayson_scripts": {"controlnet": {"args": [{"model": "m", "input_image": 3}]}}})", "args[0].input_image: expected a base64 image"},
         {R"({"override_settings": {"CLIP_stop_at_last_layers": 40}})", "CLIP_stop_at_last_layers: must be between 1 and 12"},
         {R"({"override_settings": 3})", "override_settings: expected an object"},
+        {R"({"shift": 0})", "shift: must be in (0, 100], got 0"},
+        {R"({"slg_layers": "7,x"})", "slg_layers: expected block numbers such as \"7,8,9\", got \"7,x\""},
+        {R"({"slg_layers": [7, -1]})", "slg_layers: expected block numbers from 0, got -1"},
+        {R"({"slg_layers": {"a": 1}})", "slg_layers: expected a list of block numbers"},
+        {R"({"slg_scale": 3})", "slg_scale: goes with slg_layers"},
     };
     for (const Case& c : cases) {
         auto r = parse(c.body);
@@ -104,6 +109,27 @@ TEST(Request, BadFieldsAreNamedInTheError) {
     auto arr = parse_generation_request(json::array(), RequestKind::Txt2Img, a1111_defaults(), {});
     ASSERT_FALSE(arr);
     EXPECT_NE(arr.error().to_string().find("expected a JSON object, got an array"), std::string::npos);
+}
+
+// SD3's skip-layer guidance and the flow shift, in easel's names (the CLI's flags), as a list or a string; the
+// stored parameters keep them for a restart.
+TEST(Request, ShiftAndSkipLayerGuidance) {
+    auto r = parse(R"({"prompt": "a cat", "shift": 2.5, "slg_layers": [7, 8, 9], "slg_scale": 3, "slg_stop": 0.15})");
+    ASSERT_TRUE(r) << r.error().to_string();
+    EXPECT_EQ(r->params.shift, 2.5);
+    EXPECT_EQ(r->params.slg.layers, (std::vector<int>{7, 8, 9}));
+    EXPECT_DOUBLE_EQ(r->params.slg.scale, 3.0);
+    EXPECT_DOUBLE_EQ(r->params.slg.start, 0.01);
+    EXPECT_DOUBLE_EQ(r->params.slg.stop, 0.15);
+    auto again = parse_generation_request(r->parameters, RequestKind::Txt2Img, a1111_defaults(), {});
+    ASSERT_TRUE(again) << again.error().to_string();
+    EXPECT_EQ(again->params.slg.layers, r->params.slg.layers);
+    auto s = parse(R"({"slg_layers": " 7, 8 ,9"})");
+    ASSERT_TRUE(s) << s.error().to_string();
+    EXPECT_EQ(s->params.slg.layers, (std::vector<int>{7, 8, 9}));
+    auto none = parse(R"({"slg_layers": null})");
+    ASSERT_TRUE(none) << none.error().to_string();
+    EXPECT_TRUE(none->params.slg.layers.empty());
 }
 
 TEST(Request, Img2ImgNeedsOneInitImageOfTheOutputSize) {
