@@ -72,8 +72,9 @@ wait_for_port() {
 mkdir "$tmp/data"
 # The LoRAs and embeddings of the golden data, for the page's "Add to prompt" list (they are not generated with).
 golden=$here/../golden/data
-# Two models: the embedded tiny one (the default, which the page's form starts with) and the golden SD 1.5
-# pipeline, which the golden ControlNets and IP-Adapter fit. The ControlNet folder holds the golden ControlNets
+# Four models: the embedded tiny one (the default, which the page's form starts with), the golden SD 1.5
+# pipeline, which the golden ControlNets and IP-Adapter fit, and the golden tiny SD3 and Flux (dev-like) pipelines,
+# for the form's settings of diffusion transformers (flow shift, skip-layer guidance, distilled guidance). The ControlNet folder holds the golden ControlNets
 # (tests/golden/data/controlnet) and one IP-Adapter (ip_adapter/sd1_plus, its image encoder from
 # --image-encoder-dir), as links.
 mkdir "$tmp/controlnet"
@@ -82,8 +83,8 @@ ln -s "$golden"/controlnet/* "$golden/ip_adapter/sd1_plus.safetensors" "$tmp/con
 "$bin" keys signer --out "$tmp/signer" --org "easel web test" >/dev/null || { echo "FAIL web page test: easel keys signer failed"; exit 1; }
 "$bin" serve --port 0 --data "$tmp/data" --sign-key "$tmp/signer.key" --sign-cert "$tmp/signer.pem" \
   --trust-anchor "$tmp/signer-root.pem" --lora-dir "$golden/lora" --embeddings-dir "$golden/embeddings" \
-  -m "$here/../../models/tiny" -m "$golden/pipeline_sd1" --controlnet-dir "$tmp/controlnet" \
-  --image-encoder-dir "$golden/ip_adapter" >"$tmp/server.out" 2>"$tmp/server.err" &
+  -m "$here/../../models/tiny" -m "$golden/pipeline_sd1" -m "$golden/pipeline_sd3" -m "$golden/pipeline_flux" \
+  --controlnet-dir "$tmp/controlnet" --image-encoder-dir "$golden/ip_adapter" >"$tmp/server.out" 2>"$tmp/server.err" &
 server_pid=$!
 
 port=$(wait_for_port "$server_pid" "$tmp/server.out" "$tmp/server.err") || exit 1

@@ -22,9 +22,13 @@
 // dropped as a PNG, the image found in the history by a search and by model, downloaded (its PNG with parameters),
 // its seed reused and a job deleted; the usage line (GET /v1/usage) for the open server, and on a second server
 // that needs a key, for a key with a daily quota and a rate limit, before and after a job. At desktop width and at 360 px: a screenshot, no sideways scrolling, and axe-core with
-// no serious or critical violation; every control is reached with Tab.
-// run_web_test.sh serves the tiny model (the default) and the golden SD 1.5 pipeline, which the golden ControlNets
-// (tests/golden/data/controlnet) and IP-Adapter (ip_adapter/sd1_plus) fit.
+// no serious or critical violation; every control is reached with Tab. Then the diffusion transformers' settings,
+// each shown only for a model that takes it: on SD3 (not loaded until its first job: none shown, a note says why)
+// the flow shift and skip-layer guidance, a layer the model lacks refused next to the field, layers "1" and shift 3
+// sent and in the infotext, restored from the image; on Flux the distilled guidance at the model's default, a changed
+// one sent; on the embedded model none, and hidden ones never sent.
+// run_web_test.sh serves the tiny model (the default), the golden SD 1.5 pipeline, which the golden ControlNets
+// (tests/golden/data/controlnet) and IP-Adapter (ip_adapter/sd1_plus) fit, and the golden tiny SD3 and Flux pipelines.
 // Usage: node web_test.mjs SERVER_URL [CHROMIUM]   (Node 20+; `npm ci` in this folder, which scripts/setup runs)
 // EASEL_WEB_KEYED_URL and EASEL_WEB_KEY: the second server and its key (quota 100 a day, 60 requests a minute), as
 // run_web_test.sh starts it; without them the key's usage line is not checked (and the test says so).
@@ -91,6 +95,15 @@ const QUEUE_STEPS = '150';
 const SKIP_STEPS = 80;
 const BATCH_PROMPT = 'a batch of four: small purple dots';
 const BATCH_SEED = '100';
+// The diffusion transformers of run_web_test.sh: the golden tiny SD3 (3 transformer blocks, so skip-layer guidance
+// may name blocks 0 to 2) and Flux dev-like (guidance embeds: a distilled guidance input) pipelines. Each draws 32x32
+// in 2 steps well within a second.
+const SD3_MODEL = 'pipeline_sd3';
+const FLUX_MODEL = 'pipeline_flux';
+const FLOW_PROMPT = 'flow walk: a white disc';
+// The settings only a diffusion transformer takes: their parts of the form, and the request fields they send.
+const MODEL_PARTS = { guidance: '#distilled-guidance-field', shift: '#flow-shift-field', slg: '#slg' };
+const MODEL_KEYS = ['distilled_cfg_scale', 'guidance', 'shift', 'slg_layers', 'slg_scale', 'slg_start', 'slg_stop'];
 // The widths of the screenshots and accessibility checks: a desktop and a small phone.
 const DESKTOP = { width: 1280, height: 900 };
 const PHONE = { width: 360, height: 740 };
@@ -482,6 +495,8 @@ async function main() {
   await checkImages();
   await studio(native);
   checkClean('after the studio walk');
+  await transformerModels(native);
+  checkClean('after the SD3 and Flux walk');
   await keyUsage();
   checkClean('at the end');
 }
@@ -1070,6 +1085,162 @@ async function studio(native) {
     fail(`after "Remove image" the page still sent ${Object.keys(plain.body).join(', ')}`);
   }
   pass('"Remove image": the next request is txt2img again');
+}
+
+// The parts of the form only a diffusion transformer has, which are shown: {guidance, shift, slg, note}.
+const modelParts = async () => ({
+  guidance: await isShown(MODEL_PARTS.guidance),
+  shift: await isShown(MODEL_PARTS.shift),
+  slg: await isShown(MODEL_PARTS.slg),
+  note: await evaluate(`document.getElementById('model-note').textContent`),
+});
+const modelOf = async (name) => (await (await fetch(new URL('/v1/models', serverUrl))).json()).models.find((m) => m.name === name);
+// Waits until the parts shown are `want` (e.g. {guidance: false, shift: true, slg: true}) and returns modelParts().
+async function waitForParts(what, want) {
+  let parts = null;
+  await until(what, async () => {
+    parts = await modelParts();
+    return Object.entries(want).every(([k, v]) => parts[k] === v);
+  }).catch(() => fail(`${what}: the form shows ${JSON.stringify(parts)}, expected ${JSON.stringify(want)}`));
+  return parts;
+}
+const sentModelKeys = (body) => MODEL_KEYS.filter((k) => k in body);
+
+// SD3 and Flux (diffusion transformers): each model's own settings shown only when GET /v1/models says it takes them.
+// A model the server has not loaded yet is described by nothing: the form says so and shows none, and the page
+// asks again after its first job. SD3: the flow shift and skip-layer guidance, no distilled guidance; layers the
+// transformer lacks are refused next to the field before anything is sent; with layers "1" and shift 3 the image's
+// infotext names them, and "Restore these settings" puts them back. Flux: the distilled guidance at the model's
+// default, sent (and in the infotext) when changed, the hidden skip-layer layers not sent. The embedded model: none.
+async function transformerModels(native) {
+  const initial = await modelOf(SD3_MODEL);
+  if (!initial || !await modelOf(FLUX_MODEL)) fail(`GET /v1/models lacks ${SD3_MODEL} or ${FLUX_MODEL} (run_web_test.sh serves both)`);
+  if (!('skip_layer_blocks' in initial) || !('flow' in initial) || !('distilled_guidance' in initial)) {
+    fail(`GET /v1/models has no distilled_guidance, flow or skip_layer_blocks: ${JSON.stringify(initial)} (an easel built before them?)`);
+  }
+  // SD3, not loaded yet: none of its settings known; its first job loads it. CFG 5: skip-layer guidance needs CFG.
+  await page.selectOption('#model', SD3_MODEL);
+  await page.fill('#prompt', FLOW_PROMPT);
+  for (const [id, value] of [['width', '32'], ['height', '32'], ['steps', '2'], ['seed', '3'], ['cfg-scale', '5']]) await page.fill(`#${id}`, value);
+  if (initial.loaded === false) {
+    const unknown = await waitForParts(`${SD3_MODEL}, not loaded, shows none of its settings`, { guidance: false, shift: false, slg: false });
+    if (!/not loaded yet/.test(unknown.note)) fail(`${SD3_MODEL} is not loaded, and the form's note says '${unknown.note}'`);
+    const first = await generateWithClick(`the first ${SD3_MODEL} image`);
+    if (sentModelKeys(first.body).length) fail(`with none of its settings shown the page sent ${sentModelKeys(first.body)}`);
+    pass(`${SD3_MODEL} not loaded: its settings hidden, the note "${unknown.note}"; its first image (${first.size} in ${first.seconds} s) sent none of them`);
+  }
+  const sd3 = await modelOf(SD3_MODEL);
+  if (!sd3.loaded || sd3.flow !== true || sd3.distilled_guidance !== null || !(sd3.skip_layer_blocks >= 2)) {
+    fail(`GET /v1/models describes the loaded ${SD3_MODEL} as ${JSON.stringify(sd3)}`);
+  }
+  const sd3Parts = await waitForParts(`${SD3_MODEL} loaded: the flow shift and skip-layer guidance, no distilled guidance`,
+    { guidance: false, shift: true, slg: true, note: '' });
+  const hint = await evaluate(`document.getElementById('slg-layers-hint').textContent`);
+  if (!hint.includes(`0 to ${sd3.skip_layer_blocks - 1}`)) fail(`the layers hint says '${hint}'; the model has ${sd3.skip_layer_blocks} blocks`);
+  pass(`${SD3_MODEL} (flow, ${sd3.skip_layer_blocks} blocks): the form shows ${JSON.stringify(sd3Parts)}; layers hint "${hint}"`);
+
+  // Layers: reached with Tab from the model picker; a block the transformer lacks is refused next to the field.
+  await page.focus('#model');
+  await tabTo('slg-layers', { limit: 5 });
+  const outside = String(sd3.skip_layer_blocks);
+  await typeInto('slg-layers', outside);
+  const refused = await waitFor('the layers field says which blocks there are', `(() => {
+    const input = document.getElementById('slg-layers'), note = document.getElementById('slg-layers-error');
+    return note && input.getAttribute('aria-invalid') === 'true' && (input.getAttribute('aria-describedby') ?? '').includes('slg-layers-error')
+      ? note.textContent : '';
+  })()`, 5_000);
+  const sentBefore = jobBodies.length;
+  await page.getByRole('button', { name: 'Generate', exact: true }).click();
+  const stopped = await waitFor('Generate with a wrong layer shows the error', `document.getElementById('error').hidden ? '' : document.getElementById('error').textContent`, 5_000);
+  await sleep(200);
+  if (jobBodies.length !== sentBefore) fail(`layers "${outside}" were sent: ${JSON.stringify(jobBodies.at(-1)).slice(0, 300)}`);
+  if (!refused.includes(`0 to ${sd3.skip_layer_blocks - 1}`) || !(await isShown('#slg-layers-error'))) {
+    fail(`layers "${outside}": the note next to the field says '${refused}'`);
+  }
+  await page.focus('#slg-layers');
+  await typeInto('slg-layers', '1');
+  if (await evaluate(`Boolean(document.getElementById('slg-layers-error')) || document.getElementById('slg-layers').hasAttribute('aria-invalid')`)) {
+    fail('layers "1": the field is still marked wrong');
+  }
+  pass(`layers "${outside}" refused next to the field ("${refused}"), nothing sent ("${stopped}"); "1" accepted`);
+
+  // The flow shift and skip-layer guidance sent, named by the infotext.
+  await tabTo('flow-shift', { backwards: true, limit: 10 });
+  await typeInto('flow-shift', '3');
+  const slg = await generateWithClick('SD3 with skip-layer guidance');
+  const want = { shift: 3, slg_layers: [1], slg_scale: 2.8, slg_start: 0.01, slg_stop: 0.2 };
+  const got = Object.fromEntries(MODEL_KEYS.filter((k) => k in slg.body).map((k) => [k, slg.body[k]]));
+  if (JSON.stringify(got) !== JSON.stringify(want)) fail(`the SD3 request carried ${JSON.stringify(got)}; expected ${JSON.stringify(want)}`);
+  const slgInfo = await infotext();
+  if (!/\bSLG layers: "?1"?(,|$)/m.test(slgInfo) || !/\bShift: 3(\.0)?(,|$)/m.test(slgInfo) || !slgInfo.includes('SLG scale: 2.8')) {
+    fail(`the SD3 image's infotext lacks its skip-layer guidance or shift: ${slgInfo}`);
+  }
+  pass(`SD3 with layers 1 and shift 3 (${slg.size} in ${slg.seconds} s): sent ${JSON.stringify(got)}; infotext: ${slgInfo.split('\n').at(-1)}`);
+
+  await accessibility('sd3', [['desktop', DESKTOP], ['360px', PHONE]], { reclose: true, include: ['#generate-form'] });
+  await keyboardReach();
+
+  // "Restore these settings" from the image: its shift and skip-layer guidance back in the form.
+  const src = await evaluate(`document.getElementById('result-image').getAttribute('src')`);
+  const transfer = await page.evaluateHandle(async (url) => {
+    const data = new DataTransfer();
+    data.items.add(new File([await (await fetch(url)).arrayBuffer()], 'sd3-slg.png', { type: 'image/png' }));
+    return data;
+  }, src);
+  await page.locator('#verify-drop').scrollIntoViewIfNeeded();
+  await page.dispatchEvent('#verify-drop', 'dragover', { dataTransfer: transfer });
+  await page.dispatchEvent('#verify-drop', 'drop', { dataTransfer: transfer });
+  const fields = await waitFor('the SD3 image\'s settings are listed', `(() => {
+    const verdict = document.getElementById('verify-verdict').textContent;
+    if (!verdict.includes('sd3-slg.png') || verdict.startsWith('Checking')) return '';
+    const list = document.getElementById('image-settings-list');
+    const names = [...list.querySelectorAll('dt')].map((d) => d.textContent);
+    const values = [...list.querySelectorAll('dd')].map((d) => d.textContent);
+    return !document.getElementById('image-settings').hidden && names.length ? Object.fromEntries(names.map((n, i) => [n, values[i]])) : '';
+  })()`, 10_000, errorShown);
+  if (fields['SLG layers'] !== '1' || Number(fields.Shift) !== 3 || Number(fields['SLG stop']) !== 0.2) fail(`the SD3 image's settings: ${JSON.stringify(fields)}`);
+  for (const [id, value] of [['slg-layers', ''], ['flow-shift', ''], ['slg-scale', '9'], ['slg-stop', '0.9']]) await page.fill(`#${id}`, value);
+  await page.getByRole('button', { name: 'Restore these settings' }).click();
+  const restored = await evaluate(`Object.fromEntries(['model', 'slg-layers', 'flow-shift', 'slg-scale', 'slg-start', 'slg-stop']
+    .map((id) => [id, document.getElementById(id).value]))`);
+  const wantRestored = { model: SD3_MODEL, 'slg-layers': '1', 'flow-shift': '3', 'slg-scale': '2.8', 'slg-start': '0.01', 'slg-stop': '0.2' };
+  if (JSON.stringify(restored) !== JSON.stringify(wantRestored)) fail(`"Restore these settings" filled ${JSON.stringify(restored)} from ${JSON.stringify(fields)}`);
+  pass(`"Restore these settings" from the SD3 image: ${JSON.stringify(restored)}`);
+
+  // Flux: not loaded yet, then its distilled guidance at the model's default; changed, it is sent.
+  await page.selectOption('#model', FLUX_MODEL);
+  if ((await modelOf(FLUX_MODEL)).loaded === false) {
+    await waitForParts(`${FLUX_MODEL}, not loaded, shows none of its settings`, { guidance: false, shift: false, slg: false });
+    const first = await generateWithClick(`the first ${FLUX_MODEL} image`);
+    if (sentModelKeys(first.body).length) fail(`with none of its settings shown the page sent ${sentModelKeys(first.body)}`);
+  }
+  const flux = await modelOf(FLUX_MODEL);
+  if (!flux.loaded || flux.flow !== true || typeof flux.distilled_guidance !== 'number' || flux.skip_layer_blocks !== null) {
+    fail(`GET /v1/models describes the loaded ${FLUX_MODEL} as ${JSON.stringify(flux)}`);
+  }
+  const fluxParts = await waitForParts(`${FLUX_MODEL} loaded: distilled guidance and the flow shift, no skip-layer guidance`,
+    { guidance: true, shift: true, slg: false, note: '' });
+  const guidance = await fieldValue('distilled-guidance');
+  if (Number(guidance) !== flux.distilled_guidance) fail(`the distilled guidance field holds '${guidance}'; the model's default is ${flux.distilled_guidance}`);
+  await page.fill('#flow-shift', '');
+  await page.focus('#cfg-scale');
+  await tabTo('distilled-guidance', { limit: 3 });
+  await typeInto('distilled-guidance', '4.5');
+  const dev = await generateWithClick('Flux with distilled guidance 4.5');
+  const fluxKeys = Object.fromEntries(MODEL_KEYS.filter((k) => k in dev.body).map((k) => [k, dev.body[k]]));
+  if (JSON.stringify(fluxKeys) !== JSON.stringify({ distilled_cfg_scale: 4.5 })) fail(`the Flux request carried ${JSON.stringify(fluxKeys)}`);
+  const devInfo = await infotext();
+  if (!devInfo.includes('Distilled CFG Scale: 4.5')) fail(`the Flux image's infotext lacks 'Distilled CFG Scale: 4.5': ${devInfo}`);
+  pass(`${FLUX_MODEL}: the form shows ${JSON.stringify(fluxParts)}, distilled guidance ${guidance} (the model's default); 4.5 sent (${dev.size} in ${dev.seconds} s), the hidden layers not; infotext: ${devInfo.split('\n').at(-1)}`);
+
+  // The embedded model: none of them, none sent.
+  await page.selectOption('#model', native.name);
+  await waitForParts(`${native.name}: none of the diffusion transformers' settings`, { guidance: false, shift: false, slg: false, note: '' });
+  await page.fill('#width', '32');
+  await page.fill('#height', '32');
+  const plain = await generateWithClick(`${native.name} after SD3 and Flux`);
+  if (sentModelKeys(plain.body).length) fail(`on ${native.name} the page sent ${sentModelKeys(plain.body)}`);
+  pass(`${native.name}: none of the settings shown, none sent (${plain.size} in ${plain.seconds} s)`);
 }
 
 // The second server needs a key: the usage line says so until the key is typed, then shows the key's day (as

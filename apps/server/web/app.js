@@ -8,7 +8,9 @@
 // controlnet.js, gallery.js and verify.js one part each.
 
 import { SMALL_IMAGE_PX, ui, state, clearError, wireDropZone, readFileAsDataUrl } from './common.js';
-import { syncSizePreset, applyModelDefaults, insertIntoPrompt, loadOptions } from './form.js';
+import {
+  syncSizePreset, applyModelDefaults, insertIntoPrompt, loadOptions, selectedModel, refreshModels, checkSlgLayers,
+} from './form.js';
 import { generate, cancelJob, skipImage } from './jobs.js';
 import {
   setInitImage, updateInpaintArea, removeInitImage, clearMask, wireMaskPainting, extendCanvas,
@@ -46,7 +48,10 @@ async function start() {
   ui.model.addEventListener('change', () => {
     applyModelDefaults(ui.model.value);
     if (state.initImage) updateInpaintArea();  // img2img keeps the image's size (or, only masked, takes the model's)
+    // Not loaded when the page asked: another page's job may have loaded it since.
+    if (selectedModel()?.loaded === false) refreshModels();
   });
+  ui.slgLayers.addEventListener('input', checkSlgLayers);
   for (const input of [ui.width, ui.height]) {
     input.addEventListener('input', () => {
       state.sizeEdited = true;

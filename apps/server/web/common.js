@@ -16,6 +16,8 @@ const FIELD_CONTROLS = {
   denoising_strength: 'denoising', mask_blur: 'mask-blur', inpainting_fill: 'inpainting-fill',
   inpaint_full_res: 'inpaint-area', inpaint_full_res_padding: 'inpaint-padding', 'init_images[0]': 'init-file',
   init_images: 'init-file', mask: 'mask-canvas', n_iter: 'batch-count', batch_size: 'batch-size',
+  distilled_cfg_scale: 'distilled-guidance', guidance: 'distilled-guidance', shift: 'flow-shift',
+  slg_layers: 'slg-layers', slg_scale: 'slg-scale', slg_start: 'slg-start', slg_stop: 'slg-stop',
 };
 
 const byId = (id) => document.getElementById(id);
@@ -32,6 +34,18 @@ export const ui = {
   sampler: byId('sampler'),
   scheduler: byId('scheduler'),
   model: byId('model'),
+  modelNote: byId('model-note'),
+  distilledGuidanceField: byId('distilled-guidance-field'),
+  distilledGuidance: byId('distilled-guidance'),
+  distilledGuidanceHint: byId('distilled-guidance-hint'),
+  flowShiftField: byId('flow-shift-field'),
+  flowShift: byId('flow-shift'),
+  slg: byId('slg'),
+  slgLayers: byId('slg-layers'),
+  slgLayersHint: byId('slg-layers-hint'),
+  slgScale: byId('slg-scale'),
+  slgStart: byId('slg-start'),
+  slgStop: byId('slg-stop'),
   extraNetwork: byId('extra-network'),
   apiKey: byId('api-key'),
   generate: byId('generate'),
@@ -189,12 +203,16 @@ export function clearError() {
   ui.error.hidden = true;
   ui.error.replaceChildren();
   for (const node of document.querySelectorAll('.field-error')) node.remove();
-  for (const node of document.querySelectorAll('[aria-invalid]')) {
-    node.removeAttribute('aria-invalid');
-    const ids = (node.getAttribute('aria-describedby') ?? '').split(' ').filter((id) => id && !id.endsWith('-error'));
-    if (ids.length) node.setAttribute('aria-describedby', ids.join(' '));
-    else node.removeAttribute('aria-describedby');
-  }
+  for (const node of document.querySelectorAll('[aria-invalid]')) clearFieldError(node);
+}
+
+// One control's message next to it (see showFieldError) removed, and the control no longer marked invalid.
+export function clearFieldError(control) {
+  byId(`${control.id}-error`)?.remove();
+  control.removeAttribute('aria-invalid');
+  const ids = (control.getAttribute('aria-describedby') ?? '').split(' ').filter((id) => id && !id.endsWith('-error'));
+  if (ids.length) control.setAttribute('aria-describedby', ids.join(' '));
+  else control.removeAttribute('aria-describedby');
 }
 
 // The control an error is about: the error's param, else the field its message starts with ("steps: must be ..."),
@@ -210,7 +228,7 @@ function errorControl(err) {
 
 // The message again next to the control it names (the one in #error is announced; this one is where the eye is),
 // and the control marked invalid and described by it.
-function showFieldError(err) {
+export function showFieldError(err) {
   const found = errorControl(err);
   if (!found) return;
   const { control, text } = found;

@@ -4,7 +4,7 @@
 import {
   TERMINAL_STATUSES, ui, state, ApiError, authHeaders, api, imageSource, showError, clearError, element, parseJson,
 } from './common.js';
-import { readForm } from './form.js';
+import { readForm, refreshModels } from './form.js';
 import { sendButton } from './img2img.js';
 import { isIpAdapterModule } from './controlnet.js';
 import { refreshGallery, refreshUsage } from './gallery.js';
@@ -33,6 +33,12 @@ export function describeParams(job, index = 0) {
   if (p.steps !== undefined) parts.push(`${p.steps} steps`);
   parts.push([p.sampler_name, p.scheduler].filter(Boolean).join(', '));
   if (p.cfg_scale !== undefined) parts.push(`CFG ${p.cfg_scale}`);
+  const guidance = p.distilled_cfg_scale ?? p.guidance;
+  if (guidance !== undefined && guidance !== null) parts.push(`distilled guidance ${guidance}`);
+  if (p.shift !== undefined && p.shift !== null) parts.push(`shift ${p.shift}`);
+  if (p.slg_layers !== undefined && p.slg_layers !== null && String(p.slg_layers) !== '') {
+    parts.push(`skip layers ${Array.isArray(p.slg_layers) ? p.slg_layers.join(',') : p.slg_layers}`);
+  }
   // "Only masked" inpainting draws the masked area at width x height; the image keeps its starting image's size.
   if (p.width && p.height) parts.push(p.inpaint_full_res && p.mask ? `only masked at ${p.width}×${p.height}` : `${p.width}×${p.height}`);
   if (p.model ?? job.model) parts.push(p.model ?? job.model);
@@ -262,6 +268,8 @@ async function finishJob(job, data) {
   // Not waited for: the follower goes on to the next job at once.
   refreshGallery();
   refreshUsage();
+  // A job loads its model: what the server can now say of a model it had not loaded (its own settings among it).
+  if (state.models.some((m) => m.loaded === false)) refreshModels();
 }
 
 // The job to follow: the first running one, else the first queued one.

@@ -82,6 +82,13 @@ export function restoreSettings() {
   if (size) [params.width, params.height] = [Number(size[1]), Number(size[2])];
   if (fields.has('Sampler')) params.sampler_name = fields.get('Sampler');
   if (fields.has('Schedule type')) params.scheduler = fields.get('Schedule type');
+  // Diffusion transformers (Flux dev, SD3): fields the image lacks are the model's (see fillForm).
+  number('Distilled CFG Scale', 'distilled_cfg_scale');
+  number('Shift', 'shift');
+  if (fields.get('SLG layers')) params.slg_layers = fields.get('SLG layers').replace(/^"(.*)"$/, '$1');
+  number('SLG scale', 'slg_scale');
+  number('SLG start', 'slg_start');
+  number('SLG stop', 'slg_stop');
   const model = fields.get('Model');
   const served = model && [...ui.model.options].find((o) => o.value.toLowerCase() === model.toLowerCase());
   if (served) params.model = served.value;
