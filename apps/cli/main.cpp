@@ -290,19 +290,9 @@ int cmd_generate(int argc, char** argv) {
     if (guidance.seen) p.guidance = guidance.d;
     if (shift.seen) p.shift = shift.d;
     if (!slg_layers.s.empty()) {
-        for (std::string_view rest = slg_layers.s; !rest.empty();) {
-            const size_t comma = rest.find(',');
-            const std::string item(rest.substr(0, comma));
-            rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
-            int v = 0;
-            const char* b = item.data();
-            while (*b == ' ') ++b;
-            const auto [end, ec] = std::from_chars(b, item.data() + item.size(), v);
-            if (ec != std::errc() || end != item.data() + item.size() || v < 0 || v > 1000)
-                return fail(Error::invalid_argument(fmt::format("expected block numbers separated by commas (e.g. 7,8,9), "
-                                                                "got '{}'", slg_layers.s), "--slg-layers"));
-            p.slg.layers.push_back(v);
-        }
+        auto layers = parse_slg_layers(slg_layers.s);
+        if (!layers) return fail(Error::invalid_argument(layers.error().message(), "--slg-layers"));
+        p.slg.layers = std::move(layers).value();
     } else if (slg_scale.seen || slg_start.seen || slg_stop.seen) {
         return fail(Error::invalid_argument("--slg-scale, --slg-start and --slg-stop go with --slg-layers", "--slg-layers"));
     }

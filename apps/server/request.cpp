@@ -2,7 +2,6 @@
 
 #include <array>
 #include <cctype>
-#include <charconv>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -407,19 +406,8 @@ Result<GenerationRequest> parse_generation_request(const json& body, RequestKind
         if (it->is_array()) {
             items.assign(it->begin(), it->end());
         } else if (it->is_string()) {
-            for (std::string_view rest = it->get_ref<const std::string&>(); !rest.empty();) {
-                const size_t comma = rest.find(',');
-                std::string item(rest.substr(0, comma));
-                rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
-                item.erase(0, item.find_first_not_of(' '));
-                item.erase(item.find_last_not_of(' ') + 1);
-                int v = 0;
-                const auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), v);
-                if (item.empty() || ec != std::errc() || end != item.data() + item.size())
-                    return Error::invalid_argument(fmt::format("expected block numbers such as \"7,8,9\", got \"{}\"",
-                                                               it->get_ref<const std::string&>()), "slg_layers");
-                items.emplace_back(v);
-            }
+            EASEL_TRY_ASSIGN(const std::vector<int> parsed, parse_slg_layers(it->get_ref<const std::string&>()));
+            items.assign(parsed.begin(), parsed.end());
         } else {
             return Error::invalid_argument("expected a list of block numbers, e.g. [7, 8, 9]", "slg_layers");
         }

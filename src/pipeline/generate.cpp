@@ -4,6 +4,7 @@
 #include "pipeline/watermark.h"
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <memory>
@@ -22,6 +23,25 @@
 #include "sampling/rng_torch_cpu.h"
 
 namespace easel {
+
+Result<std::vector<int>> parse_slg_layers(std::string_view text) {
+    std::vector<int> out;
+    for (std::string_view rest = text; !rest.empty();) {
+        const size_t comma = rest.find(',');
+        std::string_view item = rest.substr(0, comma);
+        rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+        while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+        while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+        int v = 0;
+        const auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), v);
+        if (item.empty() || ec != std::errc() || end != item.data() + item.size() || v < 0 || v > 1000)
+            return Error::invalid_argument(fmt::format("expected block numbers such as \"7,8,9\", got \"{}\"", text),
+                                           "slg_layers");
+        out.push_back(v);
+    }
+    return out;
+}
+
 
 const char* masked_content_name(MaskedContent m) {
     switch (m) {

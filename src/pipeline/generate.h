@@ -44,6 +44,10 @@ struct SkipLayerParams {
     double start = 0.01, stop = 0.2;
 };
 
+// Skip-layer guidance's blocks as people write them ("7,8,9", spaces allowed) -> {7, 8, 9}. Errors (field
+// "slg_layers"): an empty item, anything but a number from 0 to 1000.
+Result<std::vector<int>> parse_slg_layers(std::string_view text);
+
 struct GenerateParams {
     std::string prompt;
     std::string negative_prompt;

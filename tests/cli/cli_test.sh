@@ -74,7 +74,7 @@ expect_ok "tokenize with the built-in vocabulary" -- tokenize -m "$tmp/novocab" 
 if ! grep -q "^49406,320,1125,539,320,2368,49407$" "$tmp/out"; then echo "FAIL built-in tokenizer ids: $(cat "$tmp/out")"; failures=$((failures + 1)); fi
 expect_error "unknown flag" "--frobnicate" -- generate -m "$model" -p x --frobnicate -o "$tmp/a.png"
 expect_error "unknown weight layout" "--weights: expected auto, packed or stored" -- generate -m "$model" -p x --weights half -o "$tmp/a.png"
-expect_error "skip layers that are not numbers" "--slg-layers: expected block numbers" -- generate -m "$model" -p x --slg-layers 7,x -o "$tmp/a.png"
+expect_error "skip layers that are not numbers" "--slg-layers: expected block numbers such as" -- generate -m "$model" -p x --slg-layers 7,x -o "$tmp/a.png"
 expect_error "skip-layer settings without layers" "go with --slg-layers" -- generate -m "$model" -p x --slg-scale 3 -o "$tmp/a.png"
 expect_error "skip layers on a UNet" "slg_layers: skip-layer guidance leaves out transformer blocks" -- generate -m "$model" -p x -W 32 -H 32 --slg-layers 1 -o "$tmp/a.png"
 expect_error "skip layers beyond the transformer" "slg_layers: block 5 is not one of this transformer's blocks 0 to 2" -- generate -m "$golden/pipeline_sd3" -p x -W 32 -H 32 --slg-layers 5 -o "$tmp/a.png"
