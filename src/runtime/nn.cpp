@@ -33,15 +33,15 @@ void record_bias(const ParamScope& s, const Tensor& b) {
 // Packs a weight tensor viewed as [rows, cols]; records a problem (and returns an empty weight) on failure.
 PackedWeight pack(const ParamScope& s, const Tensor& w, int64_t rows, int64_t cols) {
     if (!w.storage()) return {};  // missing or mis-shaped: the loader has recorded it
-    if (w.quantized()) {  // kept as stored (a view of the file): nothing to pack, cache or release
-        auto p = quantized_linear_weight(std::shared_ptr<const void>(w.storage(), w.raw()), w.quant(), rows, cols,
-                                         s.loader().precision());
-        if (!p) {
-            s.loader().add_problem(fmt::format("{}: {}", s.name("weight"), p.error().message()));
-            return {};
-        }
-        return std::move(p).value();
-    }
+    // A weight kept as stored, or the problem recorded and an empty weight.
+    auto kept = [&s](Result<PackedWeight> p) -> PackedWeight {
+        if (p) return std::move(p).value();
+        s.loader().add_problem(fmt::format("{}: {}", s.name("weight"), p.error().message()));
+        return {};
+    };
+    if (w.quantized())  // kept as stored (a view of the file): nothing to pack, cache or release
+        return kept(quantized_linear_weight(std::shared_ptr<const void>(w.storage(), w.raw()), w.quant(), rows, cols,
+                                            s.loader().precision()));
     if (s.loader().keep_half_weights() && (w.dtype() == DType::F16 || w.dtype() == DType::BF16) && w.is_contiguous()) {
         auto layout = packed_linear_layout(rows, cols, s.loader().precision());
         if (layout && layout->nr > 0 && layout->kpack == 1) {  // f32 panels: twice what is stored
@@ -50,12 +50,7 @@ PackedWeight pack(const ParamScope& s, const Tensor& w, int64_t rows, int64_t co
             std::shared_ptr<const void> data(w.raw(), [keep = w.storage(), n = w.nbytes()](const void* p) {
                 MappedFile::release_pages(p, n);
             });
-            auto p = stored_linear_weight(std::move(data), w.dtype(), rows, cols, s.loader().precision());
-            if (!p) {
-                s.loader().add_problem(fmt::format("{}: {}", s.name("weight"), p.error().message()));
-                return {};
-            }
-            return std::move(p).value();
+            return kept(stored_linear_weight(std::move(data), w.dtype(), rows, cols, s.loader().precision()));
         }
     }
     PackCache* cache = s.loader().pack_cache();
