@@ -60,7 +60,7 @@ force_zeros_for_empty_prompt True, add_watermarker False), called as pipe(image=
 num_inference_steps, guidance_scale, controlnet_conditioning_scale, control_guidance_start, control_guidance_end,
 guess_mode, generator=torch.Generator("cpu").manual_seed(seed), output_type="latent") with the prompt's embeddings
 (prompt_embeds, negative_prompt_embeds, pooled_prompt_embeds, negative_pooled_prompt_embeds) that the base pipeline's
-own encode_prompt(prompt, negative_prompt=negative, prompt_2 / negative_prompt_2 None, CFG on) gave before the text
+own encode_prompt(prompt, negative_prompt=negative or None, prompt_2 / negative_prompt_2 None, CFG on) gave before the text
 encoders were freed (memory: UNet 10.3 GB + ControlNet 5.0 GB + text encoders 3.3 GB would not fit). That is what the
 pipeline computes from the prompts itself (checked: at controlnet_conditioning_scale 0.0 the ControlNet pipeline
 gives the base pipeline's latent, run from the prompts, bit for bit). Size conditioning: the defaults (original and
@@ -224,11 +224,15 @@ def run_base(pipe, sched_cfg, case):
     """The base pipeline from the prompts (text encoders still loaded): latent, image, embeddings."""
     name, scale, start, end, guess, seed, prompt, negative = case
     pipe.scheduler = EulerDiscreteScheduler.from_config(sched_cfg)
+    # An empty negative is diffusers' negative_prompt=None (what easel's diffusers mode takes "" for): zeroed by
+    # force_zeros_for_empty_prompt. Passing "" itself would encode the empty string instead.
+    neg = negative or None
     with torch.no_grad():
-        lat = pipe(prompt, negative_prompt=negative, height=SIZE, width=SIZE, num_inference_steps=STEPS,
+        lat = pipe(prompt, negative_prompt=neg, height=SIZE, width=SIZE, num_inference_steps=STEPS,
                    guidance_scale=CFG, generator=torch.Generator("cpu").manual_seed(seed), output_type="latent").images
-        emb = pipe.encode_prompt(prompt, None, torch.device("cpu"), 1, True, negative, None)
+        emb = pipe.encode_prompt(prompt, None, torch.device("cpu"), 1, True, neg, None)
     assert torch.isfinite(lat).all(), name
+    assert (neg is None) == (not emb[1].any().item() and not emb[3].any().item()), name  # zeroed iff empty
     return lat.contiguous(), decode(pipe, lat), [e.clone() for e in emb]
 
 
