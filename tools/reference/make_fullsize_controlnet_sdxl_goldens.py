@@ -15,7 +15,7 @@ Versions (requirements-pip.txt): torch 2.4.1 (CPU), diffusers 0.30.3, transforme
 torch thread (THREADS; make_fullsize_sdxl_goldens' docstring: the last bits depend on it); diffusers' default
 attention processor (scaled_dot_product_attention) on UNet, ControlNet and VAE, as the SDXL siblings.
 Measured on the shared 2-core machine (/usr/bin/time -v, while C++ builds ran beside it): 5 min 0 s to 5 min 28 s
-wall (the SDXL models 84 to 101 s, the ControlNet 22 to 24 s, each 4-step run 19 to 24 s; 11 runs), peak RSS 16.06
+wall (6 min 54 s in session 22, with a C++ test beside it; the SDXL models 84 to 101 s, the ControlNet 22 to 24 s, each 4-step run 19 to 24 s; 11 runs), peak RSS 16.06
 million KB (15.3 GiB: UNet 10.3 GB + ControlNet 5.0 GB + VAE, the text encoders freed first; 13.6 GB before). The
 same tensors on every run (checked, runs 1 to 3) and the same bytes (runs 2 and 3).
 
@@ -43,8 +43,8 @@ multiplies those 20 F16 tensors by GAIN, no rounding involved. The script measur
 short) and keeps the smallest at which every case moves the image by at least PICK_LEVELS levels of 255 on average.
 Measured (mean |image - without ControlNet| in levels, max in brackets, mean |latent diff|, saturated-pixel change):
     gain   fullsize_cn_sdxl                  fullsize_cn_sdxl_guess
-      1    2.06 (11)  0.093  -0.17 %         1.78 (12)  0.098  -0.17 %
-      4    4.06 (22)  0.188  -0.45 %         5.06 (34)  0.277  -0.46 %
+      1    2.06 (11)  0.093  -0.17 %         1.74 (13)  0.095  -0.20 %
+      4    4.06 (22)  0.188  -0.45 %         4.87 (33)  0.263  -0.41 %
 PICK_LEVELS = 3, so GAIN = 4 (gain 1 moves neither case by 3 levels; 4 moves both by 4 to 5, like the SD 1.5
 golden's 4.1 at its gain 4 and the SD 2.1 one's 4.5 at 8). No case saturates (fewer pixels at 0 or 255 than
 without). The final latents have std about 4.1 to 4.3 (the SDXL siblings: most of the latent is the starting noise).
@@ -93,9 +93,9 @@ Cases (64x64, Euler, 4 steps, CFG 5)
                           half), start 0.0, end 0.5 (acts at steps 0-1 of 0-3; at steps 2-3 the pipeline still runs
                           it, at scale 0); seed 802, empty negative (force_zeros_for_empty_prompt: zeroed embeddings)
   Measured at GAIN 4: fullsize_cn_sdxl moves the image by 4.06 levels on average (max 22) and the latent by 0.188;
-  fullsize_cn_sdxl_guess by 5.06 (max 34) and 0.277. Against the same case at every step fullsize_cn_sdxl_guess
+  fullsize_cn_sdxl_guess by 4.87 (max 33) and 0.263 (session 22, with the negative zeroed). Against the same case at every step fullsize_cn_sdxl_guess
   differs by 1.06 levels and 0.060 in the latent (30 times the C++ test's latent atol 2e-3); against the same case
-  without guess mode by 3.54 levels and 0.209 (stored in its params).
+  without guess mode by 5.66 levels and 0.358 (stored in its params).
 Checks (asserted on every run): the key list on disk is make_key_lists' list (names, shapes, dtypes); strict loading,
 no meta tensor left; the sibling's diffusers_euler latent reproduced (< 1e-4); scale 0.0 gives the base latent bit
 for bit; each case's image differs from the same run without ControlNet by more than MIN_MEAN_DIFF levels, with under
