@@ -21,7 +21,7 @@ test: build
 
 # The slow full-size checks (SDXL base and refiner, SD 2.1 768-v, DiT, LoRA, ControlNet and IP-Adapter at their
 # real sizes, random weights): up to 19 GB of memory,
-# 21 GB of temporary disk and about 40 minutes on 2 cores. Run before resolving a model issue.
+# 21 GB of temporary disk and about 50 minutes on 2 cores. Run before resolving a model issue.
 test-full: build
 	@ctest --test-dir $(BUILD) --output-on-failure -j 1 -L full --timeout 7200
 

@@ -40,6 +40,12 @@ not part of the plain run, which has not been tried with torch 1.13's diffusers 
   ip_adapter_plus_sd15.json.gz  ip-adapter-plus_sd15 (Resampler, 16 tokens): the original file layout, keys
                                 image_proj.* and ip_adapter.<K>.to_{k,v}_ip.weight; proved against diffusers' own
                                 IP-Adapter loader on SD 1.5's UNet (see ip_adapter_list).
+`make_key_lists.py ip_adapter_sdxl` writes the SDXL ones (used by make_fullsize_ip_adapter_sdxl_goldens.py), pip venv
+only, the same way:
+  clip_vit_bigg14_vision.json.gz  h94/IP-Adapter sdxl_models/image_encoder (OpenCLIP ViT-bigG/14,
+                                CLIP_VIT_BIGG14_VISION), proved as clip_vit_h14_vision is;
+  ip_adapter_sdxl.json.gz, ip_adapter_sdxl_vit_h.json.gz, ip_adapter_plus_sdxl_vit_h.json.gz
+                                IP_ADAPTER_SDXL_CASES, proved against diffusers' loader on SDXL base's UNet.
 
 Run:  source /work/refenv/env.sh && /usr/bin/python3 tools/reference/make_key_lists.py
 Pinned: diffusers v0.30.3, transformers 4.40 (see /work/refenv/VERSIONS), torch 1.13.1.
@@ -424,6 +430,22 @@ IP_ADAPTER_PLUS = dict(dim=768, depth=4, dim_head=64, heads=12, num_queries=16, 
 # (ip-adapter_sd15 22.3 M parameters, 44.6 MB; ip-adapter-plus_sd15 49.1 M, 98 MB).
 IP_ADAPTER_CASES = [("ip_adapter_sd15", "plain", SD15_UNET, CLIP_VIT_H14_VISION, "float16"),
                     ("ip_adapter_plus_sd15", "plus", SD15_UNET, CLIP_VIT_H14_VISION, "float16")]
+# h94/IP-Adapter sdxl_models/image_encoder/config.json: OpenCLIP ViT-bigG/14's image tower (1.84 B parameters:
+# 48 layers of width 1664, 16 heads of 104, projection 1280), the encoder of ip-adapter_sdxl.
+CLIP_VIT_BIGG14_VISION = dict(CLIP_VIT_H14_VISION, hidden_size=1664, intermediate_size=8192, num_hidden_layers=48,
+                              projection_dim=1280)
+# ip-adapter-plus_sdxl_vit-h: Resampler(dim=1280, depth=4, dim_head=64, heads=20, num_queries=16,
+# embedding_dim=1280 (ViT-H's width), output_dim=2048 (SDXL's cross-attention width), ff_mult=4).
+IP_ADAPTER_PLUS_SDXL = dict(IP_ADAPTER_PLUS, dim=1280, heads=20, output_dim=2048)
+# The SDXL adapters (sdxl_models/ in h94/IP-Adapter): ip-adapter_sdxl (bigG's image_embeds, 1280 -> 4 x 2048),
+# ip-adapter_sdxl_vit-h (ViT-H's, 1024 -> 4 x 2048) and ip-adapter-plus_sdxl_vit-h (ViT-H's penultimate states);
+# (name, kind, encoder key list, encoder config, Resampler config or None, dtype of the published file: float16).
+IP_ADAPTER_SDXL_CASES = [
+    ("ip_adapter_sdxl", "plain", "clip_vit_bigg14_vision", CLIP_VIT_BIGG14_VISION, None, "float16"),
+    ("ip_adapter_sdxl_vit_h", "plain", "clip_vit_h14_vision", CLIP_VIT_H14_VISION, None, "float16"),
+    ("ip_adapter_plus_sdxl_vit_h", "plus", "clip_vit_h14_vision", CLIP_VIT_H14_VISION, IP_ADAPTER_PLUS_SDXL,
+     "float16"),
+]
 
 
 def build_vision(cfg):
@@ -466,13 +488,14 @@ def clip_vision_list(cfg):
     return names
 
 
-def ip_adapter_image_proj_list(kind, cross_dim, enc_cfg):
-    """{name: shape} of the original image_proj (no prefix), in the original module's state-dict order."""
+def ip_adapter_image_proj_list(kind, cross_dim, enc_cfg, plus=IP_ADAPTER_PLUS):
+    """{name: shape} of the original image_proj (no prefix), in the original module's state-dict order; plus: the
+    Resampler's config (kind "plus")."""
     if kind == "plain":
         return {"proj.weight": [IP_ADAPTER_PLAIN_TOKENS * cross_dim, enc_cfg["projection_dim"]],
                 "proj.bias": [IP_ADAPTER_PLAIN_TOKENS * cross_dim], "norm.weight": [cross_dim],
                 "norm.bias": [cross_dim]}
-    r = IP_ADAPTER_PLUS
+    r = plus
     assert r["output_dim"] == cross_dim and r["embedding_dim"] == enc_cfg["hidden_size"]
     dim, inner, ff = r["dim"], r["dim_head"] * r["heads"], r["dim"] * r["ff_mult"]
     out = {"latents": [1, r["num_queries"], dim], "proj_in.weight": [dim, r["embedding_dim"]],
@@ -538,7 +561,7 @@ class _Recording(dict):
         return super().__getitem__(k)
 
 
-def ip_adapter_list(kind, unet_cfg, enc_cfg):
+def ip_adapter_list(kind, unet_cfg, enc_cfg, plus=IP_ADAPTER_PLUS):
     """(original {name: shape}: image_proj.* then ip_adapter.<K>.to_k_ip / to_v_ip by K, [(K, layer, width)]),
     proved against diffusers' own loader on the UNet of unet_cfg with stand-ins that carry their list index:
     _convert_ip_adapter_attn_to_diffusers must read every ip_adapter.* key and put each into the processor of the
@@ -547,11 +570,11 @@ def ip_adapter_list(kind, unet_cfg, enc_cfg):
     IPAdapterPlusImageProjection with 12 heads, 4 layers, 16 queries) and load the image_proj.* keys strictly,
     each diffusers tensor from the original name ip_adapter_diffusers_names maps it from; and
     _load_ip_adapter_weights (what load_ip_adapter calls) must go through, leaving every cross-attention with an
-    IP-Adapter processor of this many tokens."""
+    IP-Adapter processor of this many tokens. plus: the Resampler's config (kind "plus")."""
     unet = build(UNet2DConditionModel, unet_cfg)
     cross = unet_cfg["cross_attention_dim"]
     layers = ip_adapter_layers(unet)
-    proj = ip_adapter_image_proj_list(kind, cross, enc_cfg)
+    proj = ip_adapter_image_proj_list(kind, cross, enc_cfg, plus)
     names = {"image_proj." + k: s for k, s in proj.items()}
     for k, _, width in layers:
         names[f"ip_adapter.{k}.to_k_ip.weight"] = [width, cross]
@@ -573,7 +596,7 @@ def ip_adapter_list(kind, unet_cfg, enc_cfg):
     sd = standins()
     procs = unet._convert_ip_adapter_attn_to_diffusers([sd], low_cpu_mem_usage=False)
     assert sd["ip_adapter"].read == set(sd["ip_adapter"]), sorted(set(sd["ip_adapter"]) - sd["ip_adapter"].read)[:4]
-    tokens = IP_ADAPTER_PLAIN_TOKENS if kind == "plain" else IP_ADAPTER_PLUS["num_queries"]
+    tokens = IP_ADAPTER_PLAIN_TOKENS if kind == "plain" else plus["num_queries"]
     for k, lname, width in layers:
         proc = procs[lname + ".processor"]
         assert list(proc.num_tokens) == [tokens], (lname, proc.num_tokens)
@@ -594,7 +617,7 @@ def ip_adapter_list(kind, unet_cfg, enc_cfg):
     if kind == "plain":
         assert type(image_proj) is ImageProjection and image_proj.num_image_text_embeds == tokens
     else:
-        r = IP_ADAPTER_PLUS
+        r = plus
         assert type(image_proj) is IPAdapterPlusImageProjection and len(image_proj.layers) == r["depth"]
         assert {blk.attn.heads for blk in image_proj.layers} == {r["heads"]}
         assert list(image_proj.latents.shape) == [1, r["num_queries"], r["dim"]]
@@ -632,6 +655,36 @@ def write_ip_adapter_lists():
               f"loader on SD 1.5's UNet (every key read, each tensor where our map puts it)")
 
 
+def write_ip_adapter_sdxl_lists():
+    """The SDXL adapters' lists (IP_ADAPTER_SDXL_CASES), each proved against diffusers' IP-Adapter loader on SDXL
+    base 1.0's UNet (built without touching its memory), and ViT-bigG/14's image tower's (ViT-H/14's is
+    write_ip_adapter_lists')."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import make_sdxl_key_lists as kl  # the published SDXL configs
+    enc = clip_vision_list(CLIP_VIT_BIGG14_VISION)
+    source = (f"tools/reference/make_key_lists.py case clip_vit_bigg14_vision; diffusers {diffusers.__version__}, "
+              f"transformers {transformers.__version__}, torch {torch.__version__}; transformers "
+              f"CLIPVisionModelWithProjection (h94/IP-Adapter sdxl_models/image_encoder: OpenCLIP ViT-bigG/14)")
+    write_list(os.path.join(OUT, "clip_vit_bigg14_vision.json.gz"), enc, "float16", source,
+               {"config": json.dumps(CLIP_VIT_BIGG14_VISION, sort_keys=True)})
+    print(f"clip_vit_bigg14_vision: {len(enc)} tensors, {sum(math_prod(s) for s in enc.values())} parameters; "
+          f"= save_pretrained's keys (checked at depth 2, from_pretrained loads them all)")
+    for name, kind, enc_name, enc_cfg, plus, dtype in IP_ADAPTER_SDXL_CASES:
+        names, layers = ip_adapter_list(kind, kl.SDXL_BASE_UNET, enc_cfg, plus or IP_ADAPTER_PLUS)
+        source = (f"tools/reference/make_key_lists.py case {name}; diffusers {diffusers.__version__}, transformers "
+                  f"{transformers.__version__}, torch {torch.__version__}; h94/IP-Adapter original layout "
+                  f"(image_proj.*, ip_adapter.<K>.to_k_ip/to_v_ip.weight)")
+        meta = {"kind": kind, "base": "sdxl_base", "image_encoder": enc_name,
+                "encoder_output": "image_embeds" if kind == "plain" else "penultimate hidden states",
+                "layers": json.dumps([[k, n, w] for k, n, w in layers])}
+        if plus:
+            meta["resampler"] = json.dumps(plus, sort_keys=True)
+        write_list(os.path.join(OUT, f"{name}.json.gz"), names, dtype, source, meta)
+        print(f"{name}: {len(names)} tensors, {sum(math_prod(s) for s in names.values())} parameters, "
+              f"{len(layers)} cross-attention pairs (K 1..{layers[-1][0]}); verified against diffusers' IP-Adapter "
+              f"loader on SDXL base's UNet (every key read, each tensor where our map puts it)")
+
+
 def math_prod(shape):
     n = 1
     for d in shape:
@@ -661,6 +714,9 @@ def main():
         return
     if sys.argv[1:] == ["ip_adapter"]:
         write_ip_adapter_lists()
+        return
+    if sys.argv[1:] == ["ip_adapter_sdxl"]:
+        write_ip_adapter_sdxl_lists()
         return
     d2o = load_diffusers_script()
     import contextlib, io
