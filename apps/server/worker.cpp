@@ -348,6 +348,22 @@ struct RefinerCache {
 // into the model's own bytes, and written back after, so the next job gets the base model bit for bit). Where a
 // weight cannot be rebuilt in place (a GGUF model's dequantized weights), the model is loaded again with the
 // LoRAs merged, beside the base, and kept for the next job with the same set.
+// The LoRA set merged into the served model in place, kept after its job: the next job with the same set uses it
+// as it is, and any other job (or a moment of idleness) takes it off first, so that every job without LoRAs runs
+// the base model bit for bit.
+struct AppliedLoras {
+    std::unique_ptr<LivePatch> patch;
+    std::string key;  // LoraSets::key of the set merged
+    void take_off(const char* why) {
+        if (!patch) return;
+        const auto t0 = std::chrono::steady_clock::now();
+        patch.reset();
+        key.clear();
+        log_info("worker", "LoRAs taken off ({}) in {:.2f} s", why,
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+};
+
 struct LoraSets {
     LoadOptions load;
     std::string model_path;
@@ -357,13 +373,21 @@ struct LoraSets {
     std::unique_ptr<Model> merged;  // the fallback: the model loaded with the set merged
     std::optional<ModelSpec> spec;  // the served model's, read once
 
-    Status prepare(const json& loras) {
+    // The set a job's "loras" names: each "path te unet mtime", in order ("" for none).
+    static std::string key_of(const json& loras) {
         std::string k;
+        if (!loras.is_array()) return k;
         for (const json& l : loras) {
+            if (!l.is_object()) return "?";  // never equal to a set read (prepare() refuses it)
             std::error_code ec;
             const auto mtime = fs::last_write_time(l.value("path", ""), ec).time_since_epoch().count();
             k += fmt::format("{} {} {} {}\n", l.value("path", ""), l.value("te", 1.0), l.value("unet", 1.0), mtime);
         }
+        return k;
+    }
+
+    Status prepare(const json& loras) {
+        const std::string k = key_of(loras);
         if (k == key) return ok();
         key.clear();
         adapters.clear();
@@ -488,7 +512,7 @@ struct EmbeddingCache {
     }
 };
 
-json run_one(Model& base, RefinerCache& refiners, LoraSets& lora_sets, EmbeddingCache& embeddings,
+json run_one(Model& base, RefinerCache& refiners, LoraSets& lora_sets, AppliedLoras& applied, EmbeddingCache& embeddings,
              ControlNetCache& controlnets, IPAdapterCache& ip_adapters, const Limits& limits, const C2paSigner* signer,
              const TinyAutoencoder* taesd, const json& msg, Inbox& inbox, int fd) {
     const int preview_every = limits.preview_every;
@@ -532,25 +556,37 @@ json run_one(Model& base, RefinerCache& refiners, LoraSets& lora_sets, Embedding
                                        .preprocessor = cr.preprocessor, .mask = cr.mask});
     }
     const Model* chosen = &base;
-    std::unique_ptr<LivePatch> patch;  // taken off when the job ends, however it ends
     if (msg.contains("loras") && msg["loras"].is_array() && !msg["loras"].empty()) {
         const int64_t t0 = now_ms();
-        if (Status st = lora_sets.prepare(msg["loras"]); !st) return failed(st.error().within("prompt"));
-        (void)base.wait_for_weight_cache();  // the cache writer must not see patched bytes
-        const int64_t t1 = now_ms();
-        auto p = LivePatch::apply(base, lora_sets.adapters);
-        if (p) {
-            patch = std::move(p).value();
-            log_info("worker", "job {}: LoRAs {} set up in {:.2f} s, merged into {} weights in {:.2f} s", id,
-                     lora_sets.hashes, double(t1 - t0) / 1000.0, patch->params(), double(now_ms() - t1) / 1000.0);
-        } else if (p.error().code() == ErrorCode::Unsupported) {
+        if (Status st = lora_sets.prepare(msg["loras"]); !st) {
+            applied.take_off("the next job's LoRAs could not be read");
+            return failed(st.error().within("prompt"));
+        }
+        if (applied.patch && applied.key == lora_sets.key) {
+            log_info("worker", "job {}: LoRAs {} kept from the job before", id, lora_sets.hashes);
+        } else {
+            applied.take_off("another LoRA set");
+            (void)base.wait_for_weight_cache();  // the cache writer must not see patched bytes
+            const int64_t t1 = now_ms();
+            auto p = LivePatch::apply(base, lora_sets.adapters);
+            if (p) {
+                applied.patch = std::move(p).value();
+                applied.key = lora_sets.key;
+                log_info("worker", "job {}: LoRAs {} set up in {:.2f} s, merged into {} weights in {:.2f} s", id,
+                         lora_sets.hashes, double(t1 - t0) / 1000.0, applied.patch->params(),
+                         double(now_ms() - t1) / 1000.0);
+            } else if (p.error().code() != ErrorCode::Unsupported) {
+                return failed(p.error().within("prompt"));
+            }
+        }
+        if (!applied.patch) {  // weights that cannot be rebuilt in place (GGUF): the model loaded with the set
             auto m = lora_sets.merged_model();
             if (!m) return failed(m.error().within("prompt"));
             chosen = *m;
-        } else {
-            return failed(p.error().within("prompt"));
         }
         req->params.infotext_extra.emplace_back("Lora hashes", lora_sets.hashes);
+    } else {
+        applied.take_off("a job without LoRAs");
     }
     const Model& model = *chosen;
     if (const std::string ed = msg.value("embeddings_dir", ""); !ed.empty()) req->params.embeddings = embeddings.get(ed);
@@ -594,11 +630,6 @@ json run_one(Model& base, RefinerCache& refiners, LoraSets& lora_sets, Embedding
         return f == kInterruptJob ? StopRequest::Interrupt : StopRequest::None;
     };
     auto images = generate(model, req->params, progress, stop);
-    if (patch) {  // the base model back before anything else
-        const int64_t t0 = now_ms();
-        patch.reset();
-        log_info("worker", "job {}: LoRAs taken off in {:.2f} s", id, double(now_ms() - t0) / 1000.0);
-    }
     if (!images) return failed(images.error());
     std::error_code ec;
     fs::create_directories(dir, ec);
@@ -674,6 +705,7 @@ int run_worker_main() {
     LoraSets lora_sets;
     lora_sets.load = *lo;
     lora_sets.model_path = path;
+    AppliedLoras applied;
 
     Inbox inbox;
     // The reader: jobs go to the queue, stop and preview apply to the running job at once. The parent closing the
@@ -707,13 +739,25 @@ int run_worker_main() {
             inbox.current = job.value("id", "");
             inbox.stop = kRun;
         }
-        json answer = run_one(**model, refiners, lora_sets, embeddings, controlnets, ip_adapters, *limits,
+        json answer = run_one(**model, refiners, lora_sets, applied, embeddings, controlnets, ip_adapters, *limits,
                               signer ? &*signer : nullptr, taesd.get(), job, inbox, fd);
         {
             std::lock_guard<std::mutex> lk(inbox.mu);
             inbox.current.clear();
         }
         if (!write_message(fd, answer)) return 0;
+        // The job's LoRAs stay merged only for a next job with the same set that comes at once (a queue of them);
+        // otherwise they come off now, while nobody waits, rather than at the start of the next job.
+        if (applied.patch) {
+            std::string next;
+            bool waiting = false;
+            {
+                std::unique_lock<std::mutex> lk(inbox.mu);
+                waiting = inbox.cv.wait_for(lk, std::chrono::milliseconds(250), [&] { return !inbox.jobs.empty(); });
+                if (waiting) next = LoraSets::key_of(inbox.jobs.front().value("loras", json::array()));
+            }
+            if (!waiting || next != applied.key) applied.take_off(waiting ? "the next job's LoRAs differ" : "idle");
+        }
     }
 }
 

@@ -816,6 +816,10 @@ TEST_F(Http, RunsAnSDXLRefiner) {
                       {"refiner_switch_at", 0.6}};
     auto [s1, r1] = post("/sdapi/v1/txt2img", req);
     ASSERT_EQ(s1, 200) << r1.dump();
+    // The same set again at once: the worker keeps it merged for a job with the same set that follows within a
+    // moment ("kept from the job before" in its log), instead of taking it off and merging it again.
+    auto [s1b, r1b] = post("/sdapi/v1/txt2img", req);
+    ASSERT_EQ(s1b, 200) << r1b.dump();
     const std::string infotext = json::parse(r1["info"].get<std::string>())["infotexts"][0];
     EXPECT_NE(infotext.find("Refiner: tiny-refiner, Refiner switch at: 0.6"), std::string::npos) << infotext;
 
@@ -866,6 +870,10 @@ TEST_F(Http, AppliesLorasFromThePrompt) {
                       {"sampler_name", "Euler"}};
     auto [s1, r1] = post("/sdapi/v1/txt2img", req);
     ASSERT_EQ(s1, 200) << r1.dump();
+    // The same set again at once: the worker keeps it merged for a job with the same set that follows within a
+    // moment ("kept from the job before" in its log), instead of taking it off and merging it again.
+    auto [s1b, r1b] = post("/sdapi/v1/txt2img", req);
+    ASSERT_EQ(s1b, 200) << r1b.dump();
     const std::string infotext = json::parse(r1["info"].get<std::string>())["infotexts"][0];
     auto file = read_lora(loras + "/sd1_kohya.safetensors", load_model_spec(o.models[0], LoadOptions{})->info);
     ASSERT_TRUE(file) << file.error().to_string();
@@ -886,6 +894,23 @@ TEST_F(Http, AppliesLorasFromThePrompt) {
     auto want = generate(**lora_model, p);
     ASSERT_TRUE(want) << want.error().to_string();
     EXPECT_EQ(decode_b64_png(r1["images"][0]).pixels, (*want)[0].image.pixels);
+    // Then another multiplier (taken off, merged again): each is the library's image with the LoRA merged at load.
+    EXPECT_EQ(decode_b64_png(r1b["images"][0]).pixels, (*want)[0].image.pixels) << "the kept set changed";
+    json half = req;
+    half["prompt"] = "a red circle <lora:sd1_kohya:0.4>";
+    auto [s1c, r1c] = post("/sdapi/v1/txt2img", half);
+    ASSERT_EQ(s1c, 200) << r1c.dump();
+    {
+        LoadOptions w04;
+        w04.adapters.push_back(lora_adapter(*file, 0.4, 0.4));
+        auto m04 = load_model(o.models[0], w04);
+        ASSERT_TRUE(m04) << m04.error().to_string();
+        GenerateParams p04 = p;
+        p04.prompt = half["prompt"];
+        auto want04 = generate(**m04, p04);
+        ASSERT_TRUE(want04) << want04.error().to_string();
+        EXPECT_EQ(decode_b64_png(r1c["images"][0]).pixels, (*want04)[0].image.pixels) << "the set was not replaced";
+    }
 
     json plain = req;
     plain["prompt"] = "a red circle";
@@ -945,6 +970,10 @@ TEST_F(Http, RunsControlNetUnits) {
                       {"sampler_name", "Euler"}, {"alwayson_scripts", {{"controlnet", {{"args", json::array({unit})}}}}}};
     auto [s1, r1] = post("/sdapi/v1/txt2img", req);
     ASSERT_EQ(s1, 200) << r1.dump();
+    // The same set again at once: the worker keeps it merged for a job with the same set that follows within a
+    // moment ("kept from the job before" in its log), instead of taking it off and merging it again.
+    auto [s1b, r1b] = post("/sdapi/v1/txt2img", req);
+    ASSERT_EQ(s1b, 200) << r1b.dump();
     const std::string infotext = json::parse(r1["info"].get<std::string>())["infotexts"][0];
     EXPECT_NE(infotext.find("ControlNet 0: \"Module: none, Model: sd1_a_ldm, Weight: 0.7, Guidance Start: 0, Guidance End: 0.8"),
               std::string::npos) << infotext;
@@ -1025,6 +1054,10 @@ TEST_F(Http, RunsControlNetPreprocessors) {
                       {"sampler_name", "Euler"}, {"alwayson_scripts", {{"controlnet", {{"args", json::array({unit})}}}}}};
     auto [s1, r1] = post("/sdapi/v1/txt2img", req);
     ASSERT_EQ(s1, 200) << r1.dump();
+    // The same set again at once: the worker keeps it merged for a job with the same set that follows within a
+    // moment ("kept from the job before" in its log), instead of taking it off and merging it again.
+    auto [s1b, r1b] = post("/sdapi/v1/txt2img", req);
+    ASSERT_EQ(s1b, 200) << r1b.dump();
     const std::string infotext = json::parse(r1["info"].get<std::string>())["infotexts"][0];
     EXPECT_NE(infotext.find("ControlNet 0: \"Module: canny, Model: sd1_a, Weight: 1, Threshold A: 50, Threshold B: 150"),
               std::string::npos) << infotext;
@@ -1078,6 +1111,10 @@ TEST_F(Http, RunsIPAdapterUnits) {
                       {"sampler_name", "Euler"}, {"alwayson_scripts", {{"controlnet", {{"args", json::array({unit})}}}}}};
     auto [s1, r1] = post("/sdapi/v1/txt2img", req);
     ASSERT_EQ(s1, 200) << r1.dump();
+    // The same set again at once: the worker keeps it merged for a job with the same set that follows within a
+    // moment ("kept from the job before" in its log), instead of taking it off and merging it again.
+    auto [s1b, r1b] = post("/sdapi/v1/txt2img", req);
+    ASSERT_EQ(s1b, 200) << r1b.dump();
     const std::string infotext = json::parse(r1["info"].get<std::string>())["infotexts"][0];
     EXPECT_NE(infotext.find("ControlNet 0: \"Module: ip-adapter_clip (image_encoder), Model: sd1_plus, Weight: 0.6"),
               std::string::npos) << infotext;
@@ -1131,6 +1168,10 @@ TEST_F(Http, UsesEmbeddingsTheFolderHolds) {
                       {"width", 32}, {"height", 32}, {"sampler_name", "Euler"}};
     auto [s1, r1] = post("/sdapi/v1/txt2img", req);
     ASSERT_EQ(s1, 200) << r1.dump();
+    // The same set again at once: the worker keeps it merged for a job with the same set that follows within a
+    // moment ("kept from the job before" in its log), instead of taking it off and merging it again.
+    auto [s1b, r1b] = post("/sdapi/v1/txt2img", req);
+    ASSERT_EQ(s1b, 200) << r1b.dump();
     const std::string infotext = json::parse(r1["info"].get<std::string>())["infotexts"][0];
     EXPECT_NE(infotext.find("TI hashes: \"sd1_style: "), std::string::npos) << infotext;
     EXPECT_NE(infotext.find("sd1_neg: "), std::string::npos) << infotext;

@@ -1,8 +1,9 @@
 #!/bin/bash
 # What a LoRA costs a warm `easel serve` (issue 21): 512x512, 20-step euler, CFG 7 requests through
 # /sdapi/v1/txt2img, alternating without and with a LoRA, on the random SD 1.5 checkpoint and the rank-32 LoRA
-# that `easel_bench_e2e lora` makes beside it. Prints each request's wall time, the worker's own LoRA timings
-# (its log) and whether the base images before and after are identical.
+# that `easel_bench_e2e lora` makes beside it: base, LoRA, base, LoRA, the LoRA again at once (the worker keeps the
+# set merged for it), base. Prints each request's wall time, the worker's own LoRA timings (its log) and whether the
+# base images before and after, and the LoRA's images, are identical.
 #
 #   tools/bench/lora_server.sh [MODEL [LORA]]     (EASEL=path/to/easel, PORT=7871, PRECISION=fast)
 set -euo pipefail
@@ -33,9 +34,11 @@ for i in 1 2; do
     req "base$i" ""
     req "lora$i" " <lora:bench:1>"
 done
+req lora2b " <lora:bench:1>"  # the same set at once: kept merged by the worker
 req base3 ""
 same() { cmp -s <(sed 's/"info".*//' "$D/$1.json") <(sed 's/"info".*//' "$D/$2.json"); }
 same warm base1 && same base1 base2 && same base2 base3 && echo "base images before and after the LoRA: identical" \
     || echo "base images before and after the LoRA: DIFFERENT"
+same lora1 lora2 && same lora2 lora2b && echo "the LoRA's images: identical" || echo "the LoRA's images: DIFFERENT"
 same lora1 base1 && echo "the LoRA's image equals the base's: the LoRA did nothing?" || true
 grep "LoRAs" "$D/log" || true
