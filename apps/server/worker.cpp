@@ -746,14 +746,15 @@ int run_worker_main() {
             inbox.current.clear();
         }
         if (!write_message(fd, answer)) return 0;
-        // The job's LoRAs stay merged only for a next job with the same set that comes at once (a queue of them);
-        // otherwise they come off now, while nobody waits, rather than at the start of the next job.
+        // The job's LoRAs stay merged only for a next job with the same set that comes within 2 s (a queue of them,
+        // or a client sending its next request: measured, a sequential client's next job reached the worker more
+        // than 250 ms after the answer); otherwise they come off now, while nobody waits, or before a different job.
         if (applied.patch) {
             std::string next;
             bool waiting = false;
             {
                 std::unique_lock<std::mutex> lk(inbox.mu);
-                waiting = inbox.cv.wait_for(lk, std::chrono::milliseconds(250), [&] { return !inbox.jobs.empty(); });
+                waiting = inbox.cv.wait_for(lk, std::chrono::milliseconds(2000), [&] { return !inbox.jobs.empty(); });
                 if (waiting) next = LoraSets::key_of(inbox.jobs.front().value("loras", json::array()));
             }
             if (!waiting || next != applied.key) applied.take_off(waiting ? "the next job's LoRAs differ" : "idle");

@@ -816,8 +816,8 @@ TEST_F(Http, RunsAnSDXLRefiner) {
                       {"refiner_switch_at", 0.6}};
     auto [s1, r1] = post("/sdapi/v1/txt2img", req);
     ASSERT_EQ(s1, 200) << r1.dump();
-    // The same set again at once: the worker keeps it merged for a job with the same set that follows within a
-    // moment ("kept from the job before" in its log), instead of taking it off and merging it again.
+    // The same set again at once: the worker keeps it merged for a job with the same set that follows within 2 s
+    // ("kept from the job before" in its log), instead of taking it off and merging it again.
     auto [s1b, r1b] = post("/sdapi/v1/txt2img", req);
     ASSERT_EQ(s1b, 200) << r1b.dump();
     const std::string infotext = json::parse(r1["info"].get<std::string>())["infotexts"][0];
@@ -870,8 +870,8 @@ TEST_F(Http, AppliesLorasFromThePrompt) {
                       {"sampler_name", "Euler"}};
     auto [s1, r1] = post("/sdapi/v1/txt2img", req);
     ASSERT_EQ(s1, 200) << r1.dump();
-    // The same set again at once: the worker keeps it merged for a job with the same set that follows within a
-    // moment ("kept from the job before" in its log), instead of taking it off and merging it again.
+    // The same set again at once: the worker keeps it merged for a job with the same set that follows within 2 s
+    // ("kept from the job before" in its log), instead of taking it off and merging it again.
     auto [s1b, r1b] = post("/sdapi/v1/txt2img", req);
     ASSERT_EQ(s1b, 200) << r1b.dump();
     const std::string infotext = json::parse(r1["info"].get<std::string>())["infotexts"][0];
@@ -970,8 +970,8 @@ TEST_F(Http, RunsControlNetUnits) {
                       {"sampler_name", "Euler"}, {"alwayson_scripts", {{"controlnet", {{"args", json::array({unit})}}}}}};
     auto [s1, r1] = post("/sdapi/v1/txt2img", req);
     ASSERT_EQ(s1, 200) << r1.dump();
-    // The same set again at once: the worker keeps it merged for a job with the same set that follows within a
-    // moment ("kept from the job before" in its log), instead of taking it off and merging it again.
+    // The same set again at once: the worker keeps it merged for a job with the same set that follows within 2 s
+    // ("kept from the job before" in its log), instead of taking it off and merging it again.
     auto [s1b, r1b] = post("/sdapi/v1/txt2img", req);
     ASSERT_EQ(s1b, 200) << r1b.dump();
     const std::string infotext = json::parse(r1["info"].get<std::string>())["infotexts"][0];
@@ -1054,8 +1054,8 @@ TEST_F(Http, RunsControlNetPreprocessors) {
                       {"sampler_name", "Euler"}, {"alwayson_scripts", {{"controlnet", {{"args", json::array({unit})}}}}}};
     auto [s1, r1] = post("/sdapi/v1/txt2img", req);
     ASSERT_EQ(s1, 200) << r1.dump();
-    // The same set again at once: the worker keeps it merged for a job with the same set that follows within a
-    // moment ("kept from the job before" in its log), instead of taking it off and merging it again.
+    // The same set again at once: the worker keeps it merged for a job with the same set that follows within 2 s
+    // ("kept from the job before" in its log), instead of taking it off and merging it again.
     auto [s1b, r1b] = post("/sdapi/v1/txt2img", req);
     ASSERT_EQ(s1b, 200) << r1b.dump();
     const std::string infotext = json::parse(r1["info"].get<std::string>())["infotexts"][0];
@@ -1111,8 +1111,8 @@ TEST_F(Http, RunsIPAdapterUnits) {
                       {"sampler_name", "Euler"}, {"alwayson_scripts", {{"controlnet", {{"args", json::array({unit})}}}}}};
     auto [s1, r1] = post("/sdapi/v1/txt2img", req);
     ASSERT_EQ(s1, 200) << r1.dump();
-    // The same set again at once: the worker keeps it merged for a job with the same set that follows within a
-    // moment ("kept from the job before" in its log), instead of taking it off and merging it again.
+    // The same set again at once: the worker keeps it merged for a job with the same set that follows within 2 s
+    // ("kept from the job before" in its log), instead of taking it off and merging it again.
     auto [s1b, r1b] = post("/sdapi/v1/txt2img", req);
     ASSERT_EQ(s1b, 200) << r1b.dump();
     const std::string infotext = json::parse(r1["info"].get<std::string>())["infotexts"][0];
@@ -1168,8 +1168,8 @@ TEST_F(Http, UsesEmbeddingsTheFolderHolds) {
                       {"width", 32}, {"height", 32}, {"sampler_name", "Euler"}};
     auto [s1, r1] = post("/sdapi/v1/txt2img", req);
     ASSERT_EQ(s1, 200) << r1.dump();
-    // The same set again at once: the worker keeps it merged for a job with the same set that follows within a
-    // moment ("kept from the job before" in its log), instead of taking it off and merging it again.
+    // The same set again at once: the worker keeps it merged for a job with the same set that follows within 2 s
+    // ("kept from the job before" in its log), instead of taking it off and merging it again.
     auto [s1b, r1b] = post("/sdapi/v1/txt2img", req);
     ASSERT_EQ(s1b, 200) << r1b.dump();
     const std::string infotext = json::parse(r1["info"].get<std::string>())["infotexts"][0];
