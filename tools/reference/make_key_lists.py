@@ -632,27 +632,39 @@ def ip_adapter_list(kind, unet_cfg, enc_cfg, plus=IP_ADAPTER_PLUS):
     return names, layers
 
 
-def write_ip_adapter_lists():
-    enc = clip_vision_list(CLIP_VIT_H14_VISION)
-    source = (f"tools/reference/make_key_lists.py case clip_vit_h14_vision; diffusers {diffusers.__version__}, "
+def write_vision_list(name, cfg, dtype, what):
+    """An image tower's list (clip_vision_list's, proved there) as tests/data/keys/<name>.json.gz."""
+    enc = clip_vision_list(cfg)
+    source = (f"tools/reference/make_key_lists.py case {name}; diffusers {diffusers.__version__}, "
               f"transformers {transformers.__version__}, torch {torch.__version__}; transformers "
-              f"CLIPVisionModelWithProjection (h94/IP-Adapter models/image_encoder: OpenCLIP ViT-H/14)")
-    write_list(os.path.join(OUT, "clip_vit_h14_vision.json.gz"), enc, "float32", source,
-               {"config": json.dumps(CLIP_VIT_H14_VISION, sort_keys=True)})
-    print(f"clip_vit_h14_vision: {len(enc)} tensors, {sum(math_prod(s) for s in enc.values())} parameters; "
+              f"CLIPVisionModelWithProjection ({what})")
+    write_list(os.path.join(OUT, f"{name}.json.gz"), enc, dtype, source, {"config": json.dumps(cfg, sort_keys=True)})
+    print(f"{name}: {len(enc)} tensors, {sum(math_prod(s) for s in enc.values())} parameters; "
           f"= save_pretrained's keys (checked at depth 2, from_pretrained loads them all)")
+
+
+def write_adapter_list(name, kind, base, unet_cfg, enc_name, enc_cfg, plus, dtype):
+    """An IP-Adapter's list (ip_adapter_list's, proved there against diffusers' loader on unet_cfg's UNet)."""
+    names, layers = ip_adapter_list(kind, unet_cfg, enc_cfg, plus or IP_ADAPTER_PLUS)
+    source = (f"tools/reference/make_key_lists.py case {name}; diffusers {diffusers.__version__}, transformers "
+              f"{transformers.__version__}, torch {torch.__version__}; h94/IP-Adapter original layout "
+              f"(image_proj.*, ip_adapter.<K>.to_k_ip/to_v_ip.weight)")
+    meta = {"kind": kind, "base": base, "image_encoder": enc_name,
+            "encoder_output": "image_embeds" if kind == "plain" else "penultimate hidden states",
+            "layers": json.dumps([[k, n, w] for k, n, w in layers])}
+    if plus:
+        meta["resampler"] = json.dumps(plus, sort_keys=True)
+    write_list(os.path.join(OUT, f"{name}.json.gz"), names, dtype, source, meta)
+    print(f"{name}: {len(names)} tensors, {sum(math_prod(s) for s in names.values())} parameters, "
+          f"{len(layers)} cross-attention pairs (K 1..{layers[-1][0]}); verified against diffusers' IP-Adapter "
+          f"loader on {base}'s UNet (every key read, each tensor where our map puts it)")
+
+
+def write_ip_adapter_lists():
+    write_vision_list("clip_vit_h14_vision", CLIP_VIT_H14_VISION, "float32",
+                      "h94/IP-Adapter models/image_encoder: OpenCLIP ViT-H/14")
     for name, kind, unet_cfg, enc_cfg, dtype in IP_ADAPTER_CASES:
-        names, layers = ip_adapter_list(kind, unet_cfg, enc_cfg)
-        source = (f"tools/reference/make_key_lists.py case {name}; diffusers {diffusers.__version__}, transformers "
-                  f"{transformers.__version__}, torch {torch.__version__}; h94/IP-Adapter original layout "
-                  f"(image_proj.*, ip_adapter.<K>.to_k_ip/to_v_ip.weight)")
-        meta = {"kind": kind, "base": "sd15", "image_encoder": "clip_vit_h14_vision",
-                "encoder_output": "image_embeds" if kind == "plain" else "penultimate hidden states",
-                "layers": json.dumps([[k, n, w] for k, n, w in layers])}
-        write_list(os.path.join(OUT, f"{name}.json.gz"), names, dtype, source, meta)
-        print(f"{name}: {len(names)} tensors, {sum(math_prod(s) for s in names.values())} parameters, "
-              f"{len(layers)} cross-attention pairs (K 1..{layers[-1][0]}); verified against diffusers' IP-Adapter "
-              f"loader on SD 1.5's UNet (every key read, each tensor where our map puts it)")
+        write_adapter_list(name, kind, "sd15", unet_cfg, "clip_vit_h14_vision", enc_cfg, None, dtype)
 
 
 def write_ip_adapter_sdxl_lists():
@@ -661,28 +673,10 @@ def write_ip_adapter_sdxl_lists():
     write_ip_adapter_lists')."""
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import make_sdxl_key_lists as kl  # the published SDXL configs
-    enc = clip_vision_list(CLIP_VIT_BIGG14_VISION)
-    source = (f"tools/reference/make_key_lists.py case clip_vit_bigg14_vision; diffusers {diffusers.__version__}, "
-              f"transformers {transformers.__version__}, torch {torch.__version__}; transformers "
-              f"CLIPVisionModelWithProjection (h94/IP-Adapter sdxl_models/image_encoder: OpenCLIP ViT-bigG/14)")
-    write_list(os.path.join(OUT, "clip_vit_bigg14_vision.json.gz"), enc, "float16", source,
-               {"config": json.dumps(CLIP_VIT_BIGG14_VISION, sort_keys=True)})
-    print(f"clip_vit_bigg14_vision: {len(enc)} tensors, {sum(math_prod(s) for s in enc.values())} parameters; "
-          f"= save_pretrained's keys (checked at depth 2, from_pretrained loads them all)")
+    write_vision_list("clip_vit_bigg14_vision", CLIP_VIT_BIGG14_VISION, "float16",
+                      "h94/IP-Adapter sdxl_models/image_encoder: OpenCLIP ViT-bigG/14")
     for name, kind, enc_name, enc_cfg, plus, dtype in IP_ADAPTER_SDXL_CASES:
-        names, layers = ip_adapter_list(kind, kl.SDXL_BASE_UNET, enc_cfg, plus or IP_ADAPTER_PLUS)
-        source = (f"tools/reference/make_key_lists.py case {name}; diffusers {diffusers.__version__}, transformers "
-                  f"{transformers.__version__}, torch {torch.__version__}; h94/IP-Adapter original layout "
-                  f"(image_proj.*, ip_adapter.<K>.to_k_ip/to_v_ip.weight)")
-        meta = {"kind": kind, "base": "sdxl_base", "image_encoder": enc_name,
-                "encoder_output": "image_embeds" if kind == "plain" else "penultimate hidden states",
-                "layers": json.dumps([[k, n, w] for k, n, w in layers])}
-        if plus:
-            meta["resampler"] = json.dumps(plus, sort_keys=True)
-        write_list(os.path.join(OUT, f"{name}.json.gz"), names, dtype, source, meta)
-        print(f"{name}: {len(names)} tensors, {sum(math_prod(s) for s in names.values())} parameters, "
-              f"{len(layers)} cross-attention pairs (K 1..{layers[-1][0]}); verified against diffusers' IP-Adapter "
-              f"loader on SDXL base's UNet (every key read, each tensor where our map puts it)")
+        write_adapter_list(name, kind, "sdxl_base", kl.SDXL_BASE_UNET, enc_name, enc_cfg, plus, dtype)
 
 
 def math_prod(shape):
