@@ -343,11 +343,6 @@ struct RefinerCache {
     }
 };
 
-// A job's LoRAs: read once per set (the files' contents are keyed by path, multipliers and modification time) and
-// applied to the loaded model in place for the job (LivePatch: the touched weights are merged and packed again
-// into the model's own bytes, and written back after, so the next job gets the base model bit for bit). Where a
-// weight cannot be rebuilt in place (a GGUF model's dequantized weights), the model is loaded again with the
-// LoRAs merged, beside the base, and kept for the next job with the same set.
 // The LoRA set merged into the served model in place, kept after its job: the next job with the same set uses it
 // as it is, and any other job (or a moment of idleness) takes it off first, so that every job without LoRAs runs
 // the base model bit for bit.
@@ -364,6 +359,11 @@ struct AppliedLoras {
     }
 };
 
+// A job's LoRAs: read once per set (the files' contents are keyed by path, multipliers and modification time) and
+// applied to the loaded model in place (LivePatch: the touched weights are merged and packed again into the model's
+// own bytes; AppliedLoras writes them back before a job that needs the base, so it gets the base model bit for
+// bit). Where a weight cannot be rebuilt in place (a GGUF model's dequantized weights), the model is loaded again
+// with the LoRAs merged, beside the base, and kept for the next job with the same set.
 struct LoraSets {
     LoadOptions load;
     std::string model_path;
@@ -559,7 +559,7 @@ json run_one(Model& base, RefinerCache& refiners, LoraSets& lora_sets, AppliedLo
     if (msg.contains("loras") && msg["loras"].is_array() && !msg["loras"].empty()) {
         const int64_t t0 = now_ms();
         if (Status st = lora_sets.prepare(msg["loras"]); !st) {
-            applied.take_off("the next job's LoRAs could not be read");
+            applied.take_off("this job's LoRAs could not be read");
             return failed(st.error().within("prompt"));
         }
         if (applied.patch && applied.key == lora_sets.key) {
