@@ -580,9 +580,12 @@ json run_one(Model& base, RefinerCache& refiners, LoraSets& lora_sets, AppliedLo
             }
         }
         if (!applied.patch) {  // weights that cannot be rebuilt in place (GGUF): the model loaded with the set
+            const int64_t t1 = now_ms();
             auto m = lora_sets.merged_model();
             if (!m) return failed(m.error().within("prompt"));
             chosen = *m;
+            log_info("worker", "job {}: LoRAs {} through the model loaded with them merged (its weights cannot be "
+                     "patched in place; {:.2f} s)", id, lora_sets.hashes, double(now_ms() - t1) / 1000.0);
         }
         req->params.infotext_extra.emplace_back("Lora hashes", lora_sets.hashes);
     } else {

@@ -949,6 +949,57 @@ TEST_F(Http, AppliesLorasFromThePrompt) {
     }
 }
 
+// A GGUF model's quantized weights cannot be rebuilt in place, so the worker loads the model again with the LoRAs
+// merged, beside the base, and uses that for the job (and for a next job with the same set); jobs without LoRAs
+// still get the base model. Each image equals the library's.
+TEST_F(Http, AppliesLorasToAGgufModelByLoadingItMerged) {
+    const std::string gguf = std::string(EASEL_GOLDEN_DIR) + "/sdxl_gguf_sdcpp/tiny-sdxl-q8_0.gguf";
+    server::ServeOptions o;
+    o.models = {gguf};
+    o.lora_dir = std::string(EASEL_GOLDEN_DIR) + "/lora";
+    o.load.vocab_path = std::string(EASEL_GOLDEN_DIR) + "/pipeline_sdxl/tokenizer";
+    start(o);
+    const json req = {{"prompt", "a red circle <lora:sdxl_kohya:0.8>"}, {"seed", 5}, {"steps", 3}, {"width", 64},
+                      {"height", 64}, {"sampler_name", "Euler"}};
+    GenerateParams p;
+    p.prompt = req["prompt"];
+    p.seed = 5;
+    p.steps = 3;
+    p.width = p.height = 64;
+    p.sampler = SamplerKind::Euler;
+    LoadOptions base_load;
+    base_load.vocab_path = o.load.vocab_path;
+    auto spec = load_model_spec(gguf, base_load);
+    ASSERT_TRUE(spec) << spec.error().to_string();
+    auto file = read_lora(o.lora_dir + "/sdxl_kohya.safetensors", spec->info);
+    ASSERT_TRUE(file) << file.error().to_string();
+    LoadOptions with = base_load;
+    with.adapters.push_back(lora_adapter(*file, 0.8, 0.8));
+    auto lora_model = load_model(gguf, with);
+    auto base_model = load_model(gguf, base_load);
+    ASSERT_TRUE(lora_model) << lora_model.error().to_string();
+    ASSERT_TRUE(base_model) << base_model.error().to_string();
+    auto want = generate(**lora_model, p);
+    ASSERT_TRUE(want) << want.error().to_string();
+    p.prompt = "a red circle";
+    auto want_base = generate(**base_model, p);
+    ASSERT_TRUE(want_base) << want_base.error().to_string();
+    ASSERT_NE((*want)[0].image.pixels, (*want_base)[0].image.pixels) << "the LoRA changes nothing: a useless test";
+
+    for (int round = 0; round < 2; ++round) {  // the second LoRA job finds the merged model already loaded
+        auto [s1, r1] = post("/sdapi/v1/txt2img", req);
+        ASSERT_EQ(s1, 200) << r1.dump();
+        EXPECT_EQ(decode_b64_png(r1["images"][0]).pixels, (*want)[0].image.pixels) << "round " << round;
+        EXPECT_NE(json::parse(r1["info"].get<std::string>())["infotexts"][0].get<std::string>().find("Lora hashes"),
+                  std::string::npos);
+        json plain = req;
+        plain["prompt"] = "a red circle";
+        auto [s2, r2] = post("/sdapi/v1/txt2img", plain);
+        ASSERT_EQ(s2, 200) << r2.dump();
+        EXPECT_EQ(decode_b64_png(r2["images"][0]).pixels, (*want_base)[0].image.pixels) << "round " << round;
+    }
+}
+
 // AUTOMATIC1111's ControlNet extension API: a unit in alwayson_scripts.controlnet.args names a model of the
 // server's ControlNet folder ("name [hash]" as A1111 lists them) and sends its control map; the image equals the
 // library's with the same unit, the infotext records it, and units that cannot run get a 4xx naming the field.
