@@ -14,11 +14,29 @@
 
 #include <nlohmann/json.hpp>
 
+#include "io/image.h"
+#include "server/request.h"
 #include "server/server.h"
 
 namespace easel::testing {
 
 using json = nlohmann::json;
+
+// A PNG of a JSON answer (base64), decoded; and an image as the base64 PNG a request sends.
+inline Image decode_b64_png(const std::string& b64) {
+    auto bytes = server::base64_decode(b64, "image");
+    EXPECT_TRUE(bytes);
+    if (!bytes) return Image{};
+    auto img = decode_image(reinterpret_cast<const uint8_t*>(bytes->data()), bytes->size());
+    EXPECT_TRUE(img) << img.error().to_string();
+    return img ? *img : Image{};
+}
+
+inline std::string png_b64(const Image& img) {
+    auto png = encode_image(img, ImageFormat::Png, {});
+    EXPECT_TRUE(png);
+    return png ? server::base64_encode(png->data(), png->size()) : std::string();
+}
 
 inline std::string tiny_model_dir() { return std::string(EASEL_SOURCE_DIR) + "/models/tiny"; }
 
