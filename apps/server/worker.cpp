@@ -371,7 +371,6 @@ struct LoraSets {
     std::vector<std::shared_ptr<const WeightAdapter>> adapters;
     std::string hashes;  // A1111's "Lora hashes" value for it
     std::unique_ptr<Model> merged;  // the fallback: the model loaded with the set merged
-    std::optional<ModelSpec> spec;  // the served model's, read once
 
     // The set a job's "loras" names: each "path te unet mtime", in order ("" for none).
     static std::string key_of(const json& loras) {
@@ -386,15 +385,13 @@ struct LoraSets {
         return k;
     }
 
-    Status prepare(const json& loras) {
+    // `info`: the served model's (what each LoRA key is matched against).
+    Status prepare(const json& loras, const ModelInfo& info) {
         const std::string k = key_of(loras);
         if (k == key) return ok();
         key.clear();
         adapters.clear();
         merged.reset();
-        if (!spec) {
-            EASEL_TRY_ASSIGN(spec, load_model_spec(model_path, load));
-        }
         std::vector<std::string> entries;
         for (const json& l : loras) {
             // The server hashed the file when it took the job (JobQueue::resolve_loras): its short hash is what the
@@ -403,9 +400,9 @@ struct LoraSets {
             std::shared_ptr<const LoraFile> file;
             if (hash.size() == 12) {
                 EASEL_TRY_ASSIGN(WeightSet w, read_weights(path));
-                EASEL_TRY_ASSIGN(file, read_lora(w, spec->info, path, hash));
+                EASEL_TRY_ASSIGN(file, read_lora(w, info, path, hash));
             } else {
-                EASEL_TRY_ASSIGN(file, read_lora(path, spec->info));
+                EASEL_TRY_ASSIGN(file, read_lora(path, info));
             }
             adapters.push_back(lora_adapter(file, l.value("unet", 1.0), l.value("te", 1.0)));
             std::string alias = l.value("name", file->name);
@@ -558,7 +555,7 @@ json run_one(Model& base, RefinerCache& refiners, LoraSets& lora_sets, AppliedLo
     const Model* chosen = &base;
     if (msg.contains("loras") && msg["loras"].is_array() && !msg["loras"].empty()) {
         const int64_t t0 = now_ms();
-        if (Status st = lora_sets.prepare(msg["loras"]); !st) {
+        if (Status st = lora_sets.prepare(msg["loras"], base.info); !st) {
             applied.take_off("this job's LoRAs could not be read");
             return failed(st.error().within("prompt"));
         }

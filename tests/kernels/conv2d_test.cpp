@@ -221,6 +221,44 @@ TEST(Conv2dPack, RowBlocksEqualTheWholeWeight) {
             }
 }
 
+// The kpack-1 conv layout word by word, as its definition reads: row o holds W[o] in PyTorch's (ci, ky, kx) order,
+// as f32 or (BF16 mode without a bf16 dot product) bf16-rounded f32, zero up to ld_words. K = 7 * 9 = 63 and
+// 3 * 9 = 27 leave a tail of every vector width; a NaN and an infinity go through the rounding too.
+TEST(Conv2dPack, F32RowsHoldTheWeight) {
+    int checked = 0;
+    for (const int64_t cin : {7, 3})
+        for (DType t : {DType::F32, DType::F16, DType::BF16})
+            for (Precision p : {Precision::F32, Precision::BF16})
+                for (Isa isa : gemm_supported_isas(p)) {
+                    const int64_t cout = 11, K = cin * 9;
+                    std::vector<float> f = random_floats(size_t(cout * K), 9 + uint64_t(cin));
+                    f[5] = NAN;
+                    f[size_t(K + 2)] = -INFINITY;
+                    std::vector<uint16_t> half(f.size());
+                    for (size_t i = 0; i < f.size(); ++i) {
+                        if (t == DType::F32) continue;
+                        half[i] = t == DType::F16 ? f32_to_f16(f[i]) : f32_to_bf16(f[i]);
+                        f[i] = t == DType::F16 ? f16_to_f32(half[i]) : bf16_to_f32(half[i]);
+                    }
+                    const void* src = t == DType::F32 ? static_cast<const void*>(f.data()) : half.data();
+                    auto packed = pack_conv2d_weight(src, t, cout, cin, 3, 3, p, isa);
+                    ASSERT_TRUE(packed) << packed.error().to_string();
+                    if (packed->isa == Isa::Ref || packed->kpack != 1) continue;
+                    std::vector<uint32_t> expect(packed->layout_bytes() / 4, 0);
+                    for (int64_t o = 0; o < cout; ++o)
+                        for (int64_t k = 0; k < K; ++k) {
+                            const float v = f[size_t(o * K + k)];
+                            expect[size_t(o * packed->ld_words + k)] =
+                                p == Precision::BF16 ? uint32_t(f32_to_bf16(v)) << 16 : f32_bits(v);
+                        }
+                    EXPECT_EQ(std::memcmp(expect.data(), packed->data.get(), packed->layout_bytes()), 0)
+                        << "cin " << cin << " " << precision_name(p) << " " << isa_name(isa);
+                    ++checked;
+                }
+    std::printf("%d packed f32 conv layouts checked word by word\n", checked);
+    if (checked == 0) GTEST_SKIP() << "no f32-row conv kernel on this CPU";
+}
+
 TEST(Conv2dShape, OutputSizeAndErrors) {
     auto hw = conv2d_output_hw(64, 64, 3, 3, {.stride = 2, .padding = 1});
     ASSERT_TRUE(hw);

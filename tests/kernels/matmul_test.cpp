@@ -248,6 +248,42 @@ TEST(LinearPack, RowBlocksEqualTheWholeWeight) {
             }
 }
 
+// The f32 panel layout (kpack 1: the f32 kernels, and BF16 mode without a bf16 dot product, whose values are
+// bf16-rounded f32) word by word, as its definition reads: panel p holds columns j < nr of rows p * nr + j, word
+// (p, kk, j) = W[p * nr + j][kk], zero past the last row. Sizes with a ragged last panel and k % 8 != 0 (the
+// 8x8 transposes' tails); every source dtype.
+TEST(LinearPack, F32PanelsHoldTheTransposedWeight) {
+    int checked = 0;
+    for (const auto& [n, k] : std::vector<std::pair<int64_t, int64_t>>{{77, 131}, {16, 8}, {5, 3}, {130, 320}})
+        for (DType t : {DType::F32, DType::F16, DType::BF16})
+            for (Precision p : {Precision::F32, Precision::BF16})
+                for (Isa isa : gemm_supported_isas(p)) {
+                    const Weights w = make_weights(t, n, k, 23 + uint64_t(n * k));
+                    auto packed = pack_linear_weight(w.data(t), t, n, k, p, isa);
+                    ASSERT_TRUE(packed) << packed.error().to_string();
+                    if (packed->isa == Isa::Ref || packed->kpack != 1) continue;
+                    const int64_t nr = packed->nr, panels = (n + nr - 1) / nr;
+                    ASSERT_EQ(packed->layout_bytes(), size_t(panels * k * nr) * 4);
+                    std::vector<uint32_t> expect(size_t(panels * k * nr), 0);
+                    for (int64_t pi = 0; pi < panels; ++pi)
+                        for (int64_t kk = 0; kk < k; ++kk)
+                            for (int64_t j = 0; j < nr && pi * nr + j < n; ++j) {
+                                const float v = w.f32[size_t((pi * nr + j) * k + kk)];
+                                expect[size_t((pi * k + kk) * nr + j)] =
+                                    p == Precision::BF16 ? uint32_t(f32_to_bf16(v)) << 16 : f32_bits(v);
+                            }
+                    const auto* got = static_cast<const uint32_t*>(packed->data.get());
+                    size_t bad = 0, first = expect.size();
+                    for (size_t i = 0; i < expect.size(); ++i)
+                        if (got[i] != expect[i] && bad++ == 0) first = i;
+                    EXPECT_EQ(bad, 0u) << short_name(t) << " " << precision_name(p) << " " << isa_name(isa) << " n "
+                                       << n << " k " << k << ": " << bad << " words differ, the first at " << first;
+                    ++checked;
+                }
+    std::printf("%d packed f32 layouts checked word by word\n", checked);
+    if (checked == 0) GTEST_SKIP() << "no f32-panel GEMM kernel on this CPU";
+}
+
 // matmul_f32: batched, both operands in either orientation, alpha, accumulate.
 struct MatmulCase {
     int64_t batch, m, n, k;

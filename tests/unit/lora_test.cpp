@@ -172,6 +172,17 @@ TEST(LoraRead, BadFilesGetErrorsNamingTheKey) {
     Tensor nan = rnd(Shape{2, 16}, 1);
     nan.data<float>()[5] = std::nanf("");
     expect_error({{q + ".lora_down.weight", nan}, {q + ".lora_up.weight", rnd(Shape{16, 2}, 2)}}, "nan");
+    // In f16 and bf16 too (read by their exponent bits), at the last element as at the first.
+    Tensor inf = rnd(Shape{16, 2}, 2);
+    inf.data<float>()[31] = -INFINITY;
+    expect_error({{q + ".lora_down.weight", rnd(Shape{2, 16}, 1).to(DType::F16)}, {q + ".lora_up.weight", inf.to(DType::F16)}},
+                 "-inf at element 31");
+    expect_error({{q + ".lora_down.weight", nan.to(DType::BF16)}, {q + ".lora_up.weight", rnd(Shape{16, 2}, 2).to(DType::BF16)}},
+                 "nan at element 5");
+    Tensor big = rnd(Shape{2, 16}, 1);
+    big.data<float>()[0] = 65504.0f;  // f16's largest finite value
+    EXPECT_EQ(target_of({{q + ".lora_down.weight", big.to(DType::F16)}, {q + ".lora_up.weight", rnd(Shape{16, 2}, 2).to(DType::F16)}}).rfind("error", 0),
+              std::string::npos);
     expect_error({{"lora_te2_text_model_encoder_layers_0_mlp_fc1.lora_down.weight", rnd(Shape{2, 32}, 1)},
                   {"lora_te2_text_model_encoder_layers_0_mlp_fc1.lora_up.weight", rnd(Shape{37, 2}, 2)}},
                  "text_encoder_2");

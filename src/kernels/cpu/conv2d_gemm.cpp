@@ -124,6 +124,8 @@ void fill_conv2d(const void* w, DType src_dtype, const PackedConv2dWeight& pw, v
                         row[tap * cpairs + c] = uint32_t(f32_to_bf16(even[tap])) |
                                                 (odd ? uint32_t(f32_to_bf16(odd[tap])) << 16 : 0u);
                 }
+            } else if (round && kern->convert_rows) {  // the kernel's own rounding (SIMD), bit for bit f32_to_bf16's
+                kern->convert_rows(src.data(), K, 1, K, row, pw.ld_words);
             } else if (round) {
                 for (int64_t k = 0; k < K; ++k) row[k] = uint32_t(f32_to_bf16(src[size_t(k)])) << 16;
             } else {

@@ -381,6 +381,12 @@ void fill_linear(const void* w, DType src_dtype, const PackedWeight& pw, void* m
         for (int64_t p = first + pb; p < first + pe; ++p) {
             const int64_t j0 = p * pw.nr, cols = std::min<int64_t>(pw.nr, row1 - j0);
             gemm::load_row_as_f32(w, src_dtype, (j0 - row0) * k, cols * k, src.data());
+            if (pw.kpack == 1 && kern->panel_f32) {  // the whole panel transposed at once, then rounded in place
+                uint32_t* panel = d + p * panel_stride;
+                kern->panel_f32(src.data(), k, cols, k, pw.nr, reinterpret_cast<float*>(panel));
+                if (kern->round_bf16) kern->convert_rows(reinterpret_cast<const float*>(panel), panel_stride, 1, panel_stride, panel, panel_stride);
+                continue;
+            }
             for (int64_t kk = 0; kk < k; kk += pw.kpack) {
                 const bool two = pw.kpack == 2 && kk + 1 < k;
                 for (int64_t j = 0; j < cols; ++j) {

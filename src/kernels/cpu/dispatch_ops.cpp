@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "kernels/activation.h"
 #include "kernels/attention.h"
+#include "kernels/convert.h"
 #include "kernels/elementwise.h"
 #include "kernels/norm.h"
 #include "kernels/rope.h"
@@ -49,6 +50,12 @@ SoftmaxF32Fn softmax_f32_variant(Isa isa) {
 }
 AttentionF32Fn attention_f32_variant(Isa isa) {
     return pick<AttentionF32Fn>(isa, attention_f32_ref, attention_f32_avx2, attention_f32_avx512);
+}
+HalfToF32Fn f16_to_f32_n_variant(Isa isa) {
+    return pick<HalfToF32Fn>(isa, f16_to_f32_n_ref, f16_to_f32_n_avx2, f16_to_f32_n_avx512);
+}
+HalfToF32Fn bf16_to_f32_n_variant(Isa isa) {
+    return pick<HalfToF32Fn>(isa, bf16_to_f32_n_ref, bf16_to_f32_n_avx2, bf16_to_f32_n_avx512);
 }
 BinaryF32Fn binary_f32_variant(Isa isa) {
     return pick<BinaryF32Fn>(isa, binary_f32_ref, binary_f32_avx2, binary_f32_avx512);
@@ -108,6 +115,9 @@ void attention_f32(const float* q, const float* k, const float* v, float* out, c
 void binary_f32(BinaryOp op, const float* a, const Shape& sa, const float* b, const Shape& sb, float* out) {
     binary_f32_variant(active_isa())(op, a, sa, b, sb, out);
 }
+
+void f16_to_f32_n(const uint16_t* in, int64_t n, float* out) { f16_to_f32_n_variant(active_isa())(in, n, out); }
+void bf16_to_f32_n(const uint16_t* in, int64_t n, float* out) { bf16_to_f32_n_variant(active_isa())(in, n, out); }
 
 void upsample_nearest2x_f32(const float* x, float* y, size_t planes, size_t height, size_t width) {
     upsample_nearest2x_f32_variant(active_isa())(x, y, planes, height, width);

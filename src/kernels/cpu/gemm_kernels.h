@@ -51,6 +51,9 @@ using PackRowFn = void (*)(const float* row0, const float* row1, int64_t n, uint
 using PanelF16Fn = void (*)(const uint16_t* w, int64_t ldw, int64_t cols, int64_t kc, int64_t nr, float* out);
 // F16C's (matmul_avx2.cpp; the AVX-512 f32 kernel uses it too).
 void panel_f16_avx2(const uint16_t* w, int64_t ldw, int64_t cols, int64_t kc, int64_t nr, float* out);
+// The same from f32 rows, for packing a weight (kpack 1): out[kk * nr + j] = w[j * ldw + kk], zeros past cols.
+using PanelF32Fn = void (*)(const float* w, int64_t ldw, int64_t cols, int64_t kc, int64_t nr, float* out);
+void panel_f32_avx2(const float* w, int64_t ldw, int64_t cols, int64_t kc, int64_t nr, float* out);
 
 struct GemmKernel {
     Isa isa = Isa::Ref;
@@ -63,6 +66,8 @@ struct GemmKernel {
     ConvertRowsFn convert_rows = nullptr;  // null: A is used as f32 as it is
     PackRowFn pack_row = nullptr;          // null: B words are row0 as it is (f32)
     PanelF16Fn panel_f16 = nullptr;        // f16 weights kept as stored, into this kernel's panels; null: generic
+    PanelF32Fn panel_f32 = nullptr;        // packing (kpack 1): a panel transposed at once (then rounded where
+                                           // round_bf16); null: row by row through pack_row
 };
 
 // Per-ISA tables (defined in matmul_<isa>.cpp). Null if that ISA file has no kernel for the precision.

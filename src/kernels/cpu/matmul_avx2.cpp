@@ -148,6 +148,21 @@ void panel_f16_avx2(const uint16_t* w, int64_t ldw, int64_t cols, int64_t kc, in
     }
 }
 
+// The same for f32 rows (a weight being packed): 8 rows x 8 k values loaded, transposed, stored as 8 panel rows.
+void panel_f32_avx2(const float* w, int64_t ldw, int64_t cols, int64_t kc, int64_t nr, float* out) {
+    for (int64_t j0 = 0; j0 < nr; j0 += 8) {
+        int64_t kk = 0;
+        for (; kk + 8 <= kc; kk += 8) {
+            __m256 r[8];
+            for (int j = 0; j < 8; ++j) r[j] = j0 + j < cols ? _mm256_loadu_ps(w + (j0 + j) * ldw + kk) : _mm256_setzero_ps();
+            transpose8(r);
+            for (int t = 0; t < 8; ++t) _mm256_storeu_ps(out + (kk + t) * nr + j0, r[t]);
+        }
+        for (; kk < kc; ++kk)
+            for (int64_t j = j0; j < j0 + 8; ++j) out[kk * nr + j] = j < cols ? w[j * ldw + kk] : 0.0f;
+    }
+}
+
 namespace {
 
 void pack_row_bf16_avx2(const float* row0, const float*, int64_t n, uint32_t* dst) {
@@ -155,9 +170,9 @@ void pack_row_bf16_avx2(const float* row0, const float*, int64_t n, uint32_t* ds
 }
 
 const GemmKernel kF32 = {Isa::Avx2, Precision::F32, kMr, 8 * kNv, 1, false, ukernel_f32_avx2, nullptr, nullptr,
-                         nullptr, panel_f16_avx2};
+                         nullptr, panel_f16_avx2, panel_f32_avx2};
 const GemmKernel kBf16Widened = {Isa::Avx2, Precision::BF16, kMr, 8 * kNv, 1, true, ukernel_f32_avx2, nullptr,
-                                 round_rows_bf16_avx2, pack_row_bf16_avx2};
+                                 round_rows_bf16_avx2, pack_row_bf16_avx2, nullptr, panel_f32_avx2};
 
 }  // namespace
 

@@ -106,9 +106,9 @@ void pack_row_bf16_avx512(const float* row0, const float*, int64_t n, uint32_t* 
 }
 
 const GemmKernel kF32 = {Isa::Avx512, Precision::F32, kMr, 16 * kNv, 1, false, ukernel_f32_avx512, nullptr, nullptr,
-                         nullptr, panel_f16_avx2};
+                         nullptr, panel_f16_avx2, panel_f32_avx2};
 const GemmKernel kBf16Widened = {Isa::Avx512, Precision::BF16, kMr, 16 * kNv, 1, true, ukernel_f32_avx512, nullptr,
-                                 round_rows_bf16_avx512, pack_row_bf16_avx512};
+                                 round_rows_bf16_avx512, pack_row_bf16_avx512, nullptr, panel_f32_avx2};
 
 }  // namespace
 
