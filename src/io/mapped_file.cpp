@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
@@ -13,6 +14,8 @@
 #include <mutex>
 
 #include <fmt/format.h>
+
+#include "core/thread_pool.h"
 
 namespace easel {
 
@@ -71,7 +74,18 @@ void MappedFile::prefault(const void* p, size_t n) {
     const uintptr_t page = uintptr_t(::sysconf(_SC_PAGESIZE));
     const uintptr_t begin = reinterpret_cast<uintptr_t>(p) / page * page;
     const uintptr_t end = (reinterpret_cast<uintptr_t>(p) + n + page - 1) / page * page;
-    (void)::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_POPULATE_READ);
+    // Big ranges in 4 MiB pieces on every thread: the page-table work is the kernel's, on the calling thread,
+    // and two threads map an SD 1.5 UNet's 1.7 GB in about half the time one takes.
+    const uintptr_t piece = uintptr_t(4) << 20;
+    const int64_t pieces = int64_t((end - begin + piece - 1) / piece);
+    if (pieces < 4) {
+        (void)::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_POPULATE_READ);
+        return;
+    }
+    parallel_for(pieces, [&](int64_t b, int64_t e) {
+        const uintptr_t from = begin + uintptr_t(b) * piece, to = std::min(end, begin + uintptr_t(e) * piece);
+        (void)::madvise(reinterpret_cast<void*>(from), to - from, MADV_POPULATE_READ);
+    });
 #else
     (void)p;
     (void)n;
