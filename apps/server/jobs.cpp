@@ -4,6 +4,7 @@
 #include <chrono>
 #include <ctime>
 #include <filesystem>
+#include <optional>
 #include <random>
 
 #include <fmt/format.h>
@@ -663,7 +664,7 @@ Result<json> JobQueue::resolve_loras(const GenerationRequest& r, const std::stri
     EASEL_TRY_ASSIGN(ExtraNetworks x, parse_extra_networks(r.params.prompt));
     json out = json::array();
     if (x.loras.empty()) return out;
-    EASEL_TRY_ASSIGN(ModelSpec spec, load_model_spec(model_path, load_));
+    std::optional<ModelSpec> spec;  // the model's, read only when a LoRA file must be read
     for (const LoraTag& t : x.loras) {
         // Only names in the server's LoRA folder: a request never names a file path.
         if (t.name.find('/') != std::string::npos || t.name.find("..") != std::string::npos)
@@ -684,7 +685,10 @@ Result<json> JobQueue::resolve_loras(const GenerationRequest& r, const std::stri
             if (auto it = lora_checked_.find(key); it != lora_checked_.end()) hash = it->second;
         }
         if (hash.empty()) {
-            auto file = read_lora(*path, spec.info);
+            if (!spec) {
+                EASEL_TRY_ASSIGN(spec, load_model_spec(model_path, load_));
+            }
+            auto file = read_lora(*path, spec->info);
             if (!file) return Error(file.error().code(), fmt::format("<lora:{}>: {}", t.name, file.error().to_string()), "prompt");
             hash = (*file)->short_hash();
             std::lock_guard<std::mutex> lk(checked_mu_);

@@ -5,7 +5,9 @@
 # set merged for it), base. Prints each request's wall time, the worker's own LoRA timings (its log) and whether the
 # base images before and after, and the LoRA's images, are identical.
 #
-#   tools/bench/lora_server.sh [MODEL [LORA]]     (EASEL=path/to/easel, PORT=7871, PRECISION=fast, STEPS=20)
+#   tools/bench/lora_server.sh [MODEL [LORA]]     (EASEL=path/to/easel, PORT=7871, PRECISION=fast, STEPS=20, SIZE=512)
+#
+# SIZE=64 STEPS=1 makes each request about a second, so that the wall times show the LoRA's cost above their noise.
 set -euo pipefail
 EASEL=${EASEL:-build/release/apps/easel}
 MODEL=${1:-$HOME/.cache/easel-bench/sd15-random-fp16.safetensors}
@@ -25,7 +27,7 @@ done
 req() {  # name, prompt suffix
     local t
     t=$(curl -sf -o "$D/$1.json" -w "%{time_total}" -H 'Content-Type: application/json' \
-        -d "{\"prompt\":\"a photograph of an astronaut riding a horse$2\",\"steps\":${STEPS:-20},\"width\":512,\"height\":512,\"seed\":42,\"sampler_name\":\"Euler\",\"cfg_scale\":7}" \
+        -d "{\"prompt\":\"a photograph of an astronaut riding a horse$2\",\"steps\":${STEPS:-20},\"width\":${SIZE:-512},\"height\":${SIZE:-512},\"seed\":42,\"sampler_name\":\"Euler\",\"cfg_scale\":7}" \
         "http://127.0.0.1:$PORT/sdapi/v1/txt2img")
     echo "$1 $t s"
 }
