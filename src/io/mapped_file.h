@@ -58,9 +58,10 @@ public:
     // patch packed weights in place (pipeline/lora.h LivePatch), which writes the original bytes back after.
     static Status make_writable(const void* p, size_t n);
 
-    // Maps the pages of [p, p + n) inside a live MappedFile in one call (madvise MADV_POPULATE_READ) instead of
-    // one page fault per 4 KiB page when they are read: a weight read again after release_pages(). A no-op for
-    // other memory, and where the kernel lacks it (before Linux 5.14).
+    // Maps the pages of [p, p + n) inside a live MappedFile with madvise MADV_POPULATE_READ (ranges of 16 MiB
+    // and more in 4 MiB pieces on every thread of the pool) instead of one page fault per 4 KiB page when they
+    // are read: a weight read again after release_pages(). A no-op for other memory, and where the kernel lacks
+    // it (before Linux 5.14).
     static void prefault(const void* p, size_t n);
 
     // How many bytes of this mapping the kernel maps with 2 MiB page-table entries right now (FilePmdMapped in
