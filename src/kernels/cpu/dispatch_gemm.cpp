@@ -17,6 +17,7 @@
 
 #include "core/allocator.h"
 #include "core/half.h"
+#include "kernels/convert.h"
 #include "core/thread_pool.h"
 #include "kernels/cpu/gemm_kernels.h"
 #include "kernels/matmul.h"
@@ -75,22 +76,8 @@ float load_as_f32(const void* src, DType dtype, int64_t index) {
 void load_row_as_f32(const void* src, DType dtype, int64_t index, int64_t n, float* dst) {
     switch (dtype) {
         case DType::F32: std::memcpy(dst, static_cast<const float*>(src) + index, size_t(n) * 4); return;
-        case DType::F16: {
-            // Every f16 value's f32, built once (256 KiB, stays in L2 while a weight is packed).
-            static const std::unique_ptr<float[]> table = [] {
-                std::unique_ptr<float[]> t(new float[65536]);
-                for (uint32_t h = 0; h < 65536; ++h) t[h] = f16_to_f32(uint16_t(h));
-                return t;
-            }();
-            const uint16_t* h = static_cast<const uint16_t*>(src) + index;
-            for (int64_t i = 0; i < n; ++i) dst[i] = table[h[i]];
-            return;
-        }
-        case DType::BF16: {
-            const uint16_t* h = static_cast<const uint16_t*>(src) + index;
-            for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(h[i]);
-            return;
-        }
+        case DType::F16: f16_to_f32_n(static_cast<const uint16_t*>(src) + index, n, dst); return;
+        case DType::BF16: bf16_to_f32_n(static_cast<const uint16_t*>(src) + index, n, dst); return;
         default: EASEL_ASSERT(false, "load_row_as_f32: dtype must be f32, f16 or bf16");
     }
 }

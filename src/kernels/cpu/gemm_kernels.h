@@ -113,9 +113,9 @@ struct GemmEpilogue {
 void gemm_run(const GemmKernel& kern, int64_t M, int64_t N, int64_t K, const GemmA& a, const GemmB& b, float* c,
               int64_t ldc, const GemmEpilogue& ep);
 
-// Scalar conversions used when packing (weights once, B blocks per call). Plain C++ (baseline ISA).
+// Conversions used when packing (weights once, B blocks per call).
 float load_as_f32(const void* src, DType dtype, int64_t index);
-// n consecutive elements from `index` on, as load_as_f32 gives each (f16 through a table, no branches).
+// n consecutive elements from `index` on, as load_as_f32 gives each (kernels/convert.h's dispatched widening).
 void load_row_as_f32(const void* src, DType dtype, int64_t index, int64_t n, float* dst);
 
 // Writes one row of B words into panels: columns [0, nc) of B rows k = 2i, 2i + 1 (kpack 2; row1 null means a
