@@ -135,7 +135,7 @@ int cmd_generate(int argc, char** argv) {
     auto& lora_dir = a.add_string("--lora-dir", "", "", "folder of LoRA files that <lora:NAME> and --lora NAME look in, recursively (default: a Lora folder beside the model or beside its folder, as AUTOMATIC1111's models/Lora)");
     auto& embeddings_dir = a.add_string("--embeddings-dir", "", "", "folder of textual-inversion embeddings a prompt names by file name (default: an embeddings folder beside the model, its folder or the one above, as AUTOMATIC1111's); files there that are not embeddings are skipped with a warning");
     auto& controlnet = a.add_string("--controlnet", "", "", "a ControlNet (diffusers folder, or a .safetensors/.pth file in diffusers' or the original control_v11p_sd15_* layout) steering the image by --control-image; repeat for several");
-    auto& control_image = a.add_string("--control-image", "", "", "the control image (edges, pose, depth... already made; resized to the output size as diffusers does), one per --controlnet in order, or one for all");
+    auto& control_image = a.add_string("--control-image", "", "", "the control image (edges, pose, depth... already made, or made by --control-preprocessor), fitted to the output size as AUTOMATIC1111's ControlNet extension fits it (OpenCV; edge maps kept one pixel wide), or with --schedule-from diffusers with Pillow's LANCZOS as diffusers does; one per --controlnet in order, or one for all");
     auto& control_scale = a.add_string("--control-scale", "", "1", "ControlNet strength (diffusers controlnet_conditioning_scale, A1111's Weight), one per --controlnet or one for all");
     auto& control_start = a.add_string("--control-start", "", "0", "fraction of the steps before a ControlNet starts acting (control_guidance_start), one per --controlnet or one for all");
     auto& control_pre = a.add_string("--control-preprocessor", "", "none", "what makes the control map from --control-image, as AUTOMATIC1111's ControlNet extension names it: none (the image is the map), canny[:LOW:HIGH] (OpenCV's Canny, thresholds 1..255, default 100:200), invert, threshold[:T] (white where R, G and B are all above T, default 127), tile_resample[:RATE] (OpenCV INTER_AREA down by RATE, 1..8), scribble_xdog[:T] (difference of Gaussians, default 32), inpaint (the image with the mask at -1, for an inpainting ControlNet); one per --controlnet or one for all");
@@ -143,6 +143,8 @@ int cmd_generate(int argc, char** argv) {
     auto& ip_adapter = a.add_string("--ip-adapter", "", "", "an IP-Adapter (ip-adapter_sd15, ip-adapter-plus_sd15, ip-adapter_sdxl[_vit-h], ip-adapter-plus_sdxl_vit-h: .safetensors or .bin) prompting with the images of --ip-adapter-image; repeat for several");
     auto& ip_image = a.add_string("--ip-adapter-image", "--ip-image", "", "reference image(s) for an IP-Adapter, several of one adapter separated by ','; one per --ip-adapter in order, or one for all");
     auto& ip_scale = a.add_string("--ip-adapter-scale", "--ip-scale", "1", "IP-Adapter strength (diffusers set_ip_adapter_scale, A1111's Weight), one per --ip-adapter or one for all");
+    auto& ip_start = a.add_string("--ip-adapter-start", "--ip-start", "0", "fraction of the steps before an IP-Adapter starts acting (A1111's Guidance Start for an IP-Adapter unit; in diffusers mode decided per step as diffusers' control_guidance_start), one per --ip-adapter or one for all");
+    auto& ip_end = a.add_string("--ip-adapter-end", "--ip-end", "1", "fraction of the steps after which an IP-Adapter stops (A1111's Guidance End), one per --ip-adapter or one for all");
     auto& image_encoder = a.add_string("--image-encoder", "", "", "the CLIP image encoder an IP-Adapter reads (transformers CLIPVisionModelWithProjection folder or file), one per --ip-adapter or one for all (default: an image_encoder folder beside the adapter or one level up, as h94/IP-Adapter ships it, or a fitting one in a clip_vision folder beside the adapter's, as ComfyUI keeps them)");
     auto& control_mode = a.add_string("--control-mode", "", "balanced", "A1111's control mode: balanced, prompt (\"My prompt is more important\": residuals weighted 0.825^(12 - i)) or controlnet (\"ControlNet is more important\": the same on the prompt's half of CFG only; with --schedule-from diffusers, diffusers' guess mode); one per --controlnet or one for all");
     auto& guess_mode = a.add_bool("--guess-mode", "", "the same as --control-mode controlnet for every ControlNet (diffusers' guess_mode)");
@@ -516,16 +518,19 @@ int cmd_generate(int argc, char** argv) {
         if (Status st = validate_control(p.control); !st) return fail(st.error());
     }
     // IP-Adapters: the same, and each one's image encoder (given or found beside it) read and matched to it.
-    if (!ip_adapter.all.empty() || ip_image.seen || image_encoder.seen) {
+    if (!ip_adapter.all.empty() || ip_image.seen || image_encoder.seen || ip_start.seen || ip_end.seen) {
         const size_t n = ip_adapter.all.size();
         if (n == 0)
             return fail(Error::invalid_argument("needs --ip-adapter (the adapter that reads the image)",
-                                                ip_image.seen ? "--ip-adapter-image" : "--image-encoder"));
+                                                ip_image.seen ? "--ip-adapter-image" : image_encoder.seen ? "--image-encoder"
+                                                : ip_start.seen ? "--ip-adapter-start" : "--ip-adapter-end"));
         if (!ip_image.seen) return fail(Error::invalid_argument("needs --ip-adapter-image", "--ip-adapter"));
         auto images = per_unit_of(ip_image, n, "--ip-adapter-image", "--ip-adapter");
         auto scales = per_unit_of(ip_scale, n, "--ip-adapter-scale", "--ip-adapter");
         auto encoders = per_unit_of(image_encoder, n, "--image-encoder", "--ip-adapter");
-        for (const auto* r : {&images, &scales, &encoders})
+        auto starts = per_unit_of(ip_start, n, "--ip-adapter-start", "--ip-adapter");
+        auto ends = per_unit_of(ip_end, n, "--ip-adapter-end", "--ip-adapter");
+        for (const auto* r : {&images, &scales, &encoders, &starts, &ends})
             if (!*r) return fail(r->error());
         auto spec = model_spec();
         if (!spec) return fail(spec.error());
@@ -535,6 +540,15 @@ int cmd_generate(int argc, char** argv) {
             auto weight = number((*scales)[u], "--ip-adapter-scale");
             if (!weight) return fail(weight.error());
             iu.scale = *weight;
+            auto begin = number((*starts)[u], "--ip-adapter-start");
+            auto finish = number((*ends)[u], "--ip-adapter-end");
+            for (const auto* r : {&begin, &finish})
+                if (!*r) return fail(r->error());
+            iu.start = *begin;
+            iu.end = *finish;
+            if (!(iu.start >= 0 && iu.start < iu.end && iu.end <= 1))
+                return fail(Error::invalid_argument(fmt::format("start {} and end {}: expected 0 <= start < end <= 1",
+                                                                iu.start, iu.end), "--ip-adapter-start"));
             for (const std::string& file : split((*images)[u], ',')) {
                 auto img = read_image(file);
                 if (!img) return fail(img.error().within("--ip-adapter-image"));

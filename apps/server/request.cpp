@@ -285,9 +285,6 @@ Status parse_controlnet_units(const json& args, const Image* init, const Limits&
         if (!(c.weight >= -10 && c.weight <= 10)) return Error::invalid_argument(fmt::format("must be between -10 and 10, got {}", c.weight), field("weight"));
         if (!(c.start >= 0 && c.start < c.end && c.end <= 1))
             return Error::invalid_argument(fmt::format("guidance_start {} and guidance_end {}: expected 0 <= start < end <= 1", c.start, c.end), where);
-        if (c.ip_adapter && (c.start != 0 || c.end != 1))
-            return Error::unsupported(fmt::format("guidance_start {} and guidance_end {} on an IP-Adapter unit: easel "
-                                                  "applies an IP-Adapter at every step (0 and 1)", c.start, c.end), where);
         // control_mode and resize_mode: A1111 takes the index or the name.
         auto mode_of = [&](const char* k, std::initializer_list<const char*> names, int def) -> Result<int> {
             auto it = u.find(k);

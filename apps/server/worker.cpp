@@ -543,7 +543,8 @@ json run_one(Model& base, RefinerCache& refiners, LoraSets& lora_sets, AppliedLo
             if (!adapter) return failed(adapter.error().within(fmt::format("alwayson_scripts.controlnet.args[{}]", i)));
             auto encoder = ip_adapters.encoder(cn_paths[i].value("encoder", ""), pr);
             if (!encoder) return failed(encoder.error().within(fmt::format("alwayson_scripts.controlnet.args[{}]", i)));
-            req->params.ip_adapters.push_back({.adapter = *adapter, .encoder = *encoder, .images = {cr.image}, .scale = cr.weight});
+            req->params.ip_adapters.push_back({.adapter = *adapter, .encoder = *encoder, .images = {cr.image}, .scale = cr.weight,
+                                               .start = cr.start, .end = cr.end});
             continue;
         }
         auto net = controlnets.get(cn_paths[i].value("path", ""), base.info, lora_sets.load.precision);

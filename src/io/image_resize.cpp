@@ -145,7 +145,164 @@ uint8_t round_u8(float v) { return uint8_t(std::clamp(std::lrint(v), 0L, 255L));
 
 }  // namespace
 
+namespace {
+
+Image blank_like(const Image& in, int w, int h) {
+    Image out;
+    out.width = w;
+    out.height = h;
+    out.channels = in.channels;
+    out.pixels.assign(size_t(w) * size_t(h) * size_t(in.channels), 0);
+    return out;
+}
+
+// OpenCV's scale of an axis: 1 / inv_scale, inv_scale = out / in, both in double.
+double cv_scale(int in_size, int out_size) { return 1.0 / (double(out_size) / double(in_size)); }
+
+int clamp_index(int i, int n) { return std::clamp(i, 0, n - 1); }
+
+int16_t cv_coef(float c) { return int16_t(std::clamp(std::lrint(c * 2048.0f), -32768L, 32767L)); }
+
+// One axis of the linear "area mode" (INTER_AREA growing): the first input index and its two weights.
+struct LinearTap {
+    int s;
+    int16_t a0, a1;
+};
+
+std::vector<LinearTap> area_linear_taps(int in_size, int out_size, int* xmax) {
+    const double scale = cv_scale(in_size, out_size), inv = double(out_size) / double(in_size);
+    std::vector<LinearTap> taps;
+    *xmax = out_size;
+    for (int d = 0; d < out_size; ++d) {
+        int s = int(std::floor(d * scale));
+        float f = float((d + 1) - (s + 1) * inv);
+        f = f <= 0 ? 0.0f : f - std::floor(f);
+        if (s + 1 >= in_size) {
+            *xmax = std::min(*xmax, d);
+            if (s >= in_size - 1) {
+                f = 0.0f;
+                s = in_size - 1;
+            }
+        }
+        taps.push_back({s, cv_coef(1.0f - f), cv_coef(f)});
+    }
+    return taps;
+}
+
+Image resize_area_linear_opencv(const Image& in, int out_w, int out_h) {
+    const int cn = in.channels, W = in.width, H = in.height;
+    int xmax = 0, ymax_unused = 0;
+    const std::vector<LinearTap> xt = area_linear_taps(W, out_w, &xmax);
+    const std::vector<LinearTap> yt = area_linear_taps(H, out_h, &ymax_unused);
+    const size_t dw = size_t(out_w) * size_t(cn);
+    // The horizontal pass over every input row; past xmax the input value times 2048.
+    std::vector<int32_t> rows(size_t(H) * dw);
+    for (int y = 0; y < H; ++y) {
+        const uint8_t* S = &in.pixels[size_t(y) * size_t(W) * size_t(cn)];
+        int32_t* D = &rows[size_t(y) * dw];
+        for (int d = 0; d < out_w; ++d)
+            for (int c = 0; c < cn; ++c) {
+                const LinearTap& t = xt[size_t(d)];
+                D[size_t(d) * size_t(cn) + size_t(c)] =
+                    d < xmax ? int32_t(S[size_t(t.s) * size_t(cn) + size_t(c)]) * t.a0 + int32_t(S[size_t(t.s + 1) * size_t(cn) + size_t(c)]) * t.a1
+                             : int32_t(S[size_t(t.s) * size_t(cn) + size_t(c)]) * 2048;
+            }
+    }
+    Image out = blank_like(in, out_w, out_h);
+    for (int y = 0; y < out_h; ++y) {
+        const LinearTap& t = yt[size_t(y)];
+        const int32_t* S0 = &rows[size_t(clamp_index(t.s, H)) * dw];
+        const int32_t* S1 = &rows[size_t(clamp_index(t.s + 1, H)) * dw];
+        uint8_t* D = &out.pixels[size_t(y) * dw];
+        for (size_t x = 0; x < dw; ++x) {
+            const int v = ((int(t.a0) * int(int16_t(std::clamp(S0[x] >> 4, -32768, 32767)))) >> 16) +
+                          ((int(t.a1) * int(int16_t(std::clamp(S1[x] >> 4, -32768, 32767)))) >> 16);
+            D[x] = uint8_t(std::clamp((std::clamp(v, -32768, 32767) + 2) >> 2, 0, 255));
+        }
+    }
+    return out;
+}
+
+}  // namespace
+
+Image resize_cubic_opencv(const Image& in, int out_w, int out_h) {
+    const int cn = in.channels, W = in.width, H = in.height;
+    struct Tap {
+        int s;
+        int16_t w[4];
+    };
+    auto taps = [](int in_size, int out_size) {
+        const double scale = cv_scale(in_size, out_size);
+        std::vector<Tap> r;
+        for (int d = 0; d < out_size; ++d) {
+            float f = float((d + 0.5) * scale - 0.5);
+            const int s = int(std::floor(f));
+            f -= float(s);
+            const float A = -0.75f;
+            const float c0 = ((A * (f + 1) - 5 * A) * (f + 1) + 8 * A) * (f + 1) - 4 * A;
+            const float c1 = ((A + 2) * f - (A + 3)) * f * f + 1;
+            const float c2 = ((A + 2) * (1 - f) - (A + 3)) * (1 - f) * (1 - f) + 1;
+            const float c3 = 1.0f - c0 - c1 - c2;
+            r.push_back({s, {cv_coef(c0), cv_coef(c1), cv_coef(c2), cv_coef(c3)}});
+        }
+        return r;
+    };
+    const std::vector<Tap> xt = taps(W, out_w), yt = taps(H, out_h);
+    const size_t dw = size_t(out_w) * size_t(cn);
+    std::vector<int32_t> rows(size_t(H) * dw);
+    for (int y = 0; y < H; ++y) {
+        const uint8_t* S = &in.pixels[size_t(y) * size_t(W) * size_t(cn)];
+        int32_t* D = &rows[size_t(y) * dw];
+        for (int d = 0; d < out_w; ++d) {
+            const Tap& t = xt[size_t(d)];
+            for (int c = 0; c < cn; ++c) {
+                int32_t v = 0;
+                for (int k = 0; k < 4; ++k) v += int32_t(S[size_t(clamp_index(t.s - 1 + k, W)) * size_t(cn) + size_t(c)]) * t.w[k];
+                D[size_t(d) * size_t(cn) + size_t(c)] = v;
+            }
+        }
+    }
+    Image out = blank_like(in, out_w, out_h);
+    const size_t vec = dw / 8 * 8;  // what OpenCV's 128-bit SIMD path computes (8 values at a time)
+    for (int y = 0; y < out_h; ++y) {
+        const Tap& t = yt[size_t(y)];
+        const int32_t* S[4];
+        float b[4];
+        for (int k = 0; k < 4; ++k) {
+            S[k] = &rows[size_t(clamp_index(t.s - 1 + k, H)) * dw];
+            b[k] = float(t.w[k]) * (1.0f / 4194304.0f);
+        }
+        uint8_t* D = &out.pixels[size_t(y) * dw];
+        for (size_t x = 0; x < vec; ++x) {
+            const float v = float(S[0][x]) * b[0] + (float(S[1][x]) * b[1] + (float(S[2][x]) * b[2] + float(S[3][x]) * b[3]));
+            D[x] = uint8_t(std::clamp<long>(std::clamp(std::lrint(v), -32768L, 32767L), 0L, 255L));
+        }
+        for (size_t x = vec; x < dw; ++x) {
+            int64_t v = 0;
+            for (int k = 0; k < 4; ++k) v += int64_t(S[k][x]) * t.w[k];
+            D[x] = uint8_t(std::clamp<int64_t>((v + (int64_t(1) << 21)) >> 22, 0, 255));
+        }
+    }
+    return out;
+}
+
+Image resize_nearest_opencv(const Image& in, int out_w, int out_h) {
+    const int cn = in.channels;
+    const double sx = cv_scale(in.width, out_w), sy = cv_scale(in.height, out_h);
+    Image out = blank_like(in, out_w, out_h);
+    for (int y = 0; y < out_h; ++y) {
+        const int iy = std::min(int(std::floor(y * sy)), in.height - 1);
+        for (int x = 0; x < out_w; ++x) {
+            const int ix = std::min(int(std::floor(x * sx)), in.width - 1);
+            std::copy_n(&in.pixels[(size_t(iy) * size_t(in.width) + size_t(ix)) * size_t(cn)], size_t(cn),
+                        &out.pixels[(size_t(y) * size_t(out_w) + size_t(x)) * size_t(cn)]);
+        }
+    }
+    return out;
+}
+
 Image resize_area_opencv(const Image& in, int out_w, int out_h) {
+    if (out_w > in.width || out_h > in.height) return resize_area_linear_opencv(in, out_w, out_h);
     const int cn = in.channels, W = in.width;
     Image out;
     out.width = out_w;

@@ -11,6 +11,7 @@
 #include "io/image_resize.h"
 #include "io/keymap_ldm.h"
 #include "io/model_file.h"
+#include "pipeline/guidance.h"
 #include "runtime/ops.h"
 #include "runtime/param.h"
 
@@ -323,25 +324,15 @@ Status validate_control(const std::vector<ControlUnit>& units) {
     return ok();
 }
 
-Tensor prepare_control_image(const Image& image_in, int width, int height, ControlResize resize) {
+Tensor prepare_control_image(const Image& image_in, int width, int height, ControlResize resize, bool a1111) {
     // diffusers VaeImageProcessor(do_convert_rgb=True, do_normalize=False): RGB, resized with PIL LANCZOS, / 255.
     Image rgb = to_rgb(image_in);
     const bool other_shape = int64_t(rgb.width) * height != int64_t(rgb.height) * width;
-    if (resize == ControlResize::Fill && other_shape) {
-        // The median of the border pixels (top row, bottom row, left column, right column, corners counted in
-        // each), per channel: numpy's median (the mean of the middle two), truncated to 8 bits.
+    if (a1111) {
+        rgb = fit_control_map_a1111(rgb, width, height, resize);
+    } else if (resize == ControlResize::Fill && other_shape) {
         uint8_t fill[3];
-        for (int k = 0; k < 3; ++k) {
-            std::vector<int> v;
-            auto px = [&](int x, int y) { v.push_back(rgb.pixels[(size_t(y) * size_t(rgb.width) + size_t(x)) * 3 + size_t(k)]); };
-            for (int x = 0; x < rgb.width; ++x) px(x, 0);
-            for (int x = 0; x < rgb.width; ++x) px(x, rgb.height - 1);
-            for (int y = 0; y < rgb.height; ++y) px(0, y);
-            for (int y = 0; y < rgb.height; ++y) px(rgb.width - 1, y);
-            std::sort(v.begin(), v.end());
-            const size_t n = v.size();
-            fill[k] = uint8_t(n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2);
-        }
+        border_median_colour(rgb, fill);
         const double s = std::min(double(width) / rgb.width, double(height) / rgb.height);
         const int fw = std::clamp(int(std::nearbyint(rgb.width * s)), 1, width);
         const int fh = std::clamp(int(std::nearbyint(rgb.height * s)), 1, height);
@@ -359,7 +350,7 @@ Tensor prepare_control_image(const Image& image_in, int width, int height, Contr
                         canvas.pixels.begin() + (ptrdiff_t(y0 + y) * width + x0) * 3);
         rgb = std::move(canvas);
     }
-    if (resize == ControlResize::Crop && other_shape) {
+    if (!a1111 && resize == ControlResize::Crop && other_shape) {
         // Scaled to cover the output, then its middle cut out.
         const double s = std::max(double(width) / rgb.width, double(height) / rgb.height);
         const int cw = std::max(width, int(std::lround(rgb.width * s))), ch = std::max(height, int(std::lround(rgb.height * s)));
@@ -375,10 +366,11 @@ Tensor prepare_control_image(const Image& image_in, int width, int height, Contr
     return t;
 }
 
-Result<Tensor> control_hint(const ControlUnit& u, int width, int height, const std::optional<Image>& generation_mask) {
+Result<Tensor> control_hint(const ControlUnit& u, int width, int height, const std::optional<Image>& generation_mask,
+                            bool a1111) {
     if (!is_inpaint_preprocessor(u.preprocessor)) {
         EASEL_TRY_ASSIGN(const Image map, run_preprocessor(u.preprocessor, u.image));
-        return prepare_control_image(map, width, height, u.resize);
+        return prepare_control_image(map, width, height, u.resize, a1111);
     }
     Image mask;
     if (u.mask) {
@@ -431,24 +423,12 @@ Result<ControlFn> make_control_fn(const std::vector<ControlUnit>& units, int wid
             return Error::unsupported("\"My prompt is more important\" is AUTOMATIC1111's; diffusers has no such mode "
                                       "(use k-diffusion mode, or Balanced / ControlNet is more important)",
                                       fmt::format("ControlNet unit {}", i));
-        Result<Tensor> hint = control_hint(units[i], width, height, generation_mask);
+        Result<Tensor> hint = control_hint(units[i], width, height, generation_mask, a1111);
         if (!hint) return hint.error().within(fmt::format("ControlNet unit {}", i));
         state->push_back({units[i], *hint, {}});
     }
     return ControlFn([state, sigmas = std::move(sigmas), a1111](const Ctx& c, const Tensor& x, float t, const Conditioning& cond,
                                                                 float sigma) -> Result<std::vector<Tensor>> {
-        // The step this call belongs to: the last schedule sigma at or above its own; `exact` when it is one.
-        const int steps = std::max<int>(1, int(sigmas.size()) - 1);
-        int step = 0;
-        bool exact = false;
-        for (int i = 0; i < steps; ++i)
-            if (sigmas[size_t(i)] >= sigma * (1.0f - 1e-6f)) {
-                step = i;
-                exact = sigmas[size_t(i)] <= sigma * (1.0f + 1e-6f);
-            }
-        // A1111's counter: a call at a schedule sigma is a step's first call (or a previous step's second one,
-        // landing on it), which sees the step before; a call between two sigmas is its step's second call.
-        const int a_step = exact ? std::max(step - 1, 0) : step;
         const int64_t N = x.size(0);
         // Items of the batch from the prompt (a guess-mode unit leaves the negative prompt's items alone): the
         // conditioner's pair is batched prompt first.
@@ -459,14 +439,7 @@ Result<ControlFn> make_control_fn(const std::vector<ControlUnit>& units, int wid
         }
         std::vector<Tensor> sum;
         for (Unit& s : *state) {
-            if (a1111) {
-                const double percent = double(a_step) / double(steps);
-                if (percent < s.u.start || percent > s.u.end) continue;
-            } else {
-                // diffusers: keep = 1 - (i / N < start or (i + 1) / N > end)
-                const double i = step, n = steps;
-                if (i / n < s.u.start || (i + 1) / n > s.u.end) continue;
-            }
+            if (!in_guidance_window(sigmas, sigma, s.u.start, s.u.end, a1111)) continue;
             const bool cond_only = s.u.mode == ControlMode::ControlNetMoreImportant;
             const int64_t items = cond_only ? positive : N;
             if (items == 0) continue;

@@ -24,6 +24,7 @@
 #include "models/detect.h"
 #include "models/unet/controlnet.h"
 #include "pipeline/control_preprocess.h"
+#include "pipeline/control_resize.h"
 #include "pipeline/interfaces.h"
 
 namespace easel {
@@ -51,8 +52,6 @@ Result<std::shared_ptr<const ControlNetFile>> controlnet_from_weights(WeightSet&
 // a set already in diffusers names is returned as it is. Exposed for tests and fuzzing.
 Result<WeightSet> controlnet_to_diffusers(WeightSet&& w);
 
-enum class ControlResize { Stretch, Crop, Fill };
-
 // A1111's control modes. In k-diffusion mode as the extension applies them (residual i of the ControlNet's
 // outputs, down first and the mid block's last, times weight x 0.825^(12 - i) in the two "important" modes; with
 // "ControlNet is more important" only on the prompt's half of CFG). In diffusers mode ControlNetMoreImportant is
@@ -64,14 +63,12 @@ std::string_view control_mode_name(ControlMode m);  // "Balanced", "My prompt is
 // One ControlNet with its control image and settings (A1111's "ControlNet unit").
 struct ControlUnit {
     std::shared_ptr<const ControlNetFile> net;
-    Image image;              // RGB(A) or gray, any size: resized to the output size (LANCZOS) when it differs
+    Image image;              // RGB(A) or gray, any size: fitted to the output size when it differs
     double scale = 1.0;       // controlnet_conditioning_scale (A1111's Weight)
     double start = 0.0;       // control_guidance_start: fraction of the steps before it acts
     double end = 1.0;         // control_guidance_end: fraction of the steps after which it stops
     ControlMode mode = ControlMode::Balanced;
-    // How an image of another shape becomes the output's: stretched (diffusers, A1111's "Just Resize"), or
-    // scaled to cover it and cropped in the middle (A1111's default "Crop and Resize"), or scaled to fit inside it
-    // and centred on the median colour of its border ("Resize and Fill").
+    // How an image of another shape becomes the output's (pipeline/control_resize.h).
     ControlResize resize = ControlResize::Stretch;
     // What makes the control map from `image` (canny, ...; "none": the image is the map), run once before sampling.
     PreprocessorSpec preprocessor;
@@ -83,11 +80,13 @@ struct ControlUnit {
 // Checks units before any work: a network, an image, finite scale, 0 <= start < end <= 1.
 Status validate_control(const std::vector<ControlUnit>& units);
 
-// The control image as the pipeline feeds it: resized to width x height (Pillow's LANCZOS) when its size
-// differs (see ControlResize; Fill as the extension's OUTER_FIT: the image scaled by min(W/w, H/h) to
-// round(w * k) x round(h * k), placed at ((W - w') / 2, (H - h') / 2) on the per-channel median of its own border
-// pixels, truncated to 8 bits), RGB, [1, 3, height, width] in [0, 1].
-Tensor prepare_control_image(const Image& image, int width, int height, ControlResize resize = ControlResize::Stretch);
+// The control image as the pipeline feeds it: RGB, [1, 3, height, width] in [0, 1], fitted to width x height
+// when its size differs. `a1111` (k-diffusion mode): as AUTOMATIC1111's ControlNet extension fits it
+// (fit_control_map_a1111). Otherwise with Pillow's LANCZOS, as diffusers resizes (see ControlResize; Fill as the
+// extension's OUTER_FIT: the image scaled by min(W/w, H/h) to round(w * k) x round(h * k), placed at
+// ((W - w') / 2, (H - h') / 2) on border_median_colour).
+Tensor prepare_control_image(const Image& image, int width, int height, ControlResize resize = ControlResize::Stretch,
+                             bool a1111 = false);
 
 // What a server checks before it queues a job: the file's layout and config read (no weights loaded) and its
 // fit with the model, as load_controlnet checks them.
@@ -110,14 +109,14 @@ Result<std::string> find_controlnet(const std::string& dir, const std::string& n
 // The control tensor of one unit, [1, 3, height, width]: its preprocessor's map, resized (prepare_control_image).
 // The inpaint module (A1111's inpaint / inpaint_global_harmonious, diffusers' make_inpaint_condition): the image in
 // [0, 1] with every pixel the mask marks (above 0.5 after the same resize) set to -1; its mask is the unit's, or
-// the image's alpha (transparent, alpha <= 127, marks), or `generation_mask`.
-Result<Tensor> control_hint(const ControlUnit& unit, int width, int height, const std::optional<Image>& generation_mask = {});
+// the image's alpha (transparent, alpha <= 127, marks), or `generation_mask`; it is resized with Pillow's LANCZOS
+// in both modes. `a1111`: maps of the other modules fitted as the extension fits them (prepare_control_image).
+Result<Tensor> control_hint(const ControlUnit& unit, int width, int height, const std::optional<Image>& generation_mask = {},
+                            bool a1111 = false);
 
 // Runs each unit's preprocessor first (its errors are returned). `a1111`: AUTOMATIC1111's semantics (k-diffusion
-// mode): a unit acts at a model call when start <= s / S <= end, S the steps that run and s the sampler's step
-// counter as A1111's callback leaves it (the previous step for a step's first call, this step for a second call
-// at a lower sigma), and the control modes as the extension weights them. Otherwise diffusers' (its
-// control_guidance_start / end per step: acts unless i / S < start or (i + 1) / S > end; guess mode).
+// mode): its guidance window (pipeline/guidance.h in_guidance_window) and the control modes as the extension
+// weights them. Otherwise diffusers' (its control_guidance_start / end per step; guess mode).
 using ControlFn = std::function<Result<std::vector<Tensor>>(const Ctx& c, const Tensor& x_in, float t,
                                                             const Conditioning& cond, float sigma)>;
 Result<ControlFn> make_control_fn(const std::vector<ControlUnit>& units, int width, int height, std::vector<float> sigmas,

@@ -498,6 +498,7 @@ Result<std::vector<GeneratedImage>> generate_impl(const Model& m, Model* release
                                           /*off_at_or_below_one=*/plan.diffusers, skip_layers(p, m, plan));
     EASEL_TRY_ASSIGN(const ControlFn control, make_control_fn(p.control, p.width, p.height, plan.sigmas, p.mask,
                                                                    /*a1111=*/!plan.diffusers));
+    const auto image_prompts = image_prompt_windows(p.ip_adapters, plan.sigmas, /*a1111=*/!plan.diffusers);
 
     // 3. Each image: its noise, sampling, decoding.
     SamplerOptions sampler_options = p.sampler_options;
@@ -508,6 +509,7 @@ Result<std::vector<GeneratedImage>> generate_impl(const Model& m, Model* release
         SeededNoise noise(p.rng, seed);
         EASEL_TRY_ASSIGN(ImageStart start, task->start(c, noise));
         if (control) start.hooks.control = control;
+        if (image_prompts) start.hooks.image_prompts = image_prompts;
         Denoiser denoise = make_denoiser(c, m, guidance, conds, start.hooks);
         const auto switched = std::make_shared<bool>(false);
         if (p.refiner) {
@@ -591,8 +593,8 @@ Result<std::vector<GeneratedImage>> generate_impl(const Model& m, Model* release
             // the image encoder named as its preprocessor.
             const IPAdapterUnit& iu = p.ip_adapters[u];
             ip.extra.emplace_back(fmt::format("ControlNet {}", p.control.size() + u),
-                                  fmt::format("Module: {}, Model: {}, Weight: {}, Guidance Start: 0, Guidance End: 1",
-                                              ip_adapter_module_name(iu), iu.adapter->name, iu.scale));
+                                  fmt::format("Module: {}, Model: {}, Weight: {}, Guidance Start: {}, Guidance End: {}",
+                                              ip_adapter_module_name(iu), iu.adapter->name, iu.scale, iu.start, iu.end));
         }
         for (const auto& kv : p.infotext_extra) ip.extra.push_back(kv);
         if (!conds.embeddings_used.empty() && p.embeddings) {

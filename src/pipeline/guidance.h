@@ -65,6 +65,16 @@ private:
     std::optional<SkipLayers> skip_;
 };
 
+// A unit's guidance window (ControlNet and IP-Adapter units' start and end, fractions of the steps that run):
+// whether it acts at the model call at `sigma`. `sigmas` is the run's schedule (steps + 1 values); a call belongs
+// to the step of the last schedule sigma at or above its own.
+//  - AUTOMATIC1111 (`a1111`, k-diffusion mode), as its ControlNet extension decides for ControlNets and
+//    IP-Adapters alike: start <= s / S <= end, S the steps that run and s the sampler's step counter as the web
+//    UI's callback leaves it: the step before for a step's first call (0 at the first step), the step itself
+//    for a second call between two schedule sigmas (Heun, DPM2).
+//  - diffusers (its control_guidance_start / end): step i of S acts unless i / S < start or (i + 1) / S > end.
+bool in_guidance_window(const std::vector<float>& sigmas, float sigma, double start, double end, bool a1111);
+
 // What a task (img2img, an inpainting method) adds to each model call.
 struct DenoiserHooks {
     // The model's sigma -> model time, when it is not the model sampling's (diffusers mode: the scheduler's own
@@ -79,6 +89,10 @@ struct DenoiserHooks {
     std::function<Result<std::vector<Tensor>>(const Ctx& c, const Tensor& x_in, float t, const Conditioning& cond,
                                               float sigma)>
         control;
+    // Which image prompts act in the model call at a sigma (IP-Adapter guidance windows): one flag per adapter,
+    // in the order of Conditioning::extra_kv's entries in each block; an adapter flagged false adds nothing.
+    // Empty: every one acts.
+    std::function<std::vector<bool>(float sigma)> image_prompts;
 };
 
 // The k-diffusion denoiser around the model's diffusion model: the model sampling's input scale and time,

@@ -8,6 +8,7 @@
 
 #include "io/image_resize.h"
 #include "io/model_file.h"
+#include "pipeline/guidance.h"
 #include "runtime/ops.h"
 #include "runtime/param.h"
 
@@ -232,6 +233,9 @@ Status validate_ip_adapters(const std::vector<IPAdapterUnit>& units) {
                 return Error::invalid_argument("an empty reference image", where);
         if (!std::isfinite(u.scale) || std::fabs(u.scale) > 100)
             return Error::invalid_argument(fmt::format("scale {} is out of range (-100..100)", u.scale), where);
+        if (!(u.start >= 0 && u.start < u.end && u.end <= 1))
+            return Error::invalid_argument(fmt::format("guidance start {} and end {}: expected 0 <= start < end <= 1", u.start,
+                                                       u.end), where);
     }
     return ok();
 }
@@ -308,6 +312,19 @@ Status add_image_prompts(const Ctx& c, const std::vector<IPAdapterUnit>& units, 
         }
     }
     return ok();
+}
+
+std::function<std::vector<bool>(float sigma)> image_prompt_windows(const std::vector<IPAdapterUnit>& units,
+                                                                   std::vector<float> sigmas, bool a1111) {
+    if (std::all_of(units.begin(), units.end(), [](const IPAdapterUnit& u) { return u.start == 0.0 && u.end == 1.0; }))
+        return {};
+    std::vector<std::pair<double, double>> windows;
+    for (const IPAdapterUnit& u : units) windows.emplace_back(u.start, u.end);
+    return [windows = std::move(windows), sigmas = std::move(sigmas), a1111](float sigma) {
+        std::vector<bool> active;
+        for (const auto& [start, end] : windows) active.push_back(in_guidance_window(sigmas, sigma, start, end, a1111));
+        return active;
+    };
 }
 
 Status check_image_prompts(const Conditioning& cond, const UNetConfig& cfg) {

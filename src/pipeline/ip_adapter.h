@@ -13,6 +13,7 @@
 // (plain) or the encoder's output for an all-zero input (Plus); several adapters each add their own attention.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -87,9 +88,15 @@ struct IPAdapterUnit {
     std::shared_ptr<const ImageEncoderFile> encoder;
     std::vector<Image> images;  // one or more (gray, RGB or RGBA; any size)
     double scale = 1.0;         // diffusers set_ip_adapter_scale (A1111's Weight)
+    // The guidance window, fractions of the steps that run (A1111's Guidance Start / End for an IP-Adapter
+    // unit): outside it the adapter adds nothing. Decided per model call as for a ControlNet
+    // (pipeline/guidance.h in_guidance_window: A1111's rule in k-diffusion mode, diffusers' per-step rule in
+    // diffusers mode, which diffusers itself only gets from a step-end callback that sets the scale).
+    double start = 0.0, end = 1.0;
 };
 
-// Checks units before any work: an adapter, an encoder that fits it, 1..16 images, a finite scale.
+// Checks units before any work: an adapter, an encoder that fits it, 1..16 images, a finite scale,
+// 0 <= start < end <= 1.
 Status validate_ip_adapters(const std::vector<IPAdapterUnit>& units);
 
 // CLIPImageProcessor(size=S, crop_size=S) as transformers 4.40 runs it: RGB; the shortest side resized to S (the
@@ -104,6 +111,11 @@ std::string ip_adapter_module_name(const IPAdapterUnit& u);
 
 // Adds each unit's image tokens to both halves of `conds` (Conditioning::extra_kv), in the order of the units.
 Status add_image_prompts(const Ctx& c, const std::vector<IPAdapterUnit>& units, ConditioningPair& conds);
+
+// DenoiserHooks::image_prompts for the units' guidance windows over the run's schedule `sigmas` (steps + 1
+// values); empty when every unit acts at every step (0 and 1).
+std::function<std::vector<bool>(float sigma)> image_prompt_windows(const std::vector<IPAdapterUnit>& units,
+                                                                   std::vector<float> sigmas, bool a1111);
 
 // For a family with the hook: the conditioning's image prompts fit a UNet of `cfg` (one entry per cross-attention
 // block, each of its width); an error, not a crash, otherwise.

@@ -11,7 +11,7 @@
 // the queue and the batch. Then the ControlNet / IP-Adapter section, closed until then (no
 // request so far carried a unit): a control image dropped on unit 1, canny and its thresholds, Preview shows the
 // server's /controlnet/detect map, a generation sends the unit and shows the infotext's "ControlNet 0"; unit 2 as an
-// IP-Adapter (its own module list, no preview or guidance fields, image from the file picker) generates with its
+// IP-Adapter (its own module list, a guidance window, no preview or modes, image from the file picker) generates with its
 // reference image; an SDXL ControlNet on the SD 1.5 model shows the server's 400; a unit that is on without a
 // model is stopped by the page; with every unit off nothing is sent. Last, "Image info" reports a generated image
 // as signed, lists its settings and restores them into the form, reports a changed copy as tampered and another
@@ -1566,7 +1566,7 @@ async function controlUnits() {
   })()`, 5_000);
   pass(`generated with the unit in ${cn.seconds} s (${cn.size}): the request carried it, the infotext has '${wantInfo}'; gallery: ${cnEntry}`);
 
-  // Unit 2 as an IP-Adapter: its own modules, no preview, guidance or modes; the image from the file picker.
+  // Unit 2 as an IP-Adapter: its own modules and a guidance window, no preview or modes; the image from the file picker.
   await page.selectOption('#cn1-type', 'ip-adapter');
   const ip = await evaluate(`({
     modules: [...document.getElementById('cn1-module').options].map((o) => o.value),
@@ -1577,8 +1577,11 @@ async function controlUnits() {
   if (JSON.stringify(ip.modules) !== JSON.stringify(wantIp) || ip.module !== 'ip-adapter-auto') {
     fail(`unit 2's IP-Adapter modules are ${JSON.stringify(ip.modules)} (${ip.module} chosen), expected ${JSON.stringify(wantIp)}`);
   }
-  for (const hidden of ['#cn1-preview', '#cn1-guidance-start', '#cn1-guidance-end', '#cn1-control-mode', '#cn1-resize-mode', '#cn1-threshold-a']) {
+  for (const hidden of ['#cn1-preview', '#cn1-control-mode', '#cn1-resize-mode', '#cn1-threshold-a']) {
     if (await isShown(hidden)) fail(`${hidden} is shown for an IP-Adapter unit`);
+  }
+  for (const shown of ['#cn1-guidance-start', '#cn1-guidance-end']) {
+    if (!await isShown(shown)) fail(`${shown} is hidden for an IP-Adapter unit`);
   }
   await page.setInputFiles('#cn1-image', REFERENCE_IMAGE);
   await waitFor('the reference image shows as a thumbnail', `(() => {
@@ -1587,18 +1590,19 @@ async function controlUnits() {
   })()`, 5_000, errorShown);
   await page.selectOption('#cn1-model', IP_ADAPTER);
   await page.fill('#cn1-weight', '0.6');
+  await page.fill('#cn1-guidance-end', '0.5');
   const both = await generateWithClick('ControlNet and IP-Adapter generation');
   const ipArg = both.body?.alwayson_scripts?.controlnet?.args?.[1];
-  const wantIpArg = { enabled: true, module: 'ip-adapter-auto', model: IP_ADAPTER, image: readFileSync(REFERENCE_IMAGE).toString('base64'), weight: 0.6 };
+  const wantIpArg = { enabled: true, module: 'ip-adapter-auto', model: IP_ADAPTER, image: readFileSync(REFERENCE_IMAGE).toString('base64'), weight: 0.6, guidance_start: 0, guidance_end: 0.5 };
   if (JSON.stringify(ipArg) !== JSON.stringify(wantIpArg)) {
     fail(`the IP-Adapter unit went as ${JSON.stringify(ipArg)?.slice(0, 300)}`);
   }
   const bothInfo = await infotext();
-  if (!bothInfo.includes(wantInfo) || !new RegExp(`ControlNet 1: "Module: ip-adapter[^,]*, Model: ${IP_ADAPTER}, Weight: 0.6`).test(bothInfo)) {
+  if (!bothInfo.includes(wantInfo) || !new RegExp(`ControlNet 1: "Module: ip-adapter[^,]*, Model: ${IP_ADAPTER}, Weight: 0.6, Guidance Start: 0, Guidance End: 0.5`).test(bothInfo)) {
     fail(`the infotext lacks the ControlNet or the IP-Adapter unit: ${bothInfo}`);
   }
   await screenshot('controlnet.png');
-  pass(`unit 2 as an IP-Adapter (${ip.modules.length} ip-adapter modules, ip-adapter-auto chosen, no preview or guidance fields, "${ip.label}" from the file picker): both units generated in ${both.seconds} s and are in the infotext`);
+  pass(`unit 2 as an IP-Adapter (${ip.modules.length} ip-adapter modules, ip-adapter-auto chosen, a guidance window and no preview or modes, "${ip.label}" from the file picker, guidance end 0.5 sent): both units generated in ${both.seconds} s and are in the infotext`);
 
   // A ControlNet of another family: the server's 400, shown as the page shows errors.
   await page.uncheck('#cn1-enabled');

@@ -332,6 +332,12 @@ if [[ "$(pixels "$tmp/l0.png")" == "$(pixels "$tmp/i1.png")" ]]; then echo "FAIL
 if ! grep -a -q 'ControlNet 1: "Module: ip-adapter_clip (image_encoder), Model: sd1_plain, Weight: 0.5, Guidance Start: 0, Guidance End: 1"' "$tmp/i2.png"; then
   echo "FAIL the infotext lacks the second IP-Adapter unit:"; grep -a -o 'Steps:.*' "$tmp/i2.png" | head -2; failures=$((failures + 1))
 fi
+expect_ok "IP-Adapter with a guidance window" -- generate -m "$model" -p "a red circle" --ip-adapter "$ipa/sd1_plain.safetensors" --ip-image "$ipa/ip_ref_a.png" --ip-start 0.25 --ip-end 0.75 --seed 4 --steps 3 -W 32 -H 32 -o "$tmp/i3.png"
+if ! grep -a -q 'ControlNet 0: "Module: ip-adapter_clip (image_encoder), Model: sd1_plain, Weight: 1, Guidance Start: 0.25, Guidance End: 0.75"' "$tmp/i3.png"; then
+  echo "FAIL the infotext lacks the IP-Adapter's guidance window"; failures=$((failures + 1))
+fi
+expect_error "IP-Adapter window" "expected 0 <= start < end <= 1" -- generate -m "$model" -p x --ip-adapter "$ipa/sd1_plain.safetensors" --ip-adapter-image "$ipa/ip_ref_a.png" --ip-adapter-start 0.6 --ip-adapter-end 0.4 -W 32 -H 32 -o "$tmp/a.png"
+expect_error "IP-Adapter window without an adapter" "needs --ip-adapter" -- generate -m "$model" -p x --ip-adapter-end 0.5 -W 32 -H 32 -o "$tmp/a.png"
 expect_error "IP-Adapter image without an adapter" "needs --ip-adapter" -- generate -m "$model" -p x --ip-adapter-image "$ipa/ip_ref_a.png" -W 32 -H 32 -o "$tmp/a.png"
 expect_error "IP-Adapter without an image" "needs --ip-adapter-image" -- generate -m "$model" -p x --ip-adapter "$ipa/sd1_plain.safetensors" -W 32 -H 32 -o "$tmp/a.png"
 expect_error "IP-Adapter image count" "given 2 times for 1 --ip-adapter" -- generate -m "$model" -p x --ip-adapter "$ipa/sd1_plain.safetensors" --ip-adapter-image "$ipa/ip_ref_a.png" --ip-adapter-image "$ipa/ip_ref_b.png" -W 32 -H 32 -o "$tmp/a.png"

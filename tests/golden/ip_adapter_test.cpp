@@ -179,3 +179,60 @@ TEST_P(IPAdapterCase, MatchesDiffusers) {
 
 INSTANTIATE_TEST_SUITE_P(Goldens, IPAdapterCase, ::testing::ValuesIn(list_of("cases")),
                          [](const ::testing::TestParamInfo<std::string>& i) { return i.param; });
+
+// Guidance windows (tools/reference/make_ip_adapter_window_goldens.py): an adapter that acts in part of the steps
+// only. k-diffusion cases restate AUTOMATIC1111's ControlNet extension (its IP-Adapter units read the ControlNet
+// window's step counter: inclusive, a step's first call sees the step before, Heun's second call its own step);
+// diffusers cases switch the scale in a step-end callback by diffusers' ControlNet rule. Each adapter its own window.
+class IPAdapterWindowCase : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(IPAdapterWindowCase, MatchesTheReference) {
+    const std::string name = GetParam();
+    const char* const file = "ip_adapter_window_cases.safetensors";
+    const WeightSet& cases = golden_file(file);
+    const nlohmann::json j = nlohmann::json::parse(cases.metadata.at(name + ".params"));
+    auto m = load_model(easel::testing::tiny_model_folder(j["model"]), LoadOptions{});
+    ASSERT_TRUE(m) << m.error().to_string();
+    const bool a1111 = j["mode"] == "a1111";
+    GenerateParams p = a1111 ? easel::testing::case_params(j, j["width"].get<int>()) : easel::testing::diffusers_case_params(j);
+    const auto enc = encoder_at(j["image_encoder"].get<std::string>());
+    ASSERT_TRUE(enc);
+    std::string what;
+    for (const auto& u : j["adapters"]) {
+        auto a = load_ip_adapter(kData + u["file"].get<std::string>(), (*m)->info, Precision::F32);
+        ASSERT_TRUE(a) << a.error().to_string();
+        IPAdapterUnit unit{.adapter = *a, .encoder = enc, .scale = u["scale"].get<double>(), .start = u["start"].get<double>(),
+                           .end = u["end"].get<double>()};
+        for (const auto& im : u["images"]) unit.images.push_back(image_at(im.get<std::string>()));
+        what += fmt::format("{} x{} on {}..{}; ", u["adapter"].get<std::string>(), unit.scale, unit.start, unit.end);
+        p.ip_adapters.push_back(std::move(unit));
+    }
+    std::printf("%s (%s): %s%.2f levels from the full window in the reference\n", name.c_str(), a1111 ? "A1111" : "diffusers",
+                what.c_str(), j["mean_abs_image_diff_vs_full_window"].get<double>());
+    auto out = generate(**m, p);
+    ASSERT_TRUE(out) << out.error().to_string();
+    const auto& last = j["adapters"].back();
+    EXPECT_NE((*out)[0].infotext.find(fmt::format("Guidance Start: {}, Guidance End: {}\"", last["start"].get<double>(),
+                                                  last["end"].get<double>())), std::string::npos)
+        << (*out)[0].infotext;
+    easel::testing::expect_matches_case((*out)[0], cases, name, name, {.atol = 2e-3, .rtol = 2e-4});
+}
+
+INSTANTIATE_TEST_SUITE_P(Goldens, IPAdapterWindowCase,
+                         ::testing::ValuesIn(nlohmann::json::parse(golden_file("ip_adapter_window_cases.safetensors").metadata.at("cases"))
+                                                 .get<std::vector<std::string>>()),
+                         [](const ::testing::TestParamInfo<std::string>& i) { return i.param; });
+
+TEST(IPAdapterFiles, RefusesAnEmptyGuidanceWindow) {
+    auto m = load_model(easel::testing::tiny_model_folder("sd1"), LoadOptions{});
+    ASSERT_TRUE(m) << m.error().to_string();
+    auto a = load_ip_adapter(kData + "ip_adapter/sd1_plain.safetensors", (*m)->info, Precision::F32);
+    ASSERT_TRUE(a) << a.error().to_string();
+    const auto enc = encoder_at("ip_adapter/image_encoder");
+    for (const auto& [start, end] : {std::pair{0.5, 0.5}, {-0.1, 1.0}, {0.0, 1.5}, {0.8, 0.2}}) {
+        const Status st = validate_ip_adapters({{.adapter = *a, .encoder = enc, .images = {image_at("ip_adapter/ip_ref_a.png")},
+                                                 .start = start, .end = end}});
+        ASSERT_FALSE(st) << start << ".." << end;
+        EXPECT_NE(st.error().message().find("expected 0 <= start < end <= 1"), std::string::npos) << st.error().to_string();
+    }
+}

@@ -315,7 +315,8 @@ TEST_F(Http, RunsControlNetPreprocessors) {
 
 // IP-Adapter units as AUTOMATIC1111's ControlNet extension takes them (module ip-adapter_clip_*, the adapter in the
 // ControlNet folder): the image encoder found beside the adapter, the library's image, the unit in the infotext;
-// a preprocessor that names another tower, a guidance window, an adapter of another family are 4xx.
+// a guidance window as the library applies it in k-diffusion mode; a preprocessor that names another tower, an
+// empty window, an adapter of another family are 4xx.
 TEST_F(Http, RunsIPAdapterUnits) {
     const std::string dir = std::string(EASEL_GOLDEN_DIR) + "/ip_adapter";
     server::ServeOptions o;
@@ -364,12 +365,26 @@ TEST_F(Http, RunsIPAdapterUnits) {
     ASSERT_TRUE(plain);
     EXPECT_NE(decode_b64_png(r1["images"][0]).pixels, (*plain)[0].image.pixels) << "the IP-Adapter did nothing";
 
+    // A guidance window: of the 4 steps the adapter acts in the last only (A1111's rule: a step's first call sees
+    // the step before, so the counter reads 0, 0, 1, 2 of 4).
+    json windowed = req;
+    windowed["alwayson_scripts"]["controlnet"]["args"][0]["guidance_start"] = 0.5;
+    auto [sw, rw] = post("/sdapi/v1/txt2img", windowed);
+    ASSERT_EQ(sw, 200) << rw.dump();
+    EXPECT_NE(json::parse(rw["info"].get<std::string>())["infotexts"][0].get<std::string>().find(
+                  "Weight: 0.6, Guidance Start: 0.5, Guidance End: 1"), std::string::npos) << rw.dump();
+    p.ip_adapters.push_back({.adapter = *adapter, .encoder = *encoder, .images = {*img}, .scale = 0.6, .start = 0.5});
+    auto want_windowed = generate(**m, p);
+    ASSERT_TRUE(want_windowed) << want_windowed.error().to_string();
+    EXPECT_EQ(decode_b64_png(rw["images"][0]).pixels, (*want_windowed)[0].image.pixels);
+    EXPECT_NE(decode_b64_png(rw["images"][0]).pixels, decode_b64_png(r1["images"][0]).pixels) << "the window changed nothing";
+
     for (const auto& [field, value, status, needle] :
          {std::tuple<std::string, json, int, std::string>{"module", "ip-adapter_clip_g", 404, "no image encoder for sd1_plus"},
           {"module", "ip-adapter_face_id", 400, "IP-Adapter units: module"},
           {"model", "sdxl_plain", 400, "does not fit the model"},
           {"model", "image_encoder", 404, "no ControlNet named 'image_encoder'"},
-          {"guidance_start", 0.2, 400, "applies an IP-Adapter at every step"}}) {
+          {"guidance_start", 1.0, 400, "expected 0 <= start < end <= 1"}}) {
         json bad = req;
         bad["alwayson_scripts"]["controlnet"]["args"][0][field] = value;
         auto [sb, rb] = post("/sdapi/v1/txt2img", bad);

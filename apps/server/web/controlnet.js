@@ -94,7 +94,7 @@ function moduleSliders(module) {
     { name: 'High threshold', value: 200, min: 1, max: 255, step: 1 }] : [];
 }
 
-// Shows the fields the unit's type and module use: IP-Adapters have no guidance window, modes or preview; a
+// Shows the fields the unit's type and module use: IP-Adapters have no control or resize mode and no preview; a
 // module's thresholds are its sliders (canny's two, threshold's one, ...), named, bounded and defaulted as it says.
 function updateUnitFields(unit) {
   const ipAdapter = unit.parts.type.value === 'ip-adapter';
@@ -194,11 +194,11 @@ export function readUnits() {
       model: parts.model.value,
       image: base64Of(unit.image),
       weight: unitNumber(unit, parts.weight, 'Weight'),
+      guidance_start: unitNumber(unit, parts.guidanceStart, 'Guidance start'),
+      guidance_end: unitNumber(unit, parts.guidanceEnd, 'Guidance end'),
     };
     if (parts.type.value === 'controlnet') {
       Object.assign(arg, {
-        guidance_start: unitNumber(unit, parts.guidanceStart, 'Guidance start'),
-        guidance_end: unitNumber(unit, parts.guidanceEnd, 'Guidance end'),
         control_mode: Number(parts.controlMode.value),
         resize_mode: Number(parts.resizeMode.value),
         ...moduleThresholds(unit),
