@@ -139,6 +139,7 @@ int cmd_generate(int argc, char** argv) {
     auto& control_scale = a.add_string("--control-scale", "", "1", "ControlNet strength (diffusers controlnet_conditioning_scale, A1111's Weight), one per --controlnet or one for all");
     auto& control_start = a.add_string("--control-start", "", "0", "fraction of the steps before a ControlNet starts acting (control_guidance_start), one per --controlnet or one for all");
     auto& control_pre = a.add_string("--control-preprocessor", "", "none", "what makes the control map from --control-image, as AUTOMATIC1111's ControlNet extension names it: none (the image is the map), canny[:LOW:HIGH] (OpenCV's Canny, thresholds 1..255, default 100:200), invert, threshold[:T] (white where R, G and B are all above T, default 127), tile_resample[:RATE] (OpenCV INTER_AREA down by RATE, 1..8), scribble_xdog[:T] (difference of Gaussians, default 32), inpaint (the image with the mask at -1, for an inpainting ControlNet); one per --controlnet or one for all");
+    auto& control_res = a.add_string("--control-resolution", "", "0", "the preprocessor's resolution (AUTOMATIC1111's processor_res, 512 there): canny, threshold and scribble_xdog run on the image resized so its shorter side is this long, as the extension runs them; 0: at the image's own size, as diffusers' examples do; one per --controlnet or one for all");
     auto& control_end = a.add_string("--control-end", "", "1", "fraction of the steps after which a ControlNet stops (control_guidance_end), one per --controlnet or one for all");
     auto& ip_adapter = a.add_string("--ip-adapter", "", "", "an IP-Adapter (ip-adapter_sd15, ip-adapter-plus_sd15, ip-adapter_sdxl[_vit-h], ip-adapter-plus_sdxl_vit-h: .safetensors or .bin) prompting with the images of --ip-adapter-image; repeat for several");
     auto& ip_image = a.add_string("--ip-adapter-image", "--ip-image", "", "reference image(s) for an IP-Adapter, several of one adapter separated by ','; one per --ip-adapter in order, or one for all");
@@ -474,8 +475,9 @@ int cmd_generate(int argc, char** argv) {
         auto starts = per_unit(control_start, "--control-start");
         auto ends = per_unit(control_end, "--control-end");
         auto pres = per_unit(control_pre, "--control-preprocessor");
+        auto resolutions = per_unit(control_res, "--control-resolution");
         auto modes = per_unit(control_mode, "--control-mode");
-        for (const auto* r : {&images, &scales, &starts, &ends, &pres, &modes})
+        for (const auto* r : {&images, &scales, &starts, &ends, &pres, &resolutions, &modes})
             if (!*r) return fail(r->error());
         auto spec = model_spec();
         if (!spec) return fail(spec.error());
@@ -505,6 +507,12 @@ int cmd_generate(int argc, char** argv) {
                 if (!t) return fail(t.error());
                 (k == 1 ? cu.preprocessor.threshold_a : cu.preprocessor.threshold_b) = *t;
             }
+            auto res = number((*resolutions)[u], "--control-resolution");
+            if (!res) return fail(res.error());
+            if (!(*res >= 0 && *res <= kMaxImageSide && *res == std::floor(*res)))
+                return fail(Error::invalid_argument(fmt::format("expected a whole number of pixels from 0 to {}, got '{}'",
+                                                                kMaxImageSide, (*resolutions)[u]), "--control-resolution"));
+            cu.preprocessor.resolution = int(*res);
             if (Status st = validate_preprocessor(cu.preprocessor); !st) return fail(st.error().within("--control-preprocessor"));
             auto img = read_image((*images)[u]);
             if (!img) return fail(img.error().within("--control-image"));

@@ -1,5 +1,6 @@
 #include "request.h"
 
+#include <algorithm>
 #include <array>
 #include <cctype>
 #include <cmath>
@@ -206,7 +207,8 @@ std::vector<std::string> ip_adapter_modules() {
 namespace {
 
 // AUTOMATIC1111's ControlNet extension units: enabled ones with a model (A1111's "None" leaves a unit off).
-Status parse_controlnet_units(const json& args, const Image* init, const Limits& limits, std::vector<ControlRequest>& out) {
+Status parse_controlnet_units(const json& args, const Image* init, int64_t width, int64_t height, const Limits& limits,
+                              std::vector<ControlRequest>& out) {
     if (args.size() > 8) return Error::invalid_argument(fmt::format("{} units; easel takes at most 8", args.size()), "alwayson_scripts.controlnet.args");
     for (size_t i = 0; i < args.size(); ++i) {
         const std::string where = fmt::format("alwayson_scripts.controlnet.args[{}]", i);
@@ -226,8 +228,7 @@ Status parse_controlnet_units(const json& args, const Image* init, const Limits&
         c.module = module->value_or("none");
         c.ip_adapter = ip_adapter_module_width(c.module) >= 0;
         if (!c.ip_adapter) {
-            // The module's sliders; processor_res is read and not used (easel runs a preprocessor at the image's
-            // own size).
+            // The module's sliders and its processor_res (set below, once the image is known).
             c.preprocessor.module = c.module;
             auto ta = get_number(u, "threshold_a");
             auto tb = get_number(u, "threshold_b");
@@ -237,6 +238,9 @@ Status parse_controlnet_units(const json& args, const Image* init, const Limits&
             // A1111 clients send -1 or a slider's generic default for modules without sliders.
             if (*ta && **ta >= 0) c.preprocessor.threshold_a = **ta;
             if (*tb && **tb >= 0) c.preprocessor.threshold_b = **tb;
+            // The extension's resolution slider: 64..2048, anything else (its -1 included) its default, 512.
+            if (preprocessor_reads_resolution(c.module))
+                c.preprocessor.resolution = *res && **res >= 64 && **res <= 2048 ? int(**res) : 512;
             if (Status st = validate_preprocessor(c.preprocessor); !st) {
                 if (st.error().code() == ErrorCode::Unsupported)
                     return Error::unsupported(st.error().message() + " (IP-Adapter units: module ip-adapter_clip_h, "
@@ -310,6 +314,13 @@ Status parse_controlnet_units(const json& args, const Image* init, const Limits&
         EASEL_TRY_ASSIGN(const int resize_mode, mode_of("resize_mode", {"Just Resize", "Crop and Resize", "Resize and Fill"}, 1));
         c.resize = resize_mode == 0 ? ControlResize::Stretch : resize_mode == 1 ? ControlResize::Crop : ControlResize::Fill;
         if (c.ip_adapter) c.mode = ControlMode::Balanced;  // the extension has no control mode for IP-Adapter units
+        // "Pixel Perfect": the resolution that maps the image onto the generation's size in the unit's resize mode.
+        auto pixel_perfect = get_bool(u, "pixel_perfect");
+        if (!pixel_perfect) return within(pixel_perfect.error());
+        if (pixel_perfect->value_or(false) && c.preprocessor.resolution > 0)
+            c.preprocessor.resolution = std::clamp(pixel_perfect_resolution(c.image.width, c.image.height, int(width), int(height),
+                                                                            c.resize == ControlResize::Fill),
+                                                   1, 2048);
         if (c.mask && (c.mask->width != c.image.width || c.mask->height != c.image.height))
             return Error::invalid_argument(fmt::format("is {}x{}, the unit's image {}x{}", c.mask->width, c.mask->height,
                                                        c.image.width, c.image.height), field("mask"));
@@ -548,11 +559,13 @@ Result<GenerationRequest> parse_generation_request(const json& body, RequestKind
             p.mask = std::move(mask);
         }
     }
-    if (controlnet_args) EASEL_TRY(parse_controlnet_units(*controlnet_args, p.init_image ? &*p.init_image : nullptr, limits, r.controlnets));
     EASEL_TRY(check_range("width", width, 8, limits.max_width));
     EASEL_TRY(check_range("height", height, 8, limits.max_height));
     if (width % 8 || height % 8)
         return Error::invalid_argument(fmt::format("{}x{} is not a multiple of 8", width, height), "width");
+    if (controlnet_args)
+        EASEL_TRY(parse_controlnet_units(*controlnet_args, p.init_image ? &*p.init_image : nullptr, width, height, limits,
+                                         r.controlnets));
     p.width = int(width);
     p.height = int(height);
 

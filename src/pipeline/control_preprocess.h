@@ -1,7 +1,7 @@
 // ControlNet preprocessors that need no model, as AUTOMATIC1111's ControlNet extension names them: what turns
 // an uploaded picture into the control map a ControlNet reads (edges for canny, ...). "none" passes the image as
-// it is. Each runs at the image's own size (the extension first resizes to its "processor_res", 512 by default;
-// diffusers' examples run cv2.Canny on the image as given, as easel does).
+// it is. Each runs at the image's own size (diffusers' examples run cv2.Canny on the image as given), or, given a
+// resolution, as the extension runs it at its "processor_res" (512 by default).
 //
 //   EASEL_TRY_ASSIGN(Image edges, run_preprocessor({.module = "canny", .threshold_a = 100, .threshold_b = 200}, photo));
 #pragma once
@@ -19,7 +19,19 @@ struct PreprocessorSpec {
     std::string module = "none";
     // The extension's two sliders; unset: the module's defaults (canny: low 100, high 200).
     std::optional<double> threshold_a, threshold_b;
+    // The extension's "processor_res", for the modules that read it (canny, threshold, scribble_xdog): the image is
+    // first resized so its shorter side is this long (round(side x k), half to even; OpenCV's INTER_CUBIC when it
+    // grows, else INTER_AREA), padded to multiples of 64 by repeating its last row and column, the module run on
+    // that, and the pad cut off: the map has the resized size. 0: the image's own size. At most 16384, and the
+    // resized image at most kMaxImageSide on each side.
+    int resolution = 0;
 };
+
+// Whether a module reads PreprocessorSpec::resolution.
+bool preprocessor_reads_resolution(const std::string& module);
+// The extension's "pixel perfect" resolution for an image of image_w x image_h and a generation of width x height:
+// round(min(H, W) x k) (half to even), k = min(height / H, width / W) for "Resize and Fill", else the max.
+int pixel_perfect_resolution(int image_w, int image_h, int width, int height, bool fill);
 
 // The modules run here, in the extension's names.
 std::vector<std::string> preprocessor_modules();
@@ -37,7 +49,7 @@ Result<Image> run_preprocessor(const PreprocessorSpec& spec, const Image& image)
 // The inpaint module ("inpaint", "inpaint_global_harmonious"): masked pixels become -1.
 bool is_inpaint_preprocessor(const PreprocessorSpec& spec);
 // The infotext's "Module" ("none" for "None") and, for modules with sliders, ", Threshold A: 100, Threshold B: 200"
-// (the extension writes them after the weight), else "".
+// (the extension writes them after the weight; ", Processor Res: 512" first when a resolution is set), else "".
 std::string preprocessor_name(const PreprocessorSpec& spec);
 std::string preprocessor_sliders(const PreprocessorSpec& spec);
 

@@ -1558,7 +1558,7 @@ async function controlUnits() {
     fail(`the page sent the units ${JSON.stringify(args)?.slice(0, 400)}; expected [${JSON.stringify({ ...want, image: '(control_a.png)' })}]`);
   }
   const cnInfo = await infotext();
-  const wantInfo = `ControlNet 0: "Module: canny, Model: ${CONTROLNET}, Weight: 1, Threshold A: 50, Threshold B: 150`;
+  const wantInfo = `ControlNet 0: "Module: canny, Model: ${CONTROLNET}, Weight: 1, Processor Res: 512, Threshold A: 50, Threshold B: 150`;
   if (!cnInfo.includes(wantInfo)) fail(`the result's infotext lacks '${wantInfo}': ${cnInfo}`);
   const cnEntry = await waitFor('the gallery shows the ControlNet job', `(() => {
     const text = document.querySelector('#gallery-list li')?.innerText ?? '';

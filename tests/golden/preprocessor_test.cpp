@@ -67,6 +67,37 @@ INSTANTIATE_TEST_SUITE_P(Goldens, Canny, ::testing::ValuesIn(cases_of("canny_raw
                              return s;
                          });
 
+// The extension's whole canny at its processor_res: the image resized so its shorter side is `res` (OpenCV's cubic
+// or area), padded to multiples of 64 by edge repetition, canny, the pad cut off.
+TEST(Preprocessors, CannyAtTheExtensionsResolution) {
+    const auto names = cases_of("canny_a1111");
+    ASSERT_FALSE(names.empty());
+    for (const std::string& name : names) {
+        const nlohmann::json j = meta(name + ".params");
+        PreprocessorSpec spec{.module = "canny", .threshold_a = j["low"].get<double>(), .threshold_b = j["high"].get<double>(),
+                              .resolution = j["res"].get<int>()};
+        auto map = run_preprocessor(spec, input(j["image"].get<std::string>()));
+        ASSERT_TRUE(map) << map.error().to_string();
+        const Tensor* want = golden_file(kGolden).find(name);
+        ASSERT_TRUE(want);
+        ASSERT_EQ(map->height, want->size(0)) << name;
+        ASSERT_EQ(map->width, want->size(1)) << name;
+        Image gray{map->width, map->height, 1, std::vector<uint8_t>(size_t(map->width) * size_t(map->height))};
+        for (size_t p = 0; p < gray.pixels.size(); ++p) gray.pixels[p] = map->pixels[p * 3];
+        const int64_t diff = differing(gray, *want);
+        std::printf("%-44s res %d (%s) -> %dx%d: %lld pixels differ\n", name.c_str(), spec.resolution,
+                    j["interpolation"].get<std::string>().c_str(), map->width, map->height, (long long)diff);
+        EXPECT_EQ(diff, 0) << name;
+    }
+    PreprocessorSpec huge{.module = "canny", .resolution = 16000};
+    Image thin{2, 400, 3, std::vector<uint8_t>(2 * 400 * 3, 128)};
+    auto refused = run_preprocessor(huge, thin);
+    ASSERT_FALSE(refused);
+    EXPECT_NE(refused.error().message().find("at most 16384 on a side"), std::string::npos) << refused.error().to_string();
+    EXPECT_EQ(pixel_perfect_resolution(150, 113, 512, 512, false), 512);  // max(512 / 113, 512 / 150) x 113
+    EXPECT_EQ(pixel_perfect_resolution(150, 113, 512, 512, true), 386);   // min: 512 / 150 x 113 = 385.7
+}
+
 TEST(Preprocessors, InvertEqualsTheExtension) {
     for (const std::string& name : cases_of("invert")) {
         const nlohmann::json j = meta(name + ".params");

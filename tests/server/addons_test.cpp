@@ -250,8 +250,9 @@ TEST_F(Http, RunsControlNetUnits) {
     EXPECT_EQ(decode_b64_png(r2["images"][0]).pixels, (*plain)[0].image.pixels);
 }
 
-// Model-free preprocessors: a canny unit gets the library's image (the map made by canny() at the image's own size),
-// /controlnet/detect shows the same map; an unknown module or a threshold out of range is 400.
+// Model-free preprocessors: a canny unit gets the library's image (canny at the unit's processor_res, as the
+// extension runs it; "pixel perfect" picks the resolution from the sizes), /controlnet/detect shows the same map;
+// an unknown module or a threshold out of range is 400.
 TEST_F(Http, RunsControlNetPreprocessors) {
     const std::string dir = std::string(EASEL_GOLDEN_DIR) + "/controlnet";
     server::ServeOptions o;
@@ -268,7 +269,11 @@ TEST_F(Http, RunsControlNetPreprocessors) {
     auto [sd, rd] = post("/controlnet/detect", detect);
     ASSERT_EQ(sd, 200) << rd.dump();
     const Image map = decode_b64_png(rd["images"][0]);
-    EXPECT_EQ(map.pixels, to_rgb(canny(*photo, 50, 150)).pixels);
+    const PreprocessorSpec at512{.module = "canny", .threshold_a = 50, .threshold_b = 150, .resolution = 512};
+    auto map512 = run_preprocessor(at512, *photo);
+    ASSERT_TRUE(map512) << map512.error().to_string();
+    EXPECT_EQ(map.width, 680);  // 150x113 with its shorter side at 512
+    EXPECT_EQ(map.pixels, map512->pixels);
 
     const json unit = {{"enabled", true}, {"module", "canny"}, {"model", "sd1_a"}, {"input_image", server::base64_encode(*photo_png)},
                        {"threshold_a", 50}, {"threshold_b", 150}, {"processor_res", 512}, {"resize_mode", 0}};
@@ -281,7 +286,8 @@ TEST_F(Http, RunsControlNetPreprocessors) {
     auto [s1b, r1b] = post("/sdapi/v1/txt2img", req);
     ASSERT_EQ(s1b, 200) << r1b.dump();
     const std::string infotext = json::parse(r1["info"].get<std::string>())["infotexts"][0];
-    EXPECT_NE(infotext.find("ControlNet 0: \"Module: canny, Model: sd1_a, Weight: 1, Threshold A: 50, Threshold B: 150"),
+    EXPECT_NE(infotext.find("ControlNet 0: \"Module: canny, Model: sd1_a, Weight: 1, Processor Res: 512, Threshold A: 50, "
+                            "Threshold B: 150"),
               std::string::npos) << infotext;
     auto m = load_model(o.models[0], LoadOptions{});
     ASSERT_TRUE(m);
@@ -293,10 +299,17 @@ TEST_F(Http, RunsControlNetPreprocessors) {
     p.steps = 4;
     p.width = p.height = 32;
     p.sampler = SamplerKind::Euler;
-    p.control.push_back({.net = *net, .image = to_rgb(canny(*photo, 50, 150))});
+    p.control.push_back({.net = *net, .image = *photo, .preprocessor = at512});
     auto want = generate(**m, p);
     ASSERT_TRUE(want) << want.error().to_string();
     EXPECT_EQ(decode_b64_png(r1["images"][0]).pixels, (*want)[0].image.pixels);
+    // "Pixel Perfect": 150x113 onto 32x32, Just Resize: max(32 / 113, 32 / 150) x 113 = 32.
+    json perfect = req;
+    perfect["alwayson_scripts"]["controlnet"]["args"][0]["pixel_perfect"] = true;
+    auto [sp, rp] = post("/sdapi/v1/txt2img", perfect);
+    ASSERT_EQ(sp, 200) << rp.dump();
+    EXPECT_NE(json::parse(rp["info"].get<std::string>())["infotexts"][0].get<std::string>().find("Processor Res: 32,"),
+              std::string::npos) << rp.dump();
 
     for (const auto& [field, value, needle] :
          {std::tuple<std::string, json, std::string>{"module", "depth_midas", "preprocessor 'depth_midas' is not available"},
