@@ -1,7 +1,8 @@
 #!/work/refvenv/bin/python
 """An unmodified webuiapi client (PyPI webuiapi 0.9.17, pinned in tools/reference/requirements-pip.txt) against
 `easel serve`: ControlNetUnit with its own defaults (resize_mode "Resize and Fill", thresholds 64/64,
-processor_res 512), controlnet_detect, two units, img2img with a unit, and an IP-Adapter unit. Not part of `make
+processor_res 512), controlnet_detect, two units, img2img with a unit, and an IP-Adapter unit with and without a
+guidance window. Not part of `make
 test` (the client comes from PyPI); run by hand after changing the ControlNet API:
 
     G=$PWD/tests/golden/data
@@ -28,7 +29,8 @@ def main():
     if which == "controlnet":
         img = Image.open(f"{gold}/preprocessors/shapes_150x113.png")
         det = api.controlnet_detect(images=[img], module="canny", threshold_a=50, threshold_b=150)
-        assert len(det.images) == 1 and det.images[0].size == img.size, det
+        # processor_res 512 (webuiapi's default): the 150x113 image with its shorter side at 512, as the extension
+        assert len(det.images) == 1 and det.images[0].size == (680, 512), det.images[0].size
         unit = webuiapi.ControlNetUnit(image=img, module="canny", model="sd1_a")
         r = api.txt2img(prompt="a red circle", width=32, height=32, steps=4, seed=3, controlnet_units=[unit])
         info = r.info["infotexts"][0]
@@ -49,6 +51,10 @@ def main():
         r = api.txt2img(prompt="a red circle", width=32, height=32, steps=4, seed=3, controlnet_units=[unit])
         print("ip-adapter:", r.info["infotexts"][0])
         assert 'Model: sd1_plus, Weight: 0.7' in r.info["infotexts"][0]
+        unit.guidance_start = 0.5  # a guidance window on the IP-Adapter unit
+        r = api.txt2img(prompt="a red circle", width=32, height=32, steps=4, seed=3, controlnet_units=[unit])
+        print("ip-adapter, window:", r.info["infotexts"][0])
+        assert 'Weight: 0.7, Guidance Start: 0.5, Guidance End: 1' in r.info["infotexts"][0]
     print("ok")
 
 
