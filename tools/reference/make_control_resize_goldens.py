@@ -57,18 +57,13 @@ import platform
 import subprocess
 import sys
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import make_preprocessor_goldens as mp  # noqa: E402  (one OpenCV thread; EXT_COMMIT, ROOT, IMG_DIR)
+from make_preprocessor_goldens import cv2, np  # noqa: E402
 from safetensors_io import save_file  # noqa: E402
 
-cv2.setNumThreads(1)
-EXT_COMMIT = "56cec5b2958edf3b1807b7e7b2b1b5186dbd2f81"
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-IMG_DIR = os.path.join(ROOT, "tests", "golden", "data", "preprocessors")
-OUT = os.path.join(ROOT, "tests", "golden", "data", "control_resize_cases.safetensors")
+EXT_COMMIT, IMG_DIR = mp.EXT_COMMIT, mp.IMG_DIR
+OUT = os.path.join(mp.ROOT, "tests", "golden", "data", "control_resize_cases.safetensors")
 
 # The thinning and pruning patterns (1: set, -1: clear, 0: either), before rotation.
 THIN = [np.array([[-1, -1, -1], [0, 1, 0], [1, 1, 1]], np.int32),
