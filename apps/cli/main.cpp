@@ -509,9 +509,10 @@ int cmd_generate(int argc, char** argv) {
             }
             auto res = number((*resolutions)[u], "--control-resolution");
             if (!res) return fail(res.error());
-            if (!(*res >= 0 && *res <= kMaxImageSide && *res == std::floor(*res)))
+            if (!(*res >= 0 && *res <= kMaxPreprocessorResolution && *res == std::floor(*res)))
                 return fail(Error::invalid_argument(fmt::format("expected a whole number of pixels from 0 to {}, got '{}'",
-                                                                kMaxImageSide, (*resolutions)[u]), "--control-resolution"));
+                                                                kMaxPreprocessorResolution, (*resolutions)[u]),
+                                                    "--control-resolution"));
             cu.preprocessor.resolution = int(*res);
             if (Status st = validate_preprocessor(cu.preprocessor); !st) return fail(st.error().within("--control-preprocessor"));
             auto img = read_image((*images)[u]);

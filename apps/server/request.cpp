@@ -320,7 +320,7 @@ Status parse_controlnet_units(const json& args, const Image* init, int64_t width
         if (pixel_perfect->value_or(false) && c.preprocessor.resolution > 0)
             c.preprocessor.resolution = std::clamp(pixel_perfect_resolution(c.image.width, c.image.height, int(width), int(height),
                                                                             c.resize == ControlResize::Fill),
-                                                   1, 2048);
+                                                   1, kMaxPreprocessorResolution);
         if (c.mask && (c.mask->width != c.image.width || c.mask->height != c.image.height))
             return Error::invalid_argument(fmt::format("is {}x{}, the unit's image {}x{}", c.mask->width, c.mask->height,
                                                        c.image.width, c.image.height), field("mask"));

@@ -82,9 +82,9 @@ Status validate_preprocessor(const PreprocessorSpec& s) {
         return Error::unsupported(fmt::format("preprocessor '{}' is not available in easel (it has {}); make the control "
                                               "map yourself and give it with 'none'", s.module, all), "module");
     }
-    if (s.resolution < 0 || s.resolution > kMaxImageSide)
-        return Error::invalid_argument(fmt::format("must be between 0 (the image's own size) and {}, got {}", kMaxImageSide,
-                                                   s.resolution), "resolution");
+    if (s.resolution < 0 || s.resolution > kMaxPreprocessorResolution)
+        return Error::invalid_argument(fmt::format("must be between 0 (the image's own size) and {}, got {}",
+                                                   kMaxPreprocessorResolution, s.resolution), "resolution");
     int i = 0;
     for (const auto& [v, name] : {std::pair{s.threshold_a, "threshold_a"}, std::pair{s.threshold_b, "threshold_b"}})
         if (i++ < m->sliders && v && !(*v >= m->lo && *v <= m->hi))

@@ -22,10 +22,12 @@ struct PreprocessorSpec {
     // The extension's "processor_res", for the modules that read it (canny, threshold, scribble_xdog): the image is
     // first resized so its shorter side is this long (round(side x k), half to even; OpenCV's INTER_CUBIC when it
     // grows, else INTER_AREA), padded to multiples of 64 by repeating its last row and column, the module run on
-    // that, and the pad cut off: the map has the resized size. 0: the image's own size. At most 16384, and the
-    // resized image at most kMaxImageSide on each side.
+    // that, and the pad cut off: the map has the resized size. 0: the image's own size. At most
+    // kMaxPreprocessorResolution (the extension's slider's maximum), and the resized image at most kMaxImageSide on
+    // each side.
     int resolution = 0;
 };
+constexpr int kMaxPreprocessorResolution = 2048;
 
 // Whether a module reads PreprocessorSpec::resolution.
 bool preprocessor_reads_resolution(const std::string& module);

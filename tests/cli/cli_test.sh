@@ -323,7 +323,7 @@ expect_ok "canny at the extension's resolution" -- generate -m "$model" -p "a re
 if ! grep -a -q 'ControlNet 0: "Module: canny, Model: sd1_a, Weight: 1, Processor Res: 512, Threshold A: 50, Threshold B: 150' "$tmp/c5.png"; then
   echo "FAIL the infotext lacks the preprocessor's resolution"; failures=$((failures + 1))
 fi
-expect_error "preprocessor resolution" "expected a whole number of pixels from 0 to 16384" -- generate -m "$model" -p x --controlnet "$cn/sd1_a" --control-image "$cn/control_a.png" --control-resolution 51.5 -W 32 -H 32 -o "$tmp/a.png"
+expect_error "preprocessor resolution" "expected a whole number of pixels from 0 to 2048" -- generate -m "$model" -p x --controlnet "$cn/sd1_a" --control-image "$cn/control_a.png" --control-resolution 51.5 -W 32 -H 32 -o "$tmp/a.png"
 expect_error "unknown preprocessor" "preprocessor 'depth' is not available" -- generate -m "$model" -p x --controlnet "$cn/sd1_a" --control-image "$cn/control_a.png" --control-preprocessor depth -W 32 -H 32 -o "$tmp/a.png"
 expect_error "canny threshold" "between 1 and 255" -- generate -m "$model" -p x --controlnet "$cn/sd1_a" --control-image "$cn/control_a.png" --control-preprocessor canny:0:300 -W 32 -H 32 -o "$tmp/a.png"
 

@@ -89,11 +89,15 @@ TEST(Preprocessors, CannyAtTheExtensionsResolution) {
                     j["interpolation"].get<std::string>().c_str(), map->width, map->height, (long long)diff);
         EXPECT_EQ(diff, 0) << name;
     }
-    PreprocessorSpec huge{.module = "canny", .resolution = 16000};
-    Image thin{2, 400, 3, std::vector<uint8_t>(2 * 400 * 3, 128)};
+    PreprocessorSpec huge{.module = "canny", .resolution = 2048};
+    Image thin{2, 400, 3, std::vector<uint8_t>(2 * 400 * 3, 128)};  // would become 2048 x 409600
     auto refused = run_preprocessor(huge, thin);
     ASSERT_FALSE(refused);
     EXPECT_NE(refused.error().message().find("at most 16384 on a side"), std::string::npos) << refused.error().to_string();
+    auto too_fine = run_preprocessor({.module = "canny", .resolution = 4096}, thin);
+    ASSERT_FALSE(too_fine);
+    EXPECT_NE(too_fine.error().message().find("between 0 (the image's own size) and 2048"), std::string::npos)
+        << too_fine.error().to_string();
     EXPECT_EQ(pixel_perfect_resolution(150, 113, 512, 512, false), 512);  // max(512 / 113, 512 / 150) x 113
     EXPECT_EQ(pixel_perfect_resolution(150, 113, 512, 512, true), 386);   // min: 512 / 150 x 113 = 385.7
 }
