@@ -209,13 +209,7 @@ Image fit_control_map_a1111(const Image& rgb, int width, int height, ControlResi
                                 std::clamp(round_half_even(rgb.height * k), 1, height));
         uint8_t colour[3];
         border_median_colour(rgb, colour);
-        Image canvas{width, height, 3, std::vector<uint8_t>(size_t(width) * size_t(height) * 3)};
-        for (size_t p = 0; p < size_t(width) * size_t(height); ++p) std::copy_n(colour, 3, &canvas.pixels[p * 3]);
-        const int y0 = (height - small.height) / 2, x0 = (width - small.width) / 2;
-        for (int y = 0; y < small.height; ++y)
-            std::copy_n(&small.pixels[size_t(y) * size_t(small.width) * 3], size_t(small.width) * 3,
-                        &canvas.pixels[(size_t(y0 + y) * size_t(width) + size_t(x0)) * 3]);
-        return canvas;
+        return centred_on(small, width, height, colour);
     }
     const double k = std::max(kh, kw);
     const Image big = fit(rgb, std::max(width, round_half_even(rgb.width * k)), std::max(height, round_half_even(rgb.height * k)));
@@ -225,6 +219,16 @@ Image fit_control_map_a1111(const Image& rgb, int width, int height, ControlResi
         std::copy_n(&big.pixels[(size_t(y0 + y) * size_t(big.width) + size_t(x0)) * 3], size_t(width) * 3,
                     &out.pixels[size_t(y) * size_t(width) * 3]);
     return out;
+}
+
+Image centred_on(const Image& rgb, int width, int height, const uint8_t colour[3]) {
+    Image canvas{width, height, 3, std::vector<uint8_t>(size_t(width) * size_t(height) * 3)};
+    for (size_t p = 0; p < size_t(width) * size_t(height); ++p) std::copy_n(colour, 3, &canvas.pixels[p * 3]);
+    const int y0 = (height - rgb.height) / 2, x0 = (width - rgb.width) / 2;
+    for (int y = 0; y < rgb.height; ++y)
+        std::copy_n(&rgb.pixels[size_t(y) * size_t(rgb.width) * 3], size_t(rgb.width) * 3,
+                    &canvas.pixels[(size_t(y0 + y) * size_t(width) + size_t(x0)) * 3]);
+    return canvas;
 }
 
 void border_median_colour(const Image& rgb, uint8_t out[3]) {

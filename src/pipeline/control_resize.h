@@ -32,5 +32,7 @@ Image fit_control_map_a1111(const Image& rgb, int width, int height, ControlResi
 // The per-channel median of an RGB image's border pixels (first row, last row, first column, last column; corners
 // counted twice), numpy's (the mean of the middle two) truncated to 8 bits: "Resize and Fill"'s background.
 void border_median_colour(const Image& rgb, uint8_t out[3]);
+// A width x height canvas of `colour` with `rgb` (no larger than it) pasted at ((width - w) / 2, (height - h) / 2).
+Image centred_on(const Image& rgb, int width, int height, const uint8_t colour[3]);
 
 }  // namespace easel

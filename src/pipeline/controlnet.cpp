@@ -336,19 +336,7 @@ Tensor prepare_control_image(const Image& image_in, int width, int height, Contr
         const double s = std::min(double(width) / rgb.width, double(height) / rgb.height);
         const int fw = std::clamp(int(std::nearbyint(rgb.width * s)), 1, width);
         const int fh = std::clamp(int(std::nearbyint(rgb.height * s)), 1, height);
-        const Image small = resize_pillow(rgb, fw, fh, ResampleFilter::Lanczos);
-        Image canvas;
-        canvas.width = width;
-        canvas.height = height;
-        canvas.channels = 3;
-        canvas.pixels.resize(size_t(width) * size_t(height) * 3);
-        for (size_t p = 0; p < size_t(width) * size_t(height); ++p)
-            for (size_t k = 0; k < 3; ++k) canvas.pixels[p * 3 + k] = fill[k];
-        const int x0 = (width - fw) / 2, y0 = (height - fh) / 2;
-        for (int y = 0; y < fh; ++y)
-            std::copy_n(small.pixels.begin() + ptrdiff_t(y) * fw * 3, size_t(fw) * 3,
-                        canvas.pixels.begin() + (ptrdiff_t(y0 + y) * width + x0) * 3);
-        rgb = std::move(canvas);
+        rgb = centred_on(resize_pillow(rgb, fw, fh, ResampleFilter::Lanczos), width, height, fill);
     }
     if (!a1111 && resize == ControlResize::Crop && other_shape) {
         // Scaled to cover the output, then its middle cut out.
