@@ -238,9 +238,7 @@ Status parse_controlnet_units(const json& args, const Image* init, int64_t width
             // A1111 clients send -1 or a slider's generic default for modules without sliders.
             if (*ta && **ta >= 0) c.preprocessor.threshold_a = **ta;
             if (*tb && **tb >= 0) c.preprocessor.threshold_b = **tb;
-            // The extension's resolution slider: 64..2048, anything else (its -1 included) its default, 512.
-            if (preprocessor_reads_resolution(c.module))
-                c.preprocessor.resolution = *res && **res >= 64 && **res <= 2048 ? int(**res) : 512;
+            c.preprocessor.resolution = extension_resolution(c.module, *res);
             if (Status st = validate_preprocessor(c.preprocessor); !st) {
                 if (st.error().code() == ErrorCode::Unsupported)
                     return Error::unsupported(st.error().message() + " (IP-Adapter units: module ip-adapter_clip_h, "

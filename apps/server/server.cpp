@@ -597,9 +597,7 @@ void Server::install(httplib::Server& svr) {
         PreprocessorSpec spec{.module = module->value_or("none")};
         if (*ta && **ta >= 0) spec.threshold_a = **ta;
         if (*tb && **tb >= 0) spec.threshold_b = **tb;
-        // The extension's resolution slider: 64..2048, anything else (its default -1 included) 512.
-        if (preprocessor_reads_resolution(spec.module))
-            spec.resolution = *res_px && **res_px >= 64 && **res_px <= 2048 ? int(**res_px) : 512;
+        spec.resolution = extension_resolution(spec.module, *res_px);
         if (Status st = validate_preprocessor(spec); !st)
             return send_error(res, Error(st.error().code(), st.error().message(), "controlnet_module"));
         // The extension's name, or webuiapi's (controlnet_images).

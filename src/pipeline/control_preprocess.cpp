@@ -137,6 +137,11 @@ bool preprocessor_reads_resolution(const std::string& module) {
     return m && m->resolution;
 }
 
+int extension_resolution(const std::string& module, std::optional<double> processor_res) {
+    if (!preprocessor_reads_resolution(module)) return 0;
+    return processor_res && *processor_res >= 64 && *processor_res <= kMaxPreprocessorResolution ? int(*processor_res) : 512;
+}
+
 int pixel_perfect_resolution(int image_w, int image_h, int width, int height, bool fill) {
     const double k0 = double(height) / double(image_h), k1 = double(width) / double(image_w);
     return int(std::nearbyint((fill ? std::min(k0, k1) : std::max(k0, k1)) * double(std::min(image_h, image_w))));

@@ -31,6 +31,9 @@ constexpr int kMaxPreprocessorResolution = 2048;
 
 // Whether a module reads PreprocessorSpec::resolution.
 bool preprocessor_reads_resolution(const std::string& module);
+// The resolution the extension runs `module` at for a client's processor_res: its slider's 64..2048, anything else
+// (the extension's -1, or none) its default, 512; 0 for a module that reads no resolution.
+int extension_resolution(const std::string& module, std::optional<double> processor_res);
 // The extension's "pixel perfect" resolution for an image of image_w x image_h and a generation of width x height:
 // round(min(H, W) x k) (half to even), k = min(height / H, width / W) for "Resize and Fill", else the max.
 int pixel_perfect_resolution(int image_w, int image_h, int width, int height, bool fill);
