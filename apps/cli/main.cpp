@@ -162,7 +162,7 @@ int cmd_generate(int argc, char** argv) {
         "auto (fast for models of 64 MiB or more, else fp32), fp32 (exact) or fast (bf16 compute with f32 accumulation "
         "where this CPU's bf16 kernels are the faster, measured at start; else the f32 kernels)");
     auto& weights_layout = a.add_string("--weights", "", "auto",
-        "what loading does with f16/bf16 Linear weights where the kernels multiply in f32: stored (kept as the file "
+        "what loading does with f16/bf16 Linear and conv weights where the kernels multiply in f32: stored (kept as the file "
         "has them, widened per call: half the memory), packed (widened once at load) or auto (stored; packed in a "
         "server that applies LoRAs per request)");
     auto& schedule_from = a.add_string("--schedule-from", "", "kdiffusion", "kdiffusion (AUTOMATIC1111, ComfyUI) or diffusers (the model's scheduler_config.json, as StableDiffusionPipeline)");
@@ -1084,7 +1084,7 @@ int cmd_serve(int argc, char** argv, bool worker = false) {
         "auto (fast for models of 64 MiB or more, else fp32), fp32 (exact) or fast (bf16 compute with f32 accumulation "
         "where this CPU's bf16 kernels are the faster, measured at start; else the f32 kernels)");
     auto& serve_weights = a.add_string("--weights", "", "auto",
-        "what loading does with f16/bf16 Linear weights where the kernels multiply in f32: stored (kept as the file "
+        "what loading does with f16/bf16 Linear and conv weights where the kernels multiply in f32: stored (kept as the file "
         "has them, widened per call: half the memory), packed (widened once at load) or auto (stored; packed in a "
         "server that applies LoRAs per request)");
     auto& vocab = a.add_string("--vocab", "", "", "CLIP vocabulary instead of the built-in one, for single-file checkpoints");

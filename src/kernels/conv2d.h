@@ -44,17 +44,32 @@ struct PackedConv2dWeight {
     int kpack = 1;
     int64_t k_words = 0;
     int64_t ld_words = 0;
+    // Kept as f16/bf16 (stored_conv2d_weight): data is the [cout, cin, kh, kw] weight as stored, widened to the
+    // kernel's f32 words a block at a time in conv2d(); ld_words and k_words describe those words. F32: packed.
+    DType stored = DType::F32;
     std::shared_ptr<const void> data;
 
     bool empty() const { return data == nullptr; }
     int64_t k() const { return cin * kh * kw; }
-    size_t layout_bytes() const { return size_t(cout * ld_words) * 4; }  // what the layout calls for
+    // What the layout calls for: the packed words, or the weight as stored.
+    size_t layout_bytes() const {
+        return stored != DType::F32 ? size_t(cout * k()) * dtype_size(stored) : size_t(cout * ld_words) * 4;
+    }
 };
 
 // Errors: dtype not f32/f16/bf16, a non-positive or absurd dimension, an `isa` this CPU lacks. As with
 // pack_linear_weight, Isa::Avx512Bf16 with Precision::F32 gives the Avx512 layout.
 Result<PackedConv2dWeight> pack_conv2d_weight(const void* w, DType src_dtype, int64_t cout, int64_t cin,
                                               int64_t kh, int64_t kw, Precision precision, Isa isa = active_isa());
+
+// A weight kept as its f16 or bf16 values ([cout, cin, kh, kw], shared, not copied): each conv2d() call widens a
+// (k block) x (all output channels) block of it into the kernel's f32 words per tile of output pixels, so it costs
+// half the memory of the packed f32 words for a few percent of conversion. conv2d() then gives what it gives with
+// pack_conv2d_weight of the same values, bit for bit. Only for layouts of f32 words (kpack 1: every f32 kernel,
+// and BF16 mode without bf16 hardware); where the kernel wants bf16 pairs (kpack 2, already half the size) it is
+// refused, and the caller packs. Errors: dtype, sizes, null data, an `isa` this CPU lacks, a kpack 2 layout.
+Result<PackedConv2dWeight> stored_conv2d_weight(std::shared_ptr<const void> w, DType dtype, int64_t cout, int64_t cin,
+                                                int64_t kh, int64_t kw, Precision precision, Isa isa = active_isa());
 
 // Packs w again into memory that already holds a weight of exactly `layout` (see pack_linear_weight_into).
 Status pack_conv2d_weight_into(const void* w, DType src_dtype, const PackedConv2dWeight& layout, void* into);

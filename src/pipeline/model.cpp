@@ -226,11 +226,11 @@ WeightCacheSession open_weight_cache(const std::string& path, const LoadOptions&
     // The key covers what decides the packed bytes: the files, the precision, the kernel variant, the variant
     // of a diffusers folder's weights and the adapters applied before packing. A model that cannot be keyed is
     // simply packed.
-    // Linear weights kept as stored are not in the file: a key of their own, so that the two uses do not rewrite
+    // Weights kept as stored are not in the file: a key of their own, so that the two uses do not rewrite
     // each other's file.
     auto key = PackCache::model_key(path, fmt::format("precision {} isa {} variant '{}'{}{}", precision_name(options.precision),
                                                       isa_name(active_isa()), options.variant, adapters_key(options),
-                                                      loader.keep_half_weights() ? " linear weights stored" : ""));
+                                                      loader.keep_half_weights() ? " linear and conv weights stored" : ""));
     if (key && key->total_bytes >= options.weight_cache_min_bytes) {
         // A model whose weights get LoRAs applied in place (keep_param_registry: a server's worker) copies its
         // cached weights into memory of its own: writing to a mapped file's pages would copy each 4 KiB page on

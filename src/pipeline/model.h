@@ -27,9 +27,10 @@ namespace easel {
 
 class PackCache;
 
-// What loading does with Linear weights a file stores in f16/bf16 where the kernels multiply f32 panels (fp32
-// precision, or fast without a bf16 dot product): pack them (twice the memory, nothing to decode per call) or keep
-// them as stored and widen a block at a time per call (kernels/matmul.h stored_linear_weight). `--weights`.
+// What loading does with Linear and conv weights a file stores in f16/bf16 where the kernels multiply f32 words
+// (fp32 precision, or fast without a bf16 dot product): pack them (twice the memory, nothing to decode per call) or
+// keep them as stored and widen a block at a time per call (kernels/matmul.h stored_linear_weight,
+// kernels/conv2d.h stored_conv2d_weight). `--weights`.
 enum class WeightLayout { Auto, Packed, Stored };
 std::string_view weight_layout_name(WeightLayout w);  // "auto", "packed", "stored"
 std::optional<WeightLayout> weight_layout_from_name(std::string_view s);

@@ -16,7 +16,9 @@ void record(const ParamScope& s, const std::string& leaf, const Tensor& w, Packe
     if (!r) return;
     const std::string name = s.name(leaf);
     // A quantized weight is multiplied as stored: there is nothing packed to rebuild in place.
-    if (w.storage() && !w.quantized() && p.linear.stored == DType::F32 && !s.loader().adapted(name) && MappedFile::is_mapped(w.raw(), w.nbytes()))
+    // A weight kept as stored has no packed bytes to rebuild either.
+    const bool packed = p.linear.stored == DType::F32 && p.conv.stored == DType::F32;
+    if (w.storage() && !w.quantized() && packed && !s.loader().adapted(name) && MappedFile::is_mapped(w.raw(), w.nbytes()))
         p.source = w;
     if (PackCache* cache = s.loader().pack_cache()) p.original = cache->original(name);
     r->params[name] = std::move(p);
@@ -28,6 +30,20 @@ void record_bias(const ParamScope& s, const Tensor& b) {
     p.kind = PackedParam::Kind::Bias;
     p.bias = b;
     s.loader().registry()->params[s.name("bias")] = std::move(p);
+}
+
+// Whether `w` stays as the file stores it (f16/bf16, contiguous) where the kernels would widen it to f32 words.
+bool keeps_half(const ParamScope& s, const Tensor& w) {
+    return w.storage() && s.loader().keep_half_weights() && (w.dtype() == DType::F16 || w.dtype() == DType::BF16) &&
+           w.is_contiguous();
+}
+
+// A weight's values where they are (usually the mapped file); when the last layer holding them goes, their pages
+// leave the resident set.
+std::shared_ptr<const void> stored_data(const Tensor& w) {
+    return std::shared_ptr<const void>(w.raw(), [keep = w.storage(), n = w.nbytes()](const void* p) {
+        MappedFile::release_pages(p, n);
+    });
 }
 
 // Packs a weight tensor viewed as [rows, cols]; records a problem (and returns an empty weight) on failure.
@@ -42,16 +58,10 @@ PackedWeight pack(const ParamScope& s, const Tensor& w, int64_t rows, int64_t co
     if (w.quantized())  // kept as stored (a view of the file): nothing to pack, cache or release
         return kept(quantized_linear_weight(std::shared_ptr<const void>(w.storage(), w.raw()), w.quant(), rows, cols,
                                             s.loader().precision()));
-    if (s.loader().keep_half_weights() && (w.dtype() == DType::F16 || w.dtype() == DType::BF16) && w.is_contiguous()) {
+    if (keeps_half(s, w)) {
         auto layout = packed_linear_layout(rows, cols, s.loader().precision());
-        if (layout && layout->nr > 0 && layout->kpack == 1) {  // f32 panels: twice what is stored
-            // The rows stay where they are (usually the mapped file); when the last layer holding them goes,
-            // their pages leave the resident set.
-            std::shared_ptr<const void> data(w.raw(), [keep = w.storage(), n = w.nbytes()](const void* p) {
-                MappedFile::release_pages(p, n);
-            });
-            return kept(stored_linear_weight(std::move(data), w.dtype(), rows, cols, s.loader().precision()));
-        }
+        if (layout && layout->nr > 0 && layout->kpack == 1)  // f32 panels: twice what is stored
+            return kept(stored_linear_weight(stored_data(w), w.dtype(), rows, cols, s.loader().precision()));
     }
     PackCache* cache = s.loader().pack_cache();
     if (cache) {
@@ -123,8 +133,13 @@ Conv2d Conv2d::declare(const ParamScope& s, int64_t in, int64_t out, Conv2dSpec 
     c.out = out;
     c.spec = spec;
     Tensor w = s.take("weight", {out, in, spec.kernel, spec.kernel});
+    if (keeps_half(s, w)) {  // f32 words (kpack 1): twice what is stored; bf16 pairs are refused, and packed below
+        if (auto kept = stored_conv2d_weight(stored_data(w), w.dtype(), out, in, spec.kernel, spec.kernel,
+                                             s.loader().precision()))
+            c.weight = std::move(kept).value();
+    }
     PackCache* cache = s.loader().pack_cache();
-    if (w.storage() && cache) {
+    if (w.storage() && cache && c.weight.empty()) {
         if (auto layout = packed_conv2d_layout(out, in, spec.kernel, spec.kernel, s.loader().precision()))
             if (auto hit = cache->conv2d(s.name("weight"), *layout)) c.weight = std::move(*hit);
     }

@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -257,6 +258,91 @@ TEST(Conv2dPack, F32RowsHoldTheWeight) {
                 }
     std::printf("%d packed f32 conv layouts checked word by word\n", checked);
     if (checked == 0) GTEST_SKIP() << "no f32-row conv kernel on this CPU";
+}
+
+// f16/bf16 conv weights kept as stored (stored_conv2d_weight: widened a block at a time per call) give what the
+// same values packed at load give, bit for bit, and the reference's result within matmul_test's tolerance. Every
+// variant with f32 words (a kpack-2 layout is refused, and the loader packs those), both precisions, both dtypes;
+// shapes with several k blocks, many pixel tiles on both threads, the im2col built once (small images), stride 2
+// with the VAE's extra padding, 1x1, an output channel count off the microkernel's rows, a residual; weights
+// widened whole per call (up to 16 MiB as f32) and one widened a tile at a time.
+TEST(StoredConv2d, SameAsPackedBitForBit) {
+    struct Shape {
+        int64_t batch, cin, cout, h, w, k, stride, padding, extra;
+        bool residual;
+    };
+    int compared = 0, refused = 0;
+    for (DType dt : {DType::F16, DType::BF16})
+        for (Precision p : {Precision::F32, Precision::BF16})
+            for (Shape sh : {Shape{1, 33, 70, 20, 20, 3, 1, 1, 0, false}, Shape{2, 16, 37, 40, 36, 3, 1, 1, 0, true},
+                             Shape{1, 320, 64, 8, 8, 3, 1, 1, 0, false}, Shape{1, 24, 13, 17, 18, 3, 2, 0, 1, false},
+                             Shape{1, 40, 23, 16, 16, 1, 1, 0, 0, true},
+                             // 17.7 MB as f32: widened per tile (row tiles split for the threads), not whole.
+                             Shape{1, 384, 1280, 6, 5, 3, 1, 1, 0, true}}) {
+                Conv2dOptions opt{.stride = sh.stride, .padding = sh.padding, .extra_pad_bottom = sh.extra,
+                                  .extra_pad_right = sh.extra};
+                const auto hw = conv2d_output_hw(sh.h, sh.w, sh.k, sh.k, opt);
+                ASSERT_TRUE(hw) << hw.error().to_string();
+                const int64_t K = sh.cin * sh.k * sh.k, out_size = sh.batch * sh.cout * hw->first * hw->second;
+                const uint64_t seed = uint64_t(sh.cin * 31 + sh.cout * 7 + sh.h) + (dt == DType::F16 ? 0 : 3);
+                const std::vector<float> wf = random_floats(size_t(sh.cout * K), seed);
+                auto half = std::make_shared<std::vector<uint16_t>>(wf.size());
+                std::vector<float> widened(wf.size());
+                for (size_t i = 0; i < wf.size(); ++i) {
+                    (*half)[i] = dt == DType::F16 ? f32_to_f16(wf[i]) : f32_to_bf16(wf[i]);
+                    widened[i] = dt == DType::F16 ? f16_to_f32((*half)[i]) : bf16_to_f32((*half)[i]);
+                }
+                const std::vector<float> x = random_floats(size_t(sh.batch * sh.cin * sh.h * sh.w), seed + 1);
+                const std::vector<float> bias = random_floats(size_t(sh.cout), seed + 2);
+                const std::vector<float> res = random_floats(size_t(out_size), seed + 3);
+                opt.bias = bias.data();
+                if (sh.residual) opt.residual = res.data();
+                std::vector<float> ref(static_cast<size_t>(out_size));
+                conv2d_f32_ref(x.data(), sh.batch, sh.cin, sh.h, sh.w, widened.data(), sh.cout, sh.k, sh.k, ref.data(),
+                               opt, p);
+                const double r0 = 2.0 * std::sqrt(double(K)) * kEpsF32;
+                for (Isa isa : gemm_supported_isas(p)) {
+                    const std::string label = fmt::format("{} {} {} [{},{},{},{}]->{} k{} s{}", dtype_name(dt),
+                                                          precision_name(p), isa_name(isa), sh.batch, sh.cin, sh.h,
+                                                          sh.w, sh.cout, sh.k, sh.stride);
+                    auto packed = pack_conv2d_weight(half->data(), dt, sh.cout, sh.cin, sh.k, sh.k, p, isa);
+                    ASSERT_TRUE(packed) << label << ": " << packed.error().to_string();
+                    auto stored = stored_conv2d_weight(std::shared_ptr<const void>(half, half->data()), dt, sh.cout,
+                                                       sh.cin, sh.k, sh.k, p, isa);
+                    if (packed->kpack == 2) {  // bf16 pairs: refused, with the reason
+                        ASSERT_FALSE(stored) << label;
+                        EXPECT_NE(stored.error().message().find("pack the weight instead"), std::string::npos)
+                            << stored.error().message();
+                        ++refused;
+                        continue;
+                    }
+                    ASSERT_TRUE(stored) << label << ": " << stored.error().to_string();
+                    EXPECT_EQ(stored->layout_bytes(), half->size() * 2) << label;
+                    std::vector<float> a(ref.size(), NAN), b(ref.size(), NAN);
+                    conv2d(x.data(), sh.batch, sh.h, sh.w, *stored, a.data(), opt);
+                    conv2d(x.data(), sh.batch, sh.h, sh.w, *packed, b.data(), opt);
+                    const CompareReport rep = compare(a.data(), ref.data(), a.size(), {r0 * rms(ref), r0},
+                                                      {sh.batch, sh.cout, hw->first, hw->second});
+                    std::printf("%s: %s\n", label.c_str(), rep.summary().c_str());
+                    EXPECT_TRUE(rep.passed()) << label << ": " << rep.summary();
+                    EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)), 0)
+                        << label << ": stored and packed weights differ";
+                    ++compared;
+                }
+            }
+    std::printf("%d stored conv weights compared with packed ones, %d refused (bf16-pair layouts)\n", compared, refused);
+    EXPECT_GT(compared, 0);
+}
+
+TEST(StoredConv2d, RejectsOtherDtypesAndShapes) {
+    auto data = std::make_shared<std::vector<uint16_t>>(9 * 8);
+    const std::shared_ptr<const void> p(data, data->data());
+    auto f32 = stored_conv2d_weight(p, DType::F32, 2, 4, 3, 3, Precision::F32);
+    ASSERT_FALSE(f32);
+    EXPECT_NE(f32.error().message().find("expected float16 or bfloat16"), std::string::npos) << f32.error().message();
+    EXPECT_FALSE(stored_conv2d_weight(nullptr, DType::F16, 2, 4, 3, 3, Precision::F32));
+    EXPECT_FALSE(stored_conv2d_weight(p, DType::F16, 0, 4, 3, 3, Precision::F32));
+    EXPECT_FALSE(stored_conv2d_weight(p, DType::F16, 2, 4, 0, 3, Precision::F32));
 }
 
 TEST(Conv2dShape, OutputSizeAndErrors) {

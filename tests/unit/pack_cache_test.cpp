@@ -72,6 +72,9 @@ LoadOptions cached(const fs::path& dir, Precision precision) {
     o.precision = precision;
     o.weight_cache_dir = dir.string();
     o.weight_cache_min_bytes = 0;  // the tiny model is below the CLI's 64 MiB threshold
+    // The cache holds packed weights; by default the tiny model's f16 weights are kept as stored where the
+    // kernels take f32 words, and then nothing is packed or cached.
+    o.weights = WeightLayout::Packed;
     return o;
 }
 

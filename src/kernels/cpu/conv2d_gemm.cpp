@@ -24,6 +24,9 @@ namespace {
 
 // The largest im2col (B) that conv2d builds whole, once per image, rather than per tile (see conv2d()).
 constexpr size_t kPrebuildBytes = size_t(8) << 20;
+// The largest f16/bf16 weight kept as stored that conv2d widens whole, once per call, into the packed f32 words
+// (then it runs exactly as a packed weight); a larger one is widened per tile, a k block of a row tile at a time.
+constexpr size_t kWidenWholeBytes = size_t(16) << 20;
 
 // One im2col row of 32-bit words for output pixels [p0, p0 + count). Word row k reads plane `plane` at tap
 // (ky, kx): f32 layout (PyTorch weight order): k = plane * taps + tap; bf16 pair layout (planes are channel
@@ -111,10 +114,16 @@ void fill_conv2d(const void* w, DType src_dtype, const PackedConv2dWeight& pw, v
     const int64_t cpairs = (cin + 1) / 2;
     uint32_t* words = static_cast<uint32_t*>(mem);
     const bool round = kern && kern->round_bf16;
+    const bool plain = pw.kpack == 1 && !round;  // f32 words in PyTorch order: widened straight into the row
     parallel_for(row1 - row0, [&](int64_t b, int64_t e) {
-        std::vector<float> src(static_cast<size_t>(K));
+        std::vector<float> src(plain ? 0 : static_cast<size_t>(K));
         for (int64_t i = b; i < e; ++i) {
             uint32_t* row = words + (row0 + i) * pw.ld_words;
+            if (plain) {
+                gemm::load_row_as_f32(w, src_dtype, i * K, K, reinterpret_cast<float*>(row));
+                std::fill(row + K, row + pw.ld_words, 0u);  // zero already, except in scratch
+                continue;
+            }
             gemm::load_row_as_f32(w, src_dtype, i * K, K, src.data());  // k = ci * taps + tap, PyTorch order
             if (pw.kpack == 2) {  // word (tap, channel pair) = bf16(2c) | bf16(2c + 1) << 16; odd cin: partner 0
                 for (int64_t c = 0; c < cpairs; ++c) {
@@ -126,11 +135,10 @@ void fill_conv2d(const void* w, DType src_dtype, const PackedConv2dWeight& pw, v
                 }
             } else if (round && kern->convert_rows) {  // the kernel's own rounding (SIMD), bit for bit f32_to_bf16's
                 kern->convert_rows(src.data(), K, 1, K, row, pw.ld_words);
-            } else if (round) {
-                for (int64_t k = 0; k < K; ++k) row[k] = uint32_t(f32_to_bf16(src[size_t(k)])) << 16;
             } else {
-                std::memcpy(row, src.data(), size_t(K) * 4);
+                for (int64_t k = 0; k < K; ++k) row[k] = uint32_t(f32_to_bf16(src[size_t(k)])) << 16;
             }
+            if (pw.kpack == 1) std::fill(row + K, row + pw.ld_words, 0u);
         }
     });
 }
@@ -153,6 +161,21 @@ Result<PackedConv2dWeight> pack_conv2d_weight(const void* w, DType src_dtype, in
     if (!mem) return Error::exhausted(fmt::format("cannot allocate {} bytes for a conv2d weight", bytes));
     fill_conv2d(w, src_dtype, pw, mem.get(), 0, cout);
     pw.data = std::move(mem);
+    return pw;
+}
+
+Result<PackedConv2dWeight> stored_conv2d_weight(std::shared_ptr<const void> w, DType dtype, int64_t cout, int64_t cin,
+                                                int64_t kh, int64_t kw, Precision precision, Isa isa) {
+    if (dtype != DType::F16 && dtype != DType::BF16)
+        return Error::invalid_argument(
+            fmt::format("stored_conv2d_weight: {} values; expected float16 or bfloat16", dtype_name(dtype)));
+    if (w == nullptr) return Error::invalid_argument("conv2d weight data is null");
+    EASEL_TRY_ASSIGN(PackedConv2dWeight pw, packed_conv2d_layout(cout, cin, kh, kw, precision, isa));
+    if (pw.kpack != 1)
+        return Error::unsupported(fmt::format("the {} conv2d kernel takes bf16 channel pairs; pack the weight instead",
+                                              isa_name(pw.isa)));
+    pw.stored = dtype;
+    pw.data = std::move(w);
     return pw;
 }
 
@@ -181,8 +204,14 @@ void conv2d(const float* x, int64_t batch, int64_t h, int64_t w, const PackedCon
     const auto hw = conv2d_output_hw(h, w, wt.kh, wt.kw, o);
     EASEL_ASSERT(hw.has_value(), "conv2d: " + hw.error().to_string());
     if (wt.isa == Isa::Ref) {
-        conv2d_f32_ref(x, batch, wt.cin, h, w, static_cast<const float*>(wt.data.get()), wt.cout, wt.kh, wt.kw, y, o,
-                       wt.precision);
+        const float* wf = static_cast<const float*>(wt.data.get());
+        std::vector<float> wide;
+        if (wt.stored != DType::F32) {  // the reference runs on the whole weight, widened
+            wide.resize(size_t(wt.cout * wt.k()));
+            gemm::load_row_as_f32(wt.data.get(), wt.stored, 0, wt.cout * wt.k(), wide.data());
+            wf = wide.data();
+        }
+        conv2d_f32_ref(x, batch, wt.cin, h, w, wf, wt.cout, wt.kh, wt.kw, y, o, wt.precision);
         return;
     }
     const gemm::GemmKernel* kern = gemm::gemm_kernel_for(wt.isa, wt.precision);
@@ -217,6 +246,16 @@ void conv2d(const float* x, int64_t batch, int64_t h, int64_t w, const PackedCon
     const bool prebuild = !direct && size_t(panels * panel_words) * 4 <= kPrebuildBytes;
     uint32_t* full_b = prebuild ? gemm::thread_scratch(5, size_t(panels * panel_words)) : nullptr;
 
+    // A weight kept as f16/bf16: a small one (the VAE's, most of the UNet's) is widened whole into the packed
+    // words once per call, slot 6 of the calling thread's scratch (a 16 MiB weight costs 1/(2 * pixels) of the
+    // conv's FLOPs); per tile, with the im2col tiles beside it in L2, it was 0.78x packed at the VAE's 128
+    // channels at 512x512 (Zen 3). A larger one (the 1280-channel levels) is widened per tile by gemm_run.
+    uint32_t* widened = nullptr;
+    if (wt.stored != DType::F32 && wt.layout_bytes() * 2 <= kWidenWholeBytes) {
+        widened = gemm::thread_scratch(6, size_t(wt.cout * wt.ld_words));
+        fill_conv2d(wt.data.get(), wt.stored, wt, widened, 0, wt.cout);
+    }
+
     for (int64_t n = 0; n < batch; ++n) {
         const float* xn = x + n * wt.cin * plane;
         Im2col im{reinterpret_cast<const uint32_t*>(xn), wt.cin, h, w, wt.kh, wt.kw, wo, o.stride, o.padding, false};
@@ -242,8 +281,14 @@ void conv2d(const float* x, int64_t batch, int64_t h, int64_t w, const PackedCon
             im = Im2col{pairs, cpairs, h, w, wt.kh, wt.kw, wo, o.stride, o.padding, true};
         }
         gemm::GemmA a;
-        a.words = static_cast<const uint32_t*>(wt.data.get());
-        a.ld_words = wt.ld_words;
+        if (wt.stored != DType::F32 && !widened) {  // kpack 1: the stored (ci, ky, kx) rows are the words' order
+            a.half = wt.data.get();
+            a.half_dtype = wt.stored;
+            a.half_ld = wt.k();
+        } else {
+            a.words = widened ? widened : static_cast<const uint32_t*>(wt.data.get());
+            a.ld_words = wt.ld_words;
+        }
         gemm::GemmB b;
         if (prebuild) {
             parallel_for(wt.k_words, [&](int64_t r0, int64_t r1) {

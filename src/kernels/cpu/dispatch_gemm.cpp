@@ -54,8 +54,8 @@ uint32_t* thread_scratch(int slot, size_t words) {
         std::unique_ptr<uint32_t, AlignedFree> p;
         size_t words = 0;
     };
-    thread_local Slot slots[6];
-    EASEL_ASSERT(slot >= 0 && slot < 6, "thread_scratch: slot out of range");
+    thread_local Slot slots[7];
+    EASEL_ASSERT(slot >= 0 && slot < 7, "thread_scratch: slot out of range");
     Slot& s = slots[slot];
     if (s.words < words) {
         s.p.reset(aligned_words(words));
@@ -116,16 +116,20 @@ void gemm_run(const GemmKernel& kern, int64_t M, int64_t N, int64_t K, const Gem
     const int64_t mr = kern.mr, nr = kern.nr, kp = kern.kpack;
     EASEL_ASSERT(!b.rows || (kern.ukernel_rows && N % nr == 0),
                  "gemm_run: B rows in place need ukernel_rows and whole panels");
+    EASEL_ASSERT(!a.half || kp == 1, "gemm_run: an A kept as f16/bf16 needs a kernel of f32 words");
     // Equal k blocks (K = 320 runs as 2 x 160, not 256 + 64: a short block still pays a full C reload).
     const int64_t k_blocks = std::max<int64_t>(1, ceil_div(K, kKcWords * kp));
     const int64_t kc_max = round_up(ceil_div(std::max<int64_t>(K, 1), k_blocks), 8 * kp);
     const int64_t panels = ceil_div(N, nr);
-    const bool a_in_place = a.words != nullptr || (kern.convert_rows == nullptr && a.col_stride == 1);
+    const bool a_in_place = a.words != nullptr || (a.half == nullptr && kern.convert_rows == nullptr && a.col_stride == 1);
 
     // Tile shape: as large as the caches allow, then split until every thread has a few tiles to claim.
     int64_t np = std::min(panels, std::max<int64_t>(1, kMaxTileCols / nr));
     // A in kernel words already (conv weights) needs no scratch: take all rows, so each B block (an im2col
-    // tile) is built once, not once per row block.
+    // tile) is built once, not once per row block. A conv weight kept as f16 is tiled like an f32 A instead: each
+    // tile widens its own rows' block, so a tile of every row at a small image (the UNet's 1280-channel levels,
+    // split into narrow column tiles for the threads) would widen the whole weight once per tile (10% slower at
+    // 1280 channels, 16x16, than packed, on Zen 3), while a B block built once per row tile costs less.
     // A B that is costly to build (weights decoded per block: quantized, or f16 kept as stored) takes tall row
     // tiles, so that each block is built at most once per kMinBuildRows rows: splitting columns instead would
     // stream all of A once per narrow column tile (35% slower at 8192 x 640 x 640 on Zen 3).
@@ -172,6 +176,28 @@ void gemm_run(const GemmKernel& kern, int64_t M, int64_t N, int64_t K, const Gem
             if (a.words) {
                 ablk = a.words + m0 * a.ld_words + k0 / kp;
                 lda = a.ld_words;
+            } else if (a.half) {
+                // Widened into f32 words (exact), then rounded where the kernel rounds, as packing would.
+                lda = round_up(kw, 16) + 16;
+                uint32_t* dst = thread_scratch(0, size_t(rows * lda));
+                float* wide = kern.convert_rows ? reinterpret_cast<float*>(thread_scratch(2, size_t(rows * kc)))
+                                                : reinterpret_cast<float*>(dst);
+                const int64_t ldw = kern.convert_rows ? kc : lda;
+                for (int64_t i = 0; i < rows; ++i)
+                    load_row_as_f32(a.half, a.half_dtype, (m0 + i) * a.half_ld + k0, kc, wide + i * ldw);
+                if (kern.convert_rows) kern.convert_rows(wide, kc, rows, kc, dst, lda);
+                ablk = dst;
+                // The next k block's rows, fetched while the microkernels run on this one: the widening reads
+                // the weight from memory (a 1280-channel 3x3 weight is 29 MB of f16), and without this its
+                // reads did not overlap any compute (17% of a conv at 8x8, 1280 channels, on Zen 3).
+                if (k0 + kc < K) {
+                    const int64_t next = std::min(kc_max, K - k0 - kc) * int64_t(dtype_size(a.half_dtype));
+                    const char* base = static_cast<const char*>(a.half);
+                    for (int64_t i = 0; i < rows; ++i) {
+                        const char* row = base + ((m0 + i) * a.half_ld + k0 + kc) * int64_t(dtype_size(a.half_dtype));
+                        for (int64_t off = 0; off < next; off += 64) __builtin_prefetch(row + off);
+                    }
+                }
             } else if (a_in_place) {
                 ablk = reinterpret_cast<const uint32_t*>(a.f32 + m0 * a.row_stride + k0);
                 lda = a.row_stride;

@@ -80,11 +80,16 @@ const GemmKernel* gemm_kernel_for(Isa isa, Precision p);
 
 // The A operand of one GEMM: f32 element (i, k) at f32[i*row_stride + k*col_stride], or, when `words` is set,
 // rows already in the kernel's word format (row stride ld_words).
+// Or (kpack 1 kernels only) f16/bf16 rows kept as stored (element (i, k) at half[i*half_ld + k]), widened to f32
+// words a block at a time per tile (and rounded where the kernel rounds).
 struct GemmA {
     const float* f32 = nullptr;
     int64_t row_stride = 0, col_stride = 1;
     const uint32_t* words = nullptr;
     int64_t ld_words = 0;
+    const void* half = nullptr;
+    DType half_dtype = DType::F16;
+    int64_t half_ld = 0;
 };
 
 // The B operand: pre-packed panels covering all of K (panel stride panel_stride words), or a callback that
@@ -125,8 +130,8 @@ void pack_b_row(const GemmKernel& kern, const float* row0, const float* row1, in
                 int64_t panel_stride);
 
 // 64-byte aligned scratch owned by the calling thread, reused across calls; grows, never shrinks.
-// Slots 0-5: gemm_run uses 0-2, the f32 pack path of linear 3, conv2d its channel-pair image 4, quantized
-// linear weights their decoded rows 5.
+// Slots 0-6: gemm_run uses 0-2, the f32 pack path of linear 3, conv2d its channel-pair image 4, quantized
+// linear weights their decoded rows and conv2d its whole im2col 5, conv2d a stored weight widened whole 6.
 uint32_t* thread_scratch(int slot, size_t words);
 
 }  // namespace easel::gemm
