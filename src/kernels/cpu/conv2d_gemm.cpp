@@ -24,6 +24,9 @@ namespace {
 
 // The largest im2col (B) that conv2d builds whole, once per image, rather than per tile (see conv2d()).
 constexpr size_t kPrebuildBytes = size_t(8) << 20;
+// The largest zero-bordered f32 copy of an image conv2d makes for the implicit GEMM of the f32 kernels (bigger
+// images, the VAE's 128 and 256 channels at 512x512 and 256x256, build im2col tiles instead).
+constexpr size_t kDirectF32Bytes = size_t(64) << 20;
 // The largest f16/bf16 weight kept as stored that conv2d widens whole, once per call, into the packed f32 words
 // (then it runs exactly as a packed weight); a larger one is widened per tile, a k block of a row tile at a time.
 constexpr size_t kWidenWholeBytes = size_t(16) << 20;
@@ -230,12 +233,20 @@ void conv2d(const float* x, int64_t batch, int64_t h, int64_t w, const PackedCon
     // rows are whole panels (wo a multiple of nr: the VAE's 64..512 and the UNet's 64-wide level), the pair planes
     // get a one-pixel zero border, and B row (tap, pair) of a panel is then simply nr consecutive words of a pair
     // plane, shifted by the tap: the microkernel reads them where they are.
-    const bool direct = kp == 2 && kern->ukernel_rows && o.stride == 1 && wt.kh == wt.kw &&
-                        ((wt.kh == 3 && o.padding == 1) || (wt.kh == 1 && o.padding == 0)) &&
-                        o.extra_pad_bottom == 0 && o.extra_pad_right == 0 && wo % nr == 0;
-    const int64_t pw = direct ? w + 2 : w, plane_p = direct ? (h + 2) * (w + 2) : plane;
+    // The f32 kernels (kpack 1, AVX2) do the same on f32 planes: a zero-bordered copy of the image for a 3x3 (up to
+    // kDirectF32Bytes), the image itself for a 1x1; B row (channel, tap) in PyTorch's order. This took the im2col
+    // tiles' building out (18-26% of a VAE-shaped conv's samples, perf, Zen 3).
+    const bool shape_ok = kern->ukernel_rows && o.stride == 1 && wt.kh == wt.kw &&
+                          ((wt.kh == 3 && o.padding == 1) || (wt.kh == 1 && o.padding == 0)) &&
+                          o.extra_pad_bottom == 0 && o.extra_pad_right == 0 && wo % nr == 0;
+    const bool bordered = !(kp == 1 && wt.kh == 1);  // a 1x1 f32 conv reads the image where it is
+    const bool direct = shape_ok && (kp == 2 || (kern->pack_row == nullptr &&
+                                                 (!bordered || size_t(wt.cin * (h + 2) * (w + 2)) * 4 <= kDirectF32Bytes)));
+    const int64_t pw = direct && bordered ? w + 2 : w, plane_p = direct && bordered ? (h + 2) * (w + 2) : plane;
     const int64_t cpairs = (wt.cin + 1) / 2;
-    uint32_t* pairs = kp == 2 ? gemm::thread_scratch(4, size_t(cpairs * plane_p)) : nullptr;
+    uint32_t* pairs = kp == 2                 ? gemm::thread_scratch(4, size_t(cpairs * plane_p))
+                      : direct && bordered ? gemm::thread_scratch(4, size_t(wt.cin * plane_p))
+                                           : nullptr;
 
     // Small images (the UNet's 16x16 and 8x8 levels, the stride-2 downsamplers) have few output pixels, so
     // gemm_run splits the output channels into several row tiles to keep every thread busy, and each row tile
@@ -279,6 +290,19 @@ void conv2d(const float* x, int64_t batch, int64_t h, int64_t w, const PackedCon
                 }
             });
             im = Im2col{pairs, cpairs, h, w, wt.kh, wt.kw, wo, o.stride, o.padding, true};
+        } else if (direct && bordered) {  // f32 planes with a one-pixel zero border
+            parallel_for(wt.cin, [&](int64_t b, int64_t e) {
+                for (int64_t c = b; c < e; ++c) {
+                    uint32_t* dst = pairs + c * plane_p;
+                    std::fill(dst, dst + pw, 0u);
+                    std::fill(dst + (h + 1) * pw, dst + (h + 2) * pw, 0u);
+                    for (int64_t iy = 0; iy < h; ++iy) {
+                        uint32_t* row = dst + (iy + 1) * pw;
+                        row[0] = row[w + 1] = 0u;
+                        std::memcpy(row + 1, xn + (c * h + iy) * w, size_t(w) * 4);
+                    }
+                }
+            });
         }
         gemm::GemmA a;
         if (wt.stored != DType::F32 && !widened) {  // kpack 1: the stored (ci, ky, kx) rows are the words' order
@@ -304,6 +328,24 @@ void conv2d(const float* x, int64_t batch, int64_t h, int64_t w, const PackedCon
             });
             b.packed = full_b;
             b.panel_stride = panel_words;
+        } else if (direct && kp == 1) {
+            // Word row k = channel * taps + tap (PyTorch's order, the weight's); panel column n0 = output pixel
+            // (oy, ox); input pixel (oy + ky - pad + bo, ox + kx - pad + bo), bo the border (0 for a 1x1 read in
+            // place from the image).
+            const int64_t pad = o.padding, kdim = wt.kw, taps = wt.kh * wt.kw, bo = bordered ? 1 : 0;
+            const uint32_t* planes = bordered ? pairs : reinterpret_cast<const uint32_t*>(xn);
+            b.rows = [=](int64_t kw0, int64_t kwn, int64_t n0, const uint32_t** out) {
+                const int64_t oy = n0 / wo, ox = n0 % wo;
+                int64_t c = kw0 / taps, tap = kw0 % taps;
+                for (int64_t r = 0; r < kwn; ++r) {
+                    const int64_t ky = tap / kdim, kx = tap % kdim;
+                    out[r] = planes + c * plane_p + (oy + ky - pad + bo) * pw + (ox + kx - pad + bo);
+                    if (++tap == taps) {
+                        tap = 0;
+                        ++c;
+                    }
+                }
+            };
         } else if (direct) {
             // Word row k = tap * cpairs + pair (the packed weight's order); panel column n0 = output pixel
             // (oy, ox); padded input pixel (oy + ky - pad + 1, ox + kx - pad + 1).

@@ -17,7 +17,8 @@ inline __m256i lane_mask(int valid) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(valid), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
-template <int R>
+// Rows: B row k is read (unaligned) from p.b_rows[k] instead of the packed panel (conv2d's implicit GEMM).
+template <int R, bool Rows = false>
 void ukernel_f32(const UkernelArgs& p) {
     __m256 acc[R][kNv];
 #pragma GCC unroll 8
@@ -29,9 +30,16 @@ void ukernel_f32(const UkernelArgs& p) {
     const float* b = reinterpret_cast<const float*>(p.b);
     const int64_t lda = p.lda;
     for (int64_t k = 0; k < p.kw; ++k) {
-        const __m256 b0 = _mm256_load_ps(b);
-        const __m256 b1 = _mm256_load_ps(b + 8);
-        b += 16;
+        __m256 b0, b1;
+        if constexpr (Rows) {
+            const float* br = reinterpret_cast<const float*>(p.b_rows[k]);
+            b0 = _mm256_loadu_ps(br);
+            b1 = _mm256_loadu_ps(br + 8);
+        } else {
+            b0 = _mm256_load_ps(b);
+            b1 = _mm256_load_ps(b + 8);
+            b += 16;
+        }
 #pragma GCC unroll 8
         for (int r = 0; r < R; ++r) {
             const __m256 ar = _mm256_broadcast_ss(a + r * lda + k);
@@ -82,6 +90,17 @@ void ukernel_f32_avx2(const UkernelArgs& p) {
         case 4: ukernel_f32<4>(p); break;
         case 5: ukernel_f32<5>(p); break;
         default: ukernel_f32<6>(p); break;
+    }
+}
+
+void ukernel_f32_rows_avx2(const UkernelArgs& p) {
+    switch (p.mr) {
+        case 1: ukernel_f32<1, true>(p); break;
+        case 2: ukernel_f32<2, true>(p); break;
+        case 3: ukernel_f32<3, true>(p); break;
+        case 4: ukernel_f32<4, true>(p); break;
+        case 5: ukernel_f32<5, true>(p); break;
+        default: ukernel_f32<6, true>(p); break;
     }
 }
 
@@ -169,8 +188,8 @@ void pack_row_bf16_avx2(const float* row0, const float*, int64_t n, uint32_t* ds
     round_rows_bf16_avx2(row0, n, 1, n, dst, n);
 }
 
-const GemmKernel kF32 = {Isa::Avx2, Precision::F32, kMr, 8 * kNv, 1, false, ukernel_f32_avx2, nullptr, nullptr,
-                         nullptr, panel_f16_avx2, panel_f32_avx2};
+const GemmKernel kF32 = {Isa::Avx2, Precision::F32, kMr, 8 * kNv, 1, false, ukernel_f32_avx2, ukernel_f32_rows_avx2,
+                         nullptr, nullptr, panel_f16_avx2, panel_f32_avx2};
 const GemmKernel kBf16Widened = {Isa::Avx2, Precision::BF16, kMr, 8 * kNv, 1, true, ukernel_f32_avx2, nullptr,
                                  round_rows_bf16_avx2, pack_row_bf16_avx2, nullptr, panel_f32_avx2};
 
