@@ -35,7 +35,8 @@ bench: build
 	@mkdir -p build/bench
 	@$(BUILD)/tools/bench/easel_bench_kernels --benchmark_out=build/bench/kernels.json --benchmark_out_format=json
 
-# End to end on a random-weight SD 1.5 (scripts/bench-e2e): PEER=/path/to/sd-cli adds stable-diffusion.cpp, interleaved.
+# End to end on a random-weight SD 1.5 (scripts/bench-e2e): PEER=/path/to/sd-cli adds stable-diffusion.cpp, interleaved;
+# TORCH=/path/to/python (with torch and diffusers) adds PyTorch's UNet step and VAE decode.
 bench-e2e: build
 	@scripts/bench-e2e $(BUILD)
 
