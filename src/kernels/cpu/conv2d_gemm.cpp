@@ -235,7 +235,7 @@ void conv2d(const float* x, int64_t batch, int64_t h, int64_t w, const PackedCon
     // plane, shifted by the tap: the microkernel reads them where they are.
     // The f32 kernels (kpack 1, AVX2) do the same on f32 planes: a zero-bordered copy of the image for a 3x3 (up to
     // kDirectF32Bytes), the image itself for a 1x1; B row (channel, tap) in PyTorch's order. This took the im2col
-    // tiles' building out (18-26% of a VAE-shaped conv's samples, perf, Zen 3).
+    // tiles' building out: 12.7% of the samples of SD 1.5's 320x64x64 and 640x32x32 convs (perf, Zen 3).
     const bool shape_ok = kern->ukernel_rows && o.stride == 1 && wt.kh == wt.kw &&
                           ((wt.kh == 3 && o.padding == 1) || (wt.kh == 1 && o.padding == 0)) &&
                           o.extra_pad_bottom == 0 && o.extra_pad_right == 0 && wo % nr == 0;
