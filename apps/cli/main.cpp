@@ -216,7 +216,7 @@ int cmd_generate(int argc, char** argv) {
         "linear approximation at the latent's size (4-channel latents)");
     auto& vae_tile = a.add_int("--vae-tile", "", 0, "VAE decode and encode in tiles of this many pixels (diffusers' enable_tiling; 512 for SD 1.5), for large images in little memory; 0: whole");
     auto& batch_count = a.add_int("--batch-count", "", 1, "batches to run (seeds continue: seed, seed+1, ...)");
-    auto& batch_size = a.add_int("--batch-size", "", 1, "images per batch");
+    auto& batch_size = a.add_int("--batch-size", "", 1, "images per batch, sampled together (each the image its seed gives alone)");
     auto& threads = a.add_int("--threads", "", num_threads(), "CPU threads");
     auto& isa = a.add_string("--cpu-isa", "", "", "cap the SIMD level: ref, avx2, avx512, avx512bf16");
     auto& output = a.add_string("--output", "-o", "output.png", "output file (.png, .jpg or .webp by extension); several images get -N suffixes");

@@ -32,7 +32,10 @@ Status ProgressPrinter::on_event(const ProgressEvent& e) {
         const double dt = e.elapsed_s - phase_start;
         const double rate = e.step > 0 && dt > 0 ? e.step / dt : 0;
         const std::string speed = rate <= 0 ? "" : rate >= 1.0 ? fmt::format("{:.2f} it/s", rate) : fmt::format("{:.2f} s/it", 1.0 / rate);
-        line = fmt::format("{:<8} image {}/{} [{}] {:>3}/{}  {}  elapsed {}  eta {}", e.phase, e.image + 1, e.images,
+        // A batch sampled together: "images 1-4/8".
+        const std::string which = e.batch > 1 ? fmt::format("images {}-{}", e.image + 1, e.image + e.batch)
+                                              : fmt::format("image {}", e.image + 1);
+        line = fmt::format("{:<8} {}/{} [{}] {:>3}/{}  {}  elapsed {}  eta {}", e.phase, which, e.images,
                            bar(e.step, e.total, 20), e.step, e.total, speed, hms(e.elapsed_s),
                            rate > 0 ? hms((e.total - e.step) / rate) : "?");
     } else {

@@ -35,6 +35,7 @@ struct JobQueue::Job {
     std::string status = "queued";
     std::string phase;
     int image = 0, images = 1, step = 0, total = 0;
+    int batch = 1;                     // images sampled together from `image` on (their steps advance as one)
     int64_t preview_wanted_ms = 0;     // a client asked for a preview at this time
     std::string preview_png;           // the newest preview the worker sent (real VAE when cheap, else A1111's linear map)
     std::atomic<int> stop{kNone};
@@ -43,7 +44,7 @@ struct JobQueue::Job {
 
     // Share of the whole job done (images x steps), 0 unless sampling has started.
     double progress() const {
-        return total > 0 ? std::clamp((image + double(step) / total) / std::max(1, images), 0.0, 1.0) : 0.0;
+        return total > 0 ? std::clamp((image + double(batch) * step / total) / std::max(1, images), 0.0, 1.0) : 0.0;
     }
 };
 
@@ -492,11 +493,16 @@ void JobQueue::run_job(Slot& slot, const std::shared_ptr<Job>& job) {
             {
                 std::lock_guard<std::mutex> lk(mu_);
                 job->phase = m.value("phase", "");
-                job->image = m.value("image", 0);
                 job->images = m.value("images", 1);
+                // The decode of each image of a batch sampled together keeps the batch's place (its sampling is
+                // done), so the share never goes back.
                 if (job->phase == "sampling") {
+                    job->image = m.value("image", 0);
                     job->step = m.value("step", 0);
                     job->total = m.value("total", 0);
+                    job->batch = std::clamp(m.value("batch", 1), 1, std::max(1, job->images - job->image));
+                } else if (job->phase != "decode") {
+                    job->image = m.value("image", 0);
                 }
                 ++job->version;
             }

@@ -619,6 +619,7 @@ json run_one(Model& base, RefinerCache& refiners, LoraSets& lora_sets, AppliedLo
         if (e.phase == "sampling") {
             p["step"] = e.step;
             p["total"] = e.total;
+            p["batch"] = e.batch;  // images sampled together from `image` on
         }
         return write_message(fd, p);
     };

@@ -417,6 +417,15 @@ private:
     std::optional<PhiloxGenerator> cuda_;
 };
 
+// How many images of a batch one sampling run takes at once. The activations grow with the latent pixels of a
+// model call; up to 4 x 64 x 64 of them per half of the guidance pair (four SD 1.5 images at 512x512, one SDXL
+// image at 1024x1024) keeps a batched step within about the memory of a single SDXL image's.
+constexpr int64_t kLatentPixelsPerCall = 4 * 64 * 64;
+int images_per_call(const ModelSpec& m, const GenerateParams& p) {
+    const int64_t pixels = int64_t(p.width / m.latent.downscale) * (p.height / m.latent.downscale);
+    return int(std::clamp<int64_t>(kLatentPixelsPerCall / std::max<int64_t>(pixels, 1), 1, p.batch_size));
+}
+
 // Whether classifier-free guidance runs (ClassifierFreeGuidance's rule: off at 1, and at or below 1 in diffusers
 // mode), so that the unconditional half is needed.
 bool cfg_used(const GenerateParams& p) {
@@ -500,22 +509,43 @@ Result<std::vector<GeneratedImage>> generate_impl(const Model& m, Model* release
                                                                    /*a1111=*/!plan.diffusers));
     const auto image_prompts = image_prompt_windows(p.ip_adapters, plan.sigmas, /*a1111=*/!plan.diffusers);
 
-    // 3. Each image: its noise, sampling, decoding.
+    // 3. The images, a group at a time (images_per_call: up to batch_size, within the activation budget): each
+    // image's own noise and start, one sampling run for the group (every model call takes all of its images), then
+    // each image decoded. An image comes out as it would alone with its seed: its generator draws what it would
+    // draw alone, in the same order (A1111's ImageRNG, diffusers' generator lists), and each item of a batched
+    // call is computed as a batch of one would be.
     SamplerOptions sampler_options = p.sampler_options;
     sampler_options.flow = m.sampling->prediction() == Prediction::Flow;
+    const int per_call = images_per_call(m, p);
     std::vector<GeneratedImage> out;
-    for (int i = 0; i < images; ++i) {
-        const int64_t seed = p.seed + i;
-        SeededNoise noise(p.rng, seed);
-        EASEL_TRY_ASSIGN(ImageStart start, task->start(c, noise));
+    for (int first = 0; first < images; ) {
+        // Groups never straddle two batches: batch_size is what the user allows at once.
+        const int in_batch = first % p.batch_size;
+        const int group = std::min(per_call, p.batch_size - in_batch);
+        std::vector<std::unique_ptr<SeededNoise>> noises;
+        std::vector<NoiseSource*> sources;
+        std::vector<ImageStart> starts;
+        for (int j = 0; j < group; ++j) {
+            noises.push_back(std::make_unique<SeededNoise>(p.rng, p.seed + first + j));
+            sources.push_back(noises.back().get());
+            EASEL_TRY_ASSIGN(ImageStart one, task->start(c, *noises.back()));
+            starts.push_back(std::move(one));
+        }
+        PerSampleNoise stacked_noise(sources);
+        NoiseSource& noise = group == 1 ? *noises[0] : static_cast<NoiseSource&>(stacked_noise);
+        ImageStart start = stack_starts(c, std::move(starts));
         if (control) start.hooks.control = control;
         if (image_prompts) start.hooks.image_prompts = image_prompts;
-        Denoiser denoise = make_denoiser(c, m, guidance, conds, start.hooks);
+        const ConditioningPair group_conds{Conditioning::repeat(c, conds.cond, group), Conditioning::repeat(c, conds.uncond, group),
+                                           conds.embeddings_used};
+        Denoiser denoise = make_denoiser(c, m, guidance, group_conds, start.hooks);
         const auto switched = std::make_shared<bool>(false);
         if (p.refiner) {
             // A1111's apply_refiner, at the start of every model evaluation: once the sigma's place on the training
             // schedule reaches the switch, the refiner takes every evaluation left; the sampler never notices.
-            Denoiser second = make_denoiser(c, *p.refiner, guidance, *refiner_conds, start.hooks);
+            const ConditioningPair rc{Conditioning::repeat(c, refiner_conds->cond, group),
+                                      Conditioning::repeat(c, refiner_conds->uncond, group), {}};
+            Denoiser second = make_denoiser(c, *p.refiner, guidance, rc, start.hooks);
             denoise = [first = std::move(denoise), second = std::move(second), switched, &ms = *m.sampling,
                        at = float(p.refiner_switch_at)](const Tensor& x, float sigma) -> Result<Tensor> {
                 if (!*switched && ms.schedule_fraction(sigma) >= at) *switched = true;
@@ -523,12 +553,13 @@ Result<std::vector<GeneratedImage>> generate_impl(const Model& m, Model* release
             };
         }
         const int total = int(plan.sigmas.size()) - 1;
-        EASEL_TRY(emit({.phase = "sampling", .image = i, .step = 0, .total = total}));
+        EASEL_TRY(emit({.phase = "sampling", .image = first, .batch = group, .step = 0, .total = total}));
         StopRequest stopped = StopRequest::None;
         Tensor partial;  // the x reached when a stop request came
         auto on_step = [&](int step, int tot, const Tensor& xs) -> Status {
             if (start.after_step) start.after_step(step, tot, xs);
-            EASEL_TRY(emit({.phase = "sampling", .image = i, .step = step, .total = tot, .latent = &xs}));
+            const Tensor shown = group == 1 ? xs : xs.slice(0, 0, 1);  // previews show the group's first image
+            EASEL_TRY(emit({.phase = "sampling", .image = first, .batch = group, .step = step, .total = tot, .latent = &shown}));
             if (stop && step < tot && (stopped = stop()) != StopRequest::None) {
                 partial = xs.contiguous().clone();
                 return Error::cancelled("stopped");
@@ -539,85 +570,91 @@ Result<std::vector<GeneratedImage>> generate_impl(const Model& m, Model* release
                                                 : sample(p.sampler, denoise, start.x, plan.sigmas, noise, on_step,
                                                          sampler_options);
         if (!sampled && stopped == StopRequest::None) return sampled.error();
-        Tensor x0 = sampled ? std::move(sampled).value() : partial;
-        if (start.after_sampling) start.after_sampling(x0, sampled.has_value());
-        if (release && i == images - 1) release->release_diffusion_model();  // no image needs it any more
-        // The sampler's activations stay cached in the pool for the next image; the decoder's are larger and
+        Tensor x0s = sampled ? std::move(sampled).value() : partial;
+        if (start.after_sampling) start.after_sampling(x0s, sampled.has_value());
+        if (release && first + group == images) release->release_diffusion_model();  // no image needs it any more
+        // The sampler's activations stay cached in the pool for the next group; the decoder's are larger and
         // of other sizes, so give the cache back first (a 512x512 decode then peaks lower by the sampler's share).
         pool.trim();
-        GeneratedImage g;
-        if (p.decode) {
-            EASEL_TRY(emit({.phase = "decode", .image = i, .step = 0, .total = 1}));
-            const int tile = p.vae_tile / m.latent.downscale;
-            const Model& finisher = *switched ? *p.refiner : m;  // A1111 decodes with the model loaded last
-            Tensor img = finisher.autoencoder().decode(c, to_autoencoder_units(finisher.latent, x0), tile);
-            EASEL_TRY(emit({.phase = "decode", .image = i, .step = 1, .total = 1}));
-            // The invisible watermark: SDXL's as diffusers applies it (on the decoder's float output), the others'
-            // on the 8-bit image, as the SD scripts do.
-            const int64_t ih = img.shape()[2], iw = img.shape()[3];
-            const bool mark = p.watermark && ih * iw >= kWatermarkMinPixels;
-            std::string marks;
-            if (mark && finisher.family == "sdxl" && iw >= 256 && img.dtype() == DType::F32 && img.is_contiguous()) {
-                EASEL_TRY(embed_watermark_sdxl(img.data<float>(), int(ih), int(iw)));
-                marks = "diffusers SDXL 0xB3EC907BB19E (U)";
+        for (int j = 0; j < group; ++j) {
+            const int i = first + j;
+            const int64_t seed = p.seed + i;
+            const Tensor x0 = group == 1 ? x0s : x0s.slice(0, j, j + 1).clone();
+            GeneratedImage g;
+            if (p.decode) {
+                EASEL_TRY(emit({.phase = "decode", .image = i, .step = 0, .total = 1}));
+                const int tile = p.vae_tile / m.latent.downscale;
+                const Model& finisher = *switched ? *p.refiner : m;  // A1111 decodes with the model loaded last
+                Tensor img = finisher.autoencoder().decode(c, to_autoencoder_units(finisher.latent, x0), tile);
+                EASEL_TRY(emit({.phase = "decode", .image = i, .step = 1, .total = 1}));
+                // The invisible watermark: SDXL's as diffusers applies it (on the decoder's float output), the others'
+                // on the 8-bit image, as the SD scripts do.
+                const int64_t ih = img.shape()[2], iw = img.shape()[3];
+                const bool mark = p.watermark && ih * iw >= kWatermarkMinPixels;
+                std::string marks;
+                if (mark && finisher.family == "sdxl" && iw >= 256 && img.dtype() == DType::F32 && img.is_contiguous()) {
+                    EASEL_TRY(embed_watermark_sdxl(img.data<float>(), int(ih), int(iw)));
+                    marks = "diffusers SDXL 0xB3EC907BB19E (U)";
+                }
+                g.image = tensor_to_image(img);
+                task->after_decode(g.image);
+                if (mark && g.image.channels == 3) {
+                    const bool sd = finisher.family == "sd";
+                    EASEL_TRY(embed_watermarks(g.image, sd ? &sd_watermark_bits() : nullptr, &easel_watermark_bits()));
+                    marks += std::string(marks.empty() ? "" : ", ") + (sd ? "StableDiffusionV1 (U), " : "") + "easel (V)";
+                }
+                g.watermark = mark ? marks : p.watermark ? "none: smaller than 256x256" : "none: turned off";
             }
-            g.image = tensor_to_image(img);
-            task->after_decode(g.image);
-            if (mark && g.image.channels == 3) {
-                const bool sd = finisher.family == "sd";
-                EASEL_TRY(embed_watermarks(g.image, sd ? &sd_watermark_bits() : nullptr, &easel_watermark_bits()));
-                marks += std::string(marks.empty() ? "" : ", ") + (sd ? "StableDiffusionV1 (U), " : "") + "easel (V)";
+            g.seed = seed;
+            g.latent = x0;
+            InfotextParams ip = infotext_params(m, p, seed);
+            task->describe(ip);
+            if (*switched) {
+                ip.extra.emplace_back("Refiner", p.refiner->name);
+                ip.extra.emplace_back("Refiner switch at", fmt::format("{}", p.refiner_switch_at));
             }
-            g.watermark = mark ? marks : p.watermark ? "none: smaller than 256x256" : "none: turned off";
+            for (size_t u = 0; u < p.control.size(); ++u) {
+                // As AUTOMATIC1111's ControlNet extension writes its units (no preprocessor: the image is the hint;
+                // the infotext quotes the value, which holds commas).
+                const ControlUnit& cu = p.control[u];
+                ip.extra.emplace_back(fmt::format("ControlNet {}", u),
+                                      fmt::format("Module: {}, Model: {}, Weight: {}{}, Guidance Start: {}, Guidance End: {}, "
+                                                  "Control Mode: {}", preprocessor_name(cu.preprocessor), cu.net->name,
+                                                  cu.scale, preprocessor_sliders(cu.preprocessor), cu.start, cu.end,
+                                                  control_mode_name(cu.mode)));
+            }
+            for (size_t u = 0; u < p.ip_adapters.size(); ++u) {
+                // AUTOMATIC1111's ControlNet extension runs IP-Adapters as units too, numbered after the ControlNets,
+                // the image encoder named as its preprocessor.
+                const IPAdapterUnit& iu = p.ip_adapters[u];
+                ip.extra.emplace_back(fmt::format("ControlNet {}", p.control.size() + u),
+                                      fmt::format("Module: {}, Model: {}, Weight: {}, Guidance Start: {}, Guidance End: {}",
+                                                  ip_adapter_module_name(iu), iu.adapter->name, iu.scale, iu.start, iu.end));
+            }
+            for (const auto& kv : p.infotext_extra) ip.extra.push_back(kv);
+            if (!conds.embeddings_used.empty() && p.embeddings) {
+                // A1111's "TI hashes": each embedding the prompts used, with its short hash.
+                std::string v;
+                for (const std::string& n : conds.embeddings_used)
+                    for (const TextualInversion& e : p.embeddings->items)
+                        if (e.name == n) {
+                            v += fmt::format("{}{}: {}", v.empty() ? "" : ", ", n, e.hash);
+                            break;
+                        }
+                ip.extra.emplace_back("TI hashes", v);
+            }
+            g.infotext = format_infotext(ip);
+            // The XMP beside it: the label, the generator, the model (with the refiner's when one finished the image,
+            // A1111's "Model" stays the base), its hash and licence, the LoRAs.
+            Provenance prov{ip.model_name, ip.model_hash, m.license, {}, ip.version.empty() ? kEaselGenerator : ip.version,
+                            g.watermark};
+            for (const auto& [k, v] : ip.extra)
+                if (k == "Lora hashes") prov.lora_hashes = v;
+            g.metadata = image_metadata(g.infotext, prov);
+            g.provenance = std::move(prov);
+            out.push_back(std::move(g));
         }
-        g.seed = seed;
-        g.latent = x0;
-        InfotextParams ip = infotext_params(m, p, seed);
-        task->describe(ip);
-        if (*switched) {
-            ip.extra.emplace_back("Refiner", p.refiner->name);
-            ip.extra.emplace_back("Refiner switch at", fmt::format("{}", p.refiner_switch_at));
-        }
-        for (size_t u = 0; u < p.control.size(); ++u) {
-            // As AUTOMATIC1111's ControlNet extension writes its units (no preprocessor: the image is the hint;
-            // the infotext quotes the value, which holds commas).
-            const ControlUnit& cu = p.control[u];
-            ip.extra.emplace_back(fmt::format("ControlNet {}", u),
-                                  fmt::format("Module: {}, Model: {}, Weight: {}{}, Guidance Start: {}, Guidance End: {}, "
-                                              "Control Mode: {}", preprocessor_name(cu.preprocessor), cu.net->name,
-                                              cu.scale, preprocessor_sliders(cu.preprocessor), cu.start, cu.end,
-                                              control_mode_name(cu.mode)));
-        }
-        for (size_t u = 0; u < p.ip_adapters.size(); ++u) {
-            // AUTOMATIC1111's ControlNet extension runs IP-Adapters as units too, numbered after the ControlNets,
-            // the image encoder named as its preprocessor.
-            const IPAdapterUnit& iu = p.ip_adapters[u];
-            ip.extra.emplace_back(fmt::format("ControlNet {}", p.control.size() + u),
-                                  fmt::format("Module: {}, Model: {}, Weight: {}, Guidance Start: {}, Guidance End: {}",
-                                              ip_adapter_module_name(iu), iu.adapter->name, iu.scale, iu.start, iu.end));
-        }
-        for (const auto& kv : p.infotext_extra) ip.extra.push_back(kv);
-        if (!conds.embeddings_used.empty() && p.embeddings) {
-            // A1111's "TI hashes": each embedding the prompts used, with its short hash.
-            std::string v;
-            for (const std::string& n : conds.embeddings_used)
-                for (const TextualInversion& e : p.embeddings->items)
-                    if (e.name == n) {
-                        v += fmt::format("{}{}: {}", v.empty() ? "" : ", ", n, e.hash);
-                        break;
-                    }
-            ip.extra.emplace_back("TI hashes", v);
-        }
-        g.infotext = format_infotext(ip);
-        // The XMP beside it: the label, the generator, the model (with the refiner's when one finished the image,
-        // A1111's "Model" stays the base), its hash and licence, the LoRAs.
-        Provenance prov{ip.model_name, ip.model_hash, m.license, {}, ip.version.empty() ? kEaselGenerator : ip.version,
-                        g.watermark};
-        for (const auto& [k, v] : ip.extra)
-            if (k == "Lora hashes") prov.lora_hashes = v;
-        g.metadata = image_metadata(g.infotext, prov);
-        g.provenance = std::move(prov);
-        out.push_back(std::move(g));
+        first += group;
         if (stopped == StopRequest::Interrupt) break;
     }
     return out;

@@ -78,7 +78,10 @@ struct GenerateParams {
     RngKind rng = RngKind::Cpu;
     int clip_skip = 1;
     int max_sequence_length = 0;  // T5 tokens (SD3, Flux: diffusers' max_sequence_length); 0: the model's default
-    int batch_size = 1;   // images per batch; image i uses seed + i (AUTOMATIC1111)
+    // Images per batch; image i uses seed + i (AUTOMATIC1111). A batch's images are sampled together, every model
+    // call taking up to four 512x512 images' worth of latent at once (weights read once for all of them); each
+    // image is the one its seed gives alone.
+    int batch_size = 1;
     int batch_count = 1;  // batches; seeds continue across batches
     SamplerOptions sampler_options;
     // img2img: an init image (resized by the caller to width x height) and how much of the schedule runs.
@@ -142,19 +145,21 @@ struct GenerateParams {
 
 struct ProgressEvent {
     std::string phase;  // "encode", "sampling", "decode"
-    int image = 0;      // 0-based index of the image being made
+    int image = 0;      // 0-based index of the image being made (sampling: the first of those sampled together)
     int images = 1;
+    int batch = 1;      // sampling: how many images are sampled together, image .. image + batch - 1
     int step = 0;       // within the phase
     int total = 0;
     double elapsed_s = 0;
-    const Tensor* latent = nullptr;  // sampling only: the current x (for previews)
+    const Tensor* latent = nullptr;  // sampling only: the current x of image `image` (for previews)
 };
 // Returning an error (e.g. Error::cancelled()) stops generation with that error.
 using ProgressFn = std::function<Status(const ProgressEvent&)>;
 
-// AUTOMATIC1111's Skip and Interrupt, polled after every sampler step: both stop sampling the current image and
-// decode the latent reached so far (the current x, not yet fully denoised); Skip then goes on with the next
-// image, Interrupt returns the images made so far.
+// AUTOMATIC1111's Skip and Interrupt, polled after every sampler step: both stop sampling the current image (all
+// the images sampled together with it, as A1111 stops its batch) and decode the latent reached so far (the
+// current x, not yet fully denoised); Skip then goes on with the next image, Interrupt returns the images made
+// so far.
 enum class StopRequest { None, Skip, Interrupt };
 using StopFn = std::function<StopRequest()>;
 

@@ -107,8 +107,12 @@ Denoiser make_denoiser(const Ctx& c, const Model& m, const Guidance& guidance, c
             if (windowed) in.cond = &*windowed;
         }
         if (hooks.concat) {
-            const int64_t n = x.size(0);
-            in.concat = n == 1 ? *hooks.concat : ops::concat(c, std::vector<Tensor>(size_t(n), *hooks.concat), 0);
+            // One copy per guidance half: the hook holds the images' items, x is them once per half.
+            const int64_t n = x.size(0), k = hooks.concat->size(0);
+            if (n % k != 0)
+                return Error::invalid_argument(fmt::format("the model input's extra channels are for {} images, the "
+                                                           "call has {}", k, n), "concat");
+            in.concat = n == k ? *hooks.concat : ops::concat(c, std::vector<Tensor>(size_t(n / k), *hooks.concat), 0);
         }
         const Tensor xin = ops::scale(c, x, ms.input_scale(sigma));
         if (hooks.control) {

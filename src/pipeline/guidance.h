@@ -22,7 +22,7 @@ using PredictDenoised = std::function<Result<Tensor>(const Tensor& x, float sigm
 class Guidance {
 public:
     virtual ~Guidance() = default;
-    // The guided denoised estimate of x ([1, C, h, w]) at sigma, from `predict` over the pair's conditionings.
+    // The guided denoised estimate of x ([N, C, h, w], N images sampled together) at sigma, from `predict` over the pair's conditionings.
     // `batched` is conds.cond and conds.uncond as one batch (Conditioning::batch), made once per image by
     // make_denoiser when batches() says so.
     virtual Result<Tensor> guide(const Ctx& c, const Tensor& x, float sigma, const ConditioningPair& conds,
@@ -80,7 +80,8 @@ struct DenoiserHooks {
     // The model's sigma -> model time, when it is not the model sampling's (diffusers mode: the scheduler's own
     // timesteps). Empty: ModelSampling::timestep.
     std::function<float(float sigma)> timestep;
-    // Appended to the model input's channels for every call (inpainting models: [1, 5, h, w]).
+    // Appended to the model input's channels for every call (inpainting models: [N, 5, h, w], one item per image
+    // sampled together).
     std::optional<Tensor> concat;
     // Changes the guided estimate in place before the sampler sees it (A1111's inpainting blend).
     std::function<void(Tensor& denoised)> after_denoise;

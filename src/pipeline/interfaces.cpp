@@ -39,6 +39,20 @@ Conditioning Conditioning::batch(const Ctx& c, const Conditioning& a, const Cond
     return r;
 }
 
+Conditioning Conditioning::repeat(const Ctx& c, const Conditioning& a, int n) {
+    if (n <= 1) return a;
+    auto copies = [&](const Tensor& t) { return ops::concat(c, std::vector<Tensor>(size_t(n), t), 0); };
+    Conditioning r = a;
+    if (a.context.defined() && a.context.numel() > 0) r.context = copies(a.context);
+    if (a.pooled) r.pooled = copies(*a.pooled);
+    if (a.ids) r.ids = copies(*a.ids);
+    for (BlockExtras& block : r.extra_kv)
+        for (ExtraKV& e : block) e = {copies(e.k), copies(e.v), e.scale};
+    r.negative.clear();
+    for (int i = 0; i < n; ++i) r.negative.insert(r.negative.end(), a.negative.begin(), a.negative.end());
+    return r;
+}
+
 // k-diffusion CompVisDenoiser.get_scalings: c_in = 1/sqrt(sigma^2 + 1) (the same for CompVisVDenoiser with
 // sigma_data 1).
 float DiscreteModelSampling::input_scale(float sigma) const {

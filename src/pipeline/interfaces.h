@@ -54,6 +54,8 @@ struct Conditioning {
     // `a` and `b` as one batch, a first: each field concatenated along dim 0. Both must carry the same fields
     // with the same shapes beyond the batch (a conditioner's pair does).
     static Conditioning batch(const Ctx& c, const Conditioning& a, const Conditioning& b);
+    // `n` copies of `a` as one batch (the same prompt for n images sampled together); n = 1 gives `a` itself.
+    static Conditioning repeat(const Ctx& c, const Conditioning& a, int n);
 };
 
 // SDXL's micro-conditioning (diffusers original_size, crops_coords_top_left, target_size): what the model is told

@@ -98,6 +98,43 @@ Tensor to_autoencoder_units(const LatentFormat& f, const Tensor& latent) {
     return z;
 }
 
+ImageStart stack_starts(const Ctx& c, std::vector<ImageStart> starts) {
+    if (starts.size() == 1) return std::move(starts[0]);
+    auto items = std::make_shared<std::vector<ImageStart>>(std::move(starts));
+    const std::vector<ImageStart>& v = *items;
+    const int64_t n = int64_t(v.size());
+    ImageStart s;
+    std::vector<Tensor> xs, concats;
+    for (const ImageStart& i : v) {
+        xs.push_back(i.x);
+        if (i.hooks.concat) concats.push_back(*i.hooks.concat);
+    }
+    s.x = ops::concat(c, xs, 0);
+    if (!concats.empty()) s.hooks.concat = ops::concat(c, concats, 0);
+    // Tasks hand every image the same timestep map and hook kinds; each hook sees its own item (a view: what it
+    // writes lands in the batch).
+    s.hooks.timestep = v[0].hooks.timestep;
+    if (v[0].hooks.after_denoise)
+        s.hooks.after_denoise = [items, n](Tensor& d) {
+            for (int64_t j = 0; j < n; ++j) {
+                Tensor item = d.slice(0, j, j + 1);
+                (*items)[size_t(j)].hooks.after_denoise(item);
+            }
+        };
+    if (v[0].after_step)
+        s.after_step = [items, n](int step, int total, const Tensor& x) {
+            for (int64_t j = 0; j < n; ++j) (*items)[size_t(j)].after_step(step, total, x.slice(0, j, j + 1));
+        };
+    if (v[0].after_sampling)
+        s.after_sampling = [items, n](Tensor& x0, bool completed) {
+            for (int64_t j = 0; j < n; ++j) {
+                Tensor item = x0.slice(0, j, j + 1);
+                (*items)[size_t(j)].after_sampling(item, completed);
+            }
+        };
+    return s;
+}
+
 namespace {
 
 // Autoencoder units -> model latent units, element by element.

@@ -38,6 +38,10 @@ struct ImageStart {
     std::function<void(Tensor& x0, bool completed)> after_sampling;
 };
 
+// Images sampled together (one model call for all of them): their starts as one, x and the extra model input
+// stacked in order, each hook applied to its own image's item. One start is returned as it is.
+ImageStart stack_starts(const Ctx& c, std::vector<ImageStart> starts);
+
 class ImageTask {
 public:
     virtual ~ImageTask() = default;

@@ -490,6 +490,37 @@ TEST_F(Http, JobApiStreamsProgressAndKeepsImages) {
     EXPECT_TRUE(is_error_envelope(unk, "not_found"));
 }
 
+// A batch is sampled together: the job stays at image 0 (the group's first) and its share done moves with the
+// whole batch's steps, never going back while each image is decoded; every image keeps its own seed.
+TEST_F(Http, ABatchProgressesTogether) {
+    start();
+    auto [st, sub] = post("/v1/jobs", {{"prompt", "a red circle"}, {"seed", 5}, {"steps", 8}, {"batch_size", 3}});
+    ASSERT_EQ(st, 202) << sub.dump();
+    const std::string id = sub["id"];
+    std::string stream;
+    auto r = client_->Get(("/v1/jobs/" + id + "/events").c_str(), [&](const char* data, size_t n) {
+        stream.append(data, n);
+        return true;
+    });
+    ASSERT_TRUE(r);
+    std::vector<double> shares;
+    for (size_t at = stream.find("event: progress\ndata: "); at != std::string::npos;
+         at = stream.find("event: progress\ndata: ", at + 1)) {
+        const size_t from = at + std::string("event: progress\ndata: ").size();
+        const json j = json::parse(stream.substr(from, stream.find("\n\n", from) - from));
+        if (j["status"] != "running") continue;
+        shares.push_back(j["progress"].get<double>());
+        EXPECT_EQ(j["image_index"], 0) << "the three images are one group: " << j.dump();
+    }
+    ASSERT_FALSE(shares.empty()) << stream.substr(0, 500);
+    for (size_t i = 1; i < shares.size(); ++i) EXPECT_GE(shares[i], shares[i - 1]) << "event " << i;
+    EXPECT_LE(shares.back(), 1.0);
+    const json job = wait_job(id);
+    ASSERT_EQ(job["status"], "done") << job.dump();
+    ASSERT_EQ(job["images"].size(), 3u);
+    for (int i = 0; i < 3; ++i) EXPECT_EQ(job["images"][size_t(i)]["seed"], 5 + i);
+}
+
 TEST_F(Http, CancelInterruptAndTheBoundedQueue) {
     server::ServeOptions o;
     o.limits.queue_size = 2;
