@@ -36,7 +36,7 @@ bench: build
 	@$(BUILD)/tools/bench/easel_bench_kernels --benchmark_out=build/bench/kernels.json --benchmark_out_format=json
 
 # End to end on a random-weight SD 1.5 (scripts/bench-e2e): PEER=/path/to/sd-cli adds stable-diffusion.cpp, interleaved;
-# TORCH=/path/to/python (with torch and diffusers) adds PyTorch's UNet step and VAE decode.
+# TORCH=/path/to/python (with torch and diffusers) adds PyTorch's UNet step and VAE decode; BATCH=4 a batch sampled together.
 bench-e2e: build
 	@scripts/bench-e2e $(BUILD)
 

@@ -18,8 +18,9 @@
 // IP-Adapter (ip-adapter_sd15 + ViT-H/14), interleaved, each a random file of its key list made once beside the
 // model; and the IP-Adapter's one-off image encoding.
 //
-// `run` prints one JSON line: load, text encoding (prompt and negative prompt), every sampler step (euler, one UNet
-// call on the CFG batch of 2 each), VAE decode, total, and the process's peak RSS (VmHWM). scripts/bench-e2e runs it
+// `run` prints one JSON line: load, text encoding (prompt and negative prompt), every sampler step (euler: the UNet
+// on both CFG halves, one after the other as `easel generate` runs them; with --batch-size N each half takes the N
+// images at once), VAE decode (per image), total, and the process's peak RSS (VmHWM). scripts/bench-e2e runs it
 // several times, interleaved with the peer, and prints medians and ratios.
 #include <algorithm>
 #include <chrono>
@@ -28,6 +29,8 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <numeric>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -101,6 +104,17 @@ LoadOptions load_options(const std::map<std::string, std::string>& f) {
     lo.weight_cache_dir = wc == "off" ? std::string() : wc;
     lo.weight_cache_max_bytes = default_weight_cache_max_bytes();
     return lo;
+}
+
+// --precision: fp32, fast (what `easel generate --precision fast` runs: the bf16 kernels only where this CPU's
+// measurement favours them, kernels/matmul.h fast_precision), or bf16 (the bf16 kernels whatever they cost; on a
+// CPU without a bf16 dot product they round the operands and multiply in f32). Unknown: nothing.
+std::optional<Precision> precision_from_flag(const std::string& v) {
+    if (v == "fp32") return Precision::F32;
+    if (v == "fast") return fast_precision();
+    if (v == "bf16") return Precision::BF16;
+    std::fprintf(stderr, "error: --precision: expected fp32, fast or bf16, got '%s'\n", v.c_str());
+    return std::nullopt;
 }
 
 // Seconds as a JSON list's body: "1.234, 5.678".
@@ -219,11 +233,9 @@ int run(const std::map<std::string, std::string>& f) {
     LoadOptions lo = load_options(f);
     lo.weight_cache_write_in_background = true;  // as `easel generate`: the write overlaps the generation
     const std::string precision = get(f, "precision", "fp32");
-    if (precision == "fast") lo.precision = Precision::BF16;
-    else if (precision != "fp32") {
-        std::fprintf(stderr, "error: --precision: expected fp32 or fast\n");
-        return 2;
-    }
+    const std::optional<Precision> pr = precision_from_flag(precision);
+    if (!pr) return 2;
+    lo.precision = *pr;
     const auto t_load = Clock::now();
     auto m = load_model(get(f, "model", ""), lo);
     if (!m) {
@@ -252,6 +264,9 @@ int run(const std::map<std::string, std::string>& f) {
     p.seed = std::stoll(get(f, "seed", "42"));
     p.sampler = SamplerKind::Euler;
     p.vae_tile = std::stoi(get(f, "vae-tile", "0"));
+    // --batch-size N: N images sampled together (each step's time covers all of them; decode_s is per image).
+    p.batch_size = std::stoi(get(f, "batch-size", "1"));
+    p.decode = get(f, "decode", "1") != "0";  // --decode 0: sampling alone (profiles of the UNet)
     if (f.count("guidance")) p.guidance = std::stod(f.at("guidance"));
     // --taesd FILE [--preview-every N]: a live preview every N steps (and the last), timed apart from the steps
     // (what `easel generate --preview` costs).
@@ -268,7 +283,7 @@ int run(const std::map<std::string, std::string>& f) {
     std::vector<double> preview_times;
     BufferPool preview_pool;
     std::map<std::string, double> mark;
-    std::vector<double> step_times;
+    std::vector<double> step_times, decode_times;
     Clock::time_point last_step;
     const auto t_gen = Clock::now();
     // As `easel generate` runs it: one-shot, each network's weights dropped once no longer needed.
@@ -287,6 +302,7 @@ int run(const std::map<std::string, std::string>& f) {
             std::fprintf(stderr, "\rstep %d/%d", e.step, e.total);
         } else {
             mark[fmt::format("{}{}", e.phase, e.step)] = since(t_gen);
+            if (e.phase == "decode" && e.step == 1) decode_times.push_back(mark["decode1"] - mark["decode0"]);
         }
         return ok();
     });
@@ -303,11 +319,14 @@ int run(const std::map<std::string, std::string>& f) {
     std::string steps, previews;
     for (size_t i = 0; i < step_times.size(); ++i) steps += fmt::format("{}{:.3f}", i ? ", " : "", step_times[i]);
     for (size_t i = 0; i < preview_times.size(); ++i) previews += fmt::format("{}{:.4f}", i ? ", " : "", preview_times[i]);
-    std::printf("{\"engine\": \"easel\", \"model\": \"%s\", \"cfg\": %g, \"precision\": \"%s\", \"threads\": %d, \"isa\": \"%s\", \"width\": %d, \"height\": %d, "
-                "\"load_s\": %.3f, \"text_s\": %.3f, \"steps_s\": [%s], \"decode_s\": %.3f, \"generate_s\": %.3f, "
+    std::printf("{\"engine\": \"easel\", \"model\": \"%s\", \"cfg\": %g, \"precision\": \"%s\", \"kernels\": \"%s\", \"threads\": %d, \"isa\": \"%s\", \"width\": %d, \"height\": %d, "
+                "\"batch_size\": %d, \"load_s\": %.3f, \"text_s\": %.3f, \"steps_s\": [%s], \"decode_s\": %.3f, \"generate_s\": %.3f, "
                 "\"peak_rss_mb\": %.1f, \"weight_cache\": \"%s\", \"cache_wait_s\": %.3f, \"preview\": \"%s\", \"previews_s\": [%s]}\n",
-                (*m)->family.c_str(), p.cfg_scale, precision.c_str(), num_threads(), std::string(isa_name(active_isa())).c_str(), p.width, p.height, load_s,
-                mark["encode1"] - mark["encode0"], steps.c_str(), mark["decode1"] - mark["decode0"], total_s,
+                (*m)->family.c_str(), p.cfg_scale, precision.c_str(),
+                lo.precision == Precision::BF16 ? "bf16" : "f32", num_threads(), std::string(isa_name(active_isa())).c_str(), p.width, p.height, p.batch_size, load_s,
+                mark["encode1"] - mark["encode0"], steps.c_str(),
+                decode_times.empty() ? 0.0 : std::accumulate(decode_times.begin(), decode_times.end(), 0.0) / double(decode_times.size()),
+                total_s,
                 double(peak_rss_kb()) / 1024.0, cache_state(), cache_wait_s,
                 preview_every <= 0 ? "none" : taesd ? "taesd" : "approx", previews.c_str());
     return 0;
@@ -337,7 +356,9 @@ double median(std::vector<double> v) {
 int addons(const std::map<std::string, std::string>& f) {
     LoadOptions lo = load_options(f);
     const std::string precision = get(f, "precision", "fast");
-    lo.precision = precision == "fast" ? Precision::BF16 : Precision::F32;
+    const std::optional<Precision> pr = precision_from_flag(precision);
+    if (!pr) return 2;
+    lo.precision = *pr;
     const std::string model_path = get(f, "model", "");
     auto fail = [](const Error& e) {
         std::fprintf(stderr, "error: %s\n", e.to_string().c_str());
@@ -407,7 +428,9 @@ int lora(const std::map<std::string, std::string>& f) {
     LoadOptions lo = load_options(f);
     lo.keep_param_registry = true;
     const std::string precision = get(f, "precision", "fast");
-    lo.precision = precision == "fast" ? Precision::BF16 : Precision::F32;
+    const std::optional<Precision> pr = precision_from_flag(precision);
+    if (!pr) return 2;
+    lo.precision = *pr;
     const std::string model_path = get(f, "model", "");
     const int rank = std::stoi(get(f, "rank", "32"));
     const int runs = std::stoi(get(f, "runs", "3"));
@@ -529,8 +552,8 @@ int lora(const std::map<std::string, std::string>& f) {
 int main(int argc, char** argv) {
     if (argc < 2) {
         std::fprintf(stderr, "usage: easel_bench_e2e make-checkpoint --out PATH [--variant sd15|sd21|sdxl_base|...: a tests/data/keys list]\n"
-                             "       easel_bench_e2e run --model CKPT [--vocab VOCAB] [--steps 3] [--precision fp32|fast] "
-                             "[--threads N] [--width 512 --height 512] [--cfg 7] [--seed 42] [--vae-tile 0] [--weight-cache DIR|off] [--weights auto|packed|stored]\n"
+                             "       easel_bench_e2e run --model CKPT [--vocab VOCAB] [--steps 3] [--precision fp32|fast|bf16] "
+                             "[--threads N] [--width 512 --height 512] [--cfg 7] [--seed 42] [--vae-tile 0] [--batch-size 1] [--decode 1] [--weight-cache DIR|off] [--weights auto|packed|stored]\n"
                              "       easel_bench_e2e lora --model CKPT [--rank 32] [--precision fast] [--runs 3] [--gen-runs 1]\n"
                              "       easel_bench_e2e addons --model CKPT [--precision fast] [--steps 3] [--gen-runs 2]\n"
                              "       easel_bench_e2e make-gguf --variant KEYS --type q4_K|q8_0|... --out PATH\n"
