@@ -558,8 +558,7 @@ Result<std::vector<GeneratedImage>> generate_impl(const Model& m, Model* release
         Tensor partial;  // the x reached when a stop request came
         auto on_step = [&](int step, int tot, const Tensor& xs) -> Status {
             if (start.after_step) start.after_step(step, tot, xs);
-            const Tensor shown = group == 1 ? xs : xs.slice(0, 0, 1);  // previews show the group's first image
-            EASEL_TRY(emit({.phase = "sampling", .image = first, .batch = group, .step = step, .total = tot, .latent = &shown}));
+            EASEL_TRY(emit({.phase = "sampling", .image = first, .batch = group, .step = step, .total = tot, .latent = &xs}));
             if (stop && step < tot && (stopped = stop()) != StopRequest::None) {
                 partial = xs.contiguous().clone();
                 return Error::cancelled("stopped");

@@ -151,7 +151,7 @@ struct ProgressEvent {
     int step = 0;       // within the phase
     int total = 0;
     double elapsed_s = 0;
-    const Tensor* latent = nullptr;  // sampling only: the current x of image `image` (for previews)
+    const Tensor* latent = nullptr;  // sampling only: the current x of the `batch` images (for previews)
 };
 // Returning an error (e.g. Error::cancelled()) stops generation with that error.
 using ProgressFn = std::function<Status(const ProgressEvent&)>;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <filesystem>
 
 #include <fmt/format.h>
@@ -73,8 +74,27 @@ Result<std::shared_ptr<const TinyAutoencoder>> load_preview_decoder(const std::s
     return std::shared_ptr<const TinyAutoencoder>(std::move(t));
 }
 
-Image latent_preview_approx(const Tensor& x) {
-    if (x.rank() != 4 || x.size(1) != 4) return {};
+Image image_grid(const std::vector<Image>& items) {
+    if (items.empty()) return {};
+    const int n = int(items.size());
+    const int rows = std::max(1, int(std::sqrt(double(n)))), cols = (n + rows - 1) / rows;
+    const int w = items[0].width, h = items[0].height;
+    for (const Image& i : items)
+        if (i.width != w || i.height != h || i.channels != 3) return {};
+    Image grid{cols * w, rows * h, 3, std::vector<uint8_t>(size_t(cols * w) * size_t(rows * h) * 3, 0)};
+    for (int k = 0; k < n; ++k) {
+        const int gx = (k % cols) * w, gy = (k / cols) * h;
+        for (int y = 0; y < h; ++y)
+            std::copy_n(&items[size_t(k)].pixels[size_t(y) * size_t(w) * 3], size_t(w) * 3,
+                        &grid.pixels[(size_t(gy + y) * size_t(grid.width) + size_t(gx)) * 3]);
+    }
+    return grid;
+}
+
+namespace {
+
+// One item of a batch, the linear map.
+Image approx_one(const Tensor& x) {
     static const float coef[4][3] = {{0.298f, 0.207f, 0.208f}, {0.187f, 0.286f, 0.173f},
                                      {-0.158f, 0.189f, 0.264f}, {-0.184f, -0.271f, -0.473f}};
     const int h = int(x.size(2)), w = int(x.size(3));
@@ -91,9 +111,23 @@ Image latent_preview_approx(const Tensor& x) {
     return img;
 }
 
+}  // namespace
+
+Image latent_preview_approx(const Tensor& x) {
+    if (x.rank() != 4 || x.size(1) != 4 || x.size(0) < 1) return {};
+    if (x.size(0) == 1) return approx_one(x);
+    std::vector<Image> items;
+    for (int64_t j = 0; j < x.size(0); ++j) items.push_back(approx_one(x.slice(0, j, j + 1)));
+    return image_grid(items);
+}
+
 Image preview_image(const Ctx& c, const TinyAutoencoder* taesd, const Tensor& latent) {
-    if (taesd && latent.rank() == 4 && latent.size(1) == taesd->config().latent_channels)
-        return tensor_to_image(taesd->decode(c, latent.slice(0, 0, 1).contiguous()));
+    if (taesd && latent.rank() == 4 && latent.size(1) == taesd->config().latent_channels && latent.size(0) >= 1) {
+        std::vector<Image> items;
+        for (int64_t j = 0; j < latent.size(0); ++j)
+            items.push_back(tensor_to_image(taesd->decode(c, latent.slice(0, j, j + 1).contiguous())));
+        return items.size() == 1 ? std::move(items[0]) : image_grid(items);
+    }
     return latent_preview_approx(latent);
 }
 

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/error.h"
 #include "core/tensor.h"
@@ -26,13 +27,19 @@ namespace easel {
 // from the first conv. Errors name the file and what was expected (an encoder-only file, a missing tensor).
 Result<std::shared_ptr<const TinyAutoencoder>> load_preview_decoder(const std::string& path);
 
-// latent: [1, C, h, w] in the model's units, as the sampler holds it. With a decoder whose latent channels are C:
-// its picture ([8h, 8w]); otherwise, for C == 4, A1111's linear map at the latent's size (h x w); otherwise an
-// empty Image.
+// latent: [N, C, h, w] in the model's units, as the sampler holds it (N images sampled together). With a decoder
+// whose latent channels are C: its picture ([8h, 8w]); otherwise, for C == 4, A1111's linear map at the latent's
+// size (h x w); otherwise an empty Image. N > 1: the items' pictures in a grid (image_grid).
+
 Image preview_image(const Ctx& c, const TinyAutoencoder* taesd, const Tensor& latent);
 
-// A1111's "Approx cheap": RGB = latent channels x a fixed 4x3 matrix, mapped from [-1, 1] to 8 bits. C != 4: empty.
+// A1111's "Approx cheap": RGB = latent channels x a fixed 4x3 matrix, mapped from [-1, 1] to 8 bits; a batch as a
+// grid. C != 4: empty.
 Image latent_preview_approx(const Tensor& latent);
+
+// RGB images of one size in a grid as AUTOMATIC1111 lays out a batch's: floor(sqrt(n)) rows, as many columns as
+// that takes, filled row by row (a missing last tile black). Empty, or of other sizes: an empty Image.
+Image image_grid(const std::vector<Image>& items);
 
 // The CLI's --preview: on every `every`-th sampling step of each image, and its last, the preview of the
 // current latent replaces the PNG at `path` (written to a temporary file and renamed). Times what it spends

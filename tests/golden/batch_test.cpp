@@ -70,7 +70,7 @@ void expect_batch_is_images_alone(const Model& m, GenerateParams p, const std::s
         if (e.phase == "sampling") {
             ev.sampling.push_back(e);
             if (e.latent) {
-                EXPECT_EQ(e.latent->size(0), 1) << label << ": a preview latent holds one image";
+                EXPECT_EQ(e.latent->size(0), n) << label << ": the latent of the images sampled together";
             }
         }
         return ok();

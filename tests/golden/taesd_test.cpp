@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <tuple>
 
 #include <unistd.h>
 
@@ -72,6 +73,35 @@ TEST(TAESD, PreviewsOfEveryKind) {
     EXPECT_EQ(b.height, 6);
     const Image e = preview_image(c, d->get(), random_tensor(Shape{1, 16, 6, 10}, 6));  // no map for 16 channels
     EXPECT_EQ(e.width, 0);
+}
+
+// A batch sampled together previews as A1111's grid: floor(sqrt(n)) rows filled row by row, each tile the item's
+// own preview, a missing last tile black.
+TEST(TAESD, ABatchPreviewsAsAGrid) {
+    BufferPool pool;
+    Ctx c{&pool};
+    auto d = load_preview_decoder(kDir + "tiny4");
+    ASSERT_TRUE(d);
+    for (const TinyAutoencoder* taesd : {d->get(), static_cast<const TinyAutoencoder*>(nullptr)})
+        for (auto [n, rows, cols] : {std::tuple{3, 1, 3}, std::tuple{4, 2, 2}, std::tuple{5, 2, 3}}) {
+            const Tensor z = random_tensor(Shape{n, 4, 6, 10}, 7);
+            const Image grid = preview_image(c, taesd, z);
+            const int w = taesd ? 80 : 10, h = taesd ? 48 : 6;
+            ASSERT_EQ(grid.width, cols * w) << n;
+            ASSERT_EQ(grid.height, rows * h) << n;
+            for (int k = 0; k < rows * cols; ++k) {
+                const Image one = k < n ? preview_image(c, taesd, z.slice(0, k, k + 1).contiguous()) : Image{};
+                const int gx = (k % cols) * w, gy = (k / cols) * h;
+                bool same = true;
+                for (int y = 0; y < h && same; ++y)
+                    for (int x = 0; x < w * 3 && same; ++x) {
+                        const uint8_t g = grid.pixels[(size_t(gy + y) * size_t(grid.width) + size_t(gx)) * 3 + size_t(x)];
+                        same = g == (k < n ? one.pixels[size_t(y) * size_t(w) * 3 + size_t(x)] : 0);
+                    }
+                EXPECT_TRUE(same) << (taesd ? "taesd" : "linear map") << ", " << n << " items: tile " << k;
+            }
+        }
+    EXPECT_EQ(image_grid({}).width, 0);
 }
 
 TEST(TAESD, WrongFilesAreRefusedWithWhatWasExpected) {
