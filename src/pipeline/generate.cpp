@@ -536,8 +536,8 @@ Result<std::vector<GeneratedImage>> generate_impl(const Model& m, Model* release
         ImageStart start = stack_starts(c, std::move(starts));
         if (control) start.hooks.control = control;
         if (image_prompts) start.hooks.image_prompts = image_prompts;
-        const ConditioningPair group_conds{Conditioning::repeat(c, conds.cond, group), Conditioning::repeat(c, conds.uncond, group),
-                                           conds.embeddings_used};
+        const ConditioningPair group_conds{Conditioning::repeat(c, conds.cond, group),
+                                           Conditioning::repeat(c, conds.uncond, group), conds.embeddings_used};
         Denoiser denoise = make_denoiser(c, m, guidance, group_conds, start.hooks);
         const auto switched = std::make_shared<bool>(false);
         if (p.refiner) {
@@ -546,10 +546,10 @@ Result<std::vector<GeneratedImage>> generate_impl(const Model& m, Model* release
             const ConditioningPair rc{Conditioning::repeat(c, refiner_conds->cond, group),
                                       Conditioning::repeat(c, refiner_conds->uncond, group), {}};
             Denoiser second = make_denoiser(c, *p.refiner, guidance, rc, start.hooks);
-            denoise = [first = std::move(denoise), second = std::move(second), switched, &ms = *m.sampling,
+            denoise = [base = std::move(denoise), second = std::move(second), switched, &ms = *m.sampling,
                        at = float(p.refiner_switch_at)](const Tensor& x, float sigma) -> Result<Tensor> {
                 if (!*switched && ms.schedule_fraction(sigma) >= at) *switched = true;
-                return *switched ? second(x, sigma) : first(x, sigma);
+                return *switched ? second(x, sigma) : base(x, sigma);
             };
         }
         const int total = int(plan.sigmas.size()) - 1;

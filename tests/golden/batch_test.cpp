@@ -180,6 +180,9 @@ TEST(Batch, ControlNetAndIPAdapter) {
 TEST(Batch, OtherFamilies) {
     GenerateParams p = base(64);
     expect_batch_is_images_alone(model("pipeline_sdxl"), p, "sdxl");
+    p.refiner = &model("pipeline_sdxl_refiner");  // A1111's switch inside the sampling loop
+    p.refiner_switch_at = 0.5;
+    expect_batch_is_images_alone(model("pipeline_sdxl"), p, "sdxl with its refiner from 0.5");
     p = base(32);
     p.sampler = SamplerKind::Euler;
     expect_batch_is_images_alone(model("pipeline_sd3"), p, "sd3");
