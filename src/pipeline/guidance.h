@@ -22,9 +22,9 @@ using PredictDenoised = std::function<Result<Tensor>(const Tensor& x, float sigm
 class Guidance {
 public:
     virtual ~Guidance() = default;
-    // The guided denoised estimate of x ([N, C, h, w], N images sampled together) at sigma, from `predict` over the pair's conditionings.
-    // `batched` is conds.cond and conds.uncond as one batch (Conditioning::batch), made once per image by
-    // make_denoiser when batches() says so.
+    // The guided denoised estimate of x ([N, C, h, w], N images sampled together) at sigma, from `predict` over
+    // the pair's conditionings (batch N each). `batched` is conds.cond and conds.uncond as one batch
+    // (Conditioning::batch), made once per group of images by make_denoiser when batches() says so.
     virtual Result<Tensor> guide(const Ctx& c, const Tensor& x, float sigma, const ConditioningPair& conds,
                                  const Conditioning* batched, const PredictDenoised& predict) const = 0;
     // Whether guide() wants the batched conditioning.
@@ -35,13 +35,13 @@ public:
 // cond first in the batch). Scale 1 evaluates the conditional half alone; so does any scale <= 1 with
 // `off_at_or_below_one` (diffusers: do_classifier_free_guidance = guidance_scale > 1, which SDXL Turbo's
 // guidance_scale 0 relies on), while k-diffusion applies the formula to any scale (0: the unconditional estimate).
-// `sequential` runs the two halves as two batch-1 calls (A1111's low-memory modes): the same numbers, about half
-// the activation memory.
+// `sequential` runs the two halves as two calls (A1111's low-memory modes): the same numbers, about half the
+// activation memory.
 //
 // With skip layers (skip-layer guidance): at a sigma where `active` says so, and only while CFG runs, the
-// conditional estimate is predicted once more with those blocks of the diffusion model left out (batch 1), and
-// the guided estimate becomes cfg + (cond - skipped) * scale (diffusers 0.32's StableDiffusion3Pipeline on the
-// velocities; the same on denoised estimates, whose x terms cancel).
+// conditional estimate is predicted once more with those blocks of the diffusion model left out (the prompt's half
+// only), and the guided estimate becomes cfg + (cond - skipped) * scale (diffusers 0.32's StableDiffusion3Pipeline
+// on the velocities; the same on denoised estimates, whose x terms cancel).
 struct SkipLayers {
     std::vector<int> layers;
     double scale = 0.0;
