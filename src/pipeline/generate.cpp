@@ -509,6 +509,84 @@ Result<std::vector<GeneratedImage>> generate_impl(const Model& m, Model* release
                                                                    /*a1111=*/!plan.diffusers));
     const auto image_prompts = image_prompt_windows(p.ip_adapters, plan.sigmas, /*a1111=*/!plan.diffusers);
 
+    // One sampled image finished: decoded (when asked), marked, described. `switched`: the refiner took over.
+    auto finish_image = [&](int i, const Tensor& x0, bool switched) -> Result<GeneratedImage> {
+        const int64_t seed = p.seed + i;
+        GeneratedImage g;
+        if (p.decode) {
+            EASEL_TRY(emit({.phase = "decode", .image = i, .step = 0, .total = 1}));
+            const int tile = p.vae_tile / m.latent.downscale;
+            const Model& finisher = switched ? *p.refiner : m;  // A1111 decodes with the model loaded last
+            Tensor img = finisher.autoencoder().decode(c, to_autoencoder_units(finisher.latent, x0), tile);
+            EASEL_TRY(emit({.phase = "decode", .image = i, .step = 1, .total = 1}));
+            // The invisible watermark: SDXL's as diffusers applies it (on the decoder's float output), the others'
+            // on the 8-bit image, as the SD scripts do.
+            const int64_t ih = img.shape()[2], iw = img.shape()[3];
+            const bool mark = p.watermark && ih * iw >= kWatermarkMinPixels;
+            std::string marks;
+            if (mark && finisher.family == "sdxl" && iw >= 256 && img.dtype() == DType::F32 && img.is_contiguous()) {
+                EASEL_TRY(embed_watermark_sdxl(img.data<float>(), int(ih), int(iw)));
+                marks = "diffusers SDXL 0xB3EC907BB19E (U)";
+            }
+            g.image = tensor_to_image(img);
+            task->after_decode(g.image);
+            if (mark && g.image.channels == 3) {
+                const bool sd = finisher.family == "sd";
+                EASEL_TRY(embed_watermarks(g.image, sd ? &sd_watermark_bits() : nullptr, &easel_watermark_bits()));
+                marks += std::string(marks.empty() ? "" : ", ") + (sd ? "StableDiffusionV1 (U), " : "") + "easel (V)";
+            }
+            g.watermark = mark ? marks : p.watermark ? "none: smaller than 256x256" : "none: turned off";
+        }
+        g.seed = seed;
+        g.latent = x0;
+        InfotextParams ip = infotext_params(m, p, seed);
+        task->describe(ip);
+        if (switched) {
+            ip.extra.emplace_back("Refiner", p.refiner->name);
+            ip.extra.emplace_back("Refiner switch at", fmt::format("{}", p.refiner_switch_at));
+        }
+        for (size_t u = 0; u < p.control.size(); ++u) {
+            // As AUTOMATIC1111's ControlNet extension writes its units (no preprocessor: the image is the hint;
+            // the infotext quotes the value, which holds commas).
+            const ControlUnit& cu = p.control[u];
+            ip.extra.emplace_back(fmt::format("ControlNet {}", u),
+                                  fmt::format("Module: {}, Model: {}, Weight: {}{}, Guidance Start: {}, Guidance End: {}, "
+                                              "Control Mode: {}", preprocessor_name(cu.preprocessor), cu.net->name,
+                                              cu.scale, preprocessor_sliders(cu.preprocessor), cu.start, cu.end,
+                                              control_mode_name(cu.mode)));
+        }
+        for (size_t u = 0; u < p.ip_adapters.size(); ++u) {
+            // AUTOMATIC1111's ControlNet extension runs IP-Adapters as units too, numbered after the ControlNets,
+            // the image encoder named as its preprocessor.
+            const IPAdapterUnit& iu = p.ip_adapters[u];
+            ip.extra.emplace_back(fmt::format("ControlNet {}", p.control.size() + u),
+                                  fmt::format("Module: {}, Model: {}, Weight: {}, Guidance Start: {}, Guidance End: {}",
+                                              ip_adapter_module_name(iu), iu.adapter->name, iu.scale, iu.start, iu.end));
+        }
+        for (const auto& kv : p.infotext_extra) ip.extra.push_back(kv);
+        if (!conds.embeddings_used.empty() && p.embeddings) {
+            // A1111's "TI hashes": each embedding the prompts used, with its short hash.
+            std::string v;
+            for (const std::string& n : conds.embeddings_used)
+                for (const TextualInversion& e : p.embeddings->items)
+                    if (e.name == n) {
+                        v += fmt::format("{}{}: {}", v.empty() ? "" : ", ", n, e.hash);
+                        break;
+                    }
+            ip.extra.emplace_back("TI hashes", v);
+        }
+        g.infotext = format_infotext(ip);
+        // The XMP beside it: the label, the generator, the model (with the refiner's when one finished the image,
+        // A1111's "Model" stays the base), its hash and licence, the LoRAs.
+        Provenance prov{ip.model_name, ip.model_hash, m.license, {}, ip.version.empty() ? kEaselGenerator : ip.version,
+                        g.watermark};
+        for (const auto& [k, v] : ip.extra)
+            if (k == "Lora hashes") prov.lora_hashes = v;
+        g.metadata = image_metadata(g.infotext, prov);
+        g.provenance = std::move(prov);
+        return g;
+    };
+
     // 3. The images, a group at a time (images_per_call: up to batch_size, within the activation budget): each
     // image's own noise and start, one sampling run for the group (every model call takes all of its images), then
     // each image decoded. An image comes out as it would alone with its seed: its generator draws what it would
@@ -576,81 +654,8 @@ Result<std::vector<GeneratedImage>> generate_impl(const Model& m, Model* release
         // of other sizes, so give the cache back first (a 512x512 decode then peaks lower by the sampler's share).
         pool.trim();
         for (int j = 0; j < group; ++j) {
-            const int i = first + j;
-            const int64_t seed = p.seed + i;
-            const Tensor x0 = group == 1 ? x0s : x0s.slice(0, j, j + 1).clone();
-            GeneratedImage g;
-            if (p.decode) {
-                EASEL_TRY(emit({.phase = "decode", .image = i, .step = 0, .total = 1}));
-                const int tile = p.vae_tile / m.latent.downscale;
-                const Model& finisher = *switched ? *p.refiner : m;  // A1111 decodes with the model loaded last
-                Tensor img = finisher.autoencoder().decode(c, to_autoencoder_units(finisher.latent, x0), tile);
-                EASEL_TRY(emit({.phase = "decode", .image = i, .step = 1, .total = 1}));
-                // The invisible watermark: SDXL's as diffusers applies it (on the decoder's float output), the others'
-                // on the 8-bit image, as the SD scripts do.
-                const int64_t ih = img.shape()[2], iw = img.shape()[3];
-                const bool mark = p.watermark && ih * iw >= kWatermarkMinPixels;
-                std::string marks;
-                if (mark && finisher.family == "sdxl" && iw >= 256 && img.dtype() == DType::F32 && img.is_contiguous()) {
-                    EASEL_TRY(embed_watermark_sdxl(img.data<float>(), int(ih), int(iw)));
-                    marks = "diffusers SDXL 0xB3EC907BB19E (U)";
-                }
-                g.image = tensor_to_image(img);
-                task->after_decode(g.image);
-                if (mark && g.image.channels == 3) {
-                    const bool sd = finisher.family == "sd";
-                    EASEL_TRY(embed_watermarks(g.image, sd ? &sd_watermark_bits() : nullptr, &easel_watermark_bits()));
-                    marks += std::string(marks.empty() ? "" : ", ") + (sd ? "StableDiffusionV1 (U), " : "") + "easel (V)";
-                }
-                g.watermark = mark ? marks : p.watermark ? "none: smaller than 256x256" : "none: turned off";
-            }
-            g.seed = seed;
-            g.latent = x0;
-            InfotextParams ip = infotext_params(m, p, seed);
-            task->describe(ip);
-            if (*switched) {
-                ip.extra.emplace_back("Refiner", p.refiner->name);
-                ip.extra.emplace_back("Refiner switch at", fmt::format("{}", p.refiner_switch_at));
-            }
-            for (size_t u = 0; u < p.control.size(); ++u) {
-                // As AUTOMATIC1111's ControlNet extension writes its units (no preprocessor: the image is the hint;
-                // the infotext quotes the value, which holds commas).
-                const ControlUnit& cu = p.control[u];
-                ip.extra.emplace_back(fmt::format("ControlNet {}", u),
-                                      fmt::format("Module: {}, Model: {}, Weight: {}{}, Guidance Start: {}, Guidance End: {}, "
-                                                  "Control Mode: {}", preprocessor_name(cu.preprocessor), cu.net->name,
-                                                  cu.scale, preprocessor_sliders(cu.preprocessor), cu.start, cu.end,
-                                                  control_mode_name(cu.mode)));
-            }
-            for (size_t u = 0; u < p.ip_adapters.size(); ++u) {
-                // AUTOMATIC1111's ControlNet extension runs IP-Adapters as units too, numbered after the ControlNets,
-                // the image encoder named as its preprocessor.
-                const IPAdapterUnit& iu = p.ip_adapters[u];
-                ip.extra.emplace_back(fmt::format("ControlNet {}", p.control.size() + u),
-                                      fmt::format("Module: {}, Model: {}, Weight: {}, Guidance Start: {}, Guidance End: {}",
-                                                  ip_adapter_module_name(iu), iu.adapter->name, iu.scale, iu.start, iu.end));
-            }
-            for (const auto& kv : p.infotext_extra) ip.extra.push_back(kv);
-            if (!conds.embeddings_used.empty() && p.embeddings) {
-                // A1111's "TI hashes": each embedding the prompts used, with its short hash.
-                std::string v;
-                for (const std::string& n : conds.embeddings_used)
-                    for (const TextualInversion& e : p.embeddings->items)
-                        if (e.name == n) {
-                            v += fmt::format("{}{}: {}", v.empty() ? "" : ", ", n, e.hash);
-                            break;
-                        }
-                ip.extra.emplace_back("TI hashes", v);
-            }
-            g.infotext = format_infotext(ip);
-            // The XMP beside it: the label, the generator, the model (with the refiner's when one finished the image,
-            // A1111's "Model" stays the base), its hash and licence, the LoRAs.
-            Provenance prov{ip.model_name, ip.model_hash, m.license, {}, ip.version.empty() ? kEaselGenerator : ip.version,
-                            g.watermark};
-            for (const auto& [k, v] : ip.extra)
-                if (k == "Lora hashes") prov.lora_hashes = v;
-            g.metadata = image_metadata(g.infotext, prov);
-            g.provenance = std::move(prov);
+            EASEL_TRY_ASSIGN(GeneratedImage g, finish_image(first + j, group == 1 ? x0s : x0s.slice(0, j, j + 1).clone(),
+                                                            *switched));
             out.push_back(std::move(g));
         }
         first += group;
