@@ -254,10 +254,7 @@ std::string preview_png(const Model& model, const TinyAutoencoder* taesd, const 
     BufferPool pool;
     Ctx c{&pool};
     const Tensor z = to_autoencoder_units(model.latent, latent.contiguous());
-    const Tensor decoded = model.autoencoder().decode(c, z, 0);
-    std::vector<Image> items;  // a batch sampled together: its pictures in a grid, as the other previews
-    for (int64_t j = 0; j < decoded.size(0); ++j) items.push_back(tensor_to_image(decoded, int(j)));
-    auto png = encode_image(items.size() == 1 ? items[0] : image_grid(items), ImageFormat::Png);
+    auto png = encode_image(batch_picture(model.autoencoder().decode(c, z, 0)), ImageFormat::Png);
     return png ? std::string(png->begin(), png->end()) : std::string();
 }
 

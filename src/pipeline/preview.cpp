@@ -122,13 +122,16 @@ Image latent_preview_approx(const Tensor& x) {
 }
 
 Image preview_image(const Ctx& c, const TinyAutoencoder* taesd, const Tensor& latent) {
-    if (taesd && latent.rank() == 4 && latent.size(1) == taesd->config().latent_channels && latent.size(0) >= 1) {
-        std::vector<Image> items;
-        for (int64_t j = 0; j < latent.size(0); ++j)
-            items.push_back(tensor_to_image(taesd->decode(c, latent.slice(0, j, j + 1).contiguous())));
-        return items.size() == 1 ? std::move(items[0]) : image_grid(items);
-    }
+    if (taesd && latent.rank() == 4 && latent.size(1) == taesd->config().latent_channels && latent.size(0) >= 1)
+        return batch_picture(taesd->decode(c, latent.contiguous()));
     return latent_preview_approx(latent);
+}
+
+Image batch_picture(const Tensor& rgb) {
+    if (rgb.size(0) == 1) return tensor_to_image(rgb);
+    std::vector<Image> items;
+    for (int64_t j = 0; j < rgb.size(0); ++j) items.push_back(tensor_to_image(rgb, int(j)));
+    return image_grid(items);
 }
 
 Status PreviewWriter::on_event(const ProgressEvent& e) {

@@ -40,6 +40,8 @@ Image latent_preview_approx(const Tensor& latent);
 // RGB images of one size in a grid as AUTOMATIC1111 lays out a batch's: floor(sqrt(n)) rows, as many columns as
 // that takes, filled row by row (a missing last tile black). Empty, or of other sizes: an empty Image.
 Image image_grid(const std::vector<Image>& items);
+// A decoder's [N, 3, H, W] output in [-1, 1] as one picture: the image itself for N = 1, else the items' grid.
+Image batch_picture(const Tensor& rgb);
 
 // The CLI's --preview: on every `every`-th sampling step of each image, and its last, the preview of the
 // current latent replaces the PNG at `path` (written to a temporary file and renamed). Times what it spends
