@@ -146,6 +146,9 @@ std::vector<ConvCase> conv_cases() {
     add(2, 16, 7, 3, 128, 1, 1, 0, 0, true, false, f32);   // 1x1, batch 2, two panels per row
     add(1, 128, 20, 4, 64, 3, 1, 1, 0, true, true, f16);   // 576 pair words: three k blocks
     add(1, 64, 64, 16, 64, 3, 1, 1, 0, false, true, bf16);
+    // An im2col of 8.8 MB, past the one built whole: built per tile (where the kernel has no implicit GEMM, as BF16
+    // without bf16 hardware), 60-pixel rows, so that panels of 16 or 32 pixels straddle output rows and borders.
+    add(1, 64, 8, 64, 60, 3, 1, 1, 0, true, true, f16);
     // SD 1.5 UNet (fp16 checkpoints), images scaled from 64/32/16/8 to 16/8/8/4.
     add(1, 4, 320, 16, 16, 3, 1, 1, 0, true, false, f16);      // conv_in
     add(2, 320, 320, 16, 16, 3, 1, 1, 0, true, true, f16);     // resnet conv2 + skip, batch 2 (CFG)
