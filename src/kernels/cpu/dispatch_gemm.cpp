@@ -147,7 +147,11 @@ void gemm_run(const GemmKernel& kern, int64_t M, int64_t N, int64_t K, const Gem
             break;
         }
     }
-    const int64_t tiles_n = ceil_div(panels, np);
+    // Column tiles share the panels evenly (widths differ by at most one panel), and with A in words (a conv's
+    // weight: a single row tile) their count is a multiple of the thread count: 256 panels in tiles of up to 24
+    // made 10 tiles of 24 and one of 16, which two threads claimed in chunks of 2 as 144 and 112 panels.
+    int64_t tiles_n = ceil_div(panels, np);
+    if (!serial && a.words && ceil_div(M, mc) % threads != 0) tiles_n = std::min(panels, round_up(tiles_n, threads));
     // Equal shares: with 2 threads, 9 row tiles of 480 rows (M = 4096) left one thread 5 tiles and the other 4
     // (or 6 and 3, as chunks were claimed), ~10% of a linear layer idle. Spread the rows evenly over a tile
     // count that is a multiple of the thread count, and hand each thread a fixed run of tiles (below). Conv
@@ -163,7 +167,7 @@ void gemm_run(const GemmKernel& kern, int64_t M, int64_t N, int64_t K, const Gem
 
     auto run_tile = [&](int64_t t) {
         const int64_t m0 = (t / tiles_n) * mc, m1 = std::min(M, m0 + mc);
-        const int64_t p0 = (t % tiles_n) * np, p1 = std::min(panels, p0 + np);
+        const int64_t p0 = (t % tiles_n) * panels / tiles_n, p1 = (t % tiles_n + 1) * panels / tiles_n;
         const int64_t n0 = p0 * nr, n1 = std::min(N, p1 * nr);
         const int64_t rows = m1 - m0;
         int64_t k0 = 0;
