@@ -335,12 +335,20 @@ void JobQueue::worker(Slot* slot) {
             if (stopping_) return;
             job = slot->queue.front();
             slot->queue.pop_front();
+            // Running from the moment it leaves the queue, under the same lock: a DELETE from now on asks it to
+            // stop (cancel() sees it running). Marked running only later, a DELETE between the two (while a fresh
+            // worker process started, say) finished it as a queued job, and this thread then ran it anyway: the
+            // job went from "cancelled" back to "running" and ended "done", finished twice in the store.
+            job->status = "running";
+            job->started_ms = now_ms();
+            ++job->version;
             if (slot->failed) {
                 lk.unlock();
                 finish(job, "failed", "the model could not be loaded: " + slot->load_error, json::object());
                 continue;
             }
         }
+        cv_.notify_all();
         if (!slot->proc) {  // the last one crashed, was killed, or timed out: a fresh worker
             if (auto st = start_process(*slot); !st) {
                 if (st.error().code() == ErrorCode::Cancelled) return;
@@ -348,13 +356,14 @@ void JobQueue::worker(Slot* slot) {
                 continue;
             }
         }
-        {
-            std::lock_guard<std::mutex> lk(mu_);
-            job->status = "running";
-            job->started_ms = now_ms();
-            ++job->version;
+        if (job->stop.load() == kCancel) {  // cancelled while its worker process started: never sent to it
+            {
+                std::lock_guard<std::mutex> lk(mu_);
+                if (stopping_) return;  // shutting down: the store keeps it queued for the next start
+            }
+            finish(job, "cancelled", "cancelled", json::object());
+            continue;
         }
-        cv_.notify_all();
         (void)store_->set_running(job->id, job->started_ms);
         run_job(*slot, job);
         prune();

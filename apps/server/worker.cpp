@@ -15,6 +15,7 @@
 #include <cstring>
 #include <deque>
 #include <filesystem>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -267,6 +268,9 @@ struct Inbox {
     std::deque<json> jobs;
     std::string current;                 // the job running now ("" between jobs)
     std::atomic<int> stop{kRun};
+    // A stop for a job still waiting in `jobs` (the server sends it right behind the job when a DELETE came first):
+    // applied when that job starts. Dropped, the job ran to the end and was reported done after its cancellation.
+    std::map<std::string, int> early_stop;
     std::atomic<int64_t> preview_wanted_ms{0};
 };
 
@@ -723,8 +727,15 @@ int run_worker_main() {
             if (type == "job") {
                 inbox.jobs.push_back(std::move(m));
                 inbox.cv.notify_all();
-            } else if (type == "stop" && m.value("id", "") == inbox.current) {
-                inbox.stop = std::clamp(m.value("flag", 0), 0, 3);
+            } else if (type == "stop") {
+                const std::string id = m.value("id", "");
+                const int flag = std::clamp(m.value("flag", 0), 0, 3);
+                if (id == inbox.current) {
+                    inbox.stop = flag;
+                } else if (std::any_of(inbox.jobs.begin(), inbox.jobs.end(),
+                                       [&](const json& j) { return j.value("id", "") == id; })) {
+                    inbox.early_stop[id] = flag;  // at most one entry per queued job
+                }
             } else if (type == "preview") {
                 inbox.preview_wanted_ms = now_ms();
             }
@@ -739,7 +750,9 @@ int run_worker_main() {
             job = std::move(inbox.jobs.front());
             inbox.jobs.pop_front();
             inbox.current = job.value("id", "");
-            inbox.stop = kRun;
+            const auto early = inbox.early_stop.find(inbox.current);
+            inbox.stop = early == inbox.early_stop.end() ? kRun : early->second;
+            if (early != inbox.early_stop.end()) inbox.early_stop.erase(early);
         }
         json answer = run_one(**model, refiners, lora_sets, applied, embeddings, controlnets, ip_adapters, *limits,
                               signer ? &*signer : nullptr, taesd.get(), job, inbox, fd);

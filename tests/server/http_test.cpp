@@ -930,6 +930,38 @@ std::vector<pid_t> worker_pids() {
 }
 }  // namespace
 
+// A job cancelled while its worker process starts (after the last one crashed) stays cancelled: it left the queue
+// when this server's thread took it, so the DELETE asks it to stop rather than finishing it as a queued job that the
+// thread then ran anyway (it went back to "running" and ended "done", seen by the browser test).
+TEST_F(Http, AJobCancelledWhileItsWorkerStartsStaysCancelled) {
+    ::setenv("EASEL_TEST_WORKER_CRASH", "CRASH-THE-WORKER", 1);
+    start(server::ServeOptions{});
+    auto submit = [&](const std::string& prompt) {
+        auto [s, j] = post("/v1/jobs", {{"prompt", prompt}, {"steps", 4}, {"seed", 5}});
+        EXPECT_EQ(s, 202) << j.dump();
+        return j.value("id", std::string());
+    };
+    const std::string poison = submit("a red circle CRASH-THE-WORKER");
+    const std::string victim = submit("a blue square");
+    const std::string after = submit("a green triangle");
+    // The poison job crashes two workers and is quarantined; then the thread takes the victim and starts a third
+    // worker process. Cancel the victim in that window (the moment the poison job is seen failed).
+    for (int i = 0; i < 3000 && get("/v1/jobs/" + poison).second.value("status", "") != "failed"; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    auto [sc, c] = del("/v1/jobs/" + victim);
+    ASSERT_EQ(sc, 200) << c.dump();
+    // Jobs run in order: once the next one is done, the victim has been taken and dealt with.
+    EXPECT_EQ(wait_job(after)["status"], "done");
+    const json v = get("/v1/jobs/" + victim).second;
+    EXPECT_EQ(v["status"], "cancelled") << v.dump();
+    EXPECT_TRUE(!v.contains("images") || v["images"].empty()) << v.dump();
+    auto m = client_->Get("/metrics");
+    ASSERT_TRUE(m);
+    EXPECT_NE(m->body.find("easel_jobs_finished_total{status=\"cancelled\"} 1\n"), std::string::npos) << m->body;
+    EXPECT_NE(m->body.find("easel_jobs_finished_total{status=\"done\"} 1\n"), std::string::npos) << m->body;
+    ::unsetenv("EASEL_TEST_WORKER_CRASH");
+}
+
 // Generation runs in a worker process: a job that crashes it (the test-only hook EASEL_TEST_WORKER_CRASH) is run
 // once more in a fresh worker, then quarantined with the cause; one that hangs (EASEL_TEST_WORKER_HANG) fails at
 // the job time limit; a worker killed from outside mid-job costs that job one retry. Through all of it the HTTP
