@@ -216,7 +216,7 @@ void attend_block(const float* q, const float* kt, const float* v, float* out, c
                     sum = _mm256_add_ps(sum, e[i]);
                 }
             }
-            for (; u * 8 < keys; ++u) {  // the PV pass reads only the first `keys` columns: no zeros needed past them
+            for (; u * 8 < keys; ++u) {  // the rest one vector at a time; lanes past `keys` kept out of the sum
                 const __m256 mk = _mm256_castsi256_ps(avx2::tail_mask(size_t(keys - u * 8)));
                 __m256 e[1] = {_mm256_sub_ps(_mm256_loadu_ps(sr + u * 8), vm)};
                 avx2::exp_nonpositive(e);

@@ -60,7 +60,7 @@ inline __m256 exp(__m256 x) {
 // exp(x) for x <= 0 (a softmax's score minus its maximum), N vectors at a time: exp()'s polynomial with one
 // exponent scale (2^n is a normal float for n >= -126). x below ln(2^-126) = -87.34 is clamped there, so
 // exp(x) < FLT_MIN comes out as about 1.2e-38 instead of a denormal or 0 (invisible beside a softmax's largest
-// weight, 1). NaN stays NaN. 17 vector operations per vector against exp()'s 24, and the N vectors' operations
+// weight, 1). NaN stays NaN. 16 vector operations per vector against exp()'s 24, and the N vectors' operations
 // interleaved: one vector's operations form a chain of about 40 cycles of latency, and the out-of-order window
 // holds about two such chains, so one vector at a time ran at about 20 cycles a vector on Zen 3.
 template <int N>
