@@ -338,16 +338,20 @@ void conv2d(const float* x, int64_t batch, int64_t h, int64_t w, const PackedCon
             a.words = widened ? widened : static_cast<const uint32_t*>(wt.data.get());
             a.ld_words = wt.ld_words;
         }
+        // BF16 mode without bf16 hardware: one im2col row's f32 words (nc columns across its panels) rounded in place.
+        auto round_row = [&](uint32_t* row_base, int64_t nc, int64_t panel_stride) {
+            if (kp != 1 || !kern->pack_row) return;
+            for (int64_t j0 = 0; j0 < nc; j0 += nr) {
+                uint32_t* d = row_base + (j0 / nr) * panel_stride;
+                kern->pack_row(reinterpret_cast<const float*>(d), nullptr, std::min(nr, nc - j0), d);
+            }
+        };
         gemm::GemmB b;
         if (prebuild) {
             parallel_for(wt.k_words, [&](int64_t r0, int64_t r1) {
                 for (int64_t r = r0; r < r1; ++r) {
                     im.panel_row(r, 0, P, nr, full_b + r * nr, panel_words);
-                    if (kp == 1 && kern->pack_row)  // BF16 mode without bf16 hardware: round in place
-                        for (int64_t p = 0; p < panels; ++p) {
-                            uint32_t* d = full_b + p * panel_words + r * nr;
-                            kern->pack_row(reinterpret_cast<const float*>(d), nullptr, std::min(nr, P - p * nr), d);
-                        }
+                    round_row(full_b + r * nr, P, panel_words);
                 }
             });
             b.packed = full_b;
@@ -391,12 +395,7 @@ void conv2d(const float* x, int64_t batch, int64_t h, int64_t w, const PackedCon
                 const int64_t rows = (kc + kp - 1) / kp, panel_stride = rows * nr;
                 for (int64_t r = 0; r < rows; ++r) {
                     im.panel_row(k0 / kp + r, n0, nc, nr, dst + r * nr, panel_stride);
-                    // BF16 mode without bf16 hardware: round the f32 words in place.
-                    if (kp == 1 && kern->pack_row)
-                        for (int64_t j0 = 0; j0 < nc; j0 += nr) {
-                            uint32_t* d = dst + (j0 / nr) * panel_stride + r * nr;
-                            kern->pack_row(reinterpret_cast<const float*>(d), nullptr, std::min(nr, nc - j0), d);
-                        }
+                    round_row(dst + r * nr, nc, panel_stride);
                 }
             };
         }
