@@ -107,7 +107,7 @@ Status apply_common(const cli::Flag& threads, const cli::Flag& isa) {
     }
     if (isa.seen) {
         auto v = isa_from_name(isa.s);
-        if (!v) return Error::invalid_argument(fmt::format("expected ref, avx2, avx512 or avx512bf16, got '{}'", isa.s), "--cpu-isa");
+        if (!v) return Error::invalid_argument(fmt::format("expected ref, avx2, avx512, avx512bf16 or amx, got '{}'", isa.s), "--cpu-isa");
         set_isa_cap(*v);
     }
     return ok();
@@ -218,7 +218,7 @@ int cmd_generate(int argc, char** argv) {
     auto& batch_count = a.add_int("--batch-count", "", 1, "batches to run (seeds continue: seed, seed+1, ...)");
     auto& batch_size = a.add_int("--batch-size", "", 1, "images per batch, sampled together (each the image its seed gives alone)");
     auto& threads = a.add_int("--threads", "", num_threads(), "CPU threads");
-    auto& isa = a.add_string("--cpu-isa", "", "", "cap the SIMD level: ref, avx2, avx512, avx512bf16");
+    auto& isa = a.add_string("--cpu-isa", "", "", "cap the SIMD level: ref, avx2, avx512, avx512bf16, amx");
     auto& output = a.add_string("--output", "-o", "output.png", "output file (.png, .jpg or .webp by extension); several images get -N suffixes");
     auto& weight_cache = a.add_string("--weight-cache", "", "", "folder of packed weights: a big model's first load writes them, later loads map them (SD 1.5: ~1 s instead of ~4.5 s); off: none (default: $EASEL_WEIGHT_CACHE, else ~/.cache/easel/weights; at most $EASEL_WEIGHT_CACHE_MAX_GB = 8 GB, least recently used first)");
     if (auto st = a.parse(argc, argv); !st) return fail(st.error());
@@ -911,7 +911,7 @@ int cmd_demo(int argc, char** argv) {
     auto& sampler = a.add_string("--sampler", "", "euler_a", "sampler (see 'easel generate --help')");
     auto& scale = a.add_int("--scale", "", 4, "enlarge each image this many times (nearest neighbour), 1..16");
     auto& threads = a.add_int("--threads", "", num_threads(), "CPU threads");
-    auto& isa = a.add_string("--cpu-isa", "", "", "cap the SIMD level: ref, avx2, avx512, avx512bf16");
+    auto& isa = a.add_string("--cpu-isa", "", "", "cap the SIMD level: ref, avx2, avx512, avx512bf16, amx");
     auto& output = a.add_string("--output", "-o", "out/demo.png", "the grid (.png, .jpg or .webp)");
     if (auto st = a.parse(argc, argv); !st) return fail(st.error());
     if (a.help_requested()) {
@@ -1108,7 +1108,7 @@ int cmd_serve(int argc, char** argv, bool worker = false) {
     auto& job_timeout = a.add_int("--job-timeout", "", 3600, "seconds a job may run; past it the job fails and its worker process is restarted");
     auto& web_dir = serve_string("--web-dir", "", "serve the web page from this folder instead of the built-in copy");
     auto& threads = a.add_int("--threads", "", num_threads(), "CPU threads");
-    auto& isa = a.add_string("--cpu-isa", "", "", "cap the SIMD level: ref, avx2, avx512, avx512bf16");
+    auto& isa = a.add_string("--cpu-isa", "", "", "cap the SIMD level: ref, avx2, avx512, avx512bf16, amx");
     // -m may be given several times (and each may list several, comma-separated): collect them all here, since
     // the flag parser keeps only the last value of a flag.
     std::vector<std::string> model_args;

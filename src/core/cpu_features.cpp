@@ -1,6 +1,8 @@
 #include "core/cpu_features.h"
 
 #include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstdint>
@@ -18,6 +20,14 @@ uint64_t xgetbv0() {
 
 std::atomic<int> g_cap{-1};
 
+// Linux's opt-in for AMX's 8 KiB of tile data (arch/x86/include/uapi/asm/prctl.h; xfeature 18 is XTILEDATA).
+// Without it the first tile instruction raises SIGILL. The permission is the whole process's.
+bool request_amx_permission() {
+    constexpr long kArchReqXcompPerm = 0x1023;
+    constexpr long kXfeatureXtiledata = 18;
+    return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+}
+
 }  // namespace
 
 CpuFeatures detect_cpu_features() {
@@ -30,8 +40,9 @@ CpuFeatures detect_cpu_features() {
     f.fma = c & (1u << 12);
     f.f16c = c & (1u << 29);
     const bool avx = c & (1u << 28);
+    uint64_t xcr0 = 0;
     if (osxsave && avx) {
-        const uint64_t xcr0 = xgetbv0();
+        xcr0 = xgetbv0();
         f.os_avx = (xcr0 & 0x6) == 0x6;            // SSE and AVX state
         f.os_avx512 = (xcr0 & 0xe6) == 0xe6;       // plus opmask, ZMM_Hi256, Hi16_ZMM
     }
@@ -43,9 +54,12 @@ CpuFeatures detect_cpu_features() {
         f.avx512bw = b & (1u << 30);
         f.avx512vl = b & (1u << 31);
         f.avx512_vnni = c & (1u << 11);
+        f.amx_bf16 = d & (1u << 22);
+        f.amx_tile = d & (1u << 24);
         __cpuid_count(7, 1, a, b, c, d);
         f.avx512_bf16 = a & (1u << 5);
     }
+    if (f.amx_tile && f.amx_bf16 && (xcr0 & 0x60000) == 0x60000) f.os_amx = request_amx_permission();
     unsigned regs[12] = {};
     if (__get_cpuid(0x80000000, &a, &b, &c, &d) && a >= 0x80000004) {
         for (unsigned i = 0; i < 3; ++i) __get_cpuid(0x80000002 + i, &regs[i * 4], &regs[i * 4 + 1], &regs[i * 4 + 2], &regs[i * 4 + 3]);
@@ -65,7 +79,9 @@ const CpuFeatures& cpu_features() {
 Isa best_isa(const CpuFeatures& f) {
     const bool avx2 = f.os_avx && f.avx2 && f.fma && f.f16c;
     const bool avx512 = avx2 && f.os_avx512 && f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq;
-    if (avx512 && f.avx512_bf16 && f.avx512_vnni) return Isa::Avx512Bf16;
+    const bool bf16 = avx512 && f.avx512_bf16 && f.avx512_vnni;
+    if (bf16 && f.amx_tile && f.amx_bf16 && f.os_amx) return Isa::Amx;
+    if (bf16) return Isa::Avx512Bf16;
     if (avx512) return Isa::Avx512;
     if (avx2) return Isa::Avx2;
     return Isa::Ref;
@@ -75,7 +91,8 @@ std::optional<Isa> isa_from_name(std::string_view s) {
     if (s == "ref" || s == "scalar") return Isa::Ref;
     if (s == "avx2") return Isa::Avx2;
     if (s == "avx512") return Isa::Avx512;
-    if (s == "avx512bf16" || s == "avx512_bf16" || s == "native" || s == "auto") return Isa::Avx512Bf16;
+    if (s == "avx512bf16" || s == "avx512_bf16") return Isa::Avx512Bf16;
+    if (s == "amx" || s == "native" || s == "auto") return Isa::Amx;
     return std::nullopt;
 }
 
@@ -85,6 +102,7 @@ std::string_view isa_name(Isa isa) {
         case Isa::Avx2: return "avx2";
         case Isa::Avx512: return "avx512";
         case Isa::Avx512Bf16: return "avx512bf16";
+        case Isa::Amx: return "amx";
     }
     return "?";
 }
@@ -92,7 +110,7 @@ std::string_view isa_name(Isa isa) {
 Isa isa_cap() {
     int c = g_cap.load();
     if (c < 0) {
-        Isa cap = Isa::Avx512Bf16;
+        Isa cap = Isa::Amx;
         if (const char* e = std::getenv("EASEL_CPU_ISA")) {
             // An unknown value caps at the reference: the safe reading of a typo while bisecting.
             cap = isa_from_name(e).value_or(Isa::Ref);

@@ -130,15 +130,17 @@ struct MatmulArgs {
 void matmul_f32(const MatmulArgs& args, Isa isa = active_isa());
 
 // What "fast" precision (bf16 compute, f32 accumulation) should run on this CPU, chosen by measurement rather
-// than by the ISA's name: BF16 only where the active ISA has a bf16 dot product (AVX512-BF16) and a short timing
-// of one GEMM (a [256, 1024] x [1024, 1024]ᵀ product, each packing timed three times, about 0.1 s, once per
-// process) finds it at least 5% faster than f32; else F32, which is then also exact. Without the bf16 dot product
-// the BF16 kernels round their operands and multiply in f32 (what the kernel tests check), which only costs time.
-// EASEL_FAST_PRECISION=bf16|f32 overrides. `why` (optional) gets one line on the choice.
+// than by the ISA's name: BF16 only where the active ISA has a bf16 dot product (AVX512-BF16, AMX) and a short
+// timing of one GEMM (a [256, 1024] x [1024, 1024]ᵀ product, each candidate timed three times, about 0.1 s, once
+// per process) finds it at least 5% faster than f32; else F32, which is then also exact. On a CPU with AMX the
+// tiles and the AVX512-BF16 dot products are both timed, and bf16 weights packed for Isa::Amx run whichever was
+// faster (the two share their layout). Without the bf16 dot product the BF16 kernels round their operands and
+// multiply in f32 (what the kernel tests check), which only costs time. EASEL_FAST_PRECISION=bf16|f32 overrides.
+// `why` (optional) gets one line on the choice.
 Precision fast_precision(std::string* why = nullptr);
 
 // The variants this CPU can run, lowest first, ignoring the EASEL_CPU_ISA cap (tests run all of them).
-// For Precision::F32, Avx512Bf16 is left out: it is the Avx512 kernel.
+// For Precision::F32, Avx512Bf16 and Amx are left out: they run the Avx512 kernel.
 std::vector<Isa> gemm_supported_isas(Precision precision);
 
 // Scalar references (kernels/ref/matmul_ref.cpp): plain loops accumulating in double, then one rounding to f32.

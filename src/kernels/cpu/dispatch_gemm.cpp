@@ -6,6 +6,7 @@
 // resident, 6 KiB) the microkernel sweeps the tile's panels (a 256-word x 384-column B block = 384 KiB, L2).
 // Plain C++: no intrinsics here (STYLE.md section 5).
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -97,12 +98,21 @@ void pack_b_row(const GemmKernel& kern, const float* row0, const float* row1, in
     }
 }
 
+std::atomic<bool> g_amx_slower{false};
+
 const GemmKernel* gemm_kernel_for(Isa isa, Precision p) {
     switch (isa) {
         case Isa::Ref: return nullptr;
         case Isa::Avx2: return gemm_kernel_avx2(p);
         case Isa::Avx512: return gemm_kernel_avx512(p);
         case Isa::Avx512Bf16: {
+            const GemmKernel* k = gemm_kernel_avx512bf16(p);
+            return k ? k : gemm_kernel_avx512(p);
+        }
+        case Isa::Amx: {
+            if (!g_amx_slower.load()) {
+                if (const GemmKernel* k = gemm_kernel_amx(p)) return k;
+            }
             const GemmKernel* k = gemm_kernel_avx512bf16(p);
             return k ? k : gemm_kernel_avx512(p);
         }
@@ -119,7 +129,7 @@ void gemm_run(const GemmKernel& kern, int64_t M, int64_t N, int64_t K, const Gem
     EASEL_ASSERT(!a.half || kp == 1, "gemm_run: an A kept as f16/bf16 needs a kernel of f32 words");
     // Equal k blocks (K = 320 runs as 2 x 160, not 256 + 64: a short block still pays a full C reload).
     const int64_t k_blocks = std::max<int64_t>(1, ceil_div(K, kKcWords * kp));
-    const int64_t kc_max = round_up(ceil_div(std::max<int64_t>(K, 1), k_blocks), 8 * kp);
+    const int64_t kc_max = round_up(ceil_div(std::max<int64_t>(K, 1), k_blocks), kern.kw_align * kp);
     const int64_t panels = ceil_div(N, nr);
     const bool a_in_place = a.words != nullptr || (a.half == nullptr && kern.convert_rows == nullptr && a.col_stride == 1);
 
@@ -313,28 +323,47 @@ Precision fast_precision(std::string* why) {
             if (v == "f32") return {Precision::F32, "f32 kernels (EASEL_FAST_PRECISION=f32)"};
         }
         const Isa isa = active_isa();
-        if (isa != Isa::Avx512Bf16)
+        if (int(isa) < int(Isa::Avx512Bf16))
             return {Precision::F32, fmt::format("f32 kernels: {} has no bf16 dot product, so bf16 would only round the "
                                                 "operands", isa_name(isa))};
         constexpr int64_t m = 256, n = 1024, k = 1024;
         std::vector<float> x(size_t(m * k)), w(size_t(n * k)), y(size_t(m * n));
         for (size_t i = 0; i < x.size(); ++i) x[i] = float(int(i * 2654435761u % 2001) - 1000) * 1e-3f;
         for (size_t i = 0; i < w.size(); ++i) w[i] = float(int(i * 40503u % 2001) - 1000) * 1e-3f;
-        double best[2] = {1e30, 1e30};
-        for (int which = 0; which < 2; ++which) {
-            const Precision pr = which == 0 ? Precision::F32 : Precision::BF16;
-            auto pw = pack_linear_weight(w.data(), DType::F32, n, k, pr, isa);
+        // Candidates: f32, the AVX512-BF16 dot products, and where the CPU has them (and they passed their
+        // start-up check) the AMX tiles.
+        struct Candidate {
+            Precision precision;
+            Isa isa;
+            double seconds = 1e30;
+        };
+        std::vector<Candidate> cands = {{Precision::F32, isa}, {Precision::BF16, Isa::Avx512Bf16}};
+        if (isa == Isa::Amx && gemm::gemm_kernel_amx(Precision::BF16)) cands.push_back({Precision::BF16, Isa::Amx});
+        for (Candidate& c : cands) {
+            auto pw = pack_linear_weight(w.data(), DType::F32, n, k, c.precision, c.isa);
             if (!pw) return {Precision::F32, "f32 kernels (the bf16 timing could not pack its weight)"};
             for (int rep = 0; rep < 3; ++rep) {
                 const auto t0 = std::chrono::steady_clock::now();
                 linear(x.data(), m, *pw, y.data());
-                best[which] = std::min(best[which], std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+                c.seconds = std::min(c.seconds, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
             }
         }
         const double gf = 2.0 * double(m) * double(n) * double(k) * 1e-9;
-        const std::string timing = fmt::format("f32 {:.0f} GFLOP/s, bf16 {:.0f} GFLOP/s on a {}x{}x{} GEMM", gf / best[0],
-                                               gf / best[1], m, k, n);
-        if (best[1] < 0.95 * best[0]) return {Precision::BF16, "bf16 kernels: " + timing};
+        std::string timing = fmt::format("f32 {:.0f} GFLOP/s, avx512bf16 {:.0f} GFLOP/s", gf / cands[0].seconds,
+                                         gf / cands[1].seconds);
+        const Candidate* bf16 = &cands[1];
+        if (cands.size() == 3) {
+            timing += fmt::format(", amx {:.0f} GFLOP/s", gf / cands[2].seconds);
+            // The AMX tiles run for Isa::Amx only where they beat the AVX512-BF16 dot products.
+            if (cands[2].seconds <= cands[1].seconds) {
+                bf16 = &cands[2];
+            } else {
+                gemm::g_amx_slower.store(true);
+            }
+        }
+        timing += fmt::format(" on a {}x{}x{} GEMM", m, k, n);
+        if (bf16->seconds < 0.95 * cands[0].seconds)
+            return {Precision::BF16, fmt::format("bf16 kernels ({}): {}", isa_name(bf16->isa), timing)};
         return {Precision::F32, "f32 kernels, the faster here: " + timing};
     }();
     if (why) *why = choice.why;
@@ -344,7 +373,7 @@ Precision fast_precision(std::string* why) {
 std::vector<Isa> gemm_supported_isas(Precision precision) {
     std::vector<Isa> out;
     const Isa best = best_isa(cpu_features());
-    for (Isa isa : {Isa::Ref, Isa::Avx2, Isa::Avx512, Isa::Avx512Bf16}) {
+    for (Isa isa : {Isa::Ref, Isa::Avx2, Isa::Avx512, Isa::Avx512Bf16, Isa::Amx}) {
         if (int(isa) > int(best)) break;
         if (precision == Precision::F32 && isa == Isa::Avx512Bf16) break;
         out.push_back(isa);

@@ -10,6 +10,7 @@
 // flags, so nothing inline that is shared can be emitted with the wrong instructions.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 
@@ -68,15 +69,26 @@ struct GemmKernel {
     PanelF16Fn panel_f16 = nullptr;        // f16 weights kept as stored, into this kernel's panels; null: generic
     PanelF32Fn panel_f32 = nullptr;        // packing (kpack 1): a panel transposed at once (then rounded where
                                            // round_bf16); null: row by row through pack_row
+    int kw_align = 8;                      // k blocks (but the last) are a multiple of this many words
 };
 
 // Per-ISA tables (defined in matmul_<isa>.cpp). Null if that ISA file has no kernel for the precision.
 const GemmKernel* gemm_kernel_avx2(Precision p);
 const GemmKernel* gemm_kernel_avx512(Precision p);
 const GemmKernel* gemm_kernel_avx512bf16(Precision p);
+// AMX (matmul_amx.cpp): null unless the CPU has AMX and the kernel passed its start-up check (a product with an
+// exact answer); then Isa::Amx runs the AVX512-BF16 kernel instead.
+const GemmKernel* gemm_kernel_amx(Precision p);
+// For the tests: the AMX kernel without the start-up check (call only where the CPU has AMX), and the same kernel
+// on a plain C++ model of the tile unit (matmul_amx_emu.cpp), which runs on any CPU.
+const GemmKernel& gemm_kernel_amx_unchecked();
+const GemmKernel& gemm_kernel_amx_emulated();
 
-// The kernel a PackedWeight of (isa, precision) runs, or null for Isa::Ref (the reference path).
+// The kernel a PackedWeight of (isa, precision) runs, or null for Isa::Ref (the reference path). Isa::Amx in BF16
+// runs the AMX kernel, or the AVX512-BF16 one (the same panels) when AMX failed its start-up check or
+// fast_precision() timed it slower (g_amx_slower).
 const GemmKernel* gemm_kernel_for(Isa isa, Precision p);
+extern std::atomic<bool> g_amx_slower;
 
 // The A operand of one GEMM: f32 element (i, k) at f32[i*row_stride + k*col_stride], or, when `words` is set,
 // rows already in the kernel's word format (row stride ld_words).
