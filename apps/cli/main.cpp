@@ -185,7 +185,7 @@ int cmd_generate(int argc, char** argv) {
     auto& clip_g_file = a.add_string("--clip-g", "", "", "a CLIP-G text encoder file for a single-file SD3 checkpoint (ComfyUI's clip_g.safetensors)");
     auto& text_encoder_file = a.add_string("--text-encoder", "", "",
         "a text encoder file a single-file SD3 or Flux checkpoint does not carry (ComfyUI's clip_l, clip_g, t5xxl .safetensors); repeat for several");
-    auto& vae_file = a.add_string("--vae", "", "", "the autoencoder of a single-file SD3 or Flux checkpoint that has none (BFL's ae.safetensors)");
+    auto& vae_file = a.add_string("--vae", "", "", "the autoencoder of a single-file SD3 or Flux checkpoint that has none (BFL's ae.safetensors, or a diffusers vae/ folder)");
     auto& no_watermark = a.add_bool("--no-watermark", "", "leave out the invisible watermark (on by default for images of at least 256x256: Stable Diffusion's or SDXL's mark, as their reference tools apply it, and easel's own; recorded in the XMP)");
     auto& gen_license = a.add_string("--license", "", "", "the model's licence, written into every image's XMP (default: what the model names: safetensors modelspec.license, GGUF general.license, or its model card's license:)");
     auto& sign_key = a.add_string("--sign-key", "", "", "sign every image with a C2PA content credential (PNG, JPEG): the PEM private key (EC P-256/384/521 or RSA); with --sign-cert. `easel keys signer` makes a test pair");

@@ -331,3 +331,41 @@ TEST(FluxSingleFile, DevAndSchnellWithSeparateFilesMatchFluxPipeline) {
     ASSERT_FALSE(r);
     EXPECT_NE(r.error().to_string().find("--vae"), std::string::npos) << r.error().to_string();
 }
+
+// Components that are not what they are passed as get a clear error before any work: an SD3 autoencoder (the same
+// layers and names as FLUX.1's, told apart by the scaling and shift its diffusers config gives) and a whole
+// checkpoint given as --vae. A diffusers vae/ folder is a component too: FLUX.1's own loads and gives the image of
+// BFL's ae.safetensors (the same weights).
+TEST(FluxSingleFile, WrongComponentsAreRefusedAndAVaeFolderIsAccepted) {
+    const std::string dir = std::string(EASEL_GOLDEN_DIR) + "/flux_single/";
+    const std::string golden = std::string(EASEL_GOLDEN_DIR);
+    auto options = [&](const std::string& vae) {
+        LoadOptions o;
+        o.vocab_path = kDev + "/tokenizer";
+        o.t5_tokenizer = kDev + "/tokenizer_2";
+        o.component_files = {dir + "t5xxl.safetensors", vae, dir + "clip_l.safetensors"};
+        return o;
+    };
+    const std::string file = dir + "tiny-flux-dev.safetensors";
+
+    auto sd3_vae = load_model(file, options(golden + "/pipeline_sd3/vae"));
+    ASSERT_FALSE(sd3_vae);
+    const std::string e1 = sd3_vae.error().to_string();
+    std::printf("SD3's vae folder as --vae: %s\n", e1.c_str());
+    EXPECT_NE(e1.find("another model's autoencoder"), std::string::npos) << e1;
+    EXPECT_NE(e1.find("1.5305"), std::string::npos) << e1;
+
+    auto whole = load_model(file, options(golden + "/sd3_single/tiny-sd3-incl-clips-t5.safetensors"));
+    ASSERT_FALSE(whole);
+    const std::string e2 = whole.error().to_string();
+    std::printf("a whole SD3 checkpoint as --vae: %s\n", e2.c_str());
+    EXPECT_NE(e2.find("whole checkpoint"), std::string::npos) << e2;
+
+    const nlohmann::json j = nlohmann::json::parse(cases().metadata.at("a.params"));
+    ASSERT_EQ(j["model"], "dev");
+    auto m = load_model(file, options(golden + "/pipeline_flux/vae/"));
+    ASSERT_TRUE(m) << m.error().to_string();
+    auto r = generate(**m, pipeline_case_params(j));
+    ASSERT_TRUE(r) << r.error().to_string();
+    easel::testing::expect_matches_hwc_case((*r)[0], cases(), "a", "flux single, vae folder a", {.atol = 1e-3, .rtol = 1e-4});
+}

@@ -237,6 +237,7 @@ Result<ComponentSet> read_dit_single_file(const std::string& path, DiTFamily fam
             return Error::invalid_argument(fmt::format("two sources for the {} ({} and an earlier one)", comp, from), path);
         EASEL_TRY(r.weights.merge(std::move(part), comp + "."));
         r.present.push_back(comp);
+        r.sources[comp] = from;
         return ok();
     };
     // The transformer.
@@ -303,14 +304,49 @@ Result<ComponentSet> read_dit_single_file(const std::string& path, DiTFamily fam
         return ok();
     };
     for (const std::string& f : options.component_files) {
-        EASEL_TRY_ASSIGN(WeightSet c, read_weights(f));
+        WeightSet c;
+        std::optional<std::string> folder_config;
+        std::error_code ec;
+        if (fs::is_directory(f, ec)) {
+            // A diffusers component folder (vae/, text_encoder_2/, ...): its weights (one file, shards, a variant)
+            // and its config.json, which then counts as the file's own config.
+            fs::path dir = fs::path(f).lexically_normal();
+            if (!dir.has_filename()) dir = dir.parent_path();  // "vae/"
+            DiffusersFolder one;
+            one.path = dir.parent_path().string();
+            DiffusersComponent comp;
+            comp.name = dir.filename().string();
+            comp.enabled = comp.on_disk = true;
+            comp.library = "diffusers";
+            comp.path = dir.string();
+            one.components.push_back(comp);
+            EASEL_TRY_ASSIGN(c, load_component_weights(one, comp.name, options.variant));
+            if (fs::exists(fs::path(f) / "config.json")) {
+                EASEL_TRY_ASSIGN(folder_config, component_config(one, comp.name));
+            }
+        } else {
+            EASEL_TRY_ASSIGN(c, read_weights(f));
+        }
+        // One component per file. A whole checkpoint given as a component would otherwise lend one of its parts
+        // (the first of the prefixes below) and drop the rest without a word.
+        if (has_any_prefix(c, "model.diffusion_model.") || has_any_prefix(c, "double_blocks.") ||
+            has_any_prefix(c, "joint_blocks.") || has_any_prefix(c, "transformer_blocks.") || has_any_prefix(c, "unet."))
+            return Error::bad_file(f, "is a whole checkpoint (it holds a diffusion model); --vae, --t5, --clip-l and "
+                                      "--clip-g take one component's file (BFL's ae.safetensors, clip_l.safetensors, "
+                                      "t5xxl_fp16.safetensors) or a diffusers component folder");
+        std::vector<std::string> parts;
         for (const char* p : {"text_encoders.clip_l.transformer.", "text_encoders.clip_g.transformer.",
                               "text_encoders.t5xxl.transformer.", "first_stage_model.", "vae."})
-            if (has_any_prefix(c, p)) {
-                auto md = c.metadata;
-                c = take_prefix(c, p);
-                c.metadata = std::move(md);
-            }
+            if (has_any_prefix(c, p)) parts.push_back(p);
+        if (parts.size() > 1)
+            return Error::bad_file(f, fmt::format("holds {} components ({}); pass each component's own file",
+                                                  parts.size(), fmt::join(parts, ", ")));
+        if (!parts.empty()) {
+            auto md = c.metadata;
+            c = take_prefix(c, parts.front());
+            c.metadata = std::move(md);
+        }
+        if (folder_config) c.metadata["easel.config.component"] = *folder_config;
         c.source = f;
         if (const Tensor* e = c.find("text_model.embeddings.token_embedding.weight")) {
             clips.emplace_back(e->size(1), std::move(c));
@@ -336,12 +372,23 @@ Result<ComponentSet> read_dit_single_file(const std::string& path, DiTFamily fam
     return r;
 }
 
-Result<VAEConfig> component_vae_config(const ComponentSet& f, const std::string& path, float scaling, float shift) {
+Result<VAEConfig> component_vae_config(const ComponentSet& f, const std::string& path, float scaling, float shift,
+                                       std::string_view family) {
     EASEL_TRY_ASSIGN(VAEConfig vae, VAEConfig::detect_from_weights(f.weights, "vae."));
     if (auto j = f.config("vae")) {
         EASEL_TRY_ASSIGN(VAEConfig fc, VAEConfig::from_diffusers_json(*j));
         if (fc.latent_channels != vae.latent_channels || fc.block_out_channels != vae.block_out_channels)
             return Error::bad_file(path + " vae config", "does not match the VAE's weights");
+        // A single file's autoencoder (its own or a --vae) whose config scales and shifts latents otherwise than
+        // the family's transformer was trained on is another model's: SD3's and FLUX.1's share every layer and
+        // name and differ only there. A folder's own config is the model's, and is taken as it is.
+        const bool same = std::fabs(fc.scaling_factor - scaling) <= 1e-4f * scaling && std::fabs(fc.shift_factor - shift) <= 1e-4f;
+        if (f.folder.path.empty() && !same)
+            return Error::bad_file(f.sources.count("vae") ? f.sources.at("vae") : path,
+                                   fmt::format("the autoencoder's config scales latents by {} and shifts them by {}, but {}'s "
+                                               "transformer works on latents scaled by {} and shifted by {}: this is another "
+                                               "model's autoencoder (SD3's and FLUX.1's have the same layers); pass {}'s own",
+                                               fc.scaling_factor, fc.shift_factor, family, scaling, shift, family));
         vae.norm_num_groups = fc.norm_num_groups;
         vae.scaling_factor = fc.scaling_factor;
         vae.shift_factor = fc.shift_factor;

@@ -40,6 +40,8 @@ struct ComponentSet {
     // A single file's component configs (easel's metadata keys easel.config.<component>, as easel's own single
     // files carry them); a folder's come from its files.
     std::map<std::string, std::string> configs;
+    // Where a single file's components came from (the file, or a component file or folder), for messages.
+    std::map<std::string, std::string> sources;
     bool has(std::string_view name) const;
     // The component's config.json (or `file`) text, if it has one.
     std::optional<std::string> config(std::string_view component, std::string_view file = "config.json") const;
@@ -60,8 +62,11 @@ enum class DiTFamily { SD3, Flux };
 Result<ComponentSet> read_dit_single_file(const std::string& path, DiTFamily family, const LoadOptions& options);
 
 // The autoencoder's config of a component set: from the "vae." tensors, with norm groups, scaling and shift from its
-// config (a folder's vae/config.json, a single file's metadata), else the given family values.
-Result<VAEConfig> component_vae_config(const ComponentSet& f, const std::string& path, float scaling, float shift);
+// config (a folder's vae/config.json, a single file's metadata or a --vae folder's config.json), else the given
+// family values. A single file's autoencoder whose config gives other scaling or shift values is refused as another
+// model's (`family` names the model in the message).
+Result<VAEConfig> component_vae_config(const ComponentSet& f, const std::string& path, float scaling, float shift,
+                                       std::string_view family);
 
 // A CLIP text encoder's config of a component set: from its tensors under "<component>.", with what only its config
 // says (heads, activation, eps, layers run, token ids); the config must agree with the weights' widths.

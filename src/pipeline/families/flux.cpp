@@ -77,7 +77,7 @@ Status fill_flux_spec(ModelSpec& m, FluxModel* full, const ComponentSet& f, cons
         fx = fc;
     }
     EASEL_TRY(fx.validate());
-    EASEL_TRY_ASSIGN(const VAEConfig vae, component_vae_config(f, path, 0.3611f, 0.1159f));  // FLUX.1's ae
+    EASEL_TRY_ASSIGN(const VAEConfig vae, component_vae_config(f, path, 0.3611f, 0.1159f, "FLUX.1"));  // FLUX.1's ae
     if (vae.latent_channels * 4 != fx.in_channels)
         return Error::bad_file(path, fmt::format("the transformer takes {} packed channels, the VAE's latent has {} (x 4 = {})",
                                                  fx.in_channels, vae.latent_channels, vae.latent_channels * 4));

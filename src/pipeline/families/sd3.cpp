@@ -163,7 +163,7 @@ Status fill_sd3_spec(ModelSpec& m, SD3Model* full, const ComponentSet& f, const 
         dit = fc;
     }
     // VAE.
-    EASEL_TRY_ASSIGN(const VAEConfig vae, component_vae_config(f, path, 1.5305f, 0.0609f));  // SD3's VAE
+    EASEL_TRY_ASSIGN(const VAEConfig vae, component_vae_config(f, path, 1.5305f, 0.0609f, "SD3"));  // SD3's VAE
     if (vae.latent_channels != dit.in_channels || dit.out_channels != dit.in_channels)
         return Error::bad_file(where, fmt::format("the transformer takes {} channels and gives {}, the VAE's latent has {}",
                                                   dit.in_channels, dit.out_channels, vae.latent_channels));
