@@ -333,8 +333,8 @@ TEST(FluxSingleFile, DevAndSchnellWithSeparateFilesMatchFluxPipeline) {
 }
 
 // Components that are not what they are passed as get a clear error before any work: an SD3 autoencoder (the same
-// layers and names as FLUX.1's, told apart by the scaling and shift its diffusers config gives) and a whole
-// checkpoint given as --vae. A diffusers vae/ folder is a component too: FLUX.1's own loads and gives the image of
+// layers and names as FLUX.1's, told apart by the scaling and shift its diffusers config gives), a whole
+// checkpoint and a whole pipeline folder given as --vae. A diffusers vae/ folder is a component too: FLUX.1's own loads and gives the image of
 // BFL's ae.safetensors (the same weights).
 TEST(FluxSingleFile, WrongComponentsAreRefusedAndAVaeFolderIsAccepted) {
     const std::string dir = std::string(EASEL_GOLDEN_DIR) + "/flux_single/";
@@ -360,6 +360,11 @@ TEST(FluxSingleFile, WrongComponentsAreRefusedAndAVaeFolderIsAccepted) {
     const std::string e2 = whole.error().to_string();
     std::printf("a whole SD3 checkpoint as --vae: %s\n", e2.c_str());
     EXPECT_NE(e2.find("whole checkpoint"), std::string::npos) << e2;
+
+    auto pipeline = load_model(file, options(golden + "/pipeline_sd3"));
+    ASSERT_FALSE(pipeline);
+    const std::string e3 = pipeline.error().to_string();
+    EXPECT_NE(e3.find("whole diffusers pipeline folder"), std::string::npos) << e3;
 
     const nlohmann::json j = nlohmann::json::parse(cases().metadata.at("a.params"));
     ASSERT_EQ(j["model"], "dev");

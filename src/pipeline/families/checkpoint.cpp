@@ -312,6 +312,9 @@ Result<ComponentSet> read_dit_single_file(const std::string& path, DiTFamily fam
             // and its config.json, which then counts as the file's own config.
             fs::path dir = fs::path(f).lexically_normal();
             if (!dir.has_filename()) dir = dir.parent_path();  // "vae/"
+            if (fs::exists(dir / "model_index.json", ec))
+                return Error::bad_file(f, "is a whole diffusers pipeline folder; pass it with -m, or one component's "
+                                          "subfolder (such as its vae/) as a component");
             DiffusersFolder one;
             one.path = dir.parent_path().string();
             DiffusersComponent comp;
