@@ -105,14 +105,12 @@ const GemmKernel* gemm_kernel_for(Isa isa, Precision p) {
         case Isa::Ref: return nullptr;
         case Isa::Avx2: return gemm_kernel_avx2(p);
         case Isa::Avx512: return gemm_kernel_avx512(p);
-        case Isa::Avx512Bf16: {
-            const GemmKernel* k = gemm_kernel_avx512bf16(p);
-            return k ? k : gemm_kernel_avx512(p);
-        }
-        case Isa::Amx: {
+        case Isa::Amx:
             if (!g_amx_slower.load()) {
                 if (const GemmKernel* k = gemm_kernel_amx(p)) return k;
             }
+            [[fallthrough]];
+        case Isa::Avx512Bf16: {
             const GemmKernel* k = gemm_kernel_avx512bf16(p);
             return k ? k : gemm_kernel_avx512(p);
         }

@@ -324,7 +324,7 @@ Result<ComponentSet> read_dit_single_file(const std::string& path, DiTFamily fam
             comp.path = dir.string();
             one.components.push_back(comp);
             EASEL_TRY_ASSIGN(c, load_component_weights(one, comp.name, options.variant));
-            if (fs::exists(fs::path(f) / "config.json")) {
+            if (fs::exists(dir / "config.json", ec)) {
                 EASEL_TRY_ASSIGN(folder_config, component_config(one, comp.name));
             }
         } else {
