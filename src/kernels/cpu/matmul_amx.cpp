@@ -6,7 +6,7 @@
 // f32 and compares it with a plain loop; a CPU or OS on which that fails gets the AVX512-BF16 kernel and one line
 // on stderr. kernels_amx tests the unchecked kernel itself.
 #include <cstdio>
-#include <vector>
+#include <cstring>
 
 #include "kernels/cpu/amx_kernel.h"
 #include "kernels/cpu/amx_tiles.h"
@@ -36,8 +36,11 @@ GemmKernel make_amx_kernel() {
 // 4 words; 40 rows = one full call and one of 8 rows.
 bool self_check(const GemmKernel& k) {
     constexpr int M = 40, N = 64, K = 72, KW = K / 2;
-    std::vector<uint32_t> a(size_t(M * KW)), b(size_t(KW * N));
-    std::vector<float> c(size_t(M * N), -1.0f);
+    // Plain arrays, no std::vector: a library template instantiated in this file (compiled with the AMX and
+    // AVX-512 flags) could be the copy the linker keeps for every other file too.
+    uint32_t a[M * KW], b[KW * N];
+    float c[M * N];
+    for (float& v : c) v = -1.0f;
     auto bits = [](float f) {
         uint32_t u;
         std::memcpy(&u, &f, 4);
@@ -52,10 +55,10 @@ bool self_check(const GemmKernel& k) {
     for (int i0 = 0; i0 < M; i0 += kAmxMr) {
         UkernelArgs u;
         u.kw = KW;
-        u.a = a.data() + i0 * KW;
+        u.a = a + i0 * KW;
         u.lda = KW;
-        u.b = b.data();
-        u.c = c.data() + i0 * N;
+        u.b = b;
+        u.c = c + i0 * N;
         u.ldc = N;
         u.mr = M - i0 < kAmxMr ? M - i0 : kAmxMr;
         u.nc = N;
