@@ -98,7 +98,10 @@ void pack_b_row(const GemmKernel& kern, const float* row0, const float* row1, in
     }
 }
 
+namespace {
+// Set by fast_precision() where its timing found the AMX tiles slower than the AVX512-BF16 dot products.
 std::atomic<bool> g_amx_slower{false};
+}  // namespace
 
 const GemmKernel* gemm_kernel_for(Isa isa, Precision p) {
     switch (isa) {

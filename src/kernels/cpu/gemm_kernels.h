@@ -10,7 +10,6 @@
 // flags, so nothing inline that is shared can be emitted with the wrong instructions.
 #pragma once
 
-#include <atomic>
 #include <cstdint>
 #include <functional>
 
@@ -86,9 +85,8 @@ const GemmKernel& gemm_kernel_amx_emulated();
 
 // The kernel a PackedWeight of (isa, precision) runs, or null for Isa::Ref (the reference path). Isa::Amx in BF16
 // runs the AMX kernel, or the AVX512-BF16 one (the same panels) when AMX failed its start-up check or
-// fast_precision() timed it slower (g_amx_slower).
+// fast_precision() timed it slower.
 const GemmKernel* gemm_kernel_for(Isa isa, Precision p);
-extern std::atomic<bool> g_amx_slower;
 
 // The A operand of one GEMM: f32 element (i, k) at f32[i*row_stride + k*col_stride], or, when `words` is set,
 // rows already in the kernel's word format (row stride ld_words).
